@@ -1,0 +1,160 @@
+"""Ports: what the use cases need from the outside world, as Protocols.
+
+Implementations live in `infrastructure/`; unit tests use small fakes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from domain.events import Event
+
+# ---------------------------------------------------------------- storage
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedRequest:
+    url: str
+    method: str
+    headers: dict[str, str]
+    expires_at: datetime
+
+
+class ObjectStorage(Protocol):
+    """Keys are produced by the domain (never from user input).
+
+    Every method raises `domain.errors.StorageUnavailable` when the backend cannot
+    be reached; `put_stream` raises `domain.errors.ObjectTooLarge` (and stores
+    nothing) when the data exceeds `max_size`.
+    """
+
+    backend_name: str
+
+    async def put_stream(
+        self, key: str, data: AsyncIterator[bytes], *, content_type: str, max_size: int
+    ) -> StoredObject: ...
+
+    async def put_bytes(self, key: str, data: bytes, *, content_type: str) -> StoredObject: ...
+
+    async def head(self, key: str) -> ObjectInfo | None: ...
+
+    async def sha256_of(self, key: str) -> str: ...
+
+    def open_read(self, key: str) -> AsyncIterator[bytes]: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> PresignedRequest: ...
+
+    async def presign_put(
+        self, key: str, *, content_type: str, size: int, sha256: str | None, expires_in: int
+    ) -> PresignedRequest: ...
+
+    async def check(self) -> None: ...
+
+
+# ---------------------------------------------------------------- providers
+
+ProviderState = Literal["pending", "running", "succeeded", "failed"]
+
+
+class ProviderError(Exception):
+    """A provider call failed. `retryable` tells transient (429, 5xx, timeout) from permanent."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderJob:
+    generation_id: uuid.UUID
+    provider_model: str
+    prompt: str
+    params: Mapping[str, Any]
+    input_urls: Sequence[str] = ()
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStatus:
+    state: ProviderState
+    progress: float | None = None
+    output_urls: Sequence[str] = ()
+    error_code: str | None = None
+    error_message: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCallback:
+    external_id: str
+    status: ProviderStatus
+
+
+class Provider(Protocol):
+    name: str
+    supports_cancel: bool
+
+    async def submit(self, job: ProviderJob) -> str:
+        """Start a job; returns the provider's task id. Raises ProviderError."""
+        ...
+
+    async def status(self, external_id: str) -> ProviderStatus: ...
+
+    async def cancel(self, external_id: str) -> None: ...
+
+    def download(self, url: str) -> AsyncIterator[bytes]:
+        """Stream one output (result URLs expire: copy at once)."""
+        ...
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallback:
+        """Verify the signature and decode a callback; raises PermissionError when it is not genuine."""
+        ...
+
+
+class ProviderRegistry(Protocol):
+    def get(self, name: str) -> Provider: ...
+
+
+# ---------------------------------------------------------------- fan-out and jobs
+
+
+class EventPublisher(Protocol):
+    async def publish(self, event: Event) -> None: ...
+
+
+class JobQueue(Protocol):
+    async def enqueue(self, task_name: str, **kwargs: Any) -> None: ...
+
+
+class RateLimiter(Protocol):
+    async def hit(self, bucket: str, *, limit: int, window_seconds: int) -> int:
+        """Count one hit; returns 0 when allowed, else seconds until the next slot frees."""
+        ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

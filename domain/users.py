@@ -1,0 +1,63 @@
+"""Users and the rules for their credentials."""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.errors import Problems
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 256
+MAX_EMAIL_LENGTH = 254
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Role(enum.StrEnum):
+    USER = "user"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: uuid.UUID
+    email: str
+    role: Role
+    created_at: datetime
+    password_hash: str = ""
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as proven by a verified access token (no database read)."""
+
+    user_id: uuid.UUID
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+def normalize_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def validate_registration(email: str, password: str) -> None:
+    problems = Problems()
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL_RE.match(email):
+        problems.add("email", "must be a valid e-mail address")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.add("password", f"must be at least {MIN_PASSWORD_LENGTH} characters long")
+    elif len(password) > MAX_PASSWORD_LENGTH:
+        problems.add("password", f"must be at most {MAX_PASSWORD_LENGTH} characters long")
+    elif password.strip() == "" or len(set(password)) < 4:
+        problems.add("password", "is too simple")
+    problems.raise_if_any()

@@ -1,0 +1,1 @@
+"""Adapters to the outside world: settings, database, storage, queue, fan-out, providers."""

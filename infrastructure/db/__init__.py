@@ -1,0 +1,1 @@
+"""Relational persistence: engine, ORM models, repositories and the unit of work."""

@@ -1,0 +1,246 @@
+"""SQLAlchemy 2.0 models of the whole data model (PostgreSQL in production, SQLite embedded)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+Timestamp = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JsonDoc, datetime: Timestamp, uuid.UUID: Uuid()}
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), server_default="user")
+    created_at: Mapped[datetime]
+    __table_args__ = (CheckConstraint("role in ('user', 'admin')", name="role"),)
+
+
+class RefreshTokenRow(Base):
+    """One row per issued refresh token; rotation marks it used, reuse revokes its family."""
+
+    __tablename__ = "refresh_tokens"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    family_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class BoardRow(Base):
+    __tablename__ = "boards"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+
+
+class BoardMemberRow(Base):
+    __tablename__ = "board_members"
+    board_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("boards.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    __table_args__ = (
+        CheckConstraint("role in ('owner', 'editor', 'viewer')", name="role"),
+        Index("ix_board_members_user_id", "user_id"),
+    )
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    cost_credits: Mapped[int] = mapped_column(Integer)
+    capabilities: Mapped[dict[str, Any]]
+    is_active: Mapped[bool] = mapped_column(server_default=text("true"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    __table_args__ = (
+        CheckConstraint("kind in ('image', 'video')", name="kind"),
+        CheckConstraint("cost_credits >= 0", name="cost_non_negative"),
+    )
+
+
+class PresetRow(Base):
+    __tablename__ = "presets"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class GenerationRow(Base):
+    __tablename__ = "generations"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    board_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("boards.id", ondelete="SET NULL"))
+    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id"))
+    preset_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("presets.id", ondelete="SET NULL"))
+    prompt: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    progress: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    reserved_credits: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    charged_credits: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    provider_task_id: Mapped[str | None] = mapped_column(String(128))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    deadline_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    __table_args__ = (
+        UniqueConstraint("user_id", "idempotency_key", name="uq_generations_user_idempotency"),
+        Index("ix_generations_user_created", "user_id", "created_at", "id"),
+        Index("ix_generations_board_created", "board_id", "created_at", "id"),
+        Index("ix_generations_status", "status"),
+        CheckConstraint(
+            "status in ('queued', 'submitting', 'processing', 'succeeded', 'failed', 'canceled', 'expired')",
+            name="status",
+        ),
+        CheckConstraint("reserved_credits >= 0 and charged_credits >= 0", name="credits_non_negative"),
+    )
+
+
+class GenerationInputRow(Base):
+    __tablename__ = "generation_inputs"
+    generation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chunk_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("chunks.id", ondelete="RESTRICT"), index=True)
+
+
+class ProviderTaskRow(Base):
+    __tablename__ = "provider_tasks"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    raw: Mapped[dict[str, Any]]
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_polled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    __table_args__ = (UniqueConstraint("provider", "external_id", name="uq_provider_tasks_provider_external"),)
+
+
+class AssetRow(Base):
+    __tablename__ = "assets"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    position: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    object_key: Mapped[str] = mapped_column(String(512), unique=True)
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    __table_args__ = (CheckConstraint("kind in ('input', 'output', 'thumbnail')", name="kind"),)
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    object_key: Mapped[str] = mapped_column(String(512), unique=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    __table_args__ = (
+        Index("ix_chunks_user_created", "user_id", "created_at", "id"),
+        Index("ix_chunks_status_created", "status", "created_at"),
+        CheckConstraint("status in ('pending', 'ready')", name="status"),
+        CheckConstraint("size >= 0", name="size_non_negative"),
+    )
+
+
+class CreditAccountRow(Base):
+    __tablename__ = "credit_accounts"
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    reserved: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    __table_args__ = (
+        CheckConstraint("reserved >= 0", name="reserved_non_negative"),
+        CheckConstraint("balance - reserved >= 0", name="available_non_negative"),
+    )
+
+
+class CreditLedgerRow(Base):
+    __tablename__ = "credit_ledger"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    generation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("generations.id", ondelete="SET NULL"), index=True
+    )
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    __table_args__ = (
+        Index("ix_credit_ledger_user_created", "user_id", "created_at", "id"),
+        CheckConstraint(
+            "kind in ('grant', 'reserve', 'capture', 'release', 'refund', 'adjust')",
+            name="kind",
+        ),
+    )
+
+
+class AdminSettingRow(Base):
+    __tablename__ = "admin_settings"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

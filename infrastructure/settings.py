@@ -1,0 +1,189 @@
+"""Process settings from the environment (and `.env`); the only module that reads it."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
+MIN_JWT_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path("./data")
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # database / redis
+    database_url: str = ""
+    database_pool_size: int = 10
+    database_max_overflow: int = 20
+    redis_url: str = ""
+
+    # storage
+    storage_backend: Literal["local", "s3"] = "local"
+    local_storage_path: Path | None = None
+    s3_bucket: str = "genhub"
+    s3_endpoint_url: str = ""
+    s3_public_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    s3_create_bucket: bool = False
+    s3_max_pool_connections: int = 50
+
+    # auth
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret: str = ""
+    jwt_private_key: str = ""
+    jwt_public_key: str = ""
+    jwt_issuer: str = "genhub"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    url_signing_secret: str = ""
+
+    # GraphQL
+    graphiql: bool | None = None
+    introspection: bool | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_query_depth: int = 12
+    max_query_tokens: int = 2000
+    max_aliases: int = 30
+    max_query_cost: int = 5000
+    max_batch_size: int = 10
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # providers
+    default_provider: str = "simulated"
+    simulated_steps: int = 4
+    simulated_step_seconds: float = 0.5
+    simulated_mode: Literal["normal", "fail", "hang"] = "normal"
+    kie_base_url: str = "https://api.kie.ai"
+    kie_api_key: str = ""
+    kie_callback_secret: str = ""
+    kie_rate_limit: int = 20
+    kie_rate_window_seconds: int = 10
+    provider_timeout_seconds: float = 30.0
+    callback_tolerance_seconds: int = 300
+
+    # workers
+    poll_interval_seconds: float = 3.0
+    submit_max_attempts: int = 6
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 60.0
+    task_idle_timeout_ms: int = 10 * 60 * 1000
+    stream_maxlen: int = 100_000
+
+    # uploads
+    upload_max_bytes: int = 500 * 1024 * 1024
+    upload_allowed_types: list[str] = Field(
+        default_factory=lambda: ["image/*", "video/*", "audio/*", "application/pdf", "application/octet-stream"]
+    )
+    chunk_quota_count: int = 1000
+    chunk_quota_bytes: int = 10 * 1024 * 1024 * 1024
+    presign_expires_seconds: int = 900
+    pending_chunk_ttl_seconds: int = 24 * 3600
+
+    # rate limits (per window)
+    rate_limit_window_seconds: int = 60
+    rate_limit_login: int = 20
+    rate_limit_register: int = 10
+    rate_limit_generate: int = 120
+    rate_limit_upload: int = 60
+    rate_limit_ip_multiplier: int = 5
+
+    # catalogue cache
+    catalogue_cache_ttl_seconds: int = 60
+
+    # observability
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    otel_exporter_otlp_endpoint: str = ""
+    otel_service_name: str = "genhub"
+
+    # subscriptions
+    subscription_queue_size: int = 256
+    ws_keepalive_seconds: float = 15.0
+
+    # demo
+    seed_demo: bool | None = None
+    demo_email: str = "demo@genhub.local"
+    demo_password: str = "demo-password-123"
+    demo_credits: int = 1000
+
+    @field_validator("cors_origins", "upload_allowed_types", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'genhub.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def effective_storage_path(self) -> Path:
+        return self.local_storage_path or self.data_dir / "chunks"
+
+    @property
+    def effective_jwt_secret(self) -> str:
+        return self.jwt_secret or DEV_JWT_SECRET
+
+    @property
+    def effective_url_secret(self) -> str:
+        return self.url_signing_secret or self.effective_jwt_secret
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.is_production
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else not self.is_production
+
+    @property
+    def should_seed_demo(self) -> bool:
+        return self.seed_demo if self.seed_demo is not None else (self.environment == "development" and self.is_sqlite)
+
+    def production_problems(self) -> list[str]:
+        """What stops a production start, naming each variable."""
+        problems: list[str] = []
+        if not self.is_production:
+            return problems
+        if not self.database_url:
+            problems.append("DATABASE_URL must be set (postgresql+asyncpg://...)")
+        if not self.redis_url:
+            problems.append("REDIS_URL must be set (redis://...)")
+        if self.jwt_algorithm == "HS256":
+            if not self.jwt_secret or self.jwt_secret == DEV_JWT_SECRET:
+                problems.append("JWT_SECRET must be set")
+            elif len(self.jwt_secret) < MIN_JWT_SECRET_LENGTH:
+                problems.append(f"JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters")
+        elif not (self.jwt_private_key and self.jwt_public_key):
+            problems.append("JWT_PRIVATE_KEY and JWT_PUBLIC_KEY must be set for RS256")
+        if self.storage_backend == "local" and self.local_storage_path is None:
+            problems.append("STORAGE_BACKEND=s3 (with S3_* variables) or an explicit LOCAL_STORAGE_PATH must be set")
+        if self.storage_backend == "s3" and not (self.s3_access_key_id and self.s3_secret_access_key):
+            problems.append("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set for STORAGE_BACKEND=s3")
+        return problems
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
