@@ -108,6 +108,7 @@ class Generation:
     provider_task_id: str | None = None
     idempotency_key: str | None = None
     finished_at: datetime | None = None
+    deadline_at: datetime | None = None
     input_chunk_ids: list[uuid.UUID] = field(default_factory=list)
 
     @property

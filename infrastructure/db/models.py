@@ -241,6 +241,6 @@ class CreditLedgerRow(Base):
 class AdminSettingRow(Base):
     __tablename__ = "admin_settings"
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    value: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    value: Mapped[Any] = mapped_column(JsonDoc)
     updated_at: Mapped[datetime]
     updated_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -1,0 +1,49 @@
+"""Shared helpers for repositories: session holder, keyset pagination, dialect-aware upserts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from domain.pagination import PageRequest
+
+
+class SqlRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> str:
+        return self.session.bind.dialect.name if self.session.bind is not None else "postgresql"
+
+    def insert(self, table: Any) -> Any:
+        """An INSERT that supports ON CONFLICT on both PostgreSQL and SQLite."""
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes: every timestamp we store is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def aware_opt(value: datetime | None) -> datetime | None:
+    return aware(value) if value is not None else None
+
+
+def keyset(
+    stmt: Select[Any],
+    page: PageRequest,
+    created: InstrumentedAttribute[datetime],
+    ident: InstrumentedAttribute[Any],
+) -> Select[Any]:
+    """Newest first, ties broken by id; fetch one extra row to learn `has_next`."""
+    if page.after is not None:
+        stmt = stmt.where(
+            or_(created < page.after.created_at, and_(created == page.after.created_at, ident < page.after.id))
+        )
+    return stmt.order_by(created.desc(), ident.desc()).limit(page.first + 1)

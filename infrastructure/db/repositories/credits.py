@@ -1,0 +1,103 @@
+"""Credit accounts and the immutable ledger; every balance change is one conditional UPDATE."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import case, func, select, update
+
+from domain.credits import BALANCE_KINDS, RESERVED_KINDS, CreditBalance, LedgerEntry, LedgerKind
+from domain.pagination import Page, PageRequest
+from infrastructure.db.models import CreditAccountRow, CreditLedgerRow
+from infrastructure.db.repositories.base import SqlRepository, aware, keyset
+
+
+def _entry(row: CreditLedgerRow) -> LedgerEntry:
+    return LedgerEntry(
+        id=row.id,
+        user_id=row.user_id,
+        kind=LedgerKind(row.kind),
+        amount=row.amount,
+        idempotency_key=row.idempotency_key,
+        created_at=aware(row.created_at),
+        generation_id=row.generation_id,
+        reason=row.reason,
+        actor_id=row.actor_id,
+    )
+
+
+class SqlCreditRepository(SqlRepository):
+    async def ensure_account(self, user_id: uuid.UUID) -> None:
+        stmt = self.insert(CreditAccountRow).values(user_id=user_id, balance=0, reserved=0, version=0)
+        await self.session.execute(stmt.on_conflict_do_nothing(index_elements=["user_id"]))
+
+    async def balance(self, user_id: uuid.UUID) -> CreditBalance:
+        stmt = select(CreditAccountRow.balance, CreditAccountRow.reserved).where(CreditAccountRow.user_id == user_id)
+        row = (await self.session.execute(stmt)).one_or_none()
+        return CreditBalance(int(row[0]), int(row[1])) if row else CreditBalance(0, 0)
+
+    async def add_entry(self, entry: LedgerEntry) -> bool:
+        stmt = (
+            self.insert(CreditLedgerRow)
+            .values(
+                id=entry.id,
+                user_id=entry.user_id,
+                kind=entry.kind.value,
+                amount=entry.amount,
+                generation_id=entry.generation_id,
+                idempotency_key=entry.idempotency_key,
+                reason=entry.reason,
+                actor_id=entry.actor_id,
+                created_at=entry.created_at,
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(CreditLedgerRow.id)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none() is not None
+
+    async def change(self, user_id: uuid.UUID, *, balance_delta: int, reserved_delta: int) -> CreditBalance | None:
+        acc = CreditAccountRow
+        new_balance = acc.balance + balance_delta
+        new_reserved = acc.reserved + reserved_delta
+        # One statement: the row lock taken by UPDATE serialises concurrent moves and the
+        # WHERE clause refuses any move that would make available or reserved negative.
+        stmt = (
+            update(acc)
+            .where(acc.user_id == user_id, new_reserved >= 0, new_balance - new_reserved >= 0)
+            .values(balance=new_balance, reserved=new_reserved, version=acc.version + 1)
+            .returning(acc.balance, acc.reserved)
+        )
+        row = (await self.session.execute(stmt)).one_or_none()
+        return CreditBalance(int(row[0]), int(row[1])) if row else None
+
+    async def entry_by_key(self, key: str) -> LedgerEntry | None:
+        stmt = select(CreditLedgerRow).where(CreditLedgerRow.idempotency_key == key)
+        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        return _entry(row) if row else None
+
+    async def ledger_page(self, user_id: uuid.UUID, page: PageRequest) -> Page[LedgerEntry]:
+        stmt = keyset(
+            select(CreditLedgerRow).where(CreditLedgerRow.user_id == user_id),
+            page,
+            CreditLedgerRow.created_at,
+            CreditLedgerRow.id,
+        )
+        rows = list((await self.session.execute(stmt)).scalars())
+        return Page([_entry(r) for r in rows[: page.first]], len(rows) > page.first)
+
+    async def ledger_totals(self, user_id: uuid.UUID) -> CreditBalance:
+        amount = CreditLedgerRow.amount
+        kind = CreditLedgerRow.kind
+        stmt = select(
+            func.coalesce(func.sum(case((kind.in_([k.value for k in BALANCE_KINDS]), amount), else_=0)), 0),
+            func.coalesce(func.sum(case((kind.in_([k.value for k in RESERVED_KINDS]), amount), else_=0)), 0),
+        ).where(CreditLedgerRow.user_id == user_id)
+        balance, reserved = (await self.session.execute(stmt)).one()
+        return CreditBalance(int(balance), int(reserved))
+
+    async def open_reservation(self, generation_id: uuid.UUID) -> int:
+        kinds = [k.value for k in RESERVED_KINDS]
+        stmt = select(func.coalesce(func.sum(CreditLedgerRow.amount), 0)).where(
+            CreditLedgerRow.generation_id == generation_id, CreditLedgerRow.kind.in_(kinds)
+        )
+        return int((await self.session.execute(stmt)).scalar_one())

@@ -1,0 +1,116 @@
+"""Users and refresh tokens."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from domain.errors import EmailTaken
+from domain.repositories import RefreshTokenRecord
+from domain.users import Role, User
+from infrastructure.db.models import RefreshTokenRow, UserRow
+from infrastructure.db.repositories.base import SqlRepository, aware, aware_opt
+
+
+def _user(row: UserRow) -> User:
+    return User(
+        id=row.id,
+        email=row.email,
+        role=Role(row.role),
+        created_at=aware(row.created_at),
+        password_hash=row.password_hash,
+    )
+
+
+class SqlUserRepository(SqlRepository):
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        row = await self.session.get(UserRow, user_id)
+        return _user(row) if row else None
+
+    async def get_by_email(self, email: str) -> User | None:
+        row = (await self.session.execute(select(UserRow).where(UserRow.email == email))).scalar_one_or_none()
+        return _user(row) if row else None
+
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[User]:
+        if not ids:
+            return []
+        rows = (await self.session.execute(select(UserRow).where(UserRow.id.in_(set(ids))))).scalars()
+        return [_user(r) for r in rows]
+
+    async def add(self, user: User) -> None:
+        row = UserRow(
+            id=user.id,
+            email=user.email,
+            password_hash=user.password_hash,
+            role=user.role.value,
+            created_at=user.created_at,
+        )
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+                await self.session.flush()
+        except IntegrityError as exc:
+            raise EmailTaken() from exc
+
+    async def set_role(self, user_id: uuid.UUID, role: Role) -> None:
+        await self.session.execute(update(UserRow).where(UserRow.id == user_id).values(role=role.value))
+
+    async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
+        await self.session.execute(update(UserRow).where(UserRow.id == user_id).values(password_hash=password_hash))
+
+
+def _token(row: RefreshTokenRow) -> RefreshTokenRecord:
+    return RefreshTokenRecord(
+        id=row.id,
+        user_id=row.user_id,
+        family_id=row.family_id,
+        token_hash=row.token_hash,
+        expires_at=aware(row.expires_at),
+        created_at=aware(row.created_at),
+        used_at=aware_opt(row.used_at),
+        revoked_at=aware_opt(row.revoked_at),
+    )
+
+
+class SqlRefreshTokenRepository(SqlRepository):
+    async def add(self, record: RefreshTokenRecord) -> None:
+        self.session.add(
+            RefreshTokenRow(
+                id=record.id,
+                user_id=record.user_id,
+                family_id=record.family_id,
+                token_hash=record.token_hash,
+                expires_at=record.expires_at,
+                created_at=record.created_at,
+            )
+        )
+        await self.session.flush()
+
+    async def get_by_hash(self, token_hash: str) -> RefreshTokenRecord | None:
+        stmt = select(RefreshTokenRow).where(RefreshTokenRow.token_hash == token_hash)
+        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        return _token(row) if row else None
+
+    async def mark_used(self, token_id: uuid.UUID, at: datetime) -> bool:
+        stmt = (
+            update(RefreshTokenRow)
+            .where(
+                RefreshTokenRow.id == token_id,
+                RefreshTokenRow.used_at.is_(None),
+                RefreshTokenRow.revoked_at.is_(None),
+            )
+            .values(used_at=at)
+            .returning(RefreshTokenRow.id)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none() is not None
+
+    async def revoke_family(self, family_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(
+            update(RefreshTokenRow)
+            .where(RefreshTokenRow.family_id == family_id, RefreshTokenRow.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )

@@ -1,0 +1,59 @@
+"""SQLAlchemy unit of work: one session, one transaction, every repository on it."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from infrastructure.db.repositories.boards import SqlBoardRepository
+from infrastructure.db.repositories.catalogue import SqlAdminSettingsRepository, SqlCatalogueRepository
+from infrastructure.db.repositories.chunks import SqlChunkRepository
+from infrastructure.db.repositories.credits import SqlCreditRepository
+from infrastructure.db.repositories.generations import SqlGenerationRepository
+from infrastructure.db.repositories.users import SqlRefreshTokenRepository, SqlUserRepository
+
+
+class SqlUnitOfWork:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._factory = session_factory
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("The unit of work is not open: use `async with uow:`")
+        return self._session
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        session = self._factory()
+        self._session = session
+        self.users = SqlUserRepository(session)
+        self.refresh_tokens = SqlRefreshTokenRepository(session)
+        self.credits = SqlCreditRepository(session)
+        self.catalogue = SqlCatalogueRepository(session)
+        self.admin_settings = SqlAdminSettingsRepository(session)
+        self.generations = SqlGenerationRepository(session)
+        self.boards = SqlBoardRepository(session)
+        self.chunks = SqlChunkRepository(session)
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        session = self.session
+        try:
+            await session.rollback()
+        finally:
+            await session.close()
+            self._session = None
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self.session_factory = session_factory
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.session_factory)
