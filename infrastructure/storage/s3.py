@@ -1,0 +1,308 @@
+"""ObjectStorage on an S3 API (AWS S3, MinIO, Cloudflare R2) through aioboto3.
+
+One client per process: `S3Storage.open(settings)` creates the session and the
+client once (0.1-0.4 s) and shares its connection pool; presigned URLs are
+signed for the public endpoint, which may differ from the one the API talks to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self
+from urllib.parse import quote
+
+import aioboto3
+import aiohttp
+from botocore.config import Config
+from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from domain.errors import NotFound, ObjectTooLarge, StorageUnavailable
+from domain.ports import ObjectInfo, PresignedRequest, StoredObject
+from infrastructure.settings import Settings
+
+PART_SIZE = 8 * 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024  # S3's floor for every part but the last
+READ_CHUNK_SIZE = 1024 * 1024
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
+
+
+class S3Storage:
+    backend_name: str = "s3"
+
+    def __init__(
+        self,
+        *,
+        client: Any,
+        presign_client: Any,
+        bucket: str,
+        region: str,
+        sign_checksum: bool = True,
+        part_size: int = PART_SIZE,
+    ) -> None:
+        """Wrap already-open aioboto3 clients; prefer `S3Storage.open(settings)`."""
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes")
+        self._client = client
+        self._presign_client = presign_client
+        self._bucket = bucket
+        self._region = region
+        self._sign_checksum = sign_checksum
+        self._part_size = part_size
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        sign_checksum: bool = True,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        max_attempts: int = 3,
+    ) -> AsyncIterator[Self]:
+        """Open the process-wide client(s) for the lifetime of the `async with` block.
+
+        `sign_checksum=False` drops the x-amz-checksum-sha256 header from presigned
+        PUTs for backends that reject it (the checksum is then verified after upload).
+        When `settings.s3_create_bucket` is set, the bucket is created if missing.
+        """
+        config = Config(
+            region_name=settings.s3_region,
+            signature_version="s3v4",
+            max_pool_connections=settings.s3_max_pool_connections,
+            s3={"addressing_style": settings.s3_addressing_style},
+            # botocore >= 1.36 adds CRC32 checksums by default; MinIO and R2 have rejected them.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+        session = aioboto3.Session(
+            # Empty credentials fall through to the default chain (instance role, env, profile).
+            aws_access_key_id=settings.s3_access_key_id or None,
+            aws_secret_access_key=settings.s3_secret_access_key or None,
+            region_name=settings.s3_region,
+        )
+        endpoint = settings.s3_endpoint_url or None
+        public_endpoint = settings.s3_public_endpoint_url or endpoint
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(session.client("s3", endpoint_url=endpoint, config=config))
+            presign_client = client
+            if public_endpoint != endpoint:
+                # A presigned URL is only valid for the host it was signed for.
+                presign_client = await stack.enter_async_context(
+                    session.client("s3", endpoint_url=public_endpoint, config=config)
+                )
+            storage = cls(
+                client=client,
+                presign_client=presign_client,
+                bucket=settings.s3_bucket,
+                region=settings.s3_region,
+                sign_checksum=sign_checksum,
+            )
+            if settings.s3_create_bucket:
+                await storage.ensure_bucket()
+            yield storage
+
+    # ------------------------------------------------------------ writes
+
+    async def put_stream(
+        self, key: str, data: AsyncIterator[bytes], *, content_type: str, max_size: int
+    ) -> StoredObject:
+        hasher = hashlib.sha256()
+        size = 0
+        buffer = bytearray()
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+        with _translate_errors():
+            try:
+                async for chunk in data:
+                    size += len(chunk)
+                    if size > max_size:
+                        raise ObjectTooLarge(max_size)
+                    hasher.update(chunk)
+                    buffer += chunk
+                    # Parts go up one at a time: memory stays at about one part per upload.
+                    while len(buffer) >= self._part_size:
+                        if upload_id is None:
+                            upload_id = await self._create_multipart(key, content_type)
+                        part = bytes(memoryview(buffer)[: self._part_size])
+                        del buffer[: self._part_size]
+                        parts.append(await self._upload_part(key, upload_id, len(parts) + 1, part))
+                if upload_id is None:
+                    # Smaller than one part: a single request is cheaper than a multipart upload.
+                    await self._client.put_object(
+                        Bucket=self._bucket, Key=key, Body=bytes(buffer), ContentType=content_type
+                    )
+                else:
+                    if buffer:
+                        parts.append(await self._upload_part(key, upload_id, len(parts) + 1, bytes(buffer)))
+                    await self._client.complete_multipart_upload(
+                        Bucket=self._bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                    )
+            except BaseException:
+                # Also on cancellation: an unfinished multipart upload is billed storage nobody sees.
+                if upload_id is not None:
+                    await self._abort(key, upload_id)
+                raise
+        return StoredObject(key=key, size=size, sha256=hasher.hexdigest(), content_type=content_type)
+
+    async def put_bytes(self, key: str, data: bytes, *, content_type: str) -> StoredObject:
+        with _translate_errors():
+            await self._client.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
+        return StoredObject(key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest(), content_type=content_type)
+
+    async def delete(self, key: str) -> None:
+        with _translate_errors():
+            await self._client.delete_object(Bucket=self._bucket, Key=key)
+
+    # ------------------------------------------------------------ reads
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        with _translate_errors():
+            try:
+                response = await self._client.head_object(Bucket=self._bucket, Key=key)
+            except ClientError as exc:
+                if _error_code(exc) in _MISSING_CODES:
+                    return None
+                raise
+        content_type = response.get("ContentType")
+        return ObjectInfo(
+            key=key,
+            size=int(response["ContentLength"]),
+            content_type=str(content_type) if content_type is not None else None,
+        )
+
+    async def sha256_of(self, key: str) -> str:
+        hasher = hashlib.sha256()
+        async for chunk in self.open_read(key):
+            hasher.update(chunk)
+        return hasher.hexdigest()
+
+    async def open_read(self, key: str) -> AsyncIterator[bytes]:
+        with _translate_errors():
+            try:
+                response = await self._client.get_object(Bucket=self._bucket, Key=key)
+            except ClientError as exc:
+                if _error_code(exc) in _MISSING_CODES:
+                    raise NotFound("object", f"object {key!r} does not exist") from None
+                raise
+            # Leaving the block (also on an early break) releases the pooled connection.
+            # (StreamingBody.__aenter__ returns the raw aiohttp response, hence no `as`.)
+            body = response["Body"]
+            async with body:
+                async for chunk in body.iter_chunks(READ_CHUNK_SIZE):
+                    yield bytes(chunk)
+
+    # ------------------------------------------------------------ presigned URLs
+
+    async def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> PresignedRequest:
+        params: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
+        if filename is not None:
+            params["ResponseContentDisposition"] = content_disposition(filename)
+        url = await self._presign_client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+        return PresignedRequest(url=str(url), method="GET", headers={}, expires_at=_expires_at(expires_in))
+
+    async def presign_put(
+        self, key: str, *, content_type: str, size: int, sha256: str | None, expires_in: int
+    ) -> PresignedRequest:
+        # Every value passed here becomes a signed header: the client must send exactly these.
+        params: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "ContentLength": size,
+        }
+        headers = {"Content-Type": content_type, "Content-Length": str(size)}
+        if sha256 and self._sign_checksum:
+            checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
+            params["ChecksumSHA256"] = checksum
+            headers["x-amz-checksum-sha256"] = checksum
+        url = await self._presign_client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)
+        return PresignedRequest(url=str(url), method="PUT", headers=headers, expires_at=_expires_at(expires_in))
+
+    # ------------------------------------------------------------ bucket and health
+
+    async def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (development and tests)."""
+        with _translate_errors():
+            try:
+                await self._client.head_bucket(Bucket=self._bucket)
+                return
+            except ClientError as exc:
+                if _error_code(exc) not in _MISSING_CODES:
+                    raise
+            params: dict[str, Any] = {"Bucket": self._bucket}
+            # us-east-1 (and R2's "auto") reject an explicit location constraint.
+            if self._region not in ("", "us-east-1", "auto"):
+                params["CreateBucketConfiguration"] = {"LocationConstraint": self._region}
+            try:
+                await self._client.create_bucket(**params)
+            except ClientError as exc:
+                if _error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+    async def check(self) -> None:
+        with _translate_errors():
+            try:
+                await self._client.head_bucket(Bucket=self._bucket)
+            except ClientError as exc:
+                # A missing bucket or refused credentials make storage as unusable as a dead host.
+                raise StorageUnavailable(f"bucket {self._bucket!r} is not usable: {_error_code(exc)}") from exc
+
+    # ------------------------------------------------------------ multipart helpers
+
+    async def _create_multipart(self, key: str, content_type: str) -> str:
+        response = await self._client.create_multipart_upload(Bucket=self._bucket, Key=key, ContentType=content_type)
+        return str(response["UploadId"])
+
+    async def _upload_part(self, key: str, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
+        response = await self._client.upload_part(
+            Bucket=self._bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+        )
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    async def _abort(self, key: str, upload_id: str) -> None:
+        # Shielded so a second cancellation cannot stop the clean-up half-way; best effort otherwise.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id))
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header carrying the name both as ASCII fallback and RFC 5987 UTF-8."""
+    fallback = "".join(ch if ch.isascii() and ch.isprintable() and ch not in '"\\' else "_" for ch in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _expires_at(expires_in: int) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=expires_in)
+
+
+def _error_code(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return str(error.get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    meta = exc.response.get("ResponseMetadata", {})
+    return int(meta.get("HTTPStatusCode", 0))
+
+
+@contextlib.contextmanager
+def _translate_errors() -> Iterator[None]:
+    """Turn "the backend cannot be reached or is failing" into StorageUnavailable; keep the rest."""
+    try:
+        yield
+    except (BotoConnectionError, HTTPClientError, NoCredentialsError, aiohttp.ClientError) as exc:
+        raise StorageUnavailable(f"S3 storage is unreachable: {exc}") from exc
+    except ClientError as exc:
+        if _status(exc) >= 500:
+            raise StorageUnavailable(f"S3 storage failed: {_error_code(exc)}") from exc
+        raise
