@@ -1,0 +1,1 @@
+"""Provider clients (simulated, KIE.ai) behind the `domain.ports.Provider` port, and their registry."""

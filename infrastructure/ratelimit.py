@@ -1,0 +1,158 @@
+"""Sliding-window rate limiters (the `RateLimiter` port): in memory and on Redis.
+
+`hit()` counts one request and returns 0 when it is allowed, else the whole seconds
+(at least 1) until a slot frees. Rejected hits are not counted, so a caller that
+waits and retries (see `acquire`) is not punished for asking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import cast
+
+from redis.asyncio import Redis
+
+from domain.ports import RateLimiter
+
+# Sweep idle buckets every this many hits so a long-lived process does not keep
+# one deque per user it has ever seen.
+_SWEEP_EVERY = 1024
+
+
+class RateLimitTimeout(Exception):
+    """`acquire` gave up: no slot would free within `max_wait` seconds."""
+
+    def __init__(self, bucket: str, retry_after: float) -> None:
+        super().__init__(f"rate limit {bucket!r}: no slot within the allowed wait (next in {retry_after:.0f}s)")
+        self.bucket = bucket
+        self.retry_after = retry_after
+
+
+def _whole_seconds(seconds: float) -> int:
+    return max(1, math.ceil(seconds))
+
+
+class MemoryRateLimiter:
+    """Sliding-window log per bucket, for one process (the embedded default).
+
+    `hit` never awaits while it holds the lock, so it is atomic for coroutines on
+    one event loop; the thread lock makes it safe across threads/loops too.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = {}
+        self._windows: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._since_sweep = 0
+
+    async def hit(self, bucket: str, *, limit: int, window_seconds: int) -> int:
+        now = self._clock()
+        with self._lock:
+            self._maybe_sweep(now)
+            log = self._hits.setdefault(bucket, deque())
+            self._windows[bucket] = window_seconds
+            horizon = now - window_seconds
+            while log and log[0] <= horizon:
+                log.popleft()
+            if limit <= 0:
+                return _whole_seconds(window_seconds)
+            if len(log) < limit:
+                log.append(now)
+                return 0
+            # The slot that frees first is the one taken `limit` hits ago.
+            return _whole_seconds(log[-limit] + window_seconds - now)
+
+    def _maybe_sweep(self, now: float) -> None:
+        self._since_sweep += 1
+        if self._since_sweep < _SWEEP_EVERY:
+            return
+        self._since_sweep = 0
+        idle = [key for key, log in self._hits.items() if not log or log[-1] <= now - self._windows[key]]
+        for key in idle:
+            del self._hits[key]
+            del self._windows[key]
+
+
+# KEYS[1] bucket key; ARGV: window (ms), limit, unique member.
+# The server's clock is used so processes on hosts with skewed clocks agree.
+_SLIDING_WINDOW_LUA = """
+local key = KEYS[1]
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if limit <= 0 then
+  return window
+end
+local count = redis.call('ZCARD', key)
+if count < limit then
+  redis.call('ZADD', key, now, ARGV[3])
+  redis.call('PEXPIRE', key, window)
+  return 0
+end
+local freeing = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+local wait = tonumber(freeing[2]) + window - now
+if wait < 1 then
+  wait = 1
+end
+return wait
+"""
+
+
+class RedisRateLimiter:
+    """Sliding window on a Redis sorted set, one atomic Lua script per hit.
+
+    Correct across processes and hosts: every replica shares the same set, and the
+    check-and-add happens inside Redis.
+    """
+
+    def __init__(self, redis: Redis, prefix: str = "rl:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._script = redis.register_script(_SLIDING_WINDOW_LUA)
+
+    async def hit(self, bucket: str, *, limit: int, window_seconds: int) -> int:
+        member = uuid.uuid4().hex
+        wait_ms = await self._script(
+            keys=[self._prefix + bucket],
+            args=[int(window_seconds * 1000), limit, member],
+        )
+        wait = int(cast(int, wait_ms))
+        return 0 if wait <= 0 else _whole_seconds(wait / 1000)
+
+
+async def acquire(
+    limiter: RateLimiter,
+    bucket: str,
+    *,
+    limit: int,
+    window_seconds: int,
+    max_wait: float,
+) -> float:
+    """Wait until `limiter` admits one hit on `bucket`; returns the seconds waited.
+
+    Queues instead of failing (KIE rejects bursts above 20 tasks / 10 s, it does
+    not queue them). Raises `RateLimitTimeout` as soon as the next free slot is
+    further away than what is left of `max_wait`.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + max_wait
+    while True:
+        retry_after = await limiter.hit(bucket, limit=limit, window_seconds=window_seconds)
+        now = loop.time()
+        if retry_after == 0:
+            return now - started
+        if now + retry_after > deadline:
+            raise RateLimitTimeout(bucket, retry_after)
+        # A little jitter so waiters queued on the same slot do not retry in lockstep.
+        await asyncio.sleep(retry_after + random.uniform(0, 0.05))

@@ -1,0 +1,170 @@
+"""Sliding-window rate limiters (memory and Redis) and the queueing `acquire` helper."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from redis.asyncio import Redis
+
+from domain.ports import RateLimiter
+from infrastructure.ratelimit import MemoryRateLimiter, RateLimitTimeout, RedisRateLimiter, acquire
+from tests.integration.providers.conftest import REDIS_TEST_URL, FakeClock
+
+# ------------------------------------------------------------------ memory
+
+
+async def test_memory_allows_up_to_the_limit_then_says_how_long_to_wait(clock: FakeClock) -> None:
+    limiter = MemoryRateLimiter(clock=clock)
+    results = [await limiter.hit("b", limit=3, window_seconds=10) for _ in range(3)]
+    clock.advance(4.2)
+
+    assert results == [0, 0, 0]
+    assert await limiter.hit("b", limit=3, window_seconds=10) == 6  # ceil(10 - 4.2)
+
+
+async def test_memory_window_slides(clock: FakeClock) -> None:
+    limiter = MemoryRateLimiter(clock=clock)
+    assert await limiter.hit("b", limit=2, window_seconds=10) == 0
+    clock.advance(6)
+    assert await limiter.hit("b", limit=2, window_seconds=10) == 0
+    assert await limiter.hit("b", limit=2, window_seconds=10) == 4
+
+    clock.advance(4)  # the first hit leaves the window, the second stays
+    assert await limiter.hit("b", limit=2, window_seconds=10) == 0
+    assert await limiter.hit("b", limit=2, window_seconds=10) == 6
+
+
+async def test_memory_rejected_hits_are_not_counted(clock: FakeClock) -> None:
+    limiter = MemoryRateLimiter(clock=clock)
+    await limiter.hit("b", limit=1, window_seconds=5)
+    for _ in range(10):
+        assert await limiter.hit("b", limit=1, window_seconds=5) >= 1
+
+    clock.advance(5)
+    assert await limiter.hit("b", limit=1, window_seconds=5) == 0
+
+
+async def test_memory_buckets_are_independent(clock: FakeClock) -> None:
+    limiter = MemoryRateLimiter(clock=clock)
+    assert await limiter.hit("alice", limit=1, window_seconds=60) == 0
+    assert await limiter.hit("alice", limit=1, window_seconds=60) == 60
+    assert await limiter.hit("bob", limit=1, window_seconds=60) == 0
+
+
+async def test_memory_retry_is_at_least_one_second(clock: FakeClock) -> None:
+    limiter = MemoryRateLimiter(clock=clock)
+    await limiter.hit("b", limit=1, window_seconds=1)
+    clock.advance(0.999)
+
+    assert await limiter.hit("b", limit=1, window_seconds=1) == 1
+
+
+async def test_memory_is_exact_under_concurrent_coroutines() -> None:
+    limiter = MemoryRateLimiter()
+    results = await asyncio.gather(*(limiter.hit("b", limit=10, window_seconds=60) for _ in range(100)))
+
+    assert results.count(0) == 10
+
+
+# ------------------------------------------------------------------ redis
+
+
+@pytest.mark.redis
+async def test_redis_allows_up_to_the_limit_then_says_how_long_to_wait(redis_client: Redis, redis_prefix: str) -> None:
+    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+    results = [await limiter.hit("b", limit=3, window_seconds=30) for _ in range(4)]
+
+    assert results[:3] == [0, 0, 0]
+    assert 29 <= results[3] <= 30
+    ttl_ms = await redis_client.pttl(f"{redis_prefix}b")
+    assert 0 < ttl_ms <= 30_000
+
+
+@pytest.mark.redis
+async def test_redis_window_slides(redis_client: Redis, redis_prefix: str) -> None:
+    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+    assert await limiter.hit("b", limit=2, window_seconds=1) == 0
+    assert await limiter.hit("b", limit=2, window_seconds=1) == 0
+    assert await limiter.hit("b", limit=2, window_seconds=1) == 1
+
+    await asyncio.sleep(1.05)
+    assert await limiter.hit("b", limit=2, window_seconds=1) == 0
+
+
+@pytest.mark.redis
+async def test_redis_buckets_are_independent_and_rejections_not_counted(redis_client: Redis, redis_prefix: str) -> None:
+    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+    assert await limiter.hit("alice", limit=1, window_seconds=60) == 0
+    for _ in range(5):
+        assert await limiter.hit("alice", limit=1, window_seconds=60) >= 59
+    assert await limiter.hit("bob", limit=1, window_seconds=60) == 0
+
+    assert await redis_client.zcard(f"{redis_prefix}alice") == 1
+
+
+@pytest.mark.redis
+async def test_redis_is_exact_across_independent_clients(redis_client: Redis, redis_prefix: str) -> None:
+    # Two connections stand in for two processes sharing one Redis.
+    other_client = Redis.from_url(REDIS_TEST_URL)
+    try:
+        limiters = [
+            RedisRateLimiter(redis_client, prefix=redis_prefix),
+            RedisRateLimiter(other_client, prefix=redis_prefix),
+        ]
+        results = await asyncio.gather(*(limiters[i % 2].hit("shared", limit=10, window_seconds=60) for i in range(60)))
+    finally:
+        await other_client.aclose()
+
+    assert results.count(0) == 10
+    assert all(1 <= wait <= 60 for wait in results if wait)
+
+
+# ------------------------------------------------------------------ acquire
+
+
+async def test_acquire_returns_at_once_when_allowed() -> None:
+    waited = await acquire(MemoryRateLimiter(), "b", limit=1, window_seconds=10, max_wait=0)
+
+    assert waited < 0.1
+
+
+async def test_acquire_queues_until_a_slot_frees() -> None:
+    limiter = MemoryRateLimiter()
+    await acquire(limiter, "b", limit=2, window_seconds=1, max_wait=5)
+    await acquire(limiter, "b", limit=2, window_seconds=1, max_wait=5)
+
+    started = time.monotonic()
+    await acquire(limiter, "b", limit=2, window_seconds=1, max_wait=5)
+    assert 0.9 <= time.monotonic() - started < 2.0
+
+
+async def test_acquire_gives_up_when_the_wait_exceeds_max_wait() -> None:
+    limiter = MemoryRateLimiter()
+    await limiter.hit("b", limit=1, window_seconds=30)
+
+    started = time.monotonic()
+    with pytest.raises(RateLimitTimeout) as caught:
+        await acquire(limiter, "b", limit=1, window_seconds=30, max_wait=5)
+    assert time.monotonic() - started < 0.5  # fails fast instead of sleeping in vain
+    assert caught.value.retry_after == 30
+
+
+@pytest.mark.redis
+async def test_acquire_keeps_concurrent_callers_under_the_limit_on_redis(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    limiter: RateLimiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+    admitted: list[float] = []
+
+    async def one() -> None:
+        await acquire(limiter, "q", limit=4, window_seconds=1, max_wait=10)
+        admitted.append(time.monotonic())
+
+    await asyncio.gather(*(one() for _ in range(10)))
+
+    admitted.sort()
+    assert len(admitted) == 10
+    for i, start in enumerate(admitted):
+        assert sum(1 for t in admitted[i:] if t - start < 0.95) <= 4

@@ -1,0 +1,61 @@
+"""Provider registry wiring from settings."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from domain.ports import ProviderError, ProviderJob
+from infrastructure.providers.http import build_http_client
+from infrastructure.providers.kie import KieProvider
+from infrastructure.providers.registry import ProviderRegistry, build_providers
+from infrastructure.providers.simulated import SimulatedProvider
+from infrastructure.ratelimit import MemoryRateLimiter
+from infrastructure.settings import Settings
+
+
+def settings(**overrides: Any) -> Settings:
+    return Settings(_env_file=None, **overrides)
+
+
+async def test_simulated_and_kie_are_always_registered(http_client: httpx.AsyncClient) -> None:
+    registry = build_providers(settings(simulated_steps=2), http_client, MemoryRateLimiter())
+
+    assert registry.names == ("kie", "simulated")
+    assert isinstance(registry.get("simulated"), SimulatedProvider)
+    assert isinstance(registry.get("kie"), KieProvider)
+
+
+async def test_unknown_provider_names_the_known_ones(http_client: httpx.AsyncClient) -> None:
+    registry = build_providers(settings(), http_client, MemoryRateLimiter())
+
+    with pytest.raises(KeyError, match="unknown provider 'midjourney'.*kie, simulated"):
+        registry.get("midjourney")
+
+
+async def test_kie_without_api_key_is_registered_but_not_configured(http_client: httpx.AsyncClient) -> None:
+    kie = build_providers(settings(kie_api_key=""), http_client, MemoryRateLimiter()).get("kie")
+    job = ProviderJob(generation_id=uuid.uuid4(), provider_model="m", prompt="p", params={})
+
+    with pytest.raises(ProviderError) as caught:
+        await kie.submit(job)
+
+    assert (caught.value.code, caught.value.retryable) == ("PROVIDER_NOT_CONFIGURED", False)
+
+
+def test_duplicate_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        ProviderRegistry([SimulatedProvider(), SimulatedProvider()])
+
+
+async def test_shared_http_client_has_timeouts_and_limits() -> None:
+    client = build_http_client(settings(provider_timeout_seconds=12.5))
+    try:
+        assert client.timeout.read == 12.5
+        assert client.timeout.connect == 10.0
+        assert client.follow_redirects is True
+    finally:
+        await client.aclose()
