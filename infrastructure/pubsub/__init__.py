@@ -1,0 +1,35 @@
+"""Status fan-out: domain events pushed to every subscriber of a user's channel.
+
+Built on broadcaster's API (``connect``/``disconnect``/``publish``/``subscribe``):
+
+- ``codec``: JSON encoding of :mod:`domain.events` (garbage decodes to ``ValueError``).
+- ``bounded``: :class:`BoundedBroadcast`, a ``broadcaster.Broadcast`` whose per-subscriber
+  queues are bounded (drop-oldest) and whose listener task survives backend errors.
+- ``redis_backend``: :class:`RedisPubSubBackend`, a backend on ``redis.asyncio`` that
+  reconnects with backoff and re-subscribes every active channel after a Redis restart.
+- ``publisher``: :class:`BroadcastPublisher` (the ``EventPublisher`` port, best effort),
+  :func:`open_broadcast` (``memory://`` or Redis from settings) and :func:`subscribe_events`.
+
+Redis pub/sub is fire-and-forget: an event published while a replica is disconnected
+from Redis is lost for that replica's subscribers. Clients treat a subscription as a
+hint and re-read state (query) after they (re)connect.
+"""
+
+from infrastructure.pubsub.bounded import BoundedBroadcast, BoundedSubscriber
+from infrastructure.pubsub.codec import decode_event, encode_event, event_from_dict, event_to_dict
+from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast, subscribe_events
+from infrastructure.pubsub.redis_backend import PubSubUnavailable, RedisPubSubBackend
+
+__all__ = [
+    "BoundedBroadcast",
+    "BoundedSubscriber",
+    "BroadcastPublisher",
+    "PubSubUnavailable",
+    "RedisPubSubBackend",
+    "decode_event",
+    "encode_event",
+    "event_from_dict",
+    "event_to_dict",
+    "open_broadcast",
+    "subscribe_events",
+]

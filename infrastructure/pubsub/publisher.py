@@ -1,0 +1,121 @@
+"""The ``EventPublisher`` port on a broadcast, the broadcast factory and the subscribe helper.
+
+Usage::
+
+    broadcast = await open_broadcast(get_settings())     # memory:// or Redis
+    publisher = BroadcastPublisher(broadcast)             # EventPublisher for the use cases
+    await publisher.publish(GenerationChanged(...))       # never raises
+
+    async for event in subscribe_events(broadcast, user_id):   # GraphQL subscription body
+        ...
+
+    await broadcast.disconnect()                          # at shutdown
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncGenerator
+
+from broadcaster import Broadcast
+from broadcaster._base import Unsubscribed
+
+from domain.events import Event, user_channel
+from infrastructure.pubsub.bounded import BoundedBroadcast
+from infrastructure.pubsub.codec import decode_event, encode_event
+from infrastructure.pubsub.redis_backend import RedisPubSubBackend
+from infrastructure.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MEMORY_URL = "memory://"
+
+
+class BroadcastPublisher:
+    """Publishes each event, JSON-encoded, on ``user_channel(event.user_id)``.
+
+    Best effort: the state change behind an event is already committed when it is
+    published, so a failure (Redis down, encoding error, timeout) is logged, counted in
+    ``failures`` and swallowed. Subscribers recover by re-reading state.
+    """
+
+    def __init__(self, broadcast: Broadcast, *, timeout: float = 5.0) -> None:
+        self._broadcast = broadcast
+        self._timeout = timeout
+        self._failures = 0
+        self._published = 0
+
+    @property
+    def failures(self) -> int:
+        """Events that could not be published since creation."""
+        return self._failures
+
+    @property
+    def published(self) -> int:
+        """Events handed to the backend successfully since creation."""
+        return self._published
+
+    async def publish(self, event: Event) -> None:
+        channel = user_channel(event.user_id)
+        try:
+            message = encode_event(event)
+            async with asyncio.timeout(self._timeout):
+                await self._broadcast.publish(channel, message)
+        except Exception as exc:
+            self._failures += 1
+            logger.warning(
+                "fan-out of %s on %s failed (%s: %s); subscribers miss this event",
+                type(event).__name__,
+                channel,
+                type(exc).__name__,
+                exc,
+            )
+            return
+        self._published += 1
+
+
+def create_broadcast(settings: Settings) -> BoundedBroadcast:
+    """An unconnected broadcast: ``memory://`` without ``REDIS_URL``, else Redis."""
+    if settings.redis_url:
+        return BoundedBroadcast(
+            backend=RedisPubSubBackend(settings.redis_url), queue_size=settings.subscription_queue_size
+        )
+    return BoundedBroadcast(MEMORY_URL, queue_size=settings.subscription_queue_size)
+
+
+async def open_broadcast(settings: Settings) -> BoundedBroadcast:
+    """A connected broadcast for these settings; ``await broadcast.disconnect()`` at shutdown.
+
+    Raises ``PubSubUnavailable`` when ``REDIS_URL`` is set but Redis cannot be reached.
+    """
+    broadcast = create_broadcast(settings)
+    await broadcast.connect()
+    return broadcast
+
+
+async def subscribe_events(broadcast: Broadcast, user_id: uuid.UUID) -> AsyncGenerator[Event, None]:
+    """Yield the decoded events of one user until the broadcast closes.
+
+    Garbled messages and events of another user are logged and skipped. The
+    subscription is released when the generator is closed: ``async for`` inside a
+    GraphQL subscription resolver (Strawberry closes it), or
+    ``contextlib.aclosing(subscribe_events(...))`` when iterating by hand.
+    """
+    channel = user_channel(user_id)
+    async with broadcast.subscribe(channel) as subscriber:
+        while True:
+            try:
+                message = await subscriber.get()
+            except Unsubscribed:
+                return
+            try:
+                event = decode_event(message.message)
+            except ValueError as exc:
+                logger.warning("skipping an undecodable message on %s: %s", channel, exc)
+                continue
+            if event.user_id != user_id:
+                logger.warning("skipping an event of another user on %s", channel)
+                continue
+            yield event
