@@ -26,11 +26,10 @@ class LedgerKind(enum.StrEnum):
     RESERVE = "reserve"
     CAPTURE = "capture"
     RELEASE = "release"
-    REFUND = "refund"
     ADJUST = "adjust"
 
 
-BALANCE_KINDS = frozenset({LedgerKind.GRANT, LedgerKind.ADJUST, LedgerKind.CAPTURE, LedgerKind.REFUND})
+BALANCE_KINDS = frozenset({LedgerKind.GRANT, LedgerKind.ADJUST, LedgerKind.CAPTURE})
 RESERVED_KINDS = frozenset({LedgerKind.RESERVE, LedgerKind.RELEASE, LedgerKind.CAPTURE})
 MAX_GRANT = 10_000_000
 
@@ -82,12 +81,18 @@ def adjust(account: CreditBalance, amount: int) -> Move:
     return Move(LedgerKind.ADJUST, amount, amount, 0)
 
 
-def reserve(account: CreditBalance, amount: int) -> Move:
+def hold(amount: int) -> Move:
+    """A reservation whose cover the store checks atomically (see CreditRepository.change)."""
     if amount < 0:
         raise InvalidInput.single("amount", "must not be negative")
+    return Move(LedgerKind.RESERVE, amount, 0, amount)
+
+
+def reserve(account: CreditBalance, amount: int) -> Move:
+    move = hold(amount)
     if account.available < amount:
         raise InsufficientCredits(required=amount, available=max(0, account.available))
-    return Move(LedgerKind.RESERVE, amount, 0, amount)
+    return move
 
 
 def settle(reserved_for_job: int, actual_cost: int) -> tuple[Move, Move | None]:

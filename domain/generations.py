@@ -109,6 +109,8 @@ class Generation:
     idempotency_key: str | None = None
     finished_at: datetime | None = None
     deadline_at: datetime | None = None
+    submit_attempts: int = 0
+    next_attempt_at: datetime | None = None
     input_chunk_ids: list[uuid.UUID] = field(default_factory=list)
 
     @property

@@ -158,3 +158,41 @@ class RateLimiter(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+# ---------------------------------------------------------------- identity
+
+
+class PasswordHasher(Protocol):
+    async def hash(self, password: str) -> str: ...
+    async def verify(self, password_hash: str | None, password: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedAccess:
+    token: str
+    expires_in: int
+
+
+class TokenIssuer(Protocol):
+    refresh_ttl: int
+
+    def issue_access(self, user_id: uuid.UUID, role: Any) -> Any:
+        """Returns an object with `token` and `expires_in`."""
+        ...
+
+    @staticmethod
+    def new_refresh_token() -> tuple[str, str]: ...
+
+
+# ---------------------------------------------------------------- catalogue cache
+
+
+class CatalogueReader(Protocol):
+    """Read-through cache of models and presets; `invalidate` reaches every replica."""
+
+    async def model(self, model_id: uuid.UUID) -> Any | None: ...
+    async def preset(self, preset_id: uuid.UUID) -> Any | None: ...
+    async def models(self) -> list[Any]: ...
+    async def presets(self) -> list[Any]: ...
+    async def invalidate(self) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -61,3 +62,8 @@ def validate_registration(email: str, password: str) -> None:
     elif password.strip() == "" or len(set(password)) < 4:
         problems.add("password", "is too simple")
     problems.raise_if_any()
+
+
+def refresh_token_hash(token: str) -> str:
+    """Refresh tokens are stored only as this hash."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -132,6 +132,8 @@ class GenerationRow(Base):
     provider_task_id: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     deadline_at: Mapped[datetime | None]
+    submit_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
@@ -150,9 +152,7 @@ class GenerationRow(Base):
 
 class GenerationInputRow(Base):
     __tablename__ = "generation_inputs"
-    generation_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True
-    )
+    generation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     chunk_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("chunks.id", ondelete="RESTRICT"), index=True)
 

@@ -20,7 +20,9 @@ def _board(row: BoardRow) -> Board:
 
 class SqlBoardRepository(SqlRepository):
     async def add(self, board: Board) -> None:
-        self.session.add(BoardRow(id=board.id, name=board.name, created_by=board.created_by, created_at=board.created_at))
+        self.session.add(
+            BoardRow(id=board.id, name=board.name, created_by=board.created_by, created_at=board.created_at)
+        )
         await self.session.flush()
 
     async def get(self, board_id: uuid.UUID) -> Board | None:

@@ -38,6 +38,8 @@ def _generation(row: GenerationRow) -> Generation:
         idempotency_key=row.idempotency_key,
         finished_at=aware_opt(row.finished_at),
         deadline_at=aware_opt(row.deadline_at),
+        submit_attempts=row.submit_attempts,
+        next_attempt_at=aware_opt(row.next_attempt_at),
     )
 
 

@@ -1,0 +1,1 @@
+"""Use cases: plain async functions taking their ports as keyword arguments."""

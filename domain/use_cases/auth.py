@@ -1,0 +1,124 @@
+"""Register, log in and rotate refresh tokens."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from domain.errors import EmailTaken, InvalidCredentials
+from domain.ports import Clock, PasswordHasher, TokenIssuer
+from domain.repositories import RefreshTokenRecord, UnitOfWork
+from domain.users import Role, User, normalize_email, refresh_token_hash, validate_registration
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+async def _open_session(
+    uow: UnitOfWork, user: User, *, tokens: TokenIssuer, now: datetime, family_id: uuid.UUID | None = None
+) -> Session:
+    refresh, refresh_hash = tokens.new_refresh_token()
+    await uow.refresh_tokens.add(
+        RefreshTokenRecord(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            family_id=family_id or uuid.uuid4(),
+            token_hash=refresh_hash,
+            expires_at=now + timedelta(seconds=tokens.refresh_ttl),
+            created_at=now,
+        )
+    )
+    access = tokens.issue_access(user.id, user.role)
+    return Session(user=user, access_token=access.token, refresh_token=refresh, expires_in=access.expires_in)
+
+
+async def register(
+    *,
+    email: str,
+    password: str,
+    uow: UnitOfWork,
+    hasher: PasswordHasher,
+    tokens: TokenIssuer,
+    clock: Clock,
+    role: Role = Role.USER,
+) -> Session:
+    email = normalize_email(email)
+    validate_registration(email, password)
+    now = clock.now()
+    user = User(id=uuid.uuid4(), email=email, role=role, created_at=now, password_hash=await hasher.hash(password))
+    async with uow:
+        if await uow.users.get_by_email(email) is not None:
+            raise EmailTaken()
+        await uow.users.add(user)
+        await uow.credits.ensure_account(user.id)
+        session = await _open_session(uow, user, tokens=tokens, now=now)
+        await uow.commit()
+    return session
+
+
+async def login(
+    *, email: str, password: str, uow: UnitOfWork, hasher: PasswordHasher, tokens: TokenIssuer, clock: Clock
+) -> Session:
+    email = normalize_email(email)
+    async with uow:
+        user = await uow.users.get_by_email(email)
+        # Verify even for an unknown e-mail so timing does not reveal which part was wrong.
+        valid = await hasher.verify(user.password_hash if user else None, password)
+        if user is None or not valid:
+            raise InvalidCredentials()
+        session = await _open_session(uow, user, tokens=tokens, now=clock.now())
+        await uow.commit()
+    return session
+
+
+async def refresh(*, refresh_token: str, uow: UnitOfWork, tokens: TokenIssuer, clock: Clock) -> Session:
+    """Rotate: the old token is spent; presenting a spent token revokes its whole family."""
+    now = clock.now()
+    token_hash = refresh_token_hash(refresh_token)
+    async with uow:
+        record = await uow.refresh_tokens.get_by_hash(token_hash)
+        if record is None or record.revoked_at is not None or record.expires_at <= now:
+            raise InvalidCredentials("The refresh token is invalid or expired.")
+        if record.used_at is not None or not await uow.refresh_tokens.mark_used(record.id, now):
+            # Reuse of a rotated token: somebody else holds a copy. Revoke the family.
+            await uow.refresh_tokens.revoke_family(record.family_id, now)
+            await uow.commit()
+            raise InvalidCredentials("The refresh token was already used; sign in again.")
+        user = await uow.users.get(record.user_id)
+        if user is None:
+            raise InvalidCredentials("The refresh token is invalid or expired.")
+        session = await _open_session(uow, user, tokens=tokens, now=now, family_id=record.family_id)
+        await uow.commit()
+    return session
+
+
+async def ensure_admin(
+    *, email: str, password: str, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock
+) -> tuple[User, bool]:
+    """Create an admin, or promote the existing account (its password is left alone). Returns (user, created)."""
+    email = normalize_email(email)
+    async with uow:
+        existing = await uow.users.get_by_email(email)
+        if existing is not None:
+            await uow.users.set_role(existing.id, Role.ADMIN)
+            await uow.credits.ensure_account(existing.id)
+            await uow.commit()
+            return User(existing.id, existing.email, Role.ADMIN, existing.created_at), False
+    validate_registration(email, password)
+    user = User(uuid.uuid4(), email, Role.ADMIN, clock.now(), await hasher.hash(password))
+    async with uow:
+        await uow.users.add(user)
+        await uow.credits.ensure_account(user.id)
+        await uow.commit()
+    return user, True
+
+
+async def find_user(*, email: str, uow: UnitOfWork) -> User | None:
+    async with uow:
+        return await uow.users.get_by_email(normalize_email(email))

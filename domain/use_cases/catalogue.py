@@ -1,0 +1,123 @@
+"""Catalogue administration and reads: models, presets, admin settings."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from domain.catalogue import AiModel, ModelKind, Preset, resolve_params, validate_model_fields
+from domain.errors import Forbidden, InvalidInput, NotFound, Problems
+from domain.ports import CatalogueReader
+from domain.repositories import UnitOfWork
+from domain.users import Principal
+
+SETTING_KEY_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,127}$")
+
+
+def _require_admin(actor: Principal | None) -> None:
+    """`None` is the trusted operator (CLI, seeding); API callers must be admins."""
+    if actor is not None and not actor.is_admin:
+        raise Forbidden("Only administrators can do this.")
+
+
+async def list_models(*, kind: ModelKind | None, catalogue: CatalogueReader) -> list[AiModel]:
+    models: list[AiModel] = await catalogue.models()
+    return [m for m in models if m.is_active and (kind is None or m.kind is kind)]
+
+
+async def list_presets(*, model_id: uuid.UUID | None, catalogue: CatalogueReader) -> list[Preset]:
+    presets: list[Preset] = await catalogue.presets()
+    return [p for p in presets if model_id is None or p.model_id == model_id]
+
+
+async def upsert_model(
+    *,
+    actor: Principal | None,
+    slug: str,
+    name: str,
+    provider: str,
+    kind: ModelKind,
+    cost_credits: int,
+    capabilities: Any,
+    is_active: bool | None,
+    known_providers: frozenset[str],
+    uow: UnitOfWork,
+    catalogue: CatalogueReader,
+) -> AiModel:
+    _require_admin(actor)
+    capabilities = {} if capabilities is None else capabilities
+    validate_model_fields(slug=slug, name=name, provider=provider, cost_credits=cost_credits, capabilities=capabilities)
+    if provider not in known_providers:
+        raise InvalidInput.single("provider", f"must be one of {sorted(known_providers)}")
+    async with uow:
+        existing = await uow.catalogue.get_model_by_slug(slug)
+        model = AiModel(
+            id=existing.id if existing else uuid.uuid4(),
+            slug=slug,
+            name=name.strip(),
+            provider=provider,
+            kind=kind,
+            cost_credits=cost_credits,
+            capabilities=capabilities,
+            is_active=is_active if is_active is not None else (existing.is_active if existing else True),
+        )
+        saved = await uow.catalogue.save_model(model)
+        await uow.commit()
+    await catalogue.invalidate()
+    return saved
+
+
+async def upsert_preset(
+    *,
+    actor: Principal | None,
+    preset_id: uuid.UUID | None,
+    model_id: uuid.UUID,
+    name: str,
+    params: Any,
+    uow: UnitOfWork,
+    catalogue: CatalogueReader,
+) -> Preset:
+    _require_admin(actor)
+    problems = Problems()
+    if not name.strip() or len(name) > 200:
+        problems.add("name", "must be 1-200 characters")
+    if not isinstance(params, dict):
+        problems.add("params", "must be a JSON object")
+    problems.raise_if_any()
+    async with uow:
+        model = await uow.catalogue.get_model(model_id)
+        if model is None:
+            raise NotFound("model")
+        if preset_id is not None:
+            existing = await uow.catalogue.get_preset(preset_id)
+            if existing is None:
+                raise NotFound("preset")
+            if existing.model_id != model_id:
+                raise InvalidInput.single("modelId", "a preset cannot move to another model")
+        resolve_params(model, None, params, problems)
+        problems.raise_if_any()
+        preset = await uow.catalogue.save_preset(
+            Preset(id=preset_id or uuid.uuid4(), model_id=model_id, name=name.strip(), params=dict(params))
+        )
+        await uow.commit()
+    await catalogue.invalidate()
+    return preset
+
+
+async def list_settings(*, actor: Principal, uow: UnitOfWork) -> list[tuple[str, Any]]:
+    _require_admin(actor)
+    async with uow:
+        return await uow.admin_settings.list()
+
+
+async def set_setting(*, actor: Principal, key: str, value: Any, uow: UnitOfWork) -> tuple[str, Any]:
+    _require_admin(actor)
+    if not SETTING_KEY_RE.match(key):
+        raise InvalidInput.single("key", "must be 1-128 characters: lowercase letters, digits, '_', '.', '-'")
+    if value is None:
+        raise InvalidInput.single("value", "must not be null")
+    async with uow:
+        await uow.admin_settings.set(key, value, actor_id=actor.user_id)
+        await uow.commit()
+    return key, value

@@ -1,0 +1,113 @@
+"""Credit moves as use cases: each writes one ledger row and changes the account in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain import credits as rules
+from domain.credits import CreditBalance, LedgerEntry, LedgerKind
+from domain.errors import Forbidden, InsufficientCredits, InvalidInput, InvalidState, NotFound
+from domain.events import CreditsChanged
+from domain.pagination import Page, PageRequest
+from domain.ports import Clock, EventPublisher
+from domain.repositories import UnitOfWork
+from domain.users import Principal
+
+MAX_REASON_LENGTH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class GrantResult:
+    balance: CreditBalance
+    entry: LedgerEntry
+    replayed: bool
+
+
+async def post_move(
+    uow: UnitOfWork,
+    *,
+    user_id: uuid.UUID,
+    move: rules.Move,
+    key: str,
+    at: datetime,
+    generation_id: uuid.UUID | None = None,
+    reason: str | None = None,
+    actor_id: uuid.UUID | None = None,
+) -> CreditBalance | None:
+    """Write the ledger row, then apply it to the account; None when the key was already used."""
+    entry = LedgerEntry(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        kind=move.kind,
+        amount=move.amount,
+        idempotency_key=key,
+        created_at=at,
+        generation_id=generation_id,
+        reason=reason,
+        actor_id=actor_id,
+    )
+    if not await uow.credits.add_entry(entry):
+        return None
+    after = await uow.credits.change(user_id, balance_delta=move.balance_delta, reserved_delta=move.reserved_delta)
+    if after is None:
+        if move.kind in (LedgerKind.RESERVE, LedgerKind.ADJUST):
+            current = await uow.credits.balance(user_id)
+            raise InsufficientCredits(required=abs(move.amount), available=max(0, current.available))
+        raise InvalidState(f"The credit account cannot take a {move.kind.value} of {move.amount}.")
+    return after
+
+
+async def grant(
+    *,
+    actor: Principal | None,
+    user_id: uuid.UUID,
+    amount: int,
+    reason: str,
+    idempotency_key: str | None,
+    uow: UnitOfWork,
+    publisher: EventPublisher,
+    clock: Clock,
+    kind: LedgerKind = LedgerKind.GRANT,
+) -> GrantResult:
+    """Admins grant through the API; `actor=None` is the trusted operator (CLI, seeding)."""
+    if actor is not None and not actor.is_admin:
+        raise Forbidden("Only administrators can grant credits.")
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON_LENGTH:
+        raise InvalidInput.single("reason", f"must be 1-{MAX_REASON_LENGTH} characters")
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 128):
+        raise InvalidInput.single("idempotencyKey", "must be 1-128 characters")
+    key = rules.grant_key(user_id, idempotency_key)
+    now = clock.now()
+    async with uow:
+        if await uow.users.get(user_id) is None:
+            raise NotFound("user")
+        await uow.credits.ensure_account(user_id)
+        if kind is LedgerKind.ADJUST:
+            move = rules.adjust(await uow.credits.balance(user_id), amount)
+        else:
+            move = rules.grant(amount)
+        actor_id = actor.user_id if actor else None
+        after = await post_move(uow, user_id=user_id, move=move, key=key, at=now, reason=reason, actor_id=actor_id)
+        entry = await uow.credits.entry_by_key(key)
+        assert entry is not None
+        if after is None:
+            if entry.user_id != user_id or entry.amount != move.amount:
+                raise InvalidInput.single("idempotencyKey", "was already used for a different grant")
+            after = await uow.credits.balance(user_id)
+        await uow.commit()
+    if after is not None:
+        await publisher.publish(CreditsChanged(user_id, after.balance, after.reserved, now))
+    return GrantResult(after, entry, replayed=entry.created_at != now)
+
+
+async def balance_of(*, user_id: uuid.UUID, uow: UnitOfWork) -> CreditBalance:
+    async with uow:
+        return await uow.credits.balance(user_id)
+
+
+async def ledger(*, user_id: uuid.UUID, page: PageRequest, uow: UnitOfWork) -> Page[LedgerEntry]:
+    async with uow:
+        return await uow.credits.ledger_page(user_id, page)

@@ -1,0 +1,224 @@
+"""Start and cancel generations; the request path never calls a provider."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from domain import credits as rules
+from domain.catalogue import AiModel, Preset, resolve_params
+from domain.chunks import ChunkStatus
+from domain.credits import LedgerKind
+from domain.errors import Forbidden, InvalidInput, InvalidState, NotFound, Problems, RateLimited
+from domain.events import CreditsChanged, Event, GenerationChanged
+from domain.generations import Generation, GenerationStatus, allowed_sources
+from domain.ports import CatalogueReader, Clock, EventPublisher, JobQueue, RateLimiter
+from domain.repositories import UnitOfWork
+from domain.use_cases.access import controllable_generation
+from domain.use_cases.credits import post_move
+from domain.users import Principal
+
+SUBMIT_TASK = "submit_generation"
+CANCEL_TASK = "cancel_provider_task"
+MAX_IDEMPOTENCY_KEY = 128
+MAX_INPUTS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateRequest:
+    model_id: uuid.UUID
+    prompt: str
+    preset_id: uuid.UUID | None = None
+    board_id: uuid.UUID | None = None
+    params: Any = None
+    input_chunk_ids: tuple[uuid.UUID, ...] = ()
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateRule:
+    limit: int
+    window_seconds: int
+
+
+async def publish_all(publisher: EventPublisher, events: list[Event]) -> None:
+    for event in events:
+        await publisher.publish(event)
+
+
+def changed(generation: Generation, previous: GenerationStatus | None, at: datetime) -> GenerationChanged:
+    return GenerationChanged(
+        generation_id=generation.id,
+        user_id=generation.user_id,
+        status=generation.status,
+        previous_status=previous,
+        progress=generation.progress,
+        at=at,
+        board_id=generation.board_id,
+    )
+
+
+async def _validate(
+    request: GenerateRequest, catalogue: CatalogueReader
+) -> tuple[AiModel, Preset | None, dict[str, Any], str]:
+    problems = Problems()
+    model: AiModel | None = await catalogue.model(request.model_id)
+    if model is None or not model.is_active:
+        raise NotFound("model")
+    preset: Preset | None = None
+    if request.preset_id is not None:
+        preset = await catalogue.preset(request.preset_id)
+        if preset is None:
+            raise NotFound("preset")
+        if preset.model_id != model.id:
+            problems.add("presetId", "belongs to another model")
+    prompt = request.prompt.strip()
+    if not prompt:
+        problems.add("prompt", "must not be empty")
+    elif len(prompt) > model.max_prompt_length:
+        problems.add("prompt", f"must be at most {model.max_prompt_length} characters")
+    if "\x00" in prompt:
+        problems.add("prompt", "must not contain NUL characters")
+    key = request.idempotency_key
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
+        problems.add("idempotencyKey", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+    inputs = request.input_chunk_ids
+    if len(set(inputs)) != len(inputs):
+        problems.add("inputChunkIds", "must not repeat a chunk")
+    if len(inputs) > min(model.max_inputs, MAX_INPUTS):
+        problems.add("inputChunkIds", f"this model accepts at most {model.max_inputs} input files")
+    params = resolve_params(model, preset, request.params, problems)
+    problems.raise_if_any()
+    return model, preset, params, prompt
+
+
+async def _check_board_and_inputs(uow: UnitOfWork, principal: Principal, request: GenerateRequest) -> None:
+    if request.board_id is not None:
+        role = await uow.boards.role_of(request.board_id, principal.user_id)
+        if role is None:
+            raise NotFound("board")
+        if not role.can_generate:
+            raise Forbidden("Board viewers cannot start generations in this board.")
+    if request.input_chunk_ids:
+        chunks = {c.id: c for c in await uow.chunks.get_many(request.input_chunk_ids)}
+        for chunk_id in request.input_chunk_ids:
+            chunk = chunks.get(chunk_id)
+            if chunk is None or chunk.user_id != principal.user_id:
+                raise NotFound("chunk")
+            if chunk.status is not ChunkStatus.READY:
+                raise InvalidInput.single("inputChunkIds", f"chunk {chunk_id} has not finished uploading")
+
+
+async def generate(
+    *,
+    principal: Principal,
+    request: GenerateRequest,
+    uow: UnitOfWork,
+    catalogue: CatalogueReader,
+    jobs: JobQueue,
+    publisher: EventPublisher,
+    clock: Clock,
+    limiter: RateLimiter | None = None,
+    rate: RateRule | None = None,
+) -> Generation:
+    if limiter is not None and rate is not None:
+        wait = await limiter.hit(f"generate:{principal.user_id}", limit=rate.limit, window_seconds=rate.window_seconds)
+        if wait:
+            raise RateLimited(wait)
+    model, preset, params, prompt = await _validate(request, catalogue)
+    now = clock.now()
+    generation = Generation(
+        id=uuid.uuid4(),
+        user_id=principal.user_id,
+        model_id=model.id,
+        prompt=prompt,
+        status=GenerationStatus.QUEUED,
+        created_at=now,
+        updated_at=now,
+        params=params,
+        board_id=request.board_id,
+        preset_id=preset.id if preset else None,
+        reserved_credits=model.cost_credits,
+        idempotency_key=request.idempotency_key,
+        deadline_at=now + timedelta(seconds=model.deadline_seconds),
+        input_chunk_ids=list(request.input_chunk_ids),
+    )
+    async with uow:
+        await _check_board_and_inputs(uow, principal, request)
+        if not await uow.generations.add(generation):
+            # Same key from the same user: the first call's generation is the answer.
+            assert request.idempotency_key is not None
+            existing = await uow.generations.get_by_idempotency_key(principal.user_id, request.idempotency_key)
+            if existing is None:
+                raise InvalidState("A generation with this idempotency key is being created; retry.")
+            return existing
+        after = None
+        if model.cost_credits:
+            after = await post_move(
+                uow,
+                user_id=principal.user_id,
+                move=rules.hold(model.cost_credits),
+                key=rules.generation_key(generation.id, LedgerKind.RESERVE),
+                at=now,
+                generation_id=generation.id,
+            )
+        await uow.generations.add_inputs(generation.id, request.input_chunk_ids)
+        await uow.commit()
+    await jobs.enqueue(SUBMIT_TASK, generation_id=str(generation.id))
+    events: list[Event] = [changed(generation, None, now)]
+    if after is not None:
+        events.append(CreditsChanged(principal.user_id, after.balance, after.reserved, now))
+    await publish_all(publisher, events)
+    return generation
+
+
+async def release_hold(uow: UnitOfWork, generation: Generation, at: datetime) -> rules.CreditBalance | None:
+    """Release whatever is still reserved for a generation (idempotent by key)."""
+    held = await uow.credits.open_reservation(generation.id)
+    if held <= 0:
+        return None
+    return await post_move(
+        uow,
+        user_id=generation.user_id,
+        move=rules.release(held),
+        key=rules.generation_key(generation.id, LedgerKind.RELEASE),
+        at=at,
+        generation_id=generation.id,
+    )
+
+
+async def cancel(
+    *,
+    principal: Principal,
+    generation_id: uuid.UUID,
+    uow: UnitOfWork,
+    jobs: JobQueue,
+    publisher: EventPublisher,
+    clock: Clock,
+) -> Generation:
+    now = clock.now()
+    async with uow:
+        current = await controllable_generation(uow, await uow.generations.get(generation_id), principal)
+        if current.is_final:
+            raise InvalidState(f"The generation already ended ({current.status.value}).")
+        updated = await uow.generations.transition(
+            generation_id,
+            sources=allowed_sources(GenerationStatus.CANCELED),
+            target=GenerationStatus.CANCELED,
+            at=now,
+            error_code="CANCELED",
+            error_message="Canceled by the user.",
+        )
+        if updated is None:
+            raise InvalidState("The generation ended before it could be canceled.")
+        after = await release_hold(uow, updated, now)
+        await uow.commit()
+    if updated.provider_task_id:
+        await jobs.enqueue(CANCEL_TASK, generation_id=str(updated.id))
+    events: list[Event] = [changed(updated, current.status, now)]
+    if after is not None:
+        events.append(CreditsChanged(updated.user_id, after.balance, after.reserved, now))
+    await publish_all(publisher, events)
+    return updated

@@ -1,0 +1,1 @@
+"""The GraphQL layer: Strawberry types, resolvers, context, schema assembly and the FastAPI app."""

@@ -1,0 +1,65 @@
+"""The FastAPI application factory: GraphQL, health, file routes; adapters opened in the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+
+from graph import health
+from graph.http import build_router
+from graph.schema import build_schema
+from infrastructure.container import open_container
+from infrastructure.settings import Settings, get_settings
+
+log = logging.getLogger("genhub.app")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    problems = settings.production_problems()
+    if problems:
+        raise RuntimeError("genhub refuses to start in production:\n  - " + "\n  - ".join(problems))
+    schema = build_schema(mask_errors=settings.is_production)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_container(settings) as container:
+            app.state.container = container
+            broker = container.broker
+            if not broker.is_worker_process:
+                await broker.startup()
+            try:
+                yield
+            finally:
+                if not broker.is_worker_process:
+                    await broker.shutdown()
+
+    app = FastAPI(title="genhub", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    app.state.schema = schema
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        incoming = request.headers.get("x-request-id", "")
+        rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        request.state.request_id = rid
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = rid
+        return response
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "GraphQL-Require-Preflight", "X-Request-ID"],
+            max_age=600,
+        )
+    app.include_router(health.router)
+    app.include_router(build_router(schema, settings))
+    return app

@@ -1,0 +1,1 @@
+"""Accounts: register, login, token refresh, `me`."""

@@ -1,0 +1,62 @@
+"""GraphQL types of the auth area."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from domain import users as du
+from domain.use_cases.auth import Session
+from graph.common.types import EmailTaken, InvalidCredentials, InvalidInput, RateLimited
+
+strawberry.enum(du.Role, name="Role", description="What an account may do.")
+Role = du.Role
+
+
+@strawberry.type(description="An account.")
+class User:
+    id: strawberry.ID
+    email: str
+    role: Role
+    created_at: datetime
+
+    @classmethod
+    def from_domain(cls, user: du.User) -> User:
+        return cls(id=strawberry.ID(str(user.id)), email=user.email, role=user.role, created_at=user.created_at)
+
+
+@strawberry.input(description="E-mail and password of a new account.")
+class RegisterInput:
+    email: str
+    password: str = strawberry.field(description=f"At least {du.MIN_PASSWORD_LENGTH} characters.")
+
+
+@strawberry.input(description="Credentials of an existing account.")
+class LoginInput:
+    email: str
+    password: str
+
+
+@strawberry.type(description="A signed-in session: a short-lived access token and a rotating refresh token.")
+class AuthPayload:
+    access_token: str
+    refresh_token: str = strawberry.field(description="Single use: each refresh returns a new one.")
+    expires_in: int = strawberry.field(description="Seconds until the access token expires.")
+    user: User
+
+    @classmethod
+    def from_session(cls, session: Session) -> AuthPayload:
+        return cls(
+            access_token=session.access_token,
+            refresh_token=session.refresh_token,
+            expires_in=session.expires_in,
+            user=User.from_domain(session.user),
+        )
+
+
+AuthResult = Annotated[
+    AuthPayload | InvalidCredentials | EmailTaken | InvalidInput | RateLimited,
+    strawberry.union("AuthResult"),
+]

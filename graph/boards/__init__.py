@@ -1,0 +1,1 @@
+"""Boards: sharing generations between members."""

@@ -1,0 +1,97 @@
+"""GraphQL types of the boards area."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from domain import boards as db
+from domain.pagination import PageRequest
+from domain.repositories import GenerationFilter
+from domain.use_cases import reads
+from graph.auth.types import User
+from graph.common.types import Forbidden, InvalidInput, InvalidState, NotFound
+from graph.context import Info
+
+if TYPE_CHECKING:
+    from graph.generations.types import GenerationConnection
+
+strawberry.enum(db.BoardRole, name="BoardRole", description="OWNER manages, EDITOR generates, VIEWER reads.")
+BoardRole = db.BoardRole
+
+
+@strawberry.type(description="A member of a board.")
+class BoardMember:
+    role: BoardRole
+    user_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    async def user(self, info: Info) -> User:
+        found = await info.context.loaders.user(self.user_id)
+        assert found is not None, "members always reference an existing user"
+        return User.from_domain(found)
+
+
+@strawberry.type(description="A shared space: its members see its generations.")
+class Board:
+    id: strawberry.ID
+    name: str
+    my_role: BoardRole
+    board_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    async def members(self, info: Info) -> list[BoardMember]:
+        members = await info.context.loaders.members(self.board_id)
+        return [BoardMember(role=m.role, user_id=m.user_id) for m in members]
+
+    @strawberry.field(description="Generations in this board, newest first (`first` <= 100).")
+    async def generations(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Annotated[GenerationConnection, strawberry.lazy("graph.generations.types")]:
+        from graph.generations.types import GenerationConnection
+
+        page = await reads.list_generations(
+            principal=info.context.require_viewer(),
+            flt=GenerationFilter(board_id=self.board_id),
+            page=PageRequest.parse(first, after),
+            uow=info.context.container.uow(),
+        )
+        return GenerationConnection.from_page(page.items, page.has_next)
+
+    @classmethod
+    def from_domain(cls, board: db.Board, role: db.BoardRole) -> Board:
+        return cls(id=strawberry.ID(str(board.id)), name=board.name, my_role=role, board_id=board.id)
+
+
+@strawberry.input(description="A new board; the creator becomes its OWNER.")
+class CreateBoardInput:
+    name: str
+
+
+@strawberry.input(description="Add a member by e-mail, or change an existing member's role.")
+class AddBoardMemberInput:
+    board_id: strawberry.ID
+    email: str
+    role: BoardRole
+
+
+@strawberry.input(description="Remove a member; the last OWNER cannot be removed.")
+class RemoveBoardMemberInput:
+    board_id: strawberry.ID
+    user_id: strawberry.ID
+
+
+@strawberry.type
+class BoardSuccess:
+    board: Board
+
+
+CreateBoardResult = Annotated[BoardSuccess | InvalidInput, strawberry.union("CreateBoardResult")]
+AddBoardMemberResult = Annotated[
+    BoardSuccess | NotFound | Forbidden | InvalidInput, strawberry.union("AddBoardMemberResult")
+]
+RemoveBoardMemberResult = Annotated[
+    BoardSuccess | NotFound | Forbidden | InvalidState, strawberry.union("RemoveBoardMemberResult")
+]

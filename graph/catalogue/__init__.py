@@ -1,0 +1,1 @@
+"""Catalogue: models, presets and admin settings."""

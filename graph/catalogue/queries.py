@@ -1,0 +1,35 @@
+"""models, presets, adminSettings."""
+
+from __future__ import annotations
+
+import strawberry
+
+from domain.errors import NotFound
+from domain.use_cases import catalogue
+from graph.catalogue.types import AdminSetting, AiModel, ModelKind, Preset
+from graph.common.ids import lookup_id
+from graph.context import Info
+from graph.permissions import IsAdmin
+
+
+@strawberry.type
+class CatalogueQueries:
+    @strawberry.field(description="Active models, optionally of one kind.")
+    async def models(self, info: Info, kind: ModelKind | None = None) -> list[AiModel]:
+        found = await catalogue.list_models(kind=kind, catalogue=info.context.container.catalogue)
+        return [AiModel.from_domain(m) for m in found]
+
+    @strawberry.field(description="Presets, optionally of one model.")
+    async def presets(self, info: Info, model_id: strawberry.ID | None = None) -> list[Preset]:
+        try:
+            wanted = lookup_id(model_id, "model") if model_id is not None else None
+        except NotFound:
+            return []  # a malformed id names no model, so it has no presets
+        found = await catalogue.list_presets(model_id=wanted, catalogue=info.context.container.catalogue)
+        return [Preset.from_domain(p) for p in found]
+
+    @strawberry.field(description="Every admin setting (admin only).", permission_classes=[IsAdmin])
+    async def admin_settings(self, info: Info) -> list[AdminSetting]:
+        c = info.context.container
+        items = await catalogue.list_settings(actor=info.context.require_viewer(), uow=c.uow())
+        return [AdminSetting(key=k, value=v) for k, v in items]

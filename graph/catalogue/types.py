@@ -1,0 +1,113 @@
+"""GraphQL types of the catalogue area."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import strawberry
+
+from domain import catalogue as dc
+from graph.common.types import Forbidden, InvalidInput, NotFound
+from graph.context import Info
+from graph.scalars import JSON
+
+strawberry.enum(dc.ModelKind, name="ModelKind", description="What a model produces.")
+ModelKind = dc.ModelKind
+
+
+@strawberry.type(name="AiModel", description="A generation model offered by a provider.")
+class AiModel:
+    id: strawberry.ID
+    slug: str
+    name: str
+    provider: str
+    kind: ModelKind
+    cost_credits: int = strawberry.field(description="Credits reserved when a generation starts.")
+    capabilities: JSON = strawberry.field(description="Accepted params, limits and deadline (see docs).")
+    is_active: bool
+
+    @classmethod
+    def from_domain(cls, model: dc.AiModel) -> AiModel:
+        return cls(
+            id=strawberry.ID(str(model.id)),
+            slug=model.slug,
+            name=model.name,
+            provider=model.provider,
+            kind=model.kind,
+            cost_credits=model.cost_credits,
+            capabilities=JSON(model.capabilities),
+            is_active=model.is_active,
+        )
+
+
+@strawberry.type(description="Named parameters for a model.")
+class Preset:
+    id: strawberry.ID
+    name: str
+    params: JSON
+    model_id: strawberry.Private[str]
+
+    @strawberry.field
+    async def model(self, info: Info) -> AiModel:
+        found = await info.context.loaders.model(uuid.UUID(self.model_id))
+        assert found is not None, "a preset always has its model"
+        return AiModel.from_domain(found)
+
+    @classmethod
+    def from_domain(cls, preset: dc.Preset) -> Preset:
+        return cls(
+            id=strawberry.ID(str(preset.id)),
+            name=preset.name,
+            params=JSON(preset.params),
+            model_id=str(preset.model_id),
+        )
+
+
+@strawberry.type(description="One admin setting.")
+class AdminSetting:
+    key: str
+    value: JSON
+
+
+@strawberry.input(description="Create or update a model, identified by slug.")
+class UpsertModelInput:
+    slug: str
+    name: str
+    provider: str
+    kind: ModelKind
+    cost_credits: int
+    capabilities: JSON | None = None
+    is_active: bool | None = None
+
+
+@strawberry.input(description="Create (no id) or update a preset.")
+class UpsertPresetInput:
+    model_id: strawberry.ID
+    name: str
+    params: JSON
+    id: strawberry.ID | None = None
+
+
+@strawberry.type
+class ModelSuccess:
+    model: AiModel
+
+
+@strawberry.type
+class PresetSuccess:
+    preset: Preset
+
+
+@strawberry.type
+class AdminSettingSuccess:
+    setting: AdminSetting
+
+
+UpsertModelResult = Annotated[ModelSuccess | Forbidden | InvalidInput, strawberry.union("UpsertModelResult")]
+UpsertPresetResult = Annotated[
+    PresetSuccess | NotFound | Forbidden | InvalidInput, strawberry.union("UpsertPresetResult")
+]
+SetAdminSettingResult = Annotated[
+    AdminSettingSuccess | Forbidden | InvalidInput, strawberry.union("SetAdminSettingResult")
+]

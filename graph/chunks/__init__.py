@@ -1,0 +1,1 @@
+"""Chunks: user files in storage."""

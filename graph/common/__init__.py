@@ -1,0 +1,1 @@
+"""Types shared by every area: the Error interface and its members, PageInfo."""

@@ -1,0 +1,80 @@
+"""The typed request context: container, viewer (from the token, no database read), loaders."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from strawberry.fastapi import BaseContext
+from strawberry.types import Info as StrawberryInfo
+
+from domain.errors import Unauthenticated
+from domain.users import Principal
+from infrastructure.container import Container
+
+if TYPE_CHECKING:
+    from graph.loaders import Loaders
+
+
+@dataclass(slots=True)
+class Credentials:
+    """What the client presented: a raw bearer token (or nothing)."""
+
+    token: str | None = None
+
+
+@dataclass
+class Context(BaseContext):
+    container: Container
+    credentials: Credentials = field(default_factory=Credentials)
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    client_ip: str = "unknown"
+    operation_name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    @staticmethod
+    def new_request_id() -> str:
+        return uuid.uuid4().hex
+
+    @cached_property
+    def _verified(self) -> tuple[Principal, datetime] | Unauthenticated | None:
+        if not self.credentials.token:
+            return None
+        try:
+            return self.container.tokens.verify_access(self.credentials.token)
+        except Unauthenticated as exc:
+            return exc
+
+    @property
+    def viewer(self) -> Principal | None:
+        """The caller, or None when anonymous; a bad token raises Unauthenticated."""
+        verified = self._verified
+        if isinstance(verified, Unauthenticated):
+            raise verified
+        return verified[0] if verified else None
+
+    @property
+    def token_expires_at(self) -> datetime | None:
+        verified = self._verified
+        return verified[1] if isinstance(verified, tuple) else None
+
+    def require_viewer(self) -> Principal:
+        viewer = self.viewer
+        if viewer is None:
+            raise Unauthenticated("Sign in: send `Authorization: Bearer <accessToken>`.")
+        return viewer
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        from graph.loaders import Loaders
+
+        return Loaders(self.container)
+
+
+Info = StrawberryInfo[Context, None]

@@ -1,0 +1,1 @@
+"""Credits: balance, ledger, admin grants."""

@@ -1,0 +1,85 @@
+"""GraphQL types of the credits area."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from domain import credits as dc
+from graph.common.connections import cursor_of
+from graph.common.types import Forbidden, InvalidInput, NotFound, PageInfo
+
+strawberry.enum(dc.LedgerKind, name="LedgerKind", description="What a ledger entry did.")
+LedgerKind = dc.LedgerKind
+
+
+@strawberry.type(description="Credits of the viewer. `available` = `balance` - `reserved`, never negative.")
+class CreditBalance:
+    balance: int = strawberry.field(description="Posted credits.")
+    reserved: int = strawberry.field(description="Held by running generations.")
+    available: int = strawberry.field(description="What a new generation may use.")
+
+    @classmethod
+    def from_domain(cls, value: dc.CreditBalance) -> CreditBalance:
+        return cls(balance=value.balance, reserved=value.reserved, available=value.available)
+
+
+@strawberry.type(description="One immutable move of credits.")
+class LedgerEntry:
+    id: strawberry.ID
+    kind: LedgerKind
+    amount: int = strawberry.field(description="Signed: + adds to balance/reservation, - takes from it.")
+    generation_id: strawberry.ID | None
+    reason: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_domain(cls, entry: dc.LedgerEntry) -> LedgerEntry:
+        return cls(
+            id=strawberry.ID(str(entry.id)),
+            kind=entry.kind,
+            amount=entry.amount,
+            generation_id=strawberry.ID(str(entry.generation_id)) if entry.generation_id else None,
+            reason=entry.reason,
+            created_at=entry.created_at,
+        )
+
+
+@strawberry.type
+class LedgerEdge:
+    node: LedgerEntry
+    cursor: str
+
+
+@strawberry.type(description="A page of ledger entries, newest first.")
+class LedgerConnection:
+    edges: list[LedgerEdge]
+    page_info: PageInfo
+
+    @classmethod
+    def from_page(cls, items: list[dc.LedgerEntry], has_next: bool) -> LedgerConnection:
+        edges = [LedgerEdge(node=LedgerEntry.from_domain(e), cursor=cursor_of(e)) for e in items]
+        return cls(
+            edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
+        )
+
+
+@strawberry.input(description="Credit a user's account (admin only). Replays with the same key change nothing.")
+class GrantCreditsInput:
+    user_id: strawberry.ID
+    amount: int
+    reason: str
+    idempotency_key: str | None = None
+
+
+@strawberry.type
+class GrantCreditsSuccess:
+    balance: CreditBalance
+    entry: LedgerEntry
+
+
+GrantCreditsResult = Annotated[
+    GrantCreditsSuccess | NotFound | Forbidden | InvalidInput, strawberry.union("GrantCreditsResult")
+]

@@ -1,0 +1,51 @@
+"""The one place where domain errors become GraphQL error types (or GraphQL errors)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from domain import errors as de
+from graph.common import types as gt
+
+T = TypeVar("T")
+
+
+def to_graphql(exc: de.DomainError) -> gt.Error:
+    code, message = exc.code, exc.message
+    if isinstance(exc, de.InvalidInput):
+        return gt.InvalidInput(
+            code=code, message=message, fields=[gt.FieldError(field=p.field, message=p.message) for p in exc.fields]
+        )
+    if isinstance(exc, de.InsufficientCredits):
+        return gt.InsufficientCredits(code=code, message=message, required=exc.required, available=exc.available)
+    if isinstance(exc, de.RateLimited):
+        return gt.RateLimited(code=code, message=message, retry_after_seconds=exc.retry_after_seconds)
+    if isinstance(exc, de.QuotaExceeded):
+        return gt.QuotaExceeded(code=code, message=message, limit=exc.limit)
+    simple: dict[type[de.DomainError], type[gt.Error]] = {
+        de.NotFound: gt.NotFound,
+        de.Forbidden: gt.Forbidden,
+        de.InvalidCredentials: gt.InvalidCredentials,
+        de.EmailTaken: gt.EmailTaken,
+        de.InvalidState: gt.InvalidState,
+    }
+    for domain_type, graph_type in simple.items():
+        if isinstance(exc, domain_type):
+            return graph_type(code=code, message=message)
+    raise exc
+
+
+async def result_or_error(call: Callable[[], Awaitable[T]], *allowed: type[gt.Error]) -> T | Any:
+    """Run a use case; map an expected failure to one of the union's error members.
+
+    A domain error that the union cannot express (e.g. Unauthenticated,
+    StorageUnavailable) propagates and becomes a GraphQL error with its code.
+    """
+    try:
+        return await call()
+    except de.DomainError as exc:
+        mapped = to_graphql(exc)
+        if isinstance(mapped, allowed):
+            return mapped
+        raise

@@ -1,0 +1,55 @@
+"""Schema extensions: the error policy (codes, masking, logging with the request id)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from domain.errors import DomainError
+
+log = logging.getLogger("genhub.graphql")
+INTERNAL = "INTERNAL_SERVER_ERROR"
+
+
+def classify(error: GraphQLError, *, mask: bool, request_id: str) -> GraphQLError:
+    """Give every error an `extensions.code`; hide unexpected ones when masking."""
+    original = error.original_error
+    extensions = dict(error.extensions or {})
+    extensions.setdefault("requestId", request_id)
+    if isinstance(original, DomainError):
+        extensions["code"] = original.code
+        return GraphQLError(
+            original.message, error.nodes, error.source, error.positions, error.path, original, extensions
+        )
+    if original is None:
+        # Parse, validation and variable-coercion errors: the client's mistake, shown as is.
+        extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if error.locations else "BAD_REQUEST")
+        return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path, None, extensions)
+    log.error(
+        "unexpected error in %s",
+        ".".join(str(p) for p in error.path or []) or "operation",
+        exc_info=(type(original), original, original.__traceback__),
+        extra={"request_id": request_id},
+    )
+    extensions["code"] = INTERNAL
+    message = "Unexpected error." if mask else error.message
+    return GraphQLError(message, error.nodes, error.source, error.positions, error.path, original, extensions)
+
+
+class ErrorPolicy(SchemaExtension):
+    """Applied to HTTP and WebSocket operations alike."""
+
+    def __init__(self, *, mask: bool = True) -> None:
+        self.mask = mask
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        context = self.execution_context.context
+        request_id = getattr(context, "request_id", "-")
+        result.errors = [classify(e, mask=self.mask, request_id=request_id) for e in result.errors]

@@ -1,0 +1,1 @@
+"""Generations: start, cancel, read, and their nested fields."""

@@ -1,0 +1,54 @@
+"""generation, generations."""
+
+from __future__ import annotations
+
+import strawberry
+
+from domain.errors import NotFound
+from domain.pagination import PageRequest
+from domain.repositories import GenerationFilter as DomainFilter
+from domain.use_cases import reads
+from graph.common.ids import lookup_id, parse_id
+from graph.context import Info
+from graph.generations.types import Generation, GenerationConnection, GenerationFilter
+from graph.permissions import IsAuthenticated
+
+
+def to_domain_filter(flt: GenerationFilter | None) -> DomainFilter:
+    if flt is None:
+        return DomainFilter()
+    return DomainFilter(
+        statuses=frozenset(flt.status or ()),
+        board_id=parse_id(flt.board_id, "filter.boardId") if flt.board_id else None,
+        model_id=parse_id(flt.model_id, "filter.modelId") if flt.model_id else None,
+    )
+
+
+@strawberry.type
+class GenerationQueries:
+    @strawberry.field(description="A generation the viewer may read, or null.", permission_classes=[IsAuthenticated])
+    async def generation(self, info: Info, id: strawberry.ID) -> Generation | None:
+        try:
+            found = await reads.get_generation(
+                principal=info.context.require_viewer(),
+                generation_id=lookup_id(id, "generation"),
+                uow=info.context.container.uow(),
+            )
+        except NotFound:
+            return None
+        return Generation.from_domain(found)
+
+    @strawberry.field(
+        description="The viewer's generations and those of their boards, newest first (`first` <= 100).",
+        permission_classes=[IsAuthenticated],
+    )
+    async def generations(
+        self, info: Info, first: int = 20, after: str | None = None, filter: GenerationFilter | None = None
+    ) -> GenerationConnection:
+        page = await reads.list_generations(
+            principal=info.context.require_viewer(),
+            flt=to_domain_filter(filter),
+            page=PageRequest.parse(first, after),
+            uow=info.context.container.uow(),
+        )
+        return GenerationConnection.from_page(page.items, page.has_next)

@@ -1,0 +1,211 @@
+"""GraphQL over HTTP: GET (queries only) and POST (JSON, batches, multipart uploads) at /graphql."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import strawberry
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql.error import GraphQLSyntaxError
+from starlette.datastructures import UploadFile
+
+from graph.context import Context, Credentials
+from graph.http_protocol import (
+    GRAPHQL_RESPONSE,
+    JSON_TYPE,
+    GraphQLParams,
+    HttpProblem,
+    negotiate,
+    params_from_mapping,
+    params_from_query_string,
+    parse_json_body,
+    place_files,
+)
+from graph.ide import graphiql_page
+from infrastructure.container import Container
+from infrastructure.settings import Settings
+
+log = logging.getLogger("genhub.http")
+PREFLIGHT_HEADERS = ("graphql-require-preflight", "apollo-require-preflight", "x-apollo-operation-name")
+
+
+def bearer_token(request_headers: Any) -> str | None:
+    value: str | None = request_headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else value.strip()
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def operation_type(params: GraphQLParams) -> OperationType | None:
+    try:
+        operation = get_operation_ast(parse(params.query), params.operation_name)
+    except GraphQLSyntaxError:
+        return None
+    return operation.operation if operation else None
+
+
+class GraphQLHttp:
+    def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
+        self.schema = schema
+        self.settings = settings
+
+    def context(self, request: Request, params: GraphQLParams) -> Context:
+        container: Container = request.app.state.container
+        ctx = Context(
+            container=container,
+            credentials=Credentials(bearer_token(request.headers)),
+            request_id=getattr(request.state, "request_id", None) or Context.new_request_id(),
+            client_ip=client_ip(request),
+            operation_name=params.operation_name,
+        )
+        ctx.request = request
+        return ctx
+
+    async def execute(
+        self, request: Request, params: GraphQLParams, media: str, *, via_get: bool
+    ) -> tuple[int, dict[str, Any]]:
+        op_type = operation_type(params)
+        if op_type is OperationType.SUBSCRIPTION:
+            raise HttpProblem(400, "Subscriptions are served over WebSocket at /graphql (graphql-transport-ws).")
+        if via_get and op_type is not None and op_type is not OperationType.QUERY:
+            raise HttpProblem(405, "Only queries may be sent with GET; use POST.", headers={"Allow": "POST"})
+        started = time.perf_counter()
+        context = self.context(request, params)
+        result = await self.schema.execute(
+            params.query,
+            variable_values=params.variables,
+            context_value=context,
+            operation_name=params.operation_name,
+            operation_extensions=params.extensions,
+        )
+        payload: dict[str, Any] = {}
+        errors = result.errors or []
+        request_error = result.data is None and bool(errors) and all(not e.path for e in errors)
+        if not request_error:
+            payload["data"] = result.data
+        if result.errors:
+            payload["errors"] = [_format(e) for e in result.errors]
+        status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
+        hook = request.app.state.__dict__.get("observe_operation")
+        if hook is not None:
+            hook(context, params, result, time.perf_counter() - started)
+        return status, payload
+
+    async def read_body(self, request: Request, limit: int) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise HttpProblem(413, f"The request body is larger than {limit} bytes.")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HttpProblem(413, f"The request body is larger than {limit} bytes.")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def multipart(self, request: Request) -> GraphQLParams:
+        if not any(h in request.headers for h in PREFLIGHT_HEADERS):
+            # multipart/form-data is a "simple" CORS request: demand a custom header so a
+            # cross-site form cannot post an upload with the victim's cookies (CSRF).
+            raise HttpProblem(400, "Multipart requests need a `GraphQL-Require-Preflight: 1` header (CSRF protection).")
+        declared = request.headers.get("content-length")
+        limit = self.settings.upload_max_bytes + 1024 * 1024
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise HttpProblem(413, f"The upload is larger than {self.settings.upload_max_bytes} bytes.")
+        form = await request.form(max_files=10, max_fields=10, max_part_size=1024 * 1024)
+        request.state.form = form
+        try:
+            operations = json.loads(str(form.get("operations") or ""))
+            files_map = json.loads(str(form.get("map") or "{}"))
+        except json.JSONDecodeError as exc:
+            raise HttpProblem(400, "`operations` and `map` must be JSON.") from exc
+        files = {k: v for k, v in form.multi_items() if isinstance(v, UploadFile)}
+        if isinstance(operations, list):
+            raise HttpProblem(400, "Batched multipart requests are not supported.")
+        return params_from_mapping(place_files(operations, files_map, files))
+
+
+def _format(error: GraphQLError) -> dict[str, Any]:
+    formatted: dict[str, Any] = dict(error.formatted)
+    return formatted
+
+
+def _response(status: int, payload: Any, media: str, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(payload, separators=(",", ":"), default=str)
+    return Response(body, status_code=status, media_type=f"{media}; charset=utf-8", headers=headers)
+
+
+def _problem(exc: HttpProblem, media: str) -> Response:
+    payload = {"errors": [{"message": exc.message, "extensions": {"code": "BAD_REQUEST"}}]}
+    return _response(exc.status, payload, media if exc.status != 406 else JSON_TYPE, exc.headers)
+
+
+def build_router(schema: strawberry.Schema, settings: Settings) -> APIRouter:
+    handler = GraphQLHttp(schema, settings)
+    router = APIRouter()
+
+    @router.get("/graphql", include_in_schema=False)
+    async def graphql_get(request: Request) -> Response:
+        accept = request.headers.get("accept", "")
+        if settings.graphiql_enabled and "text/html" in accept and "query" not in request.query_params:
+            return HTMLResponse(graphiql_page(settings))
+        try:
+            media = negotiate(accept)
+        except HttpProblem as exc:
+            return _problem(exc, JSON_TYPE)
+        try:
+            params = params_from_query_string(dict(request.query_params))
+            status, payload = await handler.execute(request, params, media, via_get=True)
+        except HttpProblem as exc:
+            return _problem(exc, media)
+        return _response(status, payload, media)
+
+    @router.post("/graphql", include_in_schema=False)
+    async def graphql_post(request: Request) -> Response:
+        try:
+            media = negotiate(request.headers.get("accept"))
+        except HttpProblem as exc:
+            return _problem(exc, JSON_TYPE)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            if content_type == "multipart/form-data":
+                params = await handler.multipart(request)
+                status, payload = await handler.execute(request, params, media, via_get=False)
+                return _response(status, payload, media)
+            if content_type not in (JSON_TYPE, GRAPHQL_RESPONSE, "application/graphql+json"):
+                raise HttpProblem(
+                    415, "Send GraphQL requests as application/json (or multipart/form-data for uploads)."
+                )
+            parsed = parse_json_body(
+                await handler.read_body(request, settings.max_body_bytes), max_batch=settings.max_batch_size
+            )
+            if isinstance(parsed, list):
+                results = [await handler.execute(request, p, media, via_get=False) for p in parsed]
+                return _response(200, [payload for _, payload in results], media)
+            status, payload = await handler.execute(request, parsed, media, via_get=False)
+        except HttpProblem as exc:
+            return _problem(exc, media)
+        finally:
+            form = getattr(request.state, "form", None)
+            if form is not None:
+                await form.close()
+        return _response(status, payload, media)
+
+    @router.api_route("/graphql", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def graphql_other(request: Request) -> Response:
+        return _problem(
+            HttpProblem(405, "GraphQL is served over GET and POST.", headers={"Allow": "GET, POST"}), JSON_TYPE
+        )
+
+    return router

@@ -1,0 +1,135 @@
+"""GraphQL-over-HTTP request parsing and response media types (graphql.github.io/graphql-over-http).
+
+Pure functions over already-read request data; graph/http.py wires them to FastAPI.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON_TYPE = "application/json"
+
+
+class HttpProblem(Exception):
+    """A request the server cannot execute; carries the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass(slots=True)
+class GraphQLParams:
+    query: str
+    variables: dict[str, Any] | None = None
+    operation_name: str | None = None
+    extensions: dict[str, Any] | None = field(default=None)
+
+
+def negotiate(accept: str | None) -> str:
+    """Pick the response media type; graphql-response+json wins when acceptable (spec 6.4.1)."""
+    if not accept:
+        return JSON_TYPE
+    best: tuple[float, int, str] | None = None
+    for position, part in enumerate(accept.split(",")):
+        media, *params = [p.strip() for p in part.split(";")]
+        media = media.lower()
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        if q <= 0:
+            continue
+        if media == GRAPHQL_RESPONSE:
+            candidate = (q, 1, GRAPHQL_RESPONSE)
+        elif media in (JSON_TYPE, "application/*", "*/*"):
+            candidate = (q, 0, JSON_TYPE)
+        else:
+            continue
+        # Higher q first; on a tie prefer graphql-response+json; position is only a last resort.
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+        del position
+    if best is None:
+        raise HttpProblem(406, f"Not acceptable: send Accept: {GRAPHQL_RESPONSE} or {JSON_TYPE}.")
+    return best[2]
+
+
+def params_from_mapping(data: Any) -> GraphQLParams:
+    if not isinstance(data, dict):
+        raise HttpProblem(400, "The request body must be a JSON object (or a batch array of them).")
+    query = data.get("query")
+    if query is None:
+        raise HttpProblem(400, "No GraphQL query found in the request.")
+    if not isinstance(query, str):
+        raise HttpProblem(400, "`query` must be a string.")
+    variables = data.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise HttpProblem(400, "`variables` must be an object.")
+    operation_name = data.get("operationName")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise HttpProblem(400, "`operationName` must be a string.")
+    extensions = data.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise HttpProblem(400, "`extensions` must be an object.")
+    return GraphQLParams(query, variables, operation_name, extensions)
+
+
+def params_from_query_string(args: dict[str, str]) -> GraphQLParams:
+    raw: dict[str, Any] = {"query": args.get("query"), "operationName": args.get("operationName")}
+    for key in ("variables", "extensions"):
+        if args.get(key):
+            try:
+                raw[key] = json.loads(args[key])
+            except json.JSONDecodeError as exc:
+                raise HttpProblem(400, f"`{key}` is not valid JSON.") from exc
+    return params_from_mapping(raw)
+
+
+def parse_json_body(body: bytes, *, max_batch: int) -> list[GraphQLParams] | GraphQLParams:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HttpProblem(400, "The request body is not valid JSON.") from exc
+    if isinstance(data, list):
+        if not data:
+            raise HttpProblem(400, "An empty batch has nothing to execute.")
+        if len(data) > max_batch:
+            raise HttpProblem(400, f"A batch may hold at most {max_batch} operations.")
+        return [params_from_mapping(item) for item in data]
+    return params_from_mapping(data)
+
+
+def place_files(operations: Any, files_map: Any, files: dict[str, Any]) -> Any:
+    """Put uploaded files where the multipart `map` says (GraphQL multipart request spec)."""
+    if not isinstance(files_map, dict):
+        raise HttpProblem(400, "The multipart `map` must be an object.")
+    for name, paths in files_map.items():
+        if name not in files:
+            raise HttpProblem(400, f"File `{name}` named in `map` is missing.")
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise HttpProblem(400, "Each `map` entry must be a list of paths.")
+        for path in paths:
+            keys = path.split(".")
+            target = operations
+            try:
+                for key in keys[:-1]:
+                    target = target[int(key)] if isinstance(target, list) else target[key]
+                last = keys[-1]
+                if isinstance(target, list):
+                    target[int(last)] = files[name]
+                elif isinstance(target, dict) and last in target:
+                    target[last] = files[name]
+                else:
+                    raise KeyError(last)
+            except (KeyError, IndexError, ValueError, TypeError) as exc:
+                raise HttpProblem(400, f"The `map` path `{path}` does not exist in `operations`.") from exc
+    return operations

@@ -1,0 +1,79 @@
+"""Per-request DataLoaders (never module-level): one SQL statement per batch of keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from domain.boards import Board, BoardMember
+from domain.catalogue import AiModel, Preset
+from domain.chunks import Chunk
+from domain.repositories import Asset, UnitOfWork
+from domain.users import User
+from infrastructure.container import Container
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _by_id(
+    container: Container,
+    fetch: Callable[[UnitOfWork, list[uuid.UUID]], Awaitable[Sequence[V]]],
+    key: Callable[[V], uuid.UUID],
+) -> DataLoader[uuid.UUID, V | None]:
+    async def load(ids: list[uuid.UUID]) -> list[V | None]:
+        async with container.uow() as uow:
+            found = {key(item): item for item in await fetch(uow, ids)}
+        return [found.get(i) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def _grouped(
+    container: Container, fetch: Callable[[UnitOfWork, list[uuid.UUID]], Awaitable[dict[uuid.UUID, list[V]]]]
+) -> DataLoader[uuid.UUID, list[V]]:
+    async def load(ids: list[uuid.UUID]) -> list[list[V]]:
+        async with container.uow() as uow:
+            found = await fetch(uow, ids)
+        return [found.get(i, []) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+class Loaders:
+    """Named `<Thing>By<Key>`; models and presets come from the catalogue cache, not SQL."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.users_by_id = _by_id(container, lambda uow, ids: uow.users.get_many(ids), lambda u: u.id)
+        self.boards_by_id = _by_id(container, lambda uow, ids: uow.boards.get_many(ids), lambda b: b.id)
+        self.chunks_by_id = _by_id(container, lambda uow, ids: uow.chunks.get_many(ids), lambda c: c.id)
+        self.input_ids_by_generation = _grouped(container, lambda uow, ids: uow.generations.inputs_of(ids))
+        self.assets_by_generation = _grouped(container, lambda uow, ids: uow.generations.assets_of(ids))
+        self.members_by_board = _grouped(container, lambda uow, ids: uow.boards.members_of(ids))
+
+    async def model(self, model_id: uuid.UUID) -> AiModel | None:
+        return await self.container.catalogue.model(model_id)
+
+    async def preset(self, preset_id: uuid.UUID) -> Preset | None:
+        return await self.container.catalogue.preset(preset_id)
+
+    async def user(self, user_id: uuid.UUID) -> User | None:
+        return await self.users_by_id.load(user_id)
+
+    async def board(self, board_id: uuid.UUID) -> Board | None:
+        return await self.boards_by_id.load(board_id)
+
+    async def members(self, board_id: uuid.UUID) -> list[BoardMember]:
+        return await self.members_by_board.load(board_id)
+
+    async def inputs(self, generation_id: uuid.UUID) -> list[Chunk]:
+        ids = await self.input_ids_by_generation.load(generation_id)
+        chunks = await self.chunks_by_id.load_many(ids)
+        return [c for c in chunks if c is not None]
+
+    async def assets(self, generation_id: uuid.UUID) -> list[Asset]:
+        return await self.assets_by_generation.load(generation_id)

@@ -1,0 +1,247 @@
+"""The `genhub` command line: the one module that wires every entry point together.
+
+It is the composition of processes (API server, worker, scheduler, admin tasks), so it
+may import `graph` and `workers` lazily inside the commands that start them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from infrastructure.settings import Settings, get_settings
+
+
+def _print(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+async def _migrate(settings: Settings, downgrade: str | None = None) -> None:
+    from infrastructure.migrations import runner
+
+    url = settings.effective_database_url
+    runner.ensure_sqlite_dir(url)
+    if downgrade:
+        await runner.downgrade(url, downgrade)
+    else:
+        await runner.upgrade(url)
+
+
+async def _wait_for_db(settings: Settings, wait_seconds: float) -> bool:
+    from sqlalchemy import text
+
+    from infrastructure.db.engine import create_engine
+
+    deadline = time.monotonic() + wait_seconds
+    engine = create_engine(settings)
+    try:
+        while True:
+            try:
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return True
+            except Exception as exc:
+                if time.monotonic() >= deadline:
+                    _print(f"database not reachable after {wait_seconds:.0f}s: {exc}")
+                    return False
+                await asyncio.sleep(1.0)
+    finally:
+        await engine.dispose()
+
+
+async def _seed_demo(settings: Settings) -> str:
+    """Seed and return a ready access token for the demo account."""
+    from domain.use_cases.seeding import seed_demo
+    from infrastructure.container import open_container
+
+    async with open_container(settings) as c:
+        user, _models = await seed_demo(
+            email=settings.demo_email,
+            password=settings.demo_password,
+            credits_amount=settings.demo_credits,
+            uow=c.uow,
+            hasher=c.hasher,
+            clock=c.clock,
+            catalogue_cache=c.catalogue,
+            publisher=c.publisher,
+        )
+        ttl_hours = 24
+        c.tokens.access_ttl = ttl_hours * 3600  # a token to paste into GraphiQL for a working day
+        return c.tokens.issue_access(user.id, user.role).token
+
+
+async def _create_admin(settings: Settings, email: str, password: str) -> int:
+    from domain.errors import InvalidInput
+    from domain.use_cases.auth import ensure_admin
+    from infrastructure.container import open_container
+
+    async with open_container(settings) as c:
+        try:
+            user, created = await ensure_admin(
+                email=email, password=password, uow=c.uow(), hasher=c.hasher, clock=c.clock
+            )
+        except InvalidInput as exc:
+            _print(f"error: {exc.message}")
+            return 2
+    _print(f"{'created' if created else 'promoted'} admin {user.email} ({user.id})")
+    return 0
+
+
+async def _grant(settings: Settings, email: str, amount: int, reason: str, key: str | None) -> int:
+    from domain.errors import DomainError
+    from domain.use_cases import credits
+    from domain.use_cases.auth import find_user
+    from infrastructure.container import open_container
+
+    async with open_container(settings) as c:
+        user = await find_user(email=email, uow=c.uow())
+        if user is None:
+            _print(f"error: no account with e-mail {email}")
+            return 2
+        try:
+            result = await credits.grant(
+                actor=None,
+                user_id=user.id,
+                amount=amount,
+                reason=reason,
+                idempotency_key=key,
+                uow=c.uow(),
+                publisher=c.publisher,
+                clock=c.clock,
+            )
+        except DomainError as exc:
+            _print(f"error: {exc.message}")
+            return 2
+    b = result.balance
+    _print(f"{user.email}: balance {b.balance}, reserved {b.reserved}, available {b.available}")
+    return 0
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+    import workers.tasks  # noqa: F401  (registers tasks on the shared broker for embedded mode)
+
+    from graph.app import create_app
+    from infrastructure.logging_setup import configure_logging, uvicorn_log_config
+
+    configure_logging(settings)
+    problems = settings.production_problems()
+    if problems:
+        _print("genhub refuses to start in production:\n  - " + "\n  - ".join(problems))
+        return 2
+    if settings.is_sqlite:
+        asyncio.run(_migrate(settings))
+    token = asyncio.run(_seed_demo(settings)) if settings.should_seed_demo else None
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    _print(f"genhub on http://{shown}:{port}  (GraphiQL: http://{shown}:{port}/graphql)")
+    if token:
+        _print(f"demo account: {settings.demo_email} / {settings.demo_password}")
+        _print(f'access token (24 h), paste as header {{"Authorization": "Bearer {token}"}}')
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=uvicorn_log_config(settings),
+        ws_ping_interval=settings.ws_keepalive_seconds,
+        timeout_graceful_shutdown=10,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+    )
+    return 0
+
+
+def _taskiq(args: list[str]) -> int:
+    os.execv(sys.executable, [sys.executable, "-m", "taskiq", *args])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genhub", description="genhub: AI media generation over GraphQL.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API server (uvicorn)")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    worker = sub.add_parser("worker", help="run Taskiq worker processes (needs REDIS_URL)")
+    worker.add_argument("--workers", type=int, default=1)
+    sub.add_parser("scheduler", help="run the Taskiq scheduler (exactly one per deployment)")
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base)")
+    wait = sub.add_parser("wait-for-db", help="wait until the database answers")
+    wait.add_argument("--timeout", type=float, default=60.0)
+    export = sub.add_parser("export-schema", help="write the GraphQL SDL")
+    export.add_argument("--output", default="schema.graphql", help="file to write, or - for stdout")
+    export.add_argument("--check", action="store_true", help="fail when the file differs from the code")
+    admin = sub.add_parser("create-admin", help="create an admin, or promote an existing account")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", required=True)
+    grant = sub.add_parser("grant-credits", help="grant credits to an account")
+    grant.add_argument("--email", required=True)
+    grant.add_argument("--amount", type=int, required=True)
+    grant.add_argument("--reason", required=True)
+    grant.add_argument("--idempotency-key", default=None)
+    sub.add_parser("seed-demo", help="create the demo account and simulated models")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    command: str = args.command
+    if command == "serve":
+        return _serve(settings, args.host, args.port)
+    if command == "worker":
+        return _taskiq(
+            [
+                "worker",
+                "workers.broker:broker",
+                "workers.tasks",
+                "--workers",
+                str(args.workers),
+                "--ack-type",
+                "when_saved",
+            ]
+        )
+    if command == "scheduler":
+        return _taskiq(["scheduler", "workers.schedule:scheduler", "--skip-first-run"])
+    if command == "migrate":
+        asyncio.run(_migrate(settings, args.downgrade))
+        _print("database is at " + (args.downgrade or "head"))
+        return 0
+    if command == "wait-for-db":
+        return 0 if asyncio.run(_wait_for_db(settings, args.timeout)) else 1
+    if command == "export-schema":
+        from graph.schema import export_sdl
+
+        sdl = export_sdl()
+        if args.output == "-":
+            sys.stdout.write(sdl)
+            return 0
+        path = Path(args.output)
+        if args.check:
+            same = path.exists() and path.read_text(encoding="utf-8") == sdl
+            _print(f"{path} is {'up to date' if same else 'OUT OF DATE: run genhub export-schema'}")
+            return 0 if same else 1
+        path.write_text(sdl, encoding="utf-8")
+        _print(f"wrote {path}")
+        return 0
+    if command == "create-admin":
+        return asyncio.run(_create_admin(settings, args.email, args.password))
+    if command == "grant-credits":
+        return asyncio.run(_grant(settings, args.email, args.amount, args.reason, args.idempotency_key))
+    if command == "seed-demo":
+        if settings.is_sqlite:
+            asyncio.run(_migrate(settings))
+        token = asyncio.run(_seed_demo(settings))
+        _print(f"demo account: {settings.demo_email} / {settings.demo_password}\naccess token: {token}")
+        return 0
+    raise AssertionError(command)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,10 @@
+"""Wall clock in UTC (a port so tests can move time)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)

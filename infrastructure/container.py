@@ -1,0 +1,101 @@
+"""The composition root: builds every adapter from Settings, opens and closes them.
+
+Used by the FastAPI lifespan, the Taskiq worker start-up, the CLI and the tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from taskiq import AsyncBroker
+
+from domain.ports import EventPublisher, ObjectStorage, RateLimiter
+from infrastructure.catalogue_cache import CatalogueCache
+from infrastructure.clock import SystemClock
+from infrastructure.db.engine import create_engine, create_session_factory
+from infrastructure.db.uow import SqlUnitOfWorkFactory
+from infrastructure.providers.kie import build_http_client
+from infrastructure.providers.registry import ProviderRegistry, build_providers
+from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast
+from infrastructure.queue import TaskiqJobQueue, shared_broker
+from infrastructure.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from infrastructure.security.passwords import Argon2PasswordHasher
+from infrastructure.security.tokens import TokenService
+from infrastructure.settings import Settings
+from infrastructure.storage.factory import open_storage
+
+
+@dataclass(slots=True)
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    uow: SqlUnitOfWorkFactory
+    clock: SystemClock
+    hasher: Argon2PasswordHasher
+    tokens: TokenService
+    redis: Redis | None
+    limiter: RateLimiter
+    catalogue: CatalogueCache
+    storage: ObjectStorage
+    broadcast: Any
+    publisher: EventPublisher
+    http: httpx.AsyncClient
+    providers: ProviderRegistry
+    broker: AsyncBroker
+    jobs: TaskiqJobQueue
+
+
+@contextlib.asynccontextmanager
+async def open_container(settings: Settings, *, broker: AsyncBroker | None = None) -> AsyncIterator[Container]:
+    """Open every adapter once per process; close them in reverse order."""
+    async with contextlib.AsyncExitStack() as stack:
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        session_factory = create_session_factory(engine)
+        uow = SqlUnitOfWorkFactory(session_factory)
+
+        redis: Redis | None = None
+        limiter: RateLimiter = MemoryRateLimiter()
+        if settings.redis_url:
+            redis = Redis.from_url(settings.redis_url, decode_responses=False, health_check_interval=30)
+            stack.push_async_callback(redis.aclose)
+            limiter = RedisRateLimiter(redis)
+
+        catalogue = CatalogueCache(uow, ttl_seconds=settings.catalogue_cache_ttl_seconds, redis=redis)
+        await catalogue.start()
+        stack.push_async_callback(catalogue.stop)
+
+        storage = await open_storage(settings, stack)
+        broadcast = await open_broadcast(settings)
+        stack.push_async_callback(broadcast.disconnect)
+
+        http = build_http_client(settings)
+        stack.push_async_callback(http.aclose)
+        providers = build_providers(settings, http, limiter)
+        the_broker = broker or shared_broker()
+        yield Container(
+            settings=settings,
+            engine=engine,
+            session_factory=session_factory,
+            uow=uow,
+            clock=SystemClock(),
+            hasher=Argon2PasswordHasher(),
+            tokens=TokenService.from_settings(settings),
+            redis=redis,
+            limiter=limiter,
+            catalogue=catalogue,
+            storage=storage,
+            broadcast=broadcast,
+            publisher=BroadcastPublisher(broadcast),
+            http=http,
+            providers=providers,
+            broker=the_broker,
+            jobs=TaskiqJobQueue(the_broker),
+        )

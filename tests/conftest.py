@@ -1,0 +1,8 @@
+"""Fixtures shared by every test; each fixture module is registered as a plugin."""
+
+pytest_plugins = [
+    "tests.fixtures.services",
+    "tests.fixtures.app",
+    "tests.fixtures.s3",
+    "tests.fixtures.fake_kie",
+]
