@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from graphql.error import GraphQLSyntaxError
 from starlette.datastructures import UploadFile
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 
 from graph.context import Context, Credentials
 from graph.http_protocol import (
@@ -81,13 +82,19 @@ class GraphQLHttp:
             raise HttpProblem(405, "Only queries may be sent with GET; use POST.", headers={"Allow": "POST"})
         started = time.perf_counter()
         context = self.context(request, params)
-        result = await self.schema.execute(
-            params.query,
-            variable_values=params.variables,
-            context_value=context,
-            operation_name=params.operation_name,
-            operation_extensions=params.extensions,
-        )
+        try:
+            result = await self.schema.execute(
+                params.query,
+                variable_values=params.variables,
+                context_value=context,
+                operation_name=params.operation_name,
+                operation_extensions=params.extensions,
+            )
+        except CannotGetOperationTypeError:
+            error = GraphQLError(
+                f"Unknown operation named '{params.operation_name}'.", extensions={"code": "BAD_REQUEST"}
+            )
+            return (400 if media == GRAPHQL_RESPONSE else 200), {"errors": [error.formatted]}
         payload: dict[str, Any] = {}
         errors = result.errors or []
         request_error = result.data is None and bool(errors) and all(not e.path for e in errors)
