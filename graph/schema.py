@@ -14,7 +14,6 @@ from strawberry.types import ExecutionContext
 from graph.auth.mutations import AuthMutations
 from graph.auth.queries import AuthQueries
 from graph.boards.mutations import BoardMutations
-from graph.boards.mutations import BoardMutations
 from graph.boards.queries import BoardQueries
 from graph.catalogue.mutations import CatalogueMutations
 from graph.catalogue.queries import CatalogueQueries
@@ -39,7 +38,6 @@ MUTATIONS: tuple[type, ...] = (
     GenerationMutations,
     CreditMutations,
     CatalogueMutations,
-    BoardMutations,
     BoardMutations,
     ChunkMutations,
 )
