@@ -1,0 +1,216 @@
+"""Benchmark `generate`: the real server (uvicorn, PostgreSQL, Redis queue) against a plain FastAPI baseline.
+
+Two measurements, both against genhub and the baseline in the same run:
+  (a) saturated throughput: `--clients` connections with no think time (closed loop);
+  (b) latency at a fixed offered load: the same clients with random exponential think
+      time so that together they offer about `--rate` requests/s.
+Load comes from Debian's `wrk` (C, little CPU); its CPU time is printed too.
+
+    .venv/bin/python bench/generate.py [--clients 64] [--duration 10] [--rate 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+DB_NAME = "genhub_bench"
+SECRET = "bench-secret-" + "x" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def reset_database() -> str:
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{DB_NAME}"')
+    finally:
+        await admin.close()
+    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{DB_NAME}"
+    from infrastructure.migrations.runner import upgrade
+
+    await upgrade(url)
+    return url
+
+
+async def seed(url: str, users: int) -> tuple[str, list[str]]:
+    """A model of cost 1 and `users` accounts with plenty of credits; returns (model id, tokens)."""
+    from domain.catalogue import ModelKind
+    from domain.users import Role
+    from infrastructure.db.engine import create_engine, create_session_factory
+    from infrastructure.db.uow import SqlUnitOfWorkFactory
+    from infrastructure.security.tokens import TokenService
+    from infrastructure.settings import Settings
+
+    settings = Settings(_env_file=None, database_url=url, jwt_secret=SECRET)  # type: ignore[call-arg]
+    engine = create_engine(settings)
+    uow = SqlUnitOfWorkFactory(create_session_factory(engine))
+    tokens = TokenService.from_settings(settings)
+    tokens.access_ttl = 3 * 3600
+    model_id = uuid.uuid4()
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(
+            "INSERT INTO models (id, slug, name, provider, kind, cost_credits, capabilities, is_active, created_at, updated_at)"
+            " VALUES ($1, 'bench', 'Bench', 'simulated', $2, 1, '{}', true, now(), now())",
+            model_id,
+            ModelKind.IMAGE.value,
+        )
+        issued: list[str] = []
+        for i in range(users):
+            user_id = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, 'x', 'user', now())",
+                user_id,
+                f"bench{i}@example.com",
+            )
+            await conn.execute(
+                "INSERT INTO credit_accounts (user_id, balance, reserved, version) VALUES ($1, 100000000, 0, 0)", user_id
+            )
+            await conn.execute(
+                "INSERT INTO credit_ledger (id, user_id, kind, amount, idempotency_key, created_at)"
+                " VALUES ($1, $2, 'grant', 100000000, $3, now())",
+                uuid.uuid4(),
+                user_id,
+                f"bench-grant-{user_id}",
+            )
+            issued.append(tokens.issue_access(user_id, Role.USER).token)
+    finally:
+        await conn.close()
+    del uow
+    await engine.dispose()
+    return str(model_id), issued
+
+
+@contextmanager
+def server(kind: str, url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": REDIS_URL,
+        "JWT_SECRET": SECRET,
+        "ENVIRONMENT": "development",
+        "SEED_DEMO": "false",
+        "LOG_LEVEL": "WARNING",
+        "LOG_FORMAT": "json",
+        "RATE_LIMIT_GENERATE": "100000000",
+        "PORT": str(port),
+    }
+    if kind == "genhub":
+        cmd = [str(Path(sys.executable).with_name("genhub")), "serve", "--port", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health" if kind == "genhub" else f"http://127.0.0.1:{port}/docs", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"{kind} did not start: {proc.stderr.read().decode() if proc.stderr else ''}") from None
+                time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(port: int, clients: int, duration: int, think_ms: float, tokens_file: str, model: str) -> dict[str, float]:
+    env = {**os.environ, "BENCH_TOKENS": tokens_file, "BENCH_MODEL": model, "BENCH_THINK_MS": str(think_ms)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{clients}", f"-d{duration}s", "--timeout", "5s", "-s", str(ROOT / "bench" / "wrk_generate.lua"),
+         f"http://127.0.0.1:{port}"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    result["wrk_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def line(name: str, r: dict[str, float], server_cpu: float) -> str:
+    secs = r["duration_us"] / 1e6
+    return (
+        f"{name:<9} {r['rps']:8.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms  p95 {r['p95_us'] / 1000:6.2f} ms  "
+        f"p99 {r['p99_us'] / 1000:6.2f} ms  max {r['max_us'] / 1000:7.1f} ms  failed {int(r['failed'])}  "
+        f"server CPU {server_cpu / secs * 100:5.0f}%  wrk CPU {r['wrk_cpu_s'] / secs * 100:4.0f}%"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=500.0, help="offered requests/s for the latency run")
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install wrk")
+        return 2
+    url = asyncio.run(reset_database())
+    model, tokens = asyncio.run(seed(url, args.clients))
+    think_ms = args.clients / args.rate * 1000
+    with tempfile.NamedTemporaryFile("w", suffix=".tokens", delete=False) as f:
+        f.write("\n".join(tokens) + "\n")
+    print(f"generate benchmark: {args.clients} clients, {args.duration}s per run, {os.cpu_count()} cores, PostgreSQL + Redis local")
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for kind in ("baseline", "genhub"):
+        port = free_port()
+        with server(kind, url, port) as proc:
+            run_wrk(port, args.clients, args.warmup, 0, f.name, model)  # warm-up: JIT-free, but pools and caches
+            results[kind] = {}
+            for mode, think in (("saturated", 0.0), ("paced", think_ms)):
+                cpu0 = cpu_seconds(proc.pid)
+                r = run_wrk(port, args.clients, args.duration, think, f.name, model)
+                r["server_cpu_s"] = cpu_seconds(proc.pid) - cpu0
+                results[kind][mode] = r
+    print("\n(a) saturated, closed loop (latency here is mostly queueing: clients / throughput)")
+    for kind in ("baseline", "genhub"):
+        print(line(kind, results[kind]["saturated"], results[kind]["saturated"]["server_cpu_s"]))
+    ratio = results["genhub"]["saturated"]["rps"] / results["baseline"]["saturated"]["rps"]
+    print(f"throughput ratio genhub/baseline: {ratio:.2f}  (target >= 0.80)")
+    print(f"\n(b) paced: {args.clients} clients offering ~{args.rate:.0f} req/s (exponential think time, mean {think_ms:.0f} ms)")
+    for kind in ("baseline", "genhub"):
+        print(line(kind, results[kind]["paced"], results[kind]["paced"]["server_cpu_s"]))
+    g = results["genhub"]["paced"]
+    print(f"genhub paced: p50 {g['p50_us'] / 1000:.2f} ms (target <= 5), p99 {g['p99_us'] / 1000:.2f} ms (target <= 25)")
+    os.unlink(f.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main())
