@@ -142,6 +142,30 @@ class GenerationRepository(Protocol):
     ) -> None: ...
     async def find_by_provider_task(self, provider: str, external_id: str) -> Generation | None: ...
     async def chunk_in_active_use(self, chunk_id: uuid.UUID) -> bool: ...
+    async def transition_if(
+        self,
+        generation_id: uuid.UUID,
+        *,
+        sources: frozenset[GenerationStatus],
+        target: GenerationStatus,
+        at: datetime,
+        expect: dict[str, Any],
+        **fields: Any,
+    ) -> Generation | None:
+        """`transition`, and only while each `expect` column still holds its value (a fencing token)."""
+        ...
+
+    async def due(self, now: datetime, *, queued_before: datetime, limit: int) -> list[Generation]:
+        """Active generations whose `next_attempt_at` is unset or past, longest waiting first.
+
+        QUEUED ones count only when last updated before `queued_before` (their first
+        submit message is presumed in flight until then).
+        """
+        ...
+
+    async def defer(self, generation_ids: Sequence[uuid.UUID], until: datetime) -> None:
+        """Set `next_attempt_at` of the PROCESSING ones among `generation_ids` (poll scheduling)."""
+        ...
 
 
 class BoardRepository(Protocol):

@@ -11,10 +11,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from graph import health
+from graph.callbacks import router as callbacks_router
 from graph.http import build_router
 from graph.schema import build_schema
 from infrastructure.container import open_container
 from infrastructure.settings import Settings, get_settings
+from infrastructure.task_runtime import embedded_tasks
 
 log = logging.getLogger("genhub.app")
 
@@ -28,7 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_container(settings) as container:
+        # embedded_tasks: with an InMemoryBroker, tasks and their schedule run in this process.
+        async with open_container(settings) as container, embedded_tasks(container):
             app.state.container = container
             broker = container.broker
             if not broker.is_worker_process:
@@ -61,5 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.include_router(health.router)
+    app.include_router(callbacks_router)
     app.include_router(build_router(schema, settings))
     return app

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 
 from domain.generations import ACTIVE_STATUSES, Generation, GenerationStatus
 from domain.pagination import Page, PageRequest
@@ -268,3 +268,62 @@ class SqlGenerationRepository(SqlRepository):
             )
         )
         return bool((await self.session.execute(stmt)).scalar())
+
+    async def transition_if(
+        self,
+        generation_id: uuid.UUID,
+        *,
+        sources: frozenset[GenerationStatus],
+        target: GenerationStatus,
+        at: datetime,
+        expect: dict[str, Any],
+        **fields: Any,
+    ) -> Generation | None:
+        values: dict[str, Any] = {"status": target.value, "updated_at": at, **fields}
+        if target.is_final:
+            values["finished_at"] = at
+        conditions = [GenerationRow.id == generation_id, GenerationRow.status.in_([s.value for s in sources])]
+        for name, value in expect.items():
+            column = getattr(GenerationRow, name)
+            conditions.append(column.is_(None) if value is None else column == value)
+        stmt = (
+            update(GenerationRow)
+            .where(*conditions)
+            .values(**values)
+            .returning(GenerationRow)
+            .execution_options(synchronize_session=False)
+        )
+        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        return _generation(row) if row else None
+
+    async def due(self, now: datetime, *, queued_before: datetime, limit: int) -> list[Generation]:
+        waiting_since = func.coalesce(GenerationRow.next_attempt_at, GenerationRow.updated_at)
+        stmt = (
+            select(GenerationRow)
+            .where(
+                GenerationRow.status.in_([s.value for s in ACTIVE_STATUSES]),
+                or_(GenerationRow.next_attempt_at.is_(None), GenerationRow.next_attempt_at <= now),
+                or_(
+                    GenerationRow.status != GenerationStatus.QUEUED.value,
+                    GenerationRow.next_attempt_at.is_not(None),
+                    GenerationRow.updated_at < queued_before,
+                ),
+            )
+            .order_by(waiting_since, GenerationRow.id)
+            .limit(limit)
+        )
+        return [_generation(r) for r in (await self.session.execute(stmt)).scalars()]
+
+    async def defer(self, generation_ids: Sequence[uuid.UUID], until: datetime) -> None:
+        if not generation_ids:
+            return
+        stmt = (
+            update(GenerationRow)
+            .where(
+                GenerationRow.id.in_(set(generation_ids)),
+                GenerationRow.status == GenerationStatus.PROCESSING.value,
+            )
+            .values(next_attempt_at=until)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(stmt)

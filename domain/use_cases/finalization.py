@@ -1,0 +1,236 @@
+"""Check a PROCESSING generation with its provider and act: progress, success, failure.
+
+`refresh` is the one finalize path shared by polling, the finalize task and provider
+callbacks (a callback's payload is only a hint: the provider's answer decides). On
+success the outputs are copied into our storage first (result URLs expire), then one
+transaction moves the generation to SUCCEEDED, records the assets and captures the
+cost; whoever loses that conditional update changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import uuid
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from domain import credits as rules
+from domain.chunks import extension_of, output_key
+from domain.credits import CreditBalance, LedgerKind
+from domain.errors import ObjectTooLarge, StorageUnavailable
+from domain.generations import Generation, GenerationStatus
+from domain.ports import Provider, ProviderError, ProviderStatus, StoredObject
+from domain.repositories import Asset, UnitOfWork
+from domain.use_cases.credits import post_move
+from domain.use_cases.generations import changed, publish_all
+from domain.use_cases.processing import (
+    PROCESSING_ONLY,
+    ProcessingPolicy,
+    ProcessingPorts,
+    defer,
+    events_for,
+    fail,
+    provider_for,
+)
+
+log = logging.getLogger("genhub.processing")
+
+OUTPUT_KIND = "output"
+
+
+async def refresh(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: ProcessingPolicy) -> None:
+    """Ask the provider where the generation stands and apply the answer (no-op unless PROCESSING)."""
+    async with ports.uow() as uow:
+        generation = await uow.generations.get(generation_id)
+    if generation is None or generation.status is not GenerationStatus.PROCESSING or not generation.provider_task_id:
+        return
+    try:
+        _model, provider = await provider_for(ports, generation)
+        status = await provider.status(generation.provider_task_id)
+    except ProviderError as exc:
+        await status_failed(ports, policy, generation, exc)
+        return
+    await apply_status(ports, policy, generation, provider, status)
+
+
+async def handle_callback(
+    provider_name: str, external_id: str, *, ports: ProcessingPorts, policy: ProcessingPolicy
+) -> None:
+    async with ports.uow() as uow:
+        generation = await uow.generations.find_by_provider_task(provider_name, external_id)
+    if generation is None:
+        log.info("callback for unknown %s task %s ignored", provider_name, external_id)
+        return
+    await refresh(generation.id, ports=ports, policy=policy)
+
+
+async def status_failed(
+    ports: ProcessingPorts, policy: ProcessingPolicy, generation: Generation, exc: ProviderError
+) -> None:
+    if not exc.retryable:
+        await fail(ports, generation, sources=PROCESSING_ONLY, code=exc.code, message=exc.message)
+    elif exc.retry_after:
+        # The poller already deferred by one interval; honour a longer wait the provider asked for.
+        wait = min(exc.retry_after, policy.retry_max_seconds)
+        await defer(ports, generation, ports.clock.now() + timedelta(seconds=wait))
+
+
+async def apply_status(
+    ports: ProcessingPorts,
+    policy: ProcessingPolicy,
+    generation: Generation,
+    provider: Provider,
+    status: ProviderStatus,
+) -> None:
+    if status.state == "succeeded":
+        await finalize_success(ports, policy, generation, provider, status)
+    elif status.state == "failed":
+        await fail(
+            ports,
+            generation,
+            sources=PROCESSING_ONLY,
+            code=status.error_code or "PROVIDER_FAILED",
+            message=status.error_message or "The provider failed this generation.",
+        )
+    elif status.progress is not None and status.progress > generation.progress:
+        now = ports.clock.now()
+        async with ports.uow() as uow:
+            updated = await uow.generations.set_progress(generation.id, min(1.0, status.progress), now)
+            await uow.commit()
+        if updated is not None:
+            await publish_all(ports.publisher, [changed(updated, generation.status, now)])
+
+
+def _content_type(url: str) -> tuple[str, str]:
+    ext = extension_of(urlsplit(url).path.rsplit("/", 1)[-1])
+    guessed = mimetypes.types_map.get(ext) if ext else None
+    return ext, guessed or "application/octet-stream"
+
+
+async def _copy_outputs(
+    ports: ProcessingPorts, policy: ProcessingPolicy, generation: Generation, provider: Provider, urls: list[str]
+) -> list[StoredObject]:
+    stored: list[StoredObject] = []
+    for index, url in enumerate(urls):
+        ext, content_type = _content_type(url)
+        key = output_key(generation.user_id, generation.id, index, ext)
+        stored.append(
+            await ports.storage.put_stream(
+                key, provider.download(url), content_type=content_type, max_size=policy.max_output_bytes
+            )
+        )
+    return stored
+
+
+async def finalize_success(
+    ports: ProcessingPorts,
+    policy: ProcessingPolicy,
+    generation: Generation,
+    provider: Provider,
+    status: ProviderStatus,
+) -> None:
+    urls = list(status.output_urls)
+    if not urls:
+        await fail(
+            ports, generation, sources=PROCESSING_ONLY, code="NO_OUTPUT", message="The provider returned no output."
+        )
+        return
+    # Copying may be slow: keep other pollers off this generation meanwhile.
+    await defer(ports, generation, ports.clock.now() + policy.lease)
+    try:
+        stored = await _copy_outputs(ports, policy, generation, provider, urls)
+    except ProviderError as exc:
+        if exc.retryable:
+            await defer(ports, generation, ports.clock.now() + policy.poll_interval)
+        else:
+            await fail(ports, generation, sources=PROCESSING_ONLY, code=exc.code, message=exc.message)
+        return
+    except ObjectTooLarge:
+        await fail(
+            ports, generation, sources=PROCESSING_ONLY, code="OUTPUT_TOO_LARGE", message="An output is too large."
+        )
+        return
+    except StorageUnavailable:
+        await defer(ports, generation, ports.clock.now() + policy.poll_interval)
+        return
+    now = ports.clock.now()
+    after: CreditBalance | None = None
+    async with ports.uow() as uow:
+        held = await uow.credits.open_reservation(generation.id)
+        cost = max(0, min(generation.reserved_credits, held))
+        updated = await uow.generations.transition(
+            generation.id,
+            sources=PROCESSING_ONLY,
+            target=GenerationStatus.SUCCEEDED,
+            at=now,
+            progress=1.0,
+            charged_credits=cost,
+            next_attempt_at=None,
+        )
+        if updated is not None:
+            for index, obj in enumerate(stored):
+                await uow.generations.add_asset(_asset(generation, index, obj, now))
+            after = await _capture(uow, updated, held, cost, now)
+            await uow.commit()
+    if updated is None:
+        await _drop_orphans(ports, generation, stored)
+        return
+    await publish_all(ports.publisher, events_for(updated, GenerationStatus.PROCESSING, after, now))
+
+
+def _asset(generation: Generation, index: int, obj: StoredObject, at: datetime) -> Asset:
+    return Asset(
+        id=uuid.uuid4(),
+        generation_id=generation.id,
+        kind=OUTPUT_KIND,
+        position=index,
+        object_key=obj.key,
+        content_type=obj.content_type,
+        size=obj.size,
+        created_at=at,
+        sha256=obj.sha256,
+    )
+
+
+async def _capture(uow: UnitOfWork, generation: Generation, held: int, cost: int, at: datetime) -> CreditBalance | None:
+    """Capture the cost and release the rest of the hold, each once (keyed per generation)."""
+    if held <= 0:
+        return None
+    capture, rest = rules.settle(held, cost)
+    after = None
+    if cost > 0:
+        after = await post_move(
+            uow,
+            user_id=generation.user_id,
+            move=capture,
+            key=rules.generation_key(generation.id, LedgerKind.CAPTURE),
+            at=at,
+            generation_id=generation.id,
+        )
+    if rest is not None:
+        after = (
+            await post_move(
+                uow,
+                user_id=generation.user_id,
+                move=rest,
+                key=rules.generation_key(generation.id, LedgerKind.RELEASE),
+                at=at,
+                generation_id=generation.id,
+            )
+            or after
+        )
+    return after
+
+
+async def _drop_orphans(ports: ProcessingPorts, generation: Generation, stored: list[StoredObject]) -> None:
+    """A cancel or expiry won the race: delete the copies unless a parallel finalizer succeeded with them."""
+    async with ports.uow() as uow:
+        current = await uow.generations.get(generation.id)
+    if current is not None and current.status is GenerationStatus.SUCCEEDED:
+        return
+    for obj in stored:
+        try:
+            await ports.storage.delete(obj.key)
+        except StorageUnavailable:
+            log.warning("could not delete orphan output %s", obj.key)

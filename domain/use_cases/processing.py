@@ -1,0 +1,150 @@
+"""The generation lifecycle after the request: what the worker use cases share.
+
+Submit (`submission`), poll and finalize (`finalization`), expire and sweep
+(`sweeps`) are all idempotent: every state change is a conditional update guarded by
+the state machine (and, while submitting, by `submit_attempts` as a fencing token),
+and every credit move has its own idempotency key. A task delivered twice, or run by
+two workers at once, changes nothing more than running it once. Provider calls and
+downloads never happen inside a database transaction.
+
+`next_attempt_at` is the one scheduling field of an active generation:
+QUEUED/SUBMITTING -> the earliest time a (new) submit claim may start (a live
+submitter's lease, or a retry's backoff); PROCESSING -> when the next status poll is due.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from domain.catalogue import AiModel
+from domain.credits import CreditBalance
+from domain.events import CreditsChanged, Event
+from domain.generations import Generation, GenerationStatus
+from domain.ports import (
+    CatalogueReader,
+    Clock,
+    EventPublisher,
+    JobQueue,
+    ObjectStorage,
+    Provider,
+    ProviderError,
+    ProviderRegistry,
+    RateLimiter,
+)
+from domain.repositories import UnitOfWorkFactory
+from domain.use_cases.generations import changed, publish_all, release_hold
+
+log = logging.getLogger("genhub.processing")
+
+FINALIZE_TASK = "finalize_generation"
+ATTEMPT_PARAM = "_attempt"
+"""Job param with the 0-based submit attempt (providers drop `_`-prefixed params)."""
+
+MAX_ERROR_CODE = 64
+MAX_ERROR_MESSAGE = 2000
+SUBMITTABLE = frozenset({GenerationStatus.QUEUED, GenerationStatus.SUBMITTING})
+PROCESSING_ONLY = frozenset({GenerationStatus.PROCESSING})
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingPorts:
+    uow: UnitOfWorkFactory
+    providers: ProviderRegistry
+    catalogue: CatalogueReader
+    storage: ObjectStorage
+    publisher: EventPublisher
+    jobs: JobQueue
+    limiter: RateLimiter
+    clock: Clock
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingPolicy:
+    max_attempts: int = 6
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 60.0
+    poll_interval_seconds: float = 3.0
+    # A submitter (or finalizer) silent for this long is presumed dead; keep it below
+    # the broker's redelivery timeout so a redelivered message can take over at once.
+    lease_seconds: float = 120.0
+    poll_batch: int = 200
+    poll_concurrency: int = 16
+    max_output_bytes: int = 500 * 1024 * 1024
+    input_url_ttl_seconds: int = 3600
+    callback_base_url: str | None = None
+    jitter: Callable[[], float] = field(default=random.random)
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.lease_seconds)
+
+    @property
+    def poll_interval(self) -> timedelta:
+        return timedelta(seconds=self.poll_interval_seconds)
+
+
+async def provider_for(ports: ProcessingPorts, generation: Generation) -> tuple[AiModel, Provider]:
+    """The model and provider of a generation; a missing one is a permanent ProviderError."""
+    model = await ports.catalogue.model(generation.model_id)
+    if model is None:
+        # The cache may predate the model; the database is the truth.
+        async with ports.uow() as uow:
+            model = await uow.catalogue.get_model(generation.model_id)
+    if model is None:
+        raise ProviderError("MODEL_NOT_FOUND", "The generation's model no longer exists.", retryable=False)
+    try:
+        return model, ports.providers.get(model.provider)
+    except KeyError:
+        raise ProviderError("PROVIDER_UNKNOWN", f"No provider named {model.provider!r}.", retryable=False) from None
+
+
+def events_for(
+    updated: Generation, previous: GenerationStatus | None, after: CreditBalance | None, at: datetime
+) -> list[Event]:
+    events: list[Event] = [changed(updated, previous, at)]
+    if after is not None:
+        events.append(CreditsChanged(updated.user_id, after.balance, after.reserved, at))
+    return events
+
+
+async def fail(
+    ports: ProcessingPorts,
+    generation: Generation,
+    *,
+    sources: frozenset[GenerationStatus],
+    code: str,
+    message: str,
+    expect: dict[str, object] | None = None,
+) -> Generation | None:
+    """FAILED with the provider's code and message, and the whole hold released; None when it lost the race."""
+    now = ports.clock.now()
+    fields = {
+        "error_code": code[:MAX_ERROR_CODE],
+        "error_message": message[:MAX_ERROR_MESSAGE],
+        "next_attempt_at": None,
+    }
+    async with ports.uow() as uow:
+        if expect is None:
+            updated = await uow.generations.transition(
+                generation.id, sources=sources, target=GenerationStatus.FAILED, at=now, **fields
+            )
+        else:
+            updated = await uow.generations.transition_if(
+                generation.id, sources=sources, target=GenerationStatus.FAILED, at=now, expect=expect, **fields
+            )
+        if updated is None:
+            return None
+        after = await release_hold(uow, updated, now)
+        await uow.commit()
+    await publish_all(ports.publisher, events_for(updated, generation.status, after, now))
+    return updated
+
+
+async def defer(ports: ProcessingPorts, generation: Generation, until: datetime) -> None:
+    async with ports.uow() as uow:
+        await uow.generations.defer([generation.id], until)
+        await uow.commit()

@@ -1,0 +1,166 @@
+"""Submit a generation to its provider: QUEUED -> SUBMITTING -> PROCESSING, with retries.
+
+The claim (QUEUED/SUBMITTING -> SUBMITTING) bumps `submit_attempts` and takes a lease
+in `next_attempt_at`; every later write is fenced on that attempt number, so a
+submitter that lost its lease (presumed dead, another took over) cannot overwrite
+the newer attempt's outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from domain.catalogue import AiModel
+from domain.chunks import ChunkStatus
+from domain.generations import Generation, GenerationStatus
+from domain.ports import Provider, ProviderError, ProviderJob
+from domain.retries import backoff_seconds
+from domain.use_cases.generations import changed, publish_all
+from domain.use_cases.processing import (
+    ATTEMPT_PARAM,
+    SUBMITTABLE,
+    ProcessingPolicy,
+    ProcessingPorts,
+    fail,
+    provider_for,
+)
+
+log = logging.getLogger("genhub.processing")
+
+SUBMITTING_ONLY = frozenset({GenerationStatus.SUBMITTING})
+
+
+async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: ProcessingPolicy) -> None:
+    now = ports.clock.now()
+    async with ports.uow() as uow:
+        current = await uow.generations.get(generation_id)
+        if current is None or current.status not in SUBMITTABLE:
+            return  # already submitted, finished, or unknown: a duplicate delivery
+        if current.next_attempt_at is not None and current.next_attempt_at > now:
+            return  # a live submitter holds the lease, or a retry is backing off
+        if current.deadline_at is not None and current.deadline_at <= now:
+            return  # the expiry sweep settles it
+        attempt = current.submit_attempts + 1
+        claimed = await uow.generations.transition_if(
+            current.id,
+            sources=SUBMITTABLE,
+            target=GenerationStatus.SUBMITTING,
+            at=now,
+            expect={"submit_attempts": current.submit_attempts},
+            submit_attempts=attempt,
+            next_attempt_at=now + policy.lease,
+        )
+        if claimed is None:
+            return  # another worker claimed it first
+        chunk_ids = (await uow.generations.inputs_of([current.id])).get(current.id, [])
+        chunks = {c.id: c for c in await uow.chunks.get_many(chunk_ids)}
+        await uow.commit()
+    if current.status is not GenerationStatus.SUBMITTING:
+        await publish_all(ports.publisher, [changed(claimed, current.status, now)])
+    try:
+        model, provider = await provider_for(ports, claimed)
+        input_keys = []
+        for chunk_id in chunk_ids:
+            chunk = chunks.get(chunk_id)
+            if chunk is None or chunk.status is not ChunkStatus.READY:
+                raise ProviderError("INPUT_MISSING", f"Input chunk {chunk_id} is gone.", retryable=False)
+            input_keys.append(chunk.object_key)
+        input_urls = [
+            (await ports.storage.presign_get(key, expires_in=policy.input_url_ttl_seconds)).url for key in input_keys
+        ]
+        external_id = await provider.submit(_job(claimed, model, provider, attempt, input_urls, policy))
+    except ProviderError as exc:
+        await _failed(ports, policy, claimed, attempt, exc)
+        return
+    except Exception:
+        # A bug or an unreachable dependency: back off like a transient error, and let the task log it.
+        await _failed(ports, policy, claimed, attempt, ProviderError("SUBMIT_ERROR", "unexpected", retryable=True))
+        raise
+    await _submitted(ports, claimed, attempt, provider, external_id)
+
+
+def _job(
+    generation: Generation,
+    model: AiModel,
+    provider: Provider,
+    attempt: int,
+    input_urls: list[str],
+    policy: ProcessingPolicy,
+) -> ProviderJob:
+    params: dict[str, Any] = {**generation.params, ATTEMPT_PARAM: attempt - 1}
+    callback = (
+        f"{policy.callback_base_url.rstrip('/')}/providers/{provider.name}/callback"
+        if policy.callback_base_url
+        else None
+    )
+    provider_model = model.capabilities.get("providerModel")
+    return ProviderJob(
+        generation_id=generation.id,
+        provider_model=provider_model if isinstance(provider_model, str) and provider_model else model.slug,
+        prompt=generation.prompt,
+        params=params,
+        input_urls=tuple(input_urls),
+        callback_url=callback,
+    )
+
+
+async def _submitted(
+    ports: ProcessingPorts, claimed: Generation, attempt: int, provider: Provider, external_id: str
+) -> None:
+    now = ports.clock.now()
+    async with ports.uow() as uow:
+        updated = await uow.generations.transition_if(
+            claimed.id,
+            sources=SUBMITTING_ONLY,
+            target=GenerationStatus.PROCESSING,
+            at=now,
+            expect={"submit_attempts": attempt},
+            provider_task_id=external_id,
+            next_attempt_at=None,  # poll at the next tick
+        )
+        if updated is not None:
+            await uow.generations.record_provider_task(claimed.id, provider.name, external_id, "submitted", {}, now)
+            await uow.commit()
+    if updated is None:
+        # Canceled, expired or taken over while the provider call ran: that task is nobody's.
+        log.info("generation %s moved on during submit; dropping provider task %s", claimed.id, external_id)
+        if provider.supports_cancel:
+            try:
+                await provider.cancel(external_id)
+            except ProviderError as exc:
+                log.warning("could not cancel orphan provider task %s: %s", external_id, exc)
+        return
+    await publish_all(ports.publisher, [changed(updated, GenerationStatus.SUBMITTING, now)])
+
+
+async def _failed(
+    ports: ProcessingPorts, policy: ProcessingPolicy, claimed: Generation, attempt: int, exc: ProviderError
+) -> None:
+    fence: dict[str, object] = {"submit_attempts": attempt}
+    if exc.retryable and attempt < policy.max_attempts:
+        delay = backoff_seconds(
+            attempt,
+            base=policy.retry_base_seconds,
+            cap=policy.retry_max_seconds,
+            jitter=policy.jitter(),
+            retry_after=exc.retry_after,
+        )
+        now = ports.clock.now()
+        log.info("submit of %s failed (%s), attempt %d; retry in %.1fs", claimed.id, exc.code, attempt, delay)
+        async with ports.uow() as uow:
+            # Status stays SUBMITTING; only the lease becomes the backoff (the poller re-kicks it).
+            await uow.generations.transition_if(
+                claimed.id,
+                sources=SUBMITTING_ONLY,
+                target=GenerationStatus.SUBMITTING,
+                at=now,
+                expect=fence,
+                next_attempt_at=now + timedelta(seconds=delay),
+            )
+            await uow.commit()
+        return
+    log.info("submit of %s failed for good (%s) after %d attempt(s)", claimed.id, exc.code, attempt)
+    await fail(ports, claimed, sources=SUBMITTING_ONLY, code=exc.code, message=exc.message, expect=fence)

@@ -1,0 +1,140 @@
+"""Periodic work: poll every due generation in batches, expire the stuck, cancel provider tasks.
+
+One scheduled poll covers all active generations (instead of every client polling):
+PROCESSING ones are asked for their status (bounded concurrency), successes are
+handed to the finalize task so copying outputs spreads over the workers, and
+QUEUED/SUBMITTING ones whose lease or backoff ran out get their submit re-kicked
+(at most once per attempt and lease window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+
+from domain.generations import Generation, GenerationStatus, allowed_sources
+from domain.ports import ProviderError
+from domain.use_cases.finalization import apply_status, status_failed
+from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK, publish_all, release_hold
+from domain.use_cases.processing import (
+    FINALIZE_TASK,
+    SUBMITTABLE,
+    ProcessingPolicy,
+    ProcessingPorts,
+    defer,
+    events_for,
+    provider_for,
+)
+
+log = logging.getLogger("genhub.processing")
+
+EXPIRED_CODE = "DEADLINE_EXCEEDED"
+EXPIRED_MESSAGE = "The provider did not finish before the model's deadline."
+CANCELABLE = frozenset({GenerationStatus.CANCELED, GenerationStatus.EXPIRED})
+
+
+@dataclass(frozen=True, slots=True)
+class PollReport:
+    polled: int = 0
+    finalizing: int = 0
+    resubmitted: int = 0
+
+
+async def poll_active(*, ports: ProcessingPorts, policy: ProcessingPolicy) -> PollReport:
+    now = ports.clock.now()
+    async with ports.uow() as uow:
+        due = await uow.generations.due(now, queued_before=now - policy.lease, limit=policy.poll_batch)
+        processing = [g for g in due if g.status is GenerationStatus.PROCESSING and g.provider_task_id]
+        # Claim this round: the next tick (or an overlapping poll) skips them until then.
+        await uow.generations.defer([g.id for g in processing], now + policy.poll_interval)
+        await uow.commit()
+    resubmitted = 0
+    window = max(1, math.ceil(policy.lease_seconds))
+    for generation in due:
+        if generation.status in SUBMITTABLE:
+            bucket = f"resubmit:{generation.id}:{generation.submit_attempts}"
+            if await ports.limiter.hit(bucket, limit=1, window_seconds=window) == 0:
+                await ports.jobs.enqueue(SUBMIT_TASK, generation_id=str(generation.id))
+                resubmitted += 1
+    semaphore = asyncio.Semaphore(policy.poll_concurrency)
+
+    async def check(generation: Generation) -> bool:
+        async with semaphore:
+            return await _check(ports, policy, generation)
+
+    finalizing = sum(await asyncio.gather(*(check(g) for g in processing)))
+    return PollReport(polled=len(processing), finalizing=finalizing, resubmitted=resubmitted)
+
+
+async def _check(ports: ProcessingPorts, policy: ProcessingPolicy, generation: Generation) -> bool:
+    """One status poll; True when the generation was handed to the finalize task."""
+    assert generation.provider_task_id is not None
+    try:
+        _model, provider = await provider_for(ports, generation)
+        status = await provider.status(generation.provider_task_id)
+    except ProviderError as exc:
+        await status_failed(ports, policy, generation, exc)
+        return False
+    except Exception:
+        log.exception("polling generation %s failed", generation.id)
+        return False
+    if status.state == "succeeded":
+        # Copying outputs is the slow part: let any worker do it (it re-checks the status).
+        await defer(ports, generation, ports.clock.now() + policy.lease)
+        await ports.jobs.enqueue(FINALIZE_TASK, generation_id=str(generation.id))
+        return True
+    await apply_status(ports, policy, generation, provider, status)
+    return False
+
+
+async def expire_stuck(*, ports: ProcessingPorts, policy: ProcessingPolicy) -> int:
+    """Active generations past their model's deadline -> EXPIRED, hold released."""
+    now = ports.clock.now()
+    async with ports.uow() as uow:
+        stuck = await uow.generations.past_deadline(now, limit=policy.poll_batch)
+    expired = 0
+    for generation in stuck:
+        async with ports.uow() as uow:
+            updated = await uow.generations.transition(
+                generation.id,
+                sources=allowed_sources(GenerationStatus.EXPIRED),
+                target=GenerationStatus.EXPIRED,
+                at=now,
+                error_code=EXPIRED_CODE,
+                error_message=EXPIRED_MESSAGE,
+                next_attempt_at=None,
+            )
+            if updated is None:
+                continue
+            after = await release_hold(uow, updated, now)
+            await uow.commit()
+        expired += 1
+        await publish_all(ports.publisher, events_for(updated, generation.status, after, now))
+        if updated.provider_task_id:
+            await ports.jobs.enqueue(CANCEL_TASK, generation_id=str(updated.id))
+    return expired
+
+
+async def cancel_remote(generation_id: uuid.UUID, *, ports: ProcessingPorts) -> None:
+    """Best effort: stop the provider's work for a canceled or expired generation."""
+    async with ports.uow() as uow:
+        generation = await uow.generations.get(generation_id)
+    if generation is None or generation.status not in CANCELABLE or not generation.provider_task_id:
+        return
+    external_id = generation.provider_task_id
+    try:
+        _model, provider = await provider_for(ports, generation)
+        if not provider.supports_cancel:
+            return
+        await provider.cancel(external_id)
+    except ProviderError as exc:
+        log.warning("could not cancel provider task %s of %s: %s", external_id, generation.id, exc)
+        return
+    async with ports.uow() as uow:
+        await uow.generations.record_provider_task(
+            generation.id, provider.name, external_id, "canceled", {}, ports.clock.now()
+        )
+        await uow.commit()

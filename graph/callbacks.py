@@ -1,0 +1,38 @@
+"""`POST /providers/{name}/callback`: a provider's completion call, verified, then queued.
+
+It answers at once: the worker's finalize path asks the provider itself, so a
+callback delivered twice, or together with a poll, finalizes once.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from domain.use_cases.callbacks import receive_callback
+
+MAX_CALLBACK_BYTES = 256 * 1024
+
+router = APIRouter()
+
+
+@router.post("/providers/{name}/callback", include_in_schema=False)
+async def provider_callback(name: str, request: Request) -> JSONResponse:
+    container = request.app.state.container
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_CALLBACK_BYTES:
+        return JSONResponse({"error": "callback body too large"}, status_code=413)
+    body = await request.body()
+    if len(body) > MAX_CALLBACK_BYTES:
+        return JSONResponse({"error": "callback body too large"}, status_code=413)
+    try:
+        task_id = await receive_callback(
+            name, dict(request.headers), body, providers=container.providers, jobs=container.jobs
+        )
+    except KeyError:
+        return JSONResponse({"error": "unknown provider"}, status_code=404)
+    except PermissionError:
+        return JSONResponse({"error": "callback signature rejected"}, status_code=401)
+    except ValueError:
+        return JSONResponse({"error": "malformed callback"}, status_code=400)
+    return JSONResponse({"ok": True, "taskId": task_id})

@@ -1,0 +1,108 @@
+"""Given-helpers for worker tests: a user with credits, models, generations, and waiting for outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from domain.catalogue import AiModel, ModelKind
+from domain.credits import CreditBalance, LedgerEntry
+from domain.generations import Generation
+from domain.pagination import PageRequest
+from domain.repositories import Asset
+from domain.use_cases import catalogue, credits
+from domain.use_cases.generations import GenerateRequest, generate
+from domain.users import Principal, Role, User
+from infrastructure.container import Container
+
+COST = 10
+GRANT = 100
+
+
+@dataclass
+class World:
+    container: Container
+    user: User
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(self.user.id, self.user.role)
+
+    async def model(self, slug: str, *, provider: str = "simulated", **capabilities: Any) -> AiModel:
+        c = self.container
+        return await catalogue.upsert_model(
+            actor=None,
+            slug=slug,
+            name=slug,
+            provider=provider,
+            kind=ModelKind.IMAGE,
+            cost_credits=COST,
+            capabilities=capabilities,
+            is_active=True,
+            known_providers=frozenset({"simulated", "kie"}),
+            uow=c.uow(),
+            catalogue=c.catalogue,
+        )
+
+    async def generate(self, model: AiModel, prompt: str = "a red fox") -> Generation:
+        c = self.container
+        return await generate(
+            principal=self.principal,
+            request=GenerateRequest(model_id=model.id, prompt=prompt),
+            uow=c.uow(),
+            catalogue=c.catalogue,
+            jobs=c.jobs,
+            publisher=c.publisher,
+            clock=c.clock,
+        )
+
+    async def get(self, generation_id: uuid.UUID) -> Generation:
+        async with self.container.uow() as uow:
+            generation = await uow.generations.get(generation_id)
+        assert generation is not None
+        return generation
+
+    async def wait_final(self, generation_id: uuid.UUID, timeout: float = 20.0) -> Generation:
+        deadline = time.monotonic() + timeout
+        while True:
+            generation = await self.get(generation_id)
+            if generation.is_final:
+                return generation
+            assert time.monotonic() < deadline, f"still {generation.status} after {timeout}s: {generation}"
+            await asyncio.sleep(0.1)
+
+    async def assets(self, generation_id: uuid.UUID) -> list[Asset]:
+        async with self.container.uow() as uow:
+            return (await uow.generations.assets_of([generation_id])).get(generation_id, [])
+
+    async def balance(self) -> tuple[CreditBalance, CreditBalance]:
+        """The account, and the same recomputed from the ledger (the invariant check)."""
+        async with self.container.uow() as uow:
+            return await uow.credits.balance(self.user.id), await uow.credits.ledger_totals(self.user.id)
+
+    async def ledger(self) -> list[LedgerEntry]:
+        async with self.container.uow() as uow:
+            return (await uow.credits.ledger_page(self.user.id, PageRequest(first=100))).items
+
+
+async def new_world(container: Container, email: str | None = None) -> World:
+    c = container
+    user = User(uuid.uuid4(), email or f"w-{uuid.uuid4().hex[:8]}@example.com", Role.USER, c.clock.now(), "x")
+    async with c.uow() as uow:
+        await uow.users.add(user)
+        await uow.credits.ensure_account(user.id)
+        await uow.commit()
+    await credits.grant(
+        actor=None,
+        user_id=user.id,
+        amount=GRANT,
+        reason="test credits",
+        idempotency_key=None,
+        uow=c.uow(),
+        publisher=c.publisher,
+        clock=c.clock,
+    )
+    return World(c, user)
