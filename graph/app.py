@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from graph import health
 from graph.callbacks import router as callbacks_router
 from graph.http import build_router
+from graph.limits import limit_extensions
 from graph.schema import build_schema
 from infrastructure.container import open_container
 from infrastructure.settings import Settings, get_settings
@@ -26,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems = settings.production_problems()
     if problems:
         raise RuntimeError("genhub refuses to start in production:\n  - " + "\n  - ".join(problems))
-    schema = build_schema(mask_errors=settings.is_production)
+    schema = build_schema(mask_errors=settings.is_production, extensions=limit_extensions(settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

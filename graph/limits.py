@@ -1,0 +1,196 @@
+"""Query limits for a public endpoint: depth, tokens, aliases, a per-operation cost, introspection.
+
+`limit_extensions(settings)` returns zero-argument factories for `build_schema(extensions=...)`
+(strawberry wants factories, not shared instances). The validation rules are built once
+per schema, not per request: `ValidationCache` keys on the rule classes, so a fresh
+class per request (what `QueryDepthLimiter(...)` creates) would never hit the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLNamedType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    VariableNode,
+    get_named_type,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.extensions.max_aliases import create_validator as alias_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+
+from infrastructure.settings import Settings
+
+CACHE_SIZE = 256
+TOO_COSTLY = "QUERY_TOO_COSTLY"
+# Cost of a field = how many times it may be resolved: the product of the `first`
+# arguments of the connections above it (and of its own, for its children).
+PAGE_ARGUMENT = "first"
+
+
+def _fragment_names(selection_set: SelectionSetNode | None, out: set[str]) -> None:
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FragmentSpreadNode):
+            out.add(selection.name.value)
+        elif isinstance(selection, FieldNode | InlineFragmentNode):
+            _fragment_names(selection.selection_set, out)
+
+
+def _guarded(rule: type[ValidationRule]) -> type[ValidationRule]:
+    """Run strawberry's depth rule only on documents whose fragment spreads all resolve.
+
+    It looks fragments up with `[]` and would raise KeyError on `...Unknown`; the
+    standard KnownFragmentNames rule already reports that document as invalid.
+    """
+
+    class Guarded(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            defined = {d.name.value for d in context.document.definitions if isinstance(d, FragmentDefinitionNode)}
+            used: set[str] = set()
+            for definition in context.document.definitions:
+                if isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
+                    _fragment_names(definition.selection_set, used)
+            if used <= defined:
+                rule(context)
+
+    Guarded.__name__ = f"Guarded{rule.__name__}"
+    return Guarded
+
+
+class StaticRules(AddValidationRules):
+    """AddValidationRules over rule classes created once (see the module docstring)."""
+
+    def __init__(self, rules: tuple[type[ValidationRule], ...]) -> None:
+        super().__init__(list(rules))
+
+
+def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any]) -> int:
+    value: Any = default
+    for argument in node.arguments or ():
+        if argument.name.value != PAGE_ARGUMENT:
+            continue
+        if isinstance(argument.value, IntValueNode):
+            value = int(argument.value.value)
+        elif isinstance(argument.value, VariableNode):
+            value = variables.get(argument.value.name.value, default)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def operation_cost(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, Any],
+) -> int:
+    """Fields the operation may resolve at most, `first` multiplying through nesting."""
+    defaults: dict[str, Any] = {}
+    for definition in operation.variable_definitions or ():
+        if definition.default_value is not None and isinstance(definition.default_value, IntValueNode):
+            defaults[definition.variable.name.value] = int(definition.default_value.value)
+    values = {**defaults, **variables}
+
+    def walk(selection_set: SelectionSetNode, parent: GraphQLNamedType | None, times: int, seen: frozenset[str]) -> int:
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                name = selection.name.value
+                fields = getattr(parent, "fields", None) or {}
+                field = fields.get(name)
+                if field is None or name.startswith("__"):
+                    continue  # introspection is bounded by the schema; unknown fields fail validation
+                total += times
+                if selection.selection_set is not None:
+                    inner = times
+                    if PAGE_ARGUMENT in field.args:
+                        default = field.args[PAGE_ARGUMENT].default_value
+                        inner = times * _page_size(selection, default, values)
+                    total += walk(selection.selection_set, get_named_type(field.type), inner, seen)
+            elif isinstance(selection, InlineFragmentNode):
+                target = schema.get_type(selection.type_condition.name.value) if selection.type_condition else parent
+                total += walk(selection.selection_set, target, times, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = fragments.get(selection.name.value)
+                if fragment is None or fragment.name.value in seen:
+                    continue
+                target = schema.get_type(fragment.type_condition.name.value)
+                total += walk(fragment.selection_set, target, times, seen | {fragment.name.value})
+        return total
+
+    root = schema.get_root_type(operation.operation)
+    return walk(operation.selection_set, root, 1, frozenset())
+
+
+def _selected_operation(document: Any, name: str | None) -> OperationDefinitionNode | None:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is None:
+        return operations[0] if len(operations) == 1 else None
+    return next((o for o in operations if o.name is not None and o.name.value == name), None)
+
+
+class QueryCostLimiter(SchemaExtension):
+    """Rejects an operation whose cost exceeds `max_cost` before any resolver runs.
+
+    It runs at execution (not validation) because `first: $n` is only known with the
+    variables; a result set here short-circuits strawberry's execution.
+    """
+
+    def __init__(self, *, max_cost: int) -> None:
+        self.max_cost = max_cost
+
+    def on_execute(self) -> Iterator[None]:
+        ctx = self.execution_context
+        document = ctx.graphql_document
+        operation = _selected_operation(document, ctx.operation_name) if document is not None else None
+        if operation is not None and operation.operation is not OperationType.SUBSCRIPTION:
+            fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}  # type: ignore[union-attr]
+            variables = ctx.variables if isinstance(ctx.variables, dict) else {}
+            cost = operation_cost(ctx.schema._schema, operation, fragments, variables)
+            if cost > self.max_cost:
+                error = GraphQLError(
+                    f"The operation is too costly: {cost} fields at most, the limit is {self.max_cost}. "
+                    "Ask for smaller pages (`first`) or fewer nested connections.",
+                    nodes=[operation],
+                    extensions={"code": TOO_COSTLY, "cost": cost, "maxCost": self.max_cost},
+                )
+                ctx.result = ExecutionResult(data=None, errors=[error])
+        yield
+
+
+def limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
+    """Factories for every limit; the order matches strawberry's phases (parse, validate, execute)."""
+    rules: list[type[ValidationRule]] = [
+        _guarded(depth_validator(settings.max_query_depth, None)),
+        alias_validator(settings.max_aliases),
+    ]
+    if not settings.introspection_enabled:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    frozen = tuple(rules)
+    return [
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: ParserCache(maxsize=CACHE_SIZE),
+        lambda: StaticRules(frozen),
+        lambda: ValidationCache(maxsize=CACHE_SIZE),
+        lambda: QueryCostLimiter(max_cost=settings.max_query_cost),
+    ]

@@ -1,0 +1,60 @@
+"""Production start-up refuses a missing, default or short JWT secret, with a message naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graph.app import create_app
+from infrastructure.settings import DEV_JWT_SECRET, MIN_JWT_SECRET_LENGTH, Settings
+
+GOOD_SECRET = "s" * MIN_JWT_SECRET_LENGTH
+
+
+def production(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "production",
+        "database_url": "postgresql+asyncpg://genhub@db/genhub",
+        "redis_url": "redis://redis:6379/0",
+        "local_storage_path": tmp_path,
+        "jwt_secret": GOOD_SECRET,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("", "JWT_SECRET must be set"),
+        (DEV_JWT_SECRET, "JWT_SECRET must be set"),
+        ("s" * (MIN_JWT_SECRET_LENGTH - 1), f"JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters"),
+    ],
+)
+def test_production_refuses_a_weak_jwt_secret(tmp_path: Path, secret: str, message: str) -> None:
+    settings = production(tmp_path, jwt_secret=secret)
+    assert message in settings.production_problems()
+    with pytest.raises(RuntimeError, match="refuses to start in production") as refused:
+        create_app(settings)
+    assert message in str(refused.value)
+
+
+def test_production_starts_with_a_long_secret(tmp_path: Path) -> None:
+    settings = production(tmp_path)
+    assert settings.production_problems() == []
+    create_app(settings)  # builds without opening anything
+
+
+def test_rs256_needs_both_keys(tmp_path: Path) -> None:
+    settings = production(tmp_path, jwt_algorithm="RS256", jwt_secret="")
+    assert "JWT_PRIVATE_KEY and JWT_PUBLIC_KEY must be set for RS256" in settings.production_problems()
+
+
+def test_development_needs_no_secret(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, environment="development", data_dir=tmp_path)  # type: ignore[call-arg]
+    assert settings.production_problems() == []
+    assert settings.introspection_enabled and settings.graphiql_enabled
+    assert not production(tmp_path).introspection_enabled
+    assert not production(tmp_path).graphiql_enabled
