@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
-from graph import health
+from graph import files, health
 from graph.callbacks import router as callbacks_router
 from graph.http import build_router
 from graph.limits import limit_extensions
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.include_router(health.router)
+    app.include_router(files.router)
     app.include_router(callbacks_router)
     app.include_router(build_router(schema, settings))
     return app

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 
 from domain import chunks as dc
 from graph.common.connections import cursor_of
-from graph.common.types import PageInfo
+from graph.common.types import InvalidInput, InvalidState, NotFound, PageInfo, QuotaExceeded, RateLimited
+from graph.scalars import JSON
 
 strawberry.enum(dc.ChunkStatus, name="ChunkStatus", description="PENDING until the bytes are verified.")
 ChunkStatus = dc.ChunkStatus
@@ -54,3 +56,65 @@ class ChunkConnection:
         return cls(
             edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
         )
+
+
+# ---------------------------------------------------------------- mutations
+
+
+@strawberry.type
+class UploadChunkSuccess:
+    chunk: Chunk
+
+
+UploadChunkResult = Annotated[
+    UploadChunkSuccess | InvalidInput | QuotaExceeded | RateLimited, strawberry.union("UploadChunkResult")
+]
+
+
+@strawberry.input(description="What the client will upload; the server picks the storage key.")
+class RequestChunkUploadInput:
+    filename: str = strawberry.field(description="Display name only; it never becomes part of the storage path.")
+    content_type: str
+    size: int = strawberry.field(description="Exact size in bytes; the upload must match it.")
+    sha256: str | None = strawberry.field(default=None, description="Hex SHA-256; verified on completion.")
+
+
+@strawberry.type(description="Where and how to PUT the file, then call completeChunkUpload.")
+class ChunkUploadTicket:
+    chunk: Chunk
+    upload_url: str
+    method: str = strawberry.field(description="Always PUT.")
+    headers: JSON = strawberry.field(description="Headers the client must send with the upload, exactly.")
+    expires_at: datetime
+
+
+RequestChunkUploadResult = Annotated[
+    ChunkUploadTicket | InvalidInput | QuotaExceeded | RateLimited, strawberry.union("RequestChunkUploadResult")
+]
+
+
+@strawberry.type
+class CompleteChunkUploadSuccess:
+    chunk: Chunk
+
+
+CompleteChunkUploadResult = Annotated[
+    CompleteChunkUploadSuccess | NotFound | InvalidState | InvalidInput, strawberry.union("CompleteChunkUploadResult")
+]
+
+
+@strawberry.type(description="A signed, expiring download URL.")
+class DownloadUrl:
+    url: str
+    expires_at: datetime
+
+
+ChunkDownloadUrlResult = Annotated[DownloadUrl | NotFound, strawberry.union("ChunkDownloadUrlResult")]
+
+
+@strawberry.type
+class DeleteChunkSuccess:
+    id: strawberry.ID
+
+
+DeleteChunkResult = Annotated[DeleteChunkSuccess | NotFound | InvalidState, strawberry.union("DeleteChunkResult")]

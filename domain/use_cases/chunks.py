@@ -1,0 +1,299 @@
+"""Chunk use cases: upload (streamed or presigned), complete, download URL, delete, sweep.
+
+Storage and database are two systems without a shared transaction, so every
+path orders its writes to leave no row pointing at a missing object and
+compensates (deletes the object) when the row cannot be written; what still
+slips through (a crash between the two) is a PENDING row the sweep removes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from domain.chunks import (
+    Chunk,
+    ChunkStatus,
+    chunk_key,
+    normalize_content_type,
+    safe_filename,
+    validate_chunk_metadata,
+)
+from domain.errors import InvalidInput, InvalidState, NotFound, ObjectTooLarge, Problems, QuotaExceeded, RateLimited
+from domain.ports import Clock, ObjectInfo, ObjectStorage, PresignedRequest, RateLimiter
+from domain.repositories import UnitOfWork
+from domain.use_cases.generations import RateRule
+from domain.users import Principal
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+SWEEP_BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPolicy:
+    """The configured limits: per-file size and types, per-user quota (count and bytes)."""
+
+    max_bytes: int
+    allowed_types: frozenset[str]
+    quota_count: int
+    quota_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class UploadTicket:
+    chunk: Chunk
+    request: PresignedRequest
+
+
+async def _check_rate(limiter: RateLimiter | None, rate: RateRule | None, principal: Principal) -> None:
+    if limiter is None or rate is None:
+        return
+    wait = await limiter.hit(f"upload:{principal.user_id}", limit=rate.limit, window_seconds=rate.window_seconds)
+    if wait:
+        raise RateLimited(wait)
+
+
+async def _remaining_bytes(uow: UnitOfWork, principal: Principal, policy: UploadPolicy, size: int) -> int:
+    """Bytes this user may still store; QuotaExceeded when one more chunk of `size` does not fit.
+
+    Pending chunks count too: a reserved upload slot is a promise of bytes.
+    """
+    count, used = await uow.chunks.usage(principal.user_id)
+    if count + 1 > policy.quota_count:
+        raise QuotaExceeded(policy.quota_count, f"You can keep at most {policy.quota_count} files.")
+    remaining = policy.quota_bytes - used
+    if size > remaining:
+        raise QuotaExceeded(policy.quota_bytes, f"Your files may take at most {policy.quota_bytes} bytes in total.")
+    return remaining
+
+
+async def _discard(storage: ObjectStorage, key: str) -> None:
+    # Shielded and best effort: it runs while another error (or a cancellation) propagates.
+    with contextlib.suppress(Exception):
+        await asyncio.shield(storage.delete(key))
+
+
+def _validated(filename: str, content_type: str, size: int, sha256: str | None, policy: UploadPolicy) -> str:
+    """Check the metadata; returns the normalised content type."""
+    problems = Problems()
+    normalized = normalize_content_type(content_type or DEFAULT_CONTENT_TYPE)
+    validate_chunk_metadata(
+        filename=filename,
+        content_type=normalized,
+        size=size,
+        sha256=sha256,
+        max_size=policy.max_bytes,
+        allowed_types=policy.allowed_types,
+        problems=problems,
+    )
+    problems.raise_if_any()
+    return normalized
+
+
+async def upload(
+    *,
+    principal: Principal,
+    filename: str,
+    content_type: str,
+    data: AsyncIterator[bytes],
+    declared_size: int | None,
+    policy: UploadPolicy,
+    uow: UnitOfWork,
+    storage: ObjectStorage,
+    clock: Clock,
+    limiter: RateLimiter | None = None,
+    rate: RateRule | None = None,
+) -> Chunk:
+    """Stream `data` into storage (sha256 and size computed on the way) and record a READY chunk."""
+    await _check_rate(limiter, rate, principal)
+    # An unknown size is checked while streaming; 1 only stands in for "not empty" here.
+    normalized = _validated(filename, content_type, declared_size if declared_size is not None else 1, None, policy)
+    async with uow:
+        remaining = await _remaining_bytes(uow, principal, policy, declared_size or 0)
+    limit = min(policy.max_bytes, remaining)
+    chunk_id = uuid.uuid4()
+    key = chunk_key(principal.user_id, chunk_id, filename)
+    try:
+        stored = await storage.put_stream(key, data, content_type=normalized, max_size=limit)
+    except ObjectTooLarge:
+        if limit < policy.max_bytes:
+            raise QuotaExceeded(policy.quota_bytes, "The file does not fit in your storage quota.") from None
+        raise
+    try:
+        if stored.size == 0:
+            raise InvalidInput.single("file", "must not be empty")
+        chunk = Chunk(
+            id=chunk_id,
+            user_id=principal.user_id,
+            object_key=key,
+            filename=safe_filename(filename),
+            content_type=normalized,
+            size=stored.size,
+            status=ChunkStatus.READY,
+            created_at=clock.now(),
+            sha256=stored.sha256,
+        )
+        async with uow:
+            # Again inside the insert's transaction: a parallel upload may have used the room meanwhile.
+            await _remaining_bytes(uow, principal, policy, stored.size)
+            await uow.chunks.add(chunk)
+            await uow.commit()
+    except BaseException:
+        # Compensation: the row was not written, so the object must not stay either.
+        await _discard(storage, key)
+        raise
+    return chunk
+
+
+async def request_upload(
+    *,
+    principal: Principal,
+    filename: str,
+    content_type: str,
+    size: int,
+    sha256: str | None,
+    policy: UploadPolicy,
+    expires_in: int,
+    uow: UnitOfWork,
+    storage: ObjectStorage,
+    clock: Clock,
+    limiter: RateLimiter | None = None,
+    rate: RateRule | None = None,
+) -> UploadTicket:
+    """Reserve a PENDING chunk and presign the PUT the client uploads its bytes with."""
+    await _check_rate(limiter, rate, principal)
+    sha256 = sha256.lower() if sha256 else None
+    normalized = _validated(filename, content_type, size, sha256, policy)
+    chunk_id = uuid.uuid4()
+    key = chunk_key(principal.user_id, chunk_id, filename)
+    # Presign before the insert: if storage is unusable no row is left behind.
+    request = await storage.presign_put(key, content_type=normalized, size=size, sha256=sha256, expires_in=expires_in)
+    chunk = Chunk(
+        id=chunk_id,
+        user_id=principal.user_id,
+        object_key=key,
+        filename=safe_filename(filename),
+        content_type=normalized,
+        size=size,
+        status=ChunkStatus.PENDING,
+        created_at=clock.now(),
+        sha256=sha256,
+    )
+    async with uow:
+        await _remaining_bytes(uow, principal, policy, size)
+        await uow.chunks.add(chunk)
+        await uow.commit()
+    return UploadTicket(chunk=chunk, request=request)
+
+
+async def _own_chunk(uow: UnitOfWork, principal: Principal, chunk_id: uuid.UUID) -> Chunk:
+    async with uow:
+        chunk = await uow.chunks.get(chunk_id)
+    if chunk is None or chunk.user_id != principal.user_id:
+        raise NotFound("chunk")
+    return chunk
+
+
+def _mismatch(chunk: Chunk, info: ObjectInfo) -> tuple[str, str] | None:
+    if info.size != chunk.size:
+        return "size", f"the uploaded file has {info.size} bytes, {chunk.size} were announced"
+    # Real S3 enforces the signed Content-Type; some compatible stores do not, so check it here too.
+    if info.content_type is not None and normalize_content_type(info.content_type) != chunk.content_type:
+        return "contentType", f"the file was uploaded as {info.content_type}, not {chunk.content_type}"
+    return None
+
+
+async def complete_upload(
+    *,
+    principal: Principal,
+    chunk_id: uuid.UUID,
+    pending_ttl_seconds: int,
+    uow: UnitOfWork,
+    storage: ObjectStorage,
+    clock: Clock,
+) -> Chunk:
+    """Verify the uploaded object (size, and sha256 when declared) and mark the chunk READY.
+
+    Completing a READY chunk again returns it unchanged (a replay is harmless).
+    """
+    chunk = await _own_chunk(uow, principal, chunk_id)
+    if chunk.status is ChunkStatus.READY:
+        return chunk
+    if clock.now() - chunk.created_at > timedelta(seconds=pending_ttl_seconds):
+        # The sweep may be deleting this object right now: never turn it READY.
+        raise InvalidState("This upload has expired; request a new one.")
+    info = await storage.head(chunk.object_key)
+    if info is None:
+        raise InvalidState("The file has not been uploaded yet: PUT it to the upload URL first.")
+    problem = _mismatch(chunk, info)
+    if problem is not None:
+        # Drop the wrong bytes so a retry with the same ticket starts clean.
+        await storage.delete(chunk.object_key)
+        raise InvalidInput.single(*problem)
+    if chunk.sha256 is not None and await storage.sha256_of(chunk.object_key) != chunk.sha256:
+        await storage.delete(chunk.object_key)
+        raise InvalidInput.single("sha256", "the uploaded file does not match the announced checksum")
+    async with uow:
+        ready = await uow.chunks.mark_ready(chunk.id, size=info.size, sha256=chunk.sha256)
+        await uow.commit()
+    if ready is not None:
+        return ready
+    # Somebody else completed (or deleted) it between our read and our update.
+    return await _own_chunk(uow, principal, chunk_id)
+
+
+async def download_url(
+    *, principal: Principal, chunk_id: uuid.UUID, expires_in: int, uow: UnitOfWork, storage: ObjectStorage
+) -> PresignedRequest:
+    chunk = await _own_chunk(uow, principal, chunk_id)
+    if chunk.status is not ChunkStatus.READY:
+        raise NotFound("chunk", "The chunk has no content yet: complete its upload first.")
+    return await storage.presign_get(chunk.object_key, expires_in=expires_in, filename=chunk.filename)
+
+
+async def delete(*, principal: Principal, chunk_id: uuid.UUID, uow: UnitOfWork, storage: ObjectStorage) -> uuid.UUID:
+    """Delete the row, then the object, in one transaction.
+
+    The object goes before the commit: when storage is down the row survives
+    (and the caller may retry) instead of the object outliving its row.
+    """
+    async with uow:
+        chunk = await uow.chunks.get(chunk_id)
+        if chunk is None or chunk.user_id != principal.user_id:
+            raise NotFound("chunk")
+        if await uow.generations.chunk_in_active_use(chunk.id):
+            raise InvalidState("A running generation uses this chunk; delete it when the generation has ended.")
+        if not await uow.chunks.delete(chunk.id):
+            raise NotFound("chunk")
+        await storage.delete(chunk.object_key)
+        await uow.commit()
+    return chunk.id
+
+
+async def sweep_pending(
+    *, ttl_seconds: int, uow: UnitOfWork, storage: ObjectStorage, clock: Clock, limit: int = SWEEP_BATCH
+) -> int:
+    """Remove PENDING chunks older than the TTL, object first; returns how many rows went."""
+    before = clock.now() - timedelta(seconds=ttl_seconds)
+    async with uow:
+        stale = await uow.chunks.stale_pending(before, limit=limit)
+    removed = 0
+    for chunk in stale:
+        # Object first: if storage fails the row stays and the next sweep retries.
+        await storage.delete(chunk.object_key)
+        async with uow:
+            current = await uow.chunks.get(chunk.id)
+            if current is None or current.status is not ChunkStatus.PENDING:
+                continue
+            removed += int(await uow.chunks.delete(chunk.id))
+            await uow.commit()
+    return removed
+
+
+async def input_urls(chunks: Sequence[Chunk], storage: ObjectStorage, expires_in: int) -> list[str]:
+    """Presigned GET URLs for a generation's input chunks, in order (what a provider downloads)."""
+    return [(await storage.presign_get(c.object_key, expires_in=expires_in)).url for c in chunks]

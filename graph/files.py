@@ -1,0 +1,98 @@
+"""The local storage backend's signed routes: GET /files/{key} (download), PUT /uploads/{key} (upload).
+
+They stand in for S3's presigned URLs and accept only URLs issued by
+`LocalStorage.presign_get` / `presign_put`; with any other backend they answer 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from domain.errors import ObjectTooLarge, StorageUnavailable
+from infrastructure.storage.local import LocalStorage
+from infrastructure.storage.s3 import content_disposition
+
+router = APIRouter()
+
+# User content is served from the API's own origin: never let a browser render it as a page.
+_SAFE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+    "Cache-Control": "private, no-store",
+}
+
+
+def _local(request: Request) -> LocalStorage | None:
+    storage = request.app.state.container.storage
+    return storage if isinstance(storage, LocalStorage) else None
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
+
+
+def _plain(status: int, text: str) -> Response:
+    return Response(text, status_code=status, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/files/{key:path}", include_in_schema=False)
+async def download(key: str, request: Request) -> Response:
+    storage = _local(request)
+    if storage is None:
+        return _plain(404, "Not found.")
+    query = request.query_params
+    exp, sig, name = _int(query.get("exp")), query.get("sig", ""), query.get("name")
+    if exp is None or not storage.verify_download(key, exp, sig, name):
+        return _plain(403, "The link is invalid or has expired.")
+    try:
+        info = await storage.head(key)
+    except StorageUnavailable:
+        return _plain(503, "File storage is unavailable.")
+    if info is None:
+        return _plain(404, "The file does not exist.")
+    headers = {
+        **_SAFE_HEADERS,
+        "Content-Length": str(info.size),
+        "Content-Disposition": content_disposition(name) if name else "attachment",
+    }
+    return StreamingResponse(
+        storage.open_read(key), media_type=info.content_type or "application/octet-stream", headers=headers
+    )
+
+
+@router.put("/uploads/{key:path}", include_in_schema=False)
+async def upload(key: str, request: Request) -> Response:
+    storage = _local(request)
+    if storage is None:
+        return _plain(404, "Not found.")
+    query, headers = request.query_params, request.headers
+    exp, length = _int(query.get("exp")), _int(headers.get("content-length"))
+    if length is None:
+        return _plain(411, "Send the Content-Length header the upload URL was issued for.")
+    content_type = headers.get("content-type", "")
+    sha256 = headers.get("x-checksum-sha256") or None
+    if exp is None or not storage.verify_upload(key, exp, content_type, length, sha256, query.get("sig", "")):
+        return _plain(403, "The upload URL is invalid or has expired, or the headers differ from the signed ones.")
+
+    async def body() -> AsyncIterator[bytes]:
+        async for data in request.stream():
+            if data:
+                yield data
+
+    try:
+        stored = await storage.put_stream(key, body(), content_type=content_type, max_size=length)
+    except ObjectTooLarge:
+        return _plain(413, f"The body is longer than the signed {length} bytes.")
+    except StorageUnavailable:
+        return _plain(503, "File storage is unavailable.")
+    except ClientDisconnect:
+        # put_stream already dropped its temporary file; nobody is left to answer.
+        return _plain(400, "The upload was interrupted.")
+    if stored.size != length or (sha256 is not None and stored.sha256 != sha256.lower()):
+        await storage.delete(key)
+        return _plain(400, "The body does not match the signed length or checksum; nothing was stored.")
+    return Response(status_code=200, headers={"ETag": f'"{stored.sha256}"'})
