@@ -15,6 +15,7 @@ from graph.callbacks import router as callbacks_router
 from graph.http import build_router
 from graph.limits import limit_extensions
 from graph.schema import build_schema
+from graph.security import SecurityHeaders
 from infrastructure.container import open_container
 from infrastructure.settings import Settings, get_settings
 from infrastructure.task_runtime import embedded_tasks
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "GraphQL-Require-Preflight", "X-Request-ID"],
             max_age=600,
         )
+    app.add_middleware(SecurityHeaders, production=settings.is_production)
     app.include_router(health.router)
     app.include_router(files.router)
     app.include_router(callbacks_router)

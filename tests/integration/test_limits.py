@@ -172,3 +172,4 @@ async def test_production_turns_introspection_and_graphiql_off(
     assert "introspection has been disabled" in body["errors"][0]["message"]
     assert typename["data"] == {"__typename": "Query"}
     assert "graphiql" not in page.text.lower()
+    assert page.headers["strict-transport-security"].startswith("max-age=")
