@@ -10,7 +10,8 @@
 # stage 2 copies only that virtualenv onto a clean slim base and runs it as an
 # unprivileged user.
 
-ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+# The Python that CI tests with (pyproject: requires-python >= 3.11).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 
