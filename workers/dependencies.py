@@ -7,6 +7,8 @@ In embedded mode the API's lifespan attaches its own container first
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 from typing import Annotated
 
 from taskiq import TaskiqDepends, TaskiqEvents, TaskiqState
@@ -16,6 +18,8 @@ from infrastructure.container import Container, open_container
 from infrastructure.settings import get_settings
 from infrastructure.task_runtime import attach, attached_container, container_of, is_embedded
 from workers.broker import broker
+
+log = logging.getLogger("genhub.tasks")
 
 STACK_KEY = "genhub_exit_stack"
 # Without a broker that redelivers, a presumed-dead submitter is only retried by the
@@ -31,6 +35,7 @@ async def open_worker_container(state: TaskiqState) -> None:
     container = await stack.enter_async_context(open_container(get_settings(), broker=broker))
     state.data[STACK_KEY] = stack
     attach(broker, container)
+    log.info("genhub worker ready (pid %d)", os.getpid())
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)

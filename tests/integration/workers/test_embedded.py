@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from domain.generations import GenerationStatus
 from tests.fixtures.app import SettingsFactory, running_app
 from tests.integration.workers.world import COST, GRANT, new_world
-
 
 
 async def test_embedded_generation_succeeds_with_asset_and_capture(make_settings: SettingsFactory) -> None:
