@@ -271,16 +271,16 @@ def test_build_context_keeps_what_the_image_needs_and_drops_local_state() -> Non
         assert dockerignored(dropped, patterns), dropped
 
 
-def _package_files() -> set[str]:
-    """Every file the image needs from the four packages, as wheel paths."""
+def _package_files(top: Path = REPO) -> set[str]:
+    """Every file the image needs from the four packages under `top`, as wheel paths."""
     files: set[str] = set()
     for package in PACKAGES:
-        root = REPO / package
+        root = top / package
         if not root.exists():
             continue
         for path in root.rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".mako", ".ini"):
-                files.add(path.relative_to(REPO).as_posix())
+                files.add(path.relative_to(top).as_posix())
     return files
 
 
@@ -310,7 +310,8 @@ def test_the_wheel_the_image_installs_contains_every_package_file(tmp_path: Path
         names = set(archive.namelist())
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         assert "genhub = " in archive.read(entry_points).decode()
-    expected = _package_files()
+    # From the copied context, not the live tree, which may change meanwhile.
+    expected = _package_files(context)
     assert expected, "no package files found"
     missing = sorted(expected - names)
     assert not missing, f"not in the wheel (so not in the image): {missing}"
