@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
-from graph import files, health
+from graph import demo, files, health
 from graph.callbacks import router as callbacks_router
 from graph.http import build_router
 from graph.limits import limit_extensions
@@ -70,4 +70,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(callbacks_router)
     app.include_router(build_router(schema, settings))
+    app.include_router(demo.router)
     return app

@@ -139,6 +139,9 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         asyncio.run(_migrate(settings))
     token = asyncio.run(_seed_demo(settings)) if settings.should_seed_demo else None
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if "public_base_url" not in settings.model_fields_set and not settings.is_production:
+        # Signed /files URLs must name the port this server listens on (`make run PORT=9000`).
+        settings = settings.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
     _print(f"genhub on http://{shown}:{port}  (GraphiQL: http://{shown}:{port}/graphql)")
     if token:
         _print(f"demo account: {settings.demo_email} / {settings.demo_password}")
