@@ -37,6 +37,18 @@ from domain.use_cases.processing import (
 log = logging.getLogger("genhub.processing")
 
 OUTPUT_KIND = "output"
+MEDIA_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".mp4": "video/mp4",
+    ".webm": "video/webm",
+    ".mov": "video/quicktime",
+    ".mp3": "audio/mpeg",
+    ".wav": "audio/wav",
+}
 
 
 async def refresh(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: ProcessingPolicy) -> None:
@@ -104,7 +116,8 @@ async def apply_status(
 
 def _content_type(url: str) -> tuple[str, str]:
     ext = extension_of(urlsplit(url).path.rsplit("/", 1)[-1])
-    guessed = mimetypes.types_map.get(ext) if ext else None
+    # Our own table first: the platform's mimetypes database varies (3.11 lacks .webp).
+    guessed = MEDIA_TYPES.get(ext) or (mimetypes.types_map.get(ext) if ext else None)
     return ext, guessed or "application/octet-stream"
 
 
