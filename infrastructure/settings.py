@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -123,6 +124,17 @@ class Settings(BaseSettings):
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().startswith("["):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _asyncpg_url(cls, value: str) -> str:
+        """Platforms hand out libpq URLs (postgres://, postgresql://, ?sslmode=); asyncpg needs its own form."""
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                value = "postgresql+asyncpg://" + value[len(prefix) :]
+        if value.startswith("postgresql+asyncpg://"):
+            value = re.sub(r"([?&])sslmode=", r"\1ssl=", value)
         return value
 
     @property

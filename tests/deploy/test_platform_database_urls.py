@@ -24,18 +24,12 @@ PLATFORM_URLS = [
 
 def test_asyncpg_urls_are_used_as_given() -> None:
     url = "postgresql+asyncpg://u:p@db/genhub?ssl=require"
-    assert Settings(database_url=url).effective_database_url == url
+    assert Settings(_env_file=None, database_url=url)  # type: ignore[call-arg].effective_database_url == url
 
 
-# strict: once Settings normalises these URLs, the XPASS fails the run, so this
-# marker gets removed together with the fix.
-@pytest.mark.xfail(
-    strict=True,
-    reason="Settings do not yet turn postgres:// / postgresql:// / sslmode= into asyncpg form (issue 8)",
-)
 @pytest.mark.parametrize(
     ("given", "expected"),
     PLATFORM_URLS,
 )
 def test_platform_database_urls_are_made_asyncpg_urls(given: str, expected: str) -> None:
-    assert Settings(database_url=given).effective_database_url == expected
+    assert Settings(_env_file=None, database_url=given)  # type: ignore[call-arg].effective_database_url == expected
