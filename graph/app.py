@@ -14,9 +14,11 @@ from graph import demo, files, health
 from graph.callbacks import router as callbacks_router
 from graph.http import build_router
 from graph.limits import limit_extensions
+from graph.metrics import install_observability
 from graph.schema import build_schema
 from graph.security import SecurityHeaders
 from infrastructure.container import open_container
+from infrastructure.logging_setup import bind_request_id
 from infrastructure.settings import Settings, get_settings
 from infrastructure.task_runtime import embedded_tasks
 
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         incoming = request.headers.get("x-request-id", "")
         rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         request.state.request_id = rid
+        bind_request_id(rid)
         response = await call_next(request)
         response.headers["X-Request-ID"] = rid
         return response
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(SecurityHeaders, production=settings.is_production)
+    install_observability(app)
     app.include_router(health.router)
     app.include_router(files.router)
     app.include_router(callbacks_router)

@@ -103,7 +103,7 @@ class GraphQLHttp:
         if result.errors:
             payload["errors"] = [_format(e) for e in result.errors]
         status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
-        hook = request.app.state.__dict__.get("observe_operation")
+        hook = getattr(request.app.state, "observe_operation", None)  # State keeps attributes in `_state`
         if hook is not None:
             hook(context, params, result, time.perf_counter() - started)
         return status, payload

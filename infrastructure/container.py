@@ -20,6 +20,7 @@ from infrastructure.catalogue_cache import CatalogueCache
 from infrastructure.clock import SystemClock
 from infrastructure.db.engine import create_engine, create_session_factory
 from infrastructure.db.uow import SqlUnitOfWorkFactory
+from infrastructure.metrics import instrument_providers
 from infrastructure.providers.kie import build_http_client
 from infrastructure.providers.registry import ProviderRegistry, build_providers
 from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast
@@ -78,7 +79,7 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
 
         http = build_http_client(settings)
         stack.push_async_callback(http.aclose)
-        providers = build_providers(settings, http, limiter)
+        providers = instrument_providers(build_providers(settings, http, limiter))
         the_broker = broker or shared_broker()
         yield Container(
             settings=settings,

@@ -1,7 +1,12 @@
-"""Logging: JSON lines in production, readable console lines in development; uvicorn uses the same."""
+"""Logging: JSON lines in production, readable console lines in development; uvicorn uses the same.
+
+The request id of the HTTP request being served (a context variable, set by the app's
+request-id middleware) is added to every record, uvicorn's access lines included.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import logging.config
@@ -12,6 +17,57 @@ from typing import Any
 from infrastructure.settings import Settings
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("genhub_request_id", default=None)
+operation_log = logging.getLogger("genhub.graphql.operation")
+
+
+def bind_request_id(request_id: str) -> None:
+    """Called once per request by the app; tasks spawned while serving it inherit the value."""
+    request_id_var.set(request_id)
+
+
+class ContextFilter(logging.Filter):
+    """Adds `request_id` from the context; turns uvicorn's access line into fields."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            request_id = request_id_var.get()
+            if request_id is not None:
+                record.request_id = request_id
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, http_version, status = record.args
+            record.client = client
+            record.method = method
+            record.path = path
+            record.status = status
+            record.http_version = http_version
+        return True
+
+
+def log_operation(
+    *,
+    request_id: str,
+    user_id: str | None,
+    operation_name: str | None,
+    duration_ms: float,
+    outcome: str,
+    error_codes: list[str] | None = None,
+) -> None:
+    """One line per GraphQL operation (HTTP and WebSocket alike)."""
+    operation_log.info(
+        "graphql %s %s %.1fms",
+        operation_name or "anonymous",
+        outcome,
+        duration_ms,
+        extra={
+            "request_id": request_id,
+            "user_id": user_id,
+            "operation_name": operation_name,
+            "duration_ms": duration_ms,
+            "outcome": outcome,
+            "error_codes": error_codes or [],
+        },
+    )
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,6 +88,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str, ensure_ascii=False)
 
 
+_CONSOLE_TERSE = ("uvicorn.access", operation_log.name)
+
+
 class ConsoleFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -39,6 +98,8 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+        if record.name in _CONSOLE_TERSE:  # the message already says the rest
+            extras = {k: v for k, v in extras.items() if k in ("request_id", "user_id") and v}
         return text + ("  " + " ".join(f"{k}={v}" for k, v in extras.items()) if extras else "")
 
 
@@ -58,8 +119,14 @@ def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": {"()": formatter}},
+        "filters": {"context": {"()": "infrastructure.logging_setup.ContextFilter"}},
         "handlers": {
-            "default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"}
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "filters": ["context"],
+                "stream": "ext://sys.stderr",
+            }
         },
         "root": {"handlers": ["default"], "level": settings.log_level.upper()},
         "loggers": {

@@ -12,6 +12,7 @@ from taskiq import AsyncBroker, InMemoryBroker
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
+from infrastructure.metrics import TaskMetricsMiddleware
 from infrastructure.settings import Settings, get_settings
 
 QUEUE_NAME = "genhub:tasks"
@@ -21,7 +22,7 @@ CONSUMER_GROUP = "genhub-workers"
 def build_broker(settings: Settings) -> AsyncBroker:
     if not settings.redis_url:
         # Embedded mode: tasks run in the API process, concurrently with requests.
-        return InMemoryBroker(max_async_tasks=100)
+        return InMemoryBroker(max_async_tasks=100).with_middlewares(TaskMetricsMiddleware())
     return RedisStreamBroker(
         settings.redis_url,
         queue_name=QUEUE_NAME,
@@ -32,7 +33,7 @@ def build_broker(settings: Settings) -> AsyncBroker:
         unacknowledged_lock_timeout=max(1.0, settings.task_idle_timeout_ms / 1000 / 2),
         maxlen=settings.stream_maxlen,
         xread_block=1000,
-    )
+    ).with_middlewares(TaskMetricsMiddleware())
 
 
 @lru_cache(maxsize=1)

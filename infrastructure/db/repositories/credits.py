@@ -10,6 +10,7 @@ from domain.credits import BALANCE_KINDS, RESERVED_KINDS, CreditBalance, LedgerE
 from domain.pagination import Page, PageRequest
 from infrastructure.db.models import CreditAccountRow, CreditLedgerRow
 from infrastructure.db.repositories.base import SqlRepository, aware, keyset
+from infrastructure.metrics import note_ledger_move
 
 
 def _entry(row: CreditLedgerRow) -> LedgerEntry:
@@ -53,7 +54,10 @@ class SqlCreditRepository(SqlRepository):
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
             .returning(CreditLedgerRow.id)
         )
-        return (await self.session.execute(stmt)).scalar_one_or_none() is not None
+        inserted = (await self.session.execute(stmt)).scalar_one_or_none() is not None
+        if inserted:
+            note_ledger_move(self.session, entry.kind.value, entry.amount)
+        return inserted
 
     async def change(self, user_id: uuid.UUID, *, balance_delta: int, reserved_delta: int) -> CreditBalance | None:
         acc = CreditAccountRow

@@ -1,0 +1,283 @@
+"""Prometheus metrics of genhub, and the small hooks that feed them.
+
+Series (all prefixed `genhub_`):
+- graphql_operations_total{operation,outcome} and graphql_operation_duration_seconds{operation}
+- active_subscriptions (call `subscription_opened()` / `subscription_closed()`, or `track_subscription()`)
+- task_queue_depth{state}: `waiting` (enqueued, not yet delivered) and `pending` (delivered, not acked)
+- tasks_total{task,outcome}, task_duration_seconds{task}, tasks_running (TaskMetricsMiddleware)
+- provider_call_duration_seconds{provider,call}, provider_errors_total{provider,call,code} (InstrumentedProvider)
+- credit_moves_total{kind}, credit_moved_total{kind} (counted when the ledger row's transaction commits)
+
+Several processes (uvicorn --workers N, taskiq workers): start each with the same empty
+PROMETHEUS_MULTIPROC_DIR (prometheus_client reads it at import); /metrics then adds up
+every process's values (docs/observability.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+from redis.asyncio import Redis
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
+from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
+
+from domain.ports import Provider, ProviderCallback, ProviderError, ProviderJob, ProviderStatus
+from infrastructure.providers.registry import ProviderRegistry
+
+disable_created_metrics()  # the `_created` series double the output and nobody graphs them
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+TASK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+PROVIDER_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+GRAPHQL_OPERATIONS = Counter(
+    "genhub_graphql_operations",
+    "GraphQL operations by name and outcome (ok, error, rejected).",
+    ["operation", "outcome"],
+)
+GRAPHQL_DURATION = Histogram(
+    "genhub_graphql_operation_duration_seconds", "GraphQL operation latency.", ["operation"], buckets=LATENCY_BUCKETS
+)
+ACTIVE_SUBSCRIPTIONS = Gauge("genhub_active_subscriptions", "Open GraphQL subscriptions.", multiprocess_mode="livesum")
+QUEUE_DEPTH = Gauge(
+    "genhub_task_queue_depth",
+    "Tasks waiting for a worker (waiting) and delivered but not acknowledged (pending).",
+    ["state"],
+    multiprocess_mode="mostrecent",
+)
+TASKS = Counter("genhub_tasks", "Finished Taskiq tasks by outcome (ok, error).", ["task", "outcome"])
+TASK_DURATION = Histogram("genhub_task_duration_seconds", "Task run time.", ["task"], buckets=TASK_BUCKETS)
+TASKS_RUNNING = Gauge("genhub_tasks_running", "Tasks running now.", multiprocess_mode="livesum")
+PROVIDER_DURATION = Histogram(
+    "genhub_provider_call_duration_seconds",
+    "Provider API call latency.",
+    ["provider", "call"],
+    buckets=PROVIDER_BUCKETS,
+)
+PROVIDER_ERRORS = Counter(
+    "genhub_provider_errors", "Failed provider calls by error code.", ["provider", "call", "code"]
+)
+CREDIT_MOVES = Counter("genhub_credit_moves", "Committed credit ledger rows by kind.", ["kind"])
+CREDITS_MOVED = Counter("genhub_credit_moved", "Credits moved by committed ledger rows (absolute), by kind.", ["kind"])
+
+# ---------------------------------------------------------------- exposition
+
+
+def multiprocess_dir() -> str | None:
+    # prometheus_client's own variable, read by the library at import; not a genhub setting.
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text: this process's registry, or every process's files in multiprocess mode."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# ---------------------------------------------------------------- GraphQL
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_OPERATION_NAMES = 500
+_seen_operations: set[str] = set()
+
+
+def operation_label(name: str | None) -> str:
+    """Client-chosen names are bounded: odd ones and those past the first 500 become `other`."""
+    if not name:
+        return "anonymous"
+    if not _NAME.match(name):
+        return "other"
+    if name not in _seen_operations:
+        if len(_seen_operations) >= MAX_OPERATION_NAMES:
+            return "other"
+        _seen_operations.add(name)
+    return name
+
+
+def observe_graphql(operation: str | None, outcome: str, seconds: float) -> None:
+    label = operation_label(operation)
+    GRAPHQL_OPERATIONS.labels(label, outcome).inc()
+    GRAPHQL_DURATION.labels(label).observe(seconds)
+
+
+# ---------------------------------------------------------------- subscriptions
+
+
+def subscription_opened() -> None:
+    ACTIVE_SUBSCRIPTIONS.inc()
+
+
+def subscription_closed() -> None:
+    ACTIVE_SUBSCRIPTIONS.dec()
+
+
+@contextlib.contextmanager
+def track_subscription() -> Iterator[None]:
+    """`with track_subscription(): ...` around the life of one subscription."""
+    subscription_opened()
+    try:
+        yield
+    finally:
+        subscription_closed()
+
+
+# ---------------------------------------------------------------- tasks and the queue
+
+
+class TaskMetricsMiddleware(TaskiqMiddleware):
+    """Counts each task run by outcome with its duration; also how many run right now."""
+
+    running = 0  # in this process, for the in-memory queue depth
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started: dict[str, float] = {}
+
+    def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        self._started[message.task_id] = time.perf_counter()
+        TaskMetricsMiddleware.running += 1
+        TASKS_RUNNING.inc()
+        return message
+
+    def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+        started = self._started.pop(message.task_id, None)
+        TaskMetricsMiddleware.running -= 1
+        TASKS_RUNNING.dec()
+        seconds = time.perf_counter() - started if started is not None else float(result.execution_time)
+        TASKS.labels(message.task_name, "error" if result.is_err else "ok").inc()
+        TASK_DURATION.labels(message.task_name).observe(seconds)
+
+
+def observe_task(task: str, outcome: str, seconds: float) -> None:
+    """For work that does not run as a Taskiq task but should be counted like one."""
+    TASKS.labels(task, outcome).inc()
+    TASK_DURATION.labels(task).observe(seconds)
+
+
+async def refresh_queue_depth(redis: Redis | None, *, stream: str, group: str) -> None:
+    """Read the Redis stream's consumer group (lag + pending); in memory, what runs here is pending."""
+    if redis is None:
+        QUEUE_DEPTH.labels("waiting").set(0)
+        QUEUE_DEPTH.labels("pending").set(TaskMetricsMiddleware.running)
+        return
+    waiting = pending = 0
+    with contextlib.suppress(Exception):  # no stream or group yet: nothing was ever enqueued
+        for info in await redis.xinfo_groups(stream):
+            if _text(info.get("name")) == group:
+                pending = int(info.get("pending") or 0)
+                lag = info.get("lag")
+                waiting = int(lag) if lag is not None else await _undelivered(redis, stream, info)
+    QUEUE_DEPTH.labels("waiting").set(waiting)
+    QUEUE_DEPTH.labels("pending").set(pending)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _undelivered(redis: Redis, stream: str, info: Mapping[str, Any]) -> int:
+    """Redis < 7 reports no `lag` (nor does 7 after trimming): count entries after the last delivered id."""
+    last = _text(info.get("last-delivered-id") or "0-0")
+    entries = await redis.xrange(stream, min=f"({last}", count=100_000)
+    return len(entries or [])
+
+
+# ---------------------------------------------------------------- providers
+
+
+class InstrumentedProvider:
+    """Wraps a Provider: latency of every call and errors by code; everything else is delegated."""
+
+    def __init__(self, inner: Provider) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.supports_cancel = inner.supports_cancel
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self._inner, item)
+
+    @contextlib.contextmanager
+    def _timed(self, call: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        except ProviderError as exc:
+            PROVIDER_ERRORS.labels(self.name, call, exc.code).inc()
+            raise
+        except Exception as exc:
+            PROVIDER_ERRORS.labels(self.name, call, type(exc).__name__).inc()
+            raise
+        finally:
+            PROVIDER_DURATION.labels(self.name, call).observe(time.perf_counter() - started)
+
+    async def submit(self, job: ProviderJob) -> str:
+        with self._timed("submit"):
+            return await self._inner.submit(job)
+
+    async def status(self, external_id: str) -> ProviderStatus:
+        with self._timed("status"):
+            return await self._inner.status(external_id)
+
+    async def cancel(self, external_id: str) -> None:
+        with self._timed("cancel"):
+            await self._inner.cancel(external_id)
+
+    async def download(self, url: str) -> AsyncIterator[bytes]:
+        with self._timed("download"):
+            async for chunk in self._inner.download(url):
+                yield chunk
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallback:
+        with self._timed("callback"):
+            return self._inner.parse_callback(headers, body)
+
+
+# ---------------------------------------------------------------- credit moves
+
+LEDGER_MOVES = "genhub.ledger_moves"
+
+
+def note_ledger_move(session: Any, kind: str, amount: int) -> None:
+    """Called by the credit repository for each inserted ledger row; counted only if it commits."""
+    session.info.setdefault(LEDGER_MOVES, []).append((kind, abs(amount)))
+
+
+def _count_committed(session: Session) -> None:
+    for kind, amount in session.info.pop(LEDGER_MOVES, ()):
+        CREDIT_MOVES.labels(kind).inc()
+        CREDITS_MOVED.labels(kind).inc(amount)
+
+
+def _forget_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(LEDGER_MOVES, None)
+
+
+if not event.contains(Session, "after_commit", _count_committed):
+    event.listen(Session, "after_commit", _count_committed)
+    event.listen(Session, "after_soft_rollback", _forget_rolled_back)
+
+
+def instrument_providers(registry: ProviderRegistry) -> ProviderRegistry:
+    """The same registry with every provider wrapped in InstrumentedProvider."""
+    return ProviderRegistry(InstrumentedProvider(p) for p in registry.as_mapping().values())

@@ -1,0 +1,187 @@
+"""GET /metrics after a real generation (embedded mode), the queue depth on Redis, multiprocess mode."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import multiprocess
+from prometheus_client.parser import text_string_to_metric_families
+
+from infrastructure.metrics import QUEUE_DEPTH, refresh_queue_depth, render, track_subscription
+from infrastructure.settings import Settings
+from tests.fixtures.app import GraphQLClient, register_user, running_app
+from tests.integration.board_world import CREDITS, GENERATE, add_model, grant
+
+GENERATION = "query Generation($id: ID!) { generation(id: $id) { status } }"
+FINAL = ("SUCCEEDED", "FAILED", "CANCELED", "EXPIRED")
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(client: GraphQLClient) -> Samples:
+    response = await client.http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.fixture(scope="module")
+async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GraphQLClient]:
+    tmp = tmp_path_factory.mktemp("metrics")
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        environment="test",
+        data_dir=tmp / "data",
+        local_storage_path=tmp / "chunks",
+        seed_demo=False,
+        simulated_step_seconds=0.05,
+        simulated_steps=2,
+        poll_interval_seconds=0.2,
+    )
+    async with running_app(settings) as c:
+        yield c
+
+
+async def test_metrics_after_a_generation(client: GraphQLClient) -> None:
+    # given a user with credits and a simulated model
+    session = await register_user(client, "metrics@example.com")
+    token = session["accessToken"]
+    model_id = await add_model(client, slug="metrics-image")
+    await grant(client, session["user"]["id"], 100)
+    before = await scrape(client)
+    # when it runs one generation to its end
+    started = await client.execute(GENERATE, {"modelId": model_id}, token=token)
+    generation_id = started["data"]["generate"]["generation"]["id"]
+    status = "QUEUED"
+    for _ in range(100):
+        status = (await client.execute(GENERATION, {"id": generation_id}, token=token))["data"]["generation"]["status"]
+        if status in FINAL:
+            break
+        await asyncio.sleep(0.05)
+    assert status == "SUCCEEDED"
+    after = await scrape(client)
+
+    # then every family of the issue has the expected series
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("genhub_graphql_operations_total", operation="Generate", outcome="ok") == 1
+    assert grew("genhub_graphql_operation_duration_seconds_count", operation="Generate") == 1
+    assert value(after, "genhub_graphql_operation_duration_seconds_bucket", operation="Generate", le="+Inf") >= 1
+    assert grew("genhub_tasks_total", task="submit_generation", outcome="ok") == 1
+    assert grew("genhub_task_duration_seconds_count", task="submit_generation") == 1
+    assert grew("genhub_provider_call_duration_seconds_count", provider="simulated", call="submit") == 1
+    assert grew("genhub_provider_call_duration_seconds_count", provider="simulated", call="download") >= 1
+    assert grew("genhub_credit_moves_total", kind="reserve") == 1
+    assert grew("genhub_credit_moves_total", kind="capture") == 1
+    assert grew("genhub_credit_moved_total", kind="reserve") == 10
+    assert ("genhub_active_subscriptions", frozenset()) in after
+    assert ("genhub_task_queue_depth", frozenset({("state", "waiting")})) in after
+    assert ("genhub_task_queue_depth", frozenset({("state", "pending")})) in after
+    assert ("genhub_tasks_running", frozenset()) in after
+
+
+async def test_rolled_back_credit_moves_are_not_counted(client: GraphQLClient) -> None:
+    # given a user without credits: the reserve row is written, then rolled back
+    session = await register_user(client, "broke@example.com")
+    model_id = await add_model(client, slug="broke-image")
+    before = await scrape(client)
+    result = await client.execute(GENERATE, {"modelId": model_id}, token=session["accessToken"])
+    assert result["data"]["generate"]["__typename"] == "InsufficientCredits"
+    after = await scrape(client)
+    assert value(after, "genhub_credit_moves_total", kind="reserve") == value(
+        before, "genhub_credit_moves_total", kind="reserve"
+    )
+    credits = await client.execute(CREDITS, token=session["accessToken"])
+    assert credits["data"]["credits"]["reserved"] == 0
+
+
+async def test_rejected_and_failed_operations_are_labelled(client: GraphQLClient) -> None:
+    before = await scrape(client)
+    await client.execute("query Broken { nope }", expect_errors=True)
+    await client.execute("query Who { me { id } }", token="not-a-token", expect_errors=True)
+    await client.execute("{ me { id } }")
+    after = await scrape(client)
+    assert (
+        value(after, "genhub_graphql_operations_total", operation="Broken", outcome="rejected")
+        - value(before, "genhub_graphql_operations_total", operation="Broken", outcome="rejected")
+        == 1
+    )
+    assert (
+        value(after, "genhub_graphql_operations_total", operation="Who", outcome="error")
+        - value(before, "genhub_graphql_operations_total", operation="Who", outcome="error")
+        == 1
+    )
+    assert value(after, "genhub_graphql_operations_total", operation="anonymous", outcome="ok") > 0
+
+
+async def test_active_subscriptions_gauge(client: GraphQLClient) -> None:
+    before = value(await scrape(client), "genhub_active_subscriptions")
+    with track_subscription():
+        assert value(await scrape(client), "genhub_active_subscriptions") == before + 1
+    assert value(await scrape(client), "genhub_active_subscriptions") == before
+
+
+@pytest.mark.redis
+async def test_queue_depth_reads_the_redis_stream(clean_redis: str) -> None:
+    # given a stream with a consumer group: 3 messages enqueued, 1 delivered and not acked
+    redis = aioredis.Redis.from_url(clean_redis)
+    try:
+        await redis.xgroup_create("q", "workers", id="0", mkstream=True)
+        for n in range(3):
+            await redis.xadd("q", {"n": str(n)})
+        await redis.xreadgroup("workers", "w1", {"q": ">"}, count=1)
+        # when the depth is refreshed (as /metrics does before rendering)
+        await refresh_queue_depth(redis, stream="q", group="workers")
+        # then 2 wait for a worker and 1 is pending
+        assert QUEUE_DEPTH.labels("waiting")._value.get() == 2
+        assert QUEUE_DEPTH.labels("pending")._value.get() == 1
+        # and a stream that does not exist yet is simply empty
+        await refresh_queue_depth(redis, stream="missing", group="workers")
+        assert QUEUE_DEPTH.labels("waiting")._value.get() == 0
+    finally:
+        await redis.aclose()
+
+
+CHILD = """
+import sys
+from infrastructure.metrics import ACTIVE_SUBSCRIPTIONS, CREDIT_MOVES
+CREDIT_MOVES.labels("grant").inc(int(sys.argv[1]))
+ACTIVE_SUBSCRIPTIONS.inc()
+"""
+
+
+def test_multiprocess_mode_adds_up_every_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given two processes that counted into the same PROMETHEUS_MULTIPROC_DIR (set before import)
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": os.getcwd()}
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, amount], env=env) for amount in ("2", "3")]
+    assert [child.wait(timeout=60) for child in children] == [0, 0]
+    # when /metrics renders in multiprocess mode
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    text = render()[0].decode()
+    # then it reports the sum over both processes
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("genhub_credit_moves_total", frozenset({("kind", "grant")}))] == 5
+    assert samples[("genhub_active_subscriptions", frozenset())] == 2
+    # and a live gauge forgets a process once it is marked dead (docs/observability.md)
+    for child in children:
+        multiprocess.mark_process_dead(child.pid, str(tmp_path))  # type: ignore[no-untyped-call]
+    assert "genhub_active_subscriptions" not in render()[0].decode()
