@@ -11,7 +11,7 @@ from workers.dependencies import ContainerDep
 log = logging.getLogger("genhub.tasks")
 
 
-@broker.task(task_name="sweep_pending_chunks", schedule=[{"interval": 600}])
+@broker.task(task_name="sweep_pending_chunks", schedule=[{"interval": 600, "schedule_id": "sweep_pending_chunks"}])
 async def sweep_pending_chunks(container: ContainerDep) -> int:
     removed = await chunks.sweep_pending(
         ttl_seconds=container.settings.pending_chunk_ttl_seconds,

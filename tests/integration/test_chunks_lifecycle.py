@@ -308,7 +308,7 @@ async def test_sweep_removes_stale_pending_chunks_and_their_objects(env: ChunkEn
     # and the task is scheduled every 10 minutes under its name
     task = broker.find_task("sweep_pending_chunks")
     assert task is not None
-    assert task.labels["schedule"] == [{"interval": 600}]
+    assert task.labels["schedule"] == [{"interval": 600, "schedule_id": "sweep_pending_chunks"}]
 
 
 async def test_completing_an_expired_pending_upload_is_invalid_state(env: ChunkEnv) -> None:
