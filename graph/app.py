@@ -21,6 +21,7 @@ from infrastructure.container import open_container
 from infrastructure.logging_setup import bind_request_id
 from infrastructure.settings import Settings, get_settings
 from infrastructure.task_runtime import embedded_tasks
+from infrastructure.tracing import graphql_tracing_extensions
 
 log = logging.getLogger("genhub.app")
 
@@ -30,7 +31,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems = settings.production_problems()
     if problems:
         raise RuntimeError("genhub refuses to start in production:\n  - " + "\n  - ".join(problems))
-    schema = build_schema(mask_errors=settings.is_production, extensions=limit_extensions(settings))
+    schema = build_schema(
+        mask_errors=settings.is_production,
+        extensions=[*limit_extensions(settings), *graphql_tracing_extensions(settings)],
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

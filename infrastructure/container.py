@@ -30,6 +30,7 @@ from infrastructure.security.passwords import Argon2PasswordHasher
 from infrastructure.security.tokens import TokenService
 from infrastructure.settings import Settings
 from infrastructure.storage.factory import open_storage
+from infrastructure.tracing import setup_tracing
 
 
 @dataclass(slots=True)
@@ -59,6 +60,7 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
     async with contextlib.AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
+        setup_tracing(settings, engine=engine)  # no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set
         session_factory = create_session_factory(engine)
         uow = SqlUnitOfWorkFactory(session_factory)
 
