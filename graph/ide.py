@@ -14,9 +14,14 @@ EXAMPLE_OPERATION = """# Welcome to genhub's GraphQL API.
 # 1. Sign in: run `SignIn` below (or use the token `genhub serve` printed).
 # 2. Open the "Headers" tab at the bottom and paste:
 #      {"Authorization": "Bearer <accessToken>"}
-# 3. Run `Start`, then watch it with `Watch` (a subscription over WebSocket).
+#    It authenticates HTTP requests and the subscription WebSocket alike.
+# 3. Run `Catalogue`, then put a model id in the "Variables" tab:
+#      {"modelId": "<id>"}
+# 4. Run `Start`, add its generation id to the variables ({"modelId": "...", "id": "<id>"})
+#    and run `Watch` (a subscription over WebSocket): status and progress arrive live.
 #
-# Press the play button and pick an operation.
+# Press the play button and pick an operation. More: docs/clients.md (client
+# examples), docs/schema.md (every operation), and the live demo page at /demo.
 
 mutation SignIn {
   login(input: {email: "%(email)s", password: "%(password)s"}) {
