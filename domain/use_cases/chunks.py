@@ -23,7 +23,16 @@ from domain.chunks import (
     safe_filename,
     validate_chunk_metadata,
 )
-from domain.errors import InvalidInput, InvalidState, NotFound, ObjectTooLarge, Problems, QuotaExceeded, RateLimited
+from domain.errors import (
+    FieldProblem,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    ObjectTooLarge,
+    Problems,
+    QuotaExceeded,
+    RateLimited,
+)
 from domain.ports import Clock, ObjectInfo, ObjectStorage, PresignedRequest, RateLimiter
 from domain.repositories import UnitOfWork
 from domain.use_cases.generations import RateRule
@@ -77,7 +86,9 @@ async def _discard(storage: ObjectStorage, key: str) -> None:
         await asyncio.shield(storage.delete(key))
 
 
-def _validated(filename: str, content_type: str, size: int, sha256: str | None, policy: UploadPolicy) -> str:
+def _validated(
+    filename: str, content_type: str, size: int, sha256: str | None, policy: UploadPolicy, *, size_field: str = "size"
+) -> str:
     """Check the metadata; returns the normalised content type."""
     problems = Problems()
     normalized = normalize_content_type(content_type or DEFAULT_CONTENT_TYPE)
@@ -90,6 +101,8 @@ def _validated(filename: str, content_type: str, size: int, sha256: str | None, 
         allowed_types=policy.allowed_types,
         problems=problems,
     )
+    # Name the field the client actually sent (uploadChunk has `file`, not `size`).
+    problems.items = [FieldProblem(size_field, p.message) if p.field == "size" else p for p in problems.items]
     problems.raise_if_any()
     return normalized
 
@@ -111,7 +124,8 @@ async def upload(
     """Stream `data` into storage (sha256 and size computed on the way) and record a READY chunk."""
     await _check_rate(limiter, rate, principal)
     # An unknown size is checked while streaming; 1 only stands in for "not empty" here.
-    normalized = _validated(filename, content_type, declared_size if declared_size is not None else 1, None, policy)
+    size = declared_size if declared_size is not None else 1
+    normalized = _validated(filename, content_type, size, None, policy, size_field="file")
     async with uow:
         remaining = await _remaining_bytes(uow, principal, policy, declared_size or 0)
     limit = min(policy.max_bytes, remaining)

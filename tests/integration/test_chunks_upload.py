@@ -143,6 +143,7 @@ async def test_oversize_multipart_upload_is_rejected_and_nothing_is_stored(open_
         # then it is InvalidInput, with no row and no object
         assert result["__typename"] == "InvalidInput"
         assert "1000" in result["message"]
+        assert [f["field"] for f in result["fields"]] == ["file"]
         assert await env.row_count() == 0
         assert await env.stored_keys() == []
         # and a body far past the limit is refused by the HTTP layer before parsing
