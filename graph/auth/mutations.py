@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import strawberry
 
-from domain.errors import RateLimited
 from domain.use_cases import auth
 from graph.auth.types import AuthPayload, AuthResult, LoginInput, RegisterInput
 from graph.common.types import EmailTaken, InvalidCredentials, InvalidInput
 from graph.common.types import RateLimited as RateLimitedType
-from graph.context import Context, Info
+from graph.context import Info
 from graph.errors import result_or_error
+from graph.throttle import throttle_ip
 
 _AUTH_ERRORS = (InvalidCredentials, EmailTaken, InvalidInput, RateLimitedType)
-
-
-async def _throttle(context: Context, action: str, limit: int) -> None:
-    """Per-IP limit on anonymous auth endpoints (credential stuffing, sign-up spam)."""
-    settings = context.container.settings
-    wait = await context.container.limiter.hit(
-        f"{action}:ip:{context.client_ip}", limit=limit, window_seconds=settings.rate_limit_window_seconds
-    )
-    if wait:
-        raise RateLimited(wait)
 
 
 @strawberry.type
@@ -32,7 +22,7 @@ class AuthMutations:
         c = info.context.container
 
         async def call() -> AuthPayload:
-            await _throttle(info.context, "register", c.settings.rate_limit_register)
+            await throttle_ip(info.context, "register", c.settings.rate_limit_register)
             session = await auth.register(
                 email=input.email, password=input.password, uow=c.uow(), hasher=c.hasher, tokens=c.tokens, clock=c.clock
             )
@@ -45,7 +35,7 @@ class AuthMutations:
         c = info.context.container
 
         async def call() -> AuthPayload:
-            await _throttle(info.context, "login", c.settings.rate_limit_login)
+            await throttle_ip(info.context, "login", c.settings.rate_limit_login)
             session = await auth.login(
                 email=input.email, password=input.password, uow=c.uow(), hasher=c.hasher, tokens=c.tokens, clock=c.clock
             )
@@ -58,7 +48,7 @@ class AuthMutations:
         c = info.context.container
 
         async def call() -> AuthPayload:
-            await _throttle(info.context, "refresh", c.settings.rate_limit_login)
+            await throttle_ip(info.context, "refresh", c.settings.rate_limit_login)
             session = await auth.refresh(refresh_token=refresh_token, uow=c.uow(), tokens=c.tokens, clock=c.clock)
             return AuthPayload.from_session(session)
 

@@ -32,6 +32,7 @@ from graph.context import Info
 from graph.errors import result_or_error
 from graph.permissions import IsAuthenticated
 from graph.scalars import JSON
+from graph.throttle import throttle_ip
 from infrastructure.settings import Settings
 
 READ_SIZE = 1024 * 1024
@@ -66,6 +67,7 @@ class ChunkMutations:
         c = info.context.container
 
         async def call() -> UploadChunkSuccess:
+            await throttle_ip(info.context, "upload", c.settings.rate_limit_upload, signed_in=True)
             if not isinstance(file, UploadFile):
                 raise InvalidInputError.single("file", "must be sent as a file part of a multipart request")
             chunk = await chunks.upload(
@@ -93,6 +95,7 @@ class ChunkMutations:
         c = info.context.container
 
         async def call() -> ChunkUploadTicket:
+            await throttle_ip(info.context, "upload", c.settings.rate_limit_upload, signed_in=True)
             ticket = await chunks.request_upload(
                 principal=info.context.require_viewer(),
                 filename=input.filename,

@@ -19,6 +19,7 @@ from graph.generations.types import (
     Generation,
 )
 from graph.permissions import IsAuthenticated
+from graph.throttle import throttle_ip
 
 
 def to_request(input: GenerateInput) -> GenerateRequest:
@@ -43,6 +44,7 @@ class GenerationMutations:
         c = info.context.container
 
         async def call() -> GenerateSuccess:
+            await throttle_ip(info.context, "generate", c.settings.rate_limit_generate, signed_in=True)
             generation = await generations.generate(
                 principal=info.context.require_viewer(),
                 request=to_request(input),
