@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 from domain.errors import InvalidInput
 
 MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
 T = TypeVar("T")
 
 
@@ -43,7 +44,10 @@ class PageRequest:
     after: Cursor | None = None
 
     @classmethod
-    def parse(cls, first: int, after: str | None) -> PageRequest:
+    def parse(cls, first: int | None, after: str | None) -> PageRequest:
+        """`first=None` (an explicit null from the client) means the default page size."""
+        if first is None:
+            first = DEFAULT_PAGE_SIZE
         if first < 0 or first > MAX_PAGE_SIZE:
             raise InvalidInput.single("first", f"must be between 0 and {MAX_PAGE_SIZE}")
         return cls(first, Cursor.decode(after) if after else None)

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from graphql.error import GraphQLSyntaxError
 from starlette.datastructures import UploadFile
+from starlette.types import Message
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 
 from graph.context import Context, Credentials
@@ -130,7 +131,9 @@ class GraphQLHttp:
         limit = self.settings.upload_max_bytes + 1024 * 1024
         if declared and declared.isdigit() and int(declared) > limit:
             raise HttpProblem(413, f"The upload is larger than {self.settings.upload_max_bytes} bytes.")
-        form = await request.form(max_files=10, max_fields=10, max_part_size=1024 * 1024)
+        # Count what actually arrives: a chunked body declares no length and would
+        # otherwise be spooled to disk without bound before any resolver runs.
+        form = await _limited(request, limit).form(max_files=10, max_fields=10, max_part_size=1024 * 1024)
         request.state.form = form
         try:
             operations = json.loads(str(form.get("operations") or ""))
@@ -141,6 +144,22 @@ class GraphQLHttp:
         if isinstance(operations, list):
             raise HttpProblem(400, "Batched multipart requests are not supported.")
         return params_from_mapping(place_files(operations, files_map, files))
+
+
+def _limited(request: Request, limit: int) -> Request:
+    """The same request, whose body raises HttpProblem(413) once more than `limit` bytes arrived."""
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HttpProblem(413, f"The upload is larger than {limit} bytes.")
+        return message
+
+    return Request(request.scope, receive)
 
 
 def _format(error: GraphQLError) -> dict[str, Any]:

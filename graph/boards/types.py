@@ -48,7 +48,7 @@ class Board:
 
     @strawberry.field(description="Generations in this board, newest first (`first` <= 100).")
     async def generations(
-        self, info: Info, first: int = 20, after: str | None = None
+        self, info: Info, first: int | None = 20, after: str | None = None
     ) -> Annotated[GenerationConnection, strawberry.lazy("graph.generations.types")]:
         from graph.generations.types import GenerationConnection
 

@@ -29,7 +29,7 @@ class ChunkQueries:
     @strawberry.field(
         description="The viewer's chunks, newest first (`first` <= 100).", permission_classes=[IsAuthenticated]
     )
-    async def chunks(self, info: Info, first: int = 20, after: str | None = None) -> ChunkConnection:
+    async def chunks(self, info: Info, first: int | None = 20, after: str | None = None) -> ChunkConnection:
         c = info.context.container
         page = await reads.list_chunks(
             principal=info.context.require_viewer(), page=PageRequest.parse(first, after), uow=c.uow()

@@ -23,7 +23,7 @@ class CreditQueries:
     @strawberry.field(
         description="The viewer's ledger, newest first (`first` <= 100).", permission_classes=[IsAuthenticated]
     )
-    async def credit_ledger(self, info: Info, first: int = 20, after: str | None = None) -> LedgerConnection:
+    async def credit_ledger(self, info: Info, first: int | None = 20, after: str | None = None) -> LedgerConnection:
         viewer = info.context.require_viewer()
         page = await credits.ledger(
             user_id=viewer.user_id, page=PageRequest.parse(first, after), uow=info.context.container.uow()

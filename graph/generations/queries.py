@@ -43,7 +43,7 @@ class GenerationQueries:
         permission_classes=[IsAuthenticated],
     )
     async def generations(
-        self, info: Info, first: int = 20, after: str | None = None, filter: GenerationFilter | None = None
+        self, info: Info, first: int | None = 20, after: str | None = None, filter: GenerationFilter | None = None
     ) -> GenerationConnection:
         page = await reads.list_generations(
             principal=info.context.require_viewer(),

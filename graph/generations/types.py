@@ -51,8 +51,8 @@ class Asset:
     object_key: strawberry.Private[str]
 
     @strawberry.field(description="A signed download URL valid for `expiresInSeconds` (60 s to 7 days).")
-    async def url(self, info: Info, expires_in_seconds: int = 3600) -> str:
-        seconds = min(max(expires_in_seconds, 60), MAX_URL_SECONDS)
+    async def url(self, info: Info, expires_in_seconds: int | None = 3600) -> str:
+        seconds = min(max(expires_in_seconds or 3600, 60), MAX_URL_SECONDS)
         signed = await info.context.container.storage.presign_get(self.object_key, expires_in=seconds)
         return signed.url
 

@@ -154,7 +154,8 @@ class GenerationInputRow(Base):
     __tablename__ = "generation_inputs"
     generation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    chunk_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("chunks.id", ondelete="RESTRICT"), index=True)
+    # A user may delete a file that a finished generation used; the generation keeps its outputs.
+    chunk_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("chunks.id", ondelete="CASCADE"), index=True)
 
 
 class ProviderTaskRow(Base):

@@ -198,11 +198,6 @@ async def test_delete_with_storage_down_keeps_the_row_for_a_retry(env: ChunkEnv,
     assert await env.stored_keys() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="generation_inputs.chunk_id is ON DELETE RESTRICT (0001): a chunk any past generation used cannot be "
-    "deleted and the FK violation surfaces as INTERNAL_SERVER_ERROR; needs a product decision (CASCADE, or InvalidState)",
-)
 async def test_delete_after_the_generation_ended_succeeds(env: ChunkEnv) -> None:
     alice = await env.user("alice@example.com")
     chunk_id = (await env.upload(alice, b"input image"))["chunk"]["id"]

@@ -278,7 +278,7 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("chunk_id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["chunk_id"], ["chunks.id"], name=op.f("fk_generation_inputs_chunk_id_chunks"), ondelete="RESTRICT"
+            ["chunk_id"], ["chunks.id"], name=op.f("fk_generation_inputs_chunk_id_chunks"), ondelete="CASCADE"
         ),
         sa.ForeignKeyConstraint(
             ["generation_id"],
