@@ -8,6 +8,7 @@ test-artifacts/demo.png. Skipped with a reason without Chromium or Playwright; r
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,19 +61,12 @@ def require_browser() -> Any:
     return sync_api
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    with serve(SERVER_ENV, tmp_path) as running:
-        yield running
-
-
-def test_demo_page_signs_in_generates_and_shows_the_image_live(server: Server, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def demo_page(server: Server, name: str) -> Iterator[Any]:
+    """A fresh browser page; on failure a screenshot, the page text, browser errors and server log."""
     sync_api = require_browser()
-    attachment = tmp_path / "sketch.png"
-    attachment.write_bytes(render_png("sketch", width=16, height=16))
     problems: list[str] = []
     ARTIFACTS.mkdir(exist_ok=True)
-
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -81,47 +75,79 @@ def test_demo_page_signs_in_generates_and_shows_the_image_live(server: Server, t
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
             page.on(
                 "console",
-                lambda message: (
-                    problems.append(f"console {message.type}: {message.text}")
-                    if message.type == "error" and "favicon" not in message.location.get("url", "")
-                    else None
-                ),
+                lambda message: problems.append(f"console: {message.text}") if message.type == "error" else None,
             )
             try:
-                # given the demo page of a fresh development server
-                page.goto(f"{server.url}/demo")
-                page.wait_for_selector("body[data-ready=true]")
-                assert page.input_value("#email") == DEMO_EMAIL, "the seeded demo account is pre-filled"
-
-                # when the person signs in, attaches a file and starts a generation
-                page.click("#sign-in")
-                page.wait_for_selector("#generate-card:not([hidden])")
-                page.select_option("#model", label=f"Simulated image (image, {IMAGE_COST} credits)")
-                page.fill("#prompt", "a lighthouse at dawn")
-                page.set_input_files("#file", str(attachment))
-                page.click("#generate")
-
-                # then generationUpdated pushes the progress and the final status
-                page.wait_for_selector("#events li[data-status=SUCCEEDED][data-source=live]", state="attached")
-                page.wait_for_function(IMAGE_LOADED)
-                # and creditsChanged (or the final read) shows the captured cost
-                page.wait_for_function(
-                    f"() => document.querySelector('#credits-available').textContent === '{DEMO_CREDITS - IMAGE_COST}'"
-                )
-            except Exception:
-                page.screenshot(path=str(ARTIFACTS / "demo-failure.png"), full_page=True)
+                yield page
+                assert problems == [], problems
+            except Exception as exc:
+                page.screenshot(path=str(ARTIFACTS / f"{name}-failure.png"), full_page=True)
                 raise AssertionError(
-                    f"{page.inner_text('body')}\n\nbrowser: {problems}\n\nserver log:\n{server.output()[-4000:]}"
-                ) from None
-            page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
-
-            statuses = page.eval_on_selector_all("#events li", "items => items.map(i => i.dataset.status)")
-            live = page.eval_on_selector_all("#events li[data-source=live]", "items => items.length")
-            assert page.inner_text("#status") == "SUCCEEDED"
-            assert page.inner_text("#run-error") == ""
-            assert statuses[0] == "QUEUED" and statuses[-1] == "SUCCEEDED", statuses
-            assert live >= 2, statuses  # at least one progress event before the final one
-            assert page.get_attribute("#progress", "aria-valuenow") == "100"
-            assert problems == []
+                    f"{exc}\n\npage:\n{page.inner_text('body')}\n\nbrowser: {problems}"
+                    f"\n\nserver log:\n{server.output()[-4000:]}"
+                ) from exc
         finally:
             browser.close()
+
+
+def sign_in(page: Any, server: Server) -> None:
+    page.goto(f"{server.url}/demo")
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.input_value("#email") == DEMO_EMAIL, "the seeded demo account is pre-filled"
+    page.click("#sign-in")
+    page.wait_for_selector("#generate-card:not([hidden])")
+
+
+def wait_for_success(page: Any, credits_left: int) -> None:
+    # generationUpdated pushed the final status (not a fallback read) and the image loaded
+    page.wait_for_selector("#events li[data-status=SUCCEEDED][data-source=live]", state="attached")
+    page.wait_for_function(IMAGE_LOADED)
+    # and creditsChanged (or the final read) shows the captured cost
+    page.wait_for_function(f"() => document.querySelector('#credits-available').textContent === '{credits_left}'")
+
+
+def test_demo_page_signs_in_generates_and_shows_the_image_live(tmp_path: Path) -> None:
+    attachment = tmp_path / "sketch.png"
+    attachment.write_bytes(render_png("sketch", width=16, height=16))
+    with serve(SERVER_ENV, tmp_path) as server, demo_page(server, "demo") as page:
+        # given the demo page of a fresh development server, signed in with the demo account
+        sign_in(page, server)
+
+        # when the person attaches a file and starts a generation
+        page.select_option("#model", label=f"Simulated image (image, {IMAGE_COST} credits)")
+        page.fill("#prompt", "a lighthouse at dawn")
+        page.set_input_files("#file", str(attachment))
+        page.click("#generate")
+
+        # then it is watched live to SUCCEEDED, with the image and the new balance
+        wait_for_success(page, DEMO_CREDITS - IMAGE_COST)
+        page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
+        statuses = page.eval_on_selector_all("#events li", "items => items.map(i => i.dataset.status)")
+        live = page.eval_on_selector_all("#events li[data-source=live]", "items => items.length")
+        assert page.inner_text("#status") == "SUCCEEDED"
+        assert page.inner_text("#run-error") == ""
+        assert statuses[0] == "QUEUED" and statuses[-1] == "SUCCEEDED", statuses
+        assert live >= 2, statuses  # at least one progress event before the final one
+        assert page.get_attribute("#progress", "aria-valuenow") == "100"
+
+
+def test_demo_page_outlives_its_access_token(tmp_path: Path) -> None:
+    # given access tokens that expire after 3 s (the WebSocket is closed with 4401 then)
+    with (
+        serve({**SERVER_ENV, "ACCESS_TOKEN_TTL_SECONDS": "3"}, tmp_path) as server,
+        demo_page(server, "expiry") as page,
+    ):
+        sign_in(page, server)
+
+        # when the person starts a generation after the token expired
+        page.wait_for_timeout(4000)
+        page.fill("#prompt", "after expiry")
+        page.click("#generate")
+
+        # then the page refreshed its session (HTTP and WebSocket) and watched it live to the end
+        wait_for_success(page, DEMO_CREDITS - IMAGE_COST)
+        assert page.is_hidden("#signin-card")
+        # and a reload keeps the session (sessionStorage) and refreshes it again
+        page.reload()
+        page.wait_for_selector("body[data-ready=true]")
+        page.wait_for_selector("#generate-card:not([hidden])")
