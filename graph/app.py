@@ -17,6 +17,7 @@ from graph.limits import limit_extensions
 from graph.metrics import install_observability
 from graph.schema import build_schema
 from graph.security import SecurityHeaders
+from graph.websocket import build_ws_router
 from infrastructure.container import open_container
 from infrastructure.logging_setup import bind_request_id
 from infrastructure.settings import Settings, get_settings
@@ -78,5 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(callbacks_router)
     app.include_router(build_router(schema, settings))
+    app.include_router(build_ws_router(schema, settings))
     app.include_router(demo.router)
     return app

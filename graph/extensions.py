@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import StreamExecutionResult
+from strawberry.types.graphql import OperationType
 
 from domain.errors import DomainError
 
@@ -48,8 +50,16 @@ class ErrorPolicy(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is None or not result.errors:
-            return
+        if result is None or not result.errors or self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+            return  # (a subscription's results were each handled by on_stream_result)
         context = self.execution_context.context
         request_id = getattr(context, "request_id", "-")
         result.errors = [classify(e, mask=self.mask, request_id=request_id) for e in result.errors]
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """Every result a subscription streams gets the same policy (codes, masking, logging)."""
+        errors = getattr(result, "errors", None)
+        if errors and self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+            request_id = getattr(self.execution_context.context, "request_id", "-")
+            result.errors = [classify(e, mask=self.mask, request_id=request_id) for e in errors]  # type: ignore[union-attr]
+        yield

@@ -24,6 +24,8 @@ from graph.credits.queries import CreditQueries
 from graph.extensions import ErrorPolicy
 from graph.generations.mutations import GenerationMutations
 from graph.generations.queries import GenerationQueries
+from graph.subscriptions.credits import CreditSubscriptions
+from graph.subscriptions.generations import GenerationSubscriptions
 
 QUERIES: tuple[type, ...] = (
     AuthQueries,
@@ -41,7 +43,7 @@ MUTATIONS: tuple[type, ...] = (
     BoardMutations,
     ChunkMutations,
 )
-SUBSCRIPTIONS: tuple[type, ...] = ()
+SUBSCRIPTIONS: tuple[type, ...] = (GenerationSubscriptions, CreditSubscriptions)
 
 Query = merge_types("Query", QUERIES)
 Mutation = merge_types("Mutation", MUTATIONS)

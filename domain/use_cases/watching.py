@@ -1,0 +1,181 @@
+"""Watching state change live: what a subscriber is shown, and when its watch ends.
+
+A generation event is delivered as the transition it announces (its status, progress,
+previous status and time) on top of the generation as committed, read after the event
+arrived (prompt, model, outputs...). Per generation a subscriber only ever moves forward
+in the state machine's order (status rank, then progress): an event that arrives late
+(after a newer state was shown, e.g. the API's QUEUED after the worker's SUBMITTING) or
+twice is skipped, so a UI never goes backwards, whatever the clocks of the publishers say.
+
+Credit events carry the balance after their move and are delivered as they are.
+
+Board members watch a generation through its OWNER's channel: events are published on
+``user:{owner}``, and :func:`watch_generation` subscribes there only after the viewer
+was authorized to read the generation, keeps only that generation's events, and
+re-checks access for every event (a member removed from the board stops receiving).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol
+
+from domain.credits import CreditBalance
+from domain.errors import Unauthenticated
+from domain.events import CreditsChanged, Event, GenerationChanged
+from domain.generations import Generation, GenerationStatus
+from domain.ports import Clock
+from domain.repositories import UnitOfWorkFactory
+from domain.use_cases.access import readable_generation
+from domain.users import Principal
+
+#: How many generations :func:`watch_my_generations` remembers for de-duplication.
+RECENT_GENERATIONS = 256
+
+
+class ChangeFeed(Protocol):
+    """The fan-out as the watchers need it."""
+
+    def events_of(self, user_id: uuid.UUID) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
+        """Subscribed on enter (events published afterwards are delivered); iteration ends
+        when the feed closes (server shutdown)."""
+        ...
+
+    async def generation_after(self, event: GenerationChanged) -> Generation | None:
+        """The generation as committed when (or after) ``event`` was published; no access check."""
+        ...
+
+
+class FeedClosed(Exception):
+    """The feed ended before the watch did: the server is going away; the client should reconnect."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationUpdate:
+    """One delivery: the generation's current state, the status it left, and when."""
+
+    generation: Generation
+    previous_status: GenerationStatus | None
+    at: datetime
+
+
+_RANK = {
+    GenerationStatus.QUEUED: 0,
+    GenerationStatus.SUBMITTING: 1,
+    GenerationStatus.PROCESSING: 2,
+}
+Position = tuple[int, float]
+
+
+def position(status: GenerationStatus, progress: float) -> Position:
+    """Where a state lies in the lifecycle: transitions only ever move it forward."""
+    return (3 if status.is_final else _RANK[status], progress)
+
+
+def as_announced(generation: Generation, event: GenerationChanged) -> Generation:
+    """The stored generation with the status and progress the event announced."""
+    if generation.status == event.status and generation.progress == event.progress:
+        return generation
+    shown = replace(generation, status=event.status, progress=event.progress, updated_at=event.at)
+    if not event.status.is_final:  # the row already ended: do not show an ending ahead of its event
+        shown = replace(shown, error_code=None, error_message=None, finished_at=None)
+    return shown
+
+
+def check_not_expired(clock: Clock, expires_at: datetime | None) -> None:
+    """A subscriber whose access token expired receives nothing more."""
+    if expires_at is not None and clock.now() >= expires_at:
+        raise Unauthenticated("The access token has expired.")
+
+
+async def _readable(uow: UnitOfWorkFactory, generation: Generation | None, principal: Principal) -> Generation:
+    if generation is not None and (generation.user_id == principal.user_id or principal.is_admin):
+        return generation  # the common case needs no database round trip
+    async with uow() as tx:
+        return await readable_generation(tx, generation, principal)
+
+
+async def watch_generation(
+    *,
+    principal: Principal,
+    generation_id: uuid.UUID,
+    uow: UnitOfWorkFactory,
+    feed: ChangeFeed,
+    clock: Clock,
+    expires_at: datetime | None = None,
+) -> AsyncGenerator[GenerationUpdate, None]:
+    """The current state first, then every change; ends after a final status.
+
+    Raises NotFound when the generation is not readable (at the start, or later when
+    access is withdrawn), Unauthenticated once the token expired, FeedClosed when the
+    feed ends first.
+    """
+    check_not_expired(clock, expires_at)
+    async with uow() as tx:
+        found = await readable_generation(tx, await tx.generations.get(generation_id), principal)
+    async with feed.events_of(found.user_id) as events:
+        # Read again after subscribing: a change committed in between is in this read or
+        # arrives as an event, so a late subscriber never misses the final state.
+        async with uow() as tx:
+            current = await readable_generation(tx, await tx.generations.get(generation_id), principal)
+        check_not_expired(clock, expires_at)
+        yield GenerationUpdate(current, None, current.updated_at)
+        if current.is_final:
+            return
+        shown = position(current.status, current.progress)
+        async for event in events:
+            if not isinstance(event, GenerationChanged) or event.generation_id != generation_id:
+                continue
+            if position(event.status, event.progress) <= shown:
+                continue  # already shown, or overtaken by a newer state
+            check_not_expired(clock, expires_at)
+            stored = await _readable(uow, await feed.generation_after(event), principal)
+            shown = position(event.status, event.progress)
+            yield GenerationUpdate(as_announced(stored, event), event.previous_status, event.at)
+            if event.status.is_final:
+                return
+    raise FeedClosed()
+
+
+async def watch_my_generations(
+    *, principal: Principal, feed: ChangeFeed, clock: Clock, expires_at: datetime | None = None
+) -> AsyncGenerator[GenerationUpdate, None]:
+    """Every change of the viewer's own generations, until the token expires or the feed closes."""
+    check_not_expired(clock, expires_at)
+    shown: OrderedDict[uuid.UUID, Position] = OrderedDict()
+    async with feed.events_of(principal.user_id) as events:
+        async for event in events:
+            if not isinstance(event, GenerationChanged):
+                continue
+            at = position(event.status, event.progress)
+            before = shown.get(event.generation_id)
+            if before is not None and at <= before:
+                continue
+            check_not_expired(clock, expires_at)
+            stored = await feed.generation_after(event)
+            if stored is None or stored.user_id != principal.user_id:
+                continue
+            shown[event.generation_id] = at
+            shown.move_to_end(event.generation_id)
+            if len(shown) > RECENT_GENERATIONS:
+                shown.popitem(last=False)
+            yield GenerationUpdate(as_announced(stored, event), event.previous_status, event.at)
+    raise FeedClosed()
+
+
+async def watch_credits(
+    *, principal: Principal, feed: ChangeFeed, clock: Clock, expires_at: datetime | None = None
+) -> AsyncGenerator[CreditBalance, None]:
+    """The viewer's balance after every ledger move, until the token expires or the feed closes."""
+    check_not_expired(clock, expires_at)
+    async with feed.events_of(principal.user_id) as events:
+        async for event in events:
+            if isinstance(event, CreditsChanged):
+                check_not_expired(clock, expires_at)
+                yield CreditBalance(balance=event.balance, reserved=event.reserved)
+    raise FeedClosed()

@@ -1,0 +1,7 @@
+"""GraphQL subscriptions: live generation status and credit balance over WebSocket.
+
+``feed`` adapts the process's broadcast to the watchers of ``domain.use_cases.watching``;
+``session`` turns a watch into a subscription stream on one connection (fresh loaders per
+event, 4401/1012 closes); ``generations`` and ``credits`` are the Subscription fields.
+The WebSocket endpoint itself (protocols, authentication, keep-alive) is ``graph.websocket``.
+"""

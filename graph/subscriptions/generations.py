@@ -1,0 +1,58 @@
+"""generationUpdated, myGenerationEvents."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from domain.use_cases import watching
+from domain.use_cases.watching import GenerationUpdate
+from graph.common.ids import lookup_id
+from graph.context import Info
+from graph.generations.types import Generation, GenerationEvent
+from graph.permissions import IsAuthenticated
+from graph.subscriptions.session import deliver, feed_of
+
+
+def to_event(update: GenerationUpdate) -> GenerationEvent:
+    return GenerationEvent(
+        generation=Generation.from_domain(update.generation), previous_status=update.previous_status, at=update.at
+    )
+
+
+@strawberry.type
+class GenerationSubscriptions:
+    @strawberry.subscription(
+        description="Every change of one generation the viewer may read; completes after a final status.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def generation_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[GenerationEvent, None]:
+        ctx = info.context
+        updates = watching.watch_generation(
+            principal=ctx.require_viewer(),
+            generation_id=lookup_id(id, "generation"),
+            uow=ctx.container.uow,
+            feed=feed_of(ctx),
+            clock=ctx.container.clock,
+            expires_at=ctx.token_expires_at,
+        )
+        async with contextlib.aclosing(deliver(ctx, updates)) as stream:
+            async for update in stream:
+                yield to_event(update)
+
+    @strawberry.subscription(
+        description="Every change of any generation of the viewer.", permission_classes=[IsAuthenticated]
+    )
+    async def my_generation_events(self, info: Info) -> AsyncGenerator[GenerationEvent, None]:
+        ctx = info.context
+        updates = watching.watch_my_generations(
+            principal=ctx.require_viewer(),
+            feed=feed_of(ctx),
+            clock=ctx.container.clock,
+            expires_at=ctx.token_expires_at,
+        )
+        async with contextlib.aclosing(deliver(ctx, updates)) as stream:
+            async for update in stream:
+                yield to_event(update)

@@ -1,0 +1,90 @@
+"""A watch as a subscription stream on one connection: fresh loaders per event, clean endings.
+
+Strawberry builds the context once per WebSocket connection (strawberry #1754), so the
+DataLoaders on it would cache for the connection's whole life: every delivery drops them
+and the fields of that event resolve through new ones (current outputs, never stale).
+
+How a watch ends on a WebSocket:
+
+- a final status (``generationUpdated``): the stream ends, the client gets ``complete``;
+- the access token expired: the connection closes with 4401 "Unauthorized" (the client
+  reconnects with a fresh token);
+- the feed closed (the server is shutting down): the connection closes with 1012
+  "Service restart", not ``complete``, so clients reconnect and re-subscribe instead of
+  believing the stream is over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any, Final, TypeVar
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from domain.errors import Unauthenticated
+from domain.use_cases.watching import FeedClosed
+from graph.context import Context
+from graph.subscriptions.feed import BroadcastFeed
+
+T = TypeVar("T")
+
+UNAUTHORIZED: Final = 4401
+SERVICE_RESTART: Final = 1012
+#: Where graph.websocket puts the process-wide feed on each connection's context.
+FEED_KEY: Final = "subscription_feed"
+
+
+def feed_of(context: Context) -> BroadcastFeed:
+    """The process's shared feed; a private one when the context was not built by our router."""
+    feed = context.extra.get(FEED_KEY)
+    if not isinstance(feed, BroadcastFeed):
+        feed = context.extra[FEED_KEY] = BroadcastFeed(context.container)
+    return feed
+
+
+def websocket_of(context: Context) -> WebSocket | None:
+    request: Any = context.request
+    return request if isinstance(request, WebSocket) else None
+
+
+def is_open(context: Context) -> bool:
+    """False once the connection was closed (by us or by the peer)."""
+    ws = websocket_of(context)
+    return ws is None or (
+        ws.application_state == WebSocketState.CONNECTED and ws.client_state == WebSocketState.CONNECTED
+    )
+
+
+async def close_connection(context: Context, code: int, reason: str) -> bool:
+    """Close the context's WebSocket once; False when there is none to close."""
+    ws = websocket_of(context)
+    if ws is None:
+        return False
+    if is_open(context):
+        # Starlette marks the socket closed before its first await, so a second closer
+        # (another operation, the expiry timer) sees it closed and does nothing.
+        with contextlib.suppress(RuntimeError, OSError):
+            await ws.close(code=code, reason=reason)
+    return True
+
+
+def reset_loaders(context: Context) -> None:
+    """Drop the cached ``Context.loaders``: the next field that needs one builds a new set."""
+    context.__dict__.pop("loaders", None)
+
+
+async def deliver(context: Context, updates: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+    """Yield each update with fresh loaders until the watch ends (see the module docstring)."""
+    async with contextlib.aclosing(updates):
+        try:
+            async for update in updates:
+                if not is_open(context):
+                    return
+                reset_loaders(context)
+                yield update
+        except Unauthenticated:
+            if not await close_connection(context, UNAUTHORIZED, "Unauthorized"):
+                raise
+        except FeedClosed:
+            await close_connection(context, SERVICE_RESTART, "Service restart")

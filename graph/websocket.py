@@ -1,0 +1,215 @@
+"""GraphQL subscriptions over WebSocket at /graphql: graphql-transport-ws and legacy graphql-ws.
+
+Only the WebSocket route is mounted here; GET/POST /graphql stay with ``graph.http``.
+
+Authentication happens once per connection, at ``connection_init``: the token comes from
+the payload (``{"Authorization": "Bearer <jwt>"}``, ``{"token": "<jwt>"}`` or
+``{"headers": {"Authorization": ...}}``) or else from the upgrade request's
+``Authorization`` header. A missing, invalid or expired token closes the connection with
+4401 "Unauthorized" (legacy graphql-ws: a ``connection_error`` first). When the token
+expires during the connection it is closed with 4401 at that moment, and no event is
+delivered after expiry in any case (``domain.use_cases.watching`` checks before each one).
+
+Keep-alive: graphql-transport-ws ``ping`` messages every ``WS_KEEPALIVE_SECONDS`` (clients
+answer ``pong``), legacy ``ka`` messages, and uvicorn's WebSocket-level pings.
+
+Shutdown: on SIGTERM uvicorn closes every WebSocket with 1012 (Service Restart) and the
+handlers end their operations, which releases each Redis subscription; clients reconnect
+elsewhere and ``generationUpdated`` starts with the current state, so nothing is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Final
+
+import strawberry
+from fastapi.routing import APIWebSocketRoute
+from starlette.requests import HTTPConnection
+from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage as LegacyInitMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
+
+from domain.errors import Unauthenticated
+from graph.context import Context, Credentials
+from graph.http import bearer_token
+from graph.subscriptions.feed import BroadcastFeed
+from graph.subscriptions.session import FEED_KEY, UNAUTHORIZED, close_connection, is_open
+from infrastructure.container import Container
+from infrastructure.settings import Settings
+
+#: A client that has not sent connection_init by then is closed with 4408.
+CONNECTION_INIT_TIMEOUT: Final = timedelta(seconds=10)
+#: In-flight operations per connection; more get a "Subscription limit reached" error.
+MAX_SUBSCRIPTIONS_PER_CONNECTION: Final = 50
+
+
+def token_from_payload(payload: Mapping[str, Any]) -> str | None:
+    """The bearer token a connection_init payload carries, if any."""
+    headers = payload.get("headers")
+    sources = [payload, headers] if isinstance(headers, Mapping) else [payload]
+    for source in sources:
+        for key in ("Authorization", "authorization"):
+            value = source.get(key)
+            if isinstance(value, str) and value.strip():
+                return bearer_token({"authorization": value})
+    token = payload.get("token")
+    return token.strip() if isinstance(token, str) and token.strip() else None
+
+
+def authenticate(context: Context, payload: Mapping[str, Any]) -> bool:
+    """Adopt the payload's token (else keep the upgrade header's); True when it proves a viewer."""
+    token = token_from_payload(payload)
+    if token is not None:
+        context.credentials = Credentials(token)
+        context.__dict__.pop("_verified", None)  # Context caches the verification
+    try:
+        return context.viewer is not None
+    except Unauthenticated:
+        return False
+
+
+async def close_at_expiry(context: Context) -> None:
+    """Close the connection with 4401 the moment its access token expires."""
+    expires_at = context.token_expires_at
+    if expires_at is None:
+        return
+    delay = (expires_at - context.container.clock.now()).total_seconds()
+    await asyncio.sleep(max(0.0, delay))
+    await close_connection(context, UNAUTHORIZED, "Unauthorized: the access token has expired")
+
+
+class _Timers:
+    """Background tasks of one connection, cancelled when it ends."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def cancel(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with 4401 on a bad token, expiry close and server pings."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timers = _Timers()
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        payload = message.get("payload") or {}
+        first = not self.connection_init_received and not self.connection_timed_out
+        if first and isinstance(payload, dict) and not authenticate(self.context, payload):
+            self.connection_init_received = True
+            if self.connection_init_timeout_task:
+                self.connection_init_timeout_task.cancel()
+            await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+            return
+        await super().handle_connection_init(message)
+        if first and self.connection_acknowledged:
+            self.timers.start(close_at_expiry(self.context))
+            self.timers.start(self._ping())
+
+    async def _ping(self) -> None:
+        interval = float(getattr(self.view, "keep_alive_interval", None) or 15.0)
+        while True:
+            await asyncio.sleep(interval)
+            await self.send_message({"type": "ping"})
+
+    async def send_message(self, message: Message) -> None:
+        if is_open(self.context):  # nothing is sent after we (or the peer) closed
+            await super().send_message(message)
+
+    async def shutdown(self) -> None:
+        await self.timers.cancel()
+        await super().shutdown()
+
+
+class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
+    """Legacy graphql-ws (subscriptions-transport-ws) with the same authentication rules."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timers = _Timers()
+
+    async def handle_connection_init(self, message: LegacyInitMessage) -> None:
+        if self.connection_acknowledged:
+            return  # one identity per connection: a second init cannot swap the token
+        payload = message.get("payload") or {}
+        if isinstance(payload, dict) and not authenticate(self.context, payload):
+            await self.send_message({"type": "connection_error", "payload": {"message": "Unauthorized"}})
+            await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+            return
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            self.timers.start(close_at_expiry(self.context))
+
+    async def send_message(self, message: OperationMessage) -> None:
+        if is_open(self.context):
+            await super().send_message(message)
+
+    async def cleanup(self) -> None:
+        await self.timers.cancel()
+        await super().cleanup()
+
+
+class SubscriptionRouter(GraphQLRouter[Context, None]):
+    """Strawberry's FastAPI router reduced to its WebSocket route at /graphql."""
+
+    graphql_transport_ws_handler_class = TransportWsHandler
+    graphql_ws_handler_class = LegacyWsHandler
+
+    def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
+        self._feed: BroadcastFeed | None = None
+        super().__init__(
+            schema,
+            path="/graphql",
+            graphql_ide=None,
+            allow_queries_via_get=False,
+            keep_alive=True,
+            keep_alive_interval=settings.ws_keepalive_seconds,
+            context_getter=self.connection_context,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            allowed_origins=settings.cors_origins,
+            include_in_schema=False,
+        )
+        # GET/POST /graphql belong to graph.http: keep only the WebSocket route.
+        self.routes[:] = [route for route in self.routes if isinstance(route, APIWebSocketRoute)]
+
+    def feed(self, container: Container) -> BroadcastFeed:
+        """One feed per process (per container), so snapshot reads are shared by every connection."""
+        if self._feed is None or self._feed.container is not container:
+            self._feed = BroadcastFeed(container)
+        return self._feed
+
+    async def connection_context(self, connection: HTTPConnection) -> Context:
+        """Built once per connection; the upgrade's Authorization header is the fallback token."""
+        container: Container = connection.app.state.container
+        context = Context(
+            container=container,
+            credentials=Credentials(bearer_token(connection.headers)),
+            client_ip=connection.client.host if connection.client else "unknown",
+        )
+        context.extra[FEED_KEY] = self.feed(container)
+        return context
+
+
+def build_ws_router(schema: strawberry.Schema, settings: Settings) -> SubscriptionRouter:
+    return SubscriptionRouter(schema, settings)

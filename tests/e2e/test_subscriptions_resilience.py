@@ -1,0 +1,134 @@
+"""Subscriptions through failures: a Redis restart under a live connection, and SIGTERM.
+
+The Redis-restart test runs its own `redis-server` on a free port (and skips without
+the binary, unless CI=true); the server's REDIS_URL points there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.subscription_support import (
+    Api,
+    LegacyWs,
+    TransportWs,
+    app_container,
+    base_env,
+    grant,
+    seed_catalogue,
+    seed_settings,
+    start_redis,
+    start_server,
+    wait_for_numsub,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
+CREDITS = "subscription Credits { creditsChanged { balance reserved available } }"
+MY_EVENTS = "subscription MyEvents { myGenerationEvents { generation { id status } } }"
+
+
+def server_env(postgres_url: str, redis_url: str, tmp: Path) -> dict[str, str]:
+    return base_env(
+        DATABASE_URL=postgres_url,
+        REDIS_URL=redis_url,
+        LOCAL_STORAGE_PATH=str(tmp / "chunks"),
+        DATA_DIR=str(tmp / "data"),
+    )
+
+
+@pytest.fixture
+def redis_server_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI=true requires redis-server for the Redis-restart test")
+        pytest.skip("redis-server is not installed")
+    return binary
+
+
+async def test_a_subscription_continues_across_a_redis_restart_without_reconnecting(
+    clean_postgres: str, redis_server_binary: str, tmp_path: Path
+) -> None:
+    # given a server on a private Redis and a subscriber that has received one event
+    redis_proc, port = await start_redis(tmp_path)
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    settings = seed_settings(clean_postgres, redis_url, tmp_path)
+    await seed_catalogue(settings)
+    server = await start_server(server_env(clean_postgres, redis_url, tmp_path), tmp_path)
+    api = Api(server.http_url)
+    try:
+        user = await api.register()
+        ws = await TransportWs.connect(server.ws_url, {"Authorization": f"Bearer {user.token}"})
+        op = await ws.subscribe(CREDITS)
+        channel = f"user:{user.user_id}"
+        await wait_for_numsub(redis_url, channel, 1)
+        async with app_container(settings) as container:
+            await grant(container, user.user_id, 1)
+        assert (await ws.next_data(op))["creditsChanged"]["balance"] == 1
+
+        # when Redis goes away and comes back on the same port (empty: no persistence)
+        assert await redis_proc.stop(signal.SIGKILL) != 0
+        await asyncio.sleep(0.5)
+        redis_proc, _ = await start_redis(tmp_path, port)
+
+        # then the server re-subscribes by itself (within its backoff cap) ...
+        await wait_for_numsub(redis_url, channel, 1, timeout=15)
+        # ... and the next event reaches the same, never-reconnected WebSocket
+        async with app_container(settings) as container:
+            await grant(container, user.user_id, 2)
+        assert await ws.next_data(op, timeout=10) == {"creditsChanged": {"balance": 3, "reserved": 0, "available": 3}}
+        assert ws.close_code is None
+        assert "reconnected" in server.proc.output()
+        await ws.close()
+    finally:
+        await api.aclose()
+        await server.proc.stop()
+        await redis_proc.stop()
+
+
+async def test_sigterm_ends_open_subscriptions_cleanly(clean_postgres: str, clean_redis: str, tmp_path: Path) -> None:
+    # given a server with open subscriptions on both protocols
+    settings = seed_settings(clean_postgres, clean_redis, tmp_path)
+    await seed_catalogue(settings)
+    server = await start_server(server_env(clean_postgres, clean_redis, tmp_path), tmp_path)
+    api = Api(server.http_url)
+    user = await api.register()
+    await api.aclose()
+    auth: dict[str, Any] = {"Authorization": f"Bearer {user.token}"}
+    clients: list[TransportWs | LegacyWs] = [
+        await TransportWs.connect(server.ws_url, auth),
+        await TransportWs.connect(server.ws_url, auth),
+        await LegacyWs.connect(server.ws_url, auth),
+    ]
+    for ws in clients:
+        await ws.subscribe(CREDITS)
+        await ws.subscribe(MY_EVENTS)
+    channel = f"user:{user.user_id}"
+    await wait_for_numsub(clean_redis, channel, 1)
+
+    # when the process gets SIGTERM (what every host sends before stopping a container)
+    started = time.monotonic()
+    server.proc.process.send_signal(signal.SIGTERM)
+    codes = await asyncio.gather(*(ws.wait_closed(timeout=10) for ws in clients))
+    exit_code = await server.proc.stop(timeout=15)
+    took = time.monotonic() - started
+
+    # then every client got a proper close frame "1012 Service Restart" (reconnect, then
+    # re-subscribe: generationUpdated starts with the current state), promptly
+    assert codes == [1012, 1012, 1012]
+    assert took < 5, took
+    # and the process shut down through its lifespan, without an error, releasing Redis
+    assert exit_code in (0, -signal.SIGTERM), exit_code
+    log = server.proc.output()
+    assert "Application shutdown complete" in log, log
+    assert "Traceback" not in log and " ERROR " not in log, log
+    await wait_for_numsub(clean_redis, channel, 0)
