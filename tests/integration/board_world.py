@@ -71,6 +71,7 @@ class World:
     user_ids: dict[str, str] = field(default_factory=dict)
     emails: dict[str, str] = field(default_factory=dict)
     model_id: str = ""
+    preset_id: str = ""
     board_id: str = ""
     generation_id: str = ""
 

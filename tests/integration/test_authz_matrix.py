@@ -1,0 +1,439 @@
+"""The authorization matrix: every root field of the schema x every persona -> the expected outcome.
+
+The rows are checked against the schema itself, so a new Query/Mutation/Subscription
+field without a row fails `test_every_root_field_has_a_row`.
+
+Personas: anonymous; other (a user with no relation to the subject); viewer, editor and
+owner of the subject board; admin (role ADMIN, not a board member). The subject: a board
+owned by `owner` with `editor` and `viewer`, a generation `owner` started in it (the
+simulated provider hangs, so it stays cancellable) and, where a row needs one, a chunk of
+`owner`.
+
+Outcomes: a GraphQL error's `extensions.code` (UNAUTHENTICATED, FORBIDDEN); a result's
+`__typename` (a union member such as NotFound, or the object type); `null`; for lists and
+connections `sees` / `hidden` (whether the subject is in it).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+
+from graph.schema import build_schema
+from tests.integration.asgi_websocket import AsgiWebSocket, WebSocketClosed
+from tests.integration.board_world import World, module_world, with_board
+
+pytestmark = pytest.mark.postgres
+
+PERSONAS = ("anonymous", "other", "viewer", "editor", "owner", "admin")
+ANON_REFUSED = "UNAUTHENTICATED"
+
+
+@dataclass
+class Subject:
+    world: World
+    chunk_id: str = ""
+    ids: set[str] = field(default_factory=set)
+
+
+Variables = Callable[[Subject, str], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Row:
+    document: str
+    expect: tuple[str, str, str, str, str, str]  # anonymous, other, viewer, editor, owner, admin
+    variables: Variables | None = None
+    chunk: str = ""  # "", "ready" or "pending": the subject chunk this row needs
+    upload: bool = False
+    mutates: bool = False  # changes the subject: every cell gets a fresh one
+
+
+async def no_variables(subject: Subject, persona: str) -> dict[str, Any]:
+    return {}
+
+
+def of(**values: Callable[[Subject, str], Any]) -> Variables:
+    async def build(subject: Subject, persona: str) -> dict[str, Any]:
+        out = {}
+        for name, make in values.items():
+            made = make(subject, persona)
+            out[name] = await made if isinstance(made, Awaitable) else made
+        return out
+
+    return build
+
+
+def email_of(subject: Subject, persona: str) -> str:
+    return subject.world.emails["other" if persona == "anonymous" else persona]
+
+
+async def refresh_token_of(subject: Subject, persona: str) -> str:
+    body = await subject.world.data(
+        "anonymous",
+        'mutation L($e: String!) { login(input: {email: $e, password: "correct horse battery"}) '
+        "{ ... on AuthPayload { refreshToken } } }",
+        {"e": email_of(subject, persona)},
+    )
+    token: str = body["login"]["refreshToken"]
+    return token
+
+
+BOARD = lambda s, p: s.world.board_id  # noqa: E731
+GENERATION = lambda s, p: s.world.generation_id  # noqa: E731
+CHUNK = lambda s, p: s.chunk_id  # noqa: E731
+MODEL = lambda s, p: s.world.model_id  # noqa: E731
+FRESH = lambda s, p: uuid.uuid4().hex[:10]  # noqa: E731
+
+U = ANON_REFUSED
+F = "FORBIDDEN"
+ROWS: dict[str, Row] = {
+    # ---------------------------------------------------------------- queries
+    #                                                                   anonymous  other  viewer  editor  owner  admin
+    "Query.me": Row("query { me { __typename } }", ("null", "User", "User", "User", "User", "User")),
+    "Query.credits": Row("query { credits { __typename } }", (U, *["CreditBalance"] * 5)),  # type: ignore[arg-type]
+    "Query.creditLedger": Row("query { creditLedger { __typename } }", (U, *["LedgerConnection"] * 5)),  # type: ignore[arg-type]
+    "Query.models": Row("query { models { id } }", ("sees",) * 6),  # type: ignore[arg-type]
+    "Query.presets": Row("query { presets { id } }", ("sees",) * 6),  # type: ignore[arg-type]
+    "Query.generation": Row(
+        "query($id: ID!) { generation(id: $id) { __typename } }",
+        (U, "null", "Generation", "Generation", "Generation", "Generation"),
+        of(id=GENERATION),
+    ),
+    "Query.generations": Row(
+        "query { generations(first: 100) { edges { node { id } } } }", (U, "hidden", "sees", "sees", "sees", "hidden")
+    ),
+    "Query.boards": Row("query { boards { id } }", (U, "hidden", "sees", "sees", "sees", "hidden")),
+    "Query.board": Row(
+        "query($id: ID!) { board(id: $id) { __typename } }",
+        (U, "null", "Board", "Board", "Board", "null"),
+        of(id=BOARD),
+    ),
+    "Query.chunk": Row(
+        "query($id: ID!) { chunk(id: $id) { __typename } }",
+        (U, "null", "null", "null", "Chunk", "null"),
+        of(id=CHUNK),
+        chunk="ready",
+    ),
+    "Query.chunks": Row(
+        "query { chunks(first: 100) { edges { node { id } } } }",
+        (U, "hidden", "hidden", "hidden", "sees", "hidden"),
+        chunk="ready",
+    ),
+    "Query.adminSettings": Row("query { adminSettings { key } }", (U, F, F, F, F, "list")),
+    # ---------------------------------------------------------------- mutations: anyone
+    "Mutation.register": Row(
+        'mutation($e: String!) { register(input: {email: $e, password: "correct horse battery"}) { __typename } }',
+        ("AuthPayload",) * 6,  # type: ignore[arg-type]
+        of(e=lambda s, p: f"new-{uuid.uuid4().hex[:8]}@example.com"),
+    ),
+    "Mutation.login": Row(
+        'mutation($e: String!) { login(input: {email: $e, password: "correct horse battery"}) { __typename } }',
+        ("AuthPayload",) * 6,  # type: ignore[arg-type]
+        of(e=email_of),
+    ),
+    "Mutation.refreshToken": Row(
+        "mutation($t: String!) { refreshToken(refreshToken: $t) { __typename } }",
+        ("AuthPayload",) * 6,  # type: ignore[arg-type]
+        of(t=refresh_token_of),
+    ),
+    # ---------------------------------------------------------------- generations
+    "Mutation.generate": Row(
+        'mutation($m: ID!, $b: ID) { generate(input: {modelId: $m, prompt: "p", boardId: $b}) { __typename } }',
+        (U, "NotFound", "Forbidden", "GenerateSuccess", "GenerateSuccess", "NotFound"),
+        of(m=MODEL, b=BOARD),
+    ),
+    "Mutation.cancelGeneration": Row(
+        "mutation($id: ID!) { cancelGeneration(id: $id) { __typename } }",
+        (U, "NotFound", "Forbidden", "CancelSuccess", "CancelSuccess", "CancelSuccess"),
+        of(id=GENERATION),
+        mutates=True,
+    ),
+    # ---------------------------------------------------------------- chunks (never shared through boards)
+    "Mutation.uploadChunk": Row(
+        "mutation($file: Upload!) { uploadChunk(file: $file) { __typename } }",
+        (U, *["UploadChunkSuccess"] * 5),  # type: ignore[arg-type]
+        upload=True,
+    ),
+    "Mutation.requestChunkUpload": Row(
+        'mutation { requestChunkUpload(input: {filename: "a.png", contentType: "image/png", size: 5}) { __typename } }',
+        (U, *["ChunkUploadTicket"] * 5),  # type: ignore[arg-type]
+    ),
+    "Mutation.completeChunkUpload": Row(
+        "mutation($id: ID!) { completeChunkUpload(id: $id) { __typename } }",
+        (U, "NotFound", "NotFound", "NotFound", "InvalidState", "NotFound"),
+        of(id=CHUNK),
+        chunk="pending",
+    ),
+    "Mutation.chunkDownloadUrl": Row(
+        "mutation($id: ID!) { chunkDownloadUrl(id: $id) { __typename } }",
+        (U, "NotFound", "NotFound", "NotFound", "DownloadUrl", "NotFound"),
+        of(id=CHUNK),
+        chunk="ready",
+    ),
+    "Mutation.deleteChunk": Row(
+        "mutation($id: ID!) { deleteChunk(id: $id) { __typename } }",
+        (U, "NotFound", "NotFound", "NotFound", "DeleteChunkSuccess", "NotFound"),
+        of(id=CHUNK),
+        chunk="ready",
+        mutates=True,
+    ),
+    # ---------------------------------------------------------------- boards
+    "Mutation.createBoard": Row(
+        'mutation { createBoard(input: {name: "mine"}) { __typename } }',
+        (U, *["BoardSuccess"] * 5),  # type: ignore[arg-type]
+    ),
+    "Mutation.addBoardMember": Row(
+        "mutation($b: ID!, $e: String!) { addBoardMember(input: {boardId: $b, email: $e, role: VIEWER}) "
+        "{ __typename } }",
+        (U, "NotFound", "Forbidden", "Forbidden", "BoardSuccess", "NotFound"),
+        of(b=BOARD, e=lambda s, p: s.world.emails["other"]),
+        mutates=True,
+    ),
+    "Mutation.removeBoardMember": Row(  # the target is the viewer: for the viewer itself, that is leaving
+        "mutation($b: ID!, $u: ID!) { removeBoardMember(input: {boardId: $b, userId: $u}) { __typename } }",
+        (U, "NotFound", "BoardSuccess", "Forbidden", "BoardSuccess", "NotFound"),
+        of(b=BOARD, u=lambda s, p: s.world.user_ids["viewer"]),
+        mutates=True,
+    ),
+    # ---------------------------------------------------------------- administration
+    "Mutation.grantCredits": Row(
+        'mutation($u: ID!) { grantCredits(input: {userId: $u, amount: 5, reason: "matrix"}) { __typename } }',
+        (U, "Forbidden", "Forbidden", "Forbidden", "Forbidden", "GrantCreditsSuccess"),
+        of(u=lambda s, p: s.world.user_ids["other"]),
+    ),
+    "Mutation.upsertModel": Row(
+        'mutation($s: String!) { upsertModel(input: {slug: $s, name: "M", provider: "simulated", kind: IMAGE, '
+        "costCredits: 1}) { __typename } }",
+        (U, "Forbidden", "Forbidden", "Forbidden", "Forbidden", "ModelSuccess"),
+        of(s=lambda s, p: f"matrix-{uuid.uuid4().hex[:8]}"),
+    ),
+    "Mutation.upsertPreset": Row(
+        "mutation($m: ID!, $n: String!) { upsertPreset(input: {modelId: $m, name: $n, params: {}}) { __typename } }",
+        (U, "Forbidden", "Forbidden", "Forbidden", "Forbidden", "PresetSuccess"),
+        of(m=MODEL, n=FRESH),
+    ),
+    "Mutation.setAdminSetting": Row(
+        'mutation { setAdminSetting(key: "matrix.flag", value: {on: true}) { __typename } }',
+        (U, "Forbidden", "Forbidden", "Forbidden", "Forbidden", "AdminSettingSuccess"),
+    ),
+}
+
+
+# Subscriptions, over the real WebSocket (graphql-transport-ws) of the same app: anonymous
+# clients are refused at `connection_init` (close 4401) before any field is chosen; signed-in
+# personas get `next` (the current state, or the event their own action caused) or an error.
+@dataclass(frozen=True)
+class SubscriptionRow:
+    document: str
+    expect: tuple[str, str, str, str, str, str]  # anonymous, other, viewer, editor, owner, admin
+    variables: Variables | None = None
+    trigger: str = ""  # what makes an event for the persona: "generate" or "grant"
+
+
+SUBSCRIPTION_ROWS: dict[str, SubscriptionRow] = {
+    #                                                anonymous  other        viewer  editor  owner   admin
+    "Subscription.generationUpdated": SubscriptionRow(
+        "subscription($id: ID!) { generationUpdated(id: $id) { generation { id status } } }",
+        ("4401", "NOT_FOUND", "next", "next", "next", "next"),
+        of(id=GENERATION),
+    ),
+    "Subscription.myGenerationEvents": SubscriptionRow(
+        "subscription { myGenerationEvents { generation { id } } }",
+        ("4401", "next", "next", "next", "next", "next"),
+        trigger="generate",
+    ),
+    "Subscription.creditsChanged": SubscriptionRow(
+        "subscription { creditsChanged { balance } }",
+        ("4401", "next", "next", "next", "next", "next"),
+        trigger="grant",
+    ),
+}
+
+
+def root_fields() -> list[str]:
+    schema = build_schema()._schema
+    out = []
+    for kind, root in (
+        ("Query", schema.query_type),
+        ("Mutation", schema.mutation_type),
+        ("Subscription", schema.subscription_type),
+    ):
+        if root is not None:
+            out += [f"{kind}.{name}" for name in root.fields]
+    return out
+
+
+def test_every_root_field_has_a_row() -> None:
+    missing = sorted(set(root_fields()) - set(ROWS) - set(SUBSCRIPTION_ROWS))
+    stale = sorted(set(ROWS) - set(root_fields()))
+    if SUBSCRIPTION_ROWS.keys() & set(root_fields()):
+        stale += sorted(set(SUBSCRIPTION_ROWS) - set(root_fields()))
+    assert not missing, f"add these fields to the authorization matrix: {missing}"
+    assert not stale, f"these matrix rows name fields that no longer exist: {stale}"
+
+
+# ---------------------------------------------------------------- running one cell
+
+UPLOAD_HEADERS = {"GraphQL-Require-Preflight": "1"}
+
+
+async def execute(world: World, persona: str, row: Row, variables: dict[str, Any]) -> dict[str, Any]:
+    if not row.upload:
+        return await world.run(persona, row.document, variables)
+    token = world.tokens[persona]
+    headers = {**UPLOAD_HEADERS, **({"Authorization": f"Bearer {token}"} if token else {})}
+    response = await world.client.http.post(
+        "/graphql",
+        headers=headers,
+        data={
+            "operations": json.dumps({"query": row.document, "variables": {"file": None}}),
+            "map": json.dumps({"0": ["variables.file"]}),
+        },
+        files={"0": ("matrix.png", b"\x89PNG\r\n\x1a\n0000", "image/png")},
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def outcome(body: dict[str, Any], subject: Subject) -> str:
+    if body.get("errors"):
+        return str(body["errors"][0].get("extensions", {}).get("code"))
+    (value,) = body["data"].values()
+    if value is None:
+        return "null"
+    if isinstance(value, dict) and "edges" in value:
+        return "sees" if {e["node"]["id"] for e in value["edges"]} & subject.ids else "hidden"
+    if isinstance(value, list):
+        if value and "id" not in value[0]:
+            return "list"
+        return "sees" if {item["id"] for item in value} & subject.ids else "hidden"
+    return str(value["__typename"])
+
+
+_shared: dict[str, Subject] = {}
+
+
+async def subject_for(world: World, row: Row) -> Subject:
+    """Rows that leave the subject as it was share one per chunk kind (the matrix stays fast)."""
+    if row.mutates:
+        return await prepare(world, row)
+    if row.chunk not in _shared:
+        _shared[row.chunk] = await prepare(world, row)
+    return _shared[row.chunk]
+
+
+async def prepare(world: World, row: Row) -> Subject:
+    subject = Subject(await with_board(world, name="Subject"))
+    subject.ids = {subject.world.board_id, subject.world.generation_id, world.model_id, world.preset_id}
+    if row.chunk == "ready":
+        body = await execute(world, "owner", replace(row, upload=True, document=UPLOAD_ONE), {})
+        subject.chunk_id = body["data"]["uploadChunk"]["chunk"]["id"]
+    elif row.chunk == "pending":
+        body = await world.data("owner", REQUEST_ONE)
+        subject.chunk_id = body["requestChunkUpload"]["chunk"]["id"]
+    subject.ids.add(subject.chunk_id)
+    return subject
+
+
+UPLOAD_ONE = "mutation($file: Upload!) { uploadChunk(file: $file) { ... on UploadChunkSuccess { chunk { id } } } }"
+REQUEST_ONE = (
+    'mutation { requestChunkUpload(input: {filename: "b.png", contentType: "image/png", size: 5}) '
+    "{ ... on ChunkUploadTicket { chunk { id } } } }"
+)
+
+
+@pytest.fixture(scope="module")
+async def world(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    overrides = {"simulated_mode": "hang", "rate_limit_generate": 10_000, "rate_limit_upload": 10_000}
+    async with module_world(postgres_dsn, tmp_path_factory.mktemp("matrix"), **overrides) as w:
+        preset = await w.data(
+            "admin",
+            'mutation($m: ID!) { upsertPreset(input: {modelId: $m, name: "base", params: {}}) '
+            "{ ... on PresetSuccess { preset { id } } } }",
+            {"m": w.model_id},
+        )
+        w.preset_id = preset["upsertPreset"]["preset"]["id"]
+        _shared.clear()
+        yield w
+        _shared.clear()
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("field_name", sorted(ROWS))
+async def test_matrix(world: World, field_name: str, persona: str) -> None:
+    row = ROWS[field_name]
+    # given the subject (board, generation, chunk); fresh for rows that change it
+    subject = await subject_for(world, row)
+    # when the persona calls the field
+    variables = await (row.variables or no_variables)(subject, persona)
+    body = await execute(subject.world, persona, row, variables)
+    # then the outcome is the table's, and never an unexpected server error
+    expected = row.expect[PERSONAS.index(persona)]
+    assert outcome(body, subject) == expected, body
+    assert "INTERNAL_SERVER_ERROR" not in json.dumps(body)
+
+
+# ---------------------------------------------------------------- subscriptions over the WebSocket
+
+TRIGGERS = {
+    "generate": 'mutation($m: ID!) { generate(input: {modelId: $m, prompt: "ping"}) { __typename } }',
+    "grant": 'mutation($u: ID!) { grantCredits(input: {userId: $u, amount: 1, reason: "ping"}) { __typename } }',
+}
+
+
+async def trigger(subject: Subject, persona: str, kind: str) -> None:
+    world = subject.world
+    if kind == "generate":
+        await world.data(persona, TRIGGERS[kind], {"m": world.model_id})
+    elif kind == "grant":
+        await world.data("admin", TRIGGERS[kind], {"u": world.user_ids[persona]})
+
+
+async def subscription_outcome(subject: Subject, persona: str, row: SubscriptionRow) -> str:
+    world = subject.world
+    token = world.tokens[persona]
+    try:
+        async with AsgiWebSocket(world.client.app) as ws:
+            await ws.send_json(
+                {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"} if token else {}}
+            )
+            ack = await ws.receive_json()
+            assert ack["type"] == "connection_ack", ack
+            variables = await (row.variables or no_variables)(subject, persona)
+            await ws.send_json(
+                {"id": "1", "type": "subscribe", "payload": {"query": row.document, "variables": variables}}
+            )
+            for _ in range(20):  # the subscription starts listening a moment after `subscribe`
+                if row.trigger:
+                    await trigger(subject, persona, row.trigger)
+                try:
+                    message = await ws.receive_json(timeout=0.25)
+                except TimeoutError:
+                    continue
+                if message["type"] == "next" and message["payload"].get("errors"):
+                    return str(message["payload"]["errors"][0].get("extensions", {}).get("code"))
+                if message["type"] == "next":
+                    return "next"
+                if message["type"] == "error":
+                    return str(message["payload"][0].get("extensions", {}).get("code"))
+                raise AssertionError(message)
+            return "silent"
+    except WebSocketClosed as closed:
+        return str(closed.code)
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("field_name", sorted(SUBSCRIPTION_ROWS))
+async def test_subscription_matrix(world: World, field_name: str, persona: str) -> None:
+    if field_name not in root_fields():
+        pytest.skip(f"{field_name} is not in the schema")
+    row = SUBSCRIPTION_ROWS[field_name]
+    subject = await subject_for(world, Row("", ("",) * 6))  # type: ignore[arg-type]
+    assert await subscription_outcome(subject, persona, row) == row.expect[PERSONAS.index(persona)]
