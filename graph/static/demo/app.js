@@ -25,7 +25,7 @@ const AUTH_FRAGMENT = `fragment Auth on AuthResult {
 const START = `query Start {
   me { id email }
   credits { balance reserved available }
-  models { id slug name kind costCredits }
+  models { id slug name kind costCredits capabilities }
 }`;
 const CREDITS = `query Credits { credits { balance reserved available } }`;
 const UPLOAD = `mutation Upload($file: Upload!) {
@@ -214,8 +214,13 @@ class SubscriptionClient {
     this.acknowledged = false;
     this.onState("closed");
     if (this.closed) return;
-    if (event.code === 4401 && !(await this.onUnauthorized())) return; // expired token, refresh failed
-    if (event.code === 4400 || event.code === 4403) {
+    // 4401: the access token expired. Refresh it and reconnect at once (a few times at
+    // most, in case the server keeps refusing the new one).
+    if (event.code === 4401 && this.attempt++ < 3 && (await this.onUnauthorized())) {
+      if (this.operations.size > 0 && !this.closed) this.connect();
+      return;
+    }
+    if (event.code === 4400 || event.code === 4401 || event.code === 4403) {
       for (const { sink } of this.operations.values()) sink.error(new Error(event.reason || "Subscription refused"));
       this.operations.clear();
       return;
@@ -254,6 +259,7 @@ class SubscriptionClient {
 
 const $ = (id) => document.getElementById(id);
 let socket = null;
+const models = new Map(); // id -> AiModel
 let stopWatching = null;
 let current = null; // the generation on screen: {id, status}
 
@@ -267,7 +273,8 @@ function setError(id, message) {
 
 function failureMessage(result) {
   if (result.__typename === "InsufficientCredits") {
-    return `${result.message} (needs ${result.required}, ${result.available} available)`;
+    const email = api.session?.user?.email || "you@example.com";
+    return `${result.message} An operator can add some: genhub grant-credits --email ${email} --amount 100 --reason demo`;
   }
   if (result.fields?.length) return result.fields.map((f) => `${f.field}: ${f.message}`).join("; ");
   return result.message || result.__typename;
@@ -295,8 +302,10 @@ async function enter() {
   $("user-email").textContent = data.me.email;
   showCredits(data.credits);
   const select = $("model");
+  models.clear();
   select.replaceChildren(
     ...data.models.map((model) => {
+      models.set(model.id, model);
       const option = new Option(`${model.name} (${model.kind.toLowerCase()}, ${model.costCredits} credits)`, model.id);
       option.dataset.cost = model.costCredits;
       return option;
@@ -349,11 +358,67 @@ async function authenticate(operation) {
   }
 }
 
+// ---------------------------------------------------------------- model parameters
+
+// capabilities.params: {name: {type: int|number|string|bool|enum, min, max, values, default}}
+function paramInput(name, spec) {
+  const type = spec.type || "string";
+  let input;
+  if (type === "enum") {
+    input = document.createElement("select");
+    input.append(...(spec.values || []).map((value) => new Option(String(value), String(value))));
+  } else {
+    input = document.createElement("input");
+    input.type = { int: "number", number: "number", bool: "checkbox" }[type] || "text";
+    if (type === "int" || type === "number") {
+      input.step = type === "int" ? "1" : "any";
+      if (spec.min !== undefined) input.min = String(spec.min);
+      if (spec.max !== undefined) input.max = String(spec.max);
+    }
+  }
+  if (type === "bool") input.checked = Boolean(spec.default);
+  else if (spec.default !== undefined) input.value = String(spec.default);
+  input.dataset.param = name;
+  const label = document.createElement("label");
+  label.append(name, input);
+  return label;
+}
+
+function renderParams() {
+  const model = models.get($("model").value);
+  const specs = model?.capabilities?.params || {};
+  const fields = Object.entries(specs).map(([name, spec]) => paramInput(name, spec));
+  $("params").replaceChildren(...fields);
+  show($("params"), fields.length > 0);
+  // A model that takes no input files gets none.
+  $("file").disabled = (model?.capabilities?.maxInputs ?? 0) === 0;
+  const option = $("model").selectedOptions[0];
+  $("cost").textContent = option ? `costs ${option.dataset.cost} credits` : "";
+}
+
+function readParams() {
+  const specs = models.get($("model").value)?.capabilities?.params || {};
+  const params = {};
+  for (const input of $("params").querySelectorAll("[data-param]")) {
+    const spec = specs[input.dataset.param] || {};
+    const type = spec.type || "string";
+    if (type === "bool") params[input.dataset.param] = input.checked;
+    else if (type === "int" || type === "number") params[input.dataset.param] = Number(input.value);
+    else if (type === "enum") params[input.dataset.param] = spec.values.find((v) => String(v) === input.value);
+    else params[input.dataset.param] = input.value;
+  }
+  return params;
+}
+
 // ---------------------------------------------------------------- a generation
 
 function renderEvent(event, source = "live") {
   const { generation } = event;
-  current = { id: generation.id, status: generation.status };
+  // A new stream (after a reconnect) starts with the current state: skip it when unchanged.
+  const repeat =
+    current?.id === generation.id && current.status === generation.status && current.progress === generation.progress;
+  current = { id: generation.id, status: generation.status, progress: generation.progress };
+  if (repeat && !event.previousStatus) return;
   const status = $("status");
   status.textContent = generation.status;
   status.dataset.status = generation.status;
@@ -449,10 +514,11 @@ async function generate(event) {
     const input = {
       modelId: $("model").value,
       prompt: $("prompt").value.trim(),
+      params: readParams(),
       // A retried click with the same key never starts (or charges) twice.
       idempotencyKey: crypto.randomUUID(),
     };
-    const file = $("file").files[0];
+    const file = $("file").disabled ? undefined : $("file").files[0];
     if (file) {
       button.textContent = "Uploading…";
       const uploaded = (await api.upload(file)).uploadChunk;
@@ -494,10 +560,7 @@ async function main() {
   $("sign-out").addEventListener("click", () => signOut(""));
   $("generate-form").addEventListener("submit", generate);
   $("cancel").addEventListener("click", cancel);
-  $("model").addEventListener("change", () => {
-    const option = $("model").selectedOptions[0];
-    $("cost").textContent = option ? `costs ${option.dataset.cost} credits` : "";
-  });
+  $("model").addEventListener("change", renderParams);
 
   try {
     const config = await (await fetch("config.json")).json();
