@@ -7,21 +7,24 @@
 
 // ---------------------------------------------------------------- operations
 
-const LOGIN = `mutation Login($input: LoginInput!) {
-  login(input: $input) { ...Auth }
-}`;
-const REGISTER = `mutation Register($input: RegisterInput!) {
-  register(input: $input) { ...Auth }
-}`;
-const REFRESH = `mutation Refresh($refreshToken: String!) {
-  refreshToken(refreshToken: $refreshToken) { ...Auth }
-}`;
 const AUTH_FRAGMENT = `fragment Auth on AuthResult {
   __typename
   ... on AuthPayload { accessToken refreshToken expiresIn user { id email } }
   ... on Error { code message }
   ... on InvalidInput { fields { field message } }
 }`;
+const LOGIN = `mutation Login($input: LoginInput!) {
+  login(input: $input) { ...Auth }
+}
+${AUTH_FRAGMENT}`;
+const REGISTER = `mutation Register($input: RegisterInput!) {
+  register(input: $input) { ...Auth }
+}
+${AUTH_FRAGMENT}`;
+const REFRESH = `mutation Refresh($refreshToken: String!) {
+  refreshToken(refreshToken: $refreshToken) { ...Auth }
+}
+${AUTH_FRAGMENT}`;
 const START = `query Start {
   me { id email }
   credits { balance reserved available }
@@ -105,9 +108,8 @@ const api = {
     return payload.data;
   },
 
-  request(query, variables = {}) {
-    const operation = query.includes("...Auth") ? `${query}\n${AUTH_FRAGMENT}` : query;
-    return this.post(JSON.stringify({ query: operation, variables }), { "Content-Type": "application/json" });
+  request(query, variables = {}, retry = true) {
+    return this.post(JSON.stringify({ query, variables }), { "Content-Type": "application/json" }, retry);
   },
 
   // GraphQL multipart request spec: operations + map + one file part. The custom header
@@ -125,11 +127,7 @@ const api = {
       const token = this.session?.refreshToken;
       this.refreshing = (async () => {
         try {
-          const data = await this.post(
-            JSON.stringify({ query: `${REFRESH}\n${AUTH_FRAGMENT}`, variables: { refreshToken: token } }),
-            { "Content-Type": "application/json" },
-            false,
-          );
+          const data = await this.request(REFRESH, { refreshToken: token }, false);
           if (data.refreshToken.__typename !== "AuthPayload") throw new Error(data.refreshToken.message);
           setSession(data.refreshToken);
           return true;
