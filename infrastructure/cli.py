@@ -125,8 +125,8 @@ async def _grant(settings: Settings, email: str, amount: int, reason: str, key: 
 
 def _serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
-    import workers.tasks  # noqa: F401  (registers tasks on the shared broker for embedded mode)
 
+    import workers.tasks  # noqa: F401  (registers tasks on the shared broker for embedded mode)
     from graph.app import create_app
     from infrastructure.logging_setup import configure_logging, uvicorn_log_config
 
