@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
-from strawberry.types import StreamExecutionResult
+from strawberry.types import ExecutionContext, StreamExecutionResult
 from strawberry.types.graphql import OperationType
 
 from domain.errors import DomainError
@@ -41,6 +41,13 @@ def classify(error: GraphQLError, *, mask: bool, request_id: str) -> GraphQLErro
     return GraphQLError(message, error.nodes, error.source, error.positions, error.path, original, extensions)
 
 
+def _is_subscription(ctx: ExecutionContext) -> bool:
+    try:
+        return ctx.operation_type is OperationType.SUBSCRIPTION
+    except RuntimeError:  # no document: it did not parse (or was too long to)
+        return False
+
+
 class ErrorPolicy(SchemaExtension):
     """Applied to HTTP and WebSocket operations alike."""
 
@@ -50,7 +57,7 @@ class ErrorPolicy(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is None or not result.errors or self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+        if result is None or not result.errors or _is_subscription(self.execution_context):
             return  # (a subscription's results were each handled by on_stream_result)
         context = self.execution_context.context
         request_id = getattr(context, "request_id", "-")
@@ -59,7 +66,7 @@ class ErrorPolicy(SchemaExtension):
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         """Every result a subscription streams gets the same policy (codes, masking, logging)."""
         errors = getattr(result, "errors", None)
-        if errors and self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+        if errors and _is_subscription(self.execution_context):
             request_id = getattr(self.execution_context.context, "request_id", "-")
             result.errors = [classify(e, mask=self.mask, request_id=request_id) for e in errors]  # type: ignore[union-attr]
         yield

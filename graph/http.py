@@ -14,6 +14,7 @@ from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from graphql.error import GraphQLSyntaxError
 from starlette.datastructures import UploadFile
 from starlette.types import Message
+from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 
 from graph.context import Context, Credentials
@@ -91,6 +92,8 @@ class GraphQLHttp:
                 operation_name=params.operation_name,
                 operation_extensions=params.extensions,
             )
+        except MissingQueryError as exc:  # an empty `query` string
+            raise HttpProblem(400, "No GraphQL query found in the request.") from exc
         except CannotGetOperationTypeError:
             error = GraphQLError(
                 f"Unknown operation named '{params.operation_name}'.", extensions={"code": "BAD_REQUEST"}
@@ -138,7 +141,7 @@ class GraphQLHttp:
         try:
             operations = json.loads(str(form.get("operations") or ""))
             files_map = json.loads(str(form.get("map") or "{}"))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise HttpProblem(400, "`operations` and `map` must be JSON.") from exc
         files = {k: v for k, v in form.multi_items() if isinstance(v, UploadFile)}
         if isinstance(operations, list):

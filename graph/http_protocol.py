@@ -89,7 +89,7 @@ def params_from_query_string(args: dict[str, str]) -> GraphQLParams:
         if args.get(key):
             try:
                 raw[key] = json.loads(args[key])
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
                 raise HttpProblem(400, f"`{key}` is not valid JSON.") from exc
     return params_from_mapping(raw)
 
@@ -97,7 +97,7 @@ def params_from_query_string(args: dict[str, str]) -> GraphQLParams:
 def parse_json_body(body: bytes, *, max_batch: int) -> list[GraphQLParams] | GraphQLParams:
     try:
         data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise HttpProblem(400, "The request body is not valid JSON.") from exc
     if isinstance(data, list):
         if not data:

@@ -8,6 +8,7 @@ class per request (what `QueryDepthLimiter(...)` creates) would never hit the ca
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -77,6 +78,21 @@ def _guarded(rule: type[ValidationRule]) -> type[ValidationRule]:
 
     Guarded.__name__ = f"Guarded{rule.__name__}"
     return Guarded
+
+
+class SafeParserCache(ParserCache):
+    """ParserCache that leaves syntax errors to strawberry's own parse step.
+
+    strawberry's ParserCache raises them from the extension hook, outside the handler that
+    turns them into a normal error result (with our code and request id); lru_cache keeps
+    no exceptions, so a bad document is simply parsed again, uncached.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            ctx.graphql_document = self.cached_parse_document(ctx.query, **ctx.parse_options)
+        yield
 
 
 class StaticRules(AddValidationRules):
@@ -189,7 +205,7 @@ def limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     frozen = tuple(rules)
     return [
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: ParserCache(maxsize=CACHE_SIZE),
+        lambda: SafeParserCache(maxsize=CACHE_SIZE),
         lambda: StaticRules(frozen),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
         lambda: QueryCostLimiter(max_cost=settings.max_query_cost),
