@@ -141,6 +141,13 @@ def track_subscription() -> Iterator[None]:
         subscription_closed()
 
 
+@contextlib.asynccontextmanager
+async def tracked_subscription() -> AsyncIterator[None]:
+    """The same for `async with` blocks."""
+    with track_subscription():
+        yield
+
+
 # ---------------------------------------------------------------- tasks and the queue
 
 

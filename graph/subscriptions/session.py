@@ -26,6 +26,7 @@ from domain.errors import Unauthenticated
 from domain.use_cases.watching import FeedClosed
 from graph.context import Context
 from graph.subscriptions.feed import BroadcastFeed
+from infrastructure.metrics import tracked_subscription
 
 T = TypeVar("T")
 
@@ -76,7 +77,7 @@ def reset_loaders(context: Context) -> None:
 
 async def deliver(context: Context, updates: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
     """Yield each update with fresh loaders until the watch ends (see the module docstring)."""
-    async with contextlib.aclosing(updates):
+    async with contextlib.aclosing(updates), tracked_subscription():
         try:
             async for update in updates:
                 if not is_open(context):

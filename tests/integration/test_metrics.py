@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from infrastructure.metrics import QUEUE_DEPTH, refresh_queue_depth, render, track_subscription
 from infrastructure.settings import Settings
 from tests.fixtures.app import GraphQLClient, register_user, running_app
+from tests.integration.asgi_websocket import AsgiWebSocket
 from tests.integration.board_world import CREDITS, GENERATE, add_model, grant
 
 GENERATION = "query Generation($id: ID!) { generation(id: $id) { status } }"
@@ -129,11 +130,33 @@ async def test_rejected_and_failed_operations_are_labelled(client: GraphQLClient
     assert value(after, "genhub_graphql_operations_total", operation="anonymous", outcome="ok") > 0
 
 
-async def test_active_subscriptions_gauge(client: GraphQLClient) -> None:
+async def test_active_subscriptions_gauge_follows_real_subscriptions(client: GraphQLClient) -> None:
+    session = await register_user(client, "subscriber@example.com")
     before = value(await scrape(client), "genhub_active_subscriptions")
-    with track_subscription():
-        assert value(await scrape(client), "genhub_active_subscriptions") == before + 1
+    # when a client subscribes over the WebSocket
+    async with AsgiWebSocket(client.app) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"token": session["accessToken"]}})
+        assert (await ws.receive_json())["type"] == "connection_ack"
+        await ws.send_json(
+            {"id": "1", "type": "subscribe", "payload": {"query": "subscription { creditsChanged { balance } }"}}
+        )
+        during = before
+        for _ in range(40):  # the subscription starts a moment after `subscribe`
+            during = value(await scrape(client), "genhub_active_subscriptions")
+            if during > before:
+                break
+            await asyncio.sleep(0.025)
+        # then the gauge counts it while it is open
+        assert during == before + 1
+        await ws.send_json({"id": "1", "type": "complete"})
+        for _ in range(40):
+            if value(await scrape(client), "genhub_active_subscriptions") == before:
+                break
+            await asyncio.sleep(0.025)
+    # and forgets it once it is completed
     assert value(await scrape(client), "genhub_active_subscriptions") == before
+    with track_subscription():  # the helper for code that is not a GraphQL subscription
+        assert value(await scrape(client), "genhub_active_subscriptions") == before + 1
 
 
 @pytest.mark.redis
