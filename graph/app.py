@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "GraphQL-Require-Preflight", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],  # so a browser client can quote it when reporting an error
             max_age=600,
         )
     app.add_middleware(SecurityHeaders, production=settings.is_production)

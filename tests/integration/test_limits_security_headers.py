@@ -63,3 +63,4 @@ async def test_cors_preflight_allows_only_the_configured_origin(client: GraphQLC
     assert "access-control-allow-origin" not in denied.headers
     simple = await client.http.post("/graphql", json={"query": "{ __typename }"}, headers={"origin": ORIGIN})
     assert simple.headers["access-control-allow-origin"] == ORIGIN
+    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
