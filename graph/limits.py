@@ -41,6 +41,7 @@ from strawberry.extensions import (
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 
+from domain.pagination import MAX_PAGE_SIZE
 from infrastructure.settings import Settings
 
 CACHE_SIZE = 256
@@ -103,6 +104,7 @@ class StaticRules(AddValidationRules):
 
 
 def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any]) -> int:
+    """The `first` the field will get; the largest page when it cannot be known here (null, a bad type)."""
     value: Any = default
     for argument in node.arguments or ():
         if argument.name.value != PAGE_ARGUMENT:
@@ -111,7 +113,11 @@ def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any]) -> i
             value = int(argument.value.value)
         elif isinstance(argument.value, VariableNode):
             value = variables.get(argument.value.name.value, default)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+        else:
+            value = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(value, 0)
+    return MAX_PAGE_SIZE
 
 
 def operation_cost(

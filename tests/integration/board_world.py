@@ -7,6 +7,7 @@ members as named) and admin (role ADMIN, not a board member).
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -105,8 +106,6 @@ async def add_model(client: GraphQLClient, *, slug: str = "sim-image", cost: int
 
 
 async def grant(client: GraphQLClient, user_id: str, amount: int) -> None:
-    import uuid
-
     c = client.container
     await credits.grant(
         actor=None,

@@ -1,0 +1,49 @@
+"""The per-operation cost: fields times the `first` of every connection above them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
+
+from graph.limits import operation_cost
+from graph.schema import build_schema
+
+SCHEMA = build_schema()._schema
+
+
+def cost(query: str, variables: dict[str, Any] | None = None) -> int:
+    document = parse(query)
+    operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    return operation_cost(SCHEMA, operation, fragments, variables or {})
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "expected"),
+    [
+        ("{ me { id email } }", None, 3),
+        # generations(1) + edges(20) + node(20) + id(20): the default page is 20
+        ("{ generations { edges { node { id } } } }", None, 61),
+        ("{ generations(first: 2) { edges { node { id } } } }", None, 7),
+        ("query Q($n: Int) { generations(first: $n) { edges { node { id } } } }", {"n": 5}, 16),
+        ("query Q($n: Int = 3) { generations(first: $n) { edges { node { id } } } }", None, 10),
+        # a null page size is costed as the largest page
+        ("query Q($n: Int) { generations(first: $n) { edges { node { id } } } }", {"n": None}, 301),
+        ("{ generations(first: 0) { edges { node { id } } } }", None, 1),
+        # nesting multiplies
+        (
+            "{ generations(first: 10) { edges { node { board { generations(first: 10) { edges { node { id } } } } } } } }",
+            None,
+            1 + 10 + 10 + 10 + 10 + 100 + 100 + 100,
+        ),
+        # fragments and inline fragments count like the fields they hold
+        ("{ me { ...U } } fragment U on User { id email }", None, 3),
+        ('mutation { login(input: {email: "a", password: "b"}) { ... on AuthPayload { user { id } } } }', None, 3),
+        # introspection is bounded by the schema and free
+        ("{ __schema { types { name fields { name } } } }", None, 0),
+    ],
+)
+def test_cost(query: str, variables: dict[str, Any] | None, expected: int) -> None:
+    assert cost(query, variables) == expected
