@@ -25,7 +25,7 @@ def build_broker(settings: Settings) -> AsyncBroker:
         return InMemoryBroker(max_async_tasks=100).with_middlewares(TaskMetricsMiddleware())
     return RedisStreamBroker(
         settings.redis_url,
-        queue_name=QUEUE_NAME,
+        queue_name=settings.task_queue_name or QUEUE_NAME,
         consumer_group_name=CONSUMER_GROUP,
         # Acked only after the task finished; a message unacked for idle_timeout is
         # reclaimed by another worker, so this must exceed the slowest task.

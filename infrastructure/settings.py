@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     retry_max_seconds: float = 60.0
     task_idle_timeout_ms: int = 10 * 60 * 1000
     stream_maxlen: int = 100_000
+    task_queue_name: str = "genhub:tasks"
 
     # uploads
     upload_max_bytes: int = 500 * 1024 * 1024

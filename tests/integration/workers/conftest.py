@@ -7,18 +7,21 @@ with a Redis broker, so `generate` enqueues to the same stream the worker reads.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from redis.asyncio import Redis
 
 from infrastructure.container import Container, open_container
 from infrastructure.queue import build_broker
@@ -28,6 +31,7 @@ from tests.integration.workers.world import World, new_world
 
 ROOT = Path(__file__).resolve().parents[3]
 CALLBACK_SECRET = "test-kie-callback-secret"
+WORKER_REDIS_DB = int(os.environ.get("TEST_WORKER_REDIS_DB", "10"))
 # Variables of ours the developer's shell may hold; the subprocess must see only the test's.
 _OWN_PREFIXES = ("DATABASE_", "REDIS_", "STORAGE_", "LOCAL_STORAGE", "S3_", "SIMULATED_", "KIE_", "POLL_", "TASK_")
 
@@ -146,11 +150,31 @@ def worker_processes(env: dict[str, str], log_dir: Path, *, scheduler: bool = Tr
 @pytest.fixture(scope="module")
 def worker_env(
     postgres_url: str, redis_url: str, fake_kie_server: FakeKieServer, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
+) -> Iterator[dict[str, str]]:
+    """Settings for one module's processes: its own task stream, so concurrent test runs never share one.
+
+    The stream lives in a Redis DB of its own (not the fixtures' DB, which other test
+    modules flush: a flush deletes the stream and its consumer group under a running worker).
+    """
     storage = tmp_path_factory.mktemp("worker-storage")
-    return base_env(
-        postgres_url=postgres_url, redis_url=redis_url, storage=storage, kie_url=fake_kie_server.fake.base_url
+    worker_redis = f"{redis_url.rsplit('/', 1)[0]}/{WORKER_REDIS_DB}"
+    queue = f"genhub:tasks:test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    yield base_env(
+        postgres_url=postgres_url,
+        redis_url=worker_redis,
+        storage=storage,
+        kie_url=fake_kie_server.fake.base_url,
+        task_queue_name=queue,
     )
+    asyncio.run(_delete_key(worker_redis, queue))
+
+
+async def _delete_key(url: str, key: str) -> None:
+    client = Redis.from_url(url)
+    try:
+        await client.delete(key)
+    finally:
+        await client.aclose()
 
 
 @contextlib.asynccontextmanager
