@@ -15,6 +15,7 @@ from domain.use_cases.callbacks import CALLBACK_TASK
 from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK
 from domain.use_cases.processing import FINALIZE_TASK
 from infrastructure.settings import get_settings
+from workers import chunk_tasks as _chunk_tasks  # noqa: F401  (registers sweep_pending_chunks)
 from workers import embedded_scheduler as _embedded  # noqa: F401  (in-process schedule for embedded mode)
 from workers.broker import broker
 from workers.dependencies import ContainerDep, policy_of, ports_of
