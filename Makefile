@@ -39,6 +39,7 @@ pytest: $(VENV)/.installed-dev
 
 schema: $(VENV)/.installed
 	$(BIN)/genhub export-schema
+	$(BIN)/python -m graph.schema_docs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
