@@ -68,8 +68,12 @@ def observe_operation(context: Any, params: Any, result: Any, seconds: float) ->
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     container: Container = request.app.state.container
-    redis = None if isinstance(container.broker, InMemoryBroker) else container.redis
-    await refresh_queue_depth(redis, stream=QUEUE_NAME, group=CONSUMER_GROUP)
+    broker = container.broker
+    redis = None if isinstance(broker, InMemoryBroker) else container.redis
+    # The stream and group the broker really uses (TASK_QUEUE_NAME may rename the stream).
+    stream = getattr(broker, "queue_name", QUEUE_NAME)
+    group = getattr(broker, "consumer_group_name", CONSUMER_GROUP)
+    await refresh_queue_depth(redis, stream=stream, group=group)
     body, content_type = render()
     return Response(body, media_type=content_type)
 
