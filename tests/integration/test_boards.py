@@ -41,7 +41,8 @@ query Generations($boardId: ID!) { generations(first: 20, filter: {boardId: $boa
 
 @pytest.fixture(scope="module")
 async def personas(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    async with module_world(postgres_dsn, tmp_path_factory.mktemp("boards")) as world:
+    # The simulated provider hangs: no generation settles (and moves credits) while a test compares balances.
+    async with module_world(postgres_dsn, tmp_path_factory.mktemp("boards"), simulated_mode="hang") as world:
         yield world
 
 
