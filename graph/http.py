@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -50,9 +51,15 @@ def client_ip(request: Request) -> str:
 
 
 def operation_type(params: GraphQLParams) -> OperationType | None:
+    return _operation_type(params.query, params.operation_name)
+
+
+@functools.lru_cache(maxsize=512)
+def _operation_type(query: str, operation_name: str | None) -> OperationType | None:
+    """Clients send the same few documents over and over: parse each once for this check."""
     try:
-        operation = get_operation_ast(parse(params.query), params.operation_name)
-    except GraphQLSyntaxError:
+        operation = get_operation_ast(parse(query), operation_name)
+    except (GraphQLSyntaxError, RecursionError):
         return None
     return operation.operation if operation else None
 
