@@ -11,6 +11,7 @@ drive tests: `[fail]`, `[hang]`, `[reject]`, `[transient]` / `[transient:N]`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
@@ -135,7 +136,9 @@ class SimulatedProvider:
         status = await self.status(external_id)
         if status.state != "succeeded" or name != "0.png":
             raise ProviderError("OUTPUT_NOT_FOUND", f"no such simulated output: {url!r}", retryable=False)
-        data = render_png(_parse_id(external_id).seed)
+        # Rendering takes tens of milliseconds of pure Python: keep it off the event loop,
+        # which in embedded mode also serves requests and subscriptions.
+        data = await asyncio.to_thread(render_png, _parse_id(external_id).seed)
         for offset in range(0, len(data), _DOWNLOAD_CHUNK):
             yield data[offset : offset + _DOWNLOAD_CHUNK]
 
