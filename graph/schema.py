@@ -25,6 +25,7 @@ from graph.extensions import ErrorPolicy
 from graph.generations.mutations import GenerationMutations
 from graph.generations.queries import GenerationQueries
 from graph.subscriptions.credits import CreditSubscriptions
+from graph.subscriptions.execution import PerEventMemoExecutionContext
 from graph.subscriptions.generations import GenerationSubscriptions
 
 QUERIES: tuple[type, ...] = (
@@ -66,6 +67,7 @@ def build_schema(
         mutation=Mutation,
         subscription=subscription,
         extensions=[lambda: ErrorPolicy(mask=mask_errors), *(extensions or [])],
+        execution_context_class=PerEventMemoExecutionContext,
     )
 
 

@@ -81,10 +81,18 @@ def as_announced(generation: Generation, event: GenerationChanged) -> Generation
     """The stored generation with the status and progress the event announced."""
     if generation.status == event.status and generation.progress == event.progress:
         return generation
-    shown = replace(generation, status=event.status, progress=event.progress, updated_at=event.at)
-    if not event.status.is_final:  # the row already ended: do not show an ending ahead of its event
-        shown = replace(shown, error_code=None, error_message=None, finished_at=None)
-    return shown
+    if event.status.is_final:
+        return replace(generation, status=event.status, progress=event.progress, updated_at=event.at)
+    # The row may already have ended: do not show an ending ahead of its event.
+    return replace(
+        generation,
+        status=event.status,
+        progress=event.progress,
+        updated_at=event.at,
+        error_code=None,
+        error_message=None,
+        finished_at=None,
+    )
 
 
 def check_not_expired(clock: Clock, expires_at: datetime | None) -> None:
