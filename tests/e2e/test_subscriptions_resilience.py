@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from domain.events import GenerationChanged
+from domain.generations import Generation
+from domain.generations import GenerationStatus as S
+from infrastructure.pubsub import BoundedBroadcast, BroadcastPublisher, RedisPubSubBackend
 from tests.e2e.subscription_support import (
     Api,
     LegacyWs,
@@ -34,6 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 CREDITS = "subscription Credits { creditsChanged { balance reserved available } }"
 MY_EVENTS = "subscription MyEvents { myGenerationEvents { generation { id status } } }"
+BIG_EVENTS = "subscription Big { myGenerationEvents { generation { progress prompt } } }"
 
 
 def server_env(postgres_url: str, redis_url: str, tmp: Path) -> dict[str, str]:
@@ -93,6 +101,69 @@ async def test_a_subscription_continues_across_a_redis_restart_without_reconnect
         await api.aclose()
         await server.proc.stop()
         await redis_proc.stop()
+
+
+async def test_a_stalled_client_neither_grows_the_server_nor_delays_others(
+    clean_postgres: str, clean_redis: str, tmp_path: Path
+) -> None:
+    # given a generation whose every event renders ~20 KB, and two subscribers of its owner:
+    # one reads, the other stopped reading (its socket buffers fill, then its queue)
+    settings = seed_settings(clean_postgres, clean_redis, tmp_path)
+    await seed_catalogue(settings)
+    server = await start_server(server_env(clean_postgres, clean_redis, tmp_path), tmp_path)
+    api = Api(server.http_url)
+    user = await api.register()
+    await api.aclose()
+    async with app_container(settings) as container:
+        generation = await add_processing_generation(container, user.user_id, prompt=secrets.token_urlsafe(15_000))
+    auth = {"Authorization": f"Bearer {user.token}"}
+    reader, stalled = await TransportWs.connect(server.ws_url, auth), await TransportWs.connect(server.ws_url, auth)
+    reading, stalled_op = await reader.subscribe(BIG_EVENTS), await stalled.subscribe(BIG_EVENTS)
+    await wait_for_numsub(clean_redis, f"user:{user.user_id}", 1)
+    stalled.ws.transport.pause_reading()
+    rss_before = server.proc.rss_kib()
+
+    # when 3,000 progress events go out (60 MB of responses for each subscriber)
+    broadcast = BoundedBroadcast(backend=RedisPubSubBackend(clean_redis))
+    await broadcast.connect()
+    publisher = BroadcastPublisher(broadcast)
+    try:
+        for n in range(1, 3001):
+            await publisher.publish(
+                GenerationChanged(
+                    generation.id, user.user_id, S.PROCESSING, S.PROCESSING, n / 10_000, datetime.now(UTC)
+                )
+            )
+            # then the reading client keeps up: it is never made to wait for the stalled one
+            if n % 500 == 0:
+                while (await reader.next_data(reading))["myGenerationEvents"]["generation"]["progress"] != n / 10_000:
+                    pass
+    finally:
+        await broadcast.disconnect()
+    grown_mib = (server.proc.rss_kib() - rss_before) / 1024
+
+    # and the server kept only a bounded backlog for the stalled one (drop-oldest queue of 256 events)
+    assert grown_mib < 40, grown_mib
+    assert "slow subscriber" in server.proc.output()
+    # and once it reads again it catches up to the newest state, having lost only older events
+    stalled.ws.transport.resume_reading()
+    seen: list[float] = []
+    while not seen or seen[-1] != 0.3:
+        seen.append((await stalled.next_data(stalled_op))["myGenerationEvents"]["generation"]["progress"])
+    assert len(seen) < 3000 and seen == sorted(seen)
+    await reader.close()
+    await stalled.close()
+    await server.proc.stop()
+
+
+async def add_processing_generation(container: Any, user_id: uuid.UUID, prompt: str) -> Generation:
+    model = next(m for m in await container.catalogue.models() if m.slug == "sim-image")
+    now = datetime.now(UTC)
+    generation = Generation(uuid.uuid4(), user_id, model.id, prompt, S.PROCESSING, now, now)
+    async with container.uow() as uow:
+        await uow.generations.add(generation)
+        await uow.commit()
+    return generation
 
 
 async def test_sigterm_ends_open_subscriptions_cleanly(clean_postgres: str, clean_redis: str, tmp_path: Path) -> None:
