@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from graph import demo, files, health
@@ -15,11 +14,11 @@ from graph.callbacks import router as callbacks_router
 from graph.http import build_router
 from graph.limits import limit_extensions
 from graph.metrics import install_observability
+from graph.request_id import RequestIdMiddleware
 from graph.schema import build_schema
 from graph.security import SecurityHeaders
 from graph.websocket import build_ws_router
 from infrastructure.container import open_container
-from infrastructure.logging_setup import bind_request_id
 from infrastructure.settings import Settings, get_settings
 from infrastructure.task_runtime import embedded_tasks
 from infrastructure.tracing import graphql_tracing_extensions
@@ -55,16 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.schema = schema
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        incoming = request.headers.get("x-request-id", "")
-        rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
-        request.state.request_id = rid
-        bind_request_id(rid)
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = rid
-        return response
-
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -76,9 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(SecurityHeaders, production=settings.is_production)
     install_observability(app)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every other layer and log line sees the id
     app.include_router(health.router)
-    app.include_router(files.router)
     app.include_router(callbacks_router)
+    app.include_router(files.router)
     app.include_router(build_router(schema, settings))
     app.include_router(build_ws_router(schema, settings))
     app.include_router(demo.router)

@@ -32,7 +32,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per transaction. A connection broken by a
+        # server restart fails once and is discarded (the pool is invalidated on disconnect).
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "genhub"}},
     )

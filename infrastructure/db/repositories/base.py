@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,21 @@ class SqlRepository:
     def insert(self, table: Any) -> Any:
         """An INSERT that supports ON CONFLICT on both PostgreSQL and SQLite."""
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def prepared(self, name: str, build: Callable[[Callable[[Any], Any]], Any]) -> Any:
+        """A statement built once per dialect and reused with bound parameters.
+
+        Hot paths pass their values at execution time instead of `.values(...)`: the
+        statement's cache key stays constant, so SQLAlchemy compiles it once.
+        """
+        key = (name, self.dialect)
+        stmt = _PREPARED.get(key)
+        if stmt is None:
+            stmt = _PREPARED[key] = build(self.insert)
+        return stmt
+
+
+_PREPARED: dict[tuple[str, str], Any] = {}
 
 
 def aware(value: datetime) -> datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import BigInteger, bindparam, case, func, select, update
 
 from domain.credits import BALANCE_KINDS, RESERVED_KINDS, CreditBalance, LedgerEntry, LedgerKind
 from domain.pagination import Page, PageRequest
@@ -27,6 +27,17 @@ def _entry(row: CreditLedgerRow) -> LedgerEntry:
     )
 
 
+_ACCOUNTS = CreditAccountRow.__table__
+_NEW_BALANCE = _ACCOUNTS.c.balance + bindparam("balance_delta", type_=BigInteger)
+_NEW_RESERVED = _ACCOUNTS.c.reserved + bindparam("reserved_delta", type_=BigInteger)
+_CHANGE = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.user_id == bindparam("account"), _NEW_RESERVED >= 0, _NEW_BALANCE - _NEW_RESERVED >= 0)
+    .values(balance=_NEW_BALANCE, reserved=_NEW_RESERVED, version=_ACCOUNTS.c.version + 1)
+    .returning(_ACCOUNTS.c.balance, _ACCOUNTS.c.reserved)
+)
+
+
 class SqlCreditRepository(SqlRepository):
     async def ensure_account(self, user_id: uuid.UUID) -> None:
         stmt = self.insert(CreditAccountRow).values(user_id=user_id, balance=0, reserved=0, version=0)
@@ -38,40 +49,37 @@ class SqlCreditRepository(SqlRepository):
         return CreditBalance(int(row[0]), int(row[1])) if row else CreditBalance(0, 0)
 
     async def add_entry(self, entry: LedgerEntry) -> bool:
-        stmt = (
-            self.insert(CreditLedgerRow)
-            .values(
-                id=entry.id,
-                user_id=entry.user_id,
-                kind=entry.kind.value,
-                amount=entry.amount,
-                generation_id=entry.generation_id,
-                idempotency_key=entry.idempotency_key,
-                reason=entry.reason,
-                actor_id=entry.actor_id,
-                created_at=entry.created_at,
-            )
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(CreditLedgerRow.id)
+        table = CreditLedgerRow.__table__
+        stmt = self.prepared(
+            "ledger.add",
+            lambda insert: (
+                insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(table.c.id)
+            ),
         )
-        inserted = (await self.session.execute(stmt)).scalar_one_or_none() is not None
+        params = {
+            "id": entry.id,
+            "user_id": entry.user_id,
+            "kind": entry.kind.value,
+            "amount": entry.amount,
+            "generation_id": entry.generation_id,
+            "idempotency_key": entry.idempotency_key,
+            "reason": entry.reason,
+            "actor_id": entry.actor_id,
+            "created_at": entry.created_at,
+        }
+        inserted = (await self.session.execute(stmt, params)).scalar_one_or_none() is not None
         if inserted:
             note_ledger_move(self.session, entry.kind.value, entry.amount)
         return inserted
 
     async def change(self, user_id: uuid.UUID, *, balance_delta: int, reserved_delta: int) -> CreditBalance | None:
-        acc = CreditAccountRow
-        new_balance = acc.balance + balance_delta
-        new_reserved = acc.reserved + reserved_delta
         # One statement: the row lock taken by UPDATE serialises concurrent moves and the
         # WHERE clause refuses any move that would make available or reserved negative.
-        stmt = (
-            update(acc)
-            .where(acc.user_id == user_id, new_reserved >= 0, new_balance - new_reserved >= 0)
-            .values(balance=new_balance, reserved=new_reserved, version=acc.version + 1)
-            .returning(acc.balance, acc.reserved)
-        )
-        row = (await self.session.execute(stmt)).one_or_none()
+        row = (
+            await self.session.execute(
+                _CHANGE, {"account": user_id, "balance_delta": balance_delta, "reserved_delta": reserved_delta}
+            )
+        ).one_or_none()
         return CreditBalance(int(row[0]), int(row[1])) if row else None
 
     async def entry_by_key(self, key: str) -> LedgerEntry | None:

@@ -60,26 +60,38 @@ def _asset(row: AssetRow) -> Asset:
 class SqlGenerationRepository(SqlRepository):
     async def add(self, generation: Generation) -> bool:
         g = generation
-        stmt = self.insert(GenerationRow).values(
-            id=g.id,
-            user_id=g.user_id,
-            board_id=g.board_id,
-            model_id=g.model_id,
-            preset_id=g.preset_id,
-            prompt=g.prompt,
-            params=g.params,
-            status=g.status.value,
-            progress=g.progress,
-            reserved_credits=g.reserved_credits,
-            charged_credits=g.charged_credits,
-            idempotency_key=g.idempotency_key,
-            deadline_at=g.deadline_at,
-            created_at=g.created_at,
-            updated_at=g.updated_at,
-        )
+        table = GenerationRow.__table__
         if g.idempotency_key is not None:
-            stmt = stmt.on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
-        result = await self.session.execute(stmt.returning(GenerationRow.id))
+            stmt = self.prepared(
+                "generation.add.keyed",
+                lambda insert: (
+                    insert(table)
+                    .on_conflict_do_nothing(index_elements=["user_id", "idempotency_key"])
+                    .returning(table.c.id)
+                ),
+            )
+        else:
+            stmt = self.prepared("generation.add", lambda insert: insert(table).returning(table.c.id))
+        params = {
+            "id": g.id,
+            "user_id": g.user_id,
+            "board_id": g.board_id,
+            "model_id": g.model_id,
+            "preset_id": g.preset_id,
+            "prompt": g.prompt,
+            "params": g.params,
+            "status": g.status.value,
+            "progress": g.progress,
+            "reserved_credits": g.reserved_credits,
+            "charged_credits": g.charged_credits,
+            "idempotency_key": g.idempotency_key,
+            "deadline_at": g.deadline_at,
+            "submit_attempts": g.submit_attempts,
+            "next_attempt_at": g.next_attempt_at,
+            "created_at": g.created_at,
+            "updated_at": g.updated_at,
+        }
+        result = await self.session.execute(stmt, params)
         return result.scalar_one_or_none() is not None
 
     async def get(self, generation_id: uuid.UUID) -> Generation | None:
