@@ -16,7 +16,7 @@ from infrastructure.logging_setup import bind_request_id
 def _incoming(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            text = value.decode("latin-1")
+            text: str = value.decode("latin-1")
             if 0 < len(text) <= 64 and text.isprintable():
                 return text
     return uuid.uuid4().hex

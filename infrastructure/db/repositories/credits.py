@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
-from sqlalchemy import BigInteger, bindparam, case, func, select, update
+from sqlalchemy import BigInteger, Table, bindparam, case, func, select, update
 
 from domain.credits import BALANCE_KINDS, RESERVED_KINDS, CreditBalance, LedgerEntry, LedgerKind
 from domain.pagination import Page, PageRequest
@@ -27,7 +28,7 @@ def _entry(row: CreditLedgerRow) -> LedgerEntry:
     )
 
 
-_ACCOUNTS = CreditAccountRow.__table__
+_ACCOUNTS = cast(Table, CreditAccountRow.__table__)
 _NEW_BALANCE = _ACCOUNTS.c.balance + bindparam("balance_delta", type_=BigInteger)
 _NEW_RESERVED = _ACCOUNTS.c.reserved + bindparam("reserved_delta", type_=BigInteger)
 _CHANGE = (
