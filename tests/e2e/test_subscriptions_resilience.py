@@ -1,4 +1,5 @@
-"""Subscriptions through failures: a Redis restart under a live connection, and SIGTERM.
+"""Subscriptions beyond the main stack: embedded mode (no Redis), a Redis restart under a live
+connection, a stalled client, SIGTERM.
 
 The Redis-restart test runs its own `redis-server` on a free port (and skips without
 the binary, unless CI=true); the server's REDIS_URL points there.
@@ -26,6 +27,7 @@ from infrastructure.pubsub import BoundedBroadcast, BroadcastPublisher, RedisPub
 from tests.e2e.subscription_support import (
     Api,
     LegacyWs,
+    Recorder,
     TransportWs,
     app_container,
     base_env,
@@ -41,6 +43,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 CREDITS = "subscription Credits { creditsChanged { balance reserved available } }"
 MY_EVENTS = "subscription MyEvents { myGenerationEvents { generation { id status } } }"
+UPDATED = "subscription Updated($id: ID!) { generationUpdated(id: $id) { generation { id status } } }"
 BIG_EVENTS = "subscription Big { myGenerationEvents { generation { progress prompt } } }"
 
 
@@ -203,3 +206,39 @@ async def test_sigterm_ends_open_subscriptions_cleanly(clean_postgres: str, clea
     assert "Application shutdown complete" in log, log
     assert "Traceback" not in log and " ERROR " not in log, log
     await wait_for_numsub(clean_redis, channel, 0)
+
+
+async def test_the_embedded_mode_serves_subscriptions_without_redis(clean_postgres: str, tmp_path: Path) -> None:
+    # given `genhub serve` without REDIS_URL: in-memory fan-out, tasks run in the API process
+    settings = seed_settings(clean_postgres, None, tmp_path)
+    await seed_catalogue(settings)
+    env = base_env(
+        DATABASE_URL=clean_postgres,
+        LOCAL_STORAGE_PATH=str(tmp_path / "chunks"),
+        DATA_DIR=str(tmp_path / "data"),
+        SIMULATED_STEPS="3",
+        SIMULATED_STEP_SECONDS="0.3",
+        POLL_INTERVAL_SECONDS="0.2",
+    )
+    server = await start_server(env, tmp_path, "serve-embedded")
+    api = Api(server.http_url)
+    try:
+        user = await api.register()
+        async with app_container(settings) as container:
+            await grant(container, user.user_id, 20)
+        ws = await TransportWs.connect(server.ws_url, {"Authorization": f"Bearer {user.token}"})
+
+        # when a generation is started and followed by id
+        generation_id = await api.generate(user.token, await api.model_id(user.token))
+        updated = Recorder(ws, await ws.subscribe(UPDATED, {"id": generation_id}))
+        await updated.run(timeout=20)
+
+        # then it is followed from its current state to SUCCEEDED, forward only, then complete
+        seen = [p["data"]["generationUpdated"]["generation"]["status"] for p in updated.items]
+        order = ["QUEUED", "SUBMITTING", "PROCESSING", "SUCCEEDED"]
+        assert seen[-1] == "SUCCEEDED" and seen == sorted(seen, key=order.index), seen
+        assert updated.ended is not None and updated.ended["type"] == "complete"
+        await ws.close()
+    finally:
+        await api.aclose()
+        await server.proc.stop()
