@@ -40,13 +40,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import asyncpg  # noqa: E402
-import httpx  # noqa: E402
-import websockets  # noqa: E402
-from redis.asyncio import Redis  # noqa: E402
+import asyncpg
+import httpx
+import websockets
+from redis.asyncio import Redis
 
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECRET = "bench-fanout-secret-" + "x" * 40
