@@ -89,7 +89,8 @@ async def seed(url: str, users: int) -> tuple[str, list[str]]:
                 f"bench{i}@example.com",
             )
             await conn.execute(
-                "INSERT INTO credit_accounts (user_id, balance, reserved, version) VALUES ($1, 100000000, 0, 0)", user_id
+                "INSERT INTO credit_accounts (user_id, balance, reserved, version) VALUES ($1, 100000000, 0, 0)",
+                user_id,
             )
             await conn.execute(
                 "INSERT INTO credit_ledger (id, user_id, kind, amount, idempotency_key, created_at)"
@@ -107,7 +108,7 @@ async def seed(url: str, users: int) -> tuple[str, list[str]]:
 
 
 @contextmanager
-def server(kind: str, url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def server(kind: str, url: str, port: int, processes: int = 1) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -121,19 +122,25 @@ def server(kind: str, url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
         "PORT": str(port),
     }
     if kind == "genhub":
-        cmd = [str(Path(sys.executable).with_name("genhub")), "serve", "--port", str(port)]
+        cmd = [str(Path(sys.executable).with_name("genhub")), "serve", "--port", str(port), "--workers", str(processes)]
     else:
         cmd = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port), "--log-level", "warning"]
+        cmd += ["--workers", str(processes)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                httpx.get(f"http://127.0.0.1:{port}/health" if kind == "genhub" else f"http://127.0.0.1:{port}/docs", timeout=1)
+                httpx.get(
+                    f"http://127.0.0.1:{port}/health" if kind == "genhub" else f"http://127.0.0.1:{port}/docs",
+                    timeout=1,
+                )
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"{kind} did not start: {proc.stderr.read().decode() if proc.stderr else ''}") from None
+                    raise RuntimeError(
+                        f"{kind} did not start: {proc.stderr.read().decode() if proc.stderr else ''}"
+                    ) from None
                 time.sleep(0.2)
         yield proc
     finally:
@@ -142,17 +149,45 @@ def server(kind: str, url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of a process and all its children that are still alive (uvicorn workers)."""
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for child in map(int, children):
+            found += [child, *_children(child)]
+    return found
 
 
 def run_wrk(port: int, clients: int, duration: int, think_ms: float, tokens_file: str, model: str) -> dict[str, float]:
     env = {**os.environ, "BENCH_TOKENS": tokens_file, "BENCH_MODEL": model, "BENCH_THINK_MS": str(think_ms)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{clients}", f"-d{duration}s", "--timeout", "5s", "-s", str(ROOT / "bench" / "wrk_generate.lua"),
-         f"http://127.0.0.1:{port}"],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t2",
+            f"-c{clients}",
+            f"-d{duration}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(ROOT / "bench" / "wrk_generate.lua"),
+            f"http://127.0.0.1:{port}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
@@ -176,6 +211,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rate", type=float, default=500.0, help="offered requests/s for the latency run")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=1, help="API processes of both servers")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk")
@@ -185,11 +221,14 @@ def main() -> int:
     think_ms = args.clients / args.rate * 1000
     with tempfile.NamedTemporaryFile("w", suffix=".tokens", delete=False) as f:
         f.write("\n".join(tokens) + "\n")
-    print(f"generate benchmark: {args.clients} clients, {args.duration}s per run, {os.cpu_count()} cores, PostgreSQL + Redis local")
+    print(
+        f"generate benchmark: {args.clients} clients, {args.duration}s per run, {args.processes} API process(es) each, "
+        f"{os.cpu_count()} cores, PostgreSQL + Redis local"
+    )
     results: dict[str, dict[str, dict[str, float]]] = {}
     for kind in ("baseline", "genhub"):
         port = free_port()
-        with server(kind, url, port) as proc:
+        with server(kind, url, port, args.processes) as proc:
             run_wrk(port, args.clients, args.warmup, 0, f.name, model)  # warm-up: JIT-free, but pools and caches
             results[kind] = {}
             for mode, think in (("saturated", 0.0), ("paced", think_ms)):
@@ -202,11 +241,15 @@ def main() -> int:
         print(line(kind, results[kind]["saturated"], results[kind]["saturated"]["server_cpu_s"]))
     ratio = results["genhub"]["saturated"]["rps"] / results["baseline"]["saturated"]["rps"]
     print(f"throughput ratio genhub/baseline: {ratio:.2f}  (target >= 0.80)")
-    print(f"\n(b) paced: {args.clients} clients offering ~{args.rate:.0f} req/s (exponential think time, mean {think_ms:.0f} ms)")
+    print(
+        f"\n(b) paced: {args.clients} clients offering ~{args.rate:.0f} req/s (exponential think time, mean {think_ms:.0f} ms)"
+    )
     for kind in ("baseline", "genhub"):
         print(line(kind, results[kind]["paced"], results[kind]["paced"]["server_cpu_s"]))
     g = results["genhub"]["paced"]
-    print(f"genhub paced: p50 {g['p50_us'] / 1000:.2f} ms (target <= 5), p99 {g['p99_us'] / 1000:.2f} ms (target <= 25)")
+    print(
+        f"genhub paced: p50 {g['p50_us'] / 1000:.2f} ms (target <= 5), p99 {g['p99_us'] / 1000:.2f} ms (target <= 25)"
+    )
     os.unlink(f.name)
     return 0
 

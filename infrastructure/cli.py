@@ -123,7 +123,7 @@ async def _grant(settings: Settings, email: str, amount: int, reason: str, key: 
     return 0
 
 
-def _serve(settings: Settings, host: str, port: int) -> int:
+def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
     import uvicorn
 
     import workers.tasks  # noqa: F401  (registers tasks on the shared broker for embedded mode)
@@ -134,6 +134,10 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     problems = settings.production_problems()
     if problems:
         _print("genhub refuses to start in production:\n  - " + "\n  - ".join(problems))
+        return 2
+    if processes > 1 and (settings.is_sqlite or not settings.redis_url):
+        # Embedded mode keeps the queue and fan-out in one process: several would not see each other.
+        _print("--workers > 1 needs DATABASE_URL (PostgreSQL) and REDIS_URL")
         return 2
     if settings.is_sqlite:
         asyncio.run(_migrate(settings))
@@ -146,9 +150,16 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     if token:
         _print(f"demo account: {settings.demo_email} / {settings.demo_password}")
         _print(f'access token (24 h), paste as header {{"Authorization": "Bearer {token}"}}')
-    app = create_app(settings)
+    common: dict[str, object] = {}
+    if processes > 1:
+        # Each process builds its own app from the same environment (and its own adapters).
+        target: object = "graph.app:create_app"
+        common = {"factory": True, "workers": processes}
+    else:
+        target = create_app(settings)
     uvicorn.run(
-        app,
+        target,  # type: ignore[arg-type]
+        **common,  # type: ignore[arg-type]
         host=host,
         port=port,
         log_config=uvicorn_log_config(settings),
@@ -170,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API server (uvicorn)")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY", "1")),
+        help="API processes (default $WEB_CONCURRENCY or 1; more than 1 needs PostgreSQL and Redis)",
+    )
     worker = sub.add_parser("worker", help="run Taskiq worker processes (needs REDIS_URL)")
     worker.add_argument("--workers", type=int, default=1)
     sub.add_parser("scheduler", help="run the Taskiq scheduler (exactly one per deployment)")
@@ -197,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     command: str = args.command
     if command == "serve":
-        return _serve(settings, args.host, args.port)
+        return _serve(settings, args.host, args.port, args.workers)
     if command == "worker":
         return _taskiq(
             [

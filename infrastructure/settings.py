@@ -23,8 +23,8 @@ class Settings(BaseSettings):
 
     # database / redis
     database_url: str = ""
-    database_pool_size: int = 10
-    database_max_overflow: int = 20
+    database_pool_size: int = 20
+    database_max_overflow: int = 10
     redis_url: str = ""
 
     # storage
