@@ -156,3 +156,16 @@ async def test_health_and_ready(client: GraphQLClient) -> None:
 async def test_graphiql_is_served_in_development(client: GraphQLClient) -> None:
     r = await client.http.get("/graphql", headers={"Accept": "text/html"})
     assert r.status_code == 200 and "genhub GraphiQL" in r.text and "Authorization" in r.text
+
+
+async def test_ready_is_503_and_names_the_failing_part(make_settings: SettingsFactory, tmp_path: object) -> None:
+    from pathlib import Path
+
+    blocked = Path(str(tmp_path)) / "not-a-directory"
+    blocked.write_text("a file where the storage root should be", encoding="utf-8")
+    async with running_app(make_settings(local_storage_path=blocked)) as client:
+        ready = await client.http.get("/ready")
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["failing"] == ["storage"] and body["checks"]["database"] == "ok"
+        assert (await client.http.get("/health")).status_code == 200
