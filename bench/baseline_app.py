@@ -64,8 +64,17 @@ async def generate(request: Request) -> Response:
             raise RuntimeError("insufficient credits in the baseline")
         await conn.execute(
             LEDGER,
-            {"id": uuid.uuid4(), "user_id": user_id, "cost": COST, "gen": gen_id, "key": f"gen:{gen_id}:reserve", "now": now},
+            {
+                "id": uuid.uuid4(),
+                "user_id": user_id,
+                "cost": COST,
+                "gen": gen_id,
+                "key": f"gen:{gen_id}:reserve",
+                "now": now,
+            },
         )
     await redis.xadd("bench:baseline", {"data": str(gen_id)}, maxlen=100_000)
-    out = {"data": {"generate": {"__typename": "GenerateSuccess", "generation": {"id": str(gen_id), "status": "QUEUED"}}}}
+    out = {
+        "data": {"generate": {"__typename": "GenerateSuccess", "generation": {"id": str(gen_id), "status": "QUEUED"}}}
+    }
     return Response(json.dumps(out), media_type="application/json")
