@@ -71,7 +71,7 @@ async def _remaining_bytes(uow: UnitOfWork, principal: Principal, policy: Upload
 
     Pending chunks count too: a reserved upload slot is a promise of bytes.
     """
-    count, used = await uow.chunks.usage(principal.user_id)
+    count, used = await uow.chunks.usage(principal.user_id, lock=True)
     if count + 1 > policy.quota_count:
         raise QuotaExceeded(policy.quota_count, f"You can keep at most {policy.quota_count} files.")
     remaining = policy.quota_bytes - used

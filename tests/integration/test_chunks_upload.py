@@ -8,6 +8,7 @@ and hostile filenames that must never shape the storage key.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -203,6 +204,18 @@ async def test_quota_on_count_and_bytes_is_quota_exceeded(open_env: EnvFactory) 
         # and nothing of the refused uploads is stored
         assert await env.row_count() == 2
         assert len(await env.stored_keys()) == 1
+
+
+async def test_concurrent_uploads_cannot_pass_the_quota_together(open_env: EnvFactory) -> None:
+    async with open_env(chunk_quota_count=3, rate_limit_upload=1000) as env:
+        alice = await env.user("alice@example.com")
+        # when ten uploads race for a quota of three files
+        results = await asyncio.gather(*[env.upload(alice, os.urandom(100)) for _ in range(10)])
+        kinds = sorted(r["__typename"] for r in results)
+        # then exactly three are stored and the rest are told the limit; nothing else is left behind
+        assert kinds == ["QuotaExceeded"] * 7 + ["UploadChunkSuccess"] * 3
+        assert await env.row_count() == 3
+        assert len(await env.stored_keys()) == 3
 
 
 async def test_quota_holds_for_a_stream_of_unknown_length(open_env: EnvFactory) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, update
 
 from domain.chunks import Chunk, ChunkStatus
 from domain.pagination import Page, PageRequest
-from infrastructure.db.models import ChunkRow
+from infrastructure.db.models import ChunkRow, UserRow
 from infrastructure.db.repositories.base import SqlRepository, aware, keyset
 
 
@@ -60,7 +60,11 @@ class SqlChunkRepository(SqlRepository):
         rows = list((await self.session.execute(stmt)).scalars())
         return Page([_chunk(r) for r in rows[: page.first]], len(rows) > page.first)
 
-    async def usage(self, user_id: uuid.UUID) -> tuple[int, int]:
+    async def usage(self, user_id: uuid.UUID, *, lock: bool = False) -> tuple[int, int]:
+        if lock and self.dialect == "postgresql":
+            # Two uploads of one user must not both pass the quota on the same old usage:
+            # the user row lock makes the check-then-insert of each one atomic.
+            await self.session.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
         stmt = select(func.count(ChunkRow.id), func.coalesce(func.sum(ChunkRow.size), 0)).where(
             ChunkRow.user_id == user_id
         )
