@@ -26,8 +26,10 @@ def classify(error: GraphQLError, *, mask: bool, request_id: str) -> GraphQLErro
         return GraphQLError(
             original.message, error.nodes, error.source, error.positions, error.path, original, extensions
         )
-    if original is None:
-        # Parse, validation and variable-coercion errors: the client's mistake, shown as is.
+    if original is None or isinstance(original, GraphQLError) or not error.path:
+        # Parse, validation and variable-coercion errors (graphql-core wraps a coercion
+        # failure in another GraphQLError): the client's mistake, shown as is. Only errors
+        # raised while resolving a field (they have a path) can be ours.
         extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if error.locations else "BAD_REQUEST")
         return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path, None, extensions)
     log.error(

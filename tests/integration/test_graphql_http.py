@@ -169,3 +169,12 @@ async def test_ready_is_503_and_names_the_failing_part(make_settings: SettingsFa
         body = ready.json()
         assert body["failing"] == ["storage"] and body["checks"]["database"] == "ok"
         assert (await client.http.get("/health")).status_code == 200
+
+
+@pytest.mark.parametrize("value", [[[1.5e142, None], None], {"a": 1}, None, 2**40])
+async def test_bad_variable_values_are_request_errors_not_internal(client: GraphQLClient, value: object) -> None:
+    query = "query ($id: ID!, $n: Int) { generation(id: $id) { id } generations(first: $n) { edges { cursor } } }"
+    variables = {"id": value, "n": 1} if value != 2**40 else {"id": "x", "n": value}
+    status, _, body = await post(client, {"query": query, "variables": variables}, accept=GQL_RESPONSE)
+    assert status == 400 and isinstance(body, dict)
+    assert all(e["extensions"]["code"] != "INTERNAL_SERVER_ERROR" for e in body["errors"])
