@@ -7,7 +7,6 @@ members as named) and admin (role ADMIN, not a board member).
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,10 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from domain.catalogue import ModelKind
-from domain.use_cases import auth, catalogue, credits
+from domain.use_cases import auth
 from infrastructure.settings import Settings
-from tests.fixtures.app import GraphQLClient, register_user, running_app
+from tests.fixtures.app import GraphQLClient, operator_grant, operator_model, register_user, running_app
 from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
 
 PASSWORD = "correct horse battery"
@@ -88,35 +86,10 @@ class World:
 
 
 async def add_model(client: GraphQLClient, *, slug: str = "sim-image", cost: int = 10) -> str:
-    c = client.container
-    model = await catalogue.upsert_model(
-        actor=None,
-        slug=slug,
-        name="Simulated image",
-        provider="simulated",
-        kind=ModelKind.IMAGE,
-        cost_credits=cost,
-        capabilities={"params": {}, "deadlineSeconds": 300},
-        is_active=True,
-        known_providers=frozenset({"simulated"}),
-        uow=c.uow(),
-        catalogue=c.catalogue,
-    )
-    return str(model.id)
+    return await operator_model(client, slug=slug, cost=cost)
 
 
-async def grant(client: GraphQLClient, user_id: str, amount: int) -> None:
-    c = client.container
-    await credits.grant(
-        actor=None,
-        user_id=uuid.UUID(user_id),
-        amount=amount,
-        reason="test credits",
-        idempotency_key=None,
-        uow=c.uow(),
-        publisher=c.publisher,
-        clock=c.clock,
-    )
+grant = operator_grant
 
 
 async def sign_in(client: GraphQLClient, email: str) -> str:

@@ -11,8 +11,14 @@ import pytest
 
 from domain.credits import CreditBalance
 from domain.pagination import PageRequest
-from domain.use_cases import credits as credit_use_cases
-from tests.fixtures.app import GraphQLClient, SettingsFactory, register_user, running_app
+from tests.fixtures.app import (
+    GraphQLClient,
+    SettingsFactory,
+    operator_grant,
+    operator_model,
+    register_user,
+    running_app,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -41,41 +47,15 @@ GENERATION = "query One($id: ID!) { generation(id: $id) { id status } }"
 
 
 async def admin_setup(client: GraphQLClient, *, cost: int = 10, capabilities: dict[str, Any] | None = None) -> str:
-    """A model (created through the use case as the operator) and its id."""
-    from domain.catalogue import ModelKind
-    from domain.use_cases import catalogue
-
-    c = client.container
-    model = await catalogue.upsert_model(
-        actor=None,
-        slug=f"m-{uuid.uuid4().hex[:8]}",
-        name="Test model",
-        provider="simulated",
-        kind=ModelKind.IMAGE,
-        cost_credits=cost,
-        capabilities=capabilities
+    caps = (
+        capabilities
         if capabilities is not None
-        else {"params": {"steps": {"type": "int", "min": 1, "max": 50}}, "maxInputs": 2},
-        is_active=True,
-        known_providers=frozenset({"simulated"}),
-        uow=c.uow(),
-        catalogue=c.catalogue,
+        else {"params": {"steps": {"type": "int", "min": 1, "max": 50}}, "maxInputs": 2}
     )
-    return str(model.id)
+    return await operator_model(client, cost=cost, capabilities=caps, name="Test model")
 
 
-async def grant(client: GraphQLClient, user_id: str, amount: int) -> None:
-    c = client.container
-    await credit_use_cases.grant(
-        actor=None,
-        user_id=uuid.UUID(user_id),
-        amount=amount,
-        reason="test",
-        idempotency_key=None,
-        uow=c.uow(),
-        publisher=c.publisher,
-        clock=c.clock,
-    )
+grant = operator_grant
 
 
 async def ledger_consistent(client: GraphQLClient, user_id: str) -> tuple[CreditBalance, CreditBalance]:
