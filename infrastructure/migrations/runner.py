@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from alembic import command
@@ -11,8 +10,6 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
-# Alembic announces each of its plugins at INFO on every run: noise in start-up logs.
-logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 # Any constant works; it only has to be the same for every replica of genhub.
 ADVISORY_LOCK_ID = 0x67656E687562
 
