@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,8 @@ import jwt
 from domain.errors import Unauthenticated
 from domain.users import Principal, Role, refresh_token_hash
 from infrastructure.settings import Settings
+
+VERIFIED_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,7 @@ class TokenService:
         self.issuer = issuer
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        self._verified: OrderedDict[str, tuple[Principal, datetime]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenService:
@@ -71,7 +75,24 @@ class TokenService:
         return AccessToken(token, self.access_ttl, expires)
 
     def verify_access(self, token: str) -> tuple[Principal, datetime]:
-        """The principal and the token's expiry; raises Unauthenticated on any defect."""
+        """The principal and the token's expiry; raises Unauthenticated on any defect.
+
+        A client sends the same token with every request until it expires: a verified
+        token is remembered (bounded LRU) so the signature is checked once, not per request.
+        """
+        known = self._verified.get(token)
+        if known is not None:
+            if known[1] > datetime.now(UTC):
+                self._verified.move_to_end(token)
+                return known
+            del self._verified[token]
+        verified = self._verify(token)
+        self._verified[token] = verified
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return verified
+
+    def _verify(self, token: str) -> tuple[Principal, datetime]:
         try:
             claims = jwt.decode(
                 token,

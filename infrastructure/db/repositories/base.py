@@ -26,6 +26,11 @@ class SqlRepository:
         """An INSERT that supports ON CONFLICT on both PostgreSQL and SQLite."""
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
+    async def core_execute(self, stmt: Any, params: dict[str, Any]) -> Any:
+        """Execute a Core statement on the session's connection, skipping the ORM execution layer."""
+        connection = await self.session.connection()
+        return await connection.execute(stmt, params)
+
     def prepared(self, name: str, build: Callable[[Callable[[Any], Any]], Any]) -> Any:
         """A statement built once per dialect and reused with bound parameters.
 

@@ -68,7 +68,7 @@ class SqlCreditRepository(SqlRepository):
             "actor_id": entry.actor_id,
             "created_at": entry.created_at,
         }
-        inserted = (await self.session.execute(stmt, params)).scalar_one_or_none() is not None
+        inserted = (await self.core_execute(stmt, params)).scalar_one_or_none() is not None
         if inserted:
             note_ledger_move(self.session, entry.kind.value, entry.amount)
         return inserted
@@ -77,7 +77,7 @@ class SqlCreditRepository(SqlRepository):
         # One statement: the row lock taken by UPDATE serialises concurrent moves and the
         # WHERE clause refuses any move that would make available or reserved negative.
         row = (
-            await self.session.execute(
+            await self.core_execute(
                 _CHANGE, {"account": user_id, "balance_delta": balance_delta, "reserved_delta": reserved_delta}
             )
         ).one_or_none()

@@ -91,7 +91,7 @@ class SqlGenerationRepository(SqlRepository):
             "created_at": g.created_at,
             "updated_at": g.updated_at,
         }
-        result = await self.session.execute(stmt, params)
+        result = await self.core_execute(stmt, params)
         return result.scalar_one_or_none() is not None
 
     async def get(self, generation_id: uuid.UUID) -> Generation | None:
