@@ -145,6 +145,10 @@ class ProviderRegistry(Protocol):
 class EventPublisher(Protocol):
     async def publish(self, event: Event) -> None: ...
 
+    async def publish_many(self, events: Sequence[Event]) -> None:
+        """Publish in order; adapters may send them together (one round trip)."""
+        ...
+
 
 class JobQueue(Protocol):
     async def enqueue(self, task_name: str, **kwargs: Any) -> None: ...

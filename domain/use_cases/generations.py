@@ -44,8 +44,8 @@ class RateRule:
 
 
 async def publish_all(publisher: EventPublisher, events: list[Event]) -> None:
-    for event in events:
-        await publisher.publish(event)
+    if events:
+        await publisher.publish_many(events)
 
 
 def changed(generation: Generation, previous: GenerationStatus | None, at: datetime) -> GenerationChanged:

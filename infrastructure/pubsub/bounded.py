@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -295,3 +295,12 @@ class BoundedBroadcast(Broadcast):
     async def publish(self, channel: str, message: Any) -> None:
         """Publish through the backend (errors propagate: the caller decides)."""
         await self._backend.publish(channel, message)
+
+    async def publish_many(self, messages: Sequence[tuple[str, Any]]) -> None:
+        """Publish in order; one round trip when the backend can batch (our Redis backend)."""
+        batch = getattr(self._backend, "publish_many", None)
+        if batch is not None:
+            await batch(messages)
+            return
+        for channel, message in messages:
+            await self._backend.publish(channel, message)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 
 from broadcaster import Broadcast
 from broadcaster._base import Unsubscribed
@@ -56,6 +56,25 @@ class BroadcastPublisher:
     def published(self) -> int:
         """Events handed to the backend successfully since creation."""
         return self._published
+
+    async def publish_many(self, events: Sequence[Event]) -> None:
+        """Events of one state change, sent together (one Redis round trip); best effort as `publish`."""
+        try:
+            messages = [(user_channel(e.user_id), encode_event(e)) for e in events]
+            batch = getattr(self._broadcast, "publish_many", None)
+            async with asyncio.timeout(self._timeout):
+                if batch is not None:
+                    await batch(messages)
+                else:
+                    for channel, message in messages:
+                        await self._broadcast.publish(channel, message)
+        except Exception as exc:
+            self._failures += len(events)
+            logger.warning(
+                "fan-out of %d event(s) failed (%s: %s); subscribers miss them", len(events), type(exc).__name__, exc
+            )
+            return
+        self._published += len(events)
 
     async def publish(self, event: Event) -> None:
         channel = user_channel(event.user_id)

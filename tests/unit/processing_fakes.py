@@ -269,6 +269,9 @@ class Publisher:
     async def publish(self, event: Event) -> None:
         self.events.append(event)
 
+    async def publish_many(self, events: Sequence[Event]) -> None:
+        self.events.extend(events)
+
 
 class Jobs:
     def __init__(self) -> None:

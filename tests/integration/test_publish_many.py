@@ -1,0 +1,70 @@
+"""Events of one state change are published together, in order, through memory and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as aioredis
+
+from domain.events import CreditsChanged, Event, GenerationChanged, user_channel
+from domain.generations import GenerationStatus
+from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast, subscribe_events
+from tests.fixtures.app import SettingsFactory
+
+
+async def _wait_subscribed(broadcast: object, channel: str, redis_url: str | None) -> None:
+    if redis_url is None:
+        await asyncio.sleep(0.05)
+        return
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        for _ in range(100):
+            _, count = await client.execute_command("PUBSUB", "NUMSUB", channel)
+            if int(count) >= 1:
+                return
+            await asyncio.sleep(0.02)
+    finally:
+        await client.aclose()
+
+
+async def test_publish_many_in_memory(make_settings: SettingsFactory) -> None:
+    await _round_trip(make_settings, None)
+
+
+@pytest.mark.redis
+async def test_publish_many_through_redis(make_settings: SettingsFactory, redis_url: str) -> None:
+    await _round_trip(make_settings, redis_url)
+
+
+async def _round_trip(make_settings: SettingsFactory, redis_url: str | None) -> None:
+    broadcast = await open_broadcast(make_settings(redis_url=redis_url or ""))
+    user_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    events: list[Event] = [
+        GenerationChanged(uuid.uuid4(), user_id, GenerationStatus.QUEUED, None, 0.0, now),
+        CreditsChanged(user_id, 100, 10, now),
+        GenerationChanged(uuid.uuid4(), user_id, GenerationStatus.QUEUED, None, 0.0, now),
+    ]
+    received: list[Event] = []
+    try:
+        async with contextlib.aclosing(subscribe_events(broadcast, user_id)) as stream:
+
+            async def collect() -> None:
+                async for event in stream:
+                    received.append(event)
+                    if len(received) == len(events):
+                        return
+
+            reader = asyncio.create_task(collect())
+            await _wait_subscribed(broadcast, user_channel(user_id), redis_url)
+            publisher = BroadcastPublisher(broadcast)
+            await publisher.publish_many(events)
+            await asyncio.wait_for(reader, 5)
+        assert received == events
+        assert (publisher.published, publisher.failures) == (3, 0)
+    finally:
+        await broadcast.disconnect()
