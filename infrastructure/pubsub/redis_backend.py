@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from broadcaster import BroadcastBackend, Event
@@ -234,37 +234,24 @@ class RedisPubSubBackend(BroadcastBackend):
 
     async def publish_many(self, messages: Sequence[tuple[str, Any]]) -> None:
         """Several PUBLISHes in one pipeline (one round trip), with the same retry as `publish`."""
-        if len(messages) == 1:
-            await self.publish(*messages[0])
-            return
-        if self._closed:
-            raise PubSubUnavailable("RedisPubSubBackend is not connected")
-        client = self.client
-        last_error: BaseException | None = None
-        attempts = 0
-        try:
-            async with asyncio.timeout(self._publish_timeout):
-                while attempts < self._publish_attempts:
-                    attempts += 1
-                    try:
-                        async with client.pipeline(transaction=False) as pipe:
-                            for channel, message in messages:
-                                pipe.publish(channel, message)
-                            await pipe.execute()
-                        return
-                    except CONNECTION_ERRORS as exc:
-                        last_error = exc
-                        if attempts < self._publish_attempts:
-                            await asyncio.sleep(backoff_delay(attempts, base=0.05, cap=0.5))
-        except TimeoutError as exc:
-            last_error = exc if last_error is None else last_error
-        raise PubSubUnavailable(
-            f"cannot publish {len(messages)} message(s) to Redis ({attempts} attempt(s) within "
-            f"{self._publish_timeout}s): {last_error or 'timed out'}"
-        ) from last_error
+
+        async def send(client: Redis) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                for channel, message in messages:
+                    pipe.publish(channel, message)
+                await pipe.execute()
+
+        await self._publish_with_retry(send, f"{len(messages)} message(s)")
 
     async def publish(self, channel: str, message: Any) -> None:
         """PUBLISH with a brief retry; raises :class:`PubSubUnavailable` if Redis stays down."""
+
+        async def send(client: Redis) -> None:
+            await client.publish(channel, message)
+
+        await self._publish_with_retry(send, f"channel {channel!r}")
+
+    async def _publish_with_retry(self, send: Callable[[Redis], Awaitable[None]], what: str) -> None:
         if self._closed:
             raise PubSubUnavailable("RedisPubSubBackend is not connected")
         client = self.client
@@ -275,7 +262,7 @@ class RedisPubSubBackend(BroadcastBackend):
                 while attempts < self._publish_attempts:
                     attempts += 1
                     try:
-                        await client.publish(channel, message)
+                        await send(client)
                         return
                     except CONNECTION_ERRORS as exc:
                         last_error = exc
@@ -284,7 +271,7 @@ class RedisPubSubBackend(BroadcastBackend):
         except TimeoutError as exc:
             last_error = exc if last_error is None else last_error
         raise PubSubUnavailable(
-            f"cannot publish to Redis channel {channel!r} "
+            f"cannot publish to Redis {what} "
             f"({attempts} attempt(s) within {self._publish_timeout}s): {last_error or 'timed out'}"
         ) from last_error
 
