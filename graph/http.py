@@ -120,30 +120,20 @@ class GraphQLHttp:
         return status, payload
 
     async def read_body(self, request: Request, limit: int) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise HttpProblem(413, f"The request body is larger than {limit} bytes.")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HttpProblem(413, f"The request body is larger than {limit} bytes.")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await _limited(request, limit, f"The request body is larger than {limit} bytes.").body()
 
     async def multipart(self, request: Request) -> GraphQLParams:
         if not any(h in request.headers for h in PREFLIGHT_HEADERS):
             # multipart/form-data is a "simple" CORS request: demand a custom header so a
             # cross-site form cannot post an upload with the victim's cookies (CSRF).
             raise HttpProblem(400, "Multipart requests need a `GraphQL-Require-Preflight: 1` header (CSRF protection).")
-        declared = request.headers.get("content-length")
-        limit = self.settings.upload_max_bytes + 1024 * 1024
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise HttpProblem(413, f"The upload is larger than {self.settings.upload_max_bytes} bytes.")
-        # Count what actually arrives: a chunked body declares no length and would
-        # otherwise be spooled to disk without bound before any resolver runs.
-        form = await _limited(request, limit).form(max_files=10, max_fields=10, max_part_size=1024 * 1024)
+        # The multipart envelope (operations, map, part headers) gets 1 MiB on top of the file.
+        limited = _limited(
+            request,
+            self.settings.upload_max_bytes + 1024 * 1024,
+            f"The upload is larger than {self.settings.upload_max_bytes} bytes.",
+        )
+        form = await limited.form(max_files=10, max_fields=10, max_part_size=1024 * 1024)
         request.state.form = form
         try:
             operations = json.loads(str(form.get("operations") or ""))
@@ -156,8 +146,16 @@ class GraphQLHttp:
         return params_from_mapping(place_files(operations, files_map, files))
 
 
-def _limited(request: Request, limit: int) -> Request:
-    """The same request, whose body raises HttpProblem(413) once more than `limit` bytes arrived."""
+def _limited(request: Request, limit: int, too_large: str) -> Request:
+    """The same request, refused with HttpProblem(413, too_large) past `limit` bytes.
+
+    The declared Content-Length is checked at once; what actually arrives is counted too,
+    since a chunked body declares no length (a multipart one would otherwise be spooled
+    to disk without bound before any resolver runs).
+    """
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HttpProblem(413, too_large)
     received = 0
 
     async def receive() -> Message:
@@ -166,7 +164,7 @@ def _limited(request: Request, limit: int) -> Request:
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
-                raise HttpProblem(413, f"The upload is larger than {limit} bytes.")
+                raise HttpProblem(413, too_large)
         return message
 
     return Request(request.scope, receive)
