@@ -98,25 +98,35 @@ async def refresh(*, refresh_token: str, uow: UnitOfWork, tokens: TokenIssuer, c
     return session
 
 
-async def ensure_admin(
-    *, email: str, password: str, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock
+async def ensure_user(
+    *, email: str, password: str, role: Role, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock
 ) -> tuple[User, bool]:
-    """Create an admin, or promote the existing account (its password is left alone). Returns (user, created)."""
+    """Create the account, or keep the existing one (its password is left alone) and raise it
+    to ADMIN when `role` asks for that. Returns (user, created)."""
     email = normalize_email(email)
     async with uow:
         existing = await uow.users.get_by_email(email)
         if existing is not None:
-            await uow.users.set_role(existing.id, Role.ADMIN)
+            if role is Role.ADMIN and not existing.is_admin:
+                await uow.users.set_role(existing.id, Role.ADMIN)
+                existing = User(existing.id, existing.email, Role.ADMIN, existing.created_at, existing.password_hash)
             await uow.credits.ensure_account(existing.id)
             await uow.commit()
-            return User(existing.id, existing.email, Role.ADMIN, existing.created_at), False
+            return existing, False
     validate_registration(email, password)
-    user = User(uuid.uuid4(), email, Role.ADMIN, clock.now(), await hasher.hash(password))
+    user = User(uuid.uuid4(), email, role, clock.now(), await hasher.hash(password))
     async with uow:
         await uow.users.add(user)
         await uow.credits.ensure_account(user.id)
         await uow.commit()
     return user, True
+
+
+async def ensure_admin(
+    *, email: str, password: str, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock
+) -> tuple[User, bool]:
+    """Create an admin, or promote the existing account. Returns (user, created)."""
+    return await ensure_user(email=email, password=password, role=Role.ADMIN, uow=uow, hasher=hasher, clock=clock)
 
 
 async def find_user(*, email: str, uow: UnitOfWork) -> User | None:

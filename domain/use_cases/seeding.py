@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from domain.catalogue import AiModel, ModelKind
 from domain.ports import CatalogueReader, Clock, EventPublisher, PasswordHasher
-from domain.repositories import UnitOfWork, UnitOfWorkFactory
-from domain.use_cases import catalogue, credits
-from domain.users import Role, User, normalize_email, validate_registration
+from domain.repositories import UnitOfWorkFactory
+from domain.use_cases import auth, catalogue, credits
+from domain.users import Role, User
 
 DEMO_MODELS: tuple[dict[str, Any], ...] = (
     {
@@ -41,20 +40,6 @@ DEMO_MODELS: tuple[dict[str, Any], ...] = (
 )
 
 
-async def _ensure_user(*, email: str, password: str, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock) -> User:
-    async with uow:
-        existing = await uow.users.get_by_email(email)
-        if existing is not None:
-            return existing
-    validate_registration(email, password)
-    user = User(uuid.uuid4(), email, Role.USER, clock.now(), await hasher.hash(password))
-    async with uow:
-        await uow.users.add(user)
-        await uow.credits.ensure_account(user.id)
-        await uow.commit()
-    return user
-
-
 async def seed_demo(
     *,
     email: str,
@@ -67,7 +52,9 @@ async def seed_demo(
     publisher: EventPublisher,
 ) -> tuple[User, list[AiModel]]:
     """Idempotent: running it again changes nothing (the grant has a fixed key)."""
-    user = await _ensure_user(email=normalize_email(email), password=password, uow=uow(), hasher=hasher, clock=clock)
+    user, _ = await auth.ensure_user(
+        email=email, password=password, role=Role.USER, uow=uow(), hasher=hasher, clock=clock
+    )
     await credits.grant(
         actor=None,
         user_id=user.id,
