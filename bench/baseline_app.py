@@ -1,7 +1,17 @@
-"""The baseline for bench/generate.py: a plain FastAPI route doing the same work as `generate`.
+"""The baseline for bench/generate.py: a plain FastAPI route doing the same work as `generate`, without GraphQL.
 
-Same JWT check and the same SQL in one transaction (insert generation, conditional
-reserve, ledger row), plus the queue XADD, without GraphQL. Run by bench/generate.py.
+Per request, as genhub's `generate` does on the wire:
+- the JWT check (same library, same claims);
+- with BENCH_BASELINE_WORK=all (the default): the rate-limit script on Redis (the same
+  Lua script, the same two buckets: user and client address);
+- the same SQL: one call of `genhub_start_generation()` (migration 0002) on a pooled
+  asyncpg connection;
+- the queue XADD (a message the size of a Taskiq one, on a stream of its own);
+- with BENCH_BASELINE_WORK=all: the two events (generation, credits) PUBLISHed in one pipeline.
+
+BENCH_BASELINE_WORK=sql leaves out the rate limit and the events: the SQL and the XADD only.
+What it does not do: GraphQL parsing/validation/execution, input validation against the
+model's capabilities, layering (use case, ports), metrics and logs.
 """
 
 from __future__ import annotations
@@ -9,36 +19,42 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import jwt
 from fastapi import FastAPI, Request, Response
 from redis.asyncio import Redis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-DATABASE_URL = os.environ["DATABASE_URL"]
+from infrastructure.ratelimit import _SLIDING_WINDOW_LUA
+
+DATABASE_URL = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
 REDIS_URL = os.environ["REDIS_URL"]
 SECRET = os.environ["JWT_SECRET"]
-engine = create_async_engine(DATABASE_URL, pool_size=10, max_overflow=20)
-redis = Redis.from_url(REDIS_URL)
-app = FastAPI()
-
-INSERT_GENERATION = text(
-    "INSERT INTO generations (id, user_id, model_id, prompt, params, status, progress, reserved_credits, "
-    "charged_credits, deadline_at, created_at, updated_at, submit_attempts) VALUES (:id, :user_id, :model_id, "
-    ":prompt, '{}', 'queued', 0, :cost, 0, :deadline, :now, :now, 0) RETURNING id"
-)
-RESERVE = text(
-    "UPDATE credit_accounts SET reserved = reserved + :cost, version = version + 1 "
-    "WHERE user_id = :user_id AND balance - (reserved + :cost) >= 0 RETURNING balance, reserved"
-)
-LEDGER = text(
-    "INSERT INTO credit_ledger (id, user_id, kind, amount, generation_id, idempotency_key, created_at) "
-    "VALUES (:id, :user_id, 'reserve', :cost, :gen, :key, :now) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
-)
 COST = int(os.environ.get("BENCH_COST", "1"))
+ALL_WORK = os.environ.get("BENCH_BASELINE_WORK", "all") == "all"
+WINDOW_MS = 60_000
+LIMIT = 100_000_000
+
+START = "SELECT * FROM genhub_start_generation($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+state: dict[str, Any] = {}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state["pool"] = await asyncpg.create_pool(DATABASE_URL, min_size=20, max_size=30)
+    redis = Redis.from_url(REDIS_URL)
+    state["redis"] = redis
+    state["limit"] = redis.register_script(_SLIDING_WINDOW_LUA)
+    yield
+    await state["pool"].close()
+    await redis.aclose()
+
+
+app = FastAPI(lifespan=lifespan)
 
 
 @app.post("/graphql")
@@ -47,33 +63,41 @@ async def generate(request: Request) -> Response:
     body: dict[str, Any] = json.loads(await request.body())
     payload = body["variables"]["input"]
     user_id, gen_id, now = uuid.UUID(claims["sub"]), uuid.uuid4(), datetime.now(UTC)
-    async with engine.begin() as conn:
-        await conn.execute(
-            INSERT_GENERATION,
-            {
-                "id": gen_id,
-                "user_id": user_id,
-                "model_id": uuid.UUID(payload["modelId"]),
-                "prompt": payload["prompt"],
-                "cost": COST,
-                "deadline": now + timedelta(minutes=5),
-                "now": now,
-            },
-        )
-        if (await conn.execute(RESERVE, {"cost": COST, "user_id": user_id})).first() is None:
-            raise RuntimeError("insufficient credits in the baseline")
-        await conn.execute(
-            LEDGER,
-            {
-                "id": uuid.uuid4(),
-                "user_id": user_id,
-                "cost": COST,
-                "gen": gen_id,
-                "key": f"gen:{gen_id}:reserve",
-                "now": now,
-            },
-        )
-    await redis.xadd("bench:baseline", {"data": str(gen_id)}, maxlen=100_000)
+    redis: Redis = state["redis"]
+    if ALL_WORK:
+        ip = request.client.host if request.client else "unknown"
+        keys = [f"rl:generate:ip:{ip}", f"rl:generate:{user_id}"]
+        if await state["limit"](keys=keys, args=[uuid.uuid4().hex, WINDOW_MS, LIMIT, WINDOW_MS, LIMIT]):
+            raise RuntimeError("rate limited in the baseline")
+    row = await state["pool"].fetchrow(
+        START,
+        gen_id,
+        user_id,
+        None,
+        uuid.UUID(payload["modelId"]),
+        None,
+        payload["prompt"],
+        "{}",
+        COST,
+        None,
+        now + timedelta(minutes=5),
+        now,
+        uuid.uuid4(),
+        f"gen:{gen_id}:reserve",
+        [],
+    )
+    if row[0] != "started":
+        raise RuntimeError(f"the baseline could not start a generation: {row[0]}")
+    message = json.dumps({"task_id": uuid.uuid4().hex, "task_name": "submit_generation", "labels": {}})
+    await redis.xadd("bench:baseline", {b"data": message.encode() + b" " * 200}, maxlen=100_000, approximate=True)
+    if ALL_WORK:
+        at = now.isoformat()
+        event = {"type": "GenerationChanged", "generation_id": str(gen_id), "user_id": str(user_id), "at": at}
+        credits = {"type": "CreditsChanged", "user_id": str(user_id), "balance": row[2], "reserved": row[3], "at": at}
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.publish(f"user:{user_id}", json.dumps(event))
+            pipe.publish(f"user:{user_id}", json.dumps(credits))
+            await pipe.execute()
     out = {
         "data": {"generate": {"__typename": "GenerateSuccess", "generation": {"id": str(gen_id), "status": "QUEUED"}}}
     }

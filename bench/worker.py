@@ -176,6 +176,7 @@ async def queued_generations(c: Container, count: int) -> list[uuid.UUID]:
             principal=principal,
             request=GenerateRequest(model_id=model.id, prompt=f"bench {i}"),
             uow=quiet.uow(),
+            starter=quiet.starter,
             catalogue=quiet.catalogue,
             jobs=quiet.jobs,
             publisher=quiet.publisher,

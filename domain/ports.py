@@ -154,9 +154,22 @@ class JobQueue(Protocol):
     async def enqueue(self, task_name: str, **kwargs: Any) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RateBucket:
+    """A sliding window: at most `limit` hits per `window_seconds` in the bucket `name`."""
+
+    name: str
+    limit: int
+    window_seconds: int
+
+
 class RateLimiter(Protocol):
     async def hit(self, bucket: str, *, limit: int, window_seconds: int) -> int:
         """Count one hit; returns 0 when allowed, else seconds until the next slot frees."""
+        ...
+
+    async def hit_all(self, buckets: Sequence[RateBucket]) -> int:
+        """Count one hit in every bucket, or in none when any is full: 0, else the longest wait in seconds."""
         ...
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -193,6 +194,38 @@ class ChunkRepository(Protocol):
     async def mark_ready(self, chunk_id: uuid.UUID, *, size: int, sha256: str | None) -> Chunk | None: ...
     async def delete(self, chunk_id: uuid.UUID) -> bool: ...
     async def stale_pending(self, before: datetime, *, limit: int) -> list[Chunk]: ...
+
+
+class StartStatus(enum.StrEnum):
+    STARTED = "started"
+    REPLAYED = "replayed"  # the user's idempotency key was used before: nothing written
+    INSUFFICIENT = "insufficient"  # available credits do not cover the reservation
+    INPUTS_CHANGED = "inputs"  # an input is no longer one of the user's READY chunks
+
+
+@dataclass(frozen=True, slots=True)
+class StartOutcome:
+    status: StartStatus
+    generation_id: uuid.UUID | None = None  # STARTED: the new one; REPLAYED: the earlier one
+    account: CreditBalance | None = None  # STARTED: after the reservation; INSUFFICIENT: as seen
+
+
+class GenerationStarter(Protocol):
+    """Records a new generation with its credit reservation, atomically.
+
+    Separate from the unit of work because it is one self-contained write: a store may do
+    it in a single round trip (PostgreSQL: one function call) instead of a transaction
+    of several statements.
+    """
+
+    async def start(self, generation: Generation, reservation: LedgerEntry | None) -> StartOutcome:
+        """Unless the user's idempotency key was used (REPLAYED): check the inputs are the user's
+        READY chunks (else INPUTS_CHANGED), check the available credits cover
+        `reservation.amount` (else INSUFFICIENT), then insert the generation, its inputs and
+        the reservation's ledger row and add the amount to the account's `reserved` (STARTED).
+        A None reservation (a free model) moves no credits.
+        """
+        ...
 
 
 class UnitOfWork(Protocol):

@@ -12,16 +12,24 @@ throttled as one, while one address cannot rotate accounts past the per-user lim
 from __future__ import annotations
 
 from domain.errors import RateLimited
+from domain.ports import RateBucket
 from graph.context import Context
 
 
-async def throttle_ip(context: Context, action: str, limit: int, *, signed_in: bool = False) -> None:
-    """Count one `action` from the caller's address; raises RateLimited (with the wait) past the limit."""
+def ip_bucket(context: Context, action: str, limit: int, *, signed_in: bool = False) -> RateBucket:
+    """The caller's address bucket for `action`; a signed-in action gets the multiplied limit."""
     settings = context.container.settings
     if signed_in:
         limit *= settings.rate_limit_ip_multiplier
-    wait = await context.container.limiter.hit(
-        f"{action}:ip:{context.client_ip}", limit=limit, window_seconds=settings.rate_limit_window_seconds
-    )
+    return RateBucket(f"{action}:ip:{context.client_ip}", limit, settings.rate_limit_window_seconds)
+
+
+async def throttle_ip(context: Context, action: str, limit: int, *, signed_in: bool = False) -> None:
+    """Count one `action` from the caller's address; raises RateLimited (with the wait) past the limit.
+
+    Signed-in actions whose use case also limits per user pass `ip_bucket(...)` to it
+    instead, so both buckets are counted in one hit (one Redis round trip).
+    """
+    wait = await context.container.limiter.hit_all([ip_bucket(context, action, limit, signed_in=signed_in)])
     if wait:
         raise RateLimited(wait)

@@ -16,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker
 
 from domain.ports import EventPublisher, ObjectStorage, RateLimiter
+from domain.repositories import GenerationStarter
 from infrastructure.catalogue_cache import CatalogueCache
 from infrastructure.clock import SystemClock
 from infrastructure.db.engine import create_engine, create_session_factory
+from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
 from infrastructure.db.uow import SqlUnitOfWorkFactory
 from infrastructure.metrics import instrument_providers
 from infrastructure.providers.kie import build_http_client
@@ -39,6 +41,7 @@ class Container:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     uow: SqlUnitOfWorkFactory
+    starter: GenerationStarter
     clock: SystemClock
     hasher: Argon2PasswordHasher
     tokens: TokenService
@@ -52,6 +55,13 @@ class Container:
     providers: ProviderRegistry
     broker: AsyncBroker
     jobs: TaskiqJobQueue
+
+
+def build_starter(engine: AsyncEngine, uow: SqlUnitOfWorkFactory) -> GenerationStarter:
+    """One round trip on PostgreSQL (a stored function), a unit of work elsewhere."""
+    if engine.dialect.name == "postgresql":
+        return PgGenerationStarter(engine)
+    return SqlGenerationStarter(uow)
 
 
 @contextlib.asynccontextmanager
@@ -88,6 +98,7 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
             engine=engine,
             session_factory=session_factory,
             uow=uow,
+            starter=build_starter(engine, uow),
             clock=SystemClock(),
             hasher=Argon2PasswordHasher(),
             tokens=TokenService.from_settings(settings),

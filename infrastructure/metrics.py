@@ -269,10 +269,15 @@ def note_ledger_move(session: Any, kind: str, amount: int) -> None:
     session.info.setdefault(LEDGER_MOVES, []).append((kind, abs(amount)))
 
 
+def count_ledger_move(kind: str, amount: int) -> None:
+    """One committed ledger row (writers outside an ORM session call this themselves)."""
+    CREDIT_MOVES.labels(kind).inc()
+    CREDITS_MOVED.labels(kind).inc(abs(amount))
+
+
 def _count_committed(session: Session) -> None:
     for kind, amount in session.info.pop(LEDGER_MOVES, ()):
-        CREDIT_MOVES.labels(kind).inc()
-        CREDITS_MOVED.labels(kind).inc(amount)
+        count_ledger_move(kind, amount)
 
 
 def _forget_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:

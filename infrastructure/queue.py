@@ -8,8 +8,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from redis.asyncio import Redis
 from taskiq import AsyncBroker, InMemoryBroker
 from taskiq.kicker import AsyncKicker
+from taskiq.message import BrokerMessage
 from taskiq_redis import RedisStreamBroker
 
 from infrastructure.metrics import TaskMetricsMiddleware
@@ -19,11 +21,30 @@ QUEUE_NAME = "genhub:tasks"
 CONSUMER_GROUP = "genhub-workers"
 
 
+class StreamBroker(RedisStreamBroker):
+    """RedisStreamBroker whose producer side reuses one Redis client.
+
+    taskiq-redis builds a new `Redis` client object (and its table of ~170 response
+    callbacks) for every message it sends; on the `generate` path that was a third of
+    the cost of enqueueing. The client here shares the broker's connection pool.
+    """
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._producer = Redis(connection_pool=self.connection_pool)
+
+    async def kick(self, message: BrokerMessage) -> None:
+        queue_name = message.labels.get("queue_name") or self.queue_name
+        await self._producer.xadd(
+            queue_name, {b"data": message.message}, maxlen=self.maxlen, approximate=self.approximate
+        )
+
+
 def build_broker(settings: Settings) -> AsyncBroker:
     if not settings.redis_url:
         # Embedded mode: tasks run in the API process, concurrently with requests.
         return InMemoryBroker(max_async_tasks=100).with_middlewares(TaskMetricsMiddleware())
-    return RedisStreamBroker(
+    return StreamBroker(
         settings.redis_url,
         queue_name=settings.task_queue_name or QUEUE_NAME,
         consumer_group_name=CONSUMER_GROUP,

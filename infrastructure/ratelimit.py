@@ -14,12 +14,12 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from redis.asyncio import Redis
 
-from domain.ports import RateLimiter
+from domain.ports import RateBucket, RateLimiter
 
 # Sweep idle buckets every this many hits so a long-lived process does not keep
 # one deque per user it has ever seen.
@@ -54,21 +54,32 @@ class MemoryRateLimiter:
         self._since_sweep = 0
 
     async def hit(self, bucket: str, *, limit: int, window_seconds: int) -> int:
+        return await self.hit_all([RateBucket(bucket, limit, window_seconds)])
+
+    async def hit_all(self, buckets: Sequence[RateBucket]) -> int:
         now = self._clock()
         with self._lock:
             self._maybe_sweep(now)
-            log = self._hits.setdefault(bucket, deque())
-            self._windows[bucket] = window_seconds
-            horizon = now - window_seconds
-            while log and log[0] <= horizon:
-                log.popleft()
-            if limit <= 0:
-                return _whole_seconds(window_seconds)
-            if len(log) < limit:
-                log.append(now)
-                return 0
-            # The slot that frees first is the one taken `limit` hits ago.
-            return _whole_seconds(log[-limit] + window_seconds - now)
+            waits = [self._wait(b, now) for b in buckets]
+            if any(waits):
+                return max(waits)
+            for b in buckets:
+                self._hits[b.name].append(now)
+            return 0
+
+    def _wait(self, bucket: RateBucket, now: float) -> int:
+        """Seconds until `bucket` has a free slot (0: free now), after dropping hits older than its window."""
+        log = self._hits.setdefault(bucket.name, deque())
+        self._windows[bucket.name] = bucket.window_seconds
+        horizon = now - bucket.window_seconds
+        while log and log[0] <= horizon:
+            log.popleft()
+        if bucket.limit <= 0:
+            return _whole_seconds(bucket.window_seconds)
+        if len(log) < bucket.limit:
+            return 0
+        # The slot that frees first is the one taken `limit` hits ago.
+        return _whole_seconds(log[-bucket.limit] + bucket.window_seconds - now)
 
     def _maybe_sweep(self, now: float) -> None:
         self._since_sweep += 1
@@ -81,35 +92,44 @@ class MemoryRateLimiter:
             del self._windows[key]
 
 
-# KEYS[1] bucket key; ARGV: window (ms), limit, unique member.
-# The server's clock is used so processes on hosts with skewed clocks agree.
+# KEYS: the bucket keys; ARGV: a unique member, then window (ms) and limit of each key.
+# Every bucket is checked first; the hit is added to all of them only when all have
+# room (else the longest wait in ms is returned). The server's clock is used so
+# processes on hosts with skewed clocks agree.
 _SLIDING_WINDOW_LUA = """
-local key = KEYS[1]
-local window = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-if limit <= 0 then
-  return window
+local longest = 0
+for i, key in ipairs(KEYS) do
+  local window = tonumber(ARGV[2 * i])
+  local limit = tonumber(ARGV[2 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local wait = 0
+  if limit <= 0 then
+    wait = window
+  else
+    local count = redis.call('ZCARD', key)
+    if count >= limit then
+      local freeing = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+      wait = math.max(1, tonumber(freeing[2]) + window - now)
+    end
+  end
+  longest = math.max(longest, wait)
 end
-local count = redis.call('ZCARD', key)
-if count < limit then
-  redis.call('ZADD', key, now, ARGV[3])
+if longest > 0 then
+  return longest
+end
+for i, key in ipairs(KEYS) do
+  local window = tonumber(ARGV[2 * i])
+  redis.call('ZADD', key, now, ARGV[1])
   redis.call('PEXPIRE', key, window)
-  return 0
 end
-local freeing = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
-local wait = tonumber(freeing[2]) + window - now
-if wait < 1 then
-  wait = 1
-end
-return wait
+return 0
 """
 
 
 class RedisRateLimiter:
-    """Sliding window on a Redis sorted set, one atomic Lua script per hit.
+    """Sliding windows on Redis sorted sets, one atomic Lua script per hit (of one or more buckets).
 
     Correct across processes and hosts: every replica shares the same set, and the
     check-and-add happens inside Redis.
@@ -121,11 +141,14 @@ class RedisRateLimiter:
         self._script = redis.register_script(_SLIDING_WINDOW_LUA)
 
     async def hit(self, bucket: str, *, limit: int, window_seconds: int) -> int:
-        member = uuid.uuid4().hex
-        wait_ms = await self._script(
-            keys=[self._prefix + bucket],
-            args=[int(window_seconds * 1000), limit, member],
-        )
+        return await self.hit_all([RateBucket(bucket, limit, window_seconds)])
+
+    async def hit_all(self, buckets: Sequence[RateBucket]) -> int:
+        """One round trip (one script run) for every bucket of a request."""
+        args: list[str | int] = [uuid.uuid4().hex]
+        for b in buckets:
+            args += [int(b.window_seconds * 1000), b.limit]
+        wait_ms = await self._script(keys=[self._prefix + b.name for b in buckets], args=args)
         wait = int(cast(int, wait_ms))
         return 0 if wait <= 0 else _whole_seconds(wait / 1000)
 

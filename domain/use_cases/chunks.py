@@ -31,11 +31,10 @@ from domain.errors import (
     ObjectTooLarge,
     Problems,
     QuotaExceeded,
-    RateLimited,
 )
-from domain.ports import Clock, ObjectInfo, ObjectStorage, PresignedRequest, RateLimiter
+from domain.ports import Clock, ObjectInfo, ObjectStorage, PresignedRequest, RateBucket, RateLimiter
 from domain.repositories import UnitOfWork
-from domain.use_cases.generations import RateRule
+from domain.use_cases.rate_limits import RateRule, enforce
 from domain.users import Principal
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -56,14 +55,6 @@ class UploadPolicy:
 class UploadTicket:
     chunk: Chunk
     request: PresignedRequest
-
-
-async def _check_rate(limiter: RateLimiter | None, rate: RateRule | None, principal: Principal) -> None:
-    if limiter is None or rate is None:
-        return
-    wait = await limiter.hit(f"upload:{principal.user_id}", limit=rate.limit, window_seconds=rate.window_seconds)
-    if wait:
-        raise RateLimited(wait)
 
 
 async def _remaining_bytes(uow: UnitOfWork, principal: Principal, policy: UploadPolicy, size: int) -> int:
@@ -120,9 +111,10 @@ async def upload(
     clock: Clock,
     limiter: RateLimiter | None = None,
     rate: RateRule | None = None,
+    also_limit: Sequence[RateBucket] = (),
 ) -> Chunk:
     """Stream `data` into storage (sha256 and size computed on the way) and record a READY chunk."""
-    await _check_rate(limiter, rate, principal)
+    await enforce(limiter, bucket=f"upload:{principal.user_id}", rule=rate, also=also_limit)
     # An unknown size is checked while streaming; 1 only stands in for "not empty" here.
     size = declared_size if declared_size is not None else 1
     normalized = _validated(filename, content_type, size, None, policy, size_field="file")
@@ -177,9 +169,10 @@ async def request_upload(
     clock: Clock,
     limiter: RateLimiter | None = None,
     rate: RateRule | None = None,
+    also_limit: Sequence[RateBucket] = (),
 ) -> UploadTicket:
     """Reserve a PENDING chunk and presign the PUT the client uploads its bytes with."""
-    await _check_rate(limiter, rate, principal)
+    await enforce(limiter, bucket=f"upload:{principal.user_id}", rule=rate, also=also_limit)
     sha256 = sha256.lower() if sha256 else None
     normalized = _validated(filename, content_type, size, sha256, policy)
     chunk_id = uuid.uuid4()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,14 +11,15 @@ from typing import Any
 from domain import credits as rules
 from domain.catalogue import AiModel, Preset, resolve_params
 from domain.chunks import ChunkStatus
-from domain.credits import LedgerKind
-from domain.errors import Forbidden, InvalidInput, InvalidState, NotFound, Problems, RateLimited
+from domain.credits import LedgerEntry, LedgerKind
+from domain.errors import Forbidden, InsufficientCredits, InvalidInput, InvalidState, NotFound, Problems
 from domain.events import CreditsChanged, Event, GenerationChanged
 from domain.generations import Generation, GenerationStatus, allowed_sources
-from domain.ports import CatalogueReader, Clock, EventPublisher, JobQueue, RateLimiter
-from domain.repositories import UnitOfWork
+from domain.ports import CatalogueReader, Clock, EventPublisher, JobQueue, RateBucket, RateLimiter
+from domain.repositories import GenerationStarter, StartStatus, UnitOfWork
 from domain.use_cases.access import controllable_generation
 from domain.use_cases.credits import post_move
+from domain.use_cases.rate_limits import RateRule, enforce
 from domain.users import Principal
 
 SUBMIT_TASK = "submit_generation"
@@ -35,12 +37,6 @@ class GenerateRequest:
     params: Any = None
     input_chunk_ids: tuple[uuid.UUID, ...] = ()
     idempotency_key: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RateRule:
-    limit: int
-    window_seconds: int
 
 
 async def publish_all(publisher: EventPublisher, events: list[Event]) -> None:
@@ -116,18 +112,21 @@ async def generate(
     principal: Principal,
     request: GenerateRequest,
     uow: UnitOfWork,
+    starter: GenerationStarter,
     catalogue: CatalogueReader,
     jobs: JobQueue,
     publisher: EventPublisher,
     clock: Clock,
     limiter: RateLimiter | None = None,
     rate: RateRule | None = None,
+    also_limit: Sequence[RateBucket] = (),
 ) -> Generation:
-    if limiter is not None and rate is not None:
-        wait = await limiter.hit(f"generate:{principal.user_id}", limit=rate.limit, window_seconds=rate.window_seconds)
-        if wait:
-            raise RateLimited(wait)
+    """`rate` limits this user's starts; `also_limit` are the caller's buckets (per address), counted in the same hit."""
+    await enforce(limiter, bucket=f"generate:{principal.user_id}", rule=rate, also=also_limit)
     model, preset, params, prompt = await _validate(request, catalogue)
+    if request.board_id is not None or request.input_chunk_ids:
+        async with uow:  # precise errors first; the starter re-checks the inputs atomically
+            await _check_board_and_inputs(uow, principal, request)
     now = clock.now()
     generation = Generation(
         id=uuid.uuid4(),
@@ -145,33 +144,43 @@ async def generate(
         deadline_at=now + timedelta(seconds=model.deadline_seconds),
         input_chunk_ids=list(request.input_chunk_ids),
     )
-    async with uow:
-        await _check_board_and_inputs(uow, principal, request)
-        if not await uow.generations.add(generation):
-            # Same key from the same user: the first call's generation is the answer.
-            assert request.idempotency_key is not None
-            existing = await uow.generations.get_by_idempotency_key(principal.user_id, request.idempotency_key)
-            if existing is None:
-                raise InvalidState("A generation with this idempotency key is being created; retry.")
-            return existing
-        after = None
-        if model.cost_credits:
-            after = await post_move(
-                uow,
-                user_id=principal.user_id,
-                move=rules.hold(model.cost_credits),
-                key=rules.generation_key(generation.id, LedgerKind.RESERVE),
-                at=now,
-                generation_id=generation.id,
-            )
-        await uow.generations.add_inputs(generation.id, request.input_chunk_ids)
-        await uow.commit()
+    reservation = None
+    if model.cost_credits:
+        move = rules.hold(model.cost_credits)
+        reservation = LedgerEntry(
+            id=uuid.uuid4(),
+            user_id=principal.user_id,
+            kind=move.kind,
+            amount=move.amount,
+            idempotency_key=rules.generation_key(generation.id, LedgerKind.RESERVE),
+            created_at=now,
+            generation_id=generation.id,
+        )
+    outcome = await starter.start(generation, reservation)
+    if outcome.status is StartStatus.REPLAYED:
+        # Same key from the same user: the first call's generation is the answer.
+        return await _replayed(uow, outcome.generation_id)
+    if outcome.status is StartStatus.INSUFFICIENT:
+        seen = outcome.account.available if outcome.account else 0
+        raise InsufficientCredits(required=model.cost_credits, available=max(0, seen))
+    if outcome.status is StartStatus.INPUTS_CHANGED:
+        raise NotFound("chunk")
     await jobs.enqueue(SUBMIT_TASK, generation_id=str(generation.id))
     events: list[Event] = [changed(generation, None, now)]
-    if after is not None:
-        events.append(CreditsChanged(principal.user_id, after.balance, after.reserved, now))
+    if outcome.account is not None:
+        events.append(CreditsChanged(principal.user_id, outcome.account.balance, outcome.account.reserved, now))
     await publish_all(publisher, events)
     return generation
+
+
+async def _replayed(uow: UnitOfWork, generation_id: uuid.UUID | None) -> Generation:
+    existing = None
+    if generation_id is not None:
+        async with uow:
+            existing = await uow.generations.get(generation_id)
+    if existing is None:
+        raise InvalidState("A generation with this idempotency key is being created; retry.")
+    return existing
 
 
 async def release_hold(uow: UnitOfWork, generation: Generation, at: datetime) -> rules.CreditBalance | None:

@@ -11,7 +11,7 @@ from strawberry.file_uploads import Upload
 from domain.errors import InvalidInput as InvalidInputError
 from domain.use_cases import chunks
 from domain.use_cases.chunks import UploadPolicy
-from domain.use_cases.generations import RateRule
+from domain.use_cases.rate_limits import RateRule
 from graph.chunks.types import (
     Chunk,
     ChunkDownloadUrlResult,
@@ -32,7 +32,7 @@ from graph.context import Info
 from graph.errors import result_or_error
 from graph.permissions import IsAuthenticated
 from graph.scalars import JSON
-from graph.throttle import throttle_ip
+from graph.throttle import ip_bucket
 from infrastructure.settings import Settings
 
 READ_SIZE = 1024 * 1024
@@ -67,7 +67,6 @@ class ChunkMutations:
         c = info.context.container
 
         async def call() -> UploadChunkSuccess:
-            await throttle_ip(info.context, "upload", c.settings.rate_limit_upload, signed_in=True)
             if not isinstance(file, UploadFile):
                 raise InvalidInputError.single("file", "must be sent as a file part of a multipart request")
             chunk = await chunks.upload(
@@ -82,6 +81,7 @@ class ChunkMutations:
                 clock=c.clock,
                 limiter=c.limiter,
                 rate=upload_rate(c.settings),
+                also_limit=[ip_bucket(info.context, "upload", c.settings.rate_limit_upload, signed_in=True)],
             )
             return UploadChunkSuccess(chunk=Chunk.from_domain(chunk))
 
@@ -95,7 +95,6 @@ class ChunkMutations:
         c = info.context.container
 
         async def call() -> ChunkUploadTicket:
-            await throttle_ip(info.context, "upload", c.settings.rate_limit_upload, signed_in=True)
             ticket = await chunks.request_upload(
                 principal=info.context.require_viewer(),
                 filename=input.filename,
@@ -109,6 +108,7 @@ class ChunkMutations:
                 clock=c.clock,
                 limiter=c.limiter,
                 rate=upload_rate(c.settings),
+                also_limit=[ip_bucket(info.context, "upload", c.settings.rate_limit_upload, signed_in=True)],
             )
             signed = ticket.request
             return ChunkUploadTicket(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import strawberry
 
 from domain.use_cases import generations
-from domain.use_cases.generations import GenerateRequest, RateRule
+from domain.use_cases.generations import GenerateRequest
+from domain.use_cases.rate_limits import RateRule
 from graph.common.ids import lookup_id, parse_id
 from graph.common.types import Forbidden, InsufficientCredits, InvalidInput, InvalidState, NotFound, RateLimited
 from graph.context import Info
@@ -19,7 +20,7 @@ from graph.generations.types import (
     Generation,
 )
 from graph.permissions import IsAuthenticated
-from graph.throttle import throttle_ip
+from graph.throttle import ip_bucket
 
 
 def to_request(input: GenerateInput) -> GenerateRequest:
@@ -44,17 +45,18 @@ class GenerationMutations:
         c = info.context.container
 
         async def call() -> GenerateSuccess:
-            await throttle_ip(info.context, "generate", c.settings.rate_limit_generate, signed_in=True)
             generation = await generations.generate(
                 principal=info.context.require_viewer(),
                 request=to_request(input),
                 uow=c.uow(),
+                starter=c.starter,
                 catalogue=c.catalogue,
                 jobs=c.jobs,
                 publisher=c.publisher,
                 clock=c.clock,
                 limiter=c.limiter,
                 rate=RateRule(c.settings.rate_limit_generate, c.settings.rate_limit_window_seconds),
+                also_limit=[ip_bucket(info.context, "generate", c.settings.rate_limit_generate, signed_in=True)],
             )
             return GenerateSuccess(generation=Generation.from_domain(generation))
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from domain.ports import RateLimiter
+from domain.ports import RateBucket, RateLimiter
 from infrastructure.ratelimit import MemoryRateLimiter, RateLimitTimeout, RedisRateLimiter, acquire
 from tests.integration.providers.conftest import REDIS_TEST_URL, FakeClock
 
@@ -68,7 +68,59 @@ async def test_memory_is_exact_under_concurrent_coroutines() -> None:
     assert results.count(0) == 10
 
 
+async def test_memory_hit_all_counts_in_every_bucket_or_in_none(clock: FakeClock) -> None:
+    limiter = MemoryRateLimiter(clock=clock)
+    user = RateBucket("user", 1, 60)
+    address = RateBucket("ip", 3, 10)
+    assert await limiter.hit_all([address, user]) == 0
+
+    # The user bucket is full: the address bucket must not be charged for the refusal.
+    assert await limiter.hit_all([address, user]) == 60
+    assert await limiter.hit_all([address]) == 0
+    assert await limiter.hit_all([address]) == 0
+    assert await limiter.hit_all([address]) == 10  # 3 hits: the first call's and two alone
+
+
+async def test_memory_hit_all_returns_the_longest_wait(clock: FakeClock) -> None:
+    limiter = MemoryRateLimiter(clock=clock)
+    await limiter.hit_all([RateBucket("a", 1, 5), RateBucket("b", 1, 30)])
+    clock.advance(1)
+
+    assert await limiter.hit_all([RateBucket("a", 1, 5), RateBucket("b", 1, 30)]) == 29
+
+
 # ------------------------------------------------------------------ redis
+
+
+@pytest.mark.redis
+async def test_redis_hit_all_counts_in_every_bucket_or_in_none(redis_client: Redis, redis_prefix: str) -> None:
+    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+    user = RateBucket("user", 1, 60)
+    address = RateBucket("ip", 3, 30)
+    assert await limiter.hit_all([address, user]) == 0
+
+    wait = await limiter.hit_all([address, user])
+
+    assert 59 <= wait <= 60  # the longer of the two waits: the user's
+    assert await redis_client.zcard(f"{redis_prefix}ip") == 1  # the refusal was not counted
+    assert await redis_client.zcard(f"{redis_prefix}user") == 1
+    assert 0 < await redis_client.pttl(f"{redis_prefix}ip") <= 30_000
+
+
+@pytest.mark.redis
+async def test_redis_hit_all_is_exact_for_concurrent_requests_sharing_a_bucket(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    # Ten users behind one address: the address allows 12, each user 2 (20 in all).
+    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+    calls = [[RateBucket("ip", 12, 60), RateBucket(f"user{i % 10}", 2, 60)] for i in range(40)]
+
+    results = await asyncio.gather(*(limiter.hit_all(buckets) for buckets in calls))
+
+    assert results.count(0) == 12
+    assert await redis_client.zcard(f"{redis_prefix}ip") == 12
+    per_user = [await redis_client.zcard(f"{redis_prefix}user{i}") for i in range(10)]
+    assert sum(per_user) == 12 and max(per_user) <= 2
 
 
 @pytest.mark.redis

@@ -53,6 +53,7 @@ class World:
             principal=self.principal,
             request=GenerateRequest(model_id=model.id, prompt=prompt),
             uow=c.uow(),
+            starter=c.starter,
             catalogue=c.catalogue,
             jobs=c.jobs,
             publisher=c.publisher,

@@ -1,0 +1,273 @@
+"""GenerationStarter: one atomic write per start, on PostgreSQL (stored function) and SQLite (unit of work).
+
+Every test runs against each store: the PostgreSQL function, the unit-of-work starter on
+PostgreSQL, and the unit-of-work starter on SQLite (the embedded default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from domain import credits as rules
+from domain.chunks import Chunk, ChunkStatus
+from domain.credits import CreditBalance, LedgerEntry, LedgerKind
+from domain.generations import Generation, GenerationStatus
+from domain.repositories import GenerationStarter, StartStatus
+from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
+from tests.fixtures.app import GraphQLClient, SettingsFactory, operator_grant, operator_model, running_app
+from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
+
+# Now, not a fixed date: the app's embedded poll sweep takes over QUEUED generations that
+# look abandoned (older than the submit lease), and these were never kicked.
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass
+class World:
+    client: GraphQLClient
+    starter: GenerationStarter
+    dialect: str
+
+    @property
+    def container(self) -> Any:
+        return self.client.container
+
+    async def user(self, *, credits: int = 0, account: bool = True) -> uuid.UUID:
+        from domain.users import Role, User
+
+        user = User(uuid.uuid4(), f"u{uuid.uuid4().hex[:10]}@example.com", Role.USER, NOW, "x")
+        async with self.container.uow() as uow:
+            await uow.users.add(user)
+            if account:
+                await uow.credits.ensure_account(user.id)
+            await uow.commit()
+        if credits:
+            await operator_grant(self.client, str(user.id), credits)
+        return user.id
+
+    async def chunk(self, user_id: uuid.UUID, status: ChunkStatus = ChunkStatus.READY) -> uuid.UUID:
+        chunk_id = uuid.uuid4()
+        chunk = Chunk(chunk_id, user_id, f"user_chunks/{user_id}/{chunk_id}.png", "in.png", "image/png", 3, status, NOW)
+        async with self.container.uow() as uow:
+            await uow.chunks.add(chunk)
+            await uow.commit()
+        return chunk_id
+
+    async def count(self, sql: str, **params: Any) -> int:
+        async with self.container.uow() as uow:
+            return int((await uow.session.execute(text(sql), params)).scalar_one())
+
+    async def account(self, user_id: uuid.UUID) -> tuple[CreditBalance, CreditBalance]:
+        async with self.container.uow() as uow:
+            return await uow.credits.balance(user_id), await uow.credits.ledger_totals(user_id)
+
+
+def new_generation(user_id: uuid.UUID, model_id: uuid.UUID, cost: int, **extra: Any) -> Generation:
+    return Generation(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        model_id=model_id,
+        prompt="a lighthouse at dusk",
+        status=GenerationStatus.QUEUED,
+        created_at=NOW,
+        updated_at=NOW,
+        params={"steps": 4},
+        reserved_credits=cost,
+        deadline_at=NOW + timedelta(minutes=5),
+        **extra,
+    )
+
+
+def reservation_for(generation: Generation) -> LedgerEntry | None:
+    if not generation.reserved_credits:
+        return None
+    move = rules.hold(generation.reserved_credits)
+    return LedgerEntry(
+        id=uuid.uuid4(),
+        user_id=generation.user_id,
+        kind=move.kind,
+        amount=move.amount,
+        idempotency_key=rules.generation_key(generation.id, LedgerKind.RESERVE),
+        created_at=generation.created_at,
+        generation_id=generation.id,
+    )
+
+
+STORES = [
+    pytest.param("postgres-function", marks=pytest.mark.postgres),
+    pytest.param("postgres-unit-of-work", marks=pytest.mark.postgres),
+    "sqlite-unit-of-work",
+]
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """(store name, PostgreSQL DSN or None); resolved before the event loop runs the async fixtures."""
+    name: str = request.param
+    return name, request.getfixturevalue("postgres_dsn") if name.startswith("postgres") else None
+
+
+@pytest.fixture
+async def world(store: tuple[str, str | None], make_settings: SettingsFactory) -> AsyncIterator[World]:
+    name, dsn = store
+    settings = make_settings()
+    if dsn is not None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f"TRUNCATE {TABLES} CASCADE")
+        finally:
+            await conn.close()
+        settings = make_settings(database_url=asyncpg_to_sqlalchemy(dsn))
+    async with running_app(settings) as client:
+        c = client.container
+        starter: GenerationStarter = (
+            PgGenerationStarter(c.engine) if name == "postgres-function" else SqlGenerationStarter(c.uow)
+        )
+        yield World(client, starter, c.engine.dialect.name)
+
+
+async def model(world: World, cost: int) -> uuid.UUID:
+    return uuid.UUID(await operator_model(world.client, cost=cost))
+
+
+async def test_a_start_writes_the_generation_one_reservation_and_the_account(world: World) -> None:
+    # given a user with 25 credits and a model costing 10
+    user_id = await world.user(credits=25)
+    generation = new_generation(user_id, await model(world, 10), 10)
+    # when it starts
+    outcome = await world.starter.start(generation, reservation_for(generation))
+    # then the generation is there, QUEUED, with one reserve row, and the account says so
+    assert outcome.status is StartStatus.STARTED
+    assert outcome.generation_id == generation.id
+    assert outcome.account == CreditBalance(25, 10)
+    async with world.container.uow() as uow:
+        stored = await uow.generations.get(generation.id)
+    assert stored is not None and stored.status is GenerationStatus.QUEUED
+    assert (stored.params, stored.reserved_credits, stored.deadline_at) == ({"steps": 4}, 10, generation.deadline_at)
+    account, totals = await world.account(user_id)
+    assert account == totals == CreditBalance(25, 10)
+    assert await world.count("select count(*) from credit_ledger where kind = 'reserve'") == 1
+
+
+async def test_insufficient_credits_write_nothing_and_report_the_balance_seen(world: World) -> None:
+    user_id = await world.user(credits=5)
+    generation = new_generation(user_id, await model(world, 10), 10)
+
+    outcome = await world.starter.start(generation, reservation_for(generation))
+
+    assert outcome.status is StartStatus.INSUFFICIENT
+    assert outcome.account == CreditBalance(5, 0)
+    assert await world.count("select count(*) from generations") == 0
+    assert await world.count("select count(*) from credit_ledger where kind = 'reserve'") == 0
+
+
+async def test_a_user_without_an_account_cannot_reserve_but_may_start_free_models(world: World) -> None:
+    user_id = await world.user(account=False)
+    paid = new_generation(user_id, await model(world, 3), 3)
+    free = new_generation(user_id, await model(world, 0), 0)
+
+    refused = await world.starter.start(paid, reservation_for(paid))
+    started = await world.starter.start(free, None)
+
+    assert (refused.status, refused.account) == (StartStatus.INSUFFICIENT, CreditBalance(0, 0))
+    assert (started.status, started.account) == (StartStatus.STARTED, None)
+    assert await world.count("select count(*) from credit_ledger") == 0
+
+
+async def test_a_replayed_key_returns_the_first_generation_even_with_the_credits_spent(world: World) -> None:
+    # given a first start with key k1 that spent every credit
+    user_id = await world.user(credits=10)
+    model_id = await model(world, 10)
+    first = new_generation(user_id, model_id, 10, idempotency_key="k1")
+    assert (await world.starter.start(first, reservation_for(first))).status is StartStatus.STARTED
+    # when the same key comes again (a new id, as every request makes one)
+    again = replace(first, id=uuid.uuid4())
+    outcome = await world.starter.start(again, reservation_for(again))
+    # then it is the first generation, and nothing more is reserved
+    assert (outcome.status, outcome.generation_id) == (StartStatus.REPLAYED, first.id)
+    account, totals = await world.account(user_id)
+    assert account == totals == CreditBalance(10, 10)
+    assert await world.count("select count(*) from generations") == 1
+
+
+async def test_inputs_must_still_be_ready_chunks_of_the_user(world: World) -> None:
+    user_id = await world.user(credits=100)
+    stranger = await world.user()
+    model_id = await model(world, 1)
+    ready = [await world.chunk(user_id), await world.chunk(user_id)]
+    pending = await world.chunk(user_id, ChunkStatus.PENDING)
+    foreign = await world.chunk(stranger)
+
+    refused = []
+    for bad in (pending, foreign, uuid.uuid4()):
+        generation = new_generation(user_id, model_id, 1, input_chunk_ids=[ready[0], bad])
+        refused.append((await world.starter.start(generation, reservation_for(generation))).status)
+    generation = new_generation(user_id, model_id, 1, input_chunk_ids=[ready[1], ready[0]])
+    started = await world.starter.start(generation, reservation_for(generation))
+
+    assert refused == [StartStatus.INPUTS_CHANGED] * 3
+    assert started.status is StartStatus.STARTED
+    async with world.container.uow() as uow:
+        inputs = await uow.generations.inputs_of([generation.id])
+    assert inputs[generation.id] == [ready[1], ready[0]]  # in the order given
+    assert await world.count("select count(*) from generations") == 1
+    account, totals = await world.account(user_id)
+    assert account == totals == CreditBalance(100, 1)
+
+
+async def test_concurrent_starts_of_one_user_stay_within_the_balance(world: World) -> None:
+    # given 20 credits, and 60 starts at once: 30 without a key, 30 over 3 keys
+    user_id = await world.user(credits=20)
+    model_id = await model(world, 1)
+    generations = [
+        new_generation(user_id, model_id, 1, idempotency_key=None if i % 2 == 0 else f"key-{i % 3}") for i in range(60)
+    ]
+    # when they race
+    outcomes = await asyncio.gather(*(world.starter.start(g, reservation_for(g)) for g in generations))
+    # then no more than 20 started, each key at most once, and the ledger matches the account
+    statuses = [o.status for o in outcomes]
+    started = statuses.count(StartStatus.STARTED)
+    assert started == 20
+    assert statuses.count(StartStatus.INSUFFICIENT) + statuses.count(StartStatus.REPLAYED) == 40
+    account, totals = await world.account(user_id)
+    assert account == totals == CreditBalance(20, 20)
+    keyed = await world.count(
+        "select count(distinct idempotency_key) from generations where idempotency_key is not null"
+    )
+    assert keyed == await world.count("select count(*) from generations where idempotency_key is not null") <= 3
+    assert await world.count("select count(*) from generations") == 20
+    replayed_ids = {o.generation_id for o in outcomes if o.status is StartStatus.REPLAYED}
+    stored = {g.id for g in generations if g.idempotency_key} & {o.generation_id for o in outcomes}
+    assert replayed_ids <= stored
+
+
+async def test_concurrent_free_starts_with_one_key_make_one_generation(world: World) -> None:
+    # no account row: nothing to lock, the unique key alone decides
+    user_id = await world.user(account=False)
+    model_id = await model(world, 0)
+    generations = [new_generation(user_id, model_id, 0, idempotency_key="once") for _ in range(20)]
+
+    outcomes = await asyncio.gather(*(world.starter.start(g, None) for g in generations))
+
+    assert [o.status for o in outcomes].count(StartStatus.STARTED) == 1
+    assert len({o.generation_id for o in outcomes}) == 1
+    assert await world.count("select count(*) from generations") == 1
+
+
+async def test_a_reservation_must_be_a_positive_reserve(world: World) -> None:
+    user_id = await world.user(credits=10)
+    generation = new_generation(user_id, await model(world, 1), 1)
+    wrong = replace(reservation_for(generation), kind=LedgerKind.GRANT)  # type: ignore[type-var]
+
+    with pytest.raises(ValueError, match="positive amount"):
+        await world.starter.start(generation, wrong)
+    assert await world.count("select count(*) from generations") == 0
