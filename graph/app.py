@@ -19,7 +19,7 @@ from graph.schema import build_schema
 from graph.security import SecurityHeaders
 from graph.websocket import build_ws_router
 from infrastructure.container import open_container
-from infrastructure.gc_tuning import tuned_gc
+from infrastructure.gc_tuning import frozen_heap
 from infrastructure.settings import Settings, get_settings
 from infrastructure.task_runtime import embedded_tasks
 from infrastructure.tracing import graphql_tracing_extensions
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if not broker.is_worker_process:
                 await broker.startup()
             try:
-                with tuned_gc(settings.gc_young_threshold):  # last: what exists now lives as long as the app
+                with frozen_heap():  # last: what exists now lives as long as the app
                     yield
             finally:
                 if not broker.is_worker_process:

@@ -18,8 +18,10 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from domain.ports import RateBucket, RateLimiter
+from infrastructure.redis_pipelining import AutoPipeline
 
 # Sweep idle buckets every this many hits so a long-lived process does not keep
 # one deque per user it has ever seen.
@@ -131,14 +133,17 @@ return 0
 class RedisRateLimiter:
     """Sliding windows on Redis sorted sets, one atomic Lua script per hit (of one or more buckets).
 
+    Hits go out through an `AutoPipeline`: concurrent requests share round trips.
+
     Correct across processes and hosts: every replica shares the same set, and the
     check-and-add happens inside Redis.
     """
 
-    def __init__(self, redis: Redis, prefix: str = "rl:") -> None:
+    def __init__(self, redis: Redis, prefix: str = "rl:", *, pipeline: AutoPipeline | None = None) -> None:
         self._redis = redis
         self._prefix = prefix
         self._script = redis.register_script(_SLIDING_WINDOW_LUA)
+        self._pipeline = pipeline or AutoPipeline(redis)
 
     async def hit(self, bucket: str, *, limit: int, window_seconds: int) -> int:
         return await self.hit_all([RateBucket(bucket, limit, window_seconds)])
@@ -148,7 +153,13 @@ class RedisRateLimiter:
         args: list[str | int] = [uuid.uuid4().hex]
         for b in buckets:
             args += [int(b.window_seconds * 1000), b.limit]
-        wait_ms = await self._script(keys=[self._prefix + b.name for b in buckets], args=args)
+        keys = [self._prefix + b.name for b in buckets]
+        command = ("EVALSHA", self._script.sha, len(keys), *keys, *args)
+        try:
+            wait_ms = await self._pipeline.call(*command)
+        except NoScriptError:  # a restarted (or flushed) Redis forgot the script: load it once more
+            await self._redis.script_load(_SLIDING_WINDOW_LUA)
+            wait_ms = await self._pipeline.call(*command)
         wait = int(cast(int, wait_ms))
         return 0 if wait <= 0 else _whole_seconds(wait / 1000)
 

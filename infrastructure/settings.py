@@ -104,9 +104,6 @@ class Settings(BaseSettings):
     # catalogue cache
     catalogue_cache_ttl_seconds: int = 60
 
-    # runtime
-    gc_young_threshold: int = 10_000
-
     # observability
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

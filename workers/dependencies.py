@@ -15,7 +15,7 @@ from taskiq import TaskiqDepends, TaskiqEvents, TaskiqState
 
 from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts
 from infrastructure.container import Container, open_container
-from infrastructure.gc_tuning import tuned_gc
+from infrastructure.gc_tuning import frozen_heap
 from infrastructure.settings import get_settings
 from infrastructure.task_runtime import attach, attached_container, container_of, is_embedded
 from workers.broker import broker
@@ -34,7 +34,7 @@ async def open_worker_container(state: TaskiqState) -> None:
         return  # embedded: the API process lent its container
     stack = contextlib.AsyncExitStack()
     container = await stack.enter_async_context(open_container(get_settings(), broker=broker))
-    stack.enter_context(tuned_gc(container.settings.gc_young_threshold))
+    stack.enter_context(frozen_heap())
     state.data[STACK_KEY] = stack
     attach(broker, container)
     log.info("genhub worker ready (pid %d)", os.getpid())

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from broadcaster import BroadcastBackend, Event
@@ -44,6 +44,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from infrastructure.pubsub.backoff import backoff_delay
+from infrastructure.redis_pipelining import AutoPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class RedisPubSubBackend(BroadcastBackend):
 
         self._channels: set[str] = set()
         self._client: Redis | None = None
+        self._pipeline: AutoPipeline | None = None
         self._pubsub: PubSub | None = None
         self._broken = False
         self._connected_at = 0.0
@@ -150,6 +152,7 @@ class RedisPubSubBackend(BroadcastBackend):
             socket_connect_timeout=self._socket_connect_timeout,
             socket_timeout=self._socket_timeout,
         )
+        self._pipeline = AutoPipeline(self._client)
         self._closed = False
         self.reconnects = 0
         self.connection_losses = 0
@@ -165,6 +168,9 @@ class RedisPubSubBackend(BroadcastBackend):
     async def disconnect(self) -> None:
         """Close both connections; the backend can be connected again afterwards."""
         self._closed = True
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            await pipeline.drain()
         pubsub, self._pubsub = self._pubsub, None
         client, self._client = self._client, None
         self._channels.clear()
@@ -233,28 +239,18 @@ class RedisPubSubBackend(BroadcastBackend):
     # ------------------------------------------------------------ publishing
 
     async def publish_many(self, messages: Sequence[tuple[str, Any]]) -> None:
-        """Several PUBLISHes in one pipeline (one round trip), with the same retry as `publish`."""
-
-        async def send(client: Redis) -> None:
-            async with client.pipeline(transaction=False) as pipe:
-                for channel, message in messages:
-                    pipe.publish(channel, message)
-                await pipe.execute()
-
-        await self._publish_with_retry(send, f"{len(messages)} message(s)")
+        """Several PUBLISHes in one pipeline (in order), with the same retry as `publish`."""
+        await self._publish_with_retry(messages, f"{len(messages)} message(s)")
 
     async def publish(self, channel: str, message: Any) -> None:
         """PUBLISH with a brief retry; raises :class:`PubSubUnavailable` if Redis stays down."""
+        await self._publish_with_retry([(channel, message)], f"channel {channel!r}")
 
-        async def send(client: Redis) -> None:
-            await client.publish(channel, message)
-
-        await self._publish_with_retry(send, f"channel {channel!r}")
-
-    async def _publish_with_retry(self, send: Callable[[Redis], Awaitable[None]], what: str) -> None:
-        if self._closed:
+    async def _publish_with_retry(self, messages: Sequence[tuple[str, Any]], what: str) -> None:
+        """The PUBLISHes go out through the auto-pipeline: concurrent publishers share round trips."""
+        if self._closed or self._pipeline is None:
             raise PubSubUnavailable("RedisPubSubBackend is not connected")
-        client = self.client
+        pipeline = self._pipeline
         last_error: BaseException | None = None
         attempts = 0
         try:
@@ -262,7 +258,10 @@ class RedisPubSubBackend(BroadcastBackend):
                 while attempts < self._publish_attempts:
                     attempts += 1
                     try:
-                        await send(client)
+                        replies = [pipeline.submit("PUBLISH", channel, message) for channel, message in messages]
+                        for outcome in await asyncio.gather(*replies, return_exceptions=True):
+                            if isinstance(outcome, BaseException):
+                                raise outcome
                         return
                     except CONNECTION_ERRORS as exc:
                         last_error = exc

@@ -1,26 +1,16 @@
-"""The collector settings of long-running processes are applied on start and restored on exit."""
+"""The start-up heap of a long-running process is frozen, and unfrozen on exit."""
 
 from __future__ import annotations
 
 import gc
 
-from infrastructure.gc_tuning import tuned_gc
+from infrastructure.gc_tuning import frozen_heap
 
 
-def test_the_start_up_heap_is_frozen_and_young_collections_are_rarer() -> None:
-    # given the interpreter's own settings
-    before = gc.get_threshold()
-    # when a process finishes starting up
-    with tuned_gc(12_345):
-        # then what existed is out of the collector's way, and the first threshold is raised
+def test_the_start_up_heap_is_out_of_the_collectors_way_until_exit() -> None:
+    # given a process that finished starting up
+    with frozen_heap():
+        # then what existed is frozen (never scanned by a collection)
         assert gc.get_freeze_count() > 1000
-        assert gc.get_threshold() == (12_345, before[1], before[2])
-    # and on exit both are as they were
+    # and on exit it is not
     assert gc.get_freeze_count() == 0
-    assert gc.get_threshold() == before
-
-
-def test_zero_keeps_the_threshold() -> None:
-    before = gc.get_threshold()
-    with tuned_gc(0):
-        assert gc.get_threshold() == before
