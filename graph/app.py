@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from graph import demo, files, health
 from graph.callbacks import router as callbacks_router
 from graph.http import build_router
-from graph.limits import limit_extensions
+from graph.limits import query_limits
 from graph.metrics import install_observability
 from graph.request_id import RequestIdMiddleware
 from graph.schema import build_schema
@@ -33,8 +33,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if problems:
         raise RuntimeError("genhub refuses to start in production:\n  - " + "\n  - ".join(problems))
     schema = build_schema(
+        limits=query_limits(settings),
         mask_errors=settings.is_production,
-        extensions=[*limit_extensions(settings), *graphql_tracing_extensions(settings)],
+        extensions=graphql_tracing_extensions(settings),
     )
 
     @contextlib.asynccontextmanager

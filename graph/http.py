@@ -16,7 +16,8 @@ from graphql.error import GraphQLSyntaxError
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 from strawberry.exceptions import MissingQueryError
-from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.context import Context, Credentials
 from graph.http_protocol import (
@@ -35,6 +36,7 @@ from infrastructure.container import Container
 from infrastructure.settings import Settings
 
 log = logging.getLogger("genhub.http")
+QUERIES_ONLY = frozenset({StrawberryOperationType.QUERY})
 PREFLIGHT_HEADERS = ("graphql-require-preflight", "apollo-require-preflight", "x-apollo-operation-name")
 
 
@@ -50,18 +52,30 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def operation_type(params: GraphQLParams) -> OperationType | None:
+UNPARSED = "unparsed"  # the document does not parse: execution reports the syntax error
+
+
+def operation_type(params: GraphQLParams) -> OperationType | str | None:
+    """The selected operation's type; None when the document names no such (single) operation."""
     return _operation_type(params.query, params.operation_name)
 
 
 @functools.lru_cache(maxsize=512)
-def _operation_type(query: str, operation_name: str | None) -> OperationType | None:
+def _operation_type(query: str, operation_name: str | None) -> OperationType | str | None:
     """Clients send the same few documents over and over: parse each once for this check."""
     try:
         operation = get_operation_ast(parse(query), operation_name)
     except (GraphQLSyntaxError, RecursionError):
-        return None
+        return UNPARSED
     return operation.operation if operation else None
+
+
+def no_such_operation(operation_name: str | None) -> GraphQLError:
+    if operation_name is None:
+        message = "The document has several operations: name the one to run in `operationName`."
+    else:
+        message = f"Unknown operation named '{operation_name}'."
+    return GraphQLError(message, extensions={"code": "BAD_REQUEST"})
 
 
 class GraphQLHttp:
@@ -84,10 +98,14 @@ class GraphQLHttp:
     async def execute(
         self, request: Request, params: GraphQLParams, media: str, *, via_get: bool
     ) -> tuple[int, dict[str, Any]]:
-        op_type = operation_type(params)
+        op_type = operation_type(params) if params.query else UNPARSED
+        if op_type is None:  # several operations and no name, or no operation by that name
+            return (400 if media == GRAPHQL_RESPONSE else 200), {
+                "errors": [no_such_operation(params.operation_name).formatted]
+            }
         if op_type is OperationType.SUBSCRIPTION:
             raise HttpProblem(400, "Subscriptions are served over WebSocket at /graphql (graphql-transport-ws).")
-        if via_get and op_type is not None and op_type is not OperationType.QUERY:
+        if via_get and op_type is not OperationType.QUERY and op_type is not UNPARSED:
             raise HttpProblem(405, "Only queries may be sent with GET; use POST.", headers={"Allow": "POST"})
         started = time.perf_counter()
         context = self.context(request, params)
@@ -97,14 +115,15 @@ class GraphQLHttp:
                 variable_values=params.variables,
                 context_value=context,
                 operation_name=params.operation_name,
+                allowed_operation_types=QUERIES_ONLY if via_get else None,
                 operation_extensions=params.extensions,
             )
         except MissingQueryError as exc:  # an empty `query` string
             raise HttpProblem(400, "No GraphQL query found in the request.") from exc
+        except InvalidOperationTypeError as exc:  # (GET was checked above; this is the executor's own check)
+            raise HttpProblem(405, "Only queries may be sent with GET; use POST.", headers={"Allow": "POST"}) from exc
         except CannotGetOperationTypeError:
-            error = GraphQLError(
-                f"Unknown operation named '{params.operation_name}'.", extensions={"code": "BAD_REQUEST"}
-            )
+            error = no_such_operation(params.operation_name)
             return (400 if media == GRAPHQL_RESPONSE else 200), {"errors": [error.formatted]}
         payload: dict[str, Any] = {}
         errors = result.errors or []

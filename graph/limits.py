@@ -1,15 +1,19 @@
 """Query limits for a public endpoint: depth, tokens, aliases, a per-operation cost, introspection.
 
-`limit_extensions(settings)` returns zero-argument factories for `build_schema(extensions=...)`
-(strawberry wants factories, not shared instances). The validation rules are built once
-per schema, not per request: `ValidationCache` keys on the rule classes, so a fresh
-class per request (what `QueryDepthLimiter(...)` creates) would never hit the cache.
+`query_limits(settings)` gathers them once (`QueryLimits`). Two paths apply them:
+HTTP operations through graph/execution.py (cached operation plans), subscriptions
+(and everything when tracing is on) through strawberry's extensions, for which
+`limit_extensions(limits)` returns zero-argument factories (strawberry wants factories,
+not shared instances). The validation rules are built once, not per request:
+`ValidationCache` keys on the rule classes, so a fresh class per request (what
+`QueryDepthLimiter(...)` creates) would never hit the cache.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -190,29 +194,42 @@ class QueryCostLimiter(SchemaExtension):
             variables = ctx.variables if isinstance(ctx.variables, dict) else {}
             cost = operation_cost(ctx.schema._schema, operation, fragments, variables)
             if cost > self.max_cost:
-                error = GraphQLError(
-                    f"The operation is too costly: {cost} fields at most, the limit is {self.max_cost}. "
-                    "Ask for smaller pages (`first`) or fewer nested connections.",
-                    nodes=[operation],
-                    extensions={"code": TOO_COSTLY, "cost": cost, "maxCost": self.max_cost},
-                )
-                ctx.result = ExecutionResult(data=None, errors=[error])
+                ctx.result = ExecutionResult(data=None, errors=[too_costly(cost, self.max_cost, operation)])
         yield
 
 
-def limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
-    """Factories for every limit; the order matches strawberry's phases (parse, validate, execute)."""
+@dataclass(frozen=True, slots=True)
+class QueryLimits:
+    max_tokens: int
+    rules: tuple[type[ValidationRule], ...]  # on top of the specification's rules
+    max_cost: int
+
+
+def query_limits(settings: Settings) -> QueryLimits:
     rules: list[type[ValidationRule]] = [
         _guarded(depth_validator(settings.max_query_depth, None)),
         alias_validator(settings.max_aliases),
     ]
     if not settings.introspection_enabled:
         rules.append(NoSchemaIntrospectionCustomRule)
-    frozen = tuple(rules)
+    return QueryLimits(settings.max_query_tokens, tuple(rules), settings.max_query_cost)
+
+
+def too_costly(cost: int, max_cost: int, operation: OperationDefinitionNode) -> GraphQLError:
+    return GraphQLError(
+        f"The operation is too costly: {cost} fields at most, the limit is {max_cost}. "
+        "Ask for smaller pages (`first`) or fewer nested connections.",
+        nodes=[operation],
+        extensions={"code": TOO_COSTLY, "cost": cost, "maxCost": max_cost},
+    )
+
+
+def limit_extensions(limits: QueryLimits) -> list[Callable[[], SchemaExtension]]:
+    """Factories for every limit; the order matches strawberry's phases (parse, validate, execute)."""
     return [
-        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: SafeParserCache(maxsize=CACHE_SIZE),
-        lambda: StaticRules(frozen),
+        lambda: StaticRules(limits.rules),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
-        lambda: QueryCostLimiter(max_cost=settings.max_query_cost),
+        lambda: QueryCostLimiter(max_cost=limits.max_cost),
     ]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from graph.auth.mutations import AuthMutations
 from graph.auth.queries import AuthQueries
@@ -21,9 +23,11 @@ from graph.chunks.mutations import ChunkMutations
 from graph.chunks.queries import ChunkQueries
 from graph.credits.mutations import CreditMutations
 from graph.credits.queries import CreditQueries
+from graph.execution import OperationPlans, execute_planned
 from graph.extensions import ErrorPolicy
 from graph.generations.mutations import GenerationMutations
 from graph.generations.queries import GenerationQueries
+from graph.limits import QueryLimits, limit_extensions
 from graph.subscriptions.credits import CreditSubscriptions
 from graph.subscriptions.execution import PerEventMemoExecutionContext
 from graph.subscriptions.generations import GenerationSubscriptions
@@ -51,24 +55,84 @@ Mutation = merge_types("Mutation", MUTATIONS)
 
 
 class GenhubSchema(strawberry.Schema):
-    """Errors are logged once, by the ErrorPolicy extension (with the request id), not here too."""
+    """Queries and mutations run from cached operation plans (graph/execution.py) when `limits` are given.
+
+    Subscriptions, and every operation when other extensions are present (tracing, which
+    wants its per-resolver hooks), take strawberry's extension path with the same limits.
+    Errors are logged once, by the error policy (with the request id), not here too.
+    """
+
+    plans: OperationPlans | None = None
+    limits: QueryLimits | None = None
+    mask_errors: bool = True
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         return None
 
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        if self.plans is None or self.limits is None:
+            return await super().execute(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+        return await execute_planned(
+            self._schema,
+            self.plans,
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            allowed_operation_types=allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES,
+            operation_extensions=operation_extensions,
+            executor_class=self.execution_context_class,
+            max_cost=self.limits.max_cost,
+            mask_errors=self.mask_errors,
+        )
+
 
 def build_schema(
-    *, extensions: list[Callable[[], SchemaExtension]] | None = None, mask_errors: bool = True
-) -> strawberry.Schema:
-    """The schema; extensions are passed as factories so no instance is shared (strawberry 0.316)."""
+    *,
+    limits: QueryLimits | None = None,
+    extensions: list[Callable[[], SchemaExtension]] | None = None,
+    mask_errors: bool = True,
+) -> GenhubSchema:
+    """The schema; extensions are passed as factories so no instance is shared (strawberry 0.316).
+
+    With `limits`, queries and mutations run from cached plans unless `extensions` (tracing)
+    ask for strawberry's per-request lifecycle; subscriptions always take that path.
+    """
     subscription: Any = merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None
-    return GenhubSchema(
+    schema = GenhubSchema(
         query=Query,
         mutation=Mutation,
         subscription=subscription,
-        extensions=[lambda: ErrorPolicy(mask=mask_errors), *(extensions or [])],
+        extensions=[
+            lambda: ErrorPolicy(mask=mask_errors),
+            *(limit_extensions(limits) if limits else []),
+            *(extensions or []),
+        ],
         execution_context_class=PerEventMemoExecutionContext,
     )
+    schema.mask_errors = mask_errors
+    if limits is not None and not extensions:
+        schema.limits = limits
+        schema.plans = OperationPlans(schema._schema, limits)
+    return schema
 
 
 def export_sdl() -> str:

@@ -130,6 +130,30 @@ async def test_unknown_operation_name_is_a_request_error(client: GraphQLClient) 
     assert status == 400
 
 
+async def test_several_operations_without_a_name_run_none_of_them(client: GraphQLClient) -> None:
+    # given a document with two operations and no operationName
+    doc = "query A { models { slug } } query B { me { id } }"
+    # when it is posted
+    status, _, body = await post(client, {"query": doc}, accept=GQL_RESPONSE)
+    # then nothing runs and the client is told to name one
+    assert status == 400
+    assert isinstance(body, dict) and "data" not in body
+    assert "operationName" in body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+async def test_a_mutation_cannot_ride_along_an_unnamed_get(client: GraphQLClient) -> None:
+    # a GET whose first operation is a mutation, with no name to pick the query: not executed
+    doc = 'mutation M { register(input: {email: "get@example.com", password: "long enough pw"}) { __typename } } query Q { __typename }'
+    r = await client.http.get("/graphql", params={"query": doc})
+    assert r.status_code == 200 and "data" not in r.json()
+    status, _, body = await post(client, {"query": "query { me { id } }"})
+    registered = await client.execute(
+        'mutation { login(input: {email: "get@example.com", password: "long enough pw"}) { __typename } }'
+    )
+    assert registered["data"]["login"]["__typename"] == "InvalidCredentials"  # no account was created
+
+
 async def test_batches_are_limited(client: GraphQLClient) -> None:
     status, _, body = await post(client, [{"query": QUERY}] * 3)
     assert status == 200 and isinstance(body, list) and len(body) == 3

@@ -1,0 +1,159 @@
+"""Cached operation plans and strawberry's extension path answer every operation the same way.
+
+HTTP queries and mutations run from cached plans (graph/execution.py); subscriptions, and
+everything when tracing is on, take strawberry's extension path. Both apply the same
+limits and error policy: here one schema of each kind executes the same operations, on
+the real app's container, and the results must be identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
+
+from graph.context import Context, Credentials
+from graph.limits import query_limits
+from graph.schema import GenhubSchema, build_schema
+from infrastructure.settings import Settings
+from tests.fixtures.app import GraphQLClient, register_user, running_app
+from tests.integration.test_limits import BIG_PAGE, CYCLIC_FRAGMENTS, DEEP, NESTED_PAGES, UNKNOWN_FRAGMENT, aliases
+
+
+class Passive(SchemaExtension):
+    """An extension with no hooks: its presence alone selects strawberry's lifecycle (as tracing does)."""
+
+
+@pytest.fixture(scope="module")
+async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GraphQLClient]:
+    tmp = tmp_path_factory.mktemp("paths")
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        environment="test",
+        data_dir=tmp / "data",
+        local_storage_path=tmp / "chunks",
+        seed_demo=False,
+        max_query_tokens=400,
+        max_aliases=5,
+        introspection=False,
+    )
+    async with running_app(settings) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+async def token(client: GraphQLClient) -> str:
+    return str((await register_user(client, "paths@example.com"))["accessToken"])
+
+
+@pytest.fixture(scope="module")
+def schemas(client: GraphQLClient) -> tuple[GenhubSchema, GenhubSchema]:
+    limits = query_limits(client.app.state.settings)
+    planned = build_schema(limits=limits, mask_errors=True)
+    extended = build_schema(limits=limits, mask_errors=True, extensions=[Passive])
+    assert planned.plans is not None and extended.plans is None
+    return planned, extended
+
+
+def context(client: GraphQLClient, token: str | None) -> Context:
+    return Context(container=client.container, credentials=Credentials(token), request_id="req-1")
+
+
+def shape(result: Any) -> dict[str, Any]:
+    return {"data": result.data, "errors": [e.formatted for e in result.errors or []]}
+
+
+OPERATIONS: list[tuple[str, str, dict[str, Any] | None, str | None]] = [
+    ("typename", "query T { __typename }", None, None),
+    ("a signed-in read", "query Me { me { email } credits { balance available } }", None, None),
+    ("anonymous read of a protected field", "query Me { me { email } credits { balance } }", None, None),
+    ("syntax error", "query {", None, None),
+    ("too many tokens", "query Many { " + " ".join(f"f{i}: me {{ id }}" for i in range(200)) + " }", None, None),
+    ("too deep", DEEP, None, None),
+    ("too many aliases", aliases(6), None, None),
+    ("unknown field", "query U { me { nope } }", None, None),
+    ("unknown fragment", UNKNOWN_FRAGMENT, None, None),
+    ("cyclic fragments", CYCLIC_FRAGMENTS, None, None),
+    ("too costly for its variables", NESTED_PAGES, {"outer": 100, "inner": 100}, None),
+    ("cheap enough for its variables", NESTED_PAGES, {"outer": 2, "inner": 2}, None),
+    ("page over 100", BIG_PAGE, None, None),
+    ("introspection switched off", "query I { __schema { queryType { name } } }", None, None),
+    ("bad variable type", NESTED_PAGES, {"outer": "many", "inner": 1}, None),
+    ("missing variable", NESTED_PAGES, {"inner": 1}, None),
+    ("operation picked by name", "query A { __typename } query B { me { id } }", None, "B"),
+    ("a typed mutation failure", 'mutation { cancelGeneration(id: "nope") { __typename } }', None, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "operation_name"), [o[1:] for o in OPERATIONS], ids=[o[0] for o in OPERATIONS]
+)
+async def test_both_paths_answer_alike(
+    client: GraphQLClient,
+    token: str,
+    schemas: tuple[GenhubSchema, GenhubSchema],
+    query: str,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+) -> None:
+    planned, extended = schemas
+    for bearer in (token, None):
+        # when each path executes the operation
+        results = [
+            shape(
+                await schema.execute(
+                    query,
+                    variable_values=variables,
+                    context_value=context(client, bearer),
+                    operation_name=operation_name,
+                )
+            )
+            for schema in (planned, extended)
+        ]
+        # then they agree, errors (codes, messages, locations, request ids) included
+        assert results[0] == results[1]
+
+
+async def test_both_paths_raise_for_an_unknown_operation(
+    client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
+) -> None:
+    for schema in schemas:
+        with pytest.raises(CannotGetOperationTypeError):
+            await schema.execute("query A { __typename }", operation_name="Z", context_value=context(client, None))
+
+
+async def test_planned_path_refuses_an_ambiguous_document(
+    client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
+) -> None:
+    # (strawberry's path would run the first operation; the HTTP layer refuses such documents before either)
+    planned, _ = schemas
+    with pytest.raises(CannotGetOperationTypeError):
+        await planned.execute("query A { __typename } query B { __typename }", context_value=context(client, None))
+
+
+async def test_both_paths_refuse_operation_types_the_caller_does_not_allow(
+    client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
+) -> None:
+    for schema in schemas:
+        with pytest.raises(InvalidOperationTypeError):
+            await schema.execute(
+                'mutation { cancelGeneration(id: "x") { __typename } }',
+                context_value=context(client, None),
+                allowed_operation_types={OperationType.QUERY},
+            )
+
+
+async def test_refused_documents_are_planned_once(
+    client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
+) -> None:
+    planned, _ = schemas
+    assert planned.plans is not None
+    before = planned.plans.get.cache_info()
+    for _ in range(3):
+        await planned.execute("query Once { me { notAField } }", context_value=context(client, None))
+    after = planned.plans.get.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)
