@@ -11,7 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from graph import demo, files, health
 from graph.callbacks import router as callbacks_router
-from graph.http import build_router
+from graph.http import GraphQLHttp, build_router
+from graph.http_endpoint import GraphQLPostEndpoint
 from graph.limits import query_limits
 from graph.metrics import install_observability
 from graph.request_id import RequestIdMiddleware
@@ -56,7 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="genhub", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.schema = schema
+    graphql = GraphQLHttp(schema, settings)
 
+    # Middlewares run outermost-last-added: JSON POSTs to /graphql are answered innermost,
+    # inside every layer below, but before FastAPI's routing.
+    app.add_middleware(GraphQLPostEndpoint, handler=graphql)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -72,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(callbacks_router)
     app.include_router(files.router)
-    app.include_router(build_router(schema, settings))
+    app.include_router(build_router(graphql))
     app.include_router(build_ws_router(schema, settings))
     app.include_router(demo.router)
     return app

@@ -6,7 +6,7 @@ import functools
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import strawberry
 from fastapi import APIRouter, Request
@@ -36,6 +36,27 @@ from infrastructure.container import Container
 from infrastructure.settings import Settings
 
 log = logging.getLogger("genhub.http")
+JSON_BODY_TYPES = frozenset({JSON_TYPE, GRAPHQL_RESPONSE, "application/graphql+json"})
+
+
+class Answer(NamedTuple):
+    """A complete HTTP answer to a GraphQL request, before it is encoded."""
+
+    status: int
+    payload: Any
+    media: str
+    headers: dict[str, str] | None = None
+
+
+def problem(exc: HttpProblem, media: str) -> Answer:
+    payload = {"errors": [{"message": exc.message, "extensions": {"code": "BAD_REQUEST"}}]}
+    return Answer(exc.status, payload, media if exc.status != 406 else JSON_TYPE, exc.headers or None)
+
+
+def encode(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), default=str).encode()
+
+
 QUERIES_ONLY = frozenset({StrawberryOperationType.QUERY})
 PREFLIGHT_HEADERS = ("graphql-require-preflight", "apollo-require-preflight", "x-apollo-operation-name")
 
@@ -141,6 +162,24 @@ class GraphQLHttp:
     async def read_body(self, request: Request, limit: int) -> bytes:
         return await _limited(request, limit, f"The request body is larger than {limit} bytes.").body()
 
+    async def post_json(self, request: Request) -> Answer:
+        """A POST whose body is JSON (one operation or a batch), answered in full."""
+        try:
+            media = negotiate(request.headers.get("accept"))
+        except HttpProblem as exc:
+            return problem(exc, JSON_TYPE)
+        try:
+            parsed = parse_json_body(
+                await self.read_body(request, self.settings.max_body_bytes), max_batch=self.settings.max_batch_size
+            )
+            if isinstance(parsed, list):
+                results = [await self.execute(request, p, media, via_get=False) for p in parsed]
+                return Answer(200, [payload for _, payload in results], media)
+            status, payload = await self.execute(request, parsed, media, via_get=False)
+        except HttpProblem as exc:
+            return problem(exc, media)
+        return Answer(status, payload, media)
+
     async def multipart(self, request: Request) -> GraphQLParams:
         if not any(h in request.headers for h in PREFLIGHT_HEADERS):
             # multipart/form-data is a "simple" CORS request: demand a custom header so a
@@ -194,18 +233,21 @@ def _format(error: GraphQLError) -> dict[str, Any]:
     return formatted
 
 
-def _response(status: int, payload: Any, media: str, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(payload, separators=(",", ":"), default=str)
-    return Response(body, status_code=status, media_type=f"{media}; charset=utf-8", headers=headers)
+def _response(answer: Answer) -> Response:
+    return Response(
+        encode(answer.payload),
+        status_code=answer.status,
+        media_type=f"{answer.media}; charset=utf-8",
+        headers=answer.headers,
+    )
 
 
 def _problem(exc: HttpProblem, media: str) -> Response:
-    payload = {"errors": [{"message": exc.message, "extensions": {"code": "BAD_REQUEST"}}]}
-    return _response(exc.status, payload, media if exc.status != 406 else JSON_TYPE, exc.headers)
+    return _response(problem(exc, media))
 
 
-def build_router(schema: strawberry.Schema, settings: Settings) -> APIRouter:
-    handler = GraphQLHttp(schema, settings)
+def build_router(handler: GraphQLHttp) -> APIRouter:
+    settings = handler.settings
     router = APIRouter()
 
     @router.get("/graphql", include_in_schema=False)
@@ -222,38 +264,32 @@ def build_router(schema: strawberry.Schema, settings: Settings) -> APIRouter:
             status, payload = await handler.execute(request, params, media, via_get=True)
         except HttpProblem as exc:
             return _problem(exc, media)
-        return _response(status, payload, media)
+        return _response(Answer(status, payload, media))
 
     @router.post("/graphql", include_in_schema=False)
     async def graphql_post(request: Request) -> Response:
+        """Multipart uploads and refusals; JSON bodies normally take `GraphQLPostEndpoint` before routing."""
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type in JSON_BODY_TYPES:
+            return _response(await handler.post_json(request))
         try:
             media = negotiate(request.headers.get("accept"))
         except HttpProblem as exc:
             return _problem(exc, JSON_TYPE)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
-            if content_type == "multipart/form-data":
-                params = await handler.multipart(request)
-                status, payload = await handler.execute(request, params, media, via_get=False)
-                return _response(status, payload, media)
-            if content_type not in (JSON_TYPE, GRAPHQL_RESPONSE, "application/graphql+json"):
+            if content_type != "multipart/form-data":
                 raise HttpProblem(
                     415, "Send GraphQL requests as application/json (or multipart/form-data for uploads)."
                 )
-            parsed = parse_json_body(
-                await handler.read_body(request, settings.max_body_bytes), max_batch=settings.max_batch_size
-            )
-            if isinstance(parsed, list):
-                results = [await handler.execute(request, p, media, via_get=False) for p in parsed]
-                return _response(200, [payload for _, payload in results], media)
-            status, payload = await handler.execute(request, parsed, media, via_get=False)
+            params = await handler.multipart(request)
+            status, payload = await handler.execute(request, params, media, via_get=False)
         except HttpProblem as exc:
             return _problem(exc, media)
         finally:
             form = getattr(request.state, "form", None)
             if form is not None:
                 await form.close()
-        return _response(status, payload, media)
+        return _response(Answer(status, payload, media))
 
     @router.api_route("/graphql", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def graphql_other(request: Request) -> Response:

@@ -1,0 +1,132 @@
+"""JSON POSTs to /graphql are answered before FastAPI's routing; everything else goes on to the app."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from starlette.types import Message, Receive, Scope, Send
+
+from graph.http import GraphQLHttp
+from graph.http_endpoint import GraphQLPostEndpoint
+from tests.fixtures.app import GraphQLClient, SettingsFactory, running_app
+
+QUERY = b'{"query": "query T { __typename }"}'
+
+
+@pytest.fixture
+async def client(make_settings: SettingsFactory) -> AsyncIterator[GraphQLClient]:
+    async with running_app(make_settings(cors_origins=["https://app.example.com"])) as c:
+        yield c
+
+
+class Downstream:
+    """The rest of the app, as the endpoint sees it: it only records what reaches it."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.seen.append((scope["method"], scope["path"]))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def drive(
+    endpoint: GraphQLPostEndpoint, client: GraphQLClient, method: str, path: str, content_type: str, body: bytes
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    scope: dict[str, Any] = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())],
+        "client": ("10.0.0.7", 50000),
+        "server": ("testserver", 80),
+        "app": client.app,
+        "state": {"request_id": "fixed-id"},
+    }
+    received = False
+
+    async def receive() -> Message:
+        nonlocal received
+        if received:
+            return {"type": "http.disconnect"}
+        received = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await endpoint(scope, receive, send)
+    start = sent[0]
+    return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
+
+
+async def test_a_json_post_is_answered_without_reaching_the_router(client: GraphQLClient) -> None:
+    downstream = Downstream()
+    endpoint = GraphQLPostEndpoint(downstream, handler=GraphQLHttp(client.app.state.schema, client.app.state.settings))
+
+    for content_type in ("application/json", "application/json; charset=utf-8", "application/graphql-response+json"):
+        status, headers, body = await drive(endpoint, client, "POST", "/graphql", content_type, QUERY)
+        assert status == 200
+        assert json.loads(body) == {"data": {"__typename": "Query"}}
+        assert headers[b"content-length"] == str(len(body)).encode()
+        assert headers[b"content-type"].startswith(b"application/json")
+    assert downstream.seen == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type"),
+    [
+        ("GET", "/graphql", "application/json"),
+        ("POST", "/graphql", "multipart/form-data; boundary=x"),
+        ("POST", "/graphql", "text/plain"),
+        ("POST", "/graphql/", "application/json"),
+        ("POST", "/health", "application/json"),
+        ("PUT", "/graphql", "application/json"),
+    ],
+)
+async def test_everything_else_goes_on_to_the_app(
+    client: GraphQLClient, method: str, path: str, content_type: str
+) -> None:
+    downstream = Downstream()
+    endpoint = GraphQLPostEndpoint(downstream, handler=GraphQLHttp(client.app.state.schema, client.app.state.settings))
+
+    status, _, _ = await drive(endpoint, client, method, path, content_type, QUERY)
+
+    assert status == 204 and downstream.seen == [(method, path)]
+
+
+async def test_refusals_keep_their_status_and_headers(client: GraphQLClient) -> None:
+    downstream = Downstream()
+    endpoint = GraphQLPostEndpoint(downstream, handler=GraphQLHttp(client.app.state.schema, client.app.state.settings))
+
+    status, _, body = await drive(endpoint, client, "POST", "/graphql", "application/json", b"{not json")
+    assert status == 400 and json.loads(body)["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    oversized = b'{"query": "' + b"x" * (client.app.state.settings.max_body_bytes + 1) + b'"}'
+    status, _, _ = await drive(endpoint, client, "POST", "/graphql", "application/json", oversized)
+    assert status == 413
+
+
+async def test_the_app_still_wraps_the_endpoint_in_its_middlewares(client: GraphQLClient) -> None:
+    # through the whole app: request id, security headers and CORS come from the layers around it
+    r = await client.http.post(
+        "/graphql",
+        content=QUERY,
+        headers={"Content-Type": "application/json", "Origin": "https://app.example.com", "X-Request-ID": "abc-123"},
+    )
+
+    assert r.status_code == 200 and r.json() == {"data": {"__typename": "Query"}}
+    assert r.headers["x-request-id"] == "abc-123"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["content-security-policy"].startswith("default-src 'none'")
+    assert r.headers["access-control-allow-origin"] == "https://app.example.com"
