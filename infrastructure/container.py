@@ -19,7 +19,7 @@ from domain.ports import EventPublisher, ObjectStorage, RateLimiter
 from domain.repositories import GenerationStarter
 from infrastructure.catalogue_cache import CatalogueCache
 from infrastructure.clock import SystemClock
-from infrastructure.db.engine import create_engine, create_session_factory
+from infrastructure.db.engine import create_engine, create_session_factory, open_driver_pool
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
 from infrastructure.db.uow import SqlUnitOfWorkFactory
 from infrastructure.metrics import instrument_providers
@@ -57,11 +57,15 @@ class Container:
     jobs: TaskiqJobQueue
 
 
-def build_starter(engine: AsyncEngine, uow: SqlUnitOfWorkFactory) -> GenerationStarter:
-    """One round trip on PostgreSQL (a stored function), a unit of work elsewhere."""
-    if engine.dialect.name == "postgresql":
-        return PgGenerationStarter(engine)
-    return SqlGenerationStarter(uow)
+async def open_starter(
+    engine: AsyncEngine, uow: SqlUnitOfWorkFactory, settings: Settings, stack: contextlib.AsyncExitStack
+) -> GenerationStarter:
+    """One round trip on PostgreSQL (a stored function, on a driver-level pool), a unit of work elsewhere."""
+    if engine.dialect.name != "postgresql":
+        return SqlGenerationStarter(uow)
+    pool = await open_driver_pool(engine, settings.database_start_pool_size)
+    stack.push_async_callback(pool.close)
+    return PgGenerationStarter(pool)
 
 
 @contextlib.asynccontextmanager
@@ -98,7 +102,7 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
             engine=engine,
             session_factory=session_factory,
             uow=uow,
-            starter=build_starter(engine, uow),
+            starter=await open_starter(engine, uow, settings, stack),
             clock=SystemClock(),
             hasher=Argon2PasswordHasher(),
             tokens=TokenService.from_settings(settings),

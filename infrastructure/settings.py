@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     database_pool_size: int = 20
     database_max_overflow: int = 10
+    database_start_pool_size: int = 10
     redis_url: str = ""
 
     # storage

@@ -1,8 +1,8 @@
 """GenerationStarter: a new generation and its credit reservation, written atomically.
 
-PostgreSQL: one call of `genhub_start_generation()` (migration 0002) on a pooled
-connection in autocommit, so starting a generation costs one round trip instead of
-BEGIN, three statements and COMMIT. Other databases (SQLite, the embedded default):
+PostgreSQL: one call of `genhub_start_generation()` (migration 0002) on a connection of
+a plain asyncpg pool, in autocommit, so starting a generation costs one round trip
+instead of BEGIN, three statements and COMMIT. Other databases (SQLite, the embedded default):
 the same steps in one unit of work.
 """
 
@@ -12,7 +12,7 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+import asyncpg
 
 from domain.chunks import ChunkStatus
 from domain.credits import CreditBalance, LedgerEntry, LedgerKind
@@ -32,8 +32,8 @@ def _reserved_amount(reservation: LedgerEntry | None) -> int:
 
 
 class PgGenerationStarter:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
 
     async def start(self, generation: Generation, reservation: LedgerEntry | None) -> StartOutcome:
         g = generation
@@ -54,11 +54,8 @@ class PgGenerationStarter:
             reservation.idempotency_key if reservation else None,
             list(g.input_chunk_ids),
         )
-        async with self._engine.connect() as connection:
-            # The driver's own connection, outside SQLAlchemy's transaction handling: the
-            # function call is its own (autocommit) transaction, one round trip.
-            raw = await connection.get_raw_connection()
-            row = await raw.driver_connection.fetchrow(_CALL, *args)  # type: ignore[union-attr]
+        # The function call is its own (autocommit) transaction: one round trip.
+        row = await self._pool.fetchrow(_CALL, *args)
         status = StartStatus(row[0])
         account = CreditBalance(int(row[2]), int(row[3])) if row[2] is not None else None
         if status is StartStatus.STARTED and reservation is not None:

@@ -129,9 +129,8 @@ async def world(store: tuple[str, str | None], make_settings: SettingsFactory) -
         settings = make_settings(database_url=asyncpg_to_sqlalchemy(dsn))
     async with running_app(settings) as client:
         c = client.container
-        starter: GenerationStarter = (
-            PgGenerationStarter(c.engine) if name == "postgres-function" else SqlGenerationStarter(c.uow)
-        )
+        starter: GenerationStarter = c.starter if name == "postgres-function" else SqlGenerationStarter(c.uow)
+        assert isinstance(c.starter, PgGenerationStarter if dsn else SqlGenerationStarter)
         yield World(client, starter, c.engine.dialect.name)
 
 
