@@ -124,20 +124,18 @@ def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any]) -> i
     return MAX_PAGE_SIZE
 
 
-def operation_cost(
-    schema: GraphQLSchema,
-    operation: OperationDefinitionNode,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    variables: Mapping[str, Any],
-) -> int:
-    """Fields the operation may resolve at most, `first` multiplying through nesting."""
-    defaults: dict[str, Any] = {}
-    for definition in operation.variable_definitions or ():
-        if definition.default_value is not None and isinstance(definition.default_value, IntValueNode):
-            defaults[definition.variable.name.value] = int(definition.default_value.value)
-    values = {**defaults, **variables}
+@dataclass(frozen=True, slots=True)
+class _CostWalk:
+    """What one cost computation needs at every level (a class, not a closure: a recursive
+    closure is a reference cycle, garbage for the collector on every request)."""
 
-    def walk(selection_set: SelectionSetNode, parent: GraphQLNamedType | None, times: int, seen: frozenset[str]) -> int:
+    schema: GraphQLSchema
+    fragments: Mapping[str, FragmentDefinitionNode]
+    values: Mapping[str, Any]
+
+    def walk(
+        self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None, times: int, seen: frozenset[str]
+    ) -> int:
         total = 0
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
@@ -151,21 +149,34 @@ def operation_cost(
                     inner = times
                     if PAGE_ARGUMENT in field.args:
                         default = field.args[PAGE_ARGUMENT].default_value
-                        inner = times * _page_size(selection, default, values)
-                    total += walk(selection.selection_set, get_named_type(field.type), inner, seen)
+                        inner = times * _page_size(selection, default, self.values)
+                    total += self.walk(selection.selection_set, get_named_type(field.type), inner, seen)
             elif isinstance(selection, InlineFragmentNode):
-                target = schema.get_type(selection.type_condition.name.value) if selection.type_condition else parent
-                total += walk(selection.selection_set, target, times, seen)
+                condition = selection.type_condition
+                target = self.schema.get_type(condition.name.value) if condition else parent
+                total += self.walk(selection.selection_set, target, times, seen)
             elif isinstance(selection, FragmentSpreadNode):
-                fragment = fragments.get(selection.name.value)
+                fragment = self.fragments.get(selection.name.value)
                 if fragment is None or fragment.name.value in seen:
                     continue
-                target = schema.get_type(fragment.type_condition.name.value)
-                total += walk(fragment.selection_set, target, times, seen | {fragment.name.value})
+                target = self.schema.get_type(fragment.type_condition.name.value)
+                total += self.walk(fragment.selection_set, target, times, seen | {fragment.name.value})
         return total
 
-    root = schema.get_root_type(operation.operation)
-    return walk(operation.selection_set, root, 1, frozenset())
+
+def operation_cost(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, Any],
+) -> int:
+    """Fields the operation may resolve at most, `first` multiplying through nesting."""
+    defaults: dict[str, Any] = {}
+    for definition in operation.variable_definitions or ():
+        if definition.default_value is not None and isinstance(definition.default_value, IntValueNode):
+            defaults[definition.variable.name.value] = int(definition.default_value.value)
+    walk = _CostWalk(schema, fragments, {**defaults, **variables})
+    return walk.walk(operation.selection_set, schema.get_root_type(operation.operation), 1, frozenset())
 
 
 def _selected_operation(document: Any, name: str | None) -> OperationDefinitionNode | None:
