@@ -13,6 +13,7 @@ from domain.repositories import Asset as DomainAsset
 from graph.catalogue.types import AiModel, Preset
 from graph.chunks.types import Chunk
 from graph.common.connections import cursor_of
+from graph.common.inputs import scalar_fields_input
 from graph.common.types import (
     Forbidden,
     InsufficientCredits,
@@ -168,6 +169,7 @@ class GenerationFilter:
     model_id: strawberry.ID | None = None
 
 
+@scalar_fields_input
 @strawberry.input(description="Start a generation. Replays with the same `idempotencyKey` return the first result.")
 class GenerateInput:
     model_id: strawberry.ID
