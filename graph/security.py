@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; sandbox"
@@ -50,33 +50,54 @@ def is_page(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in PAGE_PATHS)
 
 
+_COMMON = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+)
+
+
+def _raw(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs)
+
+
 class SecurityHeaders:
-    """Adds the headers unless a route already set them (a route knows better)."""
+    """Adds the headers unless a route already set them (a route knows better).
+
+    The header lines are encoded once; each response only gets the missing ones appended
+    (this runs on every response, so no per-request parsing of the header list).
+    """
 
     def __init__(self, app: ASGIApp, *, production: bool) -> None:
         self.app = app
         self.production = production
+        common = _COMMON + ((("Strict-Transport-Security", HSTS),) if production else ())
+        self._api = _raw((*common, ("Content-Security-Policy", API_POLICY)))
+        self._page = _raw(common)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope.get("path", "")
-        host = Headers(scope=scope).get("host")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-                headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-                is_html = headers.get("content-type", "").startswith("text/html")
-                policy = page_policy(host, production=self.production) if is_html and is_page(path) else API_POLICY
-                headers.setdefault("Content-Security-Policy", policy)
-                if self.production:
-                    headers.setdefault("Strict-Transport-Security", HSTS)
+                headers = message.setdefault("headers", [])
+                if not isinstance(headers, list):
+                    headers = message["headers"] = list(headers)
+                present = {name.lower() for name, _ in headers}
+                extra = self._api
+                if is_page(scope.get("path", "")) and _is_html(headers):
+                    host = Headers(scope=scope).get("host")
+                    policy = page_policy(host, production=self.production)
+                    extra = (*self._page, (b"content-security-policy", policy.encode("latin-1")))
+                headers.extend(pair for pair in extra if pair[0] not in present)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name.lower() == b"content-type" and value.startswith(b"text/html") for name, value in headers)

@@ -167,6 +167,7 @@ def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
         timeout_graceful_shutdown=10,
         proxy_headers=True,
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        server_header=False,  # no "server: uvicorn" on every response
     )
     return 0
 

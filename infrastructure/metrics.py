@@ -16,6 +16,7 @@ every process's values (docs/observability.md).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import time
@@ -114,10 +115,16 @@ def operation_label(name: str | None) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=4 * MAX_OPERATION_NAMES)
+def _graphql_children(label: str, outcome: str) -> tuple[Any, Any]:
+    """The labelled series of one operation (`labels()` takes a lock and validates on every call)."""
+    return GRAPHQL_OPERATIONS.labels(label, outcome), GRAPHQL_DURATION.labels(label)
+
+
 def observe_graphql(operation: str | None, outcome: str, seconds: float) -> None:
-    label = operation_label(operation)
-    GRAPHQL_OPERATIONS.labels(label, outcome).inc()
-    GRAPHQL_DURATION.labels(label).observe(seconds)
+    count, duration = _graphql_children(operation_label(operation), outcome)
+    count.inc()
+    duration.observe(seconds)
 
 
 # ---------------------------------------------------------------- subscriptions
@@ -269,10 +276,16 @@ def note_ledger_move(session: Any, kind: str, amount: int) -> None:
     session.info.setdefault(LEDGER_MOVES, []).append((kind, abs(amount)))
 
 
+@functools.lru_cache(maxsize=16)
+def _ledger_children(kind: str) -> tuple[Any, Any]:
+    return CREDIT_MOVES.labels(kind), CREDITS_MOVED.labels(kind)
+
+
 def count_ledger_move(kind: str, amount: int) -> None:
     """One committed ledger row (writers outside an ORM session call this themselves)."""
-    CREDIT_MOVES.labels(kind).inc()
-    CREDITS_MOVED.labels(kind).inc(abs(amount))
+    moves, credits = _ledger_children(kind)
+    moves.inc()
+    credits.inc(abs(amount))
 
 
 def _count_committed(session: Session) -> None:
