@@ -45,7 +45,8 @@ state: dict[str, Any] = {}
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    state["pool"] = await asyncpg.create_pool(DATABASE_URL, min_size=20, max_size=30)
+    size = int(os.environ.get("BENCH_POOL_SIZE", "12"))
+    state["pool"] = await asyncpg.create_pool(DATABASE_URL, min_size=min(2, size), max_size=size)
     redis = Redis.from_url(REDIS_URL)
     state["redis"] = redis
     state["limit"] = redis.register_script(_SLIDING_WINDOW_LUA)

@@ -119,6 +119,7 @@ async def seed(url: str, users: int) -> tuple[str, list[str]]:
 
 
 KINDS = ("baseline-sql", "baseline", "genhub")
+POOL_PER_PROCESS = 12
 
 
 @contextmanager
@@ -134,6 +135,13 @@ def server(kind: str, url: str, port: int, processes: int = 1) -> Iterator[subpr
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "json",
         "RATE_LIMIT_GENERATE": "100000000",
+        # Every server stays up for the whole run: pools sized so that three of them, with
+        # --processes 2, stay under PostgreSQL's 100 connections (12 per process is far more
+        # than 64 clients need for statements of a millisecond).
+        "BENCH_POOL_SIZE": str(POOL_PER_PROCESS),
+        "DATABASE_START_POOL_SIZE": str(POOL_PER_PROCESS),
+        "DATABASE_POOL_SIZE": "4",
+        "DATABASE_MAX_OVERFLOW": "4",
         "PORT": str(port),
     }
     if kind == "genhub":
@@ -160,7 +168,11 @@ def server(kind: str, url: str, port: int, processes: int = 1) -> Iterator[subpr
         yield proc
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def cpu_seconds(pid: int) -> float:
