@@ -26,8 +26,9 @@ from infrastructure.metrics import instrument_providers
 from infrastructure.providers.kie import build_http_client
 from infrastructure.providers.registry import ProviderRegistry, build_providers
 from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast
-from infrastructure.queue import TaskiqJobQueue, shared_broker
+from infrastructure.queue import StreamBroker, TaskiqJobQueue, shared_broker
 from infrastructure.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from infrastructure.redis_pipelining import AutoPipeline
 from infrastructure.security.passwords import Argon2PasswordHasher
 from infrastructure.security.tokens import TokenService
 from infrastructure.settings import Settings
@@ -78,25 +79,29 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
         session_factory = create_session_factory(engine)
         uow = SqlUnitOfWorkFactory(session_factory)
 
+        the_broker = broker or shared_broker()
         redis: Redis | None = None
         limiter: RateLimiter = MemoryRateLimiter()
+        # One pipeline for the short writes of a request (rate-limit script, queue XADD, event
+        # PUBLISHes): the queue's when it is on Redis, so they share round trips.
+        pipeline: AutoPipeline | None = None
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url, decode_responses=False, health_check_interval=30)
             stack.push_async_callback(redis.aclose)
-            limiter = RedisRateLimiter(redis)
+            pipeline = the_broker.pipeline if isinstance(the_broker, StreamBroker) else AutoPipeline(redis)
+            limiter = RedisRateLimiter(redis, pipeline=pipeline)
 
         catalogue = CatalogueCache(uow, ttl_seconds=settings.catalogue_cache_ttl_seconds, redis=redis)
         await catalogue.start()
         stack.push_async_callback(catalogue.stop)
 
         storage = await open_storage(settings, stack)
-        broadcast = await open_broadcast(settings)
+        broadcast = await open_broadcast(settings, publish_pipeline=pipeline)
         stack.push_async_callback(broadcast.disconnect)
 
         http = build_http_client(settings)
         stack.push_async_callback(http.aclose)
         providers = instrument_providers(build_providers(settings, http, limiter))
-        the_broker = broker or shared_broker()
         yield Container(
             settings=settings,
             engine=engine,

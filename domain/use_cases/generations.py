@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,11 +166,11 @@ async def generate(
         raise InsufficientCredits(required=model.cost_credits, available=max(0, seen))
     if outcome.status is StartStatus.INPUTS_CHANGED:
         raise NotFound("chunk")
-    await jobs.enqueue(SUBMIT_TASK, generation_id=str(generation.id))
     events: list[Event] = [changed(generation, None, now)]
     if outcome.account is not None:
         events.append(CreditsChanged(principal.user_id, outcome.account.balance, outcome.account.reserved, now))
-    await publish_all(publisher, events)
+    # Independent: queue the submit task and announce the new generation at the same time.
+    await asyncio.gather(jobs.enqueue(SUBMIT_TASK, generation_id=str(generation.id)), publish_all(publisher, events))
     return generation
 
 

@@ -26,6 +26,7 @@ from domain.events import Event, user_channel
 from infrastructure.pubsub.bounded import BoundedBroadcast
 from infrastructure.pubsub.codec import decode_event, encode_event
 from infrastructure.pubsub.redis_backend import RedisPubSubBackend
+from infrastructure.redis_pipelining import AutoPipeline
 from infrastructure.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -95,21 +96,21 @@ class BroadcastPublisher:
         self._published += 1
 
 
-def create_broadcast(settings: Settings) -> BoundedBroadcast:
-    """An unconnected broadcast: ``memory://`` without ``REDIS_URL``, else Redis."""
+def create_broadcast(settings: Settings, *, publish_pipeline: AutoPipeline | None = None) -> BoundedBroadcast:
+    """An unconnected broadcast: ``memory://`` without ``REDIS_URL``, else Redis (publishing through
+    ``publish_pipeline`` when given)."""
     if settings.redis_url:
-        return BoundedBroadcast(
-            backend=RedisPubSubBackend(settings.redis_url), queue_size=settings.subscription_queue_size
-        )
+        backend = RedisPubSubBackend(settings.redis_url, publish_pipeline=publish_pipeline)
+        return BoundedBroadcast(backend=backend, queue_size=settings.subscription_queue_size)
     return BoundedBroadcast(MEMORY_URL, queue_size=settings.subscription_queue_size)
 
 
-async def open_broadcast(settings: Settings) -> BoundedBroadcast:
+async def open_broadcast(settings: Settings, *, publish_pipeline: AutoPipeline | None = None) -> BoundedBroadcast:
     """A connected broadcast for these settings; ``await broadcast.disconnect()`` at shutdown.
 
     Raises ``PubSubUnavailable`` when ``REDIS_URL`` is set but Redis cannot be reached.
     """
-    broadcast = create_broadcast(settings)
+    broadcast = create_broadcast(settings, publish_pipeline=publish_pipeline)
     await broadcast.connect()
     return broadcast
 

@@ -72,7 +72,8 @@ class RedisPubSubBackend(BroadcastBackend):
     this many idle seconds the reader PINGs Redis; without any reply within
     ``ping_timeout`` the connection counts as lost (a frozen server or a half-open TCP
     connection would otherwise look like a quiet channel forever).
-    ``publish_attempts``/``publish_timeout``: the brief publish retry.
+    ``publish_attempts``/``publish_timeout``: the brief publish retry. ``publish_pipeline``:
+    an `AutoPipeline` to publish through instead of one of our own (shared with other writers).
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class RedisPubSubBackend(BroadcastBackend):
         socket_timeout: float = 5.0,
         publish_attempts: int = 3,
         publish_timeout: float = 2.0,
+        publish_pipeline: AutoPipeline | None = None,
     ) -> None:
         # BroadcastBackend.__init__ only raises NotImplementedError: do not call it.
         self._url = url
@@ -100,6 +102,7 @@ class RedisPubSubBackend(BroadcastBackend):
         self._socket_timeout = socket_timeout
         self._publish_attempts = max(1, publish_attempts)
         self._publish_timeout = publish_timeout
+        self._shared_pipeline = publish_pipeline
 
         self._channels: set[str] = set()
         self._client: Redis | None = None
@@ -152,7 +155,8 @@ class RedisPubSubBackend(BroadcastBackend):
             socket_connect_timeout=self._socket_connect_timeout,
             socket_timeout=self._socket_timeout,
         )
-        self._pipeline = AutoPipeline(self._client)
+        # PUBLISHes share the process's pipeline when given one (with the queue's XADDs, say).
+        self._pipeline = self._shared_pipeline or AutoPipeline(self._client)
         self._closed = False
         self.reconnects = 0
         self.connection_losses = 0
@@ -169,7 +173,7 @@ class RedisPubSubBackend(BroadcastBackend):
         """Close both connections; the backend can be connected again afterwards."""
         self._closed = True
         pipeline, self._pipeline = self._pipeline, None
-        if pipeline is not None:
+        if pipeline is not None and pipeline is not self._shared_pipeline:
             await pipeline.drain()
         pubsub, self._pubsub = self._pubsub, None
         client, self._client = self._client, None
