@@ -54,7 +54,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def reset_redis() -> None:
+    """The benchmark's Redis database starts empty too (the queue streams keep 100,000 entries each)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
 async def reset_database() -> str:
+    await reset_redis()
     admin = await asyncpg.connect(PG_ADMIN)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
