@@ -19,8 +19,7 @@ from strawberry.types.graphql import OperationType
 from graph.context import Context, Credentials
 from graph.limits import query_limits
 from graph.schema import GenhubSchema, build_schema
-from infrastructure.settings import Settings
-from tests.fixtures.app import GraphQLClient, register_user, running_app
+from tests.fixtures.app import GraphQLClient, app_settings, register_user, running_app
 from tests.integration.test_limits import BIG_PAGE, CYCLIC_FRAGMENTS, DEEP, NESTED_PAGES, UNKNOWN_FRAGMENT, aliases
 
 
@@ -30,17 +29,7 @@ class Passive(SchemaExtension):
 
 @pytest.fixture(scope="module")
 async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GraphQLClient]:
-    tmp = tmp_path_factory.mktemp("paths")
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        environment="test",
-        data_dir=tmp / "data",
-        local_storage_path=tmp / "chunks",
-        seed_demo=False,
-        max_query_tokens=400,
-        max_aliases=5,
-        introspection=False,
-    )
+    settings = app_settings(tmp_path_factory.mktemp("paths"), max_query_tokens=400, max_aliases=5, introspection=False)
     async with running_app(settings) as c:
         yield c
 

@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 
 from graph.schema import build_schema
 from infrastructure.security.passwords import Argon2PasswordHasher
-from infrastructure.settings import Settings
-from tests.fixtures.app import GraphQLClient, register_user, running_app
+from tests.fixtures.app import GraphQLClient, app_settings, register_user, running_app
 
 SCHEMA = build_schema()._schema
 ALLOWED_STATUS = {200, 400, 405, 406, 413, 415}
@@ -36,16 +35,8 @@ FUZZ = settings(
 
 @pytest.fixture(scope="module")
 async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GraphQLClient]:
-    tmp = tmp_path_factory.mktemp("fuzz")
-    config = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        environment="test",
-        data_dir=tmp / "data",
-        local_storage_path=tmp / "chunks",
-        seed_demo=False,
-        simulated_mode="hang",
-        rate_limit_register=100_000,
-        rate_limit_login=100_000,
+    config = app_settings(
+        tmp_path_factory.mktemp("fuzz"), simulated_mode="hang", rate_limit_register=100_000, rate_limit_login=100_000
     )
     async with running_app(config) as c:
         # Generated documents call register/login a lot: a cheap argon2 keeps the fuzzing fast.

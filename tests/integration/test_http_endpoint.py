@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from graph.http import GraphQLHttp
 from graph.http_endpoint import GraphQLPostEndpoint
-from tests.fixtures.app import GraphQLClient, SettingsFactory, running_app
+from tests.fixtures.app import GraphQLClient, SettingsFactory, call_asgi, running_app
 
 QUERY = b'{"query": "query T { __typename }"}'
 
@@ -37,38 +36,10 @@ class Downstream:
 async def drive(
     endpoint: GraphQLPostEndpoint, client: GraphQLClient, method: str, path: str, content_type: str, body: bytes
 ) -> tuple[int, dict[bytes, bytes], bytes]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())],
-        "client": ("10.0.0.7", 50000),
-        "server": ("testserver", 80),
-        "app": client.app,
-        "state": {"request_id": "fixed-id"},
-    }
-    received = False
-
-    async def receive() -> Message:
-        nonlocal received
-        if received:
-            return {"type": "http.disconnect"}
-        received = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    await endpoint(scope, receive, send)
-    start = sent[0]
-    return start["status"], dict(start["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
+    headers = [(b"content-type", content_type.encode())]
+    # what the app's outer layers put in the scope before the endpoint sees it
+    extra = {"app": client.app, "state": {"request_id": "fixed-id"}}
+    return await call_asgi(endpoint, method=method, path=path, headers=headers, body=body, **extra)
 
 
 async def test_a_json_post_is_answered_without_reaching_the_router(client: GraphQLClient) -> None:

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from graphql import get_introspection_query
 
-from infrastructure.settings import Settings
-from tests.fixtures.app import GraphQLClient, SettingsFactory, register_user, running_app
+from tests.fixtures.app import GraphQLClient, SettingsFactory, app_settings, register_user, running_app
 
 DEEP = """
 query Deep {
@@ -37,16 +36,7 @@ def aliases(count: int) -> str:
 @pytest.fixture(scope="module")
 async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GraphQLClient]:
     """One app for the module (SQLite), with small token and alias limits."""
-    tmp = tmp_path_factory.mktemp("limits")
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        environment="test",
-        data_dir=tmp / "data",
-        local_storage_path=tmp / "chunks",
-        seed_demo=False,
-        max_query_tokens=400,
-        max_aliases=5,
-    )
+    settings = app_settings(tmp_path_factory.mktemp("limits"), max_query_tokens=400, max_aliases=5)
     async with running_app(settings) as c:
         yield c
 

@@ -15,8 +15,7 @@ from prometheus_client import multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from infrastructure.metrics import QUEUE_DEPTH, refresh_queue_depth, render, track_subscription
-from infrastructure.settings import Settings
-from tests.fixtures.app import GraphQLClient, register_user, running_app
+from tests.fixtures.app import GraphQLClient, app_settings, register_user, running_app
 from tests.integration.asgi_websocket import AsgiWebSocket
 from tests.integration.board_world import CREDITS, GENERATE, add_model, grant
 
@@ -42,16 +41,8 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 @pytest.fixture(scope="module")
 async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GraphQLClient]:
-    tmp = tmp_path_factory.mktemp("metrics")
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        environment="test",
-        data_dir=tmp / "data",
-        local_storage_path=tmp / "chunks",
-        seed_demo=False,
-        simulated_step_seconds=0.05,
-        simulated_steps=2,
-        poll_interval_seconds=0.2,
+    settings = app_settings(
+        tmp_path_factory.mktemp("metrics"), simulated_step_seconds=0.05, simulated_steps=2, poll_interval_seconds=0.2
     )
     async with running_app(settings) as c:
         yield c

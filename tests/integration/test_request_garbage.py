@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from starlette.types import Message
 
 from tests.fixtures.app import (
     GraphQLClient,
     SettingsFactory,
+    call_asgi,
     operator_grant,
     operator_model,
     register_user,
@@ -55,41 +55,14 @@ async def client(make_settings: SettingsFactory, clean_postgres: str, clean_redi
 
 async def post(client: GraphQLClient, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
     """One request straight into the ASGI app (an HTTP client would add cycles of its own)."""
+    headers = [
+        (b"host", b"testserver"),
+        (b"content-type", b"application/json"),
+        (b"authorization", f"Bearer {token}".encode()),
+    ]
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"testserver"),
-            (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {token}".encode()),
-        ],
-        "client": ("127.0.0.1", 40000),
-        "server": ("testserver", 80),
-    }
-    sent = False
-    chunks: list[bytes] = []
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: Message) -> None:
-        if message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await client.app(scope, receive, send)
-    return json.loads(b"".join(chunks))
+    _, _, answer = await call_asgi(client.app, method="POST", path="/graphql", headers=headers, body=body)
+    return json.loads(answer)
 
 
 @contextmanager
