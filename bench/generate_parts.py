@@ -1,0 +1,165 @@
+"""The building blocks of `generate`, measured one at a time: client CPU per call, with uvloop.
+
+Why `generate` is built the way it is (docs/benchmarks.md): the credit reservation and the
+new generation as one statement, and the request's Redis commands pipelined.
+
+  (1) starting a generation on PostgreSQL, `--concurrency` callers at once:
+      - unit of work: SQLAlchemy session, BEGIN, three statements, COMMIT (the previous design);
+      - `genhub_start_generation()` through SQLAlchemy's pool (raw connection);
+      - the same function through `PgGenerationStarter` on an asyncpg pool (what genhub does);
+  (2) a request's Redis commands (rate-limit script, XADD, two PUBLISHes), 64 callers at once:
+      - one round trip each, as plain redis-py calls;
+      - through `AutoPipeline` (what genhub does).
+
+    .venv/bin/python bench/generate_parts.py [--calls 3000] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import uvloop
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.generate import REDIS_URL, SECRET, reset_database, seed  # noqa: E402
+from domain import credits as rules  # noqa: E402
+from domain.credits import LedgerEntry, LedgerKind  # noqa: E402
+from domain.generations import Generation, GenerationStatus  # noqa: E402
+from infrastructure.db.engine import create_engine, create_session_factory, open_driver_pool  # noqa: E402
+from infrastructure.db.generation_starts import _CALL, PgGenerationStarter, SqlGenerationStarter  # noqa: E402
+from infrastructure.db.uow import SqlUnitOfWorkFactory  # noqa: E402
+from infrastructure.ratelimit import _SLIDING_WINDOW_LUA  # noqa: E402
+from infrastructure.redis_pipelining import AutoPipeline  # noqa: E402
+from infrastructure.settings import Settings  # noqa: E402
+
+
+async def cpu_per_call(fn: Callable[[int], Awaitable[None]], calls: int, concurrency: int) -> float:
+    """Client CPU microseconds per call, `concurrency` callers at once (after a warm-up)."""
+
+    async def caller(k: int, n: int) -> None:
+        for i in range(n):
+            await fn(k * 100_000 + i)
+
+    await asyncio.gather(*(caller(k, 50) for k in range(concurrency)))
+    per_caller = calls // concurrency
+    started = time.process_time()
+    await asyncio.gather(*(caller(k, per_caller) for k in range(concurrency)))
+    return (time.process_time() - started) / (per_caller * concurrency) * 1e6
+
+
+def new_start(users: list[uuid.UUID], model_id: uuid.UUID, i: int) -> tuple[Generation, LedgerEntry]:
+    now = datetime.now(UTC)
+    generation = Generation(
+        id=uuid.uuid4(),
+        user_id=users[i % len(users)],
+        model_id=model_id,
+        prompt="bench",
+        status=GenerationStatus.QUEUED,
+        created_at=now,
+        updated_at=now,
+        reserved_credits=1,
+        deadline_at=now + timedelta(minutes=5),
+    )
+    move = rules.hold(1)
+    entry = LedgerEntry(
+        id=uuid.uuid4(),
+        user_id=generation.user_id,
+        kind=move.kind,
+        amount=move.amount,
+        idempotency_key=rules.generation_key(generation.id, LedgerKind.RESERVE),
+        created_at=now,
+        generation_id=generation.id,
+    )
+    return generation, entry
+
+
+async def starts(calls: int, concurrency: int) -> None:
+    url = await reset_database()
+    model, _ = await seed(url, concurrency)
+    model_id = uuid.UUID(model)
+    settings = Settings(_env_file=None, database_url=url, jwt_secret=SECRET)  # type: ignore[call-arg]
+    engine = create_engine(settings)
+    pool = await open_driver_pool(engine, concurrency)
+    try:
+        users = [r[0] for r in await pool.fetch("SELECT user_id FROM credit_accounts")]
+        unit_of_work = SqlGenerationStarter(SqlUnitOfWorkFactory(create_session_factory(engine)))
+        function_on_pool = PgGenerationStarter(pool)
+
+        async def via_unit_of_work(i: int) -> None:
+            await unit_of_work.start(*new_start(users, model_id, i))
+
+        async def via_sqlalchemy_pool(i: int) -> None:
+            g, entry = new_start(users, model_id, i)
+            args = (g.id, g.user_id, None, g.model_id, None, g.prompt, "{}", 1, None, g.deadline_at, g.created_at)
+            async with engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                await raw.driver_connection.fetchrow(_CALL, *args, entry.id, entry.idempotency_key, [])  # type: ignore[union-attr]
+
+        async def via_asyncpg_pool(i: int) -> None:
+            await function_on_pool.start(*new_start(users, model_id, i))
+
+        print(f"(1) starting a generation, {concurrency} callers at once: client CPU per start")
+        for name, fn in (
+            ("unit of work: BEGIN, 3 statements, COMMIT", via_unit_of_work),
+            ("stored function, SQLAlchemy's pool", via_sqlalchemy_pool),
+            ("stored function, asyncpg pool (genhub)", via_asyncpg_pool),
+        ):
+            print(f"    {name:44s} {await cpu_per_call(fn, calls, concurrency):6.0f} us")
+    finally:
+        await pool.close()
+        await engine.dispose()
+
+
+async def redis_commands(calls: int) -> None:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(REDIS_URL)
+    pipeline = AutoPipeline(redis)
+    sha = await redis.script_load(_SLIDING_WINDOW_LUA)
+    event = b"x" * 300
+    window, limit = 60_000, 10**9
+
+    async def one_by_one(i: int) -> None:
+        await redis.evalsha(sha, 2, f"bench:rl:{i % 64}", "bench:rl:ip", uuid.uuid4().hex, window, limit, window, limit)
+        await redis.xadd("bench:parts", {"data": event}, maxlen=1000, approximate=True)
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.publish("bench:a", event)
+            pipe.publish("bench:b", event)
+            await pipe.execute()
+
+    async def pipelined(i: int) -> None:
+        args = (f"bench:rl:{i % 64}", "bench:rl:ip", uuid.uuid4().hex, window, limit, window, limit)
+        await pipeline.call("EVALSHA", sha, 2, *args)
+        pipeline.submit("PUBLISH", "bench:a", event)
+        pipeline.submit("PUBLISH", "bench:b", event)
+        await pipeline.call("XADD", "bench:parts", "MAXLEN", "~", 1000, "*", "data", event)
+
+    try:
+        print("(2) a request's Redis commands (EVALSHA, XADD, 2 PUBLISH), 64 callers at once: client CPU per request")
+        for name, fn in (("one round trip each", one_by_one), ("AutoPipeline (genhub)", pipelined)):
+            print(f"    {name:44s} {await cpu_per_call(fn, calls, 64):6.0f} us")
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    await starts(args.calls, args.concurrency)
+    await redis_commands(args.calls * 2)
+
+
+if __name__ == "__main__":
+    uvloop.run(main())
