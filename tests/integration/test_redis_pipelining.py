@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -92,7 +94,7 @@ async def test_an_unreachable_server_fails_every_caller_of_the_batch() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
-    client = Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    client = Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
     try:
         pipeline = AutoPipeline(client)
         results = await asyncio.gather(*(pipeline.call("PING") for _ in range(3)), return_exceptions=True)
