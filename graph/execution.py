@@ -2,7 +2,7 @@
 
 `Schema.execute` builds an execution context, instantiates every extension and walks
 each of them through four lifecycle hooks on every request; for a small mutation that
-was ~100 us, more than graphql-core's own execution. Clients send the same few
+cost about as much as graphql-core's own execution. Clients send the same few
 documents over and over, so all that depends on the document alone (parse with the
 token limit, validation with every rule, the selected operation) is computed once
 per (document, operation name) and kept in a bounded LRU (`OperationPlans`); what

@@ -1,16 +1,14 @@
 """Garbage-collector settings for long-running processes (API servers, workers).
 
 A started process holds ~200,000 long-lived objects (the schema, SQLAlchemy's metadata,
-the libraries' modules). CPython's collector re-scans them in every full collection:
-0.1-0.2 s each, a stall for every request in flight, and on `generate` under load about
-a sixth of the CPU (measured with an in-process driver: 1,259 ms of collections for
-4,000 requests). `frozen_heap` (entered once start-up is done) moves what exists then
-into the permanent generation (`gc.freeze()`), which collections never scan; the same
-4,000 requests then cost 485 ms of collections, and no collection pauses for long.
+the libraries' modules). CPython's collector re-scans them in every full collection, a
+stall of a tenth of a second or more for every request in flight, and under load a
+large share of `generate`'s CPU went to collections. `frozen_heap` (entered once
+start-up is done) moves what exists then into the permanent generation (`gc.freeze()`),
+which collections never scan (bench/generate.py: 464 -> 502 requests/s).
 
-The young-generation threshold stays Python's default: raising it made each young
-collection scan more in-flight objects and cost more in total (700: 163 ms, 10,000:
-362 ms, 50,000: 806 ms for the same 9,000 requests).
+The young-generation threshold stays Python's default: raising it (10,000, 50,000) made
+each young collection scan more in-flight objects and cost more in total.
 
 No collection runs first: on a large heap one costs a noticeable pause (the test suite,
 which starts hundreds of apps in one process, took minutes longer), and what little

@@ -1,8 +1,8 @@
 """Input types built straight from graphql-core's coerced values.
 
 Strawberry converts an input object field by field, resolving each field's type
-annotation again on every request (~50 us for `GenerateInput`, a sixth of a `generate`
-call's GraphQL work). For an input whose fields are all scalars, or lists of scalars,
+annotation again on every request (for `GenerateInput`, a sixth of a `generate` call's
+GraphQL work in a profile). For an input whose fields are all scalars, or lists of scalars,
 graphql-core's coercion already produced the final values, so `scalar_fields_input`
 installs strawberry's `from_input` hook with a precomputed field map instead.
 """

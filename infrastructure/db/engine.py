@@ -46,8 +46,8 @@ async def open_driver_pool(engine: AsyncEngine, size: int) -> asyncpg.Pool:
     """A plain asyncpg pool to the engine's PostgreSQL database (same address, credentials and TLS).
 
     For statements that are a whole transaction on their own (the start of a generation):
-    checking a connection out of SQLAlchemy's pool costs ~50 us of Python per use, asyncpg's
-    own pool a fraction of that. Close it with `await pool.close()`.
+    checking a connection out of SQLAlchemy's pool costs more Python per use than asyncpg's
+    own pool (bench/generate_parts.py prints both). Close it with `await pool.close()`.
     """
     _, params = engine.dialect.create_connect_args(engine.url)
     return await asyncpg.create_pool(**params, min_size=min(2, size), max_size=size, server_settings=SERVER_SETTINGS)
