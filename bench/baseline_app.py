@@ -29,6 +29,7 @@ import jwt
 from fastapi import FastAPI, Request, Response
 from redis.asyncio import Redis
 
+from infrastructure.db.engine import keep_session
 from infrastructure.ratelimit import _SLIDING_WINDOW_LUA
 
 DATABASE_URL = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
@@ -46,7 +47,8 @@ state: dict[str, Any] = {}
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     size = int(os.environ.get("BENCH_POOL_SIZE", "12"))
-    state["pool"] = await asyncpg.create_pool(DATABASE_URL, min_size=min(2, size), max_size=size)
+    # The same pool as genhub's (no session reset query on release): the same SQL on the wire.
+    state["pool"] = await asyncpg.create_pool(DATABASE_URL, min_size=min(2, size), max_size=size, reset=keep_session)
     redis = Redis.from_url(REDIS_URL)
     state["redis"] = redis
     state["limit"] = redis.register_script(_SLIDING_WINDOW_LUA)

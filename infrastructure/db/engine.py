@@ -50,7 +50,19 @@ async def open_driver_pool(engine: AsyncEngine, size: int) -> asyncpg.Pool:
     own pool (bench/generate_parts.py prints both). Close it with `await pool.close()`.
     """
     _, params = engine.dialect.create_connect_args(engine.url)
-    return await asyncpg.create_pool(**params, min_size=min(2, size), max_size=size, server_settings=SERVER_SETTINGS)
+    return await asyncpg.create_pool(
+        **params, min_size=min(2, size), max_size=size, server_settings=SERVER_SETTINGS, reset=keep_session
+    )
+
+
+async def keep_session(connection: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing to undo.
+
+    asyncpg's default sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`
+    on every release, a second round trip for every statement. This pool runs single
+    autocommit statements that change no session state (no SET, LISTEN, cursor or
+    advisory lock); asyncpg still rolls back a transaction left open before calling this.
+    """
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -22,6 +22,7 @@ from domain.chunks import Chunk, ChunkStatus
 from domain.credits import CreditBalance, LedgerEntry, LedgerKind
 from domain.generations import Generation, GenerationStatus
 from domain.repositories import GenerationStarter, StartStatus
+from infrastructure.db.engine import create_engine, open_driver_pool
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
 from tests.fixtures.app import GraphQLClient, SettingsFactory, operator_grant, operator_model, running_app
 from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
@@ -270,3 +271,23 @@ async def test_a_reservation_must_be_a_positive_reserve(world: World) -> None:
     with pytest.raises(ValueError, match="positive amount"):
         await world.starter.start(generation, wrong)
     assert await world.count("select count(*) from generations") == 0
+
+
+@pytest.mark.postgres
+async def test_the_start_pool_releases_connections_without_a_reset_round_trip(
+    postgres_url: str, make_settings: SettingsFactory
+) -> None:
+    # given the driver-level pool of a PostgreSQL engine, one connection
+    engine = create_engine(make_settings(database_url=postgres_url))
+    pool = await open_driver_pool(engine, 1)
+    try:
+        async with pool.acquire() as connection:
+            await connection.execute("SET statement_timeout = '1234ms'")
+        # when the connection comes back from the pool
+        async with pool.acquire() as connection:
+            seen = await connection.fetchval("SHOW statement_timeout")
+    finally:
+        await pool.close()
+        await engine.dispose()
+    # then no RESET ALL ran in between (asyncpg's default sends one on every release)
+    assert seen == "1234ms"
