@@ -55,6 +55,11 @@ class OperationPlan:
     fragments: Mapping[str, FragmentDefinitionNode] | None = None
 
 
+#: Longer documents are planned on every request instead of being kept: the cache holds its
+#: keys, and a request body may be megabytes (a real operation is a few hundred bytes).
+MAX_CACHED_QUERY = 16 * 1024
+
+
 class OperationPlans:
     """A bounded cache of plans (refused documents included: they cost a parse and a validation too)."""
 
@@ -62,7 +67,12 @@ class OperationPlans:
         self._schema = schema
         self._limits = limits
         self._rules = (*specified_rules, *limits.rules)
-        self.get = functools.lru_cache(maxsize=maxsize)(self._plan)
+        self.cached = functools.lru_cache(maxsize=maxsize)(self._plan)
+
+    def get(self, query: str, operation_name: str | None) -> OperationPlan:
+        if len(query) > MAX_CACHED_QUERY:
+            return self._plan(query, operation_name)
+        return self.cached(query, operation_name)
 
     def _plan(self, query: str, operation_name: str | None) -> OperationPlan:
         try:

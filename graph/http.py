@@ -20,6 +20,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.context import Context, Credentials
+from graph.execution import MAX_CACHED_QUERY
 from graph.http_protocol import (
     GRAPHQL_RESPONSE,
     JSON_TYPE,
@@ -78,6 +79,8 @@ UNPARSED = "unparsed"  # the document does not parse: execution reports the synt
 
 def operation_type(params: GraphQLParams) -> OperationType | str | None:
     """The selected operation's type; None when the document names no such (single) operation."""
+    if len(params.query) > MAX_CACHED_QUERY:  # not kept: the cache would hold the whole document
+        return _operation_type.__wrapped__(params.query, params.operation_name)
     return _operation_type(params.query, params.operation_name)
 
 

@@ -17,6 +17,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from graph.context import Context, Credentials
+from graph.execution import MAX_CACHED_QUERY
 from graph.limits import query_limits
 from graph.schema import GenhubSchema, build_schema
 from tests.fixtures.app import GraphQLClient, app_settings, register_user, running_app
@@ -141,8 +142,23 @@ async def test_refused_documents_are_planned_once(
 ) -> None:
     planned, _ = schemas
     assert planned.plans is not None
-    before = planned.plans.get.cache_info()
+    before = planned.plans.cached.cache_info()
     for _ in range(3):
         await planned.execute("query Once { me { notAField } }", context_value=context(client, None))
-    after = planned.plans.get.cache_info()
+    after = planned.plans.cached.cache_info()
     assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)
+
+
+async def test_long_documents_are_planned_but_not_kept(
+    client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
+) -> None:
+    # a request body may be megabytes: the cache, which holds its keys, only keeps short documents
+    planned, _ = schemas
+    assert planned.plans is not None
+    padding = "#" + "x" * (MAX_CACHED_QUERY + 10) + "\n"
+    size = planned.plans.cached.cache_info().currsize
+
+    result = await planned.execute(padding + "query Long { __typename }", context_value=context(client, None))
+
+    assert result.data == {"__typename": "Query"}
+    assert planned.plans.cached.cache_info().currsize == size
