@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError as RedisResponseError
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,17 @@ class AutoPipeline:
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for args, _ in batch:
-                    pipe.execute_command(*args)
-                replies = await pipe.execute(raise_on_error=False)
+            if len(batch) == 1:  # alone (a quiet moment): a plain command, no pipeline object to build
+                args = batch[0][0]
+                try:
+                    replies = [await self._redis.execute_command(*args)]  # type: ignore[no-untyped-call]
+                except RedisResponseError as exc:  # the command's own error, not the connection's
+                    replies = [exc]
+            else:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for args, _ in batch:
+                        pipe.execute_command(*args)
+                    replies = await pipe.execute(raise_on_error=False)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():

@@ -20,13 +20,17 @@ pytestmark = pytest.mark.redis
 
 
 class CountingRedis(Redis):
-    """A real client that counts the pipelines it opens."""
+    """A real client that counts its round trips: pipelines opened and lone commands sent."""
 
     pipelines = 0
 
     def pipeline(self, *args: Any, **kwargs: Any) -> Any:
         self.pipelines += 1
         return super().pipeline(*args, **kwargs)
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.pipelines += 1
+        return await super().execute_command(*args, **options)
 
 
 @pytest.fixture
@@ -49,12 +53,15 @@ async def test_commands_of_one_iteration_share_one_pipeline_and_keep_their_order
     assert [int(v) for v in await redis.lrange("order", 0, -1)] == list(range(100))
 
 
-async def test_a_lone_command_goes_at_once(redis: CountingRedis) -> None:
+async def test_a_lone_command_goes_at_once_and_fails_alone(redis: CountingRedis) -> None:
     pipeline = AutoPipeline(redis)
 
     assert await asyncio.wait_for(pipeline.call("SET", "k", "v"), timeout=1) is True
     assert await asyncio.wait_for(pipeline.call("GET", "k"), timeout=1) == b"v"
-    assert redis.pipelines == 2
+    with pytest.raises(ResponseError):
+        await pipeline.call("INCR", "k")  # its own error; the pipeline goes on
+    assert await pipeline.call("EXISTS", "k") == 1
+    assert redis.pipelines == 4
 
 
 async def test_a_failing_command_fails_only_its_caller(redis: CountingRedis) -> None:

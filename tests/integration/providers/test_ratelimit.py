@@ -220,3 +220,18 @@ async def test_acquire_keeps_concurrent_callers_under_the_limit_on_redis(
     assert len(admitted) == 10
     for i, start in enumerate(admitted):
         assert sum(1 for t in admitted[i:] if t - start < 0.95) <= 4
+
+
+@pytest.mark.redis
+async def test_redis_reloads_its_script_after_redis_forgot_it(redis_client: Redis, redis_prefix: str) -> None:
+    # given a limiter that has run its script, and a Redis that then lost its scripts (restart, SCRIPT FLUSH)
+    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+    assert await limiter.hit("b", limit=2, window_seconds=60) == 0
+    await redis_client.script_flush()
+    # when the next hits come, alone and several at once
+    alone = await limiter.hit("b", limit=2, window_seconds=60)
+    await redis_client.script_flush()
+    together = await asyncio.gather(*(limiter.hit("c", limit=1, window_seconds=60) for _ in range(3)))
+    # then they are counted as usual
+    assert alone == 0
+    assert sorted(together)[0] == 0 and all(w >= 59 for w in sorted(together)[1:])
