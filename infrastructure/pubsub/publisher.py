@@ -63,10 +63,12 @@ class BroadcastPublisher:
         try:
             messages = [(user_channel(e.user_id), encode_event(e)) for e in events]
             batch = getattr(self._broadcast, "publish_many", None)
-            async with asyncio.timeout(self._timeout):
-                if batch is not None:
-                    await batch(messages)
-                else:
+            if batch is not None:
+                # Ours (BoundedBroadcast): memory never blocks, Redis bounds its own retries
+                # in time, so no second timer per publish on the request path.
+                await batch(messages)
+            else:
+                async with asyncio.timeout(self._timeout):
                     for channel, message in messages:
                         await self._broadcast.publish(channel, message)
         except Exception as exc:
