@@ -75,12 +75,13 @@ class OperationPlans:
         return self.cached(query, operation_name)
 
     def _plan(self, query: str, operation_name: str | None) -> OperationPlan:
+        # Kept errors drop their tracebacks: the cache would keep the parser's frames alive.
         try:
             document = parse(query, max_tokens=self._limits.max_tokens)
         except GraphQLError as error:
-            return OperationPlan((error,))
+            return OperationPlan((error.with_traceback(None),))
         except Exception as error:  # RecursionError on absurd nesting: the client's document, not us
-            return OperationPlan((GraphQLError(str(error), original_error=error),))
+            return OperationPlan((GraphQLError(str(error), original_error=error.with_traceback(None)),))
         operation = get_operation_ast(document, operation_name)
         errors = validate_document(self._schema, document, self._rules)
         if errors:
