@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.generate import REDIS_URL, SECRET, reset_database, seed  # noqa: E402
-from domain import credits as rules  # noqa: E402
-from domain.credits import LedgerEntry, LedgerKind  # noqa: E402
+from domain.credits import LedgerEntry  # noqa: E402
 from domain.generations import Generation, GenerationStatus  # noqa: E402
+from domain.use_cases.generations import reservation_for  # noqa: E402
 from infrastructure.db.engine import create_engine, create_session_factory, open_driver_pool  # noqa: E402
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter  # noqa: E402
 from infrastructure.db.uow import SqlUnitOfWorkFactory  # noqa: E402
@@ -57,7 +57,7 @@ async def cpu_per_call(fn: Callable[[int], Awaitable[None]], calls: int, concurr
     return (time.process_time() - started) / (per_caller * concurrency) * 1e6
 
 
-def new_start(users: list[uuid.UUID], model_id: uuid.UUID, i: int) -> tuple[Generation, LedgerEntry]:
+def new_start(users: list[uuid.UUID], model_id: uuid.UUID, i: int) -> tuple[Generation, LedgerEntry | None]:
     now = datetime.now(UTC)
     generation = Generation(
         id=uuid.uuid4(),
@@ -70,17 +70,7 @@ def new_start(users: list[uuid.UUID], model_id: uuid.UUID, i: int) -> tuple[Gene
         reserved_credits=1,
         deadline_at=now + timedelta(minutes=5),
     )
-    move = rules.hold(1)
-    entry = LedgerEntry(
-        id=uuid.uuid4(),
-        user_id=generation.user_id,
-        kind=move.kind,
-        amount=move.amount,
-        idempotency_key=rules.generation_key(generation.id, LedgerKind.RESERVE),
-        created_at=now,
-        generation_id=generation.id,
-    )
-    return generation, entry
+    return generation, reservation_for(generation)
 
 
 async def starts(calls: int, concurrency: int) -> None:

@@ -145,19 +145,7 @@ async def generate(
         deadline_at=now + timedelta(seconds=model.deadline_seconds),
         input_chunk_ids=list(request.input_chunk_ids),
     )
-    reservation = None
-    if model.cost_credits:
-        move = rules.hold(model.cost_credits)
-        reservation = LedgerEntry(
-            id=uuid.uuid4(),
-            user_id=principal.user_id,
-            kind=move.kind,
-            amount=move.amount,
-            idempotency_key=rules.generation_key(generation.id, LedgerKind.RESERVE),
-            created_at=now,
-            generation_id=generation.id,
-        )
-    outcome = await starter.start(generation, reservation)
+    outcome = await starter.start(generation, reservation_for(generation))
     if outcome.status is StartStatus.REPLAYED:
         # Same key from the same user: the first call's generation is the answer.
         return await _replayed(uow, outcome.generation_id)
@@ -172,6 +160,22 @@ async def generate(
     # Independent: queue the submit task and announce the new generation at the same time.
     await asyncio.gather(jobs.enqueue(SUBMIT_TASK, generation_id=str(generation.id)), publish_all(publisher, events))
     return generation
+
+
+def reservation_for(generation: Generation) -> LedgerEntry | None:
+    """The ledger row that reserves a new generation's `reserved_credits` (None when it is free)."""
+    if not generation.reserved_credits:
+        return None
+    move = rules.hold(generation.reserved_credits)
+    return LedgerEntry(
+        id=uuid.uuid4(),
+        user_id=generation.user_id,
+        kind=move.kind,
+        amount=move.amount,
+        idempotency_key=rules.generation_key(generation.id, LedgerKind.RESERVE),
+        created_at=generation.created_at,
+        generation_id=generation.id,
+    )
 
 
 async def _replayed(uow: UnitOfWork, generation_id: uuid.UUID | None) -> Generation:

@@ -17,11 +17,11 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 
-from domain import credits as rules
 from domain.chunks import Chunk, ChunkStatus
-from domain.credits import CreditBalance, LedgerEntry, LedgerKind
+from domain.credits import CreditBalance, LedgerKind
 from domain.generations import Generation, GenerationStatus
 from domain.repositories import GenerationStarter, StartStatus
+from domain.use_cases.generations import reservation_for
 from infrastructure.db.engine import create_engine, open_driver_pool
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
 from tests.fixtures.app import GraphQLClient, SettingsFactory, operator_grant, operator_model, running_app
@@ -85,21 +85,6 @@ def new_generation(user_id: uuid.UUID, model_id: uuid.UUID, cost: int, **extra: 
         reserved_credits=cost,
         deadline_at=NOW + timedelta(minutes=5),
         **extra,
-    )
-
-
-def reservation_for(generation: Generation) -> LedgerEntry | None:
-    if not generation.reserved_credits:
-        return None
-    move = rules.hold(generation.reserved_credits)
-    return LedgerEntry(
-        id=uuid.uuid4(),
-        user_id=generation.user_id,
-        kind=move.kind,
-        amount=move.amount,
-        idempotency_key=rules.generation_key(generation.id, LedgerKind.RESERVE),
-        created_at=generation.created_at,
-        generation_id=generation.id,
     )
 
 
