@@ -7,9 +7,11 @@ together they share them (bench/generate_parts.py, 64 concurrent callers of EVAL
 XADD + 2 PUBLISH: about 2.5 times less client CPU pipelined). A lone command waits for
 nothing but the end of the current loop iteration.
 
-Commands keep their order (one connection, one pipeline, Redis runs them in turn);
-a failed command fails only its own caller, a failed pipeline (connection lost)
-fails every caller of that batch with the error.
+Commands of one batch keep their order (one connection, Redis runs them in turn). Two
+batches may be in flight at once on two connections, so commands issued in different loop
+iterations have no order between them: a caller that needs one awaits the earlier
+command first (as every publisher here does). A failed command fails only its own
+caller; a failed pipeline (connection lost) fails every caller of that batch.
 """
 
 from __future__ import annotations
