@@ -18,7 +18,10 @@ broadcaster's own ``RedisBackend`` never re-subscribes after a connection loss
   2 s). When Redis stays unreachable it raises :class:`PubSubUnavailable` and the
   caller decides; :class:`~infrastructure.pubsub.publisher.BroadcastPublisher` logs
   and drops it, because the state change is already committed and fan-out is best
-  effort. The retry is short on purpose: a status change must not hang on Redis.
+  effort. The retry is short on purpose: a status change must not hang on Redis. The
+  PUBLISHes go through an `AutoPipeline`: our own client's, or one shared with the
+  process's other writers (the queue's, whose client may retry a lost connection itself;
+  the 2 s bound holds either way).
 
 Redis pub/sub has no persistence: messages published while this process is
 disconnected (or before its re-subscription lands) are not delivered to it.
