@@ -30,6 +30,7 @@ from fastapi import FastAPI, Request, Response
 from redis.asyncio import Redis
 
 from infrastructure.db.engine import keep_session
+from infrastructure.db.generation_starts import START_GENERATION_SQL
 from infrastructure.ratelimit import _SLIDING_WINDOW_LUA
 
 DATABASE_URL = os.environ["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
@@ -40,7 +41,6 @@ ALL_WORK = os.environ.get("BENCH_BASELINE_WORK", "all") == "all"
 WINDOW_MS = 60_000
 LIMIT = 100_000_000
 
-START = "SELECT * FROM genhub_start_generation($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 state: dict[str, Any] = {}
 
 
@@ -73,7 +73,7 @@ async def generate(request: Request) -> Response:
         if await state["limit"](keys=keys, args=[uuid.uuid4().hex, WINDOW_MS, LIMIT, WINDOW_MS, LIMIT]):
             raise RuntimeError("rate limited in the baseline")
     row = await state["pool"].fetchrow(
-        START,
+        START_GENERATION_SQL,
         gen_id,
         user_id,
         None,
