@@ -66,6 +66,7 @@ class OperationPlans:
     def __init__(self, schema: GraphQLSchema, limits: QueryLimits, *, maxsize: int = CACHE_SIZE) -> None:
         self._schema = schema
         self._limits = limits
+        self.max_cost = limits.max_cost
         self._rules = (*specified_rules, *limits.rules)
         self.cached = functools.lru_cache(maxsize=maxsize)(self._plan)
 
@@ -102,7 +103,6 @@ async def execute_planned(
     allowed_operation_types: Iterable[StrawberryOperationType],
     operation_extensions: dict[str, Any] | None,
     executor_class: type[Any],
-    max_cost: int,
     mask_errors: bool,
 ) -> ExecutionResult:
     """`strawberry.Schema.execute`'s contract (raised errors included), from a cached plan."""
@@ -122,8 +122,8 @@ async def execute_planned(
         assert plan.document is not None and operation is not None
         variables = variable_values if isinstance(variable_values, dict) else {}
         cost = operation_cost(schema, operation, plan.fragments or {}, variables)
-        if operation.operation is not OperationType.SUBSCRIPTION and cost > max_cost:
-            errors = [too_costly(cost, max_cost, operation)]
+        if operation.operation is not OperationType.SUBSCRIPTION and cost > plans.max_cost:
+            errors = [too_costly(cost, plans.max_cost, operation)]
         else:
             outcome: Any = execute(
                 schema,

@@ -63,7 +63,6 @@ class GenhubSchema(strawberry.Schema):
     """
 
     plans: OperationPlans | None = None
-    limits: QueryLimits | None = None
     mask_errors: bool = True
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
@@ -79,7 +78,7 @@ class GenhubSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        if self.plans is None or self.limits is None:
+        if self.plans is None:
             return await super().execute(
                 query,
                 variable_values,
@@ -100,7 +99,6 @@ class GenhubSchema(strawberry.Schema):
             allowed_operation_types=allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES,
             operation_extensions=operation_extensions,
             executor_class=self.execution_context_class,
-            max_cost=self.limits.max_cost,
             mask_errors=self.mask_errors,
         )
 
@@ -130,7 +128,6 @@ def build_schema(
     )
     schema.mask_errors = mask_errors
     if limits is not None and not extensions:
-        schema.limits = limits
         schema.plans = OperationPlans(schema._schema, limits)
     return schema
 
