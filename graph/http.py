@@ -26,6 +26,7 @@ from graph.http_protocol import (
     JSON_TYPE,
     GraphQLParams,
     HttpProblem,
+    media_type,
     negotiate,
     params_from_mapping,
     params_from_query_string,
@@ -272,7 +273,7 @@ def build_router(handler: GraphQLHttp) -> APIRouter:
     @router.post("/graphql", include_in_schema=False)
     async def graphql_post(request: Request) -> Response:
         """Multipart uploads and refusals; JSON bodies normally take `GraphQLPostEndpoint` before routing."""
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        content_type = media_type(request.headers.get("content-type", ""))
         if content_type in JSON_BODY_TYPES:
             return _response(await handler.post_json(request))
         try:

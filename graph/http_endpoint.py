@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from graph.http import JSON_BODY_TYPES, GraphQLHttp, encode
+from graph.http_protocol import media_type
 
 PATH = "/graphql"
 
@@ -24,8 +25,7 @@ PATH = "/graphql"
 def _content_type(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"content-type":
-            text: str = value.decode("latin-1")
-            return text.split(";", 1)[0].strip().lower()
+            return media_type(value.decode("latin-1"))
     return ""
 
 

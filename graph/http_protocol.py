@@ -31,6 +31,11 @@ class GraphQLParams:
     extensions: dict[str, Any] | None = field(default=None)
 
 
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type value: lower case, without its parameters."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def negotiate(accept: str | None) -> str:
     """Pick the response media type; graphql-response+json wins when acceptable (spec 6.4.1)."""
     if not accept:
