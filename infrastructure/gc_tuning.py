@@ -1,6 +1,6 @@
 """Garbage-collector settings for long-running processes (API servers, workers).
 
-A started process holds ~200,000 long-lived objects (the schema, SQLAlchemy's metadata,
+A started process holds a large heap of long-lived objects (the schema, SQLAlchemy's metadata,
 the libraries' modules). CPython's collector re-scans them in every full collection, a
 stall of a tenth of a second or more for every request in flight, and under load a
 large share of `generate`'s CPU went to collections. `frozen_heap` (entered once

@@ -25,7 +25,7 @@ CONSUMER_GROUP = "genhub-workers"
 class StreamBroker(RedisStreamBroker):
     """RedisStreamBroker whose producer side reuses one Redis client and pipelines its XADDs.
 
-    taskiq-redis builds a new `Redis` client object (and its table of ~170 response
+    taskiq-redis builds a new `Redis` client object (and its table of response
     callbacks) for every message it sends; on the `generate` path that was about half of
     the cost of enqueueing. The client here shares the broker's connection pool, and
     the XADDs of concurrent requests share round trips (`AutoPipeline`).

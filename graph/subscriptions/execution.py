@@ -8,7 +8,7 @@
   own here; within the event it still serves its purpose (lists of objects).
 - Every executor keeps ``async_helpers``, a tuple of two of its own bound methods: a cycle,
   so the executor and everything it reaches (the request's context, variables, collected
-  fields: ~60 objects) waited for the garbage collector instead of going at once, and
+  fields) waited for the garbage collector instead of going at once, and
   under load the collector kept rescanning every request in flight (bench/generate.py:
   612 -> 868 requests/s with the cycle in the cost limit gone too). Once a response is
   complete, nothing of the execution runs any more and the helpers are swapped for ones
