@@ -88,7 +88,11 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url, decode_responses=False, health_check_interval=30)
             stack.push_async_callback(redis.aclose)
-            pipeline = the_broker.pipeline if isinstance(the_broker, StreamBroker) else AutoPipeline(redis)
+            if isinstance(the_broker, StreamBroker):
+                pipeline = the_broker.pipeline  # closed by the broker's shutdown
+            else:
+                pipeline = AutoPipeline(redis)
+                stack.push_async_callback(pipeline.aclose)
             limiter = RedisRateLimiter(redis, pipeline=pipeline)
 
         catalogue = CatalogueCache(uow, ttl_seconds=settings.catalogue_cache_ttl_seconds, redis=redis)

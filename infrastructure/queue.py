@@ -46,7 +46,7 @@ class StreamBroker(RedisStreamBroker):
         await self._producer.call("XADD", queue_name, *trim, "*", b"data", message.message)
 
     async def shutdown(self) -> None:
-        await self._producer.drain()
+        await self._producer.aclose()
         await super().shutdown()
 
 

@@ -8,6 +8,7 @@ waits and retries (see `acquire`) is not punished for asking.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 import threading
@@ -143,14 +144,23 @@ class RedisRateLimiter:
         self._redis = redis
         self._prefix = prefix
         self._script = redis.register_script(_SLIDING_WINDOW_LUA)
+        # Members of the windows' sorted sets: unique across processes without a uuid per hit.
+        self._members_prefix = uuid.uuid4().hex[:16] + ":"
+        self._members = itertools.count()
+        self._own_pipeline = pipeline is None
         self._pipeline = pipeline or AutoPipeline(redis)
+
+    async def aclose(self) -> None:
+        """Close the pipeline's connection when it is the limiter's own (a shared one belongs to its owner)."""
+        if self._own_pipeline:
+            await self._pipeline.aclose()
 
     async def hit(self, bucket: str, *, limit: int, window_seconds: int) -> int:
         return await self.hit_all([RateBucket(bucket, limit, window_seconds)])
 
     async def hit_all(self, buckets: Sequence[RateBucket]) -> int:
         """One round trip (one script run) for every bucket of a request."""
-        args: list[str | int] = [uuid.uuid4().hex]
+        args: list[str | int] = [f"{self._members_prefix}{next(self._members)}"]
         for b in buckets:
             args += [int(b.window_seconds * 1000), b.limit]
         keys = [self._prefix + b.name for b in buckets]

@@ -157,8 +157,13 @@ async def generate(
     events: list[Event] = [changed(generation, None, now)]
     if outcome.account is not None:
         events.append(CreditsChanged(principal.user_id, outcome.account.balance, outcome.account.reserved, now))
-    # Independent: queue the submit task and announce the new generation at the same time.
-    await asyncio.gather(jobs.enqueue(SUBMIT_TASK, generation_id=str(generation.id)), publish_all(publisher, events))
+    # Independent: queue the submit task and announce the new generation at the same time
+    # (one task for the announcement; publishing never raises).
+    announcing = asyncio.ensure_future(publish_all(publisher, events))
+    try:
+        await jobs.enqueue(SUBMIT_TASK, generation_id=str(generation.id))
+    finally:
+        await announcing
     return generation
 
 

@@ -19,9 +19,8 @@ broadcaster's own ``RedisBackend`` never re-subscribes after a connection loss
   caller decides; :class:`~infrastructure.pubsub.publisher.BroadcastPublisher` logs
   and drops it, because the state change is already committed and fan-out is best
   effort. The retry is short on purpose: a status change must not hang on Redis. The
-  PUBLISHes go through an `AutoPipeline`: our own client's, or one shared with the
-  process's other writers (the queue's, whose client may retry a lost connection itself;
-  the 2 s bound holds either way).
+  PUBLISHes go through an `AutoPipeline` (one connection of its own, commands pipelined):
+  ours, or one shared with the process's other writers (the queue's XADDs).
 
 Redis pub/sub has no persistence: messages published while this process is
 disconnected (or before its re-subscription lands) are not delivered to it.
@@ -47,7 +46,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from infrastructure.pubsub.backoff import backoff_delay
-from infrastructure.redis_pipelining import AutoPipeline
+from infrastructure.redis_pipelining import AutoPipeline, ignore_outcomes
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +176,7 @@ class RedisPubSubBackend(BroadcastBackend):
         self._closed = True
         pipeline, self._pipeline = self._pipeline, None
         if pipeline is not None and pipeline is not self._shared_pipeline:
-            await pipeline.drain()
+            await pipeline.aclose()
         pubsub, self._pubsub = self._pubsub, None
         client, self._client = self._client, None
         self._channels.clear()
@@ -266,9 +265,12 @@ class RedisPubSubBackend(BroadcastBackend):
                     attempts += 1
                     try:
                         replies = [pipeline.submit("PUBLISH", channel, message) for channel, message in messages]
-                        for outcome in await asyncio.gather(*replies, return_exceptions=True):
-                            if isinstance(outcome, BaseException):
-                                raise outcome
+                        try:
+                            for reply in replies:  # in order on one connection: no gather needed
+                                await reply
+                        except BaseException:
+                            ignore_outcomes(replies)  # the first failure is the one raised
+                            raise
                         return
                     except CONNECTION_ERRORS as exc:
                         last_error = exc

@@ -1,72 +1,85 @@
-"""AutoPipeline against a real Redis: one pipeline per loop iteration, order kept, errors per command."""
+"""AutoPipeline against a real Redis: one write per loop iteration, order kept, errors per command, lost connections."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
-from typing import Any
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infrastructure.redis_pipelining import AutoPipeline
 
 pytestmark = pytest.mark.redis
 
 
-class CountingRedis(Redis):
-    """A real client that counts its round trips: pipelines opened and lone commands sent."""
-
-    pipelines = 0
-
-    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
-        self.pipelines += 1
-        return super().pipeline(*args, **kwargs)
-
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.pipelines += 1
-        return await super().execute_command(*args, **options)
-
-
 @pytest.fixture
-async def redis(clean_redis: str) -> AsyncIterator[CountingRedis]:
-    client = CountingRedis.from_url(clean_redis)
+async def redis(clean_redis: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(clean_redis)
     try:
         yield client
     finally:
         await client.aclose()
 
 
-async def test_commands_of_one_iteration_share_one_pipeline_and_keep_their_order(redis: CountingRedis) -> None:
+@pytest.fixture
+async def pipeline(redis: Redis) -> AsyncIterator[AutoPipeline]:
+    auto = AutoPipeline(redis)
+    try:
+        yield auto
+    finally:
+        await auto.aclose()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens here once closed
+
+
+async def test_commands_of_one_iteration_share_one_write_and_keep_their_order(
+    redis: Redis, pipeline: AutoPipeline
+) -> None:
     # given 100 callers issuing a command at the same moment
-    pipeline = AutoPipeline(redis)
     # when they all wait for their replies
     replies = await asyncio.gather(*(pipeline.call("RPUSH", "order", i) for i in range(100)))
-    # then one pipeline carried them, in the order they were issued
-    assert redis.pipelines == 1
+    # then one write carried them, in the order they were issued
+    assert pipeline.writes == 1
     assert replies == list(range(1, 101))
     assert [int(v) for v in await redis.lrange("order", 0, -1)] == list(range(100))
 
 
-async def test_a_lone_command_goes_at_once_and_fails_alone(redis: CountingRedis) -> None:
-    pipeline = AutoPipeline(redis)
+async def test_commands_of_successive_iterations_keep_their_order_on_the_wire(
+    redis: Redis, pipeline: AutoPipeline
+) -> None:
+    # given an open connection and commands issued over ten loop iterations, none waiting for an earlier reply
+    await pipeline.call("PING")
+    futures = []
+    for i in range(10):
+        futures += [pipeline.submit("RPUSH", "order", f"{i}-{j}") for j in range(3)]
+        await asyncio.sleep(0)
+    await asyncio.gather(*futures)
+    # then Redis ran them in the order they were issued (one connection, pipelined)
+    assert [v.decode() for v in await redis.lrange("order", 0, -1)] == [f"{i}-{j}" for i in range(10) for j in range(3)]
+    assert pipeline.writes == 1 + 10  # the PING, then one write per iteration
 
-    assert await asyncio.wait_for(pipeline.call("SET", "k", "v"), timeout=1) is True
+
+async def test_a_lone_command_goes_at_once_and_fails_alone(pipeline: AutoPipeline) -> None:
+    assert await asyncio.wait_for(pipeline.call("SET", "k", "v"), timeout=1) == b"OK"  # Redis's reply, no callbacks
     assert await asyncio.wait_for(pipeline.call("GET", "k"), timeout=1) == b"v"
     with pytest.raises(ResponseError):
         await pipeline.call("INCR", "k")  # its own error; the pipeline goes on
     assert await pipeline.call("EXISTS", "k") == 1
-    assert redis.pipelines == 4
+    assert pipeline.writes == 4
 
 
-async def test_a_failing_command_fails_only_its_caller(redis: CountingRedis) -> None:
+async def test_a_failing_command_fails_only_its_caller(redis: Redis, pipeline: AutoPipeline) -> None:
     await redis.set("text", "not a number")
-    pipeline = AutoPipeline(redis)
 
     results = await asyncio.gather(
         pipeline.call("INCR", "counter"),
@@ -79,40 +92,79 @@ async def test_a_failing_command_fails_only_its_caller(redis: CountingRedis) -> 
     assert isinstance(results[1], ResponseError)
 
 
-async def test_large_bursts_are_split_into_bounded_pipelines(redis: CountingRedis) -> None:
-    pipeline = AutoPipeline(redis, max_batch=10)
-
-    replies = await asyncio.gather(*(pipeline.call("INCR", "n") for _ in range(35)))
-
-    assert sorted(replies) == list(range(1, 36))
-    assert redis.pipelines == 4
+async def test_error_replies_map_to_redis_py_exception_classes(pipeline: AutoPipeline) -> None:
+    with pytest.raises(NoScriptError):
+        await pipeline.call("EVALSHA", "0" * 40, 0)
 
 
-async def test_submitted_commands_can_be_awaited_together(redis: CountingRedis) -> None:
-    pipeline = AutoPipeline(redis)
-
+async def test_submitted_commands_can_be_awaited_together(pipeline: AutoPipeline) -> None:
     first, second = pipeline.submit("SET", "a", "1"), pipeline.submit("GET", "a")
 
-    assert (await first, await second) == (True, b"1")
-    assert redis.pipelines == 1
+    assert (await first, await second) == (b"OK", b"1")
+    assert pipeline.writes == 1
 
 
-async def test_an_unreachable_server_fails_every_caller_of_the_batch() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once closed
-    client = Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+async def test_an_argument_redis_cannot_take_fails_its_batch_only(pipeline: AutoPipeline) -> None:
+    with pytest.raises(TypeError):
+        await pipeline.call("SET", "k", object())
+
+    assert await pipeline.call("SET", "k", "v") == b"OK"
+
+
+async def test_an_unreachable_server_fails_every_caller_then_the_next_call_tries_again() -> None:
+    client = Redis(host="127.0.0.1", port=closed_port())
+    auto = AutoPipeline(client, connect_timeout=1)
     try:
-        pipeline = AutoPipeline(client)
-        results = await asyncio.gather(*(pipeline.call("PING") for _ in range(3)), return_exceptions=True)
+        results = await asyncio.gather(*(auto.call("PING") for _ in range(3)), return_exceptions=True)
+        assert all(isinstance(r, RedisConnectionError) for r in results)
+        with pytest.raises(RedisConnectionError):
+            await auto.call("PING")  # a new attempt, not a remembered failure
     finally:
+        await auto.aclose()
         await client.aclose()
 
-    assert all(isinstance(r, RedisConnectionError) for r in results)
+
+async def test_a_lost_connection_fails_the_commands_on_it_and_the_next_ones_reconnect(
+    redis: Redis, pipeline: AutoPipeline
+) -> None:
+    # given a pipeline with its connection open and a command waiting on it
+    own_id = await pipeline.call("CLIENT", "ID")
+    waiting = pipeline.submit("BLPOP", "nothing-comes", 5)  # holds the connection's queue (tests only)
+    await asyncio.sleep(0.05)
+    # when the server drops that connection
+    await redis.client_kill_filter(_id=own_id)
+    # then the waiting command fails with a connection error, and the next command reconnects
+    with pytest.raises(RedisConnectionError):
+        await asyncio.wait_for(waiting, timeout=2)
+    assert await asyncio.wait_for(pipeline.call("PING"), timeout=2) == b"PONG"
+    assert await pipeline.call("CLIENT", "ID") != own_id
 
 
-async def test_a_cancelled_caller_leaves_the_others_their_replies(redis: CountingRedis) -> None:
-    pipeline = AutoPipeline(redis)
+async def test_a_server_that_stops_answering_times_out_every_waiting_command() -> None:
+    # given a TCP server that accepts and never answers (Redis hung, a half-open connection)
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Redis(host="127.0.0.1", port=port)
+    auto = AutoPipeline(client, reply_timeout=0.2)
+    try:
+        # when commands wait for replies that never come
+        results = await asyncio.wait_for(
+            asyncio.gather(*(auto.call("PING") for _ in range(3)), return_exceptions=True), timeout=3
+        )
+        # then each fails with a timeout after about reply_timeout
+        assert all(isinstance(r, RedisTimeoutError) for r in results)
+    finally:
+        await auto.aclose()
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_replies(redis: Redis, pipeline: AutoPipeline) -> None:
     first = asyncio.ensure_future(pipeline.call("INCR", "n"))
     second = asyncio.ensure_future(pipeline.call("INCR", "n"))
     await asyncio.sleep(0)
@@ -121,3 +173,65 @@ async def test_a_cancelled_caller_leaves_the_others_their_replies(redis: Countin
     assert await second == 2  # the cancelled caller's command still ran: its reply is simply dropped
     await pipeline.drain()
     assert int(await redis.get("n")) == 2
+
+
+async def test_the_database_of_the_client_is_selected(clean_redis: str) -> None:
+    # given a client on another database than 0
+    base = clean_redis.rsplit("/", 1)[0]
+    other = Redis.from_url(f"{base}/9")
+    auto = AutoPipeline(other)
+    key = f"selected-{uuid.uuid4().hex}"
+    try:
+        await auto.call("SET", key, "here")
+        assert await other.get(key) == b"here"
+        assert await auto.call("CLIENT", "INFO") and b"db=9" in await auto.call("CLIENT", "INFO")
+    finally:
+        await other.delete(key)
+        await auto.aclose()
+        await other.aclose()
+
+
+@pytest.fixture
+def acl_user(clean_redis: str) -> Iterator[tuple[str, str]]:
+    """A Redis ACL user with a password, deleted afterwards."""
+    import redis as sync_redis
+
+    admin = sync_redis.Redis.from_url(clean_redis)
+    name, password = f"genhub-test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    admin.acl_setuser(name, enabled=True, passwords=[f"+{password}"], keys=["*"], commands=["+@all"])
+    try:
+        yield name, password
+    finally:
+        admin.acl_deluser(name)
+        admin.close()
+
+
+async def test_the_user_and_password_of_the_client_authenticate(clean_redis: str, acl_user: tuple[str, str]) -> None:
+    name, password = acl_user
+    host_and_db = clean_redis.split("://", 1)[1]
+    good = Redis.from_url(f"redis://{name}:{password}@{host_and_db}")
+    bad = Redis.from_url(f"redis://{name}:wrong@{host_and_db}")
+    with_good, with_bad = AutoPipeline(good), AutoPipeline(bad)
+    try:
+        assert await with_good.call("ACL", "WHOAMI") == name.encode()
+        with pytest.raises(AuthenticationError):
+            await with_bad.call("PING")
+    finally:
+        for closing in (with_good, with_bad):
+            await closing.aclose()
+        await good.aclose()
+        await bad.aclose()
+
+
+async def test_aclose_waits_for_replies_then_closes_and_the_pipeline_can_be_used_again(
+    redis: Redis, pipeline: AutoPipeline
+) -> None:
+    own_id = await pipeline.call("CLIENT", "ID")
+    late = pipeline.submit("INCR", "n")
+
+    await pipeline.aclose()
+
+    assert late.done() and late.result() == 1
+    clients = (await redis.execute_command("CLIENT", "LIST")).decode()
+    assert f"id={own_id} " not in clients
+    assert await pipeline.call("INCR", "n") == 2

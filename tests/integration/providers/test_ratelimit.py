@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -91,10 +92,28 @@ async def test_memory_hit_all_returns_the_longest_wait(clock: FakeClock) -> None
 
 # ------------------------------------------------------------------ redis
 
+LimiterFactory = Callable[[Redis], RedisRateLimiter]
+
+
+@pytest.fixture
+async def redis_limiter(redis_prefix: str) -> AsyncIterator[LimiterFactory]:
+    """RedisRateLimiter on a given client (with its own pipeline connection, closed afterwards)."""
+    made: list[RedisRateLimiter] = []
+
+    def make(client: Redis) -> RedisRateLimiter:
+        made.append(RedisRateLimiter(client, prefix=redis_prefix))
+        return made[-1]
+
+    yield make
+    for limiter in made:
+        await limiter.aclose()
+
 
 @pytest.mark.redis
-async def test_redis_hit_all_counts_in_every_bucket_or_in_none(redis_client: Redis, redis_prefix: str) -> None:
-    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+async def test_redis_hit_all_counts_in_every_bucket_or_in_none(
+    redis_client: Redis, redis_prefix: str, redis_limiter: LimiterFactory
+) -> None:
+    limiter = redis_limiter(redis_client)
     user = RateBucket("user", 1, 60)
     address = RateBucket("ip", 3, 30)
     assert await limiter.hit_all([address, user]) == 0
@@ -109,10 +128,10 @@ async def test_redis_hit_all_counts_in_every_bucket_or_in_none(redis_client: Red
 
 @pytest.mark.redis
 async def test_redis_hit_all_is_exact_for_concurrent_requests_sharing_a_bucket(
-    redis_client: Redis, redis_prefix: str
+    redis_client: Redis, redis_prefix: str, redis_limiter: LimiterFactory
 ) -> None:
     # Ten users behind one address: the address allows 12, each user 2 (20 in all).
-    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+    limiter = redis_limiter(redis_client)
     calls = [[RateBucket("ip", 12, 60), RateBucket(f"user{i % 10}", 2, 60)] for i in range(40)]
 
     results = await asyncio.gather(*(limiter.hit_all(buckets) for buckets in calls))
@@ -124,8 +143,10 @@ async def test_redis_hit_all_is_exact_for_concurrent_requests_sharing_a_bucket(
 
 
 @pytest.mark.redis
-async def test_redis_allows_up_to_the_limit_then_says_how_long_to_wait(redis_client: Redis, redis_prefix: str) -> None:
-    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+async def test_redis_allows_up_to_the_limit_then_says_how_long_to_wait(
+    redis_client: Redis, redis_prefix: str, redis_limiter: LimiterFactory
+) -> None:
+    limiter = redis_limiter(redis_client)
     results = [await limiter.hit("b", limit=3, window_seconds=30) for _ in range(4)]
 
     assert results[:3] == [0, 0, 0]
@@ -135,8 +156,8 @@ async def test_redis_allows_up_to_the_limit_then_says_how_long_to_wait(redis_cli
 
 
 @pytest.mark.redis
-async def test_redis_window_slides(redis_client: Redis, redis_prefix: str) -> None:
-    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+async def test_redis_window_slides(redis_client: Redis, redis_prefix: str, redis_limiter: LimiterFactory) -> None:
+    limiter = redis_limiter(redis_client)
     assert await limiter.hit("b", limit=2, window_seconds=1) == 0
     assert await limiter.hit("b", limit=2, window_seconds=1) == 0
     assert await limiter.hit("b", limit=2, window_seconds=1) == 1
@@ -146,8 +167,10 @@ async def test_redis_window_slides(redis_client: Redis, redis_prefix: str) -> No
 
 
 @pytest.mark.redis
-async def test_redis_buckets_are_independent_and_rejections_not_counted(redis_client: Redis, redis_prefix: str) -> None:
-    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+async def test_redis_buckets_are_independent_and_rejections_not_counted(
+    redis_client: Redis, redis_prefix: str, redis_limiter: LimiterFactory
+) -> None:
+    limiter = redis_limiter(redis_client)
     assert await limiter.hit("alice", limit=1, window_seconds=60) == 0
     for _ in range(5):
         assert await limiter.hit("alice", limit=1, window_seconds=60) >= 59
@@ -157,13 +180,15 @@ async def test_redis_buckets_are_independent_and_rejections_not_counted(redis_cl
 
 
 @pytest.mark.redis
-async def test_redis_is_exact_across_independent_clients(redis_client: Redis, redis_prefix: str) -> None:
+async def test_redis_is_exact_across_independent_clients(
+    redis_client: Redis, redis_prefix: str, redis_limiter: LimiterFactory
+) -> None:
     # Two connections stand in for two processes sharing one Redis.
     other_client = Redis.from_url(REDIS_TEST_URL)
     try:
         limiters = [
-            RedisRateLimiter(redis_client, prefix=redis_prefix),
-            RedisRateLimiter(other_client, prefix=redis_prefix),
+            redis_limiter(redis_client),
+            redis_limiter(other_client),
         ]
         results = await asyncio.gather(*(limiters[i % 2].hit("shared", limit=10, window_seconds=60) for i in range(60)))
     finally:
@@ -205,9 +230,9 @@ async def test_acquire_gives_up_when_the_wait_exceeds_max_wait() -> None:
 
 @pytest.mark.redis
 async def test_acquire_keeps_concurrent_callers_under_the_limit_on_redis(
-    redis_client: Redis, redis_prefix: str
+    redis_client: Redis, redis_prefix: str, redis_limiter: LimiterFactory
 ) -> None:
-    limiter: RateLimiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+    limiter: RateLimiter = redis_limiter(redis_client)
     admitted: list[float] = []
 
     async def one() -> None:
@@ -223,9 +248,11 @@ async def test_acquire_keeps_concurrent_callers_under_the_limit_on_redis(
 
 
 @pytest.mark.redis
-async def test_redis_reloads_its_script_after_redis_forgot_it(redis_client: Redis, redis_prefix: str) -> None:
+async def test_redis_reloads_its_script_after_redis_forgot_it(
+    redis_client: Redis, redis_prefix: str, redis_limiter: LimiterFactory
+) -> None:
     # given a limiter that has run its script, and a Redis that then lost its scripts (restart, SCRIPT FLUSH)
-    limiter = RedisRateLimiter(redis_client, prefix=redis_prefix)
+    limiter = redis_limiter(redis_client)
     assert await limiter.hit("b", limit=2, window_seconds=60) == 0
     await redis_client.script_flush()
     # when the next hits come, alone and several at once
