@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.telemetry import TelemetryConfig
 
 from graph import demo, files, health
 from graph.callbacks import router as callbacks_router
@@ -23,9 +24,13 @@ from infrastructure.container import open_container
 from infrastructure.gc_tuning import frozen_heap
 from infrastructure.settings import Settings, get_settings
 from infrastructure.task_runtime import embedded_tasks
+from infrastructure.tracing import enabled as tracing_enabled
 from infrastructure.tracing import graphql_tracing_extensions
 
 log = logging.getLogger("genhub.app")
+
+
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,7 +59,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if not broker.is_worker_process:
                     await broker.shutdown()
 
-    app = FastAPI(title="genhub", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="genhub",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # FastAPI's own HTTP spans and metrics when tracing is on; off, it would still look
+        # up the global providers on every request.
+        telemetry=None if tracing_enabled(settings) else NO_TELEMETRY,
+    )
     app.state.settings = settings
     app.state.schema = schema
     graphql = GraphQLHttp(schema, settings)

@@ -10,8 +10,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 from taskiq import AsyncBroker, InMemoryBroker
+from taskiq.formatters.proxy_formatter import ProxyFormatter
 from taskiq.kicker import AsyncKicker
-from taskiq.message import BrokerMessage
+from taskiq.message import BrokerMessage, TaskiqMessage
+from taskiq.serializers import JSONSerializer
 from taskiq_redis import RedisStreamBroker
 
 from infrastructure.metrics import TaskMetricsMiddleware
@@ -20,6 +22,24 @@ from infrastructure.settings import Settings, get_settings
 
 QUEUE_NAME = "genhub:tasks"
 CONSUMER_GROUP = "genhub-workers"
+
+
+class CompactJSONFormatter(ProxyFormatter):
+    """taskiq's own message format, encoded by pydantic-core in one step.
+
+    taskiq's default formatter dumps the message to a dict, then `json.dumps` it, then
+    validates a `BrokerMessage` around the bytes; this one writes the JSON directly (compact
+    separators, same keys and values) and builds the `BrokerMessage` without validation.
+    Decoding is taskiq's (`ProxyFormatter.loads`), so either side reads the other's messages.
+    """
+
+    def dumps(self, message: TaskiqMessage) -> BrokerMessage:
+        return BrokerMessage.model_construct(
+            task_id=message.task_id,
+            task_name=message.task_name,
+            message=message.model_dump_json().encode(),
+            labels=message.labels,
+        )
 
 
 class StreamBroker(RedisStreamBroker):
@@ -34,6 +54,8 @@ class StreamBroker(RedisStreamBroker):
     def __init__(self, url: str, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
         self._producer = AutoPipeline(Redis(connection_pool=self.connection_pool))
+        if type(self.serializer) is JSONSerializer:  # taskiq's default
+            self.formatter = CompactJSONFormatter(self)
 
     @property
     def pipeline(self) -> AutoPipeline:
