@@ -42,7 +42,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.extensions import classify
-from graph.limits import CACHE_SIZE, QueryLimits, operation_cost, too_costly
+from graph.limits import CACHE_SIZE, QueryLimits, fixed_cost, operation_cost, too_costly
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,7 @@ class OperationPlan:
     document: DocumentNode | None = None
     operation: OperationDefinitionNode | None = None  # None: no (single) operation by that name
     fragments: Mapping[str, FragmentDefinitionNode] | None = None
+    cost: int | None = None  # known without the variables (see `fixed_cost`); else computed per request
 
 
 #: Longer documents are planned on every request instead of being kept: the cache holds its
@@ -88,7 +89,8 @@ class OperationPlans:
         if errors:
             return OperationPlan(tuple(errors), document, operation)
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        return OperationPlan((), document, operation, fragments)
+        cost = fixed_cost(self._schema, operation, fragments) if operation is not None else None
+        return OperationPlan((), document, operation, fragments, cost)
 
 
 async def execute_planned(
@@ -121,7 +123,9 @@ async def execute_planned(
     if not errors:
         assert plan.document is not None and operation is not None
         variables = variable_values if isinstance(variable_values, dict) else {}
-        cost = operation_cost(schema, operation, plan.fragments or {}, variables)
+        cost = (
+            plan.cost if plan.cost is not None else operation_cost(schema, operation, plan.fragments or {}, variables)
+        )
         if operation.operation is not OperationType.SUBSCRIPTION and cost > plans.max_cost:
             errors = [too_costly(cost, plans.max_cost, operation)]
         else:

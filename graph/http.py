@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from graphql.error import GraphQLSyntaxError
 from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
 from starlette.types import Message
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -164,7 +165,22 @@ class GraphQLHttp:
         return status, payload
 
     async def read_body(self, request: Request, limit: int) -> bytes:
-        return await _limited(request, limit, f"The request body is larger than {limit} bytes.").body()
+        """The whole body, refused with HttpProblem(413) past `limit` bytes (declared, or counted as it arrives)."""
+        too_large = f"The request body is larger than {limit} bytes."
+        _refuse_declared(request, limit, too_large)
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            chunk: bytes = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                raise HttpProblem(413, too_large)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def post_json(self, request: Request) -> Answer:
         """A POST whose body is JSON (one operation or a batch), answered in full."""
@@ -208,6 +224,12 @@ class GraphQLHttp:
         return params_from_mapping(place_files(operations, files_map, files))
 
 
+def _refuse_declared(request: Request, limit: int, too_large: str) -> None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HttpProblem(413, too_large)
+
+
 def _limited(request: Request, limit: int, too_large: str) -> Request:
     """The same request, refused with HttpProblem(413, too_large) past `limit` bytes.
 
@@ -215,9 +237,7 @@ def _limited(request: Request, limit: int, too_large: str) -> Request:
     since a chunked body declares no length (a multipart one would otherwise be spooled
     to disk without bound before any resolver runs).
     """
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HttpProblem(413, too_large)
+    _refuse_declared(request, limit, too_large)
     received = 0
 
     async def receive() -> Message:

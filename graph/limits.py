@@ -107,7 +107,7 @@ class StaticRules(AddValidationRules):
         super().__init__(list(rules))
 
 
-def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any]) -> int:
+def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any], consulted: list[str]) -> int:
     """The `first` the field will get; the largest page when it cannot be known here (null, a bad type)."""
     value: Any = default
     for argument in node.arguments or ():
@@ -116,6 +116,7 @@ def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any]) -> i
         if isinstance(argument.value, IntValueNode):
             value = int(argument.value.value)
         elif isinstance(argument.value, VariableNode):
+            consulted.append(argument.value.name.value)
             value = variables.get(argument.value.name.value, default)
         else:
             value = None
@@ -132,6 +133,7 @@ class _CostWalk:
     schema: GraphQLSchema
     fragments: Mapping[str, FragmentDefinitionNode]
     values: Mapping[str, Any]
+    consulted: list[str]  # the variables the cost depended on
 
     def walk(
         self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None, times: int, seen: frozenset[str]
@@ -149,7 +151,7 @@ class _CostWalk:
                     inner = times
                     if PAGE_ARGUMENT in field.args:
                         default = field.args[PAGE_ARGUMENT].default_value
-                        inner = times * _page_size(selection, default, self.values)
+                        inner = times * _page_size(selection, default, self.values, self.consulted)
                     total += self.walk(selection.selection_set, get_named_type(field.type), inner, seen)
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
@@ -171,12 +173,30 @@ def operation_cost(
     variables: Mapping[str, Any],
 ) -> int:
     """Fields the operation may resolve at most, `first` multiplying through nesting."""
+    return _walk_cost(schema, operation, fragments, variables)[0]
+
+
+def fixed_cost(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> int | None:
+    """The operation's cost when no variable decides it (no `first: $n`), else None: computed per request."""
+    cost, consulted = _walk_cost(schema, operation, fragments, {})
+    return None if consulted else cost
+
+
+def _walk_cost(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, Any],
+) -> tuple[int, list[str]]:
     defaults: dict[str, Any] = {}
     for definition in operation.variable_definitions or ():
         if definition.default_value is not None and isinstance(definition.default_value, IntValueNode):
             defaults[definition.variable.name.value] = int(definition.default_value.value)
-    walk = _CostWalk(schema, fragments, {**defaults, **variables})
-    return walk.walk(operation.selection_set, schema.get_root_type(operation.operation), 1, frozenset())
+    walk = _CostWalk(schema, fragments, {**defaults, **variables}, [])
+    cost = walk.walk(operation.selection_set, schema.get_root_type(operation.operation), 1, frozenset())
+    return cost, walk.consulted
 
 
 def _selected_operation(document: Any, name: str | None) -> OperationDefinitionNode | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infrastructure.logging_setup import bind_request_id
@@ -34,9 +33,14 @@ class RequestIdMiddleware:
         scope.setdefault("state", {})["request_id"] = rid
         bind_request_id(rid)
 
+        header = (b"x-request-id", rid.encode("latin-1"))
+
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["X-Request-ID"] = rid
+                headers = message.setdefault("headers", [])
+                if not isinstance(headers, list):
+                    headers = message["headers"] = list(headers)
+                headers.append(header)  # (no inner layer sets it)
             await send(message)
 
         await self.app(scope, receive, send_with_id)

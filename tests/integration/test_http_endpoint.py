@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from graph.http import GraphQLHttp
@@ -34,7 +35,12 @@ class Downstream:
 
 
 async def drive(
-    endpoint: GraphQLPostEndpoint, client: GraphQLClient, method: str, path: str, content_type: str, body: bytes
+    endpoint: GraphQLPostEndpoint,
+    client: GraphQLClient,
+    method: str,
+    path: str,
+    content_type: str,
+    body: bytes | list[bytes],
 ) -> tuple[int, dict[bytes, bytes], bytes]:
     headers = [(b"content-type", content_type.encode())]
     # what the app's outer layers put in the scope before the endpoint sees it
@@ -86,6 +92,33 @@ async def test_refusals_keep_their_status_and_headers(client: GraphQLClient) -> 
     oversized = b'{"query": "' + b"x" * (client.app.state.settings.max_body_bytes + 1) + b'"}'
     status, _, _ = await drive(endpoint, client, "POST", "/graphql", "application/json", oversized)
     assert status == 413
+
+
+async def test_a_body_in_pieces_without_a_length_is_read_whole_and_counted_as_it_arrives(
+    client: GraphQLClient,
+) -> None:
+    endpoint = GraphQLPostEndpoint(
+        Downstream(), handler=GraphQLHttp(client.app.state.schema, client.app.state.settings)
+    )
+    limit = client.app.state.settings.max_body_bytes
+
+    status, _, body = await drive(
+        endpoint, client, "POST", "/graphql", "application/json", [QUERY[:7], QUERY[7:20], QUERY[20:]]
+    )
+    assert status == 200 and json.loads(body) == {"data": {"__typename": "Query"}}
+    # no declared length: refused once what arrived passes the limit
+    pieces = [b'{"query": "', *[b"x" * 4096] * (limit // 4096 + 1), b'"}']
+    status, _, body = await drive(endpoint, client, "POST", "/graphql", "application/json", pieces)
+    assert status == 413 and "larger than" in json.loads(body)["errors"][0]["message"]
+
+
+async def test_a_client_gone_before_the_end_of_its_body_gets_no_answer(client: GraphQLClient) -> None:
+    endpoint = GraphQLPostEndpoint(
+        Downstream(), handler=GraphQLHttp(client.app.state.schema, client.app.state.settings)
+    )
+
+    with pytest.raises(ClientDisconnect):  # uvicorn drops it; nothing is executed
+        await drive(endpoint, client, "POST", "/graphql", "application/json", [QUERY[:7], b""])
 
 
 async def test_the_app_still_wraps_the_endpoint_in_its_middlewares(client: GraphQLClient) -> None:

@@ -7,17 +7,20 @@ from typing import Any
 import pytest
 from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
 
-from graph.limits import operation_cost
+from graph.limits import fixed_cost, operation_cost
 from graph.schema import build_schema
 
 SCHEMA = build_schema()._schema
 
 
-def cost(query: str, variables: dict[str, Any] | None = None) -> int:
+def parts(query: str) -> tuple[OperationDefinitionNode, dict[str, FragmentDefinitionNode]]:
     document = parse(query)
     operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    return operation_cost(SCHEMA, operation, fragments, variables or {})
+    return operation, {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+
+def cost(query: str, variables: dict[str, Any] | None = None) -> int:
+    return operation_cost(SCHEMA, *parts(query), variables or {})
 
 
 @pytest.mark.parametrize(
@@ -47,3 +50,21 @@ def cost(query: str, variables: dict[str, Any] | None = None) -> int:
 )
 def test_cost(query: str, variables: dict[str, Any] | None, expected: int) -> None:
     assert cost(query, variables) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("{ me { id email } }", 3),
+        ("{ generations(first: 2) { edges { node { id } } } }", 7),
+        ("{ me { ...U } } fragment U on User { id email }", 3),
+        # a variable that is not a page size does not decide the cost
+        ("mutation G($input: GenerateInput!) { generate(input: $input) { __typename } }", 1),
+        # a page size from a variable (with or without a default) is known only per request
+        ("query Q($n: Int) { generations(first: $n) { edges { node { id } } } }", None),
+        ("query Q($n: Int = 3) { generations(first: $n) { edges { node { id } } } }", None),
+        ("query Q($n: Int) { ...G } fragment G on Query { generations(first: $n) { edges { node { id } } } }", None),
+    ],
+)
+def test_fixed_cost_is_known_only_when_no_variable_decides_it(query: str, expected: int | None) -> None:
+    assert fixed_cost(SCHEMA, *parts(query)) == expected
