@@ -27,9 +27,12 @@ from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerati
 from tests.fixtures.app import GraphQLClient, SettingsFactory, operator_grant, operator_model, running_app
 from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
 
-# Now, not a fixed date: the app's embedded poll sweep takes over QUEUED generations that
-# look abandoned (older than the submit lease), and these were never kicked.
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+def now() -> datetime:
+    """The time of the call, not of the module's import: the app's embedded sweeps take over
+    QUEUED generations that look abandoned (older than the submit lease) and expire those past
+    their deadline, and a slow suite reaches these tests minutes after collection."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass
@@ -45,7 +48,7 @@ class World:
     async def user(self, *, credits: int = 0, account: bool = True) -> uuid.UUID:
         from domain.users import Role, User
 
-        user = User(uuid.uuid4(), f"u{uuid.uuid4().hex[:10]}@example.com", Role.USER, NOW, "x")
+        user = User(uuid.uuid4(), f"u{uuid.uuid4().hex[:10]}@example.com", Role.USER, now(), "x")
         async with self.container.uow() as uow:
             await uow.users.add(user)
             if account:
@@ -57,7 +60,9 @@ class World:
 
     async def chunk(self, user_id: uuid.UUID, status: ChunkStatus = ChunkStatus.READY) -> uuid.UUID:
         chunk_id = uuid.uuid4()
-        chunk = Chunk(chunk_id, user_id, f"user_chunks/{user_id}/{chunk_id}.png", "in.png", "image/png", 3, status, NOW)
+        chunk = Chunk(
+            chunk_id, user_id, f"user_chunks/{user_id}/{chunk_id}.png", "in.png", "image/png", 3, status, now()
+        )
         async with self.container.uow() as uow:
             await uow.chunks.add(chunk)
             await uow.commit()
@@ -73,17 +78,18 @@ class World:
 
 
 def new_generation(user_id: uuid.UUID, model_id: uuid.UUID, cost: int, **extra: Any) -> Generation:
+    at = now()
     return Generation(
         id=uuid.uuid4(),
         user_id=user_id,
         model_id=model_id,
         prompt="a lighthouse at dusk",
         status=GenerationStatus.QUEUED,
-        created_at=NOW,
-        updated_at=NOW,
+        created_at=at,
+        updated_at=at,
         params={"steps": 4},
         reserved_credits=cost,
-        deadline_at=NOW + timedelta(minutes=5),
+        deadline_at=at + timedelta(minutes=5),
         **extra,
     )
 
