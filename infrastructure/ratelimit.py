@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import random
 import threading
 import time
@@ -131,6 +132,26 @@ return 0
 """
 
 
+class _MemberNames:
+    """Names of the entries of the windows' sorted sets, unique across processes without a uuid
+    per hit: a random prefix per process and a counter. A forked child gets a new prefix (it
+    would repeat its parent's names, and a repeated name overwrites an entry instead of adding one)."""
+
+    def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        self._prefix = uuid.uuid4().hex + ":"
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter)}"
+
+
+_MEMBERS = _MemberNames()
+os.register_at_fork(after_in_child=_MEMBERS.renew)
+
+
 class RedisRateLimiter:
     """Sliding windows on Redis sorted sets, one atomic Lua script per hit (of one or more buckets).
 
@@ -144,9 +165,6 @@ class RedisRateLimiter:
         self._redis = redis
         self._prefix = prefix
         self._script = redis.register_script(_SLIDING_WINDOW_LUA)
-        # Members of the windows' sorted sets: unique across processes without a uuid per hit.
-        self._members_prefix = uuid.uuid4().hex[:16] + ":"
-        self._members = itertools.count()
         self._own_pipeline = pipeline is None
         self._pipeline = pipeline or AutoPipeline(redis)
 
@@ -160,7 +178,7 @@ class RedisRateLimiter:
 
     async def hit_all(self, buckets: Sequence[RateBucket]) -> int:
         """One round trip (one script run) for every bucket of a request."""
-        args: list[str | int] = [f"{self._members_prefix}{next(self._members)}"]
+        args: list[str | int] = [_MEMBERS.next()]
         for b in buckets:
             args += [int(b.window_seconds * 1000), b.limit]
         keys = [self._prefix + b.name for b in buckets]

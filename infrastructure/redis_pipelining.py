@@ -17,7 +17,9 @@ redis-py response callbacks (``SET`` answers ``b"OK"``, not ``True``). A command
 reply fails only its caller, with redis-py's exception class (``NoScriptError``, ...). A
 lost connection, or a server that stops answering for ``reply_timeout`` seconds, fails
 every command waiting on it with redis-py's ``ConnectionError``/``TimeoutError``; the next
-command opens a new connection. Connection settings (host and port or unix socket, TLS,
+command opens a new connection. A connection left unused for ``idle_reconnect`` seconds is
+replaced before its next use, so a link dropped silently while idle (a NAT or firewall
+timeout, a failover) costs a reconnect rather than a reply timeout. Connection settings (host and port or unix socket, TLS,
 user, password, database) are those of the given client's pool.
 
 Blocking commands (BLPOP, XREAD BLOCK, SUBSCRIBE) must not go through here: they would
@@ -88,6 +90,7 @@ class _Link(asyncio.Protocol):
         self._watchdog: asyncio.TimerHandle | None = None
         self._lost: Exception | None = None
         self.closed = False
+        self.last_active = loop.time()  # last write or reply
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -95,6 +98,7 @@ class _Link(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]  # a stream transport
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
         self._parser.feed(data)
         while (reply := self._parser.gets()) is not False:
             self._replies += 1
@@ -132,6 +136,7 @@ class _Link(asyncio.Protocol):
                     future.set_exception(exc)
             return
         self._waiting.extend(future for _, future in commands)
+        self.last_active = self.loop.time()
         if self._watchdog is None:
             self._watchdog = self.loop.call_later(self._reply_timeout, self._check, self._replies)
 
@@ -156,15 +161,22 @@ class _Link(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def stale(self, idle_limit: float) -> bool:
+        """Unused for `idle_limit` seconds: a firewall or a failover may have dropped it silently."""
+        return not self._waiting and self.loop.time() - self.last_active > idle_limit
+
     def waiting(self) -> list[asyncio.Future[Any]]:
         """The futures of the commands sent and not answered yet."""
         return list(self._waiting)
 
 
 class AutoPipeline:
-    def __init__(self, redis: Redis, *, reply_timeout: float = 5.0, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, redis: Redis, *, reply_timeout: float = 5.0, connect_timeout: float = 5.0, idle_reconnect: float = 30.0
+    ) -> None:
         self._redis = redis
         self._reply_timeout = reply_timeout
+        self._idle_reconnect = idle_reconnect
         self._connect_timeout = connect_timeout
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._flush_scheduled = False
@@ -189,7 +201,12 @@ class AutoPipeline:
     def _flush(self) -> None:
         self._flush_scheduled = False
         link = self._link
-        if link is None or link.closed or link.loop is not asyncio.get_running_loop():
+        if (
+            link is None
+            or link.closed
+            or link.loop is not asyncio.get_running_loop()
+            or link.stale(self._idle_reconnect)
+        ):
             if self._connecting is None:
                 self._connecting = asyncio.get_running_loop().create_task(self._connect())
             return  # sent once connected

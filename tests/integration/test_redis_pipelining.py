@@ -36,6 +36,15 @@ async def pipeline(redis: Redis) -> AsyncIterator[AutoPipeline]:
         await auto.aclose()
 
 
+async def closed_on_the_server(redis: Redis, client_id: int) -> bool:
+    """Whether Redis no longer lists that client (it notices a close on its own time: up to 1 s)."""
+    for _ in range(50):
+        if f"id={client_id} " not in (await redis.execute_command("CLIENT", "LIST")).decode():
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -140,6 +149,21 @@ async def test_a_lost_connection_fails_the_commands_on_it_and_the_next_ones_reco
     assert await pipeline.call("CLIENT", "ID") != own_id
 
 
+async def test_a_connection_left_idle_is_replaced_before_its_next_use(redis: Redis) -> None:
+    auto = AutoPipeline(redis, idle_reconnect=0.2)
+    try:
+        first = await auto.call("CLIENT", "ID")
+        assert await auto.call("CLIENT", "ID") == first  # in use: kept
+        await asyncio.sleep(0.3)
+        second = await auto.call("CLIENT", "ID")
+        # a new connection, and the old one was closed rather than left open
+        assert second != first
+        assert await closed_on_the_server(redis, first)
+        assert f"id={second} " in (await redis.execute_command("CLIENT", "LIST")).decode()
+    finally:
+        await auto.aclose()
+
+
 async def test_a_server_that_stops_answering_times_out_every_waiting_command() -> None:
     # given a TCP server that accepts and never answers (Redis hung, a half-open connection)
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -232,6 +256,5 @@ async def test_aclose_waits_for_replies_then_closes_and_the_pipeline_can_be_used
     await pipeline.aclose()
 
     assert late.done() and late.result() == 1
-    clients = (await redis.execute_command("CLIENT", "LIST")).decode()
-    assert f"id={own_id} " not in clients
+    assert await closed_on_the_server(redis, own_id)
     assert await pipeline.call("INCR", "n") == 2
