@@ -19,8 +19,9 @@ lost connection, or a server that stops answering for ``reply_timeout`` seconds,
 every command waiting on it with redis-py's ``ConnectionError``/``TimeoutError``; the next
 command opens a new connection. A connection left unused for ``idle_reconnect`` seconds is
 replaced before its next use, so a link dropped silently while idle (a NAT or firewall
-timeout, a failover) costs a reconnect rather than a reply timeout. Connection settings (host and port or unix socket, TLS,
-user, password, database) are those of the given client's pool.
+timeout, a failover) costs a reconnect rather than a reply timeout. Connection settings
+(host and port or unix socket, TLS, user, password, database) are those of the given
+client's pool.
 
 Blocking commands (BLPOP, XREAD BLOCK, SUBSCRIBE) must not go through here: they would
 hold up every command behind them.
@@ -36,15 +37,9 @@ from typing import Any
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
-from redis.exceptions import (
-    AuthenticationError,
-    ConnectionError,
-    NoPermissionError,
-    NoScriptError,
-    ReadOnlyError,
-    ResponseError,
-    TimeoutError,
-)
+from redis.exceptions import AuthenticationError, NoPermissionError, NoScriptError, ReadOnlyError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 #: Error replies whose first word names a more precise redis-py exception.
 _ERRORS: dict[str, type[Exception]] = {
@@ -103,7 +98,7 @@ class _Link(asyncio.Protocol):
         while (reply := self._parser.gets()) is not False:
             self._replies += 1
             if not self._waiting:  # a reply nobody asked for: the stream is out of step
-                self._fail(ConnectionError("Redis sent a reply no command was waiting for"))
+                self._fail(RedisConnectionError("Redis sent a reply no command was waiting for"))
                 return
             future = self._waiting.popleft()
             if future.done():  # its caller gave up (cancelled); the command ran anyway
@@ -118,7 +113,7 @@ class _Link(asyncio.Protocol):
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        error = self._lost or ConnectionError(f"Redis connection lost: {exc or 'closed by the server'}")
+        error = self._lost or RedisConnectionError(f"Redis connection lost: {exc or 'closed by the server'}")
         while self._waiting:
             future = self._waiting.popleft()
             if not future.done():
@@ -146,7 +141,7 @@ class _Link(asyncio.Protocol):
         if not self._waiting:
             return
         if self._replies == replies_then:
-            self._fail(TimeoutError(f"no reply from Redis within {self._reply_timeout}s"))
+            self._fail(RedisTimeoutError(f"no reply from Redis within {self._reply_timeout}s"))
             return
         self._watchdog = self.loop.call_later(self._reply_timeout, self._check, self._replies)
 
@@ -222,7 +217,11 @@ class AutoPipeline:
         try:
             self._link = await asyncio.wait_for(self._open(), self._connect_timeout)
         except Exception as exc:
-            error = exc if isinstance(exc, ConnectionError) else ConnectionError(f"cannot connect to Redis: {exc!r}")
+            error = (
+                exc
+                if isinstance(exc, RedisConnectionError)
+                else RedisConnectionError(f"cannot connect to Redis: {exc!r}")
+            )
             pending, self._pending = self._pending, []
             for _, future in pending:
                 if not future.done():
@@ -281,7 +280,7 @@ class AutoPipeline:
 
     async def aclose(self) -> None:
         """Wait for the replies still due (at most `reply_timeout`), then close the connection."""
-        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+        with contextlib.suppress(TimeoutError):  # (asyncio's, the builtin)
             await asyncio.wait_for(self.drain(), self._reply_timeout)
         link, self._link = self._link, None
         if link is not None:
