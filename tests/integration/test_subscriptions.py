@@ -293,9 +293,10 @@ async def test_one_database_read_per_status_change_however_many_subscribers(worl
 
     def count(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
         # reads of this generation only: the app's embedded sweeps query the table on their own schedule
-        if statement.lstrip().upper().startswith("SELECT") and "FROM generations" in statement:
-            if str(processing.id) in repr(parameters):
-                reads.append(statement)
+        selects = statement.lstrip().upper().startswith("SELECT") and "FROM generations" in statement
+        if selects and str(processing.id) in repr(parameters):
+            reads.append(statement)
+
     event.listen(world.c.engine.sync_engine, "before_cursor_execute", count)
     try:
         await world.publish(processing, S.SUBMITTING)
