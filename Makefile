@@ -25,7 +25,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/genhub serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.installed-dev lint typecheck pytest
+# mypy runs beside pytest: the tests mostly wait on PostgreSQL, Redis and subprocesses.
+test: $(VENV)/.installed-dev lint
+	@$(MAKE) --no-print-directory -j2 typecheck pytest
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -14,12 +14,13 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable, Generator
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncEngine
-from strawberry.extensions import SchemaExtension
+from typing import TYPE_CHECKING, Any
 
 from infrastructure.settings import Settings
+
+if TYPE_CHECKING:  # (strawberry and SQLAlchemy are imported by whoever calls these; the CLI's admin commands skip them)
+    from sqlalchemy.ext.asyncio import AsyncEngine
+    from strawberry.extensions import SchemaExtension
 
 log = logging.getLogger("genhub.tracing")
 _STRING_LITERAL = re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*"""|"(?:[^"\\\n]|\\.)*"')
