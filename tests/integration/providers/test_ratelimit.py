@@ -156,7 +156,7 @@ async def test_redis_allows_up_to_the_limit_then_says_how_long_to_wait(
 
 
 @pytest.mark.redis
-async def test_redis_window_slides(redis_client: Redis, redis_prefix: str, redis_limiter: LimiterFactory) -> None:
+async def test_redis_window_slides(redis_client: Redis, redis_limiter: LimiterFactory) -> None:
     limiter = redis_limiter(redis_client)
     assert await limiter.hit("b", limit=2, window_seconds=1) == 0
     assert await limiter.hit("b", limit=2, window_seconds=1) == 0
@@ -180,9 +180,7 @@ async def test_redis_buckets_are_independent_and_rejections_not_counted(
 
 
 @pytest.mark.redis
-async def test_redis_is_exact_across_independent_clients(
-    redis_client: Redis, redis_prefix: str, redis_limiter: LimiterFactory
-) -> None:
+async def test_redis_is_exact_across_independent_clients(redis_client: Redis, redis_limiter: LimiterFactory) -> None:
     # Two connections stand in for two processes sharing one Redis.
     other_client = Redis.from_url(REDIS_TEST_URL)
     try:
@@ -230,7 +228,7 @@ async def test_acquire_gives_up_when_the_wait_exceeds_max_wait() -> None:
 
 @pytest.mark.redis
 async def test_acquire_keeps_concurrent_callers_under_the_limit_on_redis(
-    redis_client: Redis, redis_prefix: str, redis_limiter: LimiterFactory
+    redis_client: Redis, redis_limiter: LimiterFactory
 ) -> None:
     limiter: RateLimiter = redis_limiter(redis_client)
     admitted: list[float] = []
@@ -249,7 +247,7 @@ async def test_acquire_keeps_concurrent_callers_under_the_limit_on_redis(
 
 @pytest.mark.redis
 async def test_redis_reloads_its_script_after_redis_forgot_it(
-    redis_client: Redis, redis_prefix: str, redis_limiter: LimiterFactory
+    redis_client: Redis, redis_limiter: LimiterFactory
 ) -> None:
     # given a limiter that has run its script, and a Redis that then lost its scripts (restart, SCRIPT FLUSH)
     limiter = redis_limiter(redis_client)
