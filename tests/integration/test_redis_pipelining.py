@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -14,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infrastructure.redis_pipelining import AutoPipeline
+from tests.fixtures.services import unavailable
 
 pytestmark = pytest.mark.redis
 
@@ -258,3 +263,83 @@ async def test_aclose_waits_for_replies_then_closes_and_the_pipeline_can_be_used
     assert late.done() and late.result() == 1
     assert await closed_on_the_server(redis, own_id)
     assert await pipeline.call("INCR", "n") == 2
+
+
+# ------------------------------------------------------------------ TLS (rediss://)
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def _certificate_authority(directory: Path, name: str) -> Path:
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+             "-keyout", f"{name}.key", "-out", f"{name}.crt", cwd=directory)  # fmt: skip
+    return directory / f"{name}.crt"
+
+
+@dataclass
+class TlsRedis:
+    url: str
+    ca: Path  # the authority that signed the server's certificate
+    stranger: Path  # an authority that did not
+
+
+@pytest.fixture
+async def tls_redis(tmp_path: Path) -> AsyncIterator[TlsRedis]:
+    """A private redis-server speaking only TLS, its certificate for 127.0.0.1 signed by a test CA."""
+    for binary in ("redis-server", "openssl"):
+        if shutil.which(binary) is None:
+            unavailable(binary, f"install {binary} (Debian: redis-server, openssl)", FileNotFoundError(binary))
+    ca, stranger = _certificate_authority(tmp_path, "ca"), _certificate_authority(tmp_path, "stranger")
+    (tmp_path / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+             "-keyout", "server.key", "-out", "server.csr", cwd=tmp_path)  # fmt: skip
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "1", "-extfile", "san.cnf", "-out", "server.crt", cwd=tmp_path)  # fmt: skip
+    port = closed_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", "server.crt", "--tls-key-file", "server.key", "--tls-ca-cert-file", "ca.crt",
+         "--tls-auth-clients", "no", "--save", "", "--appendonly", "no"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"rediss://127.0.0.1:{port}/0"
+    probe = Redis.from_url(url, ssl_ca_certs=str(ca), socket_connect_timeout=0.5)
+    try:
+        for _ in range(100):
+            try:
+                await probe.ping()
+                break
+            except RedisConnectionError:
+                assert server.poll() is None, "redis-server with TLS did not start"
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("redis-server with TLS did not answer within 5 s")
+        yield TlsRedis(url, ca, stranger)
+    finally:
+        await probe.aclose()
+        server.kill()
+        server.wait(timeout=10)
+
+
+async def test_a_tls_client_gets_a_tls_connection_verified_against_its_authority(tls_redis: TlsRedis) -> None:
+    trusting = Redis.from_url(tls_redis.url, ssl_ca_certs=str(tls_redis.ca))
+    auto = AutoPipeline(trusting)
+    try:
+        assert await auto.call("SET", "over-tls", "yes") == b"OK"
+        assert await auto.call("GET", "over-tls") == b"yes"
+    finally:
+        await auto.aclose()
+        await trusting.aclose()
+
+
+async def test_a_server_certificate_from_another_authority_is_refused(tls_redis: TlsRedis) -> None:
+    suspicious = Redis.from_url(tls_redis.url, ssl_ca_certs=str(tls_redis.stranger))
+    auto = AutoPipeline(suspicious, connect_timeout=5)
+    try:
+        with pytest.raises(RedisConnectionError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            await auto.call("PING")
+    finally:
+        await auto.aclose()
+        await suspicious.aclose()
