@@ -15,7 +15,7 @@ from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from graphql.error import GraphQLSyntaxError
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
-from starlette.types import Message
+from starlette.types import Message, Receive
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType as StrawberryOperationType
@@ -166,19 +166,13 @@ class GraphQLHttp:
 
     async def read_body(self, request: Request, limit: int) -> bytes:
         """The whole body, refused with HttpProblem(413) past `limit` bytes (declared, or counted as it arrives)."""
-        too_large = f"The request body is larger than {limit} bytes."
-        _refuse_declared(request, limit, too_large)
+        receive = _limited_receive(request, limit, f"The request body is larger than {limit} bytes.")
         chunks: list[bytes] = []
-        received = 0
         while True:
-            message = await request.receive()
+            message = await receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnect
-            chunk: bytes = message.get("body", b"")
-            received += len(chunk)
-            if received > limit:
-                raise HttpProblem(413, too_large)
-            chunks.append(chunk)
+            chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -224,20 +218,21 @@ class GraphQLHttp:
         return params_from_mapping(place_files(operations, files_map, files))
 
 
-def _refuse_declared(request: Request, limit: int, too_large: str) -> None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HttpProblem(413, too_large)
-
-
 def _limited(request: Request, limit: int, too_large: str) -> Request:
-    """The same request, refused with HttpProblem(413, too_large) past `limit` bytes.
+    """The same request, refused with HttpProblem(413, too_large) past `limit` bytes (see `_limited_receive`)."""
+    return Request(request.scope, _limited_receive(request, limit, too_large))
+
+
+def _limited_receive(request: Request, limit: int, too_large: str) -> Receive:
+    """The request's `receive`, refusing with HttpProblem(413, too_large) past `limit` bytes.
 
     The declared Content-Length is checked at once; what actually arrives is counted too,
     since a chunked body declares no length (a multipart one would otherwise be spooled
     to disk without bound before any resolver runs).
     """
-    _refuse_declared(request, limit, too_large)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HttpProblem(413, too_large)
     received = 0
 
     async def receive() -> Message:
@@ -249,7 +244,7 @@ def _limited(request: Request, limit: int, too_large: str) -> Request:
                 raise HttpProblem(413, too_large)
         return message
 
-    return Request(request.scope, receive)
+    return receive
 
 
 def _format(error: GraphQLError) -> dict[str, Any]:
