@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -48,6 +50,17 @@ async def closed_on_the_server(redis: Redis, client_id: int) -> bool:
             return True
         await asyncio.sleep(0.02)
     return False
+
+
+@contextlib.asynccontextmanager
+async def pipeline_to(client: Redis, **options: Any) -> AsyncIterator[AutoPipeline]:
+    """An AutoPipeline with `client`'s connection settings; both are closed afterwards."""
+    auto = AutoPipeline(client, **options)
+    try:
+        yield auto
+    finally:
+        await auto.aclose()
+        await client.aclose()
 
 
 def closed_port() -> int:
@@ -126,16 +139,11 @@ async def test_an_argument_redis_cannot_take_fails_its_batch_only(pipeline: Auto
 
 
 async def test_an_unreachable_server_fails_every_caller_then_the_next_call_tries_again() -> None:
-    client = Redis(host="127.0.0.1", port=closed_port())
-    auto = AutoPipeline(client, connect_timeout=1)
-    try:
+    async with pipeline_to(Redis(host="127.0.0.1", port=closed_port()), connect_timeout=1) as auto:
         results = await asyncio.gather(*(auto.call("PING") for _ in range(3)), return_exceptions=True)
         assert all(isinstance(r, RedisConnectionError) for r in results)
         with pytest.raises(RedisConnectionError):
             await auto.call("PING")  # a new attempt, not a remembered failure
-    finally:
-        await auto.aclose()
-        await client.aclose()
 
 
 async def test_a_lost_connection_fails_the_commands_on_it_and_the_next_ones_reconnect(
@@ -177,18 +185,15 @@ async def test_a_server_that_stops_answering_times_out_every_waiting_command() -
 
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    client = Redis(host="127.0.0.1", port=port)
-    auto = AutoPipeline(client, reply_timeout=0.2)
     try:
-        # when commands wait for replies that never come
-        results = await asyncio.wait_for(
-            asyncio.gather(*(auto.call("PING") for _ in range(3)), return_exceptions=True), timeout=3
-        )
+        async with pipeline_to(Redis(host="127.0.0.1", port=port), reply_timeout=0.2) as auto:
+            # when commands wait for replies that never come
+            results = await asyncio.wait_for(
+                asyncio.gather(*(auto.call("PING") for _ in range(3)), return_exceptions=True), timeout=3
+            )
         # then each fails with a timeout after about reply_timeout
         assert all(isinstance(r, RedisTimeoutError) for r in results)
     finally:
-        await auto.aclose()
-        await client.aclose()
         server.close()
         await server.wait_closed()
 
@@ -206,18 +211,16 @@ async def test_a_cancelled_caller_leaves_the_others_their_replies(redis: Redis, 
 
 async def test_the_database_of_the_client_is_selected(clean_redis: str) -> None:
     # given a client on another database than 0
-    base = clean_redis.rsplit("/", 1)[0]
-    other = Redis.from_url(f"{base}/9")
-    auto = AutoPipeline(other)
+    other_db = f"{clean_redis.rsplit('/', 1)[0]}/9"
     key = f"selected-{uuid.uuid4().hex}"
-    try:
-        await auto.call("SET", key, "here")
-        assert await other.get(key) == b"here"
-        assert await auto.call("CLIENT", "INFO") and b"db=9" in await auto.call("CLIENT", "INFO")
-    finally:
-        await other.delete(key)
-        await auto.aclose()
-        await other.aclose()
+    other = Redis.from_url(other_db)
+    async with pipeline_to(other) as auto:
+        try:
+            await auto.call("SET", key, "here")
+            assert await other.get(key) == b"here"
+            assert await auto.call("CLIENT", "INFO") and b"db=9" in await auto.call("CLIENT", "INFO")
+        finally:
+            await other.delete(key)
 
 
 @pytest.fixture
@@ -238,18 +241,13 @@ def acl_user(clean_redis: str) -> Iterator[tuple[str, str]]:
 async def test_the_user_and_password_of_the_client_authenticate(clean_redis: str, acl_user: tuple[str, str]) -> None:
     name, password = acl_user
     host_and_db = clean_redis.split("://", 1)[1]
-    good = Redis.from_url(f"redis://{name}:{password}@{host_and_db}")
-    bad = Redis.from_url(f"redis://{name}:wrong@{host_and_db}")
-    with_good, with_bad = AutoPipeline(good), AutoPipeline(bad)
-    try:
+    async with (
+        pipeline_to(Redis.from_url(f"redis://{name}:{password}@{host_and_db}")) as with_good,
+        pipeline_to(Redis.from_url(f"redis://{name}:wrong@{host_and_db}")) as with_bad,
+    ):
         assert await with_good.call("ACL", "WHOAMI") == name.encode()
         with pytest.raises(AuthenticationError):
             await with_bad.call("PING")
-    finally:
-        for closing in (with_good, with_bad):
-            await closing.aclose()
-        await good.aclose()
-        await bad.aclose()
 
 
 async def test_aclose_waits_for_replies_then_closes_and_the_pipeline_can_be_used_again(
@@ -324,22 +322,13 @@ async def tls_redis(tmp_path: Path) -> AsyncIterator[TlsRedis]:
 
 
 async def test_a_tls_client_gets_a_tls_connection_verified_against_its_authority(tls_redis: TlsRedis) -> None:
-    trusting = Redis.from_url(tls_redis.url, ssl_ca_certs=str(tls_redis.ca))
-    auto = AutoPipeline(trusting)
-    try:
+    async with pipeline_to(Redis.from_url(tls_redis.url, ssl_ca_certs=str(tls_redis.ca))) as auto:
         assert await auto.call("SET", "over-tls", "yes") == b"OK"
         assert await auto.call("GET", "over-tls") == b"yes"
-    finally:
-        await auto.aclose()
-        await trusting.aclose()
 
 
 async def test_a_server_certificate_from_another_authority_is_refused(tls_redis: TlsRedis) -> None:
     suspicious = Redis.from_url(tls_redis.url, ssl_ca_certs=str(tls_redis.stranger))
-    auto = AutoPipeline(suspicious, connect_timeout=5)
-    try:
+    async with pipeline_to(suspicious, connect_timeout=5) as auto:
         with pytest.raises(RedisConnectionError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
             await auto.call("PING")
-    finally:
-        await auto.aclose()
-        await suspicious.aclose()
