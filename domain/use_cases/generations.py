@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ SUBMIT_TASK = "submit_generation"
 CANCEL_TASK = "cancel_provider_task"
 MAX_IDEMPOTENCY_KEY = 128
 MAX_INPUTS = 16
+
+log = logging.getLogger("genhub.generations")
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +165,34 @@ async def generate(
     announcing = asyncio.ensure_future(publish_all(publisher, events))
     try:
         await jobs.enqueue(SUBMIT_TASK, generation_id=str(generation.id))
+    except Exception:
+        await _leave_submit_to_sweep(uow, generation, clock.now())
     finally:
         await announcing
     return generation
+
+
+async def _leave_submit_to_sweep(uow: UnitOfWork, generation: Generation, at: datetime) -> None:
+    """The start is committed (credits held) but its submit message was not sent.
+
+    An error here would invite a retry that starts, and reserves for, a second generation,
+    so the caller gets the QUEUED generation. Marking it due now lets the poll sweep send
+    the submit on its next tick instead of after the submit lease (the sweep's fallback for
+    messages presumed lost, which still applies if this write fails too).
+    """
+    log.exception("queueing the submit of generation %s failed; the poll sweep will send it", generation.id)
+    try:
+        async with uow:
+            await uow.generations.transition(
+                generation.id,
+                sources=frozenset({GenerationStatus.QUEUED}),
+                target=GenerationStatus.QUEUED,
+                at=at,
+                next_attempt_at=at,
+            )
+            await uow.commit()
+    except Exception:
+        log.exception("marking generation %s due for the poll sweep failed", generation.id)
 
 
 def reservation_for(generation: Generation) -> LedgerEntry | None:
