@@ -178,7 +178,9 @@ async def _leave_submit_to_sweep(uow: UnitOfWork, generation: Generation, at: da
     An error here would invite a retry that starts, and reserves for, a second generation,
     so the caller gets the QUEUED generation. Marking it due now lets the poll sweep send
     the submit on its next tick instead of after the submit lease (the sweep's fallback for
-    messages presumed lost, which still applies if this write fails too).
+    messages presumed lost, which still applies if this write fails too). A message that
+    got through although its reply was lost is harmless: submitting claims the generation
+    once, so a second message finds it claimed.
     """
     log.exception("queueing the submit of generation %s failed; the poll sweep will send it", generation.id)
     try:
