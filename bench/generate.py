@@ -17,6 +17,7 @@ Load comes from Debian's `wrk` (C, little CPU); its CPU time is printed too, and
 each server's CPU time per request.
 
     .venv/bin/python bench/generate.py [--clients 64] [--duration 5] [--rounds 3] [--rate 500] [--processes 1]
+                                       [--servers ...] [--modes saturated paced]
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ async def seed(url: str, users: int) -> tuple[str, list[str]]:
 
 
 KINDS = ("baseline-sql", "baseline", "genhub")
+MODES = ("saturated", "paced")
 POOL_PER_PROCESS = 12
 
 
@@ -252,7 +254,15 @@ def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def report(kinds: list[str], runs: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Namespace) -> None:
-    think_ms = args.clients / args.rate * 1000
+    if "saturated" in args.modes:
+        report_saturated(kinds, runs, args)
+    if "paced" in args.modes:
+        report_paced(kinds, runs, args)
+
+
+def report_saturated(
+    kinds: list[str], runs: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Namespace
+) -> None:
     saturated = {k: median_run(runs[k]["saturated"]) for k in kinds}
     print(
         f"\n(a) saturated, closed loop (latency here is mostly queueing: clients / throughput); median of {args.rounds}"
@@ -271,6 +281,12 @@ def report(kinds: list[str], runs: dict[str, dict[str, list[dict[str, float]]]],
             ]
             each = " ".join(f"{r:.2f}" for r in ratios)
             print(f"throughput ratio genhub/{reference}: {statistics.median(ratios):.2f} (rounds: {each})  ({note})")
+
+
+def report_paced(
+    kinds: list[str], runs: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Namespace
+) -> None:
+    think_ms = args.clients / args.rate * 1000
     paced = {k: median_run(runs[k]["paced"]) for k in kinds}
     print(
         f"\n(b) paced: {args.clients} clients offering ~{args.rate:.0f} req/s (exponential think time, mean "
@@ -300,6 +316,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--processes", type=int, default=1, help="API processes of each server")
     parser.add_argument("--servers", nargs="+", choices=KINDS, default=list(KINDS), help="which servers to run")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="which measurements to take")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk")
@@ -324,7 +341,8 @@ def main() -> int:
             procs[kind] = (port, stack.enter_context(server(kind, url, port, args.processes)))
             run_wrk(port, args.clients, args.warmup, 0, f.name, model)  # warm-up: pools and caches
         for _ in range(args.rounds):
-            for mode, think in (("saturated", 0.0), ("paced", think_ms)):
+            for mode in (m for m in MODES if m in args.modes):
+                think = think_ms if mode == "paced" else 0.0
                 for kind in kinds:
                     port, proc = procs[kind]
                     cpu0 = cpu_seconds(proc.pid)
