@@ -6,6 +6,7 @@ after each operation; the WebSocket endpoint may call `observe_operation` the sa
 
 from __future__ import annotations
 
+import hmac
 import re
 from typing import Any
 
@@ -65,9 +66,24 @@ def observe_operation(context: Any, params: Any, result: Any, seconds: float) ->
     )
 
 
+def scrape_allowed(request: Request, token: str) -> bool:
+    """No token configured: anyone who reaches /metrics; else only `Authorization: Bearer <token>`."""
+    if not token:
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     container: Container = request.app.state.container
+    if not scrape_allowed(request, container.settings.metrics_token):
+        return Response(
+            "GET /metrics needs the bearer token set in METRICS_TOKEN.\n",
+            status_code=401,
+            media_type="text/plain",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     broker = container.broker
     redis = None if isinstance(broker, InMemoryBroker) else container.redis
     # The stream and group the broker really uses (TASK_QUEUE_NAME may rename the stream).

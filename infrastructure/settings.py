@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 MIN_JWT_SECRET_LENGTH = 32
+MIN_METRICS_TOKEN_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -110,6 +111,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     otel_exporter_otlp_endpoint: str = ""
     otel_service_name: str = "genhub"
+    metrics_token: str = ""  # when set, GET /metrics wants `Authorization: Bearer <token>`
 
     # subscriptions
     subscription_queue_size: int = 256
@@ -195,6 +197,8 @@ class Settings(BaseSettings):
             problems.append("STORAGE_BACKEND=s3 (with S3_* variables) or an explicit LOCAL_STORAGE_PATH must be set")
         if self.storage_backend == "s3" and not (self.s3_access_key_id and self.s3_secret_access_key):
             problems.append("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set for STORAGE_BACKEND=s3")
+        if self.metrics_token and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
+            problems.append(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters (or empty)")
         return problems
 
 

@@ -1,4 +1,4 @@
-"""GET /metrics after a real generation (embedded mode), the queue depth on Redis, multiprocess mode."""
+"""GET /metrics after a real generation (embedded mode), its token, the queue depth on Redis, multiprocess mode."""
 
 from __future__ import annotations
 
@@ -151,6 +151,31 @@ async def test_active_subscriptions_gauge_follows_real_subscriptions(client: Gra
 
 
 @pytest.mark.redis
+async def test_metrics_token_guards_the_scrape(tmp_path: Path) -> None:
+    # given an app whose METRICS_TOKEN is set
+    token = "scrape-token-0123456789"
+    async with running_app(app_settings(tmp_path, metrics_token=token)) as client:
+        # when scrapers come without the token, with another one, or with a non-bearer scheme
+        refused = [
+            await client.http.get("/metrics", headers=headers)
+            for headers in (
+                {},
+                {"Authorization": "Bearer scrape-token-012345678"},
+                {"Authorization": f"Basic {token}"},
+                {"Authorization": token},
+            )
+        ]
+        # then each gets 401 with a challenge and no samples
+        for response in refused:
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"] == 'Bearer realm="metrics"'
+            assert "genhub_" not in response.text
+        # and the bearer of the token gets the samples
+        allowed = await client.http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert allowed.status_code == 200
+        assert "# TYPE genhub_tasks_running gauge" in allowed.text
+
+
 async def test_queue_depth_reads_the_redis_stream(clean_redis: str) -> None:
     # given a stream with a consumer group: 3 messages enqueued, 1 delivered and not acked
     redis = aioredis.Redis.from_url(clean_redis)

@@ -1,4 +1,4 @@
-"""Production start-up refuses a missing, default or short JWT secret, with a message naming it."""
+"""Production start-up refuses a missing, default or short JWT secret (or a short metrics token), naming it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from graph.app import create_app
-from infrastructure.settings import DEV_JWT_SECRET, MIN_JWT_SECRET_LENGTH, Settings
+from infrastructure.settings import DEV_JWT_SECRET, MIN_JWT_SECRET_LENGTH, MIN_METRICS_TOKEN_LENGTH, Settings
 
 GOOD_SECRET = "s" * MIN_JWT_SECRET_LENGTH
 
@@ -45,6 +45,14 @@ def test_production_starts_with_a_long_secret(tmp_path: Path) -> None:
     settings = production(tmp_path)
     assert settings.production_problems() == []
     create_app(settings)  # builds without opening anything
+
+
+def test_production_refuses_a_short_metrics_token(tmp_path: Path) -> None:
+    short = production(tmp_path, metrics_token="m" * (MIN_METRICS_TOKEN_LENGTH - 1))
+    assert short.production_problems() == [
+        f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters (or empty)"
+    ]
+    assert production(tmp_path, metrics_token="m" * MIN_METRICS_TOKEN_LENGTH).production_problems() == []
 
 
 def test_rs256_needs_both_keys(tmp_path: Path) -> None:
