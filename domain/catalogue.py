@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import enum
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from domain.errors import Problems
+from domain.text import json_problem, text_problem
 
 MAX_PROMPT_LENGTH = 4000
 DEFAULT_DEADLINE_SECONDS = 15 * 60
@@ -66,21 +68,111 @@ class Preset:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+PARAM_TYPES = ("int", "number", "string", "bool", "enum")
+DEFAULT_MAX_STRING_PARAM = 1000
+MAX_INPUTS = 16  # input files per generation, whatever a model's capabilities say
+MAX_PARAMS = 100
+
+
 def validate_model_fields(*, slug: str, name: str, provider: str, cost_credits: int, capabilities: Any) -> None:
     problems = Problems()
     if not SLUG_RE.match(slug):
         problems.add("slug", "must be 2-63 lowercase letters, digits, '.', '_' or '-'")
     if not name.strip() or len(name) > 200:
         problems.add("name", "must be 1-200 characters")
+    elif (why := text_problem(name)) is not None:
+        problems.add("name", why)
     if not re.match(r"^[a-z][a-z0-9_-]{0,31}$", provider):
         problems.add("provider", "must be a provider name such as 'simulated' or 'kie'")
     if cost_credits < 0 or cost_credits > MAX_COST:
         problems.add("costCredits", f"must be between 0 and {MAX_COST}")
     if not isinstance(capabilities, dict):
         problems.add("capabilities", "must be a JSON object")
-    elif not isinstance(capabilities.get("params", {}), dict):
-        problems.add("capabilities.params", "must be a JSON object")
+    elif (why := json_problem(capabilities)) is not None:
+        problems.add("capabilities", why)
+    else:
+        _check_capabilities(capabilities, problems)
     problems.raise_if_any()
+
+
+def _check_capabilities(capabilities: dict[str, Any], problems: Problems) -> None:
+    """Refuse what would otherwise fail (or be silently ignored) on every later `generate`."""
+    for key, low, high in (
+        ("maxPromptLength", 1, MAX_PROMPT_LENGTH),
+        ("maxInputs", 0, MAX_INPUTS),
+        ("deadlineSeconds", 1, 7 * 24 * 3600),
+    ):
+        if key in capabilities and not _int_between(capabilities[key], low, high):
+            problems.add(f"capabilities.{key}", f"must be an integer between {low} and {high}")
+    if "providerModel" in capabilities and not _clean_text(capabilities["providerModel"], 200):
+        problems.add("capabilities.providerModel", "must be a string of 1-200 characters")
+    specs = capabilities.get("params", {})
+    if not isinstance(specs, dict):
+        problems.add("capabilities.params", "must be a JSON object")
+        return
+    if len(specs) > MAX_PARAMS:
+        problems.add("capabilities.params", f"must declare at most {MAX_PARAMS} parameters")
+        return
+    for name, spec in specs.items():
+        where = f"capabilities.params.{name}"
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", name):
+            problems.add(where, "must be named with 1-64 letters, digits or '_' (not starting with a digit)")
+        elif not isinstance(spec, dict):
+            problems.add(where, "must be a JSON object")
+        else:
+            _check_spec(name, spec, problems)
+
+
+def _check_spec(name: str, spec: dict[str, Any], problems: Problems) -> None:
+    where = f"capabilities.params.{name}"
+    kind = spec.get("type", "string")
+    if kind not in PARAM_TYPES:
+        problems.add(f"{where}.type", f"must be one of {', '.join(PARAM_TYPES)}")
+        return
+    before = len(problems.items)
+    if kind in ("int", "number"):
+        for bound in ("min", "max"):
+            if bound in spec and not _is_number(spec[bound], integral=kind == "int"):
+                problems.add(f"{where}.{bound}", f"must be {'an integer' if kind == 'int' else 'a finite number'}")
+        if len(problems.items) == before and "min" in spec and "max" in spec and spec["min"] > spec["max"]:
+            problems.add(f"{where}.min", "must not be greater than max")
+    elif kind == "enum":
+        values = spec.get("values")
+        if not isinstance(values, list) or not values or not all(_is_enum_value(v) for v in values):
+            problems.add(f"{where}.values", "must be a non-empty list of strings, numbers or booleans")
+    elif kind == "string" and "maxLength" in spec and not _int_between(spec["maxLength"], 1, 100_000):
+        problems.add(f"{where}.maxLength", "must be an integer between 1 and 100000")
+    if len(problems.items) == before and "default" in spec:
+        # The default must itself be a valid value: it is used whenever a request leaves it out.
+        defaults = Problems()
+        _check_param(name, spec, spec["default"], defaults)
+        for problem in defaults.items:
+            problems.add(f"{where}.default", problem.message)
+
+
+def _is_number(value: Any, *, integral: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) if integral else math.isfinite(value)
+
+
+def _int_between(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _clean_text(value: Any, max_length: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= max_length and text_problem(value) is None
+
+
+def _is_enum_value(value: Any) -> bool:
+    if isinstance(value, str):
+        return text_problem(value) is None
+    return isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same JSON kind (in Python, True == 1 and 1 == 1.0)."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool) and isinstance(a, str) == isinstance(b, str)
 
 
 def _check_param(name: str, spec: dict[str, Any], value: Any, problems: Problems) -> None:
@@ -94,24 +186,32 @@ def _check_param(name: str, spec: dict[str, Any], value: Any, problems: Problems
         if not isinstance(value, int | float) or isinstance(value, bool):
             problems.add(where, "must be a number")
             return
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.add(where, "must be a finite number")
+            return
     elif kind == "bool":
         if not isinstance(value, bool):
             problems.add(where, "must be true or false")
         return
     elif kind == "enum":
-        if value not in spec.get("values", []):
-            problems.add(where, f"must be one of {spec.get('values', [])}")
+        values = spec.get("values")
+        values = values if isinstance(values, list) else []
+        if not any(same_value(value, allowed) for allowed in values):
+            problems.add(where, f"must be one of {values}")
         return
     else:
         if not isinstance(value, str):
             problems.add(where, "must be a string")
             return
-        if len(value) > int(spec.get("maxLength", 1000)):
+        max_length = spec.get("maxLength", DEFAULT_MAX_STRING_PARAM)
+        if len(value) > (max_length if _int_between(max_length, 1, 100_000) else DEFAULT_MAX_STRING_PARAM):
             problems.add(where, "is too long")
+        elif (why := text_problem(value)) is not None:
+            problems.add(where, why)
         return
-    if "min" in spec and value < spec["min"]:
+    if "min" in spec and _is_number(spec["min"], integral=False) and value < spec["min"]:
         problems.add(where, f"must be at least {spec['min']}")
-    if "max" in spec and value > spec["max"]:
+    if "max" in spec and _is_number(spec["max"], integral=False) and value > spec["max"]:
         problems.add(where, f"must be at most {spec['max']}")
 
 
@@ -121,6 +221,9 @@ def resolve_params(model: AiModel, preset: Preset | None, params: Any, problems:
         params = {}
     if not isinstance(params, dict):
         problems.add("params", "must be a JSON object")
+        return {}
+    if (why := json_problem(params)) is not None:
+        problems.add("params", why)
         return {}
     specs: dict[str, Any] = model.capabilities.get("params", {}) or {}
     merged: dict[str, Any] = {k: s["default"] for k, s in specs.items() if isinstance(s, dict) and "default" in s}

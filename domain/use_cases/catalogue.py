@@ -10,6 +10,7 @@ from domain.catalogue import AiModel, ModelKind, Preset, resolve_params, validat
 from domain.errors import Forbidden, InvalidInput, NotFound, Problems
 from domain.ports import CatalogueReader
 from domain.repositories import UnitOfWork
+from domain.text import json_problem, text_problem
 from domain.users import Principal
 
 SETTING_KEY_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,127}$")
@@ -46,12 +47,14 @@ async def upsert_model(
     catalogue: CatalogueReader,
 ) -> AiModel:
     _require_admin(actor)
-    capabilities = {} if capabilities is None else capabilities
-    validate_model_fields(slug=slug, name=name, provider=provider, cost_credits=cost_credits, capabilities=capabilities)
+    given = {} if capabilities is None else capabilities
+    validate_model_fields(slug=slug, name=name, provider=provider, cost_credits=cost_credits, capabilities=given)
     if provider not in known_providers:
         raise InvalidInput.single("provider", f"must be one of {sorted(known_providers)}")
     async with uow:
         existing = await uow.catalogue.get_model_by_slug(slug)
+        if capabilities is None:  # left out: an update keeps the model's (as with isActive)
+            given = dict(existing.capabilities) if existing else {}
         model = AiModel(
             id=existing.id if existing else uuid.uuid4(),
             slug=slug,
@@ -59,7 +62,7 @@ async def upsert_model(
             provider=provider,
             kind=kind,
             cost_credits=cost_credits,
-            capabilities=capabilities,
+            capabilities=given,
             is_active=is_active if is_active is not None else (existing.is_active if existing else True),
         )
         saved = await uow.catalogue.save_model(model)
@@ -82,6 +85,8 @@ async def upsert_preset(
     problems = Problems()
     if not name.strip() or len(name) > 200:
         problems.add("name", "must be 1-200 characters")
+    elif (why := text_problem(name)) is not None:
+        problems.add("name", why)
     if not isinstance(params, dict):
         problems.add("params", "must be a JSON object")
     problems.raise_if_any()
@@ -117,6 +122,8 @@ async def set_setting(*, actor: Principal, key: str, value: Any, uow: UnitOfWork
         raise InvalidInput.single("key", "must be 1-128 characters: lowercase letters, digits, '_', '.', '-'")
     if value is None:
         raise InvalidInput.single("value", "must not be null")
+    if (why := json_problem(value)) is not None:
+        raise InvalidInput.single("value", why)
     async with uow:
         await uow.admin_settings.set(key, value, actor_id=actor.user_id)
         await uow.commit()

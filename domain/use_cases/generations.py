@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from domain import credits as rules
-from domain.catalogue import AiModel, Preset, resolve_params
+from domain.catalogue import MAX_INPUTS, AiModel, Preset, resolve_params, same_value
 from domain.chunks import ChunkStatus
 from domain.credits import LedgerEntry, LedgerKind
 from domain.errors import Forbidden, InsufficientCredits, InvalidInput, InvalidState, NotFound, Problems
@@ -19,6 +19,7 @@ from domain.events import CreditsChanged, Event, GenerationChanged
 from domain.generations import Generation, GenerationStatus, allowed_sources
 from domain.ports import CatalogueReader, Clock, EventPublisher, JobQueue, RateBucket, RateLimiter
 from domain.repositories import GenerationStarter, StartStatus, UnitOfWork
+from domain.text import text_problem
 from domain.use_cases.access import controllable_generation
 from domain.use_cases.credits import post_move
 from domain.use_cases.rate_limits import RateRule, enforce
@@ -27,7 +28,6 @@ from domain.users import Principal
 SUBMIT_TASK = "submit_generation"
 CANCEL_TASK = "cancel_provider_task"
 MAX_IDEMPOTENCY_KEY = 128
-MAX_INPUTS = 16
 
 log = logging.getLogger("genhub.generations")
 
@@ -79,16 +79,18 @@ async def _validate(
         problems.add("prompt", "must not be empty")
     elif len(prompt) > model.max_prompt_length:
         problems.add("prompt", f"must be at most {model.max_prompt_length} characters")
-    if "\x00" in prompt:
-        problems.add("prompt", "must not contain NUL characters")
+    if (why := text_problem(prompt)) is not None:
+        problems.add("prompt", why)
     key = request.idempotency_key
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
         problems.add("idempotencyKey", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+    elif key is not None and (why := text_problem(key)) is not None:
+        problems.add("idempotencyKey", why)
     inputs = request.input_chunk_ids
     if len(set(inputs)) != len(inputs):
         problems.add("inputChunkIds", "must not repeat a chunk")
-    if len(inputs) > min(model.max_inputs, MAX_INPUTS):
-        problems.add("inputChunkIds", f"this model accepts at most {model.max_inputs} input files")
+    if len(inputs) > (most := min(model.max_inputs, MAX_INPUTS)):
+        problems.add("inputChunkIds", f"this model accepts at most {most} input files")
     params = resolve_params(model, preset, request.params, problems)
     problems.raise_if_any()
     return model, preset, params, prompt
@@ -127,10 +129,18 @@ async def generate(
 ) -> Generation:
     """`rate` limits this user's starts; `also_limit` are the caller's buckets (per address), counted in the same hit."""
     await enforce(limiter, bucket=f"generate:{principal.user_id}", rule=rate, also=also_limit)
-    model, preset, params, prompt = await _validate(request, catalogue)
-    if request.board_id is not None or request.input_chunk_ids:
-        async with uow:  # precise errors first; the starter re-checks the inputs atomically
-            await _check_board_and_inputs(uow, principal, request)
+    try:
+        model, preset, params, prompt = await _validate(request, catalogue)
+        if request.board_id is not None or request.input_chunk_ids:
+            async with uow:  # precise errors first; the starter re-checks the inputs atomically
+                await _check_board_and_inputs(uow, principal, request)
+    except (NotFound, Forbidden, InvalidInput):
+        # A replay answers with the first call's generation even when the request would not
+        # pass any more (model deactivated, chunk deleted, board left since).
+        replayed = await _replay_by_key(uow, principal, request)
+        if replayed is None:
+            raise
+        return replayed
     now = clock.now()
     generation = Generation(
         id=uuid.uuid4(),
@@ -151,7 +161,7 @@ async def generate(
     outcome = await starter.start(generation, reservation_for(generation))
     if outcome.status is StartStatus.REPLAYED:
         # Same key from the same user: the first call's generation is the answer.
-        return await _replayed(uow, outcome.generation_id)
+        return await _replayed(uow, outcome.generation_id, request)
     if outcome.status is StartStatus.INSUFFICIENT:
         seen = outcome.account.available if outcome.account else 0
         raise InsufficientCredits(required=model.cost_credits, available=max(0, seen))
@@ -160,16 +170,29 @@ async def generate(
     events: list[Event] = [changed(generation, None, now)]
     if outcome.account is not None:
         events.append(CreditsChanged(principal.user_id, outcome.account.balance, outcome.account.reserved, now))
-    # Independent: queue the submit task and announce the new generation at the same time
-    # (one task for the announcement; publishing never raises).
+    if not await _enqueue_and_announce(jobs, SUBMIT_TASK, generation, publisher, events):
+        await _leave_submit_to_sweep(uow, generation, clock.now())
+    return generation
+
+
+async def _enqueue_and_announce(
+    jobs: JobQueue, task: str | None, generation: Generation, publisher: EventPublisher, events: list[Event]
+) -> bool:
+    """Queue `task` for a committed change and announce it at the same time; False when queueing failed.
+
+    The change is committed either way, so a failed enqueue is logged, not raised: an error
+    would tell the caller that nothing happened. Publishing never raises.
+    """
     announcing = asyncio.ensure_future(publish_all(publisher, events))
     try:
-        await jobs.enqueue(SUBMIT_TASK, generation_id=str(generation.id))
+        if task is not None:
+            await jobs.enqueue(task, generation_id=str(generation.id))
     except Exception:
-        await _leave_submit_to_sweep(uow, generation, clock.now())
+        log.exception("queueing %s for generation %s failed", task, generation.id)
+        return False
     finally:
         await announcing
-    return generation
+    return True
 
 
 async def _leave_submit_to_sweep(uow: UnitOfWork, generation: Generation, at: datetime) -> None:
@@ -182,7 +205,7 @@ async def _leave_submit_to_sweep(uow: UnitOfWork, generation: Generation, at: da
     got through although its reply was lost is harmless: submitting claims the generation
     once, so a second message finds it claimed.
     """
-    log.exception("queueing the submit of generation %s failed; the poll sweep will send it", generation.id)
+    log.warning("the poll sweep will send the submit of generation %s", generation.id)
     try:
         async with uow:
             await uow.generations.transition(
@@ -213,14 +236,58 @@ def reservation_for(generation: Generation) -> LedgerEntry | None:
     )
 
 
-async def _replayed(uow: UnitOfWork, generation_id: uuid.UUID | None) -> Generation:
+async def _replayed(uow: UnitOfWork, generation_id: uuid.UUID | None, request: GenerateRequest) -> Generation:
     existing = None
+    inputs: list[uuid.UUID] = []
     if generation_id is not None:
         async with uow:
             existing = await uow.generations.get(generation_id)
+            if existing is not None:
+                inputs = (await uow.generations.inputs_of([existing.id])).get(existing.id, [])
     if existing is None:
         raise InvalidState("A generation with this idempotency key is being created; retry.")
+    _same_request_or_raise(existing, inputs, request)
     return existing
+
+
+async def _replay_by_key(uow: UnitOfWork, principal: Principal, request: GenerateRequest) -> Generation | None:
+    """The user's generation started with `request`'s idempotency key, if any (checked to be the same request)."""
+    key = request.idempotency_key
+    if key is None or not (0 < len(key) <= MAX_IDEMPOTENCY_KEY) or text_problem(key) is not None:
+        return None
+    async with uow:
+        existing = await uow.generations.get_by_idempotency_key(principal.user_id, key)
+        inputs = (await uow.generations.inputs_of([existing.id])).get(existing.id, []) if existing else []
+    if existing is not None:
+        _same_request_or_raise(existing, inputs, request)
+    return existing
+
+
+def _same_request_or_raise(existing: Generation, inputs: Sequence[uuid.UUID], request: GenerateRequest) -> None:
+    """A key names one request: reusing it for another is a client bug worth reporting, not hiding.
+
+    Params compare by what the request names (the stored ones also hold defaults, which an
+    admin may have changed since).
+    """
+    differs = []
+    if existing.model_id != request.model_id:
+        differs.append("modelId")
+    if existing.prompt != request.prompt.strip():
+        differs.append("prompt")
+    if existing.preset_id != request.preset_id:
+        differs.append("presetId")
+    if existing.board_id != request.board_id:
+        differs.append("boardId")
+    if list(inputs) != list(request.input_chunk_ids):
+        differs.append("inputChunkIds")
+    asked = request.params if isinstance(request.params, dict) else {}
+    if any(name not in existing.params or not same_value(existing.params[name], v) for name, v in asked.items()):
+        differs.append("params")
+    if differs:
+        raise InvalidInput.single(
+            "idempotencyKey",
+            f"was already used for another request (generation {existing.id}; it differs in {', '.join(differs)})",
+        )
 
 
 async def release_hold(uow: UnitOfWork, generation: Generation, at: datetime) -> rules.CreditBalance | None:
@@ -264,10 +331,10 @@ async def cancel(
             raise InvalidState("The generation ended before it could be canceled.")
         after = await release_hold(uow, updated, now)
         await uow.commit()
-    if updated.provider_task_id:
-        await jobs.enqueue(CANCEL_TASK, generation_id=str(updated.id))
     events: list[Event] = [changed(updated, current.status, now)]
     if after is not None:
         events.append(CreditsChanged(updated.user_id, after.balance, after.reserved, now))
-    await publish_all(publisher, events)
+    # Canceled and released either way; if the provider cannot be told (the message is lost),
+    # its task runs to its end and nothing reads its result.
+    await _enqueue_and_announce(jobs, CANCEL_TASK if updated.provider_task_id else None, updated, publisher, events)
     return updated

@@ -113,6 +113,28 @@ async def test_inactive_models_are_not_listed(client: GraphQLClient) -> None:
         ({"provider": "nobody"}, "provider"),
         ({"capabilities": [1, 2]}, "capabilities"),
         ({"name": "  "}, "name"),
+        ({"name": "a\x00b"}, "name"),
+        # capability specs that would otherwise fail every later generate
+        ({"capabilities": {"params": {"steps": {"type": "int", "min": "1"}}}}, "capabilities.params.steps.min"),
+        ({"capabilities": {"params": {"steps": {"type": "integer"}}}}, "capabilities.params.steps.type"),
+        (
+            {"capabilities": {"params": {"style": {"type": "enum", "values": "abc"}}}},
+            "capabilities.params.style.values",
+        ),
+        (
+            {"capabilities": {"params": {"text": {"type": "string", "maxLength": "x"}}}},
+            "capabilities.params.text.maxLength",
+        ),
+        ({"capabilities": {"params": {"steps": {"type": "int", "min": 5, "max": 1}}}}, "capabilities.params.steps.min"),
+        (
+            {"capabilities": {"params": {"steps": {"type": "int", "max": 9, "default": 10}}}},
+            "capabilities.params.steps.default",
+        ),
+        ({"capabilities": {"params": {"steps": 3}}}, "capabilities.params.steps"),
+        ({"capabilities": {"params": {"two words": {}}}}, "capabilities.params.two words"),
+        ({"capabilities": {"maxInputs": 17}}, "capabilities.maxInputs"),
+        ({"capabilities": {"deadlineSeconds": "soon"}}, "capabilities.deadlineSeconds"),
+        ({"capabilities": {"providerModel": "m\x00"}}, "capabilities"),
     ],
 )
 async def test_upsert_model_validates(client: GraphQLClient, extra: dict[str, Any], field: str) -> None:
@@ -120,6 +142,21 @@ async def test_upsert_model_validates(client: GraphQLClient, extra: dict[str, An
     result = (await admin.execute(UPSERT_MODEL, {"input": {**model_input("ok-slug")["input"], **extra}}))["data"]
     assert result["upsertModel"]["__typename"] == "InvalidInput"
     assert field in [f["field"] for f in result["upsertModel"]["fields"]]
+
+
+async def test_an_update_without_capabilities_keeps_them(client: GraphQLClient) -> None:
+    # given a model with a parameter, as an admin created it
+    admin = client.as_user(await admin_token(client))
+    created = (await admin.execute(UPSERT_MODEL, model_input("keeps-caps")))["data"]["upsertModel"]["model"]
+    # when the admin changes only its price, leaving capabilities (and isActive) out
+    only_cost = {k: v for k, v in model_input("keeps-caps", costCredits=3)["input"].items() if k != "capabilities"}
+    updated = (await admin.execute(UPSERT_MODEL, {"input": only_cost}))["data"]["upsertModel"]["model"]
+    # then the parameters stay, and a request using them still passes validation
+    assert updated["capabilities"] == created["capabilities"]
+    assert updated["costCredits"] == 3 and updated["isActive"] is True
+    # and giving capabilities replaces them
+    cleared = (await admin.execute(UPSERT_MODEL, model_input("keeps-caps", capabilities={})))["data"]
+    assert cleared["upsertModel"]["model"]["capabilities"] == {}
 
 
 async def test_non_admins_are_forbidden_and_change_nothing(client: GraphQLClient) -> None:
@@ -146,6 +183,8 @@ async def test_presets_belong_to_a_model_and_are_validated(client: GraphQLClient
         UPSERT_PRESET, {"input": {"modelId": model["id"], "name": "Bad", "params": {"steps": 99}}}
     )
     assert bad["data"]["upsertPreset"]["__typename"] == "InvalidInput"
+    nul_name = {"input": {"modelId": model["id"], "name": "Fast\x00", "params": {}}}
+    assert (await admin.execute(UPSERT_PRESET, nul_name))["data"]["upsertPreset"]["__typename"] == "InvalidInput"
     missing = {"input": {"modelId": str(uuid.uuid4()), "name": "X", "params": {}}}
     assert (await admin.execute(UPSERT_PRESET, missing))["data"]["upsertPreset"]["__typename"] == "NotFound"
     renamed = {
@@ -163,6 +202,8 @@ async def test_admin_settings_round_trip(client: GraphQLClient) -> None:
     assert result["setAdminSetting"]["setting"] == {"key": "signup.bonus", "value": {"credits": 50}}
     bad = (await admin.execute(SET_SETTING, {"key": "Bad Key!", "value": 1}))["data"]["setAdminSetting"]
     assert bad["__typename"] == "InvalidInput"
+    nul = (await admin.execute(SET_SETTING, {"key": "motd", "value": {"text": "a\x00b"}}))["data"]
+    assert nul["setAdminSetting"]["__typename"] == "InvalidInput"
     assert (await admin.execute("{ adminSettings { key value } }"))["data"]["adminSettings"] == [
         {"key": "signup.bonus", "value": {"credits": 50}}
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -140,6 +141,10 @@ async def test_replay_after_completion_returns_the_same_generation(client: Graph
         ({"params": [1, 2]}, "params"),
         ({"idempotencyKey": "k" * 200}, "idempotencyKey"),
         ({"presetId": "not-a-uuid"}, "presetId"),
+        # text PostgreSQL cannot store: a NUL, an unpaired surrogate (JSON may escape one)
+        ({"prompt": "a quiet\x00harbour"}, "prompt"),
+        ({"idempotencyKey": "key\x00"}, "idempotencyKey"),
+        ({"params": {"steps": True}}, "params.steps"),
     ],
 )
 async def test_generate_rejects_malformed_input(client: GraphQLClient, extra: dict[str, Any], field: str) -> None:
@@ -271,3 +276,95 @@ async def test_pagination_is_stable_and_capped(client: GraphQLClient) -> None:
     assert capped["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
     bad_cursor = await me.execute('{ generations(after: "garbage!") { edges { cursor } } }', expect_errors=True)
     assert bad_cursor["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+STRING_AND_NUMBER = {"params": {"style": {"type": "string"}, "scale": {"type": "number", "min": 0}}}
+
+
+def literal_generate(model_id: str, fields: str) -> str:
+    """A generate with its input written in the document (what JSON variables cannot carry)."""
+    return (
+        'mutation { generate(input: {modelId: "' + model_id + '", ' + fields + "}) {"
+        " __typename ... on InvalidInput { fields { field message } } } }"
+    )
+
+
+async def test_generate_refuses_what_postgresql_cannot_store(client: GraphQLClient) -> None:
+    # given a model with a string and a number parameter, and a user with credits
+    model_id = await admin_setup(client, capabilities=STRING_AND_NUMBER)
+    user = await register_user(client, "jsonb@example.com")
+    await grant(client, user["user"]["id"], 100)
+    me = client.as_user(user["accessToken"])
+    # when the params hold a NUL in a string, or an infinite number (written in the document:
+    # JSON has none), or the prompt an unpaired surrogate (escaped in JSON, as json.dumps does)
+    surrogate = json.dumps({"query": GENERATE, "variables": {"input": {"modelId": model_id, "prompt": "a \ud800"}}})
+    sent = await client.http.post(
+        "/graphql",
+        content=surrogate.encode(),
+        headers={"content-type": "application/json", "authorization": f"Bearer {user['accessToken']}"},
+    )
+    answers = [
+        await me.execute(GENERATE, gen_input(model_id, params={"style": "a\x00b"})),
+        await me.execute(literal_generate(model_id, 'prompt: "a quiet harbour", params: {scale: 1e999}')),
+        sent.json(),
+    ]
+    # then each is a typed InvalidInput naming the field, and nothing is reserved
+    problems = []
+    for body in answers:
+        result = body["data"]["generate"]
+        assert result["__typename"] == "InvalidInput", result
+        problems += [(f["field"], f["message"]) for f in result["fields"]]
+    assert problems == [
+        ("params", "must not contain NUL characters (in a string)"),
+        ("params", "must hold only finite numbers"),
+        ("prompt", "must be valid Unicode text (no unpaired surrogates)"),
+    ]
+    account, _ = await ledger_consistent(client, user["user"]["id"])
+    assert account == CreditBalance(100, 0)
+
+
+async def test_a_key_reused_for_another_request_is_refused(client: GraphQLClient) -> None:
+    # given a generation started with a key
+    model_id = await admin_setup(client, cost=10)
+    user = await register_user(client, "reuse@example.com")
+    await grant(client, user["user"]["id"], 100)
+    me = client.as_user(user["accessToken"])
+    first = await me.execute(GENERATE, gen_input(model_id, idempotencyKey="k-reuse", params={"steps": 5}))
+    first_id = first["data"]["generate"]["generation"]["id"]
+    # when the same key comes with another prompt, other params, or at once with both
+    other_prompt = {"input": {**gen_input(model_id)["input"], "prompt": "a loud harbour", "idempotencyKey": "k-reuse"}}
+    other_params = gen_input(model_id, idempotencyKey="k-reuse", params={"steps": 6})
+    answers = await asyncio.gather(me.execute(GENERATE, other_prompt), me.execute(GENERATE, other_params))
+    # then each is InvalidInput on idempotencyKey naming the first generation and what differs
+    for answer, differs in zip(answers, ("prompt", "params"), strict=True):
+        result = answer["data"]["generate"]
+        assert result["__typename"] == "InvalidInput", result
+        (problem,) = result["fields"]
+        assert problem["field"] == "idempotencyKey"
+        assert first_id in problem["message"] and differs in problem["message"]
+    # and the same request again still replays, with one reservation in all
+    again = await me.execute(GENERATE, gen_input(model_id, idempotencyKey="k-reuse", params={"steps": 5}))
+    assert again["data"]["generate"]["generation"]["id"] == first_id
+    account, totals = await ledger_consistent(client, user["user"]["id"])
+    assert account == totals == CreditBalance(100, 10)
+
+
+async def test_a_replay_answers_even_after_its_model_was_deactivated(client: GraphQLClient) -> None:
+    # given a generation started with a key, then its model deactivated
+    model_id = await admin_setup(client, cost=10)
+    user = await register_user(client, "deactivated@example.com")
+    await grant(client, user["user"]["id"], 100)
+    me = client.as_user(user["accessToken"])
+    first = await me.execute(GENERATE, gen_input(model_id, idempotencyKey="k-gone"))
+    async with client.container.uow() as uow:
+        model = await uow.catalogue.get_model(uuid.UUID(model_id))
+    assert model is not None
+    await operator_model(client, slug=model.slug, cost=10, capabilities=model.capabilities, active=False)
+    # when the request is replayed, and a new one without a key is tried
+    replay = (await me.execute(GENERATE, gen_input(model_id, idempotencyKey="k-gone")))["data"]["generate"]
+    fresh = (await me.execute(GENERATE, gen_input(model_id)))["data"]["generate"]
+    # then the replay gets the first generation, the new request NotFound, and one reservation stands
+    assert replay["generation"]["id"] == first["data"]["generate"]["generation"]["id"]
+    assert fresh["__typename"] == "NotFound"
+    account, totals = await ledger_consistent(client, user["user"]["id"])
+    assert account == totals == CreditBalance(100, 10)

@@ -1,4 +1,7 @@
-"""A start whose submit message cannot be queued: the caller still gets its generation, the sweep sends the submit.
+"""Committed changes whose task message cannot be queued still answer with their result.
+
+A start whose submit message is not queued gets its generation (the poll sweep sends the
+submit); a cancel whose message to the provider is not queued gets its CANCELED generation.
 
 The failure is Redis's own: the task stream's key holds a string, so XADD answers
 WRONGTYPE while the database and the rest of Redis work.
@@ -15,10 +18,11 @@ from redis.asyncio import Redis
 
 from domain.credits import LedgerKind
 from domain.generations import GenerationStatus
+from domain.use_cases import generations
 from domain.use_cases.generations import SUBMIT_TASK
 from tests.integration.workers.conftest import side_container
 from tests.integration.workers.world import COST, GRANT, World, new_world
-from workers.tasks import poll_active_generations
+from workers.tasks import poll_active_generations, submit_generation
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -63,7 +67,7 @@ async def test_unqueued_submit_returns_the_generation_and_the_sweep_sends_it(
     assert (account.balance, account.reserved) == (GRANT, COST)
     assert account == from_ledger
     assert [e.kind for e in await world.ledger() if e.generation_id == started.id] == [LedgerKind.RESERVE]
-    assert any("poll sweep will send it" in r.getMessage() for r in caplog.records)
+    assert any("poll sweep will send the submit" in r.getMessage() for r in caplog.records)
     # and it is due for the sweep at once, not after the submit lease
     stored = await world.get(started.id)
     assert (stored.status, stored.submit_attempts) == (GenerationStatus.QUEUED, 0)
@@ -78,3 +82,40 @@ async def test_unqueued_submit_returns_the_generation_and_the_sweep_sends_it(
     # and a second tick within the lease sends nothing more
     await poll_active_generations(container=world.container)
     assert len(await submits_in(client, key)) == 1
+
+
+async def test_unqueued_provider_cancel_still_cancels_and_releases(
+    world: World, stream: tuple[Redis, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, key = stream
+    c = world.container
+    # given a generation running at the provider
+    started = await world.generate(await world.model("sim-cancel-unsent"))
+    await submit_generation(str(started.id), container=c)
+    running = await world.get(started.id)
+    assert running.status is GenerationStatus.PROCESSING and running.provider_task_id
+    # and a task stream that refuses XADD
+    await client.delete(key)
+    await client.set(key, "not a stream")
+    try:
+        # when its owner cancels it
+        canceled = await generations.cancel(
+            principal=world.principal,
+            generation_id=started.id,
+            uow=c.uow(),
+            jobs=c.jobs,
+            publisher=c.publisher,
+            clock=c.clock,
+        )
+    finally:
+        await client.delete(key)
+    # then the answer is the CANCELED generation, with the whole hold released once
+    assert canceled.status is GenerationStatus.CANCELED
+    assert (await world.get(started.id)).status is GenerationStatus.CANCELED
+    account, from_ledger = await world.balance()
+    assert (account.balance, account.reserved) == (GRANT, 0)
+    assert account == from_ledger
+    kinds = sorted(e.kind for e in await world.ledger() if e.generation_id == started.id)
+    assert kinds == sorted([LedgerKind.RESERVE, LedgerKind.RELEASE])
+    # and the lost message is logged
+    assert any("queueing cancel_provider_task" in r.getMessage() for r in caplog.records)
