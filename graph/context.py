@@ -38,10 +38,6 @@ class Context(BaseContext):
     def __post_init__(self) -> None:
         super().__init__()
 
-    @staticmethod
-    def new_request_id() -> str:
-        return uuid.uuid4().hex
-
     @cached_property
     def _verified(self) -> tuple[Principal, datetime] | Unauthenticated | None:
         if not self.credentials.token:

@@ -27,6 +27,7 @@ from graph.http_protocol import (
     JSON_TYPE,
     GraphQLParams,
     HttpProblem,
+    loads,
     media_type,
     negotiate,
     params_from_mapping,
@@ -35,6 +36,7 @@ from graph.http_protocol import (
     place_files,
 )
 from graph.ide import graphiql_page
+from graph.request_id import request_id_of
 from infrastructure.container import Container
 from infrastructure.settings import Settings
 
@@ -51,8 +53,10 @@ class Answer(NamedTuple):
     headers: dict[str, str] | None = None
 
 
-def problem(exc: HttpProblem, media: str) -> Answer:
-    payload = {"errors": [{"message": exc.message, "extensions": {"code": "BAD_REQUEST"}}]}
+def problem(exc: HttpProblem, media: str, *, request_id: str) -> Answer:
+    """The refusal as a GraphQL error, with the code and request id every error carries (docs/clients.md)."""
+    extensions = {"code": "BAD_REQUEST", "requestId": request_id}
+    payload = {"errors": [{"message": exc.message, "extensions": extensions}]}
     return Answer(exc.status, payload, media if exc.status != 406 else JSON_TYPE, exc.headers or None)
 
 
@@ -114,7 +118,7 @@ class GraphQLHttp:
         ctx = Context(
             container=container,
             credentials=Credentials(bearer_token(request.headers)),
-            request_id=getattr(request.state, "request_id", None) or Context.new_request_id(),
+            request_id=request_id_of(request),
             client_ip=client_ip(request),
             operation_name=params.operation_name,
         )
@@ -181,7 +185,7 @@ class GraphQLHttp:
         try:
             media = negotiate(request.headers.get("accept"))
         except HttpProblem as exc:
-            return problem(exc, JSON_TYPE)
+            return problem(exc, JSON_TYPE, request_id=request_id_of(request))
         try:
             parsed = parse_json_body(
                 await self.read_body(request, self.settings.max_body_bytes), max_batch=self.settings.max_batch_size
@@ -191,7 +195,7 @@ class GraphQLHttp:
                 return Answer(200, [payload for _, payload in results], media)
             status, payload = await self.execute(request, parsed, media, via_get=False)
         except HttpProblem as exc:
-            return problem(exc, media)
+            return problem(exc, media, request_id=request_id_of(request))
         return Answer(status, payload, media)
 
     async def multipart(self, request: Request) -> GraphQLParams:
@@ -208,9 +212,9 @@ class GraphQLHttp:
         form = await limited.form(max_files=10, max_fields=10, max_part_size=1024 * 1024)
         request.state.form = form
         try:
-            operations = json.loads(str(form.get("operations") or ""))
-            files_map = json.loads(str(form.get("map") or "{}"))
-        except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
+            operations = loads(str(form.get("operations") or ""))
+            files_map = loads(str(form.get("map") or "{}"))
+        except (ValueError, RecursionError) as exc:
             raise HttpProblem(400, "`operations` and `map` must be JSON.") from exc
         files = {k: v for k, v in form.multi_items() if isinstance(v, UploadFile)}
         if isinstance(operations, list):
@@ -261,8 +265,8 @@ def _response(answer: Answer) -> Response:
     )
 
 
-def _problem(exc: HttpProblem, media: str) -> Response:
-    return _response(problem(exc, media))
+def _problem(exc: HttpProblem, media: str, request: Request) -> Response:
+    return _response(problem(exc, media, request_id=request_id_of(request)))
 
 
 def build_router(handler: GraphQLHttp) -> APIRouter:
@@ -277,12 +281,12 @@ def build_router(handler: GraphQLHttp) -> APIRouter:
         try:
             media = negotiate(accept)
         except HttpProblem as exc:
-            return _problem(exc, JSON_TYPE)
+            return _problem(exc, JSON_TYPE, request)
         try:
             params = params_from_query_string(dict(request.query_params))
             status, payload = await handler.execute(request, params, media, via_get=True)
         except HttpProblem as exc:
-            return _problem(exc, media)
+            return _problem(exc, media, request)
         return _response(Answer(status, payload, media))
 
     @router.post("/graphql", include_in_schema=False)
@@ -294,7 +298,7 @@ def build_router(handler: GraphQLHttp) -> APIRouter:
         try:
             media = negotiate(request.headers.get("accept"))
         except HttpProblem as exc:
-            return _problem(exc, JSON_TYPE)
+            return _problem(exc, JSON_TYPE, request)
         try:
             if content_type != "multipart/form-data":
                 raise HttpProblem(
@@ -303,7 +307,7 @@ def build_router(handler: GraphQLHttp) -> APIRouter:
             params = await handler.multipart(request)
             status, payload = await handler.execute(request, params, media, via_get=False)
         except HttpProblem as exc:
-            return _problem(exc, media)
+            return _problem(exc, media, request)
         finally:
             form = getattr(request.state, "form", None)
             if form is not None:
@@ -313,7 +317,7 @@ def build_router(handler: GraphQLHttp) -> APIRouter:
     @router.api_route("/graphql", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def graphql_other(request: Request) -> Response:
         return _problem(
-            HttpProblem(405, "GraphQL is served over GET and POST.", headers={"Allow": "GET, POST"}), JSON_TYPE
+            HttpProblem(405, "GraphQL is served over GET and POST.", headers={"Allow": "GET, POST"}), JSON_TYPE, request
         )
 
     return router

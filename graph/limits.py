@@ -51,7 +51,9 @@ from infrastructure.settings import Settings
 CACHE_SIZE = 256
 TOO_COSTLY = "QUERY_TOO_COSTLY"
 # Cost of a field = how many times it may be resolved: the product of the `first`
-# arguments of the connections above it (and of its own, for its children).
+# arguments of the connections above it (and of its own, for its children). A `first`
+# over MAX_PAGE_SIZE counts as MAX_PAGE_SIZE: the resolver refuses it (INVALID_INPUT,
+# which names the argument) and no page can be larger.
 PAGE_ARGUMENT = "first"
 
 
@@ -108,7 +110,8 @@ class StaticRules(AddValidationRules):
 
 
 def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any], consulted: list[str]) -> int:
-    """The `first` the field will get; the largest page when it cannot be known here (null, a bad type)."""
+    """The page the field may return: its `first` within [0, MAX_PAGE_SIZE]; the largest page when
+    the `first` cannot be known here (null, a bad type)."""
     value: Any = default
     for argument in node.arguments or ():
         if argument.name.value != PAGE_ARGUMENT:
@@ -121,7 +124,7 @@ def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any], cons
         else:
             value = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return max(value, 0)
+        return min(max(value, 0), MAX_PAGE_SIZE)
     return MAX_PAGE_SIZE
 
 

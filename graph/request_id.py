@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infrastructure.logging_setup import bind_request_id
@@ -19,6 +20,12 @@ def _incoming(scope: Scope) -> str:
             if 0 < len(text) <= 64 and text.isprintable():
                 return text
     return uuid.uuid4().hex
+
+
+def request_id_of(connection: HTTPConnection) -> str:
+    """The id the middleware gave this request (and its `X-Request-ID` header); a new one without it."""
+    rid: str | None = getattr(connection.state, "request_id", None)
+    return rid or uuid.uuid4().hex
 
 
 class RequestIdMiddleware:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.fixtures.app import GraphQLClient, SettingsFactory, running_app
+from tests.fixtures.app import GraphQLClient, SettingsFactory, register_user, running_app
 
 GQL_RESPONSE = "application/graphql-response+json"
 QUERY = "query Models { models { slug } }"
@@ -202,3 +202,104 @@ async def test_bad_variable_values_are_request_errors_not_internal(client: Graph
     status, _, body = await post(client, {"query": query, "variables": variables}, accept=GQL_RESPONSE)
     assert status == 400 and isinstance(body, dict)
     assert all(e["extensions"]["code"] != "INTERNAL_SERVER_ERROR" for e in body["errors"])
+
+
+HUGE_INTEGER = "1" * 4301  # past Python's 4300-digit limit for int(str)
+OUT_OF_JSON = [
+    HUGE_INTEGER,  # json.loads raises a bare ValueError
+    "NaN",  # accepted by json.loads, not JSON
+    "Infinity",
+    "-Infinity",
+    "1e999",  # parses to float inf, which jsonb (and JSON) cannot hold
+    "-1" + "0" * 400 + ".5",
+]
+
+
+async def test_numbers_json_cannot_carry_are_400_not_500(make_settings: SettingsFactory) -> None:
+    # given an app that accepts bodies large enough for a 4301-digit number
+    async with running_app(make_settings(max_body_bytes=64 * 1024)) as client:
+        for number in OUT_OF_JSON:
+            body = f'{{"query": "{{ __typename }}", "variables": {{"x": {number}}}}}'.encode()
+            for accept in ("application/json", GQL_RESPONSE):
+                # when it is posted
+                status, _, answer = await post(client, body, accept=accept)
+                # then it is refused as invalid JSON, like any other malformed body
+                assert status == 400, (number[:20], accept, answer)
+                assert isinstance(answer, dict)
+                assert answer["errors"][0]["message"] == "The request body is not valid JSON."
+                assert answer["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize("number", OUT_OF_JSON, ids=["huge-int", "nan", "inf", "-inf", "1e999", "long-float"])
+async def test_numbers_json_cannot_carry_in_get_variables_are_400(client: GraphQLClient, number: str) -> None:
+    # given a GET whose variables hold a number JSON cannot carry
+    params = {"query": "{ __typename }", "variables": f'{{"x": {number}}}'}
+    # when it is sent
+    r = await client.http.get("/graphql", params=params)
+    # then it is refused as invalid JSON
+    assert r.status_code == 400, r.text
+    assert r.json()["errors"][0]["message"] == "`variables` is not valid JSON."
+
+
+@pytest.mark.parametrize("number", OUT_OF_JSON, ids=["huge-int", "nan", "inf", "-inf", "1e999", "long-float"])
+async def test_numbers_json_cannot_carry_in_multipart_operations_are_400(client: GraphQLClient, number: str) -> None:
+    # given a multipart request whose `operations` hold a number JSON cannot carry
+    operations = f'{{"query": "{{ __typename }}", "variables": {{"file": null, "x": {number}}}}}'
+    form = {"operations": operations, "map": '{"0": ["variables.file"]}'}
+    # when it is posted
+    r = await client.http.post(
+        "/graphql",
+        data=form,
+        files={"0": ("a.bin", b"data", "application/octet-stream")},
+        headers={"GraphQL-Require-Preflight": "1"},
+    )
+    # then it is refused as invalid JSON
+    assert r.status_code == 400, r.text
+    assert r.json()["errors"][0]["message"] == "`operations` and `map` must be JSON."
+
+
+async def test_transport_errors_carry_the_request_id_of_the_response(client: GraphQLClient) -> None:
+    mutation = 'mutation { login(input: {email: "a@b.cd", password: "x"}) { __typename } }'
+    json_body = {"Content-Type": "application/json"}
+    # given requests refused before any GraphQL runs, on the JSON endpoint and on the FastAPI routes
+    requests = [
+        ("POST", {"content": b"{not json", "headers": json_body}, 400),
+        ("POST", {"content": b'{"query": "{ __typename }"}', "headers": {**json_body, "Accept": "text/csv"}}, 406),
+        ("POST", {"content": b"x" * 5000, "headers": json_body}, 413),
+        ("POST", {"content": QUERY, "headers": {"Content-Type": "text/plain"}}, 415),
+        ("GET", {"params": {"query": mutation}}, 405),
+        ("GET", {"params": {"query": QUERY}, "headers": {"Accept": "text/csv"}}, 406),
+        ("PUT", {"json": {"query": QUERY}}, 405),
+    ]
+    for method, kw, expected in requests:
+        # when each is sent
+        r = await client.http.request(method, "/graphql", **kw)  # type: ignore[arg-type]
+        # then its error names the same request id as the X-Request-ID header
+        assert r.status_code == expected, (method, kw, r.text)
+        error = r.json()["errors"][0]
+        assert error["extensions"]["code"] == "BAD_REQUEST"
+        assert error["extensions"]["requestId"] == r.headers["x-request-id"], (method, kw)
+
+
+async def test_a_transport_error_echoes_the_clients_request_id(client: GraphQLClient) -> None:
+    # given a client that sends its own X-Request-ID
+    headers = {"Content-Type": "application/json", "X-Request-ID": "client-trace-7"}
+    # when its body is not JSON
+    r = await client.http.post("/graphql", content=b"{not json", headers=headers)
+    # then the error carries that id, as GraphQL errors do
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["extensions"]["requestId"] == "client-trace-7" == r.headers["x-request-id"]
+
+
+OVERSIZED_PAGE = "query Big { generations(first: 1000) { edges { cursor node { id status } } } }"
+
+
+async def test_a_page_over_the_cap_is_invalid_input_not_too_costly(client: GraphQLClient) -> None:
+    # given a signed-in user asking for 1000 generations (a literal cost of 5001 fields)
+    session = await register_user(client, "big-page@example.com")
+    # when the query is sent
+    body = await client.execute(OVERSIZED_PAGE, token=session["accessToken"], expect_errors=True)
+    # then the resolver refuses the argument, as creditLedger does, rather than the cost limit
+    codes = [e["extensions"]["code"] for e in body["errors"]]
+    assert codes == ["INVALID_INPUT"], body
+    assert "first" in body["errors"][0]["message"] and "between 0 and 100" in body["errors"][0]["message"]

@@ -134,3 +134,18 @@ async def test_the_app_still_wraps_the_endpoint_in_its_middlewares(client: Graph
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["content-security-policy"].startswith("default-src 'none'")
     assert r.headers["access-control-allow-origin"] == "https://app.example.com"
+
+
+async def test_refusals_carry_the_request_id_the_outer_layer_gave(client: GraphQLClient) -> None:
+    # given the endpoint alone, with the request id RequestIdMiddleware put in the scope ("fixed-id")
+    endpoint = GraphQLPostEndpoint(
+        Downstream(), handler=GraphQLHttp(client.app.state.schema, client.app.state.settings)
+    )
+    oversized = b'{"query": "' + b"x" * (client.app.state.settings.max_body_bytes + 1) + b'"}'
+
+    for body in (b"{not json", b'{"query": NaN}', oversized):
+        # when a body it must refuse arrives
+        status, _, answer = await drive(endpoint, client, "POST", "/graphql", "application/json", body)
+        # then the refusal names that id, as the X-Request-ID header will
+        assert status in (400, 413)
+        assert json.loads(answer)["errors"][0]["extensions"] == {"code": "BAD_REQUEST", "requestId": "fixed-id"}

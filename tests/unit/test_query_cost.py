@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
 
+from domain.pagination import MAX_PAGE_SIZE
 from graph.limits import fixed_cost, operation_cost
 from graph.schema import build_schema
+from infrastructure.settings import Settings
 
 SCHEMA = build_schema()._schema
 
@@ -68,3 +70,38 @@ def test_cost(query: str, variables: dict[str, Any] | None, expected: int) -> No
 )
 def test_fixed_cost_is_known_only_when_no_variable_decides_it(query: str, expected: int | None) -> None:
     assert fixed_cost(SCHEMA, *parts(query)) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("{ generations(first: 1000) { edges { cursor node { id status } } } }", None),
+        ("{ generations(first: 99999999) { edges { cursor node { id status } } } }", None),
+        ("query Q($n: Int) { generations(first: $n) { edges { cursor node { id status } } } }", {"n": 1000}),
+        ("query Q($n: Int = 1000) { generations(first: $n) { edges { cursor node { id status } } } }", None),
+    ],
+)
+def test_a_page_over_the_cap_is_costed_as_the_largest_page(query: str, variables: dict[str, Any] | None) -> None:
+    # given a connection asked for more than MAX_PAGE_SIZE items
+    # when its cost is estimated
+    estimated = cost(query, variables)
+    # then it is costed as the largest page the resolver can return (which refuses the `first` itself)
+    assert (
+        estimated
+        == 1 + MAX_PAGE_SIZE * 5
+        == cost(f"{{ generations(first: {MAX_PAGE_SIZE}) {{ edges {{ cursor node {{ id status }} }} }} }}")
+    )
+
+
+def test_nested_pages_over_the_cap_are_still_costly() -> None:
+    # given pages over the cap nested in each other
+    query = (
+        "{ generations(first: 1000) { edges { node { board {"
+        " generations(first: 1000) { edges { node { id } } } } } } } }"
+    )
+    # when the cost is estimated
+    estimated = cost(query)
+    # then the clamped pages still multiply: 100 * 100 leaves it far over the default limit of 5000
+    outer, inner = MAX_PAGE_SIZE, MAX_PAGE_SIZE * MAX_PAGE_SIZE
+    assert estimated == 1 + outer * 4 + inner * 3
+    assert estimated > Settings.model_fields["max_query_cost"].default
