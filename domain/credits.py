@@ -7,7 +7,8 @@ Every move is one immutable ledger entry. Sign convention of `amount`:
 
 So at any time ``balance == sum(amount of grant, adjust, capture)`` and
 ``reserved == sum(amount of reserve, release, capture)``, and
-``available = balance - reserved`` is never negative.
+``available = balance - reserved`` is never negative. No move may take the balance
+above ``MAX_BALANCE``: the API serialises balances as GraphQL ``Int`` (32-bit).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class LedgerKind(enum.StrEnum):
 BALANCE_KINDS = frozenset({LedgerKind.GRANT, LedgerKind.ADJUST, LedgerKind.CAPTURE})
 RESERVED_KINDS = frozenset({LedgerKind.RESERVE, LedgerKind.RELEASE, LedgerKind.CAPTURE})
 MAX_GRANT = 10_000_000
+MAX_BALANCE = 2_147_483_647  # GraphQL Int is 32-bit: `credits { balance }` must stay serialisable
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,17 @@ class Move:
     reserved_delta: int
 
 
+def check_cap(account: CreditBalance, move: Move) -> None:
+    """Refuse a move that would raise the balance above MAX_BALANCE (lowering it is always allowed)."""
+    if move.balance_delta > 0 and account.balance + move.balance_delta > MAX_BALANCE:
+        room = max(0, MAX_BALANCE - account.balance)
+        raise InvalidInput.single(
+            "amount", f"would exceed the maximum balance of {MAX_BALANCE} credits (at most {room} more can be added)"
+        )
+
+
 def grant(amount: int) -> Move:
+    """A grant whose room under MAX_BALANCE the store checks atomically (see CreditRepository.change)."""
     if amount <= 0 or amount > MAX_GRANT:
         raise InvalidInput.single("amount", f"must be between 1 and {MAX_GRANT}")
     return Move(LedgerKind.GRANT, amount, amount, 0)
@@ -78,7 +90,9 @@ def adjust(account: CreditBalance, amount: int) -> Move:
         raise InvalidInput.single("amount", "must not be zero")
     if account.available + amount < 0:
         raise InsufficientCredits(required=-amount, available=account.available)
-    return Move(LedgerKind.ADJUST, amount, amount, 0)
+    move = Move(LedgerKind.ADJUST, amount, amount, 0)
+    check_cap(account, move)
+    return move
 
 
 def hold(amount: int) -> Move:
@@ -111,6 +125,7 @@ def release(reserved_for_job: int) -> Move:
 
 
 def apply(account: CreditBalance, move: Move) -> CreditBalance:
+    check_cap(account, move)
     after = CreditBalance(account.balance + move.balance_delta, account.reserved + move.reserved_delta)
     if after.reserved < 0 or after.available < 0:
         raise InvalidState("A ledger move would break the account invariants.")

@@ -52,8 +52,11 @@ async def post_move(
         return None
     after = await uow.credits.change(user_id, balance_delta=move.balance_delta, reserved_delta=move.reserved_delta)
     if after is None:
+        # The store refused the move atomically (the caller's `async with uow` rolls the ledger row
+        # back): say why from the account as it is now, which includes any concurrent move.
+        current = await uow.credits.balance(user_id)
+        rules.check_cap(current, move)
         if move.kind in (LedgerKind.RESERVE, LedgerKind.ADJUST):
-            current = await uow.credits.balance(user_id)
             raise InsufficientCredits(required=abs(move.amount), available=max(0, current.available))
         raise InvalidState(f"The credit account cannot take a {move.kind.value} of {move.amount}.")
     return after

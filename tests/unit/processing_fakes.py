@@ -10,7 +10,7 @@ from typing import Any
 
 from domain import credits as rules
 from domain.catalogue import AiModel, ModelKind
-from domain.credits import RESERVED_KINDS, CreditBalance, LedgerEntry, LedgerKind
+from domain.credits import MAX_BALANCE, RESERVED_KINDS, CreditBalance, LedgerEntry, LedgerKind
 from domain.events import Event
 from domain.generations import ACTIVE_STATUSES, Generation, GenerationStatus
 from domain.ports import (
@@ -142,7 +142,7 @@ class Credits:
     async def change(self, user_id: uuid.UUID, *, balance_delta: int, reserved_delta: int) -> CreditBalance | None:
         before = self.s.accounts[user_id]
         after = CreditBalance(before.balance + balance_delta, before.reserved + reserved_delta)
-        if after.reserved < 0 or after.available < 0:
+        if after.reserved < 0 or after.available < 0 or after.balance > max(MAX_BALANCE, before.balance):
             return None
         self.s.accounts[user_id] = after
         return after

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import cast
 
-from sqlalchemy import BigInteger, Table, bindparam, case, func, select, update
+from sqlalchemy import BigInteger, Table, bindparam, case, func, or_, select, update
 
-from domain.credits import BALANCE_KINDS, RESERVED_KINDS, CreditBalance, LedgerEntry, LedgerKind
+from domain.credits import BALANCE_KINDS, MAX_BALANCE, RESERVED_KINDS, CreditBalance, LedgerEntry, LedgerKind
 from domain.pagination import Page, PageRequest
 from infrastructure.db.models import CreditAccountRow, CreditLedgerRow
 from infrastructure.db.repositories.base import SqlRepository, aware, keyset
@@ -33,7 +33,14 @@ _NEW_BALANCE = _ACCOUNTS.c.balance + bindparam("balance_delta", type_=BigInteger
 _NEW_RESERVED = _ACCOUNTS.c.reserved + bindparam("reserved_delta", type_=BigInteger)
 _CHANGE = (
     update(_ACCOUNTS)
-    .where(_ACCOUNTS.c.user_id == bindparam("account"), _NEW_RESERVED >= 0, _NEW_BALANCE - _NEW_RESERVED >= 0)
+    .where(
+        _ACCOUNTS.c.user_id == bindparam("account"),
+        _NEW_RESERVED >= 0,
+        _NEW_BALANCE - _NEW_RESERVED >= 0,
+        # domain.credits.check_cap (a move that lowers the balance always passes), in the same
+        # statement as the row lock so concurrent grants cannot pass the cap together
+        or_(_NEW_BALANCE <= MAX_BALANCE, _ACCOUNTS.c.balance >= _NEW_BALANCE),
+    )
     .values(balance=_NEW_BALANCE, reserved=_NEW_RESERVED, version=_ACCOUNTS.c.version + 1)
     .returning(_ACCOUNTS.c.balance, _ACCOUNTS.c.reserved)
 )
@@ -75,7 +82,8 @@ class SqlCreditRepository(SqlRepository):
 
     async def change(self, user_id: uuid.UUID, *, balance_delta: int, reserved_delta: int) -> CreditBalance | None:
         # One statement: the row lock taken by UPDATE serialises concurrent moves and the
-        # WHERE clause refuses any move that would make available or reserved negative.
+        # WHERE clause refuses any move that would make available or reserved negative, or
+        # raise the balance above MAX_BALANCE.
         row = (
             await self.core_execute(
                 _CHANGE, {"account": user_id, "balance_delta": balance_delta, "reserved_delta": reserved_delta}
