@@ -44,7 +44,7 @@ def _grouped(
 
 
 class Loaders:
-    """Named `<Thing>By<Key>`; models and presets come from the catalogue cache, not SQL."""
+    """Named `<Thing>By<Key>`; models and presets come from the catalogue cache, SQL only on a miss."""
 
     def __init__(self, container: Container) -> None:
         self.container = container
@@ -54,12 +54,19 @@ class Loaders:
         self.input_ids_by_generation = _grouped(container, lambda uow, ids: uow.generations.inputs_of(ids))
         self.assets_by_generation = _grouped(container, lambda uow, ids: uow.generations.assets_of(ids))
         self.members_by_board = _grouped(container, lambda uow, ids: uow.boards.members_of(ids))
+        self.models_by_id = _by_id(container, lambda uow, ids: uow.catalogue.get_models(ids), lambda m: m.id)
+        self.presets_by_id = _by_id(container, lambda uow, ids: uow.catalogue.get_presets(ids), lambda p: p.id)
 
+    # A cache miss is not "absent": this replica's snapshot may predate a model or preset written
+    # on another one (its invalidation lost, the TTL not yet up). The database is the truth; the
+    # loaders batch every miss of a request into one statement, and a warm cache needs none.
     async def model(self, model_id: uuid.UUID) -> AiModel | None:
-        return await self.container.catalogue.model(model_id)
+        cached = await self.container.catalogue.model(model_id)
+        return cached if cached is not None else await self.models_by_id.load(model_id)
 
     async def preset(self, preset_id: uuid.UUID) -> Preset | None:
-        return await self.container.catalogue.preset(preset_id)
+        cached = await self.container.catalogue.preset(preset_id)
+        return cached if cached is not None else await self.presets_by_id.load(preset_id)
 
     async def user(self, user_id: uuid.UUID) -> User | None:
         return await self.users_by_id.load(user_id)

@@ -91,8 +91,9 @@ class Generation:
 
     @strawberry.field
     async def model(self, info: Info) -> AiModel:
+        # The loader falls back to the database when this replica's catalogue cache is stale.
         found = await info.context.loaders.model(self.entity.model_id)
-        assert found is not None, "a generation always has its model"
+        assert found is not None, "a generation always has its model (a foreign key without cascade)"
         return AiModel.from_domain(found)
 
     @strawberry.field
