@@ -109,6 +109,21 @@ def use_json(settings: Settings) -> bool:
     return settings.log_format == "json"
 
 
+# taskiq logs "Executing task ..." at INFO for every run of every task: with the scheduled
+# sweeps running in-process (embedded mode) that is a third of all lines. Its warnings and
+# errors (a failed task, a result that cannot be stored) still come through.
+TASK_RUN_LOGGER = "taskiq.receiver"
+
+
+def task_run_level(settings: Settings) -> str:
+    """WARNING for taskiq's per-task lines unless LOG_LEVEL asks for DEBUG (or is stricter)."""
+    level = settings.log_level.upper()
+    if level == "DEBUG":
+        return level
+    configured = logging.getLevelName(level)
+    return level if isinstance(configured, int) and configured > logging.WARNING else "WARNING"
+
+
 def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
     formatter = (
         "infrastructure.logging_setup.JsonFormatter"
@@ -133,6 +148,7 @@ def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
             "uvicorn": {"level": settings.log_level.upper(), "handlers": [], "propagate": True},
             "uvicorn.error": {"level": settings.log_level.upper(), "handlers": [], "propagate": True},
             "uvicorn.access": {"level": settings.log_level.upper(), "handlers": [], "propagate": True},
+            TASK_RUN_LOGGER: {"level": task_run_level(settings), "handlers": [], "propagate": True},
         },
     }
 

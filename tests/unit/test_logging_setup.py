@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from infrastructure.logging_setup import (
     ConsoleFormatter,
     ContextFilter,
     JsonFormatter,
+    configure_logging,
     request_id_var,
     uvicorn_log_config,
 )
@@ -73,3 +77,54 @@ def test_uvicorn_config_routes_access_logs_through_the_filter(tmp_path: Path) ->
     assert config["formatters"]["default"]["()"].endswith("JsonFormatter")
     assert config["handlers"]["default"]["filters"] == ["context"]
     assert config["loggers"]["uvicorn.access"]["propagate"] is True
+
+
+# the logger taskiq's receiver writes "Executing task %s with ID: %s" to (taskiq/receiver/receiver.py)
+TASKIQ_RECEIVER = "taskiq.receiver.receiver"
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """configure_logging changes process-wide state: put it back for the other tests."""
+    root = logging.getLogger()
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access", "taskiq.receiver")
+    saved = (root.level, list(root.handlers), {n: logging.getLogger(n).level for n in names})
+    try:
+        yield
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
+
+
+def app_settings(tmp_path: Path, log_level: str) -> Settings:
+    return Settings(_env_file=None, data_dir=tmp_path, log_level=log_level, log_format="console")  # type: ignore[call-arg]
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_taskiq_per_task_lines_stay_out_of_info_but_its_warnings_do_not(tmp_path: Path) -> None:
+    # given the server's logging at the default LOG_LEVEL=INFO
+    configure_logging(app_settings(tmp_path, "INFO"))
+    receiver = logging.getLogger(TASKIQ_RECEIVER)
+    # then taskiq's "Executing task" INFO lines are dropped, its warnings and errors kept
+    assert not receiver.isEnabledFor(logging.INFO)
+    assert receiver.isEnabledFor(logging.WARNING)
+    # and every other logger (ours, taskiq's broker) still logs at INFO
+    assert logging.getLogger("genhub.graphql.operation").isEnabledFor(logging.INFO)
+    assert logging.getLogger("taskiq").isEnabledFor(logging.INFO)
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_taskiq_per_task_lines_show_at_debug(tmp_path: Path) -> None:
+    # given LOG_LEVEL=DEBUG, then taskiq's per-task lines are shown
+    configure_logging(app_settings(tmp_path, "debug"))
+    assert logging.getLogger(TASKIQ_RECEIVER).isEnabledFor(logging.INFO)
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_a_stricter_log_level_applies_to_taskiq_too(tmp_path: Path) -> None:
+    # given LOG_LEVEL=ERROR, then taskiq's warnings are not let through either
+    configure_logging(app_settings(tmp_path, "ERROR"))
+    receiver = logging.getLogger(TASKIQ_RECEIVER)
+    assert not receiver.isEnabledFor(logging.WARNING) and receiver.isEnabledFor(logging.ERROR)
