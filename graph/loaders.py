@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -11,12 +13,16 @@ from strawberry.dataloader import DataLoader
 from domain.boards import Board, BoardMember
 from domain.catalogue import AiModel, Preset
 from domain.chunks import Chunk
-from domain.repositories import Asset, UnitOfWork
-from domain.users import User
+from domain.generations import Generation
+from domain.pagination import Page, PageRequest
+from domain.repositories import Asset, GenerationFilter, UnitOfWork
+from domain.use_cases import reads
+from domain.users import Principal, User
 from infrastructure.container import Container
 
 K = TypeVar("K")
 V = TypeVar("V")
+NESTED_PAGES_AT_ONCE = 4
 
 
 def _by_id(
@@ -56,6 +62,31 @@ class Loaders:
         self.members_by_board = _grouped(container, lambda uow, ids: uow.boards.members_of(ids))
         self.models_by_id = _by_id(container, lambda uow, ids: uow.catalogue.get_models(ids), lambda m: m.id)
         self.presets_by_id = _by_id(container, lambda uow, ids: uow.catalogue.get_presets(ids), lambda p: p.id)
+        self._board_pages: DataLoader[tuple[uuid.UUID, PageRequest], Page[Generation]] | None = None
+
+    async def board_generations(self, principal: Principal, board_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
+        """A page of a board's generations, as `principal` (one viewer per request) may see it.
+
+        A board's `generations` under each item of a list (`generations { board { generations } }`)
+        is a page query per parent: identical ones are read once per request, and at most
+        NESTED_PAGES_AT_ONCE run at a time, instead of one pooled connection per parent at once.
+        """
+        if self._board_pages is None:
+            self._board_pages = DataLoader(load_fn=functools.partial(self._load_board_pages, principal))
+        return await self._board_pages.load((board_id, page))
+
+    async def _load_board_pages(
+        self, principal: Principal, keys: list[tuple[uuid.UUID, PageRequest]]
+    ) -> list[Page[Generation]]:
+        gate = asyncio.Semaphore(NESTED_PAGES_AT_ONCE)
+
+        async def one(board_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
+            async with gate:
+                return await reads.list_generations(
+                    principal=principal, flt=GenerationFilter(board_id=board_id), page=page, uow=self.container.uow()
+                )
+
+        return list(await asyncio.gather(*(one(board_id, page) for board_id, page in keys)))
 
     # A cache miss is not "absent": this replica's snapshot may predate a model or preset written
     # on another one (its invalidation lost, the TTL not yet up). The database is the truth; the

@@ -9,8 +9,6 @@ import strawberry
 
 from domain import boards as db
 from domain.pagination import PageRequest
-from domain.repositories import GenerationFilter
-from domain.use_cases import reads
 from graph.auth.types import User
 from graph.common.types import Forbidden, InvalidInput, InvalidState, NotFound
 from graph.context import Info
@@ -52,11 +50,8 @@ class Board:
     ) -> Annotated[GenerationConnection, strawberry.lazy("graph.generations.types")]:
         from graph.generations.types import GenerationConnection
 
-        page = await reads.list_generations(
-            principal=info.context.require_viewer(),
-            flt=GenerationFilter(board_id=self.board_id),
-            page=PageRequest.parse(first, after),
-            uow=info.context.container.uow(),
+        page = await info.context.loaders.board_generations(
+            info.context.require_viewer(), self.board_id, PageRequest.parse(first, after)
         )
         return GenerationConnection.from_page(page.items, page.has_next)
 

@@ -86,6 +86,42 @@ async def test_viewer_reads_the_boards_generations(world: World) -> None:
     assert {"id": world.board_id, "name": "Shared", "myRole": "VIEWER"} in boards
 
 
+NESTED_BOARD_PAGES = """
+query Nested($boardId: ID!) { generations(first: 100, filter: {boardId: $boardId}) { edges { node {
+  id board { id generations(first: 2) { edges { node { id } } pageInfo { hasNextPage } } }
+} } } }
+"""
+
+
+async def test_a_boards_page_under_every_item_of_a_list_is_read_once(world: World) -> None:
+    from sqlalchemy import event
+
+    # given a board holding 12 generations
+    for _ in range(11):
+        started = await world.data("editor", GENERATE, {"modelId": world.model_id, "boardId": world.board_id})
+        assert started["generate"]["__typename"] == "GenerateSuccess"
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    engine = world.client.container.engine.sync_engine
+    # when a member lists them and asks, under each, for the board's first page
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        data = await world.data("viewer", NESTED_BOARD_PAGES, {"boardId": world.board_id})
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    # then every item shows the same page, which was read once (not once per item)
+    edges = data["generations"]["edges"]
+    assert len(edges) == 12
+    pages = {str(e["node"]["board"]["generations"]) for e in edges}
+    assert len(pages) == 1 and edges[0]["node"]["board"]["generations"]["pageInfo"]["hasNextPage"] is True
+    # (the app's embedded poll sweep reads generations too, never by board)
+    page_reads = [s for s in statements if "FROM generations" in s and "generations.board_id = " in s]
+    assert len(page_reads) == 2, page_reads  # the list itself and the nested page
+
+
 async def test_outsider_sees_nothing_of_the_board(world: World) -> None:
     # when a user outside the board asks for it and its generation
     board = (await world.data("other", BOARD, {"id": world.board_id}))["board"]
