@@ -56,7 +56,7 @@ def log_operation(
     """One line per GraphQL operation (HTTP and WebSocket alike)."""
     operation_log.info(
         "graphql %s %s %.1fms",
-        operation_name or "anonymous",
+        operation_name or "(unnamed operation)",
         outcome,
         duration_ms,
         extra={
