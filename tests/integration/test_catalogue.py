@@ -9,13 +9,10 @@ from typing import Any
 
 import pytest
 
-from domain.use_cases.auth import ensure_admin
-from tests.fixtures.app import GraphQLClient, SettingsFactory, register_user, running_app
+from tests.fixtures.app import GraphQLClient, SettingsFactory, admin_token, register_user, running_app
 
 pytestmark = pytest.mark.postgres
 
-LOGIN = """mutation ($e: String!, $p: String!) { login(input: {email: $e, password: $p}) {
-  ... on AuthPayload { accessToken } } }"""
 UPSERT_MODEL = """
 mutation Upsert($input: UpsertModelInput!) {
   upsertModel(input: $input) {
@@ -70,16 +67,6 @@ def model_input(slug: str, **extra: Any) -> dict[str, Any]:
             **extra,
         }
     }
-
-
-async def admin_token(client: GraphQLClient) -> str:
-    c = client.container
-    await ensure_admin(
-        email="root@example.com", password="admin password 1", uow=c.uow(), hasher=c.hasher, clock=c.clock
-    )
-    body = await client.execute(LOGIN, {"e": "root@example.com", "p": "admin password 1"})
-    token: str = body["data"]["login"]["accessToken"]
-    return token
 
 
 @pytest.fixture

@@ -11,14 +11,11 @@ import pytest
 from domain.credits import MAX_BALANCE, LedgerKind
 from domain.pagination import PageRequest
 from domain.use_cases import credits
-from domain.use_cases.auth import ensure_admin
 from infrastructure import cli
-from tests.fixtures.app import GraphQLClient, SettingsFactory, register_user, running_app
+from tests.fixtures.app import GraphQLClient, SettingsFactory, admin_token, register_user, running_app
 
 pytestmark = pytest.mark.postgres
 
-LOGIN = """mutation ($e: String!, $p: String!) { login(input: {email: $e, password: $p}) {
-  ... on AuthPayload { accessToken } } }"""
 GRANT = """
 mutation Grant($input: GrantCreditsInput!) {
   grantCredits(input: $input) {
@@ -36,16 +33,6 @@ CREDITS = "query Credits { credits { balance reserved available } }"
 async def client(clean_postgres: str, make_settings: SettingsFactory) -> AsyncIterator[GraphQLClient]:
     async with running_app(make_settings(database_url=clean_postgres)) as c:
         yield c
-
-
-async def admin_token(client: GraphQLClient) -> str:
-    c = client.container
-    await ensure_admin(
-        email="root@example.com", password="admin password 1", uow=c.uow(), hasher=c.hasher, clock=c.clock
-    )
-    body = await client.execute(LOGIN, {"e": "root@example.com", "p": "admin password 1"})
-    token: str = body["data"]["login"]["accessToken"]
-    return token
 
 
 async def near_the_cap(client: GraphQLClient, user_id: str, room: int) -> None:

@@ -79,7 +79,6 @@ async def test_concurrent_and_repeated_tasks_submit_once_and_capture_once(world:
 
 async def test_cancel_racing_finalize_settles_once(world: World) -> None:
     # given a PROCESSING generation whose provider job is done
-    from domain.use_cases.generations import cancel
 
     model = await world.model("sim-cancel-race")
     started = await world.generate(model)
@@ -89,14 +88,7 @@ async def test_cancel_racing_finalize_settles_once(world: World) -> None:
     # when the user cancels while a finalize runs
     results = await asyncio.gather(
         finalize_generation(str(started.id), container=c),
-        cancel(
-            principal=world.principal,
-            generation_id=started.id,
-            uow=c.uow(),
-            jobs=c.jobs,
-            publisher=c.publisher,
-            clock=c.clock,
-        ),
+        world.cancel(started.id),
         return_exceptions=True,
     )
     # then exactly one of them settled the hold, and the ledger is exact

@@ -18,7 +18,6 @@ from redis.asyncio import Redis
 
 from domain.credits import LedgerKind
 from domain.generations import GenerationStatus
-from domain.use_cases import generations
 from domain.use_cases.generations import SUBMIT_TASK
 from tests.integration.workers.conftest import side_container
 from tests.integration.workers.world import COST, GRANT, World, new_world
@@ -99,14 +98,7 @@ async def test_unqueued_provider_cancel_still_cancels_and_releases(
     await client.set(key, "not a stream")
     try:
         # when its owner cancels it
-        canceled = await generations.cancel(
-            principal=world.principal,
-            generation_id=started.id,
-            uow=c.uow(),
-            jobs=c.jobs,
-            publisher=c.publisher,
-            clock=c.clock,
-        )
+        canceled = await world.cancel(started.id)
     finally:
         await client.delete(key)
     # then the answer is the CANCELED generation, with the whole hold released once

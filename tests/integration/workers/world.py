@@ -14,7 +14,7 @@ from domain.generations import Generation
 from domain.pagination import PageRequest
 from domain.repositories import Asset
 from domain.use_cases import catalogue, credits
-from domain.use_cases.generations import GenerateRequest, generate
+from domain.use_cases.generations import GenerateRequest, cancel, generate
 from domain.users import Principal, Role, User
 from infrastructure.container import Container
 
@@ -55,6 +55,17 @@ class World:
             uow=c.uow(),
             starter=c.starter,
             catalogue=c.catalogue,
+            jobs=c.jobs,
+            publisher=c.publisher,
+            clock=c.clock,
+        )
+
+    async def cancel(self, generation_id: uuid.UUID) -> Generation:
+        c = self.container
+        return await cancel(
+            principal=self.principal,
+            generation_id=generation_id,
+            uow=c.uow(),
             jobs=c.jobs,
             publisher=c.publisher,
             clock=c.clock,
