@@ -3,11 +3,16 @@
 `capabilities` is a JSON object. Recognised keys:
 
 * ``params``: ``{name: {"type": "int"|"number"|"string"|"bool"|"enum",
-  "min", "max", "values", "default"}}``; parameters not listed are rejected.
+  "min", "max", "values", "maxLength", "default"}}``; parameters not listed are rejected.
+  ``min``/``max`` bound int and number params, ``values`` lists an enum's choices,
+  ``maxLength`` bounds a string (default 1000); a ``default`` must itself be valid.
 * ``maxPromptLength``: int, defaults to ``MAX_PROMPT_LENGTH``.
-* ``maxInputs``: how many input chunks the model accepts (default 0).
+* ``maxInputs``: how many input chunks the model accepts (default 0, at most ``MAX_INPUTS``).
 * ``deadlineSeconds``: after this long a running generation expires.
 * ``providerModel``: the provider's own name for the model.
+
+`validate_model_fields` checks all of this when an admin writes a model, so a malformed
+spec is refused there instead of failing every later request.
 """
 
 from __future__ import annotations
