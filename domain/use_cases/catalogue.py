@@ -22,9 +22,18 @@ def _require_admin(actor: Principal | None) -> None:
         raise Forbidden("Only administrators can do this.")
 
 
-async def list_models(*, kind: ModelKind | None, catalogue: CatalogueReader) -> list[AiModel]:
+async def list_models(
+    *,
+    kind: ModelKind | None,
+    catalogue: CatalogueReader,
+    include_inactive: bool = False,
+    actor: Principal | None = None,
+) -> list[AiModel]:
+    """Active models; with `include_inactive`, an admin also sees the deactivated ones (to bring them back)."""
+    if include_inactive and (actor is None or not actor.is_admin):
+        raise Forbidden("Only administrators can list inactive models.")
     models: list[AiModel] = await catalogue.models()
-    return [m for m in models if m.is_active and (kind is None or m.kind is kind)]
+    return [m for m in models if (m.is_active or include_inactive) and (kind is None or m.kind is kind)]
 
 
 async def list_presets(*, model_id: uuid.UUID | None, catalogue: CatalogueReader) -> list[Preset]:

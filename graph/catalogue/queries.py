@@ -14,9 +14,16 @@ from graph.permissions import IsAdmin
 
 @strawberry.type
 class CatalogueQueries:
-    @strawberry.field(description="Active models, optionally of one kind.")
-    async def models(self, info: Info, kind: ModelKind | None = None) -> list[AiModel]:
-        found = await catalogue.list_models(kind=kind, catalogue=info.context.container.catalogue)
+    @strawberry.field(
+        description="Active models, optionally of one kind; `includeInactive` (admins only) adds deactivated ones."
+    )
+    async def models(self, info: Info, kind: ModelKind | None = None, include_inactive: bool = False) -> list[AiModel]:
+        found = await catalogue.list_models(
+            kind=kind,
+            catalogue=info.context.container.catalogue,
+            include_inactive=include_inactive,
+            actor=info.context.require_viewer() if include_inactive else None,
+        )
         return [AiModel.from_domain(m) for m in found]
 
     @strawberry.field(description="Presets, optionally of one model.")

@@ -24,7 +24,9 @@ class AiModel:
     provider: str
     kind: ModelKind
     cost_credits: int = strawberry.field(description="Credits reserved when a generation starts.")
-    capabilities: JSON = strawberry.field(description="Accepted params, limits and deadline (format: docs/catalogue.md).")
+    capabilities: JSON = strawberry.field(
+        description="Accepted params, limits and deadline (format: docs/catalogue.md)."
+    )
     is_active: bool
 
     @classmethod

@@ -92,6 +92,26 @@ async def test_inactive_models_are_not_listed(client: GraphQLClient) -> None:
     assert (await client.execute(MODELS))["data"]["models"] == []
 
 
+async def test_only_admins_list_inactive_models(client: GraphQLClient) -> None:
+    # given an active and a deactivated model
+    admin = client.as_user(await admin_token(client))
+    await admin.execute(UPSERT_MODEL, model_input("on-model"))
+    await admin.execute(UPSERT_MODEL, model_input("off-model", isActive=False))
+    everything = "query { models(includeInactive: true) { slug isActive } }"
+    # when an admin, a plain user and an anonymous caller ask for inactive ones too
+    listed = (await admin.execute(everything))["data"]["models"]
+    user = await register_user(client, "curious@example.com")
+    as_user = await client.as_user(user["accessToken"]).execute(everything, expect_errors=True)
+    anonymous = await client.execute(everything, expect_errors=True)
+    # then only the admin gets them; the others get typed errors, and nothing else leaks
+    assert sorted(listed, key=lambda m: m["slug"]) == [
+        {"slug": "off-model", "isActive": False},
+        {"slug": "on-model", "isActive": True},
+    ]
+    assert as_user["errors"][0]["extensions"]["code"] == "FORBIDDEN" and as_user["data"] is None
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" and anonymous["data"] is None
+
+
 @pytest.mark.parametrize(
     ("extra", "field"),
     [
