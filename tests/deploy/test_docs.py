@@ -1,4 +1,4 @@
-"""docs/deploy.md and the host configs only name commands and options that exist.
+"""docs/deploy.md, the host configs and the client/admin guides only name commands and options that exist.
 
 Every `genhub <command> [--option ...]` written in the deployment files must be
 accepted by the real command-line parser (the entrypoint adds `all`), and the
@@ -18,6 +18,8 @@ from infrastructure.cli import build_parser
 REPO = Path(__file__).resolve().parents[2]
 DEPLOYMENT_FILES = [
     REPO / "docs" / "deploy.md",
+    REPO / "docs" / "clients.md",
+    REPO / "docs" / "catalogue.md",
     REPO / "deploy" / "fly.toml",
     REPO / "deploy" / "render.yaml",
     REPO / "deploy" / "koyeb.md",
