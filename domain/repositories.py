@@ -201,6 +201,7 @@ class StartStatus(enum.StrEnum):
     REPLAYED = "replayed"  # the user's idempotency key was used before: nothing written
     INSUFFICIENT = "insufficient"  # available credits do not cover the reservation
     INPUTS_CHANGED = "inputs"  # an input is no longer one of the user's READY chunks
+    BOARD_CHANGED = "board"  # the user is no longer a member of the board who may generate there
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,11 @@ async def generate(
         raise InsufficientCredits(required=model.cost_credits, available=max(0, seen))
     if outcome.status is StartStatus.INPUTS_CHANGED:
         raise NotFound("chunk")
+    if outcome.status is StartStatus.BOARD_CHANGED:
+        # Removed from the board (or made a viewer) since the check above: say which.
+        async with uow:
+            await _check_board_and_inputs(uow, principal, request)
+        raise NotFound("board")
     events: list[Event] = [changed(generation, None, now)]
     if outcome.account is not None:
         events.append(CreditsChanged(principal.user_id, outcome.account.balance, outcome.account.reserved, now))

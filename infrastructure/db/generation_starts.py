@@ -1,6 +1,6 @@
 """GenerationStarter: a new generation and its credit reservation, written atomically.
 
-PostgreSQL: one call of `genhub_start_generation()` (migration 0002) on a connection of
+PostgreSQL: one call of `genhub_start_generation()` (migrations 0002, 0003) on a connection of
 a plain asyncpg pool, in autocommit, so starting a generation costs one round trip
 instead of BEGIN, three statements and COMMIT. Other databases (SQLite, the embedded default):
 the same steps in one unit of work.
@@ -89,6 +89,10 @@ class SqlGenerationStarter:
                 ready = {c.id for c in chunks if c.user_id == g.user_id and c.status is ChunkStatus.READY}
                 if ready != set(g.input_chunk_ids):
                     return StartOutcome(StartStatus.INPUTS_CHANGED)
+            if g.board_id is not None:
+                role = await uow.boards.role_of(g.board_id, g.user_id)
+                if role is None or not role.can_generate:
+                    return StartOutcome(StartStatus.BOARD_CHANGED)
             if not await uow.generations.add(g):
                 assert g.idempotency_key is not None  # only a keyed insert can conflict
                 existing = await uow.generations.get_by_idempotency_key(g.user_id, g.idempotency_key)

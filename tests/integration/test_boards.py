@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
+from domain.errors import Forbidden, NotFound
+from domain.use_cases.generations import GenerateRequest, generate
+from domain.users import Principal, Role
 from tests.fixtures.app import register_user
 from tests.integration.board_world import (
     ADD_MEMBER,
@@ -162,6 +166,59 @@ async def test_viewer_and_outsider_cannot_generate_into_the_board(world: World, 
 
 
 # ---------------------------------------------------------------- member management
+
+
+class ChangedJustBefore:
+    """A GenerationStarter that lets the owner change the board right before the real start runs."""
+
+    def __init__(self, inner: Any, change: Callable[[], Awaitable[object]]) -> None:
+        self.inner, self.change = inner, change
+
+    async def start(self, generation: Any, reservation: Any) -> Any:
+        await self.change()
+        return await self.inner.start(generation, reservation)
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ({"query": REMOVE_MEMBER, "userId": "editor"}, NotFound),
+        ({"query": ADD_MEMBER, "email": "editor@example.com", "role": "VIEWER"}, Forbidden),
+    ],
+)
+async def test_a_member_removed_or_demoted_during_a_start_starts_nothing(
+    world: World, change: dict[str, str], refusal: type[Exception]
+) -> None:
+    # given an editor whose generate has passed the board check, and an owner who removes or
+    # demotes them before the start itself runs
+    variables = {"boardId": world.board_id, **{k: v for k, v in change.items() if k != "query"}}
+    if "userId" in variables:
+        variables["userId"] = world.user_ids[variables["userId"]]
+
+    async def owner_changes_the_board() -> object:
+        return await world.data("owner", change["query"], variables)
+
+    c = world.client.container
+    before = (await world.data("editor", CREDITS))["credits"]
+    request = GenerateRequest(
+        model_id=uuid.UUID(world.model_id), prompt="a harbour", board_id=uuid.UUID(world.board_id)
+    )
+    # when the start runs
+    with pytest.raises(refusal):
+        await generate(
+            principal=Principal(uuid.UUID(world.user_ids["editor"]), Role.USER),
+            request=request,
+            uow=c.uow(),
+            starter=ChangedJustBefore(c.starter, owner_changes_the_board),
+            catalogue=c.catalogue,
+            jobs=c.jobs,
+            publisher=c.publisher,
+            clock=c.clock,
+        )
+    # then the typed refusal names the new state, and nothing was written or held
+    assert (await world.data("editor", CREDITS))["credits"] == before
+    listed = await world.data("owner", GENERATIONS_OF_BOARD, {"boardId": world.board_id})
+    assert [e["node"]["id"] for e in listed["generations"]["edges"]] == [world.generation_id]
 
 
 async def test_owner_changes_a_role_and_removes_a_member(world: World) -> None:

@@ -215,6 +215,36 @@ async def test_inputs_must_still_be_ready_chunks_of_the_user(world: World) -> No
     assert account == totals == CreditBalance(100, 1)
 
 
+async def test_the_board_must_still_let_the_user_generate(world: World) -> None:
+    from domain.boards import Board, BoardRole
+
+    # given a board with an editor, a viewer and a former member (who left before the start)
+    editor, viewer, former = [await world.user(credits=100) for _ in range(3)]
+    board = Board(uuid.uuid4(), "Shared", editor, now())
+    async with world.container.uow() as uow:
+        await uow.boards.add(board)
+        for user_id, role in ((editor, BoardRole.OWNER), (viewer, BoardRole.VIEWER), (former, BoardRole.EDITOR)):
+            await uow.boards.set_member(board.id, user_id, role, now())
+        await uow.boards.remove_member(board.id, former)
+        await uow.commit()
+    model_id = await model(world, 5)
+    # when each starts a generation in the board (past any earlier check of the use case)
+    outcomes = {}
+    for name, user_id in (("viewer", viewer), ("former", former), ("editor", editor)):
+        generation = new_generation(user_id, model_id, 5, board_id=board.id)
+        outcomes[name] = (await world.starter.start(generation, reservation_for(generation))).status
+    # then only the member who may generate starts one; the others write nothing
+    assert outcomes == {
+        "viewer": StartStatus.BOARD_CHANGED,
+        "former": StartStatus.BOARD_CHANGED,
+        "editor": StartStatus.STARTED,
+    }
+    assert await world.count("select count(*) from generations") == 1
+    for user_id, held in ((viewer, 0), (former, 0), (editor, 5)):
+        account, totals = await world.account(user_id)
+        assert account == totals == CreditBalance(100, held)
+
+
 async def test_concurrent_starts_of_one_user_stay_within_the_balance(world: World) -> None:
     # given 20 credits, and 60 starts at once: 30 without a key, 30 over 3 keys
     user_id = await world.user(credits=20)
