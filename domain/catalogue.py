@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.errors import Problems
-from domain.text import json_problem, text_problem
+from domain.text import json_problem, name_problem, text_problem
 
 MAX_PROMPT_LENGTH = 4000
 DEFAULT_DEADLINE_SECONDS = 15 * 60
@@ -83,9 +83,7 @@ def validate_model_fields(*, slug: str, name: str, provider: str, cost_credits: 
     problems = Problems()
     if not SLUG_RE.match(slug):
         problems.add("slug", "must be 2-63 lowercase letters, digits, '.', '_' or '-'")
-    if not name.strip() or len(name) > 200:
-        problems.add("name", "must be 1-200 characters")
-    elif (why := text_problem(name)) is not None:
+    if (why := name_problem(name)) is not None:
         problems.add("name", why)
     if not re.match(r"^[a-z][a-z0-9_-]{0,31}$", provider):
         problems.add("provider", "must be a provider name such as 'simulated' or 'kie'")
@@ -176,8 +174,8 @@ def _is_enum_value(value: Any) -> bool:
 
 
 def same_value(a: Any, b: Any) -> bool:
-    """Equal and of the same JSON kind (in Python, True == 1 and 1 == 1.0)."""
-    return a == b and isinstance(a, bool) == isinstance(b, bool) and isinstance(a, str) == isinstance(b, str)
+    """Equal and of the same JSON kind (in Python, True == 1; 1 == 1.0 stays equal, as in JSON)."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
 def _check_param(name: str, spec: dict[str, Any], value: Any, problems: Problems) -> None:

@@ -7,6 +7,8 @@ the driver instead of as a field error. So would a NaN or an infinity in JSON.
 
 from __future__ import annotations
 
+import math
+
 NUL = "\x00"
 
 
@@ -22,6 +24,13 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+def name_problem(value: str, max_length: int = 200) -> str | None:
+    """Why `value` cannot be a display name (blank, too long, or not storable), or None."""
+    if not value.strip() or len(value) > max_length:
+        return f"must be 1-{max_length} characters"
+    return text_problem(value)
+
+
 def json_problem(value: object) -> str | None:
     """Why a JSON value cannot be stored as jsonb (its strings and keys, non-finite numbers), or None."""
     pending = [value]
@@ -31,7 +40,7 @@ def json_problem(value: object) -> str | None:
             if (why := text_problem(item)) is not None:
                 return f"{why} (in a string)"
         elif isinstance(item, float):
-            if item != item or item in (float("inf"), float("-inf")):
+            if not math.isfinite(item):
                 return "must hold only finite numbers"
         elif isinstance(item, dict):
             pending.extend(item.keys())

@@ -53,9 +53,9 @@ class Answer(NamedTuple):
     headers: dict[str, str] | None = None
 
 
-def problem(exc: HttpProblem, media: str, *, request_id: str) -> Answer:
+def problem(exc: HttpProblem, media: str, request: Request) -> Answer:
     """The refusal as a GraphQL error, with the code and request id every error carries (docs/clients.md)."""
-    extensions = {"code": "BAD_REQUEST", "requestId": request_id}
+    extensions = {"code": "BAD_REQUEST", "requestId": request_id_of(request)}
     payload = {"errors": [{"message": exc.message, "extensions": extensions}]}
     return Answer(exc.status, payload, media if exc.status != 406 else JSON_TYPE, exc.headers or None)
 
@@ -185,7 +185,7 @@ class GraphQLHttp:
         try:
             media = negotiate(request.headers.get("accept"))
         except HttpProblem as exc:
-            return problem(exc, JSON_TYPE, request_id=request_id_of(request))
+            return problem(exc, JSON_TYPE, request)
         try:
             parsed = parse_json_body(
                 await self.read_body(request, self.settings.max_body_bytes), max_batch=self.settings.max_batch_size
@@ -195,7 +195,7 @@ class GraphQLHttp:
                 return Answer(200, [payload for _, payload in results], media)
             status, payload = await self.execute(request, parsed, media, via_get=False)
         except HttpProblem as exc:
-            return problem(exc, media, request_id=request_id_of(request))
+            return problem(exc, media, request)
         return Answer(status, payload, media)
 
     async def multipart(self, request: Request) -> GraphQLParams:
@@ -266,7 +266,7 @@ def _response(answer: Answer) -> Response:
 
 
 def _problem(exc: HttpProblem, media: str, request: Request) -> Response:
-    return _response(problem(exc, media, request_id=request_id_of(request)))
+    return _response(problem(exc, media, request))
 
 
 def build_router(handler: GraphQLHttp) -> APIRouter:

@@ -10,7 +10,7 @@ from domain.catalogue import AiModel, ModelKind, Preset, resolve_params, validat
 from domain.errors import Forbidden, InvalidInput, NotFound, Problems
 from domain.ports import CatalogueReader
 from domain.repositories import UnitOfWork
-from domain.text import json_problem, text_problem
+from domain.text import json_problem, name_problem
 from domain.users import Principal
 
 SETTING_KEY_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,127}$")
@@ -92,9 +92,7 @@ async def upsert_preset(
 ) -> Preset:
     _require_admin(actor)
     problems = Problems()
-    if not name.strip() or len(name) > 200:
-        problems.add("name", "must be 1-200 characters")
-    elif (why := text_problem(name)) is not None:
+    if (why := name_problem(name)) is not None:
         problems.add("name", why)
     if not isinstance(params, dict):
         problems.add("params", "must be a JSON object")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -243,15 +243,10 @@ def reservation_for(generation: Generation) -> LedgerEntry | None:
 
 async def _replayed(uow: UnitOfWork, generation_id: uuid.UUID | None, request: GenerateRequest) -> Generation:
     existing = None
-    inputs: list[uuid.UUID] = []
     if generation_id is not None:
-        async with uow:
-            existing = await uow.generations.get(generation_id)
-            if existing is not None:
-                inputs = (await uow.generations.inputs_of([existing.id])).get(existing.id, [])
+        existing = await _checked_replay(uow, request, lambda u: u.generations.get(generation_id))
     if existing is None:
         raise InvalidState("A generation with this idempotency key is being created; retry.")
-    _same_request_or_raise(existing, inputs, request)
     return existing
 
 
@@ -260,8 +255,15 @@ async def _replay_by_key(uow: UnitOfWork, principal: Principal, request: Generat
     key = request.idempotency_key
     if key is None or not (0 < len(key) <= MAX_IDEMPOTENCY_KEY) or text_problem(key) is not None:
         return None
+    return await _checked_replay(uow, request, lambda u: u.generations.get_by_idempotency_key(principal.user_id, key))
+
+
+async def _checked_replay(
+    uow: UnitOfWork, request: GenerateRequest, find: Callable[[UnitOfWork], Awaitable[Generation | None]]
+) -> Generation | None:
+    """The earlier generation `find` names, with its inputs, once it is known to answer the same request."""
     async with uow:
-        existing = await uow.generations.get_by_idempotency_key(principal.user_id, key)
+        existing = await find(uow)
         inputs = (await uow.generations.inputs_of([existing.id])).get(existing.id, []) if existing else []
     if existing is not None:
         _same_request_or_raise(existing, inputs, request)
