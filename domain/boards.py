@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.errors import Problems
+from domain.text import name_problem
 
 
 class BoardRole(enum.StrEnum):
@@ -42,7 +43,7 @@ class BoardMember:
 def validate_board_name(name: str) -> str:
     cleaned = name.strip()
     problems = Problems()
-    if not cleaned or len(cleaned) > 120:
-        problems.add("name", "must be 1-120 characters")
+    if (why := name_problem(cleaned, 120)) is not None:
+        problems.add("name", why)
     problems.raise_if_any()
     return cleaned

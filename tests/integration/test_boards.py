@@ -334,7 +334,7 @@ async def test_remove_member_unhappy_paths(
     assert members_of(after) == members_of(before)
 
 
-@pytest.mark.parametrize("name", ["", "   ", "x" * 121])
+@pytest.mark.parametrize("name", ["", "   ", "x" * 121, "a\x00b"])
 async def test_create_board_rejects_bad_names(world: World, name: str) -> None:
     result = (await world.data("other", CREATE_BOARD, {"name": name}))["createBoard"]
     assert result["__typename"] == "InvalidInput"
