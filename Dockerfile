@@ -25,11 +25,12 @@ RUN python -m venv /opt/venv
 
 WORKDIR /src
 
-# Runtime dependencies first, read from pyproject.toml, so this layer is rebuilt
-# only when the dependencies change, not on every source edit.
-COPY pyproject.toml ./
+# Runtime dependencies first, read from pyproject.toml at the versions pinned in
+# requirements.lock (what CI tested), so this layer is rebuilt only when the
+# dependencies change, not on every source edit.
+COPY pyproject.toml requirements.lock ./
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
-    && pip install --no-cache-dir -r /tmp/requirements.txt
+    && pip install --no-cache-dir -c requirements.lock -r /tmp/requirements.txt
 
 # Then the project itself: a regular (non-editable) install of the wheel built
 # from the source, without the [dev] extra.

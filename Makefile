@@ -1,6 +1,8 @@
 # genhub: two commands on a fresh machine with Python 3.11+, pip and make.
 #   make run    creates .venv, installs genhub, runs it on the embedded defaults
 #   make test   creates .venv, installs dev extras, runs ruff, mypy and pytest
+# Every install takes its versions from requirements.lock (pip constraints), so a fresh
+# clone gets the versions CI tested; `make lock` rewrites it after pyproject.toml changes.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,18 +10,18 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint typecheck pytest schema clean
+.PHONY: run test lint typecheck pytest schema lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet -c requirements.lock -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev]"
+$(VENV)/.installed-dev: pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -42,6 +44,13 @@ pytest: $(VENV)/.installed-dev
 schema: $(VENV)/.installed
 	$(BIN)/genhub export-schema
 	$(BIN)/python -m graph.schema_docs
+
+# Re-resolve every dependency (all extras, every Python from 3.11 on) into requirements.lock;
+# tests/unit/test_lock.py fails until this is run after a dependency change.
+lock: $(VENV)/.installed-dev
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra otel --universal --python-version 3.11 \
+		--custom-compile-command "make lock" --quiet -o requirements.lock
+	$(BIN)/python scripts/lock_digest.py --write
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -207,7 +207,7 @@ class RedisPubSubBackend(BroadcastBackend):
     @staticmethod
     async def _close_pubsub(pubsub: PubSub) -> None:
         try:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            await pubsub.aclose()
         except Exception:  # closing a dead connection may fail in many ways
             logger.debug("error while closing a Redis pub/sub connection", exc_info=True)
 

@@ -263,7 +263,7 @@ def test_copy_sources_exist_and_are_in_the_build_context(instructions: list[Inst
 
 def test_build_context_keeps_what_the_image_needs_and_drops_local_state() -> None:
     patterns = _dockerignore_patterns()
-    for needed in ("pyproject.toml", "README.md", "docker/entrypoint.sh", *PACKAGES):
+    for needed in ("pyproject.toml", "requirements.lock", "README.md", "docker/entrypoint.sh", *PACKAGES):
         assert not dockerignored(needed, patterns), needed
     for relative in _package_files():
         assert not dockerignored(relative, patterns), relative
