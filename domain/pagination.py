@@ -1,14 +1,11 @@
-"""Keyset pagination: a stable order on (created_at, id), cursors opaque to clients."""
+"""Keyset pagination: a stable order on (created_at, id), cursors opaque to clients (domain/cursors.py)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Generic, TypeVar
 
+from domain.cursors import Cursor, CursorCodec
 from domain.errors import InvalidInput
 
 MAX_PAGE_SIZE = 100
@@ -17,40 +14,22 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class Cursor:
-    created_at: datetime
-    id: uuid.UUID
-
-    def encode(self) -> str:
-        raw = f"{self.created_at.isoformat()}|{self.id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, value: str) -> Cursor:
-        try:
-            padded = value + "=" * (-len(value) % 4)
-            stamp, _, ident = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
-            created = datetime.fromisoformat(stamp)
-            if created.tzinfo is None:
-                raise ValueError("naive timestamp")
-            return cls(created, uuid.UUID(ident))
-        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-            raise InvalidInput.single("after", "is not a valid cursor") from exc
-
-
-@dataclass(frozen=True, slots=True)
 class PageRequest:
     first: int
     after: Cursor | None = None
 
     @classmethod
-    def parse(cls, first: int | None, after: str | None) -> PageRequest:
-        """`first=None` (an explicit null from the client) means the default page size."""
+    def parse(cls, first: int | None, after: str | None, *, cursors: CursorCodec) -> PageRequest:
+        """`first=None` (an explicit null from the client) means the default page size.
+
+        `after=None` starts at the top; any other string must be a cursor `cursors` issued
+        (an empty string is not one).
+        """
         if first is None:
             first = DEFAULT_PAGE_SIZE
         if first < 0 or first > MAX_PAGE_SIZE:
             raise InvalidInput.single("first", f"must be between 0 and {MAX_PAGE_SIZE}")
-        return cls(first, Cursor.decode(after) if after else None)
+        return cls(first, cursors.decode(after, argument="after") if after is not None else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,10 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker
 
+from domain.cursors import CursorCodec
 from domain.ports import EventPublisher, ObjectStorage, RateLimiter
 from domain.repositories import GenerationStarter
+from domain.use_cases.viewers import KnownAccounts
 from infrastructure.catalogue_cache import CatalogueCache
 from infrastructure.clock import SystemClock
 from infrastructure.db.engine import create_engine, create_session_factory, open_driver_pool
@@ -34,6 +36,10 @@ from infrastructure.security.tokens import TokenService
 from infrastructure.settings import Settings
 from infrastructure.storage.factory import open_storage
 from infrastructure.tracing import setup_tracing
+
+
+#: How long a process trusts that a token's account exists before reading it again.
+ACCOUNT_CHECK_SECONDS = 30.0
 
 
 @dataclass(slots=True)
@@ -56,6 +62,17 @@ class Container:
     providers: ProviderRegistry
     broker: AsyncBroker
     jobs: TaskiqJobQueue
+    cursors: CursorCodec
+    accounts: KnownAccounts
+
+
+def cursor_codec(settings: Settings) -> CursorCodec:
+    """Page cursors signed with a key derived from every secret the server holds.
+
+    Changing any of them (or running another deployment) turns old cursors into InvalidInput.
+    """
+    material = "\x00".join((settings.effective_jwt_secret, settings.url_signing_secret, settings.jwt_private_key))
+    return CursorCodec.from_secret(material)
 
 
 async def open_starter(
@@ -125,4 +142,6 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
             providers=providers,
             broker=the_broker,
             jobs=TaskiqJobQueue(the_broker),
+            cursors=cursor_codec(settings),
+            accounts=KnownAccounts(ttl_seconds=ACCOUNT_CHECK_SECONDS),
         )

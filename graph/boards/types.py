@@ -50,10 +50,11 @@ class Board:
     ) -> Annotated[GenerationConnection, strawberry.lazy("graph.generations.types")]:
         from graph.generations.types import GenerationConnection
 
+        cursors = info.context.container.cursors
         page = await info.context.loaders.board_generations(
-            info.context.require_viewer(), self.board_id, PageRequest.parse(first, after)
+            info.context.require_viewer(), self.board_id, PageRequest.parse(first, after, cursors=cursors)
         )
-        return GenerationConnection.from_page(page.items, page.has_next)
+        return GenerationConnection.from_page(page.items, page.has_next, cursors)
 
     @classmethod
     def from_domain(cls, board: db.Board, role: db.BoardRole) -> Board:

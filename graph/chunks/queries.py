@@ -31,7 +31,6 @@ class ChunkQueries:
     )
     async def chunks(self, info: Info, first: int | None = 20, after: str | None = None) -> ChunkConnection:
         c = info.context.container
-        page = await reads.list_chunks(
-            principal=info.context.require_viewer(), page=PageRequest.parse(first, after), uow=c.uow()
-        )
-        return ChunkConnection.from_page(page.items, page.has_next)
+        request = PageRequest.parse(first, after, cursors=c.cursors)
+        page = await reads.list_chunks(principal=info.context.require_viewer(), page=request, uow=c.uow())
+        return ChunkConnection.from_page(page.items, page.has_next, c.cursors)

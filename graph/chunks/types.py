@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from domain import chunks as dc
+from domain.cursors import CursorCodec
 from graph.common.connections import cursor_of
 from graph.common.types import InvalidInput, InvalidState, NotFound, PageInfo, QuotaExceeded, RateLimited
 from graph.scalars import JSON
@@ -51,8 +52,8 @@ class ChunkConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, items: list[dc.Chunk], has_next: bool) -> ChunkConnection:
-        edges = [ChunkEdge(node=Chunk.from_domain(c), cursor=cursor_of(c)) for c in items]
+    def from_page(cls, items: list[dc.Chunk], has_next: bool, cursors: CursorCodec) -> ChunkConnection:
+        edges = [ChunkEdge(node=Chunk.from_domain(c), cursor=cursor_of(c, cursors)) for c in items]
         return cls(
             edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
         )

@@ -1,4 +1,4 @@
-"""Cursor helper for Relay connections built from domain pages (cursor = created_at + id)."""
+"""Cursor helper for Relay connections built from domain pages (cursor = created_at + id, signed)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Protocol
 
-from domain.pagination import Cursor
+from domain.cursors import Cursor, CursorCodec
 
 
 class Keyed(Protocol):
@@ -16,5 +16,5 @@ class Keyed(Protocol):
     def created_at(self) -> datetime: ...
 
 
-def cursor_of(item: Keyed) -> str:
-    return Cursor(item.created_at, item.id).encode()
+def cursor_of(item: Keyed, cursors: CursorCodec) -> str:
+    return cursors.encode(Cursor(item.created_at, item.id))

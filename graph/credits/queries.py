@@ -24,8 +24,8 @@ class CreditQueries:
         description="The viewer's ledger, newest first (`first` <= 100).", permission_classes=[IsAuthenticated]
     )
     async def credit_ledger(self, info: Info, first: int | None = 20, after: str | None = None) -> LedgerConnection:
-        viewer = info.context.require_viewer()
+        viewer, c = info.context.require_viewer(), info.context.container
         page = await credits.ledger(
-            user_id=viewer.user_id, page=PageRequest.parse(first, after), uow=info.context.container.uow()
+            user_id=viewer.user_id, page=PageRequest.parse(first, after, cursors=c.cursors), uow=c.uow()
         )
-        return LedgerConnection.from_page(page.items, page.has_next)
+        return LedgerConnection.from_page(page.items, page.has_next, c.cursors)

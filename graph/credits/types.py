@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from domain import credits as dc
+from domain.cursors import CursorCodec
 from graph.common.connections import cursor_of
 from graph.common.types import Forbidden, InvalidInput, NotFound, PageInfo
 
@@ -59,8 +60,8 @@ class LedgerConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, items: list[dc.LedgerEntry], has_next: bool) -> LedgerConnection:
-        edges = [LedgerEdge(node=LedgerEntry.from_domain(e), cursor=cursor_of(e)) for e in items]
+    def from_page(cls, items: list[dc.LedgerEntry], has_next: bool, cursors: CursorCodec) -> LedgerConnection:
+        edges = [LedgerEdge(node=LedgerEntry.from_domain(e), cursor=cursor_of(e, cursors)) for e in items]
         return cls(
             edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
         )

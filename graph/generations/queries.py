@@ -45,10 +45,11 @@ class GenerationQueries:
     async def generations(
         self, info: Info, first: int | None = 20, after: str | None = None, filter: GenerationFilter | None = None
     ) -> GenerationConnection:
+        c = info.context.container
         page = await reads.list_generations(
             principal=info.context.require_viewer(),
             flt=to_domain_filter(filter),
-            page=PageRequest.parse(first, after),
-            uow=info.context.container.uow(),
+            page=PageRequest.parse(first, after, cursors=c.cursors),
+            uow=c.uow(),
         )
-        return GenerationConnection.from_page(page.items, page.has_next)
+        return GenerationConnection.from_page(page.items, page.has_next, c.cursors)

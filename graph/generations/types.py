@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from domain import generations as dg
+from domain.cursors import CursorCodec
 from domain.repositories import Asset as DomainAsset
 from graph.catalogue.types import AiModel, Preset
 from graph.chunks.types import Chunk
@@ -156,8 +157,8 @@ class GenerationConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, items: list[dg.Generation], has_next: bool) -> GenerationConnection:
-        edges = [GenerationEdge(node=Generation.from_domain(g), cursor=cursor_of(g)) for g in items]
+    def from_page(cls, items: list[dg.Generation], has_next: bool, cursors: CursorCodec) -> GenerationConnection:
+        edges = [GenerationEdge(node=Generation.from_domain(g), cursor=cursor_of(g, cursors)) for g in items]
         return cls(
             edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
         )
