@@ -20,6 +20,7 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
+from graph.client_address import client_address
 from graph.context import Context, Credentials
 from graph.execution import MAX_CACHED_QUERY
 from graph.http_protocol import (
@@ -76,10 +77,6 @@ def bearer_token(request_headers: Any) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else value.strip()
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 UNPARSED = "unparsed"  # the document does not parse: execution reports the syntax error
 
 
@@ -119,7 +116,7 @@ class GraphQLHttp:
             container=container,
             credentials=Credentials(bearer_token(request.headers)),
             request_id=request_id_of(request),
-            client_ip=client_ip(request),
+            client_ip=client_address(request, self.settings.trusted_proxy_hops),
             operation_name=params.operation_name,
         )
         ctx.request = request

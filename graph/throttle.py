@@ -1,8 +1,15 @@
-"""Per-IP rate limits of the GraphQL layer (the client address is transport, not domain).
+"""Rate limits of the GraphQL layer keyed by what the transport knows: the client address, the
+account an e-mail names (the client address is transport, not domain).
 
 Bucket keys, one scheme for all limits (Redis sorted sets with REDIS_URL, in-process otherwise):
-- `{action}:ip:{address}` here, for login, register, refresh, generate, upload;
-- `{action}:{user_id}` in the use cases, for generate and upload.
+- `{action}:ip:{address}` here, for login, register, refresh, generate, upload; an IPv6
+  address counts as its /64 (one subscriber's usual allocation), else rotating through it
+  would give an attacker 2**64 buckets;
+- `{action}:account:{digest}` here, for login and register: a keyed hash of the normalised
+  e-mail (bounded, and no client text in Redis keys), so rotating addresses against one
+  account is stopped too;
+- `{action}:{user_id}` in the use cases, for generate and upload; `refresh:family:{id}` in
+  the refresh use case.
 
 Anonymous actions allow their limit per window per address. Signed-in actions allow
 `limit * rate_limit_ip_multiplier` per address, so the users behind one NAT are not
@@ -11,9 +18,36 @@ throttled as one, while one address cannot rotate accounts past the per-user lim
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Sequence
+
 from domain.errors import RateLimited
 from domain.ports import RateBucket
+from domain.users import normalize_email
 from graph.context import Context
+
+IPV6_BUCKET_PREFIX = 64
+
+
+def address_key(address: str) -> str:
+    """The bucket part for a client address: IPv4 as is, IPv6 as its /64 network."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # "unknown", or a name the server itself gave the peer
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, IPV6_BUCKET_PREFIX), strict=False))
+    return str(ip)
+
+
+def account_key(email: str, secret: str) -> str:
+    """The bucket part for the account `email` names: every spelling that logs into the same
+    account (normalize_email) gets the same 32 hex characters."""
+    # surrogatepass: a JSON string may carry a lone surrogate, which strict UTF-8 refuses.
+    normal = normalize_email(email).encode("utf-8", "surrogatepass")
+    return hmac.new(secret.encode(), normal, hashlib.sha256).hexdigest()[:32]
 
 
 def ip_bucket(context: Context, action: str, limit: int, *, signed_in: bool = False) -> RateBucket:
@@ -21,15 +55,18 @@ def ip_bucket(context: Context, action: str, limit: int, *, signed_in: bool = Fa
     settings = context.container.settings
     if signed_in:
         limit *= settings.rate_limit_ip_multiplier
-    return RateBucket(f"{action}:ip:{context.client_ip}", limit, settings.rate_limit_window_seconds)
+    return RateBucket(f"{action}:ip:{address_key(context.client_ip)}", limit, settings.rate_limit_window_seconds)
 
 
-async def throttle_ip(context: Context, action: str, limit: int, *, signed_in: bool = False) -> None:
-    """Count one `action` from the caller's address; raises RateLimited (with the wait) past the limit.
+def account_bucket(context: Context, action: str, email: str, limit: int) -> RateBucket:
+    """The bucket of the account `email` names for `action`, whatever address the call comes from."""
+    settings = context.container.settings
+    key = account_key(email, settings.effective_url_secret)
+    return RateBucket(f"{action}:account:{key}", limit, settings.rate_limit_account_window_seconds)
 
-    Signed-in actions whose use case also limits per user pass `ip_bucket(...)` to it
-    instead, so both buckets are counted in one hit (one Redis round trip).
-    """
-    wait = await context.container.limiter.hit_all([ip_bucket(context, action, limit, signed_in=signed_in)])
+
+async def throttle(context: Context, buckets: Sequence[RateBucket]) -> None:
+    """Count one hit in every bucket, or in none when any is full: then RateLimited (with the wait)."""
+    wait = await context.container.limiter.hit_all(buckets)
     if wait:
         raise RateLimited(wait)

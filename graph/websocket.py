@@ -38,6 +38,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMe
 from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 
 from domain.errors import Unauthenticated
+from graph.client_address import client_address
 from graph.context import Context, Credentials
 from graph.http import bearer_token
 from graph.subscriptions.feed import BroadcastFeed
@@ -205,7 +206,7 @@ class SubscriptionRouter(GraphQLRouter[Context, None]):
         context = Context(
             container=container,
             credentials=Credentials(bearer_token(connection.headers)),
-            client_ip=connection.client.host if connection.client else "unknown",
+            client_ip=client_address(connection, container.settings.trusted_proxy_hops),
         )
         context.extra[FEED_KEY] = self.feed(container)
         return context

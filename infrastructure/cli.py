@@ -165,8 +165,10 @@ def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
         log_config=uvicorn_log_config(settings),
         ws_ping_interval=settings.ws_keepalive_seconds,
         timeout_graceful_shutdown=10,
-        proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        # The client address is ours to compute (TRUSTED_PROXY_HOPS, graph/client_address.py):
+        # uvicorn's rewrite takes the left-most, client-written X-Forwarded-For entry under
+        # FORWARDED_ALLOW_IPS=*. Nothing reads the scheme it would also take from X-Forwarded-Proto.
+        proxy_headers=False,
         server_header=False,  # no "server: uvicorn" on every response
     )
     return 0

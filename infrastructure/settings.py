@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     max_query_cost: int = 5000
     max_batch_size: int = 10
     cors_origins: list[str] = Field(default_factory=list)
+    # Proxies in front of the app that each append one X-Forwarded-For entry; 0: the socket
+    # peer is the client and the header is ignored (graph/client_address.py).
+    trusted_proxy_hops: int = Field(default=0, ge=0)
 
     # providers
     default_provider: str = "simulated"
@@ -102,6 +105,11 @@ class Settings(BaseSettings):
     rate_limit_generate: int = 120
     rate_limit_upload: int = 60
     rate_limit_ip_multiplier: int = 5
+    # per account (hashed normalised e-mail) and per refresh-token family, whatever the address
+    rate_limit_account_window_seconds: int = 900
+    rate_limit_login_account: int = 10
+    rate_limit_register_account: int = 5
+    rate_limit_refresh_family: int = 10
 
     # catalogue cache
     catalogue_cache_ttl_seconds: int = 60

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.errors import EmailTaken, InvalidCredentials
-from domain.ports import Clock, PasswordHasher, TokenIssuer
+from domain.ports import Clock, PasswordHasher, RateLimiter, TokenIssuer
 from domain.repositories import RefreshTokenRecord, UnitOfWork
+from domain.use_cases.rate_limits import RateRule, enforce
 from domain.users import Role, User, normalize_email, refresh_token_hash, validate_registration
 
 
@@ -77,14 +78,27 @@ async def login(
     return session
 
 
-async def refresh(*, refresh_token: str, uow: UnitOfWork, tokens: TokenIssuer, clock: Clock) -> Session:
-    """Rotate: the old token is spent; presenting a spent token revokes its whole family."""
+async def refresh(
+    *,
+    refresh_token: str,
+    uow: UnitOfWork,
+    tokens: TokenIssuer,
+    clock: Clock,
+    limiter: RateLimiter | None = None,
+    family_rate: RateRule | None = None,
+) -> Session:
+    """Rotate: the old token is spent; presenting a spent token revokes its whole family.
+
+    `family_rate` limits the rotations of one family (one sign-in), from any address; a
+    refused call spends nothing.
+    """
     now = clock.now()
     token_hash = refresh_token_hash(refresh_token)
     async with uow:
         record = await uow.refresh_tokens.get_by_hash(token_hash)
         if record is None or record.revoked_at is not None or record.expires_at <= now:
             raise InvalidCredentials("The refresh token is invalid or expired.")
+        await enforce(limiter, bucket=f"refresh:family:{record.family_id}", rule=family_rate)
         if record.used_at is not None or not await uow.refresh_tokens.mark_used(record.id, now):
             # Reuse of a rotated token: somebody else holds a copy. Revoke the family.
             await uow.refresh_tokens.revoke_family(record.family_id, now)

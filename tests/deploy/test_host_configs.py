@@ -213,3 +213,48 @@ def test_koyeb_notes_name_port_health_check_and_r2_settings() -> None:
         "exactly one",
     ):
         assert needle in text, needle
+
+
+# --- Client addresses: TRUSTED_PROXY_HOPS per host (docs/deploy.md) ---------------------
+
+
+def _hops(value: object) -> int:
+    """The value as the app reads it, refused like the app refuses it."""
+    from infrastructure.settings import Settings
+
+    hops: int = Settings(_env_file=None, trusted_proxy_hops=value).trusted_proxy_hops  # type: ignore[call-arg]
+    return hops
+
+
+def test_fly_counts_two_proxy_hops(fly: dict[str, Any]) -> None:
+    # Fly Proxy appends the client, then the app's anycast address.
+    assert _hops(fly["env"]["TRUSTED_PROXY_HOPS"]) == 2
+    assert "FORWARDED_ALLOW_IPS" not in fly["env"]
+
+
+def test_render_counts_three_proxy_hops_on_the_web_service(render: dict[str, Any]) -> None:
+    # Cloudflare, Render's edge and an internal balancer each append one entry.
+    env = _env_vars(render, _service(render, "genhub-api"))
+    assert _hops(env["TRUSTED_PROXY_HOPS"]["value"]) == 3
+    assert "FORWARDED_ALLOW_IPS" not in env
+
+
+def test_koyeb_notes_set_one_proxy_hop() -> None:
+    text = (DEPLOY / "koyeb.md").read_text()
+    assert "| `TRUSTED_PROXY_HOPS` | `1`" in text
+    assert "FORWARDED_ALLOW_IPS" not in text
+
+
+def test_nginx_appends_exactly_one_entry_and_the_guide_counts_it() -> None:
+    conf = (REPO / "docker" / "nginx.conf").read_text()
+    appends = re.findall(r"proxy_set_header\s+X-Forwarded-For\s+(\S+);", conf)
+    assert appends == ["$proxy_add_x_forwarded_for"]
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    assert "`TRUSTED_PROXY_HOPS=1` in `.env`" in guide
+
+
+def test_no_config_relies_on_uvicorn_proxy_headers() -> None:
+    # uvicorn's proxy headers took the left-most (client-written) entry; genhub turns them off.
+    for path in (DEPLOY / "fly.toml", DEPLOY / "render.yaml", DEPLOY / "koyeb.md", REPO / "docs" / "deploy.md"):
+        assert "FORWARDED_ALLOW_IPS" not in path.read_text(), path
+    assert "proxy_headers=False" in (REPO / "infrastructure" / "cli.py").read_text()
