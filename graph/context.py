@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +35,8 @@ class Context(BaseContext):
     client_ip: str = "unknown"
     operation_name: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    account_gone: bool = False  # the token verified, but its account no longer exists
+    _account_confirmed: bool = False
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -49,11 +52,24 @@ class Context(BaseContext):
 
     @property
     def viewer(self) -> Principal | None:
-        """The caller, or None when anonymous; a bad token raises Unauthenticated."""
+        """The caller, or None when anonymous; a bad token (or one whose account is gone) raises Unauthenticated."""
         verified = self._verified
         if isinstance(verified, Unauthenticated):
             raise verified
+        if self.account_gone:
+            raise Unauthenticated("The account of this token no longer exists: sign in again.")
         return verified[0] if verified else None
+
+    async def confirm_account(self) -> None:
+        """Before the first root field: a verified token's account must still exist (see KnownAccounts)."""
+        if self._account_confirmed:
+            return
+        self._account_confirmed = True
+        verified = self._verified
+        if isinstance(verified, tuple):
+            c = self.container
+            exists = await c.accounts.exists(verified[0].user_id, uow=c.uow(), now=time.monotonic())
+            self.account_gone = not exists
 
     @property
     def token_expires_at(self) -> datetime | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import (
@@ -27,9 +27,7 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     execute,
-    get_operation_ast,
     parse,
-    specified_rules,
 )
 from graphql import (
     ExecutionResult as GraphQLExecutionResult,
@@ -37,28 +35,40 @@ from graphql import (
 from strawberry.exceptions import MissingQueryError
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
+from graph.document_shape import fragments_of
 from graph.extensions import classify
-from graph.limits import CACHE_SIZE, QueryLimits, fixed_cost, operation_cost, too_costly
+from graph.limits import CACHE_SIZE, MAX_CACHED_QUERY, QueryLimits, fixed_cost, operation_cost, too_costly, validate
 
 
 @dataclass(frozen=True, slots=True)
 class OperationPlan:
-    """What a document and an operation name alone decide."""
+    """What a document alone decides: parse, validation, and each operation's cost when it is fixed.
+
+    Keyed by the document text only: the operation name selects from `operations` per
+    request, so a client varying `operationName` reuses the plan instead of making the
+    document be judged again (or pushing other plans out of the cache).
+    """
 
     errors: tuple[GraphQLError, ...]  # syntax, token limit or validation: nothing is executed
     document: DocumentNode | None = None
-    operation: OperationDefinitionNode | None = None  # None: no (single) operation by that name
-    fragments: Mapping[str, FragmentDefinitionNode] | None = None
-    cost: int | None = None  # known without the variables (see `fixed_cost`); else computed per request
+    operations: Mapping[str | None, OperationDefinitionNode] = field(default_factory=dict)
+    fragments: Mapping[str, FragmentDefinitionNode] = field(default_factory=dict)
+    costs: Mapping[str | None, int | None] = field(default_factory=dict)  # None: computed per request
+
+    def operation(self, name: str | None) -> OperationDefinitionNode | None:
+        """The operation `name` selects (None: the only one), as graphql-core's get_operation_ast."""
+        return self.operations.get(name)
 
 
-#: Longer documents are planned on every request instead of being kept: the cache holds its
-#: keys, and a request body may be megabytes (a real operation is a few hundred bytes).
-MAX_CACHED_QUERY = 16 * 1024
+def operations_by_name(document: DocumentNode) -> dict[str | None, OperationDefinitionNode]:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    by_name: dict[str | None, OperationDefinitionNode] = {o.name.value: o for o in operations if o.name}
+    if len(operations) == 1:
+        by_name[None] = operations[0]
+    return by_name
 
 
 class OperationPlans:
@@ -68,15 +78,15 @@ class OperationPlans:
         self._schema = schema
         self._limits = limits
         self.max_cost = limits.max_cost
-        self._rules = (*specified_rules, *limits.rules)
+        self.hide_suggestions = limits.hide_suggestions
         self.cached = functools.lru_cache(maxsize=maxsize)(self._plan)
 
-    def get(self, query: str, operation_name: str | None) -> OperationPlan:
+    def get(self, query: str) -> OperationPlan:
         if len(query) > MAX_CACHED_QUERY:
-            return self._plan(query, operation_name)
-        return self.cached(query, operation_name)
+            return self._plan(query)
+        return self.cached(query)
 
-    def _plan(self, query: str, operation_name: str | None) -> OperationPlan:
+    def _plan(self, query: str) -> OperationPlan:
         # Kept errors drop their tracebacks: the cache would keep the parser's frames alive.
         try:
             document = parse(query, max_tokens=self._limits.max_tokens)
@@ -84,13 +94,13 @@ class OperationPlans:
             return OperationPlan((error.with_traceback(None),))
         except Exception as error:  # RecursionError on absurd nesting: the client's document, not us
             return OperationPlan((GraphQLError(str(error), original_error=error.with_traceback(None)),))
-        operation = get_operation_ast(document, operation_name)
-        errors = validate_document(self._schema, document, self._rules)
+        operations = operations_by_name(document)
+        errors = validate(self._schema, document, self._limits)
         if errors:
-            return OperationPlan(tuple(errors), document, operation)
-        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        cost = fixed_cost(self._schema, operation, fragments) if operation is not None else None
-        return OperationPlan((), document, operation, fragments, cost)
+            return OperationPlan(tuple(e.with_traceback(None) for e in errors), document, operations)
+        fragments = fragments_of(document)
+        costs = {name: fixed_cost(self._schema, operation, fragments) for name, operation in operations.items()}
+        return OperationPlan((), document, operations, fragments, costs)
 
 
 async def execute_planned(
@@ -110,8 +120,8 @@ async def execute_planned(
     """`strawberry.Schema.execute`'s contract (raised errors included), from a cached plan."""
     if not query:
         raise MissingQueryError
-    plan = plans.get(query, operation_name)
-    operation = plan.operation
+    plan = plans.get(query)
+    operation = plan.operation(operation_name)
     if plan.document is not None and operation is None:
         raise CannotGetOperationTypeError(operation_name)
     if operation is not None:
@@ -123,9 +133,9 @@ async def execute_planned(
     if not errors:
         assert plan.document is not None and operation is not None
         variables = variable_values if isinstance(variable_values, dict) else {}
-        cost = (
-            plan.cost if plan.cost is not None else operation_cost(schema, operation, plan.fragments or {}, variables)
-        )
+        cost = plan.costs.get(operation_name)
+        if cost is None:
+            cost = operation_cost(schema, operation, plan.fragments, variables)
         if operation.operation is not OperationType.SUBSCRIPTION and cost > plans.max_cost:
             errors = [too_costly(cost, plans.max_cost, operation)]
         else:
@@ -139,10 +149,14 @@ async def execute_planned(
                 executor_class=executor_class,
                 is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # strawberry's own
                 operation_extensions=operation_extensions,
+                hide_suggestions=plans.hide_suggestions,
             )
             result: GraphQLExecutionResult = await outcome if inspect.isawaitable(outcome) else outcome
             data, errors = result.data, list(result.errors or ())
     if errors:
         request_id = getattr(context_value, "request_id", "-")
-        errors = [classify(e, mask=mask_errors, request_id=request_id) for e in errors]
+        errors = [
+            classify(e, mask=mask_errors, request_id=request_id, hide_suggestions=plans.hide_suggestions)
+            for e in errors
+        ]
     return ExecutionResult(data=data, errors=errors or None)

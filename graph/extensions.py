@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 from graphql import GraphQLError
@@ -16,8 +17,19 @@ log = logging.getLogger("genhub.graphql")
 INTERNAL = "INTERNAL_SERVER_ERROR"
 
 
-def classify(error: GraphQLError, *, mask: bool, request_id: str) -> GraphQLError:
-    """Give every error an `extensions.code`; hide unexpected ones when masking."""
+#: graphql-core's hints (" Did you mean 'generation'?", "... the enum value 'X'?", "... to use an
+#: inline fragment on 'T'?"): names are [_A-Za-z0-9], so a hint never holds a question mark.
+SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+def classify(error: GraphQLError, *, mask: bool, request_id: str, hide_suggestions: bool = False) -> GraphQLError:
+    """Give every error an `extensions.code`; hide unexpected ones when masking.
+
+    With `hide_suggestions` (production: introspection off), a client's mistake is reported
+    without graphql-core's "Did you mean" hints, which would spell out the schema a guess
+    at a time. Validation and execution are asked to omit them; this is the net for every
+    other path (subscriptions' variable coercion, for one).
+    """
     original = error.original_error
     extensions = dict(error.extensions or {})
     extensions.setdefault("requestId", request_id)
@@ -31,7 +43,8 @@ def classify(error: GraphQLError, *, mask: bool, request_id: str) -> GraphQLErro
         # failure in another GraphQLError): the client's mistake, shown as is. Only errors
         # raised while resolving a field (they have a path) can be ours.
         extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED" if error.locations else "BAD_REQUEST")
-        return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path, None, extensions)
+        message = SUGGESTION.sub("", error.message) if hide_suggestions else error.message
+        return GraphQLError(message, error.nodes, error.source, error.positions, error.path, None, extensions)
     log.error(
         "unexpected error in %s",
         ".".join(str(p) for p in error.path or []) or "operation",
@@ -53,8 +66,9 @@ def _is_subscription(ctx: ExecutionContext) -> bool:
 class ErrorPolicy(SchemaExtension):
     """Applied to HTTP and WebSocket operations alike."""
 
-    def __init__(self, *, mask: bool = True) -> None:
+    def __init__(self, *, mask: bool = True, hide_suggestions: bool = False) -> None:
         self.mask = mask
+        self.hide_suggestions = hide_suggestions
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -63,12 +77,19 @@ class ErrorPolicy(SchemaExtension):
             return  # (a subscription's results were each handled by on_stream_result)
         context = self.execution_context.context
         request_id = getattr(context, "request_id", "-")
-        result.errors = [classify(e, mask=self.mask, request_id=request_id) for e in result.errors]
+        result.errors = [
+            classify(e, mask=self.mask, request_id=request_id, hide_suggestions=self.hide_suggestions)
+            for e in result.errors
+        ]
 
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         """Every result a subscription streams gets the same policy (codes, masking, logging)."""
         errors = getattr(result, "errors", None)
         if errors and _is_subscription(self.execution_context):
             request_id = getattr(self.execution_context.context, "request_id", "-")
-            result.errors = [classify(e, mask=self.mask, request_id=request_id) for e in errors]  # type: ignore[union-attr]
+            policy = [
+                classify(e, mask=self.mask, request_id=request_id, hide_suggestions=self.hide_suggestions)
+                for e in errors
+            ]
+            result.errors = policy  # type: ignore[union-attr]
         yield

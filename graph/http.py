@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
@@ -22,7 +21,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.client_address import client_address
 from graph.context import Context, Credentials
-from graph.execution import MAX_CACHED_QUERY
+from graph.execution import OperationPlans
 from graph.http_protocol import (
     GRAPHQL_RESPONSE,
     JSON_TYPE,
@@ -80,18 +79,21 @@ def bearer_token(request_headers: Any) -> str | None:
 UNPARSED = "unparsed"  # the document does not parse: execution reports the syntax error
 
 
-def operation_type(params: GraphQLParams) -> OperationType | str | None:
-    """The selected operation's type; None when the document names no such (single) operation."""
-    if len(params.query) > MAX_CACHED_QUERY:  # not kept: the cache would hold the whole document
-        return _operation_type.__wrapped__(params.query, params.operation_name)
-    return _operation_type(params.query, params.operation_name)
+def operation_type(schema: strawberry.Schema, params: GraphQLParams, max_tokens: int) -> OperationType | str | None:
+    """The selected operation's type; None when the document names no such (single) operation.
 
-
-@functools.lru_cache(maxsize=512)
-def _operation_type(query: str, operation_name: str | None) -> OperationType | str | None:
-    """Clients send the same few documents over and over: parse each once for this check."""
+    Read from the operation plan that execution uses next (one parse, one cache); without
+    plans (tracing on), from a parse with the same token limit.
+    """
+    plans = getattr(schema, "plans", None)
+    if isinstance(plans, OperationPlans):
+        plan = plans.get(params.query)
+        if plan.document is None:
+            return UNPARSED
+        selected = plan.operation(params.operation_name)
+        return selected.operation if selected else None
     try:
-        operation = get_operation_ast(parse(query), operation_name)
+        operation = get_operation_ast(parse(params.query, max_tokens=max_tokens), params.operation_name)
     except (GraphQLSyntaxError, RecursionError):
         return UNPARSED
     return operation.operation if operation else None
@@ -125,7 +127,7 @@ class GraphQLHttp:
     async def execute(
         self, request: Request, params: GraphQLParams, media: str, *, via_get: bool
     ) -> tuple[int, dict[str, Any]]:
-        op_type = operation_type(params) if params.query else UNPARSED
+        op_type = operation_type(self.schema, params, self.settings.max_query_tokens) if params.query else UNPARSED
         if op_type is None:  # several operations and no name, or no operation by that name
             return (400 if media == GRAPHQL_RESPONSE else 200), {
                 "errors": [no_such_operation(params.operation_name).formatted]

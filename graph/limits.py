@@ -1,22 +1,24 @@
 """Query limits for a public endpoint: depth, tokens, aliases, a per-operation cost, introspection.
 
-`query_limits(settings)` gathers them once (`QueryLimits`). Two paths apply them:
-HTTP operations through graph/execution.py (cached operation plans), subscriptions
-(and everything when tracing is on) through strawberry's extensions, for which
-`limit_extensions(limits)` returns zero-argument factories (strawberry wants factories,
-not shared instances). The validation rules are built once, not per request:
-`ValidationCache` keys on the rule classes, so a fresh class per request (what
-`QueryDepthLimiter(...)` creates) would never hit the cache.
+`query_limits(settings)` gathers them once (`QueryLimits`); `validate` applies them to a
+document: first `screen`, our own limits (fragments, spreads, depth, aliases, the cost
+no request can go below) in time linear in the document, then the specification's
+rules. Two paths call it: HTTP operations through graph/execution.py (cached operation
+plans), subscriptions (and everything when tracing is on) through strawberry's
+extensions, for which `limit_extensions(limits)` returns zero-argument factories
+(strawberry wants factories, not shared instances).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
@@ -29,62 +31,29 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    ValidationContext,
     ValidationRule,
     VariableNode,
     get_named_type,
+    specified_rules,
 )
+from graphql import validate as graphql_validate
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
-from strawberry.extensions.max_aliases import create_validator as alias_validator
-from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
+from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 
 from domain.pagination import MAX_PAGE_SIZE
+from graph.document_shape import SATURATED, fragments_of, shape_problems
 from infrastructure.settings import Settings
 
 CACHE_SIZE = 256
+#: Longer documents are judged on every request instead of being kept: a cache holds its
+#: keys, and a request body may be megabytes (a real operation is a few hundred bytes).
+MAX_CACHED_QUERY = 16 * 1024
 TOO_COSTLY = "QUERY_TOO_COSTLY"
 # Cost of a field = how many times it may be resolved: the product of the `first`
 # arguments of the connections above it (and of its own, for its children). A `first`
 # over MAX_PAGE_SIZE counts as MAX_PAGE_SIZE: the resolver refuses it (INVALID_INPUT,
 # which names the argument) and no page can be larger.
 PAGE_ARGUMENT = "first"
-
-
-def _fragment_names(selection_set: SelectionSetNode | None, out: set[str]) -> None:
-    for selection in selection_set.selections if selection_set else ():
-        if isinstance(selection, FragmentSpreadNode):
-            out.add(selection.name.value)
-        elif isinstance(selection, FieldNode | InlineFragmentNode):
-            _fragment_names(selection.selection_set, out)
-
-
-def _guarded(rule: type[ValidationRule]) -> type[ValidationRule]:
-    """Run strawberry's depth rule only on documents whose fragment spreads all resolve.
-
-    It looks fragments up with `[]` and would raise KeyError on `...Unknown`; the
-    standard KnownFragmentNames rule already reports that document as invalid.
-    """
-
-    class Guarded(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            defined = {d.name.value for d in context.document.definitions if isinstance(d, FragmentDefinitionNode)}
-            used: set[str] = set()
-            for definition in context.document.definitions:
-                if isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
-                    _fragment_names(definition.selection_set, used)
-            if used <= defined:
-                rule(context)
-
-    Guarded.__name__ = f"Guarded{rule.__name__}"
-    return Guarded
 
 
 class SafeParserCache(ParserCache):
@@ -102,11 +71,17 @@ class SafeParserCache(ParserCache):
         yield
 
 
-class StaticRules(AddValidationRules):
-    """AddValidationRules over rule classes created once (see the module docstring)."""
+class LimitedValidation(SchemaExtension):
+    """strawberry's validation step replaced by `validate` (our limits first), cached by document text."""
 
-    def __init__(self, rules: tuple[type[ValidationRule], ...]) -> None:
-        super().__init__(list(rules))
+    def __init__(self, validated: Callable[[GraphQLSchema, DocumentNode, str], list[GraphQLError]]) -> None:
+        self.validated = validated
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.graphql_document is not None:
+            ctx.pre_execution_errors = self.validated(ctx.schema._schema, ctx.graphql_document, ctx.query or "")
+        yield
 
 
 def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any], consulted: list[str]) -> int:
@@ -128,19 +103,30 @@ def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any], cons
     return MAX_PAGE_SIZE
 
 
-@dataclass(frozen=True, slots=True)
 class _CostWalk:
     """What one cost computation needs at every level (a class, not a closure: a recursive
-    closure is a reference cycle, garbage for the collector on every request)."""
+    closure is a reference cycle, garbage for the collector on every request).
 
-    schema: GraphQLSchema
-    fragments: Mapping[str, FragmentDefinitionNode]
-    values: Mapping[str, Any]
-    consulted: list[str]  # the variables the cost depended on
+    A field's cost is linear in how many times its parent is resolved, so each fragment's
+    cost is computed once, for one resolution, and multiplied at every spread: the walk
+    visits each fragment definition once (`visits`), whatever the spreads (see
+    graph/document_shape.py for why that matters).
+    """
 
-    def walk(
-        self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None, times: int, seen: frozenset[str]
-    ) -> int:
+    __slots__ = ("consulted", "fragments", "schema", "values", "visits", "_per_fragment")
+
+    def __init__(
+        self, schema: GraphQLSchema, fragments: Mapping[str, FragmentDefinitionNode], values: Mapping[str, Any]
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.values = values
+        self.consulted: list[str] = []  # the variables the cost depended on
+        self.visits: Counter[str] = Counter()
+        self._per_fragment: dict[str, int] = {}
+
+    def walk(self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None) -> int:
+        """Fields resolved at most when the parent of `selection_set` is resolved once."""
         total = 0
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
@@ -149,24 +135,33 @@ class _CostWalk:
                 field = fields.get(name)
                 if field is None or name.startswith("__"):
                     continue  # introspection is bounded by the schema; unknown fields fail validation
-                total += times
+                total += 1
                 if selection.selection_set is not None:
-                    inner = times
+                    times = 1
                     if PAGE_ARGUMENT in field.args:
                         default = field.args[PAGE_ARGUMENT].default_value
-                        inner = times * _page_size(selection, default, self.values, self.consulted)
-                    total += self.walk(selection.selection_set, get_named_type(field.type), inner, seen)
+                        times = _page_size(selection, default, self.values, self.consulted)
+                    total += times * self.walk(selection.selection_set, get_named_type(field.type))
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
                 target = self.schema.get_type(condition.name.value) if condition else parent
-                total += self.walk(selection.selection_set, target, times, seen)
+                total += self.walk(selection.selection_set, target)
             elif isinstance(selection, FragmentSpreadNode):
-                fragment = self.fragments.get(selection.name.value)
-                if fragment is None or fragment.name.value in seen:
-                    continue
-                target = self.schema.get_type(fragment.type_condition.name.value)
-                total += self.walk(fragment.selection_set, target, times, seen | {fragment.name.value})
+                total += self._fragment(selection.name.value)
+            total = min(total, SATURATED)
         return total
+
+    def _fragment(self, name: str) -> int:
+        if name in self._per_fragment:
+            return self._per_fragment[name]
+        fragment = self.fragments.get(name)
+        if fragment is None:
+            return 0
+        self._per_fragment[name] = 0  # a cycle (refused by validation) counts as nothing
+        self.visits[name] += 1
+        target = self.schema.get_type(fragment.type_condition.name.value)
+        self._per_fragment[name] = self.walk(fragment.selection_set, target)
+        return self._per_fragment[name]
 
 
 def operation_cost(
@@ -197,9 +192,58 @@ def _walk_cost(
     for definition in operation.variable_definitions or ():
         if definition.default_value is not None and isinstance(definition.default_value, IntValueNode):
             defaults[definition.variable.name.value] = int(definition.default_value.value)
-    walk = _CostWalk(schema, fragments, {**defaults, **variables}, [])
-    cost = walk.walk(operation.selection_set, schema.get_root_type(operation.operation), 1, frozenset())
+    walk = _CostWalk(schema, fragments, {**defaults, **variables})
+    cost = walk.walk(operation.selection_set, schema.get_root_type(operation.operation))
     return cost, walk.consulted
+
+
+class _SmallestPages(dict[str, Any]):
+    """Variables as the smallest page any request could ask for: 0 for every `first` not known yet."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key, 0)
+
+
+def least_cost(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> int:
+    """A cost no request can go below, whatever its variables: judged once per document."""
+    walk = _CostWalk(schema, fragments, _SmallestPages())
+    return walk.walk(operation.selection_set, schema.get_root_type(operation.operation))
+
+
+def screen(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) -> list[GraphQLError]:
+    """The limits a document breaks whatever its variables, in time linear in its length.
+
+    Run before graphql-core's validation, whose rules together take far longer per node:
+    a document built to be expensive is refused before that work.
+    """
+    fragments = fragments_of(document)
+    problems = shape_problems(
+        document,
+        fragments,
+        max_depth=limits.max_depth,
+        max_aliases=limits.max_aliases,
+        max_fragments=limits.max_fragments,
+        max_spreads=limits.max_spreads,
+    )
+    if problems:
+        return problems
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and definition.operation is not OperationType.SUBSCRIPTION:
+            if schema.get_root_type(definition.operation) is None:
+                continue  # no such root type: validation says so
+            cost = least_cost(schema, definition, fragments)
+            if cost > limits.max_cost:
+                return [too_costly(cost, limits.max_cost, definition)]
+    return []
+
+
+def validate(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) -> list[GraphQLError]:
+    """Our limits first, then the specification's rules with ours on top (`limits.rules`)."""
+    return screen(schema, document, limits) or graphql_validate(
+        schema, document, (*specified_rules, *limits.rules), hide_suggestions=limits.hide_suggestions
+    )
 
 
 def _selected_operation(document: Any, name: str | None) -> OperationDefinitionNode | None:
@@ -237,16 +281,27 @@ class QueryLimits:
     max_tokens: int
     rules: tuple[type[ValidationRule], ...]  # on top of the specification's rules
     max_cost: int
+    max_depth: int
+    max_aliases: int
+    max_fragments: int
+    max_spreads: int
+    hide_suggestions: bool = False  # no "Did you mean ...?" where the schema is not public
 
 
 def query_limits(settings: Settings) -> QueryLimits:
-    rules: list[type[ValidationRule]] = [
-        _guarded(depth_validator(settings.max_query_depth, None)),
-        alias_validator(settings.max_aliases),
-    ]
-    if not settings.introspection_enabled:
-        rules.append(NoSchemaIntrospectionCustomRule)
-    return QueryLimits(settings.max_query_tokens, tuple(rules), settings.max_query_cost)
+    rules: tuple[type[ValidationRule], ...] = (
+        () if settings.introspection_enabled else (NoSchemaIntrospectionCustomRule,)
+    )
+    return QueryLimits(
+        max_tokens=settings.max_query_tokens,
+        rules=rules,
+        max_cost=settings.max_query_cost,
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_fragments=settings.max_fragments,
+        max_spreads=settings.max_fragment_spreads,
+        hide_suggestions=not settings.introspection_enabled,
+    )
 
 
 def too_costly(cost: int, max_cost: int, operation: OperationDefinitionNode) -> GraphQLError:
@@ -258,12 +313,33 @@ def too_costly(cost: int, max_cost: int, operation: OperationDefinitionNode) -> 
     )
 
 
+class _Judged:
+    """Validation results by document text, bounded (least recently used out)."""
+
+    def __init__(self, limits: QueryLimits, maxsize: int = CACHE_SIZE) -> None:
+        self.limits = limits
+        self.maxsize = maxsize
+        self.kept: OrderedDict[tuple[int, str], list[GraphQLError]] = OrderedDict()
+
+    def __call__(self, schema: GraphQLSchema, document: DocumentNode, query: str) -> list[GraphQLError]:
+        if len(query) > MAX_CACHED_QUERY:  # not kept: the cache would hold the whole document
+            return validate(schema, document, self.limits)
+        key = (id(schema), query)
+        if key in self.kept:
+            self.kept.move_to_end(key)
+            return self.kept[key]
+        errors = self.kept[key] = [e.with_traceback(None) for e in validate(schema, document, self.limits)]
+        if len(self.kept) > self.maxsize:
+            self.kept.popitem(last=False)
+        return errors
+
+
 def limit_extensions(limits: QueryLimits) -> list[Callable[[], SchemaExtension]]:
     """Factories for every limit; the order matches strawberry's phases (parse, validate, execute)."""
+    judged = _Judged(limits)
     return [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: SafeParserCache(maxsize=CACHE_SIZE),
-        lambda: StaticRules(limits.rules),
-        lambda: ValidationCache(maxsize=CACHE_SIZE),
+        lambda: LimitedValidation(judged),
         lambda: QueryCostLimiter(max_cost=limits.max_cost),
     ]

@@ -17,6 +17,7 @@ from graph.auth.mutations import AuthMutations
 from graph.auth.queries import AuthQueries
 from graph.boards.mutations import BoardMutations
 from graph.boards.queries import BoardQueries
+from graph.boundary import guard_schema
 from graph.catalogue.mutations import CatalogueMutations
 from graph.catalogue.queries import CatalogueQueries
 from graph.chunks.mutations import ChunkMutations
@@ -120,13 +121,14 @@ def build_schema(
         mutation=Mutation,
         subscription=subscription,
         extensions=[
-            lambda: ErrorPolicy(mask=mask_errors),
+            lambda: ErrorPolicy(mask=mask_errors, hide_suggestions=bool(limits and limits.hide_suggestions)),
             *(limit_extensions(limits) if limits else []),
             *(extensions or []),
         ],
         execution_context_class=PerEventMemoExecutionContext,
     )
     schema.mask_errors = mask_errors
+    guard_schema(schema._schema)
     if limits is not None and not extensions:
         schema.plans = OperationPlans(schema._schema, limits)
     return schema

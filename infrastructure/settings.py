@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_query_tokens: int = 2000
     max_aliases: int = 30
+    max_fragments: int = 50  # fragment definitions per document
+    max_fragment_spreads: int = 200  # fragment spreads written in a document
     max_query_cost: int = 5000
     max_batch_size: int = 10
     cors_origins: list[str] = Field(default_factory=list)

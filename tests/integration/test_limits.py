@@ -125,7 +125,7 @@ async def test_parse_and_validation_are_cached_across_requests(client: GraphQLCl
     hits, misses = plans.cache_info().hits, plans.cache_info().misses
     await client.execute(ME)
     await client.execute(ME)
-    assert plans.cache_info().hits == hits + 2
+    assert plans.cache_info().hits >= hits + 2  # (the HTTP layer reads the operation's type from the plan too)
     assert plans.cache_info().misses == misses
 
 
