@@ -69,6 +69,23 @@ class ObjectStorage(Protocol):
         self, key: str, *, content_type: str, size: int, sha256: str | None, expires_in: int
     ) -> PresignedRequest: ...
 
+    async def seal_upload(self, key: str, *, copy_key: str) -> str | None:
+        """Freeze what was PUT to `key` through its presigned URL, so completion verifies bytes that stay.
+
+        Returns the key of the frozen object: `key` itself when the backend refuses
+        every later PUT to it (local), or `copy_key`, a server-side copy that no URL
+        was ever issued for (S3). None when nothing was uploaded to `key`. Raises
+        `domain.errors.InvalidState` while another completion holds the seal.
+        """
+        ...
+
+    async def unseal_upload(self, key: str, *, sealed_key: str, discard: bool) -> None:
+        """Undo `seal_upload` for a completion that did not finish: PUTs to `key` are taken again.
+
+        `discard` also deletes what was uploaded (wrong bytes: a retry starts clean).
+        """
+        ...
+
     async def check(self) -> None: ...
 
 

@@ -2,6 +2,8 @@
 
 They stand in for S3's presigned URLs and accept only URLs issued by
 `LocalStorage.presign_get` / `presign_put`; with any other backend they answer 404.
+An upload URL is single-use: after completeChunkUpload it answers 409, after its
+expiry 403, and a READY chunk's object never changes.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from domain.errors import ObjectTooLarge, StorageUnavailable
-from infrastructure.storage.local import LocalStorage
+from infrastructure.storage.local import LocalStorage, UploadMismatch
 from infrastructure.storage.s3 import content_disposition
+from infrastructure.storage.upload_seals import UploadSealed
 
 router = APIRouter()
 
@@ -84,15 +87,16 @@ async def upload(key: str, request: Request) -> Response:
                 yield data
 
     try:
-        stored = await storage.put_stream(key, body(), content_type=content_type, max_size=length)
+        stored = await storage.receive_upload(key, body(), content_type=content_type, size=length, sha256=sha256)
+    except UploadSealed:
+        return _plain(409, "This upload was already completed; its URL cannot store another body.")
     except ObjectTooLarge:
         return _plain(413, f"The body is longer than the signed {length} bytes.")
+    except UploadMismatch:
+        return _plain(400, "The body does not match the signed length or checksum; nothing was stored.")
     except StorageUnavailable:
         return _plain(503, "File storage is unavailable.")
     except ClientDisconnect:
-        # put_stream already dropped its temporary file; nobody is left to answer.
+        # receive_upload already dropped its temporary file; nobody is left to answer.
         return _plain(400, "The upload was interrupted.")
-    if stored.size != length or (sha256 is not None and stored.sha256 != sha256.lower()):
-        await storage.delete(key)
-        return _plain(400, "The body does not match the signed length or checksum; nothing was stored.")
     return Response(status_code=200, headers={"ETag": f'"{stored.sha256}"'})

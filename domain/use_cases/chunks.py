@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -214,6 +215,46 @@ def _mismatch(chunk: Chunk, info: ObjectInfo) -> tuple[str, str] | None:
     return None
 
 
+async def _measure(storage: ObjectStorage, key: str) -> tuple[int, str]:
+    """(size, sha256) of the object in one read, so both describe the same bytes."""
+    hasher = hashlib.sha256()
+    size = 0
+    async for data in storage.open_read(key):
+        size += len(data)
+        hasher.update(data)
+    return size, hasher.hexdigest()
+
+
+async def _verified(chunk: Chunk, storage: ObjectStorage, sealed_key: str) -> tuple[int, str]:
+    """Size and sha256 of the sealed object, or InvalidInput naming what differs from the announcement."""
+    info = await storage.head(sealed_key)
+    if info is None:
+        raise InvalidState("The file has not been uploaded yet: PUT it to the upload URL first.")
+    problem = _mismatch(chunk, info)
+    if problem is not None:
+        raise InvalidInput.single(*problem)
+    size, sha256 = await _measure(storage, sealed_key)
+    if size != chunk.size:
+        raise InvalidInput.single("size", f"the uploaded file has {size} bytes, {chunk.size} were announced")
+    if chunk.sha256 is not None and sha256 != chunk.sha256:
+        raise InvalidInput.single("sha256", "the uploaded file does not match the announced checksum")
+    return size, sha256
+
+
+async def _unseal(storage: ObjectStorage, chunk: Chunk, sealed_key: str, *, discard: bool) -> None:
+    # Shielded and best effort, like _discard: it runs while another error propagates.
+    with contextlib.suppress(Exception):
+        await asyncio.shield(storage.unseal_upload(chunk.object_key, sealed_key=sealed_key, discard=discard))
+
+
+async def _ready_or(uow: UnitOfWork, principal: Principal, chunk_id: uuid.UUID, error: InvalidState) -> Chunk:
+    """The chunk when another completion made it READY meanwhile (a replay), else `error`."""
+    current = await _own_chunk(uow, principal, chunk_id)
+    if current.status is ChunkStatus.READY:
+        return current
+    raise error
+
+
 async def complete_upload(
     *,
     principal: Principal,
@@ -225,7 +266,10 @@ async def complete_upload(
 ) -> Chunk:
     """Verify the uploaded object (size, and sha256 when declared) and mark the chunk READY.
 
-    Completing a READY chunk again returns it unchanged (a replay is harmless).
+    The upload is sealed first (see `ObjectStorage.seal_upload`): the bytes
+    hashed here are the bytes the READY chunk keeps, and its recorded sha256 is
+    always theirs, declared or not. Completing a READY chunk again returns it
+    unchanged (a replay is harmless).
     """
     chunk = await _own_chunk(uow, principal, chunk_id)
     if chunk.status is ChunkStatus.READY:
@@ -233,24 +277,41 @@ async def complete_upload(
     if clock.now() - chunk.created_at > timedelta(seconds=pending_ttl_seconds):
         # The sweep may be deleting this object right now: never turn it READY.
         raise InvalidState("This upload has expired; request a new one.")
-    info = await storage.head(chunk.object_key)
-    if info is None:
-        raise InvalidState("The file has not been uploaded yet: PUT it to the upload URL first.")
-    problem = _mismatch(chunk, info)
-    if problem is not None:
-        # Drop the wrong bytes so a retry with the same ticket starts clean.
-        await storage.delete(chunk.object_key)
-        raise InvalidInput.single(*problem)
-    if chunk.sha256 is not None and await storage.sha256_of(chunk.object_key) != chunk.sha256:
-        await storage.delete(chunk.object_key)
-        raise InvalidInput.single("sha256", "the uploaded file does not match the announced checksum")
-    async with uow:
-        ready = await uow.chunks.mark_ready(chunk.id, size=info.size, sha256=chunk.sha256)
-        await uow.commit()
-    if ready is not None:
-        return ready
-    # Somebody else completed (or deleted) it between our read and our update.
-    return await _own_chunk(uow, principal, chunk_id)
+    # A fresh key beside the upload (same user prefix, same extension) for backends that seal by copying.
+    copy_key = chunk_key(chunk.user_id, uuid.uuid4(), chunk.object_key)
+    try:
+        sealed_key = await storage.seal_upload(chunk.object_key, copy_key=copy_key)
+    except InvalidState as busy:
+        return await _ready_or(uow, principal, chunk_id, busy)
+    if sealed_key is None:
+        missing = InvalidState("The file has not been uploaded yet: PUT it to the upload URL first.")
+        return await _ready_or(uow, principal, chunk_id, missing)
+    try:
+        size, sha256 = await _verified(chunk, storage, sealed_key)
+    except BaseException as exc:
+        # Wrong bytes go so a retry with the same ticket starts clean; otherwise the upload stays for a retry.
+        await _unseal(storage, chunk, sealed_key, discard=isinstance(exc, InvalidInput | InvalidState))
+        raise
+    try:
+        async with uow:
+            ready = await uow.chunks.mark_ready(chunk.id, object_key=sealed_key, size=size, sha256=sha256)
+            await uow.commit()
+    except BaseException:
+        # Reopen only when the row is known to be still PENDING: a commit whose answer was lost may have
+        # made it READY, and a READY chunk's object must stay sealed. Unknown: stay sealed (the sweep ends it).
+        with contextlib.suppress(Exception):
+            if (await _own_chunk(uow, principal, chunk_id)).status is ChunkStatus.PENDING:
+                await _unseal(storage, chunk, sealed_key, discard=False)
+        raise
+    if ready is None:
+        # Another completion won (S3: its own copy), or the chunk was deleted: this copy is nobody's.
+        if sealed_key != chunk.object_key:
+            await _discard(storage, sealed_key)
+        return await _own_chunk(uow, principal, chunk_id)
+    if sealed_key != chunk.object_key:
+        # The verified copy is the chunk now; the upload it was made from is not needed any more.
+        await _discard(storage, chunk.object_key)
+    return ready
 
 
 async def download_url(

@@ -3,13 +3,16 @@
 Objects are plain files under `root`; their content type lives in a sidecar
 file under `root/.meta/`. Downloads and uploads go through signed, expiring
 URLs served by the API's `/files/` and `/uploads/` routes, which check them
-with `verify_download` / `verify_upload`.
+with `verify_download` / `verify_upload`; an upload URL is single-use: once
+completion has sealed its key, `receive_upload` refuses it (see
+`infrastructure.storage.upload_seals` for why that is race-free).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +28,7 @@ import aiofiles.os
 
 from domain.errors import NotFound, ObjectTooLarge, StorageUnavailable
 from domain.ports import ObjectInfo, PresignedRequest, StoredObject
+from infrastructure.storage.upload_seals import UploadSealed, UploadSeals
 from infrastructure.storage.url_signing import UrlSigner
 
 READ_CHUNK_SIZE = 1024 * 1024
@@ -53,6 +57,7 @@ class LocalStorage:
         self._root = root.resolve()
         self._base_url = public_base_url.rstrip("/")
         self._signer = UrlSigner(secret)
+        self._seals = UploadSeals(self._root / _META_DIR)
 
     @property
     def root(self) -> Path:
@@ -64,29 +69,59 @@ class LocalStorage:
         self, key: str, data: AsyncIterator[bytes], *, content_type: str, max_size: int
     ) -> StoredObject:
         path = self._path(key)
-        hasher = hashlib.sha256()
-        size = 0
         with _unavailable_on_oserror():
             await aiofiles.os.makedirs(path.parent, exist_ok=True)
             tmp = _temp_path(path)
             try:
-                async with aiofiles.open(tmp, "xb") as out:
-                    async for chunk in data:
-                        size += len(chunk)
-                        if size > max_size:
-                            raise ObjectTooLarge(max_size)
-                        hasher.update(chunk)
-                        await out.write(chunk)
-                    await out.flush()
-                    # Durable before visible: the rename must never expose a half-written file.
-                    await asyncio.to_thread(os.fsync, out.fileno())
+                size, sha256 = await _write_temp(tmp, data, max_size=max_size)
                 await aiofiles.os.replace(tmp, path)
             except BaseException:
                 # BaseException: a cancelled upload must not leave its temp file behind either.
                 _discard(tmp)
                 raise
             await self._write_meta(key, content_type)
-        return StoredObject(key=key, size=size, sha256=hasher.hexdigest(), content_type=content_type)
+        return StoredObject(key=key, size=size, sha256=sha256, content_type=content_type)
+
+    async def receive_upload(
+        self, key: str, data: AsyncIterator[bytes], *, content_type: str, size: int, sha256: str | None
+    ) -> StoredObject:
+        """Store the body of a signed PUT under `key`, unless a completion has sealed the key.
+
+        Raises UploadSealed when it has, UploadMismatch when the body is not the
+        signed length or checksum (nothing replaced then), ObjectTooLarge when it
+        runs past `size`.
+        """
+        path = self._path(key)
+        with _unavailable_on_oserror():
+            if await aiofiles.os.path.exists(self._seals.marker(key)):
+                # An early answer that spares the body; the check that counts runs under the lock.
+                raise UploadSealed(key)
+            await aiofiles.os.makedirs(path.parent, exist_ok=True)
+            tmp = _temp_path(path)
+            try:
+                written, digest = await _write_temp(tmp, data, max_size=size)
+                if written != size or (sha256 is not None and digest != sha256.lower()):
+                    raise UploadMismatch(key)
+                meta = functools.partial(self._write_meta_now, key, content_type)
+                await asyncio.to_thread(self._seals.publish, key, tmp, path, meta)
+            except BaseException:
+                _discard(tmp)
+                raise
+        return StoredObject(key=key, size=written, sha256=digest, content_type=content_type)
+
+    async def seal_upload(self, key: str, *, copy_key: str) -> str | None:
+        # The key itself stays the object: after the seal no PUT can rename onto it.
+        path = self._path(key)
+        with _unavailable_on_oserror():
+            sealed = await asyncio.to_thread(self._seals.seal, key, path)
+        return key if sealed else None
+
+    async def unseal_upload(self, key: str, *, sealed_key: str, discard: bool) -> None:
+        path = self._path(key)
+        with _unavailable_on_oserror():
+            await asyncio.to_thread(
+                self._seals.unseal, key, functools.partial(self._remove, key, path) if discard else None
+            )
 
     async def put_bytes(self, key: str, data: bytes, *, content_type: str) -> StoredObject:
         async def one_chunk() -> AsyncIterator[bytes]:
@@ -97,7 +132,8 @@ class LocalStorage:
     async def delete(self, key: str) -> None:
         path = self._path(key)
         with _unavailable_on_oserror():
-            for target in (path, self._meta_path(key)):
+            # The seal marker last: until the object is gone its key must not take a PUT again.
+            for target in (path, self._meta_path(key), self._seals.marker(key)):
                 with contextlib.suppress(FileNotFoundError):
                     await aiofiles.os.remove(target)
 
@@ -201,6 +237,23 @@ class LocalStorage:
     def _meta_path(self, key: str) -> Path:
         return self._root / _META_DIR / f"{key}.json"
 
+    def _remove(self, key: str, path: Path) -> None:
+        for target in (path, self._meta_path(key)):
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+
+    def _write_meta_now(self, key: str, content_type: str) -> None:
+        # Blocking twin of _write_meta, for the upload lock's critical section (which runs in a thread).
+        path = self._meta_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_path(path)
+        try:
+            tmp.write_text(json.dumps({"content_type": content_type}), encoding="utf-8")
+            os.replace(tmp, path)
+        except BaseException:
+            _discard(tmp)
+            raise
+
     async def _write_meta(self, key: str, content_type: str) -> None:
         path = self._meta_path(key)
         await aiofiles.os.makedirs(path.parent, exist_ok=True)
@@ -221,6 +274,27 @@ class LocalStorage:
             return None
         content_type = meta.get("content_type") if isinstance(meta, dict) else None
         return content_type if isinstance(content_type, str) else None
+
+
+class UploadMismatch(Exception):
+    """A PUT body whose length or SHA-256 differs from the signed values; nothing was stored."""
+
+
+async def _write_temp(tmp: Path, data: AsyncIterator[bytes], *, max_size: int) -> tuple[int, str]:
+    """Write `data` to a new file `tmp`, durably; (size, sha256). ObjectTooLarge past `max_size`."""
+    hasher = hashlib.sha256()
+    size = 0
+    async with aiofiles.open(tmp, "xb") as out:
+        async for chunk in data:
+            size += len(chunk)
+            if size > max_size:
+                raise ObjectTooLarge(max_size)
+            hasher.update(chunk)
+            await out.write(chunk)
+        await out.flush()
+        # Durable before visible: the rename must never expose a half-written file.
+        await asyncio.to_thread(os.fsync, out.fileno())
+    return size, hasher.hexdigest()
 
 
 def _valid_key(key: str) -> bool:

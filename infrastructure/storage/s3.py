@@ -3,6 +3,11 @@
 One client per process: `S3Storage.open(settings)` creates the session and the
 client once (0.1-0.4 s) and shares its connection pool; presigned URLs are
 signed for the public endpoint, which may differ from the one the API talks to.
+
+S3 cannot make a presigned PUT single-use: the URL works until it expires. So
+completion never trusts the uploaded key: `seal_upload` copies it server-side
+to a fresh key no URL was issued for, and completion verifies and keeps that
+copy (S3 copies one whole version of the source, even while a PUT replaces it).
 """
 
 from __future__ import annotations
@@ -227,6 +232,26 @@ class S3Storage:
             headers["x-amz-checksum-sha256"] = checksum
         url = await self._presign_client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)
         return PresignedRequest(url=str(url), method="PUT", headers=headers, expires_at=_expires_at(expires_in))
+
+    async def seal_upload(self, key: str, *, copy_key: str) -> str | None:
+        with _translate_errors():
+            try:
+                # MetadataDirective COPY (the default) keeps the Content-Type the PUT signed.
+                await self._client.copy_object(
+                    Bucket=self._bucket, Key=copy_key, CopySource={"Bucket": self._bucket, "Key": key}
+                )
+            except ClientError as exc:
+                if _error_code(exc) in _MISSING_CODES:
+                    return None
+                raise
+        return copy_key
+
+    async def unseal_upload(self, key: str, *, sealed_key: str, discard: bool) -> None:
+        # Nothing to reopen: S3 never stopped taking PUTs. Drop the copy (and the upload when it was wrong).
+        if sealed_key != key:
+            await self.delete(sealed_key)
+        if discard:
+            await self.delete(key)
 
     # ------------------------------------------------------------ bucket and health
 

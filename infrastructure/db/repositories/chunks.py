@@ -71,11 +71,12 @@ class SqlChunkRepository(SqlRepository):
         count, total = (await self.session.execute(stmt)).one()
         return int(count), int(total)
 
-    async def mark_ready(self, chunk_id: uuid.UUID, *, size: int, sha256: str | None) -> Chunk | None:
+    async def mark_ready(self, chunk_id: uuid.UUID, *, object_key: str, size: int, sha256: str) -> Chunk | None:
+        # One conditional UPDATE: of two completions racing, exactly one turns the row READY.
         stmt = (
             update(ChunkRow)
             .where(ChunkRow.id == chunk_id, ChunkRow.status == ChunkStatus.PENDING.value)
-            .values(status=ChunkStatus.READY.value, size=size, sha256=sha256)
+            .values(status=ChunkStatus.READY.value, object_key=object_key, size=size, sha256=sha256)
             .returning(ChunkRow)
             .execution_options(synchronize_session=False)
         )
