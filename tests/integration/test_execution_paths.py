@@ -24,6 +24,14 @@ from tests.fixtures.app import GraphQLClient, app_settings, register_user, runni
 from tests.integration.test_limits import BIG_PAGE, CYCLIC_FRAGMENTS, DEEP, NESTED_PAGES, UNKNOWN_FRAGMENT, aliases
 
 
+def chain(levels: int, fan_out: int, leaf: str = "me { id }") -> str:
+    """Fragment i spreads fragment i-1 `fan_out` times: the expansion has fan_out**levels leaves."""
+    fragments = [f"fragment F0 on Query {{ {leaf} }}"]
+    fragments += [f"fragment F{i} on Query {{ {' '.join([f'...F{i - 1}'] * fan_out)} }}" for i in range(1, levels + 1)]
+    variables = "($n: Int)" if "$n" in leaf else ""
+    return f"query Chain{variables} {{ ...F{levels} }}\n" + "\n".join(fragments)
+
+
 class Passive(SchemaExtension):
     """An extension with no hooks: its presence alone selects strawberry's lifecycle (as tracing does)."""
 
@@ -76,6 +84,16 @@ OPERATIONS: list[tuple[str, str, dict[str, Any] | None, str | None]] = [
     ("missing variable", NESTED_PAGES, {"inner": 1}, None),
     ("operation picked by name", "query A { __typename } query B { me { id } }", None, "B"),
     ("a typed mutation failure", 'mutation { cancelGeneration(id: "nope") { __typename } }', None, None),
+    # the reported stall: fragments spreading fragments multiply without being expanded
+    ("a fragment chain", chain(8, 8), None, None),
+    (
+        "a fragment chain behind a variable page",
+        chain(6, 6, "generations(first: $n) { edges { cursor } }"),
+        {"n": 1},
+        None,
+    ),
+    ("too many fragment spreads", chain(4, 60), None, None),
+    ("a near-miss name with introspection off", "query G { generatio { id } }", None, None),
 ]
 
 
@@ -149,6 +167,25 @@ async def test_refused_documents_are_planned_once(
     assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)
 
 
+async def test_the_operation_name_does_not_make_a_new_plan(
+    client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
+) -> None:
+    # given one document, sent with many operation names (known and unknown)
+    planned, _ = schemas
+    assert planned.plans is not None
+    document = "query A { __typename } query B { me { id } } " + chain(3, 3).replace("query Chain", "query C")
+    names = ["A", "B", "C", *(f"Other{i}" for i in range(40))]
+    before = planned.plans.cached.cache_info()
+    for name in names:
+        try:
+            await planned.execute(document, context_value=context(client, None), operation_name=name)
+        except CannotGetOperationTypeError:
+            assert name.startswith("Other")
+    # then the document was judged once: every other request reused its plan
+    after = planned.plans.cached.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, len(names) - 1)
+
+
 async def test_long_documents_are_planned_but_not_kept(
     client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
 ) -> None:
@@ -162,3 +199,26 @@ async def test_long_documents_are_planned_but_not_kept(
 
     assert result.data == {"__typename": "Query"}
     assert planned.plans.cached.cache_info().currsize == size
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "code", "message"),
+    [
+        (chain(8, 8), None, "QUERY_TOO_COSTLY", "33554432 fields at most"),
+        (chain(6, 6, "generations(first: $n) { edges { cursor } }"), {"n": 1}, "QUERY_TOO_COSTLY", "fields at most"),
+        (chain(4, 60), None, "GRAPHQL_VALIDATION_FAILED", "240 fragment spreads found. Allowed: 200"),
+    ],
+)
+async def test_fragment_attacks_are_refused_on_both_paths(
+    client: GraphQLClient,
+    schemas: tuple[GenhubSchema, GenhubSchema],
+    query: str,
+    variables: dict[str, Any] | None,
+    code: str,
+    message: str,
+) -> None:
+    for schema in schemas:
+        result = await schema.execute(query, variable_values=variables, context_value=context(client, None))
+        assert result.data is None and result.errors
+        assert result.errors[0].extensions["code"] == code
+        assert message in result.errors[0].message
