@@ -92,7 +92,7 @@ OPERATIONS: list[tuple[str, str, dict[str, Any] | None, str | None]] = [
         {"n": 1},
         None,
     ),
-    ("too many fragment spreads", chain(4, 60), None, None),
+    ("a fan-out past the token limit", chain(4, 60), None, None),
     ("a near-miss name with introspection off", "query G { generatio { id } }", None, None),
 ]
 
@@ -206,7 +206,6 @@ async def test_long_documents_are_planned_but_not_kept(
     [
         (chain(8, 8), None, "QUERY_TOO_COSTLY", "33554432 fields at most"),
         (chain(6, 6, "generations(first: $n) { edges { cursor } }"), {"n": 1}, "QUERY_TOO_COSTLY", "fields at most"),
-        (chain(4, 60), None, "GRAPHQL_VALIDATION_FAILED", "240 fragment spreads found. Allowed: 200"),
     ],
 )
 async def test_fragment_attacks_are_refused_on_both_paths(
