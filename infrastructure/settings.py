@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -10,6 +12,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infrastructure.security.local_secrets import local_secret
+
+#: The default of earlier releases, published in their source: refused in production if set.
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 MIN_JWT_SECRET_LENGTH = 32
 MIN_METRICS_TOKEN_LENGTH = 16
@@ -169,11 +174,18 @@ class Settings(BaseSettings):
 
     @property
     def effective_jwt_secret(self) -> str:
-        return self.jwt_secret or DEV_JWT_SECRET
+        """JWT_SECRET, or a random one drawn on first start and kept in the data directory (never a published one)."""
+        return self.jwt_secret or local_secret(self.data_dir, "jwt-secret")
 
     @property
     def effective_url_secret(self) -> str:
-        return self.url_signing_secret or self.effective_jwt_secret
+        """URL_SIGNING_SECRET; else derived from the configured JWT key (every replica alike); else drawn locally."""
+        if self.url_signing_secret:
+            return self.url_signing_secret
+        configured = self.jwt_secret or self.jwt_private_key
+        if configured:
+            return hmac.new(configured.encode(), b"genhub url signing", hashlib.sha256).hexdigest()
+        return local_secret(self.data_dir, "url-signing-secret")
 
     @property
     def graphiql_enabled(self) -> bool:

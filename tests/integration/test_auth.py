@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -128,7 +128,7 @@ async def test_garbage_refresh_token_is_invalid_credentials(client: GraphQLClien
     assert body["data"]["refreshToken"]["__typename"] == "InvalidCredentials"
 
 
-def _token(**claims: object) -> str:
+def _token(secret: str, **claims: object) -> str:
     now = datetime.now(UTC)
     base: dict[str, object] = {
         "sub": "7b0f1c3e-8f1e-4a51-9a55-3d1c1b2a9e10",
@@ -139,22 +139,25 @@ def _token(**claims: object) -> str:
         "typ": "access",
     }
     base.update(claims)
-    return jwt.encode(base, DEV_JWT_SECRET, algorithm="HS256")
+    return jwt.encode(base, secret, algorithm="HS256")
 
 
 @pytest.mark.parametrize(
-    "token",
+    "make_token",
     [
-        "garbage",
-        _token(exp=int((datetime.now(UTC) - timedelta(minutes=1)).timestamp())),
-        jwt.encode(
+        lambda secret: "garbage",
+        lambda secret: _token(secret, exp=int((datetime.now(UTC) - timedelta(minutes=1)).timestamp())),
+        lambda secret: jwt.encode(
             {"sub": "x", "exp": 9999999999, "iat": 1}, "another-secret-that-is-long-enough-000", algorithm="HS256"
         ),
-        _token(typ="refresh"),
+        lambda secret: _token(secret, typ="refresh"),
+        # the default secret of earlier releases, published in their source
+        lambda secret: _token(DEV_JWT_SECRET, role="admin"),
     ],
-    ids=["garbage", "expired", "wrong-key", "wrong-type"],
+    ids=["garbage", "expired", "wrong-key", "wrong-type", "published-secret"],
 )
-async def test_bad_token_gets_unauthenticated_not_500(client: GraphQLClient, token: str) -> None:
+async def test_bad_token_gets_unauthenticated_not_500(client: GraphQLClient, make_token: Callable[[str], str]) -> None:
+    token = make_token(client.app.state.settings.effective_jwt_secret)
     response = await client.http.post("/graphql", json={"query": ME}, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     body = response.json()
