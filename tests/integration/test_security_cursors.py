@@ -11,6 +11,7 @@ never INTERNAL_SERVER_ERROR. Real cursors walk every list exactly once, in order
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -154,10 +155,11 @@ class World:
     created: dict[uuid.UUID, datetime] = field(default_factory=dict)  # every listed item's created_at
     real_cursors: dict[str, list[str]] = field(default_factory=dict)  # per route, as the app issued them
 
+    def variables(self, route: Route, first: int | None, after: Any) -> dict[str, Any]:
+        return {"first": first, "after": after, **({"id": self.board_id} if route.hop_needs_id else {})}
+
     async def page(self, route: Route, first: int | None, after: Any) -> dict[str, Any]:
-        variables: dict[str, Any] = {"first": first, "after": after}
-        if route.hop_needs_id:
-            variables["id"] = self.board_id
+        variables = self.variables(route, first, after)
         return await self.client.execute(route.document(), variables, token=self.token, expect_errors=True)
 
     async def walk(self, route: Route, size: int) -> list[str]:
@@ -382,6 +384,17 @@ async def test_real_cursors_changed_by_one_character_are_invalid_after(world: Wo
     mutated = one_character_changed(token, data)
     assert mutated != token
     await assert_refused(world, mutated)
+
+
+@pytest.mark.parametrize("cursor", ["\x00", "\ud800", "\x00" * CURSOR_LENGTH, "\udfff" * CURSOR_LENGTH, "A" * 100_000])
+async def test_nul_lone_surrogates_and_long_strings_are_invalid_after(world: World, cursor: str) -> None:
+    # sent as JSON escapes (what an HTTP client's encoder may refuse to write itself)
+    for route in ROUTES:
+        raw = json.dumps({"query": route.document(), "variables": world.variables(route, 5, cursor)}).encode()
+        headers = {"Authorization": f"Bearer {world.token}", "content-type": "application/json"}
+        response = await world.client.http.post("/graphql", content=raw, headers=headers)
+        assert response.status_code == 200, response.text
+        assert_invalid_after(response.json(), route)
 
 
 async def test_cursors_of_another_deployment_are_invalid_after(world: World) -> None:

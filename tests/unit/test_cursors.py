@@ -106,8 +106,16 @@ def test_the_range_edges_are_held() -> None:
 # ---------------------------------------------------------------- what genhub does not issue
 
 
+ODD_CHARACTERS = st.characters(categories=["Cs", "Cc", "Zs", "Lo", "Nd"])  # lone surrogates and NUL among them
+
+
 @MANY
-@given(value=st.text(max_size=200) | st.text(ALPHABET, min_size=CURSOR_LENGTH, max_size=CURSOR_LENGTH))
+@given(
+    value=st.text(max_size=200)
+    | st.text(ODD_CHARACTERS, max_size=80)
+    | st.text(ALPHABET, min_size=CURSOR_LENGTH, max_size=CURSOR_LENGTH)
+    | st.text(st.sampled_from(ALPHABET) | ODD_CHARACTERS, min_size=CURSOR_LENGTH, max_size=CURSOR_LENGTH)
+)
 def test_random_text_is_refused(value: str) -> None:
     assert refused(value)
 
