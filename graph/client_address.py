@@ -12,8 +12,9 @@ Rules (docs/deploy.md, "Client addresses behind a proxy"):
 - no header, or the chosen entry is not a bare IP address (garbage, a port, brackets):
   the socket peer. Nothing that fails to parse is used.
 
-Addresses are returned canonical (`ipaddress`), IPv4-mapped IPv6 as IPv4, so the same
-client always gets the same rate-limit bucket and no raw header text reaches Redis keys.
+Addresses are returned canonical (`ipaddress`), IPv4-mapped IPv6 as IPv4, IPv6 without a
+scope id, so the same client always gets the same rate-limit bucket and no raw header
+text reaches Redis keys.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ def canonical_ip(text: str) -> str | None:
         address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Address(int(address)))  # without its scope id ("%" and free text)
     return str(address)
 
 
