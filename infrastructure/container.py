@@ -67,11 +67,13 @@ class Container:
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
-    """Page cursors signed with a key derived from every secret the server holds.
+    """Page cursors signed with a key derived from the configured secrets (so every replica agrees),
+    or from the secret drawn in the data directory when none is configured.
 
-    Changing any of them (or running another deployment) turns old cursors into InvalidInput.
+    Changing any of them (or asking another deployment) turns old cursors into InvalidInput.
     """
-    material = "\x00".join((settings.effective_jwt_secret, settings.url_signing_secret, settings.jwt_private_key))
+    configured = (settings.jwt_secret, settings.jwt_private_key, settings.url_signing_secret)
+    material = "\x00".join(configured) if any(configured) else settings.effective_jwt_secret
     return CursorCodec.from_secret(material)
 
 

@@ -1,4 +1,7 @@
-"""The cursor codec: what encode gives, decode gives back; any other string is InvalidInput."""
+"""The cursor codec: what encode gives, decode gives back; any other string is InvalidInput.
+
+And its key: the same on every replica of a deployment, different after any secret change.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import string
 import struct
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +21,9 @@ from hypothesis import strategies as st
 from domain.cursors import CURSOR_LENGTH, EARLIEST, LATEST, Cursor, CursorCodec
 from domain.errors import InvalidInput
 from domain.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest
+from infrastructure.container import cursor_codec
+from infrastructure.settings import Settings
+from tests.fixtures.app import app_settings
 
 KEY = bytes(range(32))
 CODEC = CursorCodec(KEY)
@@ -267,3 +274,36 @@ def test_an_empty_after_is_not_a_cursor() -> None:
 @given(cursor=cursors)
 def test_a_page_request_carries_the_decoded_cursor(cursor: Cursor) -> None:
     assert PageRequest.parse(3, CODEC.encode(cursor), cursors=CODEC) == PageRequest(3, cursor)
+
+
+# ---------------------------------------------------------------- the key, from the server's settings
+
+JWT_SECRET = "a configured JWT secret of the deployment, 40+ chars"
+
+
+def cursor_of(settings: Settings) -> str:
+    return cursor_codec(settings).encode(Cursor(datetime(2026, 6, 1, tzinfo=UTC), uuid.UUID(int=7)))
+
+
+def test_replicas_with_the_same_configured_secret_issue_the_same_cursors(tmp_path: Path) -> None:
+    # given two replicas (their own data directories) of one deployment, HS256 or RS256
+    for configured in ({"jwt_secret": JWT_SECRET}, {"jwt_algorithm": "RS256", "jwt_private_key": "-----PEM-----"}):
+        one, two = (app_settings(tmp_path / name, **configured) for name in ("a", "b"))
+        # then a cursor of one is a cursor of the other
+        assert cursor_of(one) == cursor_of(two)
+        assert cursor_codec(two).decode(cursor_of(one))
+
+
+def test_any_configured_secret_change_refuses_the_old_cursors(tmp_path: Path) -> None:
+    before = app_settings(tmp_path, jwt_secret=JWT_SECRET, url_signing_secret="urls " * 8)
+    for change in ({"jwt_secret": JWT_SECRET + "!"}, {"url_signing_secret": "other urls " * 4}):
+        after = before.model_copy(update=change)
+        assert refused(cursor_of(before), cursor_codec(after))
+
+
+def test_without_a_configured_secret_the_drawn_one_signs(tmp_path: Path) -> None:
+    # given no secret in the settings: the one drawn in the data directory is used
+    here = app_settings(tmp_path / "one")
+    assert cursor_of(here) == cursor_of(app_settings(tmp_path / "one"))
+    # then another data directory (another secret) does not accept its cursors
+    assert refused(cursor_of(here), cursor_codec(app_settings(tmp_path / "two")))
