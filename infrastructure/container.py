@@ -37,7 +37,6 @@ from infrastructure.settings import Settings
 from infrastructure.storage.factory import open_storage
 from infrastructure.tracing import setup_tracing
 
-
 #: How long a process trusts that a token's account exists before reading it again.
 ACCOUNT_CHECK_SECONDS = 30.0
 
