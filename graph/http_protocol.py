@@ -1,14 +1,17 @@
 """GraphQL-over-HTTP request parsing and response media types (graphql.github.io/graphql-over-http).
 
-Pure functions over already-read request data; graph/http.py wires them to FastAPI.
+Pure functions over already-read request data; graph/http.py wires them to FastAPI. JSON is
+decoded by `infrastructure.json_input.loads` (nesting depth, NaN and number limits), as
+WebSocket frames are.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from infrastructure.json_input import JsonInputError
+from infrastructure.json_input import loads as loads  # graph/http.py decodes multipart fields with it
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON_TYPE = "application/json"
@@ -30,33 +33,6 @@ class GraphQLParams:
     variables: dict[str, Any] | None = None
     operation_name: str | None = None
     extensions: dict[str, Any] | None = field(default=None)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):  # 1e999: no JSON (nor jsonb) value can hold it
-        raise ValueError(f"{text[:20]} is out of range")
-    return number
-
-
-# Built once: `json.loads(..., parse_float=...)` would build a decoder per call.
-_DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_refuse_constant)
-
-
-def loads(data: str | bytes) -> Any:
-    """`json.loads` for client input, refusing what JSON itself cannot carry.
-
-    Python's parser accepts NaN and Infinity and reads 1e999 as inf: they would pass
-    our checks and fail later in the database. Past 4300 digits it raises a bare
-    ValueError (int(str) limit). Every refusal is a ValueError (JSONDecodeError and
-    UnicodeDecodeError are ones), or RecursionError on nesting too deep.
-    """
-    text = data.decode(json.detect_encoding(data), "surrogatepass") if isinstance(data, bytes) else data
-    return _DECODER.decode(text)
 
 
 def media_type(content_type: str) -> str:
@@ -122,7 +98,7 @@ def params_from_query_string(args: dict[str, str]) -> GraphQLParams:
         if args.get(key):
             try:
                 raw[key] = loads(args[key])
-            except (ValueError, RecursionError) as exc:
+            except JsonInputError as exc:
                 raise HttpProblem(400, f"`{key}` is not valid JSON.") from exc
     return params_from_mapping(raw)
 
@@ -130,7 +106,7 @@ def params_from_query_string(args: dict[str, str]) -> GraphQLParams:
 def parse_json_body(body: bytes, *, max_batch: int) -> list[GraphQLParams] | GraphQLParams:
     try:
         data = loads(body)
-    except (ValueError, RecursionError) as exc:
+    except JsonInputError as exc:
         raise HttpProblem(400, "The request body is not valid JSON.") from exc
     if isinstance(data, list):
         if not data:

@@ -43,6 +43,7 @@ from graph.context import Context, Credentials
 from graph.http import bearer_token
 from graph.subscriptions.feed import BroadcastFeed
 from graph.subscriptions.session import FEED_KEY, UNAUTHORIZED, close_connection, is_open
+from graph.ws_frames import FrameReader, Refusal, legacy_error, legacy_ws_problem, refuse, transport_ws_problem
 from infrastructure.container import Container
 from infrastructure.settings import Settings
 
@@ -112,6 +113,14 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         self.timers = _Timers()
 
+    async def handle_message(self, message: Message | Refusal) -> None:
+        """Refuse (4400) what did not decode or is malformed, before strawberry indexes it (graph/ws_frames.py)."""
+        problem = message.reason if isinstance(message, Refusal) else transport_ws_problem(message)
+        if isinstance(message, Refusal) or problem is not None:
+            await refuse(self.websocket, problem or "", client=self.context.client_ip)
+            return
+        await super().handle_message(message)
+
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         payload = message.get("payload") or {}
         first = not self.connection_init_received and not self.connection_timed_out
@@ -148,6 +157,18 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         self.timers = _Timers()
 
+    async def handle_message(self, message: OperationMessage | Refusal) -> None:
+        """A frame that is no JSON object: connection_error, then 4400; a malformed message: an error reply."""
+        problem = message.reason if isinstance(message, Refusal) else legacy_ws_problem(message)
+        if isinstance(message, Refusal) or (problem is not None and message.get("type") == "connection_init"):
+            await self.send_message({"type": "connection_error", "payload": {"message": problem}})
+            await refuse(self.websocket, problem or "", client=self.context.client_ip)
+            return
+        if problem is not None:
+            await self.send_message(legacy_error(message, problem, client=self.context.client_ip))
+            return
+        await super().handle_message(message)
+
     async def handle_connection_init(self, message: LegacyInitMessage) -> None:
         if self.connection_acknowledged:
             return  # one identity per connection: a second init cannot swap the token
@@ -174,9 +195,12 @@ class SubscriptionRouter(GraphQLRouter[Context, None]):
 
     graphql_transport_ws_handler_class = TransportWsHandler
     graphql_ws_handler_class = LegacyWsHandler
+    websocket_adapter_class = FrameReader
 
     def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
         self._feed: BroadcastFeed | None = None
+        #: Read by FrameReader: larger text frames are refused with 4400 (uvicorn's ws_max_size says 1009 first).
+        self.max_message_bytes = settings.ws_max_message_bytes
         super().__init__(
             schema,
             path="/graphql",

@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     # subscriptions
     subscription_queue_size: int = 256
     ws_keepalive_seconds: float = 15.0
+    # Largest WebSocket message accepted (uvicorn's ws_max_size too: larger ones are closed with 1009)
+    ws_max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # demo
     seed_demo: bool | None = None

@@ -74,6 +74,14 @@ class AsgiWebSocket:
     async def send_json(self, message: dict[str, Any]) -> None:
         await self._to_app.put({"type": "websocket.receive", "text": json.dumps(message)})
 
+    async def send_text(self, text: str) -> None:
+        """A text frame as it is, valid JSON or not."""
+        await self._to_app.put({"type": "websocket.receive", "text": text})
+
+    async def send_bytes(self, data: bytes) -> None:
+        """A binary frame."""
+        await self._to_app.put({"type": "websocket.receive", "bytes": data})
+
     async def receive_json(self, timeout: float = 5.0) -> dict[str, Any]:
         """The next message; WebSocketClosed when the server closed; TimeoutError when nothing came."""
         event = await asyncio.wait_for(self._from_app.get(), timeout)
