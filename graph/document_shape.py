@@ -29,6 +29,10 @@ from graphql import (
     SelectionSetNode,
 )
 
+#: How often one response name may be selected at one merged level, and how many selections
+#: (fields and spreads, fragments expanded) a document may make in all: see `merge_problems`.
+MAX_SAME_NAME = 10
+MAX_EXPANDED_SELECTIONS = 10_000
 #: The count past which numbers stop growing: a document's measures are compared with
 #: limits far below it, and saturating keeps the arithmetic on small integers.
 SATURATED = 2**62
@@ -123,3 +127,58 @@ def shape_problems(
     if aliases > max_aliases:
         problems.append(GraphQLError(f"{aliases} aliases found. Allowed: {max_aliases}"))
     return problems
+
+
+def merge_problems(
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    *,
+    max_same_name: int,
+    max_fields: int,
+) -> list[GraphQLError]:
+    """Fields that graphql-core's OverlappingFieldsCanBeMerged would compare pair by pair, bounded.
+
+    That rule compares every two fields answering under one name, and the fields of their
+    selections merged together: its work grows with the square of the repeats at each
+    level (a few kilobytes of `me { id }` repeated took most of a second). Here the
+    operation's selections are merged the way execution merges them (fragments expanded,
+    fields of one name together) and each name may appear `max_same_name` times per
+    merged level; the walk stops past `max_fields` expanded fields (which the cost limit
+    normally reaches first: this bounds the walk itself, unknown fields included).
+    """
+    expanded = 0
+    # each entry: the selection sets merged at one level, and the fragments expanded above it
+    pending: list[tuple[list[SelectionSetNode], frozenset[str]]] = [([operation.selection_set], frozenset())]
+    while pending:
+        sets, above = pending.pop()
+        groups: dict[str, list[FieldNode]] = {}
+        here: set[str] = set()  # a fragment spread twice at one level is compared once (as graphql-core does)
+        stack = list(sets)
+        while stack:
+            for selection in stack.pop().selections:
+                expanded += 1  # spreads too
+                if expanded > max_fields:
+                    return [GraphQLError(f"The document selects more than {max_fields} fields once expanded.")]
+                if isinstance(selection, FieldNode):
+                    name = (selection.alias or selection.name).value
+                    groups.setdefault(name, []).append(selection)
+                elif isinstance(selection, InlineFragmentNode):
+                    stack.append(selection.selection_set)
+                elif isinstance(selection, FragmentSpreadNode):
+                    fragment = fragments.get(selection.name.value)
+                    if fragment is not None and fragment.name.value not in here and fragment.name.value not in above:
+                        here.add(fragment.name.value)  # (a cycle is NoFragmentCyclesRule's to report)
+                        stack.append(fragment.selection_set)
+        for name, fields in groups.items():
+            if len(fields) > max_same_name:
+                return [
+                    GraphQLError(
+                        f"'{name}' is selected {len(fields)} times at one level (fragments included). "
+                        f"Allowed: {max_same_name}",
+                        fields[:1],
+                    )
+                ]
+            inner = [f.selection_set for f in fields if f.selection_set is not None]
+            if inner:
+                pending.append((inner, above | here))
+    return []

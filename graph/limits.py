@@ -41,7 +41,14 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 
 from domain.pagination import MAX_PAGE_SIZE
-from graph.document_shape import SATURATED, fragments_of, shape_problems
+from graph.document_shape import (
+    MAX_EXPANDED_SELECTIONS,
+    MAX_SAME_NAME,
+    SATURATED,
+    fragments_of,
+    merge_problems,
+    shape_problems,
+)
 from infrastructure.settings import Settings
 
 CACHE_SIZE = 256
@@ -236,6 +243,13 @@ def screen(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) -
             cost = least_cost(schema, definition, fragments)
             if cost > limits.max_cost:
                 return [too_costly(cost, limits.max_cost, definition)]
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            problems = merge_problems(
+                definition, fragments, max_same_name=MAX_SAME_NAME, max_fields=MAX_EXPANDED_SELECTIONS
+            )
+            if problems:
+                return problems
     return []
 
 

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     introspection: bool | None = None
     max_body_bytes: int = 10 * 1024 * 1024
     max_query_depth: int = 12
-    max_query_tokens: int = 2000
+    max_query_tokens: int = 1000
     max_aliases: int = 30
     max_fragments: int = 50  # fragment definitions per document
     max_fragment_spreads: int = 200  # fragment spreads written in a document

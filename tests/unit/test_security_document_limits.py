@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -28,7 +29,14 @@ from hypothesis import strategies as st
 from strawberry.extensions.max_aliases import create_validator as strawberry_aliases
 from strawberry.extensions.query_depth_limiter import create_validator as strawberry_depth
 
-from graph.document_shape import DocumentShape, fragments_of, shape_problems, spread_count
+from graph.document_shape import (
+    MAX_SAME_NAME,
+    DocumentShape,
+    fragments_of,
+    merge_problems,
+    shape_problems,
+    spread_count,
+)
 from graph.limits import PAGE_ARGUMENT, _CostWalk, _page_size, least_cost, operation_cost, query_limits, screen
 from graph.schema import build_schema
 from infrastructure.settings import Settings
@@ -99,7 +107,7 @@ def operations(document: DocumentNode) -> list[OperationDefinitionNode]:
 
 
 def strawberry_messages(document: DocumentNode, rule: type[ValidationRule]) -> list[str]:
-    return [e.message for e in validate(SCHEMA, document, [rule])]
+    return [e.message for e in validate(SCHEMA, document, [rule], max_errors=10**6)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -156,12 +164,12 @@ def test_fragment_chains_are_refused_without_expansion(levels: int, fan_out: int
     assert set(walk.visits.values()) == {1} and len(walk.visits) == levels + 1
     assert cost == min(2 * fan_out**levels, 2**62)
     problems = screen(SCHEMA, document, LIMITS)
-    within_spreads = levels * fan_out <= LIMITS.max_spreads
-    if not within_spreads:
-        assert problems[0].message == f"{levels * fan_out} fragment spreads found. Allowed: {LIMITS.max_spreads}"
+    spreads = levels * fan_out + 1
+    if spreads > LIMITS.max_spreads:
+        assert problems[0].message == f"{spreads} fragment spreads found. Allowed: {LIMITS.max_spreads}"
     elif cost > LIMITS.max_cost:
         assert problems[0].extensions["code"] == "QUERY_TOO_COSTLY"
-    else:
+    else:  # (a fragment spread again at one level is compared once: the chain merges into one `me`)
         assert problems == []
 
 
@@ -196,3 +204,52 @@ def test_a_cost_that_depends_on_variables_is_judged_with_the_smallest_pages() ->
     # then the screen's bound counts each unknown page as empty, and the request's cost uses the variable
     assert least_cost(SCHEMA, operation, fragments_of(document)) == 64
     assert operation_cost(SCHEMA, operation, fragments_of(document), {"n": 10}) == 64 * 31
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    outer=st.integers(1, 2 * MAX_SAME_NAME),
+    inner=st.integers(1, 2 * MAX_SAME_NAME),
+    through_fragment=st.booleans(),
+)
+def test_one_name_repeated_at_a_merged_level_is_bounded(outer: int, inner: int, through_fragment: bool) -> None:
+    # given `me` selected `outer` times, each selecting `id` `inner` times (directly or through a fragment)
+    body = " ".join(["id"] * inner)
+    if through_fragment:
+        query = "query Q { " + " ".join(["...M"] * outer) + " }\nfragment M on Query { me { " + body + " } }"
+    else:
+        query = "query Q { " + " ".join([f"me {{ {body} }}"] * outer) + " }"
+    document = parse(query)
+    problems = merge_problems(
+        operations(document)[0], fragments_of(document), max_same_name=MAX_SAME_NAME, max_fields=10**6
+    )
+    # then the merged `me` holds outer * inner `id`s: refused past the limit, at either level
+    # (one fragment spread again at a level is compared once, as graphql-core does)
+    outer = 1 if through_fragment else outer
+    if outer > MAX_SAME_NAME:
+        assert problems[0].message.startswith(f"'me' is selected {outer} times")
+    elif outer * inner > MAX_SAME_NAME:
+        assert problems[0].message.startswith(f"'id' is selected {outer * inner} times")
+    else:
+        assert problems == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "query Q { ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
+        "query Q { me { ...A } } fragment A on User { id ...B } fragment B on User { email ...A }",
+        "query Q { generations { edges { node { ...G } } } } fragment G on Generation { board { generations { edges { node { ...G } } } } }",
+    ],
+)
+def test_cycles_of_fragments_end_and_are_left_to_validation(query: str) -> None:
+    document = parse(query)
+    assert merge_problems(operations(document)[0], fragments_of(document), max_same_name=10, max_fields=500) == []
+
+
+def test_the_expanded_selections_have_a_budget() -> None:
+    fragments = ["fragment F0 on Query { me { id } }"]
+    fragments += [f"fragment F{i} on Query {{ a: me {{ id }} ...F{i - 1} }}" for i in range(1, 40)]
+    document = parse("query Q { ...F39 }\n" + "\n".join(fragments))
+    problems = merge_problems(operations(document)[0], fragments_of(document), max_same_name=100, max_fields=50)
+    assert problems[0].message == "The document selects more than 50 fields once expanded."
