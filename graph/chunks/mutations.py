@@ -102,7 +102,8 @@ class ChunkMutations:
                 size=input.size,
                 sha256=input.sha256,
                 policy=upload_policy(c.settings),
-                expires_in=c.settings.presign_expires_seconds,
+                # The URL never outlives its pending chunk: after the sweep's TTL no PUT can land.
+                expires_in=min(c.settings.presign_expires_seconds, c.settings.pending_chunk_ttl_seconds),
                 uow=c.uow(),
                 storage=c.storage,
                 clock=c.clock,
