@@ -10,6 +10,13 @@ the payload (``{"Authorization": "Bearer <jwt>"}``, ``{"token": "<jwt>"}`` or
 expires during the connection it is closed with 4401 at that moment, and no event is
 delivered after expiry in any case (``domain.use_cases.watching`` checks before each one).
 
+Hostile input: every frame is read by ``graph.ws_frames`` first. Binary frames, JSON
+nested deeper than 64 levels, anything that is no JSON object and messages with malformed
+fields close the connection with 4400 (legacy graphql-ws: ``connection_error`` first, or
+an ``error`` reply for a malformed operation). Messages over ``WS_MAX_MESSAGE_BYTES`` are
+closed with 1009 by uvicorn (4400 by the app under another server). At most 50 operations
+run per connection; more get "Subscription limit reached".
+
 Keep-alive: graphql-transport-ws ``ping`` messages every ``WS_KEEPALIVE_SECONDS`` (clients
 answer ``pong``), legacy ``ka`` messages, and uvicorn's WebSocket-level pings.
 

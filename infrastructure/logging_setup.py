@@ -26,6 +26,21 @@ def bind_request_id(request_id: str) -> None:
     request_id_var.set(request_id)
 
 
+#: ERROR records (with a traceback) that uvicorn writes for what a client does at will: the
+#: websockets-sansio protocol logs an invalid UTF-8 text frame so before closing with 1007.
+CLIENT_CAUSED = frozenset({"Invalid UTF-8 sequence received from client."})
+
+
+class ClientCausedFilter(logging.Filter):
+    """On uvicorn's logger: a client's malformed frame is a WARNING without a traceback, not a server error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING and record.msg in CLIENT_CAUSED:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 class ContextFilter(logging.Filter):
     """Adds `request_id` from the context; turns uvicorn's access line into fields."""
 
@@ -134,7 +149,10 @@ def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": {"()": formatter}},
-        "filters": {"context": {"()": "infrastructure.logging_setup.ContextFilter"}},
+        "filters": {
+            "context": {"()": "infrastructure.logging_setup.ContextFilter"},
+            "client_caused": {"()": "infrastructure.logging_setup.ClientCausedFilter"},
+        },
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
@@ -146,7 +164,12 @@ def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
         "root": {"handlers": ["default"], "level": settings.log_level.upper()},
         "loggers": {
             "uvicorn": {"level": settings.log_level.upper(), "handlers": [], "propagate": True},
-            "uvicorn.error": {"level": settings.log_level.upper(), "handlers": [], "propagate": True},
+            "uvicorn.error": {
+                "level": settings.log_level.upper(),
+                "handlers": [],
+                "propagate": True,
+                "filters": ["client_caused"],
+            },
             "uvicorn.access": {"level": settings.log_level.upper(), "handlers": [], "propagate": True},
             TASK_RUN_LOGGER: {"level": task_run_level(settings), "handlers": [], "propagate": True},
         },

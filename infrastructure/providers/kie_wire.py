@@ -13,12 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from domain.ports import ProviderError, ProviderState, ProviderStatus
+from infrastructure.json_input import JsonInputError, loads
 
 # 402 means genhub's KIE account ran dry, not that the user did anything wrong.
 # Ops can top it up, so the job waits (retryable, long back-off) instead of
@@ -73,7 +73,7 @@ def int_or_none(value: object) -> int | None:
 def _result_urls(result_json: object) -> tuple[str, ...]:
     if result_json in (None, ""):
         return ()
-    result = json.loads(result_json) if isinstance(result_json, str | bytes) else result_json
+    result = loads(result_json) if isinstance(result_json, str | bytes) else result_json
     if not isinstance(result, dict):
         raise ValueError("resultJson is not an object")
     urls = result.get("resultUrls") or []
@@ -104,7 +104,7 @@ def status_from_record(data: Mapping[str, Any]) -> ProviderStatus:
     if state == "succeeded":
         try:
             urls = _result_urls(data.get("resultJson"))
-        except json.JSONDecodeError as exc:
+        except JsonInputError as exc:
             raise ValueError(f"resultJson is not JSON: {exc}") from exc
         return ProviderStatus(state=state, progress=1.0, output_urls=urls, raw=dict(data))
     if state == "failed":
@@ -120,8 +120,8 @@ def status_from_record(data: Mapping[str, Any]) -> ProviderStatus:
 
 def callback_data(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        payload = loads(body)  # unsigned: the signature covers the task id, not the body
+    except JsonInputError as exc:
         raise ValueError(f"callback body is not JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise ValueError("callback body is not an object")

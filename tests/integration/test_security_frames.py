@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,13 @@ class World:
 
 @pytest.fixture(scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    config = app_settings(tmp_path_factory.mktemp("frames"), ws_max_message_bytes=LIMIT, simulated_mode="hang")
+    config = app_settings(
+        tmp_path_factory.mktemp("frames"),
+        ws_max_message_bytes=LIMIT,
+        simulated_mode="hang",
+        kie_api_key="frames-kie-key",
+        kie_callback_secret="frames-callback-secret",
+    )
     async with running_app(config) as client:
         session = await register_user(client, "frames@example.com")
         yield World(client, session["accessToken"])
@@ -485,3 +492,14 @@ async def test_get_variables_that_are_not_utf8_or_too_deep_are_a_400(world: Worl
     )
     # then they are refused as JSON the server will not read
     assert_refused(response.status_code, response.json(), "`variables` is not valid JSON.")
+
+
+@HOSTILE
+@given(body=hostile_bodies)
+async def test_a_hostile_provider_callback_body_is_a_400(world: World, log_records: Records, body: bytes) -> None:
+    # given a callback with a fresh timestamp (the body is read before the signature, which covers only the task id)
+    headers = {"X-Webhook-Signature": "c2ln", "X-Webhook-Timestamp": str(int(time.time()))}
+    # when its body is hostile
+    response = await world.client.http.post("/providers/kie/callback", content=body, headers=headers)
+    # then it is refused as malformed, never a 500
+    assert (response.status_code, response.json()) == (400, {"error": "malformed callback"})
