@@ -54,8 +54,9 @@ from graph.ws_frames import FrameReader, Refusal, legacy_error, legacy_ws_proble
 from infrastructure.container import Container
 from infrastructure.settings import Settings
 
-#: A client that has not sent connection_init by then is closed with 4408.
+#: A client that has not sent connection_init by then is closed with 4408 (legacy graphql-ws too).
 CONNECTION_INIT_TIMEOUT: Final = timedelta(seconds=10)
+INIT_TIMEOUT_CODE: Final = 4408
 #: In-flight operations per connection; more get a "Subscription limit reached" error.
 MAX_SUBSCRIPTIONS_PER_CONNECTION: Final = 50
 
@@ -163,6 +164,13 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.timers = _Timers()
+        self.timers.start(self._init_deadline())
+
+    async def _init_deadline(self) -> None:
+        """Strawberry's legacy handler has no connection_init timeout: an idle socket would stay forever."""
+        await asyncio.sleep(CONNECTION_INIT_TIMEOUT.total_seconds())
+        if not self.connection_acknowledged:
+            await close_connection(self.context, INIT_TIMEOUT_CODE, "Connection initialisation timeout")
 
     async def handle_message(self, message: OperationMessage | Refusal) -> None:
         """A frame that is no JSON object: connection_error, then 4400; a malformed message: an error reply."""

@@ -17,12 +17,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import graph.websocket
 from infrastructure.json_input import MAX_DEPTH
 from tests.fixtures.app import GraphQLClient, app_settings, register_user, running_app
 from tests.integration.asgi_websocket import AsgiWebSocket, WebSocketClosed
@@ -375,6 +377,26 @@ async def test_subscriptions_per_connection_are_capped_and_the_connection_surviv
         again = await next_message(ws)
         assert again["id"] == "again" and again["type"] == "error", again  # no such field: validation
     await assert_healthy(world)
+
+
+async def test_a_legacy_client_that_never_initialises_is_closed_with_4408(
+    world: World, log_records: Records, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a short connection_init deadline (graphql-transport-ws has strawberry's 4408; legacy now too)
+    monkeypatch.setattr(graph.websocket, "CONNECTION_INIT_TIMEOUT", timedelta(seconds=0.2))
+    async with AsgiWebSocket(world.client.app, subprotocols=(LEGACY,)) as acknowledged:
+        # and an acknowledged legacy connection
+        await initialised(acknowledged, world.token)
+        async with AsgiWebSocket(world.client.app, subprotocols=(LEGACY,)) as idle:
+            # when another client only sends malformed messages, never connection_init
+            await idle.send_json({"type": "bogus"})
+            assert (await next_message(idle))["type"] == "error"
+            # then it is closed at the deadline instead of staying open for ever
+            refusal = await closed(idle)
+            assert (refusal.code, refusal.reason) == (4408, "Connection initialisation timeout")
+        # and the acknowledged connection, older than the deadline by now, still answers
+        await acknowledged.send_json({"type": "start", "id": "later", "payload": {"query": "query { __typename }"}})
+        assert (await next_message(acknowledged))["id"] == "later"
 
 
 # ---------------------------------------------------------------- HTTP: bodies, GET parameters, multipart fields
