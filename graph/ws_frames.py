@@ -9,14 +9,19 @@ JSON, nesting deeper than 64, NaN, huge numbers) become a `Refusal`, and each pr
 handler (graph/websocket.py) checks the shape of a decoded message with
 `transport_ws_problem` / `legacy_ws_problem` before strawberry reads it.
 
-What a client gets (each refusal is logged at WARNING, never as an unhandled exception):
+What a client gets (never an unhandled exception):
 
 - graphql-transport-ws: close 4400 with the reason, as its PROTOCOL.md prescribes for any
   message of an unspecified type or format;
 - legacy graphql-ws: ``connection_error`` with the reason for a frame that is not a JSON
-  object (subscriptions-transport-ws answers unparsable frames so) and then close 4400,
-  since such a client is broken or hostile; an object of an unknown type or with
-  malformed fields gets an ``error`` message for its id and the connection stays open.
+  object or a malformed ``connection_init`` (subscriptions-transport-ws answers unparsable
+  frames so), then close 4400, since such a client is broken or hostile; any other
+  object of an unknown type or with malformed fields gets an ``error`` message for its id
+  and the connection stays open (as subscriptions-transport-ws does).
+
+Every close is logged at WARNING with the client address and the reason; legacy ``error``
+replies only at DEBUG, since the client may repeat them at will. Close reasons are cut
+to the 123 bytes a close frame carries (strawberry puts client text in some of them).
 
 Under uvicorn a frame over the limit never reaches the app: ``genhub serve`` passes the
 same limit as ``ws_max_size`` and the server closes with 1009 (Message Too Big).
@@ -144,7 +149,7 @@ def transport_ws_problem(message: Mapping[str, Any]) -> str | None:
             return f"`id` must be a non-empty string of at most {MAX_ID_BYTES} bytes"
         return _operation_problem(message.get("payload"))
     if kind == "complete":
-        return None if _is_id(message.get("id")) else "`id` must be a non-empty string"
+        return None if _is_id(message.get("id")) else f"`id` must be a non-empty string of at most {MAX_ID_BYTES} bytes"
     return "Unknown message type" if kind is not None else "`type` must be a string"
 
 
