@@ -6,8 +6,9 @@ Through the real ASGI app on PostgreSQL, over the local backend (its own signed
 a PUT after completion is refused (local: 409) and the chunk keeps its bytes
 and sha256 (both); a PUT after expiry is refused; PUTs racing with
 completeChunkUpload never leave a READY chunk whose stored bytes differ from
-its recorded sha256. moto checks neither presigned signatures nor their expiry
-nor checksums, so on S3 these tests show what genhub itself guarantees.
+its recorded sha256. The last test pins `seal_upload` / `unseal_upload` at the
+storage port. moto checks neither presigned signatures nor their expiry nor
+checksums, so on S3 these tests show what genhub itself guarantees.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.chunks import ChunkStatus
+from domain.errors import InvalidState
+from infrastructure.storage.local import LocalStorage
+from infrastructure.storage.upload_seals import UploadSealed
 from tests.integration.chunks_env import (  # noqa: F401  (fixtures)
     COMPLETE,
     DOWNLOAD_URL,
@@ -338,3 +342,39 @@ async def test_puts_racing_with_completion_never_leave_a_ready_chunk_with_other_
         assert late[:2] == [409, 409]
     assert late[2]["__typename"] == "CompleteChunkUploadSuccess"
     assert await assert_ready_and_intact(env, alice, ticket["chunk"]["id"], (content,)) == content
+
+
+# ---------------------------------------------------------------- the storage port itself
+
+
+async def test_seal_and_unseal_at_the_storage_port(env: ChunkEnv) -> None:
+    storage = env.client.container.storage
+    user = uuid.uuid4()
+    key, copy_key = f"user_chunks/{user}/{uuid.uuid4()}.bin", f"user_chunks/{user}/{uuid.uuid4()}.bin"
+
+    async def body(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    # nothing uploaded: nothing to seal
+    assert await storage.seal_upload(key, copy_key=copy_key) is None
+    await storage.put_bytes(key, b"uploaded", content_type="application/octet-stream")
+    # sealed: local keeps the key (and refuses PUTs and a second seal); S3 answers its copy
+    sealed = await storage.seal_upload(key, copy_key=copy_key)
+    assert sealed == (key if env.backend == "local" else copy_key)
+    assert await stored_bytes(env, sealed) == b"uploaded"
+    if isinstance(storage, LocalStorage):
+        with pytest.raises(InvalidState):
+            await storage.seal_upload(key, copy_key=copy_key)
+        with pytest.raises(UploadSealed):
+            await storage.receive_upload(key, body(b"replaced"), content_type="a/b", size=8, sha256=None)
+    # unsealed without discarding: the upload stays (S3: the copy goes) and takes PUTs again
+    await storage.unseal_upload(key, sealed_key=sealed, discard=False)
+    assert await env.stored_keys() == [key]
+    if isinstance(storage, LocalStorage):
+        await storage.receive_upload(key, body(b"replaced"), content_type="a/b", size=8, sha256=None)
+        assert await stored_bytes(env, key) == b"replaced"
+    # unsealed with discarding: nothing is left
+    sealed = await storage.seal_upload(key, copy_key=copy_key)
+    assert sealed is not None
+    await storage.unseal_upload(key, sealed_key=sealed, discard=True)
+    assert await env.stored_keys() == []
