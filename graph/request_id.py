@@ -1,10 +1,11 @@
-"""Request ids: taken from `X-Request-ID` when sane, otherwise new; echoed back and bound to logs.
+"""Request ids: taken from `X-Request-ID` when sane (letters, digits, `._:-`, at most 64), otherwise new; echoed back and bound to logs.
 
 A plain ASGI middleware (not BaseHTTPMiddleware, which costs a task group per request).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from starlette.requests import HTTPConnection
@@ -12,13 +13,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infrastructure.logging_setup import bind_request_id
 
+#: What a client-chosen id may hold: it is echoed in headers and logs, and searched for in both.
+SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
 
 def _incoming(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
-            text: str = value.decode("latin-1")
-            if 0 < len(text) <= 64 and text.isprintable():
-                return text
+        if name == b"x-request-id" and SANE_ID.fullmatch(value):
+            return str(value.decode("ascii"))
     return uuid.uuid4().hex
 
 
