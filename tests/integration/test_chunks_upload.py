@@ -286,8 +286,8 @@ async def test_hostile_multipart_filenames_are_metadata_only(env: ChunkEnv, raw:
 @pytest.mark.parametrize("backend", ["local"], indirect=True)  # backend-independent
 @pytest.mark.parametrize(
     ("raw", "expected_len"),
-    [("evil\x00.png", None), ("a" * 1000 + ".png", 255), ("\x00\x01\x02", None)],
-    ids=["nul", "very-long", "only-control-chars"],
+    [("a" * 1000 + ".png", 255), ("\x01\x02\x1f", None), ("evil\x7f\x1b[31m.png", None)],
+    ids=["very-long", "only-control-chars", "terminal-escapes"],
 )
 async def test_hostile_ticket_filenames_are_cleaned(env: ChunkEnv, raw: str, expected_len: int | None) -> None:
     alice = await env.user("alice@example.com")
@@ -300,6 +300,17 @@ async def test_hostile_ticket_filenames_are_cleaned(env: ChunkEnv, raw: str, exp
         assert len(name) == expected_len and name.endswith(".png")
     row = await env.row(ticket["chunk"]["id"])
     assert row is not None and KEY_RE.match(row.object_key)
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)  # backend-independent
+@pytest.mark.parametrize("raw", ["evil\x00.png", "\x00\x01\x02"], ids=["nul", "nul-only"])
+async def test_a_filename_that_cannot_be_stored_is_invalid_input(env: ChunkEnv, raw: str) -> None:
+    # (the argument boundary refuses text PostgreSQL cannot store before the use case cleans the name)
+    alice = await env.user("alice@example.com")
+    body = await env.gql(REQUEST_UPLOAD, {"input": ticket_input(b"abc", filename=raw)}, alice)
+    result = body["data"]["requestChunkUpload"]
+    assert result["__typename"] == "InvalidInput" and [f["field"] for f in result["fields"]] == ["filename"], result
+    assert await env.row_count() == 0
 
 
 @pytest.mark.parametrize("backend", ["local"], indirect=True)  # backend-independent
