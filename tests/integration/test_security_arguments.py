@@ -314,3 +314,35 @@ async def test_suggestions_only_where_the_schema_is_public(make_settings: Settin
         assert hinted, messages  # development keeps graphql-core's hints
     else:
         assert hinted == [], hinted
+
+
+# ------------------------------------------------------------------ subscriptions
+
+SUBSCRIPTION_SLOTS = list(slots_of("subscription", SCHEMA.subscription_type))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("slot", SUBSCRIPTION_SLOTS, ids=[f"{s.field}.{s.expected_name}" for s in SUBSCRIPTION_SLOTS])
+@pytest.mark.parametrize("bad", ["\x00", "\ud800"], ids=["nul", "surrogate"])
+async def test_subscription_arguments_cross_the_same_boundary(client: GraphQLClient, slot: Slot, bad: str) -> None:
+    from tests.integration.asgi_websocket import AsgiWebSocket
+
+    # given a signed-in subscriber whose subscription argument cannot be stored
+    field = SCHEMA.subscription_type.fields[slot.field]  # type: ignore[union-attr]
+    variables = variables_for(field)
+    put(variables, slot.path, [f"x{bad}"] if slot.listed else f"x{bad}")
+    token = await _token(client)
+    async with AsgiWebSocket(client.app) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+        assert (await ws.receive_json())["type"] == "connection_ack"
+        await ws.send_json(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": document("subscription", slot.field, field), "variables": variables},
+            }
+        )
+        # then the subscription ends with a typed error naming the argument, before any event
+        answer = await ws.receive_json()
+    errors = answer["payload"] if answer["type"] == "error" else answer["payload"].get("errors", [])
+    assert errors and errors[0]["extensions"]["code"] == "INVALID_INPUT", answer
+    assert slot.expected_name in errors[0]["message"]
