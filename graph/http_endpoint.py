@@ -2,8 +2,8 @@
 
 Almost every GraphQL request is a JSON POST to one path. Through FastAPI it also passes
 the exception and exit-stack middlewares, the router's match over every route, the
-route's request/response wrappers and dependency solving: a tenth of a request's CPU
-in a profile, and nothing it needs. This middleware, the innermost of ours (request id, security
+route's request/response wrappers and dependency solving: a measurable share of a
+request's CPU in a profile (docs/benchmarks.md), and nothing it needs. This middleware, the innermost of ours (request id, security
 headers, CORS and metrics still wrap it), answers such requests with the same
 `GraphQLHttp.post_json` the route uses; everything else (GET, multipart uploads,
 other paths and methods) goes on to FastAPI. An unexpected exception propagates to

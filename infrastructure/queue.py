@@ -46,8 +46,8 @@ class StreamBroker(RedisStreamBroker):
     """RedisStreamBroker whose producer side reuses one Redis client and pipelines its XADDs.
 
     taskiq-redis builds a new `Redis` client object (and its table of response
-    callbacks) for every message it sends; on the `generate` path that was about half of
-    the cost of enqueueing. The client here shares the broker's connection pool, and
+    callbacks) for every message it sends, a large part of the cost of enqueueing on the
+    `generate` path (docs/benchmarks.md). The client here shares the broker's connection pool, and
     the XADDs of concurrent requests share round trips (`AutoPipeline`).
     """
 

@@ -3,14 +3,14 @@
 - graphql-core 3.3.2 builds the executor of each subscription event as a shallow ``copy``
   of the subscription's executor, so every event shares one ``_relevant_sub_fields`` memo.
   Its keys are the identities of field lists collected anew for each event, so each event
-  adds entries that are never hit again and never dropped: bench/fanout.py measured ~2.5 KB
-  kept per delivered event (100 MB after 40,000 deliveries). Each event gets a memo of its
+  adds entries that are never hit again and never dropped: memory grows with every
+  delivered event (bench/fanout.py; figures in docs/benchmarks.md). Each event gets a memo of its
   own here; within the event it still serves its purpose (lists of objects).
 - Every executor keeps ``async_helpers``, a tuple of two of its own bound methods: a cycle,
   so the executor and everything it reaches (the request's context, variables, collected
   fields) waited for the garbage collector instead of going at once, and
-  under load the collector kept rescanning every request in flight (bench/generate.py:
-  612 -> 868 requests/s with the cycle in the cost limit gone too). Once a response is
+  under load the collector kept rescanning every request in flight (bench/generate.py,
+  docs/benchmarks.md). Once a response is
   complete, nothing of the execution runs any more and the helpers are swapped for ones
   that hold no executor.
 """
