@@ -2,7 +2,7 @@
 
 A fragment spread stands for its fragment's whole selection, so a naive walk expands it
 again at every spread: a chain of k fragments each spreading the previous one n times
-costs n**k steps, and a request of under 1 KB stalled the process for seconds. Here each
+costs n**k steps: a small anonymous request could stall the process (docs/benchmarks.md). Here each
 fragment definition is measured once and its measure reused (`visits` counts the
 expansions, so tests can prove it), which keeps the analysis linear in the document's
 length. A cycle of fragments (invalid by the specification's NoFragmentCyclesRule, which
@@ -140,7 +140,7 @@ def merge_problems(
 
     That rule compares every two fields answering under one name, and the fields of their
     selections merged together: its work grows with the square of the repeats at each
-    level (a few kilobytes of `me { id }` repeated took most of a second). Here the
+    level (one field repeated in a small document stalled the process: docs/benchmarks.md). Here the
     operation's selections are merged the way execution merges them (fragments expanded,
     fields of one name together) and each name may appear `max_same_name` times per
     merged level; the walk stops past `max_fields` expanded fields (which the cost limit
