@@ -12,7 +12,6 @@ Starlette's ServerErrorMiddleware exactly as it would from the route.
 
 from __future__ import annotations
 
-from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,6 +28,15 @@ def _content_type(scope: Scope) -> str:
     return ""
 
 
+def route_path(scope: Scope) -> str:
+    """The path the router matches: `path` without the ASGI `root_path` prefix (as Starlette's routing does)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
+
+
 class GraphQLPostEndpoint:
     def __init__(self, app: ASGIApp, *, handler: GraphQLHttp) -> None:
         self.app = app
@@ -38,7 +46,7 @@ class GraphQLPostEndpoint:
         if (
             scope["type"] != "http"
             or scope["method"] != "POST"
-            or get_route_path(scope) != PATH
+            or route_path(scope) != PATH
             or _content_type(scope) not in JSON_BODY_TYPES
         ):
             await self.app(scope, receive, send)
