@@ -14,6 +14,7 @@ from domain.boards import Board, BoardMember
 from domain.catalogue import AiModel, Preset
 from domain.chunks import Chunk
 from domain.generations import Generation
+from domain.invitations import BoardInvitation
 from domain.pagination import Page, PageRequest
 from domain.repositories import Asset, GenerationFilter, UnitOfWork
 from domain.use_cases import reads
@@ -60,6 +61,9 @@ class Loaders:
         self.input_ids_by_generation = _grouped(container, lambda uow, ids: uow.generations.inputs_of(ids))
         self.assets_by_generation = _grouped(container, lambda uow, ids: uow.generations.assets_of(ids))
         self.members_by_board = _grouped(container, lambda uow, ids: uow.boards.members_of(ids))
+        self.invitations_by_board = _grouped(
+            container, lambda uow, ids: uow.invitations.open_for_boards(ids, container.clock.now())
+        )
         self.models_by_id = _by_id(container, lambda uow, ids: uow.catalogue.get_models(ids), lambda m: m.id)
         self.presets_by_id = _by_id(container, lambda uow, ids: uow.catalogue.get_presets(ids), lambda p: p.id)
         self._board_pages: DataLoader[tuple[uuid.UUID, PageRequest], Page[Generation]] | None = None
@@ -107,6 +111,10 @@ class Loaders:
 
     async def members(self, board_id: uuid.UUID) -> list[BoardMember]:
         return await self.members_by_board.load(board_id)
+
+    async def invitations(self, board_id: uuid.UUID) -> list[BoardInvitation]:
+        """Open invitations of a board; callers show them to its managers only."""
+        return await self.invitations_by_board.load(board_id)
 
     async def inputs(self, generation_id: uuid.UUID) -> list[Chunk]:
         ids = await self.input_ids_by_generation.load(generation_id)

@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     # catalogue cache
     catalogue_cache_ttl_seconds: int = 60
 
+    # board invitations (addBoardMember): per-user rate (per rate_limit_window_seconds), lifetime, cap per board
+    rate_limit_invite: int = 30
+    board_invitation_ttl_seconds: int = 14 * 24 * 3600
+    board_invitation_max_pending: int = 50
+
     # observability
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

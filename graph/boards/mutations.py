@@ -1,30 +1,48 @@
-"""createBoard, addBoardMember, removeBoardMember."""
+"""createBoard, addBoardMember (an invitation), removeBoardMember, and the invitations' mutations."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import strawberry
 
-from domain.use_cases import boards
+from domain.invitations import InvitationRules
+from domain.use_cases import boards, invitations
 from domain.use_cases.boards import BoardView
+from domain.use_cases.rate_limits import RateRule
 from graph.boards.types import (
+    AcceptBoardInvitationResult,
     AddBoardMemberInput,
     AddBoardMemberResult,
     Board,
     BoardSuccess,
     CreateBoardInput,
     CreateBoardResult,
+    DeclineBoardInvitationResult,
+    DeclineBoardInvitationSuccess,
     RemoveBoardMemberInput,
     RemoveBoardMemberResult,
+    RevokeBoardInvitationInput,
+    RevokeBoardInvitationResult,
 )
 from graph.common.ids import lookup_id, parse_id
-from graph.common.types import Forbidden, InvalidInput, InvalidState, NotFound
+from graph.common.types import Forbidden, InvalidInput, InvalidState, NotFound, QuotaExceeded, RateLimited
 from graph.context import Info
 from graph.errors import result_or_error
 from graph.permissions import IsAuthenticated
+from graph.throttle import ip_bucket
+from infrastructure.settings import Settings
 
 
 def _success(view: BoardView) -> BoardSuccess:
     return BoardSuccess(board=Board.from_domain(view.board, view.role))
+
+
+def _invitation_rules(settings: Settings) -> InvitationRules:
+    return InvitationRules(
+        ttl=timedelta(seconds=settings.board_invitation_ttl_seconds),
+        max_pending_per_board=settings.board_invitation_max_pending,
+    )
 
 
 @strawberry.type
@@ -44,11 +62,16 @@ class BoardMutations:
         return await result_or_error(call, InvalidInput)
 
     @strawberry.mutation(
-        description="Add the account with this e-mail to a board, or change its role (OWNER only).",
+        description="Invite an e-mail address to a board with a role (OWNER only): records or refreshes a "
+        "pending invitation that whoever signs in with the address may accept (acceptBoardInvitation). "
+        "The answer is the same whether or not an account uses the address; the address of a current "
+        "member changes that member's role instead. Rate-limited per user; pending invitations per board "
+        "are capped.",
         permission_classes=[IsAuthenticated],
     )
     async def add_board_member(self, info: Info, input: AddBoardMemberInput) -> AddBoardMemberResult:
         c = info.context.container
+        settings = c.settings
 
         async def call() -> BoardSuccess:
             view = await boards.add_member(
@@ -58,10 +81,72 @@ class BoardMutations:
                 role=input.role,
                 uow=c.uow(),
                 clock=c.clock,
+                rules=_invitation_rules(settings),
+                limiter=c.limiter,
+                rate=RateRule(settings.rate_limit_invite, settings.rate_limit_window_seconds),
+                also_limit=[ip_bucket(info.context, "invite", settings.rate_limit_invite, signed_in=True)],
+            )
+            return _success(view)
+
+        return await result_or_error(call, NotFound, Forbidden, InvalidInput, RateLimited, QuotaExceeded)
+
+    @strawberry.mutation(
+        description="Cancel a board's pending invitation for an e-mail address (OWNER only).",
+        permission_classes=[IsAuthenticated],
+    )
+    async def revoke_board_invitation(
+        self, info: Info, input: RevokeBoardInvitationInput
+    ) -> RevokeBoardInvitationResult:
+        c = info.context.container
+
+        async def call() -> BoardSuccess:
+            view = await boards.revoke_invitation(
+                principal=info.context.require_viewer(),
+                board_id=lookup_id(input.board_id, "board"),
+                email=input.email,
+                uow=c.uow(),
+                clock=c.clock,
             )
             return _success(view)
 
         return await result_or_error(call, NotFound, Forbidden, InvalidInput)
+
+    @strawberry.mutation(
+        description="Accept the viewer's pending invitation to a board: the viewer becomes a member with the "
+        "invited role (a member already keeps their role). The invitation is used up.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def accept_board_invitation(self, info: Info, board_id: strawberry.ID) -> AcceptBoardInvitationResult:
+        c = info.context.container
+
+        async def call() -> BoardSuccess:
+            view = await invitations.accept(
+                principal=info.context.require_viewer(),
+                board_id=lookup_id(board_id, "invitation"),
+                uow=c.uow(),
+                clock=c.clock,
+            )
+            return _success(view)
+
+        return await result_or_error(call, NotFound)
+
+    @strawberry.mutation(
+        description="Decline the viewer's pending invitation to a board; it is gone.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def decline_board_invitation(self, info: Info, board_id: strawberry.ID) -> DeclineBoardInvitationResult:
+        c = info.context.container
+
+        async def call() -> DeclineBoardInvitationSuccess:
+            declined = await invitations.decline(
+                principal=info.context.require_viewer(),
+                board_id=lookup_id(board_id, "invitation"),
+                uow=c.uow(),
+                clock=c.clock,
+            )
+            return DeclineBoardInvitationSuccess(board_id=strawberry.ID(str(declined)))
+
+        return await result_or_error(call, NotFound)
 
     @strawberry.mutation(
         description="Remove a member (OWNER), or leave a board (any member); the last OWNER cannot be removed.",

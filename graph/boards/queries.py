@@ -1,12 +1,12 @@
-"""boards, board."""
+"""boards, board, myBoardInvitations."""
 
 from __future__ import annotations
 
 import strawberry
 
 from domain.errors import NotFound
-from domain.use_cases import reads
-from graph.boards.types import Board
+from domain.use_cases import invitations, reads
+from graph.boards.types import Board, BoardInvitation
 from graph.common.ids import lookup_id
 from graph.context import Info
 from graph.permissions import IsAuthenticated
@@ -37,3 +37,12 @@ class BoardQueries:
         except NotFound:
             return None
         return Board.from_domain(board, role)
+
+    @strawberry.field(
+        description="Pending invitations to boards for the viewer's e-mail address, oldest first.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def my_board_invitations(self, info: Info) -> list[BoardInvitation]:
+        c = info.context.container
+        pending = await invitations.my_invitations(principal=info.context.require_viewer(), uow=c.uow(), clock=c.clock)
+        return [BoardInvitation.from_domain(v.invitation, v.board_name) for v in pending]

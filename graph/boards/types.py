@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from domain import boards as db
+from domain import invitations as di
 from domain.pagination import PageRequest
 from graph.auth.types import User
-from graph.common.types import Forbidden, InvalidInput, InvalidState, NotFound
+from graph.common.types import Forbidden, InvalidInput, InvalidState, NotFound, QuotaExceeded, RateLimited
 from graph.context import Info
 
 if TYPE_CHECKING:
@@ -32,6 +34,30 @@ class BoardMember:
         return User.from_domain(found)
 
 
+@strawberry.type(
+    description="A pending invitation to a board for an e-mail address: whoever signs in with that address "
+    "may accept it (and becomes a member with `role`) or decline it, until `expiresAt`."
+)
+class BoardInvitation:
+    board_id: strawberry.ID
+    board_name: str
+    email: str = strawberry.field(description="The address as the inviter typed it.")
+    role: BoardRole
+    created_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def from_domain(cls, invitation: di.BoardInvitation, board_name: str) -> BoardInvitation:
+        return cls(
+            board_id=strawberry.ID(str(invitation.board_id)),
+            board_name=board_name,
+            email=invitation.email_as_typed,
+            role=invitation.role,
+            created_at=invitation.created_at,
+            expires_at=invitation.expires_at,
+        )
+
+
 @strawberry.type(description="A shared space: its members see its generations.")
 class Board:
     id: strawberry.ID
@@ -43,6 +69,13 @@ class Board:
     async def members(self, info: Info) -> list[BoardMember]:
         members = await info.context.loaders.members(self.board_id)
         return [BoardMember(role=m.role, user_id=m.user_id) for m in members]
+
+    @strawberry.field(description="Pending invitations, oldest first: listed to the board's OWNERs, empty for others.")
+    async def invitations(self, info: Info) -> list[BoardInvitation]:
+        if not self.my_role.can_manage:
+            return []
+        pending = await info.context.loaders.invitations(self.board_id)
+        return [BoardInvitation.from_domain(i, self.name) for i in pending]
 
     @strawberry.field(description="Generations in this board, newest first (`first` <= 100).")
     async def generations(
@@ -66,7 +99,7 @@ class CreateBoardInput:
     name: str
 
 
-@strawberry.input(description="Add a member by e-mail, or change an existing member's role.")
+@strawberry.input(description="Invite an e-mail address with a role, or change the role of the member using it.")
 class AddBoardMemberInput:
     board_id: strawberry.ID
     email: str
@@ -79,6 +112,17 @@ class RemoveBoardMemberInput:
     user_id: strawberry.ID
 
 
+@strawberry.input(description="Cancel a board's pending invitation for an e-mail address.")
+class RevokeBoardInvitationInput:
+    board_id: strawberry.ID
+    email: str
+
+
+@strawberry.type(description="The invitation was declined (and is gone).")
+class DeclineBoardInvitationSuccess:
+    board_id: strawberry.ID
+
+
 @strawberry.type
 class BoardSuccess:
     board: Board
@@ -86,8 +130,16 @@ class BoardSuccess:
 
 CreateBoardResult = Annotated[BoardSuccess | InvalidInput, strawberry.union("CreateBoardResult")]
 AddBoardMemberResult = Annotated[
-    BoardSuccess | NotFound | Forbidden | InvalidInput, strawberry.union("AddBoardMemberResult")
+    BoardSuccess | NotFound | Forbidden | InvalidInput | RateLimited | QuotaExceeded,
+    strawberry.union("AddBoardMemberResult"),
 ]
 RemoveBoardMemberResult = Annotated[
     BoardSuccess | NotFound | Forbidden | InvalidState, strawberry.union("RemoveBoardMemberResult")
+]
+RevokeBoardInvitationResult = Annotated[
+    BoardSuccess | NotFound | Forbidden | InvalidInput, strawberry.union("RevokeBoardInvitationResult")
+]
+AcceptBoardInvitationResult = Annotated[BoardSuccess | NotFound, strawberry.union("AcceptBoardInvitationResult")]
+DeclineBoardInvitationResult = Annotated[
+    DeclineBoardInvitationSuccess | NotFound, strawberry.union("DeclineBoardInvitationResult")
 ]

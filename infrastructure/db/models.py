@@ -86,6 +86,23 @@ class BoardMemberRow(Base):
     )
 
 
+class BoardInvitationRow(Base):
+    """A pending invitation to a board for an e-mail address (normalised), whether or not it has an account."""
+
+    __tablename__ = "board_invitations"
+    board_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("boards.id", ondelete="CASCADE"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    email_as_typed: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(16))
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    __table_args__ = (
+        CheckConstraint("role in ('owner', 'editor', 'viewer')", name="role"),
+        Index("ix_board_invitations_email", "email"),
+    )
+
+
 class ModelRow(Base):
     __tablename__ = "models"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

@@ -9,6 +9,7 @@ from infrastructure.db.repositories.catalogue import SqlAdminSettingsRepository,
 from infrastructure.db.repositories.chunks import SqlChunkRepository
 from infrastructure.db.repositories.credits import SqlCreditRepository
 from infrastructure.db.repositories.generations import SqlGenerationRepository
+from infrastructure.db.repositories.invitations import SqlBoardInvitationRepository
 from infrastructure.db.repositories.users import SqlRefreshTokenRepository, SqlUserRepository
 
 
@@ -34,6 +35,7 @@ class SqlUnitOfWork:
         self.generations = SqlGenerationRepository(session)
         self.boards = SqlBoardRepository(session)
         self.chunks = SqlChunkRepository(session)
+        self.invitations = SqlBoardInvitationRepository(session)
         return self
 
     async def __aexit__(self, *args: object) -> None:

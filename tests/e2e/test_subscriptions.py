@@ -64,6 +64,7 @@ CREATE_BOARD = """mutation ($name: String!) { createBoard(input: {name: $name}) 
   __typename ... on BoardSuccess { board { id } } } }"""
 ADD_MEMBER = """mutation ($board: ID!, $email: String!) {
   addBoardMember(input: {boardId: $board, email: $email, role: VIEWER}) { __typename } }"""
+ACCEPT = """mutation ($board: ID!) { acceptBoardInvitation(boardId: $board) { __typename } }"""
 TYPENAME = "query Ping { __typename }"
 
 
@@ -332,6 +333,8 @@ async def test_a_board_member_watches_the_owners_generation(stack: Stack) -> Non
     board_id = board["board"]["id"]
     added = await stack.api_a.execute(ADD_MEMBER, {"board": board_id, "email": member.email}, token=owner.token)
     assert added["addBoardMember"]["__typename"] == "BoardSuccess"
+    accepted = await stack.api_a.execute(ACCEPT, {"board": board_id}, token=member.token)
+    assert accepted["acceptBoardInvitation"]["__typename"] == "BoardSuccess"
     generation_id = await stack.api_a.generate(owner.token, stack.model_id, board=board_id)
 
     # when the member subscribes to it by id (and the outsider tries)

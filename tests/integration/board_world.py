@@ -42,6 +42,15 @@ mutation AddMember($boardId: ID!, $email: String!, $role: BoardRole!) {
   }
 }
 """
+ACCEPT_INVITATION = """
+mutation AcceptInvitation($boardId: ID!) {
+  acceptBoardInvitation(boardId: $boardId) {
+    __typename
+    ... on BoardSuccess { board { id myRole members { role user { email } } } }
+    ... on Error { code message }
+  }
+}
+"""
 REMOVE_MEMBER = """
 mutation RemoveMember($boardId: ID!, $userId: ID!) {
   removeBoardMember(input: {boardId: $boardId, userId: $userId}) {
@@ -103,7 +112,7 @@ async def sign_in(client: GraphQLClient, email: str) -> str:
 
 
 def world_settings(postgres_dsn: str, tmp: Path, **overrides: Any) -> Settings:
-    """Like the `make_settings` fixture, for module-scoped worlds; auth throttles out of the way."""
+    """Like the `make_settings` fixture, for module-scoped worlds; auth and invitation throttles out of the way."""
     values: dict[str, Any] = {
         "environment": "test",
         "database_url": asyncpg_to_sqlalchemy(postgres_dsn),
@@ -115,6 +124,7 @@ def world_settings(postgres_dsn: str, tmp: Path, **overrides: Any) -> Settings:
         "seed_demo": False,
         "rate_limit_register": 10_000,
         "rate_limit_login": 10_000,
+        "rate_limit_invite": 10_000,  # every board of these tests is shared by invitation
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -150,6 +160,19 @@ async def build_personas(client: GraphQLClient, *, credits_each: int = 100_000) 
     return world
 
 
+async def join(world: World, persona: str, role: str, *, inviter: str = "owner") -> dict[str, Any]:
+    """Membership the way users get it: `inviter` invites the persona's e-mail, the persona accepts."""
+    invited = await world.data(
+        inviter, ADD_MEMBER, {"boardId": world.board_id, "email": world.emails[persona], "role": role}
+    )
+    assert invited["addBoardMember"]["__typename"] == "BoardSuccess", invited
+    accepted: dict[str, Any] = (await world.data(persona, ACCEPT_INVITATION, {"boardId": world.board_id}))[
+        "acceptBoardInvitation"
+    ]
+    assert accepted["__typename"] == "BoardSuccess", accepted
+    return accepted
+
+
 async def with_board(world: World, name: str = "Shared") -> World:
     """A fresh board (owner, editor, viewer) with one generation the owner started in it."""
     world = replace(world)
@@ -157,12 +180,7 @@ async def with_board(world: World, name: str = "Shared") -> World:
     assert created["__typename"] == "BoardSuccess", created
     world.board_id = created["board"]["id"]
     for persona in ("editor", "viewer"):
-        added = await world.data(
-            "owner",
-            ADD_MEMBER,
-            {"boardId": world.board_id, "email": world.emails[persona], "role": MEMBER_ROLES[persona]},
-        )
-        assert added["addBoardMember"]["__typename"] == "BoardSuccess", added
+        await join(world, persona, MEMBER_ROLES[persona])
     started = (await world.data("owner", GENERATE, {"modelId": world.model_id, "boardId": world.board_id}))["generate"]
     assert started["__typename"] == "GenerateSuccess", started
     world.generation_id = started["generation"]["id"]

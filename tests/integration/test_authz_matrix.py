@@ -85,6 +85,20 @@ async def refresh_token_of(subject: Subject, persona: str) -> str:
 
 
 BOARD = lambda s, p: s.world.board_id  # noqa: E731
+
+
+async def invited_board(subject: Subject, persona: str) -> str:
+    """The subject board, after its owner invited `other` as an EDITOR (pending)."""
+    body = await subject.world.data(
+        "owner",
+        "mutation($b: ID!, $e: String!) { addBoardMember(input: {boardId: $b, email: $e, role: EDITOR}) "
+        "{ __typename } }",
+        {"b": subject.world.board_id, "e": subject.world.emails["other"]},
+    )
+    assert body["addBoardMember"]["__typename"] == "BoardSuccess", body
+    return subject.world.board_id
+
+
 GENERATION = lambda s, p: s.world.generation_id  # noqa: E731
 CHUNK = lambda s, p: s.chunk_id  # noqa: E731
 MODEL = lambda s, p: s.world.model_id  # noqa: E731
@@ -124,6 +138,12 @@ ROWS: dict[str, Row] = {
         "query { chunks(first: 100) { edges { node { id } } } }",
         (U, "hidden", "hidden", "hidden", "sees", "hidden"),
         chunk="ready",
+    ),
+    "Query.myBoardInvitations": Row(  # only the invitee (other) has one pending
+        "query { myBoardInvitations { boardId } }",
+        (U, "list", "hidden", "hidden", "hidden", "hidden"),
+        of(b=invited_board),
+        mutates=True,
     ),
     "Query.adminSettings": Row("query { adminSettings { key } }", (U, F, F, F, F, "list")),
     # ---------------------------------------------------------------- mutations: anyone
@@ -199,6 +219,24 @@ ROWS: dict[str, Row] = {
         "mutation($b: ID!, $u: ID!) { removeBoardMember(input: {boardId: $b, userId: $u}) { __typename } }",
         (U, "NotFound", "BoardSuccess", "Forbidden", "BoardSuccess", "NotFound"),
         of(b=BOARD, u=lambda s, p: s.world.user_ids["viewer"]),
+        mutates=True,
+    ),
+    "Mutation.revokeBoardInvitation": Row(
+        "mutation($b: ID!, $e: String!) { revokeBoardInvitation(input: {boardId: $b, email: $e}) { __typename } }",
+        (U, "NotFound", "Forbidden", "Forbidden", "BoardSuccess", "NotFound"),
+        of(b=invited_board, e=lambda s, p: s.world.emails["other"]),
+        mutates=True,
+    ),
+    "Mutation.acceptBoardInvitation": Row(  # members have no invitation of their own to accept
+        "mutation($b: ID!) { acceptBoardInvitation(boardId: $b) { __typename } }",
+        (U, "BoardSuccess", "NotFound", "NotFound", "NotFound", "NotFound"),
+        of(b=invited_board),
+        mutates=True,
+    ),
+    "Mutation.declineBoardInvitation": Row(
+        "mutation($b: ID!) { declineBoardInvitation(boardId: $b) { __typename } }",
+        (U, "DeclineBoardInvitationSuccess", "NotFound", "NotFound", "NotFound", "NotFound"),
+        of(b=invited_board),
         mutates=True,
     ),
     # ---------------------------------------------------------------- administration

@@ -14,6 +14,7 @@ from domain.use_cases.generations import GenerateRequest, generate
 from domain.users import Principal, Role
 from tests.fixtures.app import register_user
 from tests.integration.board_world import (
+    ACCEPT_INVITATION,
     ADD_MEMBER,
     CREATE_BOARD,
     CREDITS,
@@ -280,6 +281,29 @@ async def test_with_a_second_owner_the_first_may_leave(world: World) -> None:
     assert members_of(board) == {"editor@example.com": "OWNER", "viewer@example.com": "VIEWER"}
 
 
+async def test_an_address_without_a_member_gets_an_invitation_not_a_membership(world: World) -> None:
+    # given an account outside the board (a new one: the shared personas stay outside every other board)
+    guest = await register_user(world.client, f"guest-{uuid.uuid4().hex[:8]}@example.com", PASSWORD)
+    email = guest["user"]["email"]
+    # when the owner adds its address, and an address nobody uses
+    for address in (email, "nobody@example.com"):
+        added = (
+            await world.data("owner", ADD_MEMBER, {"boardId": world.board_id, "email": address, "role": "EDITOR"})
+        )["addBoardMember"]
+        # then the answer is the board as it was: an invitation is not a membership
+        assert added["__typename"] == "BoardSuccess", added
+        assert address not in members_of(added["board"])
+    # and the account's owner becomes a member only by accepting
+    as_guest = {"token": guest["accessToken"]}
+    assert (await world.client.execute(BOARD, {"id": world.board_id}, **as_guest))["data"]["board"] is None
+    accepted = (await world.client.execute(ACCEPT_INVITATION, {"boardId": world.board_id}, **as_guest))["data"][
+        "acceptBoardInvitation"
+    ]
+    assert accepted["__typename"] == "BoardSuccess"
+    assert accepted["board"]["myRole"] == "EDITOR"
+    assert members_of(accepted["board"])[email] == "EDITOR"
+
+
 # ---------------------------------------------------------------- unhappy paths
 
 MISSING = str(uuid.uuid4())
@@ -292,7 +316,6 @@ MISSING = str(uuid.uuid4())
         ("viewer", {"email": "other@example.com", "role": "VIEWER"}, "Forbidden"),
         ("other", {"email": "other@example.com", "role": "OWNER"}, "NotFound"),
         ("admin", {"email": "admin@example.com", "role": "OWNER"}, "NotFound"),
-        ("owner", {"email": "nobody@example.com", "role": "VIEWER"}, "NotFound"),
         ("owner", {"email": "not an e-mail", "role": "VIEWER"}, "InvalidInput"),
         ("owner", {"email": "", "role": "VIEWER"}, "InvalidInput"),
         ("owner", {"boardId": MISSING, "email": "other@example.com", "role": "VIEWER"}, "NotFound"),
@@ -369,6 +392,7 @@ async def test_concurrent_removal_of_the_two_last_owners_lets_exactly_one_win(wo
         await client.execute(
             ADD_MEMBER, {"boardId": board_id, "email": b["user"]["email"], "role": "OWNER"}, token=a["accessToken"]
         )
+        await client.execute(ACCEPT_INVITATION, {"boardId": board_id}, token=b["accessToken"])
         # when A removes B while B removes A (and, on odd rounds, both leave at once)
         if round_ % 2 == 0:
             calls = [(a, b["user"]["id"]), (b, a["user"]["id"])]

@@ -1,0 +1,96 @@
+"""Board invitations: pending, keyed by (board, normalised e-mail)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+
+from domain.boards import BoardRole
+from domain.invitations import BoardInvitation, InvitationView
+from infrastructure.db.models import BoardInvitationRow, BoardRow
+from infrastructure.db.repositories.base import SqlRepository, aware
+
+
+def _invitation(row: BoardInvitationRow) -> BoardInvitation:
+    return BoardInvitation(
+        board_id=row.board_id,
+        email=row.email,
+        email_as_typed=row.email_as_typed,
+        role=BoardRole(row.role),
+        invited_by=row.invited_by,
+        created_at=aware(row.created_at),
+        expires_at=aware(row.expires_at),
+    )
+
+
+class SqlBoardInvitationRepository(SqlRepository):
+    async def put(self, invitation: BoardInvitation) -> None:
+        refreshed = {
+            "email_as_typed": invitation.email_as_typed,
+            "role": invitation.role.value,
+            "invited_by": invitation.invited_by,
+            "created_at": invitation.created_at,
+            "expires_at": invitation.expires_at,
+        }
+        stmt = (
+            self.insert(BoardInvitationRow)
+            .values(board_id=invitation.board_id, email=invitation.email, **refreshed)
+            .on_conflict_do_update(index_elements=["board_id", "email"], set_=refreshed)
+        )
+        await self.session.execute(stmt)
+
+    async def get(self, board_id: uuid.UUID, email: str) -> BoardInvitation | None:
+        row = await self.session.get(BoardInvitationRow, (board_id, email))
+        return _invitation(row) if row else None
+
+    async def count_open(self, board_id: uuid.UUID, now: datetime) -> int:
+        stmt = select(func.count()).where(BoardInvitationRow.board_id == board_id, BoardInvitationRow.expires_at > now)
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def delete_expired(self, board_id: uuid.UUID, now: datetime) -> None:
+        stmt = delete(BoardInvitationRow).where(
+            BoardInvitationRow.board_id == board_id, BoardInvitationRow.expires_at <= now
+        )
+        await self.session.execute(stmt)
+
+    async def take(self, board_id: uuid.UUID, email: str, now: datetime) -> BoardInvitation | None:
+        # One DELETE ... RETURNING: on PostgreSQL a concurrent taker waits for the row lock,
+        # then finds the row gone; SQLite has one writer at a time.
+        stmt = (
+            delete(BoardInvitationRow)
+            .where(
+                BoardInvitationRow.board_id == board_id,
+                BoardInvitationRow.email == email,
+                BoardInvitationRow.expires_at > now,
+            )
+            .returning(BoardInvitationRow)
+        )
+        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        return _invitation(row) if row else None
+
+    async def open_for_boards(
+        self, board_ids: Sequence[uuid.UUID], now: datetime
+    ) -> dict[uuid.UUID, list[BoardInvitation]]:
+        out: dict[uuid.UUID, list[BoardInvitation]] = defaultdict(list)
+        if board_ids:
+            stmt = (
+                select(BoardInvitationRow)
+                .where(BoardInvitationRow.board_id.in_(set(board_ids)), BoardInvitationRow.expires_at > now)
+                .order_by(BoardInvitationRow.board_id, BoardInvitationRow.created_at, BoardInvitationRow.email)
+            )
+            for row in (await self.session.execute(stmt)).scalars():
+                out[row.board_id].append(_invitation(row))
+        return dict(out)
+
+    async def open_for_email(self, email: str, now: datetime) -> list[InvitationView]:
+        stmt = (
+            select(BoardInvitationRow, BoardRow.name)
+            .join(BoardRow, BoardRow.id == BoardInvitationRow.board_id)
+            .where(BoardInvitationRow.email == email, BoardInvitationRow.expires_at > now)
+            .order_by(BoardInvitationRow.created_at, BoardInvitationRow.board_id)
+        )
+        return [InvitationView(_invitation(row), name) for row, name in (await self.session.execute(stmt)).all()]
