@@ -10,6 +10,10 @@
   follows the schema's argument types, so an argument added later is covered as well.
 - A root field first confirms that a verified token's account still exists
   (`Context.confirm_account`): a vanished account is unauthenticated everywhere.
+- A field whose result is a union answers an expected failure (a DomainError) with the
+  union's member for it (graph/errors.py maps them); the union, declared once in the
+  schema, is the whole list of what the resolver may answer. Anything the union cannot
+  carry (Unauthenticated, StorageUnavailable...) becomes a GraphQL error with its code.
 """
 
 from __future__ import annotations
@@ -33,13 +37,12 @@ from graphql import (
     default_field_resolver,
     get_named_type,
 )
+from strawberry.types.base import get_object_definition
 
-from domain.errors import FieldProblem, InvalidInput
+from domain.errors import DomainError, FieldProblem, InvalidInput
 from domain.text import text_problem
-from graph.common import types as gt
 from graph.errors import to_graphql
 
-INVALID_INPUT_TYPE = "InvalidInput"
 #: Scalars whose values are ours to check: text and free-form JSON (Int, Float, Boolean and
 #: enums are checked by graphql-core itself).
 TEXT_SCALARS = frozenset({"String", "ID", "JSON"})
@@ -115,37 +118,36 @@ def _takes_text(argument: GraphQLArgument) -> bool:
 _BUILT_IN = frozenset({"Int", "Float", "Boolean", "String", "ID"})
 
 
-def _answers_invalid_input(field: GraphQLField) -> bool:
+def error_members(field: GraphQLField) -> frozenset[str]:
+    """Names of the members of the field's result union (empty: not a union)."""
     result = get_named_type(field.type)
-    return isinstance(result, GraphQLUnionType) and any(t.name == INVALID_INPUT_TYPE for t in result.types)
-
-
-def _refusal(field: GraphQLField) -> Callable[[list[FieldProblem]], Any]:
-    if _answers_invalid_input(field):
-
-        def answer(problems: list[FieldProblem]) -> gt.Error:
-            return to_graphql(InvalidInput(problems))
-
-        return answer
-
-    def fail(problems: list[FieldProblem]) -> Any:
-        raise InvalidInput(problems)
-
-    return fail
+    return frozenset(t.name for t in result.types) if isinstance(result, GraphQLUnionType) else frozenset()
 
 
 def _guarded(field: GraphQLField, resolve: Callable[..., Any], *, root: bool, checks_text: bool) -> Callable[..., Any]:
-    refuse = _refusal(field)
+    members = error_members(field)
+
+    def answer(exc: DomainError) -> Any:
+        """The union member for an expected failure; anything the union cannot carry propagates."""
+        mapped = to_graphql(exc)
+        if mapped is not None and get_object_definition(type(mapped), strict=True).name in members:
+            return mapped
+        raise exc
 
     async def guarded(source: Any, info: Any, **arguments: Any) -> Any:
-        if root:
-            confirm = getattr(info.context, "confirm_account", None)
-            if confirm is not None:
-                await confirm()
-        if checks_text and arguments and (problems := argument_problems(field, arguments)):
-            return refuse(problems)
-        result = resolve(source, info, **arguments)
-        return await result if inspect.isawaitable(result) else result
+        try:
+            if root:
+                confirm = getattr(info.context, "confirm_account", None)
+                if confirm is not None:
+                    await confirm()
+            if checks_text and arguments and (problems := argument_problems(field, arguments)):
+                raise InvalidInput(problems)
+            result = resolve(source, info, **arguments)
+            return await result if inspect.isawaitable(result) else result
+        except DomainError as exc:
+            if not members:
+                raise
+            return answer(exc)
 
     return guarded
 
@@ -161,7 +163,7 @@ def guard_schema(schema: GraphQLSchema) -> None:
                 continue
             root = named in roots
             checks_text = any(_takes_text(a) for a in field.args.values())
-            if not (root or checks_text):
+            if not (root or checks_text or error_members(field)):
                 continue
             field.resolve = _guarded(field, field.resolve or default_field_resolver, root=root, checks_text=checks_text)
             if field.subscribe is not None:

@@ -11,7 +11,8 @@ from graph.common import types as gt
 T = TypeVar("T")
 
 
-def to_graphql(exc: de.DomainError) -> gt.Error:
+def to_graphql(exc: de.DomainError) -> gt.Error | None:
+    """The schema's error type for `exc`, or None when no result union can carry it (Unauthenticated...)."""
     code, message = exc.code, exc.message
     if isinstance(exc, de.InvalidInput):
         return gt.InvalidInput(
@@ -33,7 +34,7 @@ def to_graphql(exc: de.DomainError) -> gt.Error:
     for domain_type, graph_type in simple.items():
         if isinstance(exc, domain_type):
             return graph_type(code=code, message=message)
-    raise exc
+    return None
 
 
 async def result_or_error(call: Callable[[], Awaitable[T]], *allowed: type[gt.Error]) -> T | Any:
@@ -46,6 +47,6 @@ async def result_or_error(call: Callable[[], Awaitable[T]], *allowed: type[gt.Er
         return await call()
     except de.DomainError as exc:
         mapped = to_graphql(exc)
-        if isinstance(mapped, allowed):
+        if mapped is not None and isinstance(mapped, allowed):
             return mapped
         raise

@@ -10,26 +10,16 @@ from domain.ports import RateBucket
 from domain.use_cases import auth
 from domain.use_cases.rate_limits import RateRule
 from graph.auth.types import AuthPayload, AuthResult, LoginInput, RegisterInput
-from graph.common.types import EmailTaken, InvalidCredentials, InvalidInput
-from graph.common.types import RateLimited as RateLimitedType
 from graph.context import Info
-from graph.errors import result_or_error
 from graph.throttle import account_bucket, ip_bucket, throttle
-
-_AUTH_ERRORS = (InvalidCredentials, EmailTaken, InvalidInput, RateLimitedType)
 
 
 async def _open_session(
     buckets: Sequence[RateBucket], info: Info, start: Callable[[], Awaitable[auth.Session]]
 ) -> AuthResult:
     """The shared shape of the three mutations: the throttle (all buckets in one hit), the use case, the payload."""
-
-    async def call() -> AuthPayload:
-        await throttle(info.context, buckets)
-        return AuthPayload.from_session(await start())
-
-    result: AuthResult = await result_or_error(call, *_AUTH_ERRORS)
-    return result
+    await throttle(info.context, buckets)
+    return AuthPayload.from_session(await start())
 
 
 @strawberry.type

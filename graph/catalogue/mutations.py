@@ -19,9 +19,7 @@ from graph.catalogue.types import (
     UpsertPresetResult,
 )
 from graph.common.ids import parse_id
-from graph.common.types import Forbidden, InvalidInput, NotFound
 from graph.context import Info
-from graph.errors import result_or_error
 from graph.permissions import IsAuthenticated
 from graph.scalars import JSON
 
@@ -34,48 +32,39 @@ class CatalogueMutations:
     async def upsert_model(self, info: Info, input: UpsertModelInput) -> UpsertModelResult:
         c = info.context.container
 
-        async def call() -> ModelSuccess:
-            model = await catalogue.upsert_model(
-                actor=info.context.require_viewer(),
-                slug=input.slug,
-                name=input.name,
-                provider=input.provider,
-                kind=input.kind,
-                cost_credits=input.cost_credits,
-                capabilities=input.capabilities,
-                is_active=input.is_active,
-                known_providers=frozenset(c.providers.names),
-                uow=c.uow(),
-                catalogue=c.catalogue,
-            )
-            return ModelSuccess(model=AiModel.from_domain(model))
-
-        return await result_or_error(call, Forbidden, InvalidInput)
+        model = await catalogue.upsert_model(
+            actor=info.context.require_viewer(),
+            slug=input.slug,
+            name=input.name,
+            provider=input.provider,
+            kind=input.kind,
+            cost_credits=input.cost_credits,
+            capabilities=input.capabilities,
+            is_active=input.is_active,
+            known_providers=frozenset(c.providers.names),
+            uow=c.uow(),
+            catalogue=c.catalogue,
+        )
+        return ModelSuccess(model=AiModel.from_domain(model))
 
     @strawberry.mutation(description="Create or update a preset (admin only).", permission_classes=[IsAuthenticated])
     async def upsert_preset(self, info: Info, input: UpsertPresetInput) -> UpsertPresetResult:
         c = info.context.container
 
-        async def call() -> PresetSuccess:
-            preset = await catalogue.upsert_preset(
-                actor=info.context.require_viewer(),
-                preset_id=parse_id(input.id, "id") if input.id is not None else None,
-                model_id=parse_id(input.model_id, "modelId"),
-                name=input.name,
-                params=input.params,
-                uow=c.uow(),
-                catalogue=c.catalogue,
-            )
-            return PresetSuccess(preset=Preset.from_domain(preset))
-
-        return await result_or_error(call, NotFound, Forbidden, InvalidInput)
+        preset = await catalogue.upsert_preset(
+            actor=info.context.require_viewer(),
+            preset_id=parse_id(input.id, "id") if input.id is not None else None,
+            model_id=parse_id(input.model_id, "modelId"),
+            name=input.name,
+            params=input.params,
+            uow=c.uow(),
+            catalogue=c.catalogue,
+        )
+        return PresetSuccess(preset=Preset.from_domain(preset))
 
     @strawberry.mutation(description="Set one admin setting (admin only).", permission_classes=[IsAuthenticated])
     async def set_admin_setting(self, info: Info, key: str, value: JSON) -> SetAdminSettingResult:
         c = info.context.container
 
-        async def call() -> AdminSettingSuccess:
-            k, v = await catalogue.set_setting(actor=info.context.require_viewer(), key=key, value=value, uow=c.uow())
-            return AdminSettingSuccess(setting=AdminSetting(key=k, value=v))
-
-        return await result_or_error(call, Forbidden, InvalidInput)
+        k, v = await catalogue.set_setting(actor=info.context.require_viewer(), key=key, value=value, uow=c.uow())
+        return AdminSettingSuccess(setting=AdminSetting(key=k, value=v))

@@ -27,9 +27,7 @@ from graph.chunks.types import (
     UploadChunkSuccess,
 )
 from graph.common.ids import lookup_id
-from graph.common.types import InvalidInput, InvalidState, NotFound, QuotaExceeded, RateLimited
 from graph.context import Info
-from graph.errors import result_or_error
 from graph.permissions import IsAuthenticated
 from graph.scalars import JSON
 from graph.throttle import ip_bucket
@@ -66,26 +64,23 @@ class ChunkMutations:
     async def upload_chunk(self, info: Info, file: Upload) -> UploadChunkResult:
         c = info.context.container
 
-        async def call() -> UploadChunkSuccess:
-            if not isinstance(file, UploadFile):
-                raise InvalidInputError.single("file", "must be sent as a file part of a multipart request")
-            chunk = await chunks.upload(
-                principal=info.context.require_viewer(),
-                filename=file.filename or "file",
-                content_type=file.content_type or chunks.DEFAULT_CONTENT_TYPE,
-                data=read_upload(file),
-                declared_size=file.size,
-                policy=upload_policy(c.settings),
-                uow=c.uow(),
-                storage=c.storage,
-                clock=c.clock,
-                limiter=c.limiter,
-                rate=upload_rate(c.settings),
-                also_limit=[ip_bucket(info.context, "upload", c.settings.rate_limit_upload, signed_in=True)],
-            )
-            return UploadChunkSuccess(chunk=Chunk.from_domain(chunk))
-
-        return await result_or_error(call, InvalidInput, QuotaExceeded, RateLimited)
+        if not isinstance(file, UploadFile):
+            raise InvalidInputError.single("file", "must be sent as a file part of a multipart request")
+        chunk = await chunks.upload(
+            principal=info.context.require_viewer(),
+            filename=file.filename or "file",
+            content_type=file.content_type or chunks.DEFAULT_CONTENT_TYPE,
+            data=read_upload(file),
+            declared_size=file.size,
+            policy=upload_policy(c.settings),
+            uow=c.uow(),
+            storage=c.storage,
+            clock=c.clock,
+            limiter=c.limiter,
+            rate=upload_rate(c.settings),
+            also_limit=[ip_bucket(info.context, "upload", c.settings.rate_limit_upload, signed_in=True)],
+        )
+        return UploadChunkSuccess(chunk=Chunk.from_domain(chunk))
 
     @strawberry.mutation(
         description="Reserve a chunk and get a signed URL to PUT a (large) file directly to storage.",
@@ -94,33 +89,30 @@ class ChunkMutations:
     async def request_chunk_upload(self, info: Info, input: RequestChunkUploadInput) -> RequestChunkUploadResult:
         c = info.context.container
 
-        async def call() -> ChunkUploadTicket:
-            ticket = await chunks.request_upload(
-                principal=info.context.require_viewer(),
-                filename=input.filename,
-                content_type=input.content_type,
-                size=input.size,
-                sha256=input.sha256,
-                policy=upload_policy(c.settings),
-                # The URL never outlives its pending chunk: after the sweep's TTL no PUT can land.
-                expires_in=min(c.settings.presign_expires_seconds, c.settings.pending_chunk_ttl_seconds),
-                uow=c.uow(),
-                storage=c.storage,
-                clock=c.clock,
-                limiter=c.limiter,
-                rate=upload_rate(c.settings),
-                also_limit=[ip_bucket(info.context, "upload", c.settings.rate_limit_upload, signed_in=True)],
-            )
-            signed = ticket.request
-            return ChunkUploadTicket(
-                chunk=Chunk.from_domain(ticket.chunk),
-                upload_url=signed.url,
-                method=signed.method,
-                headers=JSON(dict(signed.headers)),
-                expires_at=signed.expires_at,
-            )
-
-        return await result_or_error(call, InvalidInput, QuotaExceeded, RateLimited)
+        ticket = await chunks.request_upload(
+            principal=info.context.require_viewer(),
+            filename=input.filename,
+            content_type=input.content_type,
+            size=input.size,
+            sha256=input.sha256,
+            policy=upload_policy(c.settings),
+            # The URL never outlives its pending chunk: after the sweep's TTL no PUT can land.
+            expires_in=min(c.settings.presign_expires_seconds, c.settings.pending_chunk_ttl_seconds),
+            uow=c.uow(),
+            storage=c.storage,
+            clock=c.clock,
+            limiter=c.limiter,
+            rate=upload_rate(c.settings),
+            also_limit=[ip_bucket(info.context, "upload", c.settings.rate_limit_upload, signed_in=True)],
+        )
+        signed = ticket.request
+        return ChunkUploadTicket(
+            chunk=Chunk.from_domain(ticket.chunk),
+            upload_url=signed.url,
+            method=signed.method,
+            headers=JSON(dict(signed.headers)),
+            expires_at=signed.expires_at,
+        )
 
     @strawberry.mutation(
         description="Verify the PUT upload (size, and sha256 when announced) and mark the chunk READY.",
@@ -129,18 +121,15 @@ class ChunkMutations:
     async def complete_chunk_upload(self, info: Info, id: strawberry.ID) -> CompleteChunkUploadResult:
         c = info.context.container
 
-        async def call() -> CompleteChunkUploadSuccess:
-            chunk = await chunks.complete_upload(
-                principal=info.context.require_viewer(),
-                chunk_id=lookup_id(id, "chunk"),
-                pending_ttl_seconds=c.settings.pending_chunk_ttl_seconds,
-                uow=c.uow(),
-                storage=c.storage,
-                clock=c.clock,
-            )
-            return CompleteChunkUploadSuccess(chunk=Chunk.from_domain(chunk))
-
-        return await result_or_error(call, NotFound, InvalidState, InvalidInput)
+        chunk = await chunks.complete_upload(
+            principal=info.context.require_viewer(),
+            chunk_id=lookup_id(id, "chunk"),
+            pending_ttl_seconds=c.settings.pending_chunk_ttl_seconds,
+            uow=c.uow(),
+            storage=c.storage,
+            clock=c.clock,
+        )
+        return CompleteChunkUploadSuccess(chunk=Chunk.from_domain(chunk))
 
     @strawberry.mutation(
         description="A signed, expiring URL to download the chunk.", permission_classes=[IsAuthenticated]
@@ -148,17 +137,14 @@ class ChunkMutations:
     async def chunk_download_url(self, info: Info, id: strawberry.ID) -> ChunkDownloadUrlResult:
         c = info.context.container
 
-        async def call() -> DownloadUrl:
-            signed = await chunks.download_url(
-                principal=info.context.require_viewer(),
-                chunk_id=lookup_id(id, "chunk"),
-                expires_in=c.settings.presign_expires_seconds,
-                uow=c.uow(),
-                storage=c.storage,
-            )
-            return DownloadUrl(url=signed.url, expires_at=signed.expires_at)
-
-        return await result_or_error(call, NotFound)
+        signed = await chunks.download_url(
+            principal=info.context.require_viewer(),
+            chunk_id=lookup_id(id, "chunk"),
+            expires_in=c.settings.presign_expires_seconds,
+            uow=c.uow(),
+            storage=c.storage,
+        )
+        return DownloadUrl(url=signed.url, expires_at=signed.expires_at)
 
     @strawberry.mutation(
         description="Delete the chunk and its file (refused while a running generation uses it).",
@@ -167,13 +153,10 @@ class ChunkMutations:
     async def delete_chunk(self, info: Info, id: strawberry.ID) -> DeleteChunkResult:
         c = info.context.container
 
-        async def call() -> DeleteChunkSuccess:
-            deleted = await chunks.delete(
-                principal=info.context.require_viewer(),
-                chunk_id=lookup_id(id, "chunk"),
-                uow=c.uow(),
-                storage=c.storage,
-            )
-            return DeleteChunkSuccess(id=strawberry.ID(str(deleted)))
-
-        return await result_or_error(call, NotFound, InvalidState)
+        deleted = await chunks.delete(
+            principal=info.context.require_viewer(),
+            chunk_id=lookup_id(id, "chunk"),
+            uow=c.uow(),
+            storage=c.storage,
+        )
+        return DeleteChunkSuccess(id=strawberry.ID(str(deleted)))

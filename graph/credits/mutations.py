@@ -6,10 +6,8 @@ import strawberry
 
 from domain.use_cases import credits
 from graph.common.ids import parse_id
-from graph.common.types import Forbidden, InvalidInput, NotFound
 from graph.context import Info
 from graph.credits.types import CreditBalance, GrantCreditsInput, GrantCreditsResult, GrantCreditsSuccess, LedgerEntry
-from graph.errors import result_or_error
 from graph.permissions import IsAuthenticated
 
 
@@ -21,19 +19,16 @@ class CreditMutations:
     async def grant_credits(self, info: Info, input: GrantCreditsInput) -> GrantCreditsResult:
         c = info.context.container
 
-        async def call() -> GrantCreditsSuccess:
-            result = await credits.grant(
-                actor=info.context.require_viewer(),
-                user_id=parse_id(input.user_id, "userId"),
-                amount=input.amount,
-                reason=input.reason,
-                idempotency_key=input.idempotency_key,
-                uow=c.uow(),
-                publisher=c.publisher,
-                clock=c.clock,
-            )
-            return GrantCreditsSuccess(
-                balance=CreditBalance.from_domain(result.balance), entry=LedgerEntry.from_domain(result.entry)
-            )
-
-        return await result_or_error(call, NotFound, Forbidden, InvalidInput)
+        result = await credits.grant(
+            actor=info.context.require_viewer(),
+            user_id=parse_id(input.user_id, "userId"),
+            amount=input.amount,
+            reason=input.reason,
+            idempotency_key=input.idempotency_key,
+            uow=c.uow(),
+            publisher=c.publisher,
+            clock=c.clock,
+        )
+        return GrantCreditsSuccess(
+            balance=CreditBalance.from_domain(result.balance), entry=LedgerEntry.from_domain(result.entry)
+        )

@@ -8,9 +8,7 @@ from domain.use_cases import generations
 from domain.use_cases.generations import GenerateRequest
 from domain.use_cases.rate_limits import RateRule
 from graph.common.ids import lookup_id, parse_id
-from graph.common.types import Forbidden, InsufficientCredits, InvalidInput, InvalidState, NotFound, RateLimited
 from graph.context import Info
-from graph.errors import result_or_error
 from graph.generations.types import (
     CancelGenerationResult,
     CancelSuccess,
@@ -44,23 +42,20 @@ class GenerationMutations:
     async def generate(self, info: Info, input: GenerateInput) -> GenerateResult:
         c = info.context.container
 
-        async def call() -> GenerateSuccess:
-            generation = await generations.generate(
-                principal=info.context.require_viewer(),
-                request=to_request(input),
-                uow=c.uow(),
-                starter=c.starter,
-                catalogue=c.catalogue,
-                jobs=c.jobs,
-                publisher=c.publisher,
-                clock=c.clock,
-                limiter=c.limiter,
-                rate=RateRule(c.settings.rate_limit_generate, c.settings.rate_limit_window_seconds),
-                also_limit=[ip_bucket(info.context, "generate", c.settings.rate_limit_generate, signed_in=True)],
-            )
-            return GenerateSuccess(generation=Generation.from_domain(generation))
-
-        return await result_or_error(call, InsufficientCredits, NotFound, Forbidden, InvalidInput, RateLimited)
+        generation = await generations.generate(
+            principal=info.context.require_viewer(),
+            request=to_request(input),
+            uow=c.uow(),
+            starter=c.starter,
+            catalogue=c.catalogue,
+            jobs=c.jobs,
+            publisher=c.publisher,
+            clock=c.clock,
+            limiter=c.limiter,
+            rate=RateRule(c.settings.rate_limit_generate, c.settings.rate_limit_window_seconds),
+            also_limit=[ip_bucket(info.context, "generate", c.settings.rate_limit_generate, signed_in=True)],
+        )
+        return GenerateSuccess(generation=Generation.from_domain(generation))
 
     @strawberry.mutation(
         description="Cancel a generation that has not ended; its reserved credits are released.",
@@ -69,15 +64,12 @@ class GenerationMutations:
     async def cancel_generation(self, info: Info, id: strawberry.ID) -> CancelGenerationResult:
         c = info.context.container
 
-        async def call() -> CancelSuccess:
-            generation = await generations.cancel(
-                principal=info.context.require_viewer(),
-                generation_id=lookup_id(id, "generation"),
-                uow=c.uow(),
-                jobs=c.jobs,
-                publisher=c.publisher,
-                clock=c.clock,
-            )
-            return CancelSuccess(generation=Generation.from_domain(generation))
-
-        return await result_or_error(call, NotFound, Forbidden, InvalidState)
+        generation = await generations.cancel(
+            principal=info.context.require_viewer(),
+            generation_id=lookup_id(id, "generation"),
+            uow=c.uow(),
+            jobs=c.jobs,
+            publisher=c.publisher,
+            clock=c.clock,
+        )
+        return CancelSuccess(generation=Generation.from_domain(generation))
