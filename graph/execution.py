@@ -40,7 +40,8 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.document_shape import fragments_of
 from graph.extensions import classify
-from graph.limits import CACHE_SIZE, MAX_CACHED_QUERY, QueryLimits, fixed_cost, operation_cost, too_costly, validate
+from graph.limits import CACHE_SIZE, MAX_CACHED_QUERY, QueryLimits, too_costly, validate
+from graph.query_cost import fixed_cost, operation_cost
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import pytest
 from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
 
 from domain.pagination import MAX_PAGE_SIZE
-from graph.limits import fixed_cost, operation_cost
+from graph.query_cost import fixed_cost, operation_cost
 from graph.schema import build_schema
 from infrastructure.settings import Settings
 

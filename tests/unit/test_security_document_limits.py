@@ -37,7 +37,8 @@ from graph.document_shape import (
     shape_problems,
     spread_count,
 )
-from graph.limits import PAGE_ARGUMENT, _CostWalk, _page_size, least_cost, operation_cost, query_limits, screen
+from graph.limits import query_limits, screen
+from graph.query_cost import PAGE_ARGUMENT, _CostWalk, _page_size, least_cost, operation_cost
 from graph.schema import build_schema
 from infrastructure.settings import Settings
 

@@ -1,0 +1,163 @@
+"""The cost of an operation: how many fields it may resolve, `first` multiplying through nesting.
+
+`operation_cost` is computed per request (the variables decide `first: $n`); `fixed_cost`
+once per document when no variable decides it; `least_cost` is the bound no request can
+go below (every unknown page empty), which graph/limits.py uses to refuse a document once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLNamedType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    VariableNode,
+    get_named_type,
+)
+
+from domain.pagination import MAX_PAGE_SIZE
+from graph.document_shape import SATURATED
+
+# Cost of a field = how many times it may be resolved: the product of the `first`
+# arguments of the connections above it (and of its own, for its children). A `first`
+# over MAX_PAGE_SIZE counts as MAX_PAGE_SIZE: the resolver refuses it (INVALID_INPUT,
+# which names the argument) and no page can be larger.
+PAGE_ARGUMENT = "first"
+
+
+def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any], consulted: list[str]) -> int:
+    """The page the field may return: its `first` within [0, MAX_PAGE_SIZE]; the largest page when
+    the `first` cannot be known here (null, a bad type)."""
+    value: Any = default
+    for argument in node.arguments or ():
+        if argument.name.value != PAGE_ARGUMENT:
+            continue
+        if isinstance(argument.value, IntValueNode):
+            value = int(argument.value.value)
+        elif isinstance(argument.value, VariableNode):
+            consulted.append(argument.value.name.value)
+            value = variables.get(argument.value.name.value, default)
+        else:
+            value = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return min(max(value, 0), MAX_PAGE_SIZE)
+    return MAX_PAGE_SIZE
+
+
+class _CostWalk:
+    """What one cost computation needs at every level (a class, not a closure: a recursive
+    closure is a reference cycle, garbage for the collector on every request).
+
+    A field's cost is linear in how many times its parent is resolved, so each fragment's
+    cost is computed once, for one resolution, and multiplied at every spread: the walk
+    visits each fragment definition once (`visits`), whatever the spreads (see
+    graph/document_shape.py for why that matters).
+    """
+
+    __slots__ = ("consulted", "fragments", "schema", "values", "visits", "_per_fragment")
+
+    def __init__(
+        self, schema: GraphQLSchema, fragments: Mapping[str, FragmentDefinitionNode], values: Mapping[str, Any]
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.values = values
+        self.consulted: list[str] = []  # the variables the cost depended on
+        self.visits: Counter[str] = Counter()
+        self._per_fragment: dict[str, int] = {}
+
+    def walk(self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None) -> int:
+        """Fields resolved at most when the parent of `selection_set` is resolved once."""
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                name = selection.name.value
+                fields = getattr(parent, "fields", None) or {}
+                field = fields.get(name)
+                if field is None or name.startswith("__"):
+                    continue  # introspection is bounded by the schema; unknown fields fail validation
+                total += 1
+                if selection.selection_set is not None:
+                    times = 1
+                    if PAGE_ARGUMENT in field.args:
+                        default = field.args[PAGE_ARGUMENT].default_value
+                        times = _page_size(selection, default, self.values, self.consulted)
+                    total += times * self.walk(selection.selection_set, get_named_type(field.type))
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                target = self.schema.get_type(condition.name.value) if condition else parent
+                total += self.walk(selection.selection_set, target)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += self._fragment(selection.name.value)
+            total = min(total, SATURATED)
+        return total
+
+    def _fragment(self, name: str) -> int:
+        if name in self._per_fragment:
+            return self._per_fragment[name]
+        fragment = self.fragments.get(name)
+        if fragment is None:
+            return 0
+        self._per_fragment[name] = 0  # a cycle (refused by validation) counts as nothing
+        self.visits[name] += 1
+        target = self.schema.get_type(fragment.type_condition.name.value)
+        self._per_fragment[name] = self.walk(fragment.selection_set, target)
+        return self._per_fragment[name]
+
+
+def operation_cost(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, Any],
+) -> int:
+    """Fields the operation may resolve at most, `first` multiplying through nesting."""
+    return _walk_cost(schema, operation, fragments, variables)[0]
+
+
+def fixed_cost(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> int | None:
+    """The operation's cost when no variable decides it (no `first: $n`), else None: computed per request."""
+    cost, consulted = _walk_cost(schema, operation, fragments, {})
+    return None if consulted else cost
+
+
+def _walk_cost(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: Mapping[str, Any],
+) -> tuple[int, list[str]]:
+    defaults: dict[str, Any] = {}
+    for definition in operation.variable_definitions or ():
+        if definition.default_value is not None and isinstance(definition.default_value, IntValueNode):
+            defaults[definition.variable.name.value] = int(definition.default_value.value)
+    walk = _CostWalk(schema, fragments, {**defaults, **variables})
+    cost = walk.walk(operation.selection_set, schema.get_root_type(operation.operation))
+    return cost, walk.consulted
+
+
+class _SmallestPages(dict[str, Any]):
+    """Variables as the smallest page any request could ask for: 0 for every `first` not known yet."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key, 0)
+
+
+def least_cost(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> int:
+    """A cost no request can go below, whatever its variables: judged once per document."""
+    walk = _CostWalk(schema, fragments, _SmallestPages())
+    return walk.walk(operation.selection_set, schema.get_root_type(operation.operation))
