@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from domain.boards import BoardRole
 from domain.errors import InvalidInput
 from domain.text import text_problem
-from domain.users import _EMAIL_RE, MAX_EMAIL_LENGTH, normalize_email
+from domain.users import MAX_EMAIL_LENGTH, is_email_address, normalize_email
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +61,6 @@ def invited_address(raw: str) -> InvitedAddress:
     """
     typed = raw.strip()
     normalised = normalize_email(raw)
-    if (
-        len(typed) > MAX_EMAIL_LENGTH
-        or len(normalised) > MAX_EMAIL_LENGTH
-        or not _EMAIL_RE.match(normalised)
-        or text_problem(raw) is not None
-    ):
+    if len(typed) > MAX_EMAIL_LENGTH or not is_email_address(normalised) or text_problem(raw) is not None:
         raise InvalidInput.single("email", "must be an e-mail address")
     return InvitedAddress(typed=typed, normalised=normalised)

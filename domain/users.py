@@ -51,9 +51,14 @@ def normalize_email(raw: str) -> str:
     return raw.strip().lower()
 
 
+def is_email_address(address: str) -> bool:
+    """Whether a normalised address has the shape an account's may have."""
+    return len(address) <= MAX_EMAIL_LENGTH and _EMAIL_RE.match(address) is not None
+
+
 def validate_registration(email: str, password: str) -> None:
     problems = Problems()
-    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL_RE.match(email):
+    if not is_email_address(email):
         problems.add("email", "must be a valid e-mail address")
     if len(password) < MIN_PASSWORD_LENGTH:
         problems.add("password", f"must be at least {MIN_PASSWORD_LENGTH} characters long")
