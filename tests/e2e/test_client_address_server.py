@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from graph.throttle import address_key
 from tests.e2e.subscription_support import Server, TransportWs, base_env, start_server
-from tests.integration.test_security_client_address import (
+from tests.integration.forwarded_for import (
     LOGIN,
     PASSWORD,
     counted_addresses,

@@ -8,8 +8,6 @@ The address the server used is read back from the Redis bucket it counted (`rl:l
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import string
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -25,17 +23,19 @@ from graph.throttle import address_key
 from infrastructure.security.passwords import Argon2PasswordHasher
 from tests.fixtures.app import GraphQLClient, app_settings, register_user, running_app
 from tests.integration.asgi_websocket import AsgiWebSocket
+from tests.integration.forwarded_for import (
+    LOGIN,
+    PASSWORD,
+    canonical,
+    counted_addresses,
+    entries,
+    expected_client,
+    forged_headers,
+    peers,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
-LOGIN = """
-mutation Login($email: String!, $password: String!) {
-  login(input: {email: $email, password: $password}) {
-    __typename
-    ... on RateLimited { retryAfterSeconds }
-  }
-}
-"""
 REGISTER = """
 mutation Register($email: String!) {
   register(input: {email: $email, password: "correct horse battery"}) {
@@ -53,7 +53,6 @@ mutation Refresh($token: String!) {
   }
 }
 """
-PASSWORD = "correct horse battery"
 UNLIMITED = 1_000_000
 EXAMPLES = settings(
     max_examples=60,
@@ -61,38 +60,6 @@ EXAMPLES = settings(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-# What a client may write into X-Forwarded-For: addresses of both families, and garbage
-# (printable ASCII without line breaks: what an HTTP header line can carry).
-HEADER_TEXT = "".join(c for c in string.printable if c not in "\r\n\t\x0b\x0c")
-entries = (
-    st.ip_addresses().map(str)
-    | st.text(alphabet=HEADER_TEXT, max_size=24)
-    | st.sampled_from(["unknown", "1.2.3.4:80", "[::1]", "999.1.1.1", "::1%eth0", "", "localhost"])
-)
-forged_headers = st.lists(st.lists(entries, max_size=6).map(", ".join).map(str.strip), max_size=3)
-peers = st.ip_addresses().map(str)
-
-
-def canonical(text: str) -> str | None:
-    """The test's own reading of one address (independent of graph/client_address.py)."""
-    try:
-        ip = ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address):
-        return str(ip.ipv4_mapped) if ip.ipv4_mapped else str(ipaddress.IPv6Address(int(ip)))
-    return str(ip)
-
-
-def expected_client(peer: str, headers: Sequence[str], hops: int) -> str:
-    """The documented rule, written out plainly: N-th entry from the right, else the peer."""
-    fallback = canonical(peer) or peer
-    if hops == 0 or not headers:
-        return fallback
-    all_entries = ",".join(headers).split(",")
-    chosen = all_entries[-hops] if len(all_entries) >= hops else all_entries[0]
-    return canonical(chosen) or fallback
 
 
 def xff(values: Sequence[str]) -> list[tuple[str, str]]:
@@ -134,12 +101,6 @@ async def login(http: httpx.AsyncClient, email: str, headers: Sequence[str], pas
     assert response.status_code == 200, response.text
     kind: str = response.json()["data"]["login"]["__typename"]
     return kind
-
-
-async def counted_addresses(redis: aioredis.Redis, action: str = "login") -> set[str]:
-    """The address buckets the server counted `action` in."""
-    prefix = f"rl:{action}:ip:"
-    return {key.decode().removeprefix(prefix) for key in await redis.keys(prefix + "*")}
 
 
 @pytest.fixture(scope="module")
