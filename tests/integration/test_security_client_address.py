@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from domain.users import refresh_token_hash
 from graph.throttle import address_key
 from infrastructure.security.passwords import Argon2PasswordHasher
 from tests.fixtures.app import GraphQLClient, app_settings, register_user, running_app
@@ -325,3 +326,7 @@ async def test_refresh_is_limited_per_token_family_across_addresses(throttled: G
         )
     assert kinds == ["AuthPayload"] * 3 + ["RateLimited"]
     assert response.json()["data"]["refreshToken"]["__typename"] == "AuthPayload"
+    # and the refused call spent nothing: its token is still unused, good once the window passes
+    async with throttled.container.uow() as uow:
+        record = await uow.refresh_tokens.get_by_hash(refresh_token_hash(token))
+    assert record is not None and record.used_at is None and record.revoked_at is None
