@@ -5,7 +5,7 @@
 
 - Text that cannot be stored (NUL characters, unpaired surrogates; see domain/text.py)
   and numbers JSON cannot carry are refused, naming the argument as the client wrote
-  it (`email`, `params.seed`, `ids[2]`). A field whose result union has `InvalidInput`
+  it (`email`, `board.name`, `params`). A field whose result union has `InvalidInput`
   answers with it; any other field fails with the INVALID_INPUT error code. The walk
   follows the schema's argument types, so an argument added later is covered as well.
 - A root field first confirms that a verified token's account still exists
@@ -165,7 +165,10 @@ def guard_schema(schema: GraphQLSchema) -> None:
             checks_text = any(_takes_text(a) for a in field.args.values())
             if not (root or checks_text or error_members(field)):
                 continue
-            field.resolve = _guarded(field, field.resolve or default_field_resolver, root=root, checks_text=checks_text)
             if field.subscribe is not None:
+                # checked once, when the subscription starts; `resolve` then only maps each event
                 field.subscribe = _guarded(field, field.subscribe, root=root, checks_text=checks_text)
+            else:
+                resolve = field.resolve or default_field_resolver
+                field.resolve = _guarded(field, resolve, root=root, checks_text=checks_text)
             field._genhub_guarded = True
