@@ -59,9 +59,14 @@ from domain.repositories import (
     UnitOfWorkFactory,
 )
 from domain.use_cases.watching import ChangeFeed
-from domain.users import Role, User, refresh_token_hash
+from domain.users import Principal, Role, User, refresh_token_hash
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def principal_of(user: User) -> Principal:
+    """The caller as its verified access token names it."""
+    return Principal(user.id, user.role)
 
 
 class FakeClock:
