@@ -1,14 +1,14 @@
-"""The one place where domain errors become GraphQL error types (or GraphQL errors)."""
+"""The one place where domain errors become GraphQL error types.
+
+graph/boundary.py answers a resolver's DomainError with the type returned here when the
+field's result union has it as a member; otherwise the error propagates and the error
+policy (graph/extensions.py) gives it its code.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
 from domain import errors as de
 from graph.common import types as gt
-
-T = TypeVar("T")
 
 
 def to_graphql(exc: de.DomainError) -> gt.Error | None:
@@ -35,18 +35,3 @@ def to_graphql(exc: de.DomainError) -> gt.Error | None:
         if isinstance(exc, domain_type):
             return graph_type(code=code, message=message)
     return None
-
-
-async def result_or_error(call: Callable[[], Awaitable[T]], *allowed: type[gt.Error]) -> T | Any:
-    """Run a use case; map an expected failure to one of the union's error members.
-
-    A domain error that the union cannot express (e.g. Unauthenticated,
-    StorageUnavailable) propagates and becomes a GraphQL error with its code.
-    """
-    try:
-        return await call()
-    except de.DomainError as exc:
-        mapped = to_graphql(exc)
-        if mapped is not None and isinstance(mapped, allowed):
-            return mapped
-        raise

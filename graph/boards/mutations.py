@@ -26,9 +26,7 @@ from graph.boards.types import (
     RevokeBoardInvitationResult,
 )
 from graph.common.ids import lookup_id, parse_id
-from graph.common.types import Forbidden, InvalidInput, InvalidState, NotFound, QuotaExceeded, RateLimited
 from graph.context import Info
-from graph.errors import result_or_error
 from graph.permissions import IsAuthenticated
 from graph.throttle import ip_bucket
 from infrastructure.settings import Settings
@@ -53,13 +51,10 @@ class BoardMutations:
     async def create_board(self, info: Info, input: CreateBoardInput) -> CreateBoardResult:
         c = info.context.container
 
-        async def call() -> BoardSuccess:
-            view = await boards.create_board(
-                principal=info.context.require_viewer(), name=input.name, uow=c.uow(), clock=c.clock
-            )
-            return _success(view)
-
-        return await result_or_error(call, InvalidInput)
+        view = await boards.create_board(
+            principal=info.context.require_viewer(), name=input.name, uow=c.uow(), clock=c.clock
+        )
+        return _success(view)
 
     @strawberry.mutation(
         description="Invite an e-mail address to a board with a role (OWNER only): records or refreshes a "
@@ -73,22 +68,19 @@ class BoardMutations:
         c = info.context.container
         settings = c.settings
 
-        async def call() -> BoardSuccess:
-            view = await boards.add_member(
-                principal=info.context.require_viewer(),
-                board_id=parse_id(input.board_id, "boardId"),
-                email=input.email,
-                role=input.role,
-                uow=c.uow(),
-                clock=c.clock,
-                rules=_invitation_rules(settings),
-                limiter=c.limiter,
-                rate=RateRule(settings.rate_limit_invite, settings.rate_limit_window_seconds),
-                also_limit=[ip_bucket(info.context, "invite", settings.rate_limit_invite, signed_in=True)],
-            )
-            return _success(view)
-
-        return await result_or_error(call, NotFound, Forbidden, InvalidInput, RateLimited, QuotaExceeded)
+        view = await boards.add_member(
+            principal=info.context.require_viewer(),
+            board_id=parse_id(input.board_id, "boardId"),
+            email=input.email,
+            role=input.role,
+            uow=c.uow(),
+            clock=c.clock,
+            rules=_invitation_rules(settings),
+            limiter=c.limiter,
+            rate=RateRule(settings.rate_limit_invite, settings.rate_limit_window_seconds),
+            also_limit=[ip_bucket(info.context, "invite", settings.rate_limit_invite, signed_in=True)],
+        )
+        return _success(view)
 
     @strawberry.mutation(
         description="Cancel a board's pending invitation for an e-mail address (OWNER only).",
@@ -99,17 +91,14 @@ class BoardMutations:
     ) -> RevokeBoardInvitationResult:
         c = info.context.container
 
-        async def call() -> BoardSuccess:
-            view = await boards.revoke_invitation(
-                principal=info.context.require_viewer(),
-                board_id=lookup_id(input.board_id, "board"),
-                email=input.email,
-                uow=c.uow(),
-                clock=c.clock,
-            )
-            return _success(view)
-
-        return await result_or_error(call, NotFound, Forbidden, InvalidInput)
+        view = await boards.revoke_invitation(
+            principal=info.context.require_viewer(),
+            board_id=lookup_id(input.board_id, "board"),
+            email=input.email,
+            uow=c.uow(),
+            clock=c.clock,
+        )
+        return _success(view)
 
     @strawberry.mutation(
         description="Accept the viewer's pending invitation to a board: the viewer becomes a member with the "
@@ -119,16 +108,13 @@ class BoardMutations:
     async def accept_board_invitation(self, info: Info, board_id: strawberry.ID) -> AcceptBoardInvitationResult:
         c = info.context.container
 
-        async def call() -> BoardSuccess:
-            view = await invitations.accept(
-                principal=info.context.require_viewer(),
-                board_id=lookup_id(board_id, "invitation"),
-                uow=c.uow(),
-                clock=c.clock,
-            )
-            return _success(view)
-
-        return await result_or_error(call, NotFound)
+        view = await invitations.accept(
+            principal=info.context.require_viewer(),
+            board_id=lookup_id(board_id, "invitation"),
+            uow=c.uow(),
+            clock=c.clock,
+        )
+        return _success(view)
 
     @strawberry.mutation(
         description="Decline the viewer's pending invitation to a board; it is gone.",
@@ -137,16 +123,13 @@ class BoardMutations:
     async def decline_board_invitation(self, info: Info, board_id: strawberry.ID) -> DeclineBoardInvitationResult:
         c = info.context.container
 
-        async def call() -> DeclineBoardInvitationSuccess:
-            declined = await invitations.decline(
-                principal=info.context.require_viewer(),
-                board_id=lookup_id(board_id, "invitation"),
-                uow=c.uow(),
-                clock=c.clock,
-            )
-            return DeclineBoardInvitationSuccess(board_id=strawberry.ID(str(declined)))
-
-        return await result_or_error(call, NotFound)
+        declined = await invitations.decline(
+            principal=info.context.require_viewer(),
+            board_id=lookup_id(board_id, "invitation"),
+            uow=c.uow(),
+            clock=c.clock,
+        )
+        return DeclineBoardInvitationSuccess(board_id=strawberry.ID(str(declined)))
 
     @strawberry.mutation(
         description="Remove a member (OWNER), or leave a board (any member); the last OWNER cannot be removed.",
@@ -155,13 +138,10 @@ class BoardMutations:
     async def remove_board_member(self, info: Info, input: RemoveBoardMemberInput) -> RemoveBoardMemberResult:
         c = info.context.container
 
-        async def call() -> BoardSuccess:
-            view = await boards.remove_member(
-                principal=info.context.require_viewer(),
-                board_id=lookup_id(input.board_id, "board"),
-                user_id=lookup_id(input.user_id, "member"),
-                uow=c.uow(),
-            )
-            return _success(view)
-
-        return await result_or_error(call, NotFound, Forbidden, InvalidState)
+        view = await boards.remove_member(
+            principal=info.context.require_viewer(),
+            board_id=lookup_id(input.board_id, "board"),
+            user_id=lookup_id(input.user_id, "member"),
+            uow=c.uow(),
+        )
+        return _success(view)
