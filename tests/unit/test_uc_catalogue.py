@@ -1,0 +1,227 @@
+"""Catalogue use cases (domain/use_cases/catalogue.py) with in-memory fakes: reads, admin writes, settings."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from domain.catalogue import AiModel, ModelKind, Preset
+from domain.errors import Forbidden, InvalidInput, NotFound
+from domain.use_cases import catalogue
+from domain.users import Principal, Role
+from tests.unit.fakes import Fakes, principal_of
+
+PROVIDERS = frozenset({"fake", "kie"})
+STEPS = {"params": {"steps": {"type": "int", "min": 1, "max": 50, "default": 20}}}
+SLUG = "flux-pro"
+
+
+@pytest.fixture
+def fakes() -> Fakes:
+    return Fakes()
+
+
+@pytest.fixture
+def admin(fakes: Fakes) -> Principal:
+    return principal_of(fakes.user(role=Role.ADMIN))
+
+
+@pytest.fixture
+def user(fakes: Fakes) -> Principal:
+    return principal_of(fakes.user())
+
+
+async def upsert_model(fakes: Fakes, actor: Principal | None, **fields: Any) -> AiModel:
+    values: dict[str, Any] = {
+        "slug": SLUG,
+        "name": "Flux Pro",
+        "provider": "fake",
+        "kind": ModelKind.IMAGE,
+        "cost_credits": 12,
+        "capabilities": STEPS,
+        "is_active": None,
+        **fields,
+    }
+    return await catalogue.upsert_model(
+        actor=actor, known_providers=PROVIDERS, uow=fakes.uow, catalogue=fakes.catalogue, **values
+    )
+
+
+async def upsert_preset(
+    fakes: Fakes, actor: Principal | None, model_id: uuid.UUID, *, preset_id: uuid.UUID | None = None, **fields: Any
+) -> Preset:
+    values: dict[str, Any] = {"name": "Fast", "params": {"steps": 4}, **fields}
+    return await catalogue.upsert_preset(
+        actor=actor, preset_id=preset_id, model_id=model_id, uow=fakes.uow, catalogue=fakes.catalogue, **values
+    )
+
+
+# ------------------------------------------------------------------ reads
+
+
+async def test_listing_shows_active_models_of_the_asked_kind(fakes: Fakes) -> None:
+    image, video = fakes.model(slug="b-image"), fakes.model(slug="a-video", kind=ModelKind.VIDEO)
+    fakes.model(slug="c-old", active=False)
+    assert await catalogue.list_models(kind=None, catalogue=fakes.catalogue) == [image, video]
+    assert await catalogue.list_models(kind=ModelKind.VIDEO, catalogue=fakes.catalogue) == [video]
+
+
+async def test_only_admins_list_inactive_models(fakes: Fakes, admin: Principal, user: Principal) -> None:
+    old = fakes.model(active=False)
+    listed = await catalogue.list_models(kind=None, catalogue=fakes.catalogue, include_inactive=True, actor=admin)
+    assert listed == [old]
+    for actor in (user, None):
+        with pytest.raises(Forbidden):
+            await catalogue.list_models(kind=None, catalogue=fakes.catalogue, include_inactive=True, actor=actor)
+
+
+async def test_presets_are_listed_for_one_model_or_all(fakes: Fakes) -> None:
+    one, other = fakes.model(), fakes.model()
+    mine, theirs = fakes.preset(one), fakes.preset(other)
+    assert await catalogue.list_presets(model_id=one.id, catalogue=fakes.catalogue) == [mine]
+    assert set(p.id for p in await catalogue.list_presets(model_id=None, catalogue=fakes.catalogue)) == {
+        mine.id,
+        theirs.id,
+    }
+
+
+# ------------------------------------------------------------------ models
+
+
+async def test_an_admin_adds_a_model_and_every_cache_is_told(fakes: Fakes, admin: Principal) -> None:
+    model = await upsert_model(fakes, admin, name="  Flux Pro  ")
+    assert fakes.db.models[model.id] == model
+    assert (model.slug, model.name, model.cost_credits, model.is_active) == (SLUG, "Flux Pro", 12, True)
+    assert model.capabilities == STEPS and fakes.catalogue.invalidations == 1
+    assert await catalogue.list_models(kind=None, catalogue=fakes.catalogue) == [model]
+
+
+async def test_an_update_by_slug_keeps_the_id_and_what_was_left_out(fakes: Fakes, admin: Principal) -> None:
+    # given a deactivated model
+    first = await upsert_model(fakes, admin, is_active=False)
+    # when it is written again without capabilities or isActive
+    second = await upsert_model(fakes, admin, cost_credits=15, capabilities=None)
+    # then it is the same model, with the new cost and its old capabilities and state
+    assert second.id == first.id and len(fakes.db.models) == 1
+    assert (second.cost_credits, second.capabilities, second.is_active) == (15, STEPS, False)
+    assert fakes.catalogue.invalidations == 2
+
+
+async def test_a_user_may_not_write_models(fakes: Fakes, user: Principal) -> None:
+    with pytest.raises(Forbidden):
+        await upsert_model(fakes, user)
+    assert fakes.db.models == {} and fakes.catalogue.invalidations == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"provider": "openai"}, "provider"),
+        ({"slug": "Bad Slug"}, "slug"),
+        ({"cost_credits": -1}, "costCredits"),
+        ({"capabilities": {"maxInputs": 99}}, "capabilities.maxInputs"),
+        (
+            {"capabilities": {"params": {"steps": {"type": "int", "default": "many"}}}},
+            "capabilities.params.steps.default",
+        ),
+    ],
+)
+async def test_a_malformed_model_is_refused_and_nothing_changes(
+    fakes: Fakes, admin: Principal, fields: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(InvalidInput) as invalid:
+        await upsert_model(fakes, admin, **fields)
+    assert problem in [p.field for p in invalid.value.fields]
+    assert fakes.db.models == {} and fakes.catalogue.invalidations == 0
+
+
+async def test_the_operator_may_write_models(fakes: Fakes) -> None:
+    assert (await upsert_model(fakes, None)).slug == SLUG
+
+
+# ------------------------------------------------------------------ presets
+
+
+async def test_an_admin_adds_and_then_renames_a_preset(fakes: Fakes, admin: Principal) -> None:
+    model = fakes.model(**STEPS)
+    preset = await upsert_preset(fakes, admin, model.id, name=" Fast ")
+    assert fakes.db.presets[preset.id] == preset == Preset(preset.id, model.id, "Fast", {"steps": 4})
+    renamed = await upsert_preset(fakes, admin, model.id, preset_id=preset.id, name="Quick", params={"steps": 8})
+    assert renamed.id == preset.id and fakes.db.presets[preset.id].name == "Quick"
+    assert len(fakes.db.presets) == 1 and fakes.catalogue.invalidations == 2
+
+
+async def test_preset_params_must_suit_the_model(fakes: Fakes, admin: Principal) -> None:
+    model = fakes.model(**STEPS)
+    with pytest.raises(InvalidInput) as invalid:
+        await upsert_preset(fakes, admin, model.id, params={"steps": 0, "seed": 1})
+    assert sorted(p.field for p in invalid.value.fields) == ["params.seed", "params.steps"]
+    assert fakes.db.presets == {}
+
+
+async def test_a_blank_name_and_a_non_object_are_reported_together(fakes: Fakes, admin: Principal) -> None:
+    model = fakes.model(**STEPS)
+    with pytest.raises(InvalidInput) as invalid:
+        await upsert_preset(fakes, admin, model.id, name=" ", params=[1])
+    assert sorted(p.field for p in invalid.value.fields) == ["name", "params"]
+
+
+async def test_unknown_model_or_preset_and_a_move_between_models(fakes: Fakes, admin: Principal) -> None:
+    model, other = fakes.model(**STEPS), fakes.model(**STEPS)
+    preset = fakes.preset(model, steps=4)
+    with pytest.raises(NotFound) as no_model:
+        await upsert_preset(fakes, admin, uuid.uuid4())
+    with pytest.raises(NotFound) as no_preset:
+        await upsert_preset(fakes, admin, model.id, preset_id=uuid.uuid4())
+    with pytest.raises(InvalidInput) as moved:
+        await upsert_preset(fakes, admin, other.id, preset_id=preset.id)
+    assert (no_model.value.entity, no_preset.value.entity) == ("model", "preset")
+    assert moved.value.fields[0].field == "modelId"
+    assert fakes.db.presets == {preset.id: preset} and fakes.catalogue.invalidations == 0
+
+
+async def test_a_user_may_not_write_presets(fakes: Fakes, user: Principal) -> None:
+    model = fakes.model(**STEPS)
+    with pytest.raises(Forbidden):
+        await upsert_preset(fakes, user, model.id)
+    assert fakes.db.presets == {}
+
+
+# ------------------------------------------------------------------ admin settings
+
+
+async def test_an_admin_sets_and_lists_settings(fakes: Fakes, admin: Principal) -> None:
+    assert await catalogue.set_setting(actor=admin, key="site.banner", value={"text": "hi"}, uow=fakes.uow) == (
+        "site.banner",
+        {"text": "hi"},
+    )
+    await catalogue.set_setting(actor=admin, key="a_limit", value=3, uow=fakes.uow)
+    listed = await catalogue.list_settings(actor=admin, uow=fakes.uow)
+    assert listed == [("a_limit", 3), ("site.banner", {"text": "hi"})] == sorted(fakes.db.settings.items())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [
+        ("Bad Key", 1, "key"),
+        ("", 1, "key"),
+        ("ok", None, "value"),
+        ("ok", {"x": float("nan")}, "value"),
+        ("ok", "a\x00", "value"),
+    ],
+)
+async def test_bad_settings_are_refused(fakes: Fakes, admin: Principal, key: str, value: Any, field: str) -> None:
+    with pytest.raises(InvalidInput) as invalid:
+        await catalogue.set_setting(actor=admin, key=key, value=value, uow=fakes.uow)
+    assert [p.field for p in invalid.value.fields] == [field] and fakes.db.settings == {}
+
+
+async def test_users_neither_read_nor_write_settings(fakes: Fakes, user: Principal) -> None:
+    fakes.db.settings["secret"] = 1
+    with pytest.raises(Forbidden):
+        await catalogue.list_settings(actor=user, uow=fakes.uow)
+    with pytest.raises(Forbidden):
+        await catalogue.set_setting(actor=user, key="secret", value=2, uow=fakes.uow)
+    assert fakes.db.settings == {"secret": 1}
