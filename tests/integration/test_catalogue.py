@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.app import GraphQLClient, SettingsFactory, admin_token, register_user, running_app
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -235,6 +235,16 @@ async def test_grant_credits_is_idempotent_by_key(client: GraphQLClient) -> None
     assert [e["node"] for e in ledger["data"]["creditLedger"]["edges"]] == [{"kind": "GRANT", "amount": 25}]
 
 
+async def invalidation_listeners(client: GraphQLClient, count: int) -> bool:
+    """Whether `count` connections listen on the catalogue's invalidation channel."""
+    _, listeners = await client.container.redis.execute_command("PUBSUB", "NUMSUB", "genhub:catalogue:invalidate")
+    return int(listeners) >= count
+
+
+async def lists_models(client: GraphQLClient) -> bool:
+    return bool((await client.execute(MODELS))["data"]["models"])
+
+
 @pytest.mark.redis
 async def test_a_write_on_one_replica_is_seen_by_another_at_once(
     clean_postgres: str, clean_redis: str, make_settings: SettingsFactory
@@ -243,20 +253,10 @@ async def test_a_write_on_one_replica_is_seen_by_another_at_once(
     settings = make_settings(database_url=clean_postgres, redis_url=clean_redis, catalogue_cache_ttl_seconds=3600)
     async with running_app(settings) as replica_a, running_app(settings) as replica_b:
         assert (await replica_b.execute(MODELS))["data"]["models"] == []  # B has cached the empty catalogue
-        for _ in range(100):  # both replicas listen for invalidations before the write
-            _, listeners = await replica_b.container.redis.execute_command(
-                "PUBSUB", "NUMSUB", "genhub:catalogue:invalidate"
-            )
-            if int(listeners) >= 2:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: invalidation_listeners(replica_b, 2), what="both replicas to listen for invalidations")
         admin = replica_a.as_user(await admin_token(replica_a))
         # when replica A changes the catalogue
         await admin.execute(UPSERT_MODEL, model_input("fresh-model"))
         # then replica B serves the new model without waiting for its TTL
-        for _ in range(50):
-            models = (await replica_b.execute(MODELS))["data"]["models"]
-            if models:
-                break
-            await asyncio.sleep(0.05)
-        assert [m["slug"] for m in models] == ["fresh-model"]
+        await eventually(lambda: lists_models(replica_b), what="replica B to list the new model", timeout=2.5)
+        assert [m["slug"] for m in (await replica_b.execute(MODELS))["data"]["models"]] == ["fresh-model"]

@@ -12,21 +12,26 @@ import redis.asyncio as aioredis
 
 from domain.events import CreditsChanged, Event, GenerationChanged, user_channel
 from domain.generations import GenerationStatus
+from infrastructure.pubsub.bounded import BoundedBroadcast
 from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast, subscribe_events
 from tests.fixtures.app import SettingsFactory
+from tests.fixtures.waiting import eventually
 
 
-async def _wait_subscribed(broadcast: object, channel: str, redis_url: str | None) -> None:
+async def _wait_subscribed(broadcast: BoundedBroadcast, channel: str, redis_url: str | None) -> None:
+    """Until a publish on `channel` reaches the subscriber: the backend holds the subscription,
+    and on Redis the server has processed the SUBSCRIBE (it may lag a PUBLISH from another connection)."""
+    await eventually(lambda: broadcast.stats()["backend_channels"] == 1, what=f"the broadcast to subscribe {channel}")
     if redis_url is None:
-        await asyncio.sleep(0.05)
         return
     client = aioredis.Redis.from_url(redis_url)
     try:
-        for _ in range(100):
+
+        async def listened() -> bool:
             _, count = await client.execute_command("PUBSUB", "NUMSUB", channel)
-            if int(count) >= 1:
-                return
-            await asyncio.sleep(0.02)
+            return int(count) >= 1
+
+        await eventually(listened, what=f"Redis to count a subscriber of {channel}")
     finally:
         await client.aclose()
 

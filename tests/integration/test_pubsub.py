@@ -37,6 +37,7 @@ from infrastructure.pubsub import (
     subscribe_events,
 )
 from infrastructure.settings import Settings
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -106,14 +107,6 @@ def any_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = WAIT, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def numsub(client: Redis, *channels: str) -> dict[str, int]:
     raw = await client.pubsub_numsub(*channels)
     return {(name.decode() if isinstance(name, bytes) else name): int(count) for name, count in raw}
@@ -128,7 +121,7 @@ async def ensure_subscribed(broadcast: BoundedBroadcast, name: str, count: int =
         async def ready() -> bool:
             return (await numsub(client, name))[name] >= count
 
-        await wait_for(ready, what=f"SUBSCRIBE {name}")
+        await eventually(ready, what=f"SUBSCRIBE {name}")
 
 
 async def get(subscriber: object, timeout: float = WAIT) -> str:
@@ -204,7 +197,7 @@ async def test_cross_process_delivery(redis_url: str, make_broadcast: BroadcastF
             assert await first == event
         assert publisher.published == 1
         assert publisher.failures == 0
-    await wait_for(lambda: _numsub_is(replica_a, user_channel(user_id), 0), what="unsubscribe")
+    await eventually(lambda: _numsub_is(replica_a, user_channel(user_id), 0), what="unsubscribe")
     assert replica_b.stats()["channels"] == 0
 
 
@@ -254,7 +247,7 @@ async def test_slow_subscriber_is_bounded_and_fast_one_gets_everything(
         max_pending = 0
         for i in range(total):
             await broadcast.publish(name, f"m{i}")
-            await wait_for(_count_at_least(received, i + 1), what=f"fast subscriber to get m{i}")
+            await eventually(_count_at_least(received, i + 1), what=f"fast subscriber to get m{i}")
             max_pending = max(max_pending, slow.pending)
         print(
             f"\nbounded[{any_url.split(':')[0]}]: slow pending={slow.pending} (max {max_pending}), "
@@ -287,7 +280,7 @@ async def test_listener_never_waits_for_a_full_queue(make_broadcast: BroadcastFa
         async with asyncio.timeout(WAIT):
             for i in range(10_000):
                 await broadcast.publish(name, str(i))
-            await wait_for(lambda: _received(broadcast, 10_000), what="listener to dispatch the burst")
+            await eventually(lambda: _received(broadcast, 10_000), what="listener to dispatch the burst")
         assert stuck.pending == 2
         assert stuck.dropped == 9_998
 
@@ -416,6 +409,10 @@ def redis_server() -> Iterator[RedisServer]:
     server.kill()
 
 
+def failed_reconnects(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("reconnect attempt" in record.getMessage() for record in caplog.records)
+
+
 async def test_subscriber_survives_redis_restart(
     redis_server: RedisServer, make_broadcast: BroadcastFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -444,7 +441,7 @@ async def test_subscriber_survives_redis_restart(
             assert publisher.failures == 1
         # Leaving a channel and joining another while Redis is down: remembered.
         async with broadcast.subscribe(added_during_outage) as added:
-            await asyncio.sleep(0.3)  # a few failed reconnect attempts
+            await eventually(lambda: failed_reconnects(caplog) >= 2, what="two failed reconnect attempts")
             await redis_server.start()
             restarted_at = time.monotonic()
             probe = Redis.from_url(redis_server.url)
@@ -454,7 +451,7 @@ async def test_subscriber_survives_redis_restart(
                     counts = await numsub(probe, kept, added_during_outage, dropped_during_outage)
                     return counts[kept] == 1 and counts[added_during_outage] == 1
 
-                await wait_for(resubscribed, what="automatic re-subscription")
+                await eventually(resubscribed, what="automatic re-subscription")
                 resubscribed_at = time.monotonic()
                 counts = await numsub(probe, kept, added_during_outage, dropped_during_outage)
                 assert counts == {kept: 1, added_during_outage: 1, dropped_during_outage: 0}
@@ -516,7 +513,7 @@ async def test_frozen_redis_is_detected_by_ping(redis_server: RedisServer, make_
             async def lost() -> bool:
                 return backend.connection_losses >= 1
 
-            await wait_for(lost, what="the unanswered PING to be noticed")
+            await eventually(lost, what="the unanswered PING to be noticed")
             detected = time.monotonic() - started
         finally:
             os.kill(pid, signal.SIGCONT)
@@ -552,14 +549,14 @@ async def test_no_leak_after_10000_subscribe_cycles(redis_url: str, make_broadca
         counts = await numsub(client, *names)
         return not any(counts.values()) and not await client.pubsub_channels(f"{PREFIX}*")
 
-    await wait_for(redis_is_clean, what="Redis to forget the test channels")
+    await eventually(redis_is_clean, what="Redis to forget the test channels")
     pubsub = backend._pubsub
     assert pubsub is not None
 
     async def client_is_clean() -> bool:
         return not pubsub.channels and not pubsub.pending_unsubscribe_channels
 
-    await wait_for(client_is_clean, what="redis-py to confirm the unsubscribes")
+    await eventually(client_is_clean, what="redis-py to confirm the unsubscribes")
     counts = await numsub(client, *names)
     leftover = await client.pubsub_channels(f"{PREFIX}*")
     stats = broadcast.stats()
@@ -606,6 +603,6 @@ async def test_cancelled_subscribers_release_their_channel(redis_url: str, make_
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await wait_for(lambda: _numsub_is(broadcast, name, 0), what="UNSUBSCRIBE after cancellation")
+    await eventually(lambda: _numsub_is(broadcast, name, 0), what="UNSUBSCRIBE after cancellation")
     assert broadcast.stats()["channels"] == 0
     assert broadcast.stats()["backend_channels"] == 0

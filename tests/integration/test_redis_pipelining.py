@@ -21,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infrastructure.redis_pipelining import AutoPipeline
 from tests.fixtures.services import unavailable
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -146,13 +147,19 @@ async def test_an_unreachable_server_fails_every_caller_then_the_next_call_tries
             await auto.call("PING")  # a new attempt, not a remembered failure
 
 
+async def blocked_in(redis: Redis, client_id: int, command: str) -> bool:
+    """Whether the server lists that client as running `command` (a blocking one: waiting in it)."""
+    listing = (await redis.execute_command("CLIENT", "LIST", "ID", client_id)).decode()
+    return f" cmd={command} " in listing
+
+
 async def test_a_lost_connection_fails_the_commands_on_it_and_the_next_ones_reconnect(
     redis: Redis, pipeline: AutoPipeline
 ) -> None:
     # given a pipeline with its connection open and a command waiting on it
     own_id = await pipeline.call("CLIENT", "ID")
     waiting = pipeline.submit("BLPOP", "nothing-comes", 5)  # holds the connection's queue (tests only)
-    await asyncio.sleep(0.05)
+    await eventually(lambda: blocked_in(redis, own_id, "blpop"), what="the BLPOP to block on the server")
     # when the server drops that connection
     await redis.client_kill_filter(_id=own_id)
     # then the waiting command fails with a connection error, and the next command reconnects
@@ -167,7 +174,7 @@ async def test_a_connection_left_idle_is_replaced_before_its_next_use(redis: Red
     try:
         first = await auto.call("CLIENT", "ID")
         assert await auto.call("CLIENT", "ID") == first  # in use: kept
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # real idleness is the behaviour under test (the pipeline reads the loop's clock)
         second = await auto.call("CLIENT", "ID")
         # a new connection, and the old one was closed rather than left open
         assert second != first

@@ -16,7 +16,7 @@ from domain.ports import ProviderError, ProviderJob
 from infrastructure.providers.kie import KieProvider
 from infrastructure.providers.kie_wire import sign
 from infrastructure.ratelimit import MemoryRateLimiter
-from tests.integration.providers.conftest import FakeClock
+from tests.fixtures.clock import FakeClock
 from tests.integration.providers.pngcheck import assert_valid_png
 
 if TYPE_CHECKING:

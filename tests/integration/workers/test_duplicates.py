@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,10 @@ from sqlalchemy import text
 
 from domain.credits import LedgerKind
 from domain.generations import GenerationStatus
+from infrastructure.container import Container
+from infrastructure.providers.registry import ProviderRegistry
+from infrastructure.providers.simulated import SimulatedProvider
+from tests.fixtures.clock import FakeClock
 from tests.integration.workers.conftest import side_container
 from tests.integration.workers.world import COST, GRANT, World, new_world
 from workers.tasks import (
@@ -35,9 +40,33 @@ class RecordingJobs:
 
 
 @pytest.fixture
-async def world(worker_env: dict[str, str], clean_postgres: str) -> AsyncIterator[World]:
+def provider_clock() -> FakeClock:
+    """The simulated provider's clock: its job is done when the test moves this past its steps."""
+    return FakeClock(time.time())
+
+
+@pytest.fixture
+async def world(worker_env: dict[str, str], clean_postgres: str, provider_clock: FakeClock) -> AsyncIterator[World]:
     async with side_container(worker_env) as container:
-        yield await new_world(dataclasses.replace(container, jobs=RecordingJobs()))
+        yield await new_world(
+            with_simulated_clock(dataclasses.replace(container, jobs=RecordingJobs()), provider_clock)
+        )
+
+
+def with_simulated_clock(container: Container, clock: FakeClock) -> Container:
+    """The container with its simulated provider reading `clock` (the other providers as they were)."""
+    settings = container.settings
+    simulated = SimulatedProvider(
+        steps=settings.simulated_steps, step_seconds=settings.simulated_step_seconds, clock=clock
+    )
+    others = [p for name, p in container.providers.as_mapping().items() if name != simulated.name]
+    return dataclasses.replace(container, providers=ProviderRegistry([simulated, *others]))
+
+
+def finish_provider_job(world: World, clock: FakeClock) -> None:
+    """Move the provider's clock past every step of its job."""
+    settings = world.container.settings
+    clock.advance(settings.simulated_steps * settings.simulated_step_seconds + 1)
 
 
 async def count(world: World, sql: str, **params: Any) -> int:
@@ -45,7 +74,9 @@ async def count(world: World, sql: str, **params: Any) -> int:
         return int((await uow.session.execute(text(sql), params)).scalar_one())  # type: ignore[attr-defined]
 
 
-async def test_concurrent_and_repeated_tasks_submit_once_and_capture_once(world: World) -> None:
+async def test_concurrent_and_repeated_tasks_submit_once_and_capture_once(
+    world: World, provider_clock: FakeClock
+) -> None:
     # given a QUEUED generation on the simulated provider
     model = await world.model("sim-twice")
     started = await world.generate(model)
@@ -58,7 +89,7 @@ async def test_concurrent_and_repeated_tasks_submit_once_and_capture_once(world:
     submitted = await world.get(started.id)
     assert (submitted.status, submitted.submit_attempts) == (GenerationStatus.PROCESSING, 1)
     assert await count(world, "select count(*) from provider_tasks where generation_id = :g", g=started.id) == 1
-    await asyncio.sleep(0.2)  # the simulated job finishes (2 steps of 0.05 s)
+    finish_provider_job(world, provider_clock)
     # when finalize, refresh and poll all run at once, and finalize again afterwards
     await asyncio.gather(
         finalize_generation(gid, container=c),
@@ -77,14 +108,13 @@ async def test_concurrent_and_repeated_tasks_submit_once_and_capture_once(world:
     assert account == ledger and (account.balance, account.reserved) == (GRANT - COST, 0)
 
 
-async def test_cancel_racing_finalize_settles_once(world: World) -> None:
+async def test_cancel_racing_finalize_settles_once(world: World, provider_clock: FakeClock) -> None:
     # given a PROCESSING generation whose provider job is done
-
     model = await world.model("sim-cancel-race")
     started = await world.generate(model)
     c = world.container
     await submit_generation(str(started.id), container=c)
-    await asyncio.sleep(0.2)
+    finish_provider_job(world, provider_clock)
     # when the user cancels while a finalize runs
     results = await asyncio.gather(
         finalize_generation(str(started.id), container=c),
