@@ -340,8 +340,10 @@ class FakeGenerations(_Repository):
         return [dataclasses.replace(g) for g in self.tx.rows("generations").values()]
 
     def _put(self, generation: Generation) -> Generation:
-        self.tx.put("generations", generation.id, dataclasses.replace(generation, input_chunk_ids=[]))
-        return dataclasses.replace(generation)
+        # Like the SQL rows, a stored generation keeps its inputs apart (see inputs_of).
+        stored = dataclasses.replace(generation, input_chunk_ids=[])
+        self.tx.put("generations", generation.id, stored)
+        return dataclasses.replace(stored)
 
     async def add(self, generation: Generation) -> bool:
         g = generation
