@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -9,6 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.chunks import Chunk, ChunkStatus
 from domain.errors import (
@@ -482,3 +485,49 @@ async def test_input_urls_are_presigned_in_order(fakes: Fakes) -> None:
     first, second = fakes.chunk(user), fakes.chunk(user)
     urls = await chunks.input_urls([second, first], fakes.storage, EXPIRES_IN)
     assert urls == [f"https://files.test/{second.object_key}", f"https://files.test/{first.object_key}"]
+
+
+async def test_a_delete_whose_commit_fails_can_be_retried(fakes: Fakes) -> None:
+    # given a delete whose object went but whose row could not be committed
+    user = fakes.user()
+    chunk = fakes.chunk(user)
+    fakes.db.fail_next_commit = ConnectionError("database gone")
+    with pytest.raises(ConnectionError):
+        await delete(fakes, user, chunk.id)
+    assert chunk.id in fakes.db.chunks and chunk.object_key not in fakes.storage.objects
+    # when the caller retries, then the row goes too
+    assert await delete(fakes, user, chunk.id) == chunk.id and chunk.id not in fakes.db.chunks
+
+
+# ------------------------------------------------------------------ the quota, over random histories
+
+uploads = st.lists(
+    st.one_of(
+        st.tuples(st.just("upload"), st.integers(min_value=1, max_value=MAX_BYTES + 20), st.booleans()),
+        st.tuples(st.just("request"), st.integers(min_value=1, max_value=MAX_BYTES + 20), st.booleans()),
+        st.tuples(st.just("delete"), st.integers(min_value=0, max_value=9), st.booleans()),
+    ),
+    max_size=15,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(steps=uploads)
+async def test_stored_files_never_exceed_the_quota_and_rows_match_objects(steps: list[tuple[str, int, bool]]) -> None:
+    # given a user, and any history of streamed uploads (size declared or not), reservations and deletes
+    fakes = Fakes()
+    user = fakes.user()
+    for action, n, declared in steps:
+        with contextlib.suppress(InvalidInput, QuotaExceeded, NotFound):
+            if action == "upload":
+                await upload(fakes, user, Body(b"x" * n), declared=n if declared else None)
+            elif action == "request":
+                await request_upload(fakes, user, n)
+            elif fakes.db.chunks:
+                await delete(fakes, user, list(fakes.db.chunks)[n % len(fakes.db.chunks)])
+        # then the user's files stay within the quota, pending ones included
+        mine = [c for c in fakes.db.chunks.values() if c.user_id == user.id]
+        assert len(mine) <= QUOTA_COUNT and sum(c.size for c in mine) <= QUOTA_BYTES
+        # and every READY row has its object, and no object is left without a row
+        ready_keys = {c.object_key for c in mine if c.status is ChunkStatus.READY}
+        assert ready_keys == set(fakes.storage.objects)
