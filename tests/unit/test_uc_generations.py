@@ -17,7 +17,7 @@ from domain.errors import Forbidden, InsufficientCredits, InvalidInput, InvalidS
 from domain.events import CreditsChanged, GenerationChanged
 from domain.generations import Generation, GenerationStatus
 from domain.ports import RateBucket
-from domain.repositories import StartOutcome
+from domain.repositories import StartOutcome, StartStatus
 from domain.use_cases import generations
 from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK, GenerateRequest
 from domain.use_cases.rate_limits import RateRule
@@ -471,3 +471,30 @@ async def test_a_failure_while_releasing_rolls_the_cancel_back(fakes: Fakes) -> 
         await cancel(fakes, user, g.id)
     assert fakes.db.generations[g.id].status is S.QUEUED
     assert fakes.db.accounts[user.id] == CreditBalance(BALANCE, COST) and fakes.publisher.events == []
+
+
+class StarterAnswering:
+    """A starter that answers `outcome` and writes nothing (what a concurrent first call can make the store say)."""
+
+    def __init__(self, outcome: StartOutcome) -> None:
+        self.outcome = outcome
+
+    async def start(self, generation: Generation, reservation: LedgerEntry | None) -> StartOutcome:
+        return self.outcome
+
+
+async def test_a_key_whose_first_call_is_still_being_written_asks_for_a_retry(fakes: Fakes) -> None:
+    user = fakes.user(balance=BALANCE)
+    model = fakes.model(cost=COST)
+    in_flight = StarterAnswering(StartOutcome(StartStatus.REPLAYED, None))
+    with pytest.raises(InvalidState, match="retry"):
+        await generate(fakes, user, GenerateRequest(model.id, PROMPT, idempotency_key=KEY), starter=in_flight)
+    assert fakes.jobs.kicked == [] and fakes.publisher.events == []
+
+
+async def test_insufficient_without_an_account_reports_nothing_available(fakes: Fakes) -> None:
+    user = fakes.user()
+    model = fakes.model(cost=COST)
+    with pytest.raises(InsufficientCredits) as refused:
+        await generate(fakes, user, GenerateRequest(model.id, PROMPT))
+    assert (refused.value.required, refused.value.available) == (COST, 0)
