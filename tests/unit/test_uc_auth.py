@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.credits import CreditBalance
 from domain.errors import EmailTaken, InvalidCredentials, InvalidInput, RateLimited
@@ -211,3 +214,32 @@ async def test_find_user_normalises_the_address(fakes: Fakes) -> None:
     found = await auth.find_user(email=f" {NORMALISED.upper()} ", uow=fakes.uow)
     assert found is not None and found.id == session.user.id
     assert await auth.find_user(email="nobody@example.com", uow=fakes.uow) is None
+
+
+# ------------------------------------------------------------------ refresh families, over random histories
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.tuples(st.sampled_from(["login", "rotate", "replay"]), st.integers(0, 20)), max_size=15))
+async def test_a_family_has_one_live_token_until_a_replay_revokes_all_of_it(steps: list[tuple[str, int]]) -> None:
+    # given a registered user, and any history of sign-ins, rotations and replays of spent tokens
+    fakes = Fakes()
+    families: list[list[str]] = [[(await register(fakes)).refresh_token]]
+    for action, n in steps:
+        fakes.clock.advance(1)
+        family = families[n % len(families)]
+        spent = family[n % len(family)]
+        if action == "login":
+            families.append([(await login(fakes)).refresh_token])
+        elif action == "replay" and spent != family[-1]:
+            with pytest.raises(InvalidCredentials):  # a spent token never opens a session
+                await refresh(fakes, spent)
+        else:
+            with contextlib.suppress(InvalidCredentials):  # the newest one fails only once its family is revoked
+                family.append((await refresh(fakes, family[-1])).refresh_token)
+        # then per family: either every token is revoked, or exactly its newest one is live
+        for tokens in families:
+            records = [stored_token(fakes, t) for t in tokens]
+            live = [r for r in records if r.used_at is None and r.revoked_at is None]
+            assert {r.family_id for r in records} == {records[0].family_id}
+            assert all(r.revoked_at for r in records) or live == [records[-1]]
