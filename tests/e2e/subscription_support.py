@@ -32,6 +32,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from infrastructure.settings import Settings
+from tests.fixtures.credits import grant_credits
 
 BIN = Path(sys.executable).parent
 GENHUB = str(BIN / "genhub")
@@ -296,18 +297,7 @@ async def app_container(settings: Settings) -> AsyncIterator[Any]:
 
 async def grant(container: Any, user_id: uuid.UUID, amount: int) -> None:
     """Credits through the use case: the CreditsChanged event goes out on the container's fan-out."""
-    from domain.use_cases import credits
-
-    await credits.grant(
-        actor=None,
-        user_id=user_id,
-        amount=amount,
-        reason="subscription test",
-        idempotency_key=None,
-        uow=container.uow(),
-        publisher=container.publisher,
-        clock=container.clock,
-    )
+    await grant_credits(container, user_id, amount, reason="subscription test")
 
 
 # ---------------------------------------------------------------- WebSocket clients

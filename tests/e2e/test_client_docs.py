@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from infrastructure.providers.png import render_png
-from tests.e2e.server import serve
+from tests.fixtures.server import serve
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from infrastructure.providers.png import render_png
-from tests.e2e.server import Server, serve
+from tests.fixtures.server import Server, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

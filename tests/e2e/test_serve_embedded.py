@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import serve
+from tests.fixtures.server import serve
 
 pytestmark = pytest.mark.slow
 

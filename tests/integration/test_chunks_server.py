@@ -7,16 +7,11 @@ once streamed by hand from a generator with chunked transfer encoding.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +19,10 @@ import httpx
 import pytest
 
 from tests.fixtures.s3 import MOTO_ACCESS_KEY, MOTO_SECRET_KEY
+from tests.fixtures.server import serve
 
 pytestmark = pytest.mark.postgres
 
-GENHUB = str(Path(sys.executable).with_name("genhub"))
 PREFLIGHT = {"GraphQL-Require-Preflight": "1"}
 REGISTER = """
 mutation Register($email: String!, $password: String!) {
@@ -58,43 +53,6 @@ mutation Complete($id: ID!) {
 }
 """
 DOWNLOAD_URL = "mutation Url($id: ID!) { chunkDownloadUrl(id: $id) { __typename ... on DownloadUrl { url } } }"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def genhub_serve(env: dict[str, str], cwd: Path) -> Iterator[str]:
-    """`genhub serve` on a free port whose PUBLIC_BASE_URL is itself (local signed URLs point back at it)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "STORAGE_", "S3_"))}
-    full_env.update({"PORT": str(port), "PUBLIC_BASE_URL": url, **env})
-    log_path = cwd / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen([GENHUB, "serve"], cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"genhub serve exited:\n{log_path.read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"genhub serve did not start:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def streamed_multipart(
@@ -137,8 +95,8 @@ async def test_chunks_through_the_real_server(
             S3_ADDRESSING_STYLE="path",
             S3_CREATE_BUCKET="true",
         )
-    with genhub_serve(env, tmp_path) as base:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+    with serve(env, tmp_path, public_url=True) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             registered = await http.post(
                 "/graphql",
                 json={"query": REGISTER, "variables": {"email": "u@example.com", "password": "correct horse battery"}},
@@ -179,7 +137,7 @@ async def test_chunks_through_the_real_server(
                     "/graphql", json={"query": DOWNLOAD_URL, "variables": {"id": result["chunk"]["id"]}}, headers=auth
                 )
                 url = signed.json()["data"]["chunkDownloadUrl"]["url"]
-                assert url.startswith(base if backend == "local" else moto_server)
+                assert url.startswith(server.url if backend == "local" else moto_server)
                 downloaded = await http.get(url)
                 assert downloaded.status_code == 200
                 assert downloaded.content == content

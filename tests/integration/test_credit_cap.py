@@ -10,9 +10,9 @@ import pytest
 
 from domain.credits import MAX_BALANCE, LedgerKind
 from domain.pagination import PageRequest
-from domain.use_cases import credits
 from infrastructure import cli
 from tests.fixtures.app import GraphQLClient, SettingsFactory, admin_token, register_user, running_app
+from tests.fixtures.credits import grant_credits
 
 pytestmark = pytest.mark.postgres
 
@@ -37,17 +37,8 @@ async def client(clean_postgres: str, make_settings: SettingsFactory) -> AsyncIt
 
 async def near_the_cap(client: GraphQLClient, user_id: str, room: int) -> None:
     """An operator adjustment that leaves `room` credits below the maximum balance."""
-    c = client.container
-    await credits.grant(
-        actor=None,
-        user_id=uuid.UUID(user_id),
-        amount=MAX_BALANCE - room,
-        reason="years of top-ups",
-        idempotency_key=None,
-        uow=c.uow(),
-        publisher=c.publisher,
-        clock=c.clock,
-        kind=LedgerKind.ADJUST,
+    await grant_credits(
+        client.container, uuid.UUID(user_id), MAX_BALANCE - room, reason="years of top-ups", kind=LedgerKind.ADJUST
     )
 
 

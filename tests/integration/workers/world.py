@@ -13,10 +13,11 @@ from domain.credits import CreditBalance, LedgerEntry
 from domain.generations import Generation
 from domain.pagination import PageRequest
 from domain.repositories import Asset
-from domain.use_cases import catalogue, credits
+from domain.use_cases import catalogue
 from domain.use_cases.generations import GenerateRequest, cancel, generate
 from domain.users import Principal, Role, User
 from infrastructure.container import Container
+from tests.fixtures.credits import grant_credits
 
 COST = 10
 GRANT = 100
@@ -107,14 +108,5 @@ async def new_world(container: Container, email: str | None = None) -> World:
         await uow.users.add(user)
         await uow.credits.ensure_account(user.id)
         await uow.commit()
-    await credits.grant(
-        actor=None,
-        user_id=user.id,
-        amount=GRANT,
-        reason="test credits",
-        idempotency_key=None,
-        uow=c.uow(),
-        publisher=c.publisher,
-        clock=c.clock,
-    )
+    await grant_credits(c, user.id, GRANT)
     return World(c, user)
