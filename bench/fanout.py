@@ -80,6 +80,7 @@ def pct(values: list[float], q: float) -> float:
 
 @dataclass
 class Plan:
+    model: str
     users: list[str]
     generations: list[str]
     tokens: list[str]
@@ -120,7 +121,7 @@ async def seed(url: str, users: int) -> Plan:
         refresh_ttl=60,
     )
     model_id = uuid.uuid4()
-    plan = Plan([], [], [])
+    plan = Plan(str(model_id), [], [], [])
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         await conn.execute(
@@ -284,7 +285,7 @@ async def fanout(
     connect_s = time.monotonic() - started
     await asyncio.sleep(1.0)
     plan_file = Path(args.tmp) / "plan.json"
-    plan_file.write_text(json.dumps({"users": plan.users, "generations": plan.generations}))
+    plan_file.write_text(json.dumps({"model": plan.model, "users": plan.users, "generations": plan.generations}))
 
     async def publish(events: int, offset: int) -> dict[str, Any]:
         publisher = await asyncio.create_subprocess_exec(
@@ -357,6 +358,7 @@ async def fanout(
         "warmup_p99_ms": pct(warmup, 0.99) * 1000,
         "warmup_max_ms": max(warmup, default=float("nan")) * 1000,
         "server_cpu_pct": cpu / published["seconds"] * 100,
+        "server_cpu_ms_per_event": cpu / max(1, published["published"]) * 1000,
         "client_cpu_pct": client_cpu / published["seconds"] * 100,
         "rss_idle_mib": rss_idle,
         "rss_before_mib": rss_before,
@@ -366,14 +368,16 @@ async def fanout(
 
 
 async def publish_main(args: argparse.Namespace) -> None:
-    """The worker side: BroadcastPublisher on Redis, K events at a fixed rate."""
+    """The worker side: BroadcastPublisher on Redis, K events at a fixed rate, each with its snapshot."""
     from domain.events import GenerationChanged
-    from domain.generations import GenerationStatus
+    from domain.generations import Generation, GenerationStatus
     from infrastructure.pubsub import BoundedBroadcast, BroadcastPublisher, RedisPubSubBackend
 
     plan = json.loads(Path(args.plan).read_text())
     users = [uuid.UUID(u) for u in plan["users"]]
     generations = [uuid.UUID(g) for g in plan["generations"]]
+    model_id = uuid.UUID(plan["model"])
+    created = datetime.now(UTC)
     broadcast = BoundedBroadcast(backend=RedisPubSubBackend(args.redis_url))
     await broadcast.connect()
     publisher = BroadcastPublisher(broadcast)
@@ -389,16 +393,21 @@ async def publish_main(args: argparse.Namespace) -> None:
         k = i % len(users)
         # Rises for every generation across runs (offset): no event is a duplicate or stale.
         progress = ((args.offset + i) // len(users) + 1) / 1_000_000
-        await publisher.publish(
-            GenerationChanged(
-                generation_id=generations[k],
-                user_id=users[k],
-                status=GenerationStatus.PROCESSING,
-                previous_status=GenerationStatus.PROCESSING,
-                progress=progress,
-                at=datetime.now(UTC),
-            )
+        now = datetime.now(UTC)
+        # As seeded (see seed()), at this progress: what the worker's set_progress returns.
+        generation = Generation(
+            generations[k],
+            users[k],
+            model_id,
+            "bench",
+            GenerationStatus.PROCESSING,
+            created,
+            now,
+            progress=progress,
+            reserved_credits=1,
+            submit_attempts=1,
         )
+        await publisher.publish(GenerationChanged.of(generation, GenerationStatus.PROCESSING, now))
     seconds = time.perf_counter() - started
     await broadcast.disconnect()
     print(
@@ -512,7 +521,8 @@ async def bench(args: argparse.Namespace) -> None:
                         f"max {r['warmup_max_ms']:.1f} ms"
                     )
                     print(
-                        f"    CPU while publishing: server {r['server_cpu_pct']:.0f}%, "
+                        f"    CPU while publishing: server {r['server_cpu_pct']:.0f}% "
+                        f"({r['server_cpu_ms_per_event']:.2f} ms per event), "
                         f"subscribers' client {r['client_cpu_pct']:.0f}% of one core"
                     )
                     print(

@@ -234,7 +234,7 @@ class SubscriptionRouter(GraphQLRouter[Context, None]):
         self.routes[:] = [route for route in self.routes if isinstance(route, APIWebSocketRoute)]
 
     def feed(self, container: Container) -> BroadcastFeed:
-        """One feed per process (per container), so snapshot reads are shared by every connection."""
+        """One feed per process (per container), so each message is decoded once for every connection."""
         if self._feed is None or self._feed.container is not container:
             self._feed = BroadcastFeed(container)
         return self._feed

@@ -49,15 +49,8 @@ async def publish_all(publisher: EventPublisher, events: list[Event]) -> None:
 
 
 def changed(generation: Generation, previous: GenerationStatus | None, at: datetime) -> GenerationChanged:
-    return GenerationChanged(
-        generation_id=generation.id,
-        user_id=generation.user_id,
-        status=generation.status,
-        previous_status=previous,
-        progress=generation.progress,
-        at=at,
-        board_id=generation.board_id,
-    )
+    """The event of a change just committed, carrying ``generation`` as committed (subscribers show it)."""
+    return GenerationChanged.of(generation, previous, at)
 
 
 async def _validate(

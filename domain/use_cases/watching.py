@@ -1,11 +1,13 @@
 """Watching state change live: what a subscriber is shown, and when its watch ends.
 
-A generation event is delivered as the transition it announces (its status, progress,
-previous status and time) on top of the generation as committed, read after the event
-arrived (prompt, model, outputs...). Per generation a subscriber only ever moves forward
-in the state machine's order (status rank, then progress): an event that arrives late
-(after a newer state was shown, e.g. the API's QUEUED after the worker's SUBMITTING) or
-twice is skipped, so a UI never goes backwards, whatever the clocks of the publishers say.
+A generation event is delivered as the snapshot it carries: the generation as its
+publisher committed it, with the status it left and when (relations such as the model
+and outputs are resolved per delivery by the GraphQL layer), so no event costs a read
+(except the access re-check of a viewer who is not the owner). Per generation a
+subscriber only ever moves forward in the state machine's order (status rank, then
+progress): an event that arrives late (after a newer state was shown, e.g. the API's
+QUEUED after the worker's SUBMITTING) or twice is skipped, so a UI never goes
+backwards, whatever the clocks of the publishers say.
 
 Credit events carry the balance after their move and are delivered as they are.
 
@@ -43,11 +45,8 @@ class ChangeFeed(Protocol):
 
     def events_of(self, user_id: uuid.UUID) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
         """Subscribed on enter (events published afterwards are delivered); iteration ends
-        when the feed closes (server shutdown)."""
-        ...
-
-    async def generation_after(self, event: GenerationChanged) -> Generation | None:
-        """The generation as committed when (or after) ``event`` was published; no access check."""
+        when the feed closes (server shutdown). A ``GenerationChanged`` carries its
+        ``generation`` (one without it is skipped)."""
         ...
 
 
@@ -78,7 +77,7 @@ def position(status: GenerationStatus, progress: float) -> Position:
 
 
 def as_announced(generation: Generation, event: GenerationChanged) -> Generation:
-    """The stored generation with the status and progress the event announced."""
+    """A generation read after ``event`` (which carried none), shown as the event announced it."""
     if generation.status == event.status and generation.progress == event.progress:
         return generation
     if event.status.is_final:
@@ -139,12 +138,12 @@ async def watch_generation(
         async for event in events:
             if not isinstance(event, GenerationChanged) or event.generation_id != generation_id:
                 continue
-            if position(event.status, event.progress) <= shown:
+            if event.generation is None or position(event.status, event.progress) <= shown:
                 continue  # already shown, or overtaken by a newer state
             check_not_expired(clock, expires_at)
-            stored = await _readable(uow, await feed.generation_after(event), principal)
+            snapshot = await _readable(uow, event.generation, principal)
             shown = position(event.status, event.progress)
-            yield GenerationUpdate(as_announced(stored, event), event.previous_status, event.at)
+            yield GenerationUpdate(snapshot, event.previous_status, event.at)
             if event.status.is_final:
                 return
     raise FeedClosed()
@@ -160,19 +159,19 @@ async def watch_my_generations(
         async for event in events:
             if not isinstance(event, GenerationChanged):
                 continue
+            snapshot = event.generation
+            if snapshot is None or snapshot.user_id != principal.user_id:
+                continue
             at = position(event.status, event.progress)
             before = shown.get(event.generation_id)
             if before is not None and at <= before:
                 continue
             check_not_expired(clock, expires_at)
-            stored = await feed.generation_after(event)
-            if stored is None or stored.user_id != principal.user_id:
-                continue
             shown[event.generation_id] = at
             shown.move_to_end(event.generation_id)
             if len(shown) > RECENT_GENERATIONS:
                 shown.popitem(last=False)
-            yield GenerationUpdate(as_announced(stored, event), event.previous_status, event.at)
+            yield GenerationUpdate(snapshot, event.previous_status, event.at)
     raise FeedClosed()
 
 

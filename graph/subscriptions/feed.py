@@ -1,65 +1,32 @@
-"""The ChangeFeed of the watchers on this process's broadcast, with shared snapshot reads.
+"""The ChangeFeed of the watchers on this process's broadcast.
 
-Every subscriber of a user receives the same event at the same moment; the database read
-behind it (the generation as committed) is made once per event and shared
-(single flight, remembered for the last ``memo_size`` events), so fan-out to N subscribers
-costs one query, not N.
+Every subscriber of a user receives the same message at the same moment: it is decoded
+once for all of them (``Decoder``), and the generation event carries its snapshot, so
+delivering it to N subscribers reads nothing from the database.
 
-Progress events (PROCESSING -> PROCESSING, the bulk of a generation's events) need no
-read at all: while the status stays the same, nothing a subscriber sees changes except
-what the event itself carries (progress, time), so the row read for the last status
-change is reused (an LRU of ``rows_size`` generations). Every status change is read.
+An event without a snapshot (from a publisher older than snapshots during a rolling
+deploy, or one whose snapshot was too large for the wire) is completed by reading the
+generation for that subscriber, shown as the event announced it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from collections.abc import AsyncIterator
 
 from broadcaster._base import Unsubscribed
 
 from domain.events import Event, GenerationChanged, user_channel
-from domain.generations import Generation
+from domain.repositories import UnitOfWorkFactory
+from domain.use_cases.watching import as_announced
 from infrastructure.container import Container
 from infrastructure.pubsub import BoundedSubscriber, decode_event
 
 log = logging.getLogger("genhub.subscriptions")
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class SingleFlight(Generic[K, V]):
-    """One load per key however many await it; the last ``size`` results are kept."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[K, asyncio.Future[V]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
-        future = self._entries.get(key)
-        if future is None:
-            future = asyncio.ensure_future(load())
-            future.add_done_callback(lambda done: self._settle(key, done))
-            self._entries[key] = future
-            if len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-        # Shielded: one subscriber leaving must not cancel the read the others wait for.
-        return await asyncio.shield(future)
-
-    def _settle(self, key: K, future: asyncio.Future[V]) -> None:
-        failed = future.cancelled() or future.exception() is not None
-        # A failed read is not remembered: the next subscriber tries again.
-        if failed and self._entries.get(key) is future:
-            del self._entries[key]
 
 
 class Decoder:
@@ -82,10 +49,15 @@ class Decoder:
 class UserEvents:
     """The decoded events of one user's subscription; garbled or foreign messages are skipped."""
 
-    def __init__(self, subscriber: BoundedSubscriber, user_id: uuid.UUID, decode: Decoder) -> None:
+    def __init__(
+        self, subscriber: BoundedSubscriber, user_id: uuid.UUID, decode: Decoder, uow: UnitOfWorkFactory
+    ) -> None:
         self._subscriber = subscriber
         self._user_id = user_id
         self._decode = decode
+        self._uow = uow
+        #: Events that came without a snapshot and were completed by a database read.
+        self.read_back = 0
 
     def __aiter__(self) -> UserEvents:
         return self
@@ -104,42 +76,31 @@ class UserEvents:
             if event.user_id != self._user_id:
                 log.warning("skipping an event of another user on %s", self._subscriber.channel)
                 continue
+            if isinstance(event, GenerationChanged) and event.generation is None:
+                completed = await self._read_back(event)
+                if completed is None:
+                    continue
+                return completed
             return event
+
+    async def _read_back(self, event: GenerationChanged) -> GenerationChanged | None:
+        self.read_back += 1
+        async with self._uow() as uow:
+            stored = await uow.generations.get(event.generation_id)
+        if stored is None or stored.user_id != event.user_id:
+            return None  # deleted since: nothing to show
+        shown = as_announced(stored, event)
+        return dataclasses.replace(event, board_id=shown.board_id, generation=shown)
 
 
 class BroadcastFeed:
-    """``domain.use_cases.watching.ChangeFeed`` on ``container.broadcast`` and the database."""
+    """``domain.use_cases.watching.ChangeFeed`` on ``container.broadcast``."""
 
-    def __init__(self, container: Container, *, memo_size: int = 1024, rows_size: int = 4096) -> None:
+    def __init__(self, container: Container) -> None:
         self.container = container
-        self._generations: SingleFlight[tuple[object, ...], Generation | None] = SingleFlight(memo_size)
-        self._rows: OrderedDict[uuid.UUID, Generation] = OrderedDict()
-        self._rows_size = rows_size
         self._decode = Decoder()
-        #: Database reads made for events (the rest were shared or reused).
-        self.reads = 0
 
     @contextlib.asynccontextmanager
     async def events_of(self, user_id: uuid.UUID) -> AsyncIterator[AsyncIterator[Event]]:
         async with self.container.broadcast.subscribe(user_channel(user_id)) as subscriber:
-            yield UserEvents(subscriber, user_id, self._decode)
-
-    async def generation_after(self, event: GenerationChanged) -> Generation | None:
-        row = self._rows.get(event.generation_id)
-        if row is not None and row.status == event.status and not event.status.is_final:
-            self._rows.move_to_end(event.generation_id)
-            return row
-
-        async def load() -> Generation | None:
-            self.reads += 1
-            async with self.container.uow() as uow:
-                return await uow.generations.get(event.generation_id)
-
-        key = (event.generation_id, event.status, event.progress, event.at)
-        found = await self._generations.get(key, load)
-        if found is not None:
-            self._rows[found.id] = found
-            self._rows.move_to_end(found.id)
-            if len(self._rows) > self._rows_size:
-                self._rows.popitem(last=False)
-        return found
+            yield UserEvents(subscriber, user_id, self._decode, self.container.uow)

@@ -8,7 +8,7 @@ Built on broadcaster's API (``connect``/``disconnect``/``publish``/``subscribe``
 - ``redis_backend``: :class:`RedisPubSubBackend`, a backend on ``redis.asyncio`` that
   reconnects with backoff and re-subscribes every active channel after a Redis restart.
 - ``publisher``: :class:`BroadcastPublisher` (the ``EventPublisher`` port, best effort),
-  :func:`open_broadcast` (``memory://`` or Redis from settings) and :func:`subscribe_events`.
+  and :func:`open_broadcast` (``memory://`` or Redis from settings).
 
 Redis pub/sub is fire-and-forget: an event published while a replica is disconnected
 from Redis is lost for that replica's subscribers. Clients treat a subscription as a
@@ -17,7 +17,7 @@ hint and re-read state (query) after they (re)connect.
 
 from infrastructure.pubsub.bounded import BoundedBroadcast, BoundedSubscriber
 from infrastructure.pubsub.codec import decode_event, encode_event, event_from_dict, event_to_dict
-from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast, subscribe_events
+from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast
 from infrastructure.pubsub.redis_backend import PubSubUnavailable, RedisPubSubBackend
 
 __all__ = [
@@ -31,5 +31,4 @@ __all__ = [
     "event_from_dict",
     "event_to_dict",
     "open_broadcast",
-    "subscribe_events",
 ]

@@ -4,6 +4,14 @@ An event is a JSON object with a ``"type"`` field (``"GenerationChanged"`` or
 ``"CreditsChanged"``) and its fields: UUIDs as strings, datetimes as ISO-8601 with a
 UTC offset, statuses as their string value, numbers as JSON numbers.
 
+A ``GenerationChanged`` also carries ``"snapshot"``: the generation as the publisher
+committed it, every field of the domain ``Generation`` except those already at the top
+level (``generation_id``, ``user_id``, ``status``, ``progress``, ``board_id``), so a
+subscriber shows it without reading the row back. An event without it is still valid:
+publishers older than snapshots send none, and :func:`encode_event` leaves it out when
+the event would exceed ``MAX_MESSAGE_BYTES`` (params are bounded only by the request size);
+subscribers then read the generation back (``graph.subscriptions.feed``).
+
 Messages arrive from Redis, so decoding treats them as untrusted: anything that is not
 exactly a well-formed event raises ``ValueError`` (the subscriber side skips it).
 Unknown extra keys are ignored, so a newer publisher can add fields during a rolling
@@ -20,12 +28,15 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from domain.events import CreditsChanged, Event, GenerationChanged
-from domain.generations import GenerationStatus
+from domain.generations import Generation, GenerationStatus
 
 GENERATION_CHANGED: Final = "GenerationChanged"
 CREDITS_CHANGED: Final = "CreditsChanged"
 
-#: Larger messages are rejected before parsing (a real event is ~300 bytes).
+#: Larger messages are rejected before parsing. A thin event is ~300 bytes; a snapshot with
+#: the longest prompt (4,000 characters), error message (2,000) and idempotency key (128),
+#: every character escaped as ``\u00XX``, and 16 inputs is about 38 KB: the rest is room for
+#: params. A bigger event is published without its snapshot (see the module docstring).
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 
 
@@ -39,10 +50,41 @@ def _iso(value: datetime) -> str:
     return value.isoformat()
 
 
-def event_to_dict(event: Event) -> dict[str, Any]:
-    """The JSON-ready dict of an event (with its ``"type"``)."""
+def _iso_opt(value: datetime | None) -> str | None:
+    return None if value is None else _iso(value)
+
+
+def _str_opt(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def snapshot_to_dict(g: Generation) -> dict[str, Any]:
+    """The fields of a generation that the event's top level does not carry already."""
+    return {
+        "model_id": str(g.model_id),
+        "preset_id": _str_opt(g.preset_id),
+        "prompt": g.prompt,
+        "params": g.params,
+        "reserved_credits": g.reserved_credits,
+        "charged_credits": g.charged_credits,
+        "error_code": g.error_code,
+        "error_message": g.error_message,
+        "provider_task_id": g.provider_task_id,
+        "idempotency_key": g.idempotency_key,
+        "created_at": _iso(g.created_at),
+        "updated_at": _iso(g.updated_at),
+        "finished_at": _iso_opt(g.finished_at),
+        "deadline_at": _iso_opt(g.deadline_at),
+        "submit_attempts": g.submit_attempts,
+        "next_attempt_at": _iso_opt(g.next_attempt_at),
+        "input_chunk_ids": [str(c) for c in g.input_chunk_ids],
+    }
+
+
+def event_to_dict(event: Event, *, snapshot: bool = True) -> dict[str, Any]:
+    """The JSON-ready dict of an event (with its ``"type"``); ``snapshot=False``: the thin form."""
     if isinstance(event, GenerationChanged):
-        return {
+        data: dict[str, Any] = {
             "type": GENERATION_CHANGED,
             "generation_id": str(event.generation_id),
             "user_id": str(event.user_id),
@@ -50,8 +92,11 @@ def event_to_dict(event: Event) -> dict[str, Any]:
             "previous_status": event.previous_status.value if event.previous_status is not None else None,
             "progress": event.progress,
             "at": _iso(event.at),
-            "board_id": str(event.board_id) if event.board_id is not None else None,
+            "board_id": _str_opt(event.board_id),
         }
+        if snapshot and event.generation is not None:
+            data["snapshot"] = snapshot_to_dict(event.generation)
+        return data
     if isinstance(event, CreditsChanged):
         return {
             "type": CREDITS_CHANGED,
@@ -63,9 +108,19 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     raise TypeError(f"not a domain event: {type(event).__name__}")
 
 
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
 def encode_event(event: Event) -> str:
-    """Compact JSON text of an event. Raises ``ValueError`` for a non-finite progress."""
-    return json.dumps(event_to_dict(event), separators=(",", ":"), allow_nan=False)
+    """Compact JSON text of an event, thin when its snapshot would not fit ``MAX_MESSAGE_BYTES``.
+
+    Raises ``ValueError`` for a non-finite number (progress, or in params).
+    """
+    text = _dumps(event_to_dict(event))
+    if isinstance(event, GenerationChanged) and len(text.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
+        return _dumps(event_to_dict(event, snapshot=False))
+    return text
 
 
 # ------------------------------------------------------------------ decode
@@ -97,12 +152,54 @@ def _status(value: Any, key: str) -> GenerationStatus:
 
 def _datetime(data: Mapping[str, Any], key: str) -> datetime:
     value = _field(data, key)
+    return _aware(value, key)
+
+
+def _datetime_opt(data: Mapping[str, Any], key: str) -> datetime | None:
+    value = _field(data, key)
+    return None if value is None else _aware(value, key)
+
+
+def _aware(value: Any, key: str) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"field {key!r} must be an ISO-8601 string")
     parsed = datetime.fromisoformat(value)  # raises ValueError
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"field {key!r} has no timezone")
     return parsed
+
+
+def _text(data: Mapping[str, Any], key: str) -> str:
+    value = _field(data, key)
+    if not isinstance(value, str):
+        raise ValueError(f"field {key!r} must be a string")
+    return value
+
+
+def _text_opt(data: Mapping[str, Any], key: str) -> str | None:
+    value = _field(data, key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"field {key!r} must be a string or null")
+    return value
+
+
+def _uuid_opt(data: Mapping[str, Any], key: str) -> uuid.UUID | None:
+    value = _field(data, key)
+    return None if value is None else _uuid(value, key)
+
+
+def _uuids(data: Mapping[str, Any], key: str) -> list[uuid.UUID]:
+    value = _field(data, key)
+    if not isinstance(value, list):
+        raise ValueError(f"field {key!r} must be a list")
+    return [_uuid(item, key) for item in value]
+
+
+def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = _field(data, key)
+    if not isinstance(value, dict):
+        raise ValueError(f"field {key!r} must be a JSON object")
+    return value
 
 
 def _int(data: Mapping[str, Any], key: str) -> int:
@@ -119,6 +216,44 @@ def _float(data: Mapping[str, Any], key: str) -> float:
     return float(value)
 
 
+def _snapshot(
+    data: Any,
+    *,
+    generation_id: uuid.UUID,
+    user_id: uuid.UUID,
+    status: GenerationStatus,
+    progress: float,
+    board_id: uuid.UUID | None,
+) -> Generation:
+    """The generation of a ``"snapshot"`` object, completed by the event's top-level fields."""
+    if not isinstance(data, dict):
+        raise ValueError("field 'snapshot' must be a JSON object")
+    return Generation(
+        id=generation_id,
+        user_id=user_id,
+        model_id=_uuid(_field(data, "model_id"), "model_id"),
+        prompt=_text(data, "prompt"),
+        status=status,
+        created_at=_datetime(data, "created_at"),
+        updated_at=_datetime(data, "updated_at"),
+        params=_object(data, "params"),
+        board_id=board_id,
+        preset_id=_uuid_opt(data, "preset_id"),
+        progress=progress,
+        error_code=_text_opt(data, "error_code"),
+        error_message=_text_opt(data, "error_message"),
+        reserved_credits=_int(data, "reserved_credits"),
+        charged_credits=_int(data, "charged_credits"),
+        provider_task_id=_text_opt(data, "provider_task_id"),
+        idempotency_key=_text_opt(data, "idempotency_key"),
+        finished_at=_datetime_opt(data, "finished_at"),
+        deadline_at=_datetime_opt(data, "deadline_at"),
+        submit_attempts=_int(data, "submit_attempts"),
+        next_attempt_at=_datetime_opt(data, "next_attempt_at"),
+        input_chunk_ids=_uuids(data, "input_chunk_ids"),
+    )
+
+
 def event_from_dict(data: Mapping[str, Any]) -> Event:
     """Rebuild an event from its dict; raises ``ValueError`` when it is not a valid event."""
     if not isinstance(data, Mapping):
@@ -127,14 +262,30 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     if kind == GENERATION_CHANGED:
         previous = data.get("previous_status")
         board = data.get("board_id")
+        generation_id = _uuid(_field(data, "generation_id"), "generation_id")
+        user_id = _uuid(_field(data, "user_id"), "user_id")
+        status = _status(_field(data, "status"), "status")
+        progress = _float(data, "progress")
+        board_id = None if board is None else _uuid(board, "board_id")
+        snapshot = data.get("snapshot")
         return GenerationChanged(
-            generation_id=_uuid(_field(data, "generation_id"), "generation_id"),
-            user_id=_uuid(_field(data, "user_id"), "user_id"),
-            status=_status(_field(data, "status"), "status"),
+            generation_id=generation_id,
+            user_id=user_id,
+            status=status,
             previous_status=None if previous is None else _status(previous, "previous_status"),
-            progress=_float(data, "progress"),
+            progress=progress,
             at=_datetime(data, "at"),
-            board_id=None if board is None else _uuid(board, "board_id"),
+            board_id=board_id,
+            generation=None
+            if snapshot is None
+            else _snapshot(
+                snapshot,
+                generation_id=generation_id,
+                user_id=user_id,
+                status=status,
+                progress=progress,
+                board_id=board_id,
+            ),
         )
     if kind == CREDITS_CHANGED:
         return CreditsChanged(

@@ -1,30 +1,26 @@
-"""The ``EventPublisher`` port on a broadcast, the broadcast factory and the subscribe helper.
+"""The ``EventPublisher`` port on a broadcast, and the broadcast factory.
 
 Usage::
 
     broadcast = await open_broadcast(get_settings())     # memory:// or Redis
     publisher = BroadcastPublisher(broadcast)             # EventPublisher for the use cases
-    await publisher.publish(GenerationChanged(...))       # never raises
-
-    async for event in subscribe_events(broadcast, user_id):   # GraphQL subscription body
-        ...
-
+    await publisher.publish(GenerationChanged.of(generation, previous, at))   # never raises
     await broadcast.disconnect()                          # at shutdown
+
+Subscribers read a user's channel through ``graph.subscriptions.feed``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 
 from broadcaster import Broadcast
-from broadcaster._base import Unsubscribed
 
 from domain.events import Event, user_channel
 from infrastructure.pubsub.bounded import BoundedBroadcast
-from infrastructure.pubsub.codec import decode_event, encode_event
+from infrastructure.pubsub.codec import encode_event
 from infrastructure.pubsub.redis_backend import RedisPubSubBackend
 from infrastructure.redis_pipelining import AutoPipeline
 from infrastructure.settings import Settings
@@ -115,29 +111,3 @@ async def open_broadcast(settings: Settings, *, publish_pipeline: AutoPipeline |
     broadcast = create_broadcast(settings, publish_pipeline=publish_pipeline)
     await broadcast.connect()
     return broadcast
-
-
-async def subscribe_events(broadcast: Broadcast, user_id: uuid.UUID) -> AsyncGenerator[Event, None]:
-    """Yield the decoded events of one user until the broadcast closes.
-
-    Garbled messages and events of another user are logged and skipped. The
-    subscription is released when the generator is closed: ``async for`` inside a
-    GraphQL subscription resolver (Strawberry closes it), or
-    ``contextlib.aclosing(subscribe_events(...))`` when iterating by hand.
-    """
-    channel = user_channel(user_id)
-    async with broadcast.subscribe(channel) as subscriber:
-        while True:
-            try:
-                message = await subscriber.get()
-            except Unsubscribed:
-                return
-            try:
-                event = decode_event(message.message)
-            except ValueError as exc:
-                logger.warning("skipping an undecodable message on %s: %s", channel, exc)
-                continue
-            if event.user_id != user_id:
-                logger.warning("skipping an event of another user on %s", channel)
-                continue
-            yield event

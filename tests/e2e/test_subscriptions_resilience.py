@@ -14,6 +14,7 @@ import shutil
 import signal
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ async def test_a_subscription_continues_across_a_redis_restart_without_reconnect
 async def test_a_stalled_client_neither_grows_the_server_nor_delays_others(
     clean_postgres: str, clean_redis: str, tmp_path: Path
 ) -> None:
-    # given a generation whose every event renders ~20 KB, and two subscribers of its owner:
+    # given a generation whose every event carries and renders ~20 KB, and two subscribers of its owner:
     # one reads, the other stopped reading (its socket buffers fill, then its queue)
     settings = seed_settings(clean_postgres, clean_redis, tmp_path)
     await seed_catalogue(settings)
@@ -132,11 +133,9 @@ async def test_a_stalled_client_neither_grows_the_server_nor_delays_others(
     publisher = BroadcastPublisher(broadcast)
     try:
         for n in range(1, 3001):
-            await publisher.publish(
-                GenerationChanged(
-                    generation.id, user.user_id, S.PROCESSING, S.PROCESSING, n / 10_000, datetime.now(UTC)
-                )
-            )
+            now = datetime.now(UTC)
+            moved = replace(generation, progress=n / 10_000, updated_at=now)
+            await publisher.publish(GenerationChanged.of(moved, S.PROCESSING, now))
             # then the reading client keeps up: it is never made to wait for the stalled one
             if n % 500 == 0:
                 while (await reader.next_data(reading))["myGenerationEvents"]["generation"]["progress"] != n / 10_000:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from datetime import UTC, datetime
 
@@ -13,7 +12,8 @@ import redis.asyncio as aioredis
 from domain.events import CreditsChanged, Event, GenerationChanged, user_channel
 from domain.generations import GenerationStatus
 from infrastructure.pubsub.bounded import BoundedBroadcast
-from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast, subscribe_events
+from infrastructure.pubsub.codec import decode_event
+from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast
 from tests.fixtures.app import SettingsFactory
 from tests.fixtures.waiting import eventually
 
@@ -56,11 +56,11 @@ async def _round_trip(make_settings: SettingsFactory, redis_url: str | None) -> 
     ]
     received: list[Event] = []
     try:
-        async with contextlib.aclosing(subscribe_events(broadcast, user_id)) as stream:
+        async with broadcast.subscribe(user_channel(user_id)) as subscriber:
 
             async def collect() -> None:
-                async for event in stream:
-                    received.append(event)
+                async for message in subscriber:
+                    received.append(decode_event(message.message))
                     if len(received) == len(events):
                         return
 

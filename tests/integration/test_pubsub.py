@@ -16,8 +16,9 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, aclosing
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from broadcaster import Event as BroadcastEvent
@@ -25,8 +26,9 @@ from broadcaster._backends.memory import MemoryBackend
 from redis.asyncio import Redis
 
 from domain.events import CreditsChanged, GenerationChanged, user_channel
-from domain.generations import GenerationStatus
+from domain.generations import Generation, GenerationStatus
 from domain.ports import EventPublisher
+from graph.subscriptions.feed import BroadcastFeed
 from infrastructure.pubsub import (
     BoundedBroadcast,
     BroadcastPublisher,
@@ -34,7 +36,6 @@ from infrastructure.pubsub import (
     RedisPubSubBackend,
     encode_event,
     open_broadcast,
-    subscribe_events,
 )
 from infrastructure.settings import Settings
 from tests.fixtures.waiting import eventually
@@ -170,20 +171,19 @@ async def test_async_for_iteration_ends_on_exit(any_url: str, make_broadcast: Br
 
 
 async def test_cross_process_delivery(redis_url: str, make_broadcast: BroadcastFactory) -> None:
-    """Two independent broadcasts (two API replicas) on one Redis."""
+    """Two independent broadcasts (two API replicas) on one Redis; the event arrives with its snapshot."""
     replica_a = await make_broadcast(redis_url)
     replica_b = await make_broadcast(redis_url)
     user_id = uuid.uuid4()
-    event = GenerationChanged(
-        generation_id=uuid.uuid4(),
-        user_id=user_id,
-        status=GenerationStatus.SUCCEEDED,
-        previous_status=GenerationStatus.PROCESSING,
-        progress=1.0,
-        at=datetime.now(UTC),
+    now = datetime.now(UTC)
+    generation = Generation(
+        uuid.uuid4(), user_id, uuid.uuid4(), "a fox", GenerationStatus.SUCCEEDED, now, now, {"seed": 7}, progress=1.0
     )
-    async with aclosing(subscribe_events(replica_b, user_id)) as events:
-        first = asyncio.ensure_future(anext(events))
+    event = GenerationChanged.of(generation, GenerationStatus.PROCESSING, now)
+    # The subscriber side of the API (no database: an event with its snapshot needs none).
+    feed = BroadcastFeed(SimpleNamespace(broadcast=replica_b, uow=None))  # type: ignore[arg-type]
+    async with feed.events_of(user_id) as events:
+        first = asyncio.ensure_future(anext(aiter(events)))
         await ensure_subscribed(replica_b, user_channel(user_id))
         publisher = BroadcastPublisher(replica_a)
         port: EventPublisher = publisher  # implements the domain port

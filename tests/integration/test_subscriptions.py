@@ -2,8 +2,8 @@
 
 What the e2e tests cannot pin down deterministically: events arriving late, twice or
 overtaken by the database; access withdrawn mid-watch; token expiry on a fake clock; the
-feed closing; one database read per event however many subscribers; fresh DataLoaders for
-every delivery.
+feed closing; no database read per event however many subscribers (events carry their
+snapshot), and one per subscriber for an event without one; fresh DataLoaders for every delivery.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
@@ -24,7 +25,7 @@ from sqlalchemy import event
 from domain.boards import Board, BoardRole
 from domain.catalogue import ModelKind
 from domain.errors import NotFound, Unauthenticated
-from domain.events import GenerationChanged
+from domain.events import GenerationChanged, user_channel
 from domain.generations import Generation, GenerationStatus
 from domain.repositories import Asset
 from domain.use_cases import catalogue, watching
@@ -35,7 +36,7 @@ from graph.context import Context, Credentials
 from graph.subscriptions.feed import BroadcastFeed
 from graph.subscriptions.session import FEED_KEY
 from graph.websocket import token_from_payload
-from infrastructure.pubsub import BoundedBroadcast
+from infrastructure.pubsub import BoundedBroadcast, event_to_dict
 from tests.fixtures.app import GraphQLClient, SettingsFactory, register_user, running_app
 
 pytestmark = pytest.mark.postgres
@@ -279,42 +280,88 @@ async def test_the_feed_closing_ends_every_watch_with_feed_closed(world: World) 
     assert broadcast.stats()["subscribers"] == 0
 
 
-async def test_one_database_read_per_status_change_however_many_subscribers(world: World) -> None:
-    # given 20 subscribers of the same user on one process's feed
-    feed = world.feed()
-    watches = [watching.watch_my_generations(principal=world.owner, feed=feed, clock=FakeClock()) for _ in range(20)]
-    pending = [asyncio.ensure_future(take(w)) for w in watches]
-    await world.subscribers(20)
-    reads: list[str] = []
-
-    # when a status change is published, then a progress step
+async def test_delivering_events_to_many_subscribers_reads_no_generation(world: World) -> None:
+    # given 20 subscribers of the same user on one process's feed (10 of all their generations,
+    # 10 of one generation, each shown its current state already), and six committed changes
     queued = await world.generation()
-    processing = await world.move(await world.move(queued, S.SUBMITTING), S.PROCESSING)
+    feed = world.feed()
+    mine = [watching.watch_my_generations(principal=world.owner, feed=feed, clock=FakeClock()) for _ in range(10)]
+    one = [
+        watching.watch_generation(
+            principal=world.owner, generation_id=queued.id, uow=world.c.uow, feed=feed, clock=FakeClock()
+        )
+        for _ in range(10)
+    ]
+    watches = [*mine, *one]
+    pending = [asyncio.ensure_future(take(w)) for w in mine]
+    assert {shown(await take(w)) for w in one} == {(S.QUEUED, 0.0, None)}
+    await world.subscribers(20)
+    submitting = await world.move(queued, S.SUBMITTING)
+    processing = await world.move(submitting, S.PROCESSING)
+    steps = [await world.move(processing, S.PROCESSING, progress=p) for p in (0.25, 0.5, 0.75)]
+    done = await world.move(steps[-1], S.SUCCEEDED, progress=1.0)
+    changes = [(submitting, S.QUEUED), (processing, S.SUBMITTING), *((s, S.PROCESSING) for s in steps)]
+    changes.append((done, S.PROCESSING))
+    statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        # reads of this generation only: the app's embedded sweeps query the table on their own schedule
-        selects = statement.lstrip().upper().startswith("SELECT") and "FROM generations" in statement
-        if selects and str(processing.id) in repr(parameters):
-            reads.append(statement)
+        # statements about this generation only: the app's embedded sweeps run on their own schedule
+        if str(queued.id) in repr(parameters):
+            statements.append(statement)
 
     event.listen(world.c.engine.sync_engine, "before_cursor_execute", count)
     try:
-        await world.publish(processing, S.SUBMITTING)
-        first = await asyncio.gather(*pending)
-        reads_for_status_change = len(reads)
-        halfway = await world.move(processing, S.PROCESSING, progress=0.5)  # (the test's own read)
-        await world.publish(halfway, S.PROCESSING)
-        second = await asyncio.gather(*(take(w) for w in watches))
+        # when the six events are published
+        for generation, previous in changes:
+            await world.publish(generation, previous)
+        seen = [[shown(u)] for u in await asyncio.gather(*pending)] + [[] for _ in one]
+        for _ in range(len(changes) - len(seen[0])):
+            for shown_so_far, update in zip(seen, await asyncio.gather(*(take(w) for w in watches)), strict=True):
+                shown_so_far.append(shown(update))
+        for shown_so_far, update in zip(seen[10:], await asyncio.gather(*(take(w) for w in one)), strict=True):
+            shown_so_far.append(shown(update))
     finally:
         event.remove(world.c.engine.sync_engine, "before_cursor_execute", count)
         for w in watches:
             await w.aclose()
 
-    # then all 20 got both; the status change cost one shared read, the progress step none
-    assert {shown(u) for u in first} == {(S.PROCESSING, 0.0, S.SUBMITTING)}
-    assert {shown(u) for u in second} == {(S.PROCESSING, 0.5, S.PROCESSING)}
-    assert reads_for_status_change == 1, reads
-    assert len(reads) == 2 and feed.reads == 1
+    # then every subscriber was shown every change, and not one statement read the generation
+    expected = [(g.status, g.progress, previous) for g, previous in changes]
+    assert seen == [expected] * 20
+    assert statements == []
+
+
+async def test_an_event_without_a_snapshot_is_read_back_and_shown_as_announced(world: World) -> None:
+    # given two watches, and a generation that already FAILED in the database
+    queued = await world.generation()
+    feed = world.feed()
+    watches = [watching.watch_my_generations(principal=world.owner, feed=feed, clock=FakeClock()) for _ in range(2)]
+    pending = [asyncio.ensure_future(take(w)) for w in watches]
+    await world.subscribers(2)
+    processing = await world.move(await world.move(queued, S.SUBMITTING), S.PROCESSING)
+    await world.move(processing, S.FAILED, error_code="BOOM", error_message="it broke")
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "FROM generations" in statement and str(queued.id) in repr(parameters):
+            reads.append(statement)
+
+    event.listen(world.c.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        # when the PROCESSING event arrives in the format of a publisher older than snapshots
+        thin = event_to_dict(changed(processing, S.SUBMITTING, datetime.now(UTC)), snapshot=False)
+        await world.c.broadcast.publish(user_channel(world.owner.user_id), json.dumps(thin))
+        updates = await asyncio.gather(*pending)
+    finally:
+        event.remove(world.c.engine.sync_engine, "before_cursor_execute", count)
+        for w in watches:
+            await w.aclose()
+
+    # then each watch read the generation once and showed PROCESSING without the ending that came later
+    assert "snapshot" not in thin
+    assert [shown(u) for u in updates] == [(S.PROCESSING, 0.0, S.SUBMITTING)] * 2
+    assert all(u.generation.prompt == "a red fox" and u.generation.error_code is None for u in updates)
+    assert len(reads) == 2
 
 
 async def test_a_long_subscription_does_not_accumulate_executor_memos(world: World) -> None:

@@ -152,6 +152,30 @@ async def test_refresh_publishes_progress(env: Env) -> None:
     assert env.get(g).progress == 0.5 and statuses(env) == [(S.PROCESSING, S.PROCESSING)]
 
 
+async def test_every_status_event_carries_the_generation_as_committed(env: Env) -> None:
+    # given a QUEUED generation
+    g = env.generation()
+    committed = []
+    # when it is submitted, makes progress and succeeds
+    await submission.submit(g.id, ports=env.ports, policy=env.policy)
+    committed.append(dataclasses.replace(env.get(g)))
+    await finalization.refresh(g.id, ports=env.ports, policy=env.policy)
+    committed.append(dataclasses.replace(env.get(g)))
+    env.provider.status_of = DONE
+    await finalization.refresh(g.id, ports=env.ports, policy=env.policy)
+    committed.append(dataclasses.replace(env.get(g)))
+    # then every event carries the generation it announces, the last of each step as stored
+    events = [e for e in env.publisher.events if isinstance(e, GenerationChanged)]
+    assert [(e.status, e.generation and e.generation.status) for e in events] == [
+        (S.SUBMITTING, S.SUBMITTING),
+        (S.PROCESSING, S.PROCESSING),
+        (S.PROCESSING, S.PROCESSING),
+        (S.SUCCEEDED, S.SUCCEEDED),
+    ]
+    assert [e.generation for e in events[1:]] == committed
+    assert events[-1].generation is not None and events[-1].generation.charged_credits == COST
+
+
 async def test_finalize_copies_outputs_captures_and_is_idempotent(env: Env) -> None:
     # given a PROCESSING generation whose provider finished with two outputs
     g = env.generation(S.PROCESSING, provider_task_id="t")
