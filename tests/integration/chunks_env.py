@@ -21,11 +21,10 @@ import httpx
 import pytest
 
 from domain.chunks import Chunk
-from domain.users import Role
-from domain.users import User as DomainUser
 from infrastructure.settings import Settings
 from tests.fixtures.app import GraphQLClient, SettingsFactory, running_app
 from tests.fixtures.s3 import MOTO_ACCESS_KEY, MOTO_SECRET_KEY, MakeS3Settings
+from tests.fixtures.users import add_user
 
 APP_URL = "http://testserver"
 PREFLIGHT = {"GraphQL-Require-Preflight": "1"}
@@ -104,11 +103,7 @@ class ChunkEnv:
     async def user(self, email: str) -> User:
         """An account with a valid access token (inserted directly: argon2 would cost ~0.2 s each)."""
         c = self.client.container
-        account = DomainUser(id=uuid.uuid4(), email=email, role=Role.USER, created_at=c.clock.now())
-        uow = c.uow()
-        async with uow:
-            await uow.users.add(account)
-            await uow.commit()
+        account = await add_user(c, email=email, account=False)
         return User(str(account.id), c.tokens.issue_access(account.id, account.role).token)
 
     async def gql(self, query: str, variables: dict[str, Any], user: User, **kw: Any) -> dict[str, Any]:

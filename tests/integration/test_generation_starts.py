@@ -24,8 +24,9 @@ from domain.repositories import GenerationStarter, StartStatus
 from domain.use_cases.generations import reservation_for
 from infrastructure.db.engine import create_engine, open_driver_pool
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
-from tests.fixtures.app import GraphQLClient, SettingsFactory, operator_grant, operator_model, running_app
+from tests.fixtures.app import GraphQLClient, SettingsFactory, operator_model, running_app
 from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
+from tests.fixtures.users import add_user
 
 
 def now() -> datetime:
@@ -46,17 +47,7 @@ class World:
         return self.client.container
 
     async def user(self, *, credits: int = 0, account: bool = True) -> uuid.UUID:
-        from domain.users import Role, User
-
-        user = User(uuid.uuid4(), f"u{uuid.uuid4().hex[:10]}@example.com", Role.USER, now(), "x")
-        async with self.container.uow() as uow:
-            await uow.users.add(user)
-            if account:
-                await uow.credits.ensure_account(user.id)
-            await uow.commit()
-        if credits:
-            await operator_grant(self.client, str(user.id), credits)
-        return user.id
+        return (await add_user(self.container, account=account, credits=credits, created_at=now())).id
 
     async def chunk(self, user_id: uuid.UUID, status: ChunkStatus = ChunkStatus.READY) -> uuid.UUID:
         chunk_id = uuid.uuid4()

@@ -15,9 +15,9 @@ from domain.pagination import PageRequest
 from domain.repositories import Asset
 from domain.use_cases import catalogue
 from domain.use_cases.generations import GenerateRequest, cancel, generate
-from domain.users import Principal, Role, User
+from domain.users import Principal, User
 from infrastructure.container import Container
-from tests.fixtures.credits import grant_credits
+from tests.fixtures.users import add_user
 
 COST = 10
 GRANT = 100
@@ -102,11 +102,4 @@ class World:
 
 
 async def new_world(container: Container, email: str | None = None) -> World:
-    c = container
-    user = User(uuid.uuid4(), email or f"w-{uuid.uuid4().hex[:8]}@example.com", Role.USER, c.clock.now(), "x")
-    async with c.uow() as uow:
-        await uow.users.add(user)
-        await uow.credits.ensure_account(user.id)
-        await uow.commit()
-    await grant_credits(c, user.id, GRANT)
-    return World(c, user)
+    return World(container, await add_user(container, email=email, credits=GRANT))
