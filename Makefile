@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test lint typecheck pytest schema lock clean
+.PHONY: run test test-fast lint typecheck pytest schema lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ typecheck: $(VENV)/.installed-dev
 
 pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The unit tests only (no PostgreSQL, Redis or subprocesses): seconds, for the edit-test loop.
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/pytest tests/unit -q
 
 schema: $(VENV)/.installed
 	$(BIN)/genhub export-schema
