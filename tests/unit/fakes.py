@@ -25,7 +25,7 @@ from domain.credits import (
     generation_key,
 )
 from domain.errors import InvalidState, ObjectTooLarge, StorageUnavailable
-from domain.events import Event, GenerationChanged
+from domain.events import Event
 from domain.generations import ACTIVE_STATUSES, Generation, GenerationStatus
 from domain.ports import (
     CatalogueReader,
@@ -294,12 +294,10 @@ class FakeChangeFeed:
     `on_subscribe` runs once a subscription is open (to commit a change "in between").
     """
 
-    def __init__(self, db: FakeDatabase) -> None:
-        self.db = db
+    def __init__(self) -> None:
         self.pending: dict[uuid.UUID, list[Event]] = defaultdict(list)
         self.subscribed: list[uuid.UUID] = []
         self.on_subscribe: Callable[[], None] | None = None
-        self.reads = 0
 
     def push(self, user_id: uuid.UUID, *events: Event) -> None:
         self.pending[user_id].extend(events)
@@ -319,11 +317,6 @@ class FakeChangeFeed:
 
     def events_of(self, user_id: uuid.UUID) -> contextlib.AbstractAsyncContextManager[AsyncIterator[Event]]:
         return self._subscription(user_id)
-
-    async def generation_after(self, event: GenerationChanged) -> Generation | None:
-        self.reads += 1
-        found = self.db.generations.get(event.generation_id)
-        return dataclasses.replace(found) if found else None
 
 
 # ---------------------------------------------------------------- one builder for a whole world of fakes
@@ -346,7 +339,7 @@ class Fakes:
         self.storage = FakeStorage(self.clock)
         self.hasher = FakePasswordHasher()
         self.tokens = FakeTokenIssuer()
-        self.feed = FakeChangeFeed(self.db)
+        self.feed = FakeChangeFeed()
 
     def uow_factory(self) -> Callable[[], FakeUnitOfWork]:
         return lambda: FakeUnitOfWork(self.db)
@@ -476,4 +469,4 @@ _limiter: RateLimiter = FakeRateLimiter(_clock)
 _storage: ObjectStorage = FakeStorage(_clock)
 _hasher: PasswordHasher = FakePasswordHasher()
 _tokens: TokenIssuer = FakeTokenIssuer()
-_feed: ChangeFeed = FakeChangeFeed(FakeDatabase())
+_feed: ChangeFeed = FakeChangeFeed()
