@@ -38,6 +38,8 @@ from graph.subscriptions.session import FEED_KEY
 from graph.websocket import token_from_payload
 from infrastructure.pubsub import BoundedBroadcast, event_to_dict
 from tests.fixtures.app import GraphQLClient, SettingsFactory, register_user, running_app
+from tests.fixtures.credits import grant_credits
+from tests.fixtures.waiting import eventually
 
 pytestmark = pytest.mark.postgres
 
@@ -113,11 +115,8 @@ class World:
 
     async def subscribers(self, count: int) -> None:
         """Until `count` subscribers are registered on the broadcast."""
-        for _ in range(200):
-            if self.c.broadcast.stats()["subscribers"] >= count:
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError(self.c.broadcast.stats())
+        stats = self.c.broadcast.stats
+        await eventually(lambda: stats()["subscribers"] >= count, what=f"{count} subscriber(s)", timeout=2)
 
 
 @pytest.fixture
@@ -267,8 +266,7 @@ async def test_the_feed_closing_ends_every_watch_with_feed_closed(world: World) 
     mine = watching.watch_my_generations(principal=world.owner, feed=feed, clock=FakeClock())
     money = watching.watch_credits(principal=world.owner, feed=feed, clock=FakeClock())
     pending = [asyncio.ensure_future(take(mine)), asyncio.ensure_future(take(money))]
-    while broadcast.stats()["subscribers"] < 2:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: broadcast.stats()["subscribers"] == 2, what="both watches to subscribe")
 
     # when the broadcast disconnects (the server is shutting down)
     await broadcast.disconnect()
@@ -393,23 +391,12 @@ async def test_a_long_subscription_does_not_accumulate_executor_memos(world: Wor
 
 
 async def test_credits_changed_delivers_the_balance_after_each_move(world: World) -> None:
-    from domain.use_cases import credits
-
     balances = watching.watch_credits(principal=world.owner, feed=world.feed(), clock=FakeClock())
     async with contextlib.aclosing(balances):
         first = asyncio.ensure_future(take(balances))
         await world.subscribers(1)
         for amount in (5, 7):
-            await credits.grant(
-                actor=None,
-                user_id=world.owner.user_id,
-                amount=amount,
-                reason="test",
-                idempotency_key=None,
-                uow=world.c.uow(),
-                publisher=world.c.publisher,
-                clock=world.c.clock,
-            )
+            await grant_credits(world.c, world.owner.user_id, amount)
         assert [(b.balance, b.available) for b in (await first, await take(balances))] == [(5, 5), (12, 12)]
 
 
