@@ -3,7 +3,7 @@
 - ``Proc``: ``genhub serve`` / ``genhub worker`` / ``redis-server`` subprocesses (SIGTERM, exit code, log);
 - ``TransportWs`` and ``LegacyWs``: minimal graphql-transport-ws and graphql-ws clients on ``websockets``;
 - ``Api``: GraphQL over HTTP (register, generate, cancel);
-- ``seed_catalogue``/``grant``: the simulated models and credits, written with the app's own use cases.
+- ``seed_catalogue``: the simulated models, written with the app's own use cases (credits: tests.fixtures.credits).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from infrastructure.settings import Settings
-from tests.fixtures.credits import grant_credits
 
 BIN = Path(sys.executable).parent
 GENHUB = str(BIN / "genhub")
@@ -293,11 +292,6 @@ async def app_container(settings: Settings) -> AsyncIterator[Any]:
 
     async with open_container(settings) as c:
         yield c
-
-
-async def grant(container: Any, user_id: uuid.UUID, amount: int) -> None:
-    """Credits through the use case: the CreditsChanged event goes out on the container's fan-out."""
-    await grant_credits(container, user_id, amount, reason="subscription test")
 
 
 # ---------------------------------------------------------------- WebSocket clients

@@ -36,13 +36,13 @@ from tests.e2e.subscription_support import (
     TransportWs,
     app_container,
     base_env,
-    grant,
     seed_catalogue,
     seed_settings,
     start_server,
     start_worker,
     wait_for_numsub,
 )
+from tests.fixtures.credits import grant_credits
 from tests.fixtures.services import TABLES
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
@@ -83,7 +83,7 @@ class Stack:
     async def user(self, credits: int = 0) -> Account:
         account = await self.api_a.register()
         if credits:
-            await grant(self.container, account.user_id, credits)
+            await grant_credits(self.container, account.user_id, credits)
         return account
 
 
@@ -266,7 +266,7 @@ async def test_legacy_graphql_ws_clients_get_the_same_stream(stack: Stack) -> No
     await wait_for_numsub(stack.redis_url, f"user:{user.user_id}", 1)
 
     # when credits move and a generation is started then canceled
-    await grant(stack.container, user.user_id, 7)
+    await grant_credits(stack.container, user.user_id, 7)
     generation_id = await stack.api_a.generate(user.token, stack.model_id)
     updated = Recorder(ws, await ws.subscribe(UPDATED, {"id": generation_id}))
     first = await ws.next_data(updated.op_id)
@@ -302,7 +302,7 @@ async def test_a_subscriber_never_receives_another_users_events(stack: Stack) ->
 
     # when bob's generation runs and bob's credits move
     generation_id = await stack.api_b.generate(bob.token, stack.model_id)
-    await grant(stack.container, bob.user_id, 5)
+    await grant_credits(stack.container, bob.user_id, 5)
     bob_seen = Recorder(bob_ws, bob_events)
     recording = asyncio.create_task(bob_seen.run(timeout=20))
     deadline = time.monotonic() + 20
@@ -393,7 +393,7 @@ async def test_the_upgrade_requests_authorization_header_authenticates(stack: St
     await wait_for_numsub(stack.redis_url, f"user:{user.user_id}", 1)
 
     # when its credits move
-    await grant(stack.container, user.user_id, 3)
+    await grant_credits(stack.container, user.user_id, 3)
 
     # then it is served, and it was pinged for keep-alive meanwhile
     assert await ws.next_data(op) == {"creditsChanged": {"balance": 3, "reserved": 0, "available": 3}}
@@ -411,7 +411,7 @@ async def test_a_token_expiring_during_the_connection_stops_the_events(stack: St
     ws = await TransportWs.connect(stack.a.ws_url, {"Authorization": f"Bearer {token.token}"})
     op = await ws.subscribe(CREDITS)
     await wait_for_numsub(stack.redis_url, f"user:{user.user_id}", 1)
-    await grant(stack.container, user.user_id, 1)
+    await grant_credits(stack.container, user.user_id, 1)
     assert await ws.next_data(op) == {"creditsChanged": {"balance": 1, "reserved": 0, "available": 1}}
 
     # when the token expires
@@ -421,7 +421,7 @@ async def test_a_token_expiring_during_the_connection_stops_the_events(stack: St
     assert code == 4401
     assert datetime.now(UTC) >= token.expires_at.replace(microsecond=0)  # the JWT's exp is whole seconds
     await wait_for_numsub(stack.redis_url, f"user:{user.user_id}", 0)
-    await grant(stack.container, user.user_id, 1)
+    await grant_credits(stack.container, user.user_id, 1)
     await asyncio.sleep(0.2)  # an absence cannot be awaited: a window for a stray event to show up
     assert [m for m in drain(ws.by_id[op]) if m.get("type") == "next"] == []
 

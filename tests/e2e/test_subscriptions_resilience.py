@@ -32,13 +32,13 @@ from tests.e2e.subscription_support import (
     TransportWs,
     app_container,
     base_env,
-    grant,
     seed_catalogue,
     seed_settings,
     start_redis,
     start_server,
     wait_for_numsub,
 )
+from tests.fixtures.credits import grant_credits
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -84,7 +84,7 @@ async def test_a_subscription_continues_across_a_redis_restart_without_reconnect
         channel = f"user:{user.user_id}"
         await wait_for_numsub(redis_url, channel, 1)
         async with app_container(settings) as container:
-            await grant(container, user.user_id, 1)
+            await grant_credits(container, user.user_id, 1)
         assert (await ws.next_data(op))["creditsChanged"]["balance"] == 1
 
         # when Redis goes away and comes back on the same port (empty: no persistence)
@@ -96,7 +96,7 @@ async def test_a_subscription_continues_across_a_redis_restart_without_reconnect
         await wait_for_numsub(redis_url, channel, 1, timeout=15)
         # ... and the next event reaches the same, never-reconnected WebSocket
         async with app_container(settings) as container:
-            await grant(container, user.user_id, 2)
+            await grant_credits(container, user.user_id, 2)
         assert await ws.next_data(op, timeout=10) == {"creditsChanged": {"balance": 3, "reserved": 0, "available": 3}}
         assert ws.close_code is None
         assert "reconnected" in server.proc.output()
@@ -224,7 +224,7 @@ async def test_the_embedded_mode_serves_subscriptions_without_redis(clean_postgr
     try:
         user = await api.register()
         async with app_container(settings) as container:
-            await grant(container, user.user_id, 20)
+            await grant_credits(container, user.user_id, 20)
         ws = await TransportWs.connect(server.ws_url, {"Authorization": f"Bearer {user.token}"})
 
         # when a generation is started and followed by id
