@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -11,20 +9,13 @@ import pytest
 from domain.credits import LedgerKind
 from domain.generations import GenerationStatus
 from tests.fixtures.fake_kie import FakeKie
+from tests.fixtures.waiting import eventually
 from tests.integration.workers.conftest import worker_processes
 from tests.integration.workers.world import COST, GRANT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 IDLE_TIMEOUT_MS = 3000  # unacked messages are redelivered after 3 s
-
-
-async def wait_for(predicate: object, timeout: float) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_killed_worker_mid_submit_is_taken_over(
@@ -38,7 +29,7 @@ async def test_killed_worker_mid_submit_is_taken_over(
             fake_kie.create_delay = 5.0
             model = await world.model("kie-crash", provider="kie")
             started = await world.generate(model)
-            await wait_for(lambda: len(fake_kie.create_calls) == 1, timeout=15)
+            await eventually(lambda: len(fake_kie.create_calls) == 1, what="the worker to call createTask", timeout=15)
             assert (await world.get(started.id)).status is GenerationStatus.SUBMITTING
             # when that worker is killed outright, and another one starts
             procs.kill("worker")
