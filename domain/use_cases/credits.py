@@ -94,6 +94,7 @@ async def grant(
             move = rules.grant(amount)
         actor_id = actor.user_id if actor else None
         after = await post_move(uow, user_id=user_id, move=move, key=key, at=now, reason=reason, actor_id=actor_id)
+        replayed = after is None  # the key's move was posted before: this call posted nothing
         entry = await uow.credits.entry_by_key(key)
         assert entry is not None
         if after is None:
@@ -103,7 +104,7 @@ async def grant(
         await uow.commit()
     if after is not None:
         await publisher.publish(CreditsChanged(user_id, after.balance, after.reserved, now))
-    return GrantResult(after, entry, replayed=entry.created_at != now)
+    return GrantResult(after, entry, replayed=replayed)
 
 
 async def balance_of(*, user_id: uuid.UUID, uow: UnitOfWork) -> CreditBalance:

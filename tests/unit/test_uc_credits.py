@@ -151,10 +151,6 @@ async def test_a_retried_grant_is_applied_once_and_reported_as_a_replay(fakes: F
     assert ledger_of(fakes, user) == [(LedgerKind.GRANT, AMOUNT)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: grant reports replayed=False when the replay comes at the same instant (created_at == now)",
-)
 async def test_a_grant_replayed_at_the_same_instant_is_still_reported_as_a_replay(fakes: Fakes) -> None:
     admin, user = admin_of(fakes), fakes.user(balance=0)
     await grant(fakes, admin, user.id)
