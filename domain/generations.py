@@ -116,16 +116,3 @@ class Generation:
     @property
     def is_final(self) -> bool:
         return self.status.is_final
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationEvent:
-    """A persisted change of one generation, published to its owner's channel."""
-
-    generation_id: uuid.UUID
-    user_id: uuid.UUID
-    status: GenerationStatus
-    previous_status: GenerationStatus | None
-    progress: float
-    at: datetime
-    board_id: uuid.UUID | None = None
