@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
 import subprocess
@@ -168,7 +167,7 @@ async def queued_generations(c: Container, count: int) -> list[uuid.UUID]:
         uow=c.uow(),
         catalogue=c.catalogue,
     )
-    quiet = dataclasses.replace(c, jobs=NoJobs())
+    quiet = c.with_adapters(jobs=NoJobs())
     principal = Principal(user.id, user.role)
     ids = []
     for i in range(count):

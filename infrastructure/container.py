@@ -6,6 +6,7 @@ Used by the FastAPI lifespan, the Taskiq worker start-up, the CLI and the tests.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from taskiq import AsyncBroker
 from domain.cursors import CursorCodec
 from domain.ports import EventPublisher, ObjectStorage, RateLimiter
 from domain.repositories import GenerationStarter
+from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts
 from domain.use_cases.viewers import KnownAccounts
 from infrastructure.catalogue_cache import CatalogueCache
 from infrastructure.clock import SystemClock
@@ -25,6 +27,7 @@ from infrastructure.db.engine import create_engine, create_session_factory, open
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
 from infrastructure.db.uow import SqlUnitOfWorkFactory
 from infrastructure.metrics import instrument_providers
+from infrastructure.processing_binding import processing_policy
 from infrastructure.providers.kie import build_http_client
 from infrastructure.providers.registry import ProviderRegistry, build_providers
 from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast
@@ -35,6 +38,7 @@ from infrastructure.security.passwords import Argon2PasswordHasher
 from infrastructure.security.tokens import TokenService
 from infrastructure.settings import Settings
 from infrastructure.storage.factory import open_storage
+from infrastructure.task_runtime import is_embedded
 from infrastructure.tracing import setup_tracing
 
 #: How long a process trusts that a token's account exists before reading it again.
@@ -63,6 +67,14 @@ class Container:
     jobs: TaskiqJobQueue
     cursors: CursorCodec
     accounts: KnownAccounts
+    processing: ProcessingPorts  # the worker use cases' ports, bound once
+    policy: ProcessingPolicy
+
+    def with_adapters(self, **changes: Any) -> Container:
+        """A copy with some adapters swapped (tests, benchmarks), its bound ports bound to them."""
+        changed = dataclasses.replace(self, **changes)
+        ports = {f.name: getattr(changed, f.name) for f in dataclasses.fields(ProcessingPorts)}
+        return dataclasses.replace(changed, processing=ProcessingPorts(**ports))
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
@@ -124,13 +136,14 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
         http = build_http_client(settings)
         stack.push_async_callback(http.aclose)
         providers = instrument_providers(build_providers(settings, http, limiter))
+        clock, publisher, jobs = SystemClock(), BroadcastPublisher(broadcast), TaskiqJobQueue(the_broker)
         yield Container(
             settings=settings,
             engine=engine,
             session_factory=session_factory,
             uow=uow,
             starter=await open_starter(engine, uow, settings, stack),
-            clock=SystemClock(),
+            clock=clock,
             hasher=Argon2PasswordHasher(),
             tokens=TokenService.from_settings(settings),
             redis=redis,
@@ -138,11 +151,22 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
             catalogue=catalogue,
             storage=storage,
             broadcast=broadcast,
-            publisher=BroadcastPublisher(broadcast),
+            publisher=publisher,
             http=http,
             providers=providers,
             broker=the_broker,
-            jobs=TaskiqJobQueue(the_broker),
+            jobs=jobs,
             cursors=cursor_codec(settings),
             accounts=KnownAccounts(ttl_seconds=ACCOUNT_CHECK_SECONDS),
+            processing=ProcessingPorts(
+                uow=uow,
+                providers=providers,
+                catalogue=catalogue,
+                storage=storage,
+                publisher=publisher,
+                jobs=jobs,
+                limiter=limiter,
+                clock=clock,
+            ),
+            policy=processing_policy(settings, embedded=is_embedded(the_broker)),
         )

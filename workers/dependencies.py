@@ -13,19 +13,15 @@ from typing import Annotated
 
 from taskiq import TaskiqDepends, TaskiqEvents, TaskiqState
 
-from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts
 from infrastructure.container import Container, open_container
 from infrastructure.gc_tuning import frozen_heap
 from infrastructure.settings import get_settings
-from infrastructure.task_runtime import attach, attached_container, container_of, is_embedded
+from infrastructure.task_runtime import attach, attached_container, container_of
 from workers.broker import broker
 
 log = logging.getLogger("genhub.tasks")
 
 STACK_KEY = "genhub_exit_stack"
-# Without a broker that redelivers, a presumed-dead submitter is only retried by the
-# poller: wait comfortably longer than a provider call may take.
-EMBEDDED_LEASE_FLOOR_SECONDS = 60.0
 
 
 @broker.on_event(TaskiqEvents.WORKER_STARTUP)
@@ -54,36 +50,3 @@ def current_container() -> Container:
 
 
 ContainerDep = Annotated[Container, TaskiqDepends(current_container)]
-
-
-def ports_of(container: Container) -> ProcessingPorts:
-    return ProcessingPorts(
-        uow=container.uow,
-        providers=container.providers,
-        catalogue=container.catalogue,
-        storage=container.storage,
-        publisher=container.publisher,
-        jobs=container.jobs,
-        limiter=container.limiter,
-        clock=container.clock,
-    )
-
-
-def policy_of(container: Container) -> ProcessingPolicy:
-    settings = container.settings
-    if is_embedded(container.broker):
-        lease = max(EMBEDDED_LEASE_FLOOR_SECONDS, 2 * settings.provider_timeout_seconds + 30)
-    else:
-        # Below the redelivery timeout: a message redelivered because its worker died
-        # finds the dead worker's lease already run out and takes over at once.
-        lease = 0.9 * settings.task_idle_timeout_ms / 1000
-    return ProcessingPolicy(
-        max_attempts=settings.submit_max_attempts,
-        retry_base_seconds=settings.retry_base_seconds,
-        retry_max_seconds=settings.retry_max_seconds,
-        poll_interval_seconds=settings.poll_interval_seconds,
-        lease_seconds=lease,
-        max_output_bytes=settings.upload_max_bytes,
-        input_url_ttl_seconds=settings.presign_expires_seconds,
-        callback_base_url=settings.public_base_url if settings.kie_callback_secret else None,
-    )
