@@ -244,11 +244,12 @@ class GenerationStarter(Protocol):
     """
 
     async def start(self, generation: Generation, reservation: LedgerEntry | None) -> StartOutcome:
-        """Unless the user's idempotency key was used (REPLAYED): check the inputs are the user's
-        READY chunks (else INPUTS_CHANGED), check the available credits cover
-        `reservation.amount` (else INSUFFICIENT), then insert the generation, its inputs and
-        the reservation's ledger row and add the amount to the account's `reserved` (STARTED).
-        A None reservation (a free model) moves no credits.
+        """Unless the user's idempotency key was used (REPLAYED), in this order: the available
+        credits cover `reservation.amount` (else INSUFFICIENT), the inputs are the user's READY
+        chunks (else INPUTS_CHANGED), a board's starter is still its OWNER or EDITOR (else
+        BOARD_CHANGED); then insert the generation, its inputs and the reservation's ledger row
+        and add the amount to the account's `reserved` (STARTED). A None reservation (a free
+        model) moves no credits.
         """
         ...
 
