@@ -18,13 +18,11 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 
-from broadcaster._base import Unsubscribed
-
 from domain.events import Event, GenerationChanged, user_channel
 from domain.repositories import UnitOfWorkFactory
 from domain.use_cases.watching import as_announced
 from infrastructure.container import Container
-from infrastructure.pubsub import BoundedSubscriber, decode_event
+from infrastructure.pubsub import BoundedSubscriber, Unsubscribed, decode_event
 
 log = logging.getLogger("genhub.subscriptions")
 

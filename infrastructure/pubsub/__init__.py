@@ -15,12 +15,13 @@ from Redis is lost for that replica's subscribers. Clients treat a subscription 
 hint and re-read state (query) after they (re)connect.
 """
 
-from infrastructure.pubsub.bounded import BoundedBroadcast, BoundedSubscriber
+from infrastructure.pubsub.bounded import BoundedBroadcast, BoundedSubscriber, Unsubscribed
 from infrastructure.pubsub.codec import decode_event, encode_event, event_from_dict, event_to_dict
 from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast
 from infrastructure.pubsub.redis_backend import PubSubUnavailable, RedisPubSubBackend
 
 __all__ = [
+    "Unsubscribed",
     "BoundedBroadcast",
     "BoundedSubscriber",
     "BroadcastPublisher",

@@ -39,7 +39,6 @@ from typing import Any, Self
 from urllib.parse import urlparse
 
 from broadcaster import Broadcast, BroadcastBackend, Event
-from broadcaster._base import Subscriber, Unsubscribed
 
 from infrastructure.pubsub.backoff import backoff_delay
 from infrastructure.pubsub.redis_backend import RedisPubSubBackend
@@ -47,16 +46,21 @@ from infrastructure.pubsub.redis_backend import RedisPubSubBackend
 logger = logging.getLogger(__name__)
 
 
-class BoundedSubscriber(Subscriber):
+class Unsubscribed(Exception):
+    """The subscription ended (closed and drained): ``get`` has nothing more to give."""
+
+
+class BoundedSubscriber:
     """One subscription: a bounded queue of events, iterated with ``async for``.
 
+    Ours whole (broadcaster's ``Subscriber`` and its exception are private names): the same
+    ``get``/``async for`` interface over a queue with the drop-oldest policy.
     ``dropped``: events discarded because this subscriber fell ``queue_size`` behind.
     ``lagged``: set on the first drop; the consumer may reset it (``lagged = False``).
     """
 
     def __init__(self, channel: str, maxsize: int) -> None:
-        queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=maxsize)
-        super().__init__(queue)
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=maxsize)
         self.channel = channel
         self.dropped = 0
         self.lagged = False
@@ -97,7 +101,7 @@ class BoundedSubscriber(Subscriber):
         self._queue.put_nowait(None)
 
     async def get(self) -> Event:
-        """The next event; raises ``broadcaster._base.Unsubscribed`` once closed and drained."""
+        """The next event; raises :class:`Unsubscribed` once closed and drained."""
         if self._finished:
             raise Unsubscribed()
         item = await self._queue.get()
@@ -244,8 +248,12 @@ class BoundedBroadcast(Broadcast):
     # ------------------------------------------------------------ subscriptions
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[BoundedSubscriber]:
-        """Subscribe for the duration of the ``async with`` block."""
+    async def subscribe(self, channel: str) -> AsyncIterator[BoundedSubscriber]:  # type: ignore[override]
+        """Subscribe for the duration of the ``async with`` block.
+
+        (Yields our BoundedSubscriber, which has broadcaster's Subscriber interface — ``get``
+        and ``async for`` — without subclassing its private class: hence the ignore.)
+        """
         subscriber = BoundedSubscriber(channel, self.queue_size)
         self._channels.setdefault(channel, set()).add(subscriber)
         try:
