@@ -112,10 +112,18 @@ def screen(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) -
 
 
 def validate(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) -> list[GraphQLError]:
-    """Our limits first, then the specification's rules with ours on top (`limits.rules`)."""
-    return screen(schema, document, limits) or graphql_validate(
-        schema, document, (*specified_rules, *limits.rules), hide_suggestions=limits.hide_suggestions
-    )
+    """Our limits first, then the specification's rules with ours on top (`limits.rules`).
+
+    The walks (ours and graphql-core's) recurse along the nesting, fragments followed: the
+    parser bounds a document's own nesting, but a chain of nested fragments can go deeper
+    when MAX_QUERY_TOKENS is raised far. Such a document is refused, not an error of ours.
+    """
+    try:
+        return screen(schema, document, limits) or graphql_validate(
+            schema, document, (*specified_rules, *limits.rules), hide_suggestions=limits.hide_suggestions
+        )
+    except RecursionError:
+        return [GraphQLError("The document nests too deeply (fragments followed) to be judged.")]
 
 
 def _selected_operation(document: Any, name: str | None) -> OperationDefinitionNode | None:

@@ -38,6 +38,7 @@ from graph.document_shape import (
     spread_count,
 )
 from graph.limits import query_limits, screen
+from graph.limits import validate as validate_with_limits
 from graph.query_cost import PAGE_ARGUMENT, _CostWalk, _page_size, least_cost, operation_cost
 from graph.schema import build_schema
 from infrastructure.settings import Settings
@@ -254,3 +255,17 @@ def test_the_expanded_selections_have_a_budget() -> None:
     document = parse("query Q { ...F39 }\n" + "\n".join(fragments))
     problems = merge_problems(operations(document)[0], fragments_of(document), max_same_name=100, max_fields=50)
     assert problems[0].message == "The document selects more than 50 fields once expanded."
+
+
+@settings(max_examples=8, deadline=None)
+@given(per=st.integers(60, 140), fragments=st.integers(30, 49))
+def test_nesting_chained_through_fragments_is_refused_not_raised(per: int, fragments: int) -> None:
+    # given an operator who raised the token limit far, and fragments nesting inside each other
+    limits = query_limits(Settings(_env_file=None, max_query_tokens=40_000))  # type: ignore[call-arg]
+    chain = ["fragment F0 on Query { me { id } }"]
+    for i in range(1, fragments + 1):
+        chain.append(f"fragment F{i} on Query {{ {'... on Query { ' * per}...F{i - 1}{' }' * per} }}")
+    document = parse(f"query Q {{ ...F{fragments} }}\n" + "\n".join(chain), max_tokens=40_000)
+    # then judging it answers with errors, whatever the recursion it would take
+    errors = validate_with_limits(SCHEMA, document, limits)
+    assert errors, "a document this deep is not valid"
