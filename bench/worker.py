@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -167,7 +168,7 @@ async def queued_generations(c: Container, count: int) -> list[uuid.UUID]:
         uow=c.uow(),
         catalogue=c.catalogue,
     )
-    quiet = c.with_adapters(jobs=NoJobs())
+    quiet = dataclasses.replace(c, jobs=NoJobs())
     principal = Principal(user.id, user.role)
     ids = []
     for i in range(count):

@@ -67,14 +67,16 @@ class Container:
     jobs: TaskiqJobQueue
     cursors: CursorCodec
     accounts: KnownAccounts
-    processing: ProcessingPorts  # the worker use cases' ports, bound once
-    policy: ProcessingPolicy
+    # The worker use cases' ports and policy, bound once from the fields above (and again by
+    # dataclasses.replace, so a copy with other adapters binds those).
+    processing: ProcessingPorts = dataclasses.field(init=False)
+    policy: ProcessingPolicy = dataclasses.field(init=False)
 
-    def with_adapters(self, **changes: Any) -> Container:
-        """A copy with some adapters swapped (tests, benchmarks), its bound ports bound to them."""
-        changed = dataclasses.replace(self, **changes)
-        ports = {f.name: getattr(changed, f.name) for f in dataclasses.fields(ProcessingPorts)}
-        return dataclasses.replace(changed, processing=ProcessingPorts(**ports))
+    def __post_init__(self) -> None:
+        self.processing = ProcessingPorts(
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(ProcessingPorts)}
+        )
+        self.policy = processing_policy(self.settings, embedded=is_embedded(self.broker))
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
@@ -136,14 +138,13 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
         http = build_http_client(settings)
         stack.push_async_callback(http.aclose)
         providers = instrument_providers(build_providers(settings, http, limiter))
-        clock, publisher, jobs = SystemClock(), BroadcastPublisher(broadcast), TaskiqJobQueue(the_broker)
         yield Container(
             settings=settings,
             engine=engine,
             session_factory=session_factory,
             uow=uow,
             starter=await open_starter(engine, uow, settings, stack),
-            clock=clock,
+            clock=SystemClock(),
             hasher=Argon2PasswordHasher(),
             tokens=TokenService.from_settings(settings),
             redis=redis,
@@ -151,22 +152,11 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
             catalogue=catalogue,
             storage=storage,
             broadcast=broadcast,
-            publisher=publisher,
+            publisher=BroadcastPublisher(broadcast),
             http=http,
             providers=providers,
             broker=the_broker,
-            jobs=jobs,
+            jobs=TaskiqJobQueue(the_broker),
             cursors=cursor_codec(settings),
             accounts=KnownAccounts(ttl_seconds=ACCOUNT_CHECK_SECONDS),
-            processing=ProcessingPorts(
-                uow=uow,
-                providers=providers,
-                catalogue=catalogue,
-                storage=storage,
-                publisher=publisher,
-                jobs=jobs,
-                limiter=limiter,
-                clock=clock,
-            ),
-            policy=processing_policy(settings, embedded=is_embedded(the_broker)),
         )

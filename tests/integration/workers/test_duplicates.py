@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -47,7 +48,9 @@ def provider_clock() -> FakeClock:
 @pytest.fixture
 async def world(worker_env: dict[str, str], clean_postgres: str, provider_clock: FakeClock) -> AsyncIterator[World]:
     async with side_container(worker_env) as container:
-        yield await new_world(with_simulated_clock(container.with_adapters(jobs=RecordingJobs()), provider_clock))
+        yield await new_world(
+            with_simulated_clock(dataclasses.replace(container, jobs=RecordingJobs()), provider_clock)
+        )
 
 
 def with_simulated_clock(container: Container, clock: FakeClock) -> Container:
@@ -57,7 +60,7 @@ def with_simulated_clock(container: Container, clock: FakeClock) -> Container:
         steps=settings.simulated_steps, step_seconds=settings.simulated_step_seconds, clock=clock
     )
     others = [p for name, p in container.providers.as_mapping().items() if name != simulated.name]
-    return container.with_adapters(providers=ProviderRegistry([simulated, *others]))
+    return dataclasses.replace(container, providers=ProviderRegistry([simulated, *others]))
 
 
 def finish_provider_job(world: World, clock: FakeClock) -> None:

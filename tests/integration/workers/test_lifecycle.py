@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -197,7 +198,7 @@ class NoJobs:
 async def test_same_submit_message_delivered_twice_submits_and_captures_once(world: World, workers: Processes) -> None:
     # given a QUEUED generation whose submit message was not sent yet
     model = await world.model("sim-dup")
-    world.container = world.container.with_adapters(jobs=NoJobs())
+    world.container = dataclasses.replace(world.container, jobs=NoJobs())
     started = await world.generate(model)
     # when the very same message (same task id) reaches the broker twice
     kicker = AsyncKicker(task_name="submit_generation", broker=world.container.broker, labels={})
