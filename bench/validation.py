@@ -9,14 +9,21 @@ is) and the script prints CPU per document (median and max over `--rounds`) and 
 verdict. For comparison, the same documents are judged by strawberry's own depth and
 alias rules (which expand every spread) where that ends in reasonable time.
 
-    .venv/bin/python bench/validation.py [--rounds 200]
+    .venv/bin/python bench/validation.py [--rounds 200] [--before REV]
+
+With `--before REV`, the report's fragment chains and a field repeated 332 times are also
+planned, once each, by the code of commit REV (checked out in a temporary worktree and run
+in a subprocess with this interpreter), to show what the same documents cost there.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -113,6 +120,7 @@ def measure(judge: Callable[[], object], rounds: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--before", metavar="REV", help="also plan the report's documents with the code of REV")
     args = parser.parse_args()
 
     settings = Settings(_env_file=None, environment="production")  # type: ignore[call-arg]
@@ -156,6 +164,49 @@ def main() -> None:
         document = parse(chain(levels, 8))
         median, _ = measure(lambda d=document: validate(schema._schema, d, rules), 3)  # type: ignore[misc]
         print(f"  chain {levels} levels x 8: {median:10.2f} ms (each level multiplies by about 8)")
+    if args.before:
+        before(args.before)
+
+
+# Runs in a subprocess with another commit's code first on sys.path: plans each document of
+# the JSON list on stdin once (uncached) and prints [CPU ms, first error] per document.
+_PLAN_ELSEWHERE = """
+import inspect, json, sys, time
+sys.path.insert(0, sys.argv[1])
+from graph.limits import query_limits
+from graph.schema import build_schema
+from infrastructure.settings import Settings
+plans = build_schema(limits=query_limits(Settings(_env_file=None, environment="production"))).plans
+two = len(inspect.signature(plans._plan).parameters) == 2  # older plans were keyed by (query, name)
+out = []
+for query in json.load(sys.stdin):
+    started = time.process_time()
+    plan = plans._plan(query, None) if two else plans._plan(query)
+    out.append([(time.process_time() - started) * 1000, plan.errors[0].message[:60] if plan.errors else "no error when planned"])
+print(json.dumps(out))
+"""
+
+
+def before(rev: str) -> None:
+    documents = {f"chain {n} levels x 8": chain(n, 8) for n in (5, 6, 7, 8)}
+    documents["one field repeated 332 times"] = "query W { " + " ".join(["me { id email role }"] * 332) + " }"
+    with tempfile.TemporaryDirectory() as folder:
+        tree = f"{folder}/tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", tree, rev], check=True)
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", _PLAN_ELSEWHERE, tree],
+                input=json.dumps(list(documents.values())),
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=900,
+            )
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", tree], check=True)
+    print(f"\nthe same documents planned once by the code of {rev}:")
+    for name, (ms, verdict) in zip(documents, json.loads(done.stdout), strict=True):
+        print(f"  {name:34} {ms:10.0f} ms  {verdict}")
 
 
 if __name__ == "__main__":
