@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -10,7 +11,7 @@ from typing import Any, NamedTuple
 import strawberry
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import DocumentNode, GraphQLError, OperationType, parse
 from graphql.error import GraphQLSyntaxError
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
@@ -21,7 +22,7 @@ from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.client_address import client_address
 from graph.context import Context, Credentials
-from graph.execution import OperationPlans
+from graph.execution import OperationPlans, operations_by_name
 from graph.http_protocol import (
     GRAPHQL_RESPONSE,
     JSON_TYPE,
@@ -36,6 +37,7 @@ from graph.http_protocol import (
     place_files,
 )
 from graph.ide import graphiql_page
+from graph.limits import CACHE_SIZE, MAX_CACHED_QUERY
 from graph.request_id import request_id_of
 from infrastructure.container import Container
 from infrastructure.settings import Settings
@@ -83,20 +85,28 @@ def operation_type(schema: strawberry.Schema, params: GraphQLParams, max_tokens:
     """The selected operation's type; None when the document names no such (single) operation.
 
     Read from the operation plan that execution uses next (one parse, one cache); without
-    plans (tracing on), from a parse with the same token limit.
+    plans (tracing on), from a parse with the same token limit, cached by document text as
+    the plans are (the operation name only selects from it).
     """
     plans = getattr(schema, "plans", None)
     if isinstance(plans, OperationPlans):
-        plan = plans.get(params.query)
-        if plan.document is None:
-            return UNPARSED
-        selected = plan.operation(params.operation_name)
-        return selected.operation if selected else None
-    try:
-        operation = get_operation_ast(parse(params.query, max_tokens=max_tokens), params.operation_name)
-    except (GraphQLSyntaxError, RecursionError):
+        document = plans.get(params.query).document
+    elif len(params.query) > MAX_CACHED_QUERY:  # not kept: the cache would hold the whole document
+        document = _parsed.__wrapped__(params.query, max_tokens)
+    else:
+        document = _parsed(params.query, max_tokens)
+    if document is None:
         return UNPARSED
+    operation = operations_by_name(document).get(params.operation_name)
     return operation.operation if operation else None
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _parsed(query: str, max_tokens: int) -> DocumentNode | None:
+    try:
+        return parse(query, max_tokens=max_tokens)
+    except (GraphQLSyntaxError, RecursionError):
+        return None
 
 
 def no_such_operation(operation_name: str | None) -> GraphQLError:
