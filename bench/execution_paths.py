@@ -31,13 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 from strawberry.extensions import SchemaExtension  # noqa: E402
 
-import workers.tasks  # noqa: E402, F401  (registers the tasks for the embedded queue)
 from domain.catalogue import ModelKind  # noqa: E402
 from domain.use_cases import catalogue, credits, generations  # noqa: E402
 from domain.use_cases.auth import ensure_user  # noqa: E402
 from domain.use_cases.rate_limits import RateRule  # noqa: E402
 from domain.users import Principal, Role  # noqa: E402
-from graph.app import create_app  # noqa: E402
+from entrypoints.api import create_app  # noqa: E402
 from graph.context import Context, Credentials  # noqa: E402
 from graph.limits import query_limits  # noqa: E402
 from graph.schema import GenhubSchema, build_schema  # noqa: E402
@@ -81,10 +80,10 @@ async def seed(container: Any) -> str:
     return container.tokens.issue_access(user.id, Role.USER).token
 
 
-async def cpu_per_call(schema: GenhubSchema, query: str, container: Any, token: str, calls: int) -> float:
+async def cpu_per_call(schema: GenhubSchema, query: str, services: Any, token: str, calls: int) -> float:
     started = time.process_time()
     for _ in range(calls):
-        context = Context(container=container, credentials=Credentials(token), request_id=uuid.uuid4().hex)
+        context = Context(services=services, credentials=Credentials(token), request_id=uuid.uuid4().hex)
         result = await schema.execute(query, context_value=context)
         assert result.errors is None or query is CANCEL, result.errors
     return (time.process_time() - started) / calls * 1e6
@@ -104,8 +103,8 @@ async def main(rounds: int, calls: int) -> None:
         await upgrade(settings.effective_database_url)
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            container = app.state.container
-            token = await seed(container)
+            services = app.state.services
+            token = await seed(services.adapters)
             limits = query_limits(settings)
             planned = build_schema(limits=limits, mask_errors=True)
             extended = build_schema(limits=limits, mask_errors=True, extensions=[Passive])
@@ -114,10 +113,10 @@ async def main(rounds: int, calls: int) -> None:
             for name, query in (("me", ME), ("history page (20 items)", HISTORY), ("typed mutation failure", CANCEL)):
                 samples: dict[str, list[float]] = {"planned": [], "strawberry": []}
                 for schema in (planned, extended):  # warm both caches
-                    await cpu_per_call(schema, query, container, token, 20)
+                    await cpu_per_call(schema, query, services, token, 20)
                 for _ in range(rounds):
-                    samples["planned"].append(await cpu_per_call(planned, query, container, token, calls))
-                    samples["strawberry"].append(await cpu_per_call(extended, query, container, token, calls))
+                    samples["planned"].append(await cpu_per_call(planned, query, services, token, calls))
+                    samples["strawberry"].append(await cpu_per_call(extended, query, services, token, calls))
                 p, s = statistics.median(samples["planned"]), statistics.median(samples["strawberry"])
                 print(f"{name:28} {p:>11.0f} {s:>14.0f} {s / p:>6.2f}")
 

@@ -104,7 +104,7 @@ def processes(env: dict[str, str], workers: int, log_dir: Path) -> Iterator[None
             log = (log_dir / f"{name}-{workers}.log").open("wb")
             started.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "infrastructure.cli", *args],
+                    [sys.executable, "-m", "entrypoints.cli", *args],
                     cwd=ROOT,
                     env=env,
                     stdout=log,

@@ -219,6 +219,12 @@ class TokenIssuer(Protocol):
     def new_refresh_token() -> tuple[str, str]: ...
 
 
+class AccessVerifier(Protocol):
+    def verify_access(self, token: str) -> tuple[Any, datetime]:
+        """The token's principal and expiry; raises Unauthenticated on any defect."""
+        ...
+
+
 # ---------------------------------------------------------------- catalogue cache
 
 

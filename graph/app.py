@@ -1,14 +1,21 @@
-"""The FastAPI application factory: GraphQL, health, file routes; adapters opened in the lifespan."""
+"""The FastAPI application: GraphQL, health, file routes; the Services opened in the lifespan.
+
+`build_app` is given everything from outside: the Settings, the broker (with the tasks on
+it) and what runs those tasks in this process (embedded mode). The entry point that
+supplies them is entrypoints/api.py `create_app`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.telemetry import TelemetryConfig
+from taskiq import AsyncBroker
 
 from graph import demo, files, health
 from graph.callbacks import router as callbacks_router
@@ -20,10 +27,9 @@ from graph.request_id import RequestIdMiddleware
 from graph.schema import build_schema
 from graph.security import SecurityHeaders
 from graph.websocket import build_ws_router
-from infrastructure.container import open_container
+from infrastructure.bootstrap import Services, open_services
 from infrastructure.gc_tuning import frozen_heap
-from infrastructure.settings import Settings, get_settings
-from infrastructure.task_runtime import embedded_tasks
+from infrastructure.settings import Settings
 from infrastructure.tracing import enabled as tracing_enabled
 from infrastructure.tracing import graphql_tracing_extensions
 
@@ -33,8 +39,11 @@ log = logging.getLogger("genhub.app")
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+TaskRunner = Callable[[Services], AbstractAsyncContextManager[None]]
+
+
+def build_app(settings: Settings, *, broker: AsyncBroker, run_tasks: TaskRunner) -> FastAPI:
+    """`run_tasks(services)` is entered for the app's life (in embedded mode it runs the tasks here)."""
     problems = settings.production_problems()
     if problems:
         raise RuntimeError("genhub refuses to start in production:\n  - " + "\n  - ".join(problems))
@@ -46,10 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # embedded_tasks: with an InMemoryBroker, tasks and their schedule run in this process.
-        async with open_container(settings) as container, embedded_tasks(container):
-            app.state.container = container
-            broker = container.broker
+        async with open_services(settings, broker=broker) as services, run_tasks(services):
+            app.state.services = services
             if not broker.is_worker_process:
                 await broker.startup()
             try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from domain.use_cases.callbacks import receive_callback
+from infrastructure.bootstrap import Services
 
 MAX_CALLBACK_BYTES = 256 * 1024
 
@@ -18,7 +18,7 @@ router = APIRouter()
 
 @router.post("/providers/{name}/callback", include_in_schema=False)
 async def provider_callback(name: str, request: Request) -> JSONResponse:
-    container = request.app.state.container
+    services: Services = request.app.state.services
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_CALLBACK_BYTES:
         return JSONResponse({"error": "callback body too large"}, status_code=413)
@@ -26,9 +26,7 @@ async def provider_callback(name: str, request: Request) -> JSONResponse:
     if len(body) > MAX_CALLBACK_BYTES:
         return JSONResponse({"error": "callback body too large"}, status_code=413)
     try:
-        task_id = await receive_callback(
-            name, dict(request.headers), body, providers=container.providers, jobs=container.jobs
-        )
+        task_id = await services.processing.receive_callback(name, dict(request.headers), body)
     except KeyError:
         return JSONResponse({"error": "unknown provider"}, status_code=404)
     except PermissionError:

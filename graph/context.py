@@ -1,20 +1,19 @@
-"""The typed request context: container, viewer (from the token, no database read), loaders."""
+"""The typed request context: the process's Services, the viewer (from the token, no database read), loaders."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from domain.errors import Unauthenticated
 from domain.users import Principal
-from infrastructure.container import Container
+from infrastructure.bootstrap import Services
 
 if TYPE_CHECKING:
     from graph.loaders import Loaders
@@ -29,12 +28,11 @@ class Credentials:
 
 @dataclass
 class Context(BaseContext):
-    container: Container
+    services: Services
     credentials: Credentials = field(default_factory=Credentials)
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     client_ip: str = "unknown"
     operation_name: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     account_gone: bool = False  # the token verified, but its account no longer exists
     _account_confirmed: bool = False
 
@@ -46,7 +44,7 @@ class Context(BaseContext):
         if not self.credentials.token:
             return None
         try:
-            return self.container.tokens.verify_access(self.credentials.token)
+            return self.services.accounts.verify_access(self.credentials.token)
         except Unauthenticated as exc:
             return exc
 
@@ -67,9 +65,7 @@ class Context(BaseContext):
         self._account_confirmed = True
         verified = self._verified
         if isinstance(verified, tuple):
-            c = self.container
-            exists = await c.accounts.exists(verified[0].user_id, uow=c.uow(), now=time.monotonic())
-            self.account_gone = not exists
+            self.account_gone = not await self.services.accounts.exists(verified[0].user_id)
 
     @property
     def token_expires_at(self) -> datetime | None:
@@ -86,7 +82,7 @@ class Context(BaseContext):
     def loaders(self) -> Loaders:
         from graph.loaders import Loaders
 
-        return Loaders(self.container)
+        return Loaders(self.services.lookups)
 
 
 Info = StrawberryInfo[Context, None]

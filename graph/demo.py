@@ -14,8 +14,7 @@ from typing import Final
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from domain.use_cases.auth import find_user
-from infrastructure.container import Container
+from infrastructure.bootstrap import Services
 from infrastructure.settings import Settings
 
 DEMO_DIR: Final = Path(__file__).parent / "static" / "demo"
@@ -66,8 +65,8 @@ async def demo_config(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     demo: dict[str, str] | None = None
     if settings.should_seed_demo:
-        container: Container = request.app.state.container
-        if await find_user(email=settings.demo_email, uow=container.uow()) is not None:
+        services: Services = request.app.state.services
+        if await services.accounts.find(settings.demo_email) is not None:
             # The password is printed by `genhub serve` and shown in GraphiQL too: only a
             # development server that seeded the account itself ever reveals it.
             demo = {"email": settings.demo_email, "password": settings.demo_password}

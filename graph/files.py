@@ -15,6 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from domain.errors import ObjectTooLarge, StorageUnavailable
+from infrastructure.bootstrap import Services
 from infrastructure.storage.local import LocalStorage, UploadMismatch
 from infrastructure.storage.s3 import content_disposition
 from infrastructure.storage.upload_seals import UploadSealed
@@ -30,8 +31,8 @@ _SAFE_HEADERS = {
 
 
 def _local(request: Request) -> LocalStorage | None:
-    storage = request.app.state.container.storage
-    return storage if isinstance(storage, LocalStorage) else None
+    services: Services = request.app.state.services
+    return services.local_files
 
 
 def _int(value: str | None) -> int | None:

@@ -7,9 +7,8 @@ import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
-from infrastructure.container import Container
+from infrastructure.bootstrap import Services
 
 log = logging.getLogger("genhub.health")
 router = APIRouter()
@@ -21,30 +20,13 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def _database(container: Container) -> None:
-    async with container.engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
-
-
-async def _redis(container: Container) -> None:
-    assert container.redis is not None
-    await container.redis.ping()
-
-
-async def _storage(container: Container) -> None:
-    await container.storage.check()
-
-
 @router.get("/ready", include_in_schema=False)
 async def ready(request: Request) -> JSONResponse:
-    container: Container = request.app.state.container
-    checks = {"database": _database(container), "storage": _storage(container)}
-    if container.redis is not None:
-        checks["redis"] = _redis(container)
+    services: Services = request.app.state.services
     results: dict[str, str] = {}
-    for name, check in checks.items():
+    for name, check in services.probes.items():
         try:
-            await asyncio.wait_for(check, CHECK_TIMEOUT)
+            await asyncio.wait_for(check(), CHECK_TIMEOUT)
             results[name] = "ok"
         except Exception as exc:
             log.warning("readiness check %s failed: %s", name, exc)

@@ -39,7 +39,6 @@ from graph.http_protocol import (
 from graph.ide import graphiql_page
 from graph.limits import CACHE_SIZE, MAX_CACHED_QUERY
 from graph.request_id import request_id_of
-from infrastructure.container import Container
 from infrastructure.settings import Settings
 
 log = logging.getLogger("genhub.http")
@@ -123,9 +122,8 @@ class GraphQLHttp:
         self.settings = settings
 
     def context(self, request: Request, params: GraphQLParams) -> Context:
-        container: Container = request.app.state.container
         ctx = Context(
-            container=container,
+            services=request.app.state.services,
             credentials=Credentials(bearer_token(request.headers)),
             request_id=request_id_of(request),
             client_ip=client_address(request, self.settings.trusted_proxy_hops),

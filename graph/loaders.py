@@ -16,10 +16,9 @@ from domain.chunks import Chunk
 from domain.generations import Generation
 from domain.invitations import BoardInvitation
 from domain.pagination import Page, PageRequest
-from domain.repositories import Asset, GenerationFilter, UnitOfWork
-from domain.use_cases import reads
+from domain.repositories import Asset
+from domain.services.lookups import Lookups
 from domain.users import Principal, User
-from infrastructure.container import Container
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -27,24 +26,18 @@ NESTED_PAGES_AT_ONCE = 4
 
 
 def _by_id(
-    container: Container,
-    fetch: Callable[[UnitOfWork, list[uuid.UUID]], Awaitable[Sequence[V]]],
-    key: Callable[[V], uuid.UUID],
+    fetch: Callable[[list[uuid.UUID]], Awaitable[Sequence[V]]], key: Callable[[V], uuid.UUID]
 ) -> DataLoader[uuid.UUID, V | None]:
     async def load(ids: list[uuid.UUID]) -> list[V | None]:
-        async with container.uow() as uow:
-            found = {key(item): item for item in await fetch(uow, ids)}
+        found = {key(item): item for item in await fetch(ids)}
         return [found.get(i) for i in ids]
 
     return DataLoader(load_fn=load)
 
 
-def _grouped(
-    container: Container, fetch: Callable[[UnitOfWork, list[uuid.UUID]], Awaitable[dict[uuid.UUID, list[V]]]]
-) -> DataLoader[uuid.UUID, list[V]]:
+def _grouped(fetch: Callable[[list[uuid.UUID]], Awaitable[dict[uuid.UUID, list[V]]]]) -> DataLoader[uuid.UUID, list[V]]:
     async def load(ids: list[uuid.UUID]) -> list[list[V]]:
-        async with container.uow() as uow:
-            found = await fetch(uow, ids)
+        found = await fetch(ids)
         return [found.get(i, []) for i in ids]
 
     return DataLoader(load_fn=load)
@@ -53,19 +46,17 @@ def _grouped(
 class Loaders:
     """Named `<Thing>By<Key>`; models and presets come from the catalogue cache, SQL only on a miss."""
 
-    def __init__(self, container: Container) -> None:
-        self.container = container
-        self.users_by_id = _by_id(container, lambda uow, ids: uow.users.get_many(ids), lambda u: u.id)
-        self.boards_by_id = _by_id(container, lambda uow, ids: uow.boards.get_many(ids), lambda b: b.id)
-        self.chunks_by_id = _by_id(container, lambda uow, ids: uow.chunks.get_many(ids), lambda c: c.id)
-        self.input_ids_by_generation = _grouped(container, lambda uow, ids: uow.generations.inputs_of(ids))
-        self.assets_by_generation = _grouped(container, lambda uow, ids: uow.generations.assets_of(ids))
-        self.members_by_board = _grouped(container, lambda uow, ids: uow.boards.members_of(ids))
-        self.invitations_by_board = _grouped(
-            container, lambda uow, ids: uow.invitations.open_for_boards(ids, container.clock.now())
-        )
-        self.models_by_id = _by_id(container, lambda uow, ids: uow.catalogue.get_models(ids), lambda m: m.id)
-        self.presets_by_id = _by_id(container, lambda uow, ids: uow.catalogue.get_presets(ids), lambda p: p.id)
+    def __init__(self, lookups: Lookups) -> None:
+        self.lookups = lookups
+        self.users_by_id = _by_id(lookups.users, lambda u: u.id)
+        self.boards_by_id = _by_id(lookups.boards, lambda b: b.id)
+        self.chunks_by_id = _by_id(lookups.chunks, lambda c: c.id)
+        self.input_ids_by_generation = _grouped(lookups.input_ids)
+        self.assets_by_generation = _grouped(lookups.assets)
+        self.members_by_board = _grouped(lookups.members)
+        self.invitations_by_board = _grouped(lookups.open_invitations)
+        self.models_by_id = _by_id(lookups.models, lambda m: m.id)
+        self.presets_by_id = _by_id(lookups.presets, lambda p: p.id)
         self._board_pages: DataLoader[tuple[uuid.UUID, PageRequest], Page[Generation]] | None = None
 
     async def board_generations(self, principal: Principal, board_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
@@ -86,9 +77,7 @@ class Loaders:
 
         async def one(board_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
             async with gate:
-                return await reads.list_generations(
-                    principal=principal, flt=GenerationFilter(board_id=board_id), page=page, uow=self.container.uow()
-                )
+                return await self.lookups.board_page(principal, board_id, page)
 
         return list(await asyncio.gather(*(one(board_id, page) for board_id, page in keys)))
 
@@ -96,11 +85,11 @@ class Loaders:
     # on another one (its invalidation lost, the TTL not yet up). The database is the truth; the
     # loaders batch every miss of a request into one statement, and a warm cache needs none.
     async def model(self, model_id: uuid.UUID) -> AiModel | None:
-        cached = await self.container.catalogue.model(model_id)
+        cached = await self.lookups.cached_model(model_id)
         return cached if cached is not None else await self.models_by_id.load(model_id)
 
     async def preset(self, preset_id: uuid.UUID) -> Preset | None:
-        cached = await self.container.catalogue.preset(preset_id)
+        cached = await self.lookups.cached_preset(preset_id)
         return cached if cached is not None else await self.presets_by_id.load(preset_id)
 
     async def user(self, user_id: uuid.UUID) -> User | None:

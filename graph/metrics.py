@@ -12,13 +12,11 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
-from taskiq import InMemoryBroker
 
 from domain.errors import DomainError
-from infrastructure.container import Container
+from infrastructure.bootstrap import Services
 from infrastructure.logging_setup import log_operation
-from infrastructure.metrics import observe_graphql, refresh_queue_depth, render
-from infrastructure.queue import CONSUMER_GROUP, QUEUE_NAME
+from infrastructure.metrics import observe_graphql, render
 
 router = APIRouter()
 # The operation's own name when the client did not send `operationName` (most do not).
@@ -76,20 +74,15 @@ def scrape_allowed(request: Request, token: str) -> bool:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    container: Container = request.app.state.container
-    if not scrape_allowed(request, container.settings.metrics_token):
+    services: Services = request.app.state.services
+    if not scrape_allowed(request, services.settings.metrics_token):
         return Response(
             "GET /metrics needs the bearer token set in METRICS_TOKEN.\n",
             status_code=401,
             media_type="text/plain",
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
-    broker = container.broker
-    redis = None if isinstance(broker, InMemoryBroker) else container.redis
-    # The stream and group the broker really uses (TASK_QUEUE_NAME may rename the stream).
-    stream = getattr(broker, "queue_name", QUEUE_NAME)
-    group = getattr(broker, "consumer_group_name", CONSUMER_GROUP)
-    await refresh_queue_depth(redis, stream=stream, group=group)
+    await services.refresh_queue_metrics()
     body, content_type = render()
     return Response(body, media_type=content_type)
 

@@ -23,7 +23,6 @@ import hmac
 import ipaddress
 from collections.abc import Sequence
 
-from domain.errors import RateLimited
 from domain.ports import RateBucket
 from domain.users import normalize_email
 from graph.context import Context
@@ -52,7 +51,7 @@ def account_key(email: str, secret: str) -> str:
 
 def ip_bucket(context: Context, action: str, limit: int, *, signed_in: bool = False) -> RateBucket:
     """The caller's address bucket for `action`; a signed-in action gets the multiplied limit."""
-    settings = context.container.settings
+    settings = context.services.settings
     if signed_in:
         limit *= settings.rate_limit_ip_multiplier
     return RateBucket(f"{action}:ip:{address_key(context.client_ip)}", limit, settings.rate_limit_window_seconds)
@@ -60,13 +59,11 @@ def ip_bucket(context: Context, action: str, limit: int, *, signed_in: bool = Fa
 
 def account_bucket(context: Context, action: str, email: str, limit: int) -> RateBucket:
     """The bucket of the account `email` names for `action`, whatever address the call comes from."""
-    settings = context.container.settings
+    settings = context.services.settings
     key = account_key(email, settings.effective_url_secret)
     return RateBucket(f"{action}:account:{key}", limit, settings.rate_limit_account_window_seconds)
 
 
 async def throttle(context: Context, buckets: Sequence[RateBucket]) -> None:
     """Count one hit in every bucket, or in none when any is full: then RateLimited (with the wait)."""
-    wait = await context.container.limiter.hit_all(buckets)
-    if wait:
-        raise RateLimited(wait)
+    await context.services.throttle.hit(buckets)

@@ -48,10 +48,9 @@ from domain.errors import Unauthenticated
 from graph.client_address import client_address
 from graph.context import Context, Credentials
 from graph.http import bearer_token
-from graph.subscriptions.feed import BroadcastFeed
-from graph.subscriptions.session import FEED_KEY, UNAUTHORIZED, close_connection, is_open
+from graph.subscriptions.session import UNAUTHORIZED, close_connection, is_open
 from graph.ws_frames import FrameReader, Refusal, legacy_error, legacy_ws_problem, refuse, transport_ws_problem
-from infrastructure.container import Container
+from infrastructure.bootstrap import Services
 from infrastructure.settings import Settings
 
 #: A client that has not sent connection_init by then is closed with 4408 (legacy graphql-ws too).
@@ -91,7 +90,7 @@ async def close_at_expiry(context: Context) -> None:
     expires_at = context.token_expires_at
     if expires_at is None:
         return
-    delay = (expires_at - context.container.clock.now()).total_seconds()
+    delay = context.services.watching.seconds_left(expires_at)
     await asyncio.sleep(max(0.0, delay))
     await close_connection(context, UNAUTHORIZED, "Unauthorized: the access token has expired")
 
@@ -213,7 +212,6 @@ class SubscriptionRouter(GraphQLRouter[Context, None]):
     websocket_adapter_class = FrameReader
 
     def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
-        self._feed: BroadcastFeed | None = None
         #: Read by FrameReader: larger text frames are refused with 4400 (uvicorn's ws_max_size says 1009 first).
         self.max_message_bytes = settings.ws_max_message_bytes
         super().__init__(
@@ -233,22 +231,14 @@ class SubscriptionRouter(GraphQLRouter[Context, None]):
         # GET/POST /graphql belong to graph.http: keep only the WebSocket route.
         self.routes[:] = [route for route in self.routes if isinstance(route, APIWebSocketRoute)]
 
-    def feed(self, container: Container) -> BroadcastFeed:
-        """One feed per process (per container), so each message is decoded once for every connection."""
-        if self._feed is None or self._feed.container is not container:
-            self._feed = BroadcastFeed(container)
-        return self._feed
-
     async def connection_context(self, connection: HTTPConnection) -> Context:
         """Built once per connection; the upgrade's Authorization header is the fallback token."""
-        container: Container = connection.app.state.container
-        context = Context(
-            container=container,
+        services: Services = connection.app.state.services
+        return Context(
+            services=services,
             credentials=Credentials(bearer_token(connection.headers)),
-            client_ip=client_address(connection, container.settings.trusted_proxy_hops),
+            client_ip=client_address(connection, services.settings.trusted_proxy_hops),
         )
-        context.extra[FEED_KEY] = self.feed(container)
-        return context
 
 
 def build_ws_router(schema: strawberry.Schema, settings: Settings) -> SubscriptionRouter:

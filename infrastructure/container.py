@@ -1,12 +1,12 @@
-"""The composition root: builds every adapter from Settings, opens and closes them.
+"""Every adapter of a process, built from Settings, opened and closed together.
 
-Used by the FastAPI lifespan, the Taskiq worker start-up, the CLI and the tests.
+Part of the composition root: `infrastructure/bootstrap.py` opens these and binds the use
+cases to them (`Services`). Tests and operator tools may read the adapters themselves.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,26 +19,24 @@ from taskiq import AsyncBroker
 from domain.cursors import CursorCodec
 from domain.ports import EventPublisher, ObjectStorage, RateLimiter
 from domain.repositories import GenerationStarter
-from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts
 from domain.use_cases.viewers import KnownAccounts
 from infrastructure.catalogue_cache import CatalogueCache
 from infrastructure.clock import SystemClock
 from infrastructure.db.engine import create_engine, create_session_factory, open_driver_pool
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
+from infrastructure.db.json_reads.runner import JsonReads
 from infrastructure.db.uow import SqlUnitOfWorkFactory
 from infrastructure.metrics import instrument_providers
-from infrastructure.processing_binding import processing_policy
 from infrastructure.providers.kie import build_http_client
 from infrastructure.providers.registry import ProviderRegistry, build_providers
 from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast
-from infrastructure.queue import StreamBroker, TaskiqJobQueue, shared_broker
+from infrastructure.queue import StreamBroker, TaskiqJobQueue
 from infrastructure.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from infrastructure.redis_pipelining import AutoPipeline
 from infrastructure.security.passwords import Argon2PasswordHasher
 from infrastructure.security.tokens import TokenService
 from infrastructure.settings import Settings
 from infrastructure.storage.factory import open_storage
-from infrastructure.task_runtime import is_embedded
 from infrastructure.tracing import setup_tracing
 
 #: How long a process trusts that a token's account exists before reading it again.
@@ -52,6 +50,7 @@ class Container:
     session_factory: async_sessionmaker[AsyncSession]
     uow: SqlUnitOfWorkFactory
     starter: GenerationStarter
+    json_reads: JsonReads | None  # compiled reads (PostgreSQL only)
     clock: SystemClock
     hasher: Argon2PasswordHasher
     tokens: TokenService
@@ -67,16 +66,6 @@ class Container:
     jobs: TaskiqJobQueue
     cursors: CursorCodec
     accounts: KnownAccounts
-    # The worker use cases' ports and policy, bound once from the fields above (and again by
-    # dataclasses.replace, so a copy with other adapters binds those).
-    processing: ProcessingPorts = dataclasses.field(init=False)
-    policy: ProcessingPolicy = dataclasses.field(init=False)
-
-    def __post_init__(self) -> None:
-        self.processing = ProcessingPorts(
-            **{f.name: getattr(self, f.name) for f in dataclasses.fields(ProcessingPorts)}
-        )
-        self.policy = processing_policy(self.settings, embedded=is_embedded(self.broker))
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
@@ -90,20 +79,25 @@ def cursor_codec(settings: Settings) -> CursorCodec:
     return CursorCodec.from_secret(material)
 
 
-async def open_starter(
-    engine: AsyncEngine, uow: SqlUnitOfWorkFactory, settings: Settings, stack: contextlib.AsyncExitStack
-) -> GenerationStarter:
-    """One round trip on PostgreSQL (a stored function, on a driver-level pool), a unit of work elsewhere."""
+async def open_driver_statements(
+    engine: AsyncEngine,
+    uow: SqlUnitOfWorkFactory,
+    settings: Settings,
+    cursors: CursorCodec,
+    stack: contextlib.AsyncExitStack,
+) -> tuple[GenerationStarter, JsonReads | None]:
+    """On PostgreSQL, the single-statement paths on one driver-level pool: the start of a generation
+    (a stored function) and compiled reads. Elsewhere a unit of work starts, and nothing is compiled."""
     if engine.dialect.name != "postgresql":
-        return SqlGenerationStarter(uow)
+        return SqlGenerationStarter(uow), None
     pool = await open_driver_pool(engine, settings.database_start_pool_size)
     stack.push_async_callback(pool.close)
-    return PgGenerationStarter(pool)
+    return PgGenerationStarter(pool), JsonReads(pool, cursors)
 
 
 @contextlib.asynccontextmanager
-async def open_container(settings: Settings, *, broker: AsyncBroker | None = None) -> AsyncIterator[Container]:
-    """Open every adapter once per process; close them in reverse order."""
+async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIterator[Container]:
+    """Open every adapter once per process; close them in reverse order. `broker`: the process's own."""
     async with contextlib.AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
@@ -111,7 +105,7 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
         session_factory = create_session_factory(engine)
         uow = SqlUnitOfWorkFactory(session_factory)
 
-        the_broker = broker or shared_broker()
+        the_broker = broker
         redis: Redis | None = None
         limiter: RateLimiter = MemoryRateLimiter()
         # One pipeline for the short writes of a request (rate-limit script, queue XADD, event
@@ -138,12 +132,15 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
         http = build_http_client(settings)
         stack.push_async_callback(http.aclose)
         providers = instrument_providers(build_providers(settings, http, limiter))
+        cursors = cursor_codec(settings)
+        starter, json_reads = await open_driver_statements(engine, uow, settings, cursors, stack)
         yield Container(
             settings=settings,
             engine=engine,
             session_factory=session_factory,
             uow=uow,
-            starter=await open_starter(engine, uow, settings, stack),
+            starter=starter,
+            json_reads=json_reads,
             clock=SystemClock(),
             hasher=Argon2PasswordHasher(),
             tokens=TokenService.from_settings(settings),
@@ -157,6 +154,6 @@ async def open_container(settings: Settings, *, broker: AsyncBroker | None = Non
             providers=providers,
             broker=the_broker,
             jobs=TaskiqJobQueue(the_broker),
-            cursors=cursor_codec(settings),
+            cursors=cursors,
             accounts=KnownAccounts(ttl_seconds=ACCOUNT_CHECK_SECONDS),
         )

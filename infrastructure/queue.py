@@ -1,11 +1,11 @@
 """The Taskiq broker (in-memory embedded, Redis streams with acknowledgement in production).
 
-One broker per process, shared by the API (to enqueue) and by `workers/` (to run).
+One broker per process, built from the process's Settings by its entry point: the API enqueues
+on it, and `workers/` registers its tasks on it (workers/tasks.py `register_tasks`).
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from redis.asyncio import Redis
@@ -18,7 +18,7 @@ from taskiq_redis import RedisStreamBroker
 
 from infrastructure.metrics import TaskMetricsMiddleware
 from infrastructure.redis_pipelining import AutoPipeline
-from infrastructure.settings import Settings, get_settings
+from infrastructure.settings import Settings
 
 QUEUE_NAME = "genhub:tasks"
 CONSUMER_GROUP = "genhub-workers"
@@ -87,12 +87,6 @@ def build_broker(settings: Settings) -> AsyncBroker:
         maxlen=settings.stream_maxlen,
         xread_block=1000,
     ).with_middlewares(TaskMetricsMiddleware())
-
-
-@lru_cache(maxsize=1)
-def shared_broker() -> AsyncBroker:
-    """The process-wide broker: tasks register on it at import time (see workers/tasks.py)."""
-    return build_broker(get_settings())
 
 
 class TaskiqJobQueue:

@@ -1,7 +1,8 @@
-"""Taskiq tasks, registered on the shared broker by importing this module.
+"""Taskiq tasks: plain functions of their arguments and the process's Services, and the one
+function that registers them on a broker (`register_tasks`), called by whoever built it.
 
-Each task is thin: decode its arguments, call one use case with the process's ports.
-Every use case is idempotent, so at-least-once delivery is safe.
+Each task is thin: decode its arguments, call one bound use case. Every use case is
+idempotent, so at-least-once delivery is safe.
 """
 
 from __future__ import annotations
@@ -9,60 +10,90 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from typing import Annotated
 
-from domain.use_cases import finalization, submission, sweeps
+from taskiq import AsyncBroker, TaskiqDepends, TaskiqState
+
 from domain.use_cases.callbacks import CALLBACK_TASK
 from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK
 from domain.use_cases.processing import FINALIZE_TASK
-from infrastructure.settings import get_settings
-from workers import chunk_tasks as _chunk_tasks  # noqa: F401  (registers sweep_pending_chunks)
-from workers import embedded_scheduler as _embedded  # noqa: F401  (in-process schedule for embedded mode)
-from workers.broker import broker
-from workers.dependencies import ContainerDep
+from infrastructure.bootstrap import Services
+from infrastructure.settings import Settings
+from infrastructure.task_runtime import services_in
 
 log = logging.getLogger("genhub.tasks")
 
 POLL_TASK = "poll_active_generations"
 EXPIRE_TASK = "expire_stuck_generations"
 REFRESH_TASK = "refresh_generation"
-# The scheduler process only knows whole seconds (the embedded loop uses the exact value).
-PERIOD_SECONDS = max(1, math.ceil(get_settings().poll_interval_seconds))
+SWEEP_CHUNKS_TASK = "sweep_pending_chunks"
+SWEEP_CHUNKS_SECONDS = 600
 
 
-@broker.task(task_name=SUBMIT_TASK)
-async def submit_generation(generation_id: str, container: ContainerDep) -> None:
-    await submission.submit(uuid.UUID(generation_id), ports=container.processing, policy=container.policy)
+def current_services(state: Annotated[TaskiqState, TaskiqDepends()]) -> Services:
+    return services_in(state)
 
 
-async def _refresh(generation_id: str, container: ContainerDep) -> None:
-    await finalization.refresh(uuid.UUID(generation_id), ports=container.processing, policy=container.policy)
+ServicesDep = Annotated[Services, TaskiqDepends(current_services)]
+
+
+async def submit_generation(generation_id: str, services: ServicesDep) -> None:
+    await services.processing.submit(uuid.UUID(generation_id))
+
+
+async def refresh_generation(generation_id: str, services: ServicesDep) -> None:
+    await services.processing.refresh(uuid.UUID(generation_id))
 
 
 # A finalize takes the same path as a refresh: the provider's own answer decides, and only
-# one finalize wins. Two names, because messages of both are in flight in every deployment.
-refresh_generation = broker.task(task_name=REFRESH_TASK)(_refresh)
-finalize_generation = broker.task(task_name=FINALIZE_TASK)(_refresh)
+# one finalize wins. Two task names, because messages of both are in flight in every deployment.
+finalize_generation = refresh_generation
 
 
-@broker.task(task_name=CALLBACK_TASK)
-async def handle_provider_callback(provider: str, external_id: str, container: ContainerDep) -> None:
-    await finalization.handle_callback(provider, external_id, ports=container.processing, policy=container.policy)
+async def handle_provider_callback(provider: str, external_id: str, services: ServicesDep) -> None:
+    await services.processing.handle_callback(provider, external_id)
 
 
-@broker.task(task_name=CANCEL_TASK)
-async def cancel_provider_task(generation_id: str, container: ContainerDep) -> None:
-    await sweeps.cancel_remote(uuid.UUID(generation_id), ports=container.processing)
+async def cancel_provider_task(generation_id: str, services: ServicesDep) -> None:
+    await services.processing.cancel_remote(uuid.UUID(generation_id))
 
 
-@broker.task(task_name=POLL_TASK, schedule=[{"interval": PERIOD_SECONDS, "schedule_id": POLL_TASK}])
-async def poll_active_generations(container: ContainerDep) -> dict[str, int]:
-    report = await sweeps.poll_active(ports=container.processing, policy=container.policy)
+async def poll_active_generations(services: ServicesDep) -> dict[str, int]:
+    report = await services.processing.poll_active()
     return {"polled": report.polled, "finalizing": report.finalizing, "resubmitted": report.resubmitted}
 
 
-@broker.task(task_name=EXPIRE_TASK, schedule=[{"interval": PERIOD_SECONDS, "schedule_id": EXPIRE_TASK}])
-async def expire_stuck_generations(container: ContainerDep) -> int:
-    expired = await sweeps.expire_stuck(ports=container.processing, policy=container.policy)
+async def expire_stuck_generations(services: ServicesDep) -> int:
+    expired = await services.processing.expire_stuck()
     if expired:
         log.info("expired %d generation(s) past their deadline", expired)
     return expired
+
+
+async def sweep_pending_chunks(services: ServicesDep) -> int:
+    """PENDING uploads never completed are removed with their objects."""
+    removed = await services.chunks.sweep_pending()
+    if removed:
+        log.info("swept %d stale pending chunks", removed)
+    return removed
+
+
+def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
+    """Every task on `broker`, with the interval labels the scheduler reads (`settings`' poll interval)."""
+    # The scheduler process only knows whole seconds (the embedded loop uses the exact value).
+    every = max(1, math.ceil(settings.poll_interval_seconds))
+
+    def periodic(name: str, seconds: int) -> dict[str, object]:
+        return {"schedule": [{"interval": seconds, "schedule_id": name}]}
+
+    broker.register_task(submit_generation, task_name=SUBMIT_TASK)
+    broker.register_task(refresh_generation, task_name=REFRESH_TASK)
+    broker.register_task(finalize_generation, task_name=FINALIZE_TASK)
+    broker.register_task(handle_provider_callback, task_name=CALLBACK_TASK)
+    broker.register_task(cancel_provider_task, task_name=CANCEL_TASK)
+    broker.register_task(poll_active_generations, task_name=POLL_TASK, **periodic(POLL_TASK, every))
+    broker.register_task(expire_stuck_generations, task_name=EXPIRE_TASK, **periodic(EXPIRE_TASK, every))
+    broker.register_task(
+        sweep_pending_chunks, task_name=SWEEP_CHUNKS_TASK, **periodic(SWEEP_CHUNKS_TASK, SWEEP_CHUNKS_SECONDS)
+    )
+    return broker

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import strawberry
 
-from domain.invitations import InvitationRules
-from domain.use_cases import boards, invitations
 from domain.use_cases.boards import BoardView
-from domain.use_cases.rate_limits import RateRule
 from graph.boards.types import (
     AcceptBoardInvitationResult,
     AddBoardMemberInput,
@@ -29,18 +24,10 @@ from graph.common.ids import lookup_id, parse_id
 from graph.context import Info
 from graph.permissions import IsAuthenticated
 from graph.throttle import ip_bucket
-from infrastructure.settings import Settings
 
 
 def _success(view: BoardView) -> BoardSuccess:
     return BoardSuccess(board=Board.from_domain(view.board, view.role))
-
-
-def _invitation_rules(settings: Settings) -> InvitationRules:
-    return InvitationRules(
-        ttl=timedelta(seconds=settings.board_invitation_ttl_seconds),
-        max_pending_per_board=settings.board_invitation_max_pending,
-    )
 
 
 @strawberry.type
@@ -49,11 +36,7 @@ class BoardMutations:
         description="Create a board; the viewer becomes its OWNER.", permission_classes=[IsAuthenticated]
     )
     async def create_board(self, info: Info, input: CreateBoardInput) -> CreateBoardResult:
-        c = info.context.container
-
-        view = await boards.create_board(
-            principal=info.context.require_viewer(), name=input.name, uow=c.uow(), clock=c.clock
-        )
+        view = await info.context.services.boards.create(info.context.require_viewer(), input.name)
         return _success(view)
 
     @strawberry.mutation(
@@ -65,20 +48,13 @@ class BoardMutations:
         permission_classes=[IsAuthenticated],
     )
     async def add_board_member(self, info: Info, input: AddBoardMemberInput) -> AddBoardMemberResult:
-        c = info.context.container
-        settings = c.settings
-
-        view = await boards.add_member(
-            principal=info.context.require_viewer(),
-            board_id=parse_id(input.board_id, "boardId"),
-            email=input.email,
-            role=input.role,
-            uow=c.uow(),
-            clock=c.clock,
-            rules=_invitation_rules(settings),
-            limiter=c.limiter,
-            rate=RateRule(settings.rate_limit_invite, settings.rate_limit_window_seconds),
-            also_limit=[ip_bucket(info.context, "invite", settings.rate_limit_invite, signed_in=True)],
+        ctx = info.context
+        view = await ctx.services.boards.invite(
+            ctx.require_viewer(),
+            parse_id(input.board_id, "boardId"),
+            input.email,
+            input.role,
+            also_limit=[ip_bucket(ctx, "invite", ctx.services.settings.rate_limit_invite, signed_in=True)],
         )
         return _success(view)
 
@@ -89,14 +65,8 @@ class BoardMutations:
     async def revoke_board_invitation(
         self, info: Info, input: RevokeBoardInvitationInput
     ) -> RevokeBoardInvitationResult:
-        c = info.context.container
-
-        view = await boards.revoke_invitation(
-            principal=info.context.require_viewer(),
-            board_id=lookup_id(input.board_id, "board"),
-            email=input.email,
-            uow=c.uow(),
-            clock=c.clock,
+        view = await info.context.services.boards.revoke_invitation(
+            info.context.require_viewer(), lookup_id(input.board_id, "board"), input.email
         )
         return _success(view)
 
@@ -106,13 +76,8 @@ class BoardMutations:
         permission_classes=[IsAuthenticated],
     )
     async def accept_board_invitation(self, info: Info, board_id: strawberry.ID) -> AcceptBoardInvitationResult:
-        c = info.context.container
-
-        view = await invitations.accept(
-            principal=info.context.require_viewer(),
-            board_id=lookup_id(board_id, "invitation"),
-            uow=c.uow(),
-            clock=c.clock,
+        view = await info.context.services.boards.accept(
+            info.context.require_viewer(), lookup_id(board_id, "invitation")
         )
         return _success(view)
 
@@ -121,13 +86,8 @@ class BoardMutations:
         permission_classes=[IsAuthenticated],
     )
     async def decline_board_invitation(self, info: Info, board_id: strawberry.ID) -> DeclineBoardInvitationResult:
-        c = info.context.container
-
-        declined = await invitations.decline(
-            principal=info.context.require_viewer(),
-            board_id=lookup_id(board_id, "invitation"),
-            uow=c.uow(),
-            clock=c.clock,
+        declined = await info.context.services.boards.decline(
+            info.context.require_viewer(), lookup_id(board_id, "invitation")
         )
         return DeclineBoardInvitationSuccess(board_id=strawberry.ID(str(declined)))
 
@@ -136,12 +96,7 @@ class BoardMutations:
         permission_classes=[IsAuthenticated],
     )
     async def remove_board_member(self, info: Info, input: RemoveBoardMemberInput) -> RemoveBoardMemberResult:
-        c = info.context.container
-
-        view = await boards.remove_member(
-            principal=info.context.require_viewer(),
-            board_id=lookup_id(input.board_id, "board"),
-            user_id=lookup_id(input.user_id, "member"),
-            uow=c.uow(),
+        view = await info.context.services.boards.remove_member(
+            info.context.require_viewer(), lookup_id(input.board_id, "board"), lookup_id(input.user_id, "member")
         )
         return _success(view)

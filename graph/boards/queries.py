@@ -5,7 +5,6 @@ from __future__ import annotations
 import strawberry
 
 from domain.errors import NotFound
-from domain.use_cases import invitations, reads
 from graph.boards.types import Board, BoardInvitation
 from graph.common.ids import lookup_id
 from graph.context import Info
@@ -17,8 +16,7 @@ class BoardQueries:
     @strawberry.field(description="Boards the viewer belongs to.", permission_classes=[IsAuthenticated])
     async def boards(self, info: Info) -> list[Board]:
         viewer = info.context.require_viewer()
-        c = info.context.container
-        boards = await reads.list_boards(principal=viewer, uow=c.uow())
+        boards = await info.context.services.boards.mine(viewer)
         out: list[Board] = []
         for board in boards:
             members = await info.context.loaders.members(board.id)
@@ -29,11 +27,7 @@ class BoardQueries:
     @strawberry.field(description="One board the viewer belongs to, or null.", permission_classes=[IsAuthenticated])
     async def board(self, info: Info, id: strawberry.ID) -> Board | None:
         try:
-            board, role = await reads.get_board(
-                principal=info.context.require_viewer(),
-                board_id=lookup_id(id, "board"),
-                uow=info.context.container.uow(),
-            )
+            board, role = await info.context.services.boards.get(info.context.require_viewer(), lookup_id(id, "board"))
         except NotFound:
             return None
         return Board.from_domain(board, role)
@@ -43,6 +37,5 @@ class BoardQueries:
         permission_classes=[IsAuthenticated],
     )
     async def my_board_invitations(self, info: Info) -> list[BoardInvitation]:
-        c = info.context.container
-        pending = await invitations.my_invitations(principal=info.context.require_viewer(), uow=c.uow(), clock=c.clock)
+        pending = await info.context.services.boards.my_invitations(info.context.require_viewer())
         return [BoardInvitation.from_domain(v.invitation, v.board_name) for v in pending]

@@ -83,7 +83,7 @@ class Board:
     ) -> Annotated[GenerationConnection, strawberry.lazy("graph.generations.types")]:
         from graph.generations.types import GenerationConnection
 
-        cursors = info.context.container.cursors
+        cursors = info.context.services.cursors
         page = await info.context.loaders.board_generations(
             info.context.require_viewer(), self.board_id, PageRequest.parse(first, after, cursors=cursors)
         )

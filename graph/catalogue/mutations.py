@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import strawberry
 
-from domain.use_cases import catalogue
 from graph.catalogue.types import (
     AdminSetting,
     AdminSettingSuccess,
@@ -30,10 +29,8 @@ class CatalogueMutations:
         description="Create or update a model by slug (admin only).", permission_classes=[IsAuthenticated]
     )
     async def upsert_model(self, info: Info, input: UpsertModelInput) -> UpsertModelResult:
-        c = info.context.container
-
-        model = await catalogue.upsert_model(
-            actor=info.context.require_viewer(),
+        model = await info.context.services.catalogue.upsert_model(
+            info.context.require_viewer(),
             slug=input.slug,
             name=input.name,
             provider=input.provider,
@@ -41,30 +38,21 @@ class CatalogueMutations:
             cost_credits=input.cost_credits,
             capabilities=input.capabilities,
             is_active=input.is_active,
-            known_providers=frozenset(c.providers.names),
-            uow=c.uow(),
-            catalogue=c.catalogue,
         )
         return ModelSuccess(model=AiModel.from_domain(model))
 
     @strawberry.mutation(description="Create or update a preset (admin only).", permission_classes=[IsAuthenticated])
     async def upsert_preset(self, info: Info, input: UpsertPresetInput) -> UpsertPresetResult:
-        c = info.context.container
-
-        preset = await catalogue.upsert_preset(
-            actor=info.context.require_viewer(),
+        preset = await info.context.services.catalogue.upsert_preset(
+            info.context.require_viewer(),
             preset_id=parse_id(input.id, "id") if input.id is not None else None,
             model_id=parse_id(input.model_id, "modelId"),
             name=input.name,
             params=input.params,
-            uow=c.uow(),
-            catalogue=c.catalogue,
         )
         return PresetSuccess(preset=Preset.from_domain(preset))
 
     @strawberry.mutation(description="Set one admin setting (admin only).", permission_classes=[IsAuthenticated])
     async def set_admin_setting(self, info: Info, key: str, value: JSON) -> SetAdminSettingResult:
-        c = info.context.container
-
-        k, v = await catalogue.set_setting(actor=info.context.require_viewer(), key=key, value=value, uow=c.uow())
+        k, v = await info.context.services.catalogue.set_setting(info.context.require_viewer(), key, value)
         return AdminSettingSuccess(setting=AdminSetting(key=k, value=v))

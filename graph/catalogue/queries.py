@@ -5,7 +5,6 @@ from __future__ import annotations
 import strawberry
 
 from domain.errors import NotFound
-from domain.use_cases import catalogue
 from graph.catalogue.types import AdminSetting, AiModel, ModelKind, Preset
 from graph.common.ids import lookup_id
 from graph.context import Info
@@ -18,9 +17,8 @@ class CatalogueQueries:
         description="Active models, optionally of one kind; `includeInactive` (admins only) adds deactivated ones."
     )
     async def models(self, info: Info, kind: ModelKind | None = None, include_inactive: bool = False) -> list[AiModel]:
-        found = await catalogue.list_models(
-            kind=kind,
-            catalogue=info.context.container.catalogue,
+        found = await info.context.services.catalogue.models(
+            kind,
             include_inactive=include_inactive,
             actor=info.context.require_viewer() if include_inactive else None,
         )
@@ -32,11 +30,10 @@ class CatalogueQueries:
             wanted = lookup_id(model_id, "model") if model_id is not None else None
         except NotFound:
             return []  # a malformed id names no model, so it has no presets
-        found = await catalogue.list_presets(model_id=wanted, catalogue=info.context.container.catalogue)
+        found = await info.context.services.catalogue.presets(wanted)
         return [Preset.from_domain(p) for p in found]
 
     @strawberry.field(description="Every admin setting (admin only).", permission_classes=[IsAdmin])
     async def admin_settings(self, info: Info) -> list[AdminSetting]:
-        c = info.context.container
-        items = await catalogue.list_settings(actor=info.context.require_viewer(), uow=c.uow())
+        items = await info.context.services.catalogue.settings(info.context.require_viewer())
         return [AdminSetting(key=k, value=v) for k, v in items]

@@ -9,9 +9,8 @@ from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 
 from domain.errors import InvalidInput as InvalidInputError
-from domain.use_cases import chunks
-from domain.use_cases.chunks import UploadPolicy
-from domain.use_cases.rate_limits import RateRule
+from domain.ports import RateBucket
+from domain.use_cases.chunks import DEFAULT_CONTENT_TYPE
 from graph.chunks.types import (
     Chunk,
     ChunkDownloadUrlResult,
@@ -31,28 +30,18 @@ from graph.context import Info
 from graph.permissions import IsAuthenticated
 from graph.scalars import JSON
 from graph.throttle import ip_bucket
-from infrastructure.settings import Settings
 
 READ_SIZE = 1024 * 1024
-
-
-def upload_policy(settings: Settings) -> UploadPolicy:
-    return UploadPolicy(
-        max_bytes=settings.upload_max_bytes,
-        allowed_types=frozenset(t.strip().lower() for t in settings.upload_allowed_types),
-        quota_count=settings.chunk_quota_count,
-        quota_bytes=settings.chunk_quota_bytes,
-    )
-
-
-def upload_rate(settings: Settings) -> RateRule:
-    return RateRule(settings.rate_limit_upload, settings.rate_limit_window_seconds)
 
 
 async def read_upload(file: UploadFile) -> AsyncIterator[bytes]:
     # The multipart parser spooled the part to a temporary file; read it back a slice at a time.
     while data := await file.read(READ_SIZE):
         yield data
+
+
+def _upload_bucket(info: Info) -> RateBucket:
+    return ip_bucket(info.context, "upload", info.context.services.settings.rate_limit_upload, signed_in=True)
 
 
 @strawberry.type
@@ -62,23 +51,16 @@ class ChunkMutations:
         permission_classes=[IsAuthenticated],
     )
     async def upload_chunk(self, info: Info, file: Upload) -> UploadChunkResult:
-        c = info.context.container
-
+        ctx = info.context
         if not isinstance(file, UploadFile):
             raise InvalidInputError.single("file", "must be sent as a file part of a multipart request")
-        chunk = await chunks.upload(
-            principal=info.context.require_viewer(),
+        chunk = await ctx.services.chunks.upload(
+            ctx.require_viewer(),
             filename=file.filename or "file",
-            content_type=file.content_type or chunks.DEFAULT_CONTENT_TYPE,
+            content_type=file.content_type or DEFAULT_CONTENT_TYPE,
             data=read_upload(file),
             declared_size=file.size,
-            policy=upload_policy(c.settings),
-            uow=c.uow(),
-            storage=c.storage,
-            clock=c.clock,
-            limiter=c.limiter,
-            rate=upload_rate(c.settings),
-            also_limit=[ip_bucket(info.context, "upload", c.settings.rate_limit_upload, signed_in=True)],
+            also_limit=[_upload_bucket(info)],
         )
         return UploadChunkSuccess(chunk=Chunk.from_domain(chunk))
 
@@ -87,23 +69,13 @@ class ChunkMutations:
         permission_classes=[IsAuthenticated],
     )
     async def request_chunk_upload(self, info: Info, input: RequestChunkUploadInput) -> RequestChunkUploadResult:
-        c = info.context.container
-
-        ticket = await chunks.request_upload(
-            principal=info.context.require_viewer(),
+        ticket = await info.context.services.chunks.request_upload(
+            info.context.require_viewer(),
             filename=input.filename,
             content_type=input.content_type,
             size=input.size,
             sha256=input.sha256,
-            policy=upload_policy(c.settings),
-            # The URL never outlives its pending chunk: after the sweep's TTL no PUT can land.
-            expires_in=min(c.settings.presign_expires_seconds, c.settings.pending_chunk_ttl_seconds),
-            uow=c.uow(),
-            storage=c.storage,
-            clock=c.clock,
-            limiter=c.limiter,
-            rate=upload_rate(c.settings),
-            also_limit=[ip_bucket(info.context, "upload", c.settings.rate_limit_upload, signed_in=True)],
+            also_limit=[_upload_bucket(info)],
         )
         signed = ticket.request
         return ChunkUploadTicket(
@@ -119,15 +91,8 @@ class ChunkMutations:
         permission_classes=[IsAuthenticated],
     )
     async def complete_chunk_upload(self, info: Info, id: strawberry.ID) -> CompleteChunkUploadResult:
-        c = info.context.container
-
-        chunk = await chunks.complete_upload(
-            principal=info.context.require_viewer(),
-            chunk_id=lookup_id(id, "chunk"),
-            pending_ttl_seconds=c.settings.pending_chunk_ttl_seconds,
-            uow=c.uow(),
-            storage=c.storage,
-            clock=c.clock,
+        chunk = await info.context.services.chunks.complete_upload(
+            info.context.require_viewer(), lookup_id(id, "chunk")
         )
         return CompleteChunkUploadSuccess(chunk=Chunk.from_domain(chunk))
 
@@ -135,15 +100,7 @@ class ChunkMutations:
         description="A signed, expiring URL to download the chunk.", permission_classes=[IsAuthenticated]
     )
     async def chunk_download_url(self, info: Info, id: strawberry.ID) -> ChunkDownloadUrlResult:
-        c = info.context.container
-
-        signed = await chunks.download_url(
-            principal=info.context.require_viewer(),
-            chunk_id=lookup_id(id, "chunk"),
-            expires_in=c.settings.presign_expires_seconds,
-            uow=c.uow(),
-            storage=c.storage,
-        )
+        signed = await info.context.services.chunks.download_url(info.context.require_viewer(), lookup_id(id, "chunk"))
         return DownloadUrl(url=signed.url, expires_at=signed.expires_at)
 
     @strawberry.mutation(
@@ -151,12 +108,5 @@ class ChunkMutations:
         permission_classes=[IsAuthenticated],
     )
     async def delete_chunk(self, info: Info, id: strawberry.ID) -> DeleteChunkResult:
-        c = info.context.container
-
-        deleted = await chunks.delete(
-            principal=info.context.require_viewer(),
-            chunk_id=lookup_id(id, "chunk"),
-            uow=c.uow(),
-            storage=c.storage,
-        )
+        deleted = await info.context.services.chunks.delete(info.context.require_viewer(), lookup_id(id, "chunk"))
         return DeleteChunkSuccess(id=strawberry.ID(str(deleted)))

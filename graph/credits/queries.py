@@ -5,7 +5,6 @@ from __future__ import annotations
 import strawberry
 
 from domain.pagination import PageRequest
-from domain.use_cases import credits
 from graph.context import Info
 from graph.credits.types import CreditBalance, LedgerConnection
 from graph.permissions import IsAuthenticated
@@ -16,16 +15,12 @@ class CreditQueries:
     @strawberry.field(description="The viewer's credits.", permission_classes=[IsAuthenticated])
     async def credits(self, info: Info) -> CreditBalance:
         viewer = info.context.require_viewer()
-        return CreditBalance.from_domain(
-            await credits.balance_of(user_id=viewer.user_id, uow=info.context.container.uow())
-        )
+        return CreditBalance.from_domain(await info.context.services.credits.balance(viewer.user_id))
 
     @strawberry.field(
         description="The viewer's ledger, newest first (`first` <= 100).", permission_classes=[IsAuthenticated]
     )
     async def credit_ledger(self, info: Info, first: int | None = 20, after: str | None = None) -> LedgerConnection:
-        viewer, c = info.context.require_viewer(), info.context.container
-        page = await credits.ledger(
-            user_id=viewer.user_id, page=PageRequest.parse(first, after, cursors=c.cursors), uow=c.uow()
-        )
-        return LedgerConnection.from_page(page.items, page.has_next, c.cursors)
+        viewer, services = info.context.require_viewer(), info.context.services
+        page = await services.credits.ledger(viewer.user_id, PageRequest.parse(first, after, cursors=services.cursors))
+        return LedgerConnection.from_page(page.items, page.has_next, services.cursors)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from domain.use_cases import generations
 from domain.use_cases.generations import GenerateRequest
-from domain.use_cases.rate_limits import RateRule
 from graph.common.ids import lookup_id, parse_id
 from graph.context import Info
 from graph.generations.types import (
@@ -40,20 +38,11 @@ class GenerationMutations:
         permission_classes=[IsAuthenticated],
     )
     async def generate(self, info: Info, input: GenerateInput) -> GenerateResult:
-        c = info.context.container
-
-        generation = await generations.generate(
-            principal=info.context.require_viewer(),
-            request=to_request(input),
-            uow=c.uow(),
-            starter=c.starter,
-            catalogue=c.catalogue,
-            jobs=c.jobs,
-            publisher=c.publisher,
-            clock=c.clock,
-            limiter=c.limiter,
-            rate=RateRule(c.settings.rate_limit_generate, c.settings.rate_limit_window_seconds),
-            also_limit=[ip_bucket(info.context, "generate", c.settings.rate_limit_generate, signed_in=True)],
+        ctx = info.context
+        generation = await ctx.services.generations.generate(
+            ctx.require_viewer(),
+            to_request(input),
+            also_limit=[ip_bucket(ctx, "generate", ctx.services.settings.rate_limit_generate, signed_in=True)],
         )
         return GenerateSuccess(generation=Generation.from_domain(generation))
 
@@ -62,14 +51,7 @@ class GenerationMutations:
         permission_classes=[IsAuthenticated],
     )
     async def cancel_generation(self, info: Info, id: strawberry.ID) -> CancelGenerationResult:
-        c = info.context.container
-
-        generation = await generations.cancel(
-            principal=info.context.require_viewer(),
-            generation_id=lookup_id(id, "generation"),
-            uow=c.uow(),
-            jobs=c.jobs,
-            publisher=c.publisher,
-            clock=c.clock,
+        generation = await info.context.services.generations.cancel(
+            info.context.require_viewer(), lookup_id(id, "generation")
         )
         return CancelSuccess(generation=Generation.from_domain(generation))

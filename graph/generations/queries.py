@@ -7,7 +7,6 @@ import strawberry
 from domain.errors import NotFound
 from domain.pagination import PageRequest
 from domain.repositories import GenerationFilter as DomainFilter
-from domain.use_cases import reads
 from graph.common.ids import lookup_id, parse_id
 from graph.context import Info
 from graph.generations.types import Generation, GenerationConnection, GenerationFilter
@@ -29,10 +28,8 @@ class GenerationQueries:
     @strawberry.field(description="A generation the viewer may read, or null.", permission_classes=[IsAuthenticated])
     async def generation(self, info: Info, id: strawberry.ID) -> Generation | None:
         try:
-            found = await reads.get_generation(
-                principal=info.context.require_viewer(),
-                generation_id=lookup_id(id, "generation"),
-                uow=info.context.container.uow(),
+            found = await info.context.services.generations.get(
+                info.context.require_viewer(), lookup_id(id, "generation")
             )
         except NotFound:
             return None
@@ -45,11 +42,10 @@ class GenerationQueries:
     async def generations(
         self, info: Info, first: int | None = 20, after: str | None = None, filter: GenerationFilter | None = None
     ) -> GenerationConnection:
-        c = info.context.container
-        page = await reads.list_generations(
-            principal=info.context.require_viewer(),
-            flt=to_domain_filter(filter),
-            page=PageRequest.parse(first, after, cursors=c.cursors),
-            uow=c.uow(),
+        services = info.context.services
+        page = await services.generations.page(
+            info.context.require_viewer(),
+            to_domain_filter(filter),
+            PageRequest.parse(first, after, cursors=services.cursors),
         )
-        return GenerationConnection.from_page(page.items, page.has_next, c.cursors)
+        return GenerationConnection.from_page(page.items, page.has_next, services.cursors)

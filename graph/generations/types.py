@@ -55,7 +55,7 @@ class Asset:
     @strawberry.field(description="A signed download URL valid for `expiresInSeconds` (60 s to 7 days).")
     async def url(self, info: Info, expires_in_seconds: int | None = 3600) -> str:
         seconds = min(max(expires_in_seconds or 3600, 60), MAX_URL_SECONDS)
-        signed = await info.context.container.storage.presign_get(self.object_key, expires_in=seconds)
+        signed = await info.context.services.chunks.asset_url(self.object_key, seconds)
         return signed.url
 
     @classmethod

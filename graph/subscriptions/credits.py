@@ -7,11 +7,10 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from domain.use_cases import watching
 from graph.context import Info
 from graph.credits.types import CreditBalance
 from graph.permissions import IsAuthenticated
-from graph.subscriptions.session import deliver, feed_of
+from graph.subscriptions.session import deliver
 
 
 @strawberry.type
@@ -21,12 +20,7 @@ class CreditSubscriptions:
     )
     async def credits_changed(self, info: Info) -> AsyncGenerator[CreditBalance, None]:
         ctx = info.context
-        balances = watching.watch_credits(
-            principal=ctx.require_viewer(),
-            feed=feed_of(ctx),
-            clock=ctx.container.clock,
-            expires_at=ctx.token_expires_at,
-        )
+        balances = ctx.services.watching.credits(ctx.require_viewer(), ctx.token_expires_at)
         async with contextlib.aclosing(deliver(ctx, balances)) as stream:
             async for balance in stream:
                 yield CreditBalance.from_domain(balance)

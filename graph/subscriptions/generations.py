@@ -7,13 +7,12 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from domain.use_cases import watching
 from domain.use_cases.watching import GenerationUpdate
 from graph.common.ids import lookup_id
 from graph.context import Info
 from graph.generations.types import Generation, GenerationEvent
 from graph.permissions import IsAuthenticated
-from graph.subscriptions.session import deliver, feed_of
+from graph.subscriptions.session import deliver
 
 
 def to_event(update: GenerationUpdate) -> GenerationEvent:
@@ -30,13 +29,8 @@ class GenerationSubscriptions:
     )
     async def generation_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[GenerationEvent, None]:
         ctx = info.context
-        updates = watching.watch_generation(
-            principal=ctx.require_viewer(),
-            generation_id=lookup_id(id, "generation"),
-            uow=ctx.container.uow,
-            feed=feed_of(ctx),
-            clock=ctx.container.clock,
-            expires_at=ctx.token_expires_at,
+        updates = ctx.services.watching.generation(
+            ctx.require_viewer(), lookup_id(id, "generation"), ctx.token_expires_at
         )
         async with contextlib.aclosing(deliver(ctx, updates)) as stream:
             async for update in stream:
@@ -47,12 +41,7 @@ class GenerationSubscriptions:
     )
     async def my_generation_events(self, info: Info) -> AsyncGenerator[GenerationEvent, None]:
         ctx = info.context
-        updates = watching.watch_my_generations(
-            principal=ctx.require_viewer(),
-            feed=feed_of(ctx),
-            clock=ctx.container.clock,
-            expires_at=ctx.token_expires_at,
-        )
+        updates = ctx.services.watching.my_generations(ctx.require_viewer(), ctx.token_expires_at)
         async with contextlib.aclosing(deliver(ctx, updates)) as stream:
             async for update in stream:
                 yield to_event(update)

@@ -25,23 +25,12 @@ from starlette.websockets import WebSocket, WebSocketState
 from domain.errors import Unauthenticated
 from domain.use_cases.watching import FeedClosed
 from graph.context import Context
-from graph.subscriptions.feed import BroadcastFeed
 from infrastructure.metrics import tracked_subscription
 
 T = TypeVar("T")
 
 UNAUTHORIZED: Final = 4401
 SERVICE_RESTART: Final = 1012
-#: Where graph.websocket puts the process-wide feed on each connection's context.
-FEED_KEY: Final = "subscription_feed"
-
-
-def feed_of(context: Context) -> BroadcastFeed:
-    """The process's shared feed; a private one when the context was not built by our router."""
-    feed = context.extra.get(FEED_KEY)
-    if not isinstance(feed, BroadcastFeed):
-        feed = context.extra[FEED_KEY] = BroadcastFeed(context.container)
-    return feed
 
 
 def websocket_of(context: Context) -> WebSocket | None:

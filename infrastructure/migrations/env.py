@@ -1,4 +1,4 @@
-"""Alembic environment: async engine from the URL given by runner.py (or settings)."""
+"""Alembic environment: async engine from the URL runner.py gives (`genhub migrate`); nothing else reads one."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from infrastructure.db.models import Base
-from infrastructure.settings import get_settings
 
 config = context.config
 target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or get_settings().effective_database_url
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("run migrations with `genhub migrate` (infrastructure/migrations/runner.py gives the URL)")
+    return url
 
 
 def _configure(connection: Connection) -> None:

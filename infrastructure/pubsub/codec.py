@@ -10,7 +10,7 @@ level (``generation_id``, ``user_id``, ``status``, ``progress``, ``board_id``), 
 subscriber shows it without reading the row back. An event without it is still valid:
 publishers older than snapshots send none, and :func:`encode_event` leaves it out when
 the event would exceed ``MAX_MESSAGE_BYTES`` (params are bounded only by the request size);
-subscribers then read the generation back (``graph.subscriptions.feed``).
+subscribers then read the generation back (``infrastructure.pubsub.feed``).
 
 Messages arrive from Redis, so decoding treats them as untrusted: anything that is not
 exactly a well-formed event raises ``ValueError`` (the subscriber side skips it).

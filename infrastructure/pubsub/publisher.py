@@ -7,7 +7,7 @@ Usage::
     await publisher.publish(GenerationChanged.of(generation, previous, at))   # never raises
     await broadcast.disconnect()                          # at shutdown
 
-Subscribers read a user's channel through ``graph.subscriptions.feed``.
+Subscribers read a user's channel through ``infrastructure.pubsub.feed``.
 """
 
 from __future__ import annotations

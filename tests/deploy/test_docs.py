@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from infrastructure.cli import build_parser
+from entrypoints.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOYMENT_FILES = [

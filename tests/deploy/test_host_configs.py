@@ -257,4 +257,4 @@ def test_no_config_relies_on_uvicorn_proxy_headers() -> None:
     # uvicorn's proxy headers took the left-most (client-written) entry; genhub turns them off.
     for path in (DEPLOY / "fly.toml", DEPLOY / "render.yaml", DEPLOY / "koyeb.md", REPO / "docs" / "deploy.md"):
         assert "FORWARDED_ALLOW_IPS" not in path.read_text(), path
-    assert "proxy_headers=False" in (REPO / "infrastructure" / "cli.py").read_text()
+    assert "proxy_headers=False" in (REPO / "entrypoints" / "cli.py").read_text()

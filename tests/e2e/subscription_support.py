@@ -270,28 +270,18 @@ def seed_settings(database_url: str, redis_url: str | None, tmp: Path) -> Settin
 
 async def seed_catalogue(settings: Settings) -> None:
     """The simulated models (idempotent), written through the app's own seeding use case."""
-    from domain.use_cases.seeding import seed_demo
-    from infrastructure.container import open_container
+    from infrastructure.bootstrap import open_services
 
-    async with open_container(settings) as c:
-        await seed_demo(
-            email="seed@genhub.local",
-            password="seed-password-123",
-            credits_amount=1,
-            uow=c.uow,
-            hasher=c.hasher,
-            clock=c.clock,
-            catalogue_cache=c.catalogue,
-            publisher=c.publisher,
-        )
+    async with open_services(settings) as services:
+        await services.accounts.seed_demo("seed@genhub.local", "seed-password-123", 1)
 
 
 @contextlib.asynccontextmanager
 async def app_container(settings: Settings) -> AsyncIterator[Any]:
-    from infrastructure.container import open_container
+    from infrastructure.bootstrap import open_services
 
-    async with open_container(settings) as c:
-        yield c
+    async with open_services(settings) as services:
+        yield services.adapters
 
 
 # ---------------------------------------------------------------- WebSocket clients

@@ -103,13 +103,12 @@ async def broken_storage(env: ChunkEnv, tmp_path: Path) -> AsyncIterator[ObjectS
 
 @contextlib.contextmanager
 def storage_swapped(env: ChunkEnv, storage: ObjectStorage) -> Any:
-    container = env.client.container
-    original = container.storage
-    container.storage = storage
+    original = env.client.container.storage
+    env.client.rebind(storage=storage)
     try:
         yield
     finally:
-        container.storage = original
+        env.client.rebind(storage=original)
 
 
 # ---------------------------------------------------------------- ownership
@@ -250,7 +249,7 @@ async def test_a_failed_insert_leaves_no_orphan_object(env: ChunkEnv) -> None:
     alice = await env.user("alice@example.com")
     c = env.client.container
     from domain.users import Principal, Role
-    from graph.chunks.mutations import upload_policy
+    from infrastructure.bootstrap import upload_policy
 
     async def data() -> AsyncIterator[bytes]:
         yield b"orphan?"
@@ -277,8 +276,7 @@ async def test_a_failed_insert_leaves_no_orphan_object(env: ChunkEnv) -> None:
 
 
 async def test_sweep_removes_stale_pending_chunks_and_their_objects(env: ChunkEnv) -> None:
-    from workers.broker import broker
-    from workers.chunk_tasks import sweep_pending_chunks
+    from workers.tasks import sweep_pending_chunks
 
     # given a stale pending chunk with its object, a stale one never uploaded, a fresh one and an old READY one
     alice = await env.user("alice@example.com")
@@ -290,7 +288,7 @@ async def test_sweep_removes_stale_pending_chunks_and_their_objects(env: ChunkEn
     ttl = env.settings.pending_chunk_ttl_seconds
     await age_chunks(env, ttl + 60, stale["chunk"]["id"], never["chunk"]["id"], ready_id)
     # when the scheduled task runs
-    removed = await sweep_pending_chunks(env.client.container)
+    removed = await sweep_pending_chunks(env.client.services)
     # then the stale pending rows and their objects are gone; the others stay
     assert removed == 2
     assert await env.row(stale["chunk"]["id"]) is None
@@ -301,7 +299,7 @@ async def test_sweep_removes_stale_pending_chunks_and_their_objects(env: ChunkEn
     assert ready_row is not None
     assert await env.stored_keys() == [ready_row.object_key]
     # and the task is scheduled every 10 minutes under its name
-    task = broker.find_task("sweep_pending_chunks")
+    task = env.client.services.broker.find_task("sweep_pending_chunks")
     assert task is not None
     assert task.labels["schedule"] == [{"interval": 600, "schedule_id": "sweep_pending_chunks"}]
 

@@ -22,7 +22,7 @@ import pytest
 from domain.errors import ObjectTooLarge, QuotaExceeded
 from domain.use_cases import chunks
 from domain.users import Principal, Role
-from graph.chunks.mutations import upload_policy
+from infrastructure.bootstrap import upload_policy
 from tests.integration.chunks_env import (  # noqa: F401  (fixtures)
     COMPLETE,
     DOWNLOAD_URL,

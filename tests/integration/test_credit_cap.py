@@ -10,7 +10,7 @@ import pytest
 
 from domain.credits import MAX_BALANCE, LedgerKind
 from domain.pagination import PageRequest
-from infrastructure import cli
+from entrypoints import cli
 from tests.fixtures.app import GraphQLClient, SettingsFactory, admin_token, register_user, running_app
 from tests.fixtures.credits import grant_credits
 

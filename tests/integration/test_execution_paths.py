@@ -58,7 +58,7 @@ def schemas(client: GraphQLClient) -> tuple[GenhubSchema, GenhubSchema]:
 
 
 def context(client: GraphQLClient, token: str | None) -> Context:
-    return Context(container=client.container, credentials=Credentials(token), request_id="req-1")
+    return Context(services=client.services, credentials=Credentials(token), request_id="req-1")
 
 
 def shape(result: Any) -> dict[str, Any]:

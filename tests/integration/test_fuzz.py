@@ -40,7 +40,7 @@ async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Grap
     )
     async with running_app(config) as c:
         # Generated documents call register/login a lot: a cheap argon2 keeps the fuzzing fast.
-        c.container.hasher = Argon2PasswordHasher(time_cost=1, memory_cost=1024)
+        c.rebind(hasher=Argon2PasswordHasher(time_cost=1, memory_cost=1024))
         session = await register_user(c, "fuzzer@example.com")
         c.token = session["accessToken"]
         yield c

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 from broadcaster import Event as BroadcastEvent
@@ -28,7 +27,6 @@ from redis.asyncio import Redis
 from domain.events import CreditsChanged, GenerationChanged, user_channel
 from domain.generations import Generation, GenerationStatus
 from domain.ports import EventPublisher
-from graph.subscriptions.feed import BroadcastFeed
 from infrastructure.pubsub import (
     BoundedBroadcast,
     BroadcastPublisher,
@@ -37,6 +35,7 @@ from infrastructure.pubsub import (
     encode_event,
     open_broadcast,
 )
+from infrastructure.pubsub.feed import BroadcastFeed
 from infrastructure.settings import Settings
 from tests.fixtures.waiting import eventually
 
@@ -181,7 +180,7 @@ async def test_cross_process_delivery(redis_url: str, make_broadcast: BroadcastF
     )
     event = GenerationChanged.of(generation, GenerationStatus.PROCESSING, now)
     # The subscriber side of the API (no database: an event with its snapshot needs none).
-    feed = BroadcastFeed(SimpleNamespace(broadcast=replica_b, uow=None))  # type: ignore[arg-type]
+    feed = BroadcastFeed(replica_b, uow=None)  # type: ignore[arg-type]
     async with feed.events_of(user_id) as events:
         first = asyncio.ensure_future(anext(aiter(events)))
         await ensure_subscribed(replica_b, user_channel(user_id))

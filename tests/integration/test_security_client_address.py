@@ -83,7 +83,7 @@ async def app(tmp: Path, redis_url: str, database_url: str, **overrides: Any) ->
     config = app_settings(tmp, redis_url=redis_url, database_url=database_url, **{**limits, **overrides})
     async with running_app(config) as client:
         # Every example logs in once: a cheap argon2 keeps hypothesis fast (the limits come first anyway).
-        client.container.hasher = Argon2PasswordHasher(time_cost=1, memory_cost=1024)
+        client.rebind(hasher=Argon2PasswordHasher(time_cost=1, memory_cost=1024))
         yield client
 
 

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
@@ -33,10 +32,10 @@ from domain.use_cases.generations import changed
 from domain.use_cases.watching import FeedClosed, GenerationUpdate
 from domain.users import Principal, Role
 from graph.context import Context, Credentials
-from graph.subscriptions.feed import BroadcastFeed
-from graph.subscriptions.session import FEED_KEY
 from graph.websocket import token_from_payload
+from infrastructure.bootstrap import bind
 from infrastructure.pubsub import BoundedBroadcast, event_to_dict
+from infrastructure.pubsub.feed import BroadcastFeed
 from tests.fixtures.app import GraphQLClient, SettingsFactory, register_user, running_app
 from tests.fixtures.credits import grant_credits
 from tests.fixtures.waiting import eventually
@@ -70,7 +69,7 @@ class World:
         return self.client.container
 
     def feed(self) -> BroadcastFeed:
-        return BroadcastFeed(self.c)
+        return BroadcastFeed(self.c.broadcast, self.c.uow)
 
     async def user(self, email: str) -> Principal:
         registered = await register_user(self.client, email)
@@ -262,7 +261,7 @@ async def test_the_feed_closing_ends_every_watch_with_feed_closed(world: World) 
     # given watches on a broadcast of their own
     broadcast = BoundedBroadcast("memory://")
     await broadcast.connect()
-    feed = BroadcastFeed(SimpleNamespace(broadcast=broadcast, uow=world.c.uow))  # type: ignore[arg-type]
+    feed = BroadcastFeed(broadcast, world.c.uow)
     mine = watching.watch_my_generations(principal=world.owner, feed=feed, clock=FakeClock())
     money = watching.watch_credits(principal=world.owner, feed=feed, clock=FakeClock())
     pending = [asyncio.ensure_future(take(mine)), asyncio.ensure_future(take(money))]
@@ -365,8 +364,7 @@ async def test_an_event_without_a_snapshot_is_read_back_and_shown_as_announced(w
 async def test_a_long_subscription_does_not_accumulate_executor_memos(world: World) -> None:
     # given a subscription executed through the schema (graphql-core builds one executor per event)
     token = world.c.tokens.issue_access(world.owner.user_id, Role.USER).token
-    context = Context(container=world.c, credentials=Credentials(token))
-    context.extra[FEED_KEY] = world.feed()
+    context = Context(services=bind(world.c), credentials=Credentials(token))
     stream = await world.client.app.state.schema.subscribe(MY_EVENTS, context_value=context)
     processing = await world.move(await world.move(await world.generation(), S.SUBMITTING), S.PROCESSING)
 
@@ -406,8 +404,7 @@ async def test_credits_changed_delivers_the_balance_after_each_move(world: World
 async def test_every_delivery_resolves_its_fields_with_fresh_loaders(world: World) -> None:
     # given a myGenerationEvents subscription that selects outputs, on one long-lived context
     token = world.c.tokens.issue_access(world.owner.user_id, Role.USER).token
-    context = Context(container=world.c, credentials=Credentials(token))
-    context.extra[FEED_KEY] = world.feed()
+    context = Context(services=bind(world.c), credentials=Credentials(token))
     stream = await world.client.app.state.schema.subscribe(MY_EVENTS, context_value=context)
     queued = await world.generation()
     async with contextlib.aclosing(stream):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from graph.app import create_app
+from entrypoints.api import create_app
 from infrastructure.settings import DEV_JWT_SECRET, MIN_JWT_SECRET_LENGTH, MIN_METRICS_TOKEN_LENGTH, Settings
 
 GOOD_SECRET = "s" * MIN_JWT_SECRET_LENGTH

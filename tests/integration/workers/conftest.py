@@ -83,7 +83,7 @@ class Processes:
         log = (self.log_dir / f"{name}.log").open("ab")
         self._logs.append(log)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "infrastructure.cli", *args],
+            [sys.executable, "-m", "entrypoints.cli", *args],
             cwd=ROOT,
             env=self.env,
             stdout=log,

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from domain.credits import LedgerKind
 from domain.generations import GenerationStatus
+from infrastructure.bootstrap import bind
 from infrastructure.container import Container
 from infrastructure.providers.registry import ProviderRegistry
 from infrastructure.providers.simulated import SimulatedProvider
@@ -83,8 +84,8 @@ async def test_concurrent_and_repeated_tasks_submit_once_and_capture_once(
     gid = str(started.id)
     c = world.container
     # when its submit message is handled twice at once, then once more
-    await asyncio.gather(submit_generation(gid, container=c), submit_generation(gid, container=c))
-    await submit_generation(gid, container=c)
+    await asyncio.gather(submit_generation(gid, services=bind(c)), submit_generation(gid, services=bind(c)))
+    await submit_generation(gid, services=bind(c))
     # then one attempt reached the provider
     submitted = await world.get(started.id)
     assert (submitted.status, submitted.submit_attempts) == (GenerationStatus.PROCESSING, 1)
@@ -92,12 +93,12 @@ async def test_concurrent_and_repeated_tasks_submit_once_and_capture_once(
     finish_provider_job(world, provider_clock)
     # when finalize, refresh and poll all run at once, and finalize again afterwards
     await asyncio.gather(
-        finalize_generation(gid, container=c),
-        finalize_generation(gid, container=c),
-        refresh_generation(gid, container=c),
-        poll_active_generations(container=c),
+        finalize_generation(gid, services=bind(c)),
+        finalize_generation(gid, services=bind(c)),
+        refresh_generation(gid, services=bind(c)),
+        poll_active_generations(services=bind(c)),
     )
-    await finalize_generation(gid, container=c)
+    await finalize_generation(gid, services=bind(c))
     # then it succeeded once: one asset, one capture, an exact ledger
     final = await world.get(started.id)
     assert final.status is GenerationStatus.SUCCEEDED and final.charged_credits == COST
@@ -113,11 +114,11 @@ async def test_cancel_racing_finalize_settles_once(world: World, provider_clock:
     model = await world.model("sim-cancel-race")
     started = await world.generate(model)
     c = world.container
-    await submit_generation(str(started.id), container=c)
+    await submit_generation(str(started.id), services=bind(c))
     finish_provider_job(world, provider_clock)
     # when the user cancels while a finalize runs
     results = await asyncio.gather(
-        finalize_generation(str(started.id), container=c),
+        finalize_generation(str(started.id), services=bind(c)),
         world.cancel(started.id),
         return_exceptions=True,
     )

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from domain.credits import LedgerKind
 from domain.generations import GenerationStatus
 from domain.use_cases.generations import SUBMIT_TASK
+from infrastructure.bootstrap import bind
 from tests.integration.workers.conftest import side_container
 from tests.integration.workers.world import COST, GRANT, World, new_world
 from workers.tasks import poll_active_generations, submit_generation
@@ -73,13 +74,13 @@ async def test_unqueued_submit_returns_the_generation_and_the_sweep_sends_it(
     assert stored.next_attempt_at is not None
     assert await submits_in(client, key) == []
     # when the poll sweep runs with the stream working again
-    report = await poll_active_generations(container=world.container)
+    report = await poll_active_generations(services=bind(world.container))
     # then it sent the submit message for that generation, once
     assert report["resubmitted"] == 1
     sent = await submits_in(client, key)
     assert [m["kwargs"] for m in sent] == [{"generation_id": str(started.id)}]
     # and a second tick within the lease sends nothing more
-    await poll_active_generations(container=world.container)
+    await poll_active_generations(services=bind(world.container))
     assert len(await submits_in(client, key)) == 1
 
 
@@ -90,7 +91,7 @@ async def test_unqueued_provider_cancel_still_cancels_and_releases(
     c = world.container
     # given a generation running at the provider
     started = await world.generate(await world.model("sim-cancel-unsent"))
-    await submit_generation(str(started.id), container=c)
+    await submit_generation(str(started.id), services=bind(c))
     running = await world.get(started.id)
     assert running.status is GenerationStatus.PROCESSING and running.provider_task_id
     # and a task stream that refuses XADD

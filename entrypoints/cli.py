@@ -1,7 +1,8 @@
-"""The `genhub` command line: the one module that wires every entry point together.
+"""The `genhub` command line: reads Settings from the environment once and starts a process with them.
 
-It is the composition of processes (API server, worker, scheduler, admin tasks), so it
-may import `graph` and `workers` lazily inside the commands that start them.
+The API server, worker and scheduler are started through their entry points
+(entrypoints/api.py, entrypoints/worker.py); the operator commands open the Services
+(infrastructure/bootstrap.py) and call bound use cases, as a request would.
 """
 
 from __future__ import annotations
@@ -57,35 +58,23 @@ async def _wait_for_db(settings: Settings, wait_seconds: float) -> bool:
 
 async def _seed_demo(settings: Settings) -> str:
     """Seed and return a ready access token for the demo account."""
-    from domain.use_cases.seeding import seed_demo
-    from infrastructure.container import open_container
+    from infrastructure.bootstrap import open_services
 
-    async with open_container(settings) as c:
-        user, _models = await seed_demo(
-            email=settings.demo_email,
-            password=settings.demo_password,
-            credits_amount=settings.demo_credits,
-            uow=c.uow,
-            hasher=c.hasher,
-            clock=c.clock,
-            catalogue_cache=c.catalogue,
-            publisher=c.publisher,
-        )
-        ttl_hours = 24
-        c.tokens.access_ttl = ttl_hours * 3600  # a token to paste into GraphiQL for a working day
-        return c.tokens.issue_access(user.id, user.role).token
+    # A token to paste into GraphiQL for a working day.
+    day = settings.model_copy(update={"access_token_ttl_seconds": 24 * 3600})
+    async with open_services(day) as services:
+        accounts = services.accounts
+        user, _models = await accounts.seed_demo(settings.demo_email, settings.demo_password, settings.demo_credits)
+        return str(accounts.tokens.issue_access(user.id, user.role).token)
 
 
 async def _create_admin(settings: Settings, email: str, password: str) -> int:
     from domain.errors import InvalidInput
-    from domain.use_cases.auth import ensure_admin
-    from infrastructure.container import open_container
+    from infrastructure.bootstrap import open_services
 
-    async with open_container(settings) as c:
+    async with open_services(settings) as services:
         try:
-            user, created = await ensure_admin(
-                email=email, password=password, uow=c.uow(), hasher=c.hasher, clock=c.clock
-            )
+            user, created = await services.accounts.ensure_admin(email, password)
         except InvalidInput as exc:
             _print(f"error: {exc.message}")
             return 2
@@ -95,26 +84,15 @@ async def _create_admin(settings: Settings, email: str, password: str) -> int:
 
 async def _grant(settings: Settings, email: str, amount: int, reason: str, key: str | None) -> int:
     from domain.errors import DomainError
-    from domain.use_cases import credits
-    from domain.use_cases.auth import find_user
-    from infrastructure.container import open_container
+    from infrastructure.bootstrap import open_services
 
-    async with open_container(settings) as c:
-        user = await find_user(email=email, uow=c.uow())
+    async with open_services(settings) as services:
+        user = await services.accounts.find(email)
         if user is None:
             _print(f"error: no account with e-mail {email}")
             return 2
         try:
-            result = await credits.grant(
-                actor=None,
-                user_id=user.id,
-                amount=amount,
-                reason=reason,
-                idempotency_key=key,
-                uow=c.uow(),
-                publisher=c.publisher,
-                clock=c.clock,
-            )
+            result = await services.credits.grant(None, user.id, amount, reason, key)
         except DomainError as exc:
             _print(f"error: {exc.message}")
             return 2
@@ -126,8 +104,7 @@ async def _grant(settings: Settings, email: str, amount: int, reason: str, key: 
 def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
     import uvicorn
 
-    import workers.tasks  # noqa: F401  (registers tasks on the shared broker for embedded mode)
-    from graph.app import create_app
+    from entrypoints.api import create_app
     from infrastructure.logging_setup import configure_logging, uvicorn_log_config
 
     configure_logging(settings)
@@ -153,7 +130,7 @@ def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
     common: dict[str, object] = {}
     if processes > 1:
         # Each process builds its own app from the same environment (and its own adapters).
-        target: object = "graph.app:create_app"
+        target: object = "entrypoints.api:create_app"
         common = {"factory": True, "workers": processes}
     else:
         target = create_app(settings)
@@ -223,8 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _taskiq(
             [
                 "worker",
-                "workers.broker:broker",
-                "workers.tasks",
+                "entrypoints.worker:worker_broker",
                 "--workers",
                 str(args.workers),
                 "--ack-type",
@@ -232,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         )
     if command == "scheduler":
-        return _taskiq(["scheduler", "workers.schedule:scheduler", "--skip-first-run"])
+        return _taskiq(["scheduler", "entrypoints.worker:scheduler", "--skip-first-run"])
     if command == "migrate":
         asyncio.run(_migrate(settings, args.downgrade))
         _print("database is at " + (args.downgrade or "head"))

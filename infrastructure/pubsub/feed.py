@@ -17,11 +17,11 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from typing import Any
 
 from domain.events import Event, GenerationChanged, user_channel
 from domain.repositories import UnitOfWorkFactory
 from domain.use_cases.watching import as_announced
-from infrastructure.container import Container
 from infrastructure.pubsub import BoundedSubscriber, Unsubscribed, decode_event
 
 log = logging.getLogger("genhub.subscriptions")
@@ -92,13 +92,15 @@ class UserEvents:
 
 
 class BroadcastFeed:
-    """``domain.use_cases.watching.ChangeFeed`` on ``container.broadcast``."""
+    """``domain.use_cases.watching.ChangeFeed`` on the process's broadcast: one per process
+    (built by the bootstrap), so each message is decoded once for every connection."""
 
-    def __init__(self, container: Container) -> None:
-        self.container = container
+    def __init__(self, broadcast: Any, uow: UnitOfWorkFactory) -> None:
+        self.broadcast = broadcast
+        self.uow = uow
         self._decode = Decoder()
 
     @contextlib.asynccontextmanager
     async def events_of(self, user_id: uuid.UUID) -> AsyncIterator[AsyncIterator[Event]]:
-        async with self.container.broadcast.subscribe(user_channel(user_id)) as subscriber:
-            yield UserEvents(subscriber, user_id, self._decode, self.container.uow)
+        async with self.broadcast.subscribe(user_channel(user_id)) as subscriber:
+            yield UserEvents(subscriber, user_id, self._decode, self.uow)

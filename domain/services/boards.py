@@ -1,0 +1,73 @@
+"""Boards: create, invite, revoke, accept or decline an invitation, remove a member, read."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from domain.boards import Board, BoardRole
+from domain.invitations import InvitationRules, InvitationView
+from domain.ports import Clock, RateBucket, RateLimiter
+from domain.repositories import UnitOfWorkFactory
+from domain.use_cases import boards, invitations, reads
+from domain.use_cases.boards import BoardView
+from domain.use_cases.rate_limits import RateRule
+from domain.users import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Boards:
+    uow: UnitOfWorkFactory
+    clock: Clock
+    limiter: RateLimiter
+    invitation_rules: InvitationRules
+    invite_rate: RateRule
+
+    async def create(self, principal: Principal, name: str) -> BoardView:
+        return await boards.create_board(principal=principal, name=name, uow=self.uow(), clock=self.clock)
+
+    async def invite(
+        self,
+        principal: Principal,
+        board_id: uuid.UUID,
+        email: str,
+        role: BoardRole,
+        *,
+        also_limit: Sequence[RateBucket] = (),
+    ) -> BoardView:
+        return await boards.add_member(
+            principal=principal,
+            board_id=board_id,
+            email=email,
+            role=role,
+            uow=self.uow(),
+            clock=self.clock,
+            rules=self.invitation_rules,
+            limiter=self.limiter,
+            rate=self.invite_rate,
+            also_limit=also_limit,
+        )
+
+    async def revoke_invitation(self, principal: Principal, board_id: uuid.UUID, email: str) -> BoardView:
+        return await boards.revoke_invitation(
+            principal=principal, board_id=board_id, email=email, uow=self.uow(), clock=self.clock
+        )
+
+    async def accept(self, principal: Principal, board_id: uuid.UUID) -> BoardView:
+        return await invitations.accept(principal=principal, board_id=board_id, uow=self.uow(), clock=self.clock)
+
+    async def decline(self, principal: Principal, board_id: uuid.UUID) -> uuid.UUID:
+        return await invitations.decline(principal=principal, board_id=board_id, uow=self.uow(), clock=self.clock)
+
+    async def remove_member(self, principal: Principal, board_id: uuid.UUID, user_id: uuid.UUID) -> BoardView:
+        return await boards.remove_member(principal=principal, board_id=board_id, user_id=user_id, uow=self.uow())
+
+    async def my_invitations(self, principal: Principal) -> list[InvitationView]:
+        return await invitations.my_invitations(principal=principal, uow=self.uow(), clock=self.clock)
+
+    async def get(self, principal: Principal, board_id: uuid.UUID) -> tuple[Board, BoardRole]:
+        return await reads.get_board(principal=principal, board_id=board_id, uow=self.uow())
+
+    async def mine(self, principal: Principal) -> list[Board]:
+        return await reads.list_boards(principal=principal, uow=self.uow())

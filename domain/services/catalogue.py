@@ -1,0 +1,76 @@
+"""The catalogue: models and presets (read by anyone, written by admins or the operator), admin settings."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from domain.catalogue import AiModel, ModelKind, Preset
+from domain.ports import CatalogueReader
+from domain.repositories import UnitOfWorkFactory
+from domain.use_cases import catalogue
+from domain.users import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    uow: UnitOfWorkFactory
+    cache: CatalogueReader
+    known_providers: frozenset[str]
+
+    async def models(
+        self, kind: ModelKind | None, *, include_inactive: bool = False, actor: Principal | None = None
+    ) -> list[AiModel]:
+        return await catalogue.list_models(
+            kind=kind, catalogue=self.cache, include_inactive=include_inactive, actor=actor
+        )
+
+    async def presets(self, model_id: uuid.UUID | None) -> list[Preset]:
+        return await catalogue.list_presets(model_id=model_id, catalogue=self.cache)
+
+    async def upsert_model(
+        self,
+        actor: Principal | None,
+        *,
+        slug: str,
+        name: str,
+        provider: str,
+        kind: ModelKind,
+        cost_credits: int,
+        capabilities: Any,
+        is_active: bool | None,
+    ) -> AiModel:
+        """`actor` None: the operator (CLI, seeding)."""
+        return await catalogue.upsert_model(
+            actor=actor,
+            slug=slug,
+            name=name,
+            provider=provider,
+            kind=kind,
+            cost_credits=cost_credits,
+            capabilities=capabilities,
+            is_active=is_active,
+            known_providers=self.known_providers,
+            uow=self.uow(),
+            catalogue=self.cache,
+        )
+
+    async def upsert_preset(
+        self, actor: Principal | None, *, preset_id: uuid.UUID | None, model_id: uuid.UUID, name: str, params: Any
+    ) -> Preset:
+        return await catalogue.upsert_preset(
+            actor=actor,
+            preset_id=preset_id,
+            model_id=model_id,
+            name=name,
+            params=params,
+            uow=self.uow(),
+            catalogue=self.cache,
+        )
+
+    async def settings(self, actor: Principal) -> list[tuple[str, Any]]:
+        return await catalogue.list_settings(actor=actor, uow=self.uow())
+
+    async def set_setting(self, actor: Principal, key: str, value: Any) -> tuple[str, Any]:
+        return await catalogue.set_setting(actor=actor, key=key, value=value, uow=self.uow())

@@ -1,0 +1,62 @@
+"""Generations: start, cancel, read one, read a page."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from domain.generations import Generation
+from domain.pagination import Page, PageRequest
+from domain.ports import CatalogueReader, Clock, EventPublisher, JobQueue, RateBucket, RateLimiter
+from domain.repositories import GenerationFilter, GenerationStarter, UnitOfWorkFactory
+from domain.use_cases import generations, reads
+from domain.use_cases.generations import GenerateRequest
+from domain.use_cases.rate_limits import RateRule
+from domain.users import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Generations:
+    uow: UnitOfWorkFactory
+    starter: GenerationStarter
+    catalogue: CatalogueReader
+    jobs: JobQueue
+    publisher: EventPublisher
+    clock: Clock
+    limiter: RateLimiter
+    rate: RateRule
+
+    async def generate(
+        self, principal: Principal, request: GenerateRequest, *, also_limit: Sequence[RateBucket] = ()
+    ) -> Generation:
+        """`also_limit`: the transport's own buckets (per client address), counted in the same hit."""
+        return await generations.generate(
+            principal=principal,
+            request=request,
+            uow=self.uow(),
+            starter=self.starter,
+            catalogue=self.catalogue,
+            jobs=self.jobs,
+            publisher=self.publisher,
+            clock=self.clock,
+            limiter=self.limiter,
+            rate=self.rate,
+            also_limit=also_limit,
+        )
+
+    async def cancel(self, principal: Principal, generation_id: uuid.UUID) -> Generation:
+        return await generations.cancel(
+            principal=principal,
+            generation_id=generation_id,
+            uow=self.uow(),
+            jobs=self.jobs,
+            publisher=self.publisher,
+            clock=self.clock,
+        )
+
+    async def get(self, principal: Principal, generation_id: uuid.UUID) -> Generation:
+        return await reads.get_generation(principal=principal, generation_id=generation_id, uow=self.uow())
+
+    async def page(self, principal: Principal, flt: GenerationFilter, page: PageRequest) -> Page[Generation]:
+        return await reads.list_generations(principal=principal, flt=flt, page=page, uow=self.uow())

@@ -1,0 +1,42 @@
+"""Processing: what the workers run (submit, refresh, callbacks, cancel at the provider, the sweeps),
+and the provider callback's receipt on the API side."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from domain.use_cases import finalization, submission, sweeps
+from domain.use_cases.callbacks import receive_callback
+from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts
+from domain.use_cases.sweeps import PollReport
+
+
+@dataclass(frozen=True, slots=True)
+class Processing:
+    ports: ProcessingPorts
+    policy: ProcessingPolicy
+
+    async def submit(self, generation_id: uuid.UUID) -> None:
+        await submission.submit(generation_id, ports=self.ports, policy=self.policy)
+
+    async def refresh(self, generation_id: uuid.UUID) -> None:
+        """Ask the provider and apply its answer; a finalize takes this same path (only one wins)."""
+        await finalization.refresh(generation_id, ports=self.ports, policy=self.policy)
+
+    async def handle_callback(self, provider: str, external_id: str) -> None:
+        await finalization.handle_callback(provider, external_id, ports=self.ports, policy=self.policy)
+
+    async def cancel_remote(self, generation_id: uuid.UUID) -> None:
+        await sweeps.cancel_remote(generation_id, ports=self.ports)
+
+    async def poll_active(self) -> PollReport:
+        return await sweeps.poll_active(ports=self.ports, policy=self.policy)
+
+    async def expire_stuck(self) -> int:
+        return await sweeps.expire_stuck(ports=self.ports, policy=self.policy)
+
+    async def receive_callback(self, provider: str, headers: Mapping[str, str], body: bytes) -> str:
+        """Verify a provider's callback and queue its handling; returns the provider's task id."""
+        return await receive_callback(provider, headers, body, providers=self.ports.providers, jobs=self.ports.jobs)

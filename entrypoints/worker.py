@@ -1,0 +1,21 @@
+"""What `genhub worker` and `genhub scheduler` hand to taskiq: factories it calls once per process."""
+
+from __future__ import annotations
+
+from taskiq import AsyncBroker, TaskiqScheduler
+from taskiq.schedule_sources import LabelScheduleSource
+
+from infrastructure.settings import get_settings
+from workers.runtime import serve_tasks, task_broker
+
+
+def worker_broker() -> AsyncBroker:
+    """`taskiq worker entrypoints.worker:worker_broker`: every task, and this process's Services on start-up."""
+    settings = get_settings()
+    return serve_tasks(task_broker(settings), settings)
+
+
+def scheduler() -> TaskiqScheduler:
+    """`taskiq scheduler entrypoints.worker:scheduler`: kicks the tasks' interval labels (one per deployment)."""
+    broker = task_broker(get_settings())
+    return TaskiqScheduler(broker=broker, sources=[LabelScheduleSource(broker)])

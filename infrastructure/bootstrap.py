@@ -1,0 +1,202 @@
+"""The composition root: from the Settings it is given, open every adapter and bind every use case once.
+
+`open_services(settings, broker=...)` is the only place that turns configuration into
+objects. It yields a `Services`: each area's use cases bound to their ports and policy
+(domain/services/), plus the few things a transport reads itself (its settings, the
+cursor codec, health probes). The API (graph/app.py), the workers (workers/runtime.py)
+and the CLI (entrypoints/cli.py) all open it the same way; none of them builds an
+adapter or reads the environment (the entry points read Settings once and pass them in).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import text
+from taskiq import AsyncBroker
+
+from domain.cursors import CursorCodec
+from domain.invitations import InvitationRules
+from domain.services.accounts import Accounts
+from domain.services.boards import Boards
+from domain.services.catalogue import Catalogue
+from domain.services.chunks import Chunks
+from domain.services.credits import Credits
+from domain.services.generations import Generations
+from domain.services.lookups import Lookups
+from domain.services.processing import Processing
+from domain.services.throttle import Throttle
+from domain.services.watching import Watching
+from domain.use_cases.chunks import UploadPolicy
+from domain.use_cases.processing import ProcessingPorts
+from domain.use_cases.rate_limits import RateRule
+from infrastructure.container import Container, open_container
+from infrastructure.db.json_reads.runner import JsonReads
+from infrastructure.metrics import refresh_queue_depth
+from infrastructure.processing_binding import processing_policy
+from infrastructure.pubsub.feed import BroadcastFeed
+from infrastructure.queue import CONSUMER_GROUP, QUEUE_NAME, build_broker
+from infrastructure.settings import Settings
+from infrastructure.storage.local import LocalStorage
+from infrastructure.task_runtime import is_embedded
+
+__all__ = ["Services", "bind", "build_broker", "open_services"]
+
+Probe = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the transports call: bound use cases, and what a transport reads for itself."""
+
+    settings: Settings
+    accounts: Accounts
+    generations: Generations
+    chunks: Chunks
+    credits: Credits
+    boards: Boards
+    catalogue: Catalogue
+    lookups: Lookups
+    watching: Watching
+    processing: Processing
+    throttle: Throttle
+    cursors: CursorCodec
+    #: The process's task broker (the lifespan starts it; in embedded mode tasks run on it here).
+    broker: AsyncBroker
+    #: Readiness checks by name (database, storage, and redis when configured).
+    probes: Mapping[str, Probe]
+    #: Refreshes the queue-depth gauges before /metrics is rendered.
+    refresh_queue_metrics: Probe
+    #: The local-disk store when files are served by this process (GET /files), else None.
+    local_files: LocalStorage | None
+    #: Compiled reads (PostgreSQL only; None: every read runs through the resolvers).
+    json_reads: JsonReads | None
+    #: The adapters themselves, for operator tools and tests; transports use the fields above.
+    adapters: Container
+
+
+def upload_policy(settings: Settings) -> UploadPolicy:
+    return UploadPolicy(
+        max_bytes=settings.upload_max_bytes,
+        allowed_types=frozenset(t.strip().lower() for t in settings.upload_allowed_types),
+        quota_count=settings.chunk_quota_count,
+        quota_bytes=settings.chunk_quota_bytes,
+    )
+
+
+def _probes(c: Container) -> dict[str, Probe]:
+    async def database() -> None:
+        async with c.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    probes: dict[str, Probe] = {"database": database, "storage": c.storage.check}
+    if c.redis is not None:
+        redis = c.redis
+
+        async def ping() -> None:
+            await redis.ping()
+
+        probes["redis"] = ping
+    return probes
+
+
+def _queue_metrics(c: Container) -> Probe:
+    broker = c.broker
+    # The stream and group the broker really uses (TASK_QUEUE_NAME may rename the stream).
+    return functools.partial(
+        refresh_queue_depth,
+        None if is_embedded(broker) else c.redis,
+        stream=getattr(broker, "queue_name", QUEUE_NAME),
+        group=getattr(broker, "consumer_group_name", CONSUMER_GROUP),
+    )
+
+
+def bind(c: Container) -> Services:
+    """Every use case bound to the adapters of `c` and the policy of `c.settings`, once."""
+    s = c.settings
+    window = s.rate_limit_window_seconds
+    return Services(
+        settings=s,
+        accounts=Accounts(
+            uow=c.uow,
+            hasher=c.hasher,
+            tokens=c.tokens,
+            verifier=c.tokens,
+            clock=c.clock,
+            limiter=c.limiter,
+            refresh_family=RateRule(s.rate_limit_refresh_family, s.rate_limit_account_window_seconds),
+            known=c.accounts,
+            catalogue=c.catalogue,
+            publisher=c.publisher,
+        ),
+        generations=Generations(
+            uow=c.uow,
+            starter=c.starter,
+            catalogue=c.catalogue,
+            jobs=c.jobs,
+            publisher=c.publisher,
+            clock=c.clock,
+            limiter=c.limiter,
+            rate=RateRule(s.rate_limit_generate, window),
+        ),
+        chunks=Chunks(
+            uow=c.uow,
+            storage=c.storage,
+            clock=c.clock,
+            limiter=c.limiter,
+            policy=upload_policy(s),
+            rate=RateRule(s.rate_limit_upload, window),
+            url_seconds=s.presign_expires_seconds,
+            pending_ttl_seconds=s.pending_chunk_ttl_seconds,
+        ),
+        credits=Credits(uow=c.uow, publisher=c.publisher, clock=c.clock),
+        boards=Boards(
+            uow=c.uow,
+            clock=c.clock,
+            limiter=c.limiter,
+            invitation_rules=InvitationRules(
+                ttl=timedelta(seconds=s.board_invitation_ttl_seconds),
+                max_pending_per_board=s.board_invitation_max_pending,
+            ),
+            invite_rate=RateRule(s.rate_limit_invite, window),
+        ),
+        catalogue=Catalogue(uow=c.uow, cache=c.catalogue, known_providers=frozenset(c.providers.names)),
+        lookups=Lookups(uow=c.uow, catalogue=c.catalogue, clock=c.clock),
+        watching=Watching(uow=c.uow, feed=BroadcastFeed(c.broadcast, c.uow), clock=c.clock),
+        processing=Processing(
+            ports=ProcessingPorts(
+                uow=c.uow,
+                providers=c.providers,
+                catalogue=c.catalogue,
+                storage=c.storage,
+                publisher=c.publisher,
+                jobs=c.jobs,
+                limiter=c.limiter,
+                clock=c.clock,
+            ),
+            policy=processing_policy(s, embedded=is_embedded(c.broker)),
+        ),
+        throttle=Throttle(c.limiter),
+        cursors=c.cursors,
+        broker=c.broker,
+        probes=_probes(c),
+        refresh_queue_metrics=_queue_metrics(c),
+        local_files=c.storage if isinstance(c.storage, LocalStorage) else None,
+        json_reads=c.json_reads,
+        adapters=c,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_services(settings: Settings, *, broker: AsyncBroker | None = None) -> AsyncIterator[Services]:
+    """Open every adapter (closed in reverse order on exit) and bind the use cases to them.
+
+    `broker`: the process's task broker when the caller registered tasks on it (the API in
+    embedded mode, a worker); otherwise one is built from `settings` (the CLI only enqueues).
+    """
+    async with open_container(settings, broker=broker or build_broker(settings)) as container:
+        yield bind(container)

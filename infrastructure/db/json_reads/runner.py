@@ -1,0 +1,39 @@
+"""Running a compiled read: one statement on the driver pool, then the cursors signed in one pass."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from domain.cursors import EARLIEST, Cursor, CursorCodec
+from infrastructure.db.json_reads.roots import CURSOR_NONCE
+
+_MARKER = re.compile(r'"\\u0001' + CURSOR_NONCE + r':(\d+):([0-9a-f-]{36})"')
+
+
+class JsonReads:
+    """Runs compiled statements (infrastructure/db/json_reads/roots.py `statement`) on a pool of its own
+    or the process's driver pool; returns the answer's JSON text with signed cursors."""
+
+    def __init__(self, pool: asyncpg.Pool, cursors: CursorCodec) -> None:
+        self._pool = pool
+        self._cursors = cursors
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> str:
+        text: str = await self._pool.fetchval(sql, *params)
+        return self.sign_cursors(text)
+
+    def sign_cursors(self, text: str) -> str:
+        if "\\u0001" not in text:
+            return text
+        return _MARKER.sub(self._signed, text)
+
+    def _signed(self, match: re.Match[str]) -> str:
+        at = EARLIEST + timedelta(microseconds=int(match.group(1)))
+        return json.dumps(self._cursors.encode(Cursor(at, uuid.UUID(match.group(2)))))

@@ -1,0 +1,245 @@
+"""The compilable GraphQL types as SQL: each field's JSON value, exactly as the resolvers serialise it.
+
+- IDs are the UUID's text; enums the member name of the stored value; DateTime Python's
+  `isoformat()` of the UTC timestamp (no fraction when it is zero, `+00:00`); JSON
+  scalars the stored document (a generation's params without its `_` keys, as
+  graph/generations/types.py shows them); nulls stay null.
+- A relation is a correlated subquery: one object, or a `json_agg` ordered as the
+  loaders order it (outputs by kind and position, inputs by position).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from domain.catalogue import ModelKind
+from domain.chunks import ChunkStatus
+from domain.generations import GenerationStatus
+from infrastructure.db.json_reads.selection import NotCompilable, Selected
+
+#: json_build_object takes at most 100 arguments: 50 keys with their values.
+MAX_KEYS_PER_OBJECT = 50
+#: How deep relations may nest in one statement (the document limits allow less in practice).
+MAX_RELATION_DEPTH = 8
+
+Leaf = Callable[[str], str]  # a table alias -> the field's JSON-ready SQL value
+
+
+class Aliases:
+    """Table aliases of one statement: t1, t2, ..."""
+
+    def __init__(self) -> None:
+        self._n = 0
+
+    def next(self) -> str:
+        self._n += 1
+        return f"t{self._n}"
+
+
+def literal(text: str) -> str:
+    """A SQL string literal of text we produced or validated (names, aliases, type names)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def iso_datetime(column: str) -> str:
+    """Python's `datetime.isoformat()` of an aware UTC timestamp, or NULL."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    fraction = (
+        f"CASE WHEN date_part('microseconds', {utc})::bigint % 1000000 = 0 THEN '' ELSE to_char({utc}, '.US') END"
+    )
+    return f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || {fraction} || '+00:00')"
+
+
+def enum_name(column: str, kind: type[enum.Enum]) -> str:
+    """The GraphQL enum value (the member's name) of a stored value."""
+    cases = " ".join(f"WHEN {literal(str(m.value))} THEN {literal(m.name)}" for m in kind)
+    return f"(CASE {column} {cases} END)"
+
+
+def column(name: str) -> Leaf:
+    return lambda t: f"{t}.{name}"
+
+
+def uuid_text(name: str) -> Leaf:
+    return lambda t: f"{t}.{name}::text"
+
+
+def timestamp(name: str) -> Leaf:
+    return lambda t: iso_datetime(f"{t}.{name}")
+
+
+def enumerated(name: str, kind: type[enum.Enum]) -> Leaf:
+    return lambda t: enum_name(f"{t}.{name}", kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """A field whose value is another shape: `where(parent, child)` joins them; `order` orders a list."""
+
+    target: str
+    table: str
+    where: Callable[[str, str], str]
+    many: bool = False
+    order: Callable[[str], str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    type_name: str
+    leaves: Mapping[str, Leaf]
+    relations: Mapping[str, Relation] = field(default_factory=dict)
+
+
+def _visible_params(t: str) -> str:
+    return f"(SELECT coalesce(jsonb_object_agg(e.key, e.value), '{{}}'::jsonb) FROM jsonb_each({t}.params) e WHERE left(e.key, 1) <> '_')"
+
+
+def _error(t: str) -> str:
+    message = f"coalesce(nullif({t}.error_message, ''), {t}.error_code)"
+    return (
+        f"(CASE WHEN {t}.error_code IS NULL OR {t}.error_code = '' THEN NULL ELSE json_build_object("
+        f"'code', {t}.error_code, 'message', {message}) END)"
+    )
+
+
+class AssetKindValue(enum.Enum):
+    """graph/generations/types.py AssetKind's members, by stored value."""
+
+    INPUT = "input"
+    OUTPUT = "output"
+    THUMBNAIL = "thumbnail"
+
+
+SHAPES: dict[str, Shape] = {
+    "Generation": Shape(
+        "Generation",
+        {
+            "id": uuid_text("id"),
+            "status": enumerated("status", GenerationStatus),
+            "progress": column("progress"),
+            "prompt": column("prompt"),
+            "params": _visible_params,
+            "reservedCredits": column("reserved_credits"),
+            "chargedCredits": column("charged_credits"),
+            "error": _error,
+            "createdAt": timestamp("created_at"),
+            "updatedAt": timestamp("updated_at"),
+            "finishedAt": timestamp("finished_at"),
+        },
+        {
+            "model": Relation("AiModel", "models", lambda p, c: f"{c}.id = {p}.model_id"),
+            "preset": Relation("Preset", "presets", lambda p, c: f"{c}.id = {p}.preset_id"),
+            "outputs": Relation(
+                "Asset",
+                "assets",
+                lambda p, c: f"{c}.generation_id = {p}.id AND {c}.kind = 'output'",
+                many=True,
+                order=lambda c: f"{c}.position",
+            ),
+            "inputs": Relation(
+                "Chunk",
+                "generation_inputs",
+                lambda p, c: f"{c}.generation_id = {p}.id",
+                many=True,
+                order=lambda c: f"{c}.position",
+            ),
+        },
+    ),
+    "AiModel": Shape(
+        "AiModel",
+        {
+            "id": uuid_text("id"),
+            "slug": column("slug"),
+            "name": column("name"),
+            "provider": column("provider"),
+            "kind": enumerated("kind", ModelKind),
+            "costCredits": column("cost_credits"),
+            "capabilities": column("capabilities"),
+            "isActive": column("is_active"),
+        },
+    ),
+    "Preset": Shape(
+        "Preset",
+        {"id": uuid_text("id"), "name": column("name"), "params": column("params")},
+        {"model": Relation("AiModel", "models", lambda p, c: f"{c}.id = {p}.model_id")},
+    ),
+    "Asset": Shape(
+        "Asset",
+        {
+            "id": uuid_text("id"),
+            "kind": enumerated("kind", AssetKindValue),
+            "contentType": column("content_type"),
+            "size": column("size"),
+        },
+    ),
+    "Chunk": Shape(
+        "Chunk",
+        {
+            "id": uuid_text("id"),
+            "filename": column("filename"),
+            "contentType": column("content_type"),
+            "size": column("size"),
+            "sha256": column("sha256"),
+            "status": enumerated("status", ChunkStatus),
+            "createdAt": timestamp("created_at"),
+        },
+    ),
+    "CreditBalance": Shape(
+        "CreditBalance",
+        {
+            "balance": column("balance"),
+            "reserved": column("reserved"),
+            "available": lambda t: f"({t}.balance - {t}.reserved)",
+        },
+    ),
+}
+
+#: A generation's inputs go through generation_inputs to the chunk: the join row is not a shape.
+THROUGH: dict[tuple[str, str], tuple[str, Callable[[str, str], str]]] = {
+    ("Generation", "inputs"): ("chunks", lambda link, c: f"{c}.id = {link}.chunk_id"),
+}
+
+
+def object_json(shape_name: str, alias: str, fields: tuple[Selected, ...], aliases: Aliases, depth: int = 0) -> str:
+    """`json_build_object(...)` of the selected fields of the row `alias` of `shape_name`."""
+    if depth > MAX_RELATION_DEPTH:
+        raise NotCompilable("nested too deep")
+    if len(fields) > MAX_KEYS_PER_OBJECT:
+        raise NotCompilable("too many fields in one object")
+    shape = SHAPES[shape_name]
+    parts: list[str] = []
+    for f in fields:
+        if f.args:
+            raise NotCompilable(f"{shape_name}.{f.name} takes arguments")
+        if f.name == "__typename":
+            value = literal(shape.type_name)
+        elif f.name in shape.leaves and not f.fields:
+            value = shape.leaves[f.name](alias)
+        elif f.name in shape.relations and f.fields:
+            value = relation_json(shape_name, f, alias, aliases, depth)
+        else:
+            raise NotCompilable(f"{shape_name}.{f.name}")
+        parts.append(f"{literal(f.key)}, {value}")
+    return f"json_build_object({', '.join(parts)})"
+
+
+def relation_json(shape_name: str, f: Selected, parent: str, aliases: Aliases, depth: int) -> str:
+    relation = SHAPES[shape_name].relations[f.name]
+    child = aliases.next()
+    through = THROUGH.get((shape_name, f.name))
+    if through is None:
+        source = f"{relation.table} {child}"
+        row = child
+        where = relation.where(parent, child)
+    else:
+        row = aliases.next()
+        table, join = through
+        source = f"{relation.table} {child} JOIN {table} {row} ON {join(child, row)}"
+        where = relation.where(parent, child)
+    value = object_json(relation.target, row, f.fields, aliases, depth + 1)
+    if not relation.many:
+        return f"(SELECT {value} FROM {source} WHERE {where})"
+    order = f" ORDER BY {relation.order(child)}" if relation.order else ""
+    return f"coalesce((SELECT json_agg({value}{order}) FROM {source} WHERE {where}), '[]'::json)"
