@@ -38,6 +38,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
+from graph.compiled_reads import CompiledReads
 from graph.document_shape import fragments_of
 from graph.extensions import classify
 from graph.limits import CACHE_SIZE, MAX_CACHED_QUERY, QueryLimits, too_costly, validate
@@ -58,6 +59,8 @@ class OperationPlan:
     operations: Mapping[str | None, OperationDefinitionNode] = field(default_factory=dict)
     fragments: Mapping[str, FragmentDefinitionNode] = field(default_factory=dict)
     costs: Mapping[str | None, int | None] = field(default_factory=dict)  # None: computed per request
+    #: What the compiled path decided for this document (graph/compiled_reads.py), kept with the plan.
+    compiled: dict[Any, Any] = field(default_factory=dict, compare=False)
 
     def operation(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation `name` selects (None: the only one), as graphql-core's get_operation_ast."""
@@ -81,6 +84,7 @@ class OperationPlans:
         self.max_cost = limits.max_cost
         self.hide_suggestions = limits.hide_suggestions
         self.cached = functools.lru_cache(maxsize=maxsize)(self._plan)
+        self.reads = CompiledReads(schema)
 
     def get(self, query: str) -> OperationPlan:
         if len(query) > MAX_CACHED_QUERY:
@@ -139,6 +143,12 @@ async def execute_planned(
             cost = operation_cost(schema, operation, plan.fragments, variables)
         if operation.operation is not OperationType.SUBSCRIPTION and cost > plans.max_cost:
             errors = [too_costly(cost, plans.max_cost, operation)]
+        elif (
+            compiled := await plans.reads.answer(
+                operation, plan.fragments, variable_values, context_value, plan.compiled
+            )
+        ) is not None:
+            data = compiled
         else:
             outcome: Any = execute(
                 schema,

@@ -79,10 +79,11 @@ class Relation:
     """A field whose value is another shape: `where(parent, child)` joins them; `order` orders a list."""
 
     target: str
-    table: str
-    where: Callable[[str, str], str]
+    table: str = ""  # "": the same row, shown as an object (`null_when` it is absent)
+    where: Callable[[str, str], str] | None = None
     many: bool = False
     order: Callable[[str], str] | None = None
+    null_when: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +95,6 @@ class Shape:
 
 def _visible_params(t: str) -> str:
     return f"(SELECT coalesce(jsonb_object_agg(e.key, e.value), '{{}}'::jsonb) FROM jsonb_each({t}.params) e WHERE left(e.key, 1) <> '_')"
-
-
-def _error(t: str) -> str:
-    message = f"coalesce(nullif({t}.error_message, ''), {t}.error_code)"
-    return (
-        f"(CASE WHEN {t}.error_code IS NULL OR {t}.error_code = '' THEN NULL ELSE json_build_object("
-        f"'code', {t}.error_code, 'message', {message}) END)"
-    )
 
 
 class AssetKindValue(enum.Enum):
@@ -123,12 +116,13 @@ SHAPES: dict[str, Shape] = {
             "params": _visible_params,
             "reservedCredits": column("reserved_credits"),
             "chargedCredits": column("charged_credits"),
-            "error": _error,
             "createdAt": timestamp("created_at"),
             "updatedAt": timestamp("updated_at"),
             "finishedAt": timestamp("finished_at"),
         },
         {
+            # The resolvers show an error when there is a code; its message, or the code again.
+            "error": Relation("GenerationError", null_when=lambda t: f"coalesce({t}.error_code, '') = ''"),
             "model": Relation("AiModel", "models", lambda p, c: f"{c}.id = {p}.model_id"),
             "preset": Relation("Preset", "presets", lambda p, c: f"{c}.id = {p}.preset_id"),
             "outputs": Relation(
@@ -146,6 +140,10 @@ SHAPES: dict[str, Shape] = {
                 order=lambda c: f"{c}.position",
             ),
         },
+    ),
+    "GenerationError": Shape(
+        "GenerationError",
+        {"code": column("error_code"), "message": lambda t: f"coalesce(nullif({t}.error_message, ''), {t}.error_code)"},
     ),
     "AiModel": Shape(
         "AiModel",
@@ -227,6 +225,11 @@ def object_json(shape_name: str, alias: str, fields: tuple[Selected, ...], alias
 
 def relation_json(shape_name: str, f: Selected, parent: str, aliases: Aliases, depth: int) -> str:
     relation = SHAPES[shape_name].relations[f.name]
+    if not relation.table:
+        value = object_json(relation.target, parent, f.fields, aliases, depth + 1)
+        absent = relation.null_when(parent) if relation.null_when else "false"
+        return f"(CASE WHEN {absent} THEN NULL ELSE {value} END)"
+    assert relation.where is not None
     child = aliases.next()
     through = THROUGH.get((shape_name, f.name))
     if through is None:

@@ -1,0 +1,293 @@
+"""Compiled reads on the GraphQL side: which operations compile, their arguments, and running them.
+
+A query whose root fields and selections are all described by infrastructure/db/json_reads
+is answered by one SQL statement that returns the JSON of `data`
+(`CompiledReads.answer`); everything else, and every request where anything is unusual
+(no viewer, a gone account, an argument the resolvers would refuse, a failing statement),
+gets `None` here and runs through the resolvers, which then give the answer or the error
+exactly as they always do. So the compiled path only ever answers what the resolver path
+would answer without an error, and never answers with an error of its own.
+
+Per operation, what does not depend on the request is kept: the selection tree (fragments
+and directives resolved; directives on variables key it by their values) and each
+variant's statement text. Per request: the variables are coerced, the root arguments
+parsed by the resolvers' own functions, and the values bound.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLField,
+    GraphQLIncludeDirective,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSkipDirective,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    get_named_type,
+)
+from graphql.execution.values import VariableValues, get_argument_values, get_directive_values, get_variable_values
+
+from domain.pagination import PageRequest
+from domain.users import Principal
+from graph.common.ids import lookup_id
+from graph.context import Context
+from graph.generations.queries import to_domain_filter
+from graph.generations.types import GenerationFilter
+from infrastructure.db.json_reads import roots
+from infrastructure.db.json_reads.selection import NotCompilable, Selected
+
+log = logging.getLogger("genhub.compiled")
+
+#: Entries of one plan's memo beyond which it is cleared (a client cycling directive values).
+MEMO_SIZE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class RootField:
+    """A root field of an operation: its selection (argument values filled per request) and its nodes."""
+
+    selected: Selected
+    definition: GraphQLField
+    node: FieldNode
+
+
+def _included(node: FieldNode | FragmentSpreadNode | InlineFragmentNode, variables: VariableValues) -> bool:
+    skip = get_directive_values(GraphQLSkipDirective, node, variables)
+    if skip is not None and skip.get("if") is True:
+        return False
+    include = get_directive_values(GraphQLIncludeDirective, node, variables)
+    return not (include is not None and include.get("if") is False)
+
+
+def _matches(schema: GraphQLSchema, condition: str | None, runtime: GraphQLObjectType) -> bool:
+    if condition is None or condition == runtime.name:
+        return True
+    abstract = schema.get_type(condition)
+    return abstract is not None and schema.is_sub_type(abstract, runtime)  # type: ignore[arg-type]
+
+
+def collect(
+    schema: GraphQLSchema,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: VariableValues,
+    runtime: GraphQLObjectType,
+    selection_sets: Sequence[SelectionSetNode],
+) -> dict[str, list[FieldNode]]:
+    """Fields by response key, in order, as graphql-core's CollectFields groups them."""
+    grouped: dict[str, list[FieldNode]] = {}
+    seen: set[str] = set()
+
+    def walk(selection_set: SelectionSetNode) -> None:
+        for selection in selection_set.selections:
+            if not _included(selection, variables):  # type: ignore[arg-type]
+                continue
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                grouped.setdefault(key, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition.name.value if selection.type_condition else None
+                if _matches(schema, condition, runtime):
+                    walk(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if name in seen or fragment is None:
+                    continue
+                seen.add(name)
+                if _matches(schema, fragment.type_condition.name.value, runtime):
+                    walk(fragment.selection_set)
+
+    for selection_set in selection_sets:
+        walk(selection_set)
+    return grouped
+
+
+def selected(
+    schema: GraphQLSchema,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    variables: VariableValues,
+    runtime: GraphQLObjectType,
+    nodes: Sequence[FieldNode],
+) -> tuple[Selected, ...]:
+    """The sub-selection of `nodes` (fields of `runtime`) as a tree; nested arguments are not compiled."""
+    out: list[Selected] = []
+    sets = [n.selection_set for n in nodes if n.selection_set is not None]
+    for key, group in collect(schema, fragments, variables, runtime, sets).items():
+        name = group[0].name.value
+        if any(n.arguments for n in group):
+            raise NotCompilable(f"{runtime.name}.{name} with arguments")
+        if name == "__typename":
+            out.append(Selected(name, key))
+            continue
+        definition = runtime.fields.get(name)
+        if definition is None:
+            raise NotCompilable(f"{runtime.name}.{name}")
+        named = get_named_type(definition.type)
+        if isinstance(named, GraphQLObjectType):
+            out.append(Selected(name, key, selected(schema, fragments, variables, named, group)))
+        elif any(n.selection_set for n in group):
+            raise NotCompilable(f"{runtime.name}.{name}: an abstract type")
+        else:
+            out.append(Selected(name, key))
+    return tuple(out)
+
+
+def directive_variables(operation: OperationDefinitionNode) -> tuple[str, ...]:
+    """Variables the operation's @skip/@include read (they change the selection, so key it)."""
+    from graphql import VariableNode, visit
+    from graphql.language import Visitor
+
+    names: list[str] = []
+
+    class Directives(Visitor):
+        def enter_directive(self, node: Any, *_: Any) -> None:
+            for argument in node.arguments or ():
+                if isinstance(argument.value, VariableNode) and argument.value.name.value not in names:
+                    names.append(argument.value.name.value)
+
+    visit(operation, Directives())
+    return tuple(names)
+
+
+def root_args(name: str, args: Mapping[str, Any], viewer: Principal, context: Context) -> roots.RootArgs:
+    """A root field's arguments, parsed exactly as its resolver parses them (DomainError: let it)."""
+    cursors = context.services.cursors
+    if name in ("generations", "chunks"):
+        request = PageRequest.parse(args.get("first", 20), args.get("after"), cursors=cursors)
+        after = (request.after.created_at, request.after.id) if request.after else None
+        page = roots.Page(request.first, after)
+        if name == "chunks":
+            return roots.ChunksArgs(viewer.user_id, page)
+        given = args.get("filter")  # graphql-core's coerced input: a dict by field name
+        flt = to_domain_filter(
+            None
+            if given is None
+            else GenerationFilter(
+                status=given.get("status"), board_id=given.get("boardId"), model_id=given.get("modelId")
+            )
+        )
+        statuses = tuple(sorted(s.value for s in flt.statuses))
+        return roots.GenerationsArgs(viewer.user_id, page, statuses, flt.board_id, flt.model_id)
+    if name == "generation":
+        return roots.GenerationArgs(viewer.user_id, viewer.is_admin, lookup_id(args["id"], "generation"))
+    if name == "chunk":
+        return roots.ChunkArgs(viewer.user_id, lookup_id(args["id"], "chunk"))
+    if name == "credits":
+        return roots.ViewerArgs(viewer.user_id)
+    raise NotCompilable(f"Query.{name}")
+
+
+class CompiledReads:
+    """The compiled path for one schema (see the module docstring).
+
+    `memo`: a dict the caller keeps with the document's plan, so what one document decides
+    is kept as long as its plan (and keyed by nothing the client can vary without bound).
+    """
+
+    def __init__(self, schema: GraphQLSchema) -> None:
+        self._schema = schema
+
+    def _roots(
+        self,
+        operation: OperationDefinitionNode,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: VariableValues,
+    ) -> tuple[RootField, ...] | None:
+        query = self._schema.query_type
+        if operation.operation is not OperationType.QUERY or query is None:
+            return None
+        by_name = fragments
+        try:
+            grouped = collect(self._schema, by_name, variables, query, [operation.selection_set])
+            found: list[RootField] = []
+            for key, group in grouped.items():
+                name = group[0].name.value
+                definition = query.fields.get(name)
+                if name not in roots.ROOTS or definition is None or len(group) != 1:
+                    return None
+                runtime = get_named_type(definition.type)
+                if not isinstance(runtime, GraphQLObjectType):
+                    return None
+                tree = selected(self._schema, by_name, variables, runtime, group)
+                found.append(RootField(Selected(name, key, tree), definition, group[0]))
+        except NotCompilable:
+            return None
+        return tuple(found) or None
+
+    def _statement(self, fields: tuple[RootField, ...], variants: tuple[tuple[str, ...], ...]) -> str | None:
+        try:
+            return roots.statement([(f.selected, v) for f, v in zip(fields, variants, strict=True)])
+        except NotCompilable:
+            return None
+
+    async def answer(
+        self,
+        operation: OperationDefinitionNode,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        raw_variables: Mapping[str, Any] | None,
+        context: Any,
+        memo: dict[Any, Any],
+    ) -> dict[str, Any] | None:
+        """`data` of the operation from one statement, or None: take the resolver path."""
+        if not isinstance(context, Context) or context.services.json_reads is None:
+            return None
+        if operation.operation is not OperationType.QUERY:
+            return None
+        coerced = get_variable_values(self._schema, operation.variable_definitions or (), dict(raw_variables or {}))
+        if isinstance(coerced, list):
+            return None  # the resolver path reports the variables' errors
+        used: tuple[str, ...] | None = memo.get(("directives", id(operation)))
+        if used is None:
+            used = memo[("directives", id(operation))] = directive_variables(operation)
+        key = (id(operation), tuple(bool(coerced.coerced.get(n)) for n in used))
+        if key not in memo:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[key] = self._roots(operation, fragments, coerced)
+        fields: tuple[RootField, ...] | None = memo[key]
+        if fields is None:
+            return None
+        try:
+            viewer = context.viewer
+            if viewer is None:
+                return None
+            await context.confirm_account()
+            if context.account_gone:
+                return None
+            args = [
+                root_args(f.selected.name, get_argument_values(f.definition, f.node, coerced), viewer, context)
+                for f in fields
+            ]
+        except Exception:
+            return None
+        variants = tuple(roots.variant_of(a) for a in args)
+        sql_key = (key, variants)
+        if sql_key not in memo:
+            memo[sql_key] = self._statement(fields, variants)
+        sql: str | None = memo[sql_key]
+        if sql is None:
+            return None
+        params = [value for a in args for value in roots.values_of(a).values()]
+        try:
+            text = await context.services.json_reads.fetch(sql, params)
+        except Exception:
+            log.warning(
+                "compiled read failed; answered by the resolvers (operation %s)",
+                context.operation_name or "-",
+                exc_info=True,
+            )
+            return None
+        data: dict[str, Any] = json.loads(text)
+        return data
