@@ -285,7 +285,7 @@ class CompiledReads:
         except Exception:
             log.warning(
                 "compiled read failed; answered by the resolvers (operation %s)",
-                context.operation_name or "-",
+                operation.name.value if operation.name else "-",
                 exc_info=True,
             )
             return None

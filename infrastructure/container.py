@@ -92,7 +92,7 @@ async def open_driver_statements(
         return SqlGenerationStarter(uow), None
     pool = await open_driver_pool(engine, settings.database_start_pool_size)
     stack.push_async_callback(pool.close)
-    return PgGenerationStarter(pool), JsonReads(pool, cursors)
+    return PgGenerationStarter(pool), JsonReads(pool, cursors) if settings.compiled_reads else None
 
 
 @contextlib.asynccontextmanager

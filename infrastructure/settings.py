@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     database_pool_size: int = 20
     database_max_overflow: int = 10
     database_start_pool_size: int = 10
+    # PostgreSQL: answer queries of compilable fields with one SQL statement (docs/architecture.md)
+    compiled_reads: bool = True
     redis_url: str = ""
 
     # storage

@@ -25,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from infrastructure.db.json_reads import roots
 from tests.integration.board_world import World, module_world, with_board
 
 pytestmark = pytest.mark.postgres
@@ -339,3 +340,52 @@ async def test_the_history_page_is_one_compiled_statement(world: tuple[World, Ro
     assert rows.counting.runs == before + 1
     assert compiled == resolved
     assert len(compiled["data"]["generations"]["edges"]) == 20
+
+
+class FailingReads:
+    """A compiled statement that fails at run time (the database refused it, say)."""
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> str:
+        raise asyncpg.exceptions.UndefinedColumnError("column g.nope does not exist")
+
+
+async def test_a_failing_statement_is_answered_by_the_resolvers_and_logged(
+    world: tuple[World, Rows], caplog: pytest.LogCaptureFixture
+) -> None:
+    # given compiled reads whose statement fails
+    w, _ = world
+    app = w.client.app
+    services = app.state.services
+    page = "query History { generations(first: 3) { edges { node { id prompt } } } }"
+    expected = await w.run("owner", page)
+    app.state.services = dataclasses.replace(services, json_reads=FailingReads())
+    try:
+        # when the page is read
+        with caplog.at_level("WARNING", logger="genhub.compiled"):
+            body = await w.run("owner", page)
+    finally:
+        app.state.services = services
+    # then the resolvers answered it, and the log names the operation without the client seeing SQL
+    assert body == expected
+    assert any("History" in r.getMessage() for r in caplog.records)
+    assert "nope" not in json.dumps(body)
+
+
+async def test_a_selection_too_wide_for_one_statement_takes_the_resolver_path(
+    world: tuple[World, Rows], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a bound on statements, and a document whose statement would exceed it
+    w, rows = world
+    monkeypatch.setattr(roots, "MAX_STATEMENT_CHARS", 4000)
+    node = " ".join(
+        f"m{i}: model {{ id slug name provider kind costCredits capabilities isActive }} "
+        f"p{i}: preset {{ id name params model {{ id slug name provider kind costCredits }} }}"
+        for i in range(10)
+    )
+    document = f"query {{ generations(first: 5) {{ edges {{ node {{ id {node} }} }} }} }}"
+    before = rows.counting.runs
+    # when it is read
+    compiled, resolved = await both_paths(w, "owner", document, {})
+    # then no statement ran, and the answer is the resolvers'
+    assert rows.counting.runs == before
+    assert compiled == resolved

@@ -31,6 +31,9 @@ from infrastructure.db.json_reads.shapes import Aliases, literal, object_json
 CURSOR_NONCE = secrets.token_hex(8)
 
 Slots = Mapping[str, str]  # argument name -> its placeholder ($n)
+#: The largest statement compiled; a wider selection (the document limits allow many aliases)
+#: is answered by the resolvers, so no client can make PostgreSQL parse an outsized statement.
+MAX_STATEMENT_CHARS = 64 * 1024
 
 
 def cursor_marker(t: str) -> str:
@@ -270,4 +273,7 @@ def statement(roots: Sequence[tuple[Selected, tuple[str, ...]]]) -> str:
         parts.append(f"{literal(root.key)}, {compile_root(root, placeholders, aliases)}")
     if not parts or len(parts) > 50:
         raise NotCompilable("no root field, or too many")
-    return f"SELECT json_build_object({', '.join(parts)})::text"
+    sql = f"SELECT json_build_object({', '.join(parts)})::text"
+    if len(sql) > MAX_STATEMENT_CHARS:
+        raise NotCompilable("the statement would be too large")
+    return sql

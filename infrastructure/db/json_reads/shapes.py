@@ -44,12 +44,12 @@ def literal(text: str) -> str:
 
 
 def iso_datetime(column: str) -> str:
-    """Python's `datetime.isoformat()` of an aware UTC timestamp, or NULL."""
-    utc = f"({column} AT TIME ZONE 'UTC')"
-    fraction = (
-        f"CASE WHEN date_part('microseconds', {utc})::bigint % 1000000 = 0 THEN '' ELSE to_char({utc}, '.US') END"
-    )
-    return f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || {fraction} || '+00:00')"
+    """Python's `datetime.isoformat()` of an aware UTC timestamp, or NULL.
+
+    isoformat() writes no fraction when it is zero: the only ".000000" in the text is that one.
+    """
+    text = f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+    return f"(replace({text}, '.000000', '') || '+00:00')"
 
 
 def enum_name(column: str, kind: type[enum.Enum]) -> str:
