@@ -16,9 +16,10 @@ connections `sees` / `hidden` (whether the subject is in it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -403,15 +404,36 @@ async def world(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> 
         _shared.clear()
 
 
+@contextlib.contextmanager
+def read_path(world: World, path: str) -> Iterator[None]:
+    """`compiled`: the app as it runs (compiled reads on PostgreSQL); `resolvers`: every read on the resolvers."""
+    app = world.client.app
+    services = app.state.services
+    if path == "resolvers":
+        app.state.services = replace(services, json_reads=None)
+    try:
+        yield
+    finally:
+        app.state.services = services
+
+
 @pytest.mark.parametrize("persona", PERSONAS)
-@pytest.mark.parametrize("field_name", sorted(ROWS))
-async def test_matrix(world: World, field_name: str, persona: str) -> None:
+@pytest.mark.parametrize(
+    ("field_name", "path"),
+    [
+        (name, path)
+        for name in sorted(ROWS)
+        for path in (("compiled", "resolvers") if name.startswith("Query.") else ("compiled",))
+    ],
+)
+async def test_matrix(world: World, field_name: str, path: str, persona: str) -> None:
     row = ROWS[field_name]
     # given the subject (board, generation, chunk); fresh for rows that change it
     subject = await subject_for(world, row)
-    # when the persona calls the field
+    # when the persona calls the field, on the read path of this run
     variables = await (row.variables or no_variables)(subject, persona)
-    body = await execute(subject.world, persona, row, variables)
+    with read_path(subject.world, path):
+        body = await execute(subject.world, persona, row, variables)
     # then the outcome is the table's, and never an unexpected server error
     expected = row.expect[PERSONAS.index(persona)]
     assert outcome(body, subject) == expected, body
