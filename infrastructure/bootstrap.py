@@ -123,6 +123,7 @@ def bind(c: Container) -> Services:
         settings=s,
         accounts=Accounts(
             uow=c.uow,
+            reads=c.read_uow,
             hasher=c.hasher,
             tokens=c.tokens,
             verifier=c.tokens,
@@ -135,6 +136,7 @@ def bind(c: Container) -> Services:
         ),
         generations=Generations(
             uow=c.uow,
+            reads=c.read_uow,
             starter=c.starter,
             catalogue=c.catalogue,
             jobs=c.jobs,
@@ -145,6 +147,7 @@ def bind(c: Container) -> Services:
         ),
         chunks=Chunks(
             uow=c.uow,
+            reads=c.read_uow,
             storage=c.storage,
             clock=c.clock,
             limiter=c.limiter,
@@ -153,9 +156,10 @@ def bind(c: Container) -> Services:
             url_seconds=s.presign_expires_seconds,
             pending_ttl_seconds=s.pending_chunk_ttl_seconds,
         ),
-        credits=Credits(uow=c.uow, publisher=c.publisher, clock=c.clock),
+        credits=Credits(uow=c.uow, reads=c.read_uow, publisher=c.publisher, clock=c.clock),
         boards=Boards(
             uow=c.uow,
+            reads=c.read_uow,
             clock=c.clock,
             limiter=c.limiter,
             invitation_rules=InvitationRules(
@@ -165,8 +169,8 @@ def bind(c: Container) -> Services:
             invite_rate=RateRule(s.rate_limit_invite, window),
         ),
         catalogue=Catalogue(uow=c.uow, cache=c.catalogue, known_providers=frozenset(c.providers.names)),
-        lookups=Lookups(uow=c.uow, catalogue=c.catalogue, clock=c.clock),
-        watching=Watching(uow=c.uow, feed=BroadcastFeed(c.broadcast, c.uow), clock=c.clock),
+        lookups=Lookups(uow=c.read_uow, catalogue=c.catalogue, clock=c.clock),
+        watching=Watching(uow=c.read_uow, feed=BroadcastFeed(c.broadcast, c.read_uow), clock=c.clock),
         processing=Processing(
             ports=ProcessingPorts(
                 uow=c.uow,

@@ -49,6 +49,7 @@ class Container:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     uow: SqlUnitOfWorkFactory
+    read_uow: SqlUnitOfWorkFactory  # autocommit: a read opens and rolls back no transaction
     starter: GenerationStarter
     json_reads: JsonReads | None  # compiled reads (PostgreSQL only)
     clock: SystemClock
@@ -139,6 +140,9 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             engine=engine,
             session_factory=session_factory,
             uow=uow,
+            read_uow=SqlUnitOfWorkFactory(
+                create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+            ),
             starter=starter,
             json_reads=json_reads,
             clock=SystemClock(),

@@ -27,6 +27,7 @@ from domain.users import Principal, User
 @dataclass(frozen=True, slots=True)
 class Accounts:
     uow: UnitOfWorkFactory
+    reads: UnitOfWorkFactory  # read-only units of work
     hasher: PasswordHasher
     tokens: TokenIssuer
     verifier: AccessVerifier
@@ -63,10 +64,10 @@ class Accounts:
 
     async def exists(self, user_id: uuid.UUID) -> bool:
         """Whether a verified token's account still exists (remembered for a while: KnownAccounts)."""
-        return await self.known.exists(user_id, uow=self.uow(), now=time.monotonic())
+        return await self.known.exists(user_id, uow=self.reads(), now=time.monotonic())
 
     async def find(self, email: str) -> User | None:
-        return await auth.find_user(email=email, uow=self.uow())
+        return await auth.find_user(email=email, uow=self.reads())
 
     async def ensure_admin(self, email: str, password: str) -> tuple[User, bool]:
         return await auth.ensure_admin(

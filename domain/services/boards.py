@@ -10,7 +10,8 @@ from domain.boards import Board, BoardRole
 from domain.invitations import InvitationRules, InvitationView
 from domain.ports import Clock, RateBucket, RateLimiter
 from domain.repositories import UnitOfWorkFactory
-from domain.use_cases import boards, invitations, reads
+from domain.use_cases import boards, invitations
+from domain.use_cases import reads as read_uc
 from domain.use_cases.boards import BoardView
 from domain.use_cases.rate_limits import RateRule
 from domain.users import Principal
@@ -19,6 +20,7 @@ from domain.users import Principal
 @dataclass(frozen=True, slots=True)
 class Boards:
     uow: UnitOfWorkFactory
+    reads: UnitOfWorkFactory  # read-only units of work
     clock: Clock
     limiter: RateLimiter
     invitation_rules: InvitationRules
@@ -64,10 +66,10 @@ class Boards:
         return await boards.remove_member(principal=principal, board_id=board_id, user_id=user_id, uow=self.uow())
 
     async def my_invitations(self, principal: Principal) -> list[InvitationView]:
-        return await invitations.my_invitations(principal=principal, uow=self.uow(), clock=self.clock)
+        return await invitations.my_invitations(principal=principal, uow=self.reads(), clock=self.clock)
 
     async def get(self, principal: Principal, board_id: uuid.UUID) -> tuple[Board, BoardRole]:
-        return await reads.get_board(principal=principal, board_id=board_id, uow=self.uow())
+        return await read_uc.get_board(principal=principal, board_id=board_id, uow=self.reads())
 
     async def mine(self, principal: Principal) -> list[Board]:
-        return await reads.list_boards(principal=principal, uow=self.uow())
+        return await read_uc.list_boards(principal=principal, uow=self.reads())

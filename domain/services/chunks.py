@@ -10,7 +10,8 @@ from domain.chunks import Chunk
 from domain.pagination import Page, PageRequest
 from domain.ports import Clock, ObjectStorage, PresignedRequest, RateBucket, RateLimiter
 from domain.repositories import UnitOfWorkFactory
-from domain.use_cases import chunks, reads
+from domain.use_cases import chunks
+from domain.use_cases import reads as read_uc
 from domain.use_cases.chunks import UploadPolicy, UploadTicket
 from domain.use_cases.rate_limits import RateRule
 from domain.users import Principal
@@ -19,6 +20,7 @@ from domain.users import Principal
 @dataclass(frozen=True, slots=True)
 class Chunks:
     uow: UnitOfWorkFactory
+    reads: UnitOfWorkFactory  # read-only units of work
     storage: ObjectStorage
     clock: Clock
     limiter: RateLimiter
@@ -98,10 +100,10 @@ class Chunks:
         return await chunks.delete(principal=principal, chunk_id=chunk_id, uow=self.uow(), storage=self.storage)
 
     async def get(self, principal: Principal, chunk_id: uuid.UUID) -> Chunk:
-        return await reads.get_chunk(principal=principal, chunk_id=chunk_id, uow=self.uow())
+        return await read_uc.get_chunk(principal=principal, chunk_id=chunk_id, uow=self.reads())
 
     async def page(self, principal: Principal, page: PageRequest) -> Page[Chunk]:
-        return await reads.list_chunks(principal=principal, page=page, uow=self.uow())
+        return await read_uc.list_chunks(principal=principal, page=page, uow=self.reads())
 
     async def asset_url(self, object_key: str, expires_in: int) -> PresignedRequest:
         """A signed URL of a generation's output (the caller already read the generation)."""

@@ -17,6 +17,7 @@ from domain.users import Principal
 @dataclass(frozen=True, slots=True)
 class Credits:
     uow: UnitOfWorkFactory
+    reads: UnitOfWorkFactory  # read-only units of work
     publisher: EventPublisher
     clock: Clock
 
@@ -36,7 +37,7 @@ class Credits:
         )
 
     async def balance(self, user_id: uuid.UUID) -> CreditBalance:
-        return await credits.balance_of(user_id=user_id, uow=self.uow())
+        return await credits.balance_of(user_id=user_id, uow=self.reads())
 
     async def ledger(self, user_id: uuid.UUID, page: PageRequest) -> Page[LedgerEntry]:
-        return await credits.ledger(user_id=user_id, page=page, uow=self.uow())
+        return await credits.ledger(user_id=user_id, page=page, uow=self.reads())

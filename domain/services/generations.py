@@ -10,7 +10,8 @@ from domain.generations import Generation
 from domain.pagination import Page, PageRequest
 from domain.ports import CatalogueReader, Clock, EventPublisher, JobQueue, RateBucket, RateLimiter
 from domain.repositories import GenerationFilter, GenerationStarter, UnitOfWorkFactory
-from domain.use_cases import generations, reads
+from domain.use_cases import generations
+from domain.use_cases import reads as read_uc
 from domain.use_cases.generations import GenerateRequest
 from domain.use_cases.rate_limits import RateRule
 from domain.users import Principal
@@ -19,6 +20,7 @@ from domain.users import Principal
 @dataclass(frozen=True, slots=True)
 class Generations:
     uow: UnitOfWorkFactory
+    reads: UnitOfWorkFactory  # read-only units of work (no transaction to open and roll back)
     starter: GenerationStarter
     catalogue: CatalogueReader
     jobs: JobQueue
@@ -56,7 +58,7 @@ class Generations:
         )
 
     async def get(self, principal: Principal, generation_id: uuid.UUID) -> Generation:
-        return await reads.get_generation(principal=principal, generation_id=generation_id, uow=self.uow())
+        return await read_uc.get_generation(principal=principal, generation_id=generation_id, uow=self.reads())
 
     async def page(self, principal: Principal, flt: GenerationFilter, page: PageRequest) -> Page[Generation]:
-        return await reads.list_generations(principal=principal, flt=flt, page=page, uow=self.uow())
+        return await read_uc.list_generations(principal=principal, flt=flt, page=page, uow=self.reads())

@@ -29,7 +29,7 @@ Ids = Sequence[uuid.UUID]
 
 @dataclass(frozen=True, slots=True)
 class Lookups:
-    uow: UnitOfWorkFactory
+    uow: UnitOfWorkFactory  # read-only units of work
     catalogue: CatalogueReader
     clock: Clock
 

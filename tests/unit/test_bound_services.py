@@ -35,6 +35,7 @@ POLICY = UploadPolicy(max_bytes=1000, allowed_types=frozenset({"image/*"}), quot
 def generations_of(fakes: Fakes, rate: RateRule) -> Generations:
     return Generations(
         uow=fakes.uow_factory(),
+        reads=fakes.uow_factory(),
         starter=fakes.starter,
         catalogue=fakes.catalogue,
         jobs=fakes.jobs,
@@ -48,6 +49,7 @@ def generations_of(fakes: Fakes, rate: RateRule) -> Generations:
 def chunks_of(fakes: Fakes, *, url_seconds: int, pending_ttl_seconds: int) -> Chunks:
     return Chunks(
         uow=fakes.uow_factory(),
+        reads=fakes.uow_factory(),
         storage=fakes.storage,
         clock=fakes.clock,
         limiter=fakes.limiter,
@@ -122,6 +124,7 @@ async def test_invitations_follow_the_bound_rules() -> None:
     board = fakes.board(owner)
     service = Boards(
         uow=fakes.uow_factory(),
+        reads=fakes.uow_factory(),
         clock=fakes.clock,
         limiter=fakes.limiter,
         invitation_rules=InvitationRules(ttl=timedelta(days=1), max_pending_per_board=1),
@@ -154,7 +157,7 @@ async def test_an_operator_grant_is_replayed_by_its_key() -> None:
     # given credits bound to the fakes, and the operator (no actor) granting with a key
     fakes = Fakes()
     user = fakes.user(balance=0)
-    service = Credits(uow=fakes.uow_factory(), publisher=fakes.publisher, clock=fakes.clock)
+    service = Credits(uow=fakes.uow_factory(), reads=fakes.uow_factory(), publisher=fakes.publisher, clock=fakes.clock)
     first = await service.grant(None, user.id, 50, "welcome", "key-1")
     # when the same grant is sent again
     again = await service.grant(None, user.id, 50, "welcome", "key-1")
