@@ -164,12 +164,12 @@ def directive_variables(operation: OperationDefinitionNode) -> tuple[str, ...]:
 def root_args(name: str, args: Mapping[str, Any], viewer: Principal, context: Context) -> roots.RootArgs:
     """A root field's arguments, parsed exactly as its resolver parses them (DomainError: let it)."""
     cursors = context.services.cursors
-    if name in ("generations", "chunks"):
+    if name in ("generations", "chunks", "creditLedger"):
         request = PageRequest.parse(args.get("first", 20), args.get("after"), cursors=cursors)
         after = (request.after.created_at, request.after.id) if request.after else None
         page = roots.Page(request.first, after)
-        if name == "chunks":
-            return roots.ChunksArgs(viewer.user_id, page)
+        if name != "generations":
+            return roots.OwnPageArgs(viewer.user_id, page)  # the viewer's own rows, one page
         given = args.get("filter")  # graphql-core's coerced input: a dict by field name
         flt = to_domain_filter(
             None

@@ -180,6 +180,7 @@ LEAVES = {
     "Asset": ["id", "kind", "contentType", "size"],
     "Chunk": ["id", "filename", "contentType", "size", "sha256", "status", "createdAt"],
     "CreditBalance": ["balance", "reserved", "available"],
+    "LedgerEntry": ["id", "kind", "amount", "generationId", "reason", "createdAt"],
     "GenerationError": ["code", "message"],
     "PageInfo": ["hasNextPage", "endCursor"],
 }  # fmt: skip
@@ -217,7 +218,7 @@ def selection(draw: st.DrawFn, type_name: str, depth: int = 0) -> str:
 
 @st.composite
 def operation(draw: st.DrawFn, rows: Rows, world: World) -> tuple[str, dict[str, Any]]:
-    root = draw(st.sampled_from(["generations", "generation", "chunks", "chunk", "credits", "two"]))
+    root = draw(st.sampled_from(["generations", "generation", "chunks", "chunk", "credits", "creditLedger", "two"]))
     variables: dict[str, Any] = {"flag": draw(st.booleans())}
     node = draw(selection("Generation"))
     connection = f"edges {{ cursor node {{ {node} }} }} pageInfo {{ {draw(selection('PageInfo'))} }} __typename"
@@ -246,6 +247,11 @@ def operation(draw: st.DrawFn, rows: Rows, world: World) -> tuple[str, dict[str,
         ids = [i for p in ("owner", "other") for i in rows.chunk_ids[p][:3]]
         variables["id"] = draw(st.sampled_from([*ids, str(uuid.uuid4()), "bad"]))
         body, header = f"chunk(id: $id) {{ {draw(selection('Chunk'))} }}", "$flag: Boolean!, $id: ID!"
+    elif root == "creditLedger":
+        variables["first"] = draw(st.sampled_from([None, 0, 1, 3, 50]))
+        entry = draw(selection("LedgerEntry"))
+        body = f"creditLedger(first: $first) {{ edges {{ cursor node {{ {entry} }} }} pageInfo {{ hasNextPage endCursor }} }}"
+        header = "$flag: Boolean!, $first: Int"
     elif root == "credits":
         body, header = f"credits {{ {draw(selection('CreditBalance'))} }}", "$flag: Boolean!"
     else:
@@ -303,6 +309,10 @@ MUST_COMPILE = {
     ),
     "one generation with inputs": (
         "query ($id: ID!) { generation(id: $id) { id inputs { id status createdAt } } }",
+        {},
+    ),
+    "the ledger": (
+        "query { creditLedger(first: 5) { edges { cursor node { id kind amount generationId reason createdAt } } } }",
         {},
     ),
     "chunks and credits": (

@@ -10,7 +10,8 @@ Authorization, as domain/use_cases/reads.py and access.py decide it:
   index-ordered branch each, merged); with `filter.boardId`, that board's generations
   when the viewer is a member, else none;
 - `generation(id)`: own, a member's board's, or any for an admin; otherwise null;
-- `chunks`, `chunk(id)`: the viewer's own; `credits`: the viewer's balance (zeros without an account).
+- `chunks`, `chunk(id)`, `creditLedger`: the viewer's own; `credits`: the viewer's balance
+  (zeros without an account).
 Pages are keyset pages on (created_at, id), newest first, `first` + 1 rows to learn `hasNextPage`.
 """
 
@@ -66,7 +67,9 @@ class GenerationArgs:
 
 
 @dataclass(frozen=True, slots=True)
-class ChunksArgs:
+class OwnPageArgs:
+    """A page of the viewer's own rows (chunks, ledger entries)."""
+
     viewer: uuid.UUID
     page: Page
 
@@ -82,7 +85,7 @@ class ViewerArgs:
     viewer: uuid.UUID
 
 
-RootArgs = GenerationsArgs | GenerationArgs | ChunksArgs | ChunkArgs | ViewerArgs
+RootArgs = GenerationsArgs | GenerationArgs | OwnPageArgs | ChunkArgs | ViewerArgs
 
 
 def _page_values(page: Page) -> dict[str, Any]:
@@ -105,7 +108,7 @@ def values_of(args: RootArgs) -> dict[str, Any]:
         return values
     if isinstance(args, GenerationArgs):
         return {"viewer": args.viewer, "admin": args.admin, "id": args.id}
-    if isinstance(args, ChunksArgs):
+    if isinstance(args, OwnPageArgs):
         return {"viewer": args.viewer, **_page_values(args.page)}
     if isinstance(args, ChunkArgs):
         return {"viewer": args.viewer, "id": args.id}
@@ -235,6 +238,12 @@ def chunk_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
     )
 
 
+def ledger_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
+    e = aliases.next()
+    page = f"SELECT {e}.* FROM credit_ledger {e} WHERE {e}.user_id = {s['viewer']}::uuid{_keyset(e, s)}"
+    return _connection("Ledger", "LedgerEntry", root.fields, page, s, aliases)
+
+
 def credits_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
     a = aliases.next()
     zero = aliases.next()
@@ -252,6 +261,7 @@ ROOTS: dict[str, RootSql] = {
     "chunks": chunks_sql,
     "chunk": chunk_sql,
     "credits": credits_sql,
+    "creditLedger": ledger_sql,
 }
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from domain.catalogue import ModelKind
 from domain.chunks import ChunkStatus
+from domain.credits import LedgerKind
 from domain.generations import GenerationStatus
 from infrastructure.db.json_reads.selection import NotCompilable, Selected
 
@@ -181,6 +182,17 @@ SHAPES: dict[str, Shape] = {
             "size": column("size"),
             "sha256": column("sha256"),
             "status": enumerated("status", ChunkStatus),
+            "createdAt": timestamp("created_at"),
+        },
+    ),
+    "LedgerEntry": Shape(
+        "LedgerEntry",
+        {
+            "id": uuid_text("id"),
+            "kind": enumerated("kind", LedgerKind),
+            "amount": column("amount"),
+            "generationId": uuid_text("generation_id"),
+            "reason": column("reason"),
             "createdAt": timestamp("created_at"),
         },
     ),
