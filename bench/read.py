@@ -19,7 +19,8 @@ What it does, all on loopback, every server one process in its own process group
    in production mode (PostgreSQL, Redis, default logging); genhub's bearer token comes
    from its own `login` mutation (a fresh one each round: tokens live 15 minutes);
 3. checks every answer against its database (the same 20 generations, the same fields),
-   and that the three answers agree, before any load; primes each server for --prime s;
+   that the three answers agree and that the floor's bytes are PostGraphile's, before any
+   load; primes each server for --prime s;
 4. for --rounds rounds, runs each server in turn (the machine's speed drifts; interleaving
    lets the drift hit all alike), each run after a --warmup s run that is not counted:
    (a) saturated: --connections connections, closed loop (latency there is queueing);
@@ -170,13 +171,15 @@ def start_servers(stack: ExitStack, names: list[str], plain: str, genhub_url: st
 
 
 def check_answers(servers: list[Server], expected: dict[str, list[read_verify.Row]]) -> None:
-    answers = {}
+    answers, answers_raw = {}, {}
     for s in servers:
-        raw = post(s.url, s.body_file.read_bytes(), s.auth)
+        raw = answers_raw[s.name] = post(s.url, s.body_file.read_bytes(), s.auth)
         print("  verified " + read_verify.verify(s.name, raw, expected[s.name], FIRST))
         answers[s.name] = read_verify.normalize(raw)
     if any(rows != next(iter(answers.values())) for rows in answers.values()):
         raise SystemExit(f"the servers' answers differ from each other: {sorted(answers)}")
+    if len({answers_raw[n] for n in ("postgraphile", "floor") if n in answers_raw}) > 1:
+        raise SystemExit("the floor's JSON differs from PostGraphile's (bytes)")
 
 
 def measure(servers: list[Server], args: argparse.Namespace) -> None:

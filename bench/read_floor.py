@@ -4,8 +4,9 @@ A bare ASGI app for uvicorn. POST /graphql takes PostGraphile's request body, re
 `variables.userId` and `variables.first` (the query text is ignored: no parsing, validation
 or execution), fetches the user's latest generations with their model and assets in one
 round trip on raw asyncpg (a prepared statement; uuids cast to text in SQL, orjson cannot
-encode asyncpg's UUID type), and answers with orjson in PostGraphile's shape (same field
-names, BigInt `size` as a string). Whatever a GraphQL server spends per request above this
+encode asyncpg's UUID type; instants as PostgreSQL writes them in JSON, as PostGraphile
+does), and answers with orjson in PostGraphile's shape and bytes (same field names and
+order, BigInt `size` as a string). Whatever a GraphQL server spends per request above this
 is engine overhead. GET /health answers {"ok": true}.
 
     READ_FLOOR_DSN=postgresql://... .venv/bin/python -m uvicorn bench.read_floor:app --port 8001 --no-access-log
@@ -24,7 +25,7 @@ DSN = os.environ.get("READ_FLOOR_DSN", "postgresql://postgres@127.0.0.1:5432/gen
 POOL_SIZE = int(os.environ.get("READ_FLOOR_POOL", "10"))
 MAX_FIRST = 100
 PAGE_SQL = """
-SELECT g.id::text AS id, g.status, g.prompt, g.created_at, m.slug, m.cost_credits,
+SELECT g.id::text AS id, g.status, g.prompt, to_json(g.created_at) #>> '{}' AS created_at, m.slug, m.cost_credits,
        a.id::text AS asset_id, a.kind, a.size
 FROM (SELECT * FROM generations WHERE user_id = $1 ORDER BY created_at DESC, id LIMIT $2) g
 JOIN models m ON m.id = g.model_id
