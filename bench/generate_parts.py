@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from bench.generate import REDIS_URL, SECRET, reset_database, seed  # noqa: E402
 from domain.credits import LedgerEntry  # noqa: E402
 from domain.generations import Generation, GenerationStatus  # noqa: E402
-from domain.use_cases.generations import reservation_for  # noqa: E402
+from domain.use_cases.generation_credits import reservation_for  # noqa: E402
 from infrastructure.db.engine import create_engine, create_session_factory, open_driver_pool  # noqa: E402
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter  # noqa: E402
 from infrastructure.db.uow import SqlUnitOfWorkFactory  # noqa: E402

@@ -23,7 +23,7 @@ from domain.generations import Generation, GenerationStatus
 from domain.ports import Provider, ProviderError, ProviderStatus, StoredObject
 from domain.repositories import Asset, UnitOfWork
 from domain.use_cases.credits import post_move
-from domain.use_cases.generations import changed, publish_all
+from domain.use_cases.generation_events import changed, publish_all
 from domain.use_cases.processing import (
     PROCESSING_ONLY,
     ProcessingPolicy,

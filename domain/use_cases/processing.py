@@ -36,7 +36,8 @@ from domain.ports import (
     RateLimiter,
 )
 from domain.repositories import UnitOfWorkFactory
-from domain.use_cases.generations import changed, publish_all, release_hold
+from domain.use_cases.generation_credits import release_hold
+from domain.use_cases.generation_events import changed, publish_all
 
 log = logging.getLogger("genhub.processing")
 

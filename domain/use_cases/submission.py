@@ -18,7 +18,7 @@ from domain.chunks import ChunkStatus
 from domain.generations import Generation, GenerationStatus
 from domain.ports import Provider, ProviderError, ProviderJob
 from domain.retries import backoff_seconds
-from domain.use_cases.generations import changed, publish_all
+from domain.use_cases.generation_events import changed, publish_all
 from domain.use_cases.processing import (
     ATTEMPT_PARAM,
     SUBMITTABLE,

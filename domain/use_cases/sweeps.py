@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from domain.generations import Generation, GenerationStatus, allowed_sources
 from domain.ports import ProviderError
 from domain.use_cases.finalization import apply_status, status_failed
-from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK, publish_all, release_hold
+from domain.use_cases.generation_credits import release_hold
+from domain.use_cases.generation_events import publish_all
+from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK
 from domain.use_cases.processing import (
     FINALIZE_TASK,
     SUBMITTABLE,

@@ -21,7 +21,7 @@ from domain.chunks import Chunk, ChunkStatus
 from domain.credits import CreditBalance, LedgerKind
 from domain.generations import Generation, GenerationStatus
 from domain.repositories import GenerationStarter, StartStatus
-from domain.use_cases.generations import reservation_for
+from domain.use_cases.generation_credits import reservation_for
 from infrastructure.db.engine import create_engine, open_driver_pool
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
 from tests.fixtures.app import GraphQLClient, SettingsFactory, operator_model, running_app

@@ -28,7 +28,7 @@ from domain.events import GenerationChanged, user_channel
 from domain.generations import Generation, GenerationStatus
 from domain.repositories import Asset
 from domain.use_cases import catalogue, watching
-from domain.use_cases.generations import changed
+from domain.use_cases.generation_events import changed
 from domain.use_cases.watching import FeedClosed, GenerationUpdate
 from domain.users import Principal, Role
 from graph.context import Context, Credentials

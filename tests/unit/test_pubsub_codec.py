@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from domain.catalogue import MAX_PROMPT_LENGTH
 from domain.events import CreditsChanged, Event, GenerationChanged
 from domain.generations import Generation, GenerationStatus
-from domain.use_cases.generations import MAX_IDEMPOTENCY_KEY
+from domain.use_cases.generate_request import MAX_IDEMPOTENCY_KEY
 from domain.use_cases.processing import MAX_ERROR_CODE, MAX_ERROR_MESSAGE
 from infrastructure.pubsub.codec import (
     MAX_MESSAGE_BYTES,
