@@ -8,95 +8,32 @@ slips through (a crash between the two) is a PENDING row the sweep removes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hashlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from domain.chunks import (
-    Chunk,
-    ChunkStatus,
-    chunk_key,
-    normalize_content_type,
-    safe_filename,
-    validate_chunk_metadata,
-)
-from domain.errors import (
-    FieldProblem,
-    InvalidInput,
-    InvalidState,
-    NotFound,
-    ObjectTooLarge,
-    Problems,
-    QuotaExceeded,
-)
-from domain.ports import Clock, ObjectInfo, ObjectStorage, PresignedRequest, RateBucket, RateLimiter
+from domain.chunks import Chunk, ChunkStatus, chunk_key, safe_filename
+from domain.errors import InvalidInput, InvalidState, NotFound, ObjectTooLarge, QuotaExceeded
+from domain.ports import Clock, ObjectStorage, PresignedRequest, RateBucket, RateLimiter
 from domain.repositories import UnitOfWork
 from domain.use_cases.rate_limits import RateRule, enforce
+from domain.use_cases.storage_compensation import discard, unseal
+
+# Callers name the policy from here, beside the use cases it limits.
+from domain.use_cases.upload_policy import UploadPolicy as UploadPolicy
+from domain.use_cases.upload_policy import remaining_bytes, validated
+from domain.use_cases.upload_verification import verified
 from domain.users import Principal
 
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
 SWEEP_BATCH = 200
-
-
-@dataclass(frozen=True, slots=True)
-class UploadPolicy:
-    """The configured limits: per-file size and types, per-user quota (count and bytes)."""
-
-    max_bytes: int
-    allowed_types: frozenset[str]
-    quota_count: int
-    quota_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
 class UploadTicket:
     chunk: Chunk
     request: PresignedRequest
-
-
-async def _remaining_bytes(uow: UnitOfWork, principal: Principal, policy: UploadPolicy, size: int) -> int:
-    """Bytes this user may still store; QuotaExceeded when one more chunk of `size` does not fit.
-
-    Pending chunks count too: a reserved upload slot is a promise of bytes.
-    """
-    count, used = await uow.chunks.usage(principal.user_id, lock=True)
-    if count + 1 > policy.quota_count:
-        raise QuotaExceeded(policy.quota_count, f"You can keep at most {policy.quota_count} files.")
-    remaining = policy.quota_bytes - used
-    if size > remaining:
-        raise QuotaExceeded(policy.quota_bytes, f"Your files may take at most {policy.quota_bytes} bytes in total.")
-    return remaining
-
-
-async def _discard(storage: ObjectStorage, key: str) -> None:
-    # Shielded and best effort: it runs while another error (or a cancellation) propagates.
-    with contextlib.suppress(Exception):
-        await asyncio.shield(storage.delete(key))
-
-
-def _validated(
-    filename: str, content_type: str, size: int, sha256: str | None, policy: UploadPolicy, *, size_field: str = "size"
-) -> str:
-    """Check the metadata; returns the normalised content type."""
-    problems = Problems()
-    normalized = normalize_content_type(content_type or DEFAULT_CONTENT_TYPE)
-    validate_chunk_metadata(
-        filename=filename,
-        content_type=normalized,
-        size=size,
-        sha256=sha256,
-        max_size=policy.max_bytes,
-        allowed_types=policy.allowed_types,
-        problems=problems,
-    )
-    # Name the field the client actually sent (uploadChunk has `file`, not `size`).
-    problems.items = [FieldProblem(size_field, p.message) if p.field == "size" else p for p in problems.items]
-    problems.raise_if_any()
-    return normalized
 
 
 async def upload(
@@ -118,9 +55,9 @@ async def upload(
     await enforce(limiter, bucket=f"upload:{principal.user_id}", rule=rate, also=also_limit)
     # An unknown size is checked while streaming; 1 only stands in for "not empty" here.
     size = declared_size if declared_size is not None else 1
-    normalized = _validated(filename, content_type, size, None, policy, size_field="file")
+    normalized = validated(filename, content_type, size, None, policy, size_field="file")
     async with uow:
-        remaining = await _remaining_bytes(uow, principal, policy, declared_size or 0)
+        remaining = await remaining_bytes(uow, principal, policy, declared_size or 0)
     limit = min(policy.max_bytes, remaining)
     chunk_id = uuid.uuid4()
     key = chunk_key(principal.user_id, chunk_id, filename)
@@ -146,12 +83,12 @@ async def upload(
         )
         async with uow:
             # Again inside the insert's transaction: a parallel upload may have used the room meanwhile.
-            await _remaining_bytes(uow, principal, policy, stored.size)
+            await remaining_bytes(uow, principal, policy, stored.size)
             await uow.chunks.add(chunk)
             await uow.commit()
     except BaseException:
         # Compensation: the row was not written, so the object must not stay either.
-        await _discard(storage, key)
+        await discard(storage, key)
         raise
     return chunk
 
@@ -175,7 +112,7 @@ async def request_upload(
     """Reserve a PENDING chunk and presign the PUT the client uploads its bytes with."""
     await enforce(limiter, bucket=f"upload:{principal.user_id}", rule=rate, also=also_limit)
     sha256 = sha256.lower() if sha256 else None
-    normalized = _validated(filename, content_type, size, sha256, policy)
+    normalized = validated(filename, content_type, size, sha256, policy)
     chunk_id = uuid.uuid4()
     key = chunk_key(principal.user_id, chunk_id, filename)
     # Presign before the insert: if storage is unusable no row is left behind.
@@ -192,7 +129,7 @@ async def request_upload(
         sha256=sha256,
     )
     async with uow:
-        await _remaining_bytes(uow, principal, policy, size)
+        await remaining_bytes(uow, principal, policy, size)
         await uow.chunks.add(chunk)
         await uow.commit()
     return UploadTicket(chunk=chunk, request=request)
@@ -204,47 +141,6 @@ async def _own_chunk(uow: UnitOfWork, principal: Principal, chunk_id: uuid.UUID)
     if chunk is None or chunk.user_id != principal.user_id:
         raise NotFound("chunk")
     return chunk
-
-
-def _mismatch(chunk: Chunk, info: ObjectInfo) -> tuple[str, str] | None:
-    if info.size != chunk.size:
-        return "size", f"the uploaded file has {info.size} bytes, {chunk.size} were announced"
-    # Real S3 enforces the signed Content-Type; some compatible stores do not, so check it here too.
-    if info.content_type is not None and normalize_content_type(info.content_type) != chunk.content_type:
-        return "contentType", f"the file was uploaded as {info.content_type}, not {chunk.content_type}"
-    return None
-
-
-async def _measure(storage: ObjectStorage, key: str) -> tuple[int, str]:
-    """(size, sha256) of the object in one read, so both describe the same bytes."""
-    hasher = hashlib.sha256()
-    size = 0
-    async for data in storage.open_read(key):
-        size += len(data)
-        hasher.update(data)
-    return size, hasher.hexdigest()
-
-
-async def _verified(chunk: Chunk, storage: ObjectStorage, sealed_key: str) -> tuple[int, str]:
-    """Size and sha256 of the sealed object, or InvalidInput naming what differs from the announcement."""
-    info = await storage.head(sealed_key)
-    if info is None:
-        raise InvalidState("The file has not been uploaded yet: PUT it to the upload URL first.")
-    problem = _mismatch(chunk, info)
-    if problem is not None:
-        raise InvalidInput.single(*problem)
-    size, sha256 = await _measure(storage, sealed_key)
-    if size != chunk.size:
-        raise InvalidInput.single("size", f"the uploaded file has {size} bytes, {chunk.size} were announced")
-    if chunk.sha256 is not None and sha256 != chunk.sha256:
-        raise InvalidInput.single("sha256", "the uploaded file does not match the announced checksum")
-    return size, sha256
-
-
-async def _unseal(storage: ObjectStorage, chunk: Chunk, sealed_key: str, *, discard: bool) -> None:
-    # Shielded and best effort, like _discard: it runs while another error propagates.
-    with contextlib.suppress(Exception):
-        await asyncio.shield(storage.unseal_upload(chunk.object_key, sealed_key=sealed_key, discard=discard))
 
 
 async def _ready_or(uow: UnitOfWork, principal: Principal, chunk_id: uuid.UUID, error: InvalidState) -> Chunk:
@@ -287,10 +183,10 @@ async def complete_upload(
         missing = InvalidState("The file has not been uploaded yet: PUT it to the upload URL first.")
         return await _ready_or(uow, principal, chunk_id, missing)
     try:
-        size, sha256 = await _verified(chunk, storage, sealed_key)
+        size, sha256 = await verified(chunk, storage, sealed_key)
     except BaseException as exc:
         # Wrong bytes go so a retry with the same ticket starts clean; otherwise the upload stays for a retry.
-        await _unseal(storage, chunk, sealed_key, discard=isinstance(exc, InvalidInput | InvalidState))
+        await unseal(storage, chunk, sealed_key, discard=isinstance(exc, InvalidInput | InvalidState))
         raise
     try:
         async with uow:
@@ -301,16 +197,16 @@ async def complete_upload(
         # made it READY, and a READY chunk's object must stay sealed. Unknown: stay sealed (the sweep ends it).
         with contextlib.suppress(Exception):
             if (await _own_chunk(uow, principal, chunk_id)).status is ChunkStatus.PENDING:
-                await _unseal(storage, chunk, sealed_key, discard=False)
+                await unseal(storage, chunk, sealed_key, discard=False)
         raise
     if ready is None:
         # Another completion won (S3: its own copy), or the chunk was deleted: this copy is nobody's.
         if sealed_key != chunk.object_key:
-            await _discard(storage, sealed_key)
+            await discard(storage, sealed_key)
         return await _own_chunk(uow, principal, chunk_id)
     if sealed_key != chunk.object_key:
         # The verified copy is the chunk now; the upload it was made from is not needed any more.
-        await _discard(storage, chunk.object_key)
+        await discard(storage, chunk.object_key)
     return ready
 
 

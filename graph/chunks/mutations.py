@@ -10,7 +10,7 @@ from strawberry.file_uploads import Upload
 
 from domain.errors import InvalidInput as InvalidInputError
 from domain.ports import RateBucket
-from domain.use_cases.chunks import DEFAULT_CONTENT_TYPE
+from domain.use_cases.upload_policy import DEFAULT_CONTENT_TYPE
 from graph.chunks.types import (
     Chunk,
     ChunkDownloadUrlResult,
