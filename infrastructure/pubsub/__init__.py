@@ -5,6 +5,7 @@ Built on broadcaster's API (``connect``/``disconnect``/``publish``/``subscribe``
 - ``codec``: JSON encoding of :mod:`domain.events` (garbage decodes to ``ValueError``).
 - ``bounded``: :class:`BoundedBroadcast`, a ``broadcaster.Broadcast`` whose per-subscriber
   queues are bounded (drop-oldest) and whose listener task survives backend errors.
+- ``subscriber``: :class:`BoundedSubscriber`, one such queue, iterated with ``async for``.
 - ``redis_backend``: :class:`RedisPubSubBackend`, a backend on ``redis.asyncio`` that
   reconnects with backoff and re-subscribes every active channel after a Redis restart.
 - ``publisher``: :class:`BroadcastPublisher` (the ``EventPublisher`` port, best effort),
@@ -15,10 +16,11 @@ from Redis is lost for that replica's subscribers. Clients treat a subscription 
 hint and re-read state (query) after they (re)connect.
 """
 
-from infrastructure.pubsub.bounded import BoundedBroadcast, BoundedSubscriber, Unsubscribed
+from infrastructure.pubsub.bounded import BoundedBroadcast
 from infrastructure.pubsub.codec import decode_event, encode_event, event_from_dict, event_to_dict
 from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast
 from infrastructure.pubsub.redis_backend import PubSubUnavailable, RedisPubSubBackend
+from infrastructure.pubsub.subscriber import BoundedSubscriber, Unsubscribed
 
 __all__ = [
     "Unsubscribed",
