@@ -17,14 +17,13 @@ exactly a well-formed event raises ``ValueError`` (the subscriber side skips it)
 Unknown extra keys are ignored, so a newer publisher can add fields during a rolling
 deploy without breaking older subscribers.
 
-(Past 300 lines on purpose: the encoder and the strict decoder of one format stay side by
-side, field by field, so that they cannot drift apart.)
+The encoder and the decoder stay side by side, field by field, so that they cannot drift
+apart; the strict readers of single JSON fields they use are in ``json_fields``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -32,6 +31,19 @@ from typing import Any, Final
 
 from domain.events import CreditsChanged, Event, GenerationChanged
 from domain.generations import Generation, GenerationStatus
+from infrastructure.pubsub.json_fields import (
+    datetime_field,
+    datetime_or_none,
+    float_field,
+    int_field,
+    object_field,
+    required,
+    text_field,
+    text_or_none,
+    uuid_list,
+    uuid_or_none,
+    uuid_value,
+)
 
 GENERATION_CHANGED: Final = "GenerationChanged"
 CREDITS_CHANGED: Final = "CreditsChanged"
@@ -129,21 +141,6 @@ def encode_event(event: Event) -> str:
 # ------------------------------------------------------------------ decode
 
 
-def _field(data: Mapping[str, Any], key: str) -> Any:
-    if key not in data:
-        raise ValueError(f"missing field {key!r}")
-    return data[key]
-
-
-def _uuid(value: Any, key: str) -> uuid.UUID:
-    if not isinstance(value, str):
-        raise ValueError(f"field {key!r} must be a UUID string")
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise ValueError(f"field {key!r} is not a UUID") from exc
-
-
 def _status(value: Any, key: str) -> GenerationStatus:
     if not isinstance(value, str):
         raise ValueError(f"field {key!r} must be a status string")
@@ -151,72 +148,6 @@ def _status(value: Any, key: str) -> GenerationStatus:
         return GenerationStatus(value)
     except ValueError as exc:
         raise ValueError(f"field {key!r} is not a generation status: {value!r}") from exc
-
-
-def _datetime(data: Mapping[str, Any], key: str) -> datetime:
-    value = _field(data, key)
-    return _aware(value, key)
-
-
-def _datetime_opt(data: Mapping[str, Any], key: str) -> datetime | None:
-    value = _field(data, key)
-    return None if value is None else _aware(value, key)
-
-
-def _aware(value: Any, key: str) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError(f"field {key!r} must be an ISO-8601 string")
-    parsed = datetime.fromisoformat(value)  # raises ValueError
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(f"field {key!r} has no timezone")
-    return parsed
-
-
-def _text(data: Mapping[str, Any], key: str) -> str:
-    value = _field(data, key)
-    if not isinstance(value, str):
-        raise ValueError(f"field {key!r} must be a string")
-    return value
-
-
-def _text_opt(data: Mapping[str, Any], key: str) -> str | None:
-    value = _field(data, key)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"field {key!r} must be a string or null")
-    return value
-
-
-def _uuid_opt(data: Mapping[str, Any], key: str) -> uuid.UUID | None:
-    value = _field(data, key)
-    return None if value is None else _uuid(value, key)
-
-
-def _uuids(data: Mapping[str, Any], key: str) -> list[uuid.UUID]:
-    value = _field(data, key)
-    if not isinstance(value, list):
-        raise ValueError(f"field {key!r} must be a list")
-    return [_uuid(item, key) for item in value]
-
-
-def _object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = _field(data, key)
-    if not isinstance(value, dict):
-        raise ValueError(f"field {key!r} must be a JSON object")
-    return value
-
-
-def _int(data: Mapping[str, Any], key: str) -> int:
-    value = _field(data, key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"field {key!r} must be an integer")
-    return value
-
-
-def _float(data: Mapping[str, Any], key: str) -> float:
-    value = _field(data, key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"field {key!r} must be a finite number")
-    return float(value)
 
 
 def _snapshot(
@@ -234,26 +165,26 @@ def _snapshot(
     return Generation(
         id=generation_id,
         user_id=user_id,
-        model_id=_uuid(_field(data, "model_id"), "model_id"),
-        prompt=_text(data, "prompt"),
+        model_id=uuid_value(required(data, "model_id"), "model_id"),
+        prompt=text_field(data, "prompt"),
         status=status,
-        created_at=_datetime(data, "created_at"),
-        updated_at=_datetime(data, "updated_at"),
-        params=_object(data, "params"),
+        created_at=datetime_field(data, "created_at"),
+        updated_at=datetime_field(data, "updated_at"),
+        params=object_field(data, "params"),
         board_id=board_id,
-        preset_id=_uuid_opt(data, "preset_id"),
+        preset_id=uuid_or_none(data, "preset_id"),
         progress=progress,
-        error_code=_text_opt(data, "error_code"),
-        error_message=_text_opt(data, "error_message"),
-        reserved_credits=_int(data, "reserved_credits"),
-        charged_credits=_int(data, "charged_credits"),
-        provider_task_id=_text_opt(data, "provider_task_id"),
-        idempotency_key=_text_opt(data, "idempotency_key"),
-        finished_at=_datetime_opt(data, "finished_at"),
-        deadline_at=_datetime_opt(data, "deadline_at"),
-        submit_attempts=_int(data, "submit_attempts"),
-        next_attempt_at=_datetime_opt(data, "next_attempt_at"),
-        input_chunk_ids=_uuids(data, "input_chunk_ids"),
+        error_code=text_or_none(data, "error_code"),
+        error_message=text_or_none(data, "error_message"),
+        reserved_credits=int_field(data, "reserved_credits"),
+        charged_credits=int_field(data, "charged_credits"),
+        provider_task_id=text_or_none(data, "provider_task_id"),
+        idempotency_key=text_or_none(data, "idempotency_key"),
+        finished_at=datetime_or_none(data, "finished_at"),
+        deadline_at=datetime_or_none(data, "deadline_at"),
+        submit_attempts=int_field(data, "submit_attempts"),
+        next_attempt_at=datetime_or_none(data, "next_attempt_at"),
+        input_chunk_ids=uuid_list(data, "input_chunk_ids"),
     )
 
 
@@ -265,11 +196,11 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     if kind == GENERATION_CHANGED:
         previous = data.get("previous_status")
         board = data.get("board_id")
-        generation_id = _uuid(_field(data, "generation_id"), "generation_id")
-        user_id = _uuid(_field(data, "user_id"), "user_id")
-        status = _status(_field(data, "status"), "status")
-        progress = _float(data, "progress")
-        board_id = None if board is None else _uuid(board, "board_id")
+        generation_id = uuid_value(required(data, "generation_id"), "generation_id")
+        user_id = uuid_value(required(data, "user_id"), "user_id")
+        status = _status(required(data, "status"), "status")
+        progress = float_field(data, "progress")
+        board_id = None if board is None else uuid_value(board, "board_id")
         snapshot = data.get("snapshot")
         return GenerationChanged(
             generation_id=generation_id,
@@ -277,7 +208,7 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
             status=status,
             previous_status=None if previous is None else _status(previous, "previous_status"),
             progress=progress,
-            at=_datetime(data, "at"),
+            at=datetime_field(data, "at"),
             board_id=board_id,
             generation=None
             if snapshot is None
@@ -292,10 +223,10 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         )
     if kind == CREDITS_CHANGED:
         return CreditsChanged(
-            user_id=_uuid(_field(data, "user_id"), "user_id"),
-            balance=_int(data, "balance"),
-            reserved=_int(data, "reserved"),
-            at=_datetime(data, "at"),
+            user_id=uuid_value(required(data, "user_id"), "user_id"),
+            balance=int_field(data, "balance"),
+            reserved=int_field(data, "reserved"),
+            at=datetime_field(data, "at"),
         )
     raise ValueError(f"unknown event type: {kind!r}")
 
