@@ -8,6 +8,7 @@ Built on broadcaster's API (``connect``/``disconnect``/``publish``/``subscribe``
 - ``subscriber``: :class:`BoundedSubscriber`, one such queue, iterated with ``async for``.
 - ``redis_backend``: :class:`RedisPubSubBackend`, a backend on ``redis.asyncio`` that
   reconnects with backoff and re-subscribes every active channel after a Redis restart.
+- ``redis_publishing``: its PUBLISH side (:class:`PubSubUnavailable` when Redis stays down).
 - ``publisher``: :class:`BroadcastPublisher` (the ``EventPublisher`` port, best effort),
   and :func:`open_broadcast` (``memory://`` or Redis from settings).
 
@@ -19,7 +20,8 @@ hint and re-read state (query) after they (re)connect.
 from infrastructure.pubsub.bounded import BoundedBroadcast
 from infrastructure.pubsub.codec import decode_event, encode_event, event_from_dict, event_to_dict
 from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast
-from infrastructure.pubsub.redis_backend import PubSubUnavailable, RedisPubSubBackend
+from infrastructure.pubsub.redis_backend import RedisPubSubBackend
+from infrastructure.pubsub.redis_publishing import PubSubUnavailable
 from infrastructure.pubsub.subscriber import BoundedSubscriber, Unsubscribed
 
 __all__ = [

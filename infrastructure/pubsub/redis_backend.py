@@ -15,12 +15,8 @@ broadcaster's own ``RedisBackend`` never re-subscribes after a connection loss
 - ``connect`` fails fast (:class:`PubSubUnavailable`) so a wrong ``REDIS_URL`` shows at
   startup; every later loss is handled by reconnecting;
 - ``publish`` is PUBLISH with a brief bounded retry (default: 3 attempts within
-  2 s). When Redis stays unreachable it raises :class:`PubSubUnavailable` and the
-  caller decides; :class:`~infrastructure.pubsub.publisher.BroadcastPublisher` logs
-  and drops it, because the state change is already committed and fan-out is best
-  effort. The retry is short on purpose: a status change must not hang on Redis. The
-  PUBLISHes go through an `AutoPipeline` (one connection of its own, commands pipelined):
-  ours, or one shared with the process's other writers (the queue's XADDs).
+  2 s), raising :class:`PubSubUnavailable` when Redis stays unreachable
+  (``infrastructure.pubsub.redis_publishing``).
 
 Redis pub/sub has no persistence: messages published while this process is
 disconnected (or before its re-subscription lands) are not delivered to it.
@@ -28,6 +24,10 @@ disconnected (or before its re-subscription lands) are not delivered to it.
 Only the reader (``next_published``) replaces the connection; ``subscribe`` and
 ``unsubscribe`` that hit a broken connection mark it broken, and the reader
 reconnects within ``read_timeout``.
+
+(Past 300 lines on purpose: what is left is one state machine, the subscriber connection,
+its channel set and its liveness, which subscribing, reading and reconnecting all change
+under one lock; the publishing side is ``redis_publishing``.)
 """
 
 from __future__ import annotations
@@ -43,20 +43,12 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from infrastructure.pubsub.backoff import backoff_delay
-from infrastructure.redis_pipelining import AutoPipeline, ignore_outcomes
+from infrastructure.pubsub.redis_publishing import CONNECTION_ERRORS, PubSubUnavailable, RedisPublisher
+from infrastructure.redis_pipelining import AutoPipeline
 
 logger = logging.getLogger(__name__)
-
-#: Errors that mean "Redis is not reachable right now" (redis-py wraps most in RedisError;
-#: OSError also covers the built-in TimeoutError).
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
-
-
-class PubSubUnavailable(Exception):
-    """Redis could not be reached to publish (or at connect time)."""
 
 
 def _text(value: Any) -> str:
@@ -102,13 +94,12 @@ class RedisPubSubBackend(BroadcastBackend):
         self._ping_timeout = ping_timeout
         self._socket_connect_timeout = socket_connect_timeout
         self._socket_timeout = socket_timeout
-        self._publish_attempts = max(1, publish_attempts)
-        self._publish_timeout = publish_timeout
-        self._shared_pipeline = publish_pipeline
+        self._publisher = RedisPublisher(
+            attempts=publish_attempts, timeout=publish_timeout, shared_pipeline=publish_pipeline
+        )
 
         self._channels: set[str] = set()
         self._client: Redis | None = None
-        self._pipeline: AutoPipeline | None = None
         self._pubsub: PubSub | None = None
         self._broken = False
         self._connected_at = 0.0
@@ -158,7 +149,7 @@ class RedisPubSubBackend(BroadcastBackend):
             socket_timeout=self._socket_timeout,
         )
         # PUBLISHes share the process's pipeline when given one (with the queue's XADDs, say).
-        self._pipeline = self._shared_pipeline or AutoPipeline(self._client)
+        self._publisher.open(self._client)
         self._closed = False
         self.reconnects = 0
         self.connection_losses = 0
@@ -174,9 +165,7 @@ class RedisPubSubBackend(BroadcastBackend):
     async def disconnect(self) -> None:
         """Close both connections; the backend can be connected again afterwards."""
         self._closed = True
-        pipeline, self._pipeline = self._pipeline, None
-        if pipeline is not None and pipeline is not self._shared_pipeline:
-            await pipeline.aclose()
+        await self._publisher.aclose()
         pubsub, self._pubsub = self._pubsub, None
         client, self._client = self._client, None
         self._channels.clear()
@@ -253,35 +242,9 @@ class RedisPubSubBackend(BroadcastBackend):
         await self._publish_with_retry([(channel, message)], f"channel {channel!r}")
 
     async def _publish_with_retry(self, messages: Sequence[tuple[str, Any]], what: str) -> None:
-        """The PUBLISHes go out through the auto-pipeline: concurrent publishers share round trips."""
-        if self._closed or self._pipeline is None:
+        if self._closed:
             raise PubSubUnavailable("RedisPubSubBackend is not connected")
-        pipeline = self._pipeline
-        last_error: BaseException | None = None
-        attempts = 0
-        try:
-            async with asyncio.timeout(self._publish_timeout):
-                while attempts < self._publish_attempts:
-                    attempts += 1
-                    try:
-                        replies = [pipeline.submit("PUBLISH", channel, message) for channel, message in messages]
-                        try:
-                            for reply in replies:  # in order on one connection: no gather needed
-                                await reply
-                        except BaseException:
-                            ignore_outcomes(replies)  # the first failure is the one raised
-                            raise
-                        return
-                    except CONNECTION_ERRORS as exc:
-                        last_error = exc
-                        if attempts < self._publish_attempts:
-                            await asyncio.sleep(backoff_delay(attempts, base=0.05, cap=0.5))
-        except TimeoutError as exc:
-            last_error = exc if last_error is None else last_error
-        raise PubSubUnavailable(
-            f"cannot publish to Redis {what} "
-            f"({attempts} attempt(s) within {self._publish_timeout}s): {last_error or 'timed out'}"
-        ) from last_error
+        await self._publisher.publish(messages, what)
 
     # ------------------------------------------------------------ receiving
 
