@@ -26,7 +26,7 @@ from infrastructure.db.engine import create_engine, create_session_factory, open
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
 from infrastructure.db.json_reads.runner import JsonReads
 from infrastructure.db.uow import SqlUnitOfWorkFactory
-from infrastructure.metrics import instrument_providers
+from infrastructure.provider_metrics import instrument_providers
 from infrastructure.providers.kie import build_http_client
 from infrastructure.providers.registry import ProviderRegistry, build_providers
 from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast

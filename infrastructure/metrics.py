@@ -5,8 +5,10 @@ Series (all prefixed `genhub_`):
 - active_subscriptions (call `subscription_opened()` / `subscription_closed()`, or `track_subscription()`)
 - task_queue_depth{state}: `waiting` (enqueued, not yet delivered) and `pending` (delivered, not acked)
 - tasks_total{task,outcome}, task_duration_seconds{task}, tasks_running (TaskMetricsMiddleware)
-- provider_call_duration_seconds{provider,call}, provider_errors_total{provider,call,code} (InstrumentedProvider)
-- credit_moves_total{kind}, credit_moved_total{kind} (counted when the ledger row's transaction commits)
+- provider_call_duration_seconds{provider,call}, provider_errors_total{provider,call,code}
+  (InstrumentedProvider, infrastructure/provider_metrics.py)
+- credit_moves_total{kind}, credit_moved_total{kind} (counted when the ledger row's transaction commits,
+  infrastructure/ledger_metrics.py)
 
 Several processes (uvicorn --workers N, taskiq workers): start each with the same empty
 PROMETHEUS_MULTIPROC_DIR (prometheus_client reads it at import); /metrics then adds up
@@ -35,12 +37,7 @@ from prometheus_client import (
     multiprocess,
 )
 from redis.asyncio import Redis
-from sqlalchemy import event
-from sqlalchemy.orm import Session, SessionTransaction
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
-
-from domain.ports import Provider, ProviderCallback, ProviderError, ProviderJob, ProviderStatus
-from infrastructure.providers.registry import ProviderRegistry
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the `_created` series double the output and nobody graphs them
 
@@ -214,95 +211,3 @@ async def _undelivered(redis: Redis, stream: str, info: Mapping[str, Any]) -> in
     last = _text(info.get("last-delivered-id") or "0-0")
     entries = await redis.xrange(stream, min=f"({last}", count=100_000)
     return len(entries or [])
-
-
-# ---------------------------------------------------------------- providers
-
-
-class InstrumentedProvider:
-    """Wraps a Provider: latency of every call and errors by code; everything else is delegated."""
-
-    def __init__(self, inner: Provider) -> None:
-        self._inner = inner
-        self.name = inner.name
-        self.supports_cancel = inner.supports_cancel
-
-    def __getattr__(self, item: str) -> Any:
-        return getattr(self._inner, item)
-
-    @contextlib.contextmanager
-    def _timed(self, call: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        except ProviderError as exc:
-            PROVIDER_ERRORS.labels(self.name, call, exc.code).inc()
-            raise
-        except Exception as exc:
-            PROVIDER_ERRORS.labels(self.name, call, type(exc).__name__).inc()
-            raise
-        finally:
-            PROVIDER_DURATION.labels(self.name, call).observe(time.perf_counter() - started)
-
-    async def submit(self, job: ProviderJob) -> str:
-        with self._timed("submit"):
-            return await self._inner.submit(job)
-
-    async def status(self, external_id: str) -> ProviderStatus:
-        with self._timed("status"):
-            return await self._inner.status(external_id)
-
-    async def cancel(self, external_id: str) -> None:
-        with self._timed("cancel"):
-            await self._inner.cancel(external_id)
-
-    async def download(self, url: str) -> AsyncIterator[bytes]:
-        with self._timed("download"):
-            async for chunk in self._inner.download(url):
-                yield chunk
-
-    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallback:
-        with self._timed("callback"):
-            return self._inner.parse_callback(headers, body)
-
-
-# ---------------------------------------------------------------- credit moves
-
-LEDGER_MOVES = "genhub.ledger_moves"
-
-
-def note_ledger_move(session: Any, kind: str, amount: int) -> None:
-    """Called by the credit repository for each inserted ledger row; counted only if it commits."""
-    session.info.setdefault(LEDGER_MOVES, []).append((kind, abs(amount)))
-
-
-@functools.lru_cache(maxsize=16)
-def _ledger_children(kind: str) -> tuple[Any, Any]:
-    return CREDIT_MOVES.labels(kind), CREDITS_MOVED.labels(kind)
-
-
-def count_ledger_move(kind: str, amount: int) -> None:
-    """One committed ledger row (writers outside an ORM session call this themselves)."""
-    moves, credits = _ledger_children(kind)
-    moves.inc()
-    credits.inc(abs(amount))
-
-
-def _count_committed(session: Session) -> None:
-    for kind, amount in session.info.pop(LEDGER_MOVES, ()):
-        count_ledger_move(kind, amount)
-
-
-def _forget_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
-    if not previous_transaction.nested:
-        session.info.pop(LEDGER_MOVES, None)
-
-
-if not event.contains(Session, "after_commit", _count_committed):
-    event.listen(Session, "after_commit", _count_committed)
-    event.listen(Session, "after_soft_rollback", _forget_rolled_back)
-
-
-def instrument_providers(registry: ProviderRegistry) -> ProviderRegistry:
-    """The same registry with every provider wrapped in InstrumentedProvider."""
-    return ProviderRegistry(InstrumentedProvider(p) for p in registry.as_mapping().values())

@@ -18,7 +18,7 @@ from domain.chunks import ChunkStatus
 from domain.credits import CreditBalance, LedgerEntry, LedgerKind
 from domain.generations import Generation
 from domain.repositories import StartOutcome, StartStatus, UnitOfWorkFactory
-from infrastructure.metrics import count_ledger_move
+from infrastructure.ledger_metrics import count_ledger_move
 
 START_GENERATION_SQL = (
     "SELECT * FROM genhub_start_generation($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"

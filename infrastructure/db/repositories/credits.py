@@ -11,7 +11,7 @@ from domain.credits import BALANCE_KINDS, MAX_BALANCE, RESERVED_KINDS, CreditBal
 from domain.pagination import Page, PageRequest
 from infrastructure.db.models import CreditAccountRow, CreditLedgerRow
 from infrastructure.db.repositories.base import SqlRepository, aware, keyset
-from infrastructure.metrics import note_ledger_move
+from infrastructure.ledger_metrics import note_ledger_move
 
 
 def _entry(row: CreditLedgerRow) -> LedgerEntry:
