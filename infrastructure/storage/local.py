@@ -14,11 +14,8 @@ import asyncio
 import contextlib
 import functools
 import hashlib
-import json
-import os
-import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -26,27 +23,22 @@ from urllib.parse import quote, urlencode
 import aiofiles
 import aiofiles.os
 
-from domain.errors import NotFound, ObjectTooLarge, StorageUnavailable
+from domain.errors import NotFound
 from domain.ports import ObjectInfo, PresignedRequest, StoredObject
+from infrastructure.storage.local_files import (
+    discard_file,
+    temp_path,
+    unavailable_on_oserror,
+    valid_key,
+    validate_key,
+    write_temp,
+)
+from infrastructure.storage.local_sidecars import ContentTypeSidecars
 from infrastructure.storage.upload_seals import UploadSealed, UploadSeals
 from infrastructure.storage.url_signing import UrlSigner
 
 READ_CHUNK_SIZE = 1024 * 1024
-_KEY_RE = re.compile(r"^[A-Za-z0-9_./-]+$")
 _META_DIR = ".meta"
-
-
-def validate_key(key: str) -> None:
-    """Raise ValueError unless `key` is a safe relative object key.
-
-    Stricter than the character set alone: besides `..`, empty segments and
-    segments starting with a dot are refused, which keeps keys away from the
-    temp files and the `.meta` sidecar tree that live under the same root.
-    """
-    if not _KEY_RE.match(key) or key.startswith("/"):
-        raise ValueError(f"invalid object key: {key!r}")
-    if any(segment == "" or segment.startswith(".") for segment in key.split("/")):
-        raise ValueError(f"invalid object key: {key!r}")
 
 
 class LocalStorage:
@@ -58,6 +50,7 @@ class LocalStorage:
         self._base_url = public_base_url.rstrip("/")
         self._signer = UrlSigner(secret)
         self._seals = UploadSeals(self._root / _META_DIR)
+        self._sidecars = ContentTypeSidecars(self._root / _META_DIR)
 
     @property
     def root(self) -> Path:
@@ -69,17 +62,17 @@ class LocalStorage:
         self, key: str, data: AsyncIterator[bytes], *, content_type: str, max_size: int
     ) -> StoredObject:
         path = self._path(key)
-        with _unavailable_on_oserror():
+        with unavailable_on_oserror():
             await aiofiles.os.makedirs(path.parent, exist_ok=True)
-            tmp = _temp_path(path)
+            tmp = temp_path(path)
             try:
-                size, sha256 = await _write_temp(tmp, data, max_size=max_size)
+                size, sha256 = await write_temp(tmp, data, max_size=max_size)
                 await aiofiles.os.replace(tmp, path)
             except BaseException:
                 # BaseException: a cancelled upload must not leave its temp file behind either.
-                _discard(tmp)
+                discard_file(tmp)
                 raise
-            await self._write_meta(key, content_type)
+            await self._sidecars.write(key, content_type)
         return StoredObject(key=key, size=size, sha256=sha256, content_type=content_type)
 
     async def receive_upload(
@@ -92,33 +85,33 @@ class LocalStorage:
         runs past `size`.
         """
         path = self._path(key)
-        with _unavailable_on_oserror():
+        with unavailable_on_oserror():
             if await aiofiles.os.path.exists(self._seals.marker(key)):
                 # An early answer that spares the body; the check that counts runs under the lock.
                 raise UploadSealed(key)
             await aiofiles.os.makedirs(path.parent, exist_ok=True)
-            tmp = _temp_path(path)
+            tmp = temp_path(path)
             try:
-                written, digest = await _write_temp(tmp, data, max_size=size)
+                written, digest = await write_temp(tmp, data, max_size=size)
                 if written != size or (sha256 is not None and digest != sha256.lower()):
                     raise UploadMismatch(key)
-                meta = functools.partial(self._write_meta_now, key, content_type)
+                meta = functools.partial(self._sidecars.write_now, key, content_type)
                 await asyncio.to_thread(self._seals.publish, key, tmp, path, meta)
             except BaseException:
-                _discard(tmp)
+                discard_file(tmp)
                 raise
         return StoredObject(key=key, size=written, sha256=digest, content_type=content_type)
 
     async def seal_upload(self, key: str, *, copy_key: str) -> str | None:
         # The key itself stays the object: after the seal no PUT can rename onto it.
         path = self._path(key)
-        with _unavailable_on_oserror():
+        with unavailable_on_oserror():
             sealed = await asyncio.to_thread(self._seals.seal, key, path)
         return key if sealed else None
 
     async def unseal_upload(self, key: str, *, sealed_key: str, discard: bool) -> None:
         path = self._path(key)
-        with _unavailable_on_oserror():
+        with unavailable_on_oserror():
             await asyncio.to_thread(
                 self._seals.unseal, key, functools.partial(self._remove, key, path) if discard else None
             )
@@ -131,9 +124,9 @@ class LocalStorage:
 
     async def delete(self, key: str) -> None:
         path = self._path(key)
-        with _unavailable_on_oserror():
+        with unavailable_on_oserror():
             # The seal marker last: until the object is gone its key must not take a PUT again.
-            for target in (path, self._meta_path(key), self._seals.marker(key)):
+            for target in (path, self._sidecars.path(key), self._seals.marker(key)):
                 with contextlib.suppress(FileNotFoundError):
                     await aiofiles.os.remove(target)
 
@@ -141,12 +134,12 @@ class LocalStorage:
 
     async def head(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
-        with _unavailable_on_oserror():
+        with unavailable_on_oserror():
             try:
                 stat = await aiofiles.os.stat(path)
             except FileNotFoundError:
                 return None
-            return ObjectInfo(key=key, size=stat.st_size, content_type=await self._read_meta(key))
+            return ObjectInfo(key=key, size=stat.st_size, content_type=await self._sidecars.read(key))
 
     async def sha256_of(self, key: str) -> str:
         hasher = hashlib.sha256()
@@ -159,7 +152,7 @@ class LocalStorage:
         return self._read_file(key, self._path(key))
 
     async def _read_file(self, key: str, path: Path) -> AsyncIterator[bytes]:
-        with _unavailable_on_oserror():
+        with unavailable_on_oserror():
             try:
                 handle = await aiofiles.open(path, "rb")
             except FileNotFoundError:
@@ -204,7 +197,7 @@ class LocalStorage:
 
     def verify_download(self, key: str, exp: int, sig: str, name: str | None = None) -> bool:
         """True when `sig` was issued by presign_get for this key, expiry and filename and has not expired."""
-        return _valid_key(key) and self._signer.verify_download(key, exp, sig, name)
+        return valid_key(key) and self._signer.verify_download(key, exp, sig, name)
 
     def verify_upload(self, key: str, exp: int, ct: str, length: int, sha256: str | None, sig: str) -> bool:
         """True when `sig` was issued by presign_put for exactly these values and has not expired.
@@ -212,12 +205,12 @@ class LocalStorage:
         Pass the request's own Content-Type, Content-Length and X-Checksum-Sha256
         header values: a client that changed any of them then fails here.
         """
-        return _valid_key(key) and self._signer.verify_upload(key, exp, ct, length, sha256, sig)
+        return valid_key(key) and self._signer.verify_upload(key, exp, ct, length, sha256, sig)
 
     # ------------------------------------------------------------ health
 
     async def check(self) -> None:
-        with _unavailable_on_oserror():
+        with unavailable_on_oserror():
             await aiofiles.os.makedirs(self._root, exist_ok=True)
             probe = self._root / f".probe-{uuid.uuid4().hex}"
             async with aiofiles.open(probe, "xb") as out:
@@ -234,91 +227,11 @@ class LocalStorage:
             raise ValueError(f"object key escapes the storage root: {key!r}")
         return path
 
-    def _meta_path(self, key: str) -> Path:
-        return self._root / _META_DIR / f"{key}.json"
-
     def _remove(self, key: str, path: Path) -> None:
-        for target in (path, self._meta_path(key)):
+        for target in (path, self._sidecars.path(key)):
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
-
-    def _write_meta_now(self, key: str, content_type: str) -> None:
-        # Blocking twin of _write_meta, for the upload lock's critical section (which runs in a thread).
-        path = self._meta_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temp_path(path)
-        try:
-            tmp.write_text(json.dumps({"content_type": content_type}), encoding="utf-8")
-            os.replace(tmp, path)
-        except BaseException:
-            _discard(tmp)
-            raise
-
-    async def _write_meta(self, key: str, content_type: str) -> None:
-        path = self._meta_path(key)
-        await aiofiles.os.makedirs(path.parent, exist_ok=True)
-        tmp = _temp_path(path)
-        try:
-            async with aiofiles.open(tmp, "x", encoding="utf-8") as out:
-                await out.write(json.dumps({"content_type": content_type}))
-            await aiofiles.os.replace(tmp, path)
-        except BaseException:
-            _discard(tmp)
-            raise
-
-    async def _read_meta(self, key: str) -> str | None:
-        try:
-            async with aiofiles.open(self._meta_path(key), encoding="utf-8") as handle:
-                meta = json.loads(await handle.read())
-        except (FileNotFoundError, ValueError):
-            return None
-        content_type = meta.get("content_type") if isinstance(meta, dict) else None
-        return content_type if isinstance(content_type, str) else None
 
 
 class UploadMismatch(Exception):
     """A PUT body whose length or SHA-256 differs from the signed values; nothing was stored."""
-
-
-async def _write_temp(tmp: Path, data: AsyncIterator[bytes], *, max_size: int) -> tuple[int, str]:
-    """Write `data` to a new file `tmp`, durably; (size, sha256). ObjectTooLarge past `max_size`."""
-    hasher = hashlib.sha256()
-    size = 0
-    async with aiofiles.open(tmp, "xb") as out:
-        async for chunk in data:
-            size += len(chunk)
-            if size > max_size:
-                raise ObjectTooLarge(max_size)
-            hasher.update(chunk)
-            await out.write(chunk)
-        await out.flush()
-        # Durable before visible: the rename must never expose a half-written file.
-        await asyncio.to_thread(os.fsync, out.fileno())
-    return size, hasher.hexdigest()
-
-
-def _valid_key(key: str) -> bool:
-    try:
-        validate_key(key)
-    except ValueError:
-        return False
-    return True
-
-
-def _temp_path(path: Path) -> Path:
-    # Same directory as the target so os.replace is an atomic rename on one filesystem.
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-
-
-def _discard(path: Path) -> None:
-    # Synchronous on purpose: it also runs while a cancellation is propagating.
-    with contextlib.suppress(OSError):
-        path.unlink()
-
-
-@contextlib.contextmanager
-def _unavailable_on_oserror() -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise StorageUnavailable(f"local storage failed: {exc.strerror or exc}") from exc
