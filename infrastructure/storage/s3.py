@@ -1,8 +1,9 @@
 """ObjectStorage on an S3 API (AWS S3, MinIO, Cloudflare R2) through aioboto3.
 
 One client per process: `S3Storage.open(settings)` creates the session and the
-client once (0.1-0.4 s) and shares its connection pool; presigned URLs are
-signed for the public endpoint, which may differ from the one the API talks to.
+client once (their cost: docs/benchmarks.md) and shares its connection pool; presigned
+URLs are signed for the public endpoint, which may differ from the one the API talks to
+(infrastructure/storage/s3_clients.py).
 
 S3 cannot make a presigned PUT single-use: the URL works until it expires. So
 completion never trusts the uploaded key: `seal_upload` copies it server-side
@@ -16,25 +17,22 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 from urllib.parse import quote
 
-import aioboto3
-import aiohttp
-from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ClientError
 
 from domain.errors import NotFound, ObjectTooLarge, StorageUnavailable
 from domain.ports import ObjectInfo, PresignedRequest, StoredObject
 from infrastructure.settings import Settings
+from infrastructure.storage.s3_clients import s3_clients
+from infrastructure.storage.s3_errors import MISSING_CODES, error_code, translate_errors
 
 PART_SIZE = 8 * 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's floor for every part but the last
 READ_CHUNK_SIZE = 1024 * 1024
-_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
 
 
 class S3Storage:
@@ -77,34 +75,9 @@ class S3Storage:
         PUTs for backends that reject it (the checksum is then verified after upload).
         When `settings.s3_create_bucket` is set, the bucket is created if missing.
         """
-        config = Config(
-            region_name=settings.s3_region,
-            signature_version="s3v4",
-            max_pool_connections=settings.s3_max_pool_connections,
-            s3={"addressing_style": settings.s3_addressing_style},
-            # botocore >= 1.36 adds CRC32 checksums by default; MinIO and R2 have rejected them.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            retries={"mode": "standard", "max_attempts": max_attempts},
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-        )
-        session = aioboto3.Session(
-            # Empty credentials fall through to the default chain (instance role, env, profile).
-            aws_access_key_id=settings.s3_access_key_id or None,
-            aws_secret_access_key=settings.s3_secret_access_key or None,
-            region_name=settings.s3_region,
-        )
-        endpoint = settings.s3_endpoint_url or None
-        public_endpoint = settings.s3_public_endpoint_url or endpoint
-        async with contextlib.AsyncExitStack() as stack:
-            client = await stack.enter_async_context(session.client("s3", endpoint_url=endpoint, config=config))
-            presign_client = client
-            if public_endpoint != endpoint:
-                # A presigned URL is only valid for the host it was signed for.
-                presign_client = await stack.enter_async_context(
-                    session.client("s3", endpoint_url=public_endpoint, config=config)
-                )
+        async with s3_clients(
+            settings, connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts
+        ) as (client, presign_client):
             storage = cls(
                 client=client,
                 presign_client=presign_client,
@@ -126,7 +99,7 @@ class S3Storage:
         buffer = bytearray()
         upload_id: str | None = None
         parts: list[dict[str, Any]] = []
-        with _translate_errors():
+        with translate_errors():
             try:
                 async for chunk in data:
                     size += len(chunk)
@@ -160,22 +133,22 @@ class S3Storage:
         return StoredObject(key=key, size=size, sha256=hasher.hexdigest(), content_type=content_type)
 
     async def put_bytes(self, key: str, data: bytes, *, content_type: str) -> StoredObject:
-        with _translate_errors():
+        with translate_errors():
             await self._client.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
         return StoredObject(key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest(), content_type=content_type)
 
     async def delete(self, key: str) -> None:
-        with _translate_errors():
+        with translate_errors():
             await self._client.delete_object(Bucket=self._bucket, Key=key)
 
     # ------------------------------------------------------------ reads
 
     async def head(self, key: str) -> ObjectInfo | None:
-        with _translate_errors():
+        with translate_errors():
             try:
                 response = await self._client.head_object(Bucket=self._bucket, Key=key)
             except ClientError as exc:
-                if _error_code(exc) in _MISSING_CODES:
+                if error_code(exc) in MISSING_CODES:
                     return None
                 raise
         content_type = response.get("ContentType")
@@ -192,11 +165,11 @@ class S3Storage:
         return hasher.hexdigest()
 
     async def open_read(self, key: str) -> AsyncIterator[bytes]:
-        with _translate_errors():
+        with translate_errors():
             try:
                 response = await self._client.get_object(Bucket=self._bucket, Key=key)
             except ClientError as exc:
-                if _error_code(exc) in _MISSING_CODES:
+                if error_code(exc) in MISSING_CODES:
                     raise NotFound("object", f"object {key!r} does not exist") from None
                 raise
             # Leaving the block (also on an early break) releases the pooled connection.
@@ -234,14 +207,14 @@ class S3Storage:
         return PresignedRequest(url=str(url), method="PUT", headers=headers, expires_at=_expires_at(expires_in))
 
     async def seal_upload(self, key: str, *, copy_key: str) -> str | None:
-        with _translate_errors():
+        with translate_errors():
             try:
                 # MetadataDirective COPY (the default) keeps the Content-Type the PUT signed.
                 await self._client.copy_object(
                     Bucket=self._bucket, Key=copy_key, CopySource={"Bucket": self._bucket, "Key": key}
                 )
             except ClientError as exc:
-                if _error_code(exc) in _MISSING_CODES:
+                if error_code(exc) in MISSING_CODES:
                     return None
                 raise
         return copy_key
@@ -257,12 +230,12 @@ class S3Storage:
 
     async def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist (development and tests)."""
-        with _translate_errors():
+        with translate_errors():
             try:
                 await self._client.head_bucket(Bucket=self._bucket)
                 return
             except ClientError as exc:
-                if _error_code(exc) not in _MISSING_CODES:
+                if error_code(exc) not in MISSING_CODES:
                     raise
             params: dict[str, Any] = {"Bucket": self._bucket}
             # us-east-1 (and R2's "auto") reject an explicit location constraint.
@@ -271,16 +244,16 @@ class S3Storage:
             try:
                 await self._client.create_bucket(**params)
             except ClientError as exc:
-                if _error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                if error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
 
     async def check(self) -> None:
-        with _translate_errors():
+        with translate_errors():
             try:
                 await self._client.head_bucket(Bucket=self._bucket)
             except ClientError as exc:
                 # A missing bucket or refused credentials make storage as unusable as a dead host.
-                raise StorageUnavailable(f"bucket {self._bucket!r} is not usable: {_error_code(exc)}") from exc
+                raise StorageUnavailable(f"bucket {self._bucket!r} is not usable: {error_code(exc)}") from exc
 
     # ------------------------------------------------------------ multipart helpers
 
@@ -308,26 +281,3 @@ def content_disposition(filename: str) -> str:
 
 def _expires_at(expires_in: int) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=expires_in)
-
-
-def _error_code(exc: ClientError) -> str:
-    error = exc.response.get("Error", {})
-    return str(error.get("Code", ""))
-
-
-def _status(exc: ClientError) -> int:
-    meta = exc.response.get("ResponseMetadata", {})
-    return int(meta.get("HTTPStatusCode", 0))
-
-
-@contextlib.contextmanager
-def _translate_errors() -> Iterator[None]:
-    """Turn "the backend cannot be reached or is failing" into StorageUnavailable; keep the rest."""
-    try:
-        yield
-    except (BotoConnectionError, HTTPClientError, NoCredentialsError, aiohttp.ClientError) as exc:
-        raise StorageUnavailable(f"S3 storage is unreachable: {exc}") from exc
-    except ClientError as exc:
-        if _status(exc) >= 500:
-            raise StorageUnavailable(f"S3 storage failed: {_error_code(exc)}") from exc
-        raise
