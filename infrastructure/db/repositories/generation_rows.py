@@ -1,0 +1,48 @@
+"""Rows of the generation tables as domain objects."""
+
+from __future__ import annotations
+
+from domain.generations import Generation, GenerationStatus
+from domain.repositories import Asset
+from infrastructure.db.models import AssetRow, GenerationRow
+from infrastructure.db.repositories.base import aware, aware_opt
+
+
+def generation_of(row: GenerationRow) -> Generation:
+    return Generation(
+        id=row.id,
+        user_id=row.user_id,
+        model_id=row.model_id,
+        prompt=row.prompt,
+        status=GenerationStatus(row.status),
+        created_at=aware(row.created_at),
+        updated_at=aware(row.updated_at),
+        params=dict(row.params or {}),
+        board_id=row.board_id,
+        preset_id=row.preset_id,
+        progress=row.progress,
+        error_code=row.error_code,
+        error_message=row.error_message,
+        reserved_credits=row.reserved_credits,
+        charged_credits=row.charged_credits,
+        provider_task_id=row.provider_task_id,
+        idempotency_key=row.idempotency_key,
+        finished_at=aware_opt(row.finished_at),
+        deadline_at=aware_opt(row.deadline_at),
+        submit_attempts=row.submit_attempts,
+        next_attempt_at=aware_opt(row.next_attempt_at),
+    )
+
+
+def asset_of(row: AssetRow) -> Asset:
+    return Asset(
+        id=row.id,
+        generation_id=row.generation_id,
+        kind=row.kind,
+        position=row.position,
+        object_key=row.object_key,
+        content_type=row.content_type,
+        size=row.size,
+        created_at=aware(row.created_at),
+        sha256=row.sha256,
+    )
