@@ -3,6 +3,10 @@
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-25 18:20:28.622233
+
+(Past 300 lines on purpose: a migration is the schema as it was on its day, written out
+whole, so that it never changes when the models or shared helpers do; split across
+modules it could.)
 """
 
 from collections.abc import Sequence
