@@ -29,8 +29,6 @@ import json
 import os
 import resource
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,16 +42,15 @@ import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.generate_report import report  # noqa: E402
+from bench.processes import free_port, tree_cpu_seconds  # noqa: E402
+
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 DB_NAME = "genhub_bench"
 SECRET = "bench-secret-" + "x" * 40
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def reset_redis() -> None:
@@ -190,27 +187,6 @@ def server(kind: str, url: str, port: int, processes: int = 1) -> Iterator[subpr
             proc.wait()
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process and all its children that are still alive (uvicorn workers)."""
-    total = 0.0
-    for p in [pid, *_children(pid)]:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        for child in map(int, children):
-            found += [child, *_children(child)]
-    return found
-
-
 def run_wrk(port: int, clients: int, duration: int, think_ms: float, tokens_file: str, model: str) -> dict[str, float]:
     env = {**os.environ, "BENCH_TOKENS": tokens_file, "BENCH_MODEL": model, "BENCH_THINK_MS": str(think_ms)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -236,75 +212,6 @@ def run_wrk(port: int, clients: int, duration: int, think_ms: float, tokens_file
     result["wrk_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     return result
-
-
-def line(name: str, r: dict[str, float], server_cpu: float) -> str:
-    secs = r["duration_us"] / 1e6
-    per_request = server_cpu / max(r["requests"], 1) * 1e6
-    return (
-        f"{name:<12} {r['rps']:6.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms  p95 {r['p95_us'] / 1000:6.2f} ms  "
-        f"p99 {r['p99_us'] / 1000:6.2f} ms  max {r['max_us'] / 1000:6.1f} ms  failed {int(r['failed'])}  "
-        f"server CPU {server_cpu / secs * 100:4.0f}% ({per_request:4.0f} us/req)  wrk CPU {r['wrk_cpu_s'] / secs * 100:3.0f}%"
-    )
-
-
-def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
-    """The run with the median throughput (its latencies belong to it, not to a mix of runs)."""
-    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
-
-
-def report(kinds: list[str], runs: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Namespace) -> None:
-    if "saturated" in args.modes:
-        report_saturated(kinds, runs, args)
-    if "paced" in args.modes:
-        report_paced(kinds, runs, args)
-
-
-def report_saturated(
-    kinds: list[str], runs: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Namespace
-) -> None:
-    saturated = {k: median_run(runs[k]["saturated"]) for k in kinds}
-    print(
-        f"\n(a) saturated, closed loop (latency here is mostly queueing: clients / throughput); median of {args.rounds}"
-    )
-    for kind in kinds:
-        print(line(kind, saturated[kind], saturated[kind]["server_cpu_s"]))
-    for reference, note in (
-        ("baseline", "target >= 0.80; same I/O on both sides"),
-        ("baseline-sql", "SQL + XADD only"),
-    ):
-        if "genhub" in runs and reference in runs:
-            # Per round: both servers ran back to back, so slow drifts of the machine cancel out.
-            ratios = [
-                g["rps"] / b["rps"]
-                for g, b in zip(runs["genhub"]["saturated"], runs[reference]["saturated"], strict=True)
-            ]
-            each = " ".join(f"{r:.2f}" for r in ratios)
-            print(f"throughput ratio genhub/{reference}: {statistics.median(ratios):.2f} (rounds: {each})  ({note})")
-
-
-def report_paced(
-    kinds: list[str], runs: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Namespace
-) -> None:
-    think_ms = args.clients / args.rate * 1000
-    paced = {k: median_run(runs[k]["paced"]) for k in kinds}
-    print(
-        f"\n(b) paced: {args.clients} clients offering ~{args.rate:.0f} req/s (exponential think time, mean "
-        f"{think_ms:.0f} ms); median of {args.rounds}"
-    )
-    for kind in kinds:
-        print(line(kind, paced[kind], paced[kind]["server_cpu_s"]))
-    # At a fixed offered load every run serves about the same throughput, so the median run
-    # says little about latency: the verdict takes the median of each percentile over rounds.
-    for kind in kinds:
-        p50s = [r["p50_us"] / 1000 for r in runs[kind]["paced"]]
-        p99s = [r["p99_us"] / 1000 for r in runs[kind]["paced"]]
-        targets = " (targets: p50 <= 5, p99 <= 25)" if kind == "genhub" else ""
-        print(
-            f"{kind} paced, median of rounds: p50 {statistics.median(p50s):.2f} ms, "
-            f"p99 {statistics.median(p99s):.2f} ms{targets}; "
-            f"rounds p50 {' '.join(f'{v:.1f}' for v in p50s)} / p99 {' '.join(f'{v:.1f}' for v in p99s)}"
-        )
 
 
 def main() -> int:
@@ -345,9 +252,9 @@ def main() -> int:
                 think = think_ms if mode == "paced" else 0.0
                 for kind in kinds:
                     port, proc = procs[kind]
-                    cpu0 = cpu_seconds(proc.pid)
+                    cpu0 = tree_cpu_seconds(proc.pid)
                     r = run_wrk(port, args.clients, args.duration, think, f.name, model)
-                    r["server_cpu_s"] = cpu_seconds(proc.pid) - cpu0
+                    r["server_cpu_s"] = tree_cpu_seconds(proc.pid) - cpu0
                     runs[kind][mode].append(r)
     report(kinds, runs, args)
     os.unlink(f.name)
@@ -355,5 +262,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     raise SystemExit(main())
