@@ -13,6 +13,7 @@
 
 Everything runs on loopback: a private redis-server (or --redis-url), a temporary
 PostgreSQL database (dropped afterwards), the server and the publisher as subprocesses.
+The set-up, the subscribers and part (b) are bench/fanout_setup.py, fanout_clients.py, fanout_cycles.py.
 
     .venv/bin/python bench/fanout.py [--subscribers 1000] [--users 100] [--events 4000]
                                      [--rate 200] [--cycles 10000]
@@ -25,9 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,235 +33,24 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-import httpx
-import websockets
-from redis.asyncio import Redis
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-PG_ADMIN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-SECRET = "bench-fanout-secret-" + "x" * 40
+from bench.fanout_clients import Subscriber, numsub, open_subscriber, read  # noqa: E402
+from bench.fanout_cycles import cycles  # noqa: E402
+from bench.fanout_setup import Plan, create_database, drop_database, private_redis, seed, serve  # noqa: E402
+from bench.processes import cpu_seconds, rss_mib  # noqa: E402
+
 SUBSCRIBE = "subscription { myGenerationEvents { at previousStatus generation { id status progress } } }"
-COMPRESSION = os.environ.get("BENCH_WS_COMPRESSION", "1") == "1"
-WATCH = "subscription ($id: ID!) { generationUpdated(id: $id) { at generation { id status } } }"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-# ---------------------------------------------------------------- set-up
-
-
-@dataclass
-class Plan:
-    model: str
-    users: list[str]
-    generations: list[str]
-    tokens: list[str]
-
-
-async def create_database(name: str) -> str:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
-    from infrastructure.migrations.runner import upgrade
-
-    await upgrade(url)
-    return url
-
-
-async def drop_database(name: str) -> None:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-async def seed(url: str, users: int) -> Plan:
-    """`users` accounts with one PROCESSING generation each, and a 6-hour token per user."""
-    from domain.users import Role
-    from infrastructure.security.tokens import TokenService
-
-    tokens = TokenService(
-        algorithm="HS256",
-        signing_key=SECRET,
-        verifying_key=SECRET,
-        issuer="genhub",
-        access_ttl=6 * 3600,
-        refresh_ttl=60,
-    )
-    model_id = uuid.uuid4()
-    plan = Plan(str(model_id), [], [], [])
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(
-            "INSERT INTO models (id, slug, name, provider, kind, cost_credits, capabilities, is_active, created_at, updated_at)"
-            " VALUES ($1, 'bench', 'Bench', 'simulated', 'image', 1, '{}', true, now(), now())",
-            model_id,
-        )
-        for i in range(users):
-            user_id, generation_id = uuid.uuid4(), uuid.uuid4()
-            await conn.execute(
-                "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, 'x', 'user', now())",
-                user_id,
-                f"fanout{i}@example.com",
-            )
-            await conn.execute(
-                "INSERT INTO generations (id, user_id, model_id, prompt, params, status, progress, reserved_credits,"
-                " charged_credits, submit_attempts, created_at, updated_at)"
-                " VALUES ($1, $2, $3, 'bench', '{}', 'processing', 0, 1, 0, 1, now(), now())",
-                generation_id,
-                user_id,
-                model_id,
-            )
-            plan.users.append(str(user_id))
-            plan.generations.append(str(generation_id))
-            plan.tokens.append(tokens.issue_access(user_id, Role.USER).token)
-    finally:
-        await conn.close()
-    return plan
-
-
-@contextlib.contextmanager
-def private_redis(tmp: Path) -> Any:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed: pass --redis-url")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=tmp,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def serve(db_url: str, redis_url: str, tmp: Path) -> Any:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))},
-        "DATABASE_URL": db_url,
-        "REDIS_URL": redis_url,
-        "JWT_SECRET": SECRET,
-        "ENVIRONMENT": "test",
-        "SEED_DEMO": "false",
-        "LOG_LEVEL": "WARNING",
-        "LOG_FORMAT": "console",
-        "LOCAL_STORAGE_PATH": str(tmp / "chunks"),
-        "DATA_DIR": str(tmp / "data"),
-    }
-    log = (tmp / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("genhub")), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=tmp,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("genhub serve did not start:\n" + (tmp / "serve.log").read_text())
-            time.sleep(0.2)
-        yield proc, f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-# ---------------------------------------------------------------- clients
-
-
-@dataclass
-class Subscriber:
-    user: int
-    ws: Any = None
-    received: int = 0
-    latencies: list[float] = field(default_factory=list)
-
-
-async def open_subscriber(url: str, token: str, sub: Subscriber, query: str, variables: dict[str, Any]) -> None:
-    ws = await websockets.connect(
-        url,
-        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-        open_timeout=30,
-        max_queue=None,
-        compression="deflate" if COMPRESSION else None,
-    )
-    await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
-    ack = json.loads(await ws.recv())
-    assert ack["type"] == "connection_ack", ack
-    await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}}))
-    sub.ws = ws
-
-
-async def read(sub: Subscriber) -> None:
-    with contextlib.suppress(websockets.ConnectionClosed):
-        async for raw in sub.ws:
-            now = time.time()
-            message = json.loads(raw)
-            if message["type"] == "ping":
-                await sub.ws.send('{"type":"pong"}')
-                continue
-            if message["type"] != "next":
-                continue
-            at = datetime.fromisoformat(message["payload"]["data"]["myGenerationEvents"]["at"]).timestamp()
-            sub.received += 1
-            sub.latencies.append(now - at)
-
-
-async def numsub(redis_url: str, channels: list[str]) -> int:
-    client = Redis.from_url(redis_url)
-    try:
-        total = 0
-        for start in range(0, len(channels), 500):
-            total += sum(count for _, count in await client.pubsub_numsub(*channels[start : start + 500]))
-        return total
-    finally:
-        await client.aclose()
 
 
 # ---------------------------------------------------------------- (a) fan-out
@@ -421,67 +208,6 @@ async def publish_main(args: argparse.Namespace) -> None:
             }
         )
     )
-
-
-# ---------------------------------------------------------------- (b) connect/disconnect cycles
-
-
-async def cycles(
-    args: argparse.Namespace, plan: Plan, url: str, redis_url: str, server: subprocess.Popen[bytes]
-) -> dict[str, Any]:
-    done = 0
-    failures: Counter[str] = Counter()
-    samples: list[tuple[int, float]] = [(0, rss_mib(server.pid))]
-    marks = {args.cycles * k // 4 for k in range(1, 5)}
-
-    async def one(i: int) -> None:
-        user = i % len(plan.users)
-        sub = Subscriber(user=user)
-        try:
-            await open_subscriber(url, plan.tokens[user], sub, WATCH, {"id": plan.generations[user]})
-            first = json.loads(await asyncio.wait_for(sub.ws.recv(), 10))
-            if first.get("type") != "next":
-                failures[f"first message {first.get('type')}"] += 1
-        except Exception as exc:
-            failures[type(exc).__name__] += 1
-        finally:
-            if sub.ws is not None:
-                if i % 2:
-                    await sub.ws.close()
-                else:
-                    sub.ws.transport.abort()  # a client that vanishes without a close frame
-
-    async def lane(lane_no: int) -> None:
-        nonlocal done
-        for i in range(lane_no, args.cycles, args.concurrency):
-            await one(i)
-            done += 1
-            if done in marks:
-                samples.append((done, rss_mib(server.pid)))
-
-    started = time.monotonic()
-    await asyncio.gather(*(lane(n) for n in range(args.concurrency)))
-    seconds = time.monotonic() - started
-    channels = [f"user:{u}" for u in plan.users]
-    deadline = time.monotonic() + 15
-    while await numsub(redis_url, channels) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)
-    samples.append((done, rss_mib(server.pid)))
-    redis = Redis.from_url(redis_url)
-    try:
-        leftover = len(await redis.pubsub_channels("user:*"))
-    finally:
-        await redis.aclose()
-    return {
-        "cycles": done,
-        "seconds": seconds,
-        "per_second": done / seconds,
-        "failures": dict(failures),
-        "rss_samples": samples,
-        "numsub_after": await numsub(redis_url, channels),
-        "user_channels_left": leftover,
-    }
 
 
 # ---------------------------------------------------------------- main
