@@ -26,12 +26,12 @@ from graph.metrics import install_observability
 from graph.request_id import RequestIdMiddleware
 from graph.schema import build_schema
 from graph.security import SecurityHeaders
+from graph.tracing import operation_tracing
 from graph.websocket import build_ws_router
 from infrastructure.bootstrap import Services, open_services
 from infrastructure.gc_tuning import frozen_heap
 from infrastructure.settings import Settings
 from infrastructure.tracing import enabled as tracing_enabled
-from infrastructure.tracing import graphql_tracing_extensions
 
 log = logging.getLogger("genhub.app")
 
@@ -50,7 +50,7 @@ def build_app(settings: Settings, *, broker: AsyncBroker, run_tasks: TaskRunner)
     schema = build_schema(
         limits=query_limits(settings),
         mask_errors=settings.is_production,
-        extensions=graphql_tracing_extensions(settings),
+        tracing=operation_tracing(settings),
     )
 
     @contextlib.asynccontextmanager

@@ -1,57 +1,86 @@
-"""Executing queries and mutations from cached operation plans, without strawberry's per-request machinery.
+"""Every GraphQL operation runs from a cached operation plan: queries, mutations and subscriptions, HTTP and WebSocket.
 
-`Schema.execute` builds an execution context, instantiates every extension and walks
-each of them through four lifecycle hooks on every request; for a small mutation that
-cost about as much as graphql-core's own execution. Clients send the same few
-documents over and over, so all that depends on the document alone (parse with the
-token limit, validation with every rule, the selected operation) is computed once
-per (document, operation name) and kept in a bounded LRU (`OperationPlans`); what
-depends on the request (the cost of `first: $n`, execution, the error policy) runs
-per request. Same limits, same rules, same error codes as the extension path
-(graph/limits.py, graph/extensions.py), which subscriptions and tracing still use.
+All that depends on the document alone (parse with the token limit, validation with every
+rule, each operation's fixed cost) is computed once per document text and kept in a
+bounded LRU (`OperationPlans`); what depends on the request (the cost of `first: $n`,
+execution, the error policy, the spans) runs per request. Strawberry's per-request
+extension lifecycle is not used (bench/execution_paths.py measures what that saves).
+`execute_planned` answers with `strawberry.Schema.execute`'s contract; graph/streaming.py
+with `Schema.stream`'s, for the WebSocket transports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from graphql import (
     DocumentNode,
+    Executor,
     FragmentDefinitionNode,
     GraphQLError,
     GraphQLSchema,
+    MiddlewareManager,
     OperationDefinitionNode,
     OperationType,
-    execute,
     parse,
 )
-from graphql import (
-    ExecutionResult as GraphQLExecutionResult,
-)
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql.pyutils import AwaitableOrValue
 from strawberry.exceptions import MissingQueryError
-from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.compiled_reads import CompiledReads
 from graph.document_shape import fragments_of
-from graph.extensions import classify
+from graph.extensions import ErrorPolicy
+from graph.fetches import CompiledFirst, GraphQLCoreFetch
 from graph.limits import CACHE_SIZE, MAX_CACHED_QUERY, QueryLimits, too_costly, validate
 from graph.query_cost import fixed_cost, operation_cost
 
 
 @dataclass(frozen=True, slots=True)
+class OperationInput:
+    """What one request brings to a plan."""
+
+    operation_name: str | None
+    variables: dict[str, Any] | None
+    context: Any
+    root: Any = None
+    extensions: dict[str, Any] | None = None
+    middleware: MiddlewareManager | None = None  # resolver spans when tracing is on (graph/tracing.py)
+
+
+class Fetch(Protocol):
+    """How a plan's operations are run; `OperationPlan.fetch` holds the one chosen for a document."""
+
+    def execute(self, plan: OperationPlan, request: OperationInput) -> AwaitableOrValue[GraphQLExecutionResult]: ...
+
+    def subscribe(
+        self, plan: OperationPlan, request: OperationInput
+    ) -> AwaitableOrValue[AsyncIterator[GraphQLExecutionResult] | GraphQLExecutionResult]: ...
+
+
+@dataclass(frozen=True, slots=True)
 class OperationPlan:
-    """What a document alone decides: parse, validation, and each operation's cost when it is fixed.
+    """What a document alone decides: parse, validation, each operation's fixed cost, and how it is fetched.
 
     Keyed by the document text only: the operation name selects from `operations` per
     request, so a client varying `operationName` reuses the plan instead of making the
     document be judged again (or pushing other plans out of the cache).
+
+    `fetch` is how the plan's operations run, chosen once, when the document is planned
+    (`OperationPlans._plan`, graph/fetches.py): a document with a query gets `CompiledFirst`
+    (one SQL statement when graph/compiled_reads.py can answer, graphql-core otherwise),
+    any other graphql-core's execution (`GraphQLCoreFetch`). The limits, the error policy
+    and the spans around a fetch are the same whichever it is. This is the place to choose
+    how an operation is fetched, not a second executor beside this one.
     """
 
     errors: tuple[GraphQLError, ...]  # syntax, token limit or validation: nothing is executed
@@ -59,8 +88,7 @@ class OperationPlan:
     operations: Mapping[str | None, OperationDefinitionNode] = field(default_factory=dict)
     fragments: Mapping[str, FragmentDefinitionNode] = field(default_factory=dict)
     costs: Mapping[str | None, int | None] = field(default_factory=dict)  # None: computed per request
-    #: What the compiled path decided for this document (graph/compiled_reads.py), kept with the plan.
-    compiled: dict[Any, Any] = field(default_factory=dict, compare=False)
+    fetch: Fetch | None = None  # None: refused, nothing runs
 
     def operation(self, name: str | None) -> OperationDefinitionNode | None:
         """The operation `name` selects (None: the only one), as graphql-core's get_operation_ast."""
@@ -78,11 +106,19 @@ def operations_by_name(document: DocumentNode) -> dict[str | None, OperationDefi
 class OperationPlans:
     """A bounded cache of plans (refused documents included: they cost a parse and a validation too)."""
 
-    def __init__(self, schema: GraphQLSchema, limits: QueryLimits, *, maxsize: int = CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        limits: QueryLimits,
+        *,
+        executor_class: type[Executor[Any]] = Executor,
+        maxsize: int = CACHE_SIZE,
+    ) -> None:
         self._schema = schema
         self._limits = limits
         self.max_cost = limits.max_cost
         self.hide_suggestions = limits.hide_suggestions
+        self.fetch = GraphQLCoreFetch(schema, executor_class, limits.hide_suggestions)
         self.cached = functools.lru_cache(maxsize=maxsize)(self._plan)
         self.reads = CompiledReads(schema)
 
@@ -105,11 +141,73 @@ class OperationPlans:
             return OperationPlan(tuple(e.with_traceback(None) for e in errors), document, operations)
         fragments = fragments_of(document)
         costs = {name: fixed_cost(self._schema, operation, fragments) for name, operation in operations.items()}
-        return OperationPlan((), document, operations, fragments, costs)
+        return OperationPlan((), document, operations, fragments, costs, self.fetch_for(operations.values()))
+
+    def fetch_for(self, operations: Iterable[OperationDefinitionNode]) -> Fetch:
+        """How a document's operations are fetched: a query may be a compiled read (its own memo per plan)."""
+        if any(o.operation is OperationType.QUERY for o in operations):
+            return CompiledFirst(self.reads, self.fetch)
+        return self.fetch
+
+    def select(
+        self, query: str | None, operation_name: str | None, allowed: Iterable[StrawberryOperationType]
+    ) -> tuple[OperationPlan, OperationDefinitionNode | None]:
+        """The plan and its selected operation (None: the document did not parse), or strawberry's exceptions."""
+        if not query:
+            raise MissingQueryError
+        plan = self.get(query)
+        operation = plan.operation(operation_name)
+        if plan.document is not None and operation is None:
+            raise CannotGetOperationTypeError(operation_name)
+        if operation is not None:
+            kind = StrawberryOperationType(operation.operation.value)
+            if kind not in allowed:
+                raise InvalidOperationTypeError(kind)
+        return plan, operation
+
+    def too_costly(
+        self, plan: OperationPlan, operation: OperationDefinitionNode, variables: Any
+    ) -> GraphQLError | None:
+        """The refusal of an operation whose cost with these variables is over the limit (subscriptions: none)."""
+        if operation.operation is OperationType.SUBSCRIPTION:
+            return None
+        cost = plan.costs.get(operation.name.value if operation.name else None)
+        if cost is None:
+            cost = operation_cost(
+                self._schema, operation, plan.fragments, variables if isinstance(variables, dict) else {}
+            )
+        return too_costly(cost, self.max_cost, operation) if cost > self.max_cost else None
+
+
+class OperationTracing(Protocol):
+    """Spans for operations run from plans (graph/tracing.py)."""
+
+    def operation(self, query: str, name: str | None) -> AbstractContextManager[MiddlewareManager | None]:
+        """Entered around one operation's run; gives the graphql-core middleware for its resolver spans."""
+        ...
+
+
+def traced(tracing: OperationTracing | None, query: str, name: str | None) -> AbstractContextManager[Any]:
+    return contextlib.nullcontext(None) if tracing is None else tracing.operation(query, name)
+
+
+def span_name(operation: OperationDefinitionNode | None, requested: str | None) -> str | None:
+    return operation.name.value if operation is not None and operation.name else requested
+
+
+async def run_planned(
+    plans: OperationPlans, plan: OperationPlan, operation: OperationDefinitionNode, request: OperationInput
+) -> GraphQLExecutionResult:
+    """An accepted operation run once (a query or mutation): its cost with the request's variables, then its fetch."""
+    refusal = plans.too_costly(plan, operation, request.variables)
+    if refusal is not None:
+        return GraphQLExecutionResult(None, [refusal])
+    assert plan.fetch is not None
+    outcome: Any = plan.fetch.execute(plan, request)
+    return await outcome if inspect.isawaitable(outcome) else outcome  # type: ignore[no-any-return]
 
 
 async def execute_planned(
-    schema: GraphQLSchema,
     plans: OperationPlans,
     query: str | None,
     *,
@@ -119,55 +217,19 @@ async def execute_planned(
     operation_name: str | None,
     allowed_operation_types: Iterable[StrawberryOperationType],
     operation_extensions: dict[str, Any] | None,
-    executor_class: type[Any],
-    mask_errors: bool,
+    policy: ErrorPolicy,
+    tracing: OperationTracing | None = None,
 ) -> ExecutionResult:
     """`strawberry.Schema.execute`'s contract (raised errors included), from a cached plan."""
-    if not query:
-        raise MissingQueryError
-    plan = plans.get(query)
-    operation = plan.operation(operation_name)
-    if plan.document is not None and operation is None:
-        raise CannotGetOperationTypeError(operation_name)
-    if operation is not None:
-        kind = StrawberryOperationType(operation.operation.value)
-        if kind not in allowed_operation_types:
-            raise InvalidOperationTypeError(kind)
-    errors: list[GraphQLError] = list(plan.errors)
-    data: dict[str, Any] | None = None
-    if not errors:
-        assert plan.document is not None and operation is not None
-        variables = variable_values if isinstance(variable_values, dict) else {}
-        cost = plan.costs.get(operation_name)
-        if cost is None:
-            cost = operation_cost(schema, operation, plan.fragments, variables)
-        if operation.operation is not OperationType.SUBSCRIPTION and cost > plans.max_cost:
-            errors = [too_costly(cost, plans.max_cost, operation)]
-        elif (
-            compiled := await plans.reads.answer(
-                operation, plan.fragments, variable_values, context_value, plan.compiled
+    plan, operation = plans.select(query, operation_name, allowed_operation_types)
+    assert query is not None
+    with traced(tracing, query, span_name(operation, operation_name)) as middleware:
+        data: dict[str, Any] | None = None
+        errors: list[GraphQLError] = list(plan.errors)
+        if operation is not None and not errors:
+            request = OperationInput(
+                operation_name, variable_values, context_value, root_value, operation_extensions, middleware
             )
-        ) is not None:
-            data = compiled
-        else:
-            outcome: Any = execute(
-                schema,
-                plan.document,
-                root_value=root_value,
-                context_value=context_value,
-                variable_values=variable_values,
-                operation_name=operation_name,
-                executor_class=executor_class,
-                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # strawberry's own
-                operation_extensions=operation_extensions,
-                hide_suggestions=plans.hide_suggestions,
-            )
-            result: GraphQLExecutionResult = await outcome if inspect.isawaitable(outcome) else outcome
+            result = await run_planned(plans, plan, operation, request)
             data, errors = result.data, list(result.errors or ())
-    if errors:
-        request_id = getattr(context_value, "request_id", "-")
-        errors = [
-            classify(e, mask=mask_errors, request_id=request_id, hide_suggestions=plans.hide_suggestions)
-            for e in errors
-        ]
-    return ExecutionResult(data=data, errors=errors or None)
+        return ExecutionResult(data=data, errors=policy.apply(errors, context_value))

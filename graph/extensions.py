@@ -1,15 +1,13 @@
-"""Schema extensions: the error policy (codes, masking, logging with the request id)."""
+"""The error policy: codes, masking, logging with the request id."""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
-from strawberry.types import ExecutionContext, StreamExecutionResult
-from strawberry.types.graphql import OperationType
 
 from domain.errors import DomainError
 
@@ -56,40 +54,18 @@ def classify(error: GraphQLError, *, mask: bool, request_id: str, hide_suggestio
     return GraphQLError(message, error.nodes, error.source, error.positions, error.path, original, extensions)
 
 
-def _is_subscription(ctx: ExecutionContext) -> bool:
-    try:
-        return ctx.operation_type is OperationType.SUBSCRIPTION
-    except RuntimeError:  # no document: it did not parse (or was too long to)
-        return False
+@dataclass(frozen=True, slots=True)
+class ErrorPolicy:
+    """`classify` with one schema's settings, for every operation (HTTP and WebSocket alike)."""
 
+    mask: bool = True
+    hide_suggestions: bool = False
 
-class ErrorPolicy(SchemaExtension):
-    """Applied to HTTP and WebSocket operations alike."""
-
-    def __init__(self, *, mask: bool = True, hide_suggestions: bool = False) -> None:
-        self.mask = mask
-        self.hide_suggestions = hide_suggestions
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        if result is None or not result.errors or _is_subscription(self.execution_context):
-            return  # (a subscription's results were each handled by on_stream_result)
-        context = self.execution_context.context
+    def apply(self, errors: list[GraphQLError] | None, context: Any) -> list[GraphQLError] | None:
+        """The errors as the client sees them (None when there are none)."""
+        if not errors:
+            return None
         request_id = getattr(context, "request_id", "-")
-        result.errors = [
-            classify(e, mask=self.mask, request_id=request_id, hide_suggestions=self.hide_suggestions)
-            for e in result.errors
+        return [
+            classify(e, mask=self.mask, request_id=request_id, hide_suggestions=self.hide_suggestions) for e in errors
         ]
-
-    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
-        """Every result a subscription streams gets the same policy (codes, masking, logging)."""
-        errors = getattr(result, "errors", None)
-        if errors and _is_subscription(self.execution_context):
-            request_id = getattr(self.execution_context.context, "request_id", "-")
-            policy = [
-                classify(e, mask=self.mask, request_id=request_id, hide_suggestions=self.hide_suggestions)
-                for e in errors
-            ]
-            result.errors = policy  # type: ignore[union-attr]
-        yield

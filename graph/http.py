@@ -2,43 +2,35 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
 from typing import Any, NamedTuple
 
-import strawberry
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from graphql import DocumentNode, GraphQLError, OperationType, parse
-from graphql.error import GraphQLSyntaxError
-from starlette.datastructures import UploadFile
-from starlette.requests import ClientDisconnect
-from starlette.types import Message, Receive
+from graphql import GraphQLError, OperationType
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.client_address import client_address
 from graph.context import Context, Credentials
-from graph.execution import OperationPlans, operations_by_name
+from graph.execution import operations_by_name
+from graph.http_bodies import multipart_params, read_body
 from graph.http_protocol import (
     GRAPHQL_RESPONSE,
     JSON_TYPE,
     GraphQLParams,
     HttpProblem,
-    loads,
     media_type,
     negotiate,
-    params_from_mapping,
     params_from_query_string,
     parse_json_body,
-    place_files,
 )
 from graph.ide import graphiql_page
-from graph.limits import CACHE_SIZE, MAX_CACHED_QUERY
 from graph.request_id import request_id_of
+from graph.schema import GenhubSchema
 from infrastructure.settings import Settings
 
 log = logging.getLogger("genhub.http")
@@ -66,7 +58,6 @@ def encode(payload: Any) -> bytes:
 
 
 QUERIES_ONLY = frozenset({StrawberryOperationType.QUERY})
-PREFLIGHT_HEADERS = ("graphql-require-preflight", "apollo-require-preflight", "x-apollo-operation-name")
 
 
 def bearer_token(request_headers: Any) -> str | None:
@@ -80,32 +71,16 @@ def bearer_token(request_headers: Any) -> str | None:
 UNPARSED = "unparsed"  # the document does not parse: execution reports the syntax error
 
 
-def operation_type(schema: strawberry.Schema, params: GraphQLParams, max_tokens: int) -> OperationType | str | None:
+def operation_type(schema: GenhubSchema, params: GraphQLParams) -> OperationType | str | None:
     """The selected operation's type; None when the document names no such (single) operation.
 
-    Read from the operation plan that execution uses next (one parse, one cache); without
-    plans (tracing on), from a parse with the same token limit, cached by document text as
-    the plans are (the operation name only selects from it).
+    Read from the operation plan that execution uses next (one parse, one cache).
     """
-    plans = getattr(schema, "plans", None)
-    if isinstance(plans, OperationPlans):
-        document = plans.get(params.query).document
-    elif len(params.query) > MAX_CACHED_QUERY:  # not kept: the cache would hold the whole document
-        document = _parsed.__wrapped__(params.query, max_tokens)
-    else:
-        document = _parsed(params.query, max_tokens)
+    document = schema.plans.get(params.query).document
     if document is None:
         return UNPARSED
     operation = operations_by_name(document).get(params.operation_name)
     return operation.operation if operation else None
-
-
-@functools.lru_cache(maxsize=CACHE_SIZE)
-def _parsed(query: str, max_tokens: int) -> DocumentNode | None:
-    try:
-        return parse(query, max_tokens=max_tokens)
-    except (GraphQLSyntaxError, RecursionError):
-        return None
 
 
 def no_such_operation(operation_name: str | None) -> GraphQLError:
@@ -117,7 +92,7 @@ def no_such_operation(operation_name: str | None) -> GraphQLError:
 
 
 class GraphQLHttp:
-    def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
+    def __init__(self, schema: GenhubSchema, settings: Settings) -> None:
         self.schema = schema
         self.settings = settings
 
@@ -135,7 +110,7 @@ class GraphQLHttp:
     async def execute(
         self, request: Request, params: GraphQLParams, media: str, *, via_get: bool
     ) -> tuple[int, dict[str, Any]]:
-        op_type = operation_type(self.schema, params, self.settings.max_query_tokens) if params.query else UNPARSED
+        op_type = operation_type(self.schema, params) if params.query else UNPARSED
         if op_type is None:  # several operations and no name, or no operation by that name
             return (400 if media == GRAPHQL_RESPONSE else 200), {
                 "errors": [no_such_operation(params.operation_name).formatted]
@@ -175,18 +150,6 @@ class GraphQLHttp:
             hook(context, params, result, time.perf_counter() - started)
         return status, payload
 
-    async def read_body(self, request: Request, limit: int) -> bytes:
-        """The whole body, refused with HttpProblem(413) past `limit` bytes (declared, or counted as it arrives)."""
-        receive = _limited_receive(request, limit, f"The request body is larger than {limit} bytes.")
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnect
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
     async def post_json(self, request: Request) -> Answer:
         """A POST whose body is JSON (one operation or a batch), answered in full."""
         try:
@@ -195,7 +158,7 @@ class GraphQLHttp:
             return problem(exc, JSON_TYPE, request)
         try:
             parsed = parse_json_body(
-                await self.read_body(request, self.settings.max_body_bytes), max_batch=self.settings.max_batch_size
+                await read_body(request, self.settings.max_body_bytes), max_batch=self.settings.max_batch_size
             )
             if isinstance(parsed, list):
                 results = [await self.execute(request, p, media, via_get=False) for p in parsed]
@@ -204,58 +167,6 @@ class GraphQLHttp:
         except HttpProblem as exc:
             return problem(exc, media, request)
         return Answer(status, payload, media)
-
-    async def multipart(self, request: Request) -> GraphQLParams:
-        if not any(h in request.headers for h in PREFLIGHT_HEADERS):
-            # multipart/form-data is a "simple" CORS request: demand a custom header so a
-            # cross-site form cannot post an upload with the victim's cookies (CSRF).
-            raise HttpProblem(400, "Multipart requests need a `GraphQL-Require-Preflight: 1` header (CSRF protection).")
-        # The multipart envelope (operations, map, part headers) gets 1 MiB on top of the file.
-        limited = _limited(
-            request,
-            self.settings.upload_max_bytes + 1024 * 1024,
-            f"The upload is larger than {self.settings.upload_max_bytes} bytes.",
-        )
-        form = await limited.form(max_files=10, max_fields=10, max_part_size=1024 * 1024)
-        request.state.form = form
-        try:
-            operations = loads(str(form.get("operations") or ""))
-            files_map = loads(str(form.get("map") or "{}"))
-        except (ValueError, RecursionError) as exc:
-            raise HttpProblem(400, "`operations` and `map` must be JSON.") from exc
-        files = {k: v for k, v in form.multi_items() if isinstance(v, UploadFile)}
-        if isinstance(operations, list):
-            raise HttpProblem(400, "Batched multipart requests are not supported.")
-        return params_from_mapping(place_files(operations, files_map, files))
-
-
-def _limited(request: Request, limit: int, too_large: str) -> Request:
-    """The same request, refused with HttpProblem(413, too_large) past `limit` bytes (see `_limited_receive`)."""
-    return Request(request.scope, _limited_receive(request, limit, too_large))
-
-
-def _limited_receive(request: Request, limit: int, too_large: str) -> Receive:
-    """The request's `receive`, refusing with HttpProblem(413, too_large) past `limit` bytes.
-
-    The declared Content-Length is checked at once; what actually arrives is counted too,
-    since a chunked body declares no length (a multipart one would otherwise be spooled
-    to disk without bound before any resolver runs).
-    """
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HttpProblem(413, too_large)
-    received = 0
-
-    async def receive() -> Message:
-        nonlocal received
-        message = await request.receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise HttpProblem(413, too_large)
-        return message
-
-    return receive
 
 
 def _format(error: GraphQLError) -> dict[str, Any]:
@@ -311,7 +222,7 @@ def build_router(handler: GraphQLHttp) -> APIRouter:
                 raise HttpProblem(
                     415, "Send GraphQL requests as application/json (or multipart/form-data for uploads)."
                 )
-            params = await handler.multipart(request)
+            params = await multipart_params(request, settings.upload_max_bytes)
             status, payload = await handler.execute(request, params, media, via_get=False)
         except HttpProblem as exc:
             return _problem(exc, media, request)

@@ -3,24 +3,16 @@
 `query_limits(settings)` gathers them once (`QueryLimits`); `validate` applies them to a
 document: first `screen`, our own limits (fragments, spreads, depth, aliases, the cost
 no request can go below) in time linear in the document, then the specification's
-rules. Two paths call it: HTTP operations through graph/execution.py (cached operation
-plans), subscriptions (and everything when tracing is on) through strawberry's
-extensions, for which `limit_extensions(limits)` returns zero-argument factories
-(strawberry wants factories, not shared instances).
+rules. graph/execution.py calls it once per document, when it plans it (every operation,
+HTTP and WebSocket); the cost that depends on variables is checked there per request.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from graphql import (
     DocumentNode,
-    ExecutionResult,
-    FragmentDefinitionNode,
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
@@ -30,7 +22,6 @@ from graphql import (
 )
 from graphql import validate as graphql_validate
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 
 from graph.document_shape import (
     MAX_EXPANDED_SELECTIONS,
@@ -39,7 +30,7 @@ from graph.document_shape import (
     merge_problems,
     shape_problems,
 )
-from graph.query_cost import least_cost, operation_cost
+from graph.query_cost import least_cost
 from infrastructure.settings import Settings
 
 CACHE_SIZE = 256
@@ -47,34 +38,6 @@ CACHE_SIZE = 256
 #: keys, and a request body may be megabytes (a real operation is a few hundred bytes).
 MAX_CACHED_QUERY = 16 * 1024
 TOO_COSTLY = "QUERY_TOO_COSTLY"
-
-
-class SafeParserCache(ParserCache):
-    """ParserCache that leaves syntax errors to strawberry's own parse step.
-
-    strawberry's ParserCache raises them from the extension hook, outside the handler that
-    turns them into a normal error result (with our code and request id); lru_cache keeps
-    no exceptions, so a bad document is simply parsed again, uncached.
-    """
-
-    def on_parse(self) -> Iterator[None]:
-        ctx = self.execution_context
-        with contextlib.suppress(GraphQLError):
-            ctx.graphql_document = self.cached_parse_document(ctx.query, **ctx.parse_options)
-        yield
-
-
-class LimitedValidation(SchemaExtension):
-    """strawberry's validation step replaced by `validate` (our limits first), cached by document text."""
-
-    def __init__(self, validated: Callable[[GraphQLSchema, DocumentNode, str], list[GraphQLError]]) -> None:
-        self.validated = validated
-
-    def on_validate(self) -> Iterator[None]:
-        ctx = self.execution_context
-        if ctx.graphql_document is not None:
-            ctx.pre_execution_errors = self.validated(ctx.schema._schema, ctx.graphql_document, ctx.query or "")
-        yield
 
 
 def screen(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) -> list[GraphQLError]:
@@ -126,36 +89,6 @@ def validate(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits)
         return [GraphQLError("The document nests too deeply (fragments followed) to be judged.")]
 
 
-def _selected_operation(document: Any, name: str | None) -> OperationDefinitionNode | None:
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if name is None:
-        return operations[0] if len(operations) == 1 else None
-    return next((o for o in operations if o.name is not None and o.name.value == name), None)
-
-
-class QueryCostLimiter(SchemaExtension):
-    """Rejects an operation whose cost exceeds `max_cost` before any resolver runs.
-
-    It runs at execution (not validation) because `first: $n` is only known with the
-    variables; a result set here short-circuits strawberry's execution.
-    """
-
-    def __init__(self, *, max_cost: int) -> None:
-        self.max_cost = max_cost
-
-    def on_execute(self) -> Iterator[None]:
-        ctx = self.execution_context
-        document = ctx.graphql_document
-        operation = _selected_operation(document, ctx.operation_name) if document is not None else None
-        if operation is not None and operation.operation is not OperationType.SUBSCRIPTION:
-            fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}  # type: ignore[union-attr]
-            variables = ctx.variables if isinstance(ctx.variables, dict) else {}
-            cost = operation_cost(ctx.schema._schema, operation, fragments, variables)
-            if cost > self.max_cost:
-                ctx.result = ExecutionResult(data=None, errors=[too_costly(cost, self.max_cost, operation)])
-        yield
-
-
 @dataclass(frozen=True, slots=True)
 class QueryLimits:
     max_tokens: int
@@ -191,35 +124,3 @@ def too_costly(cost: int, max_cost: int, operation: OperationDefinitionNode) -> 
         nodes=[operation],
         extensions={"code": TOO_COSTLY, "cost": cost, "maxCost": max_cost},
     )
-
-
-class _Judged:
-    """Validation results by document text, bounded (least recently used out)."""
-
-    def __init__(self, limits: QueryLimits, maxsize: int = CACHE_SIZE) -> None:
-        self.limits = limits
-        self.maxsize = maxsize
-        self.kept: OrderedDict[tuple[int, str], list[GraphQLError]] = OrderedDict()
-
-    def __call__(self, schema: GraphQLSchema, document: DocumentNode, query: str) -> list[GraphQLError]:
-        if len(query) > MAX_CACHED_QUERY:  # not kept: the cache would hold the whole document
-            return validate(schema, document, self.limits)
-        key = (id(schema), query)
-        if key in self.kept:
-            self.kept.move_to_end(key)
-            return self.kept[key]
-        errors = self.kept[key] = [e.with_traceback(None) for e in validate(schema, document, self.limits)]
-        if len(self.kept) > self.maxsize:
-            self.kept.popitem(last=False)
-        return errors
-
-
-def limit_extensions(limits: QueryLimits) -> list[Callable[[], SchemaExtension]]:
-    """Factories for every limit; the order matches strawberry's phases (parse, validate, execute)."""
-    judged = _Judged(limits)
-    return [
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: SafeParserCache(maxsize=CACHE_SIZE),
-        lambda: LimitedValidation(judged),
-        lambda: QueryCostLimiter(max_cost=limits.max_cost),
-    ]

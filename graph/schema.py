@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from graph.auth.mutations import AuthMutations
@@ -24,14 +22,16 @@ from graph.chunks.mutations import ChunkMutations
 from graph.chunks.queries import ChunkQueries
 from graph.credits.mutations import CreditMutations
 from graph.credits.queries import CreditQueries
-from graph.execution import OperationPlans, execute_planned
+from graph.execution import OperationPlans, OperationTracing, execute_planned
 from graph.extensions import ErrorPolicy
 from graph.generations.mutations import GenerationMutations
 from graph.generations.queries import GenerationQueries
-from graph.limits import QueryLimits, limit_extensions
+from graph.limits import QueryLimits, query_limits
+from graph.streaming import stream_planned
 from graph.subscriptions.credits import CreditSubscriptions
 from graph.subscriptions.execution import PerEventMemoExecutionContext
 from graph.subscriptions.generations import GenerationSubscriptions
+from infrastructure.settings import Settings
 
 QUERIES: tuple[type, ...] = (
     AuthQueries,
@@ -56,18 +56,18 @@ Mutation = merge_types("Mutation", MUTATIONS)
 
 
 class GenhubSchema(strawberry.Schema):
-    """Queries and mutations run from cached operation plans (graph/execution.py) when `limits` are given.
+    """Every operation runs from the schema's operation plans (graph/execution.py, graph/streaming.py).
 
-    Subscriptions, and every operation when other extensions are present (tracing, which
-    wants its per-resolver hooks), take strawberry's extension path with the same limits.
-    Errors are logged once, by the error policy (with the request id), not here too.
+    `execute` (HTTP), `stream` and `subscribe` (WebSocket) parse, validate and cost a document
+    through the one plan cache, run it with the plan's fetch, apply the error policy and,
+    when tracing is on, emit the spans. Strawberry's extension lifecycle is not used;
+    `execute_sync` stays strawberry's own, for in-process callers (`introspect`): no
+    transport calls it. Errors are logged once, by the error policy (with the request id).
     """
 
-    plans: OperationPlans | None = None
-    mask_errors: bool = True
-
-    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
-        return None
+    plans: OperationPlans
+    policy: ErrorPolicy
+    tracing: OperationTracing | None = None
 
     async def execute(
         self,
@@ -79,18 +79,7 @@ class GenhubSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        if self.plans is None:
-            return await super().execute(
-                query,
-                variable_values,
-                context_value,
-                root_value,
-                operation_name,
-                allowed_operation_types,
-                operation_extensions,
-            )
         return await execute_planned(
-            self._schema,
             self.plans,
             query,
             variable_values=variable_values,
@@ -99,38 +88,77 @@ class GenhubSchema(strawberry.Schema):
             operation_name=operation_name,
             allowed_operation_types=allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES,
             operation_extensions=operation_extensions,
-            executor_class=self.execution_context_class,
-            mask_errors=self.mask_errors,
+            policy=self.policy,
+            tracing=self.tracing,
         )
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> AsyncGenerator[ExecutionResult, None]:
+        return stream_planned(
+            self.plans,
+            query,
+            variable_values=variable_values,
+            context_value=context_value,
+            root_value=root_value,
+            operation_name=operation_name,
+            allowed_operation_types=allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES,
+            operation_extensions=operation_extensions,
+            policy=self.policy,
+            tracing=self.tracing,
+        )
+
+    async def subscribe(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> AsyncGenerator[ExecutionResult, None]:
+        return await self.stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types=(OperationType.SUBSCRIPTION,),
+        )
+
+
+def default_limits() -> QueryLimits:
+    """The limits of the settings' defaults, environment not read (the SDL export, tests)."""
+    return query_limits(Settings.model_construct())
 
 
 def build_schema(
     *,
     limits: QueryLimits | None = None,
-    extensions: list[Callable[[], SchemaExtension]] | None = None,
     mask_errors: bool = True,
+    tracing: OperationTracing | None = None,
 ) -> GenhubSchema:
-    """The schema; extensions are passed as factories so no instance is shared (strawberry 0.316).
-
-    With `limits`, queries and mutations run from cached plans unless `extensions` (tracing)
-    ask for strawberry's per-request lifecycle; subscriptions always take that path.
-    """
+    """The schema with its plan cache (`limits`: the defaults when not given) and optional spans (graph/tracing.py)."""
+    limits = limits or default_limits()
     subscription: Any = merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None
     schema = GenhubSchema(
         query=Query,
         mutation=Mutation,
         subscription=subscription,
-        extensions=[
-            lambda: ErrorPolicy(mask=mask_errors, hide_suggestions=bool(limits and limits.hide_suggestions)),
-            *(limit_extensions(limits) if limits else []),
-            *(extensions or []),
-        ],
         execution_context_class=PerEventMemoExecutionContext,
     )
-    schema.mask_errors = mask_errors
+    schema.plans = OperationPlans(schema._schema, limits, executor_class=PerEventMemoExecutionContext)
+    schema.policy = ErrorPolicy(mask=mask_errors, hide_suggestions=limits.hide_suggestions)
+    schema.tracing = tracing
     guard_schema(schema._schema)
-    if limits is not None and not extensions:
-        schema.plans = OperationPlans(schema._schema, limits)
     return schema
 
 

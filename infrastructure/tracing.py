@@ -1,8 +1,9 @@
 """Optional OpenTelemetry tracing: on only when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 
-Spans: GraphQL operations and resolvers (strawberry's OpenTelemetryExtension, with argument
-values and string literals left out: they carry passwords and prompts), SQL (SQLAlchemy),
-Redis and outgoing HTTP (httpx: provider calls and downloads), exported over OTLP/HTTP.
+Spans: GraphQL operations and resolvers (emitted by the planned path, graph/tracing.py, with
+argument values and string literals left out: they carry passwords and prompts), SQL
+(SQLAlchemy), Redis and outgoing HTTP (httpx: provider calls and downloads), exported over
+OTLP/HTTP.
 
 The packages are an optional extra (`pip install genhub[otel]`); without them, or without
 the endpoint, every function here does nothing.
@@ -13,14 +14,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from infrastructure.settings import Settings
 
-if TYPE_CHECKING:  # (strawberry and SQLAlchemy are imported by whoever calls these; the CLI's admin commands skip them)
+if TYPE_CHECKING:  # (SQLAlchemy is imported by whoever calls these; the CLI's admin commands skip it)
     from sqlalchemy.ext.asyncio import AsyncEngine
-    from strawberry.extensions import SchemaExtension
 
 log = logging.getLogger("genhub.tracing")
 _STRING_LITERAL = re.compile(r'"""(?:[^"\\]|\\.|"(?!""))*"""|"(?:[^"\\\n]|\\.)*"')
@@ -107,31 +106,3 @@ def _instrument_engine(engine: AsyncEngine) -> None:
 def redact_literals(query: str) -> str:
     """The operation text with every string literal replaced: inline passwords stay out of traces."""
     return _STRING_LITERAL.sub('"***"', query)
-
-
-def graphql_tracing_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
-    """Factories for `build_schema(extensions=...)`; empty when tracing is off or not installed."""
-    if not enabled(settings):
-        return []
-    try:
-        from strawberry.extensions import LifecycleStep
-        from strawberry.extensions.tracing.opentelemetry import OpenTelemetryExtension
-    except ImportError:
-        return []
-
-    class RedactedOpenTelemetry(OpenTelemetryExtension):
-        """No argument values and no string literals on spans."""
-
-        def __init__(self) -> None:
-            super().__init__(arg_filter=lambda args, info: {})
-
-        def on_operation(self) -> Generator[None, None, None]:
-            steps = super().on_operation()
-            next(steps)
-            query = self.execution_context.query or ""
-            self._span_holder[LifecycleStep.OPERATION].set_attribute("query", redact_literals(query))
-            yield
-            with contextlib.suppress(StopIteration):
-                next(steps)
-
-    return [RedactedOpenTelemetry]

@@ -1,27 +1,38 @@
-"""Cached operation plans and strawberry's extension path answer every operation the same way.
+"""One execution path: every operation runs from the schema's cached operation plans.
 
-HTTP queries and mutations run from cached plans (graph/execution.py); subscriptions, and
-everything when tracing is on, take strawberry's extension path. Both apply the same
-limits and error policy: here one schema of each kind executes the same operations, on
-the real app's container, and the results must be identical.
+HTTP (`Schema.execute`) and WebSocket (`Schema.stream`, `Schema.subscribe`) operations, with
+tracing on or off, are parsed, validated and costed by the one plan cache (graph/execution.py)
+and get the same error policy. Here the same operations run through each entry, on the real
+app's services, and the answers must be identical.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from strawberry.extensions import SchemaExtension
+from graphql import GraphQLError
+from graphql.error import GraphQLSyntaxError
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from graph.context import Context, Credentials
 from graph.execution import MAX_CACHED_QUERY
 from graph.limits import query_limits
 from graph.schema import GenhubSchema, build_schema
+from graph.tracing import OperationSpans
 from tests.fixtures.app import GraphQLClient, app_settings, register_user, running_app
 from tests.integration.test_limits import BIG_PAGE, CYCLIC_FRAGMENTS, DEEP, NESTED_PAGES, UNKNOWN_FRAGMENT, aliases
+
+EXPORTER = InMemorySpanExporter()
 
 
 def chain(levels: int, fan_out: int, leaf: str = "me { id }") -> str:
@@ -30,10 +41,6 @@ def chain(levels: int, fan_out: int, leaf: str = "me { id }") -> str:
     fragments += [f"fragment F{i} on Query {{ {' '.join([f'...F{i - 1}'] * fan_out)} }}" for i in range(1, levels + 1)]
     variables = "($n: Int)" if "$n" in leaf else ""
     return f"query Chain{variables} {{ ...F{levels} }}\n" + "\n".join(fragments)
-
-
-class Passive(SchemaExtension):
-    """An extension with no hooks: its presence alone selects strawberry's lifecycle (as tracing does)."""
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +57,13 @@ async def token(client: GraphQLClient) -> str:
 
 @pytest.fixture(scope="module")
 def schemas(client: GraphQLClient) -> tuple[GenhubSchema, GenhubSchema]:
+    """The same schema untraced and traced (spans kept in memory, no global tracer provider)."""
     limits = query_limits(client.app.state.settings)
-    planned = build_schema(limits=limits, mask_errors=True)
-    extended = build_schema(limits=limits, mask_errors=True, extensions=[Passive])
-    assert planned.plans is not None and extended.plans is None
-    return planned, extended
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+    plain = build_schema(limits=limits, mask_errors=True)
+    traced = build_schema(limits=limits, mask_errors=True, tracing=OperationSpans(provider.get_tracer("tests")))
+    return plain, traced
 
 
 def context(client: GraphQLClient, token: str | None) -> Context:
@@ -63,6 +72,14 @@ def context(client: GraphQLClient, token: str | None) -> Context:
 
 def shape(result: Any) -> dict[str, Any]:
     return {"data": result.data, "errors": [e.formatted for e in result.errors or []]}
+
+
+async def first_streamed(schema: GenhubSchema, query: str, **kwargs: Any) -> ExecutionResult:
+    stream = await schema.stream(query, **kwargs)
+    try:
+        return await anext(stream)
+    finally:
+        await stream.aclose()
 
 
 OPERATIONS: list[tuple[str, str, dict[str, Any] | None, str | None]] = [
@@ -100,7 +117,7 @@ OPERATIONS: list[tuple[str, str, dict[str, Any] | None, str | None]] = [
 @pytest.mark.parametrize(
     ("query", "variables", "operation_name"), [o[1:] for o in OPERATIONS], ids=[o[0] for o in OPERATIONS]
 )
-async def test_both_paths_answer_alike(
+async def test_tracing_changes_no_answer(
     client: GraphQLClient,
     token: str,
     schemas: tuple[GenhubSchema, GenhubSchema],
@@ -108,9 +125,8 @@ async def test_both_paths_answer_alike(
     variables: dict[str, Any] | None,
     operation_name: str | None,
 ) -> None:
-    planned, extended = schemas
     for bearer in (token, None):
-        # when each path executes the operation
+        # when the operation runs untraced and traced
         results = [
             shape(
                 await schema.execute(
@@ -120,13 +136,41 @@ async def test_both_paths_answer_alike(
                     operation_name=operation_name,
                 )
             )
-            for schema in (planned, extended)
+            for schema in schemas
         ]
         # then they agree, errors (codes, messages, locations, request ids) included
         assert results[0] == results[1]
 
 
-async def test_both_paths_raise_for_an_unknown_operation(
+@pytest.mark.parametrize(
+    ("query", "variables", "operation_name"), [o[1:] for o in OPERATIONS], ids=[o[0] for o in OPERATIONS]
+)
+async def test_websocket_answers_as_http_does(
+    client: GraphQLClient,
+    token: str,
+    schemas: tuple[GenhubSchema, GenhubSchema],
+    query: str,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+) -> None:
+    plain, _ = schemas
+    for bearer in (token, None):
+        kwargs: dict[str, Any] = {"variable_values": variables, "operation_name": operation_name}
+        # when the operation is sent over HTTP and over WebSocket
+        http = await plain.execute(query, context_value=context(client, bearer), **kwargs)
+        ws = await first_streamed(plain, query, context_value=context(client, bearer), **kwargs)
+        assert http.errors is not None or ws.errors is None
+        if ws.errors and isinstance(ws.errors[0], GraphQLSyntaxError):
+            # then a document that does not parse is the same refusal, its type kept for the
+            # transport (graphql-transport-ws closes with 4400)
+            assert isinstance(ws, PreExecutionError) and http.errors is not None
+            assert [e.message for e in ws.errors] == [e.message for e in http.errors]
+        else:
+            # then the answers agree, errors (codes, messages, locations, request ids) included
+            assert shape(ws) == shape(http)
+
+
+async def test_an_unknown_operation_is_raised_traced_or_not(
     client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
 ) -> None:
     for schema in schemas:
@@ -137,13 +181,13 @@ async def test_both_paths_raise_for_an_unknown_operation(
 async def test_planned_path_refuses_an_ambiguous_document(
     client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
 ) -> None:
-    # (strawberry's path would run the first operation; the HTTP layer refuses such documents before either)
+    # (strawberry's own Schema.execute would run the first operation; HTTP refuses such documents before)
     planned, _ = schemas
     with pytest.raises(CannotGetOperationTypeError):
         await planned.execute("query A { __typename } query B { __typename }", context_value=context(client, None))
 
 
-async def test_both_paths_refuse_operation_types_the_caller_does_not_allow(
+async def test_operation_types_the_caller_does_not_allow_are_refused_traced_or_not(
     client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
 ) -> None:
     for schema in schemas:
@@ -159,7 +203,6 @@ async def test_refused_documents_are_planned_once(
     client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
 ) -> None:
     planned, _ = schemas
-    assert planned.plans is not None
     before = planned.plans.cached.cache_info()
     for _ in range(3):
         await planned.execute("query Once { me { notAField } }", context_value=context(client, None))
@@ -172,7 +215,6 @@ async def test_the_operation_name_does_not_make_a_new_plan(
 ) -> None:
     # given one document, sent with many operation names (known and unknown)
     planned, _ = schemas
-    assert planned.plans is not None
     document = "query A { __typename } query B { me { id } } " + chain(3, 3).replace("query Chain", "query C")
     names = ["A", "B", "C", *(f"Other{i}" for i in range(40))]
     before = planned.plans.cached.cache_info()
@@ -191,7 +233,6 @@ async def test_long_documents_are_planned_but_not_kept(
 ) -> None:
     # a request body may be megabytes: the cache, which holds its keys, only keeps short documents
     planned, _ = schemas
-    assert planned.plans is not None
     padding = "#" + "x" * (MAX_CACHED_QUERY + 10) + "\n"
     size = planned.plans.cached.cache_info().currsize
 
@@ -208,7 +249,7 @@ async def test_long_documents_are_planned_but_not_kept(
         (chain(6, 6, "generations(first: $n) { edges { cursor } }"), {"n": 1}, "QUERY_TOO_COSTLY", "fields at most"),
     ],
 )
-async def test_fragment_attacks_are_refused_on_both_paths(
+async def test_fragment_attacks_are_refused_traced_or_not(
     client: GraphQLClient,
     schemas: tuple[GenhubSchema, GenhubSchema],
     query: str,
@@ -221,3 +262,142 @@ async def test_fragment_attacks_are_refused_on_both_paths(
         assert result.data is None and result.errors
         assert result.errors[0].extensions["code"] == code
         assert message in result.errors[0].message
+
+
+# ---------------------------------------------------------------- WebSocket: strawberry's stream contract, from the plans
+
+TOO_DEEP_SUBSCRIPTION = (
+    "subscription Deep { myGenerationEvents { generation { board { generations(first: 1) { edges { node { board {"
+    " generations(first: 1) { edges { node { board { generations(first: 1) { edges { node { id } } } } } } }"
+    " } } } } } } } }"
+)
+
+
+async def test_a_subscription_is_judged_by_the_plan_cache_http_uses(
+    client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
+) -> None:
+    plain, _ = schemas
+    before = plain.plans.cached.cache_info()
+    # when a subscription breaking a limit is sent over WebSocket, then its plan is asked for again
+    refused = await first_streamed(plain, TOO_DEEP_SUBSCRIPTION, context_value=context(client, None))
+    plain.plans.get(TOO_DEEP_SUBSCRIPTION)
+    # then it was refused before anything ran, with the code HTTP gives, and judged once
+    assert isinstance(refused, PreExecutionError) and refused.errors
+    assert refused.errors[0].extensions["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "exceeds maximum operation depth" in refused.errors[0].message
+    after = plain.plans.cached.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("query", "operation_name", "check"),
+    [
+        ("subscription {", None, lambda e: isinstance(e, GraphQLSyntaxError)),
+        ("subscription S { creditsChanged { balance } }", "Z", lambda e: "Unknown operation named" in e.message),
+        ("query { __typename }", None, lambda e: e.message == "queries are not allowed"),
+        ("", None, lambda e: "missing" in e.message),
+    ],
+    ids=["syntax error", "no such operation", "a query", "no document"],
+)
+async def test_subscribe_refuses_as_strawberry_does(
+    client: GraphQLClient,
+    schemas: tuple[GenhubSchema, GenhubSchema],
+    query: str,
+    operation_name: str | None,
+    check: Any,
+) -> None:
+    # when legacy graphql-ws asks for something that cannot be subscribed to
+    plain, _ = schemas
+    stream = await plain.subscribe(query, context_value=context(client, None), operation_name=operation_name)
+    results = [r async for r in stream]
+    # then one PreExecutionError, of the type or with the message its transport reads
+    assert len(results) == 1 and isinstance(results[0], PreExecutionError) and results[0].errors
+    assert check(results[0].errors[0]), results[0].errors[0]
+    if operation_name is not None:
+        assert isinstance(results[0].errors[0].original_error, CannotGetOperationTypeError)
+
+
+async def test_a_subscription_failing_in_its_stream_gets_the_error_policy(
+    client: GraphQLClient, token: str, schemas: tuple[GenhubSchema, GenhubSchema]
+) -> None:
+    # given a watch of a generation that does not exist (refused once its stream starts)
+    plain, _ = schemas
+    query = 'subscription W { watched: generationUpdated(id: "00000000-0000-0000-0000-000000000000") { at } }'
+    stream = await plain.subscribe(query, context_value=context(client, token))
+    results = [r async for r in stream]
+    # then one result whose error is coded and located at the root field, then the end
+    [result] = results
+    assert result.data is None and result.errors
+    error = result.errors[0].formatted
+    assert error["extensions"]["code"] == "NOT_FOUND" and error["extensions"]["requestId"] == "req-1"
+    assert error["path"] == ["watched"]
+
+
+async def test_an_anonymous_subscription_is_refused_before_it_starts(
+    client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
+) -> None:
+    plain, _ = schemas
+    stream = await plain.subscribe("subscription { creditsChanged { balance } }", context_value=context(client, None))
+    results = [r async for r in stream]
+    assert len(results) == 1 and isinstance(results[0], PreExecutionError) and results[0].errors
+    assert results[0].errors[0].extensions["code"] == "UNAUTHENTICATED"
+
+
+# ---------------------------------------------------------------- spans, emitted by the same path
+
+INLINE_LOGIN = (
+    'mutation InlineLogin { login(input: {email: "paths@example.com", password: "not it 123"}) { __typename } }'
+)
+
+
+async def test_spans_name_the_operation_and_its_resolvers_without_secrets(
+    client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
+) -> None:
+    _, traced = schemas
+    EXPORTER.clear()
+    # when an operation with an inline password runs traced
+    result = await traced.execute(INLINE_LOGIN, context_value=context(client, None))
+    assert result.errors is None
+    # then one operation span carries the operation text with its literals replaced
+    spans = {s.name: s for s in EXPORTER.get_finished_spans()}
+    operation = spans["GraphQL Query: InlineLogin"]
+    assert operation.attributes is not None and 'password: "***"' in str(operation.attributes["query"])
+    # and the resolver's span is its child, with the path and no argument values
+    resolver = spans["GraphQL Resolving: login"]
+    assert resolver.parent is not None and resolver.parent.span_id == operation.context.span_id
+    assert resolver.attributes is not None and resolver.attributes["graphql.path"] == "login"
+    assert not [k for k in resolver.attributes if k.startswith("graphql.param")]
+    assert "not it 123" not in str([(s.name, dict(s.attributes or {})) for s in EXPORTER.get_finished_spans()])
+    # and plain fields read from attributes have no span
+    assert "GraphQL Resolving: __typename" not in spans
+
+
+async def test_a_subscription_span_lasts_until_its_stream_ends(
+    client: GraphQLClient, token: str, schemas: tuple[GenhubSchema, GenhubSchema]
+) -> None:
+    # given a traced subscription waiting for its first event
+    _, traced = schemas
+    EXPORTER.clear()
+    query = "subscription Credits { creditsChanged { balance } }"
+    stream = await traced.subscribe(query, context_value=context(client, token))
+    waiting = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.05)
+    assert "GraphQL Query: Credits" not in [s.name for s in EXPORTER.get_finished_spans()]
+    # when the client stops it (the transport cancels the operation's task)
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    # then its one span has ended, with no error recorded
+    [span] = [s for s in EXPORTER.get_finished_spans() if s.name == "GraphQL Query: Credits"]
+    assert not span.events
+
+
+async def test_refused_documents_are_traced_too(
+    client: GraphQLClient, schemas: tuple[GenhubSchema, GenhubSchema]
+) -> None:
+    _, traced = schemas
+    EXPORTER.clear()
+    result = await traced.execute("query Broken { me { nope } }", context_value=context(client, None))
+    assert result.errors and result.errors[0].extensions["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert [s.name for s in EXPORTER.get_finished_spans()] == ["GraphQL Query: Broken"]
+    assert isinstance(result.errors[0], GraphQLError)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from graph.tracing import operation_tracing
 from infrastructure.settings import Settings
-from infrastructure.tracing import graphql_tracing_extensions, redact_literals, setup_tracing, traces_url
+from infrastructure.tracing import redact_literals, setup_tracing, traces_url
 
 SCRIPT = r"""
 import asyncio, json, sys
@@ -54,7 +55,7 @@ def off(tmp_path: Path) -> Settings:
 
 def test_tracing_is_off_without_an_endpoint(tmp_path: Path) -> None:
     assert setup_tracing(off(tmp_path)) is False
-    assert graphql_tracing_extensions(off(tmp_path)) == []
+    assert operation_tracing(off(tmp_path)) is None
 
 
 def test_an_endpoint_without_the_packages_only_warns(
