@@ -1,11 +1,13 @@
-"""The operation-plan cache's own gain: the same operations on the planned path and on strawberry's.
+"""The operation-plan path against strawberry's own: the same operations, in process, interleaved.
 
-genhub runs HTTP queries and mutations from cached operation plans (graph/execution.py)
-and everything else through strawberry's per-request extension lifecycle. This measures
-the two alone — no HTTP, no network — on one in-process app (embedded defaults: SQLite,
-in-memory queue): the same schema limits, the same context and container, the same
-operations, interleaved round by round. It prints CPU per operation (median over rounds)
-and the ratio, for:
+genhub runs every operation from cached operation plans (graph/execution.py). This measures
+that path alone — no HTTP, no network — on one in-process app (embedded defaults: SQLite,
+in-memory queue), against plain `strawberry.Schema.execute` on the same types with
+strawberry's own pieces (MaxTokensLimiter, ParserCache and ValidationCache with a bounded
+size, MaskErrors; none of our document limits), and the planned path with tracing on (an
+SDK tracer provider that exports nowhere: the spans' own cost). Same context and container,
+same operations, interleaved round by round. It prints CPU per operation (median over
+rounds) and strawberry's time over the plan path's, for:
 
 - `me`: the smallest signed-in read (the engine's fixed cost dominates);
 - the history page: 20 generations with model and outputs (per-field work dominates);
@@ -29,7 +31,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from strawberry.extensions import SchemaExtension  # noqa: E402
+import strawberry  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from strawberry.extensions import MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache  # noqa: E402
 
 from domain.catalogue import ModelKind  # noqa: E402
 from domain.use_cases import catalogue, credits, generations  # noqa: E402
@@ -37,9 +41,12 @@ from domain.use_cases.auth import ensure_user  # noqa: E402
 from domain.use_cases.rate_limits import RateRule  # noqa: E402
 from domain.users import Principal, Role  # noqa: E402
 from entrypoints.api import create_app  # noqa: E402
+from graph.boundary import guard_schema  # noqa: E402
 from graph.context import Context, Credentials  # noqa: E402
-from graph.limits import query_limits  # noqa: E402
-from graph.schema import GenhubSchema, build_schema  # noqa: E402
+from graph.limits import CACHE_SIZE, query_limits  # noqa: E402
+from graph.schema import SUBSCRIPTIONS, Mutation, Query, build_schema  # noqa: E402
+from graph.subscriptions.execution import PerEventMemoExecutionContext  # noqa: E402
+from graph.tracing import OperationSpans  # noqa: E402
 from infrastructure.migrations.runner import ensure_sqlite_dir, upgrade  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
 
@@ -51,8 +58,22 @@ HISTORY = """query History {
 CANCEL = 'mutation Cancel { cancelGeneration(id: "00000000-0000-0000-0000-000000000000") { __typename } }'
 
 
-class Passive(SchemaExtension):
-    """No hooks: its presence alone selects strawberry's lifecycle (as tracing does)."""
+def strawberry_schema(max_tokens: int) -> strawberry.Schema:
+    """The same types on plain strawberry, with its own caches and masking (and our argument boundary)."""
+    schema = strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=strawberry.tools.merge_types("Subscription", SUBSCRIPTIONS),
+        extensions=[
+            lambda: MaxTokensLimiter(max_token_count=max_tokens),
+            lambda: ParserCache(maxsize=CACHE_SIZE),
+            lambda: ValidationCache(maxsize=CACHE_SIZE),
+            MaskErrors,
+        ],
+        execution_context_class=PerEventMemoExecutionContext,
+    )
+    guard_schema(schema._schema)
+    return schema
 
 
 async def seed(container: Any) -> str:
@@ -80,7 +101,7 @@ async def seed(container: Any) -> str:
     return container.tokens.issue_access(user.id, Role.USER).token
 
 
-async def cpu_per_call(schema: GenhubSchema, query: str, services: Any, token: str, calls: int) -> float:
+async def cpu_per_call(schema: strawberry.Schema, query: str, services: Any, token: str, calls: int) -> float:
     started = time.process_time()
     for _ in range(calls):
         context = Context(services=services, credentials=Credentials(token), request_id=uuid.uuid4().hex)
@@ -106,19 +127,23 @@ async def main(rounds: int, calls: int) -> None:
             services = app.state.services
             token = await seed(services.adapters)
             limits = query_limits(settings)
-            planned = build_schema(limits=limits, mask_errors=True)
-            extended = build_schema(limits=limits, mask_errors=True, extensions=[Passive])
-            assert planned.plans is not None and extended.plans is None
-            print(f"{'operation':28} {'planned us':>11} {'strawberry us':>14} {'ratio':>6}")
+            schemas: dict[str, strawberry.Schema] = {
+                "planned": build_schema(limits=limits, mask_errors=True),
+                "strawberry": strawberry_schema(limits.max_tokens),
+                "traced": build_schema(
+                    limits=limits, mask_errors=True, tracing=OperationSpans(TracerProvider().get_tracer("bench"))
+                ),
+            }
+            print(f"{'operation':28} {'planned us':>11} {'strawberry us':>14} {'ratio':>6} {'traced us':>10}")
             for name, query in (("me", ME), ("history page (20 items)", HISTORY), ("typed mutation failure", CANCEL)):
-                samples: dict[str, list[float]] = {"planned": [], "strawberry": []}
-                for schema in (planned, extended):  # warm both caches
+                samples: dict[str, list[float]] = {key: [] for key in schemas}
+                for schema in schemas.values():  # warm every cache
                     await cpu_per_call(schema, query, services, token, 20)
                 for _ in range(rounds):
-                    samples["planned"].append(await cpu_per_call(planned, query, services, token, calls))
-                    samples["strawberry"].append(await cpu_per_call(extended, query, services, token, calls))
-                p, s = statistics.median(samples["planned"]), statistics.median(samples["strawberry"])
-                print(f"{name:28} {p:>11.0f} {s:>14.0f} {s / p:>6.2f}")
+                    for key, schema in schemas.items():
+                        samples[key].append(await cpu_per_call(schema, query, services, token, calls))
+                p, s, t = (statistics.median(samples[key]) for key in ("planned", "strawberry", "traced"))
+                print(f"{name:28} {p:>11.0f} {s:>14.0f} {s / p:>6.2f} {t:>10.0f}")
 
 
 if __name__ == "__main__":
