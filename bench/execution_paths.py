@@ -72,7 +72,7 @@ def strawberry_schema(max_tokens: int) -> strawberry.Schema:
         ],
         execution_context_class=PerEventMemoExecutionContext,
     )
-    guard_schema(schema._schema)
+    guard_schema(schema.graphql_schema)
     return schema
 
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
 import strawberry
+from graphql import GraphQLSchema
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
@@ -68,6 +69,12 @@ class GenhubSchema(strawberry.Schema):
     plans: OperationPlans
     policy: ErrorPolicy
     tracing: OperationTracing | None = None
+
+    @property
+    def graphql_schema(self) -> GraphQLSchema:
+        """graphql-core's schema. Strawberry keeps it only as `_schema` (it has no public accessor,
+        0.341): this is the one place that reads it."""
+        return self._schema
 
     async def execute(
         self,
@@ -155,10 +162,10 @@ def build_schema(
         subscription=subscription,
         execution_context_class=PerEventMemoExecutionContext,
     )
-    schema.plans = OperationPlans(schema._schema, limits, executor_class=PerEventMemoExecutionContext)
+    schema.plans = OperationPlans(schema.graphql_schema, limits, executor_class=PerEventMemoExecutionContext)
     schema.policy = ErrorPolicy(mask=mask_errors, hide_suggestions=limits.hide_suggestions)
     schema.tracing = tracing
-    guard_schema(schema._schema)
+    guard_schema(schema.graphql_schema)
     return schema
 
 

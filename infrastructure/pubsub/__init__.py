@@ -3,8 +3,9 @@
 Built on broadcaster's API (``connect``/``disconnect``/``publish``/``subscribe``):
 
 - ``codec``: JSON encoding of :mod:`domain.events` (garbage decodes to ``ValueError``).
-- ``bounded``: :class:`BoundedBroadcast`, a ``broadcaster.Broadcast`` whose per-subscriber
-  queues are bounded (drop-oldest) and whose listener task survives backend errors.
+- ``bounded``: :class:`BoundedBroadcast`, broadcaster's ``Broadcast`` API of our own, whose
+  per-subscriber queues are bounded (drop-oldest) and whose listener task survives backend
+  errors; ``memory_backend``: the in-process backend (``memory://``).
 - ``subscriber``: :class:`BoundedSubscriber`, one such queue, iterated with ``async for``.
 - ``redis_backend``: :class:`RedisPubSubBackend`, a backend on ``redis.asyncio`` that
   reconnects with backoff and re-subscribes every active channel after a Redis restart.

@@ -1,10 +1,11 @@
-"""A ``broadcaster.Broadcast`` with bounded subscriber queues and a listener that survives.
+"""Fan-out with bounded subscriber queues and a listener that survives, on broadcaster's backends.
 
-broadcaster 0.3.1 gives each subscriber an unbounded queue and ``await``s ``queue.put``
-for each subscriber in turn from its single listener task, and that task dies for good
-on the first backend error. :class:`BoundedBroadcast` keeps the API
+broadcaster 0.3.1's ``Broadcast`` gives each subscriber an unbounded queue and ``await``s
+``queue.put`` for each subscriber in turn from its single listener task, and that task
+dies for good on the first backend error. :class:`BoundedBroadcast` keeps its API
 (``connect``/``disconnect``/``publish``/``async with subscribe(channel) as s`` and
-``async for event in s``) and changes three things:
+``async for event in s``) on its own, using only broadcaster's public backend
+interface (``BroadcastBackend``, ``Event``), and changes three things:
 
 **Overflow policy: drop-oldest.** Each subscriber's queue holds at most ``queue_size``
 events (``settings.subscription_queue_size``). The listener only ever calls
@@ -38,9 +39,10 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 from urllib.parse import urlparse
 
-from broadcaster import Broadcast, BroadcastBackend, Event
+from broadcaster import BroadcastBackend, Event
 
 from infrastructure.pubsub.backoff import backoff_delay
+from infrastructure.pubsub.memory_backend import MemoryBackend
 from infrastructure.pubsub.redis_backend import RedisPubSubBackend
 from infrastructure.pubsub.subscriber import BoundedSubscriber
 
@@ -53,8 +55,22 @@ class _ChannelLock:
     users: int = 0
 
 
-class BoundedBroadcast(Broadcast):
-    """``broadcaster.Broadcast`` with bounded drop-oldest queues (see the module docstring).
+def backend_for(url: str) -> BroadcastBackend:
+    """``memory://`` in process; ``redis://`` and ``rediss://`` our reconnecting backend.
+
+    broadcaster 0.3.1's ``RedisBackend`` never re-subscribes after a Redis restart and,
+    with redis-py 8, its reader can even miss the first SUBSCRIBE and never deliver.
+    """
+    scheme = urlparse(url).scheme
+    if scheme in ("redis", "rediss"):
+        return RedisPubSubBackend(url)
+    if scheme == "memory":
+        return MemoryBackend(url)
+    raise ValueError(f"unsupported fan-out URL scheme: {scheme!r} (memory://, redis:// or rediss://)")
+
+
+class BoundedBroadcast:
+    """Fan-out with bounded drop-oldest queues (see the module docstring).
 
     ``BoundedBroadcast("memory://", queue_size=256)``,
     ``BoundedBroadcast("redis://host:6379/0")`` (our :class:`RedisPubSubBackend`) or
@@ -72,7 +88,11 @@ class BoundedBroadcast(Broadcast):
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
-        super().__init__(url, backend=backend)
+        if backend is None:
+            if url is None:
+                raise ValueError("give a URL or a backend")
+            backend = backend_for(url)
+        self._backend = backend
         self.queue_size = queue_size
         self._error_backoff_base = error_backoff_base
         self._error_backoff_cap = error_backoff_cap
@@ -88,16 +108,6 @@ class BoundedBroadcast(Broadcast):
         #: Events received from the backend.
         self.received_total = 0
 
-    def _create_backend(self, url: str) -> BroadcastBackend:
-        """``redis://`` and ``rediss://`` get our reconnecting backend, not broadcaster's.
-
-        broadcaster 0.3.1's ``RedisBackend`` never re-subscribes after a Redis restart and,
-        with redis-py 8, its reader can even miss the first SUBSCRIBE and never deliver.
-        """
-        if urlparse(url).scheme in ("redis", "rediss"):
-            return RedisPubSubBackend(url)
-        return super()._create_backend(url)
-
     @property
     def backend(self) -> BroadcastBackend:
         return self._backend
@@ -110,7 +120,6 @@ class BoundedBroadcast(Broadcast):
             "backend_channels": len(self._backend_channels),
             "channel_locks": len(self._channel_locks),
             "pending_releases": len(self._releases),
-            "legacy_subscribers": len(self._subscribers),
             "dropped_total": self.dropped_total,
             "listener_errors": self.listener_errors,
             "received_total": self.received_total,
@@ -176,12 +185,8 @@ class BoundedBroadcast(Broadcast):
     # ------------------------------------------------------------ subscriptions
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[BoundedSubscriber]:  # type: ignore[override]
-        """Subscribe for the duration of the ``async with`` block.
-
-        (Yields our BoundedSubscriber, which has broadcaster's Subscriber interface — ``get``
-        and ``async for`` — without subclassing its private class: hence the ignore.)
-        """
+    async def subscribe(self, channel: str) -> AsyncIterator[BoundedSubscriber]:
+        """Subscribe for the duration of the ``async with`` block (``get`` or ``async for`` the events)."""
         subscriber = BoundedSubscriber(channel, self.queue_size)
         self._channels.setdefault(channel, set()).add(subscriber)
         try:

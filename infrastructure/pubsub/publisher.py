@@ -16,8 +16,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from broadcaster import Broadcast
-
 from domain.events import Event, user_channel
 from infrastructure.pubsub.bounded import BoundedBroadcast
 from infrastructure.pubsub.codec import encode_event
@@ -38,7 +36,7 @@ class BroadcastPublisher:
     ``failures`` and swallowed. Subscribers recover by re-reading state.
     """
 
-    def __init__(self, broadcast: Broadcast, *, timeout: float = 5.0) -> None:
+    def __init__(self, broadcast: BoundedBroadcast, *, timeout: float = 5.0) -> None:
         self._broadcast = broadcast
         self._timeout = timeout
         self._failures = 0

@@ -296,7 +296,7 @@ SUBSCRIPTION_ROWS: dict[str, SubscriptionRow] = {
 
 
 def root_fields() -> list[str]:
-    schema = build_schema()._schema
+    schema = build_schema().graphql_schema
     out = []
     for kind, root in (
         ("Query", schema.query_type),

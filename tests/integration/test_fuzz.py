@@ -21,7 +21,7 @@ from graph.schema import build_schema
 from infrastructure.security.passwords import Argon2PasswordHasher
 from tests.fixtures.app import GraphQLClient, app_settings, register_user, running_app
 
-SCHEMA = build_schema()._schema
+SCHEMA = build_schema().graphql_schema
 ALLOWED_STATUS = {200, 400, 405, 406, 413, 415}
 LEAKS = ("Traceback", 'File "', "INTERNAL_SERVER_ERROR", "sqlalchemy", "asyncpg", "Exception")
 FUZZ = settings(

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 
 import pytest
 from broadcaster import Event as BroadcastEvent
-from broadcaster._backends.memory import MemoryBackend
 from redis.asyncio import Redis
 
 from domain.events import CreditsChanged, GenerationChanged, user_channel
@@ -36,6 +35,7 @@ from infrastructure.pubsub import (
     open_broadcast,
 )
 from infrastructure.pubsub.feed import BroadcastFeed
+from infrastructure.pubsub.memory_backend import MemoryBackend
 from infrastructure.settings import Settings
 from tests.fixtures.waiting import eventually
 
@@ -574,7 +574,6 @@ async def test_no_leak_after_10000_subscribe_cycles(redis_url: str, make_broadca
         "backend_channels": 0,
         "channel_locks": 0,
         "pending_releases": 0,
-        "legacy_subscribers": 0,
         "dropped_total": 0,
         "listener_errors": 0,
     }

@@ -39,7 +39,7 @@ from graph.schema import build_schema
 from tests.fixtures.app import GraphQLClient, SettingsFactory, admin_token, register_user, running_app
 from tests.fixtures.services import asyncpg_to_sqlalchemy
 
-SCHEMA = build_schema()._schema
+SCHEMA = build_schema().graphql_schema
 TEXT = frozenset({"String", "ID", "JSON"})
 
 

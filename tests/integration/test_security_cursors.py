@@ -35,7 +35,7 @@ from infrastructure.container import cursor_codec
 from tests.fixtures.app import GraphQLClient, app_settings, operator_model, register_user, running_app
 from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
 
-SCHEMA: GraphQLSchema = build_schema()._schema
+SCHEMA: GraphQLSchema = build_schema().graphql_schema
 INVALID_INPUT = "INVALID_INPUT"
 ITEMS = 23  # per list: more than one page at every page size the walks use
 TIES = 3  # items sharing one created_at: the id breaks the tie

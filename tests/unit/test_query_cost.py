@@ -12,7 +12,7 @@ from graph.query_cost import fixed_cost, operation_cost
 from graph.schema import build_schema
 from infrastructure.settings import Settings
 
-SCHEMA = build_schema()._schema
+SCHEMA = build_schema().graphql_schema
 
 
 def parts(query: str) -> tuple[OperationDefinitionNode, dict[str, FragmentDefinitionNode]]:

@@ -43,7 +43,7 @@ from graph.query_cost import PAGE_ARGUMENT, _CostWalk, _page_size, least_cost, o
 from graph.schema import build_schema
 from infrastructure.settings import Settings
 
-SCHEMA = build_schema()._schema
+SCHEMA = build_schema().graphql_schema
 LIMITS = query_limits(Settings(_env_file=None))  # type: ignore[call-arg]
 
 # Selections a fragment on Query may hold: plain fields, a connection, aliases, nesting.
