@@ -38,8 +38,13 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# pytest in PYTEST_WORKERS processes (pytest-xdist), more than the cores: the suite mostly waits on
+# PostgreSQL, Redis and subprocesses (docs/benchmarks.md). Each process has its own database and
+# Redis DB (tests/fixtures/services.py); each test file runs whole in one process (its module fixtures).
+PYTEST_WORKERS ?= 4
+
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The unit tests only (no PostgreSQL, Redis or subprocesses): seconds, for the edit-test loop.
 test-fast: $(VENV)/.installed-dev

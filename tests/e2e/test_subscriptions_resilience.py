@@ -39,6 +39,7 @@ from tests.e2e.subscription_support import (
     wait_for_numsub,
 )
 from tests.fixtures.credits import grant_credits
+from tests.fixtures.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -89,7 +90,9 @@ async def test_a_subscription_continues_across_a_redis_restart_without_reconnect
 
         # when Redis goes away and comes back on the same port (empty: no persistence)
         assert await redis_proc.stop(signal.SIGKILL) != 0
-        await asyncio.sleep(0.5)
+        await eventually(
+            lambda: "redis pub/sub connection lost" in server.proc.output(), what="the server to notice Redis is gone"
+        )
         redis_proc, _ = await start_redis(tmp_path, port)
 
         # then the server re-subscribes by itself (within its backoff cap) ...
