@@ -44,6 +44,7 @@ from tests.e2e.subscription_support import (
 )
 from tests.fixtures.credits import grant_credits
 from tests.fixtures.services import TABLES
+from tests.fixtures.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -281,10 +282,7 @@ async def test_legacy_graphql_ws_clients_get_the_same_stream(stack: Stack) -> No
         assert updated.items[-1]["data"]["generationUpdated"]["generation"]["error"]["code"] == "CANCELED"
     assert updated.ended is not None and updated.ended["type"] == "complete"
     # and the server sent legacy keep-alives (`ka`) meanwhile
-    deadline = time.monotonic() + 3
-    while ws.pings == 0 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert ws.pings > 0
+    await eventually(lambda: ws.pings > 0, what="a keep-alive ping", timeout=3)
     await ws.close()
 
 
@@ -397,10 +395,7 @@ async def test_the_upgrade_requests_authorization_header_authenticates(stack: St
 
     # then it is served, and it was pinged for keep-alive meanwhile
     assert await ws.next_data(op) == {"creditsChanged": {"balance": 3, "reserved": 0, "available": 3}}
-    deadline = time.monotonic() + 3
-    while ws.pings == 0 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert ws.pings > 0
+    await eventually(lambda: ws.pings > 0, what="a keep-alive ping", timeout=3)
     await ws.close()
 
 

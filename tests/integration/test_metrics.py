@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infrastructure.metrics import QUEUE_DEPTH, refresh_queue_depth, render, track_subscription
 from tests.fixtures.app import GraphQLClient, app_settings, register_user, running_app
+from tests.fixtures.waiting import eventually
 from tests.integration.asgi_websocket import AsgiWebSocket
 from tests.integration.board_world import CREDITS, GENERATE, add_model, grant
 
@@ -58,13 +58,16 @@ async def test_metrics_after_a_generation(client: GraphQLClient) -> None:
     # when it runs one generation to its end
     started = await client.execute(GENERATE, {"modelId": model_id}, token=token)
     generation_id = started["data"]["generate"]["generation"]["id"]
-    status = "QUEUED"
-    for _ in range(100):
-        status = (await client.execute(GENERATION, {"id": generation_id}, token=token))["data"]["generation"]["status"]
-        if status in FINAL:
-            break
-        await asyncio.sleep(0.05)
-    assert status == "SUCCEEDED"
+
+    async def status() -> str:
+        body = await client.execute(GENERATION, {"id": generation_id}, token=token)
+        return str(body["data"]["generation"]["status"])
+
+    async def ended() -> bool:
+        return await status() in FINAL
+
+    await eventually(ended, what="the generation to end", every=0.05)
+    assert await status() == "SUCCEEDED"
     after = await scrape(client)
 
     # then every family of the issue has the expected series
@@ -131,19 +134,21 @@ async def test_active_subscriptions_gauge_follows_real_subscriptions(client: Gra
         await ws.send_json(
             {"id": "1", "type": "subscribe", "payload": {"query": "subscription { creditsChanged { balance } }"}}
         )
-        during = before
-        for _ in range(40):  # the subscription starts a moment after `subscribe`
-            during = value(await scrape(client), "genhub_active_subscriptions")
-            if during > before:
-                break
-            await asyncio.sleep(0.025)
+
+        async def active() -> float:
+            return value(await scrape(client), "genhub_active_subscriptions")
+
+        async def started() -> bool:  # the subscription starts a moment after `subscribe`
+            return await active() > before
+
+        async def ended() -> bool:
+            return await active() == before
+
+        await eventually(started, what="the subscription to start", every=0.025)
         # then the gauge counts it while it is open
-        assert during == before + 1
+        assert await active() == before + 1
         await ws.send_json({"id": "1", "type": "complete"})
-        for _ in range(40):
-            if value(await scrape(client), "genhub_active_subscriptions") == before:
-                break
-            await asyncio.sleep(0.025)
+        await eventually(ended, what="the subscription to end", every=0.025)
     # and forgets it once it is completed
     assert value(await scrape(client), "genhub_active_subscriptions") == before
     with track_subscription():  # the helper for code that is not a GraphQL subscription

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 async def empty_database(postgres_dsn: str) -> object:
-    name = "genhub_migrations_test"
+    name = f"genhub_migrations_{uuid.uuid4().hex[:10]}"  # concurrent test processes each need their own
     admin = await asyncpg.connect(PG_ADMIN_DSN)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -31,6 +31,8 @@ from tests.integration.workers.world import World, new_world
 
 ROOT = Path(__file__).resolve().parents[3]
 CALLBACK_SECRET = "test-kie-callback-secret"
+# Shared by the xdist workers (and by concurrent test runs): nothing flushes it, and each
+# module's stream has a name of its own (worker_env).
 WORKER_REDIS_DB = int(os.environ.get("TEST_WORKER_REDIS_DB", "10"))
 # Variables of ours the developer's shell may hold; the subprocess must see only the test's.
 _OWN_PREFIXES = ("DATABASE_", "REDIS_", "STORAGE_", "LOCAL_STORAGE", "S3_", "SIMULATED_", "KIE_", "POLL_", "TASK_")
