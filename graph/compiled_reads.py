@@ -54,6 +54,13 @@ log = logging.getLogger("genhub.compiled")
 MEMO_SIZE = 64
 
 
+class RawJSON(str):
+    """The JSON text of a compiled read's `data`, for a transport that writes it as it is
+    (graph/http.py `encode`); nothing else parses it again."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class RootField:
     """A root field of an operation: its selection (argument values filled per request) and its nodes."""
@@ -239,8 +246,9 @@ class CompiledReads:
         raw_variables: Mapping[str, Any] | None,
         context: Any,
         memo: dict[Any, Any],
-    ) -> dict[str, Any] | None:
-        """`data` of the operation from one statement, or None: take the resolver path."""
+    ) -> dict[str, Any] | RawJSON | None:
+        """`data` of the operation from one statement (its JSON text when the transport writes
+        it as it is: `Context.raw_answers`), or None: take the resolver path."""
         if not isinstance(context, Context) or context.services.json_reads is None:
             return None
         if operation.operation is not OperationType.QUERY:
@@ -289,5 +297,7 @@ class CompiledReads:
                 exc_info=True,
             )
             return None
+        if context.raw_answers:
+            return RawJSON(text)
         data: dict[str, Any] = json.loads(text)
         return data

@@ -33,6 +33,9 @@ class Context(BaseContext):
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     client_ip: str = "unknown"
     operation_name: str | None = None
+    #: The transport writes a compiled read's JSON text into its answer as it is (HTTP does;
+    #: the WebSocket transports hand `data` to strawberry's encoder, which needs objects).
+    raw_answers: bool = False
     account_gone: bool = False  # the token verified, but its account no longer exists
     _account_confirmed: bool = False
 

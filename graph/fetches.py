@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import Executor, GraphQLSchema, execute, subscribe
@@ -81,7 +81,8 @@ class CompiledFirst:
         assert operation is not None
         data = await self.reads.answer(operation, plan.fragments, request.variables, request.context, self.memo)
         if data is not None:
-            return GraphQLExecutionResult(data, None)
+            # A RawJSON (JSON text) where the transport writes `data` as it is (Context.raw_answers).
+            return GraphQLExecutionResult(cast("dict[str, Any]", data), None)
         outcome: Any = self.fallback.execute(plan, request)
         return await outcome if optimized_is_awaitable(outcome) else outcome  # type: ignore[no-any-return]
 

@@ -15,6 +15,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.client_address import client_address
+from graph.compiled_reads import RawJSON
 from graph.context import Context, Credentials
 from graph.execution import operations_by_name
 from graph.http_bodies import multipart_params, read_body
@@ -54,6 +55,14 @@ def problem(exc: HttpProblem, media: str, request: Request) -> Answer:
 
 
 def encode(payload: Any) -> bytes:
+    """The JSON body; a compiled read's `data` (RawJSON, already JSON text) is written in as it is."""
+    if isinstance(payload, list):
+        return b"[" + b",".join(encode(item) for item in payload) + b"]"
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if isinstance(data, RawJSON):
+        rest = {key: value for key, value in payload.items() if key != "data"}
+        tail = b"," + encode(rest)[1:] if rest else b"}"
+        return b'{"data":' + data.encode() + tail
     return json.dumps(payload, separators=(",", ":"), default=str).encode()
 
 
@@ -103,6 +112,7 @@ class GraphQLHttp:
             request_id=request_id_of(request),
             client_ip=client_address(request, self.settings.trusted_proxy_hops),
             operation_name=params.operation_name,
+            raw_answers=True,
         )
         ctx.request = request
         return ctx
