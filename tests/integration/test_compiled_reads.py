@@ -1,6 +1,7 @@
 """Compiled reads answer exactly what the resolvers answer (issue #17), on PostgreSQL.
 
-A differential test: generated documents (fields, nesting, aliases, fragments, `__typename`,
+A differential test (two generators: ours, which knows which fields compile, and hypothesis-graphql's
+from the schema): generated documents (fields, nesting, aliases, fragments, `__typename`,
 @include/@skip on variables), generated arguments (page sizes, cursors, filters, ids of
 objects each persona may or may not see) over varied rows (every status, ties on
 created_at, timestamps with and without a fraction, errors with and without a message,
@@ -24,7 +25,9 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis_graphql import queries
 
+from graph.schema import build_schema
 from infrastructure.db.json_reads import roots
 from tests.integration.board_world import World, module_world, with_board
 
@@ -399,3 +402,22 @@ async def test_a_selection_too_wide_for_one_statement_takes_the_resolver_path(
     # then no statement ran, and the answer is the resolvers'
     assert rows.counting.runs == before
     assert compiled == resolved
+
+
+COMPILED_ROOTS = ["generations", "generation", "chunks", "chunk", "credits", "creditLedger"]
+SCHEMA_DOCUMENTS = queries(build_schema().graphql_schema, fields=COMPILED_ROOTS)
+
+
+@EXAMPLES
+@given(data=st.data(), persona=st.sampled_from(PERSONAS))
+async def test_documents_generated_from_the_schema_answer_alike(
+    world: tuple[World, Rows], data: st.DataObject, persona: str
+) -> None:
+    """hypothesis-graphql's documents for the compiled roots (any arguments, any selection of the schema)."""
+    w, _ = world
+    # given a document hypothesis-graphql built from the schema for the compiled root fields
+    document = data.draw(SCHEMA_DOCUMENTS)
+    # when it is answered with compiled reads and by the resolvers
+    compiled, resolved = await both_paths(w, persona, str(document), {})
+    # then the answers are the same JSON
+    assert compiled == resolved, (document, persona)
