@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    DirectiveNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -35,7 +36,10 @@ from graphql import (
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    VariableNode,
+    Visitor,
     get_named_type,
+    visit,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_directive_values, get_variable_values
 
@@ -151,21 +155,26 @@ def selected(
     return tuple(out)
 
 
-def directive_variables(operation: OperationDefinitionNode) -> tuple[str, ...]:
-    """Variables the operation's @skip/@include read (they change the selection, so key it)."""
-    from graphql import VariableNode, visit
-    from graphql.language import Visitor
+class _DirectiveVariables(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
 
-    names: list[str] = []
+    def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
+        for argument in node.arguments or ():
+            if isinstance(argument.value, VariableNode) and argument.value.name.value not in self.names:
+                self.names.append(argument.value.name.value)
 
-    class Directives(Visitor):
-        def enter_directive(self, node: Any, *_: Any) -> None:
-            for argument in node.arguments or ():
-                if isinstance(argument.value, VariableNode) and argument.value.name.value not in names:
-                    names.append(argument.value.name.value)
 
-    visit(operation, Directives())
-    return tuple(names)
+def directive_variables(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> tuple[str, ...]:
+    """Variables that directives read in the operation or in any fragment of its document: the
+    selection @skip/@include leave depends on their values, so the memo is keyed by them."""
+    found = _DirectiveVariables()
+    for node in (operation, *fragments.values()):
+        visit(node, found)
+    return tuple(found.names)
 
 
 def root_args(name: str, args: Mapping[str, Any], viewer: Principal, context: Context) -> roots.RootArgs:
@@ -258,7 +267,7 @@ class CompiledReads:
             return None  # the resolver path reports the variables' errors
         used: tuple[str, ...] | None = memo.get(("directives", id(operation)))
         if used is None:
-            used = memo[("directives", id(operation))] = directive_variables(operation)
+            used = memo[("directives", id(operation))] = directive_variables(operation, fragments)
         key = (id(operation), tuple(bool(coerced.coerced.get(n)) for n in used))
         if key not in memo:
             if len(memo) >= MEMO_SIZE:

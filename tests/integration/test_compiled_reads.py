@@ -342,6 +342,27 @@ async def test_reads_the_compiler_describes_are_compiled(world: tuple[World, Row
     assert "errors" not in compiled, compiled
 
 
+@pytest.mark.parametrize("order", [(True, False), (False, True)])
+async def test_a_directive_inside_a_fragment_keys_the_compiled_selection(
+    world: tuple[World, Rows], order: tuple[bool, bool]
+) -> None:
+    # given a document whose fragment (outside the operation) has @include on a variable
+    w, rows = world
+    document = (
+        "query Page($on: Boolean!) { generations(first: 3) { edges { node { ...G } } } } "
+        "fragment G on Generation { id prompt @include(if: $on) status @skip(if: $on) }"
+    )
+    for on in order:
+        # when it is read with one value, then the other
+        before = rows.counting.runs
+        compiled, resolved = await both_paths(w, "owner", document, {"on": on})
+        # then each answer is compiled and follows that request's value
+        assert rows.counting.runs == before + 1
+        assert compiled == resolved
+        node = compiled["data"]["generations"]["edges"][0]["node"]
+        assert ("prompt" in node, "status" in node) == (on, not on)
+
+
 async def test_the_history_page_is_one_compiled_statement(world: tuple[World, Rows]) -> None:
     w, rows = world
     page = (
