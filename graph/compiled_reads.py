@@ -151,12 +151,14 @@ class CompiledReads:
             return None
         if operation.operation is not OperationType.QUERY:
             return None
-        coerced = get_variable_values(self._schema, operation.variable_definitions or (), dict(raw_variables or {}))
-        if isinstance(coerced, list):
-            return None  # the resolver path reports the variables' errors
         used: tuple[str, ...] | None = memo.get(("directives", id(operation)))
         if used is None:
             used = memo[("directives", id(operation))] = directive_variables(operation, fragments)
+        if not used and memo.get((id(operation), ()), ...) is None:
+            return None  # known not to compile whatever the variables: no coercion spent on it
+        coerced = get_variable_values(self._schema, operation.variable_definitions or (), dict(raw_variables or {}))
+        if isinstance(coerced, list):
+            return None  # the resolver path reports the variables' errors
         key = (id(operation), tuple(bool(coerced.coerced.get(n)) for n in used))
         if key not in memo:
             if len(memo) >= MEMO_SIZE:

@@ -245,11 +245,13 @@ def ledger_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
 
 
 def credits_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
-    a = aliases.next()
-    zero = aliases.next()
-    account = f"(SELECT {object_json('CreditBalance', a, root.fields, aliases)} FROM credit_accounts {a} WHERE {a}.user_id = {s['viewer']}::uuid)"
-    empty = f"(SELECT {object_json('CreditBalance', zero, root.fields, aliases)} FROM (SELECT 0::bigint AS balance, 0::bigint AS reserved) {zero})"
-    return f"coalesce({account}, {empty})"
+    a, t = aliases.next(), aliases.next()
+    # The viewer's account, or zeros without one: one row either way, one object built.
+    balance = (
+        f"SELECT coalesce({a}.balance, 0) AS balance, coalesce({a}.reserved, 0) AS reserved FROM (SELECT 1) one "
+        f"LEFT JOIN credit_accounts {a} ON {a}.user_id = {s['viewer']}::uuid"
+    )
+    return f"(SELECT {object_json('CreditBalance', t, root.fields, aliases)} FROM ({balance}) {t})"
 
 
 RootSql = Callable[[Selected, Slots, Aliases], str]
