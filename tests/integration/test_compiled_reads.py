@@ -29,6 +29,7 @@ from hypothesis_graphql import queries
 
 from graph.schema import build_schema
 from infrastructure.db.json_reads import roots
+from tests.fixtures.app import register_user
 from tests.integration.board_world import World, module_world, with_board
 
 pytestmark = pytest.mark.postgres
@@ -63,6 +64,7 @@ class Rows:
     chunk_ids: dict[str, list[str]]
     cursors: list[str]  # cursors issued by the app for the owner's history
     counting: CountingReads
+    dsn: str = ""  # the database, for tests that change a row
     examples: int = 0  # generated reads sent so far
     compiled: int = 0  # of which the compiled path answered
 
@@ -147,7 +149,7 @@ async def world(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> 
         w.client.app.state.services = dataclasses.replace(services, json_reads=counting)
         body = await w.data("owner", PAGE, {"first": 30})
         cursors = [e["cursor"] for e in body["generations"]["edges"]]
-        rows = Rows(generations, chunks, cursors, counting)
+        rows = Rows(generations, chunks, cursors, counting, postgres_dsn)
         yield w, rows
         w.client.app.state.services = services
         if rows.examples >= 100:  # the whole differential test ran: it must have compared compiled answers
@@ -442,3 +444,48 @@ async def test_documents_generated_from_the_schema_answer_alike(
     compiled, resolved = await both_paths(w, persona, str(document), {})
     # then the answers are the same JSON
     assert compiled == resolved, (document, persona)
+
+
+async def test_an_account_without_credits_reads_zeros_on_both_paths(world: tuple[World, Rows]) -> None:
+    # given a new account that was never granted anything (no credit account row)
+    w, rows = world
+    session = await register_user(w.client, f"new-{uuid.uuid4().hex[:8]}@example.com")
+    w.tokens["newcomer"] = session["accessToken"]
+    try:
+        before = rows.counting.runs
+        # when its balance is read
+        compiled, resolved = await both_paths(w, "newcomer", "query { credits { balance reserved available } }", {})
+    finally:
+        del w.tokens["newcomer"]
+    # then one statement answered zeros, as the resolvers do
+    assert rows.counting.runs == before + 1
+    assert compiled == resolved == {"data": {"credits": {"balance": 0, "reserved": 0, "available": 0}}}
+
+
+HOSTILE = st.text(
+    alphabet=st.sampled_from(["\x01", '"', "\\", ":", "0", "a", "f", "-", "é", "\u2028", " ", *roots.CURSOR_NONCE[:4]]),
+    max_size=80,
+).map(lambda t: "\x01" + t)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(prompt=HOSTILE, tail=st.sampled_from(["", ":1:" + str(uuid.UUID(int=1)), ":99999999999:" + str(uuid.uuid4())]))
+async def test_stored_text_that_looks_like_a_cursor_mark_is_shown_as_stored(
+    world: tuple[World, Rows], prompt: str, tail: str
+) -> None:
+    # given a prompt made to look like the statement's cursor marks (without this process's nonce)
+    w, rows = world
+    stored = prompt + tail
+    generation_id = uuid.UUID(rows.generation_ids["owner"][0])
+    conn = await asyncpg.connect(rows.dsn)
+    try:
+        await conn.execute("UPDATE generations SET prompt = $1 WHERE id = $2", stored, generation_id)
+    finally:
+        await conn.close()
+    # when the owner reads it with cursors on both paths
+    document = "query ($id: ID!) { generation(id: $id) { prompt } generations(first: 30) { edges { cursor node { id prompt } } } }"
+    compiled, resolved = await both_paths(w, "owner", document, {"id": str(generation_id)})
+    # then it comes back exactly as stored, and the answers are equal
+    assert compiled == resolved
+    assert compiled["data"]["generation"]["prompt"] == stored
