@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -202,7 +203,7 @@ def main() -> int:
     url = asyncio.run(prepare())
     os.environ["COMPILED_READS"] = "true" if args.path == "compiled" else "false"
     body = read.RUN / "body_genhub.json"
-    body.write_text(read.json.dumps({"query": read.GENHUB_QUERY, "variables": {"first": read.FIRST}}))
+    body.write_text(json.dumps({"query": read.GENHUB_QUERY, "variables": {"first": read.FIRST}}))
     want = asyncio.run(read_verify.expected_genhub(url, read_seed.BENCH_USER_ID, read.FIRST))
     out = read.RUN / f"profile-{args.path}.txt"
     with ExitStack() as stack:
