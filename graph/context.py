@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -89,3 +91,14 @@ class Context(BaseContext):
 
 
 Info = StrawberryInfo[Context, None]
+
+_NO_SCOPE: AbstractAsyncContextManager[object] = contextlib.nullcontext()
+
+
+def read_scope(context: object) -> AbstractAsyncContextManager[object]:
+    """One read session for what runs inside (a query, a subscription event): its use cases and loaders.
+
+    Opened at the first read only (infrastructure/db/read_scope.py); mutations are not run in
+    one, so a request never holds a read connection while it waits for its write's.
+    """
+    return context.services.read_scope() if isinstance(context, Context) else _NO_SCOPE

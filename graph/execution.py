@@ -38,6 +38,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from graph.compiled_reads import CompiledReads
+from graph.context import read_scope
 from graph.document_shape import fragments_of
 from graph.extensions import ErrorPolicy
 from graph.fetches import CompiledFirst, GraphQLCoreFetch
@@ -203,7 +204,11 @@ async def run_planned(
     if refusal is not None:
         return GraphQLExecutionResult(None, [refusal])
     assert plan.fetch is not None
-    outcome: Any = plan.fetch.execute(plan, request)
+    if operation.operation is OperationType.QUERY:
+        async with read_scope(request.context):
+            outcome: Any = plan.fetch.execute(plan, request)
+            return await outcome if inspect.isawaitable(outcome) else outcome  # type: ignore[no-any-return]
+    outcome = plan.fetch.execute(plan, request)
     return await outcome if inspect.isawaitable(outcome) else outcome  # type: ignore[no-any-return]
 
 

@@ -33,6 +33,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
+from graph.context import read_scope
 from graph.execution import (
     OperationInput,
     OperationPlan,
@@ -151,7 +152,14 @@ async def _events(
     events: AsyncIterator[GraphQLExecutionResult] = outcome
     async with contextlib.aclosing(events):  # type: ignore[type-var]
         try:
-            async for event in events:
+            while True:
+                # Each event is read and its selection executed in a read scope of its own:
+                # a subscription holds no connection between events.
+                async with read_scope(request.context):
+                    try:
+                        event = await anext(events)
+                    except StopAsyncIteration:
+                        break
                 yield ExecutionResult(data=event.data, errors=policy.apply(list(event.errors or ()), request.context))
         except Exception as error:  # graphql-core lets the event stream's own exceptions through
             yield ExecutionResult(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -75,6 +76,9 @@ class Services:
     local_files: LocalStorage | None
     #: Compiled reads (PostgreSQL only; None: every read runs through the resolvers).
     json_reads: JsonReads | None
+    #: `async with read_scope():` every read use case and loader inside shares one session
+    #: (infrastructure/db/read_scope.py); the GraphQL layer enters one per query and per event.
+    read_scope: Callable[[], AbstractAsyncContextManager[object]]
     #: The adapters themselves, for operator tools and tests; transports use the fields above.
     adapters: Container
 
@@ -191,6 +195,7 @@ def bind(c: Container) -> Services:
         refresh_queue_metrics=_queue_metrics(c),
         local_files=c.storage if isinstance(c.storage, LocalStorage) else None,
         json_reads=c.json_reads,
+        read_scope=c.read_uow.scope,
         adapters=c,
     )
 

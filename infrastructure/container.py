@@ -25,6 +25,7 @@ from infrastructure.clock import SystemClock
 from infrastructure.db.engine import create_engine, create_session_factory, open_driver_pool
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
 from infrastructure.db.json_reads.runner import JsonReads
+from infrastructure.db.read_scope import RequestReads
 from infrastructure.db.uow import SqlUnitOfWorkFactory
 from infrastructure.provider_metrics import instrument_providers
 from infrastructure.providers.kie import build_http_client
@@ -49,7 +50,8 @@ class Container:
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     uow: SqlUnitOfWorkFactory
-    read_uow: SqlUnitOfWorkFactory  # autocommit: a read opens and rolls back no transaction
+    #: Autocommit read units (no transaction to open and roll back), one session per request scope.
+    read_uow: RequestReads
     starter: GenerationStarter
     json_reads: JsonReads | None  # compiled reads (PostgreSQL only)
     clock: SystemClock
@@ -105,6 +107,11 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
         setup_tracing(settings, engine=engine)  # no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set
         session_factory = create_session_factory(engine)
         uow = SqlUnitOfWorkFactory(session_factory)
+        # Shared per request on PostgreSQL only: SQLite's engine has one connection for the process.
+        reads = RequestReads(
+            create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT")),
+            shared=engine.dialect.name == "postgresql",
+        )
 
         the_broker = broker
         redis: Redis | None = None
@@ -122,7 +129,9 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
                 stack.push_async_callback(pipeline.aclose)
             limiter = RedisRateLimiter(redis, pipeline=pipeline)
 
-        catalogue = CatalogueCache(uow, ttl_seconds=settings.catalogue_cache_ttl_seconds, redis=redis)
+        # Loaded through the reads: a request that holds its scope's connection loads it on that
+        # connection (waiting for a second one could starve the pool under load).
+        catalogue = CatalogueCache(reads, ttl_seconds=settings.catalogue_cache_ttl_seconds, redis=redis)
         await catalogue.start()
         stack.push_async_callback(catalogue.stop)
 
@@ -140,9 +149,7 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             engine=engine,
             session_factory=session_factory,
             uow=uow,
-            read_uow=SqlUnitOfWorkFactory(
-                create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
-            ),
+            read_uow=reads,
             starter=starter,
             json_reads=json_reads,
             clock=SystemClock(),

@@ -13,7 +13,46 @@ from infrastructure.db.repositories.invitations import SqlBoardInvitationReposit
 from infrastructure.db.repositories.users import SqlRefreshTokenRepository, SqlUserRepository
 
 
-class SqlUnitOfWork:
+class SqlRepositories:
+    """Every repository on one session (a unit of work's, or a request read scope's)."""
+
+    users: SqlUserRepository
+    refresh_tokens: SqlRefreshTokenRepository
+    credits: SqlCreditRepository
+    catalogue: SqlCatalogueRepository
+    admin_settings: SqlAdminSettingsRepository
+    generations: SqlGenerationRepository
+    boards: SqlBoardRepository
+    chunks: SqlChunkRepository
+    invitations: SqlBoardInvitationRepository
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._attach(session)
+
+    def _attach(self, session: AsyncSession) -> None:
+        self.users = SqlUserRepository(session)
+        self.refresh_tokens = SqlRefreshTokenRepository(session)
+        self.credits = SqlCreditRepository(session)
+        self.catalogue = SqlCatalogueRepository(session)
+        self.admin_settings = SqlAdminSettingsRepository(session)
+        self.generations = SqlGenerationRepository(session)
+        self.boards = SqlBoardRepository(session)
+        self.chunks = SqlChunkRepository(session)
+        self.invitations = SqlBoardInvitationRepository(session)
+
+    def _take(self, other: SqlRepositories) -> None:
+        self.users = other.users
+        self.refresh_tokens = other.refresh_tokens
+        self.credits = other.credits
+        self.catalogue = other.catalogue
+        self.admin_settings = other.admin_settings
+        self.generations = other.generations
+        self.boards = other.boards
+        self.chunks = other.chunks
+        self.invitations = other.invitations
+
+
+class SqlUnitOfWork(SqlRepositories):
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = session_factory
         self._session: AsyncSession | None = None
@@ -27,15 +66,7 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> SqlUnitOfWork:
         session = self._factory()
         self._session = session
-        self.users = SqlUserRepository(session)
-        self.refresh_tokens = SqlRefreshTokenRepository(session)
-        self.credits = SqlCreditRepository(session)
-        self.catalogue = SqlCatalogueRepository(session)
-        self.admin_settings = SqlAdminSettingsRepository(session)
-        self.generations = SqlGenerationRepository(session)
-        self.boards = SqlBoardRepository(session)
-        self.chunks = SqlChunkRepository(session)
-        self.invitations = SqlBoardInvitationRepository(session)
+        self._attach(session)
         return self
 
     async def __aexit__(self, *args: object) -> None:
