@@ -1,0 +1,146 @@
+"""The resolver path on PostgreSQL: one connection per request, no transaction for a read, batched lookups.
+
+What one request sends is captured on the app's real engine (tests/integration/statement_log.py)
+with compiled reads off, so every read below runs through the resolvers and their loaders.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.generations import Generation, GenerationStatus
+from domain.repositories import Asset
+from tests.fixtures.app import GraphQLClient, SettingsFactory, operator_model, register_user, running_app
+from tests.integration.board_world import CREATE_BOARD
+from tests.integration.statement_log import statements_of
+
+pytestmark = pytest.mark.postgres
+
+# bench/read.py's history page.
+HISTORY = (
+    "query LatestGenerations($first: Int!) { generations(first: $first) { edges { node { id status prompt"
+    " createdAt model { slug costCredits } outputs { id kind size } } } } }"
+)
+BOARD = """
+query BoardPage($id: ID!) {
+  board(id: $id) {
+    id name myRole
+    members { role user { email } }
+    generations(first: 20) { edges { node { id prompt model { slug } outputs { id kind } inputs { id } } } }
+  }
+}
+"""
+BOARDS = """
+query Boards {
+  boards { id name members { role user { email } } generations(first: 5) { edges { node { id outputs { id } } } } }
+}
+"""
+PAGE_SIZE = 20
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Seeded:
+    me: GraphQLClient
+    board_ids: list[str]
+
+
+@pytest.fixture
+async def client(clean_postgres: str, make_settings: SettingsFactory) -> AsyncIterator[GraphQLClient]:
+    settings = make_settings(database_url=clean_postgres, compiled_reads=False, simulated_mode="hang")
+    async with running_app(settings) as c:
+        yield c
+
+
+async def seed_generations(
+    client: GraphQLClient, user_id: uuid.UUID, model_id: uuid.UUID, count: int, board_id: uuid.UUID | None = None
+) -> None:
+    async with client.container.uow() as uow:
+        for i in range(count):
+            at = T0 + timedelta(minutes=i)
+            g = Generation(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                model_id=model_id,
+                prompt=f"harbour {i}",
+                status=GenerationStatus.SUCCEEDED,
+                created_at=at,
+                updated_at=at,
+                board_id=board_id,
+            )
+            await uow.generations.add(g)
+            for position in range(2):
+                await uow.generations.add_asset(
+                    Asset(uuid.uuid4(), g.id, "output", position, f"out/{g.id}/{position}.png", "image/png", 10, at)
+                )
+        await uow.commit()
+
+
+@pytest.fixture
+async def seeded(client: GraphQLClient) -> Seeded:
+    model_id = uuid.UUID(await operator_model(client, cost=0, name="Harbour model"))
+    user = await register_user(client, "pages@example.com")
+    me = client.as_user(user["accessToken"])
+    user_id = uuid.UUID(user["user"]["id"])
+    board_ids = []
+    for name in ("Harbours", "Lighthouses", "Dunes"):
+        board = (await me.execute(CREATE_BOARD, {"name": name}))["data"]["createBoard"]["board"]
+        board_ids.append(board["id"])
+    await seed_generations(client, user_id, model_id, PAGE_SIZE + 5)
+    for board_id in board_ids:
+        await seed_generations(client, user_id, model_id, 4, board_id=uuid.UUID(board_id))
+    # warm: the account check and the catalogue snapshot are per process, not per request
+    await me.execute(HISTORY, {"first": 1})
+    return Seeded(me, board_ids)
+
+
+async def test_the_history_page_takes_one_connection_and_no_transaction(client: GraphQLClient, seeded: Seeded) -> None:
+    # when the history page is read through the resolvers
+    with statements_of(client.container.engine) as log:
+        body = await seeded.me.execute(HISTORY, {"first": PAGE_SIZE})
+    await log.settled()
+    # then the whole answer came from one pooled connection, without BEGIN/ROLLBACK,
+    # in a page statement and one batch for all the outputs (models come from the catalogue)
+    edges = body["data"]["generations"]["edges"]
+    assert len(edges) == PAGE_SIZE and all(len(e["node"]["outputs"]) == 2 for e in edges)
+    assert log.checkouts == 1
+    assert log.transaction_commands == []
+    assert len(log.statements) == 2, log.statements
+
+
+async def test_a_board_page_takes_one_connection_and_batches_its_lookups(client: GraphQLClient, seeded: Seeded) -> None:
+    with statements_of(client.container.engine) as log:
+        body = await seeded.me.execute(BOARD, {"id": seeded.board_ids[0]})
+    await log.settled()
+    board = body["data"]["board"]
+    assert board["myRole"] == "OWNER" and [m["user"]["email"] for m in board["members"]] == ["pages@example.com"]
+    assert len(board["generations"]["edges"]) == 4
+    assert log.checkouts == 1
+    assert log.transaction_commands == []
+    # board with the viewer's role, members, their users, the board's page, outputs, inputs
+    assert len(log.statements) == 6, log.statements
+
+
+async def test_nested_pages_of_every_board_do_not_grow_with_the_boards(client: GraphQLClient, seeded: Seeded) -> None:
+    with statements_of(client.container.engine) as log:
+        body = await seeded.me.execute(BOARDS)
+    await log.settled()
+    boards = body["data"]["boards"]
+    assert len(boards) == 3 and all(len(b["generations"]["edges"]) == 4 for b in boards)
+    assert log.checkouts == 1
+    assert log.transaction_commands == []
+    # boards, members, users, the pages of all three boards, their outputs
+    assert len(log.statements) == 5, log.statements
+
+
+async def test_a_write_still_runs_in_a_transaction(client: GraphQLClient, seeded: Seeded) -> None:
+    # the capture sees BEGIN and COMMIT when they are sent (so their absence above means something)
+    with statements_of(client.container.engine) as log:
+        await seeded.me.execute(CREATE_BOARD, {"name": "Cliffs"})
+    await log.settled()
+    assert [c.split()[0].upper().rstrip(";") for c in log.transaction_commands] == ["BEGIN", "COMMIT"]
