@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,7 +21,8 @@ from domain.users import Principal, User
 
 K = TypeVar("K")
 V = TypeVar("V")
-NESTED_PAGES_AT_ONCE = 4
+#: Nested board pages read in one statement (a UNION ALL of keyset pages); more take another.
+BOARD_PAGES_PER_STATEMENT = 50
 
 
 def _by_id(
@@ -62,24 +62,13 @@ class Loaders:
     async def board_generations(self, principal: Principal, board_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
         """A page of a board's generations, as `principal` (one viewer per request) may see it.
 
-        A board's `generations` under each item of a list (`generations { board { generations } }`)
-        is a page query per parent: identical ones are read once per request, and at most
-        NESTED_PAGES_AT_ONCE run at a time, instead of one pooled connection per parent at once.
+        A board's `generations` under each item of a list (`boards { generations }`) is a page
+        per parent: the pages asked for in one tick are read in one statement, identical ones once.
         """
         if self._board_pages is None:
-            self._board_pages = DataLoader(load_fn=functools.partial(self._load_board_pages, principal))
+            load = functools.partial(self.lookups.board_pages, principal)
+            self._board_pages = DataLoader(load_fn=load, max_batch_size=BOARD_PAGES_PER_STATEMENT)
         return await self._board_pages.load((board_id, page))
-
-    async def _load_board_pages(
-        self, principal: Principal, keys: list[tuple[uuid.UUID, PageRequest]]
-    ) -> list[Page[Generation]]:
-        gate = asyncio.Semaphore(NESTED_PAGES_AT_ONCE)
-
-        async def one(board_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
-            async with gate:
-                return await self.lookups.board_page(principal, board_id, page)
-
-        return list(await asyncio.gather(*(one(board_id, page) for board_id, page in keys)))
 
     # A cache miss is not "absent": this replica's snapshot may predate a model or preset written
     # on another one (its invalidation lost, the TTL not yet up). The database is the truth; the

@@ -19,7 +19,7 @@ from domain.generations import Generation
 from domain.invitations import BoardInvitation
 from domain.pagination import Page, PageRequest
 from domain.ports import CatalogueReader, Clock
-from domain.repositories import Asset, GenerationFilter, UnitOfWork, UnitOfWorkFactory
+from domain.repositories import Asset, UnitOfWork, UnitOfWorkFactory
 from domain.use_cases import reads
 from domain.users import Principal, User
 
@@ -73,8 +73,8 @@ class Lookups:
         found: Preset | None = await self.catalogue.preset(preset_id)
         return found
 
-    async def board_page(self, principal: Principal, board_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
-        """A page of a board's generations as `principal` may see it (the use case checks membership)."""
-        return await reads.list_generations(
-            principal=principal, flt=GenerationFilter(board_id=board_id), page=page, uow=self.uow()
-        )
+    async def board_pages(
+        self, principal: Principal, pages: Sequence[tuple[uuid.UUID, PageRequest]]
+    ) -> list[Page[Generation]]:
+        """Pages of several boards' generations as `principal` may see them (the use case checks membership)."""
+        return await reads.board_pages(principal=principal, pages=pages, uow=self.uow())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from domain.boards import Board, BoardRole
 from domain.chunks import Chunk
@@ -22,21 +23,25 @@ async def get_generation(*, principal: Principal, generation_id: uuid.UUID, uow:
 async def list_generations(
     *, principal: Principal, flt: GenerationFilter, page: PageRequest, uow: UnitOfWork
 ) -> Page[Generation]:
-    """The viewer's own generations plus those of boards they belong to."""
+    """The viewer's own generations plus those of boards they belong to (a board's only to its members)."""
     async with uow:
-        if flt.board_id is not None and await uow.boards.role_of(flt.board_id, principal.user_id) is None:
-            return Page([], False)
-        board_ids = await uow.boards.board_ids_of(principal.user_id)
-        return await uow.generations.page(viewer_id=principal.user_id, board_ids=board_ids, flt=flt, page=page)
+        return await uow.generations.page(viewer_id=principal.user_id, flt=flt, page=page)
+
+
+async def board_pages(
+    *, principal: Principal, pages: Sequence[tuple[uuid.UUID, PageRequest]], uow: UnitOfWork
+) -> list[Page[Generation]]:
+    """`list_generations` filtered by each board, for several boards at once (empty where not a member)."""
+    async with uow:
+        return await uow.generations.board_pages(viewer_id=principal.user_id, pages=pages)
 
 
 async def get_board(*, principal: Principal, board_id: uuid.UUID, uow: UnitOfWork) -> tuple[Board, BoardRole]:
     async with uow:
-        role = await uow.boards.role_of(board_id, principal.user_id)
-        board = await uow.boards.get(board_id) if role is not None else None
-        if board is None or role is None:
-            raise NotFound("board")
-        return board, role
+        found = await uow.boards.with_role(board_id, principal.user_id)
+    if found is None:
+        raise NotFound("board")
+    return found
 
 
 async def list_boards(*, principal: Principal, uow: UnitOfWork) -> list[Board]:

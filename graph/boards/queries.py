@@ -17,9 +17,10 @@ class BoardQueries:
     async def boards(self, info: Info) -> list[Board]:
         viewer = info.context.require_viewer()
         boards = await info.context.services.boards.mine(viewer)
+        # One batch for every board's members (the viewer's role is among them).
+        all_members = await info.context.loaders.members_by_board.load_many([board.id for board in boards])
         out: list[Board] = []
-        for board in boards:
-            members = await info.context.loaders.members(board.id)
+        for board, members in zip(boards, all_members, strict=True):
             role = next(m.role for m in members if m.user_id == viewer.user_id)
             out.append(Board.from_domain(board, role))
         return out

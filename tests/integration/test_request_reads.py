@@ -135,7 +135,7 @@ async def test_nested_pages_of_every_board_do_not_grow_with_the_boards(client: G
     assert log.checkouts == 1
     assert log.transaction_commands == []
     # boards, members, users, the pages of all three boards, their outputs
-    assert len(log.statements) == 5, log.statements
+    assert len(log.statements) == 5, "\n---\n".join(s[:90] for s in log.statements)
 
 
 async def test_a_write_still_runs_in_a_transaction(client: GraphQLClient, seeded: Seeded) -> None:

@@ -362,12 +362,12 @@ class FakeGenerations(_Repository):
             return None
         return self._put(dataclasses.replace(g, progress=progress, updated_at=at))
 
-    async def page(
-        self, *, viewer_id: uuid.UUID, board_ids: Sequence[uuid.UUID], flt: GenerationFilter, page: PageRequest
-    ) -> Page[Generation]:
+    async def page(self, *, viewer_id: uuid.UUID, flt: GenerationFilter, page: PageRequest) -> Page[Generation]:
+        board_ids = {m.board_id for m in self.tx.rows("members").values() if m.user_id == viewer_id}
+
         def visible(g: Generation) -> bool:
             if flt.board_id is not None:
-                return g.board_id == flt.board_id
+                return g.board_id == flt.board_id and flt.board_id in board_ids
             return g.user_id == viewer_id or (g.board_id is not None and g.board_id in board_ids)
 
         found = [
@@ -378,6 +378,14 @@ class FakeGenerations(_Repository):
             and (flt.model_id is None or g.model_id == flt.model_id)
         ]
         return _newest_first(found, page)
+
+    async def board_pages(
+        self, *, viewer_id: uuid.UUID, pages: Sequence[tuple[uuid.UUID, PageRequest]]
+    ) -> list[Page[Generation]]:
+        return [
+            await self.page(viewer_id=viewer_id, flt=GenerationFilter(board_id=board_id), page=page)
+            for board_id, page in pages
+        ]
 
     async def active(self, *, limit: int, polled_before: datetime | None = None) -> list[Generation]:
         found = [
@@ -460,6 +468,10 @@ class FakeBoards(_Repository):
     async def role_of(self, board_id: uuid.UUID, user_id: uuid.UUID) -> BoardRole | None:
         member: BoardMember | None = self.tx.get("members", (board_id, user_id))
         return member.role if member else None
+
+    async def with_role(self, board_id: uuid.UUID, user_id: uuid.UUID) -> tuple[Board, BoardRole] | None:
+        board, role = await self.get(board_id), await self.role_of(board_id, user_id)
+        return (board, role) if board is not None and role is not None else None
 
     async def board_ids_of(self, user_id: uuid.UUID) -> list[uuid.UUID]:
         return [m.board_id for m in self.tx.rows("members").values() if m.user_id == user_id]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import ColumnElement, Executable, Row, Select, and_, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from domain.pagination import PageRequest
+
+#: A row of any columns, read by column name (`row.id`).
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 
 class SqlRepository:
@@ -30,6 +32,20 @@ class SqlRepository:
         """Execute a Core statement on the session's connection, skipping the ORM execution layer."""
         connection = await self.session.connection()
         return await connection.execute(stmt, params)
+
+    async def rows(self, stmt: Executable) -> Sequence[AnyRow]:
+        """A Core read: the rows as tuples of columns, no ORM objects or identity map."""
+        connection = await self.session.connection()
+        return (await connection.execute(stmt)).all()
+
+    async def row(self, stmt: Executable) -> AnyRow | None:
+        """At most one row (more is an error, as `scalar_one_or_none` was)."""
+        connection = await self.session.connection()
+        return (await connection.execute(stmt)).one_or_none()
+
+    async def scalars(self, stmt: Executable) -> Sequence[Any]:
+        connection = await self.session.connection()
+        return (await connection.execute(stmt)).scalars().all()
 
     def prepared(self, name: str, build: Callable[[Callable[[Any], Any]], Any]) -> Any:
         """A statement built once per dialect and reused with bound parameters.
@@ -59,8 +75,8 @@ def aware_opt(value: datetime | None) -> datetime | None:
 def keyset(
     stmt: Select[Any],
     page: PageRequest,
-    created: InstrumentedAttribute[datetime],
-    ident: InstrumentedAttribute[Any],
+    created: ColumnElement[datetime],
+    ident: ColumnElement[Any],
 ) -> Select[Any]:
     """Newest first, ties broken by id; fetch one extra row to learn `has_next`."""
     if page.after is not None:

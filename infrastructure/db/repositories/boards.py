@@ -11,10 +11,11 @@ from sqlalchemy import delete, select
 
 from domain.boards import Board, BoardMember, BoardRole
 from infrastructure.db.models import BoardMemberRow, BoardRow
-from infrastructure.db.repositories.base import SqlRepository, aware
+from infrastructure.db.repositories.base import AnyRow, SqlRepository, aware
+from infrastructure.db.tables import BOARD_MEMBERS, BOARDS
 
 
-def _board(row: BoardRow) -> Board:
+def _board(row: AnyRow) -> Board:
     return Board(id=row.id, name=row.name, created_by=row.created_by, created_at=aware(row.created_at))
 
 
@@ -26,32 +27,42 @@ class SqlBoardRepository(SqlRepository):
         await self.session.flush()
 
     async def get(self, board_id: uuid.UUID) -> Board | None:
-        row = await self.session.get(BoardRow, board_id)
+        row = await self.row(select(BOARDS).where(BOARDS.c.id == board_id))
         return _board(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Board]:
         if not ids:
             return []
-        rows = (await self.session.execute(select(BoardRow).where(BoardRow.id.in_(set(ids))))).scalars()
-        return [_board(r) for r in rows]
+        return [_board(r) for r in await self.rows(select(BOARDS).where(BOARDS.c.id.in_(set(ids))))]
+
+    async def with_role(self, board_id: uuid.UUID, user_id: uuid.UUID) -> tuple[Board, BoardRole] | None:
+        m = BOARD_MEMBERS.c
+        stmt = (
+            select(BOARDS, m.role)
+            .join(BOARD_MEMBERS, m.board_id == BOARDS.c.id)
+            .where(BOARDS.c.id == board_id, m.user_id == user_id)
+        )
+        row = await self.row(stmt)
+        return (_board(row), BoardRole(row.role)) if row else None
 
     async def role_of(self, board_id: uuid.UUID, user_id: uuid.UUID) -> BoardRole | None:
-        stmt = select(BoardMemberRow.role).where(BoardMemberRow.board_id == board_id, BoardMemberRow.user_id == user_id)
-        role = (await self.session.execute(stmt)).scalar_one_or_none()
-        return BoardRole(role) if role else None
+        m = BOARD_MEMBERS.c
+        row = await self.row(select(m.role).where(m.board_id == board_id, m.user_id == user_id))
+        return BoardRole(row.role) if row else None
 
     async def board_ids_of(self, user_id: uuid.UUID) -> list[uuid.UUID]:
-        stmt = select(BoardMemberRow.board_id).where(BoardMemberRow.user_id == user_id)
-        return list((await self.session.execute(stmt)).scalars())
+        m = BOARD_MEMBERS.c
+        return list(await self.scalars(select(m.board_id).where(m.user_id == user_id)))
 
     async def for_user(self, user_id: uuid.UUID) -> list[Board]:
+        m = BOARD_MEMBERS.c
         stmt = (
-            select(BoardRow)
-            .join(BoardMemberRow, BoardMemberRow.board_id == BoardRow.id)
-            .where(BoardMemberRow.user_id == user_id)
-            .order_by(BoardRow.created_at, BoardRow.id)
+            select(BOARDS)
+            .join(BOARD_MEMBERS, m.board_id == BOARDS.c.id)
+            .where(m.user_id == user_id)
+            .order_by(BOARDS.c.created_at, BOARDS.c.id)
         )
-        return [_board(r) for r in (await self.session.execute(stmt)).scalars()]
+        return [_board(r) for r in await self.rows(stmt)]
 
     async def set_member(self, board_id: uuid.UUID, user_id: uuid.UUID, role: BoardRole, at: datetime) -> None:
         stmt = (
@@ -72,19 +83,21 @@ class SqlBoardRepository(SqlRepository):
     async def members_of(self, board_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[BoardMember]]:
         out: dict[uuid.UUID, list[BoardMember]] = defaultdict(list)
         if board_ids:
+            m = BOARD_MEMBERS.c
             stmt = (
-                select(BoardMemberRow)
-                .where(BoardMemberRow.board_id.in_(set(board_ids)))
-                .order_by(BoardMemberRow.board_id, BoardMemberRow.created_at, BoardMemberRow.user_id)
+                select(m.board_id, m.user_id, m.role)
+                .where(m.board_id.in_(set(board_ids)))
+                .order_by(m.board_id, m.created_at, m.user_id)
             )
-            for r in (await self.session.execute(stmt)).scalars():
+            for r in await self.rows(stmt):
                 out[r.board_id].append(BoardMember(r.board_id, r.user_id, BoardRole(r.role)))
         return dict(out)
 
     async def lock_members(self, board_id: uuid.UUID) -> list[BoardMember]:
         """Members with their rows locked (PostgreSQL), so two owner removals cannot race."""
-        stmt = select(BoardMemberRow).where(BoardMemberRow.board_id == board_id)
+        m = BOARD_MEMBERS.c
+        stmt = select(m.board_id, m.user_id, m.role).where(m.board_id == board_id)
         if self.dialect == "postgresql":
             stmt = stmt.with_for_update()
-        rows = (await self.session.execute(stmt)).scalars()
+        rows = await self.rows(stmt)
         return [BoardMember(r.board_id, r.user_id, BoardRole(r.role)) for r in rows]

@@ -11,10 +11,11 @@ from sqlalchemy import select
 
 from domain.catalogue import AiModel, ModelKind, Preset
 from infrastructure.db.models import AdminSettingRow, ModelRow, PresetRow
-from infrastructure.db.repositories.base import SqlRepository
+from infrastructure.db.repositories.base import AnyRow, SqlRepository
+from infrastructure.db.tables import ADMIN_SETTINGS, MODELS, PRESETS
 
 
-def _model(row: ModelRow) -> AiModel:
+def _model(row: AnyRow) -> AiModel:
     return AiModel(
         id=row.id,
         slug=row.slug,
@@ -27,31 +28,31 @@ def _model(row: ModelRow) -> AiModel:
     )
 
 
-def _preset(row: PresetRow) -> Preset:
+def _preset(row: AnyRow) -> Preset:
     return Preset(id=row.id, model_id=row.model_id, name=row.name, params=dict(row.params or {}))
 
 
 class SqlCatalogueRepository(SqlRepository):
     async def list_models(self, kind: ModelKind | None = None, *, include_inactive: bool = False) -> list[AiModel]:
-        stmt = select(ModelRow).order_by(ModelRow.kind, ModelRow.slug)
+        m = MODELS.c
+        stmt = select(MODELS).order_by(m.kind, m.slug)
         if kind is not None:
-            stmt = stmt.where(ModelRow.kind == kind.value)
+            stmt = stmt.where(m.kind == kind.value)
         if not include_inactive:
-            stmt = stmt.where(ModelRow.is_active.is_(True))
-        return [_model(r) for r in (await self.session.execute(stmt)).scalars()]
+            stmt = stmt.where(m.is_active.is_(True))
+        return [_model(r) for r in await self.rows(stmt)]
 
     async def get_model(self, model_id: uuid.UUID) -> AiModel | None:
-        row = await self.session.get(ModelRow, model_id)
+        row = await self.row(select(MODELS).where(MODELS.c.id == model_id))
         return _model(row) if row else None
 
     async def get_models(self, ids: Sequence[uuid.UUID]) -> list[AiModel]:
         if not ids:
             return []
-        rows = (await self.session.execute(select(ModelRow).where(ModelRow.id.in_(set(ids))))).scalars()
-        return [_model(r) for r in rows]
+        return [_model(r) for r in await self.rows(select(MODELS).where(MODELS.c.id.in_(set(ids))))]
 
     async def get_model_by_slug(self, slug: str) -> AiModel | None:
-        row = (await self.session.execute(select(ModelRow).where(ModelRow.slug == slug))).scalar_one_or_none()
+        row = await self.row(select(MODELS).where(MODELS.c.slug == slug))
         return _model(row) if row else None
 
     async def save_model(self, model: AiModel) -> AiModel:
@@ -73,25 +74,24 @@ class SqlCatalogueRepository(SqlRepository):
             .returning(ModelRow.id)
         )
         model_id = (await self.session.execute(stmt)).scalar_one()
-        row = await self.session.get(ModelRow, model_id, populate_existing=True)
+        row = await self.row(select(MODELS).where(MODELS.c.id == model_id))
         assert row is not None
         return _model(row)
 
     async def list_presets(self, model_id: uuid.UUID | None = None) -> list[Preset]:
-        stmt = select(PresetRow).order_by(PresetRow.name, PresetRow.id)
+        stmt = select(PRESETS).order_by(PRESETS.c.name, PRESETS.c.id)
         if model_id is not None:
-            stmt = stmt.where(PresetRow.model_id == model_id)
-        return [_preset(r) for r in (await self.session.execute(stmt)).scalars()]
+            stmt = stmt.where(PRESETS.c.model_id == model_id)
+        return [_preset(r) for r in await self.rows(stmt)]
 
     async def get_preset(self, preset_id: uuid.UUID) -> Preset | None:
-        row = await self.session.get(PresetRow, preset_id)
+        row = await self.row(select(PRESETS).where(PRESETS.c.id == preset_id))
         return _preset(row) if row else None
 
     async def get_presets(self, ids: Sequence[uuid.UUID]) -> list[Preset]:
         if not ids:
             return []
-        rows = (await self.session.execute(select(PresetRow).where(PresetRow.id.in_(set(ids))))).scalars()
-        return [_preset(r) for r in rows]
+        return [_preset(r) for r in await self.rows(select(PRESETS).where(PRESETS.c.id.in_(set(ids))))]
 
     async def save_preset(self, preset: Preset) -> Preset:
         now = datetime.now(UTC)
@@ -107,11 +107,11 @@ class SqlCatalogueRepository(SqlRepository):
 
 class SqlAdminSettingsRepository(SqlRepository):
     async def list(self) -> list[tuple[str, Any]]:
-        rows = (await self.session.execute(select(AdminSettingRow).order_by(AdminSettingRow.key))).scalars()
+        rows = await self.rows(select(ADMIN_SETTINGS.c.key, ADMIN_SETTINGS.c.value).order_by(ADMIN_SETTINGS.c.key))
         return [(r.key, r.value) for r in rows]
 
     async def get(self, key: str) -> Any | None:
-        row = await self.session.get(AdminSettingRow, key)
+        row = await self.row(select(ADMIN_SETTINGS.c.value).where(ADMIN_SETTINGS.c.key == key))
         return row.value if row else None
 
     async def set(self, key: str, value: Any, *, actor_id: uuid.UUID | None) -> None:

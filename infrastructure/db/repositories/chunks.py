@@ -10,11 +10,12 @@ from sqlalchemy import delete, func, select, update
 
 from domain.chunks import Chunk, ChunkStatus
 from domain.pagination import Page, PageRequest
-from infrastructure.db.models import ChunkRow, UserRow
-from infrastructure.db.repositories.base import SqlRepository, aware, keyset
+from infrastructure.db.models import ChunkRow
+from infrastructure.db.repositories.base import AnyRow, SqlRepository, aware, keyset
+from infrastructure.db.tables import CHUNKS, USERS
 
 
-def _chunk(row: ChunkRow) -> Chunk:
+def _chunk(row: AnyRow) -> Chunk:
     return Chunk(
         id=row.id,
         user_id=row.user_id,
@@ -46,41 +47,38 @@ class SqlChunkRepository(SqlRepository):
         await self.session.flush()
 
     async def get(self, chunk_id: uuid.UUID) -> Chunk | None:
-        row = await self.session.get(ChunkRow, chunk_id, populate_existing=True)
+        row = await self.row(select(CHUNKS).where(CHUNKS.c.id == chunk_id))
         return _chunk(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Chunk]:
         if not ids:
             return []
-        rows = (await self.session.execute(select(ChunkRow).where(ChunkRow.id.in_(set(ids))))).scalars()
-        return [_chunk(r) for r in rows]
+        return [_chunk(r) for r in await self.rows(select(CHUNKS).where(CHUNKS.c.id.in_(set(ids))))]
 
     async def page(self, user_id: uuid.UUID, page: PageRequest) -> Page[Chunk]:
-        stmt = keyset(select(ChunkRow).where(ChunkRow.user_id == user_id), page, ChunkRow.created_at, ChunkRow.id)
-        rows = list((await self.session.execute(stmt)).scalars())
+        c = CHUNKS.c
+        rows = await self.rows(keyset(select(CHUNKS).where(c.user_id == user_id), page, c.created_at, c.id))
         return Page([_chunk(r) for r in rows[: page.first]], len(rows) > page.first)
 
     async def usage(self, user_id: uuid.UUID, *, lock: bool = False) -> tuple[int, int]:
         if lock and self.dialect == "postgresql":
             # Two uploads of one user must not both pass the quota on the same old usage:
             # the user row lock makes the check-then-insert of each one atomic.
-            await self.session.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
-        stmt = select(func.count(ChunkRow.id), func.coalesce(func.sum(ChunkRow.size), 0)).where(
-            ChunkRow.user_id == user_id
-        )
-        count, total = (await self.session.execute(stmt)).one()
+            await self.rows(select(USERS.c.id).where(USERS.c.id == user_id).with_for_update())
+        c = CHUNKS.c
+        stmt = select(func.count(c.id), func.coalesce(func.sum(c.size), 0)).where(c.user_id == user_id)
+        count, total = (await self.rows(stmt))[0]
         return int(count), int(total)
 
     async def mark_ready(self, chunk_id: uuid.UUID, *, object_key: str, size: int, sha256: str) -> Chunk | None:
         # One conditional UPDATE: of two completions racing, exactly one turns the row READY.
         stmt = (
-            update(ChunkRow)
-            .where(ChunkRow.id == chunk_id, ChunkRow.status == ChunkStatus.PENDING.value)
+            update(CHUNKS)
+            .where(CHUNKS.c.id == chunk_id, CHUNKS.c.status == ChunkStatus.PENDING.value)
             .values(status=ChunkStatus.READY.value, object_key=object_key, size=size, sha256=sha256)
-            .returning(ChunkRow)
-            .execution_options(synchronize_session=False)
+            .returning(*CHUNKS.c)
         )
-        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        row = await self.row(stmt)
         return _chunk(row) if row else None
 
     async def delete(self, chunk_id: uuid.UUID) -> bool:
@@ -88,10 +86,11 @@ class SqlChunkRepository(SqlRepository):
         return (await self.session.execute(stmt)).scalar_one_or_none() is not None
 
     async def stale_pending(self, before: datetime, *, limit: int) -> list[Chunk]:
+        c = CHUNKS.c
         stmt = (
-            select(ChunkRow)
-            .where(ChunkRow.status == ChunkStatus.PENDING.value, ChunkRow.created_at < before)
-            .order_by(ChunkRow.created_at)
+            select(CHUNKS)
+            .where(c.status == ChunkStatus.PENDING.value, c.created_at < before)
+            .order_by(c.created_at)
             .limit(limit)
         )
-        return [_chunk(r) for r in (await self.session.execute(stmt)).scalars()]
+        return [_chunk(r) for r in await self.rows(stmt)]

@@ -10,11 +10,12 @@ from sqlalchemy import BigInteger, Table, bindparam, case, func, or_, select, up
 from domain.credits import BALANCE_KINDS, MAX_BALANCE, RESERVED_KINDS, CreditBalance, LedgerEntry, LedgerKind
 from domain.pagination import Page, PageRequest
 from infrastructure.db.models import CreditAccountRow, CreditLedgerRow
-from infrastructure.db.repositories.base import SqlRepository, aware, keyset
+from infrastructure.db.repositories.base import AnyRow, SqlRepository, aware, keyset
+from infrastructure.db.tables import CREDIT_LEDGER
 from infrastructure.ledger_metrics import note_ledger_move
 
 
-def _entry(row: CreditLedgerRow) -> LedgerEntry:
+def _entry(row: AnyRow) -> LedgerEntry:
     return LedgerEntry(
         id=row.id,
         user_id=row.user_id,
@@ -52,8 +53,8 @@ class SqlCreditRepository(SqlRepository):
         await self.session.execute(stmt.on_conflict_do_nothing(index_elements=["user_id"]))
 
     async def balance(self, user_id: uuid.UUID) -> CreditBalance:
-        stmt = select(CreditAccountRow.balance, CreditAccountRow.reserved).where(CreditAccountRow.user_id == user_id)
-        row = (await self.session.execute(stmt)).one_or_none()
+        stmt = select(_ACCOUNTS.c.balance, _ACCOUNTS.c.reserved).where(_ACCOUNTS.c.user_id == user_id)
+        row = await self.row(stmt)
         return CreditBalance(int(row[0]), int(row[1])) if row else CreditBalance(0, 0)
 
     async def add_entry(self, entry: LedgerEntry) -> bool:
@@ -92,33 +93,26 @@ class SqlCreditRepository(SqlRepository):
         return CreditBalance(int(row[0]), int(row[1])) if row else None
 
     async def entry_by_key(self, key: str) -> LedgerEntry | None:
-        stmt = select(CreditLedgerRow).where(CreditLedgerRow.idempotency_key == key)
-        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        row = await self.row(select(CREDIT_LEDGER).where(CREDIT_LEDGER.c.idempotency_key == key))
         return _entry(row) if row else None
 
     async def ledger_page(self, user_id: uuid.UUID, page: PageRequest) -> Page[LedgerEntry]:
-        stmt = keyset(
-            select(CreditLedgerRow).where(CreditLedgerRow.user_id == user_id),
-            page,
-            CreditLedgerRow.created_at,
-            CreditLedgerRow.id,
-        )
-        rows = list((await self.session.execute(stmt)).scalars())
+        e = CREDIT_LEDGER.c
+        rows = await self.rows(keyset(select(CREDIT_LEDGER).where(e.user_id == user_id), page, e.created_at, e.id))
         return Page([_entry(r) for r in rows[: page.first]], len(rows) > page.first)
 
     async def ledger_totals(self, user_id: uuid.UUID) -> CreditBalance:
-        amount = CreditLedgerRow.amount
-        kind = CreditLedgerRow.kind
+        amount = CREDIT_LEDGER.c.amount
+        kind = CREDIT_LEDGER.c.kind
         stmt = select(
             func.coalesce(func.sum(case((kind.in_([k.value for k in BALANCE_KINDS]), amount), else_=0)), 0),
             func.coalesce(func.sum(case((kind.in_([k.value for k in RESERVED_KINDS]), amount), else_=0)), 0),
-        ).where(CreditLedgerRow.user_id == user_id)
-        balance, reserved = (await self.session.execute(stmt)).one()
+        ).where(CREDIT_LEDGER.c.user_id == user_id)
+        balance, reserved = (await self.rows(stmt))[0]
         return CreditBalance(int(balance), int(reserved))
 
     async def open_reservation(self, generation_id: uuid.UUID) -> int:
         kinds = [k.value for k in RESERVED_KINDS]
-        stmt = select(func.coalesce(func.sum(CreditLedgerRow.amount), 0)).where(
-            CreditLedgerRow.generation_id == generation_id, CreditLedgerRow.kind.in_(kinds)
-        )
-        return int((await self.session.execute(stmt)).scalar_one())
+        e = CREDIT_LEDGER.c
+        stmt = select(func.coalesce(func.sum(e.amount), 0)).where(e.generation_id == generation_id, e.kind.in_(kinds))
+        return int((await self.scalars(stmt))[0])

@@ -12,9 +12,10 @@ from sqlalchemy import exists, select
 
 from domain.generations import ACTIVE_STATUSES, Generation
 from domain.repositories import Asset
-from infrastructure.db.models import AssetRow, GenerationInputRow, GenerationRow, ProviderTaskRow
+from infrastructure.db.models import AssetRow, GenerationInputRow, ProviderTaskRow
 from infrastructure.db.repositories.base import SqlRepository
 from infrastructure.db.repositories.generation_rows import asset_of, generation_of
+from infrastructure.db.tables import ASSETS, GENERATION_INPUTS, GENERATIONS
 
 
 class SqlGenerationAttachments(SqlRepository):
@@ -28,13 +29,14 @@ class SqlGenerationAttachments(SqlRepository):
     async def inputs_of(self, generation_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
         out: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
         if generation_ids:
+            i = GENERATION_INPUTS.c
             stmt = (
-                select(GenerationInputRow.generation_id, GenerationInputRow.chunk_id)
-                .where(GenerationInputRow.generation_id.in_(set(generation_ids)))
-                .order_by(GenerationInputRow.generation_id, GenerationInputRow.position)
+                select(i.generation_id, i.chunk_id)
+                .where(i.generation_id.in_(set(generation_ids)))
+                .order_by(i.generation_id, i.position)
             )
-            for gen_id, chunk_id in (await self.session.execute(stmt)).all():
-                out[gen_id].append(chunk_id)
+            for row in await self.rows(stmt):
+                out[row.generation_id].append(row.chunk_id)
         return dict(out)
 
     async def add_asset(self, asset: Asset) -> bool:
@@ -59,17 +61,18 @@ class SqlGenerationAttachments(SqlRepository):
     async def assets_of(self, generation_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Asset]]:
         out: dict[uuid.UUID, list[Asset]] = defaultdict(list)
         if generation_ids:
+            a = ASSETS.c
             stmt = (
-                select(AssetRow)
-                .where(AssetRow.generation_id.in_(set(generation_ids)))
-                .order_by(AssetRow.generation_id, AssetRow.kind, AssetRow.position)
+                select(ASSETS)
+                .where(a.generation_id.in_(set(generation_ids)))
+                .order_by(a.generation_id, a.kind, a.position)
             )
-            for row in (await self.session.execute(stmt)).scalars():
+            for row in await self.rows(stmt):
                 out[row.generation_id].append(asset_of(row))
         return dict(out)
 
     async def get_asset(self, asset_id: uuid.UUID) -> Asset | None:
-        row = await self.session.get(AssetRow, asset_id)
+        row = await self.row(select(ASSETS).where(ASSETS.c.id == asset_id))
         return asset_of(row) if row else None
 
     async def record_provider_task(
@@ -96,19 +99,19 @@ class SqlGenerationAttachments(SqlRepository):
 
     async def find_by_provider_task(self, provider: str, external_id: str) -> Generation | None:
         stmt = (
-            select(GenerationRow)
-            .join(ProviderTaskRow, ProviderTaskRow.generation_id == GenerationRow.id)
+            select(GENERATIONS)
+            .join(ProviderTaskRow, ProviderTaskRow.generation_id == GENERATIONS.c.id)
             .where(ProviderTaskRow.provider == provider, ProviderTaskRow.external_id == external_id)
         )
-        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        row = await self.row(stmt)
         return generation_of(row) if row else None
 
     async def chunk_in_active_use(self, chunk_id: uuid.UUID) -> bool:
         stmt = select(
             exists().where(
-                GenerationInputRow.chunk_id == chunk_id,
-                GenerationInputRow.generation_id == GenerationRow.id,
-                GenerationRow.status.in_([s.value for s in ACTIVE_STATUSES]),
+                GENERATION_INPUTS.c.chunk_id == chunk_id,
+                GENERATION_INPUTS.c.generation_id == GENERATIONS.c.id,
+                GENERATIONS.c.status.in_([s.value for s in ACTIVE_STATUSES]),
             )
         )
-        return bool((await self.session.execute(stmt)).scalar())
+        return bool((await self.scalars(stmt))[0])

@@ -1,14 +1,14 @@
-"""Rows of the generation tables as domain objects."""
+"""Rows of the generation tables (Core rows, by column name) as domain objects."""
 
 from __future__ import annotations
 
 from domain.generations import Generation, GenerationStatus
 from domain.repositories import Asset
-from infrastructure.db.models import AssetRow, GenerationRow
-from infrastructure.db.repositories.base import aware, aware_opt
+from infrastructure.db.repositories.base import AnyRow, aware, aware_opt
 
 
-def generation_of(row: GenerationRow) -> Generation:
+def generation_of(row: AnyRow) -> Generation:
+    """A row of the generations table's columns (extra columns, such as a union's part number, are ignored)."""
     return Generation(
         id=row.id,
         user_id=row.user_id,
@@ -34,7 +34,7 @@ def generation_of(row: GenerationRow) -> Generation:
     )
 
 
-def asset_of(row: AssetRow) -> Asset:
+def asset_of(row: AnyRow) -> Asset:
     return Asset(
         id=row.id,
         generation_id=row.generation_id,

@@ -10,15 +10,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, union_all, update
 
 from domain.generations import ACTIVE_STATUSES, Generation, GenerationStatus
 from domain.pagination import Page, PageRequest
 from domain.repositories import GenerationFilter
-from infrastructure.db.models import GenerationRow
 from infrastructure.db.repositories.base import keyset
 from infrastructure.db.repositories.generation_attachments import SqlGenerationAttachments
 from infrastructure.db.repositories.generation_rows import generation_of
+from infrastructure.db.tables import BOARD_MEMBERS, GENERATIONS
 
 
 class SqlGenerationRepository(SqlGenerationAttachments):
@@ -26,7 +26,7 @@ class SqlGenerationRepository(SqlGenerationAttachments):
 
     async def add(self, generation: Generation) -> bool:
         g = generation
-        table = GenerationRow.__table__
+        table = GENERATIONS
         if g.idempotency_key is not None:
             stmt = self.prepared(
                 "generation.add.keyed",
@@ -61,18 +61,17 @@ class SqlGenerationRepository(SqlGenerationAttachments):
         return result.scalar_one_or_none() is not None
 
     async def get(self, generation_id: uuid.UUID) -> Generation | None:
-        row = await self.session.get(GenerationRow, generation_id, populate_existing=True)
+        row = await self.row(select(GENERATIONS).where(GENERATIONS.c.id == generation_id))
         return generation_of(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Generation]:
         if not ids:
             return []
-        stmt = select(GenerationRow).where(GenerationRow.id.in_(set(ids)))
-        return [generation_of(r) for r in (await self.session.execute(stmt)).scalars()]
+        return [generation_of(r) for r in await self.rows(select(GENERATIONS).where(GENERATIONS.c.id.in_(set(ids))))]
 
     async def get_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Generation | None:
-        stmt = select(GenerationRow).where(GenerationRow.user_id == user_id, GenerationRow.idempotency_key == key)
-        row = (await self.session.execute(stmt.execution_options(populate_existing=True))).scalar_one_or_none()
+        g = GENERATIONS.c
+        row = await self.row(select(GENERATIONS).where(g.user_id == user_id, g.idempotency_key == key))
         return generation_of(row) if row else None
 
     async def transition(
@@ -88,71 +87,85 @@ class SqlGenerationRepository(SqlGenerationAttachments):
         if target.is_final:
             values["finished_at"] = at
         stmt = (
-            update(GenerationRow)
-            .where(GenerationRow.id == generation_id, GenerationRow.status.in_([s.value for s in sources]))
+            update(GENERATIONS)
+            .where(GENERATIONS.c.id == generation_id, GENERATIONS.c.status.in_([s.value for s in sources]))
             .values(**values)
-            .returning(GenerationRow)
-            .execution_options(synchronize_session=False)
+            .returning(*GENERATIONS.c)
         )
-        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        row = await self.row(stmt)
         return generation_of(row) if row else None
 
     async def set_progress(self, generation_id: uuid.UUID, progress: float, at: datetime) -> Generation | None:
         stmt = (
-            update(GenerationRow)
+            update(GENERATIONS)
             .where(
-                GenerationRow.id == generation_id,
-                GenerationRow.status == GenerationStatus.PROCESSING.value,
-                GenerationRow.progress < progress,
+                GENERATIONS.c.id == generation_id,
+                GENERATIONS.c.status == GenerationStatus.PROCESSING.value,
+                GENERATIONS.c.progress < progress,
             )
             .values(progress=progress, updated_at=at)
-            .returning(GenerationRow)
-            .execution_options(synchronize_session=False)
+            .returning(*GENERATIONS.c)
         )
-        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        row = await self.row(stmt)
         return generation_of(row) if row else None
 
-    async def page(
-        self, *, viewer_id: uuid.UUID, board_ids: Sequence[uuid.UUID], flt: GenerationFilter, page: PageRequest
-    ) -> Page[Generation]:
-        stmt = select(GenerationRow)
-        if flt.board_id is not None:
-            stmt = stmt.where(GenerationRow.board_id == flt.board_id)
-        elif board_ids:
-            stmt = stmt.where(or_(GenerationRow.user_id == viewer_id, GenerationRow.board_id.in_(list(board_ids))))
-        else:
-            stmt = stmt.where(GenerationRow.user_id == viewer_id)
+    async def page(self, *, viewer_id: uuid.UUID, flt: GenerationFilter, page: PageRequest) -> Page[Generation]:
+        g = GENERATIONS.c
+        stmt = select(GENERATIONS).where(_visible(viewer_id, flt.board_id))
         if flt.statuses:
-            stmt = stmt.where(GenerationRow.status.in_([s.value for s in flt.statuses]))
+            stmt = stmt.where(g.status.in_([s.value for s in flt.statuses]))
         if flt.model_id is not None:
-            stmt = stmt.where(GenerationRow.model_id == flt.model_id)
-        stmt = keyset(stmt, page, GenerationRow.created_at, GenerationRow.id)
-        rows = list((await self.session.execute(stmt)).scalars())
+            stmt = stmt.where(g.model_id == flt.model_id)
+        rows = await self.rows(keyset(stmt, page, g.created_at, g.id))
         return Page([generation_of(r) for r in rows[: page.first]], len(rows) > page.first)
+
+    async def board_pages(
+        self, *, viewer_id: uuid.UUID, pages: Sequence[tuple[uuid.UUID, PageRequest]]
+    ) -> list[Page[Generation]]:
+        if not pages:
+            return []
+        g = GENERATIONS.c
+        parts = [
+            keyset(
+                select(literal(i).label("part"), *GENERATIONS.c).where(_visible(viewer_id, board_id)),
+                page,
+                g.created_at,
+                g.id,
+            ).subquery()
+            for i, (board_id, page) in enumerate(pages)
+        ]
+        union = union_all(*(select(part) for part in parts)).subquery()
+        stmt = select(union).order_by(union.c.part, union.c.created_at.desc(), union.c.id.desc())
+        found: list[list[Generation]] = [[] for _ in pages]
+        for row in await self.rows(stmt):
+            found[row.part].append(generation_of(row))
+        return [
+            Page(items[: page.first], len(items) > page.first) for items, (_, page) in zip(found, pages, strict=True)
+        ]
 
     async def active(self, *, limit: int, polled_before: datetime | None = None) -> list[Generation]:
         stmt = (
-            select(GenerationRow)
-            .where(GenerationRow.status.in_([s.value for s in ACTIVE_STATUSES]))
-            .order_by(GenerationRow.updated_at)
+            select(GENERATIONS)
+            .where(GENERATIONS.c.status.in_([s.value for s in ACTIVE_STATUSES]))
+            .order_by(GENERATIONS.c.updated_at)
             .limit(limit)
         )
         if polled_before is not None:
-            stmt = stmt.where(GenerationRow.updated_at < polled_before)
-        return [generation_of(r) for r in (await self.session.execute(stmt)).scalars()]
+            stmt = stmt.where(GENERATIONS.c.updated_at < polled_before)
+        return [generation_of(r) for r in await self.rows(stmt)]
 
     async def past_deadline(self, now: datetime, *, limit: int) -> list[Generation]:
         stmt = (
-            select(GenerationRow)
+            select(GENERATIONS)
             .where(
-                GenerationRow.status.in_([s.value for s in ACTIVE_STATUSES]),
-                GenerationRow.deadline_at.is_not(None),
-                GenerationRow.deadline_at < now,
+                GENERATIONS.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+                GENERATIONS.c.deadline_at.is_not(None),
+                GENERATIONS.c.deadline_at < now,
             )
-            .order_by(GenerationRow.deadline_at)
+            .order_by(GENERATIONS.c.deadline_at)
             .limit(limit)
         )
-        return [generation_of(r) for r in (await self.session.execute(stmt)).scalars()]
+        return [generation_of(r) for r in await self.rows(stmt)]
 
     async def transition_if(
         self,
@@ -167,48 +180,50 @@ class SqlGenerationRepository(SqlGenerationAttachments):
         values: dict[str, Any] = {"status": target.value, "updated_at": at, **fields}
         if target.is_final:
             values["finished_at"] = at
-        conditions = [GenerationRow.id == generation_id, GenerationRow.status.in_([s.value for s in sources])]
+        conditions = [GENERATIONS.c.id == generation_id, GENERATIONS.c.status.in_([s.value for s in sources])]
         for name, value in expect.items():
-            column = getattr(GenerationRow, name)
+            column = GENERATIONS.c[name]
             conditions.append(column.is_(None) if value is None else column == value)
-        stmt = (
-            update(GenerationRow)
-            .where(*conditions)
-            .values(**values)
-            .returning(GenerationRow)
-            .execution_options(synchronize_session=False)
-        )
-        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        stmt = update(GENERATIONS).where(*conditions).values(**values).returning(*GENERATIONS.c)
+        row = await self.row(stmt)
         return generation_of(row) if row else None
 
     async def due(self, now: datetime, *, queued_before: datetime, limit: int) -> list[Generation]:
-        waiting_since = func.coalesce(GenerationRow.next_attempt_at, GenerationRow.updated_at)
+        waiting_since = func.coalesce(GENERATIONS.c.next_attempt_at, GENERATIONS.c.updated_at)
         stmt = (
-            select(GenerationRow)
+            select(GENERATIONS)
             .where(
-                GenerationRow.status.in_([s.value for s in ACTIVE_STATUSES]),
-                or_(GenerationRow.next_attempt_at.is_(None), GenerationRow.next_attempt_at <= now),
+                GENERATIONS.c.status.in_([s.value for s in ACTIVE_STATUSES]),
+                or_(GENERATIONS.c.next_attempt_at.is_(None), GENERATIONS.c.next_attempt_at <= now),
                 or_(
-                    GenerationRow.status != GenerationStatus.QUEUED.value,
-                    GenerationRow.next_attempt_at.is_not(None),
-                    GenerationRow.updated_at < queued_before,
+                    GENERATIONS.c.status != GenerationStatus.QUEUED.value,
+                    GENERATIONS.c.next_attempt_at.is_not(None),
+                    GENERATIONS.c.updated_at < queued_before,
                 ),
             )
-            .order_by(waiting_since, GenerationRow.id)
+            .order_by(waiting_since, GENERATIONS.c.id)
             .limit(limit)
         )
-        return [generation_of(r) for r in (await self.session.execute(stmt)).scalars()]
+        return [generation_of(r) for r in await self.rows(stmt)]
 
     async def defer(self, generation_ids: Sequence[uuid.UUID], until: datetime) -> None:
         if not generation_ids:
             return
         stmt = (
-            update(GenerationRow)
+            update(GENERATIONS)
             .where(
-                GenerationRow.id.in_(set(generation_ids)),
-                GenerationRow.status == GenerationStatus.PROCESSING.value,
+                GENERATIONS.c.id.in_(set(generation_ids)),
+                GENERATIONS.c.status == GenerationStatus.PROCESSING.value,
             )
             .values(next_attempt_at=until)
-            .execution_options(synchronize_session=False)
         )
         await self.session.execute(stmt)
+
+
+def _visible(viewer_id: uuid.UUID, board_id: uuid.UUID | None) -> ColumnElement[bool]:
+    """The viewer's own generations and their boards' (one board's, when given and they are a member)."""
+    g, m = GENERATIONS.c, BOARD_MEMBERS.c
+    if board_id is not None:
+        member = exists().where(m.board_id == board_id, m.user_id == viewer_id)
+        return and_(g.board_id == board_id, member)
+    return or_(g.user_id == viewer_id, g.board_id.in_(select(m.board_id).where(m.user_id == viewer_id)))

@@ -11,11 +11,12 @@ from sqlalchemy import delete, func, select
 
 from domain.boards import BoardRole
 from domain.invitations import BoardInvitation, InvitationView
-from infrastructure.db.models import BoardInvitationRow, BoardRow
-from infrastructure.db.repositories.base import SqlRepository, aware
+from infrastructure.db.models import BoardInvitationRow
+from infrastructure.db.repositories.base import AnyRow, SqlRepository, aware
+from infrastructure.db.tables import BOARD_INVITATIONS, BOARDS
 
 
-def _invitation(row: BoardInvitationRow) -> BoardInvitation:
+def _invitation(row: AnyRow) -> BoardInvitation:
     return BoardInvitation(
         board_id=row.board_id,
         email=row.email,
@@ -44,12 +45,13 @@ class SqlBoardInvitationRepository(SqlRepository):
         await self.session.execute(stmt)
 
     async def get(self, board_id: uuid.UUID, email: str) -> BoardInvitation | None:
-        row = await self.session.get(BoardInvitationRow, (board_id, email))
+        i = BOARD_INVITATIONS.c
+        row = await self.row(select(BOARD_INVITATIONS).where(i.board_id == board_id, i.email == email))
         return _invitation(row) if row else None
 
     async def count_open(self, board_id: uuid.UUID, now: datetime) -> int:
-        stmt = select(func.count()).where(BoardInvitationRow.board_id == board_id, BoardInvitationRow.expires_at > now)
-        return int((await self.session.execute(stmt)).scalar_one())
+        i = BOARD_INVITATIONS.c
+        return int((await self.scalars(select(func.count()).where(i.board_id == board_id, i.expires_at > now)))[0])
 
     async def delete_expired(self, board_id: uuid.UUID, now: datetime) -> None:
         stmt = delete(BoardInvitationRow).where(
@@ -60,16 +62,13 @@ class SqlBoardInvitationRepository(SqlRepository):
     async def take(self, board_id: uuid.UUID, email: str, now: datetime) -> BoardInvitation | None:
         # One DELETE ... RETURNING: on PostgreSQL a concurrent taker waits for the row lock,
         # then finds the row gone; SQLite has one writer at a time.
+        i = BOARD_INVITATIONS.c
         stmt = (
-            delete(BoardInvitationRow)
-            .where(
-                BoardInvitationRow.board_id == board_id,
-                BoardInvitationRow.email == email,
-                BoardInvitationRow.expires_at > now,
-            )
-            .returning(BoardInvitationRow)
+            delete(BOARD_INVITATIONS)
+            .where(i.board_id == board_id, i.email == email, i.expires_at > now)
+            .returning(*BOARD_INVITATIONS.c)
         )
-        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        row = await self.row(stmt)
         return _invitation(row) if row else None
 
     async def open_for_boards(
@@ -77,20 +76,22 @@ class SqlBoardInvitationRepository(SqlRepository):
     ) -> dict[uuid.UUID, list[BoardInvitation]]:
         out: dict[uuid.UUID, list[BoardInvitation]] = defaultdict(list)
         if board_ids:
+            i = BOARD_INVITATIONS.c
             stmt = (
-                select(BoardInvitationRow)
-                .where(BoardInvitationRow.board_id.in_(set(board_ids)), BoardInvitationRow.expires_at > now)
-                .order_by(BoardInvitationRow.board_id, BoardInvitationRow.created_at, BoardInvitationRow.email)
+                select(BOARD_INVITATIONS)
+                .where(i.board_id.in_(set(board_ids)), i.expires_at > now)
+                .order_by(i.board_id, i.created_at, i.email)
             )
-            for row in (await self.session.execute(stmt)).scalars():
+            for row in await self.rows(stmt):
                 out[row.board_id].append(_invitation(row))
         return dict(out)
 
     async def open_for_email(self, email: str, now: datetime) -> list[InvitationView]:
+        i = BOARD_INVITATIONS.c
         stmt = (
-            select(BoardInvitationRow, BoardRow.name)
-            .join(BoardRow, BoardRow.id == BoardInvitationRow.board_id)
-            .where(BoardInvitationRow.email == email, BoardInvitationRow.expires_at > now)
-            .order_by(BoardInvitationRow.created_at, BoardInvitationRow.board_id)
+            select(BOARD_INVITATIONS, BOARDS.c.name.label("board_name"))
+            .join(BOARDS, BOARDS.c.id == i.board_id)
+            .where(i.email == email, i.expires_at > now)
+            .order_by(i.created_at, i.board_id)
         )
-        return [InvitationView(_invitation(row), name) for row, name in (await self.session.execute(stmt)).all()]
+        return [InvitationView(_invitation(row), row.board_name) for row in await self.rows(stmt)]

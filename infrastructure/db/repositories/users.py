@@ -13,10 +13,11 @@ from domain.errors import EmailTaken
 from domain.repositories import RefreshTokenRecord
 from domain.users import Role, User
 from infrastructure.db.models import RefreshTokenRow, UserRow
-from infrastructure.db.repositories.base import SqlRepository, aware, aware_opt
+from infrastructure.db.repositories.base import AnyRow, SqlRepository, aware, aware_opt
+from infrastructure.db.tables import REFRESH_TOKENS, USERS
 
 
-def _user(row: UserRow) -> User:
+def _user(row: AnyRow) -> User:
     return User(
         id=row.id,
         email=row.email,
@@ -28,18 +29,17 @@ def _user(row: UserRow) -> User:
 
 class SqlUserRepository(SqlRepository):
     async def get(self, user_id: uuid.UUID) -> User | None:
-        row = await self.session.get(UserRow, user_id)
+        row = await self.row(select(USERS).where(USERS.c.id == user_id))
         return _user(row) if row else None
 
     async def get_by_email(self, email: str) -> User | None:
-        row = (await self.session.execute(select(UserRow).where(UserRow.email == email))).scalar_one_or_none()
+        row = await self.row(select(USERS).where(USERS.c.email == email))
         return _user(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[User]:
         if not ids:
             return []
-        rows = (await self.session.execute(select(UserRow).where(UserRow.id.in_(set(ids))))).scalars()
-        return [_user(r) for r in rows]
+        return [_user(r) for r in await self.rows(select(USERS).where(USERS.c.id.in_(set(ids))))]
 
     async def add(self, user: User) -> None:
         row = UserRow(
@@ -63,7 +63,7 @@ class SqlUserRepository(SqlRepository):
         await self.session.execute(update(UserRow).where(UserRow.id == user_id).values(password_hash=password_hash))
 
 
-def _token(row: RefreshTokenRow) -> RefreshTokenRecord:
+def _token(row: AnyRow) -> RefreshTokenRecord:
     return RefreshTokenRecord(
         id=row.id,
         user_id=row.user_id,
@@ -91,8 +91,7 @@ class SqlRefreshTokenRepository(SqlRepository):
         await self.session.flush()
 
     async def get_by_hash(self, token_hash: str) -> RefreshTokenRecord | None:
-        stmt = select(RefreshTokenRow).where(RefreshTokenRow.token_hash == token_hash)
-        row = (await self.session.execute(stmt)).scalar_one_or_none()
+        row = await self.row(select(REFRESH_TOKENS).where(REFRESH_TOKENS.c.token_hash == token_hash))
         return _token(row) if row else None
 
     async def mark_used(self, token_id: uuid.UUID, at: datetime) -> bool:

@@ -1,0 +1,39 @@
+"""The mapped classes' tables, for Core statements: reads select their columns and map rows to entities."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import Table
+
+from infrastructure.db.models import (
+    AdminSettingRow,
+    AssetRow,
+    BoardInvitationRow,
+    BoardMemberRow,
+    BoardRow,
+    ChunkRow,
+    CreditLedgerRow,
+    GenerationInputRow,
+    GenerationRow,
+    ModelRow,
+    PresetRow,
+    ProviderTaskRow,
+    RefreshTokenRow,
+    UserRow,
+)
+
+USERS = cast(Table, UserRow.__table__)
+REFRESH_TOKENS = cast(Table, RefreshTokenRow.__table__)
+BOARDS = cast(Table, BoardRow.__table__)
+BOARD_MEMBERS = cast(Table, BoardMemberRow.__table__)
+BOARD_INVITATIONS = cast(Table, BoardInvitationRow.__table__)
+MODELS = cast(Table, ModelRow.__table__)
+PRESETS = cast(Table, PresetRow.__table__)
+GENERATIONS = cast(Table, GenerationRow.__table__)
+GENERATION_INPUTS = cast(Table, GenerationInputRow.__table__)
+PROVIDER_TASKS = cast(Table, ProviderTaskRow.__table__)
+ASSETS = cast(Table, AssetRow.__table__)
+CHUNKS = cast(Table, ChunkRow.__table__)
+CREDIT_LEDGER = cast(Table, CreditLedgerRow.__table__)
+ADMIN_SETTINGS = cast(Table, AdminSettingRow.__table__)
