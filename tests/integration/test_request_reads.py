@@ -6,16 +6,20 @@ with compiled reads off, so every read below runs through the resolvers and thei
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from domain.generations import Generation, GenerationStatus
 from domain.repositories import Asset
 from tests.fixtures.app import GraphQLClient, SettingsFactory, operator_model, register_user, running_app
+from tests.fixtures.waiting import eventually
 from tests.integration.board_world import CREATE_BOARD
 from tests.integration.statement_log import statements_of
 
@@ -144,3 +148,21 @@ async def test_a_write_still_runs_in_a_transaction(client: GraphQLClient, seeded
         await seeded.me.execute(CREATE_BOARD, {"name": "Cliffs"})
     await log.settled()
     assert [c.split()[0].upper().rstrip(";") for c in log.transaction_commands] == ["BEGIN", "COMMIT"]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ticks=st.integers(min_value=0, max_value=60))
+async def test_a_request_cancelled_at_any_point_gives_its_connection_back(
+    client: GraphQLClient, seeded: Seeded, ticks: int
+) -> None:
+    # given a history page in flight (a client that went away), cancelled after `ticks` loop turns
+    engine = client.container.engine
+    request = asyncio.create_task(seeded.me.execute(HISTORY, {"first": PAGE_SIZE}))
+    for _ in range(ticks):
+        await asyncio.sleep(0)
+    request.cancel()
+    await asyncio.gather(request, return_exceptions=True)
+    # then no connection stays checked out, and the next request is answered in full
+    await eventually(lambda: engine.sync_engine.pool.checkedout() == 0, what="the connection is back in the pool")
+    body = await seeded.me.execute(HISTORY, {"first": PAGE_SIZE})
+    assert len(body["data"]["generations"]["edges"]) == PAGE_SIZE
