@@ -9,6 +9,9 @@ orderBy: CREATED_AT_DESC, condition: {userId})` with the model and the assets).
         [--connections 16] [--rate 500] [--rate-connections 64] [--servers postgraphile floor genhub]
         [--sqlite also|only|skip]
 
+`--servers ... genhub-resolvers` adds genhub with COMPILED_READS=false beside the others: the same
+page through the resolvers and their loaders (one read scope per request), on the same rows.
+
 What it does, all on loopback, every server one process in its own process group:
 1. creates and seeds two PostgreSQL databases with the same rows (bench/read_seed.py: 50
    users, the viewer owning 2,000 generations, 10 models, 20,000 generations with 2 assets
@@ -78,6 +81,10 @@ LOGIN = (
 )
 
 
+#: genhub as it serves (compiled reads on PostgreSQL), and with COMPILED_READS=false (the resolver path).
+GENHUBS = ("genhub", "genhub-resolvers")
+
+
 def write_bodies() -> tuple[Path, Path]:
     genhub, plain = RUN / "body_genhub.json", RUN / "body_postgraphile.json"
     genhub.write_text(json.dumps({"query": GENHUB_QUERY, "variables": {"first": FIRST}}))
@@ -102,7 +109,7 @@ async def prepare_postgres(data: read_seed.DataSet) -> tuple[str, str]:
     return plain, genhub
 
 
-def genhub_env(database_url: str | None, port: int) -> dict[str, str]:
+def genhub_env(database_url: str | None, port: int, *, compiled: bool = True) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "ENVIRONMENT")}
     if database_url is None:  # `make run`: SQLite in the data directory, everything in one process
         return env | {"DATA_DIR": str(RUN / "sqlite"), "SEED_DEMO": "false"}
@@ -113,6 +120,7 @@ def genhub_env(database_url: str | None, port: int) -> dict[str, str]:
         "JWT_SECRET": SECRET,
         "LOCAL_STORAGE_PATH": str(RUN / "storage"),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "COMPILED_READS": "true" if compiled else "false",
     }
 
 
@@ -125,7 +133,7 @@ def login(url: str) -> str:
     return "Bearer " + str(result["accessToken"])
 
 
-def start_genhub(stack: ExitStack, name: str, database_url: str | None, body: Path) -> Server:
+def start_genhub(stack: ExitStack, name: str, database_url: str | None, body: Path, *, compiled: bool = True) -> Server:
     port = free_port()
     cmd = [
         str(ROOT / ".venv" / "bin" / "genhub"),
@@ -139,7 +147,7 @@ def start_genhub(stack: ExitStack, name: str, database_url: str | None, body: Pa
     ]
     probe = f"http://127.0.0.1:{port}/health"
     pgid = stack.enter_context(
-        process_group(name, cmd, genhub_env(database_url, port), ROOT, RUN / f"{name}.log", probe)
+        process_group(name, cmd, genhub_env(database_url, port, compiled=compiled), ROOT, RUN / f"{name}.log", probe)
     )
     server = Server(name, f"http://127.0.0.1:{port}/graphql", body, pgid)
     server.auth = login(server.url)
@@ -150,8 +158,8 @@ def start_servers(stack: ExitStack, names: list[str], plain: str, genhub_url: st
     genhub_body, plain_body = write_bodies()
     servers = []
     for name in names:
-        if name == "genhub":
-            servers.append(start_genhub(stack, name, genhub_url, genhub_body))
+        if name.startswith("genhub"):
+            servers.append(start_genhub(stack, name, genhub_url, genhub_body, compiled=name == "genhub"))
             continue
         port = free_port()
         if name == "postgraphile":
@@ -231,18 +239,20 @@ def report(servers: list[Server], args: argparse.Namespace) -> None:
         print(f"\n{title}; medians of {args.rounds} rounds of {args.duration:.0f} s\n{HEADER}")
         for s in servers:
             print(fmt(s.name, s.runs[mode]))
-        if "genhub" not in by_name:
-            continue
-        g = by_name["genhub"]
-        for other in (by_name[n] for n in ("postgraphile", "floor") if n in by_name):
-            print(
-                f"genhub/{other.name}: req/s {ratios(g, other, mode, 'rps')}; "
-                f"CPU per request {ratios(g, other, mode, 'cpu_ms_per_req')}"
-                + (f"; p99 {ratios(g, other, mode, 'p99_us')}" if mode == "capped" else "")
-            )
-        target = "req/s >= 1.2x PostGraphile" if mode == "saturated" else "p99 <= 10 ms"
-        p99s = " ".join(f"{r['p99_us'] / 1000:.1f}" for r in g.runs[mode])
-        print(f"genhub p99 by round: {p99s} ms  (target: {target})")
+        for g in (by_name[n] for n in GENHUBS if n in by_name):
+            report_genhub(g, [by_name[n] for n in ("postgraphile", "floor", "genhub") if n in by_name], mode)
+
+
+def report_genhub(g: Server, others: list[Server], mode: str) -> None:
+    for other in (o for o in others if o is not g):
+        print(
+            f"{g.name}/{other.name}: req/s {ratios(g, other, mode, 'rps')}; "
+            f"CPU per request {ratios(g, other, mode, 'cpu_ms_per_req')}"
+            + (f"; p99 {ratios(g, other, mode, 'p99_us')}" if mode == "capped" else "")
+        )
+    target = "req/s >= 1.2x PostGraphile" if mode == "saturated" else "p99 <= 10 ms"
+    p99s = " ".join(f"{r['p99_us'] / 1000:.1f}" for r in g.runs[mode])
+    print(f"{g.name} p99 by round: {p99s} ms  (target: {target})")
 
 
 def sqlite_section(args: argparse.Namespace, data: read_seed.DataSet) -> None:
@@ -272,7 +282,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16, help="connections of the saturated runs")
     parser.add_argument("--rate", type=float, default=500.0, help="requests/s offered in the capped runs")
     parser.add_argument("--rate-connections", type=int, default=64, help="connections of the capped runs")
-    parser.add_argument("--servers", nargs="+", choices=("postgraphile", "floor", "genhub"), default=None)
+    parser.add_argument("--servers", nargs="+", choices=("postgraphile", "floor", *GENHUBS), default=None)
     parser.add_argument("--sqlite", choices=("also", "only", "skip"), default="also", help="the SQLite section")
     args = parser.parse_args()
     names = args.servers or ["postgraphile", "floor", "genhub"]
@@ -292,7 +302,8 @@ def main() -> int:
             servers = start_servers(stack, names, plain, genhub_url)
             want_plain = asyncio.run(read_verify.expected_plain(plain, read_seed.BENCH_USER_ID, FIRST))
             want_genhub = asyncio.run(read_verify.expected_genhub(genhub_url, read_seed.BENCH_USER_ID, FIRST))
-            check_answers(servers, {"postgraphile": want_plain, "floor": want_plain, "genhub": want_genhub})
+            expected = {"postgraphile": want_plain, "floor": want_plain} | dict.fromkeys(GENHUBS, want_genhub)
+            check_answers(servers, expected)
             measure(servers, args)
         report(servers, args)
     if args.sqlite != "skip":
