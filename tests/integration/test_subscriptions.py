@@ -39,6 +39,7 @@ from infrastructure.pubsub.feed import BroadcastFeed
 from tests.fixtures.app import GraphQLClient, SettingsFactory, register_user, running_app
 from tests.fixtures.credits import grant_credits
 from tests.fixtures.waiting import eventually
+from tests.integration.statement_log import statements_of
 
 pytestmark = pytest.mark.postgres
 
@@ -441,6 +442,32 @@ async def test_every_delivery_resolves_its_fields_with_fresh_loaders(world: Worl
         }
     }
     assert after.data["myGenerationEvents"]["generation"]["outputs"] == [{"contentType": "image/png", "size": 42}]
+
+
+async def test_each_delivery_reads_on_one_connection_and_holds_none_between_events(world: World) -> None:
+    # given a myGenerationEvents subscription that selects outputs (a loader batch per delivery)
+    token = world.c.tokens.issue_access(world.owner.user_id, Role.USER).token
+    context = Context(services=bind(world.c), credentials=Credentials(token))
+    stream = await world.client.app.state.schema.subscribe(MY_EVENTS, context_value=context)
+    pool = world.c.engine.sync_engine.pool
+    async with contextlib.aclosing(stream):
+        first = asyncio.ensure_future(take(stream))
+        await world.subscribers(1)
+        processing = await world.move(await world.move(await world.generation(), S.SUBMITTING), S.PROCESSING)
+        await world.publish(processing, S.SUBMITTING)
+        assert (await first).errors is None
+        # then between events the subscription holds no connection
+        assert pool.checkedout() == 0
+        succeeded = await world.move(processing, S.SUCCEEDED, progress=1.0)
+        # when the next event is delivered
+        with statements_of(world.c.engine) as log:
+            await world.publish(succeeded, S.PROCESSING)
+            after = await take(stream)
+        await log.settled()
+    # then its reads took one connection, sent no BEGIN/ROLLBACK, and gave it back
+    assert after.errors is None
+    assert (log.checkouts, log.transaction_commands, len(log.statements)) == (1, [], 1), log.statements
+    assert pool.checkedout() == 0
 
 
 @pytest.mark.parametrize(
