@@ -22,7 +22,9 @@ process, so there every read keeps its own short unit of work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,23 +34,43 @@ _current: contextvars.ContextVar[ReadScope | None] = contextvars.ContextVar("gen
 
 
 class ReadScope:
-    """One lazily opened session shared by the read units of one request, one unit at a time."""
+    """One lazily opened session shared by the read units of one request, one unit at a time.
 
-    __slots__ = ("_closed", "_factory", "_lock", "_repositories", "_session")
+    `async with` makes it the current scope; nothing else happens until a unit reads.
+    """
+
+    __slots__ = ("_closed", "_factory", "_lock", "_repositories", "_session", "_token")
 
     def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = factory
-        self._lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
         self._session: AsyncSession | None = None
         self._repositories: SqlRepositories | None = None
         self._closed = False
+        self._token: contextvars.Token[ReadScope | None] | None = None
+
+    async def __aenter__(self) -> ReadScope:
+        self._token = _current.set(self)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+        await self.close()
 
     @property
     def opened(self) -> bool:
         """A session (and so a pooled connection, once it ran a statement) is held."""
         return self._session is not None
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def acquire(self) -> SqlRepositories:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
         await self._lock.acquire()
         if self._repositories is None:  # after close() too: release() drops it again
             self._session = self._factory()
@@ -56,6 +78,7 @@ class ReadScope:
         return self._repositories
 
     async def release(self, failed: bool) -> None:
+        assert self._lock is not None
         try:
             if failed or self._closed:
                 await self._drop()
@@ -65,7 +88,8 @@ class ReadScope:
     async def close(self) -> None:
         """Return the connection to the pool; a unit asked for afterwards gets one of its own."""
         self._closed = True
-        if not self._lock.locked():  # else the unit holding it drops the session when it leaves
+        # A unit holding the lock drops the session itself when it leaves.
+        if self._session is not None and (self._lock is None or not self._lock.locked()):
             await self._drop()
 
     async def _drop(self) -> None:
@@ -95,27 +119,6 @@ class ScopedUnitOfWork(SqlRepositories):
         """Reads only: nothing to undo."""
 
 
-class _ScopeEntry:
-    __slots__ = ("_reads", "_scope", "_token")
-
-    def __init__(self, reads: RequestReads) -> None:
-        self._reads = reads
-        self._scope: ReadScope | None = None
-        self._token: contextvars.Token[ReadScope | None] | None = None
-
-    async def __aenter__(self) -> ReadScope | None:
-        if self._reads.shared:
-            self._scope = ReadScope(self._reads.session_factory)
-            self._token = _current.set(self._scope)
-        return self._scope
-
-    async def __aexit__(self, *args: object) -> None:
-        if self._token is not None:
-            _current.reset(self._token)
-        if self._scope is not None:
-            await self._scope.close()
-
-
 class RequestReads:
     """The read unit-of-work factory: a unit of the current request's scope when one is open, else its own."""
 
@@ -125,10 +128,13 @@ class RequestReads:
 
     def __call__(self) -> SqlUnitOfWork | ScopedUnitOfWork:
         scope = _current.get()
-        if scope is None or scope._closed:
+        if scope is None or scope.closed:
             return SqlUnitOfWork(self.session_factory)
         return ScopedUnitOfWork(scope)
 
-    def scope(self) -> _ScopeEntry:
+    def scope(self) -> AbstractAsyncContextManager[ReadScope | None]:
         """`async with reads.scope():` the reads inside share one session, closed on exit."""
-        return _ScopeEntry(self)
+        return ReadScope(self.session_factory) if self.shared else _UNSHARED
+
+
+_UNSHARED: AbstractAsyncContextManager[None] = contextlib.nullcontext()
