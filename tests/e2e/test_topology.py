@@ -10,6 +10,7 @@ import asyncio
 import json
 import signal
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
@@ -25,8 +26,17 @@ from tests.e2e.subscription_support import (
     app_container,
     wait_for_numsub,
 )
-from tests.e2e.topology_checks import accounts, generations, job_in_hand, statuses, unread_bytes
+from tests.e2e.topology_checks import (
+    HeldJob,
+    accounts,
+    generations,
+    job_in_hand,
+    statuses,
+    still_pending,
+    unread_bytes,
+)
 from tests.fixtures.credits import grant_credits
+from tests.fixtures.process_groups import Child
 from tests.fixtures.topology import Topology
 from tests.fixtures.waiting import eventually
 
@@ -117,11 +127,10 @@ async def test_a_worker_killed_mid_job_leaves_every_job_finished_once_by_a_new_w
             )
 
             # when the worker is SIGKILLed while it holds a finalize of one of them (read, unacknowledged)
-            held = await _wait_for(lambda: job_in_hand(redis, frozenset({"finalize_generation"})), timeout=20)
             assert topology.worker is not None
+            held = await _stopped_holding_a_finalize(topology.worker, redis)
             await topology.worker.stop(signal.SIGKILL)
-            unfinished = [i for i, status in (await statuses(conn, ids)).items() if status not in FINAL]
-            assert held[1] in ids and unfinished, (held, unfinished)
+            assert held.generation_id in ids
 
             # and a new worker starts
             await topology.restart_worker()
@@ -129,6 +138,8 @@ async def test_a_worker_killed_mid_job_leaves_every_job_finished_once_by_a_new_w
             # then every job ends, each succeeded, charged once, with exactly one output in S3
             await eventually(lambda: _all_in(conn, ids, FINAL), what="every job to be final", timeout=40)
             records = await generations(conn, ids)
+        # (the message the dead worker held was taken over and acknowledged)
+        await eventually(lambda: _not(still_pending(redis, held.message_id)), what="the held job's ack", timeout=30)
         assert [r.status for r in records] == ["succeeded"] * JOBS, (records, topology.logs())
         for record in records:
             assert (record.reserves, record.captures, record.charged_credits) == (1, 1, COST), record
@@ -150,12 +161,26 @@ async def _all_in(conn: Any, ids: list[str], wanted: set[str]) -> bool:
     return all(status in wanted for status in (await statuses(conn, ids)).values())
 
 
-async def _wait_for(probe: Any, *, timeout: float) -> Any:
-    """The first non-None answer of `probe()`, polled without pause (a job is in hand for milliseconds)."""
+async def _not(condition: Awaitable[bool]) -> bool:
+    return not await condition
+
+
+async def _stopped_holding_a_finalize(worker: Child, redis: Redis, timeout: float = 20.0) -> HeldJob:
+    """SIGSTOP the worker at a moment it holds an unacknowledged finalize; that job.
+
+    A job is in hand for milliseconds: look without pause, freeze the worker, and check
+    again that the job is still unacknowledged (else let it go on and look again).
+    """
     deadline = time.monotonic() + timeout
-    while (found := await probe()) is None:
-        assert time.monotonic() < deadline, f"nothing found within {timeout:g}s"
-    return found
+    while time.monotonic() < deadline:
+        held = await job_in_hand(redis, frozenset({"finalize_generation"}))
+        if held is None:
+            continue
+        worker.signal_group(signal.SIGSTOP)
+        if await still_pending(redis, held.message_id):
+            return held
+        worker.signal_group(signal.SIGCONT)
+    raise AssertionError(f"the worker held no finalize within {timeout:g}s")
 
 
 async def test_an_open_subscription_delivers_again_after_redis_is_killed_and_restarted(
@@ -190,7 +215,7 @@ async def test_an_open_subscription_delivers_again_after_redis_is_killed_and_res
         # then B re-subscribes by itself, and the next generation started on A reaches the same socket
         await wait_for_numsub(topology.redis_url, channel(user), 1, timeout=20)
         generation_id = await _generate_once_redis_answers(a, user, model)
-        assert (await events_of(ws, op, generation_id, "QUEUED"))[-1] == "QUEUED"
+        assert collapsed(await events_of(ws, op, generation_id, "SUCCEEDED")) == LIFECYCLE
         assert ws.close_code is None
         await ws.close()
         await assert_ledger_exact(topology)
@@ -218,15 +243,18 @@ async def test_sigterm_of_a_replica_closes_its_subscriptions_with_1012_and_finis
     topology = whole_topology
     a, replica_b = Api(topology.replica("A").http_url), topology.replica("B")
     try:
-        # given subscriptions on replica B over both protocols
+        # given subscriptions on replica B over both protocols, and one on replica A
         user = await a.register()
+        await grant(topology, user, 10)
         clients: list[TransportWs | LegacyWs] = [
             await TransportWs.connect(replica_b.ws_url, auth(user)),
             await LegacyWs.connect(replica_b.ws_url, auth(user)),
         ]
         for ws in clients:
             await ws.subscribe(MY_EVENTS)
-        await wait_for_numsub(topology.redis_url, channel(user), 1)
+        on_a = await TransportWs.connect(topology.replica("A").ws_url, auth(user))
+        on_a_op = await on_a.subscribe(MY_EVENTS)
+        await wait_for_numsub(topology.redis_url, channel(user), 2)
         # and a request B has begun to read (headers and half its body) when the signal comes
         body = json.dumps({"query": ME}).encode()
         reader, writer = await asyncio.open_connection("127.0.0.1", replica_b.port)
@@ -257,8 +285,11 @@ async def test_sigterm_of_a_replica_closes_its_subscriptions_with_1012_and_finis
         # (uvicorn re-raises the signal once its shutdown is complete)
         assert await replica_b.child.exited(15) in (0, -signal.SIGTERM), replica_b.child.output()
         assert "Application shutdown complete" in replica_b.child.output()
-        assert (await a.execute(ME, token=user.token)) == {"me": {"id": str(user.user_id)}}
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"{topology.replica('A').http_url}/ready")).status_code == 200
+        generation_id = await a.generate(user.token, await a.model_id(user.token))
+        assert (await events_of(on_a, on_a_op, generation_id, "QUEUED"))[-1] == "QUEUED"
+        assert on_a.close_code is None
+        await on_a.close()
     finally:
         await a.aclose()

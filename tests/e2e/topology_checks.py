@@ -77,20 +77,33 @@ async def statuses(conn: asyncpg.Connection, ids: list[str]) -> dict[str, str]:
     return {str(row["id"]): row["status"] for row in rows}
 
 
-async def job_in_hand(redis: Redis, tasks: frozenset[str] = JOB_TASKS) -> tuple[str, str] | None:
-    """(task name, generation id) of a message a worker has read and not yet acknowledged: a job mid-run.
+@dataclass(frozen=True)
+class HeldJob:
+    message_id: bytes | str
+    task_name: str
+    generation_id: str
+
+
+async def job_in_hand(redis: Redis, tasks: frozenset[str] = JOB_TASKS) -> HeldJob | None:
+    """A message of `tasks` a worker has read and not yet acknowledged: a job mid-run.
 
     The worker acknowledges only after the task finished (`--ack-type when_saved`), so a
     pending entry of the consumer group is a task still running (or one whose worker died).
     """
     for entry in await redis.xpending_range(QUEUE_NAME, CONSUMER_GROUP, min="-", max="+", count=100):
-        for _id, fields in await redis.xrange(QUEUE_NAME, entry["message_id"], entry["message_id"]) or []:
+        for message_id, fields in await redis.xrange(QUEUE_NAME, entry["message_id"], entry["message_id"]) or []:
             if fields is None:  # trimmed from the stream since
                 continue
             message = json.loads(fields[b"data"])
-            if message["task_name"] in tasks:
-                return message["task_name"], message["kwargs"]["generation_id"]
+            if message_id is not None and message["task_name"] in tasks:
+                return HeldJob(message_id, message["task_name"], message["kwargs"]["generation_id"])
     return None
+
+
+async def still_pending(redis: Redis, message_id: bytes | str) -> bool:
+    """Whether the consumer group still waits for an acknowledgement of `message_id`."""
+    entries = await redis.xpending_range(QUEUE_NAME, CONSUMER_GROUP, min=message_id, max=message_id, count=1)
+    return bool(entries)
 
 
 def unread_bytes(server_port: int, client_port: int) -> int | None:
