@@ -18,7 +18,7 @@ JOB_TASKS = frozenset({"submit_generation", "refresh_generation", "finalize_gene
 
 
 @dataclass(frozen=True)
-class Account:
+class CreditAccount:
     user_id: uuid.UUID
     balance: int
     reserved: int
@@ -26,7 +26,7 @@ class Account:
     ledger_reserved: int
 
 
-async def accounts(conn: asyncpg.Connection) -> list[Account]:
+async def accounts(conn: asyncpg.Connection) -> list[CreditAccount]:
     """Every credit account beside the sums of its ledger (balance and reserved, as domain/credits.py defines them)."""
     rows = await conn.fetch(
         """
@@ -39,7 +39,7 @@ async def accounts(conn: asyncpg.Connection) -> list[Account]:
         sorted(BALANCE_KINDS),
         sorted(RESERVED_KINDS),
     )
-    return [Account(**dict(row)) for row in rows]
+    return [CreditAccount(**dict(row)) for row in rows]
 
 
 @dataclass(frozen=True)
