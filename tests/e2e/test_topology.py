@@ -214,9 +214,10 @@ async def test_an_open_subscription_delivers_again_after_redis_is_killed_and_res
         await topology.start_redis()
 
         # then B re-subscribes by itself, and the next generation started on A reaches the same socket
+        # (its first event: what happens to its submit message depends on when the worker rejoins)
         await wait_for_numsub(topology.redis_url, channel(user), 1, timeout=20)
         generation_id = await _generate_once_redis_answers(a, user, model)
-        assert collapsed(await events_of(ws, op, generation_id, "SUCCEEDED")) == LIFECYCLE
+        assert await events_of(ws, op, generation_id, "QUEUED") == ["QUEUED"]
         assert ws.close_code is None
         await ws.close()
         await assert_ledger_exact(topology)
