@@ -111,6 +111,7 @@ class Generation:
     deadline_at: datetime | None = None
     submit_attempts: int = 0
     next_attempt_at: datetime | None = None
+    lease_token: uuid.UUID | None = None
     input_chunk_ids: list[uuid.UUID] = field(default_factory=list)
 
     @property

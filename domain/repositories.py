@@ -173,8 +173,26 @@ class GenerationRepository(Protocol):
         """
         ...
 
-    async def defer(self, generation_ids: Sequence[uuid.UUID], until: datetime) -> None:
-        """Set `next_attempt_at` of the PROCESSING ones among `generation_ids` (poll scheduling)."""
+    async def defer(self, generation_ids: Sequence[uuid.UUID], until: datetime, *, now: datetime) -> None:
+        """Set `next_attempt_at` of the PROCESSING ones among `generation_ids` (poll scheduling).
+
+        A generation a worker holds (a lease running past `now`) is left alone; a lease
+        that ran out is dropped.
+        """
+        ...
+
+    async def take_lease(
+        self, generation_id: uuid.UUID, *, status: GenerationStatus, token: uuid.UUID, now: datetime, until: datetime
+    ) -> Generation | None:
+        """Hold the generation (while in `status`) under `token` until `until`; None when another lease runs past `now`."""
+        ...
+
+    async def renew_lease(self, generation_id: uuid.UUID, *, token: uuid.UUID, until: datetime) -> bool:
+        """Extend the lease `token` holds on the active generation; False when it no longer holds it."""
+        ...
+
+    async def release_lease(self, generation_id: uuid.UUID, *, token: uuid.UUID, until: datetime | None) -> bool:
+        """Give up the lease `token` holds, the generation due again at `until`; False when it was not held."""
         ...
 
 

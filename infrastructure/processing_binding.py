@@ -10,24 +10,28 @@ from __future__ import annotations
 from domain.use_cases.processing import ProcessingPolicy
 from infrastructure.settings import Settings
 
-#: Without a broker that redelivers, a presumed-dead submitter is only retried by the
-#: poller: wait comfortably longer than a provider call may take.
-EMBEDDED_LEASE_FLOOR_SECONDS = 60.0
+
+def generation_lease_seconds(settings: Settings, *, embedded: bool) -> float:
+    """How long a generation stays held by a worker that stopped renewing its lease.
+
+    With Redis, one renewal interval shorter than the task message's lease: the two are
+    renewed separately, so a message redelivered because its worker died finds the
+    generation's lease already run out and takes over at once. Embedded, nothing
+    redelivers (the poller retries), so the whole lease.
+    """
+    if embedded:
+        return settings.task_lease_seconds
+    return settings.task_lease_seconds - settings.task_lease_renew_seconds
 
 
 def processing_policy(settings: Settings, *, embedded: bool) -> ProcessingPolicy:
-    if embedded:
-        lease = max(EMBEDDED_LEASE_FLOOR_SECONDS, 2 * settings.provider_timeout_seconds + 30)
-    else:
-        # Below the redelivery timeout: a message redelivered because its worker died
-        # finds the dead worker's lease already run out and takes over at once.
-        lease = 0.9 * settings.task_idle_timeout_ms / 1000
     return ProcessingPolicy(
         max_attempts=settings.submit_max_attempts,
         retry_base_seconds=settings.retry_base_seconds,
         retry_max_seconds=settings.retry_max_seconds,
         poll_interval_seconds=settings.poll_interval_seconds,
-        lease_seconds=lease,
+        lease_seconds=generation_lease_seconds(settings, embedded=embedded),
+        lease_renew_seconds=settings.task_lease_renew_seconds,
         max_output_bytes=settings.upload_max_bytes,
         input_url_ttl_seconds=settings.presign_expires_seconds,
         callback_base_url=settings.public_base_url if settings.kie_callback_secret else None,

@@ -14,11 +14,11 @@ from taskiq.formatters.proxy_formatter import ProxyFormatter
 from taskiq.kicker import AsyncKicker
 from taskiq.message import BrokerMessage, TaskiqMessage
 from taskiq.serializers import JSONSerializer
-from taskiq_redis import RedisStreamBroker
 
 from infrastructure.metrics import TaskMetricsMiddleware
 from infrastructure.redis_pipelining import AutoPipeline
 from infrastructure.settings import Settings
+from infrastructure.task_stream import LeasedStreamBroker
 
 QUEUE_NAME = "genhub:tasks"
 CONSUMER_GROUP = "genhub-workers"
@@ -42,8 +42,9 @@ class CompactJSONFormatter(ProxyFormatter):
         )
 
 
-class StreamBroker(RedisStreamBroker):
-    """RedisStreamBroker whose producer side reuses one Redis client and pipelines its XADDs.
+class StreamBroker(LeasedStreamBroker):
+    """The task stream: consumers hold messages under renewed leases (infrastructure/task_stream.py),
+    and the producer side reuses one Redis client and pipelines its XADDs.
 
     taskiq-redis builds a new `Redis` client object (and its table of response
     callbacks) for every message it sends, a large part of the cost of enqueueing on the
@@ -80,10 +81,11 @@ def build_broker(settings: Settings) -> AsyncBroker:
         settings.redis_url,
         queue_name=settings.task_queue_name or QUEUE_NAME,
         consumer_group_name=CONSUMER_GROUP,
-        # Acked only after the task finished; a message unacked for idle_timeout is
-        # reclaimed by another worker, so this must exceed the slowest task.
-        idle_timeout=settings.task_idle_timeout_ms,
-        unacknowledged_lock_timeout=max(1.0, settings.task_idle_timeout_ms / 1000 / 2),
+        # Acknowledged only after the task finished. A message held by a consumer that stopped
+        # renewing it (a dead worker) for one lease is reclaimed by another worker.
+        idle_timeout=round(settings.task_lease_seconds * 1000),
+        renew_seconds=settings.task_lease_renew_seconds,
+        claim_every=min(1.0, settings.task_lease_renew_seconds),
         maxlen=settings.stream_maxlen,
         xread_block=1000,
     ).with_middlewares(TaskMetricsMiddleware())

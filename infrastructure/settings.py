@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from infrastructure.security.local_secrets import local_secret
@@ -18,6 +18,7 @@ from infrastructure.security.local_secrets import local_secret
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 MIN_JWT_SECRET_LENGTH = 32
 MIN_METRICS_TOKEN_LENGTH = 16
+LEASE_RENEWALS_PER_LEASE = 3
 
 
 class Settings(BaseSettings):
@@ -80,6 +81,8 @@ class Settings(BaseSettings):
     simulated_steps: int = 4
     simulated_step_seconds: float = 0.5
     simulated_mode: Literal["normal", "fail", "hang"] = "normal"
+    simulated_submit_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
+    simulated_download_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
     kie_base_url: str = "https://api.kie.ai"
     kie_api_key: str = ""
     kie_callback_secret: str = ""
@@ -93,7 +96,11 @@ class Settings(BaseSettings):
     submit_max_attempts: int = 6
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 60.0
-    task_idle_timeout_ms: int = 10 * 60 * 1000
+    # A worker holds each task message and each generation it works on under a lease of
+    # task_lease_seconds, renewed every task_lease_renew_seconds while it works: a dead
+    # worker's jobs are taken over about one lease after it stopped renewing.
+    task_lease_seconds: float = Field(default=10.0, ge=1.0, le=3600.0)
+    task_lease_renew_seconds: float = Field(default=2.0, gt=0.0)
     stream_maxlen: int = 100_000
     task_queue_name: str = "genhub:tasks"
 
@@ -164,6 +171,17 @@ class Settings(BaseSettings):
         if value.startswith("postgresql+asyncpg://"):
             value = re.sub(r"([?&])sslmode=", r"\1ssl=", value)
         return value
+
+    @model_validator(mode="after")
+    def _renewal_well_under_the_lease(self) -> Settings:
+        """Three renewals fit in one lease, so a late one (a busy loop, a slow round trip) never loses it."""
+        if self.task_lease_renew_seconds * LEASE_RENEWALS_PER_LEASE > self.task_lease_seconds:
+            raise ValueError(
+                f"TASK_LEASE_RENEW_SECONDS ({self.task_lease_renew_seconds:g}) must be at most "
+                f"TASK_LEASE_SECONDS / {LEASE_RENEWALS_PER_LEASE} ({self.task_lease_seconds:g} / "
+                f"{LEASE_RENEWALS_PER_LEASE})"
+            )
+        return self
 
     @property
     def is_production(self) -> bool:

@@ -2,13 +2,16 @@
 
 `refresh` is the one finalize path shared by polling, the finalize task and provider
 callbacks (a callback's payload is only a hint: the provider's answer decides). On
-success the outputs are copied into our storage first (result URLs expire), then one
-transaction moves the generation to SUCCEEDED, records the assets and captures the
-cost; whoever loses that conditional update changes nothing.
+success the outputs are copied into our storage first (result URLs expire), under a
+lease renewed while the copy runs (domain/use_cases/leases.py), then one transaction
+moves the generation to SUCCEEDED, records the assets and captures the cost. That
+update is fenced on the lease: a finalizer that lost its lease, or lost the race, changes
+nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mimetypes
 import uuid
@@ -24,6 +27,7 @@ from domain.ports import Provider, ProviderError, ProviderStatus, StoredObject
 from domain.repositories import Asset, UnitOfWork
 from domain.use_cases.credits import post_move
 from domain.use_cases.generation_events import changed, publish_all
+from domain.use_cases.leases import LeaseLost, renewed, unless_lost
 from domain.use_cases.processing import (
     PROCESSING_ONLY,
     ProcessingPolicy,
@@ -122,9 +126,14 @@ def _content_type(url: str) -> tuple[str, str]:
 
 
 async def _copy_outputs(
-    ports: ProcessingPorts, policy: ProcessingPolicy, generation: Generation, provider: Provider, urls: list[str]
-) -> list[StoredObject]:
-    stored: list[StoredObject] = []
+    ports: ProcessingPorts,
+    policy: ProcessingPolicy,
+    generation: Generation,
+    provider: Provider,
+    urls: list[str],
+    stored: list[StoredObject],
+) -> None:
+    """Copy every output into our storage, appending each to `stored` as soon as it is there."""
     for index, url in enumerate(urls):
         ext, content_type = _content_type(url)
         key = output_key(generation.user_id, generation.id, index, ext)
@@ -133,7 +142,6 @@ async def _copy_outputs(
                 key, provider.download(url), content_type=content_type, max_size=policy.max_output_bytes
             )
         )
-    return stored
 
 
 async def finalize_success(
@@ -149,47 +157,81 @@ async def finalize_success(
             ports, generation, sources=PROCESSING_ONLY, code="NO_OUTPUT", message="The provider returned no output."
         )
         return
-    # Copying may be slow: keep other pollers off this generation meanwhile.
-    await defer(ports, generation, ports.clock.now() + policy.lease)
+    # Copying may be slow: hold the generation under a renewed lease meanwhile, so other
+    # finalizers and pollers keep off while this worker lives, and take over if it dies.
+    token = uuid.uuid4()
+    now = ports.clock.now()
+    async with ports.uow() as uow:
+        held = await uow.generations.take_lease(
+            generation.id, status=GenerationStatus.PROCESSING, token=token, now=now, until=now + policy.lease
+        )
+        await uow.commit()
+    if held is None:
+        return  # another worker is finalizing it, or it is no longer PROCESSING
+    fence: dict[str, object] = {"lease_token": token}
+    stored: list[StoredObject] = []
     try:
-        stored = await _copy_outputs(ports, policy, generation, provider, urls)
+        async with renewed(ports, policy, generation.id, token) as heartbeat:
+            await unless_lost(heartbeat, _copy_outputs(ports, policy, generation, provider, urls, stored))
+    except LeaseLost:
+        log.warning("finalizing %s stopped: its lease was lost", generation.id)
+        await _drop_orphans(ports, generation, stored)
+        return
     except ProviderError as exc:
         if exc.retryable:
-            await defer(ports, generation, ports.clock.now() + policy.poll_interval)
+            await _release(ports, generation, token, ports.clock.now() + policy.poll_interval)
         else:
-            await fail(ports, generation, sources=PROCESSING_ONLY, code=exc.code, message=exc.message)
+            await fail(ports, generation, sources=PROCESSING_ONLY, code=exc.code, message=exc.message, expect=fence)
         return
     except ObjectTooLarge:
         await fail(
-            ports, generation, sources=PROCESSING_ONLY, code="OUTPUT_TOO_LARGE", message="An output is too large."
+            ports,
+            generation,
+            sources=PROCESSING_ONLY,
+            code="OUTPUT_TOO_LARGE",
+            message="An output is too large.",
+            expect=fence,
         )
         return
     except StorageUnavailable:
-        await defer(ports, generation, ports.clock.now() + policy.poll_interval)
+        await _release(ports, generation, token, ports.clock.now() + policy.poll_interval)
         return
+    except BaseException:
+        # A bug, or the worker shutting down: the generation is due again at the next poll.
+        with contextlib.suppress(Exception):
+            await _release(ports, generation, token, None)
+        raise
     now = ports.clock.now()
     after: CreditBalance | None = None
     async with ports.uow() as uow:
-        held = await uow.credits.open_reservation(generation.id)
-        cost = max(0, min(generation.reserved_credits, held))
-        updated = await uow.generations.transition(
+        held_amount = await uow.credits.open_reservation(generation.id)
+        cost = max(0, min(generation.reserved_credits, held_amount))
+        updated = await uow.generations.transition_if(
             generation.id,
             sources=PROCESSING_ONLY,
             target=GenerationStatus.SUCCEEDED,
             at=now,
+            expect=fence,
             progress=1.0,
             charged_credits=cost,
             next_attempt_at=None,
+            lease_token=None,
         )
         if updated is not None:
             for index, obj in enumerate(stored):
                 await uow.generations.add_asset(_asset(generation, index, obj, now))
-            after = await _capture(uow, updated, held, cost, now)
+            after = await _capture(uow, updated, held_amount, cost, now)
             await uow.commit()
     if updated is None:
         await _drop_orphans(ports, generation, stored)
         return
     await publish_all(ports.publisher, events_for(updated, GenerationStatus.PROCESSING, after, now))
+
+
+async def _release(ports: ProcessingPorts, generation: Generation, token: uuid.UUID, until: datetime | None) -> None:
+    async with ports.uow() as uow:
+        await uow.generations.release_lease(generation.id, token=token, until=until)
+        await uow.commit()
 
 
 def _asset(generation: Generation, index: int, obj: StoredObject, at: datetime) -> Asset:
@@ -237,10 +279,16 @@ async def _capture(uow: UnitOfWork, generation: Generation, held: int, cost: int
 
 
 async def _drop_orphans(ports: ProcessingPorts, generation: Generation, stored: list[StoredObject]) -> None:
-    """A cancel or expiry won the race: delete the copies unless a parallel finalizer succeeded with them."""
+    """A cancel, expiry or failure won the race: delete the copies.
+
+    Output keys are the same for every finalizer of a generation: while it is still
+    active (another worker took the lease over) or SUCCEEDED, the copies are theirs too.
+    """
+    if not stored:
+        return
     async with ports.uow() as uow:
         current = await uow.generations.get(generation.id)
-    if current is not None and current.status is GenerationStatus.SUCCEEDED:
+    if current is None or not current.is_final or current.status is GenerationStatus.SUCCEEDED:
         return
     for obj in stored:
         try:

@@ -9,7 +9,9 @@ downloads never happen inside a database transaction.
 
 `next_attempt_at` is the one scheduling field of an active generation:
 QUEUED/SUBMITTING -> the earliest time a (new) submit claim may start (a live
-submitter's lease, or a retry's backoff); PROCESSING -> when the next status poll is due.
+submitter's lease, or a retry's backoff); PROCESSING -> when the next status poll is due,
+or, while a finalizer copies the outputs, the end of its lease. `lease_token` names the
+worker holding the lease (domain/use_cases/leases.py), null when nobody does.
 """
 
 from __future__ import annotations
@@ -69,9 +71,13 @@ class ProcessingPolicy:
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 60.0
     poll_interval_seconds: float = 3.0
-    # A submitter (or finalizer) silent for this long is presumed dead; keep it below
-    # the broker's redelivery timeout so a redelivered message can take over at once.
-    lease_seconds: float = 120.0
+    # A submitter (or finalizer) that has not renewed its lease for this long is presumed
+    # dead (domain/use_cases/leases.py); a live one renews every lease_renew_seconds. Below
+    # the broker's redelivery lease, so a redelivered message finds this one run out.
+    lease_seconds: float = 8.0
+    lease_renew_seconds: float = 2.0
+    # A QUEUED generation's submit message is presumed lost (Redis lost it) after this long.
+    stale_queued_seconds: float = 60.0
     poll_batch: int = 200
     poll_concurrency: int = 16
     max_output_bytes: int = 500 * 1024 * 1024
@@ -82,6 +88,10 @@ class ProcessingPolicy:
     @property
     def lease(self) -> timedelta:
         return timedelta(seconds=self.lease_seconds)
+
+    @property
+    def stale_queued(self) -> timedelta:
+        return timedelta(seconds=self.stale_queued_seconds)
 
     @property
     def poll_interval(self) -> timedelta:
@@ -127,6 +137,7 @@ async def fail(
         "error_code": code[:MAX_ERROR_CODE],
         "error_message": message[:MAX_ERROR_MESSAGE],
         "next_attempt_at": None,
+        "lease_token": None,
     }
     async with ports.uow() as uow:
         if expect is None:
@@ -146,6 +157,7 @@ async def fail(
 
 
 async def defer(ports: ProcessingPorts, generation: Generation, until: datetime) -> None:
+    """Next poll of a PROCESSING generation at `until`, unless a worker holds it (its lease decides)."""
     async with ports.uow() as uow:
-        await uow.generations.defer([generation.id], until)
+        await uow.generations.defer([generation.id], until, now=ports.clock.now())
         await uow.commit()

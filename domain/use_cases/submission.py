@@ -1,9 +1,9 @@
 """Submit a generation to its provider: QUEUED -> SUBMITTING -> PROCESSING, with retries.
 
 The claim (QUEUED/SUBMITTING -> SUBMITTING) bumps `submit_attempts` and takes a lease
-in `next_attempt_at`; every later write is fenced on that attempt number, so a
-submitter that lost its lease (presumed dead, another took over) cannot overwrite
-the newer attempt's outcome.
+in `next_attempt_at`, renewed while the provider call runs (domain/use_cases/leases.py);
+every later write is fenced on that attempt number, so a submitter that lost its lease
+(presumed dead, another took over) cannot overwrite the newer attempt's outcome.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from domain.generations import Generation, GenerationStatus
 from domain.ports import Provider, ProviderError, ProviderJob
 from domain.retries import backoff_seconds
 from domain.use_cases.generation_events import changed, publish_all
+from domain.use_cases.leases import renewed
 from domain.use_cases.processing import (
     ATTEMPT_PARAM,
     SUBMITTABLE,
@@ -44,6 +45,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
         if current.deadline_at is not None and current.deadline_at <= now:
             return  # the expiry sweep settles it
         attempt = current.submit_attempts + 1
+        token = uuid.uuid4()
         claimed = await uow.generations.transition_if(
             current.id,
             sources=SUBMITTABLE,
@@ -52,6 +54,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
             expect={"submit_attempts": current.submit_attempts},
             submit_attempts=attempt,
             next_attempt_at=now + policy.lease,
+            lease_token=token,
         )
         if claimed is None:
             return  # another worker claimed it first
@@ -61,17 +64,21 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
     if current.status is not GenerationStatus.SUBMITTING:
         await publish_all(ports.publisher, [changed(claimed, current.status, now)])
     try:
-        model, provider = await provider_for(ports, claimed)
-        input_keys = []
-        for chunk_id in chunk_ids:
-            chunk = chunks.get(chunk_id)
-            if chunk is None or chunk.status is not ChunkStatus.READY:
-                raise ProviderError("INPUT_MISSING", f"Input chunk {chunk_id} is gone.", retryable=False)
-            input_keys.append(chunk.object_key)
-        input_urls = [
-            (await ports.storage.presign_get(key, expires_in=policy.input_url_ttl_seconds)).url for key in input_keys
-        ]
-        external_id = await provider.submit(_job(claimed, model, provider, attempt, input_urls, policy))
+        # The provider call is not cut short when the lease is lost: its task id is needed to
+        # cancel the orphan (_submitted), and every write below is fenced on the attempt.
+        async with renewed(ports, policy, claimed.id, token):
+            model, provider = await provider_for(ports, claimed)
+            input_keys = []
+            for chunk_id in chunk_ids:
+                chunk = chunks.get(chunk_id)
+                if chunk is None or chunk.status is not ChunkStatus.READY:
+                    raise ProviderError("INPUT_MISSING", f"Input chunk {chunk_id} is gone.", retryable=False)
+                input_keys.append(chunk.object_key)
+            input_urls = [
+                (await ports.storage.presign_get(key, expires_in=policy.input_url_ttl_seconds)).url
+                for key in input_keys
+            ]
+            external_id = await provider.submit(_job(claimed, model, provider, attempt, input_urls, policy))
     except ProviderError as exc:
         await _failed(ports, policy, claimed, attempt, exc)
         return
@@ -120,6 +127,7 @@ async def _submitted(
             expect={"submit_attempts": attempt},
             provider_task_id=external_id,
             next_attempt_at=None,  # poll at the next tick
+            lease_token=None,
         )
         if updated is not None:
             await uow.generations.record_provider_task(claimed.id, provider.name, external_id, "submitted", {}, now)
@@ -159,6 +167,7 @@ async def _failed(
                 at=now,
                 expect=fence,
                 next_attempt_at=now + timedelta(seconds=delay),
+                lease_token=None,
             )
             await uow.commit()
         return

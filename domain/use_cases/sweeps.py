@@ -4,7 +4,8 @@ One scheduled poll covers all active generations (instead of every client pollin
 PROCESSING ones are asked for their status (bounded concurrency), successes are
 handed to the finalize task so copying outputs spreads over the workers, and
 QUEUED/SUBMITTING ones whose lease or backoff ran out get their submit re-kicked
-(at most once per attempt and lease window).
+(at most once per attempt and lease window); a QUEUED one only after
+`stale_queued_seconds`, since its submit message is normally on its way.
 """
 
 from __future__ import annotations
@@ -48,15 +49,18 @@ class PollReport:
 async def poll_active(*, ports: ProcessingPorts, policy: ProcessingPolicy) -> PollReport:
     now = ports.clock.now()
     async with ports.uow() as uow:
-        due = await uow.generations.due(now, queued_before=now - policy.lease, limit=policy.poll_batch)
+        due = await uow.generations.due(now, queued_before=now - policy.stale_queued, limit=policy.poll_batch)
         processing = [g for g in due if g.status is GenerationStatus.PROCESSING and g.provider_task_id]
         # Claim this round: the next tick (or an overlapping poll) skips them until then.
-        await uow.generations.defer([g.id for g in processing], now + policy.poll_interval)
+        await uow.generations.defer([g.id for g in processing], now + policy.poll_interval, now=now)
         await uow.commit()
     resubmitted = 0
-    window = max(1, math.ceil(policy.lease_seconds))
     for generation in due:
         if generation.status in SUBMITTABLE:
+            # Once per attempt and window: a dead submitter's lease, a backoff that ran out,
+            # or a QUEUED generation whose message is presumed lost.
+            queued = generation.status is GenerationStatus.QUEUED
+            window = max(1, math.ceil(policy.stale_queued_seconds if queued else policy.lease_seconds))
             bucket = f"resubmit:{generation.id}:{generation.submit_attempts}"
             if await ports.limiter.hit(bucket, limit=1, window_seconds=window) == 0:
                 await ports.jobs.enqueue(SUBMIT_TASK, generation_id=str(generation.id))

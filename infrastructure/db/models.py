@@ -154,6 +154,8 @@ class GenerationRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    # The worker holding the generation (submit or finalize) until next_attempt_at (migration 0005).
+    lease_token: Mapped[uuid.UUID | None]
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_generations_user_idempotency"),
         Index("ix_generations_user_created", "user_id", "created_at", "id"),

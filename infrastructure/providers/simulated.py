@@ -72,6 +72,8 @@ class SimulatedProvider:
         step_seconds: float = 0.5,
         mode: SimulatedMode = "normal",
         *,
+        submit_seconds: float = 0.0,
+        download_seconds: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if mode not in _MODES:
@@ -79,6 +81,9 @@ class SimulatedProvider:
         self._steps = max(1, steps)
         self._step_ms = max(0, round(step_seconds * 1000))
         self._mode: SimulatedMode = mode
+        # Latency of a real provider's accept and delivery (demos, recovery benchmarks).
+        self._submit_seconds = max(0.0, submit_seconds)
+        self._download_seconds = max(0.0, download_seconds)
         # Wall clock on purpose: the submitting and the polling process must agree.
         self._clock = clock
 
@@ -100,6 +105,8 @@ class SimulatedProvider:
         elif _marker(prompt, "hang"):
             mode = "hang"
         seed = hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:12]
+        if self._submit_seconds:
+            await asyncio.sleep(self._submit_seconds)
         return f"sim-{uuid.uuid4().hex}-{self._now_ms()}-{self._steps}-{self._step_ms}-{mode}-{seed}"
 
     async def status(self, external_id: str) -> ProviderStatus:
@@ -139,6 +146,8 @@ class SimulatedProvider:
         # Rendering takes tens of milliseconds of pure Python: keep it off the event loop,
         # which in embedded mode also serves requests and subscriptions.
         data = await asyncio.to_thread(render_png, _parse_id(external_id).seed)
+        if self._download_seconds:
+            await asyncio.sleep(self._download_seconds)
         for offset in range(0, len(data), _DOWNLOAD_CHUNK):
             yield data[offset : offset + _DOWNLOAD_CHUNK]
 
@@ -157,5 +166,9 @@ def _attempt_of(params: Mapping[str, Any]) -> int:
 def from_settings(settings: Settings, *, http_client: httpx.AsyncClient, limiter: RateLimiter) -> SimulatedProvider:
     """Factory used by `infrastructure.providers.registry` (needs neither the client nor the limiter)."""
     return SimulatedProvider(
-        steps=settings.simulated_steps, step_seconds=settings.simulated_step_seconds, mode=settings.simulated_mode
+        steps=settings.simulated_steps,
+        step_seconds=settings.simulated_step_seconds,
+        mode=settings.simulated_mode,
+        submit_seconds=settings.simulated_submit_seconds,
+        download_seconds=settings.simulated_download_seconds,
     )

@@ -448,10 +448,37 @@ class FakeGenerations(_Repository):
         ]
         return sorted(found, key=lambda g: (g.next_attempt_at or g.updated_at, g.id))[:limit]
 
-    async def defer(self, generation_ids: Sequence[uuid.UUID], until: datetime) -> None:
+    async def defer(self, generation_ids: Sequence[uuid.UUID], until: datetime, *, now: datetime) -> None:
         for g in await self.get_many(generation_ids):
-            if g.status is GenerationStatus.PROCESSING:
-                self._put(dataclasses.replace(g, next_attempt_at=until))
+            if g.status is GenerationStatus.PROCESSING and not _held(g, now):
+                self._put(dataclasses.replace(g, next_attempt_at=until, lease_token=None))
+
+    async def take_lease(
+        self, generation_id: uuid.UUID, *, status: GenerationStatus, token: uuid.UUID, now: datetime, until: datetime
+    ) -> Generation | None:
+        g = await self.get(generation_id)
+        if g is None or g.status is not status or _held(g, now):
+            return None
+        return self._put(dataclasses.replace(g, lease_token=token, next_attempt_at=until))
+
+    async def renew_lease(self, generation_id: uuid.UUID, *, token: uuid.UUID, until: datetime) -> bool:
+        g = await self.get(generation_id)
+        if g is None or g.lease_token != token or g.status not in ACTIVE_STATUSES:
+            return False
+        self._put(dataclasses.replace(g, next_attempt_at=until))
+        return True
+
+    async def release_lease(self, generation_id: uuid.UUID, *, token: uuid.UUID, until: datetime | None) -> bool:
+        g = await self.get(generation_id)
+        if g is None or g.lease_token != token:
+            return False
+        self._put(dataclasses.replace(g, lease_token=None, next_attempt_at=until))
+        return True
+
+
+def _held(g: Generation, now: datetime) -> bool:
+    """Another worker's lease runs past `now` (as the SQL repository's `_not_held`, negated)."""
+    return g.lease_token is not None and g.next_attempt_at is not None and g.next_attempt_at > now
 
 
 class FakeBoards(_Repository):

@@ -31,6 +31,7 @@ def generation_of(row: AnyRow) -> Generation:
         deadline_at=aware_opt(row.deadline_at),
         submit_attempts=row.submit_attempts,
         next_attempt_at=aware_opt(row.next_attempt_at),
+        lease_token=row.lease_token,
     )
 
 

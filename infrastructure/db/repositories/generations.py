@@ -17,12 +17,13 @@ from domain.pagination import Page, PageRequest
 from domain.repositories import GenerationFilter
 from infrastructure.db.repositories.base import keyset
 from infrastructure.db.repositories.generation_attachments import SqlGenerationAttachments
+from infrastructure.db.repositories.generation_leases import SqlGenerationLeases
 from infrastructure.db.repositories.generation_rows import generation_of
 from infrastructure.db.tables import BOARD_MEMBERS, GENERATIONS
 
 
-class SqlGenerationRepository(SqlGenerationAttachments):
-    """The generation rows; what hangs off them (inputs, assets, provider tasks) is inherited."""
+class SqlGenerationRepository(SqlGenerationLeases, SqlGenerationAttachments):
+    """The generation rows; their leases and what hangs off them (inputs, assets, provider tasks) are inherited."""
 
     async def add(self, generation: Generation) -> bool:
         g = generation
@@ -205,19 +206,6 @@ class SqlGenerationRepository(SqlGenerationAttachments):
             .limit(limit)
         )
         return [generation_of(r) for r in await self.rows(stmt)]
-
-    async def defer(self, generation_ids: Sequence[uuid.UUID], until: datetime) -> None:
-        if not generation_ids:
-            return
-        stmt = (
-            update(GENERATIONS)
-            .where(
-                GENERATIONS.c.id.in_(set(generation_ids)),
-                GENERATIONS.c.status == GenerationStatus.PROCESSING.value,
-            )
-            .values(next_attempt_at=until)
-        )
-        await self.session.execute(stmt)
 
 
 def _visible(viewer_id: uuid.UUID, board_id: uuid.UUID | None) -> ColumnElement[bool]:
