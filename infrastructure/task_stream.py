@@ -27,6 +27,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from taskiq import AckableMessage
 from taskiq_redis import RedisStreamBroker
 
@@ -148,9 +149,14 @@ class LeasedStreamBroker(RedisStreamBroker):
             for stream, ids in by_stream.items():
                 for start in range(0, len(ids), RENEW_BATCH):
                     chunk = ids[start : start + RENEW_BATCH]
-                    gone = await redis.eval(
-                        RENEW_SCRIPT, 1, stream, self.consumer_group_name, self.consumer_name, *chunk
-                    )
+                    try:
+                        gone = await redis.eval(
+                            RENEW_SCRIPT, 1, stream, self.consumer_group_name, self.consumer_name, *chunk
+                        )
+                    except ResponseError as exc:
+                        if "NOGROUP" not in str(exc):
+                            raise
+                        gone = chunk  # the stream or its group is gone (a Redis restarted empty)
                     lost += [(stream, _text(msg_id)) for msg_id in gone]
         lost = [held for held in lost if held in self.held]  # acknowledged meanwhile is not lost
         for held in lost:

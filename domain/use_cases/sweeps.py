@@ -112,6 +112,7 @@ async def expire_stuck(*, ports: ProcessingPorts, policy: ProcessingPolicy) -> i
                 error_code=EXPIRED_CODE,
                 error_message=EXPIRED_MESSAGE,
                 next_attempt_at=None,
+                lease_token=None,
             )
             if updated is None:
                 continue

@@ -106,3 +106,24 @@ async def test_a_live_consumer_keeps_its_message_and_a_dead_ones_is_reclaimed(re
             with contextlib.suppress(asyncio.CancelledError):
                 await b_loop
             await a_stream.aclose()
+
+
+async def test_messages_of_a_stream_that_vanished_are_dropped_from_renewal(redis_url: str, stream: str) -> None:
+    async with consumer(redis_url, stream, "a") as a:
+        # given a held message
+        await a.kick(BrokerMessage(task_id="t2", task_name="job", message=b"job", labels={}))
+        a_stream = a.listen()
+        try:
+            held = await asyncio.wait_for(anext(a_stream), 5)
+            # when its stream (and consumer group) is gone, as after a Redis restarted empty
+            client = Redis.from_url(redis_url)
+            try:
+                await client.delete(stream)
+            finally:
+                await client.aclose()
+            # then a renewal reports it lost instead of failing at every beat, and its ack is not sent
+            assert len(await a.renew()) == 1
+            assert a.held == set()
+            await held.ack()
+        finally:
+            await a_stream.aclose()
