@@ -13,7 +13,8 @@ Tree::
     ├── QuotaExceeded(limit)
     ├── InvalidState
     ├── Unauthenticated
-    └── StorageUnavailable
+    ├── StorageUnavailable
+    └── ServiceUnavailable(dependency, retry_after_seconds)
 """
 
 from __future__ import annotations
@@ -115,6 +116,20 @@ class Unauthenticated(DomainError):
 class StorageUnavailable(DomainError):
     code = "STORAGE_UNAVAILABLE"
     default_message = "File storage is unavailable; try again later."
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (the database, Redis) cannot be reached; nothing was done, the same request may be retried.
+
+    `dependency` names it for the logs and metrics; clients see the code and the retry hint only.
+    """
+
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, dependency: str, retry_after_seconds: int = 5) -> None:
+        self.dependency = dependency
+        self.retry_after_seconds = max(1, retry_after_seconds)
+        super().__init__(f"The service is temporarily unavailable; retry in {self.retry_after_seconds} s.")
 
 
 @dataclass(slots=True)

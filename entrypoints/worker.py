@@ -7,6 +7,7 @@ from taskiq.schedule_sources import LabelScheduleSource
 
 from infrastructure.settings import get_settings
 from workers.runtime import serve_tasks, task_broker
+from workers.scheduler import LoggingScheduler
 
 
 def worker_broker() -> AsyncBroker:
@@ -18,4 +19,4 @@ def worker_broker() -> AsyncBroker:
 def scheduler() -> TaskiqScheduler:
     """`taskiq scheduler entrypoints.worker:scheduler`: kicks the tasks' interval labels (one per deployment)."""
     broker = task_broker(get_settings())
-    return TaskiqScheduler(broker=broker, sources=[LabelScheduleSource(broker)])
+    return LoggingScheduler(broker=broker, sources=[LabelScheduleSource(broker)])

@@ -1,6 +1,7 @@
 """`POST /providers/{name}/callback`: a provider's completion call, verified, then queued.
 
-It answers at once: the worker's finalize path asks the provider itself, so a
+A callback that cannot be queued (Redis down) is answered 503 with Retry-After, so the
+provider delivers it again; the poll sweep finds the result otherwise. It answers at once: the worker's finalize path asks the provider itself, so a
 callback delivered twice, or together with a poll, finalizes once.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from domain.errors import ServiceUnavailable
 from infrastructure.bootstrap import Services
 
 MAX_CALLBACK_BYTES = 256 * 1024
@@ -33,4 +35,10 @@ async def provider_callback(name: str, request: Request) -> JSONResponse:
         return JSONResponse({"error": "callback signature rejected"}, status_code=401)
     except ValueError:
         return JSONResponse({"error": "malformed callback"}, status_code=400)
+    except ServiceUnavailable as exc:  # the queue (Redis) is down: the provider delivers it again later
+        return JSONResponse(
+            {"error": "temporarily unavailable"},
+            status_code=503,
+            headers={"Retry-After": str(exc.retry_after_seconds)},
+        )
     return JSONResponse({"ok": True, "taskId": task_id})

@@ -9,7 +9,8 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from domain.errors import DomainError
+from domain.errors import DomainError, RateLimited, ServiceUnavailable
+from infrastructure.outages import UNKNOWN, as_unavailable
 
 log = logging.getLogger("genhub.graphql")
 INTERNAL = "INTERNAL_SERVER_ERROR"
@@ -31,8 +32,15 @@ def classify(error: GraphQLError, *, mask: bool, request_id: str, hide_suggestio
     original = error.original_error
     extensions = dict(error.extensions or {})
     extensions.setdefault("requestId", request_id)
+    # The net under the adapters: an outage that reached here untranslated is still one.
+    unavailable = None if isinstance(original, DomainError | GraphQLError | None) else as_unavailable(original, UNKNOWN)
+    if unavailable is not None:
+        log.warning("%s unavailable: %s: %s", unavailable.dependency, type(original).__name__, original)
+        original = unavailable
     if isinstance(original, DomainError):
         extensions["code"] = original.code
+        if isinstance(original, ServiceUnavailable | RateLimited):
+            extensions["retryAfter"] = original.retry_after_seconds
         return GraphQLError(
             original.message, error.nodes, error.source, error.positions, error.path, original, extensions
         )

@@ -54,6 +54,30 @@ def problem(exc: HttpProblem, media: str, request: Request) -> Answer:
     return Answer(exc.status, payload, media if exc.status != 406 else JSON_TYPE, exc.headers or None)
 
 
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+
+
+def retry_after(payload: Any) -> int | None:
+    """The longest `retryAfter` of the SERVICE_UNAVAILABLE errors in an answer (a batch's too), or None."""
+    items = payload if isinstance(payload, list) else [payload]
+    hints = [
+        int(extensions.get("retryAfter") or 1)
+        for item in items
+        if isinstance(item, dict)
+        for error in item.get("errors") or ()
+        if isinstance(extensions := error.get("extensions"), dict) and extensions.get("code") == SERVICE_UNAVAILABLE
+    ]
+    return max(hints) if hints else None
+
+
+def headers_of(answer: Answer) -> dict[str, str]:
+    """The answer's headers; `Retry-After` when a dependency was down (the status stays 200, docs/clients.md)."""
+    headers = dict(answer.headers or {})
+    if (seconds := retry_after(answer.payload)) is not None:
+        headers["Retry-After"] = str(seconds)
+    return headers
+
+
 def encode(payload: Any) -> bytes:
     """The JSON body; a compiled read's `data` (RawJSON, already JSON text) is written in as it is."""
     if isinstance(payload, list):
@@ -189,7 +213,7 @@ def _response(answer: Answer) -> Response:
         encode(answer.payload),
         status_code=answer.status,
         media_type=f"{answer.media}; charset=utf-8",
-        headers=answer.headers,
+        headers=headers_of(answer),
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from graph.http import JSON_BODY_TYPES, GraphQLHttp, encode
+from graph.http import JSON_BODY_TYPES, GraphQLHttp, encode, headers_of
 from graph.http_protocol import media_type
 
 PATH = "/graphql"
@@ -57,6 +57,6 @@ class GraphQLPostEndpoint:
             (b"content-type", f"{answer.media}; charset=utf-8".encode()),
             (b"content-length", str(len(body)).encode()),
         ]
-        headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (answer.headers or {}).items()]
+        headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers_of(answer).items()]
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -1,4 +1,7 @@
-"""Models and presets cached per process with a TTL; writes invalidate every replica through Redis."""
+"""Models and presets cached per process with a TTL; writes invalidate every replica through Redis.
+
+While the database is unavailable, the last catalogue read answers (however old).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from domain.catalogue import AiModel, Preset
+from domain.errors import ServiceUnavailable
 from domain.repositories import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,7 @@ class CatalogueCache:
         self._ttl = ttl_seconds
         self._redis = redis
         self._snapshot: _Snapshot | None = None
+        self._last: _Snapshot | None = None  # the latest read, even if invalidated since (outage fallback)
         self._lock = asyncio.Lock()
         self._generation = 0
         self._listener: asyncio.Task[None] | None = None
@@ -57,13 +62,22 @@ class CatalogueCache:
             if snapshot is not None and time.monotonic() - snapshot.loaded_at < self._ttl:
                 return snapshot
             generation = self._generation
-            async with self._uow_factory() as uow:
-                models = await uow.catalogue.list_models(include_inactive=True)
-                presets = await uow.catalogue.list_presets()
+            try:
+                async with self._uow_factory() as uow:
+                    models = await uow.catalogue.list_models(include_inactive=True)
+                    presets = await uow.catalogue.list_presets()
+            except ServiceUnavailable:
+                if self._last is None:
+                    raise
+                # The database is down: the last catalogue read is better than no answer, and a
+                # request that writes (generate) meets the outage at its own statement anyway.
+                log.warning("catalogue served from the last read while the database is unavailable")
+                return self._last
             fresh = _Snapshot({m.id: m for m in models}, {p.id: p for p in presets}, time.monotonic())
             # An invalidation that arrived while loading makes this snapshot stale at birth.
             if generation == self._generation:
                 self._snapshot = fresh
+            self._last = fresh
             return fresh
 
     async def model(self, model_id: uuid.UUID) -> AiModel | None:

@@ -33,6 +33,7 @@ from infrastructure.providers.registry import ProviderRegistry, build_providers
 from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast
 from infrastructure.queue import StreamBroker, TaskiqJobQueue
 from infrastructure.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from infrastructure.ratelimit_fallback import FallbackRateLimiter
 from infrastructure.redis_pipelining import AutoPipeline
 from infrastructure.security.passwords import Argon2PasswordHasher
 from infrastructure.security.tokens import TokenService
@@ -127,7 +128,8 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             else:
                 pipeline = AutoPipeline(redis)
                 stack.push_async_callback(pipeline.aclose)
-            limiter = RedisRateLimiter(redis, pipeline=pipeline)
+            # counted in process while Redis is down (infrastructure/ratelimit_fallback.py says why)
+            limiter = FallbackRateLimiter(RedisRateLimiter(redis, pipeline=pipeline))
 
         # Loaded through the reads: a request that holds its scope's connection loads it on that
         # connection (waiting for a second one could starve the pool under load).

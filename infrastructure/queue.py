@@ -6,21 +6,32 @@ on it, and `workers/` registers its tasks on it (workers/tasks.py `register_task
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from redis.asyncio import Redis
-from taskiq import AsyncBroker, InMemoryBroker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from taskiq import AckableMessage, AsyncBroker, InMemoryBroker
 from taskiq.formatters.proxy_formatter import ProxyFormatter
 from taskiq.kicker import AsyncKicker
 from taskiq.message import BrokerMessage, TaskiqMessage
 from taskiq.serializers import JSONSerializer
 
 from infrastructure.metrics import TaskMetricsMiddleware
+from infrastructure.outages import REDIS, translating
+from infrastructure.pubsub.backoff import backoff_delay
 from infrastructure.redis_pipelining import AutoPipeline
 from infrastructure.settings import Settings
 from infrastructure.task_stream import LeasedStreamBroker
 
+log = logging.getLogger("genhub.queue")
+
 QUEUE_NAME = "genhub:tasks"
+LISTEN_RETRY_BASE_SECONDS = 0.2
+LISTEN_RETRY_CAP_SECONDS = 5.0
 CONSUMER_GROUP = "genhub-workers"
 
 
@@ -68,6 +79,28 @@ class StreamBroker(LeasedStreamBroker):
         trim: tuple[Any, ...] = ("MAXLEN", "~" if self.approximate else "=", self.maxlen) if self.maxlen else ()
         await self._producer.call("XADD", queue_name, *trim, "*", b"data", message.message)
 
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """taskiq-redis's reading loop, resumed after Redis went away instead of ending the worker.
+
+        taskiq's process manager restarts a worker whose loop raised, which then fails to start
+        while Redis is down (a crash loop). Here the loop waits with backoff, declares the
+        consumer group again (a Redis restarted without its data lost the stream), and reads on;
+        unacknowledged messages are reclaimed as usual.
+        """
+        attempt = 0
+        while True:
+            try:
+                if attempt:
+                    await self._declare_consumer_group()
+                async for message in super().listen():
+                    attempt = 0
+                    yield message
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                attempt += 1
+                delay = backoff_delay(attempt, base=LISTEN_RETRY_BASE_SECONDS, cap=LISTEN_RETRY_CAP_SECONDS)
+                log.warning("task queue: Redis unavailable (%s); reading again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+
     async def shutdown(self) -> None:
         await self._producer.aclose()
         await super().shutdown()
@@ -98,4 +131,6 @@ class TaskiqJobQueue:
         self.broker = broker
 
     async def enqueue(self, task_name: str, **kwargs: Any) -> None:
-        await AsyncKicker(task_name=task_name, broker=self.broker, labels={}).kiq(**kwargs)
+        """Raises ServiceUnavailable when Redis cannot take the message."""
+        with translating(REDIS):
+            await AsyncKicker(task_name=task_name, broker=self.broker, labels={}).kiq(**kwargs)

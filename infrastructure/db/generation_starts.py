@@ -19,6 +19,7 @@ from domain.credits import CreditBalance, LedgerEntry, LedgerKind
 from domain.generations import Generation
 from domain.repositories import StartOutcome, StartStatus, UnitOfWorkFactory
 from infrastructure.ledger_metrics import count_ledger_move
+from infrastructure.outages import DATABASE, translating
 
 START_GENERATION_SQL = (
     "SELECT * FROM genhub_start_generation($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
@@ -57,7 +58,8 @@ class PgGenerationStarter:
             list(g.input_chunk_ids),
         )
         # The function call is its own (autocommit) transaction: one round trip.
-        row = await self._pool.fetchrow(START_GENERATION_SQL, *args)
+        with translating(DATABASE):  # refused before the statement: nothing was reserved
+            row = await self._pool.fetchrow(START_GENERATION_SQL, *args)
         status = StartStatus(row[0])
         account = CreditBalance(int(row[2]), int(row[3])) if row[2] is not None else None
         if status is StartStatus.STARTED and reservation is not None:

@@ -1,4 +1,8 @@
-"""SQLAlchemy unit of work: one session, one transaction, every repository on it."""
+"""SQLAlchemy unit of work: one session, one transaction, every repository on it.
+
+A connection-level failure inside the block (PostgreSQL down, restarting, out of connections)
+leaves it as `ServiceUnavailable` (infrastructure/outages.py); every other error as it was.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from infrastructure.db.repositories.credits import SqlCreditRepository
 from infrastructure.db.repositories.generations import SqlGenerationRepository
 from infrastructure.db.repositories.invitations import SqlBoardInvitationRepository
 from infrastructure.db.repositories.users import SqlRefreshTokenRepository, SqlUserRepository
+from infrastructure.outages import DATABASE, as_unavailable, translating
 
 
 class SqlRepositories:
@@ -70,15 +75,22 @@ class SqlUnitOfWork(SqlRepositories):
         return self
 
     async def __aexit__(self, *args: object) -> None:
+        exc = args[1] if len(args) > 1 else None
         session = self.session
         try:
-            await session.rollback()
+            with translating(DATABASE):
+                try:
+                    await session.rollback()
+                finally:
+                    await session.close()
         finally:
-            await session.close()
             self._session = None
+        if isinstance(exc, Exception) and (unavailable := as_unavailable(exc, DATABASE)) not in (None, exc):
+            raise unavailable from exc
 
     async def commit(self) -> None:
-        await self.session.commit()
+        with translating(DATABASE):
+            await self.session.commit()
 
     async def rollback(self) -> None:
         await self.session.rollback()
