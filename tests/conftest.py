@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.fake_kie",
     "tests.fixtures.topology",
+    "tests.fixtures.redis_server",
 ]
