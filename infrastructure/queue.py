@@ -7,12 +7,14 @@ on it, and `workers/` registers its tasks on it (workers/tasks.py `register_task
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, AsyncBroker, InMemoryBroker
 from taskiq.formatters.proxy_formatter import ProxyFormatter
@@ -91,7 +93,7 @@ class StreamBroker(LeasedStreamBroker):
         while True:
             try:
                 if attempt:
-                    await self._declare_consumer_group()
+                    await self._declare_again()
                 async for message in super().listen():
                     attempt = 0
                     yield message
@@ -100,6 +102,13 @@ class StreamBroker(LeasedStreamBroker):
                 delay = backoff_delay(attempt, base=LISTEN_RETRY_BASE_SECONDS, cap=LISTEN_RETRY_CAP_SECONDS)
                 log.warning("task queue: Redis unavailable (%s); reading again in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
+
+    async def _declare_again(self) -> None:
+        """The consumer group after a reconnect: one that survived is kept; a lost one is made again
+        from the stream's start, so a message queued before the worker came back is read too."""
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: it survived
+                await redis.xgroup_create(self.queue_name, self.consumer_group_name, id="0", mkstream=True)
 
     async def shutdown(self) -> None:
         await self._producer.aclose()
