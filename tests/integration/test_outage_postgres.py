@@ -22,6 +22,7 @@ from tests.fixtures.app import (
 )
 from tests.fixtures.tcp_proxy import TcpProxy, tcp_proxy
 from tests.fixtures.waiting import eventually
+from tests.integration.asgi_websocket import AsgiWebSocket
 from tests.outage_table import expected_answer
 
 pytestmark = pytest.mark.postgres
@@ -142,3 +143,41 @@ async def test_postgres_down_answers_typed_and_reserves_nothing(
     assert (account.balance, account.reserved) == (100, 20)
     assert kinds == {"grant": 1, "reserve": 2}
     assert [p for (p,) in prompts.all()] == ["first [hang]", "after [hang]"]
+
+
+WATCH = "subscription Watch($id: ID!) { generationUpdated(id: $id) { generation { id status } } }"
+
+
+async def test_postgres_down_a_subscription_start_gets_a_typed_error_and_the_socket_stays(
+    client: GraphQLClient, proxy: TcpProxy
+) -> None:
+    # given a signed-in user with a generation, on an open socket
+    user = await register_user(client, f"ws-{uuid.uuid4().hex[:8]}@example.com", PASSWORD)
+    await operator_grant(client, user["user"]["id"], 100)
+    model_id = await operator_model(client, cost=10)
+    me = client.as_user(user["accessToken"])
+    body = await me.execute(GENERATE, {"input": {"modelId": model_id, "prompt": "watched [hang]"}})
+    generation_id = body["data"]["generate"]["generation"]["id"]
+    async with AsgiWebSocket(client.app) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {user['accessToken']}"}})
+        assert (await ws.receive_json())["type"] == "connection_ack"
+        # when PostgreSQL is down and the subscription's start must read the generation
+        await proxy.cut()
+        try:
+            await ws.send_json(
+                {"id": "1", "type": "subscribe", "payload": {"query": WATCH, "variables": {"id": generation_id}}}
+            )
+            message = await ws.receive_json()
+            # then the operation ends with its error, the code and its retry hint, as the table says
+            assert message["type"] == "next" and message["id"] == "1", message
+            assert message["payload"]["data"] is None
+            [error] = message["payload"]["errors"]
+            assert await ws.receive_json() == {"id": "1", "type": "complete"}
+            assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+            assert error["extensions"]["retryAfter"] >= 1
+            assert "SERVICE_UNAVAILABLE" in expected_answer("subscriptions", "PostgreSQL")
+        finally:
+            await proxy.restore()
+        # and the socket stays open: a subscription started after recovery delivers
+        await ws.send_json({"type": "ping"})
+        assert (await ws.receive_json())["type"] == "pong"
