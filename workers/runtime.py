@@ -25,6 +25,8 @@ from taskiq.kicker import AsyncKicker
 
 from infrastructure.bootstrap import Services, build_broker, open_services
 from infrastructure.gc_tuning import frozen_heap
+from infrastructure.outages import UNKNOWN, as_unavailable
+from infrastructure.pubsub.backoff import backoff_delay
 from infrastructure.settings import Settings
 from infrastructure.task_runtime import attach, attached_services
 from workers.tasks import register_tasks
@@ -36,6 +38,8 @@ DRAIN_SECONDS = 10.0
 
 LIFECYCLE_TASKS = ("poll_active_generations", "expire_stuck_generations")
 RESULT_TIMEOUT_FLOOR = 30.0
+START_RETRY_BASE_SECONDS = 0.5
+START_RETRY_CAP_SECONDS = 10.0
 
 
 def intervals(broker: AsyncBroker, poll_interval: float) -> dict[str, float]:
@@ -91,6 +95,25 @@ def task_broker(settings: Settings) -> AsyncBroker:
     return register_tasks(build_broker(settings), settings)
 
 
+async def open_when_reachable(stack: contextlib.AsyncExitStack, settings: Settings, broker: AsyncBroker) -> Services:
+    """The worker's Services, waiting with backoff while Redis or PostgreSQL cannot be reached.
+
+    Raising here ends the worker process, which taskiq starts again at once: a loop of
+    tracebacks for as long as the outage lasts. Any other error still ends it.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await stack.enter_async_context(open_services(settings, broker=broker))
+        except Exception as exc:
+            if as_unavailable(exc, UNKNOWN) is None:
+                raise
+            attempt += 1
+            delay = backoff_delay(attempt, base=START_RETRY_BASE_SECONDS, cap=START_RETRY_CAP_SECONDS)
+            log.warning("worker start: a dependency is unavailable (%s); trying again in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+
+
 def serve_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
     """A worker process: open its Services (from `settings`) on start-up, close them on shutdown."""
 
@@ -98,7 +121,7 @@ def serve_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
         if attached_services(broker) is not None:
             return  # embedded: the API process lent its services
         stack = contextlib.AsyncExitStack()
-        services = await stack.enter_async_context(open_services(settings, broker=broker))
+        services = await open_when_reachable(stack, settings, broker)
         stack.enter_context(frozen_heap())
         state.data[STACK_KEY] = stack
         attach(broker, services)

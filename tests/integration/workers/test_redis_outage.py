@@ -13,7 +13,7 @@ from domain.generations import GenerationStatus
 from infrastructure.queue import CONSUMER_GROUP
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.waiting import eventually
-from tests.integration.workers.conftest import worker_processes
+from tests.integration.workers.conftest import Processes, worker_processes
 from tests.integration.workers.world import COST, GRANT
 from tests.outage_table import expected_answer
 
@@ -81,3 +81,31 @@ async def test_worker_and_scheduler_ride_out_a_redis_restart(
         assert not logged("scheduler", "never retrieved"), procs.logs()
         assert "reads the queue again" in expected_answer("worker", "Redis")
         assert "warning line" in expected_answer("scheduler", "Redis")
+
+
+async def test_a_worker_started_while_redis_is_down_waits_for_it(
+    worker_env: dict[str, str], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # given Redis is down when the worker starts
+    redis_server.stop()
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    procs = Processes({**worker_env, "REDIS_URL": redis_server.url}, log_dir)
+    try:
+        procs.start("worker", "worker")
+        log = log_dir / "worker.log"
+        await eventually(
+            lambda: "worker start: a dependency is unavailable" in log.read_text(errors="replace"),
+            what="the worker to wait for Redis",
+            timeout=20,
+        )
+        # when Redis comes up, then the same worker process starts serving, without having died
+        redis_server.start()
+        procs.wait_ready("worker", timeout=30)
+        queue = worker_env["TASK_QUEUE_NAME"]
+        await eventually(
+            lambda: group_declared(redis_server.url, queue), what="the worker's consumer group", timeout=10
+        )
+        assert "is dead" not in log.read_text(errors="replace"), procs.logs()
+    finally:
+        procs.stop_all()
