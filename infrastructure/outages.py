@@ -34,8 +34,9 @@ _POSTGRES_OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,  # 53300
     asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
 )
+#: asyncpg's InterfaceError is mostly misuse (an operation in progress, a bad cursor); only these are outages.
+_CLOSED = ("connection is closed", "pool is closing", "pool is closed")
 _REDIS_OUTAGES: tuple[type[BaseException], ...] = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 #: A socket that could not connect, was reset or timed out; which server it was for, the caller knows.
 _NETWORK_FAILURES: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, socket.gaierror)
@@ -71,6 +72,8 @@ def dependency_down(exc: BaseException) -> str | None:
         if isinstance(link, _REDIS_OUTAGES):
             return REDIS
         if isinstance(link, _POSTGRES_OUTAGES):
+            return DATABASE
+        if isinstance(link, asyncpg.InterfaceError) and any(text in str(link) for text in _CLOSED):
             return DATABASE
         if isinstance(link, sa_errors.DBAPIError) and link.connection_invalidated:
             return DATABASE
