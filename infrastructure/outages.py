@@ -94,6 +94,12 @@ def as_unavailable(exc: BaseException, dependency: str) -> ServiceUnavailable | 
     return ServiceUnavailable(dependency if down == UNKNOWN else down, RETRY_AFTER_SECONDS)
 
 
+def raise_if_outage(exc: object, dependency: str) -> None:
+    """For an `__aexit__`: raise ServiceUnavailable from `exc` when it is an outage not translated yet."""
+    if isinstance(exc, Exception) and (unavailable := as_unavailable(exc, dependency)) not in (None, exc):
+        raise unavailable from exc
+
+
 @contextlib.contextmanager
 def translating(dependency: str) -> Iterator[None]:
     """Inside: an outage of `dependency` (or of another server it reached) becomes ServiceUnavailable."""

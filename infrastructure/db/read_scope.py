@@ -29,6 +29,7 @@ from contextlib import AbstractAsyncContextManager
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from infrastructure.db.uow import SqlRepositories, SqlUnitOfWork
+from infrastructure.outages import DATABASE, raise_if_outage, translating
 
 _current: contextvars.ContextVar[ReadScope | None] = contextvars.ContextVar("genhub_read_scope", default=None)
 
@@ -110,7 +111,9 @@ class ScopedUnitOfWork(SqlRepositories):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._scope.release(failed=exc_info[0] is not None)
+        with translating(DATABASE):
+            await self._scope.release(failed=exc_info[0] is not None)
+        raise_if_outage(exc_info[1], DATABASE)  # as a unit of work's: ServiceUnavailable
 
     async def commit(self) -> None:
         """Reads only: an autocommit session has nothing to commit."""

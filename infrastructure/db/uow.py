@@ -15,7 +15,7 @@ from infrastructure.db.repositories.credits import SqlCreditRepository
 from infrastructure.db.repositories.generations import SqlGenerationRepository
 from infrastructure.db.repositories.invitations import SqlBoardInvitationRepository
 from infrastructure.db.repositories.users import SqlRefreshTokenRepository, SqlUserRepository
-from infrastructure.outages import DATABASE, as_unavailable, translating
+from infrastructure.outages import DATABASE, raise_if_outage, translating
 
 
 class SqlRepositories:
@@ -85,8 +85,7 @@ class SqlUnitOfWork(SqlRepositories):
                     await session.close()
         finally:
             self._session = None
-        if isinstance(exc, Exception) and (unavailable := as_unavailable(exc, DATABASE)) not in (None, exc):
-            raise unavailable from exc
+        raise_if_outage(exc, DATABASE)
 
     async def commit(self) -> None:
         with translating(DATABASE):
