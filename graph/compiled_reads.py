@@ -34,14 +34,11 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
-from domain.pagination import PageRequest
-from domain.users import Principal
-from graph.common.ids import lookup_id
+from graph.compiled_arguments import nested_values, root_args
 from graph.context import Context
-from graph.generations.queries import to_domain_filter
-from graph.generations.types import GenerationFilter
-from graph.selections import collect, directive_variables, selected
+from graph.selections import NestedField, collect, directive_variables, selected
 from infrastructure.db.json_reads import roots
+from infrastructure.db.json_reads.marks import url_requests, with_urls
 from infrastructure.db.json_reads.selection import NotCompilable, Selected
 
 log = logging.getLogger("genhub.compiled")
@@ -66,32 +63,14 @@ class RootField:
     node: FieldNode
 
 
-def root_args(name: str, args: Mapping[str, Any], viewer: Principal, context: Context) -> roots.RootArgs:
-    """A root field's arguments, parsed exactly as its resolver parses them (DomainError: let it)."""
-    cursors = context.services.cursors
-    if name in ("generations", "chunks", "creditLedger"):
-        request = PageRequest.parse(args.get("first", 20), args.get("after"), cursors=cursors)
-        after = (request.after.created_at, request.after.id) if request.after else None
-        page = roots.Page(request.first, after)
-        if name != "generations":
-            return roots.OwnPageArgs(viewer.user_id, page)  # the viewer's own rows, one page
-        given = args.get("filter")  # graphql-core's coerced input: a dict by field name
-        flt = to_domain_filter(
-            None
-            if given is None
-            else GenerationFilter(
-                status=given.get("status"), board_id=given.get("boardId"), model_id=given.get("modelId")
-            )
-        )
-        statuses = tuple(sorted(s.value for s in flt.statuses))
-        return roots.GenerationsArgs(viewer.user_id, page, statuses, flt.board_id, flt.model_id)
-    if name == "generation":
-        return roots.GenerationArgs(viewer.user_id, viewer.is_admin, lookup_id(args["id"], "generation"))
-    if name == "chunk":
-        return roots.ChunkArgs(viewer.user_id, lookup_id(args["id"], "chunk"))
-    if name == "credits":
-        return roots.ViewerArgs(viewer.user_id)
-    raise NotCompilable(f"Query.{name}")
+@dataclass(frozen=True, slots=True)
+class CompiledSelection:
+    """What an operation compiles to for one set of directive values: its root fields, the nested
+    fields whose values are bound per request (by slot), and whether its answer has URLs to sign."""
+
+    roots: tuple[RootField, ...]
+    nested: tuple[NestedField, ...]
+    signs_urls: bool
 
 
 class CompiledReads:
@@ -109,11 +88,12 @@ class CompiledReads:
         operation: OperationDefinitionNode,
         fragments: Mapping[str, FragmentDefinitionNode],
         variables: VariableValues,
-    ) -> tuple[RootField, ...] | None:
+    ) -> CompiledSelection | None:
         query = self._schema.query_type
         if operation.operation is not OperationType.QUERY or query is None:
             return None
         by_name = fragments
+        nested: list[NestedField] = []
         try:
             grouped = collect(self._schema, by_name, variables, query, [operation.selection_set])
             found: list[RootField] = []
@@ -125,15 +105,23 @@ class CompiledReads:
                 runtime = get_named_type(definition.type)
                 if not isinstance(runtime, GraphQLObjectType):
                     return None
-                tree = selected(self._schema, by_name, variables, runtime, group)
+                tree = selected(self._schema, by_name, variables, runtime, group, nested)
                 found.append(RootField(Selected(name, key, tree), definition, group[0]))
         except NotCompilable:
             return None
-        return tuple(found) or None
+        if not found:
+            return None
+        signs_urls = any(n.type_name == "Asset" and n.name == "url" for n in nested)
+        return CompiledSelection(tuple(found), tuple(nested), signs_urls)
 
-    def _statement(self, fields: tuple[RootField, ...], variants: tuple[tuple[str, ...], ...]) -> str | None:
+    def _statement(
+        self,
+        fields: tuple[RootField, ...],
+        variants: tuple[tuple[str, ...], ...],
+        nested: tuple[tuple[str, ...], ...],
+    ) -> str | None:
         try:
-            return roots.statement([(f.selected, v) for f, v in zip(fields, variants, strict=True)])
+            return roots.statement([(f.selected, v) for f, v in zip(fields, variants, strict=True)], nested)
         except NotCompilable:
             return None
 
@@ -164,9 +152,10 @@ class CompiledReads:
             if len(memo) >= MEMO_SIZE:
                 memo.clear()
             memo[key] = self._roots(operation, fragments, coerced)
-        fields: tuple[RootField, ...] | None = memo[key]
-        if fields is None:
+        compiled: CompiledSelection | None = memo[key]
+        if compiled is None:
             return None
+        fields = compiled.roots
         try:
             viewer = context.viewer
             if viewer is None:
@@ -178,18 +167,23 @@ class CompiledReads:
                 root_args(f.selected.name, get_argument_values(f.definition, f.node, coerced), viewer, context)
                 for f in fields
             ]
+            nested = [nested_values(n, coerced, context) for n in compiled.nested]
         except Exception:
             return None
         variants = tuple(roots.variant_of(a) for a in args)
-        sql_key = (key, variants)
+        nested_variants = tuple(tuple(values) for values in nested)
+        sql_key = (key, variants, nested_variants)
         if sql_key not in memo:
-            memo[sql_key] = self._statement(fields, variants)
+            memo[sql_key] = self._statement(fields, variants, nested_variants)
         sql: str | None = memo[sql_key]
         if sql is None:
             return None
         params = [value for a in args for value in roots.values_of(a).values()]
+        params += [value for values in nested for value in values.values()]
         try:
             text = await context.services.json_reads.fetch(sql, params)
+            if compiled.signs_urls:
+                text = await self._signed_urls(text, context)
         except Exception:
             log.warning(
                 "compiled read failed; answered by the resolvers (operation %s)",
@@ -201,3 +195,11 @@ class CompiledReads:
             return RawJSON(text)
         data: dict[str, Any] = json.loads(text)
         return data
+
+    @staticmethod
+    async def _signed_urls(text: str, context: Context) -> str:
+        """The answer with its assets' URLs signed in one batch, as the resolver signs each one."""
+        wanted = url_requests(text)
+        if not wanted:
+            return text
+        return with_urls(text, await context.services.chunks.asset_urls(wanted))

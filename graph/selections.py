@@ -1,13 +1,15 @@
 """The selection a compiled read asks for: fields collected as graphql-core collects them
 (fragments, @skip/@include), as a tree of `Selected` the compiler reads (graph/compiled_reads.py).
 
-A nested field with arguments, an abstract type or an unknown field raises NotCompilable:
-the resolvers answer such documents.
+A nested field with arguments (other than those in PER_REQUEST, whose values the caller
+binds per request), an abstract type or an unknown field raises NotCompilable: the
+resolvers answer such documents.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -15,6 +17,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLField,
     GraphQLIncludeDirective,
     GraphQLObjectType,
     GraphQLSchema,
@@ -30,6 +33,20 @@ from graphql import (
 from graphql.execution.values import VariableValues, get_directive_values
 
 from infrastructure.db.json_reads.selection import NotCompilable, Selected
+
+#: Nested fields that compile with values taken per request (their arguments, or the clock):
+#: each gets a `Selected.slot`, and the caller binds its values (graph/compiled_reads.py).
+PER_REQUEST = frozenset({("Board", "generations"), ("Board", "invitations"), ("Asset", "url")})
+
+
+@dataclass(frozen=True, slots=True)
+class NestedField:
+    """A PER_REQUEST field of a selection: where its argument values come from."""
+
+    type_name: str
+    name: str
+    definition: GraphQLField
+    node: FieldNode
 
 
 def _included(node: FieldNode | FragmentSpreadNode | InlineFragmentNode, variables: VariableValues) -> bool:
@@ -89,13 +106,17 @@ def selected(
     variables: VariableValues,
     runtime: GraphQLObjectType,
     nodes: Sequence[FieldNode],
+    nested: list[NestedField] | None = None,
 ) -> tuple[Selected, ...]:
-    """The sub-selection of `nodes` (fields of `runtime`) as a tree; nested arguments are not compiled."""
+    """The sub-selection of `nodes` (fields of `runtime`) as a tree. A PER_REQUEST field is
+    appended to `nested` and gets its index there as its slot; other nested arguments are
+    not compiled."""
     out: list[Selected] = []
     sets = [n.selection_set for n in nodes if n.selection_set is not None]
     for key, group in collect(schema, fragments, variables, runtime, sets).items():
         name = group[0].name.value
-        if any(n.arguments for n in group):
+        per_request = (runtime.name, name) in PER_REQUEST and nested is not None
+        if any(n.arguments for n in group) and not per_request:
             raise NotCompilable(f"{runtime.name}.{name} with arguments")
         if name == "__typename":
             out.append(Selected(name, key))
@@ -103,13 +124,19 @@ def selected(
         definition = runtime.fields.get(name)
         if definition is None:
             raise NotCompilable(f"{runtime.name}.{name}")
+        slot = -1
+        if per_request and nested is not None:
+            # Validation made the group's arguments identical (fields that merge must agree).
+            slot = len(nested)
+            nested.append(NestedField(runtime.name, name, definition, group[0]))
         named = get_named_type(definition.type)
         if isinstance(named, GraphQLObjectType):
-            out.append(Selected(name, key, selected(schema, fragments, variables, named, group)))
+            tree = selected(schema, fragments, variables, named, group, nested)
+            out.append(Selected(name, key, tree, slot=slot))
         elif any(n.selection_set for n in group):
             raise NotCompilable(f"{runtime.name}.{name}: an abstract type")
         else:
-            out.append(Selected(name, key))
+            out.append(Selected(name, key, slot=slot))
     return tuple(out)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -108,6 +109,11 @@ class Chunks:
     async def asset_url(self, object_key: str, expires_in: int) -> PresignedRequest:
         """A signed URL of a generation's output (the caller already read the generation)."""
         return await self.storage.presign_get(object_key, expires_in=expires_in)
+
+    async def asset_urls(self, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """Signed URLs of several outputs at once, by (object key, seconds): each as `asset_url` signs it."""
+        signed = await asyncio.gather(*(self.asset_url(key, seconds) for key, seconds in wanted))
+        return {request: presigned.url for request, presigned in zip(wanted, signed, strict=True)}
 
     async def sweep_pending(self) -> int:
         """Remove uploads reserved longer than the pending TTL ago and never completed."""

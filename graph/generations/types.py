@@ -44,6 +44,11 @@ class AssetKind(enum.Enum):
 MAX_URL_SECONDS = 7 * 24 * 3600
 
 
+def url_seconds(expires_in_seconds: int | None) -> int:
+    """How long an asset's URL stays valid for the argument given (the compiled path uses this too)."""
+    return min(max(expires_in_seconds or 3600, 60), MAX_URL_SECONDS)
+
+
 @strawberry.type(description="A stored file of a generation (its output image or video).")
 class Asset:
     id: strawberry.ID
@@ -54,8 +59,7 @@ class Asset:
 
     @strawberry.field(description="A signed download URL valid for `expiresInSeconds` (60 s to 7 days).")
     async def url(self, info: Info, expires_in_seconds: int | None = 3600) -> str:
-        seconds = min(max(expires_in_seconds or 3600, 60), MAX_URL_SECONDS)
-        signed = await info.context.services.chunks.asset_url(self.object_key, seconds)
+        signed = await info.context.services.chunks.asset_url(self.object_key, url_seconds(expires_in_seconds))
         return signed.url
 
     @classmethod

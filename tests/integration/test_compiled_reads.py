@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -30,149 +28,18 @@ from hypothesis_graphql import queries
 from graph.schema import build_schema
 from infrastructure.db.json_reads import roots
 from tests.fixtures.app import register_user
-from tests.integration.board_world import World, module_world, with_board
+from tests.integration.board_world import World
+from tests.integration.compiled_world import EXAMPLES, PERSONAS, Rows, both_paths, compiled_world
 
 pytestmark = pytest.mark.postgres
-
-PERSONAS = ("owner", "editor", "viewer", "other", "admin", "anonymous")
-STATUSES = ("queued", "submitting", "processing", "succeeded", "failed", "canceled", "expired")
-EXAMPLES = settings(
-    max_examples=150,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-
-class CountingReads:
-    """The app's JsonReads, counting the statements it ran."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.runs = 0
-
-    async def fetch(self, sql: str, params: Sequence[Any]) -> str:
-        self.runs += 1
-        text: str = await self.inner.fetch(sql, params)
-        return text
-
-
-@dataclasses.dataclass
-class Rows:
-    generation_ids: dict[str, list[str]]  # persona -> ids of generations they own
-    chunk_ids: dict[str, list[str]]
-    cursors: list[str]  # cursors issued by the app for the owner's history
-    counting: CountingReads
-    dsn: str = ""  # the database, for tests that change a row
-    examples: int = 0  # generated reads sent so far
-    compiled: int = 0  # of which the compiled path answered
-
-
-async def seed_variety(dsn: str, world: World) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Generations, outputs, inputs and chunks in every shape the fields can take (deterministic)."""
-    rng = random.Random(17)
-    base = datetime(2026, 11, 1, 12, 0, 0, tzinfo=UTC)
-    generations: dict[str, list[str]] = {p: [] for p in PERSONAS}
-    chunks: dict[str, list[str]] = {p: [] for p in PERSONAS}
-    conn = await asyncpg.connect(dsn)
-    try:
-        preset_id = uuid.uuid4()
-        await conn.execute(
-            "INSERT INTO presets (id, model_id, name, params, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-            preset_id, uuid.UUID(world.model_id), "Base ✓", json.dumps({"steps": 4, "style": "ink"}), base,
-        )  # fmt: skip
-        for persona in ("owner", "editor", "other"):
-            user_id = uuid.UUID(world.user_ids[persona])
-            for i in range(4):
-                chunk_id = uuid.uuid4()
-                at = base + timedelta(minutes=i, microseconds=0 if i % 2 else 123456)
-                await conn.execute(
-                    "INSERT INTO chunks (id, user_id, object_key, filename, content_type, size, sha256, status, "
-                    "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    chunk_id, user_id, f"user_chunks/{user_id}/{chunk_id}", f"in-{i}.png", "image/png", 10 * i,
-                    None if i == 3 else "ab" * 32, "pending" if i == 3 else "ready", at,
-                )  # fmt: skip
-                chunks[persona].append(str(chunk_id))
-            for i in range(14):
-                gid = uuid.uuid4()
-                status = STATUSES[(i + len(persona)) % len(STATUSES)]
-                # Pairs share a created_at: the page order falls back to the id.
-                created = base + timedelta(hours=i // 2, microseconds=0 if i % 3 == 0 else 1000 * i + 7)
-                final = status in ("succeeded", "failed", "canceled", "expired")
-                error = {"failed": ("PROVIDER_ERROR", rng.choice([None, "", "model refused: ünïcode ✗"]))}.get(status)
-                params = {"seed": i, "_internal": "hidden", "nested": {"a": [1, 2.5, None]}, "ratio": "16:9"}
-                board = (
-                    uuid.UUID(world.board_id) if persona == "editor" or (persona == "owner" and i % 4 == 0) else None
-                )
-                await conn.execute(
-                    "INSERT INTO generations (id, user_id, board_id, model_id, preset_id, prompt, params, status, "
-                    "progress, error_code, error_message, reserved_credits, charged_credits, created_at, updated_at, "
-                    "finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                    gid, user_id, board, uuid.UUID(world.model_id), preset_id if i % 3 == 1 else None,
-                    f"prompt {i} «{persona}» \"quoted\" \\ back", json.dumps(params), status,
-                    [0.0, 0.5, 1.0, 0.1][i % 4], error[0] if error else None, error[1] if error else None,
-                    0 if final else 10, 10 if status == "succeeded" else 0, created, created + timedelta(seconds=3),
-                    created + timedelta(seconds=9) if final else None,
-                )  # fmt: skip
-                for position in range(i % 3):
-                    asset_id = uuid.uuid4()
-                    await conn.execute(
-                        "INSERT INTO assets (id, generation_id, kind, position, object_key, content_type, size, "
-                        "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        asset_id, gid, "thumbnail" if position == 2 else "output", position,
-                        f"outputs/{gid}/{position}", "image/png", 1000 + position, created,
-                    )  # fmt: skip
-                for position, chunk_id in enumerate(chunks[persona][: i % 3]):
-                    await conn.execute(
-                        "INSERT INTO generation_inputs (generation_id, position, chunk_id) VALUES ($1, $2, $3)",
-                        gid, position, uuid.UUID(chunk_id),
-                    )  # fmt: skip
-                generations[persona].append(str(gid))
-    finally:
-        await conn.close()
-    return generations, chunks
-
-
-PAGE = "query Page($first: Int, $after: String) { generations(first: $first, after: $after) { edges { cursor } } }"
 
 
 @pytest.fixture(scope="module")
 async def world(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[World, Rows]]:
-    overrides = {"simulated_mode": "hang", "rate_limit_generate": 10_000}
-    async with module_world(postgres_dsn, tmp_path_factory.mktemp("compiled"), **overrides) as w:
-        w = await with_board(w)
-        generations, chunks = await seed_variety(postgres_dsn, w)
-        services = w.client.app.state.services
-        assert services.json_reads is not None, "PostgreSQL: compiled reads are on"
-        counting = CountingReads(services.json_reads)
-        w.client.app.state.services = dataclasses.replace(services, json_reads=counting)
-        body = await w.data("owner", PAGE, {"first": 30})
-        cursors = [e["cursor"] for e in body["generations"]["edges"]]
-        rows = Rows(generations, chunks, cursors, counting, postgres_dsn)
+    async with compiled_world(postgres_dsn, tmp_path_factory.mktemp("compiled")) as (w, rows):
         yield w, rows
-        w.client.app.state.services = services
         if rows.examples >= 100:  # the whole differential test ran: it must have compared compiled answers
             assert rows.compiled >= rows.examples // 4, (rows.compiled, rows.examples)
-
-
-async def both_paths(world: World, persona: str, document: str, variables: dict[str, Any]) -> tuple[Any, Any]:
-    app = world.client.app
-    compiled_services = app.state.services
-    compiled = await world.run(persona, document, variables)
-    app.state.services = dataclasses.replace(compiled_services, json_reads=None)
-    try:
-        resolved = await world.run(persona, document, variables)
-    finally:
-        app.state.services = compiled_services
-    return without_request_ids(compiled), without_request_ids(resolved)
-
-
-def without_request_ids(body: dict[str, Any]) -> dict[str, Any]:
-    """Each request gets its own id in its errors; the rest of an answer must be equal."""
-    for error in body.get("errors") or ():
-        error.get("extensions", {}).pop("requestId", None)
-    return body
 
 
 # ---------------------------------------------------------------- generated documents

@@ -17,29 +17,24 @@ Pages are keyset pages on (created_at, id), newest first, `first` + 1 rows to le
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from infrastructure.db.json_reads.board_shapes import boards_of
+from infrastructure.db.json_reads.connections import connection, keyset
+from infrastructure.db.json_reads.marks import CURSOR_NONCE
 from infrastructure.db.json_reads.selection import NotCompilable, Selected
-from infrastructure.db.json_reads.shapes import Aliases, literal, object_json
+from infrastructure.db.json_reads.shapes import object_json
+from infrastructure.db.json_reads.sql_text import Aliases, Slots, literal
 
-#: Marks a cursor in the statement's JSON: \u0001, this nonce, then micros and id. The nonce is
-#: drawn per process, so no stored text can pose as a cursor to be signed.
-CURSOR_NONCE = secrets.token_hex(8)
+__all__ = ["CURSOR_NONCE", "MAX_STATEMENT_CHARS", "ROOTS", "statement", "values_of", "variant_of"]
 
-Slots = Mapping[str, str]  # argument name -> its placeholder ($n)
 #: The largest statement compiled; a wider selection (the document limits allow many aliases)
 #: is answered by the resolvers, so no client can make PostgreSQL parse an outsized statement.
 MAX_STATEMENT_CHARS = 64 * 1024
-
-
-def cursor_marker(t: str) -> str:
-    micros = f"(extract(epoch from {t}.created_at) * 1000000)::bigint"
-    return f"(chr(1) || '{CURSOR_NONCE}:' || {micros} || ':' || {t}.id::text)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +80,31 @@ class ViewerArgs:
     viewer: uuid.UUID
 
 
-RootArgs = GenerationsArgs | GenerationArgs | OwnPageArgs | ChunkArgs | ViewerArgs
+@dataclass(frozen=True, slots=True)
+class BoardArgs:
+    viewer: uuid.UUID
+    id: uuid.UUID
 
 
-def _page_values(page: Page) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ModelsArgs:
+    """`kind`: the stored value of a ModelKind, or None; `include_inactive` only for admins (the caller checks)."""
+
+    include_inactive: bool
+    kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PresetsArgs:
+    model: uuid.UUID | None = None
+
+
+RootArgs = (
+    GenerationsArgs | GenerationArgs | OwnPageArgs | ChunkArgs | ViewerArgs | BoardArgs | ModelsArgs | PresetsArgs
+)
+
+
+def page_values(page: Page) -> dict[str, Any]:
     values: dict[str, Any] = {"first": page.first}
     if page.after is not None:
         values["after_at"], values["after_id"] = page.after
@@ -98,7 +114,7 @@ def _page_values(page: Page) -> dict[str, Any]:
 def values_of(args: RootArgs) -> dict[str, Any]:
     """The bind values by slot name (a slot the variant does not use is simply not bound)."""
     if isinstance(args, GenerationsArgs):
-        values = {"viewer": args.viewer, **_page_values(args.page)}
+        values = {"viewer": args.viewer, **page_values(args.page)}
         if args.statuses:
             values["statuses"] = list(args.statuses)
         if args.board is not None:
@@ -109,9 +125,13 @@ def values_of(args: RootArgs) -> dict[str, Any]:
     if isinstance(args, GenerationArgs):
         return {"viewer": args.viewer, "admin": args.admin, "id": args.id}
     if isinstance(args, OwnPageArgs):
-        return {"viewer": args.viewer, **_page_values(args.page)}
-    if isinstance(args, ChunkArgs):
+        return {"viewer": args.viewer, **page_values(args.page)}
+    if isinstance(args, ChunkArgs | BoardArgs):
         return {"viewer": args.viewer, "id": args.id}
+    if isinstance(args, ModelsArgs):
+        return {"all": args.include_inactive} | ({} if args.kind is None else {"kind": args.kind})
+    if isinstance(args, PresetsArgs):
+        return {} if args.model is None else {"model": args.model}
     return {"viewer": args.viewer}
 
 
@@ -120,68 +140,7 @@ def variant_of(args: RootArgs) -> tuple[str, ...]:
     return tuple(values_of(args))
 
 
-# ---------------------------------------------------------------- connections
-
-
-def _keyset(t: str, s: Slots) -> str:
-    if "after_at" not in s:
-        return ""
-    return f" AND ({t}.created_at, {t}.id) < ({s['after_at']}::timestamptz, {s['after_id']}::uuid)"
-
-
-def _connection(
-    type_name: str, node_shape: str, fields: tuple[Selected, ...], page_sql: str, s: Slots, aliases: Aliases
-) -> str:
-    """A Relay connection over the rows of `page_sql` (first + 1 of them, newest first)."""
-    newest = "created_at DESC, id DESC"
-    parts: list[str] = []
-    for f in fields:
-        if f.args:
-            raise NotCompilable(f"{type_name}.{f.name} takes arguments")
-        if f.name == "__typename":
-            value = literal(f"{type_name}Connection")
-        elif f.name == "edges" and f.fields:
-            row = aliases.next()
-            edge: list[str] = []
-            for e in f.fields:
-                if e.name == "__typename":
-                    edge.append(f"{literal(e.key)}, {literal(type_name + 'Edge')}")
-                elif e.name == "cursor" and not e.fields:
-                    edge.append(f"{literal(e.key)}, {cursor_marker(row)}")
-                elif e.name == "node" and e.fields:
-                    edge.append(f"{literal(e.key)}, {object_json(node_shape, row, e.fields, aliases, 1)}")
-                else:
-                    raise NotCompilable(f"{type_name}Edge.{e.name}")
-            order = ", ".join(f"{row}.{part}" for part in newest.split(", "))
-            value = (
-                f"coalesce((SELECT json_agg(json_build_object({', '.join(edge)}) ORDER BY {order}) "
-                f"FROM shown {row}), '[]'::json)"
-            )
-        elif f.name == "pageInfo" and f.fields:
-            info: list[str] = []
-            for p in f.fields:
-                if p.name == "__typename":
-                    info.append(f"{literal(p.key)}, 'PageInfo'")
-                elif p.name == "hasNextPage" and not p.fields:
-                    info.append(f"{literal(p.key)}, ((SELECT count(*) FROM page) > {s['first']})")
-                elif p.name == "endCursor" and not p.fields:
-                    last = aliases.next()
-                    marker = cursor_marker(last)
-                    info.append(
-                        f"{literal(p.key)}, (SELECT {marker} FROM shown {last} "
-                        f"ORDER BY {last}.created_at ASC, {last}.id ASC LIMIT 1)"
-                    )
-                else:
-                    raise NotCompilable(f"PageInfo.{p.name}")
-            value = f"json_build_object({', '.join(info)})"
-        else:
-            raise NotCompilable(f"{type_name}Connection.{f.name}")
-        parts.append(f"{literal(f.key)}, {value}")
-    return (
-        f"(WITH page AS ({page_sql} ORDER BY {newest} LIMIT {s['first']} + 1), "
-        f"shown AS (SELECT * FROM page ORDER BY {newest} LIMIT {s['first']}) "
-        f"SELECT json_build_object({', '.join(parts)}))"
-    )
+# ---------------------------------------------------------------- roots
 
 
 def _generation_filters(t: str, s: Slots) -> str:
@@ -190,7 +149,7 @@ def _generation_filters(t: str, s: Slots) -> str:
         sql += f" AND {t}.status = ANY({s['statuses']}::varchar[])"
     if "model" in s:
         sql += f" AND {t}.model_id = {s['model']}::uuid"
-    return sql + _keyset(t, s)
+    return sql + keyset(t, s)
 
 
 def generations_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
@@ -211,7 +170,7 @@ def generations_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
             f"AND m.user_id = {s['viewer']}::uuid WHERE {g}.user_id <> {s['viewer']}::uuid{filters} {newest}"
         )
         page = f"SELECT * FROM (({own}) UNION ALL ({boards})) {aliases.next()}"
-    return _connection("Generation", "Generation", root.fields, page, s, aliases)
+    return connection("Generation", "Generation", root.fields, page, s, aliases, object_json)
 
 
 def generation_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
@@ -226,8 +185,8 @@ def generation_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
 
 def chunks_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
     c = aliases.next()
-    page = f"SELECT {c}.* FROM chunks {c} WHERE {c}.user_id = {s['viewer']}::uuid{_keyset(c, s)}"
-    return _connection("Chunk", "Chunk", root.fields, page, s, aliases)
+    page = f"SELECT {c}.* FROM chunks {c} WHERE {c}.user_id = {s['viewer']}::uuid{keyset(c, s)}"
+    return connection("Chunk", "Chunk", root.fields, page, s, aliases, object_json)
 
 
 def chunk_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
@@ -240,8 +199,8 @@ def chunk_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
 
 def ledger_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
     e = aliases.next()
-    page = f"SELECT {e}.* FROM credit_ledger {e} WHERE {e}.user_id = {s['viewer']}::uuid{_keyset(e, s)}"
-    return _connection("Ledger", "LedgerEntry", root.fields, page, s, aliases)
+    page = f"SELECT {e}.* FROM credit_ledger {e} WHERE {e}.user_id = {s['viewer']}::uuid{keyset(e, s)}"
+    return connection("Ledger", "LedgerEntry", root.fields, page, s, aliases, object_json)
 
 
 def credits_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
@@ -254,6 +213,45 @@ def credits_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
     return f"(SELECT {object_json('CreditBalance', t, root.fields, aliases)} FROM ({balance}) {t})"
 
 
+def boards_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
+    b = aliases.next()
+    source = boards_of(s["viewer"], aliases)
+    return (
+        f"coalesce((SELECT json_agg({object_json('Board', b, root.fields, aliases)} ORDER BY {b}.created_at, {b}.id) "
+        f"FROM {source} {b}), '[]'::json)"
+    )
+
+
+def board_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
+    b = aliases.next()
+    source = boards_of(s["viewer"], aliases)
+    return f"(SELECT {object_json('Board', b, root.fields, aliases)} FROM {source} {b} WHERE {b}.id = {s['id']}::uuid)"
+
+
+# Python's sort of the catalogue snapshot (infrastructure/catalogue_cache.py) compares code
+# points: the "C" collation compares UTF-8 bytes, which orders text the same way.
+
+
+def models_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
+    m = aliases.next()
+    kind = f" AND {m}.kind = {s['kind']}::text" if "kind" in s else ""
+    return (
+        f"coalesce((SELECT json_agg({object_json('AiModel', m, root.fields, aliases)} "
+        f'ORDER BY {m}.kind COLLATE "C", {m}.slug COLLATE "C") '
+        f"FROM models {m} WHERE ({s['all']}::boolean OR {m}.is_active){kind}), '[]'::json)"
+    )
+
+
+def presets_sql(root: Selected, s: Slots, aliases: Aliases) -> str:
+    p = aliases.next()
+    model = f" WHERE {p}.model_id = {s['model']}::uuid" if "model" in s else ""
+    return (
+        f"coalesce((SELECT json_agg({object_json('Preset', p, root.fields, aliases)} "
+        f'ORDER BY {p}.name COLLATE "C", {p}.id::text) FROM presets {p}{model}), '
+        "'[]'::json)"
+    )
+
+
 RootSql = Callable[[Selected, Slots, Aliases], str]
 
 #: Query fields compiled, by schema name.
@@ -264,24 +262,36 @@ ROOTS: dict[str, RootSql] = {
     "chunk": chunk_sql,
     "credits": credits_sql,
     "creditLedger": ledger_sql,
+    "boards": boards_sql,
+    "board": board_sql,
+    "models": models_sql,
+    "presets": presets_sql,
 }
 
 
-def statement(roots: Sequence[tuple[Selected, tuple[str, ...]]]) -> str:
+def statement(roots: Sequence[tuple[Selected, tuple[str, ...]]], nested: Sequence[tuple[str, ...]] = ()) -> str:
     """One statement for the operation's root fields: `SELECT json_build_object(key, value, ...)`.
 
-    `roots`: each root field with its variant (the slot names it binds, in order); the
-    placeholders run $1.. across the roots in that order.
+    `roots`: each root field with its variant (the slot names it binds, in order); `nested`:
+    the variant of each nested field that takes values per request, by its `Selected.slot`.
+    The placeholders run $1.. across the roots in that order, then across the nested fields.
     """
-    aliases = Aliases()
-    parts: list[str] = []
     n = 0
-    for root, slots in roots:
+    root_slots: list[dict[str, str]] = []
+    for _, slots in roots:
+        root_slots.append({name: f"${n + i + 1}" for i, name in enumerate(slots)})
+        n += len(slots)
+    nested_slots: list[dict[str, str]] = []
+    for slots in nested:
+        nested_slots.append({name: f"${n + i + 1}" for i, name in enumerate(slots)})
+        n += len(slots)
+    aliases = Aliases(nested_slots)
+    parts: list[str] = []
+    for (root, _), placeholders in zip(roots, root_slots, strict=True):
         compile_root = ROOTS.get(root.name)
         if compile_root is None:
             raise NotCompilable(f"Query.{root.name}")
-        placeholders = {name: f"${n + i + 1}" for i, name in enumerate(slots)}
-        n += len(slots)
+        aliases.viewer = placeholders.get("viewer", "")
         parts.append(f"{literal(root.key)}, {compile_root(root, placeholders, aliases)}")
     if not parts or len(parts) > 50:
         raise NotCompilable("no root field, or too many")

@@ -12,14 +12,13 @@ from typing import Any
 import asyncpg
 
 from domain.cursors import EARLIEST, Cursor, CursorCodec
-from infrastructure.db.json_reads.roots import CURSOR_NONCE
-
-_MARKER = re.compile(r'"\\u0001' + CURSOR_NONCE + r':(\d+):([0-9a-f-]{36})"')
+from infrastructure.db.json_reads.marks import CURSOR_MARK
 
 
 class JsonReads:
     """Runs compiled statements (infrastructure/db/json_reads/roots.py `statement`) on a pool of its own
-    or the process's driver pool; returns the answer's JSON text with signed cursors."""
+    or the process's driver pool; returns the answer's JSON text with signed cursors (URL marks,
+    marks.py, are left for the caller, which signs them through the storage port)."""
 
     def __init__(self, pool: asyncpg.Pool, cursors: CursorCodec) -> None:
         self._pool = pool
@@ -32,7 +31,7 @@ class JsonReads:
     def sign_cursors(self, text: str) -> str:
         if "\\u0001" not in text:
             return text
-        return _MARKER.sub(self._signed, text)
+        return CURSOR_MARK.sub(self._signed, text)
 
     def _signed(self, match: re.Match[str]) -> str:
         at = EARLIEST + timedelta(microseconds=int(match.group(1)))

@@ -11,14 +11,16 @@ from typing import Any
 class Selected:
     """One selected field: `name` in the schema, `key` in the answer (its alias), its sub-selection.
 
-    `args` are the field's coerced argument values; only root fields may have any (a nested
-    field with arguments is not compiled).
+    `args` are the field's coerced argument values; only root fields carry them here. A nested
+    field that takes values per request (its arguments, or the clock) has a `slot` instead:
+    the index of its placeholders among the statement's nested ones (-1: none).
     """
 
     name: str
     key: str
     fields: tuple[Selected, ...] = ()
     args: Mapping[str, Any] = field(default_factory=dict)
+    slot: int = -1
 
 
 class NotCompilable(Exception):

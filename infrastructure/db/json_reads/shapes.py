@@ -18,61 +18,35 @@ from domain.catalogue import ModelKind
 from domain.chunks import ChunkStatus
 from domain.credits import LedgerKind
 from domain.generations import GenerationStatus
+from infrastructure.db.json_reads.board_shapes import (
+    BOARD_LEAVES,
+    board_generations,
+    board_invitations,
+    generation_board,
+)
+from infrastructure.db.json_reads.marks import url_marker
 from infrastructure.db.json_reads.selection import NotCompilable, Selected
+from infrastructure.db.json_reads.sql_text import (
+    Aliases,
+    Leaf,
+    ObjectJson,
+    column,
+    enumerated,
+    literal,
+    timestamp,
+    uuid_text,
+)
+
+__all__ = ["SHAPES", "Aliases", "Shape", "literal", "object_json"]
 
 #: json_build_object takes at most 100 arguments: 50 keys with their values.
 MAX_KEYS_PER_OBJECT = 50
 #: How deep relations may nest in one statement (the document limits allow less in practice).
 MAX_RELATION_DEPTH = 8
 
-Leaf = Callable[[str], str]  # a table alias -> the field's JSON-ready SQL value
-
-
-class Aliases:
-    """Table aliases of one statement: t1, t2, ..."""
-
-    def __init__(self) -> None:
-        self._n = 0
-
-    def next(self) -> str:
-        self._n += 1
-        return f"t{self._n}"
-
-
-def literal(text: str) -> str:
-    """A SQL string literal of text we produced or validated (names, aliases, type names)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def iso_datetime(column: str) -> str:
-    """Python's `datetime.isoformat()` of an aware UTC timestamp, or NULL.
-
-    isoformat() writes no fraction when it is zero: the only ".000000" in the text is that one.
-    """
-    text = f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
-    return f"(replace({text}, '.000000', '') || '+00:00')"
-
-
-def enum_name(column: str, kind: type[enum.Enum]) -> str:
-    """The GraphQL enum value (the member's name) of a stored value."""
-    cases = " ".join(f"WHEN {literal(str(m.value))} THEN {literal(m.name)}" for m in kind)
-    return f"(CASE {column} {cases} END)"
-
-
-def column(name: str) -> Leaf:
-    return lambda t: f"{t}.{name}"
-
-
-def uuid_text(name: str) -> Leaf:
-    return lambda t: f"{t}.{name}::text"
-
-
-def timestamp(name: str) -> Leaf:
-    return lambda t: iso_datetime(f"{t}.{name}")
-
-
-def enumerated(name: str, kind: type[enum.Enum]) -> Leaf:
-    return lambda t: enum_name(f"{t}.{name}", kind)
+#: A field written by its own SQL (a relation that needs the viewer or per-request values):
+#: (the field, its parent row's alias, the statement's aliases, the depth, object_json).
+Computed = Callable[[Selected, str, Aliases, int, ObjectJson], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +66,14 @@ class Shape:
     type_name: str
     leaves: Mapping[str, Leaf]
     relations: Mapping[str, Relation] = field(default_factory=dict)
+    computed: Mapping[str, Computed] = field(default_factory=dict)
+
+
+def asset_url(f: Selected, parent: str, aliases: Aliases, depth: int, build: ObjectJson) -> str:
+    """`Asset.url(expiresInSeconds)`: marked with its storage key, signed after the statement (marks.py)."""
+    if f.fields:
+        raise NotCompilable("Asset.url")
+    return url_marker(f"{parent}.object_key", aliases.slots_of(f)["seconds"])
 
 
 def _visible_params(t: str) -> str:
@@ -141,6 +123,7 @@ SHAPES: dict[str, Shape] = {
                 order=lambda c: f"{c}.position",
             ),
         },
+        {"board": generation_board},
     ),
     "GenerationError": Shape(
         "GenerationError",
@@ -172,6 +155,7 @@ SHAPES: dict[str, Shape] = {
             "contentType": column("content_type"),
             "size": column("size"),
         },
+        computed={"url": asset_url},
     ),
     "Chunk": Shape(
         "Chunk",
@@ -204,6 +188,27 @@ SHAPES: dict[str, Shape] = {
             "available": lambda t: f"({t}.balance - {t}.reserved)",
         },
     ),
+    "Board": Shape(
+        "Board",
+        BOARD_LEAVES["Board"],
+        {
+            "members": Relation(
+                "BoardMember",
+                "board_members",
+                lambda p, c: f"{c}.board_id = {p}.id",
+                many=True,
+                order=lambda c: f"{c}.created_at, {c}.user_id",
+            )
+        },
+        {"generations": board_generations, "invitations": board_invitations},
+    ),
+    "BoardMember": Shape(
+        "BoardMember",
+        BOARD_LEAVES["BoardMember"],
+        {"user": Relation("User", "users", lambda p, c: f"{c}.id = {p}.user_id")},
+    ),
+    "User": Shape("User", BOARD_LEAVES["User"]),
+    "BoardInvitation": Shape("BoardInvitation", BOARD_LEAVES["BoardInvitation"]),
 }
 
 #: A generation's inputs go through generation_inputs to the chunk: the join row is not a shape.
@@ -221,10 +226,12 @@ def object_json(shape_name: str, alias: str, fields: tuple[Selected, ...], alias
     shape = SHAPES[shape_name]
     parts: list[str] = []
     for f in fields:
-        if f.args:
+        if f.args or (f.slot >= 0 and f.name not in shape.computed):
             raise NotCompilable(f"{shape_name}.{f.name} takes arguments")
         if f.name == "__typename":
             value = literal(shape.type_name)
+        elif f.name in shape.computed:
+            value = shape.computed[f.name](f, alias, aliases, depth, object_json)
         elif f.name in shape.leaves and not f.fields:
             value = shape.leaves[f.name](alias)
         elif f.name in shape.relations and f.fields:
