@@ -440,6 +440,77 @@ async def test_matrix(world: World, field_name: str, path: str, persona: str) ->
     assert "INTERNAL_SERVER_ERROR" not in json.dumps(body)
 
 
+# ---------------------------------------------------------------- nested fields with their own authorization
+
+
+# Fields below a root whose answer depends on who asks (compiled into the statement on PostgreSQL):
+# the value at `path` per persona, on both read paths. "null": it (or its parent) is null;
+# a number: the length of the list (edges for a connection).
+@dataclass(frozen=True)
+class NestedRow:
+    document: str
+    path: tuple[str, ...]
+    expect: tuple[str, str, str, str, str, str]  # anonymous, other, viewer, editor, owner, admin
+    variables: Variables
+
+
+NESTED_ROWS: dict[str, NestedRow] = {
+    #                                                                           anonymous other  viewer editor owner admin
+    "Generation.board": NestedRow(
+        "query($id: ID!) { generation(id: $id) { board { id } } }",
+        ("generation", "board"),
+        (U, "null", "object", "object", "object", "null"),
+        of(id=GENERATION),
+    ),
+    "Board.members": NestedRow(
+        "query($id: ID!) { board(id: $id) { members { role user { id } } } }",
+        ("board", "members"),
+        (U, "null", "3", "3", "3", "null"),
+        of(id=BOARD),
+    ),
+    "Board.invitations": NestedRow(
+        "query($id: ID!) { board(id: $id) { invitations { email role } } }",
+        ("board", "invitations"),
+        (U, "null", "0", "0", "1", "null"),
+        of(id=invited_board),
+    ),
+    "Board.generations": NestedRow(
+        "query($id: ID!) { board(id: $id) { generations(first: 5) { edges { node { id } } } } }",
+        ("board", "generations", "edges"),
+        (U, "null", "1", "1", "1", "null"),
+        of(id=BOARD),
+    ),
+}
+
+
+def nested_outcome(body: dict[str, Any], path: tuple[str, ...]) -> str:
+    if body.get("errors"):
+        return str(body["errors"][0].get("extensions", {}).get("code"))
+    value: Any = body["data"]
+    for key in path:
+        if value is None:
+            return "null"
+        value = value[key]
+    if value is None:
+        return "null"
+    return str(len(value)) if isinstance(value, list) else "object"
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("path", ["compiled", "resolvers"])
+@pytest.mark.parametrize("field_name", sorted(NESTED_ROWS))
+async def test_nested_matrix(world: World, field_name: str, path: str, persona: str) -> None:
+    row = NESTED_ROWS[field_name]
+    # given the subject board (owner, editor, viewer; one generation) shared with the root rows
+    subject = await subject_for(world, Row("", ("",) * 6))  # type: ignore[arg-type]
+    # when the persona reads the field through a root it may call, on the read path of this run
+    variables = await row.variables(subject, persona)
+    with read_path(subject.world, path):
+        body = await subject.world.run(persona, row.document, variables)
+    # then the outcome is the table's
+    assert nested_outcome(body, row.path) == row.expect[PERSONAS.index(persona)], body
+
+
 # ---------------------------------------------------------------- subscriptions over the WebSocket
 
 TRIGGERS = {
