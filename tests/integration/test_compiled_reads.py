@@ -60,8 +60,9 @@ OBJECTS = {
     "Generation": {"model": "AiModel", "preset": "Preset", "outputs": "Asset", "inputs": "Chunk", "error": "GenerationError"},
     "Preset": {"model": "AiModel"},
 }  # fmt: skip
-#: Fields the compiler does not describe: a document selecting them must take the resolver path.
-UNCOMPILED = {"Generation": ["board { id name }"], "Asset": ["url"], "AiModel": []}
+#: Fields computed with the viewer or with values bound per request (test_compiled_boards_catalogue.py
+#: generates them in depth): added now and then to the generated selections.
+COMPUTED = {"Generation": ["board { id name myRole }"], "Asset": ["url"], "AiModel": []}
 
 
 @st.composite
@@ -78,8 +79,8 @@ def selection(draw: st.DrawFn, type_name: str, depth: int = 0) -> str:
             if draw(st.booleans()):
                 inner = draw(selection(target, depth + 1)) if target in OBJECTS or target in LEAVES else "id"
                 parts.append(f"{name} {{ {inner} }}")
-    if draw(st.integers(0, 9)) == 0 and UNCOMPILED.get(type_name):
-        parts.append(draw(st.sampled_from(UNCOMPILED[type_name])))
+    if draw(st.integers(0, 9)) == 0 and COMPUTED.get(type_name):
+        parts.append(draw(st.sampled_from(COMPUTED[type_name])))
     if draw(st.booleans()):
         parts.append("__typename")
     if draw(st.integers(0, 3)) == 0:

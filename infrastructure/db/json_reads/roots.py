@@ -5,24 +5,39 @@ own functions and takes the resolver path on any problem). A root's SQL text dep
 on the selection and on its `variant` (which optional arguments are present), so a
 statement is built once per (selection, variants) and its values are bound per request.
 
-Authorization, as domain/use_cases/reads.py and access.py decide it:
+Authorization, as domain/use_cases/reads.py, access.py and catalogue.py decide it:
 - `generations`: the viewer's own generations and those of boards they belong to (one
   index-ordered branch each, merged); with `filter.boardId`, that board's generations
   when the viewer is a member, else none;
 - `generation(id)`: own, a member's board's, or any for an admin; otherwise null;
 - `chunks`, `chunk(id)`, `creditLedger`: the viewer's own; `credits`: the viewer's balance
-  (zeros without an account).
+  (zeros without an account);
+- `boards`, `board(id)`: the boards the viewer is a member of (no admin exception), with
+  the viewer's role; fields below a board are in board_shapes.py;
+- `models`: active ones, or all when `includeInactive` (the caller compiles that for admins
+  only); `presets`: all, or one model's. Both are public (no viewer is bound).
 Pages are keyset pages on (created_at, id), newest first, `first` + 1 rows to learn `hasNextPage`.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
+from infrastructure.db.json_reads.arguments import (
+    BoardArgs,
+    ChunkArgs,
+    GenerationArgs,
+    GenerationsArgs,
+    ModelsArgs,
+    OwnPageArgs,
+    Page,
+    PresetsArgs,
+    RootArgs,
+    ViewerArgs,
+    page_values,
+    values_of,
+    variant_of,
+)
 from infrastructure.db.json_reads.board_shapes import boards_of
 from infrastructure.db.json_reads.connections import connection, keyset
 from infrastructure.db.json_reads.marks import CURSOR_NONCE
@@ -30,114 +45,29 @@ from infrastructure.db.json_reads.selection import NotCompilable, Selected
 from infrastructure.db.json_reads.shapes import object_json
 from infrastructure.db.json_reads.sql_text import Aliases, Slots, literal
 
-__all__ = ["CURSOR_NONCE", "MAX_STATEMENT_CHARS", "ROOTS", "statement", "values_of", "variant_of"]
+__all__ = [
+    "CURSOR_NONCE",
+    "MAX_STATEMENT_CHARS",
+    "ROOTS",
+    "BoardArgs",
+    "ChunkArgs",
+    "GenerationArgs",
+    "GenerationsArgs",
+    "ModelsArgs",
+    "OwnPageArgs",
+    "Page",
+    "PresetsArgs",
+    "RootArgs",
+    "ViewerArgs",
+    "page_values",
+    "statement",
+    "values_of",
+    "variant_of",
+]
 
 #: The largest statement compiled; a wider selection (the document limits allow many aliases)
 #: is answered by the resolvers, so no client can make PostgreSQL parse an outsized statement.
 MAX_STATEMENT_CHARS = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """A keyset page request: `first` rows after the (created_at, id) position `after`."""
-
-    first: int
-    after: tuple[datetime, uuid.UUID] | None
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationsArgs:
-    viewer: uuid.UUID
-    page: Page
-    statuses: tuple[str, ...] = ()
-    board: uuid.UUID | None = None
-    model: uuid.UUID | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationArgs:
-    viewer: uuid.UUID
-    admin: bool
-    id: uuid.UUID
-
-
-@dataclass(frozen=True, slots=True)
-class OwnPageArgs:
-    """A page of the viewer's own rows (chunks, ledger entries)."""
-
-    viewer: uuid.UUID
-    page: Page
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkArgs:
-    viewer: uuid.UUID
-    id: uuid.UUID
-
-
-@dataclass(frozen=True, slots=True)
-class ViewerArgs:
-    viewer: uuid.UUID
-
-
-@dataclass(frozen=True, slots=True)
-class BoardArgs:
-    viewer: uuid.UUID
-    id: uuid.UUID
-
-
-@dataclass(frozen=True, slots=True)
-class ModelsArgs:
-    """`kind`: the stored value of a ModelKind, or None; `include_inactive` only for admins (the caller checks)."""
-
-    include_inactive: bool
-    kind: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PresetsArgs:
-    model: uuid.UUID | None = None
-
-
-RootArgs = (
-    GenerationsArgs | GenerationArgs | OwnPageArgs | ChunkArgs | ViewerArgs | BoardArgs | ModelsArgs | PresetsArgs
-)
-
-
-def page_values(page: Page) -> dict[str, Any]:
-    values: dict[str, Any] = {"first": page.first}
-    if page.after is not None:
-        values["after_at"], values["after_id"] = page.after
-    return values
-
-
-def values_of(args: RootArgs) -> dict[str, Any]:
-    """The bind values by slot name (a slot the variant does not use is simply not bound)."""
-    if isinstance(args, GenerationsArgs):
-        values = {"viewer": args.viewer, **page_values(args.page)}
-        if args.statuses:
-            values["statuses"] = list(args.statuses)
-        if args.board is not None:
-            values["board"] = args.board
-        if args.model is not None:
-            values["model"] = args.model
-        return values
-    if isinstance(args, GenerationArgs):
-        return {"viewer": args.viewer, "admin": args.admin, "id": args.id}
-    if isinstance(args, OwnPageArgs):
-        return {"viewer": args.viewer, **page_values(args.page)}
-    if isinstance(args, ChunkArgs | BoardArgs):
-        return {"viewer": args.viewer, "id": args.id}
-    if isinstance(args, ModelsArgs):
-        return {"all": args.include_inactive} | ({} if args.kind is None else {"kind": args.kind})
-    if isinstance(args, PresetsArgs):
-        return {} if args.model is None else {"model": args.model}
-    return {"viewer": args.viewer}
-
-
-def variant_of(args: RootArgs) -> tuple[str, ...]:
-    """The slots a root's statement uses for these arguments, in binding order."""
-    return tuple(values_of(args))
 
 
 # ---------------------------------------------------------------- roots

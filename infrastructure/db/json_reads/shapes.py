@@ -6,6 +6,9 @@
   graph/generations/types.py shows them); nulls stay null.
 - A relation is a correlated subquery: one object, or a `json_agg` ordered as the
   loaders order it (outputs by kind and position, inputs by position).
+- A computed field writes its own SQL: those that need the viewer (`Generation.board`) or
+  values bound per request (`Board.generations`, `Board.invitations`, `Asset.url`, whose
+  URL is marked here and signed afterwards, marks.py).
 """
 
 from __future__ import annotations
