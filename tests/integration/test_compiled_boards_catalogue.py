@@ -139,9 +139,7 @@ def operation(draw: st.DrawFn, rows: Rows, world: World) -> tuple[str, dict[str,
     elif root == "generation":
         body = f"generation(id: $id) {{ {draw(generation_selection(0))} }}"
     else:
-        body = (
-            "b: boards { id } m: models { slug } p: presets { name } g: generation(id: $id) { board { id } }"
-        )
+        body = "b: boards { id } m: models { slug } p: presets { name } g: generation(id: $id) { board { id } }"
     generation_ids = [i for p in ("owner", "editor", "other") for i in rows.generation_ids[p][:3]]
     choices: dict[str, list[Any]] = {
         "flag": [True, False],
