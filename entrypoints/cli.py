@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from infrastructure.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from infrastructure.db.connection_budget import Role
 
 
 def _print(text: str) -> None:
@@ -105,9 +110,9 @@ def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
     import uvicorn
 
     from entrypoints.api import create_app
-    from infrastructure.logging_setup import configure_logging, uvicorn_log_config
+    from infrastructure.logging_setup import configure_process_logging, uvicorn_log_config
 
-    configure_logging(settings)
+    configure_process_logging(settings)
     problems = settings.production_problems()
     if problems:
         _print("genhub refuses to start in production:\n  - " + "\n  - ".join(problems))
@@ -115,6 +120,8 @@ def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
     if processes > 1 and (settings.is_sqlite or not settings.redis_url):
         # Embedded mode keeps the queue and fan-out in one process: several would not see each other.
         _print("--workers > 1 needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+        return 2
+    if not _within_budget(settings, "serve", processes):
         return 2
     if settings.is_sqlite:
         asyncio.run(_migrate(settings))
@@ -152,8 +159,53 @@ def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
     return 0
 
 
-def _taskiq(args: list[str]) -> int:
-    os.execv(sys.executable, [sys.executable, "-m", "taskiq", *args])
+def _within_budget(settings: Settings, role: Role, processes: int = 1) -> bool:
+    """Logs the command's PostgreSQL connection budget; False when the server cannot hold it."""
+    from infrastructure.db.connection_budget import budget_for, check_budget
+
+    return asyncio.run(check_budget(settings, budget_for(settings, role, processes)))
+
+
+def _worker(settings: Settings, processes: int) -> int:
+    """taskiq's worker command, run here with the process's logging (taskiq's own set-up is off)."""
+    from taskiq.cli.worker.args import WorkerArgs
+    from taskiq.cli.worker.run import run_worker
+
+    from infrastructure.logging_setup import configure_process_logging, taskiq_log_level
+
+    configure_process_logging(settings)
+    if not _within_budget(settings, "worker", processes):
+        return 2
+    args = ["entrypoints.worker:worker_broker", "--workers", str(processes), "--ack-type", "when_saved"]
+    args += ["--no-configure-logging", "--log-level", taskiq_log_level(settings)]
+    return run_worker(WorkerArgs.from_cli(args)) or 0
+
+
+def _scheduler(settings: Settings) -> int:
+    """taskiq's scheduler command, run here with the process's logging (taskiq's own set-up is off)."""
+    from taskiq.cli.scheduler.args import SchedulerArgs
+    from taskiq.cli.scheduler.run import run_scheduler
+
+    from infrastructure.logging_setup import configure_process_logging, taskiq_log_level
+
+    configure_process_logging(settings)
+    _within_budget(settings, "scheduler")
+    args = ["entrypoints.worker:scheduler", "--skip-first-run", "--no-configure-logging"]
+    args += ["--log-level", taskiq_log_level(settings)]
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_scheduler(SchedulerArgs.from_cli(args)))
+    return 0
+
+
+def _migrate_command(settings: Settings, downgrade: str | None) -> int:
+    from infrastructure.logging_setup import configure_process_logging
+
+    configure_process_logging(settings)
+    if not _within_budget(settings, "migrate"):
+        return 2
+    asyncio.run(_migrate(settings, downgrade))
+    _print("database is at " + (downgrade or "head"))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,22 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "serve":
         return _serve(settings, args.host, args.port, args.workers)
     if command == "worker":
-        return _taskiq(
-            [
-                "worker",
-                "entrypoints.worker:worker_broker",
-                "--workers",
-                str(args.workers),
-                "--ack-type",
-                "when_saved",
-            ]
-        )
+        return _worker(settings, args.workers)
     if command == "scheduler":
-        return _taskiq(["scheduler", "entrypoints.worker:scheduler", "--skip-first-run"])
+        return _scheduler(settings)
     if command == "migrate":
-        asyncio.run(_migrate(settings, args.downgrade))
-        _print("database is at " + (args.downgrade or "head"))
-        return 0
+        return _migrate_command(settings, args.downgrade)
     if command == "wait-for-db":
         return 0 if asyncio.run(_wait_for_db(settings, args.timeout)) else 1
     if command == "export-schema":

@@ -1,29 +1,41 @@
-"""Logging: JSON lines in production, readable console lines in development; uvicorn uses the same.
+"""Logging for every process (serve, worker, scheduler, migrate): JSON lines or readable console lines.
 
-The request id of the HTTP request being served (a context variable, set by the app's
-request-id middleware) is added to every record, uvicorn's access lines included.
+`configure_logging` is the one set-up; uvicorn is handed the same (`uvicorn_log_config`).
+`configure_process_logging` adds, for a long-running command, what reaches stdout/stderr
+outside logging: warnings, uncaught exceptions, and in JSON mode every stray line
+(infrastructure/stray_output.py), so each line the process writes is one JSON object.
+The ids of the request or task being handled are added to every record (log_context.py).
 """
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import logging.config
 import sys
+import threading
 from datetime import UTC, datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, TextIO
 
+from infrastructure.log_context import ContextFilter, bind_request_id, request_id_var
 from infrastructure.settings import Settings
+from infrastructure.stray_output import LineLogger, underlying
+
+__all__ = [
+    "ConsoleFormatter",
+    "ContextFilter",
+    "JsonFormatter",
+    "bind_request_id",
+    "configure_logging",
+    "configure_process_logging",
+    "log_operation",
+    "request_id_var",
+    "uvicorn_log_config",
+]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("genhub_request_id", default=None)
 operation_log = logging.getLogger("genhub.graphql.operation")
-
-
-def bind_request_id(request_id: str) -> None:
-    """Called once per request by the app; tasks spawned while serving it inherit the value."""
-    request_id_var.set(request_id)
 
 
 #: ERROR records (with a traceback) that uvicorn writes for what a client does at will: the
@@ -38,24 +50,6 @@ class ClientCausedFilter(logging.Filter):
         if record.levelno > logging.WARNING and record.msg in CLIENT_CAUSED:
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info, record.exc_text = None, None
-        return True
-
-
-class ContextFilter(logging.Filter):
-    """Adds `request_id` from the context; turns uvicorn's access line into fields."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "request_id"):
-            request_id = request_id_var.get()
-            if request_id is not None:
-                record.request_id = request_id
-        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
-            client, method, path, http_version, status = record.args
-            record.client = client
-            record.method = method
-            record.path = path
-            record.status = status
-            record.http_version = http_version
         return True
 
 
@@ -85,8 +79,21 @@ def log_operation(
     )
 
 
+#: Characters that JSON (without ensure_ascii) leaves as they are but that line splitters (Python's `str.splitlines`,
+#: JavaScript's line terminators) take for the end of a line: a field holding one must not
+#: cut the record in two for whoever reads the log.
+#: Lone surrogates are escaped too: written raw, they are not UTF-8 (a strict reader drops the line).
+_ESCAPED = [0x85, 0x2028, 0x2029, *range(0xD800, 0xE000)]
+_LINE_BREAK_TABLE = str.maketrans({chr(c): f"\\u{c:04x}" for c in _ESCAPED})
+#: The keys every line has; a field of a record never replaces one of them.
+CORE_KEYS = ("ts", "level", "logger", "msg", "exc", "exc_type", "stack")
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; `extra={...}` fields (request_id, user_id, ...) become keys."""
+    """One JSON object per line; `extra={...}` fields (request_id, task_id, ...) become keys.
+
+    An exception is one field (`exc`, the whole traceback, with `exc_type`), never more lines.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -95,12 +102,18 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                payload[key] = value
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str, ensure_ascii=False)
+            if record.exc_info[0] is not None:
+                payload["exc_type"] = record.exc_info[0].__name__
+        elif record.exc_text:
+            payload["exc"] = record.exc_text
+        if record.stack_info:
+            payload["stack"] = self.formatStack(record.stack_info)
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_") and key not in CORE_KEYS:
+                payload[key] = value
+        return json.dumps(payload, default=str, ensure_ascii=False).translate(_LINE_BREAK_TABLE)
 
 
 _CONSOLE_TERSE = ("uvicorn.access", operation_log.name)
@@ -139,6 +152,19 @@ def task_run_level(settings: Settings) -> str:
     return level if isinstance(configured, int) and configured > logging.WARNING else "WARNING"
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The process's log handler: writes to the real stderr, under a `LineLogger` if one is installed."""
+
+    def __init__(self) -> None:
+        super().__init__(underlying(sys.stderr))
+
+
+def taskiq_log_level(settings: Settings) -> str:
+    """LOG_LEVEL as taskiq's command line takes it (its level for the `taskiq` loggers)."""
+    level = settings.log_level.upper()
+    return level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO"
+
+
 def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
     formatter = (
         "infrastructure.logging_setup.JsonFormatter"
@@ -155,10 +181,9 @@ def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
         },
         "handlers": {
             "default": {
-                "class": "logging.StreamHandler",
+                "()": "infrastructure.logging_setup.StderrHandler",
                 "formatter": "default",
                 "filters": ["context"],
-                "stream": "ext://sys.stderr",
             }
         },
         "root": {"handlers": ["default"], "level": settings.log_level.upper()},
@@ -178,3 +203,47 @@ def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
 
 def configure_logging(settings: Settings) -> None:
     logging.config.dictConfig(uvicorn_log_config(settings))
+
+
+uncaught_log = logging.getLogger("genhub.uncaught")
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    uncaught_log.critical("uncaught exception: %s", kind.__name__, exc_info=(kind, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None or issubclass(args.exc_type, SystemExit):
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    uncaught_log.error(
+        "uncaught exception in thread %s", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
+    )
+
+
+def _route_stray_output() -> None:
+    """stdout and stderr become `LineLogger`s (once per process; the handlers keep the real streams)."""
+    streams: dict[str, tuple[TextIO, int]] = {
+        "stdout": (sys.stdout, logging.INFO),
+        "stderr": (sys.stderr, logging.WARNING),
+    }
+    for name, (stream, level) in streams.items():
+        if not isinstance(stream, LineLogger):
+            setattr(sys, name, LineLogger(logging.getLogger(f"genhub.{name}"), level, stream))
+
+
+def configure_process_logging(settings: Settings) -> None:
+    """The set-up of a long-running command (serve, worker, scheduler, migrate), before it starts.
+
+    Python warnings and uncaught exceptions (main thread and others) become records; with
+    JSON output, so does every other line written to stdout or stderr.
+    """
+    configure_logging(settings)
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+    if use_json(settings):
+        _route_stray_output()

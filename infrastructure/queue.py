@@ -27,6 +27,7 @@ from infrastructure.outages import REDIS, translating
 from infrastructure.pubsub.backoff import backoff_delay
 from infrastructure.redis_pipelining import AutoPipeline
 from infrastructure.settings import Settings
+from infrastructure.task_log_context import TaskLogContextMiddleware
 from infrastructure.task_stream import LeasedStreamBroker
 
 log = logging.getLogger("genhub.queue")
@@ -118,7 +119,7 @@ class StreamBroker(LeasedStreamBroker):
 def build_broker(settings: Settings) -> AsyncBroker:
     if not settings.redis_url:
         # Embedded mode: tasks run in the API process, concurrently with requests.
-        return InMemoryBroker(max_async_tasks=100).with_middlewares(TaskMetricsMiddleware())
+        return InMemoryBroker(max_async_tasks=100).with_middlewares(TaskLogContextMiddleware(), TaskMetricsMiddleware())
     return StreamBroker(
         settings.redis_url,
         queue_name=settings.task_queue_name or QUEUE_NAME,
@@ -130,7 +131,7 @@ def build_broker(settings: Settings) -> AsyncBroker:
         claim_every=min(1.0, settings.task_lease_renew_seconds),
         maxlen=settings.stream_maxlen,
         xread_block=1000,
-    ).with_middlewares(TaskMetricsMiddleware())
+    ).with_middlewares(TaskLogContextMiddleware(), TaskMetricsMiddleware())
 
 
 class TaskiqJobQueue:

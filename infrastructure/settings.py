@@ -30,9 +30,13 @@ class Settings(BaseSettings):
 
     # database / redis
     database_url: str = ""
-    database_pool_size: int = 20
-    database_max_overflow: int = 10
-    database_start_pool_size: int = 10
+    # PostgreSQL connections per process: pool + overflow + start pool (docs/deploy.md, "Connection budget")
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=5, ge=0)
+    database_start_pool_size: int = Field(default=5, ge=1)
+    # genhub processes holding those pools at once (API processes + worker processes): the
+    # start-up check warns when that many budgets exceed the server's max_connections
+    database_processes: int = Field(default=3, ge=1)
     # PostgreSQL: answer queries of compilable fields with one SQL statement (docs/architecture.md)
     compiled_reads: bool = True
     redis_url: str = ""
