@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -107,15 +108,13 @@ async def _grant(settings: Settings, email: str, amount: int, reason: str, key: 
 
 
 def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
-    import uvicorn
-
-    from entrypoints.api import create_app
     from infrastructure.logging_setup import configure_process_logging, uvicorn_log_config
 
     configure_process_logging(settings)
     problems = settings.production_problems()
     if problems:
-        _print("genhub refuses to start in production:\n  - " + "\n  - ".join(problems))
+        refusal = logging.getLogger("genhub.cli")
+        refusal.error("genhub refuses to start in production: %s", "; ".join(problems), extra={"problems": problems})
         return 2
     if processes > 1 and (settings.is_sqlite or not settings.redis_url):
         # Embedded mode keeps the queue and fan-out in one process: several would not see each other.
@@ -123,6 +122,10 @@ def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
         return 2
     if not _within_budget(settings, "serve", processes):
         return 2
+    import uvicorn
+
+    from entrypoints.api import create_app
+
     if settings.is_sqlite:
         asyncio.run(_migrate(settings))
     token = asyncio.run(_seed_demo(settings)) if settings.should_seed_demo else None
@@ -168,14 +171,14 @@ def _within_budget(settings: Settings, role: Role, processes: int = 1) -> bool:
 
 def _worker(settings: Settings, processes: int) -> int:
     """taskiq's worker command, run here with the process's logging (taskiq's own set-up is off)."""
-    from taskiq.cli.worker.args import WorkerArgs
-    from taskiq.cli.worker.run import run_worker
-
     from infrastructure.logging_setup import configure_process_logging, taskiq_log_level
 
     configure_process_logging(settings)
     if not _within_budget(settings, "worker", processes):
         return 2
+    from taskiq.cli.worker.args import WorkerArgs
+    from taskiq.cli.worker.run import run_worker
+
     args = ["entrypoints.worker:worker_broker", "--workers", str(processes), "--ack-type", "when_saved"]
     args += ["--no-configure-logging", "--log-level", taskiq_log_level(settings)]
     return run_worker(WorkerArgs.from_cli(args)) or 0
@@ -183,13 +186,13 @@ def _worker(settings: Settings, processes: int) -> int:
 
 def _scheduler(settings: Settings) -> int:
     """taskiq's scheduler command, run here with the process's logging (taskiq's own set-up is off)."""
-    from taskiq.cli.scheduler.args import SchedulerArgs
-    from taskiq.cli.scheduler.run import run_scheduler
-
     from infrastructure.logging_setup import configure_process_logging, taskiq_log_level
 
     configure_process_logging(settings)
     _within_budget(settings, "scheduler")
+    from taskiq.cli.scheduler.args import SchedulerArgs
+    from taskiq.cli.scheduler.run import run_scheduler
+
     args = ["entrypoints.worker:scheduler", "--skip-first-run", "--no-configure-logging"]
     args += ["--log-level", taskiq_log_level(settings)]
     with contextlib.suppress(KeyboardInterrupt):

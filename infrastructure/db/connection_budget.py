@@ -104,11 +104,10 @@ def judge(budget: ConnectionBudget, capacity: ServerCapacity, deployment_process
         )
     warnings: list[str] = []
     if budget.role in ("serve", "worker"):
-        processes = max(deployment_processes, budget.processes)
-        deployment = budget.per_process * processes
+        deployment = budget.per_process * deployment_processes
         if deployment > capacity.usable:
             warnings.append(
-                f"{processes} processes (DATABASE_PROCESSES) of {budget.per_process} connections each may open"
+                f"{deployment_processes} processes (DATABASE_PROCESSES) of {budget.per_process} connections each may open"
                 f" {deployment} PostgreSQL connections but {allows}: the last to connect will be refused"
                 " (TooManyConnectionsError); lower the pool sizes or raise max_connections"
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -78,5 +79,7 @@ def test_production_refuses_to_serve_without_its_settings(tmp_path: Path) -> Non
         timeout=60,
     )
     assert result.returncode == 2
+    # production logs JSON lines (on stderr): one error line names every missing variable
+    (refusal,) = [json.loads(line) for line in result.stderr.splitlines() if '"error"' in line]
     for name in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "LOCAL_STORAGE_PATH"):
-        assert name in result.stdout
+        assert name in refusal["msg"] and any(name in problem for problem in refusal["problems"])

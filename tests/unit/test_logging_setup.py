@@ -76,6 +76,7 @@ def test_uvicorn_config_routes_access_logs_through_the_filter(tmp_path: Path) ->
     config = uvicorn_log_config(settings)
     assert config["formatters"]["default"]["()"].endswith("JsonFormatter")
     assert config["handlers"]["default"]["filters"] == ["context"]
+    assert config["handlers"]["default"]["()"].endswith("StderrHandler")
     assert config["loggers"]["uvicorn.access"]["propagate"] is True
 
 
