@@ -75,3 +75,17 @@ def test_scheduler_and_migrate_are_not_counted_in_the_deployment() -> None:
     tiny = ServerCapacity(max_connections=5, reserved=3, in_use=0)
     migrate = ConnectionBudget("migrate", processes=1, pool_size=1, max_overflow=0, driver_pool_size=0)
     assert judge(migrate, tiny, deployment_processes=50) == judge(migrate, tiny, deployment_processes=1)
+
+
+def test_the_worked_example_in_the_deploy_guide_uses_the_defaults(tmp_path: Path) -> None:
+    # given the guide's worked example and the defaults it claims to use
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text(encoding="utf-8")
+    settings = pg_settings(tmp_path)
+    api = budget_for(settings, "serve")
+    example = f"{api.pool_size} + {api.max_overflow} + {api.driver_pool_size} = {api.per_process} per process"
+    # then its figures are today's
+    assert example in guide
+    assert f"2 x {api.per_process} = {2 * api.per_process}" in guide
+    assert f"`DATABASE_PROCESSES={settings.database_processes}` (the default)" in guide
+    total = 2 * api.total + budget_for(settings, "worker").total + budget_for(settings, "migrate").total
+    assert f"| total | | {total} of the {DEFAULT_SERVER.usable} the server allows |" in guide
