@@ -34,8 +34,32 @@ set -eu
 
 GENHUB_BIN="${GENHUB_BIN:-genhub}"
 
+# JSON lines when genhub itself writes them (LOG_FORMAT=json, or auto in production or
+# when stderr is not a terminal), so a container's whole output parses line by line.
+json_logs() {
+    case "${LOG_FORMAT:-auto}" in
+        json) return 0 ;;
+        console) return 1 ;;
+    esac
+    [ "${ENVIRONMENT:-development}" = "production" ] || [ ! -t 2 ]
+}
+
+# log_at LEVEL TEXT...: one line on stderr. In JSON, TEXT's backslashes and quotes are
+# escaped and its control characters dropped: a value in it cannot start a line or a field.
+log_at() {
+    level="$1"
+    shift
+    if json_logs; then
+        text=$(printf '%s' "$*" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr -d '\000-\037')
+        printf '{"ts": "%s", "level": "%s", "logger": "entrypoint", "msg": "%s"}\n' \
+            "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$level" "$text" >&2
+    else
+        printf 'entrypoint: %s\n' "$*" >&2
+    fi
+}
+
 log() {
-    printf 'entrypoint: %s\n' "$*" >&2
+    log_at info "$@"
 }
 
 wait_for_db() {
@@ -63,7 +87,7 @@ check_local_storage() {
         return 0
     fi
     if ! mkdir -p "$LOCAL_STORAGE_PATH" 2>/dev/null || [ ! -w "$LOCAL_STORAGE_PATH" ]; then
-        log "LOCAL_STORAGE_PATH=$LOCAL_STORAGE_PATH is not writable by uid $(id -u);" \
+        log_at error "LOCAL_STORAGE_PATH=$LOCAL_STORAGE_PATH is not writable by uid $(id -u);" \
             "make the mounted disk writable for that uid or use STORAGE_BACKEND=s3"
         exit 1
     fi
@@ -113,7 +137,7 @@ run_all() {
         sleep 1
     done
     if [ "$stopping" = "0" ]; then
-        log "a process of 'all' exited on its own: stopping the others"
+        log_at error "a process of 'all' exited on its own: stopping the others"
     fi
     kill -TERM "$server_pid" "$worker_pid" "$scheduler_pid" 2>/dev/null || true
     wait

@@ -258,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "migrate":
         return _migrate_command(settings, args.downgrade)
     if command == "wait-for-db":
+        from infrastructure.logging_setup import configure_process_logging
+
+        configure_process_logging(settings)  # a step of every container start: its lines too
         return 0 if asyncio.run(_wait_for_db(settings, args.timeout)) else 1
     if command == "export-schema":
         from graph.schema import export_sdl

@@ -220,6 +220,23 @@ def test_an_unusable_local_storage_path_is_named(tmp_path: Path, fake_genhub: Pa
     assert run.calls == []
 
 
+def test_json_lines_hold_a_hostile_value_in_one_field(tmp_path: Path, fake_genhub: Path) -> None:
+    # given a path whose name carries quotes, a backslash and a line that looks like a record
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    hostile = str(blocker / 'x" \\ \n{"level": "info", "forged": true}')
+    # when the entrypoint names it, asked for JSON lines
+    run = run_entrypoint(
+        tmp_path, fake_genhub, "serve", STORAGE_BACKEND="local", LOCAL_STORAGE_PATH=hostile, LOG_FORMAT="json"
+    )
+    # then every line is one JSON object of its own keys, the path inside one field
+    assert run.returncode == 1
+    lines = [json.loads(line) for line in run.stderr.splitlines()]
+    assert all(set(line) == {"ts", "level", "logger", "msg"} for line in lines)
+    (error,) = [line for line in lines if line["level"] == "error"]
+    assert hostile.replace("\n", "") in error["msg"] and error["logger"] == "entrypoint"
+
+
 def test_a_usable_local_storage_path_is_created(tmp_path: Path, fake_genhub: Path) -> None:
     storage = tmp_path / "disk" / "chunks"
     run = run_entrypoint(tmp_path, fake_genhub, "serve", STORAGE_BACKEND="local", LOCAL_STORAGE_PATH=str(storage))
