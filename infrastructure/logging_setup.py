@@ -116,7 +116,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str, ensure_ascii=False).translate(_LINE_BREAK_TABLE)
 
 
-_CONSOLE_TERSE = ("uvicorn.access", operation_log.name)
+_CONSOLE_TERSE = ("uvicorn.access", operation_log.name, "genhub.db.budget")
 
 
 class ConsoleFormatter(logging.Formatter):

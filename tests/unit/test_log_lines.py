@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -206,6 +207,11 @@ def test_a_json_process_writes_warnings_uncaught_errors_and_prints_as_json(
     thread = threading.Thread(target=lambda: 1 / 0, name="helper")
     thread.start()
     thread.join()
+    loop = asyncio.new_event_loop()
+    try:  # what asyncio reports for a failed task nobody awaited
+        loop.call_exception_handler({"message": "Task exception was never retrieved", "exception": KeyError("k")})
+    finally:
+        loop.close()
     sys.stdout.flush()
     out, err = capfd.readouterr()
     # then stdout is empty and every line on stderr is a JSON object
@@ -217,3 +223,5 @@ def test_a_json_process_writes_warnings_uncaught_errors_and_prints_as_json(
     uncaught = [p for p in payloads if p["logger"] == "genhub.uncaught"]
     assert [p["exc_type"] for p in uncaught] == ["RuntimeError", "ZeroDivisionError"]
     assert "Traceback" in uncaught[0]["exc"] and "helper" in uncaught[1]["msg"]
+    (unretrieved,) = [p for p in payloads if p["logger"] == "asyncio"]
+    assert unretrieved["msg"] == "Task exception was never retrieved" and unretrieved["exc_type"] == "KeyError"
