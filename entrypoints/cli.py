@@ -23,6 +23,9 @@ from infrastructure.settings import Settings, get_settings
 if TYPE_CHECKING:
     from infrastructure.db.connection_budget import Role
 
+#: A long-running command's refusals to start (as log records: JSON lines when asked).
+log = logging.getLogger("genhub.cli")
+
 
 def _print(text: str) -> None:
     sys.stdout.write(text + "\n")
@@ -113,12 +116,11 @@ def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
     configure_process_logging(settings)
     problems = settings.production_problems()
     if problems:
-        refusal = logging.getLogger("genhub.cli")
-        refusal.error("genhub refuses to start in production: %s", "; ".join(problems), extra={"problems": problems})
+        log.error("genhub refuses to start in production: %s", "; ".join(problems), extra={"problems": problems})
         return 2
     if processes > 1 and (settings.is_sqlite or not settings.redis_url):
         # Embedded mode keeps the queue and fan-out in one process: several would not see each other.
-        _print("--workers > 1 needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+        log.error("--workers > 1 needs DATABASE_URL (PostgreSQL) and REDIS_URL")
         return 2
     if not _within_budget(settings, "serve", processes):
         return 2

@@ -79,10 +79,10 @@ def log_operation(
     )
 
 
-#: Characters that JSON (without ensure_ascii) leaves as they are but that line splitters (Python's `str.splitlines`,
-#: JavaScript's line terminators) take for the end of a line: a field holding one must not
-#: cut the record in two for whoever reads the log.
-#: Lone surrogates are escaped too: written raw, they are not UTF-8 (a strict reader drops the line).
+#: Characters that JSON (without ensure_ascii) leaves as they are but that line splitters
+#: (Python's `str.splitlines`, JavaScript's line terminators) take for the end of a line: a
+#: field holding one must not cut the record in two for whoever reads the log. Lone
+#: surrogates are escaped too: written raw, they are not UTF-8 (a strict reader drops the line).
 _ESCAPED = [0x85, 0x2028, 0x2029, *range(0xD800, 0xE000)]
 _LINE_BREAK_TABLE = str.maketrans({chr(c): f"\\u{c:04x}" for c in _ESCAPED})
 #: The keys every line has; a field of a record never replaces one of them.
