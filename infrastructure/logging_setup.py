@@ -138,18 +138,22 @@ def use_json(settings: Settings) -> bool:
 
 
 # taskiq logs "Executing task ..." at INFO for every run of every task: with the scheduled
-# sweeps running in-process (embedded mode) that is a third of all lines. Its warnings and
-# errors (a failed task, a result that cannot be stored) still come through.
+# sweeps running in-process (embedded mode) that is a third of all lines. Only that line is
+# dropped (unless LOG_LEVEL=DEBUG): the receiver's other lines ("Listening started.", a failed
+# task, a result that cannot be stored) come through at LOG_LEVEL.
 TASK_RUN_LOGGER = "taskiq.receiver"
+TASK_RUN_MESSAGE = "Executing task %s with ID: %s"
 
 
-def task_run_level(settings: Settings) -> str:
-    """WARNING for taskiq's per-task lines unless LOG_LEVEL asks for DEBUG (or is stricter)."""
-    level = settings.log_level.upper()
-    if level == "DEBUG":
-        return level
-    configured = logging.getLevelName(level)
-    return level if isinstance(configured, int) and configured > logging.WARNING else "WARNING"
+class TaskRunLinesFilter(logging.Filter):
+    """Drops taskiq's per-run INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.levelno == logging.INFO
+            and record.msg == TASK_RUN_MESSAGE
+            and record.name.startswith(TASK_RUN_LOGGER)
+        )
 
 
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -178,12 +182,13 @@ def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
         "filters": {
             "context": {"()": "infrastructure.logging_setup.ContextFilter"},
             "client_caused": {"()": "infrastructure.logging_setup.ClientCausedFilter"},
+            "task_runs": {"()": "infrastructure.logging_setup.TaskRunLinesFilter"},
         },
         "handlers": {
             "default": {
                 "()": "infrastructure.logging_setup.StderrHandler",
                 "formatter": "default",
-                "filters": ["context"],
+                "filters": ["context"] if settings.log_level.upper() == "DEBUG" else ["context", "task_runs"],
             }
         },
         "root": {"handlers": ["default"], "level": settings.log_level.upper()},
@@ -196,7 +201,6 @@ def uvicorn_log_config(settings: Settings) -> dict[str, Any]:
                 "filters": ["client_caused"],
             },
             "uvicorn.access": {"level": settings.log_level.upper(), "handlers": [], "propagate": True},
-            TASK_RUN_LOGGER: {"level": task_run_level(settings), "handlers": [], "propagate": True},
         },
     }
 

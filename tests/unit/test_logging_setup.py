@@ -75,7 +75,7 @@ def test_uvicorn_config_routes_access_logs_through_the_filter(tmp_path: Path) ->
     settings = Settings(_env_file=None, environment="production", data_dir=tmp_path, log_format="auto")  # type: ignore[call-arg]
     config = uvicorn_log_config(settings)
     assert config["formatters"]["default"]["()"].endswith("JsonFormatter")
-    assert config["handlers"]["default"]["filters"] == ["context"]
+    assert config["handlers"]["default"]["filters"] == ["context", "task_runs"]
     assert config["handlers"]["default"]["()"].endswith("StderrHandler")
     assert config["loggers"]["uvicorn.access"]["propagate"] is True
 
@@ -103,14 +103,25 @@ def app_settings(tmp_path: Path, log_level: str) -> Settings:
     return Settings(_env_file=None, data_dir=tmp_path, log_level=log_level, log_format="console")  # type: ignore[call-arg]
 
 
+def receiver_record(level: int, msg: str, args: tuple[object, ...] = ()) -> logging.LogRecord:
+    return logging.LogRecord(TASKIQ_RECEIVER, level, __file__, 1, msg, args, None)
+
+
+def shown(record: logging.LogRecord) -> bool:
+    """Whether the configured root handler lets `record` through (its logger's level included)."""
+    (handler,) = logging.getLogger().handlers
+    return logging.getLogger(record.name).isEnabledFor(record.levelno) and bool(handler.filter(record))
+
+
 @pytest.mark.usefixtures("restored_logging")
-def test_taskiq_per_task_lines_stay_out_of_info_but_its_warnings_do_not(tmp_path: Path) -> None:
+def test_taskiq_per_task_lines_stay_out_of_info_but_its_other_lines_do_not(tmp_path: Path) -> None:
     # given the server's logging at the default LOG_LEVEL=INFO
     configure_logging(app_settings(tmp_path, "INFO"))
-    receiver = logging.getLogger(TASKIQ_RECEIVER)
-    # then taskiq's "Executing task" INFO lines are dropped, its warnings and errors kept
-    assert not receiver.isEnabledFor(logging.INFO)
-    assert receiver.isEnabledFor(logging.WARNING)
+    # then taskiq's "Executing task" INFO lines are dropped
+    assert not shown(receiver_record(logging.INFO, "Executing task %s with ID: %s", ("poll", "id-1")))
+    # and the receiver's other lines, its warnings and errors, are kept
+    assert shown(receiver_record(logging.INFO, "Listening started."))
+    assert shown(receiver_record(logging.ERROR, "Exception found while executing function."))
     # and every other logger (ours, taskiq's broker) still logs at INFO
     assert logging.getLogger("genhub.graphql.operation").isEnabledFor(logging.INFO)
     assert logging.getLogger("taskiq").isEnabledFor(logging.INFO)
@@ -120,7 +131,7 @@ def test_taskiq_per_task_lines_stay_out_of_info_but_its_warnings_do_not(tmp_path
 def test_taskiq_per_task_lines_show_at_debug(tmp_path: Path) -> None:
     # given LOG_LEVEL=DEBUG, then taskiq's per-task lines are shown
     configure_logging(app_settings(tmp_path, "debug"))
-    assert logging.getLogger(TASKIQ_RECEIVER).isEnabledFor(logging.INFO)
+    assert shown(receiver_record(logging.INFO, "Executing task %s with ID: %s", ("poll", "id-1")))
 
 
 @pytest.mark.usefixtures("restored_logging")
