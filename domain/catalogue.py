@@ -29,7 +29,10 @@ from domain.text import json_problem, name_problem, text_problem
 
 MAX_PROMPT_LENGTH = 4000
 DEFAULT_DEADLINE_SECONDS = 15 * 60
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
+# Matched whole (`fullmatch`): `$` would also accept a trailing newline.
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,62}")
+PROVIDER_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+PARAM_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_COST = 1_000_000
 
 
@@ -80,13 +83,30 @@ MAX_PARAMS = 100
 
 
 def validate_model_fields(*, slug: str, name: str, provider: str, cost_credits: int, capabilities: Any) -> None:
+    model_problems(
+        slug=slug, name=name, provider=provider, cost_credits=cost_credits, capabilities=capabilities
+    ).raise_if_any()
+
+
+def model_problems(
+    *,
+    slug: str,
+    name: str,
+    provider: str,
+    cost_credits: int,
+    capabilities: Any,
+    known_providers: frozenset[str] | None = None,
+) -> Problems:
+    """Every problem of a model's fields (upsertModel and the catalogue file); `known_providers` None: any name."""
     problems = Problems()
-    if not SLUG_RE.match(slug):
+    if not SLUG_RE.fullmatch(slug):
         problems.add("slug", "must be 2-63 lowercase letters, digits, '.', '_' or '-'")
     if (why := name_problem(name)) is not None:
         problems.add("name", why)
-    if not re.match(r"^[a-z][a-z0-9_-]{0,31}$", provider):
+    if not PROVIDER_RE.fullmatch(provider):
         problems.add("provider", "must be a provider name such as 'simulated' or 'kie'")
+    elif known_providers is not None and provider not in known_providers:
+        problems.add("provider", f"must be one of {sorted(known_providers)}")
     if cost_credits < 0 or cost_credits > MAX_COST:
         problems.add("costCredits", f"must be between 0 and {MAX_COST}")
     if not isinstance(capabilities, dict):
@@ -95,7 +115,25 @@ def validate_model_fields(*, slug: str, name: str, provider: str, cost_credits: 
         problems.add("capabilities", why)
     else:
         _check_capabilities(capabilities, problems)
-    problems.raise_if_any()
+    return problems
+
+
+def preset_problems(model: AiModel, *, name: str, params: Any) -> Problems:
+    """Every problem of a preset of `model` (upsertPreset and the catalogue file)."""
+    problems = preset_shape_problems(name=name, params=params)
+    if not problems.items:
+        resolve_params(model, None, params, problems)
+    return problems
+
+
+def preset_shape_problems(*, name: str, params: Any) -> Problems:
+    """What is wrong with a preset before its model is known: its name, and params not being an object."""
+    problems = Problems()
+    if (why := name_problem(name)) is not None:
+        problems.add("name", why)
+    if not isinstance(params, dict):
+        problems.add("params", "must be a JSON object")
+    return problems
 
 
 def _check_capabilities(capabilities: dict[str, Any], problems: Problems) -> None:
@@ -118,7 +156,7 @@ def _check_capabilities(capabilities: dict[str, Any], problems: Problems) -> Non
         return
     for name, spec in specs.items():
         where = f"capabilities.params.{name}"
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", name):
+        if not PARAM_NAME_RE.fullmatch(name):
             problems.add(where, "must be named with 1-64 letters, digits or '_' (not starting with a digit)")
         elif not isinstance(spec, dict):
             problems.add(where, "must be a JSON object")

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.catalogue import AiModel, ModelKind, Preset
+from domain.catalogue_plan import CataloguePlan
 from domain.ports import CatalogueReader
 from domain.repositories import UnitOfWorkFactory
-from domain.use_cases import catalogue
+from domain.use_cases import catalogue, catalogue_files
 from domain.users import Principal
 
 
@@ -68,6 +69,20 @@ class Catalogue:
             uow=self.uow(),
             catalogue=self.cache,
         )
+
+    async def apply_document(self, document: Any, *, dry_run: bool, prune: bool) -> CataloguePlan:
+        """The operator's catalogue file (`genhub catalogue apply`); there is no API caller for it."""
+        return await catalogue_files.apply_catalogue(
+            document=document,
+            dry_run=dry_run,
+            prune=prune,
+            known_providers=self.known_providers,
+            uow=self.uow(),
+            catalogue=self.cache,
+        )
+
+    async def export_document(self) -> dict[str, Any]:
+        return await catalogue_files.export_catalogue(uow=self.uow())
 
     async def settings(self, actor: Principal) -> list[tuple[str, Any]]:
         return await catalogue.list_settings(actor=actor, uow=self.uow())

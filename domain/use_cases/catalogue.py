@@ -6,11 +6,11 @@ import re
 import uuid
 from typing import Any
 
-from domain.catalogue import AiModel, ModelKind, Preset, resolve_params, validate_model_fields
-from domain.errors import Forbidden, InvalidInput, NotFound, Problems
+from domain.catalogue import AiModel, ModelKind, Preset, model_problems, preset_problems, preset_shape_problems
+from domain.errors import Forbidden, InvalidInput, NotFound
 from domain.ports import CatalogueReader
 from domain.repositories import UnitOfWork
-from domain.text import json_problem, name_problem
+from domain.text import json_problem
 from domain.users import Principal
 
 SETTING_KEY_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,127}$")
@@ -57,9 +57,14 @@ async def upsert_model(
 ) -> AiModel:
     _require_admin(actor)
     given = {} if capabilities is None else capabilities
-    validate_model_fields(slug=slug, name=name, provider=provider, cost_credits=cost_credits, capabilities=given)
-    if provider not in known_providers:
-        raise InvalidInput.single("provider", f"must be one of {sorted(known_providers)}")
+    model_problems(
+        slug=slug,
+        name=name,
+        provider=provider,
+        cost_credits=cost_credits,
+        capabilities=given,
+        known_providers=known_providers,
+    ).raise_if_any()
     async with uow:
         existing = await uow.catalogue.get_model_by_slug(slug)
         if capabilities is None:  # left out: an update keeps the model's (as with isActive)
@@ -91,12 +96,7 @@ async def upsert_preset(
     catalogue: CatalogueReader,
 ) -> Preset:
     _require_admin(actor)
-    problems = Problems()
-    if (why := name_problem(name)) is not None:
-        problems.add("name", why)
-    if not isinstance(params, dict):
-        problems.add("params", "must be a JSON object")
-    problems.raise_if_any()
+    preset_shape_problems(name=name, params=params).raise_if_any()
     async with uow:
         model = await uow.catalogue.get_model(model_id)
         if model is None:
@@ -107,8 +107,7 @@ async def upsert_preset(
                 raise NotFound("preset")
             if existing.model_id != model_id:
                 raise InvalidInput.single("modelId", "a preset cannot move to another model")
-        resolve_params(model, None, params, problems)
-        problems.raise_if_any()
+        preset_problems(model, name=name, params=params).raise_if_any()
         preset = await uow.catalogue.save_preset(
             Preset(id=preset_id or uuid.uuid4(), model_id=model_id, name=name.strip(), params=dict(params))
         )

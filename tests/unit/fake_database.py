@@ -66,6 +66,7 @@ class FakeDatabase:
         self.chunks: dict[uuid.UUID, Chunk] = {}
         self.invitations: dict[tuple[uuid.UUID, str], BoardInvitation] = {}
         self.commits = 0
+        self.catalogue_locks = 0  # lock_catalogue() calls (a fake has no concurrent writer to wait for)
         self.fail_next_commit: Exception | None = None  # raised (once) instead of committing
 
     def ledger_of(self, user_id: uuid.UUID) -> list[LedgerEntry]:
@@ -283,6 +284,9 @@ class FakeCatalogue(_Repository):
     async def save_preset(self, preset: Preset) -> Preset:
         self.tx.put("presets", preset.id, preset)
         return preset
+
+    async def lock_catalogue(self) -> None:
+        self._uow.db.catalogue_locks += 1
 
 
 class FakeAdminSettings(_Repository):

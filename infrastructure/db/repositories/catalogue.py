@@ -7,12 +7,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from domain.catalogue import AiModel, ModelKind, Preset
 from infrastructure.db.models import AdminSettingRow, ModelRow, PresetRow
 from infrastructure.db.repositories.base import AnyRow, SqlRepository
 from infrastructure.db.tables import ADMIN_SETTINGS, MODELS, PRESETS
+
+#: The transaction-scoped advisory lock of catalogue applies (the migrations use another).
+CATALOGUE_LOCK_ID = 0x67656E687563
 
 
 def _model(row: AnyRow) -> AiModel:
@@ -103,6 +106,12 @@ class SqlCatalogueRepository(SqlRepository):
         )
         await self.session.execute(stmt)
         return preset
+
+    async def lock_catalogue(self) -> None:
+        # Presets have no unique name, so two catalogue applies must not interleave their
+        # read-then-insert. SQLite serialises writers itself: a second one fails, never duplicates.
+        if self.dialect == "postgresql":
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": CATALOGUE_LOCK_ID})
 
 
 class SqlAdminSettingsRepository(SqlRepository):
