@@ -124,19 +124,22 @@ def _read_model(item: Any, where: str, known_providers: frozenset[str], problems
     elif len(presets) > MAX_PRESETS_PER_MODEL:
         problems.add(f"{where}.presets", f"must hold at most {MAX_PRESETS_PER_MODEL} presets")
         presets = []
-    if slug is None or name is None or provider is None or cost is None or kind not in tuple(ModelKind):
-        _check_preset_shapes(presets, where, problems)
-        return None
+    # A field already reported above is checked with a stand-in, its stand-in's problems dropped,
+    # so the others' problems are reported in the same run.
+    unread = {
+        k for k, v in (("slug", slug), ("name", name), ("provider", provider), ("costCredits", cost)) if v is None
+    }
     fields = model_problems(
-        slug=slug,
-        name=name,
-        provider=provider,
-        cost_credits=cost,
+        slug=slug or "",
+        name=name or "",
+        provider=provider or "",
+        cost_credits=cost or 0,
         capabilities=capabilities,
         known_providers=known_providers,
     )
+    fields.items = [p for p in fields.items if p.field not in unread]
     _add_under(where, fields, problems)
-    if fields.items:
+    if slug is None or name is None or provider is None or cost is None or kind not in tuple(ModelKind) or fields.items:
         _check_preset_shapes(presets, where, problems)
         return None
     model = AiModel(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from entrypoints.catalogue_command import add_catalogue_parser, run_catalogue
 from infrastructure.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -244,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--reason", required=True)
     grant.add_argument("--idempotency-key", default=None)
     sub.add_parser("seed-demo", help="create the demo account and simulated models")
+    add_catalogue_parser(sub)
     return parser
 
 
@@ -289,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         token = asyncio.run(_seed_demo(settings))
         _print(f"demo account: {settings.demo_email} / {settings.demo_password}\naccess token: {token}")
         return 0
+    if command == "catalogue":
+        return run_catalogue(settings, args)
     raise AssertionError(command)
 
 
