@@ -85,13 +85,14 @@ def read_catalogue(document: Any, *, known_providers: frozenset[str]) -> Catalog
         seen: dict[str, int] = {}
         for index, item in enumerate(models):
             where = f"models[{index}]"
+            slug = item.get("slug") if isinstance(item, dict) else None
+            if isinstance(slug, str) and slug in seen:
+                problems.add(f"{where}.slug", f"repeats the slug of models[{seen[slug]}]")
+            elif isinstance(slug, str):
+                seen[slug] = index
             entry = _read_model(item, where, known_providers, problems)
-            if entry is None:
-                continue
-            if entry.slug in seen:
-                problems.add(f"{where}.slug", f"repeats the slug of models[{seen[entry.slug]}]")
-            seen.setdefault(entry.slug, index)
-            entries.append(entry)
+            if entry is not None:
+                entries.append(entry)
     problems.raise_if_any()
     return CatalogueEntries(tuple(entries))
 
@@ -225,7 +226,7 @@ def _unknown_keys(item: Mapping[Any, Any], allowed: tuple[str, ...], prefix: str
     for key in item:
         if key in allowed:
             continue
-        shown = key if isinstance(key, str) else repr(key)
+        shown = key if isinstance(key, str) and key else repr(key)
         close = difflib.get_close_matches(shown, allowed, n=1) if isinstance(key, str) else []
         hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(allowed)})"
         problems.add(f"{prefix}{shown}", "is not a known key" + hint)
