@@ -255,7 +255,20 @@ _JSON = json.JSONDecoder(
 
 
 class _Dumper(yaml.SafeDumper):
-    """Quotes every string that YAML 1.1 or the 1.2 core schema would read as something else."""
+    """Quotes every string that YAML 1.1 or the 1.2 core schema would read as something else.
+
+    A string with a character that is not printable (a line break such as U+0085, a control
+    or formatting character) is written double-quoted, where YAML escapes it: plain or
+    single-quoted, a line break would be folded into a space when read back.
+    """
+
+    def represent_str(self, data: str) -> yaml.ScalarNode:
+        if data.isprintable():
+            return super().represent_str(data)
+        return self.represent_scalar(STR, data, style='"')
+
+
+_Dumper.add_representer(str, _Dumper.represent_str)
 
 
 for _tag, _regexp in (

@@ -128,8 +128,16 @@ def test_unknown_keys_are_refused_with_a_suggestion() -> None:
         (document(model(presets=[{"params": {}}])), "models[0].presets[0].name", "is required"),
         (document(model(name="a\x00b")), "models[0].name", "must not contain NUL characters"),
         # `$` would have let a trailing newline through: the slug and provider are matched whole
-        (document(model(slug="sim-image\n")), "models[0].slug", "must be 2-63 lowercase letters, digits, '.', '_' or '-'"),
-        (document(model(provider="kie\n")), "models[0].provider", "must be a provider name such as 'simulated' or 'kie'"),
+        (
+            document(model(slug="sim-image\n")),
+            "models[0].slug",
+            "must be 2-63 lowercase letters, digits, '.', '_' or '-'",
+        ),
+        (
+            document(model(provider="kie\n")),
+            "models[0].provider",
+            "must be a provider name such as 'simulated' or 'kie'",
+        ),
         (
             document(model(capabilities={"params": {"steps\n": {"type": "int"}}})),
             "models[0].capabilities.params.steps\n",
@@ -218,7 +226,17 @@ def test_any_document_is_either_read_or_refused_with_paths(doc: Any) -> None:
         assert all(isinstance(p.field, str) and p.field for p in outcome.fields)
 
 
-PATHS = st.lists(st.sampled_from(["models", 0, "capabilities", "params", "steps", "presets", "params", "min"]), max_size=5)
+def _child(target: Any, step: Any) -> Any:
+    """The container at `step` below `target`, or `target` itself when there is none."""
+    inside = target.get(step) if isinstance(target, dict) and isinstance(step, str) else None
+    if isinstance(target, list) and isinstance(step, int) and step < len(target):
+        inside = target[step]
+    return inside if isinstance(inside, dict | list) else target
+
+
+PATHS = st.lists(
+    st.sampled_from(["models", 0, "capabilities", "params", "steps", "presets", "params", "min"]), max_size=5
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -228,10 +246,7 @@ def test_a_valid_document_with_any_value_swapped_in_is_read_or_refused(path: lis
     doc: Any = document(model(), model("other"))
     target = doc
     for step in path[:-1]:
-        if isinstance(target, dict) and isinstance(step, str) and isinstance(target.get(step), dict | list):
-            target = target[step]
-        elif isinstance(target, list) and isinstance(step, int) and step < len(target):
-            target = target[step]
+        target = _child(target, step)
     if isinstance(target, dict) and path and isinstance(path[-1], str):
         target[path[-1]] = value
     elif isinstance(target, list) and target:
