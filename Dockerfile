@@ -58,6 +58,8 @@ ENV PYTHONUNBUFFERED=1 \
     PORT=8000
 
 COPY docker/entrypoint.sh /app/docker/entrypoint.sh
+# Sample catalogues (docs/deploy.md, "Models and presets"): read-only data for `genhub catalogue apply`.
+COPY deploy/catalogue /app/deploy/catalogue
 
 # /app/data belongs to the app user, so a named volume mounted there (compose)
 # starts out writable by it.
