@@ -1,6 +1,7 @@
 """What applying a catalogue document changes: per model and preset, created / changed (which fields) / unchanged.
 
-Models are matched by slug, presets by their model and name. What the database holds and
+Models are matched by slug, presets by their model and name (`preset_key`: a name that
+differs only in case or Unicode form is the same preset, renamed). What the database holds and
 the document does not name is reported and left alone; with `prune`, such a model is
 deactivated (never deleted: generations reference it). Presets are never deleted.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from domain.catalogue import AiModel, Preset
-from domain.catalogue_document import CatalogueEntries, ModelEntry
+from domain.catalogue_document import CatalogueEntries, ModelEntry, preset_key
 from domain.errors import Problems
 
 MAX_LISTED_CHANGES = 20
@@ -129,7 +130,7 @@ def _plan_model(
     stored = presets_of.get(existing.id, []) if existing else []
     preset_plans: list[PresetPlan] = []
     for preset_index, preset in enumerate(entry.presets):
-        same = [p for p in stored if p.name == preset.name]
+        same = [p for p in stored if preset_key(p.name) == preset_key(preset.name)]
         if len(same) > 1:
             problems.add(
                 f"models[{index}].presets[{preset_index}].name",
@@ -140,15 +141,18 @@ def _plan_model(
             target = Preset(id=new_id(), model_id=wanted.id, name=preset.name, params=preset.params)
             preset_plans.append(PresetPlan(preset.name, Action.CREATE, target=target))
             continue
-        changes = tuple(json_changes("params", same[0].params, preset.params))
+        renamed = [FieldChange("name", same[0].name, preset.name)] if same[0].name != preset.name else []
+        changes = tuple(renamed + json_changes("params", same[0].params, preset.params))
         if changes:
-            target = replace(same[0], params=preset.params)
+            target = replace(same[0], name=preset.name, params=preset.params)
             preset_plans.append(PresetPlan(preset.name, Action.UPDATE, changes, target))
         else:
             preset_plans.append(PresetPlan(preset.name, Action.UNCHANGED))
-    named = {p.name for p in entry.presets}
+    named = {preset_key(p.name) for p in entry.presets}
     preset_plans.extend(
-        PresetPlan(p.name, Action.ABSENT) for p in sorted(stored, key=lambda p: p.name) if p.name not in named
+        PresetPlan(p.name, Action.ABSENT)
+        for p in sorted(stored, key=lambda p: p.name)
+        if preset_key(p.name) not in named
     )
     if existing is None:
         return ModelPlan(entry.slug, Action.CREATE, target=wanted, presets=tuple(preset_plans))

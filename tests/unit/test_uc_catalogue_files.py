@@ -162,6 +162,20 @@ async def test_a_preset_name_stored_twice_is_refused_as_ambiguous(fakes: Fakes) 
     assert fakes.db.commits == 1
 
 
+async def test_a_preset_named_in_another_case_or_unicode_form_is_renamed_not_duplicated(fakes: Fakes) -> None:
+    # given a stored preset "Cafe\u0301" (a decomposed e-acute)
+    presets = [{"name": "Cafe\u0301", "params": {"steps": 4}}]
+    await apply(fakes, document(model(presets=presets)))
+    (stored,) = fakes.db.presets.values()
+    # when the file names it "caf\u00e9" (composed, lower case)
+    plan = await apply(fakes, document(model(presets=[{"name": "caf\u00e9", "params": {"steps": 4}}])))
+    # then the same preset is renamed: no look-alike second preset appears
+    assert [(p.action, p.changes) for p in plan.models[0].presets] == [
+        (Action.UPDATE, (FieldChange("name", "Cafe\u0301", "caf\u00e9"),))
+    ]
+    assert list(fakes.db.presets.values()) == [dataclasses.replace(stored, name="caf\u00e9")]
+
+
 async def test_a_model_deactivated_in_the_api_is_reactivated_by_the_document(fakes: Fakes) -> None:
     # the document is the whole truth of what it names: isActive defaults to true
     await apply(fakes, document(model()))
