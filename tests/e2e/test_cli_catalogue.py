@@ -29,7 +29,7 @@ def export(cwd: Path, *args: str) -> str:
     return result.stdout
 
 
-def test_preview_apply_reapply_change_and_export_round_trip(migrated: Path) -> None:
+def test_preview_then_apply_then_apply_again(migrated: Path) -> None:
     # when the operator previews the simulated sample
     preview = genhub(migrated, "catalogue", "apply", SIMULATED, "--dry-run")
     # then the diff lists what would be created, and nothing was written
@@ -38,29 +38,38 @@ def test_preview_apply_reapply_change_and_export_round_trip(migrated: Path) -> N
     assert '    + preset "Square sketch": created' in preview.stdout
     assert "dry run: nothing was written" in preview.stdout
     assert "models: []" in export(migrated)
-    # when both samples are applied, then what was previewed is applied
+    # when it is applied, then what was previewed is applied
     applied = genhub(migrated, "catalogue", "apply", SIMULATED)
     assert applied.returncode == 0 and applied.stdout.rstrip().endswith(": applied")
     assert "created: 2 model(s), 3 preset(s)" in applied.stdout
-    assert genhub(migrated, "catalogue", "apply", KIE).returncode == 0
-    # when a sample is applied again, then nothing changes
+    # when it is applied again, then nothing changes
     again = genhub(migrated, "catalogue", "apply", SIMULATED)
     assert again.returncode == 0 and again.stdout.rstrip().endswith(": nothing to change")
-    assert "unchanged: 2 model(s), 3 preset(s); not in the file: 2 model(s), 0 preset(s)" in again.stdout
-    # when a copy with one price changed is previewed, then exactly that change is shown
+    assert "unchanged: 2 model(s), 3 preset(s)" in again.stdout
+
+
+def test_a_changed_field_is_previewed_then_applied(migrated: Path) -> None:
+    # given the sample applied, and a copy with one price changed
+    genhub(migrated, "catalogue", "apply", SIMULATED)
     text = Path(SIMULATED).read_text(encoding="utf-8").replace("costCredits: 40", "costCredits: 45")
     (migrated / "changed.yaml").write_text(text, encoding="utf-8")
+    # when the copy is previewed, then exactly that change is shown
     changed = genhub(migrated, "catalogue", "apply", "changed.yaml", "--dry-run")
     assert "~ model sim-video: changed\n    costCredits: 40 -> 45\n" in changed.stdout
     assert "= model sim-image: unchanged" in changed.stdout
+    # when it is applied, then it is stored
     assert genhub(migrated, "catalogue", "apply", "changed.yaml").returncode == 0
-    # when the catalogue is exported as YAML and as JSON
+    assert "costCredits: 45" in export(migrated)
+
+
+def test_an_export_applies_back_as_unchanged_in_both_formats(migrated: Path) -> None:
+    # given the sample applied, exported as YAML and as JSON
+    assert genhub(migrated, "catalogue", "apply", SIMULATED).returncode == 0
     (migrated / "export.yaml").write_text(export(migrated), encoding="utf-8")
     assert genhub(migrated, "catalogue", "export", "--format", "json", "--output", "export.json").returncode == 0
     exported = json.loads((migrated / "export.json").read_text(encoding="utf-8"))
-    assert [m["slug"] for m in exported["models"]] == ["nano-banana", "nano-banana-edit", "sim-image", "sim-video"]
-    assert exported["models"][3]["costCredits"] == 45
-    # then applying either export changes nothing
+    assert [m["slug"] for m in exported["models"]] == ["sim-image", "sim-video"]
+    # when either export is applied, then nothing changes
     for name in ("export.yaml", "export.json"):
         result = genhub(migrated, "catalogue", "apply", name)
         assert result.returncode == 0 and result.stdout.rstrip().endswith(": nothing to change"), result.stdout
