@@ -22,6 +22,7 @@ from domain.repositories import GenerationStarter
 from domain.use_cases.viewers import KnownAccounts
 from infrastructure.catalogue_cache import CatalogueCache
 from infrastructure.clock import SystemClock
+from infrastructure.db.driver_pool import FairPool
 from infrastructure.db.engine import create_engine, create_session_factory, open_driver_pool
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
 from infrastructure.db.json_reads.runner import JsonReads
@@ -94,7 +95,8 @@ async def open_driver_statements(
     (a stored function) and compiled reads. Elsewhere a unit of work starts, and nothing is compiled."""
     if engine.dialect.name != "postgresql":
         return SqlGenerationStarter(uow), None
-    pool = await open_driver_pool(engine, settings.database_start_pool_size)
+    size = settings.database_start_pool_size
+    pool = FairPool(await open_driver_pool(engine, size), size)
     stack.push_async_callback(pool.close)
     return PgGenerationStarter(pool), JsonReads(pool, cursors) if settings.compiled_reads else None
 
