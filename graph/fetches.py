@@ -16,6 +16,7 @@ from graphql import Executor, GraphQLSchema, execute, subscribe
 from graphql.pyutils import AwaitableOrValue
 from strawberry.execution import optimized_is_awaitable
 
+from graph.compiled_memo import CompiledMemo
 from graph.compiled_reads import CompiledReads
 
 if TYPE_CHECKING:
@@ -69,12 +70,13 @@ class CompiledFirst:
     """A compiled read when graph/compiled_reads.py answers the query, else graphql-core (`fallback`).
 
     One per plan: `memo` keeps what the compiled path decided for this document as long as
-    its plan lives (graph/compiled_reads.py `CompiledReads.answer`).
+    its plan lives, within its bounds (graph/compiled_memo.py, graph/compiled_reads.py
+    `CompiledReads.answer`).
     """
 
     reads: CompiledReads
     fallback: GraphQLCoreFetch
-    memo: dict[Any, Any] = field(default_factory=dict, compare=False)
+    memo: CompiledMemo = field(default_factory=CompiledMemo, compare=False)
 
     async def execute(self, plan: OperationPlan, request: OperationInput) -> GraphQLExecutionResult:
         operation = plan.operation(request.operation_name)

@@ -79,6 +79,9 @@ class Services:
     #: `async with read_scope():` every read use case and loader inside shares one session
     #: (infrastructure/db/read_scope.py); the GraphQL layer enters one per query and per event.
     read_scope: Callable[[], AbstractAsyncContextManager[object]]
+    #: Gives the current read scope's connection back to the pool if it sits idle (the scope stays
+    #: open): the compiled path calls it before its statement, which runs on the driver pool.
+    return_read_connection: Callable[[], Awaitable[None]]
     #: The adapters themselves, for operator tools and tests; transports use the fields above.
     adapters: Container
 
@@ -196,6 +199,7 @@ def bind(c: Container) -> Services:
         local_files=c.storage if isinstance(c.storage, LocalStorage) else None,
         json_reads=c.json_reads,
         read_scope=c.read_uow.scope,
+        return_read_connection=c.read_uow.put_back,
         adapters=c,
     )
 

@@ -86,6 +86,13 @@ class ReadScope:
         finally:
             self._lock.release()
 
+    async def put_back(self) -> None:
+        """Return the connection to the pool now, when no unit holds it; the scope stays open, and
+        its next unit opens a session again (the compiled path, graph/compiled_reads.py, after its
+        account check, so that the request does not hold it idle while its statement runs)."""
+        if self._session is not None and (self._lock is None or not self._lock.locked()):
+            await self._drop()
+
     async def close(self) -> None:
         """Return the connection to the pool; a unit asked for afterwards gets one of its own."""
         self._closed = True
@@ -138,6 +145,12 @@ class RequestReads:
     def scope(self) -> AbstractAsyncContextManager[ReadScope | None]:
         """`async with reads.scope():` the reads inside share one session, closed on exit."""
         return ReadScope(self.session_factory) if self.shared else _UNSHARED
+
+    async def put_back(self) -> None:
+        """The current scope's connection back to the pool, if it holds one idle (`ReadScope.put_back`)."""
+        scope = _current.get()
+        if scope is not None:
+            await scope.put_back()
 
 
 _UNSHARED: AbstractAsyncContextManager[None] = contextlib.nullcontext()

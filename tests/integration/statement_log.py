@@ -1,5 +1,5 @@
-"""What an app sends to PostgreSQL through its SQLAlchemy engine: statements, connection checkouts, and
-the transaction commands asyncpg puts on the wire (BEGIN, COMMIT, ROLLBACK).
+"""What an app sends to PostgreSQL through its SQLAlchemy engine: statements, connection checkouts and
+checkins, and the transaction commands asyncpg puts on the wire (BEGIN, COMMIT, ROLLBACK).
 
 SQLAlchemy's `before_cursor_execute` sees every statement it runs; a transaction's BEGIN and
 its end are sent by asyncpg itself, so each checked-out connection also gets an asyncpg query
@@ -29,6 +29,12 @@ class StatementLog:
     statements: list[str] = field(default_factory=list)
     wire: list[str] = field(default_factory=list)  # what asyncpg's query logger saw
     checkouts: int = 0
+    checkins: int = 0
+
+    @property
+    def held(self) -> int:
+        """Connections checked out and not yet back in the pool, now."""
+        return self.checkouts - self.checkins
 
     @property
     def transaction_commands(self) -> list[str]:
@@ -61,6 +67,8 @@ def statements_of(engine: AsyncEngine) -> Iterator[StatementLog]:
         dbapi_connection.driver_connection.add_query_logger(logged)
 
     def on_checkin(dbapi_connection: Any, _record: Any) -> None:
+        if _capturing.get() is log:
+            log.checkins += 1
         if dbapi_connection is not None:
             dbapi_connection.driver_connection.remove_query_logger(logged)
 

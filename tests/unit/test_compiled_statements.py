@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from infrastructure.db.json_reads import marks, roots
 from infrastructure.db.json_reads.selection import NotCompilable, Selected
 from infrastructure.db.json_reads.shapes import MAX_RELATION_DEPTH, SHAPES
+from infrastructure.db.json_reads.sql_text import MAX_KEYS_PER_OBJECT
 
 LEAVES = sorted(SHAPES["Generation"].leaves)
 
@@ -151,3 +152,36 @@ def test_url_marks_are_found_and_replaced_and_nothing_else(key: str, seconds: in
     answer = json.loads(signed)
     assert answer["url"] == f"https://files/{key}?s={seconds}"
     assert answer["prompt"] == prompt and answer["fake"] == fake
+
+
+def wide(level: str, width: int) -> Selected:
+    """A `generations` root with `width` keys at one level: the root object, the connection, an edge or pageInfo."""
+    cursors = tuple(Selected("cursor", f"c{i}") for i in range(width if level == "edge" else 1))
+    infos = tuple(Selected("hasNextPage", f"h{i}") for i in range(width if level == "pageInfo" else 1))
+    edges = tuple(Selected("edges", f"e{i}", cursors) for i in range(width if level == "connection" else 1))
+    return Selected("generations", "g", (*edges, Selected("pageInfo", "p", infos)))
+
+
+GENERATIONS = roots.variant_of(roots.GenerationsArgs(uuid.uuid4(), roots.Page(3, None)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(level=st.sampled_from(["root", "connection", "edge", "pageInfo"]), width=st.integers(1, 120))
+def test_no_object_of_a_statement_has_more_keys_than_postgresql_takes(level: str, width: int) -> None:
+    # given a selection `width` keys wide at one level (json_build_object takes 100 arguments: 50 keys)
+    if level == "root":
+        selected = [
+            (Selected("credits", f"r{i}", (Selected("balance", "balance"),)), ("viewer",)) for i in range(width)
+        ]
+    else:
+        selected = [(wide(level, width - 1 if level == "connection" else width), GENERATIONS)]
+    # when it is compiled
+    try:
+        sql = roots.statement(selected)
+    except NotCompilable:
+        # then only a selection past the bound is refused
+        assert width > MAX_KEYS_PER_OBJECT
+        return
+    # and a statement is written only within the bound
+    assert width <= MAX_KEYS_PER_OBJECT
+    assert "json_build_object" in sql

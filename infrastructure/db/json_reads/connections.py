@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infrastructure.db.json_reads.marks import cursor_marker
 from infrastructure.db.json_reads.selection import NotCompilable, Selected
-from infrastructure.db.json_reads.sql_text import Aliases, ObjectJson, Slots, literal
+from infrastructure.db.json_reads.sql_text import Aliases, ObjectJson, Slots, check_keys, json_object, literal
 
 NEWEST = "created_at DESC, id DESC"
 
@@ -28,6 +28,7 @@ def connection(
 ) -> str:
     """A Relay connection over the rows of `page_sql` (first + 1 of them, newest first); `build`
     writes a node's object (shapes.py `object_json`)."""
+    check_keys(len(fields), f"{type_name}Connection")
     parts: list[str] = []
     for f in fields:
         if f.args or f.slot >= 0:
@@ -48,7 +49,7 @@ def connection(
                     raise NotCompilable(f"{type_name}Edge.{e.name}")
             order = ", ".join(f"{row}.{part}" for part in NEWEST.split(", "))
             value = (
-                f"coalesce((SELECT json_agg(json_build_object({', '.join(edge)}) ORDER BY {order}) "
+                f"coalesce((SELECT json_agg({json_object(edge, type_name + 'Edge')} ORDER BY {order}) "
                 f"FROM shown {row}), '[]'::json)"
             )
         elif f.name == "pageInfo" and f.fields:
@@ -67,12 +68,12 @@ def connection(
                     )
                 else:
                     raise NotCompilable(f"PageInfo.{p.name}")
-            value = f"json_build_object({', '.join(info)})"
+            value = json_object(info, "PageInfo")
         else:
             raise NotCompilable(f"{type_name}Connection.{f.name}")
         parts.append(f"{literal(f.key)}, {value}")
     return (
         f"(WITH page AS ({page_sql} ORDER BY {NEWEST} LIMIT {s['first']} + 1), "
         f"shown AS (SELECT * FROM page ORDER BY {NEWEST} LIMIT {s['first']}) "
-        f"SELECT json_build_object({', '.join(parts)}))"
+        f"SELECT {json_object(parts, type_name + 'Connection')})"
     )

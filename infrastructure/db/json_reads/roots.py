@@ -43,7 +43,7 @@ from infrastructure.db.json_reads.connections import connection, keyset
 from infrastructure.db.json_reads.marks import CURSOR_NONCE
 from infrastructure.db.json_reads.selection import NotCompilable, Selected
 from infrastructure.db.json_reads.shapes import object_json
-from infrastructure.db.json_reads.sql_text import Aliases, Slots, literal
+from infrastructure.db.json_reads.sql_text import Aliases, Slots, check_keys, json_object, literal
 
 __all__ = [
     "CURSOR_NONCE",
@@ -206,6 +206,7 @@ def statement(roots: Sequence[tuple[Selected, tuple[str, ...]]], nested: Sequenc
     the variant of each nested field that takes values per request, by its `Selected.slot`.
     The placeholders run $1.. across the roots in that order, then across the nested fields.
     """
+    check_keys(len(roots), "Query")  # before any root is written
     n = 0
     root_slots: list[dict[str, str]] = []
     for _, slots in roots:
@@ -223,9 +224,9 @@ def statement(roots: Sequence[tuple[Selected, tuple[str, ...]]], nested: Sequenc
             raise NotCompilable(f"Query.{root.name}")
         aliases.viewer = placeholders.get("viewer", "")
         parts.append(f"{literal(root.key)}, {compile_root(root, placeholders, aliases)}")
-    if not parts or len(parts) > 50:
-        raise NotCompilable("no root field, or too many")
-    sql = f"SELECT json_build_object({', '.join(parts)})::text"
+    if not parts:
+        raise NotCompilable("no root field")
+    sql = f"SELECT {json_object(parts, 'Query')}::text"
     if len(sql) > MAX_STATEMENT_CHARS:
         raise NotCompilable("the statement would be too large")
     return sql

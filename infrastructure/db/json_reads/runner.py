@@ -1,4 +1,10 @@
-"""Running a compiled read: one statement on the driver pool, then the cursors signed in one pass."""
+"""Running a compiled read: one statement on the driver pool, then the cursors signed in one pass.
+
+A statement PostgreSQL refuses for what its text is, whatever its values (the SQLSTATE classes
+of REFUSED_CLASSES: a syntax error or access rule violation, a program limit such as too many
+arguments to a function), raises `StatementRefused`: the caller stops compiling that
+variant. Any other failure (an outage, a cancelled statement) propagates as it is.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,13 @@ import asyncpg
 from domain.cursors import EARLIEST, Cursor, CursorCodec
 from infrastructure.db.json_reads.marks import CURSOR_MARK
 
+#: SQLSTATE classes of a refusal of the statement's text itself (the same text fails again).
+REFUSED_CLASSES = ("42", "54")
+
+
+class StatementRefused(Exception):
+    """PostgreSQL refused the statement's text (REFUSED_CLASSES); the driver's error is its cause."""
+
 
 class JsonReads:
     """Runs compiled statements (infrastructure/db/json_reads/roots.py `statement`) on a pool of its own
@@ -25,7 +38,13 @@ class JsonReads:
         self._cursors = cursors
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> str:
-        text: str = await self._pool.fetchval(sql, *params)
+        try:
+            text: str = await self._pool.fetchval(sql, *params)
+        except asyncpg.PostgresError as error:
+            sqlstate = str(getattr(error, "sqlstate", None) or "")
+            if sqlstate[:2] in REFUSED_CLASSES:
+                raise StatementRefused(f"SQLSTATE {sqlstate}") from error
+            raise
         return self.sign_cursors(text)
 
     def sign_cursors(self, text: str) -> str:

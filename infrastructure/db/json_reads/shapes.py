@@ -33,8 +33,10 @@ from infrastructure.db.json_reads.sql_text import (
     Aliases,
     Leaf,
     ObjectJson,
+    check_keys,
     column,
     enumerated,
+    json_object,
     literal,
     timestamp,
     uuid_text,
@@ -42,8 +44,6 @@ from infrastructure.db.json_reads.sql_text import (
 
 __all__ = ["SHAPES", "Aliases", "Shape", "literal", "object_json"]
 
-#: json_build_object takes at most 100 arguments: 50 keys with their values.
-MAX_KEYS_PER_OBJECT = 50
 #: How deep relations may nest in one statement (the document limits allow less in practice).
 MAX_RELATION_DEPTH = 8
 
@@ -224,8 +224,7 @@ def object_json(shape_name: str, alias: str, fields: tuple[Selected, ...], alias
     """`json_build_object(...)` of the selected fields of the row `alias` of `shape_name`."""
     if depth > MAX_RELATION_DEPTH:
         raise NotCompilable("nested too deep")
-    if len(fields) > MAX_KEYS_PER_OBJECT:
-        raise NotCompilable("too many fields in one object")
+    check_keys(len(fields), shape_name)  # before its relations are written
     shape = SHAPES[shape_name]
     parts: list[str] = []
     for f in fields:
@@ -242,7 +241,7 @@ def object_json(shape_name: str, alias: str, fields: tuple[Selected, ...], alias
         else:
             raise NotCompilable(f"{shape_name}.{f.name}")
         parts.append(f"{literal(f.key)}, {value}")
-    return f"json_build_object({', '.join(parts)})"
+    return json_object(parts, shape_name)
 
 
 def relation_json(shape_name: str, f: Selected, parent: str, aliases: Aliases, depth: int) -> str:

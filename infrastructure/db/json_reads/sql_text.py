@@ -1,5 +1,6 @@
 """The pieces compiled statements are written with: table aliases and per-statement placeholders,
-literals, and each scalar's JSON-ready SQL (ids, enums, datetimes) as the resolvers serialise it."""
+literals, JSON objects within PostgreSQL's bound on arguments, and each scalar's JSON-ready SQL
+(ids, enums, datetimes) as the resolvers serialise it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 
 from infrastructure.db.json_reads.selection import NotCompilable, Selected
+
+#: json_build_object is a function call, bound by PostgreSQL's FUNC_MAX_ARGS: half as many
+#: keys as arguments (a key and its value each). Every object a statement builds goes through
+#: `json_object`, which refuses more.
+MAX_KEYS_PER_OBJECT = 50
 
 Slots = Mapping[str, str]  # a value's name -> its placeholder ($n)
 Leaf = Callable[[str], str]  # a table alias -> the field's JSON-ready SQL value
@@ -37,6 +43,18 @@ class Aliases:
 #: `object_json` (shapes.py), handed to the parts that build objects inside their own SQL
 #: (connections, computed relations) so that they need not import the module that lists them.
 ObjectJson = Callable[[str, str, tuple[Selected, ...], Aliases, int], str]
+
+
+def check_keys(count: int, what: str) -> None:
+    """NotCompilable when an object of `count` keys is past MAX_KEYS_PER_OBJECT."""
+    if count > MAX_KEYS_PER_OBJECT:
+        raise NotCompilable(f"too many keys in one object ({what})")
+
+
+def json_object(pairs: Sequence[str], what: str) -> str:
+    """`json_build_object` of `key, value` pairs (each one SQL text), within MAX_KEYS_PER_OBJECT."""
+    check_keys(len(pairs), what)
+    return f"json_build_object({', '.join(pairs)})"
 
 
 def literal(text: str) -> str:
