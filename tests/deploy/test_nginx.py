@@ -10,6 +10,7 @@ without the binary those two are skipped.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import socket
@@ -57,7 +58,10 @@ def test_metrics_are_not_public() -> None:
 def _nginx() -> str:
     binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if binary is None:
-        pytest.skip("nginx is not installed (Debian: nginx-light)")
+        reason = "nginx is not installed (apt-get install nginx-light)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + " (required under CI)")
+        pytest.skip(reason)
     return binary
 
 

@@ -101,7 +101,7 @@ def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocsServer
 
 def require_tool(name: str) -> None:
     if shutil.which(name) is None:
-        reason = f"this example needs `{name}` on PATH"
+        reason = f"this example needs `{name}` on PATH (apt-get install {name})"
         if os.environ.get("CI") == "true":
             pytest.fail(reason + " (required under CI)")
         pytest.skip(reason)
