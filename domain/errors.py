@@ -15,6 +15,7 @@ Tree::
     ├── Unauthenticated
     ├── StorageUnavailable
     └── ServiceUnavailable(dependency, retry_after_seconds)
+        └── OutcomeUnknown: a write was sent, its reply lost
 """
 
 from __future__ import annotations
@@ -119,7 +120,9 @@ class StorageUnavailable(DomainError):
 
 
 class ServiceUnavailable(DomainError):
-    """A dependency (the database, Redis) cannot be reached; nothing was done, the same request may be retried.
+    """A dependency (the database, Redis) could not be reached before the failing step sent anything
+    to it; the same request may be retried. (`OutcomeUnknown`, a subclass: the step's write may
+    have been done.)
 
     `dependency` names it for the logs and metrics; clients see the code and the retry hint only.
     """
@@ -129,7 +132,28 @@ class ServiceUnavailable(DomainError):
     def __init__(self, dependency: str, retry_after_seconds: int = 5) -> None:
         self.dependency = dependency
         self.retry_after_seconds = max(1, retry_after_seconds)
-        super().__init__(f"The service is temporarily unavailable; retry in {self.retry_after_seconds} s.")
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        return f"The service is temporarily unavailable; retry in {self.retry_after_seconds} s."
+
+
+class OutcomeUnknown(ServiceUnavailable):
+    """The connection broke after a write was sent and whether it took effect could not be found out.
+
+    The same code as ServiceUnavailable (a client that only knows that code waits and retries),
+    with `outcome` "UNKNOWN" in the error's extensions: the write may have been done, so a retry
+    must carry the same idempotencyKey, or the client reads its state (history, credits) first.
+    """
+
+    outcome = "UNKNOWN"
+
+    def _text(self) -> str:
+        return (
+            "The connection broke before the service could tell whether this was done: check your "
+            "history before sending it again, or resend it with the same idempotencyKey "
+            f"(in {self.retry_after_seconds} s)."
+        )
 
 
 @dataclass(slots=True)

@@ -256,6 +256,7 @@ class ChunkRepository(Protocol):
 class StartStatus(enum.StrEnum):
     STARTED = "started"
     REPLAYED = "replayed"  # the user's idempotency key was used before: nothing written
+    MODEL_CHANGED = "model"  # the model is inactive or costs other than the reservation now
     INSUFFICIENT = "insufficient"  # available credits do not cover the reservation
     INPUTS_CHANGED = "inputs"  # an input is no longer one of the user's READY chunks
     BOARD_CHANGED = "board"  # the user is no longer a member of the board who may generate there
@@ -277,12 +278,17 @@ class GenerationStarter(Protocol):
     """
 
     async def start(self, generation: Generation, reservation: LedgerEntry | None) -> StartOutcome:
-        """Unless the user's idempotency key was used (REPLAYED), in this order: the available
+        """Unless the user's idempotency key was used (REPLAYED), in this order: the model is
+        active and costs the reservation's amount (0 without one; else MODEL_CHANGED), the available
         credits cover `reservation.amount` (else INSUFFICIENT), the inputs are the user's READY
         chunks (else INPUTS_CHANGED), a board's starter is still its OWNER or EDITOR (else
         BOARD_CHANGED); then insert the generation, its inputs and the reservation's ledger row
         and add the amount to the account's `reserved` (STARTED). A None reservation (a free
         model) moves no credits.
+
+        ServiceUnavailable when the store could not be reached (nothing was written);
+        OutcomeUnknown when the start was sent but its reply was lost and the store could not
+        tell afterwards whether `generation.id` (or the key's generation) exists.
         """
         ...
 

@@ -1,8 +1,9 @@
 """`POST /providers/{name}/callback`: a provider's completion call, verified, then queued.
 
 A callback that cannot be queued (Redis down) is answered 503 with Retry-After, so the
-provider delivers it again; the poll sweep finds the result otherwise. It answers at once: the worker's finalize path asks the provider itself, so a
-callback delivered twice, or together with a poll, finalizes once.
+provider delivers it again; the poll sweep finds the result otherwise. It answers at once:
+the worker's finalize path asks the provider itself, so a callback delivered twice, or
+together with a poll, finalizes once.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from domain.errors import DomainError, RateLimited, ServiceUnavailable
-from infrastructure.outages import UNKNOWN, as_unavailable
+from domain.errors import DomainError, OutcomeUnknown, RateLimited, ServiceUnavailable
+from infrastructure.outages import UNKNOWN, as_unavailable, log_outage
 
 log = logging.getLogger("genhub.graphql")
 INTERNAL = "INTERNAL_SERVER_ERROR"
@@ -34,13 +34,15 @@ def classify(error: GraphQLError, *, mask: bool, request_id: str, hide_suggestio
     extensions.setdefault("requestId", request_id)
     # The net under the adapters: an outage that reached here untranslated is still one.
     unavailable = None if isinstance(original, DomainError | GraphQLError | None) else as_unavailable(original, UNKNOWN)
-    if unavailable is not None:
-        log.warning("%s unavailable: %s: %s", unavailable.dependency, type(original).__name__, original)
+    if unavailable is not None and original is not None:
+        log_outage(unavailable, original)  # with the traceback when the server is not known
         original = unavailable
     if isinstance(original, DomainError):
         extensions["code"] = original.code
         if isinstance(original, ServiceUnavailable | RateLimited):
             extensions["retryAfter"] = original.retry_after_seconds
+        if isinstance(original, OutcomeUnknown):  # the write may have been done: see docs/clients.md
+            extensions["outcome"] = original.outcome
         return GraphQLError(
             original.message, error.nodes, error.source, error.positions, error.path, original, extensions
         )

@@ -175,7 +175,9 @@ def bind(c: Container) -> Services:
             ),
             invite_rate=RateRule(s.rate_limit_invite, window),
         ),
-        catalogue=Catalogue(uow=c.uow, cache=c.catalogue, known_providers=frozenset(c.providers.names)),
+        catalogue=Catalogue(
+            uow=c.uow, reads=c.read_uow, cache=c.catalogue, known_providers=frozenset(c.providers.names)
+        ),
         lookups=Lookups(uow=c.read_uow, catalogue=c.catalogue, clock=c.clock),
         watching=Watching(uow=c.read_uow, feed=BroadcastFeed(c.broadcast, c.read_uow), clock=c.clock),
         processing=Processing(

@@ -1,12 +1,19 @@
 """Models and presets cached per process with a TTL; writes invalidate every replica through Redis.
 
-While the database is unavailable, the last catalogue read answers (however old).
+A snapshot is read by a refresh task of its own, on a short unit outside any request's read
+scope (an empty context), one at a time. Listings (`models`, `presets`, and `model`/`preset`
+for reading generations) never wait for it once a first snapshot exists: they get the previous
+one while it runs, and keep getting it while the database is unavailable. `generate`'s checks
+(`current_model`, `current_preset`) wait for a snapshot read after every invalidation this
+process has seen and within the TTL, and fail (ServiceUnavailable) rather than price a start
+from an older one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import uuid
@@ -26,7 +33,8 @@ INVALIDATION_CHANNEL = "genhub:catalogue:invalidate"
 class _Snapshot:
     models: dict[uuid.UUID, AiModel] = field(default_factory=dict)
     presets: dict[uuid.UUID, Preset] = field(default_factory=dict)
-    loaded_at: float = 0.0
+    loaded_at: float = 0.0  # when its read started
+    generation: int = 0  # the invalidations seen when its read started
 
 
 class CatalogueCache:
@@ -36,10 +44,9 @@ class CatalogueCache:
         self._uow_factory = uow_factory
         self._ttl = ttl_seconds
         self._redis = redis
-        self._snapshot: _Snapshot | None = None
-        self._last: _Snapshot | None = None  # the latest read, even if invalidated since (outage fallback)
-        self._lock = asyncio.Lock()
-        self._generation = 0
+        self._snapshot: _Snapshot | None = None  # the latest read, however old
+        self._generation = 0  # invalidations seen
+        self._refresh: asyncio.Task[_Snapshot] | None = None
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -47,62 +54,92 @@ class CatalogueCache:
             self._listener = asyncio.create_task(self._listen(), name="catalogue-invalidation")
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        for task in (self._listener, self._refresh):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._listener = self._refresh = None
 
-    async def _load(self) -> _Snapshot:
+    def _fresh(self, snapshot: _Snapshot) -> bool:
+        return snapshot.generation == self._generation and time.monotonic() - snapshot.loaded_at < self._ttl
+
+    def _refreshing(self) -> asyncio.Task[_Snapshot]:
+        """The running refresh, or a new one. Its own empty context: no request's read scope, so
+        it reads on a unit of its own and no request's connection waits for it."""
+        task = self._refresh
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(
+                self._read(), name="catalogue-refresh", context=contextvars.Context()
+            )
+            task.add_done_callback(_report)
+            self._refresh = task
+        return task
+
+    async def _read(self) -> _Snapshot:
+        generation, started = self._generation, time.monotonic()
+        async with self._uow_factory() as uow:
+            models = await uow.catalogue.list_models(include_inactive=True)
+            presets = await uow.catalogue.list_presets()
+        # An invalidation that arrived while reading leaves it stale at birth (its generation is older).
+        self._snapshot = _Snapshot({m.id: m for m in models}, {p.id: p for p in presets}, started, generation)
+        return self._snapshot
+
+    async def _listing(self) -> _Snapshot:
         snapshot = self._snapshot
-        if snapshot is not None and time.monotonic() - snapshot.loaded_at < self._ttl:
+        if snapshot is not None and self._fresh(snapshot):
             return snapshot
-        async with self._lock:
-            snapshot = self._snapshot
-            if snapshot is not None and time.monotonic() - snapshot.loaded_at < self._ttl:
+        task = self._refreshing()
+        if snapshot is not None:
+            return snapshot  # the previous one while the refresh runs (or while the database is down)
+        return await asyncio.shield(task)  # the first read ever: nothing to serve yet
+
+    async def _current(self) -> _Snapshot:
+        seen = self._generation
+        snapshot = self._snapshot
+        if snapshot is not None and self._fresh(snapshot):
+            return snapshot
+        while True:
+            snapshot = await asyncio.shield(self._refreshing())
+            if snapshot.generation >= seen:  # else it was started before an invalidation: read again
                 return snapshot
-            generation = self._generation
-            try:
-                async with self._uow_factory() as uow:
-                    models = await uow.catalogue.list_models(include_inactive=True)
-                    presets = await uow.catalogue.list_presets()
-            except ServiceUnavailable:
-                if self._last is None:
-                    raise
-                # The database is down: the last catalogue read is better than no answer, and a
-                # request that writes (generate) meets the outage at its own statement anyway.
-                log.warning("catalogue served from the last read while the database is unavailable")
-                return self._last
-            fresh = _Snapshot({m.id: m for m in models}, {p.id: p for p in presets}, time.monotonic())
-            # An invalidation that arrived while loading makes this snapshot stale at birth.
-            if generation == self._generation:
-                self._snapshot = fresh
-            self._last = fresh
-            return fresh
 
     async def model(self, model_id: uuid.UUID) -> AiModel | None:
-        return (await self._load()).models.get(model_id)
+        """For reading: possibly from an older snapshot (generations carry their own model id)."""
+        return (await self._listing()).models.get(model_id)
 
     async def preset(self, preset_id: uuid.UUID) -> Preset | None:
-        return (await self._load()).presets.get(preset_id)
+        return (await self._listing()).presets.get(preset_id)
+
+    async def current_model(self, model_id: uuid.UUID) -> AiModel | None:
+        """For starting a generation: never from a snapshot older than an invalidation seen or the TTL."""
+        return (await self._current()).models.get(model_id)
+
+    async def current_preset(self, preset_id: uuid.UUID) -> Preset | None:
+        return (await self._current()).presets.get(preset_id)
 
     async def models(self) -> list[AiModel]:
-        return sorted((await self._load()).models.values(), key=lambda m: (m.kind.value, m.slug))
+        return sorted((await self._listing()).models.values(), key=lambda m: (m.kind.value, m.slug))
 
     async def presets(self) -> list[Preset]:
-        return sorted((await self._load()).presets.values(), key=lambda p: (p.name, str(p.id)))
+        return sorted((await self._listing()).presets.values(), key=lambda p: (p.name, str(p.id)))
 
     def drop_local(self) -> None:
+        """An invalidation: the snapshot is read again at once (listings keep the previous one meanwhile)."""
         self._generation += 1
-        self._snapshot = None
+        self._refreshing()
 
     async def invalidate(self) -> None:
+        """After a write: this process reads the catalogue again before returning (so the writer's
+        next read sees its write), and the other replicas are told."""
         self.drop_local()
         if self._redis is not None:
             try:
                 await self._redis.publish(INVALIDATION_CHANNEL, "1")
             except Exception:  # the TTL still bounds staleness on other replicas
                 log.warning("catalogue invalidation could not be published", exc_info=True)
+        with contextlib.suppress(ServiceUnavailable):  # logged by the task; the next read tries again
+            await self._current()
 
     async def _listen(self) -> None:
         assert self._redis is not None
@@ -123,3 +160,13 @@ class CatalogueCache:
                 log.warning("catalogue invalidation listener lost Redis; retrying in %.1fs", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+
+def _report(task: asyncio.Task[_Snapshot]) -> None:
+    """A failed refresh is logged here (a listing still serves the previous snapshot)."""
+    if task.cancelled() or (exc := task.exception()) is None:
+        return
+    if isinstance(exc, ServiceUnavailable):
+        log.warning("the catalogue could not be read (%s unavailable); listings serve the last read", exc.dependency)
+    else:
+        log.error("the catalogue could not be read", exc_info=exc)

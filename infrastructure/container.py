@@ -133,8 +133,8 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             # counted in process while Redis is down (infrastructure/ratelimit_fallback.py says why)
             limiter = FallbackRateLimiter(RedisRateLimiter(redis, pipeline=pipeline))
 
-        # Loaded through the reads: a request that holds its scope's connection loads it on that
-        # connection (waiting for a second one could starve the pool under load).
+        # Read by a refresh task of its own, outside every request's scope: a request holding its
+        # scope's connection never waits for it (infrastructure/catalogue_cache.py).
         catalogue = CatalogueCache(reads, ttl_seconds=settings.catalogue_cache_ttl_seconds, redis=redis)
         await catalogue.start()
         stack.push_async_callback(catalogue.stop)

@@ -9,6 +9,7 @@ Series (all prefixed `genhub_`):
   (InstrumentedProvider, infrastructure/provider_metrics.py)
 - credit_moves_total{kind}, credit_moved_total{kind} (counted when the ledger row's transaction commits,
   infrastructure/ledger_metrics.py)
+- rate_limit_fallbacks_total (infrastructure/ratelimit_fallback.py)
 
 Several processes (uvicorn --workers N, taskiq workers): start each with the same empty
 PROMETHEUS_MULTIPROC_DIR (prometheus_client reads it at import); /metrics then adds up
@@ -74,6 +75,9 @@ PROVIDER_ERRORS = Counter(
 )
 CREDIT_MOVES = Counter("genhub_credit_moves", "Committed credit ledger rows by kind.", ["kind"])
 CREDITS_MOVED = Counter("genhub_credit_moved", "Credits moved by committed ledger rows (absolute), by kind.", ["kind"])
+RATE_LIMIT_FALLBACKS = Counter(
+    "genhub_rate_limit_fallbacks", "Rate-limit hits counted in process because Redis could not be reached."
+)
 
 # ---------------------------------------------------------------- exposition
 

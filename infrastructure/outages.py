@@ -5,6 +5,11 @@ is down").
 An outage is the server being unreachable, restarting, refusing connections or out of them, or
 a connection dropped mid-statement. A constraint violation, a syntax error or a bad value is
 not: those keep their own meaning (and stay unexpected errors when nobody expects them).
+
+An outage before a statement was sent (no connection, none free in the pool, the server refusing
+new ones) means nothing was done: `ServiceUnavailable`. One after a write was sent (the connection
+dropped mid-statement or mid-COMMIT) leaves its outcome unknown: a block that sends a write says so
+(`translating(..., sends_write=True)`) and gets `OutcomeUnknown` for those.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import asyncpg
 from redis import exceptions as redis_errors
 from sqlalchemy import exc as sa_errors
 
-from domain.errors import DomainError, ServiceUnavailable
+from domain.errors import DomainError, OutcomeUnknown, ServiceUnavailable
 
 log = logging.getLogger("genhub.outages")
 
@@ -40,12 +45,26 @@ _CLOSED = ("connection is closed", "pool is closing", "pool is closed")
 _REDIS_OUTAGES: tuple[type[BaseException], ...] = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 #: A socket that could not connect, was reset or timed out; which server it was for, the caller knows.
 _NETWORK_FAILURES: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, socket.gaierror)
+#: Failures that come before a statement reaches the server (connecting, a pool checkout, a server
+#: refusing new connections, a connection already known to be closed): nothing was executed.
+_REFUSED: tuple[type[BaseException], ...] = (
+    asyncpg.CannotConnectNowError,  # 57P03
+    asyncpg.TooManyConnectionsError,  # 53300
+    ConnectionRefusedError,
+    socket.gaierror,
+    sa_errors.TimeoutError,  # no pooled connection came free in time
+)
 UNKNOWN = "unknown"
 #: How far the chain of causes is followed (SQLAlchemy wraps the driver's error twice).
 _CHAIN_DEPTH = 8
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it says caused it: `raise ... from` (`__cause__`) and SQLAlchemy's `orig`.
+
+    Not `__context__`: an error raised while another was being handled (a bug inside an
+    `except RedisConnectionError:` block) is not caused by it, and must stay unexpected.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     for _ in range(_CHAIN_DEPTH):
@@ -54,11 +73,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         orig = getattr(current, "orig", None)  # SQLAlchemy's DBAPIError holds the driver's error here
-        current = (
-            orig
-            if isinstance(orig, BaseException) and id(orig) not in seen
-            else current.__cause__ or current.__context__
-        )
+        current = orig if isinstance(orig, BaseException) and id(orig) not in seen else current.__cause__
 
 
 def dependency_down(exc: BaseException) -> str | None:
@@ -84,6 +99,16 @@ def dependency_down(exc: BaseException) -> str | None:
     return None
 
 
+def refused_before_sending(exc: BaseException) -> bool:
+    """The failure happened before a statement reached the server, so none of it was executed."""
+    for link in _chain(exc):
+        if isinstance(link, _REFUSED):
+            return True
+        if isinstance(link, asyncpg.InterfaceError) and any(text in str(link) for text in _CLOSED):
+            return True
+    return False
+
+
 def as_unavailable(exc: BaseException, dependency: str) -> ServiceUnavailable | None:
     """The ServiceUnavailable for `exc` when it is an outage (of whichever server it names), else None."""
     if isinstance(exc, ServiceUnavailable):
@@ -101,8 +126,12 @@ def raise_if_outage(exc: object, dependency: str) -> None:
 
 
 @contextlib.contextmanager
-def translating(dependency: str) -> Iterator[None]:
-    """Inside: an outage of `dependency` (or of another server it reached) becomes ServiceUnavailable."""
+def translating(dependency: str, *, sends_write: bool = False) -> Iterator[None]:
+    """Inside: an outage of `dependency` (or of another server it reached) becomes ServiceUnavailable.
+
+    `sends_write`: the block sends a write (a start, a COMMIT) that may have taken effect when the
+    connection broke after sending it; such an outage becomes OutcomeUnknown.
+    """
     try:
         yield
     except DomainError:
@@ -111,5 +140,20 @@ def translating(dependency: str) -> Iterator[None]:
         unavailable = as_unavailable(exc, dependency)
         if unavailable is None:
             raise
-        log.warning("%s unavailable: %s: %s", unavailable.dependency, type(exc).__name__, exc)
+        if sends_write and not refused_before_sending(exc):
+            unavailable = OutcomeUnknown(unavailable.dependency, unavailable.retry_after_seconds)
+        log_outage(unavailable, exc)
         raise unavailable from exc
+
+
+def log_outage(unavailable: ServiceUnavailable, exc: BaseException) -> None:
+    """One warning line for a known server's outage; with the traceback when only a bare network
+    error said so (which server, and whether it is a bug, the traceback tells)."""
+    known = dependency_down(exc) not in (UNKNOWN, None)
+    log.warning(
+        "%s unavailable: %s: %s",
+        unavailable.dependency,
+        type(exc).__name__,
+        exc,
+        exc_info=None if known else (type(exc), exc, exc.__traceback__),
+    )

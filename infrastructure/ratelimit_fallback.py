@@ -3,8 +3,11 @@
 Failing closed would refuse every `generate`, login and upload for as long as Redis is down;
 failing open would lift the login, register and refresh throttles, the ones an attacker
 leans on, exactly when nobody watches. Counting in process keeps every limit per replica:
-during the outage a client gets at most the limit times the number of API replicas, and the
-Redis windows start empty again when it is back (docs/deploy.md, docs/security.md).
+during the outage a client gets at most the limit times the number of API replicas in a
+window. When Redis is back its windows hold what was counted before the outage (or nothing,
+if it restarted empty), and the windows kept in process are no longer asked: a window that
+spans both can let (replicas + 1) times the limit through (docs/deploy.md, docs/security.md).
+Each hit counted in process adds to the `genhub_rate_limit_fallbacks_total` metric.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from domain.ports import RateBucket, RateLimiter
+from infrastructure.metrics import RATE_LIMIT_FALLBACKS
 from infrastructure.outages import REDIS, as_unavailable
 from infrastructure.ratelimit import MemoryRateLimiter
 
@@ -39,11 +43,6 @@ class FallbackRateLimiter:
         self._clock = clock
         self._retry_after = retry_after
         self._down_until = 0.0
-        self.fallbacks = 0  # hits counted in process since start
-
-    @property
-    def primary(self) -> RateLimiter:
-        return self._primary
 
     async def hit(self, bucket: str, *, limit: int, window_seconds: int) -> int:
         return await self.hit_all([RateBucket(bucket, limit, window_seconds)])
@@ -63,5 +62,5 @@ class FallbackRateLimiter:
                     log.info("rate limits counted in Redis again")
                     self._down_until = 0.0
                 return wait
-        self.fallbacks += 1
+        RATE_LIMIT_FALLBACKS.inc()
         return await self._fallback.hit_all(buckets)

@@ -17,6 +17,7 @@ from domain.users import Principal
 @dataclass(frozen=True, slots=True)
 class Catalogue:
     uow: UnitOfWorkFactory
+    reads: UnitOfWorkFactory  # read-only units (a query's scope), never a write's connection
     cache: CatalogueReader
     known_providers: frozenset[str]
 
@@ -85,7 +86,7 @@ class Catalogue:
         return await catalogue_files.export_catalogue(uow=self.uow())
 
     async def settings(self, actor: Principal) -> list[tuple[str, Any]]:
-        return await catalogue.list_settings(actor=actor, uow=self.uow())
+        return await catalogue.list_settings(actor=actor, uow=self.reads())
 
     async def set_setting(self, actor: Principal, key: str, value: Any) -> tuple[str, Any]:
         return await catalogue.set_setting(actor=actor, key=key, value=value, uow=self.uow())

@@ -33,12 +33,13 @@ async def validated(
 ) -> tuple[AiModel, Preset | None, dict[str, Any], str]:
     """The model, preset, resolved params and stripped prompt; InvalidInput listing every problem."""
     problems = Problems()
-    model: AiModel | None = await catalogue.model(request.model_id)
+    # The current catalogue, not a listing's snapshot: the start is priced at this model's cost.
+    model: AiModel | None = await catalogue.current_model(request.model_id)
     if model is None or not model.is_active:
         raise NotFound("model")
     preset: Preset | None = None
     if request.preset_id is not None:
-        preset = await catalogue.preset(request.preset_id)
+        preset = await catalogue.current_preset(request.preset_id)
         if preset is None:
             raise NotFound("preset")
         if preset.model_id != model.id:

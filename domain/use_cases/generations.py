@@ -25,6 +25,8 @@ from domain.users import Principal
 
 SUBMIT_TASK = "submit_generation"
 CANCEL_TASK = "cancel_provider_task"
+#: Starts tried when the model changed under the catalogue snapshot (the second reads it afresh).
+START_TRIES = 2
 
 log = logging.getLogger("genhub.generations")
 
@@ -45,36 +47,45 @@ async def generate(
 ) -> Generation:
     """`rate` limits this user's starts; `also_limit` are the caller's buckets (per address), counted in the same hit."""
     await enforce(limiter, bucket=f"generate:{principal.user_id}", rule=rate, also=also_limit)
-    try:
-        model, preset, params, prompt = await validated(request, catalogue)
-        if request.board_id is not None or request.input_chunk_ids:
-            async with uow:  # precise errors first; the starter re-checks the inputs atomically
-                await check_board_and_inputs(uow, principal, request)
-    except (NotFound, Forbidden, InvalidInput):
-        # A replay answers with the first call's generation even when the request would not
-        # pass any more (model deactivated, chunk deleted, board left since).
-        replayed = await replay_by_key(uow, principal, request)
-        if replayed is None:
-            raise
-        return replayed
-    now = clock.now()
-    generation = Generation(
-        id=uuid.uuid4(),
-        user_id=principal.user_id,
-        model_id=model.id,
-        prompt=prompt,
-        status=GenerationStatus.QUEUED,
-        created_at=now,
-        updated_at=now,
-        params=params,
-        board_id=request.board_id,
-        preset_id=preset.id if preset else None,
-        reserved_credits=model.cost_credits,
-        idempotency_key=request.idempotency_key,
-        deadline_at=now + timedelta(seconds=model.deadline_seconds),
-        input_chunk_ids=list(request.input_chunk_ids),
-    )
-    outcome = await starter.start(generation, reservation_for(generation))
+    for _ in range(START_TRIES):
+        try:
+            model, preset, params, prompt = await validated(request, catalogue)
+            if request.board_id is not None or request.input_chunk_ids:
+                async with uow:  # precise errors first; the starter re-checks the inputs atomically
+                    await check_board_and_inputs(uow, principal, request)
+        except (NotFound, Forbidden, InvalidInput):
+            # A replay answers with the first call's generation even when the request would not
+            # pass any more (model deactivated, chunk deleted, board left since).
+            replayed = await replay_by_key(uow, principal, request)
+            if replayed is None:
+                raise
+            return replayed
+        now = clock.now()
+        generation = Generation(
+            id=uuid.uuid4(),
+            user_id=principal.user_id,
+            model_id=model.id,
+            prompt=prompt,
+            status=GenerationStatus.QUEUED,
+            created_at=now,
+            updated_at=now,
+            params=params,
+            board_id=request.board_id,
+            preset_id=preset.id if preset else None,
+            reserved_credits=model.cost_credits,
+            idempotency_key=request.idempotency_key,
+            deadline_at=now + timedelta(seconds=model.deadline_seconds),
+            input_chunk_ids=list(request.input_chunk_ids),
+        )
+        outcome = await starter.start(generation, reservation_for(generation))
+        if outcome.status is not StartStatus.MODEL_CHANGED:
+            break
+        # The catalogue this process read predates a change of the model (deactivated or
+        # repriced): nothing was written; read the catalogue again and check and price anew.
+        log.info("model %s changed since the catalogue was read; reading it again", model.id)
+        await catalogue.invalidate()
+    else:
+        raise InvalidState("The model changed while the generation was being started; send it again.")
     if outcome.status is StartStatus.REPLAYED:
         # Same key from the same user: the first call's generation is the answer.
         return await replay_of(uow, outcome.generation_id, request)

@@ -4,11 +4,17 @@ PostgreSQL: one call of `genhub_start_generation()` (migrations 0002, 0003) on a
 a plain asyncpg pool, in autocommit, so starting a generation costs one round trip
 instead of BEGIN, three statements and COMMIT. Other databases (SQLite, the embedded default):
 the same steps in one unit of work.
+
+When the connection breaks after the call was sent, the start may have committed: the
+generation is looked up by its id (chosen before the call) on another connection, and the
+start's outcome is what that finds; when it cannot be found out, OutcomeUnknown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -16,14 +22,29 @@ import asyncpg
 
 from domain.chunks import ChunkStatus
 from domain.credits import CreditBalance, LedgerEntry, LedgerKind
+from domain.errors import OutcomeUnknown
 from domain.generations import Generation
 from domain.repositories import StartOutcome, StartStatus, UnitOfWorkFactory
 from infrastructure.ledger_metrics import count_ledger_move
-from infrastructure.outages import DATABASE, translating
+from infrastructure.outages import DATABASE, dependency_down, translating
 
 START_GENERATION_SQL = (
     "SELECT * FROM genhub_start_generation($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 )
+
+#: The start (by its id) or the generation the user's key already names; the account beside it.
+FIND_START_SQL = (
+    "SELECT g.id, a.balance, a.reserved FROM generations g"
+    " LEFT JOIN credit_accounts a ON a.user_id = g.user_id"
+    " WHERE g.user_id = $2 AND (g.id = $1 OR g.idempotency_key = $3)"
+    " ORDER BY g.id = $1 DESC LIMIT 1"
+)
+#: Looking a start up after its reply was lost: a few tries, within a bound short enough for a request.
+FIND_ATTEMPTS = 4
+FIND_PAUSE_SECONDS = 0.2
+FIND_BOUND_SECONDS = 3.0
+
+log = logging.getLogger("genhub.generations")
 
 
 def _reserved_amount(reservation: LedgerEntry | None) -> int:
@@ -57,15 +78,54 @@ class PgGenerationStarter:
             reservation.idempotency_key if reservation else None,
             list(g.input_chunk_ids),
         )
-        # The function call is its own (autocommit) transaction: one round trip.
-        with translating(DATABASE):  # refused before the statement: nothing was reserved
-            row = await self._pool.fetchrow(START_GENERATION_SQL, *args)
-        status = StartStatus(row[0])
-        account = CreditBalance(int(row[2]), int(row[3])) if row[2] is not None else None
-        if status is StartStatus.STARTED and reservation is not None:
+        with translating(DATABASE):  # no connection: nothing was sent, nothing reserved
+            connection = await self._pool.acquire()
+        lost: OutcomeUnknown | None = None
+        try:
+            # The function call is its own (autocommit) transaction: one round trip.
+            with translating(DATABASE, sends_write=True):
+                row = await connection.fetchrow(START_GENERATION_SQL, *args)
+        except OutcomeUnknown as exc:
+            lost = exc
+        finally:
+            await self._pool.release(connection)  # a broken one is discarded by the pool
+        if lost is not None:
+            found = await self._find(g)
+            if found is None:
+                log.warning("the start of generation %s was sent; whether it was stored is unknown", g.id)
+                raise lost
+            log.warning("the reply to the start of generation %s was lost; found it %s", g.id, found.status.value)
+            outcome = found
+        else:
+            status = StartStatus(row[0])
+            account = CreditBalance(int(row[2]), int(row[3])) if row[2] is not None else None
+            outcome = StartOutcome(status, uuid.UUID(str(row[1])) if row[1] is not None else None, account)
+        if outcome.status is StartStatus.STARTED and reservation is not None:
             count_ledger_move(reservation.kind.value, reservation.amount)
-        started_id = uuid.UUID(str(row[1])) if row[1] is not None else None
-        return StartOutcome(status, started_id, account)
+        return outcome
+
+    async def _find(self, g: Generation) -> StartOutcome | None:
+        """STARTED when the generation `g` exists, REPLAYED when its key names an earlier one; None
+        when neither could be read (or it is not there: the start may still be on its way)."""
+        try:
+            async with asyncio.timeout(FIND_BOUND_SECONDS):
+                for _ in range(FIND_ATTEMPTS):
+                    try:
+                        row = await self._pool.fetchrow(FIND_START_SQL, g.id, g.user_id, g.idempotency_key)
+                    except Exception as exc:
+                        if dependency_down(exc) is None:
+                            raise
+                        row = None
+                    if row is not None:
+                        found = uuid.UUID(str(row[0]))
+                        account = CreditBalance(int(row[1]), int(row[2])) if row[1] is not None else None
+                        return StartOutcome(
+                            StartStatus.STARTED if found == g.id else StartStatus.REPLAYED, found, account
+                        )
+                    await asyncio.sleep(FIND_PAUSE_SECONDS)
+        except TimeoutError:
+            pass
+        return None
 
 
 class SqlGenerationStarter:
@@ -82,6 +142,9 @@ class SqlGenerationStarter:
                 existing = await uow.generations.get_by_idempotency_key(g.user_id, g.idempotency_key)
                 if existing is not None:
                     return StartOutcome(StartStatus.REPLAYED, existing.id)
+            model = await uow.catalogue.get_model(g.model_id)
+            if model is None or not model.is_active or model.cost_credits != cost:
+                return StartOutcome(StartStatus.MODEL_CHANGED)
             if cost:
                 seen = await uow.credits.balance(g.user_id)
                 if seen.available < cost:

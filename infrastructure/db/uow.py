@@ -1,13 +1,16 @@
 """SQLAlchemy unit of work: one session, one transaction, every repository on it.
 
 A connection-level failure inside the block (PostgreSQL down, restarting, out of connections)
-leaves it as `ServiceUnavailable` (infrastructure/outages.py); every other error as it was.
+leaves it as `ServiceUnavailable` (infrastructure/outages.py); every other error as it was. A
+connection that breaks while `commit()` waits for COMMIT's reply leaves `OutcomeUnknown`: the
+transaction may have been committed.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from domain.errors import ServiceUnavailable
 from infrastructure.db.repositories.boards import SqlBoardRepository
 from infrastructure.db.repositories.catalogue import SqlAdminSettingsRepository, SqlCatalogueRepository
 from infrastructure.db.repositories.chunks import SqlChunkRepository
@@ -83,12 +86,16 @@ class SqlUnitOfWork(SqlRepositories):
                     await session.rollback()
                 finally:
                     await session.close()
+        except ServiceUnavailable:
+            if exc is None:
+                raise
+            # The block's own error says more (an OutcomeUnknown from commit() above all).
         finally:
             self._session = None
         raise_if_outage(exc, DATABASE)
 
     async def commit(self) -> None:
-        with translating(DATABASE):
+        with translating(DATABASE, sends_write=True):
             await self.session.commit()
 
     async def rollback(self) -> None:

@@ -152,6 +152,32 @@ async def test_insufficient_credits_write_nothing_and_report_the_balance_seen(wo
     assert await world.count("select count(*) from credit_ledger where kind = 'reserve'") == 0
 
 
+async def test_a_model_repriced_or_deactivated_since_the_catalogue_was_read_is_not_started(world: World) -> None:
+    # given a user with credits, a model priced 10 that now costs 12, and one deactivated since
+    user_id = await world.user(credits=50)
+    repriced = await model(world, 10)
+    await operator_model(world.client, slug=await slug_of(world, repriced), cost=12)
+    retired = await model(world, 10)
+    await operator_model(world.client, slug=await slug_of(world, retired), cost=10, active=False)
+    # when each is started at the cost the caller read before
+    outcomes = []
+    for model_id in (repriced, retired):
+        generation = new_generation(user_id, model_id, 10)
+        outcomes.append((await world.starter.start(generation, reservation_for(generation))).status)
+    # then neither starts and nothing is written or reserved
+    assert outcomes == [StartStatus.MODEL_CHANGED, StartStatus.MODEL_CHANGED]
+    assert await world.count("select count(*) from generations") == 0
+    assert await world.count("select count(*) from credit_ledger where kind = 'reserve'") == 0
+    assert await world.account(user_id) == (CreditBalance(50, 0), CreditBalance(50, 0))
+
+
+async def slug_of(world: World, model_id: uuid.UUID) -> str:
+    async with world.container.uow() as uow:
+        found = await uow.catalogue.get_model(model_id)
+    assert found is not None
+    return found.slug
+
+
 async def test_a_user_without_an_account_cannot_reserve_but_may_start_free_models(world: World) -> None:
     user_id = await world.user(account=False)
     paid = new_generation(user_id, await model(world, 3), 3)

@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 
 from domain.generations import Generation, GenerationStatus
 from domain.repositories import Asset
-from tests.fixtures.app import GraphQLClient, SettingsFactory, operator_model, register_user, running_app
+from tests.fixtures.app import (
+    GraphQLClient,
+    SettingsFactory,
+    admin_token,
+    operator_model,
+    register_user,
+    running_app,
+)
 from tests.fixtures.waiting import eventually
 from tests.integration.board_world import CREATE_BOARD
 from tests.integration.statement_log import statements_of
@@ -166,3 +173,19 @@ async def test_a_request_cancelled_at_any_point_gives_its_connection_back(
     await eventually(lambda: engine.sync_engine.pool.checkedout() == 0, what="the connection is back in the pool")
     body = await seeded.me.execute(HISTORY, {"first": PAGE_SIZE})
     assert len(body["data"]["generations"]["edges"]) == PAGE_SIZE
+
+
+ADMIN_PAGE = "query AdminPage { me { id role } adminSettings { key } }"
+
+
+async def test_admin_settings_read_on_the_request_connection(client: GraphQLClient) -> None:
+    # given an admin
+    admin = client.as_user(await admin_token(client))
+    # when a query reads the viewer and the admin settings
+    with statements_of(client.container.engine) as log:
+        body = await admin.execute(ADMIN_PAGE)
+    await log.settled()
+    # then both came from the request's one connection, with no transaction (no write unit of work)
+    assert body["data"]["me"]["role"] == "ADMIN" and isinstance(body["data"]["adminSettings"], list)
+    assert log.checkouts == 1
+    assert log.transaction_commands == []

@@ -673,6 +673,9 @@ class FakeGenerationStarter:
                 existing = await uow.generations.get_by_idempotency_key(g.user_id, g.idempotency_key)
                 if existing is not None:
                     return StartOutcome(StartStatus.REPLAYED, existing.id)
+            model = await uow.catalogue.get_model(g.model_id)
+            if model is None or not model.is_active or model.cost_credits != cost:
+                return StartOutcome(StartStatus.MODEL_CHANGED)
             if cost:
                 seen = await uow.credits.balance(g.user_id)
                 if seen.available < cost:

@@ -99,6 +99,12 @@ class FakeCatalogueReader:
     async def preset(self, preset_id: uuid.UUID) -> Preset | None:
         return self.db.presets.get(preset_id)
 
+    async def current_model(self, model_id: uuid.UUID) -> AiModel | None:
+        return self.db.models.get(model_id)
+
+    async def current_preset(self, preset_id: uuid.UUID) -> Preset | None:
+        return self.db.presets.get(preset_id)
+
     async def models(self) -> list[AiModel]:
         return sorted(self.db.models.values(), key=lambda m: (m.kind.value, m.slug))
 

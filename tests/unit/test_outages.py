@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import asyncpg
 import pytest
 from graphql import GraphQLError
+from prometheus_client import REGISTRY
 from redis import exceptions as redis_errors
 from sqlalchemy import exc as sa_errors
 
 from domain import errors
-from domain.errors import NotFound, RateLimited, ServiceUnavailable
+from domain.errors import NotFound, OutcomeUnknown, RateLimited, ServiceUnavailable
 from domain.ports import RateBucket
 from graph.extensions import classify
 from graph.http import Answer, headers_of, retry_after
@@ -84,6 +86,72 @@ def test_translating_leaves_other_errors_alone() -> None:
         raise NotFound("chunk")
 
 
+def test_an_error_raised_while_handling_an_outage_is_not_one(caplog: pytest.LogCaptureFixture) -> None:
+    # given a bug raised inside an `except ConnectionError` block (its __context__ is the outage)
+    def buggy() -> None:
+        try:
+            raise redis_errors.ConnectionError("refused")
+        except redis_errors.ConnectionError:
+            int("not a number")  # the bug
+
+    with pytest.raises(ValueError) as caught:
+        buggy()
+    assert isinstance(caught.value.__context__, redis_errors.ConnectionError)
+    # then it is no outage: not translated, and at the edge an unexpected error with its traceback
+    assert dependency_down(caught.value) is None
+    with pytest.raises(ValueError), translating(REDIS):
+        buggy()
+    caplog.set_level(logging.WARNING)
+    shown = classify(GraphQLError("x", path=["generate"], original_error=caught.value), mask=True, request_id="r")
+    assert shown.extensions is not None and shown.extensions["code"] == "INTERNAL_SERVER_ERROR"
+    assert [r.exc_info is not None for r in caplog.records] == [True]
+    # while one raised `from` the outage still is one
+    explicit = RuntimeError("queue unavailable")
+    explicit.__cause__ = redis_errors.ConnectionError("refused")
+    assert dependency_down(explicit) == REDIS
+
+
+def test_an_outage_of_an_unknown_server_is_logged_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    # given a bare network error at the edge, and a known server's outage
+    bare = GraphQLError("x", path=["credits"], original_error=ConnectionResetError(104, "reset by peer"))
+    known = GraphQLError("x", path=["credits"], original_error=redis_errors.ConnectionError("refused"))
+    # when both are answered
+    for error in (bare, known):
+        shown = classify(error, mask=True, request_id="r")
+        assert shown.extensions is not None and shown.extensions["code"] == "SERVICE_UNAVAILABLE"
+    # then the bare one is logged with its traceback, the known one as one line
+    assert [(r.levelname, r.exc_info is not None) for r in caplog.records] == [("WARNING", True), ("WARNING", False)]
+
+
+@pytest.mark.parametrize(
+    ("error", "refused"),
+    [
+        (ConnectionRefusedError(111, "Connect call failed"), True),
+        (asyncpg.CannotConnectNowError("the database system is starting up"), True),
+        (asyncpg.TooManyConnectionsError("too many clients"), True),
+        (sa_errors.TimeoutError("QueuePool limit reached"), True),
+        (asyncpg.InterfaceError("connection is closed"), True),
+        (wrapped(asyncpg.TooManyConnectionsError("too many clients")), True),
+        (asyncpg.ConnectionDoesNotExistError("closed in the middle of operation"), False),
+        (wrapped(asyncpg.ConnectionDoesNotExistError("closed")), False),
+        (asyncpg.AdminShutdownError("terminating connection"), False),
+        (ConnectionResetError(104, "reset by peer"), False),
+    ],
+)
+def test_a_write_whose_reply_is_lost_has_an_unknown_outcome(error: BaseException, refused: bool) -> None:
+    # when a block that sends a write meets the outage
+    with pytest.raises(ServiceUnavailable) as caught, translating(DATABASE, sends_write=True):
+        raise error
+    # then only a failure before anything was sent says "nothing was done"
+    assert isinstance(caught.value, OutcomeUnknown) is not refused
+    assert caught.value.code == "SERVICE_UNAVAILABLE"
+    shown = classify(GraphQLError("x", path=["generate"], original_error=caught.value), mask=True, request_id="r")
+    assert shown.extensions is not None
+    assert shown.extensions.get("outcome") == (None if refused else "UNKNOWN")
+    assert shown.extensions["retryAfter"] >= 1
+
+
 class FlakyRedis:
     """A RateLimiter that raises `error` while `down` (as RedisRateLimiter does when Redis is gone)."""
 
@@ -116,10 +184,12 @@ async def test_rate_limits_are_counted_in_process_while_redis_is_down() -> None:
     limiter = FallbackRateLimiter(redis, clock=clock, retry_after=1.0)
     bucket = [RateBucket("login:ip:10.0.0.7", 2, 60)]
     redis.down = True
+    counted_before = REGISTRY.get_sample_value("genhub_rate_limit_fallbacks_total") or 0.0
     # when one address tries three times, then the limit still holds: neither refused outright nor lifted
     assert [await limiter.hit_all(bucket) for _ in range(3)][:2] == [0, 0]
     assert await limiter.hit_all(bucket) > 0
-    assert limiter.fallbacks == 4
+    # and every hit counted in process shows in the metric
+    assert REGISTRY.get_sample_value("genhub_rate_limit_fallbacks_total") == counted_before + 4
     # when Redis is back, the next hit after the retry pause is counted there again
     redis.down = False
     clock.now += 0.5
