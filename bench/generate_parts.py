@@ -87,13 +87,25 @@ async def starts(calls: int, concurrency: int) -> None:
     try:
         users = [r[0] for r in await pool.fetch("SELECT user_id FROM credit_accounts")]
         unit_of_work = SqlGenerationStarter(SqlUnitOfWorkFactory(create_session_factory(engine)))
-        function_on_pool = PgGenerationStarter(pool)
+        function_on_pool = PgGenerationStarter(pool)  # asyncpg's pool: the same calls as FairPool's
 
         async def via_unit_of_work(i: int) -> None:
             await unit_of_work.start(*new_start(users, model_id, i))
 
         class SqlAlchemyPool:
-            """`fetchrow` on a connection checked out of SQLAlchemy's pool (the driver's own underneath)."""
+            """The starter's pool calls on connections checked out of SQLAlchemy's pool (the driver's own underneath)."""
+
+            def __init__(self) -> None:
+                self._held: dict[int, Any] = {}
+
+            async def acquire(self) -> Any:
+                connection = await engine.connect()
+                driver = (await connection.get_raw_connection()).driver_connection
+                self._held[id(driver)] = connection
+                return driver
+
+            async def release(self, driver: Any) -> None:
+                await self._held.pop(id(driver)).close()
 
             async def fetchrow(self, query: str, *args: object) -> object:
                 async with engine.connect() as connection:

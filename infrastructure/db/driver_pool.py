@@ -18,7 +18,7 @@ import asyncpg
 
 
 class FairPool:
-    """`fetchval`/`fetchrow` on an asyncpg pool of `size` connections, in arrival order."""
+    """`fetchval`/`fetchrow` (and `acquire`/`release`) on an asyncpg pool of `size` connections, in arrival order."""
 
     __slots__ = ("_gate", "_pool")
 
@@ -33,6 +33,21 @@ class FairPool:
     async def fetchrow(self, query: str, *args: Any) -> Any:
         async with self._gate:
             return await self._pool.fetchrow(query, *args)
+
+    async def acquire(self) -> Any:
+        """One connection for several steps, admitted in the same order; give it back with `release`."""
+        await self._gate.acquire()
+        try:
+            return await self._pool.acquire()
+        except BaseException:
+            self._gate.release()
+            raise
+
+    async def release(self, connection: Any) -> None:
+        try:
+            await self._pool.release(connection)
+        finally:
+            self._gate.release()
 
     async def close(self) -> None:
         await self._pool.close()

@@ -16,9 +16,7 @@ import asyncio
 import json
 import logging
 import uuid
-from typing import Any
-
-import asyncpg
+from typing import Any, Protocol
 
 from domain.chunks import ChunkStatus
 from domain.credits import CreditBalance, LedgerEntry, LedgerKind
@@ -55,8 +53,16 @@ def _reserved_amount(reservation: LedgerEntry | None) -> int:
     return reservation.amount
 
 
+class DriverPool(Protocol):
+    """What the starter needs of a driver-level pool (infrastructure/db/driver_pool.py FairPool)."""
+
+    async def acquire(self) -> Any: ...
+    async def release(self, connection: Any) -> None: ...
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+
+
 class PgGenerationStarter:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: DriverPool) -> None:
         self._pool = pool
 
     async def start(self, generation: Generation, reservation: LedgerEntry | None) -> StartOutcome:
