@@ -8,12 +8,18 @@ The file is operator input, read as if an attacker wrote it:
   date of them); no anchors or aliases (no "billion laughs"), no merge keys, no tags but the
   core ones, one document only;
 * a mapping key given twice is refused (YAML and JSON parsers would keep the last silently);
-* nesting deeper than `MAX_DEPTH`, more than `MAX_NODES` values, non-finite or over-long
+* nesting deeper than `MAX_DEPTH`, more than `MAX_NODES` values (keys included, counted
+  the same way for YAML and JSON, before a value is built), non-finite or over-long
   numbers, and keys that are not strings are refused.
 
 Every refusal is a `CatalogueFileError` naming the line (YAML) where it is. A loaded YAML
 file also maps each value's path (`models[0].capabilities.params.steps`) to its line, so
 a problem the domain finds can be shown where it is.
+
+`dump_document` writes text that reads back as the same value and carries no character
+that is not printable (controls, bidi and zero-width characters, line and paragraph
+separators) except the file's own line breaks: such characters are written as escapes,
+so showing an exported file in a terminal or an editor shows what it holds.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
-from infrastructure.json_input import nesting_depth
+from infrastructure.json_input import nesting_depth, node_count
 
 MAX_FILE_BYTES: Final = 1024 * 1024
 MAX_DEPTH: Final = 32
@@ -83,7 +89,7 @@ for _tag, _pattern, _first in (
 class _Loader(Reader, Scanner, Parser, Composer, _CoreResolver):
     """PyYAML's pure-Python reader, parser and composer on the core schema, with limits; `_value` builds the values."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, max_nodes: int) -> None:
         Reader.__init__(self, text)
         Scanner.__init__(self)
         Parser.__init__(self)
@@ -91,6 +97,7 @@ class _Loader(Reader, Scanner, Parser, Composer, _CoreResolver):
         _CoreResolver.__init__(self)
         self.depth = 0
         self.nodes = 0
+        self.max_nodes = max_nodes
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()  # type: ignore[no-untyped-call]
@@ -99,8 +106,8 @@ class _Loader(Reader, Scanner, Parser, Composer, _CoreResolver):
         if getattr(event, "anchor", None) is not None:
             raise _at(event.start_mark, "anchors (&name) are not allowed")
         self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise _at(event.start_mark, f"more than {MAX_NODES} values")
+        if self.nodes > self.max_nodes:
+            raise _at(event.start_mark, f"more than {self.max_nodes} values")
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
@@ -129,7 +136,7 @@ def read_source(source: str, *, stdin: BinaryIO) -> bytes:
     return data
 
 
-def parse_document(data: bytes, *, json_format: bool) -> LoadedDocument:
+def parse_document(data: bytes, *, json_format: bool, max_nodes: int = MAX_NODES) -> LoadedDocument:
     """The document in `data` (JSON when `json_format`, else YAML), or CatalogueFileError."""
     if len(data) > MAX_FILE_BYTES:
         raise CatalogueFileError(f"larger than {MAX_FILE_BYTES} bytes")
@@ -137,13 +144,13 @@ def parse_document(data: bytes, *, json_format: bool) -> LoadedDocument:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CatalogueFileError(f"not UTF-8 text (byte {exc.start})") from exc
-    return LoadedDocument(_parse_json(text)) if json_format else _parse_yaml(text)
+    return LoadedDocument(_parse_json(text, max_nodes)) if json_format else _parse_yaml(text, max_nodes)
 
 
-def _parse_yaml(text: str) -> LoadedDocument:
+def _parse_yaml(text: str, max_nodes: int) -> LoadedDocument:
     loader: _Loader | None = None
     try:
-        loader = _Loader(text)
+        loader = _Loader(text, max_nodes=max_nodes)
         node = loader.get_single_node()
     except CatalogueFileError:
         raise
@@ -210,9 +217,14 @@ def _scalar(node: ScalarNode) -> Any:
     raise _at(node.start_mark, f"the tag {tag} is not allowed here")
 
 
-def _parse_json(text: str) -> Any:
+def _parse_json(text: str, max_nodes: int) -> Any:
     if nesting_depth(text) > MAX_DEPTH:
         raise CatalogueFileError(f"nested deeper than {MAX_DEPTH} levels")
+    # The decoder's hooks see numbers and objects but not strings, literals or arrays, so
+    # the values are counted in the text, before any is built. A cheap bound comes first.
+    bound = 1 + sum(text.count(c) for c in ",:[{")
+    if bound > max_nodes and node_count(text) > max_nodes:
+        raise CatalogueFileError(f"more than {max_nodes} values")
     try:
         return _JSON.decode(text)
     except json.JSONDecodeError as exc:
@@ -257,15 +269,25 @@ _JSON = json.JSONDecoder(
 class _Dumper(yaml.SafeDumper):
     """Quotes every string that YAML 1.1 or the 1.2 core schema would read as something else.
 
-    A string with a character that is not printable (a line break such as U+0085, a control
-    or formatting character) is written double-quoted, where YAML escapes it: plain or
-    single-quoted, a line break would be folded into a space when read back.
+    A string with a character that is not printable (a line break such as U+0085, a control,
+    a bidi or zero-width character) is written double-quoted with every character outside
+    ASCII escaped: plain or single-quoted, a line break would be folded into a space when
+    read back, and with `allow_unicode` PyYAML writes U+202E or U+200B raw even in double
+    quotes. Printable text keeps its own characters.
     """
 
     def represent_str(self, data: str) -> yaml.ScalarNode:
         if data.isprintable():
             return super().represent_str(data)
         return self.represent_scalar(STR, data, style='"')
+
+    def write_double_quoted(self, text: str, split: bool = True) -> None:
+        unicode = self.allow_unicode
+        self.allow_unicode = unicode and text.isprintable()
+        try:
+            super().write_double_quoted(text, split)
+        finally:
+            self.allow_unicode = unicode
 
 
 _Dumper.add_representer(str, _Dumper.represent_str)
@@ -278,9 +300,22 @@ for _tag, _regexp in (
 
 
 def dump_document(document: Any, *, json_format: bool) -> str:
+    """`document` as YAML or JSON text: every character printable but the line breaks between values."""
     if json_format:
-        return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    text: str = yaml.dump(
+        text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
+        # Only strings can hold such a character (json.dumps escapes C0 controls itself),
+        # and there a JSON escape stands for it.
+        return "".join(c if c.isprintable() or c == "\n" else _json_escape(c) for c in text) + "\n"
+    written: str = yaml.dump(
         document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
     )
-    return text
+    return written
+
+
+def _json_escape(char: str) -> str:
+    """`char` as a JSON escape (a surrogate pair past the Basic Multilingual Plane)."""
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"

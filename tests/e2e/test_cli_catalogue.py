@@ -143,6 +143,10 @@ def test_a_file_on_standard_input_with_hostile_names_prints_them_escaped(migrate
     assert result.returncode == 0, result.stdout + result.stderr
     assert '+ preset "evil\\u202egnp.exe": created' in result.stdout
     assert "\u202e" not in result.stdout
+    # and the export writes it as an escape too, in either format
+    as_yaml, as_json = export(migrated), export(migrated, "--format", "json")
+    assert '"evil\\u202Egnp.exe"' in as_yaml and "\u202e" not in as_yaml
+    assert '"evil\\u202egnp.exe"' in as_json and "\u202e" not in as_json
 
 
 def genhub_env(cwd: Path) -> dict[str, str]:

@@ -6,6 +6,7 @@ import io
 import json
 import math
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,10 @@ def test_hostile_yaml_is_refused(data: bytes, message: str) -> None:
         (b"[" * 100_000 + b"]" * 100_000, f"nested deeper than {MAX_DEPTH} levels"),
         (b'{"a": 1,}', "line 1, column 9"),
         (b'"\xc3\x28"', "not UTF-8 text"),
+        (b"[" + b"1," * MAX_NODES + b"1]", f"more than {MAX_NODES} values"),
+        (b"[" + b'"",' * MAX_NODES + b'""]', f"more than {MAX_NODES} values"),
+        (b"[" + b"[]," * MAX_NODES + b"[]]", f"more than {MAX_NODES} values"),
+        (b"{" + b",".join(b'"%d":null' % i for i in range(MAX_NODES // 2)) + b"}", f"more than {MAX_NODES} values"),
     ],
 )
 def test_hostile_json_is_refused(data: bytes, message: str) -> None:
@@ -161,7 +166,12 @@ def strict(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
+#: Characters a terminal or an editor would obey or hide (CSI, OSC, ESC, DEL, bidi overrides and
+#: isolates, zero-width ones, line separators, a tag character), and the JSON punctuation a
+#: count of values in the text must not be fooled by inside a string.
+HOSTILE = "\x1b\x9b\x9d\x7f\x85\u202e\u2066\u200b\u200d\u2028\u2029\ufeff\U000e0001" + ',:[]{}"\\'
+#: Any text the database can store (no unpaired surrogate), hostile characters often.
+TEXT = st.text(st.characters(exclude_categories=["Cs"]) | st.sampled_from(HOSTILE), max_size=30)
 SCALARS = (
     st.none()
     | st.booleans()
@@ -193,3 +203,61 @@ def test_any_bytes_are_read_or_refused_with_a_file_error(data: bytes, json_forma
         assert str(exc)
     else:
         json.dumps(document, allow_nan=False)  # whatever is read is plain, finite JSON
+
+
+def nodes(value: Any) -> int:
+    """The values and keys in `value`, itself included: what MAX_NODES limits."""
+    if isinstance(value, dict):
+        return 1 + sum(1 + nodes(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(nodes(v) for v in value)
+    return 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(DOCUMENTS, st.booleans())
+def test_the_value_limit_counts_keys_and_values_alike_in_yaml_and_json(document: Any, json_format: bool) -> None:
+    # given any document, written as YAML or JSON
+    data = dump_document(document, json_format=json_format).encode()
+    count = nodes(document)
+    # then a limit of exactly its values and keys reads it, and one fewer refuses it
+    assert strict(parse_document(data, json_format=json_format, max_nodes=count).document) == strict(document)
+    with pytest.raises(CatalogueFileError, match=f"more than {count - 1} values"):
+        parse_document(data, json_format=json_format, max_nodes=count - 1)
+
+
+@pytest.mark.parametrize("json_format", [False, True])
+def test_a_megabyte_of_tiny_values_is_refused_in_either_format(json_format: bool) -> None:
+    # given a file at the size limit holding one array of half a million values
+    data = b"[" + b"0," * ((MAX_FILE_BYTES - 3) // 2) + b"0]"
+    assert len(data) <= MAX_FILE_BYTES
+    # then it is refused for its values, in YAML as in JSON
+    assert f"more than {MAX_NODES} values" in refused(data, json_format=json_format)
+
+
+#: What a terminal obeys or hides and a reader of the file must see as an escape instead.
+HIDDEN_CATEGORIES = ("Cc", "Cf", "Zl", "Zp")
+
+
+@settings(max_examples=400, deadline=None)
+@given(DOCUMENTS, st.booleans())
+def test_an_export_shows_every_control_bidi_and_zero_width_character_escaped(document: Any, json_format: bool) -> None:
+    # given any stored catalogue text, hostile characters included, written as YAML or JSON
+    data = dump_document(document, json_format=json_format).encode("utf-8")
+    # then no such character is in the file raw, only its line breaks
+    raw = {c for c in data.decode("utf-8") if c != "\n" and unicodedata.category(c) in HIDDEN_CATEGORIES}
+    assert raw == set()
+    # and the file still reads back as exactly what was written
+    assert strict(parse_document(data, json_format=json_format).document) == strict(document)
+
+
+@pytest.mark.parametrize("json_format", [False, True])
+def test_a_name_with_terminal_escapes_is_exported_as_escapes(json_format: bool) -> None:
+    # given a name with a CSI and an OSC sequence (C1 forms), a right-to-left override and a zero-width space
+    name = "evil\x9b2J\x9d0;owned\x07\u202egnp.exe\u200b caf\u00e9"
+    text = dump_document({"name": name, "plain": "caf\u00e9 \u65e5\u672c"}, json_format=json_format)
+    # then the hostile name is written with escapes only, while printable text stays readable
+    hostile_line = next(line for line in text.splitlines() if "evil" in line)
+    assert hostile_line.isprintable() and "\\u202e" in hostile_line.lower()
+    assert "caf\u00e9 \u65e5\u672c" in text
+    assert parse_document(text.encode(), json_format=json_format).document["name"] == name
