@@ -6,6 +6,8 @@ Tree::
     ├── NotFound(entity)
     ├── Forbidden
     ├── InvalidInput(fields: list[FieldProblem])
+    │   ├── NameTaken(field, message)
+    │   └── ObjectTooLarge
     ├── InvalidCredentials
     ├── EmailTaken
     ├── InsufficientCredits(required, available)
@@ -177,3 +179,12 @@ class ObjectTooLarge(InvalidInput):
         self.limit = limit
         super().__init__(message=f"The file is larger than the limit of {limit} bytes.")
         self.fields = [FieldProblem("file", f"must be at most {limit} bytes")]
+
+
+class NameTaken(InvalidInput):
+    """The name is already another object's (a preset of the same model); the API answers InvalidInput on that field."""
+
+    code = "NAME_TAKEN"
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__([FieldProblem(field_name, message)])

@@ -7,7 +7,8 @@ import uuid
 from typing import Any
 
 from domain.catalogue import AiModel, ModelKind, Preset, model_problems, preset_problems, preset_shape_problems
-from domain.errors import Forbidden, InvalidInput, NotFound
+from domain.catalogue_document import preset_key
+from domain.errors import Forbidden, InvalidInput, NameTaken, NotFound
 from domain.ports import CatalogueReader
 from domain.repositories import UnitOfWork
 from domain.text import json_problem
@@ -95,9 +96,16 @@ async def upsert_preset(
     uow: UnitOfWork,
     catalogue: CatalogueReader,
 ) -> Preset:
+    """Create or update a preset; NameTaken when another preset of the model has the same `preset_key`.
+
+    The catalogue file matches presets by that key, so two presets it cannot tell apart are
+    refused here too, under the lock `apply_catalogue` takes, so that an apply and an upsert
+    (or two upserts) never add look-alikes side by side.
+    """
     _require_admin(actor)
     preset_shape_problems(name=name, params=params).raise_if_any()
     async with uow:
+        await uow.catalogue.lock_catalogue()
         model = await uow.catalogue.get_model(model_id)
         if model is None:
             raise NotFound("model")
@@ -108,6 +116,14 @@ async def upsert_preset(
             if existing.model_id != model_id:
                 raise InvalidInput.single("modelId", "a preset cannot move to another model")
         preset_problems(model, name=name, params=params).raise_if_any()
+        key = preset_key(name)
+        others = await uow.catalogue.list_presets(model_id)
+        taken = [p.name for p in others if p.id != preset_id and preset_key(p.name) == key]
+        if taken:
+            raise NameTaken(
+                "name",
+                f"another preset of this model is named {taken[0]!r} (names are compared without case or Unicode form)",
+            )
         preset = await uow.catalogue.save_preset(
             Preset(id=preset_id or uuid.uuid4(), model_id=model_id, name=name.strip(), params=dict(params))
         )

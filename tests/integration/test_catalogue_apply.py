@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from domain.catalogue_plan import Action, CataloguePlan
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, NameTaken
 from infrastructure.bootstrap import Services, open_services
 from infrastructure.catalogue_files import parse_document
 from tests.fixtures.app import GraphQLClient, SettingsFactory, register_user, running_app
@@ -180,6 +180,68 @@ async def test_two_applies_at_once_create_each_row_once(
         ("sim-video", "Short clip"),
     ]
     assert sorted(p.count(Action.CREATE) for p in plans) == [(0, 0), (0, 0), (0, 0), (2, 3)]
+
+
+ROUNDS = 10
+
+
+async def upsert(services: Services, model_id: uuid.UUID, name: str) -> str:
+    """What an admin's upsertPreset of a new preset gives: its stored name, or the refusal's kind."""
+    try:
+        preset = await services.catalogue.upsert_preset(None, preset_id=None, model_id=model_id, name=name, params={})
+    except NameTaken:
+        return "NameTaken"
+    return preset.name
+
+
+async def test_upserts_of_look_alike_names_at_once_store_one_preset(
+    clean_postgres: str, make_settings: SettingsFactory, postgres_dsn: str
+) -> None:
+    # given a model, and four admins on four processes, each with a connection open
+    settings = make_settings(database_url=clean_postgres)
+    async with (
+        open_services(settings) as a,
+        open_services(settings) as b,
+        open_services(settings) as c,
+        open_services(settings) as d,
+    ):
+        await apply(a, document(image_model(presets=[])))
+        model_id = (await a.catalogue.models(None))[0].id
+        admins = (a, b, c, d)
+        await asyncio.gather(*(s.catalogue.export_document() for s in admins))
+        for round_ in range(ROUNDS):
+            # when each adds a preset of a name the catalogue file cannot tell from the others, at the same moment
+            names = [f"Portrait {round_}", f"portrait {round_}", f" PORTRAIT {round_} ", f"\uff30ortrait {round_}"]
+            outcomes = await asyncio.gather(*(upsert(s, model_id, n) for s, n in zip(admins, names, strict=True)))
+            # then one is stored and the three others are refused
+            assert outcomes.count("NameTaken") == 3, outcomes
+        # and the catalogue exports as a file that applies as unchanged
+        _, presets = await rows(postgres_dsn)
+        assert len(presets) == ROUNDS
+        assert not (await apply(a, await a.catalogue.export_document())).writes
+
+
+async def test_an_apply_and_an_upsert_at_once_never_add_a_look_alike(
+    clean_postgres: str, make_settings: SettingsFactory, postgres_dsn: str
+) -> None:
+    # given a model, an operator applying files, and an admin adding presets, each with a connection open
+    settings = make_settings(database_url=clean_postgres)
+    async with open_services(settings) as operator, open_services(settings) as admin:
+        await apply(operator, document(image_model(presets=[])))
+        model_id = (await operator.catalogue.models(None))[0].id
+        await admin.catalogue.export_document()
+        for round_ in range(ROUNDS):
+            # when a file adding "Portrait N" is applied while the admin adds "portrait N"
+            presets = [{"name": f"Portrait {r}", "params": {"steps": 4}} for r in range(round_ + 1)]
+            plan, added = await asyncio.gather(
+                apply(operator, document(image_model(presets=presets))), upsert(admin, model_id, f"portrait {round_}")
+            )
+            # then the file's preset was created after the refused upsert, or renamed from the admin's
+            action = plan.models[0].presets[-1].action
+            assert (added, action) in (("NameTaken", Action.CREATE), (f"portrait {round_}", Action.UPDATE))
+    # and the model has one preset of each name, the file's
+    _, stored = await rows(postgres_dsn)
+    assert sorted((p[2], p[3]) for p in stored) == sorted((f"Portrait {r}", '{"steps": 4}') for r in range(ROUNDS))
 
 
 async def lists(client: GraphQLClient, slug: str) -> bool:

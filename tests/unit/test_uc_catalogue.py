@@ -6,10 +6,14 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.catalogue import AiModel, ModelKind, Preset
-from domain.errors import Forbidden, InvalidInput, NotFound
-from domain.use_cases import catalogue
+from domain.catalogue_document import preset_key
+from domain.catalogue_plan import Action
+from domain.errors import Forbidden, InvalidInput, NameTaken, NotFound
+from domain.use_cases import catalogue, catalogue_files
 from domain.users import Principal, Role
 from tests.unit.fakes import Fakes, principal_of
 
@@ -180,6 +184,75 @@ async def test_unknown_model_or_preset_and_a_move_between_models(fakes: Fakes, a
     assert (no_model.value.entity, no_preset.value.entity) == ("model", "preset")
     assert moved.value.fields[0].field == "modelId"
     assert fakes.db.presets == {preset.id: preset} and fakes.catalogue.invalidations == 0
+
+
+@pytest.mark.parametrize(
+    ("stored", "given"),
+    [
+        ("Portrait", "portrait"),
+        ("Portrait", " PORTRAIT "),
+        ("Cafe\u0301", "caf\u00e9"),  # decomposed and composed e-acute
+        ("Stra\u00dfe", "STRASSE"),  # sharp s folds to ss
+        ("Portrait", "\uff30ortrait"),  # a fullwidth P (compatibility form)
+        ("\u2160", "I"),  # the Roman numeral one
+    ],
+)
+async def test_a_preset_name_another_preset_has_in_another_form_is_taken(
+    fakes: Fakes, admin: Principal, stored: str, given: str
+) -> None:
+    # given a model with a preset, and another preset of it
+    model = fakes.model(**STEPS)
+    first = await upsert_preset(fakes, admin, model.id, name=stored)
+    other = await upsert_preset(fakes, admin, model.id, name="Other")
+    # when a new preset, or the other one renamed, takes a name the catalogue file could not tell apart
+    for preset_id in (None, other.id):
+        with pytest.raises(NameTaken) as taken:
+            await upsert_preset(fakes, admin, model.id, preset_id=preset_id, name=given)
+        # then it is refused on the name, as InvalidInput, under the catalogue lock, and nothing changes
+        assert isinstance(taken.value, InvalidInput) and [p.field for p in taken.value.fields] == ["name"]
+        assert repr(stored) in taken.value.fields[0].message
+    assert sorted(p.name for p in fakes.db.presets.values()) == sorted([stored.strip(), "Other"])
+    assert fakes.db.catalogue_locks == 4
+    # and the preset itself may be renamed to another form of its own name, and the name used on another model
+    renamed = await upsert_preset(fakes, admin, model.id, preset_id=first.id, name=given)
+    assert fakes.db.presets[first.id].name == renamed.name == given.strip()
+    elsewhere = await upsert_preset(fakes, admin, fakes.model(**STEPS).id, name=given)
+    assert elsewhere.name == given.strip()
+
+
+NAMES = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=20).filter(
+    lambda name: bool(name.strip())
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(stored=NAMES, given=NAMES)
+async def test_upsert_preset_and_the_catalogue_file_agree_on_which_names_are_the_same(stored: str, given: str) -> None:
+    # given a stored preset of any name
+    fakes = Fakes()
+    admin = principal_of(fakes.user(role=Role.ADMIN))
+    model = fakes.model(**STEPS)
+    await upsert_preset(fakes, admin, model.id, name=stored)
+    # when a second preset of any name is added
+    try:
+        await upsert_preset(fakes, admin, model.id, name=given)
+    except NameTaken:
+        added = False
+    else:
+        added = True
+    # then it is refused exactly when the catalogue file would match it to the first
+    assert added == (preset_key(stored) != preset_key(given))
+    # and the stored catalogue always exports as a file that applies, as unchanged
+    exported = await catalogue_files.export_catalogue(uow=fakes.uow)
+    plan = await catalogue_files.apply_catalogue(
+        document=exported,
+        dry_run=True,
+        prune=False,
+        known_providers=PROVIDERS,
+        uow=fakes.uow,
+        catalogue=fakes.catalogue,
+    )
+    assert not plan.writes and plan.count(Action.UNCHANGED) == (1, len(fakes.db.presets))
 
 
 async def test_a_user_may_not_write_presets(fakes: Fakes, user: Principal) -> None:
