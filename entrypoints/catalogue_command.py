@@ -4,7 +4,11 @@ The file is read by infrastructure/catalogue_files.py (YAML or JSON, as untruste
 checked and applied by the bound use case (`services.catalogue.apply_document`, all or
 nothing); this module only reads arguments and prints the outcome. Whatever came from the
 file or the database is printed with control and formatting characters escaped, so a
-name cannot rewrite the terminal or hide a change.
+name cannot rewrite the terminal or hide a change; `export` writes them as YAML or JSON
+escapes (`dump_document`). In the diff a value too long for one line is cut between whole
+characters, never inside an escape; when two such values differ, both are shown from just
+before their first difference, and a model or preset lists at most MAX_LISTED_CHANGES
+changes and then how many more there are.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from typing import Any
 
-from domain.catalogue_plan import NOT_SET, Action, CataloguePlan, FieldChange
+from domain.catalogue_plan import MAX_LISTED_CHANGES, NOT_SET, Action, CataloguePlan, FieldChange
 from domain.errors import InvalidInput
 from infrastructure.catalogue_files import (
     CatalogueFileError,
@@ -27,7 +32,12 @@ from infrastructure.catalogue_files import (
 from infrastructure.settings import Settings
 
 MARKS = {Action.CREATE: "+", Action.UPDATE: "~", Action.UNCHANGED: "=", Action.ABSENT: "?", Action.DEACTIVATE: "-"}
-MAX_SHOWN_VALUE = 80
+MAX_SHOWN_VALUE = 80  # characters of a value shown in the diff, escapes included
+CONTEXT = 12  # characters shown before the first difference of two long values
+CUT = "..."  # where a shown value was cut
+
+# One character of a JSON text, a JSON escape being one: a value is cut between them.
+_JSON_CHAR = re.compile(r"\\u[0-9a-fA-F]{4}|\\.|.", re.DOTALL)
 
 
 def add_catalogue_parser(sub: Any) -> None:
@@ -114,11 +124,11 @@ def plan_lines(plan: CataloguePlan, *, prune: bool) -> list[str]:
         if model.action is Action.ABSENT:
             what += ": left alone" + ("" if prune else " (--prune deactivates it)")
         lines.append(f"{MARKS[model.action]} model {safe(model.slug)}: {what}")
-        lines.extend(f"    {change_text(c)}" for c in model.changes)
+        lines.extend(f"    {line}" for line in changes_text(model.changes))
         for preset in model.presets:
             suffix = ": left alone" if preset.action is Action.ABSENT else ""
             lines.append(f"    {MARKS[preset.action]} preset {shown_value(preset.name)}: {preset.action.value}{suffix}")
-            lines.extend(f"        {change_text(c)}" for c in preset.changes)
+            lines.extend(f"        {line}" for line in changes_text(preset.changes))
     summary = []
     for action in Action:
         models, presets = plan.count(action)
@@ -128,21 +138,77 @@ def plan_lines(plan: CataloguePlan, *, prune: bool) -> list[str]:
     return lines
 
 
+def changes_text(changes: tuple[FieldChange, ...]) -> list[str]:
+    """One line per change, at most MAX_LISTED_CHANGES, then how many more there are."""
+    lines = [change_text(c) for c in changes[:MAX_LISTED_CHANGES]]
+    if len(changes) > MAX_LISTED_CHANGES:
+        lines.append(f"and {len(changes) - MAX_LISTED_CHANGES} more change(s)")
+    return lines
+
+
 def change_text(change: FieldChange) -> str:
-    return f"{safe(change.field)}: {shown_value(change.before)} -> {shown_value(change.after)}"
+    before, after, note = change_parts(change)
+    return f"{safe(change.field)}: {before} -> {after}{note}"
+
+
+def change_parts(change: FieldChange) -> tuple[str, str, str]:
+    """Before and after as shown, and a note: values too long to show whole are shown from before where they differ."""
+    before, after = _json_chars(change.before), _json_chars(change.after)
+    if before is None or after is None or (_width(before) <= MAX_SHOWN_VALUE and _width(after) <= MAX_SHOWN_VALUE):
+        return _shown(before, 0), _shown(after, 0), ""
+    at = next((i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b), min(len(before), len(after)))
+    start = at
+    while start > 0 and _width(before[start - 1 : at]) <= CONTEXT:
+        start -= 1
+    return _shown(before, start), _shown(after, start), f" (they differ from character {at + 1})"
 
 
 def shown_value(value: Any) -> str:
+    """`value` as JSON, escaped, cut to about MAX_SHOWN_VALUE characters with `...`."""
+    return _shown(_json_chars(value), 0)
+
+
+def _json_chars(value: Any) -> list[str] | None:
     if value is NOT_SET:
+        return None
+    return _JSON_CHAR.findall(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
+
+
+def _width(chars: list[str]) -> int:
+    return sum(len(safe(c)) for c in chars)
+
+
+def _shown(chars: list[str] | None, start: int) -> str:
+    """`chars[start:]`, each escaped whole, as many as fit in MAX_SHOWN_VALUE, marked `...` where cut."""
+    if chars is None:
         return "(not set)"
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-    text = safe(text)
-    return text if len(text) <= MAX_SHOWN_VALUE else text[: MAX_SHOWN_VALUE - 3] + "..."
+    if start == 0 and _width(chars) <= MAX_SHOWN_VALUE:
+        return safe("".join(chars))
+    shown: list[str] = []
+    width = 2 * len(CUT)  # room for a mark at either end
+    for char in chars[start:]:
+        escaped = safe(char)
+        if width + len(escaped) > MAX_SHOWN_VALUE:
+            break
+        shown.append(escaped)
+        width += len(escaped)
+    head = CUT if start > 0 else ""
+    tail = CUT if start + len(shown) < len(chars) else ""
+    return head + "".join(shown) + tail
 
 
 def safe(text: str) -> str:
-    """`text` with every non-printable character (controls, bidi overrides, zero-width ones) escaped."""
-    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+    """`text` with every non-printable character (controls, bidi overrides, zero-width ones) escaped.
+
+    An escape has a fixed length (`\\u` and four digits, `\\U` and eight past U+FFFF), so one
+    never reads as another followed by a digit.
+    """
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _print(text: str) -> None:
