@@ -6,8 +6,8 @@ nothing); this module only reads arguments and prints the outcome. Whatever came
 file or the database is printed with control and formatting characters escaped, so a
 name cannot rewrite the terminal or hide a change; `export` writes them as YAML or JSON
 escapes (`dump_document`). In the diff a value too long for one line is cut between whole
-characters, never inside an escape; when two such values differ, both are shown from just
-before their first difference, and a model or preset lists at most MAX_LISTED_CHANGES
+characters, never inside an escape; when either side of a change is that long, both are
+shown from just before their first difference, and a model or preset lists at most MAX_LISTED_CHANGES
 changes and then how many more there are.
 """
 
