@@ -32,9 +32,9 @@ What it does, all on loopback, every server one process in its own process group
    load from wrk (bench/wrk_read.lua, one thread), server CPU from /proc of its group;
 5. with --sqlite also|only: the same page on genhub's embedded default (`make run`'s
    settings: SQLite in a fresh data directory, no Redis, development), the same rows, its
-   embedded poller idle (the seeded in-flight generations have no provider task: sweeping
-   them from the first lease's end on, every few seconds, doubled the CPU of a page by
-   the third round).
+   embedded poller idle (the seeded in-flight generations are long past their deadline: a
+   live poller would expire all 2,000 (releasing their holds) in the first rounds, and the
+   page's answers would then differ from the other servers').
 
 It prints, per load: each server's req/s, p50/p99, CPU ms per request (medians over the
 rounds), and the ratios genhub/PostGraphile and genhub/floor (median and per round).
@@ -115,9 +115,8 @@ async def prepare_postgres(data: read_seed.DataSet) -> tuple[str, str]:
 def genhub_env(database_url: str | None, port: int, *, compiled: bool = True) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "ENVIRONMENT")}
     if database_url is None:  # `make run`: SQLite in the data directory, everything in one process
-        # with its embedded poller idle: the seeded in-flight generations have no provider task
-        # behind them, and sweeping them again and again is not the page (PostgreSQL's genhub
-        # runs no worker at all)
+        # with its embedded poller idle: settling the seeded in-flight generations (long past
+        # their deadline) is not the page (PostgreSQL's genhub runs no worker at all)
         return env | {"DATA_DIR": str(RUN / "sqlite"), "SEED_DEMO": "false", "POLL_INTERVAL_SECONDS": "86400"}
     served = env | {
         "ENVIRONMENT": "production",

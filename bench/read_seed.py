@@ -6,6 +6,9 @@ models, 20,000 generations with 2 assets each. Every id is an md5-derived uuid a
 instant is fixed, so every reseed is identical and all servers answer with the same rows.
 The only difference between the schemas: the plain one keeps each generation's second asset
 as a 'thumbnail', genhub's stores both as 'output' (its `outputs` field lists outputs only).
+genhub's in-flight rows (QUEUED, PROCESSING) are what genhub itself writes: a reservation in
+the ledger and the account, a deadline (long past: a live poller expires them once, releasing
+the holds) and, when PROCESSING, a simulated provider task.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ BENCH_PASSWORD = "read-bench-password-1"
 USERS, GENERATIONS, OWN_GENERATIONS = 50, 20_000, 2_000
 _USER_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 _GENERATION_EPOCH = datetime(2025, 11, 1, tzinfo=UTC)
+IN_FLIGHT = ("queued", "processing")
+_DEADLINE = timedelta(minutes=15)  # a model's default deadlineSeconds (domain/catalogue.py)
 # (slug, name, upstream provider, kind, cost, modes, max side, active)
 MODELS = [
     ("flux-schnell", "FLUX.1 [schnell]", "kie", "image", 5, ["text2img"], 1024, True),
@@ -200,7 +205,15 @@ async def seed_genhub(url: str, data: DataSet) -> None:
     from sqlalchemy import insert
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from infrastructure.db.models import AssetRow, CreditAccountRow, CreditLedgerRow, GenerationRow, ModelRow, UserRow
+    from infrastructure.db.models import (
+        AssetRow,
+        CreditAccountRow,
+        CreditLedgerRow,
+        GenerationRow,
+        ModelRow,
+        ProviderTaskRow,
+        UserRow,
+    )
     from infrastructure.security.passwords import Argon2PasswordHasher
 
     password_hash = await Argon2PasswordHasher().hash(BENCH_PASSWORD)
@@ -216,10 +229,15 @@ async def seed_genhub(url: str, data: DataSet) -> None:
             "error_code": "PROVIDER_FAILED" if g["status"] == "failed" else None,
             "error_message": "the provider reported a failure" if g["status"] == "failed" else None,
             "submit_attempts": 0 if g["status"] == "queued" else 1,
-            "provider_task_id": None if g["status"] == "queued" else f"sim-{n}",
+            "provider_task_id": _task_id(g) if g["status"] != "queued" else None,
+            "deadline_at": g["created_at"] + _DEADLINE if g["status"] in IN_FLIGHT else None,
         }
-        for n, g in enumerate(data.generations, start=1)
+        for g in data.generations
     ]
+    in_flight = [g for g in data.generations if g["status"] in IN_FLIGHT]
+    held: dict[uuid.UUID, int] = {}
+    for g in in_flight:
+        held[g["user_id"]] = held.get(g["user_id"], 0) + g["reserved_credits"]
     created = {
         g["id"]: _GENERATION_EPOCH - timedelta(minutes=7 * n, seconds=-20) for n, g in enumerate(data.generations, 1)
     }
@@ -236,7 +254,32 @@ async def seed_genhub(url: str, data: DataSet) -> None:
             await conn.execute(insert(AssetRow), assets)
             await conn.execute(
                 insert(CreditAccountRow),
-                [{"user_id": u["id"], "balance": 1_000_000, "reserved": 0, "version": 0} for u in data.users],
+                [
+                    {"user_id": u["id"], "balance": 1_000_000, "reserved": held.get(u["id"], 0), "version": 0}
+                    for u in data.users
+                ],
+            )
+            # What `generate` writes for each generation still in flight: its reservation
+            # (domain/use_cases/generation_credits.py reservation_for), which the expiry releases.
+            await conn.execute(
+                insert(CreditLedgerRow),
+                [
+                    {"id": uid(f"read-reserve-{g['id']}"), "user_id": g["user_id"], "kind": "reserve"}
+                    | {"amount": g["reserved_credits"], "generation_id": g["id"], "created_at": g["created_at"]}
+                    | {"idempotency_key": f"gen:{g['id']}:reserve"}
+                    for g in in_flight
+                ],
+            )
+            # What a submit records beside a PROCESSING generation's provider task id.
+            await conn.execute(
+                insert(ProviderTaskRow),
+                [
+                    {"id": uid(f"read-task-{g['id']}"), "generation_id": g["id"], "provider": "simulated"}
+                    | {"external_id": _task_id(g), "state": "submitted", "raw": {}, "attempts": 1}
+                    | {"last_polled_at": g["created_at"], "created_at": g["created_at"]}
+                    for g in data.generations
+                    if g["status"] == "processing"
+                ],
             )
             await conn.execute(
                 insert(CreditLedgerRow),
@@ -252,6 +295,15 @@ async def seed_genhub(url: str, data: DataSet) -> None:
             )
     finally:
         await engine.dispose()
+
+
+def _task_id(generation: dict[str, Any]) -> str:
+    """A simulated provider task id (infrastructure/providers/simulated.py). A PROCESSING one's
+    task never finishes (`hang`): it stays in flight until its deadline settles it."""
+    start_ms = int(generation["created_at"].timestamp() * 1000)
+    mode = {"processing": "hang", "failed": "fail"}.get(generation["status"], "normal")
+    seed = hashlib.sha256(generation["prompt"].encode()).hexdigest()[:12]
+    return f"sim-{generation['id'].hex}-{start_ms}-4-500-{mode}-{seed}"
 
 
 async def analyze(url: str) -> None:
