@@ -6,7 +6,7 @@ import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from domain.boards import Board, BoardMember, BoardRole
@@ -163,9 +163,23 @@ class GenerationRepository(Protocol):
         target: GenerationStatus,
         at: datetime,
         expect: dict[str, Any],
+        unheld: bool = False,
         **fields: Any,
     ) -> Generation | None:
-        """`transition`, and only while each `expect` column still holds its value (a fencing token)."""
+        """`transition`, and only while each `expect` column still holds its value (a fencing token).
+
+        With `unheld`, also only while no lease runs past the database's now.
+        """
+        ...
+
+    async def claim_submit(
+        self, generation_id: uuid.UUID, *, token: uuid.UUID, at: datetime, lease: timedelta, max_attempts: int
+    ) -> Generation | None:
+        """QUEUED/SUBMITTING -> SUBMITTING as attempt `submit_attempts` + 1, held by `token` for `lease`.
+
+        One conditional write: None when a lease or a backoff runs past the database's now,
+        the deadline passed, or `max_attempts` attempts were made already.
+        """
         ...
 
     async def due(self, now: datetime, *, queued_before: datetime, limit: int) -> list[Generation]:
@@ -176,26 +190,31 @@ class GenerationRepository(Protocol):
         """
         ...
 
-    async def defer(self, generation_ids: Sequence[uuid.UUID], until: datetime, *, now: datetime) -> None:
-        """Set `next_attempt_at` of the PROCESSING ones among `generation_ids` (poll scheduling).
+    async def defer(self, generation_ids: Sequence[uuid.UUID], after: timedelta) -> None:
+        """Next poll of the PROCESSING ones among `generation_ids` `after` the database's now.
 
-        A generation a worker holds (a lease running past `now`) is left alone; a lease
-        that ran out is dropped.
+        A generation a worker holds (a lease running past the database's now) is left
+        alone; a lease that ran out is dropped.
         """
         ...
 
     async def take_lease(
-        self, generation_id: uuid.UUID, *, status: GenerationStatus, token: uuid.UUID, now: datetime, until: datetime
+        self, generation_id: uuid.UUID, *, status: GenerationStatus, token: uuid.UUID, lease: timedelta
     ) -> Generation | None:
-        """Hold the generation (while in `status`) under `token` until `until`; None when another lease runs past `now`."""
+        """Hold the generation (while in `status`) under `token` for `lease`; None when another lease still runs.
+
+        Lease times are the database's, never the caller's clock.
+        """
         ...
 
-    async def renew_lease(self, generation_id: uuid.UUID, *, token: uuid.UUID, until: datetime) -> bool:
-        """Extend the lease `token` holds on the active generation; False when it no longer holds it."""
+    async def renew_lease(self, generation_id: uuid.UUID, *, token: uuid.UUID, lease: timedelta) -> bool:
+        """Extend the lease `token` holds on the active generation to `lease` from the database's now;
+        False when it no longer holds it."""
         ...
 
-    async def release_lease(self, generation_id: uuid.UUID, *, token: uuid.UUID, until: datetime | None) -> bool:
-        """Give up the lease `token` holds, the generation due again at `until`; False when it was not held."""
+    async def release_lease(self, generation_id: uuid.UUID, *, token: uuid.UUID, after: timedelta | None) -> bool:
+        """Give up the lease `token` holds, the generation due again `after` the database's now (None: at once);
+        False when it was not held."""
         ...
 
 

@@ -89,7 +89,7 @@ async def status_failed(
     elif exc.retry_after:
         # The poller already deferred by one interval; honour a longer wait the provider asked for.
         wait = min(exc.retry_after, policy.retry_max_seconds)
-        await defer(ports, generation, ports.clock.now() + timedelta(seconds=wait))
+        await defer(ports, generation, timedelta(seconds=wait))
 
 
 async def apply_status(
@@ -160,10 +160,9 @@ async def finalize_success(
     # Copying may be slow: hold the generation under a renewed lease meanwhile, so other
     # finalizers and pollers keep off while this worker lives, and take over if it dies.
     token = uuid.uuid4()
-    now = ports.clock.now()
     async with ports.uow() as uow:
         held = await uow.generations.take_lease(
-            generation.id, status=GenerationStatus.PROCESSING, token=token, now=now, until=now + policy.lease
+            generation.id, status=GenerationStatus.PROCESSING, token=token, lease=policy.lease
         )
         await uow.commit()
     if held is None:
@@ -179,7 +178,7 @@ async def finalize_success(
         return
     except ProviderError as exc:
         if exc.retryable:
-            await _release(ports, generation, token, ports.clock.now() + policy.poll_interval)
+            await _release(ports, generation, token, policy.poll_interval)
         else:
             await fail(ports, generation, sources=PROCESSING_ONLY, code=exc.code, message=exc.message, expect=fence)
         return
@@ -194,7 +193,7 @@ async def finalize_success(
         )
         return
     except StorageUnavailable:
-        await _release(ports, generation, token, ports.clock.now() + policy.poll_interval)
+        await _release(ports, generation, token, policy.poll_interval)
         return
     except BaseException:
         # A bug, or the worker shutting down: the generation is due again at the next poll.
@@ -228,9 +227,9 @@ async def finalize_success(
     await publish_all(ports.publisher, events_for(updated, GenerationStatus.PROCESSING, after, now))
 
 
-async def _release(ports: ProcessingPorts, generation: Generation, token: uuid.UUID, until: datetime | None) -> None:
+async def _release(ports: ProcessingPorts, generation: Generation, token: uuid.UUID, after: timedelta | None) -> None:
     async with ports.uow() as uow:
-        await uow.generations.release_lease(generation.id, token=token, until=until)
+        await uow.generations.release_lease(generation.id, token=token, after=after)
         await uow.commit()
 
 

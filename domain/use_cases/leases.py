@@ -60,7 +60,7 @@ async def _beat(ports: ProcessingPorts, policy: ProcessingPolicy, heartbeat: Hea
         try:
             async with ports.uow() as uow:
                 held = await uow.generations.renew_lease(
-                    heartbeat.generation_id, token=heartbeat.token, until=ports.clock.now() + policy.lease
+                    heartbeat.generation_id, token=heartbeat.token, lease=policy.lease
                 )
                 await uow.commit()
         except Exception as exc:  # the database is away: try again; the final write is fenced anyway

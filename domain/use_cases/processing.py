@@ -130,8 +130,12 @@ async def fail(
     code: str,
     message: str,
     expect: dict[str, object] | None = None,
+    unheld: bool = False,
 ) -> Generation | None:
-    """FAILED with the provider's code and message, and the whole hold released; None when it lost the race."""
+    """FAILED with the provider's code and message, and the whole hold released; None when it lost the race.
+
+    `expect` fences the write on column values, `unheld` on no lease running (transition_if).
+    """
     now = ports.clock.now()
     fields = {
         "error_code": code[:MAX_ERROR_CODE],
@@ -140,13 +144,19 @@ async def fail(
         "lease_token": None,
     }
     async with ports.uow() as uow:
-        if expect is None:
+        if expect is None and not unheld:
             updated = await uow.generations.transition(
                 generation.id, sources=sources, target=GenerationStatus.FAILED, at=now, **fields
             )
         else:
             updated = await uow.generations.transition_if(
-                generation.id, sources=sources, target=GenerationStatus.FAILED, at=now, expect=expect, **fields
+                generation.id,
+                sources=sources,
+                target=GenerationStatus.FAILED,
+                at=now,
+                expect=expect or {},
+                unheld=unheld,
+                **fields,
             )
         if updated is None:
             return None
@@ -156,8 +166,8 @@ async def fail(
     return updated
 
 
-async def defer(ports: ProcessingPorts, generation: Generation, until: datetime) -> None:
-    """Next poll of a PROCESSING generation at `until`, unless a worker holds it (its lease decides)."""
+async def defer(ports: ProcessingPorts, generation: Generation, after: timedelta) -> None:
+    """Next poll of a PROCESSING generation `after` now, unless a worker holds it (its lease decides)."""
     async with ports.uow() as uow:
-        await uow.generations.defer([generation.id], until, now=ports.clock.now())
+        await uow.generations.defer([generation.id], after)
         await uow.commit()

@@ -4,6 +4,9 @@ The claim (QUEUED/SUBMITTING -> SUBMITTING) bumps `submit_attempts` and takes a 
 in `next_attempt_at`, renewed while the provider call runs (domain/use_cases/leases.py);
 every later write is fenced on that attempt number, so a submitter that lost its lease
 (presumed dead, another took over) cannot overwrite the newer attempt's outcome.
+The claim is one conditional write on the database's clock (no live lease or backoff,
+deadline ahead, attempts left); a generation whose every attempt was claimed and none
+finished (its submitters died) fails with its hold released instead of a further attempt.
 """
 
 from __future__ import annotations
@@ -36,31 +39,26 @@ SUBMITTING_ONLY = frozenset({GenerationStatus.SUBMITTING})
 
 async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: ProcessingPolicy) -> None:
     now = ports.clock.now()
+    token = uuid.uuid4()
     async with ports.uow() as uow:
         current = await uow.generations.get(generation_id)
         if current is None or current.status not in SUBMITTABLE:
             return  # already submitted, finished, or unknown: a duplicate delivery
-        if current.next_attempt_at is not None and current.next_attempt_at > now:
-            return  # a live submitter holds the lease, or a retry is backing off
-        if current.deadline_at is not None and current.deadline_at <= now:
-            return  # the expiry sweep settles it
-        attempt = current.submit_attempts + 1
-        token = uuid.uuid4()
-        claimed = await uow.generations.transition_if(
-            current.id,
-            sources=SUBMITTABLE,
-            target=GenerationStatus.SUBMITTING,
-            at=now,
-            expect={"submit_attempts": current.submit_attempts},
-            submit_attempts=attempt,
-            next_attempt_at=now + policy.lease,
-            lease_token=token,
+        # The read above only names the generation: whether it is free (no live lease, no
+        # backoff, deadline ahead, attempts left) is decided by the claim's own conditional
+        # write, on the database's clock, so a renewal between the two cannot be missed.
+        claimed = await uow.generations.claim_submit(
+            current.id, token=token, at=now, lease=policy.lease, max_attempts=policy.max_attempts
         )
-        if claimed is None:
-            return  # another worker claimed it first
-        chunk_ids = (await uow.generations.inputs_of([current.id])).get(current.id, [])
-        chunks = {c.id: c for c in await uow.chunks.get_many(chunk_ids)}
-        await uow.commit()
+        if claimed is not None:
+            chunk_ids = (await uow.generations.inputs_of([current.id])).get(current.id, [])
+            chunks = {c.id: c for c in await uow.chunks.get_many(chunk_ids)}
+            await uow.commit()
+    if claimed is None:
+        if current.submit_attempts >= policy.max_attempts:
+            await _exhausted(ports, current)
+        return  # held by a live submitter, backing off, past its deadline, or claimed by another
+    attempt = claimed.submit_attempts
     if current.status is not GenerationStatus.SUBMITTING:
         await publish_all(ports.publisher, [changed(claimed, current.status, now)])
     try:
@@ -173,3 +171,24 @@ async def _failed(
         return
     log.info("submit of %s failed for good (%s) after %d attempt(s)", claimed.id, exc.code, attempt)
     await fail(ports, claimed, sources=SUBMITTING_ONLY, code=exc.code, message=exc.message, expect=fence)
+
+
+async def _exhausted(ports: ProcessingPorts, current: Generation) -> None:
+    """Every attempt was claimed and none ended (each submitter died or stalled): FAILED, hold released.
+
+    Fenced on the attempt count and on no lease running, so the submitter of the last
+    attempt, while it lives, keeps its generation.
+    """
+    failed = await fail(
+        ports,
+        current,
+        sources=SUBMITTABLE,
+        code="SUBMIT_ATTEMPTS_EXHAUSTED",
+        message="The provider could not be reached within the allowed number of attempts.",
+        expect={"submit_attempts": current.submit_attempts},
+        unheld=True,
+    )
+    if failed is not None:
+        log.error(
+            "generation %s failed: %d submit attempts claimed, none finished", current.id, current.submit_attempts
+        )

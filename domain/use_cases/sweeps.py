@@ -52,7 +52,7 @@ async def poll_active(*, ports: ProcessingPorts, policy: ProcessingPolicy) -> Po
         due = await uow.generations.due(now, queued_before=now - policy.stale_queued, limit=policy.poll_batch)
         processing = [g for g in due if g.status is GenerationStatus.PROCESSING and g.provider_task_id]
         # Claim this round: the next tick (or an overlapping poll) skips them until then.
-        await uow.generations.defer([g.id for g in processing], now + policy.poll_interval, now=now)
+        await uow.generations.defer([g.id for g in processing], policy.poll_interval)
         await uow.commit()
     resubmitted = 0
     for generation in due:
@@ -89,7 +89,7 @@ async def _check(ports: ProcessingPorts, policy: ProcessingPolicy, generation: G
         return False
     if status.state == "succeeded":
         # Copying outputs is the slow part: let any worker do it (it re-checks the status).
-        await defer(ports, generation, ports.clock.now() + policy.lease)
+        await defer(ports, generation, policy.lease)
         await ports.jobs.enqueue(FINALIZE_TASK, generation_id=str(generation.id))
         return True
     await apply_status(ports, policy, generation, provider, status)

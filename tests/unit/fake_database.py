@@ -13,7 +13,7 @@ import dataclasses
 import uuid
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.boards import Board, BoardMember, BoardRole
@@ -31,6 +31,7 @@ from domain.errors import EmailTaken
 from domain.generations import ACTIVE_STATUSES, Generation, GenerationStatus
 from domain.invitations import BoardInvitation, InvitationView
 from domain.pagination import Page, PageRequest
+from domain.ports import Clock
 from domain.repositories import (
     Asset,
     GenerationFilter,
@@ -68,12 +69,20 @@ class FakeDatabase:
         self.commits = 0
         self.catalogue_locks = 0  # lock_catalogue() calls (a fake has no concurrent writer to wait for)
         self.fail_next_commit: Exception | None = None  # raised (once) instead of committing
+        # The database's own clock, which lease times follow (Fakes sets the workers' clock;
+        # a test may give the database another to skew the workers' clocks against it).
+        self.clock: Clock = _UtcClock()
 
     def ledger_of(self, user_id: uuid.UUID) -> list[LedgerEntry]:
         return [e for e in self.ledger.values() if e.user_id == user_id]
 
 
 _DELETED: Any = object()
+
+
+class _UtcClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
 
 class Transaction:
@@ -350,10 +359,13 @@ class FakeGenerations(_Repository):
         target: GenerationStatus,
         at: datetime,
         expect: dict[str, Any],
+        unheld: bool = False,
         **fields: Any,
     ) -> Generation | None:
         g = await self.get(generation_id)
         if g is None or g.status not in sources or any(getattr(g, k) != v for k, v in expect.items()):
+            return None
+        if unheld and _held(g, self.tx.db.clock.now()):
             return None
         values: dict[str, Any] = {"status": target, "updated_at": at, **fields}
         if target.is_final:
@@ -452,30 +464,57 @@ class FakeGenerations(_Repository):
         ]
         return sorted(found, key=lambda g: (g.next_attempt_at or g.updated_at, g.id))[:limit]
 
-    async def defer(self, generation_ids: Sequence[uuid.UUID], until: datetime, *, now: datetime) -> None:
-        for g in await self.get_many(generation_ids):
-            if g.status is GenerationStatus.PROCESSING and not _held(g, now):
-                self._put(dataclasses.replace(g, next_attempt_at=until, lease_token=None))
-
-    async def take_lease(
-        self, generation_id: uuid.UUID, *, status: GenerationStatus, token: uuid.UUID, now: datetime, until: datetime
+    async def claim_submit(
+        self, generation_id: uuid.UUID, *, token: uuid.UUID, at: datetime, lease: timedelta, max_attempts: int
     ) -> Generation | None:
         g = await self.get(generation_id)
+        now = self.tx.db.clock.now()
+        if (
+            g is None
+            or g.status not in (GenerationStatus.QUEUED, GenerationStatus.SUBMITTING)
+            or (g.next_attempt_at is not None and g.next_attempt_at > now)
+            or (g.deadline_at is not None and g.deadline_at <= now)
+            or g.submit_attempts >= max_attempts
+        ):
+            return None
+        return self._put(
+            dataclasses.replace(
+                g,
+                status=GenerationStatus.SUBMITTING,
+                updated_at=at,
+                submit_attempts=g.submit_attempts + 1,
+                lease_token=token,
+                next_attempt_at=now + lease,
+            )
+        )
+
+    async def defer(self, generation_ids: Sequence[uuid.UUID], after: timedelta) -> None:
+        now = self.tx.db.clock.now()
+        for g in await self.get_many(generation_ids):
+            if g.status is GenerationStatus.PROCESSING and not _held(g, now):
+                self._put(dataclasses.replace(g, next_attempt_at=now + after, lease_token=None))
+
+    async def take_lease(
+        self, generation_id: uuid.UUID, *, status: GenerationStatus, token: uuid.UUID, lease: timedelta
+    ) -> Generation | None:
+        g = await self.get(generation_id)
+        now = self.tx.db.clock.now()
         if g is None or g.status is not status or _held(g, now):
             return None
-        return self._put(dataclasses.replace(g, lease_token=token, next_attempt_at=until))
+        return self._put(dataclasses.replace(g, lease_token=token, next_attempt_at=now + lease))
 
-    async def renew_lease(self, generation_id: uuid.UUID, *, token: uuid.UUID, until: datetime) -> bool:
+    async def renew_lease(self, generation_id: uuid.UUID, *, token: uuid.UUID, lease: timedelta) -> bool:
         g = await self.get(generation_id)
         if g is None or g.lease_token != token or g.status not in ACTIVE_STATUSES:
             return False
-        self._put(dataclasses.replace(g, next_attempt_at=until))
+        self._put(dataclasses.replace(g, next_attempt_at=self.tx.db.clock.now() + lease))
         return True
 
-    async def release_lease(self, generation_id: uuid.UUID, *, token: uuid.UUID, until: datetime | None) -> bool:
+    async def release_lease(self, generation_id: uuid.UUID, *, token: uuid.UUID, after: timedelta | None) -> bool:
         g = await self.get(generation_id)
         if g is None or g.lease_token != token:
             return False
+        until = None if after is None else self.tx.db.clock.now() + after
         self._put(dataclasses.replace(g, lease_token=None, next_attempt_at=until))
         return True
 

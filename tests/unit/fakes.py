@@ -338,6 +338,7 @@ class Fakes:
     jobs: FakeJobQueue = dataclasses.field(default_factory=FakeJobQueue)
 
     def __post_init__(self) -> None:
+        self.db.clock = self.clock  # one clock for workers and database, unless a test skews them
         self.uow = FakeUnitOfWork(self.db)
         self.starter = FakeGenerationStarter(self.db)
         self.catalogue = FakeCatalogueReader(self.db)

@@ -18,6 +18,7 @@ from domain.ports import ProviderError, ProviderJob, ProviderStatus
 from domain.use_cases import finalization, submission
 from infrastructure.processing_binding import processing_policy
 from infrastructure.settings import Settings
+from tests.unit.fakes import FakeClock
 from tests.unit.processing_fakes import T0, Env
 
 S = GenerationStatus
@@ -158,3 +159,34 @@ def test_default_leases_move_a_dead_workers_jobs_on_within_seconds() -> None:
 def test_a_renewal_interval_not_well_under_the_lease_is_refused(lease: str, renew: str) -> None:
     with pytest.raises(ValidationError):
         Settings(_env_file=None, task_lease_seconds=lease, task_lease_renew_seconds=renew)  # type: ignore[call-arg]
+
+
+async def test_a_worker_whose_clock_runs_ahead_does_not_take_a_live_lease(env: Env) -> None:
+    # given a generation whose submitter holds a lease that runs 60 s more on the database's clock
+    database = FakeClock(T0)
+    env.store.clock = database
+    g = env.generation(S.SUBMITTING, submit_attempts=1, lease_token=uuid.uuid4(), next_attempt_at=T0 + env.policy.lease)
+    # when a worker whose own clock is two leases ahead delivers its submit message again
+    env.clock.advance(120)
+    await submission.submit(g.id, ports=env.ports, policy=env.policy)
+    # then the lease, measured on the database's clock, still holds
+    after = env.get(g)
+    assert (after.submit_attempts, after.lease_token, len(env.provider.jobs)) == (1, g.lease_token, 0)
+    # when the database's clock reaches the lease's end, the same delivery takes over
+    database.advance(61)
+    await submission.submit(g.id, ports=env.ports, policy=env.policy)
+    assert (env.get(g).status, env.get(g).submit_attempts, len(env.provider.jobs)) == (S.PROCESSING, 2, 1)
+
+
+async def test_no_attempt_beyond_the_maximum_the_generation_fails_and_its_hold_is_released(env: Env) -> None:
+    # given a generation whose every allowed attempt was claimed by a submitter that died
+    n = env.policy.max_attempts
+    g = env.generation(S.SUBMITTING, submit_attempts=n, lease_token=uuid.uuid4(), next_attempt_at=T0)
+    # when its message is delivered again after the last lease ran out
+    env.clock.advance(1)
+    await submission.submit(g.id, ports=env.ports, policy=env.policy)
+    # then no further attempt reached the provider, and it failed with the whole hold released
+    after = env.get(g)
+    assert (after.status, after.submit_attempts, after.error_code) == (S.FAILED, n, "SUBMIT_ATTEMPTS_EXHAUSTED")
+    assert env.provider.jobs == [] and env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
+    assert env.account(g).reserved == 0 and env.account(g).balance == 100

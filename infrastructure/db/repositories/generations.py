@@ -176,6 +176,7 @@ class SqlGenerationRepository(SqlGenerationLeases, SqlGenerationAttachments):
         target: GenerationStatus,
         at: datetime,
         expect: dict[str, Any],
+        unheld: bool = False,
         **fields: Any,
     ) -> Generation | None:
         values: dict[str, Any] = {"status": target.value, "updated_at": at, **fields}
@@ -185,6 +186,8 @@ class SqlGenerationRepository(SqlGenerationLeases, SqlGenerationAttachments):
         for name, value in expect.items():
             column = GENERATIONS.c[name]
             conditions.append(column.is_(None) if value is None else column == value)
+        if unheld:
+            conditions.append(self._not_held())
         stmt = update(GENERATIONS).where(*conditions).values(**values).returning(*GENERATIONS.c)
         row = await self.row(stmt)
         return generation_of(row) if row else None
