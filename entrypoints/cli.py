@@ -183,6 +183,8 @@ def _worker(settings: Settings, processes: int) -> int:
     from taskiq.cli.worker.run import run_worker
 
     args = ["entrypoints.worker:worker_broker", "--workers", str(processes), "--ack-type", "when_saved"]
+    # The broker reads no more messages than this many slots allow (infrastructure/task_stream.py).
+    args += ["--max-async-tasks", str(settings.worker_max_tasks), "--max-prefetch", "0"]
     args += ["--no-configure-logging", "--log-level", taskiq_log_level(settings)]
     return run_worker(WorkerArgs.from_cli(args)) or 0
 

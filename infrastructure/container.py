@@ -36,6 +36,7 @@ from infrastructure.queue import StreamBroker, TaskiqJobQueue
 from infrastructure.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from infrastructure.ratelimit_fallback import FallbackRateLimiter
 from infrastructure.redis_pipelining import AutoPipeline
+from infrastructure.redis_timeouts import command_client, command_pipeline
 from infrastructure.security.passwords import Argon2PasswordHasher
 from infrastructure.security.tokens import TokenService
 from infrastructure.settings import Settings
@@ -123,12 +124,12 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
         # PUBLISHes): the queue's when it is on Redis, so they share round trips.
         pipeline: AutoPipeline | None = None
         if settings.redis_url:
-            redis = Redis.from_url(settings.redis_url, decode_responses=False, health_check_interval=30)
+            redis = command_client(settings)
             stack.push_async_callback(redis.aclose)
             if isinstance(the_broker, StreamBroker):
                 pipeline = the_broker.pipeline  # closed by the broker's shutdown
             else:
-                pipeline = AutoPipeline(redis)
+                pipeline = command_pipeline(settings, redis)
                 stack.push_async_callback(pipeline.aclose)
             # counted in process while Redis is down (infrastructure/ratelimit_fallback.py says why)
             limiter = FallbackRateLimiter(RedisRateLimiter(redis, pipeline=pipeline))

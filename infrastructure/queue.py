@@ -26,6 +26,7 @@ from infrastructure.metrics import TaskMetricsMiddleware
 from infrastructure.outages import REDIS, translating
 from infrastructure.pubsub.backoff import backoff_delay
 from infrastructure.redis_pipelining import AutoPipeline
+from infrastructure.redis_timeouts import redis_timeouts
 from infrastructure.settings import Settings
 from infrastructure.task_log_context import TaskLogContextMiddleware
 from infrastructure.task_stream import LeasedStreamBroker
@@ -36,6 +37,10 @@ QUEUE_NAME = "genhub:tasks"
 LISTEN_RETRY_BASE_SECONDS = 0.2
 LISTEN_RETRY_CAP_SECONDS = 5.0
 CONSUMER_GROUP = "genhub-workers"
+XREAD_BLOCK_MS = 1000
+#: Redis's answers to a read once the stream or its group is gone: NOGROUP to a new one;
+#: "UNBLOCKED the stream key no longer exists" to one blocked while it went.
+GROUP_LOST = ("NOGROUP", "UNBLOCKED")
 
 
 class CompactJSONFormatter(ProxyFormatter):
@@ -66,9 +71,11 @@ class StreamBroker(LeasedStreamBroker):
     the XADDs of concurrent requests share round trips (`AutoPipeline`).
     """
 
-    def __init__(self, url: str, **kwargs: Any) -> None:
+    def __init__(self, url: str, *, reply_timeout: float = 5.0, connect_timeout: float = 5.0, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
-        self._producer = AutoPipeline(Redis(connection_pool=self.connection_pool))
+        self._producer = AutoPipeline(
+            Redis(connection_pool=self.connection_pool), reply_timeout=reply_timeout, connect_timeout=connect_timeout
+        )
         if type(self.serializer) is JSONSerializer:  # taskiq's default
             self.formatter = CompactJSONFormatter(self)
 
@@ -87,8 +94,10 @@ class StreamBroker(LeasedStreamBroker):
 
         taskiq's process manager restarts a worker whose loop raised, which then fails to start
         while Redis is down (a crash loop). Here the loop waits with backoff, declares the
-        consumer group again (a Redis restarted without its data lost the stream), and reads on;
-        unacknowledged messages are reclaimed as usual.
+        consumer groups again, and reads on; unacknowledged messages are reclaimed as usual.
+        A Redis that restarted empty (or was flushed) answers NOGROUP (or UNBLOCKED, to a read
+        blocked meanwhile) rather than a connection error once it is back: that too means
+        "declare the groups again", not the end of the worker.
         """
         attempt = 0
         while True:
@@ -98,18 +107,21 @@ class StreamBroker(LeasedStreamBroker):
                 async for message in super().listen():
                     attempt = 0
                     yield message
-            except (RedisConnectionError, RedisTimeoutError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, ResponseError) as exc:
+                if isinstance(exc, ResponseError) and not str(exc).startswith(GROUP_LOST):
+                    raise
                 attempt += 1
                 delay = backoff_delay(attempt, base=LISTEN_RETRY_BASE_SECONDS, cap=LISTEN_RETRY_CAP_SECONDS)
-                log.warning("task queue: Redis unavailable (%s); reading again in %.1f s", exc, delay)
+                log.warning("task queue: Redis unavailable or emptied (%s); reading again in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
 
     async def _declare_again(self) -> None:
-        """The consumer group after a reconnect: one that survived is kept; a lost one is made again
-        from the stream's start, so a message queued before the worker came back is read too."""
+        """The consumer groups after a reconnect: one that survived is kept; a lost one is made again
+        from its stream's start, so a message queued before the worker came back is read too."""
         async with Redis(connection_pool=self.connection_pool) as redis:
-            with contextlib.suppress(ResponseError):  # BUSYGROUP: it survived
-                await redis.xgroup_create(self.queue_name, self.consumer_group_name, id="0", mkstream=True)
+            for stream in self.streams:
+                with contextlib.suppress(ResponseError):  # BUSYGROUP: it survived
+                    await redis.xgroup_create(stream, self.consumer_group_name, id="0", mkstream=True)
 
     async def shutdown(self) -> None:
         await self._producer.aclose()
@@ -129,8 +141,18 @@ def build_broker(settings: Settings) -> AsyncBroker:
         idle_timeout=round(settings.task_lease_seconds * 1000),
         renew_seconds=settings.task_lease_renew_seconds,
         claim_every=min(1.0, settings.task_lease_renew_seconds),
+        # The worker runs this many tasks at once (entrypoints/cli.py passes the same number to
+        # taskiq), so it never holds a message it has no slot for.
+        capacity=settings.worker_max_tasks,
+        max_deliveries=settings.task_max_deliveries,
+        dead_letter_maxlen=settings.task_dead_letter_maxlen,
         maxlen=settings.stream_maxlen,
-        xread_block=1000,
+        xread_block=XREAD_BLOCK_MS,
+        # The producer's pipeline (XADD, and the rate limits that share it) gives up like any
+        # command; the pool's connections also block in XREADGROUP, so they wait that long more.
+        reply_timeout=settings.redis_command_timeout_seconds,
+        connect_timeout=settings.redis_connect_timeout_seconds,
+        **redis_timeouts(settings, blocking_ms=XREAD_BLOCK_MS),
     ).with_middlewares(TaskLogContextMiddleware(), TaskMetricsMiddleware())
 
 

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     # PostgreSQL: answer queries of compilable fields with one SQL statement (docs/architecture.md)
     compiled_reads: bool = True
     redis_url: str = ""
+    # A Redis host that stops answering is given up on after these (the rate limits then fall
+    # back, the queue refuses): connecting, and any command; a blocking read of the task
+    # stream gets its block time on top (infrastructure/redis_timeouts.py)
+    redis_connect_timeout_seconds: float = Field(default=1.0, gt=0.0)
+    redis_command_timeout_seconds: float = Field(default=2.0, gt=0.0)
 
     # storage
     storage_backend: Literal["local", "s3"] = "local"
@@ -106,6 +111,12 @@ class Settings(BaseSettings):
     task_lease_seconds: float = Field(default=10.0, ge=1.0, le=3600.0)
     task_lease_renew_seconds: float = Field(default=2.0, gt=0.0)
     stream_maxlen: int = 100_000
+    # Tasks one worker process runs at once; it never reads more messages than it has free slots
+    worker_max_tasks: int = Field(default=100, ge=1)
+    # A task message delivered this many times without an acknowledgement (each worker that
+    # took it died) goes to the dead-letter stream `<TASK_QUEUE_NAME>:dead` instead of running again
+    task_max_deliveries: int = Field(default=5, ge=1)
+    task_dead_letter_maxlen: int = Field(default=10_000, ge=1)
     task_queue_name: str = "genhub:tasks"
 
     # uploads

@@ -15,7 +15,12 @@ a lock a killed worker can leave held (#131). Here instead:
   claimed by one consumer, and its idle time starts again);
 - a message found taken over is dropped from renewal and not acknowledged by this consumer
   (the new owner acknowledges it); the generation's own lease in the database decides
-  which worker may finish the job (domain/use_cases/leases.py).
+  which worker may finish the job (domain/use_cases/leases.py);
+- a consumer reads (and reclaims) at most as many messages as it has free slots
+  (`capacity` less the messages it holds), so a busy worker leaves the rest to idle ones;
+- a reclaimed message already delivered `max_deliveries` times (each worker that took it
+  died or froze) is acknowledged, copied to the dead-letter stream (`<stream>:dead`,
+  trimmed to `dead_letter_maxlen`) and logged as an error instead of being run again.
 """
 
 from __future__ import annotations
@@ -61,9 +66,23 @@ class LeasedStreamBroker(RedisStreamBroker):
     """RedisStreamBroker whose consumer renews the messages it holds and reclaims the idle ones on a timer."""
 
     def __init__(
-        self, url: str, *, renew_seconds: float | None = None, claim_every: float = 1.0, **kwargs: Any
+        self,
+        url: str,
+        *,
+        renew_seconds: float | None = None,
+        claim_every: float = 1.0,
+        capacity: int = 100,
+        max_deliveries: int = 5,
+        dead_letter_maxlen: int = 10_000,
+        **kwargs: Any,
     ) -> None:
         super().__init__(url, **kwargs)
+        if capacity < 1 or max_deliveries < 1:
+            raise ValueError("capacity and max_deliveries must be at least 1")
+        self.capacity = capacity
+        self.max_deliveries = max_deliveries
+        self.dead_letter_maxlen = dead_letter_maxlen
+        self._freed = asyncio.Event()
         lease_seconds = self.idle_timeout / 1000
         renew_seconds = lease_seconds / 5 if renew_seconds is None else renew_seconds
         if not 0 < renew_seconds * 2 <= lease_seconds:
@@ -78,6 +97,11 @@ class LeasedStreamBroker(RedisStreamBroker):
     def streams(self) -> list[str]:
         return [self.queue_name, *self.additional_streams]
 
+    @property
+    def free_slots(self) -> int:
+        """How many more messages this consumer may hold (read, and not yet acknowledged)."""
+        return self.capacity - len(self.held)
+
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         loop = asyncio.get_running_loop()
         if self._renewer is None or self._renewer.done():
@@ -90,6 +114,12 @@ class LeasedStreamBroker(RedisStreamBroker):
                     for stream in self.streams:
                         for message in await self._reclaim(redis, stream):
                             yield message
+                self._freed.clear()
+                if self.free_slots <= 0:
+                    # Every slot is busy: wait for one to free up (or the next reclaim round)
+                    # rather than read messages that would sit here while idle workers wait.
+                    await self._slot_freed(max(0.0, next_claim - loop.time()))
+                    continue
                 block_ms = max(1, min(self.block, round((next_claim - loop.time()) * 1000)))
                 fetched: Any = await redis.xreadgroup(
                     self.consumer_group_name,
@@ -97,7 +127,7 @@ class LeasedStreamBroker(RedisStreamBroker):
                     {self.queue_name: ">", **self.additional_streams},  # type: ignore[dict-item]
                     block=block_ms,
                     noack=False,
-                    count=self.count,
+                    count=min(self.count or self.free_slots, self.free_slots),
                 )
                 batch = [
                     (_text(stream), _text(msg_id), fields)
@@ -108,22 +138,74 @@ class LeasedStreamBroker(RedisStreamBroker):
                 for stream, msg_id, fields in batch:
                     yield self._message(stream, msg_id, fields)
 
+    async def _slot_freed(self, seconds: float) -> None:
+        """Until a held message is acknowledged or lost, or `seconds` pass.
+
+        `asyncio.wait` rather than a timeout context: a cancellation that arrives as the event
+        is set must end the listener, not be taken for the timeout.
+        """
+        freed = asyncio.ensure_future(self._freed.wait())
+        try:
+            await asyncio.wait({freed}, timeout=seconds)
+        finally:
+            freed.cancel()
+
     async def _reclaim(self, redis: Redis, stream: str) -> list[AckableMessage]:
-        """Messages of dead consumers (idle past the lease), now this consumer's."""
+        """Messages of dead consumers (idle past the lease), now this consumer's, as many as it has free slots."""
+        if self.free_slots <= 0:
+            return []
         answer = await redis.xautoclaim(
             stream,
             self.consumer_group_name,
             self.consumer_name,
             min_idle_time=self.idle_timeout,
             start_id=self._cursors.get(stream, "0-0"),
-            count=self.unacknowledged_batch_size,
+            count=min(self.unacknowledged_batch_size, self.free_slots),
         )
         self._cursors[stream] = _text(answer[0])
         claimed = [(_text(msg_id), fields) for msg_id, fields in answer[1] if msg_id is not None and fields]
+        if not claimed:
+            return []
+        deliveries = await self._deliveries(redis, stream, [msg_id for msg_id, _fields in claimed])
+        poisoned = [(msg_id, fields) for msg_id, fields in claimed if deliveries.get(msg_id, 0) > self.max_deliveries]
+        for msg_id, fields in poisoned:
+            await self._dead_letter(redis, stream, msg_id, fields, deliveries[msg_id])
+        claimed = [(msg_id, fields) for msg_id, fields in claimed if deliveries.get(msg_id, 0) <= self.max_deliveries]
         if claimed:
             log.warning("reclaimed %d task message(s) of a worker that stopped renewing them", len(claimed))
         self.held.update((stream, msg_id) for msg_id, _fields in claimed)
         return [self._message(stream, msg_id, fields) for msg_id, fields in claimed]
+
+    async def _deliveries(self, redis: Redis, stream: str, ids: list[str]) -> dict[str, int]:
+        """How many times each message was delivered (XPENDING's counter, which XAUTOCLAIM raises)."""
+        async with redis.pipeline(transaction=False) as pipe:
+            for msg_id in ids:
+                pipe.xpending_range(stream, self.consumer_group_name, min=msg_id, max=msg_id, count=1)
+            answers: list[Any] = await pipe.execute()
+        return {_text(row["message_id"]): int(row["times_delivered"]) for rows in answers for row in rows}
+
+    async def _dead_letter(
+        self, redis: Redis, stream: str, msg_id: str, fields: dict[Any, Any], deliveries: int
+    ) -> None:
+        """Out of the queue for good: copied to the dead-letter stream and acknowledged, in one transaction."""
+        dead = f"{stream}:dead"
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                dead,
+                {**fields, b"stream": stream, b"message_id": msg_id, b"deliveries": deliveries},
+                maxlen=self.dead_letter_maxlen,
+                approximate=True,
+            )
+            pipe.xack(stream, self.consumer_group_name, msg_id)
+            await pipe.execute()
+        log.error(
+            "task message %s of %s was delivered %d times without being acknowledged (every worker that took it "
+            "died or froze); moved to %s",
+            msg_id,
+            stream,
+            deliveries,
+            dead,
+        )
 
     def _message(self, stream: str, msg_id: str, fields: dict[Any, Any]) -> AckableMessage:
         data = fields.get(b"data", fields.get("data", b""))
@@ -134,6 +216,7 @@ class LeasedStreamBroker(RedisStreamBroker):
             if held not in self.held:
                 return  # taken over by another consumer: acknowledging is the new owner's
             self.held.discard(held)
+            self._freed.set()
             async with Redis(connection_pool=self.connection_pool) as redis:
                 await redis.xack(held[0], self.consumer_group_name, held[1])
 
@@ -161,6 +244,7 @@ class LeasedStreamBroker(RedisStreamBroker):
         lost = [held for held in lost if held in self.held]  # acknowledged meanwhile is not lost
         for held in lost:
             self.held.discard(held)
+            self._freed.set()
             log.warning("task message %s was taken over by another worker; it is theirs now", held[1])
         return lost
 
