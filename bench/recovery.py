@@ -87,7 +87,7 @@ def environment(db_url: str, redis_url: str, tmp: Path) -> dict[str, str]:
             "SIMULATED_DOWNLOAD_SECONDS": "3",
             "POLL_INTERVAL_SECONDS": "1",
             "SEED_DEMO": "false",
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "INFO",  # the readiness line ("genhub worker ready") is an INFO record
         }
     )
     return env
