@@ -9,39 +9,6 @@ import pytest
 
 from infrastructure.db.driver_pool import FairPool
 
-CLIENTS = 8
-ROUNDS = 25
-CONNECTIONS = 2
-
-
-async def _progress_spread(pool: FairPool | asyncpg.Pool) -> int:
-    """Closed-loop clients (as under a saturating load) each run ROUNDS statements; the widest gap,
-    at any moment, between the clients' numbers of finished statements."""
-    done = [0] * CLIENTS
-    widest = 0
-
-    async def client(n: int) -> None:
-        nonlocal widest
-        for _ in range(ROUNDS):
-            assert await pool.fetchval("SELECT $1::int", n) == n
-            done[n] += 1
-            widest = max(widest, max(done) - min(done))
-
-    await asyncio.gather(*(client(n) for n in range(CLIENTS)))
-    return widest
-
-
-async def test_saturating_clients_take_turns_and_none_waits_more_than_a_round(postgres_dsn: str) -> None:
-    raw = await asyncpg.create_pool(postgres_dsn, min_size=CONNECTIONS, max_size=CONNECTIONS)
-    fair = FairPool(raw, CONNECTIONS)
-    try:
-        spread = await _progress_spread(fair)
-    finally:
-        await fair.close()
-    # a client that just finished queues behind every waiting one, so no client gets more than
-    # a statement or two ahead of another, however many rounds they run
-    assert spread <= 2, spread
-
 
 async def test_waiters_are_admitted_in_the_order_they_asked(postgres_dsn: str) -> None:
     raw = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=1)
