@@ -112,9 +112,16 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
         session_factory = create_session_factory(engine)
         uow = SqlUnitOfWorkFactory(session_factory)
         # Shared per request on PostgreSQL only: SQLite's engine has one connection for the process.
+        postgres = engine.dialect.name == "postgresql"
+        # AUTOCOMMIT on PostgreSQL only (no BEGIN/ROLLBACK per read). On SQLite it gains nothing
+        # (a SELECT opens no transaction) and costs an await on the driver's thread at every
+        # checkout and checkin to switch the isolation level: a read cancelled there (graphql-core
+        # cancels a failed field's siblings) kept the process's one connection until collected.
         reads = RequestReads(
-            create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT")),
-            shared=engine.dialect.name == "postgresql",
+            create_session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+            if postgres
+            else session_factory,
+            shared=postgres,
         )
 
         the_broker = broker
