@@ -40,9 +40,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import drop_database, migrated_database  # noqa: E402
 from bench.fanout_clients import Subscriber, numsub, open_subscriber, read  # noqa: E402
 from bench.fanout_cycles import cycles  # noqa: E402
-from bench.fanout_setup import Plan, create_database, drop_database, private_redis, seed, serve  # noqa: E402
+from bench.fanout_setup import Plan, private_redis, seed, serve  # noqa: E402
 from bench.processes import cpu_seconds, rss_mib  # noqa: E402
 
 SUBSCRIBE = "subscription { myGenerationEvents { at previousStatus generation { id status progress } } }"
@@ -218,7 +219,7 @@ async def bench(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         args.tmp = tmp_dir
-        db_url = await create_database(name)
+        db_url = await migrated_database(name)
         try:
             plan = await seed(db_url, args.users)
             redis_ctx = contextlib.nullcontext(args.redis_url) if args.redis_url else private_redis(tmp)

@@ -19,7 +19,6 @@ import httpx
 
 from bench.processes import free_port
 
-PG_ADMIN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 SECRET = "bench-fanout-secret-" + "x" * 40
 
 
@@ -29,27 +28,6 @@ class Plan:
     users: list[str]
     generations: list[str]
     tokens: list[str]
-
-
-async def create_database(name: str) -> str:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
-    from infrastructure.migrations.runner import upgrade
-
-    await upgrade(url)
-    return url
-
-
-async def drop_database(name: str) -> None:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def seed(url: str, users: int) -> Plan:

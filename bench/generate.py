@@ -44,10 +44,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import migrated_database  # noqa: E402
 from bench.generate_report import report  # noqa: E402
 from bench.processes import free_port, tree_cpu_seconds  # noqa: E402
 
-PG_ADMIN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 DB_NAME = "genhub_bench"
 SECRET = "bench-secret-" + "x" * 40
@@ -66,17 +66,7 @@ async def reset_redis() -> None:
 
 async def reset_database() -> str:
     await reset_redis()
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    finally:
-        await admin.close()
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{DB_NAME}"
-    from infrastructure.migrations.runner import upgrade
-
-    await upgrade(url)
-    return url
+    return await migrated_database(DB_NAME)
 
 
 async def seed(url: str, users: int) -> tuple[str, list[str]]:

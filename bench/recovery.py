@@ -34,39 +34,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import asyncpg  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from taskiq.kicker import AsyncKicker  # noqa: E402
 
+from bench.databases import drop_database, migrated_database  # noqa: E402
 from bench.fanout_setup import private_redis  # noqa: E402
 from bench.worker import bench_container, queued_generations  # noqa: E402
 from domain.use_cases.generations import SUBMIT_TASK  # noqa: E402
 from infrastructure.container import Container  # noqa: E402
 
-PG_ADMIN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB_NAME = "genhub_bench_recovery"
-
-
-async def create_database() -> str:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    finally:
-        await admin.close()
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{DB_NAME}"
-    from infrastructure.migrations.runner import upgrade
-
-    await upgrade(url)
-    return url
-
-
-async def drop_database() -> None:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def environment(db_url: str, redis_url: str, tmp: Path) -> dict[str, str]:
@@ -252,7 +229,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=50)
     args = parser.parse_args()
-    db_url = await create_database()
+    db_url = await migrated_database(DB_NAME)
     try:
         with (
             tempfile.TemporaryDirectory(prefix="genhub-bench-recovery-") as tmp,
@@ -260,7 +237,7 @@ async def main() -> None:
         ):
             await run(args.jobs, Path(tmp), redis_url, db_url)
     finally:
-        await drop_database()
+        await drop_database(DB_NAME)
     print(f"(machine: {os.cpu_count()} cores shared by PostgreSQL, Redis, the workers, the scheduler and this script)")
 
 

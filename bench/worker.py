@@ -28,21 +28,22 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from redis.asyncio import Redis
 from sqlalchemy import text
 from taskiq.kicker import AsyncKicker
 
-from domain.catalogue import ModelKind
-from domain.use_cases import catalogue, credits
-from domain.use_cases.generations import SUBMIT_TASK, GenerateRequest, generate
-from domain.users import Principal, Role, User
-from infrastructure.container import Container, open_container
-from infrastructure.queue import build_broker
-from infrastructure.settings import Settings
-
 ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+sys.path.insert(0, str(ROOT))
+
+from bench.databases import drop_database, migrated_database  # noqa: E402
+from domain.catalogue import ModelKind  # noqa: E402
+from domain.use_cases import catalogue, credits  # noqa: E402
+from domain.use_cases.generations import SUBMIT_TASK, GenerateRequest, generate  # noqa: E402
+from domain.users import Principal, Role, User  # noqa: E402
+from infrastructure.container import Container, open_container  # noqa: E402
+from infrastructure.queue import build_broker  # noqa: E402
+from infrastructure.settings import Settings  # noqa: E402
+
 REDIS_URL = os.environ.get("BENCH_WORKER_REDIS_URL", "redis://127.0.0.1:6379/11")
 DB_NAME = "genhub_bench_worker"
 
@@ -50,28 +51,6 @@ DB_NAME = "genhub_bench_worker"
 class NoJobs:
     async def enqueue(self, task_name: str, **kwargs: Any) -> None:
         return None
-
-
-async def reset_database() -> str:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{DB_NAME}"')
-    finally:
-        await admin.close()
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{DB_NAME}"
-    from infrastructure.migrations.runner import upgrade
-
-    await upgrade(url)
-    return url
-
-
-async def drop_database() -> None:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def environment(db_url: str, storage: Path) -> dict[str, str]:
@@ -238,7 +217,7 @@ async def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    db_url = await reset_database()
+    db_url = await migrated_database(DB_NAME)
     try:
         with tempfile.TemporaryDirectory(prefix="genhub-bench-worker-") as tmp:
             env = environment(db_url, Path(tmp))
@@ -251,7 +230,7 @@ async def main() -> None:
                     flush=True,
                 )
     finally:
-        await drop_database()
+        await drop_database(DB_NAME)
     cores = os.cpu_count()
     print(f"(machine: {cores} cores; PostgreSQL, Redis, workers, scheduler and this script share them)")
 
