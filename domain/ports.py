@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from domain.events import Event
+from domain.media import MediaInfo, MediaLimits, Thumbnail
 
 # ---------------------------------------------------------------- storage
 
@@ -87,6 +89,41 @@ class ObjectStorage(Protocol):
         ...
 
     async def check(self) -> None: ...
+
+
+# ---------------------------------------------------------------- media
+
+
+class SpooledMedia(Protocol):
+    """A file held on the worker's local disk while it is checked and copied, verified on arrival."""
+
+    size: int
+    sha256: str
+    info: MediaInfo
+
+    def read(self) -> AsyncIterator[bytes]:
+        """The bytes again, from the start (each call is a new pass)."""
+        ...
+
+    async def thumbnail(self, *, max_side: int, quality: int) -> Thumbnail:
+        """A still of it (a poster frame of a video), at most `max_side` on its long side.
+
+        Raises `domain.media.MediaRejected` when it cannot be decoded.
+        """
+        ...
+
+
+class MediaWorkshop(Protocol):
+    """Receives media from an untrusted source onto local disk, then inspects and converts it."""
+
+    def spool(self, data: AsyncIterator[bytes], *, limits: MediaLimits) -> AbstractAsyncContextManager[SpooledMedia]:
+        """Stream `data` to a temporary file (never whole in memory), then sniff and probe it.
+
+        Entering raises `domain.media.MediaRejected` (empty, unsupported type, truncated,
+        over a limit of `limits`); leaving deletes the file. Errors of `data` itself (a
+        provider's download failing) propagate unchanged.
+        """
+        ...
 
 
 # ---------------------------------------------------------------- providers
