@@ -28,15 +28,18 @@ class GenerationChanged:
     at: datetime
     board_id: uuid.UUID | None = None
     generation: Generation | None = None
+    # Outputs whose thumbnail is still being made (0 from publishers older than thumbnails).
+    thumbnails_pending: int = 0
 
     def __post_init__(self) -> None:
         g = self.generation
-        if g is not None and (g.id, g.user_id, g.status, g.progress, g.board_id) != (
+        if g is not None and (g.id, g.user_id, g.status, g.progress, g.board_id, g.thumbnails_pending) != (
             self.generation_id,
             self.user_id,
             self.status,
             self.progress,
             self.board_id,
+            self.thumbnails_pending,
         ):
             raise ValueError("a GenerationChanged must describe the generation it carries")
 
@@ -52,6 +55,7 @@ class GenerationChanged:
             at=at,
             board_id=generation.board_id,
             generation=generation,
+            thumbnails_pending=generation.thumbnails_pending,
         )
 
 

@@ -112,6 +112,8 @@ class Generation:
     submit_attempts: int = 0
     next_attempt_at: datetime | None = None
     lease_token: uuid.UUID | None = None
+    # Outputs whose thumbnail is still being made: a watcher of the generation stays until 0.
+    thumbnails_pending: int = 0
     input_chunk_ids: list[uuid.UUID] = field(default_factory=list)
 
     @property

@@ -42,6 +42,16 @@ class Asset:
     size: int
     created_at: datetime
     sha256: str | None = None
+    # What probing the bytes found (null for assets stored before outputs were verified).
+    width: int | None = None
+    height: int | None = None
+    duration_seconds: float | None = None
+    # A thumbnail's output; null for other kinds.
+    source_id: uuid.UUID | None = None
+    # An output's thumbnail: domain.media.ThumbnailState value; null for other kinds.
+    thumbnail_state: str | None = None
+    thumbnail_attempts: int = 0
+    thumbnail_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,20 +68,35 @@ _RANK = {
     GenerationStatus.SUBMITTING: 1,
     GenerationStatus.PROCESSING: 2,
 }
-Position = tuple[int, float]
+Position = tuple[int, float, int]
 
 
-def position(status: GenerationStatus, progress: float) -> Position:
-    """Where a state lies in the lifecycle: transitions only ever move it forward."""
-    return (3 if status.is_final else _RANK[status], progress)
+def position(status: GenerationStatus, progress: float, thumbnails_pending: int = 0) -> Position:
+    """Where a state lies in the lifecycle: transitions only ever move it forward.
+
+    After the final status, each thumbnail made (or given up) moves it forward once more.
+    """
+    return (3 if status.is_final else _RANK[status], progress, -thumbnails_pending)
+
+
+def settled(generation: Generation) -> bool:
+    """Nothing more will change: a final status, and no thumbnail still being made."""
+    return generation.is_final and generation.thumbnails_pending == 0
 
 
 def as_announced(generation: Generation, event: GenerationChanged) -> Generation:
     """A generation read after ``event`` (which carried none), shown as the event announced it."""
-    if generation.status == event.status and generation.progress == event.progress:
+    pending = event.thumbnails_pending
+    if (generation.status, generation.progress, generation.thumbnails_pending) == (
+        event.status,
+        event.progress,
+        pending,
+    ):
         return generation
     if event.status.is_final:
-        return replace(generation, status=event.status, progress=event.progress, updated_at=event.at)
+        return replace(
+            generation, status=event.status, progress=event.progress, updated_at=event.at, thumbnails_pending=pending
+        )
     # The row may already have ended: do not show an ending ahead of its event.
     return replace(
         generation,
@@ -91,6 +106,7 @@ def as_announced(generation: Generation, event: GenerationChanged) -> Generation
         error_code=None,
         error_message=None,
         finished_at=None,
+        thumbnails_pending=pending,
     )
 
 
@@ -116,7 +132,7 @@ async def watch_generation(
     clock: Clock,
     expires_at: datetime | None = None,
 ) -> AsyncGenerator[GenerationUpdate, None]:
-    """The current state first, then every change; ends after a final status.
+    """The current state first, then every change; ends once settled (a final status, thumbnails made).
 
     Raises NotFound when the generation is not readable (at the start, or later when
     access is withdrawn), Unauthenticated once the token expired, FeedClosed when the
@@ -132,19 +148,20 @@ async def watch_generation(
             current = await readable_generation(tx, await tx.generations.get(generation_id), principal)
         check_not_expired(clock, expires_at)
         yield GenerationUpdate(current, None, current.updated_at)
-        if current.is_final:
+        if settled(current):
             return
-        shown = position(current.status, current.progress)
+        shown = position(current.status, current.progress, current.thumbnails_pending)
         async for event in events:
             if not isinstance(event, GenerationChanged) or event.generation_id != generation_id:
                 continue
-            if event.generation is None or position(event.status, event.progress) <= shown:
+            at = position(event.status, event.progress, event.thumbnails_pending)
+            if event.generation is None or at <= shown:
                 continue  # already shown, or overtaken by a newer state
             check_not_expired(clock, expires_at)
             snapshot = await _readable(uow, event.generation, principal)
-            shown = position(event.status, event.progress)
+            shown = at
             yield GenerationUpdate(snapshot, event.previous_status, event.at)
-            if event.status.is_final:
+            if settled(snapshot):
                 return
     raise FeedClosed()
 
@@ -162,7 +179,7 @@ async def watch_my_generations(
             snapshot = event.generation
             if snapshot is None or snapshot.user_id != principal.user_id:
                 continue
-            at = position(event.status, event.progress)
+            at = position(event.status, event.progress, event.thumbnails_pending)
             before = shown.get(event.generation_id)
             if before is not None and at <= before:
                 continue

@@ -156,6 +156,8 @@ class GenerationRow(Base):
     finished_at: Mapped[datetime | None]
     # The worker holding the generation (submit or finalize) until next_attempt_at (migration 0005).
     lease_token: Mapped[uuid.UUID | None]
+    # Outputs whose thumbnail is not settled yet (migration 0007).
+    thumbnails_pending: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_generations_user_idempotency"),
         Index("ix_generations_user_created", "user_id", "created_at", "id"),
@@ -202,7 +204,24 @@ class AssetRow(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
-    __table_args__ = (CheckConstraint("kind in ('input', 'output', 'thumbnail')", name="kind"),)
+    # Migration 0007: what probing found, and the thumbnail of an output.
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    source_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    thumbnail_state: Mapped[str | None] = mapped_column(String(16))
+    thumbnail_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    thumbnail_error: Mapped[str | None] = mapped_column(String(64))
+    __table_args__ = (
+        CheckConstraint("kind in ('input', 'output', 'thumbnail')", name="kind"),
+        CheckConstraint("thumbnail_state in ('pending', 'ready', 'failed')", name="thumbnail_state"),
+        Index(
+            "ix_assets_thumbnail_pending",
+            "created_at",
+            postgresql_where=text("thumbnail_state = 'pending'"),
+            sqlite_where=text("thumbnail_state = 'pending'"),
+        ),
+    )
 
 
 class ChunkRow(Base):

@@ -109,6 +109,8 @@ def event_to_dict(event: Event, *, snapshot: bool = True) -> dict[str, Any]:
             "at": _iso(event.at),
             "board_id": _str_opt(event.board_id),
         }
+        if event.thumbnails_pending:
+            data["thumbnails_pending"] = event.thumbnails_pending
         if snapshot and event.generation is not None:
             data["snapshot"] = snapshot_to_dict(event.generation)
         return data
@@ -158,6 +160,7 @@ def _snapshot(
     status: GenerationStatus,
     progress: float,
     board_id: uuid.UUID | None,
+    thumbnails_pending: int,
 ) -> Generation:
     """The generation of a ``"snapshot"`` object, completed by the event's top-level fields."""
     if not isinstance(data, dict):
@@ -185,6 +188,7 @@ def _snapshot(
         submit_attempts=int_field(data, "submit_attempts"),
         next_attempt_at=datetime_or_none(data, "next_attempt_at"),
         input_chunk_ids=uuid_list(data, "input_chunk_ids"),
+        thumbnails_pending=thumbnails_pending,
     )
 
 
@@ -201,6 +205,9 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         status = _status(required(data, "status"), "status")
         progress = float_field(data, "progress")
         board_id = None if board is None else uuid_value(board, "board_id")
+        pending = int_field(data, "thumbnails_pending") if "thumbnails_pending" in data else 0
+        if pending < 0:
+            raise ValueError("field 'thumbnails_pending' must not be negative")
         snapshot = data.get("snapshot")
         return GenerationChanged(
             generation_id=generation_id,
@@ -219,7 +226,9 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
                 status=status,
                 progress=progress,
                 board_id=board_id,
+                thumbnails_pending=pending,
             ),
+            thumbnails_pending=pending,
         )
     if kind == CREDITS_CHANGED:
         return CreditsChanged(

@@ -52,6 +52,13 @@ class SqlGenerationAttachments(SqlRepository):
                 size=asset.size,
                 sha256=asset.sha256,
                 created_at=asset.created_at,
+                width=asset.width,
+                height=asset.height,
+                duration_seconds=asset.duration_seconds,
+                source_id=asset.source_id,
+                thumbnail_state=asset.thumbnail_state,
+                thumbnail_attempts=asset.thumbnail_attempts,
+                thumbnail_error=asset.thumbnail_error,
             )
             .on_conflict_do_nothing(index_elements=["object_key"])
             .returning(AssetRow.id)

@@ -32,6 +32,7 @@ def generation_of(row: AnyRow) -> Generation:
         submit_attempts=row.submit_attempts,
         next_attempt_at=aware_opt(row.next_attempt_at),
         lease_token=row.lease_token,
+        thumbnails_pending=row.thumbnails_pending,
     )
 
 
@@ -46,4 +47,11 @@ def asset_of(row: AnyRow) -> Asset:
         size=row.size,
         created_at=aware(row.created_at),
         sha256=row.sha256,
+        width=row.width,
+        height=row.height,
+        duration_seconds=row.duration_seconds,
+        source_id=row.source_id,
+        thumbnail_state=row.thumbnail_state,
+        thumbnail_attempts=row.thumbnail_attempts,
+        thumbnail_error=row.thumbnail_error,
     )
