@@ -28,6 +28,7 @@ from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerati
 from infrastructure.db.json_reads.runner import JsonReads
 from infrastructure.db.read_scope import RequestReads
 from infrastructure.db.uow import SqlUnitOfWorkFactory
+from infrastructure.media import LocalMediaWorkshop
 from infrastructure.provider_metrics import instrument_providers
 from infrastructure.providers.kie import build_http_client
 from infrastructure.providers.registry import ProviderRegistry, build_providers
@@ -83,6 +84,15 @@ def cursor_codec(settings: Settings) -> CursorCodec:
     configured = (settings.jwt_secret, settings.jwt_private_key, settings.url_signing_secret)
     material = "\x00".join(configured) if any(configured) else settings.effective_jwt_secret
     return CursorCodec.from_secret(material)
+
+
+def media_workshop(settings: Settings) -> LocalMediaWorkshop:
+    """The process's media workshop (one per process: its concurrency bound is per process)."""
+    return LocalMediaWorkshop(
+        temp_dir=settings.media_temp_dir,
+        concurrency=settings.media_concurrency,
+        ffmpeg_memory_bytes=settings.media_ffmpeg_memory_bytes,
+    )
 
 
 async def open_driver_statements(

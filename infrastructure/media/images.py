@@ -1,0 +1,122 @@
+"""Images checked with Pillow: declared geometry first, then a full decode; and their thumbnails.
+
+Blocking (decoding is CPU work): the workshop calls these in a thread. The file is opened
+only as the format its bytes were sniffed as (`formats=`), so PNG bytes are decoded by the
+PNG decoder or refused, never guessed into something else.
+
+Bounds, in order:
+1. the declared width and height (read from the header, nothing decoded yet) against
+   `MediaLimits.max_pixels` and `max_side`: a decompression bomb is refused here;
+2. Pillow's own guard, `Image.MAX_IMAGE_PIXELS`, raised to the largest bound any caller
+   asked for (never lowered, never disabled), refuses the same files inside `Image.open`;
+3. an animation's frames are all decoded (a cut last frame is a truncated file), within
+   `ANIMATION_PIXEL_FACTOR` times `max_pixels` of decoded pixels in total.
+`ImageFile.LOAD_TRUNCATED_IMAGES` stays False: a file that ends early fails to decode.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PIL import Image, ImageFile, ImageSequence, UnidentifiedImageError
+
+from domain.media import MediaInfo, MediaLimits, MediaRejected, Thumbnail
+from infrastructure.media.thumbnails import fitted_size, webp_thumbnail
+
+#: The Pillow format each sniffed type must decode as.
+PILLOW_FORMATS: dict[str, str] = {
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "image/webp": "WEBP",
+    "image/gif": "GIF",
+}
+#: Decoded pixels of all an animation's frames together, in multiples of `max_pixels`.
+ANIMATION_PIXEL_FACTOR = 4
+
+_guard_lock = threading.Lock()
+
+
+def _raise_pillow_guard(max_pixels: int) -> None:
+    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; our own check of the
+    # declared size follows at once, so its bound only has to be at least ours. (Where
+    # warnings are errors, as in the tests, its warning is caught as a refusal too.)
+    with _guard_lock:
+        current = Image.MAX_IMAGE_PIXELS
+        if current is None or current < max_pixels:
+            Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+_raise_pillow_guard(MediaLimits().max_pixels)
+
+
+def check_geometry(width: int, height: int, limits: MediaLimits) -> None:
+    if width <= 0 or height <= 0:
+        raise MediaRejected("OUTPUT_TRUNCATED", f"declares an empty picture ({width}x{height})")
+    if max(width, height) > limits.max_side:
+        raise MediaRejected("OUTPUT_TOO_MANY_PIXELS", f"{width}x{height} has a side over {limits.max_side} pixels")
+    if width * height > limits.max_pixels:
+        raise MediaRejected("OUTPUT_TOO_MANY_PIXELS", f"{width}x{height} is over {limits.max_pixels} pixels")
+
+
+def probe_image(path: Path, content_type: str, limits: MediaLimits) -> MediaInfo:
+    """Width and height of a fully decodable image of the sniffed type; raises MediaRejected."""
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: cut files would pass as whole")
+    fmt = PILLOW_FORMATS[content_type]
+    _raise_pillow_guard(limits.max_pixels)
+    try:
+        with _opened(path, fmt) as image:
+            width, height = image.size
+            check_geometry(width, height, limits)
+            # verify() reads every chunk and checks its CRC (PNG) without decoding; the
+            # image cannot be used after it, so decoding reopens the file.
+            image.verify()
+        with _opened(path, fmt) as image:
+            _decode_all_frames(image, limits)
+    except MediaRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaRejected("OUTPUT_TOO_MANY_PIXELS", str(exc)) from None
+    except MemoryError:
+        raise MediaRejected("OUTPUT_TOO_MANY_PIXELS", "decoding it ran out of memory") from None
+    except Exception as exc:  # every decoder error of a hostile file: OSError, SyntaxError, zlib...
+        raise MediaRejected("OUTPUT_TRUNCATED", f"does not decode as {fmt}: {exc}") from None
+    return MediaInfo(content_type=content_type, width=width, height=height)
+
+
+def _opened(path: Path, fmt: str) -> Image.Image:
+    try:
+        image = Image.open(path, formats=[fmt])
+    except UnidentifiedImageError:
+        raise MediaRejected("OUTPUT_TRUNCATED", f"its bytes start like {fmt} but are not {fmt}") from None
+    if image.format != fmt:
+        image.close()
+        raise MediaRejected("OUTPUT_UNSUPPORTED_TYPE", f"decodes as {image.format}, not {fmt}")
+    return image
+
+
+def _decode_all_frames(image: Image.Image, limits: MediaLimits) -> None:
+    budget = ANIMATION_PIXEL_FACTOR * limits.max_pixels
+    decoded = 0
+    for frame in ImageSequence.Iterator(image):
+        decoded += frame.width * frame.height
+        if decoded > budget:
+            raise MediaRejected("OUTPUT_TOO_MANY_PIXELS", f"its frames hold more than {budget} pixels")
+        frame.load()
+
+
+def image_thumbnail(path: Path, content_type: str, *, max_side: int, quality: int) -> Thumbnail:
+    """The thumbnail of a probed image (the first frame of an animation)."""
+    fmt = PILLOW_FORMATS[content_type]
+    try:
+        with Image.open(path, formats=[fmt]) as image:
+            if fmt == "JPEG":
+                # Let the JPEG decoder scale down by 1/2..1/8 while decoding (DCT scaling).
+                image.draft("RGB", fitted_size(image.width, image.height, max_side))
+            image.load()
+            return webp_thumbnail(image, max_side=max_side, quality=quality)
+    except MediaRejected:
+        raise
+    except Exception as exc:
+        raise MediaRejected("OUTPUT_TRUNCATED", f"does not decode as {fmt}: {exc}") from None
