@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from domain.chunks import Chunk
+from domain.media import download_name
 from domain.pagination import Page, PageRequest
 from domain.ports import Clock, ObjectStorage, PresignedRequest, RateBucket, RateLimiter
 from domain.repositories import UnitOfWorkFactory
@@ -107,8 +108,12 @@ class Chunks:
         return await read_uc.list_chunks(principal=principal, page=page, uow=self.reads())
 
     async def asset_url(self, object_key: str, expires_in: int) -> PresignedRequest:
-        """A signed URL of a generation's output (the caller already read the generation)."""
-        return await self.storage.presign_get(object_key, expires_in=expires_in)
+        """A signed URL of a generation's output or thumbnail (the caller already read the generation).
+
+        It downloads as an attachment named for the generation (`domain.media.download_name`):
+        the local /files route and S3 (response-content-disposition) both answer with it.
+        """
+        return await self.storage.presign_get(object_key, expires_in=expires_in, filename=download_name(object_key))
 
     async def asset_urls(self, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], str]:
         """Signed URLs of several outputs at once, by (object key, seconds): each as `asset_url` signs it."""

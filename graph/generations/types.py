@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import enum
+import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from domain import generations as dg
+from domain import media
 from domain.cursors import CursorCodec
 from domain.repositories import Asset as DomainAsset
 from graph.catalogue.types import AiModel, Preset
@@ -41,6 +44,19 @@ class AssetKind(enum.Enum):
     THUMBNAIL = "thumbnail"
 
 
+@strawberry.enum(description="Where an output's thumbnail stands.")
+class ThumbnailStatus(enum.Enum):
+    PENDING = strawberry.enum_value(
+        media.ThumbnailState.PENDING.value,
+        description="Being made after the generation succeeded; `thumbnail` is null until it is READY.",
+    )
+    READY = strawberry.enum_value(media.ThumbnailState.READY.value, description="Made: `thumbnail` holds it.")
+    FAILED = strawberry.enum_value(
+        media.ThumbnailState.FAILED.value,
+        description="Could not be made (after retries); the output itself is fine. Show the output or a placeholder.",
+    )
+
+
 MAX_URL_SECONDS = 7 * 24 * 3600
 
 
@@ -49,28 +65,85 @@ def url_seconds(expires_in_seconds: int | None) -> int:
     return min(max(expires_in_seconds or 3600, 60), MAX_URL_SECONDS)
 
 
-@strawberry.type(description="A stored file of a generation (its output image or video).")
+THUMBNAIL_DESCRIPTION = (
+    "This output's preview, once made (null while `thumbnailStatus` is PENDING or FAILED, and for assets "
+    f"that never get one): a WebP image ({media.THUMBNAIL_TYPE}) at most {media.THUMBNAIL_MAX_SIDE} px on its long side "
+    "(a poster frame for a video). Show it in grids instead of the full file."
+)
+
+
+@strawberry.type(
+    description=(
+        "A stored file of a generation: an output image or video (`kind` OUTPUT), or an output's thumbnail "
+        "(`kind` THUMBNAIL, reached through `thumbnail`)."
+    )
+)
 class Asset:
     id: strawberry.ID
     kind: AssetKind
-    content_type: str
-    size: int
+    content_type: str = strawberry.field(
+        description=(
+            "The media type sniffed from the stored bytes (image/png, image/jpeg, image/webp, image/gif, "
+            "video/mp4, video/webm, video/quicktime), not the type the provider claimed; downloads are served "
+            "with it. Assets stored before outputs were verified keep the type recorded then."
+        )
+    )
+    size: int = strawberry.field(description="Size in bytes.")
+    width: int | None = strawberry.field(
+        description="Width in pixels, as probed from the bytes; null for assets stored before outputs were verified."
+    )
+    height: int | None = strawberry.field(
+        description="Height in pixels, as probed from the bytes; null for assets stored before outputs were verified."
+    )
+    duration_seconds: float | None = strawberry.field(
+        description="Length of a video in seconds; null for images and for assets stored before outputs were verified."
+    )
+    thumbnail: Asset | None = strawberry.field(description=THUMBNAIL_DESCRIPTION)
+    thumbnail_status: ThumbnailStatus | None = strawberry.field(
+        description=(
+            "Where this output's thumbnail stands; null for assets that never get one (thumbnails themselves, "
+            "and outputs stored before thumbnails existed). Each change is announced on the subscriptions as "
+            "one more event of the generation (status SUCCEEDED)."
+        )
+    )
     object_key: strawberry.Private[str]
 
-    @strawberry.field(description="A signed download URL valid for `expiresInSeconds` (60 s to 7 days).")
+    @strawberry.field(
+        description=(
+            "A signed download URL valid for `expiresInSeconds` (60 s to 7 days). It downloads as an attachment "
+            '(`Content-Disposition: attachment; filename="<generation id>-<n>.<ext>"`, `-thumbnail` added for '
+            "a thumbnail); for an <img> or <video> element the browser still shows it inline."
+        )
+    )
     async def url(self, info: Info, expires_in_seconds: int | None = 3600) -> str:
         signed = await info.context.services.chunks.asset_url(self.object_key, url_seconds(expires_in_seconds))
         return signed.url
 
     @classmethod
-    def from_domain(cls, asset: DomainAsset) -> Asset:
+    def from_domain(cls, asset: DomainAsset, thumbnail: DomainAsset | None = None) -> Asset:
+        """`thumbnail`: the output's thumbnail asset, when one was made (`thumbnails_by_output`)."""
         return cls(
             id=strawberry.ID(str(asset.id)),
             kind=AssetKind(asset.kind),
             content_type=asset.content_type,
             size=asset.size,
+            width=asset.width,
+            height=asset.height,
+            duration_seconds=asset.duration_seconds,
+            thumbnail=cls.from_domain(thumbnail) if thumbnail is not None else None,
+            thumbnail_status=ThumbnailStatus(asset.thumbnail_state) if asset.thumbnail_state else None,
             object_key=asset.object_key,
         )
+
+
+def thumbnails_by_output(assets: Sequence[DomainAsset]) -> dict[uuid.UUID, DomainAsset]:
+    """Each output's thumbnail among a generation's assets, by the output's id: the first by
+    (position, id) should there be several (the compiled path picks the same one)."""
+    found: dict[uuid.UUID, DomainAsset] = {}
+    for asset in sorted(assets, key=lambda a: (a.position, a.id)):
+        if asset.kind == media.THUMBNAIL_KIND and asset.source_id is not None:
+            found.setdefault(asset.source_id, asset)
+    return found
 
 
 @strawberry.type(description="Why a generation failed, was canceled or expired.")
@@ -125,10 +198,17 @@ class Generation:
     async def inputs(self, info: Info) -> list[Chunk]:
         return [Chunk.from_domain(c) for c in await info.context.loaders.inputs(self.entity.id)]
 
-    @strawberry.field(description="Output files, copied into our storage.")
+    @strawberry.field(
+        description=(
+            "Output files, copied into our storage and verified (type sniffed, geometry probed), in order. "
+            "Thumbnails are not listed here: each output has its own `thumbnail`."
+        )
+    )
     async def outputs(self, info: Info) -> list[Asset]:
+        # Thumbnails come from the same batch as the outputs: no statement per output.
         assets = await info.context.loaders.assets(self.entity.id)
-        return [Asset.from_domain(a) for a in assets if a.kind == "output"]
+        thumbnails = thumbnails_by_output(assets)
+        return [Asset.from_domain(a, thumbnails.get(a.id)) for a in assets if a.kind == "output"]
 
     @classmethod
     def from_domain(cls, g: dg.Generation) -> Generation:

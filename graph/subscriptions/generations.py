@@ -24,7 +24,12 @@ def to_event(update: GenerationUpdate) -> GenerationEvent:
 @strawberry.type
 class GenerationSubscriptions:
     @strawberry.subscription(
-        description="Every change of one generation the viewer may read; completes after a final status.",
+        description=(
+            "Every change of one generation the viewer may read: its current state first, then each change. "
+            "Completes once the generation is settled: a final status AND every output's thumbnail made or "
+            "given up. After SUCCEEDED, each thumbnail is announced by one more event with status SUCCEEDED, "
+            "whose outputs show it (`thumbnailStatus`, `thumbnail`)."
+        ),
         permission_classes=[IsAuthenticated],
     )
     async def generation_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[GenerationEvent, None]:
@@ -37,7 +42,12 @@ class GenerationSubscriptions:
                 yield to_event(update)
 
     @strawberry.subscription(
-        description="Every change of any generation of the viewer.", permission_classes=[IsAuthenticated]
+        description=(
+            "Every change of any generation of the viewer, for as long as the subscription lasts. A generation "
+            "that SUCCEEDED is announced again, with status SUCCEEDED, each time one of its outputs' thumbnails "
+            "is made or given up: keep a grid current by replacing the item with each event's generation."
+        ),
+        permission_classes=[IsAuthenticated],
     )
     async def my_generation_events(self, info: Info) -> AsyncGenerator[GenerationEvent, None]:
         ctx = info.context

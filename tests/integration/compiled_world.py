@@ -20,6 +20,8 @@ from typing import Any
 import asyncpg
 from hypothesis import HealthCheck, settings
 
+from domain import media
+from domain.media import extension_for
 from tests.integration.board_world import World, module_world, with_board
 
 PERSONAS = ("owner", "editor", "viewer", "other", "admin", "anonymous")
@@ -56,6 +58,50 @@ class Rows:
     examples: int = 0  # generated reads sent so far
     compiled: int = 0  # of which the compiled path answered
     extra: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # seed_catalogue_and_boards' ids
+
+
+#: An output's media and thumbnail, in every state the Asset fields show: (content type, width, height,
+#: duration, thumbnail state, thumbnails made). A legacy output (stored before outputs were verified)
+#: has no geometry and no state; two thumbnails of one output show which one both paths pick.
+OUTPUT_SHAPES: tuple[tuple[str, int | None, int | None, float | None, str | None, int], ...] = (
+    ("image/png", None, None, None, None, 0),
+    ("image/jpeg", 1024, 768, None, "pending", 0),
+    ("image/webp", 512, 512, None, "ready", 1),
+    ("video/mp4", 1280, 720, 0.1 + 0.2, "failed", 0),
+    ("video/webm", 720, 1280, 4.0, "ready", 2),
+)
+
+
+async def seed_output(
+    conn: asyncpg.Connection,
+    user_id: uuid.UUID,
+    generation_id: uuid.UUID,
+    position: int,
+    shape: tuple[str, int | None, int | None, float | None, str | None, int],
+    at: datetime,
+) -> None:
+    """One output of a generation as the pipeline stores it, with its thumbnails (keys as domain/media.py makes them)."""
+    content_type, width, height, duration, state, thumbnails = shape
+    output_id = uuid.uuid4()
+    key = f"outputs/{user_id}/{generation_id}/{position}{extension_for(content_type)}"
+    await conn.execute(
+        "INSERT INTO assets (id, generation_id, kind, position, object_key, content_type, size, created_at, width, "
+        "height, duration_seconds, thumbnail_state, thumbnail_attempts, thumbnail_error) "
+        "VALUES ($1, $2, 'output', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        output_id, generation_id, position, key, content_type, 1000 + position, at, width, height, duration, state,
+        3 if state == "failed" else int(state == "ready"), "THUMBNAIL_UNDECODABLE" if state == "failed" else None,
+    )  # fmt: skip
+    side, short = media.THUMBNAIL_MAX_SIDE, media.THUMBNAIL_MAX_SIDE * 9 // 16
+    geometry = (side, short) if (width or 0) >= (height or 0) else (short, side)
+    for n in range(thumbnails):
+        # A second thumbnail sorts before the first (its position is lower): the one both paths show.
+        other = f"thumbnails/{user_id}/{generation_id}/{position}-b.webp"
+        await conn.execute(
+            "INSERT INTO assets (id, generation_id, kind, position, object_key, content_type, size, created_at, "
+            "width, height, source_id) VALUES ($1, $2, 'thumbnail', $3, $4, $5, $6, $7, $8, $9, $10)",
+            uuid.uuid4(), generation_id, position - n, other if n else media.thumbnail_key(key), media.THUMBNAIL_TYPE,
+            300 + n, at, *geometry, output_id,
+        )  # fmt: skip
 
 
 async def seed_variety(dsn: str, world: World) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -105,13 +151,7 @@ async def seed_variety(dsn: str, world: World) -> tuple[dict[str, list[str]], di
                     created + timedelta(seconds=9) if final else None,
                 )  # fmt: skip
                 for position in range(i % 3):
-                    asset_id = uuid.uuid4()
-                    await conn.execute(
-                        "INSERT INTO assets (id, generation_id, kind, position, object_key, content_type, size, "
-                        "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        asset_id, gid, "thumbnail" if position == 2 else "output", position,
-                        f"outputs/{gid}/{position}", "image/png", 1000 + position, created,
-                    )  # fmt: skip
+                    await seed_output(conn, user_id, gid, position, OUTPUT_SHAPES[(i + position) % 5], created)
                 for position, chunk_id in enumerate(chunks[persona][: i % 3]):
                     await conn.execute(
                         "INSERT INTO generation_inputs (generation_id, position, chunk_id) VALUES ($1, $2, $3)",

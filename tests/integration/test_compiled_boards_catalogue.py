@@ -3,7 +3,7 @@
 The same differential test as test_compiled_reads.py (world and personas from compiled_world.py,
 plus a newcomer with no board and no credits), for the roots `boards`, `board(id)`, `models`,
 `presets` and the fields `Generation.board`, `Board.members/invitations/generations(first,
-after)` and `Asset.url(expiresInSeconds)`: generated documents and arguments (ours, and
+after)` and `Asset.url(expiresInSeconds)` (of outputs and of their thumbnails): generated documents and arguments (ours, and
 hypothesis-graphql's from the schema), both paths, equal JSON. URLs are signed at one fixed
 time on both paths (compiled_world.SIGNING_TIME), so they compare byte for byte.
 """
@@ -72,12 +72,17 @@ def wrapped(parts: list[str], type_name: str, spread: bool) -> str:
     return " ".join(parts)
 
 
+ASSET_LEAVES = ["id", "kind", "size", "contentType", "width", "height", "durationSeconds", "thumbnailStatus"]
+
+
 @st.composite
-def asset_selection(draw: st.DrawFn) -> str:
-    parts = draw(leaves(["id", "kind", "size"]))
+def asset_selection(draw: st.DrawFn, depth: int = 0) -> str:
+    parts = draw(leaves(ASSET_LEAVES))
     for i in range(draw(st.integers(0, 2))):
         argument = draw(st.sampled_from(["", "(expiresInSeconds: $seconds)", "(expiresInSeconds: 60)"]))
         parts.append(f"u{i}: url{argument}")
+    if depth == 0 and draw(st.booleans()):
+        parts.append(f"thumbnail {{ {draw(asset_selection(depth + 1))} }}")
     return " ".join(parts)
 
 
@@ -217,7 +222,7 @@ MUST_COMPILE: dict[str, tuple[str, str, dict[str, Any]]] = {
     "the history page with boards and URLs": (
         "editor",
         "query { generations(first: 10) { edges { node { id board { id name myRole members { role } } "
-        "outputs { id kind url(expiresInSeconds: 120) } } } } }",
+        "outputs { id kind url(expiresInSeconds: 120) thumbnail { url(expiresInSeconds: 120) } } } } } }",
         {},
     ),
     "the catalogue": (

@@ -5,7 +5,8 @@ from the schema): generated documents (fields, nesting, aliases, fragments, `__t
 @include/@skip on variables), generated arguments (page sizes, cursors, filters, ids of
 objects each persona may or may not see) over varied rows (every status, ties on
 created_at, timestamps with and without a fraction, errors with and without a message,
-params with hidden `_` keys, outputs, thumbnails and inputs), sent as each persona
+params with hidden `_` keys, inputs, and outputs of every media kind whose thumbnails are made,
+pending, failed, or never to be made, legacy ones without geometry among them), sent as each persona
 (owner, board editor and viewer, stranger, admin, anonymous) through the HTTP endpoint
 twice: with compiled reads, and with every read on the resolvers. The two answers must be
 equal, and enough of the documents must really have been compiled.
@@ -18,6 +19,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -49,7 +51,7 @@ LEAVES = {
                    "updatedAt", "finishedAt"],
     "AiModel": ["id", "slug", "name", "provider", "kind", "costCredits", "capabilities", "isActive"],
     "Preset": ["id", "name", "params"],
-    "Asset": ["id", "kind", "contentType", "size"],
+    "Asset": ["id", "kind", "contentType", "size", "width", "height", "durationSeconds", "thumbnailStatus"],
     "Chunk": ["id", "filename", "contentType", "size", "sha256", "status", "createdAt"],
     "CreditBalance": ["balance", "reserved", "available"],
     "LedgerEntry": ["id", "kind", "amount", "generationId", "reason", "createdAt"],
@@ -59,10 +61,11 @@ LEAVES = {
 OBJECTS = {
     "Generation": {"model": "AiModel", "preset": "Preset", "outputs": "Asset", "inputs": "Chunk", "error": "GenerationError"},
     "Preset": {"model": "AiModel"},
+    "Asset": {"thumbnail": "Asset"},
 }  # fmt: skip
 #: Fields computed with the viewer or with values bound per request (test_compiled_boards_catalogue.py
 #: generates them in depth): added now and then to the generated selections.
-COMPUTED = {"Generation": ["board { id name myRole }"], "Asset": ["url"], "AiModel": []}
+COMPUTED = {"Generation": ["board { id name myRole }"], "Asset": ["url", "thumbnail { id url }"], "AiModel": []}
 
 
 @st.composite
@@ -184,6 +187,13 @@ MUST_COMPILE = {
         "query ($id: ID!) { generation(id: $id) { id inputs { id status createdAt } } }",
         {},
     ),
+    "the history page with thumbnails": (
+        "query Grid($first: Int!) { generations(first: $first) { edges { cursor node { id status outputs { id kind "
+        "contentType size width height durationSeconds thumbnailStatus url thumbnail { __typename id kind "
+        "contentType size width height durationSeconds thumbnailStatus url(expiresInSeconds: 600) "
+        "thumbnail { id } } } } } pageInfo { hasNextPage endCursor } } }",
+        {"first": 30},
+    ),
     "the ledger": (
         "query { creditLedger(first: 5) { edges { cursor node { id kind amount generationId reason createdAt } } } }",
         {},
@@ -244,6 +254,79 @@ async def test_the_history_page_is_one_compiled_statement(world: tuple[World, Ro
     assert rows.counting.runs == before + 1
     assert compiled == resolved
     assert len(compiled["data"]["generations"]["edges"]) == 20
+
+
+GRID = MUST_COMPILE["the history page with thumbnails"][0]
+
+
+async def test_the_grid_shows_each_thumbnail_state_alike_on_both_paths(world: tuple[World, Rows]) -> None:
+    # given the owner's outputs: legacy, pending, made, failed, a video, one with two thumbnails
+    w, rows = world
+    before = rows.counting.runs
+    # when the grid is read on both paths
+    compiled, resolved = await both_paths(w, "owner", GRID, {"first": 30})
+    # then one statement answered it, as the resolvers did, with every state shown as stored
+    assert rows.counting.runs == before + 1
+    assert compiled == resolved
+    outputs = [o for e in compiled["data"]["generations"]["edges"] for o in e["node"]["outputs"]]
+    assert {o["thumbnailStatus"] for o in outputs} == {None, "PENDING", "READY", "FAILED"}
+    for output in outputs:
+        thumbnail = output["thumbnail"]
+        assert output["kind"] == "OUTPUT"
+        assert (thumbnail is not None) == (output["thumbnailStatus"] == "READY"), output
+        assert (output["width"] is None) == (output["thumbnailStatus"] is None), output
+        assert (output["durationSeconds"] is not None) == output["contentType"].startswith("video/"), output
+        if thumbnail is not None:
+            assert (thumbnail["kind"], thumbnail["contentType"]) == ("THUMBNAIL", "image/webp")
+            assert thumbnail["thumbnail"] is None and thumbnail["thumbnailStatus"] is None
+            assert max(thumbnail["width"], thumbnail["height"]) == 512
+            # each URL downloads under the generation's name; of two thumbnails, the lower position's is shown
+            assert "-thumbnail.webp" in thumbnail["url"] and thumbnail["url"] != output["url"]
+    chosen = [o["thumbnail"]["url"] for o in outputs if o["thumbnail"] and o["contentType"] == "video/webm"]
+    assert chosen and all("-b-thumbnail.webp" in url for url in chosen)
+    assert any(o["durationSeconds"] == 0.1 + 0.2 for o in outputs)
+
+
+def local(url: str) -> str:
+    """A URL of the local backend, as the app under test serves it (its path and query)."""
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+DOWNLOADS = "query ($id: ID!) { generation(id: $id) { outputs { url thumbnail { url } } } }"
+
+
+async def test_outputs_and_thumbnails_download_as_attachments_named_for_their_generation(
+    world: tuple[World, Rows],
+) -> None:
+    # given outputs stored with their thumbnails (the owner's generation 2: a WebP image with one, a video without)
+    w, rows = world
+    generation_id = rows.generation_ids["owner"][2]
+    conn = await asyncpg.connect(rows.dsn)
+    try:
+        stored = await conn.fetch(
+            "SELECT object_key, content_type FROM assets WHERE generation_id = $1 ORDER BY kind, position",
+            uuid.UUID(generation_id),
+        )
+    finally:
+        await conn.close()
+    storage = w.client.app.state.services.chunks.storage
+    for row in stored:
+        await storage.put_bytes(row["object_key"], b"RIFF....WEBPVP8 ", content_type=row["content_type"])
+    # when its URLs are read on both paths and downloaded
+    compiled, resolved = await both_paths(w, "owner", DOWNLOADS, {"id": generation_id})
+    assert compiled == resolved
+    outputs = compiled["data"]["generation"]["outputs"]
+    assert len(outputs) == 2 and outputs[0]["thumbnail"] is not None and outputs[1]["thumbnail"] is None
+    output = await w.client.http.get(local(outputs[0]["url"]))
+    thumbnail = await w.client.http.get(local(outputs[0]["thumbnail"]["url"]))
+    # then each is an attachment named `<generation id>-<n>.<ext>` (the thumbnail's with `-thumbnail`)
+    assert output.status_code == thumbnail.status_code == 200
+    assert output.headers["content-disposition"].startswith(f'attachment; filename="{generation_id}-0.webp"')
+    assert thumbnail.headers["content-disposition"].startswith(
+        f'attachment; filename="{generation_id}-0-thumbnail.webp"'
+    )
+    assert output.headers["x-content-type-options"] == "nosniff"
 
 
 class FailingReads:

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.generations import Generation, GenerationStatus
+from domain.media import THUMBNAIL_KIND, THUMBNAIL_TYPE, ThumbnailState, thumbnail_key
 from domain.repositories import Asset
 from tests.fixtures.app import (
     GraphQLClient,
@@ -36,6 +37,11 @@ pytestmark = pytest.mark.postgres
 HISTORY = (
     "query LatestGenerations($first: Int!) { generations(first: $first) { edges { node { id status prompt"
     " createdAt model { slug costCredits } outputs { id kind size } } } } }"
+)
+# The demo's grid: each output's thumbnail and its URL.
+GRID = (
+    "query Grid($first: Int!) { generations(first: $first) { edges { node { id status outputs { id kind width "
+    "height thumbnailStatus url thumbnail { id kind contentType width height url } } } } } }"
 )
 BOARD = """
 query BoardPage($id: ID!) {
@@ -86,9 +92,17 @@ async def seed_generations(
             )
             await uow.generations.add(g)
             for position in range(2):
-                await uow.generations.add_asset(
-                    Asset(uuid.uuid4(), g.id, "output", position, f"out/{g.id}/{position}.png", "image/png", 10, at)
-                )
+                # Each output has its thumbnail (an asset of the same generation, never listed in `outputs`).
+                output = Asset(
+                    uuid.uuid4(), g.id, "output", position, f"outputs/{user_id}/{g.id}/{position}.png", "image/png",
+                    10, at, width=1024, height=768, thumbnail_state=ThumbnailState.READY.value,
+                )  # fmt: skip
+                thumbnail = Asset(
+                    uuid.uuid4(), g.id, THUMBNAIL_KIND, position, thumbnail_key(output.object_key), THUMBNAIL_TYPE,
+                    4, at, width=512, height=384, source_id=output.id,
+                )  # fmt: skip
+                await uow.generations.add_asset(output)
+                await uow.generations.add_asset(thumbnail)
         await uow.commit()
 
 
@@ -119,6 +133,30 @@ async def test_the_history_page_takes_one_connection_and_no_transaction(client: 
     # in a page statement and one batch for all the outputs (models come from the catalogue)
     edges = body["data"]["generations"]["edges"]
     assert len(edges) == PAGE_SIZE and all(len(e["node"]["outputs"]) == 2 for e in edges)
+    assert log.checkouts == 1
+    assert log.transaction_commands == []
+    assert len(log.statements) == 2, log.statements
+
+
+async def test_thumbnails_on_the_history_page_take_no_statement_of_their_own(
+    client: GraphQLClient, seeded: Seeded
+) -> None:
+    # when the grid (the history page with each output's thumbnail and both URLs) is read through the resolvers
+    with statements_of(client.container.engine) as log:
+        body = await seeded.me.execute(GRID, {"first": PAGE_SIZE})
+    await log.settled()
+    # then every output shows its own thumbnail, and the statements are the history page's two:
+    # the thumbnails came in the outputs' batch
+    edges = body["data"]["generations"]["edges"]
+    assert len(edges) == PAGE_SIZE
+    for edge in edges:
+        outputs = edge["node"]["outputs"]
+        assert [o["kind"] for o in outputs] == ["OUTPUT", "OUTPUT"]
+        for output in outputs:
+            thumbnail = output["thumbnail"]
+            assert output["thumbnailStatus"] == "READY"
+            assert (thumbnail["kind"], thumbnail["contentType"], thumbnail["width"]) == ("THUMBNAIL", "image/webp", 512)
+            assert thumbnail["id"] != output["id"] and thumbnail["url"] != output["url"]
     assert log.checkouts == 1
     assert log.transaction_commands == []
     assert len(log.statements) == 2, log.statements

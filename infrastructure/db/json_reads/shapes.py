@@ -5,7 +5,8 @@
   scalars the stored document (a generation's params without its `_` keys, as
   graph/generations/types.py shows them); nulls stay null.
 - A relation is a correlated subquery: one object, or a `json_agg` ordered as the
-  loaders order it (outputs by kind and position, inputs by position).
+  loaders order it (outputs by kind and position, inputs by position); an output's
+  `thumbnail` is the asset whose `source_id` is the output's (kind 'thumbnail').
 - A computed field writes its own SQL: those that need the viewer (`Generation.board`) or
   values bound per request (`Board.generations`, `Board.invitations`, `Asset.url`, whose
   URL is marked here and signed afterwards, marks.py).
@@ -21,6 +22,7 @@ from domain.catalogue import ModelKind
 from domain.chunks import ChunkStatus
 from domain.credits import LedgerKind
 from domain.generations import GenerationStatus
+from domain.media import THUMBNAIL_KIND, ThumbnailState
 from infrastructure.db.json_reads.board_shapes import (
     BOARD_LEAVES,
     board_generations,
@@ -54,7 +56,8 @@ Computed = Callable[[Selected, str, Aliases, int, ObjectJson], str]
 
 @dataclass(frozen=True, slots=True)
 class Relation:
-    """A field whose value is another shape: `where(parent, child)` joins them; `order` orders a list."""
+    """A field whose value is another shape: `where(parent, child)` joins them; `order` orders a list,
+    or picks the first of the matching rows for one object (as the resolver picks it)."""
 
     target: str
     table: str = ""  # "": the same row, shown as an object (`null_when` it is absent)
@@ -157,8 +160,24 @@ SHAPES: dict[str, Shape] = {
             "kind": enumerated("kind", AssetKindValue),
             "contentType": column("content_type"),
             "size": column("size"),
+            "width": column("width"),
+            "height": column("height"),
+            "durationSeconds": column("duration_seconds"),
+            "thumbnailStatus": enumerated("thumbnail_state", ThumbnailState),
         },
-        computed={"url": asset_url},
+        {
+            # An output's thumbnail, from its generation's assets as the resolver finds it
+            # (graph/generations/types.py thumbnails_by_output): the first by (position, id).
+            "thumbnail": Relation(
+                "Asset",
+                "assets",
+                lambda p, c: (
+                    f"{c}.source_id = {p}.id AND {c}.kind = '{THUMBNAIL_KIND}' AND {c}.generation_id = {p}.generation_id"
+                ),
+                order=lambda c: f"{c}.position, {c}.id",
+            )
+        },
+        {"url": asset_url},
     ),
     "Chunk": Shape(
         "Chunk",
@@ -264,6 +283,7 @@ def relation_json(shape_name: str, f: Selected, parent: str, aliases: Aliases, d
         where = relation.where(parent, child)
     value = object_json(relation.target, row, f.fields, aliases, depth + 1)
     if not relation.many:
-        return f"(SELECT {value} FROM {source} WHERE {where})"
+        first = f" ORDER BY {relation.order(child)} LIMIT 1" if relation.order else ""
+        return f"(SELECT {value} FROM {source} WHERE {where}{first})"
     order = f" ORDER BY {relation.order(child)}" if relation.order else ""
     return f"coalesce((SELECT json_agg({value}{order}) FROM {source} WHERE {where}), '[]'::json)"
