@@ -4,10 +4,15 @@ They stand in for S3's presigned URLs and accept only URLs issued by
 `LocalStorage.presign_get` / `presign_put`; with any other backend they answer 404.
 An upload URL is single-use: after completeChunkUpload it answers 409, after its
 expiry 403, and a READY chunk's object never changes.
+
+A download is served with its stored (for outputs: sniffed) Content-Type, never
+sniffed by the browser, as an attachment (named when the URL names it), and cached
+only when it is a thumbnail, then privately and no longer than its URL lives.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -16,8 +21,9 @@ from starlette.requests import ClientDisconnect
 
 from domain.errors import ObjectTooLarge, StorageUnavailable
 from infrastructure.bootstrap import Services
+from infrastructure.storage.download_headers import cache_control, content_disposition
 from infrastructure.storage.local import LocalStorage, UploadMismatch
-from infrastructure.storage.s3 import content_disposition
+from infrastructure.storage.routed import RoutedLocalStorage
 from infrastructure.storage.upload_seals import UploadSealed
 
 router = APIRouter()
@@ -26,11 +32,10 @@ router = APIRouter()
 _SAFE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "sandbox; default-src 'none'",
-    "Cache-Control": "private, no-store",
 }
 
 
-def _local(request: Request) -> LocalStorage | None:
+def _local(request: Request) -> LocalStorage | RoutedLocalStorage | None:
     services: Services = request.app.state.services
     return services.local_files
 
@@ -60,8 +65,9 @@ async def download(key: str, request: Request) -> Response:
         return _plain(404, "The file does not exist.")
     headers = {
         **_SAFE_HEADERS,
+        "Cache-Control": cache_control(key, max_age=exp - int(time.time())),
         "Content-Length": str(info.size),
-        "Content-Disposition": content_disposition(name) if name else "attachment",
+        "Content-Disposition": content_disposition(name) if name is not None else "attachment",
     }
     return StreamingResponse(
         storage.open_read(key), media_type=info.content_type or "application/octet-stream", headers=headers

@@ -43,6 +43,7 @@ from infrastructure.pubsub.feed import BroadcastFeed
 from infrastructure.queue import CONSUMER_GROUP, QUEUE_NAME, build_broker
 from infrastructure.settings import Settings
 from infrastructure.storage.local import LocalStorage
+from infrastructure.storage.routed import RoutedLocalStorage
 from infrastructure.task_runtime import is_embedded
 
 __all__ = ["Services", "bind", "build_broker", "open_services"]
@@ -73,7 +74,7 @@ class Services:
     #: Refreshes the queue-depth gauges before /metrics is rendered.
     refresh_queue_metrics: Probe
     #: The local-disk store when files are served by this process (GET /files), else None.
-    local_files: LocalStorage | None
+    local_files: LocalStorage | RoutedLocalStorage | None
     #: Compiled reads (PostgreSQL only; None: every read runs through the resolvers).
     json_reads: JsonReads | None
     #: `async with read_scope():` every read use case and loader inside shares one session
@@ -198,7 +199,7 @@ def bind(c: Container) -> Services:
         broker=c.broker,
         probes=_probes(c),
         refresh_queue_metrics=_queue_metrics(c),
-        local_files=c.storage if isinstance(c.storage, LocalStorage) else None,
+        local_files=c.storage if isinstance(c.storage, LocalStorage | RoutedLocalStorage) else None,
         json_reads=c.json_reads,
         read_scope=c.read_uow.scope,
         return_read_connection=c.read_uow.put_back,

@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
     s3_create_bucket: bool = False
     s3_max_pool_connections: int = 50
+    # Per-kind areas (docs/deploy.md, "Storage layout"): empty keeps the kind in S3_BUCKET /
+    # under LOCAL_STORAGE_PATH; keys are the same wherever a kind lives
+    s3_uploads_bucket: str = ""
+    s3_outputs_bucket: str = ""
+    s3_thumbnails_bucket: str = ""
+    local_uploads_path: Path | None = None
+    local_outputs_path: Path | None = None
+    local_thumbnails_path: Path | None = None
 
     # auth
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
@@ -181,6 +189,12 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip().startswith("["):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("local_uploads_path", "local_outputs_path", "local_thumbnails_path", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        # `LOCAL_OUTPUTS_PATH=` means "no area of its own", not the working directory.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("database_url", mode="after")
     @classmethod

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ import aiofiles.os
 
 from domain.errors import NotFound
 from domain.ports import ObjectInfo, PresignedRequest, StoredObject
+from infrastructure.storage.download_headers import attachment_name
 from infrastructure.storage.local_files import (
     discard_file,
     temp_path,
@@ -55,6 +57,11 @@ class LocalStorage:
     @property
     def root(self) -> Path:
         return self._root
+
+    @property
+    def area(self) -> str:
+        """The area's name for operators: its directory."""
+        return str(self._root)
 
     # ------------------------------------------------------------ writes
 
@@ -168,9 +175,10 @@ class LocalStorage:
     async def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> PresignedRequest:
         validate_key(key)
         exp = self._signer.expiry(expires_in)
-        query: dict[str, str | int] = {"exp": exp, "sig": self._signer.download_signature(key, exp, filename)}
-        if filename is not None:
-            query["name"] = filename
+        name = attachment_name(key, filename)
+        query: dict[str, str | int] = {"exp": exp, "sig": self._signer.download_signature(key, exp, name)}
+        if name is not None:
+            query["name"] = name
         return PresignedRequest(
             url=f"{self._base_url}/files/{quote(key, safe='/')}?{urlencode(query)}",
             method="GET",
@@ -216,6 +224,55 @@ class LocalStorage:
             async with aiofiles.open(probe, "xb") as out:
                 await out.write(b"ok")
             await aiofiles.os.remove(probe)
+
+    # ------------------------------------------------------------ moving a kind between directories
+
+    async def keys(self, prefix: str) -> AsyncIterator[tuple[str, int]]:
+        """(key, size) of every object whose key starts with `prefix` (a whole first segment and `/`)."""
+        with unavailable_on_oserror():
+            found = await asyncio.to_thread(self._list, prefix)
+        for item in found:
+            yield item
+
+    async def copy_from(self, source: LocalStorage, key: str) -> None:
+        """Copy `key` from `source`'s directory into this one: bytes, content type, and its upload seal.
+
+        The seal goes first: a READY chunk's key never takes a PUT here either, not even
+        between the copy's rename and its seal.
+        """
+        info = await source.head(key)
+        if info is None:
+            raise NotFound("object", f"object {key!r} does not exist")
+        await self.copy_seal(source, key)
+        await self.put_stream(
+            key,
+            source.open_read(key),
+            content_type=info.content_type or "application/octet-stream",
+            max_size=info.size,
+        )
+
+    async def copy_seal(self, source: LocalStorage, key: str) -> None:
+        """Seal `key` here too when `source` sealed it (a READY chunk's key takes no PUT anywhere)."""
+        with unavailable_on_oserror():
+            if await source.sealed(key) and not await self.sealed(key):
+                await asyncio.to_thread(self._seals.mark, key)
+
+    async def sealed(self, key: str) -> bool:
+        validate_key(key)
+        return await aiofiles.os.path.exists(self._seals.marker(key))
+
+    def _list(self, prefix: str) -> list[tuple[str, int]]:
+        top = self._root / prefix.rstrip("/")
+        found: list[tuple[str, int]] = []
+        for directory, subdirs, files in os.walk(top):
+            # Temp files and the .meta tree start with a dot; no key has such a segment.
+            subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+            for name in files:
+                path = Path(directory, name)
+                key = path.relative_to(self._root).as_posix()
+                if key.startswith(prefix) and valid_key(key) and not path.is_symlink():
+                    found.append((key, path.stat().st_size))
+        return sorted(found)
 
     # ------------------------------------------------------------ helpers
 

@@ -17,22 +17,23 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
-from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
 from domain.errors import NotFound, ObjectTooLarge, StorageUnavailable
 from domain.ports import ObjectInfo, PresignedRequest, StoredObject
 from infrastructure.settings import Settings
+from infrastructure.storage.download_headers import attachment_name, cache_control, content_disposition
 from infrastructure.storage.s3_clients import s3_clients
 from infrastructure.storage.s3_errors import MISSING_CODES, error_code, translate_errors
 
 PART_SIZE = 8 * 1024 * 1024
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's floor for every part but the last
 READ_CHUNK_SIZE = 1024 * 1024
+MAX_COPY_SIZE = 5 * 1024**3  # the largest object one CopyObject request copies
 
 
 class S3Storage:
@@ -75,19 +76,55 @@ class S3Storage:
         PUTs for backends that reject it (the checksum is then verified after upload).
         When `settings.s3_create_bucket` is set, the bucket is created if missing.
         """
+        async with cls.open_buckets(
+            settings,
+            [settings.s3_bucket],
+            sign_checksum=sign_checksum,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_attempts=max_attempts,
+        ) as stores:
+            yield stores[settings.s3_bucket]
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open_buckets(
+        cls,
+        settings: Settings,
+        buckets: Sequence[str],
+        *,
+        sign_checksum: bool = True,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        max_attempts: int = 3,
+    ) -> AsyncIterator[dict[str, Self]]:
+        """One storage per bucket, all on the one process-wide client (and its connection pool)."""
         async with s3_clients(
             settings, connect_timeout=connect_timeout, read_timeout=read_timeout, max_attempts=max_attempts
         ) as (client, presign_client):
-            storage = cls(
-                client=client,
-                presign_client=presign_client,
-                bucket=settings.s3_bucket,
-                region=settings.s3_region,
-                sign_checksum=sign_checksum,
-            )
+            stores = {
+                bucket: cls(
+                    client=client,
+                    presign_client=presign_client,
+                    bucket=bucket,
+                    region=settings.s3_region,
+                    sign_checksum=sign_checksum,
+                )
+                for bucket in dict.fromkeys(buckets)
+            }
             if settings.s3_create_bucket:
-                await storage.ensure_bucket()
-            yield storage
+                for store in stores.values():
+                    await store.ensure_bucket()
+            yield stores
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    @property
+    def area(self) -> str:
+        """The area's name for operators: `s3://<bucket>`."""
+        return f"s3://{self._bucket}"
 
     # ------------------------------------------------------------ writes
 
@@ -182,9 +219,15 @@ class S3Storage:
     # ------------------------------------------------------------ presigned URLs
 
     async def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> PresignedRequest:
-        params: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
-        if filename is not None:
-            params["ResponseContentDisposition"] = content_disposition(filename)
+        # Signed response overrides: S3 answers with these headers (and the stored Content-Type).
+        params: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": key,
+            "ResponseCacheControl": cache_control(key, max_age=expires_in),
+        }
+        name = attachment_name(key, filename)
+        if name is not None:
+            params["ResponseContentDisposition"] = content_disposition(name)
         url = await self._presign_client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
         return PresignedRequest(url=str(url), method="GET", headers={}, expires_at=_expires_at(expires_in))
 
@@ -255,6 +298,33 @@ class S3Storage:
                 # A missing bucket or refused credentials make storage as unusable as a dead host.
                 raise StorageUnavailable(f"bucket {self._bucket!r} is not usable: {error_code(exc)}") from exc
 
+    # ------------------------------------------------------------ moving a kind between buckets
+
+    async def keys(self, prefix: str) -> AsyncIterator[tuple[str, int]]:
+        """(key, size) of every object whose key starts with `prefix`, in key order."""
+        with translate_errors():
+            paginator = self._client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield str(item["Key"]), int(item["Size"])
+
+    async def copy_from(self, source: S3Storage, key: str) -> None:
+        """Copy `key` from `source`'s bucket into this one, server-side (bytes and Content-Type).
+
+        Both stores must share one endpoint and credentials (`open_buckets` makes them so).
+        ObjectTooLarge past the size one CopyObject request takes.
+        """
+        with translate_errors():
+            info = await source.head(key)
+            if info is None:
+                raise NotFound("object", f"object {key!r} does not exist")
+            if info.size > MAX_COPY_SIZE:
+                raise ObjectTooLarge(MAX_COPY_SIZE)
+            # MetadataDirective COPY (the default) keeps the stored Content-Type.
+            await self._client.copy_object(
+                Bucket=self._bucket, Key=key, CopySource={"Bucket": source.bucket, "Key": key}
+            )
+
     # ------------------------------------------------------------ multipart helpers
 
     async def _create_multipart(self, key: str, content_type: str) -> str:
@@ -271,12 +341,6 @@ class S3Storage:
         # Shielded so a second cancellation cannot stop the clean-up half-way; best effort otherwise.
         with contextlib.suppress(Exception):
             await asyncio.shield(self._client.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id))
-
-
-def content_disposition(filename: str) -> str:
-    """An attachment header carrying the name both as ASCII fallback and RFC 5987 UTF-8."""
-    fallback = "".join(ch if ch.isascii() and ch.isprintable() and ch not in '"\\' else "_" for ch in filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _expires_at(expires_in: int) -> datetime:

@@ -73,6 +73,15 @@ class UploadSeals:
             _fsync_dir(marker.parent)
         return True
 
+    def mark(self, key: str) -> None:
+        """Seal the key before its object arrives (an object copied in from another directory)."""
+        marker = self.marker(key)
+        with self._locked():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            with marker.open("wb") as handle:
+                os.fsync(handle.fileno())
+            _fsync_dir(marker.parent)
+
     def unseal(self, key: str, discard: Callable[[], None] | None) -> None:
         """Drop the seal (after `discard`, which deletes the object, when given)."""
         with self._locked():

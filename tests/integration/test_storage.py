@@ -24,9 +24,10 @@ import pytest
 from domain.errors import NotFound, ObjectTooLarge, StorageUnavailable
 from domain.ports import ObjectStorage
 from infrastructure.settings import Settings
+from infrastructure.storage.download_headers import content_disposition
 from infrastructure.storage.factory import open_storage
 from infrastructure.storage.local import LocalStorage
-from infrastructure.storage.s3 import PART_SIZE, S3Storage, content_disposition
+from infrastructure.storage.s3 import PART_SIZE, S3Storage
 
 # Redundant once tests/conftest.py registers it; importing from that module here would defeat assertion rewriting.
 pytest_plugins = ["tests.fixtures.s3"]

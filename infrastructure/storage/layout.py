@@ -1,0 +1,47 @@
+"""Where each kind of object lives: uploads, outputs and thumbnails, told apart by their key's first segment.
+
+The domain writes every key with its kind in front (`user_chunks/...`, `outputs/...`,
+`thumbnails/...`). By default all kinds share one area (S3_BUCKET, or the LOCAL_STORAGE_PATH
+directory), so the kinds are prefixes of one bucket; an operator may give a kind an area of
+its own (S3_<KIND>_BUCKET, LOCAL_<KIND>_PATH) to give it its own lifecycle rules. A key is
+the same in every area: moving a kind moves its objects, never renames them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from infrastructure.settings import Settings
+
+Kind = Literal["uploads", "outputs", "thumbnails"]
+
+#: The first key segment of each kind (domain/chunks.py, domain/media.py write them).
+PREFIXES: dict[Kind, str] = {"uploads": "user_chunks", "outputs": "outputs", "thumbnails": "thumbnails"}
+_KINDS: dict[str, Kind] = {prefix: kind for kind, prefix in PREFIXES.items()}
+
+
+def kind_of(key: str) -> Kind | None:
+    """The kind a key belongs to, or None for any other first segment (those stay in the default area)."""
+    return _KINDS.get(key.split("/", 1)[0])
+
+
+def s3_buckets(settings: Settings) -> dict[Kind, str]:
+    """The bucket of each kind; S3_BUCKET for a kind without one of its own."""
+    own: dict[Kind, str] = {
+        "uploads": settings.s3_uploads_bucket,
+        "outputs": settings.s3_outputs_bucket,
+        "thumbnails": settings.s3_thumbnails_bucket,
+    }
+    return {kind: bucket.strip() or settings.s3_bucket for kind, bucket in own.items()}
+
+
+def local_roots(settings: Settings) -> dict[Kind, Path]:
+    """The directory of each kind, resolved (so two spellings of one directory are one area)."""
+    default = settings.effective_storage_path
+    own: dict[Kind, Path | None] = {
+        "uploads": settings.local_uploads_path,
+        "outputs": settings.local_outputs_path,
+        "thumbnails": settings.local_thumbnails_path,
+    }
+    return {kind: (path or default).resolve() for kind, path in own.items()}
