@@ -150,6 +150,8 @@ class ProviderJob:
     params: Mapping[str, Any]
     input_urls: Sequence[str] = ()
     callback_url: str | None = None
+    #: The model's kind ("image" or "video", `domain.catalogue.ModelKind`): what to produce.
+    kind: str = "image"
 
 
 @dataclass(frozen=True, slots=True)

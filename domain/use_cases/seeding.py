@@ -21,6 +21,7 @@ DEMO_MODELS: tuple[dict[str, Any], ...] = (
                 "width": {"type": "int", "min": 64, "max": 2048, "default": 512},
                 "height": {"type": "int", "min": 64, "max": 2048, "default": 512},
                 "style": {"type": "enum", "values": ["photo", "illustration", "sketch"], "default": "photo"},
+                "seed": {"type": "int", "min": 0, "max": 2147483647},
             },
             "maxInputs": 4,
             "deadlineSeconds": 300,
@@ -32,7 +33,12 @@ DEMO_MODELS: tuple[dict[str, Any], ...] = (
         "kind": ModelKind.VIDEO,
         "cost_credits": 40,
         "capabilities": {
-            "params": {"durationSeconds": {"type": "int", "min": 1, "max": 10, "default": 4}},
+            "params": {
+                "durationSeconds": {"type": "int", "min": 1, "max": 10, "default": 4},
+                "width": {"type": "int", "min": 64, "max": 640, "default": 640},
+                "height": {"type": "int", "min": 64, "max": 640, "default": 360},
+                "seed": {"type": "int", "min": 0, "max": 2147483647},
+            },
             "maxInputs": 1,
             "deadlineSeconds": 600,
         },

@@ -109,6 +109,7 @@ def _job(
         params=params,
         input_urls=tuple(input_urls),
         callback_url=callback,
+        kind=model.kind.value,
     )
 
 

@@ -1,17 +1,22 @@
-"""The simulated provider: timed lifecycle, failure modes, prompt markers, no in-process state."""
+"""The simulated provider: timed lifecycle, failure modes, prompt markers, no in-process state.
+
+Its outputs (requested sizes, seeds, real videos, hostile outputs) are tested in
+tests/integration/providers/test_simulated_outputs.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from domain.ports import ProviderError, ProviderJob, ProviderStatus
 from infrastructure.providers.simulated import SimulatedProvider
 from tests.fixtures.clock import FakeClock
-from tests.integration.providers.pngcheck import assert_valid_png
 
 
 def job(prompt: str = "a lighthouse at dusk", **params: Any) -> ProviderJob:
@@ -20,6 +25,12 @@ def job(prompt: str = "a lighthouse at dusk", **params: Any) -> ProviderJob:
 
 async def download_all(provider: SimulatedProvider, url: str) -> bytes:
     return b"".join([chunk async for chunk in provider.download(url)])
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+        image.load()
+        return image.size
 
 
 async def test_lifecycle_progresses_then_succeeds_with_a_png(clock: FakeClock) -> None:
@@ -35,7 +46,7 @@ async def test_lifecycle_progresses_then_succeeds_with_a_png(clock: FakeClock) -
     assert [s.progress for s in seen] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert seen[-1].output_urls == (f"sim://{external_id}/0.png",)
     png = await download_all(provider, seen[-1].output_urls[0])
-    assert assert_valid_png(png) == (256, 256)
+    assert png_size(png) == (512, 512)  # the catalogue's default size when the job names none
 
 
 async def test_real_time_progress_never_goes_backwards() -> None:
@@ -74,7 +85,7 @@ async def test_succeeded_output_downloads_from_another_instance(clock: FakeClock
     status = await other.status(external_id)
 
     assert status.state == "succeeded"
-    assert_valid_png(await download_all(other, status.output_urls[0]))
+    assert png_size(await download_all(other, status.output_urls[0])) == (512, 512)
 
 
 @pytest.mark.parametrize("source", ["settings", "prompt"])
