@@ -15,6 +15,7 @@ from domain.chunks import Chunk
 from domain.credits import CreditBalance, LedgerEntry
 from domain.generations import Generation, GenerationStatus
 from domain.invitations import BoardInvitation, InvitationView
+from domain.media import MediaInfo
 from domain.pagination import Page, PageRequest
 from domain.users import Role, User
 
@@ -160,6 +161,34 @@ class GenerationRepository(Protocol):
     async def add_asset(self, asset: Asset) -> bool: ...
     async def assets_of(self, generation_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Asset]]: ...
     async def get_asset(self, asset_id: uuid.UUID) -> Asset | None: ...
+    async def claim_thumbnail(self, asset_id: uuid.UUID, *, claim: timedelta) -> Asset | None:
+        """Take the output's pending thumbnail for `claim` from the database's now, counting an attempt.
+
+        One compare-and-set: None when it is no longer pending, or another claim runs past now.
+        """
+        ...
+
+    async def release_thumbnail(self, asset_id: uuid.UUID, *, after: timedelta) -> None:
+        """A failed attempt: the still pending output may be claimed again `after` the database's now."""
+        ...
+
+    async def settle_thumbnail(
+        self, asset_id: uuid.UUID, *, state: str, error: str | None = None, measured: MediaInfo | None = None
+    ) -> bool:
+        """Move the output's thumbnail from pending to `state` (ready, failed) with `error`; False when it
+        was not pending. `measured` fills the output's width, height and duration where they are unset."""
+        ...
+
+    async def thumbnail_settled(self, generation_id: uuid.UUID, at: datetime) -> Generation | None:
+        """One fewer thumbnail pending on the generation (never below 0); the generation as updated,
+        None when none was counted pending."""
+        ...
+
+    async def pending_thumbnails(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
+        """Generations with an output whose thumbnail is pending since before `created_before` and not
+        claimed at the database's now: at most `limit`, those waiting longest first."""
+        ...
+
     async def record_provider_task(
         self, generation_id: uuid.UUID, provider: str, external_id: str, state: str, raw: dict[str, Any], at: datetime
     ) -> None: ...

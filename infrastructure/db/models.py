@@ -212,6 +212,8 @@ class AssetRow(Base):
     thumbnail_state: Mapped[str | None] = mapped_column(String(16))
     thumbnail_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     thumbnail_error: Mapped[str | None] = mapped_column(String(64))
+    # Migration 0008: a worker is making the thumbnail until then (the database's clock).
+    thumbnail_claimed_until: Mapped[datetime | None]
     __table_args__ = (
         CheckConstraint("kind in ('input', 'output', 'thumbnail')", name="kind"),
         CheckConstraint("thumbnail_state in ('pending', 'ready', 'failed')", name="thumbnail_state"),

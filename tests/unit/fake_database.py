@@ -30,6 +30,7 @@ from domain.credits import (
 from domain.errors import EmailTaken
 from domain.generations import ACTIVE_STATUSES, Generation, GenerationStatus
 from domain.invitations import BoardInvitation, InvitationView
+from domain.media import MediaInfo, ThumbnailState
 from domain.pagination import Page, PageRequest
 from domain.ports import Clock
 from domain.repositories import (
@@ -60,7 +61,9 @@ class FakeDatabase:
         self.settings: dict[str, Any] = {}
         self.generations: dict[uuid.UUID, Generation] = {}
         self.inputs: dict[uuid.UUID, list[uuid.UUID]] = {}  # generation -> chunks, in order
-        self.assets: list[Asset] = []
+        self.assets: list[Asset] = []  # as inserted; later changes to a row are in asset_changes
+        self.asset_changes: dict[uuid.UUID, Asset] = {}
+        self.thumbnail_claims: dict[uuid.UUID, datetime] = {}  # output asset -> claimed until (database clock)
         self.provider_tasks: dict[tuple[str, str], tuple[uuid.UUID, str]] = {}
         self.boards: dict[uuid.UUID, Board] = {}
         self.members: dict[tuple[uuid.UUID, uuid.UUID], BoardMember] = {}  # insertion order = joined order
@@ -75,6 +78,10 @@ class FakeDatabase:
 
     def ledger_of(self, user_id: uuid.UUID) -> list[LedgerEntry]:
         return [e for e in self.ledger.values() if e.user_id == user_id]
+
+    def current_assets(self) -> list[Asset]:
+        """The committed asset rows as they are now (inserted, then changed)."""
+        return [self.asset_changes.get(a.id, a) for a in self.assets]
 
 
 _DELETED: Any = object()
@@ -424,6 +431,10 @@ class FakeGenerations(_Repository):
     async def inputs_of(self, generation_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
         return {g: list(found) for g in generation_ids if (found := self.tx.get("inputs", g))}
 
+    def _assets(self) -> list[Asset]:
+        changes = self.tx.rows("asset_changes")
+        return [changes.get(a.id, a) for a in self.tx.listed("assets")]
+
     async def add_asset(self, asset: Asset) -> bool:
         if any(a.object_key == asset.object_key for a in self.tx.listed("assets")):
             return False
@@ -432,13 +443,63 @@ class FakeGenerations(_Repository):
 
     async def assets_of(self, generation_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Asset]]:
         out: dict[uuid.UUID, list[Asset]] = defaultdict(list)
-        for asset in sorted(self.tx.listed("assets"), key=lambda a: (a.kind, a.position)):
+        for asset in sorted(self._assets(), key=lambda a: (a.kind, a.position)):
             if asset.generation_id in generation_ids:
                 out[asset.generation_id].append(asset)
         return dict(out)
 
     async def get_asset(self, asset_id: uuid.UUID) -> Asset | None:
-        return next((a for a in self.tx.listed("assets") if a.id == asset_id), None)
+        return next((a for a in self._assets() if a.id == asset_id), None)
+
+    def _pending_unclaimed(self, asset: Asset, now: datetime) -> bool:
+        until = self.tx.get("thumbnail_claims", asset.id)
+        return asset.thumbnail_state == ThumbnailState.PENDING and (until is None or until <= now)
+
+    async def claim_thumbnail(self, asset_id: uuid.UUID, *, claim: timedelta) -> Asset | None:
+        asset = await self.get_asset(asset_id)
+        now = self.tx.db.clock.now()
+        if asset is None or not self._pending_unclaimed(asset, now):
+            return None
+        claimed = dataclasses.replace(asset, thumbnail_attempts=asset.thumbnail_attempts + 1)
+        self.tx.put("asset_changes", asset_id, claimed)
+        self.tx.put("thumbnail_claims", asset_id, now + claim)
+        return claimed
+
+    async def release_thumbnail(self, asset_id: uuid.UUID, *, after: timedelta) -> None:
+        asset = await self.get_asset(asset_id)
+        if asset is not None and asset.thumbnail_state == ThumbnailState.PENDING:
+            self.tx.put("thumbnail_claims", asset_id, self.tx.db.clock.now() + after)
+
+    async def settle_thumbnail(
+        self, asset_id: uuid.UUID, *, state: str, error: str | None = None, measured: MediaInfo | None = None
+    ) -> bool:
+        asset = await self.get_asset(asset_id)
+        if asset is None or asset.thumbnail_state != ThumbnailState.PENDING:
+            return False
+        fields: dict[str, Any] = {"thumbnail_state": state, "thumbnail_error": error}
+        if measured is not None:
+            fields["width"] = asset.width if asset.width is not None else measured.width
+            fields["height"] = asset.height if asset.height is not None else measured.height
+            if asset.duration_seconds is None:
+                fields["duration_seconds"] = measured.duration_seconds
+        self.tx.put("asset_changes", asset_id, dataclasses.replace(asset, **fields))
+        self.tx.delete("thumbnail_claims", asset_id)
+        return True
+
+    async def thumbnail_settled(self, generation_id: uuid.UUID, at: datetime) -> Generation | None:
+        g = await self.get(generation_id)
+        if g is None or g.thumbnails_pending <= 0:
+            return None
+        return self._put(dataclasses.replace(g, thumbnails_pending=g.thumbnails_pending - 1, updated_at=at))
+
+    async def pending_thumbnails(self, *, created_before: datetime, limit: int) -> list[uuid.UUID]:
+        now = self.tx.db.clock.now()
+        waiting: dict[uuid.UUID, datetime] = {}
+        for asset in self._assets():
+            if asset.created_at < created_before and self._pending_unclaimed(asset, now):
+                first = waiting.get(asset.generation_id)
+                waiting[asset.generation_id] = asset.created_at if first is None else min(first, asset.created_at)
+        return sorted(waiting, key=lambda g: (waiting[g], g))[:limit]
 
     async def record_provider_task(
         self, generation_id: uuid.UUID, provider: str, external_id: str, state: str, raw: dict[str, Any], at: datetime

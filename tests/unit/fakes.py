@@ -24,7 +24,7 @@ from domain.credits import (
     LedgerKind,
     generation_key,
 )
-from domain.errors import InvalidState, ObjectTooLarge, StorageUnavailable
+from domain.errors import InvalidState, NotFound, ObjectTooLarge, StorageUnavailable
 from domain.events import Event
 from domain.generations import ACTIVE_STATUSES, Generation, GenerationStatus
 from domain.ports import (
@@ -225,6 +225,8 @@ class FakeStorage:
 
     async def open_read(self, key: str) -> AsyncIterator[bytes]:
         self._check("open_read")
+        if key not in self.objects:
+            raise NotFound("object", f"object {key!r} does not exist")
         body = self.objects[key]
         for start in range(0, len(body), 4):
             yield body[start : start + 4]
