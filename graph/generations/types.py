@@ -101,9 +101,9 @@ class Asset:
     thumbnail: Asset | None = strawberry.field(description=THUMBNAIL_DESCRIPTION)
     thumbnail_status: ThumbnailStatus | None = strawberry.field(
         description=(
-            "Where this output's thumbnail stands; null for assets that never get one (thumbnails themselves, "
-            "and outputs stored before thumbnails existed). Each change is announced on the subscriptions as "
-            "one more event of the generation (status SUCCEEDED)."
+            "Where this output's thumbnail stands; null for assets that never get one (thumbnails themselves). "
+            "Outputs stored before thumbnails existed get one too (PENDING until a worker makes it). Each change "
+            "is announced on the subscriptions as one more event of the generation (status SUCCEEDED)."
         )
     )
     object_key: strawberry.Private[str]

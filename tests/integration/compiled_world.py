@@ -62,8 +62,10 @@ class Rows:
 
 #: An output's media and thumbnail, in every state the Asset fields show: (content type, width, height,
 #: duration, thumbnail state, thumbnails made). A legacy output (stored before outputs were verified)
-#: has no geometry and no state; two thumbnails of one output show which one both paths pick.
+#: has no geometry, its thumbnail made since by the sweep; one written by a process older than
+#: migration 0007 has no state either; two thumbnails of one output show which one both paths pick.
 OUTPUT_SHAPES: tuple[tuple[str, int | None, int | None, float | None, str | None, int], ...] = (
+    ("image/png", None, None, None, "ready", 1),
     ("image/png", None, None, None, None, 0),
     ("image/jpeg", 1024, 768, None, "pending", 0),
     ("image/webp", 512, 512, None, "ready", 1),
@@ -151,7 +153,9 @@ async def seed_variety(dsn: str, world: World) -> tuple[dict[str, list[str]], di
                     created + timedelta(seconds=9) if final else None,
                 )  # fmt: skip
                 for position in range(i % 3):
-                    await seed_output(conn, user_id, gid, position, OUTPUT_SHAPES[(i + position) % 5], created)
+                    await seed_output(
+                        conn, user_id, gid, position, OUTPUT_SHAPES[(i + position) % len(OUTPUT_SHAPES)], created
+                    )
                 for position, chunk_id in enumerate(chunks[persona][: i % 3]):
                     await conn.execute(
                         "INSERT INTO generation_inputs (generation_id, position, chunk_id) VALUES ($1, $2, $3)",

@@ -260,7 +260,8 @@ GRID = MUST_COMPILE["the history page with thumbnails"][0]
 
 
 async def test_the_grid_shows_each_thumbnail_state_alike_on_both_paths(world: tuple[World, Rows]) -> None:
-    # given the owner's outputs: legacy, pending, made, failed, a video, one with two thumbnails
+    # given the owner's outputs: legacy ones (with a thumbnail, or without a state), pending, made, failed,
+    # videos, one with two thumbnails
     w, rows = world
     before = rows.counting.runs
     # when the grid is read on both paths
@@ -274,7 +275,7 @@ async def test_the_grid_shows_each_thumbnail_state_alike_on_both_paths(world: tu
         thumbnail = output["thumbnail"]
         assert output["kind"] == "OUTPUT"
         assert (thumbnail is not None) == (output["thumbnailStatus"] == "READY"), output
-        assert (output["width"] is None) == (output["thumbnailStatus"] is None), output
+        assert (output["width"] is None) == (output["contentType"] == "image/png"), output  # the legacy ones
         assert (output["durationSeconds"] is not None) == output["contentType"].startswith("video/"), output
         if thumbnail is not None:
             assert (thumbnail["kind"], thumbnail["contentType"]) == ("THUMBNAIL", "image/webp")
@@ -285,6 +286,7 @@ async def test_the_grid_shows_each_thumbnail_state_alike_on_both_paths(world: tu
     chosen = [o["thumbnail"]["url"] for o in outputs if o["thumbnail"] and o["contentType"] == "video/webm"]
     assert chosen and all("-b-thumbnail.webp" in url for url in chosen)
     assert any(o["durationSeconds"] == 0.1 + 0.2 for o in outputs)
+    assert any(o["width"] is None and o["thumbnail"] is not None for o in outputs)
 
 
 def local(url: str) -> str:
@@ -299,34 +301,38 @@ DOWNLOADS = "query ($id: ID!) { generation(id: $id) { outputs { url thumbnail { 
 async def test_outputs_and_thumbnails_download_as_attachments_named_for_their_generation(
     world: tuple[World, Rows],
 ) -> None:
-    # given outputs stored with their thumbnails (the owner's generation 2: a WebP image with one, a video without)
+    # given a generation's outputs stored with their thumbnails (the owner's generation 5: a WebM video with
+    # two thumbnails, then a legacy PNG whose thumbnail the sweep made)
     w, rows = world
-    generation_id = rows.generation_ids["owner"][2]
+    generation_id = rows.generation_ids["owner"][5]
     conn = await asyncpg.connect(rows.dsn)
     try:
         stored = await conn.fetch(
-            "SELECT object_key, content_type FROM assets WHERE generation_id = $1 ORDER BY kind, position",
-            uuid.UUID(generation_id),
+            "SELECT object_key, content_type FROM assets WHERE generation_id = $1", uuid.UUID(generation_id)
         )
     finally:
         await conn.close()
     storage = w.client.app.state.services.chunks.storage
     for row in stored:
-        await storage.put_bytes(row["object_key"], b"RIFF....WEBPVP8 ", content_type=row["content_type"])
+        await storage.put_bytes(row["object_key"], b"stand-in bytes", content_type=row["content_type"])
     # when its URLs are read on both paths and downloaded
     compiled, resolved = await both_paths(w, "owner", DOWNLOADS, {"id": generation_id})
     assert compiled == resolved
     outputs = compiled["data"]["generation"]["outputs"]
-    assert len(outputs) == 2 and outputs[0]["thumbnail"] is not None and outputs[1]["thumbnail"] is None
-    output = await w.client.http.get(local(outputs[0]["url"]))
-    thumbnail = await w.client.http.get(local(outputs[0]["thumbnail"]["url"]))
-    # then each is an attachment named `<generation id>-<n>.<ext>` (the thumbnail's with `-thumbnail`)
-    assert output.status_code == thumbnail.status_code == 200
-    assert output.headers["content-disposition"].startswith(f'attachment; filename="{generation_id}-0.webp"')
-    assert thumbnail.headers["content-disposition"].startswith(
-        f'attachment; filename="{generation_id}-0-thumbnail.webp"'
-    )
-    assert output.headers["x-content-type-options"] == "nosniff"
+    assert len(outputs) == 2 and all(o["thumbnail"] is not None for o in outputs)
+    names = []
+    for url in (outputs[0]["url"], outputs[0]["thumbnail"]["url"], outputs[1]["url"], outputs[1]["thumbnail"]["url"]):
+        response = await w.client.http.get(local(url))
+        assert response.status_code == 200 and response.headers["x-content-type-options"] == "nosniff"
+        names.append(response.headers["content-disposition"])
+    # then each is an attachment named `<generation id>-<n>.<ext>` (a thumbnail's with `-thumbnail`; of the
+    # video's two thumbnails, the one at the lower position)
+    assert names == [
+        f"attachment; filename=\"{generation_id}-0.webm\"; filename*=UTF-8''{generation_id}-0.webm",
+        f"attachment; filename=\"{generation_id}-0-b-thumbnail.webp\"; filename*=UTF-8''{generation_id}-0-b-thumbnail.webp",
+        f"attachment; filename=\"{generation_id}-1.png\"; filename*=UTF-8''{generation_id}-1.png",
+        f"attachment; filename=\"{generation_id}-1-thumbnail.webp\"; filename*=UTF-8''{generation_id}-1-thumbnail.webp",
+    ]
 
 
 class FailingReads:
