@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from entrypoints.catalogue_command import add_catalogue_parser, run_catalogue
+from entrypoints.storage_command import add_storage_parser, run_storage
 from infrastructure.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -248,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--idempotency-key", default=None)
     sub.add_parser("seed-demo", help="create the demo account and simulated models")
     add_catalogue_parser(sub)
+    add_storage_parser(sub)
     return parser
 
 
@@ -295,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command == "catalogue":
         return run_catalogue(settings, args)
+    if command == "storage":
+        return run_storage(settings, args)
     raise AssertionError(command)
 
 
