@@ -1,9 +1,11 @@
 """The /demo page in a real browser: Debian's headless Chromium driven by Playwright for Python.
 
 A person's path on `genhub serve` with the embedded defaults: open /demo, sign in with the
-pre-filled demo account, attach a file, start a generation, watch it reach SUCCEEDED through
-`generationUpdated`, see the image and the new balance. The screenshot is saved as
-test-artifacts/demo.png. Skipped with a reason without Chromium or Playwright; required in CI.
+pre-filled demo account, start an image generation (with an attached file) and a video
+generation, and watch both tiles of the history grid go to SUCCEEDED through
+`myGenerationEvents`; open one with the keyboard. The screenshot is
+saved as test-artifacts/demo.png. Skipped with a reason without Chromium or Playwright;
+required in CI.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from infrastructure.providers.png import render_png
@@ -36,11 +39,17 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SERVER_ENV = {"SIMULATED_STEPS": "3", "SIMULATED_STEP_SECONDS": "0.3", "POLL_INTERVAL_SECONDS": "1"}
 DEMO_EMAIL = "demo@genhub.local"
 DEMO_CREDITS = 1000
-IMAGE_COST = 10  # the seeded "Simulated image" model
+IMAGE_MODEL = "Simulated image (image, 10 credits)"
+IMAGE_COST = 10
+VIDEO_MODEL = "Simulated video (video, 40 credits)"
+VIDEO_COST = 40
+PAGE_SIZE = 24  # generations(first: 24) in app.js
 TIMEOUT_MS = 30_000
-IMAGE_LOADED = (
-    "() => { const img = document.querySelector('#output img'); return !!img && img.complete && img.naturalWidth > 0; }"
-)
+# Markup in a prompt is text: it must reach the page as characters, never as elements.
+IMAGE_PROMPT = 'a lighthouse at dawn <b>bold</b> <img src=x> & "quoted"'
+VIDEO_PROMPT = "a paper boat drifting on a pond"
+
+CREDITS_ARE = "(n) => document.querySelector('#credits-available').textContent === String(n)"
 
 
 def require_browser() -> Any:
@@ -70,7 +79,7 @@ def demo_page(server: Server, name: str) -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1000, "height": 1000})
+            page = browser.new_page(viewport={"width": 1100, "height": 1000})
             page.set_default_timeout(TIMEOUT_MS)
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
             page.on(
@@ -96,39 +105,142 @@ def sign_in(page: Any, server: Server) -> None:
     assert page.input_value("#email") == DEMO_EMAIL, "the seeded demo account is pre-filled"
     page.click("#sign-in")
     page.wait_for_selector("#generate-card:not([hidden])")
+    page.wait_for_selector("#socket[data-state=open]")
 
 
-def wait_for_success(page: Any, credits_left: int) -> None:
-    # generationUpdated pushed the final status (not a fallback read) and the image loaded
-    page.wait_for_selector("#events li[data-status=SUCCEEDED][data-source=live]", state="attached")
-    page.wait_for_function(IMAGE_LOADED)
-    # and creditsChanged (or the final read) shows the captured cost
-    page.wait_for_function(f"() => document.querySelector('#credits-available').textContent === '{credits_left}'")
+def tile(generation_id: str) -> str:
+    return f'#grid li[data-id="{generation_id}"]'
 
 
-def test_demo_page_signs_in_generates_and_shows_the_image_live(tmp_path: Path) -> None:
+def start(page: Any, model: str, prompt: str, params: dict[str, str], attachment: Path | None = None) -> str:
+    """Start a generation from the form; its tile is at the top of the grid at once. Returns its id."""
+    before = page.eval_on_selector_all("#grid li", "items => items.length")
+    page.select_option("#model", label=model)
+    for name, value in params.items():
+        page.fill(f'#params [data-param="{name}"]', value)
+    page.fill("#prompt", prompt)
+    if attachment is not None:
+        page.set_input_files("#file", str(attachment))
+    page.click("#generate")
+    page.wait_for_function("(n) => document.querySelectorAll('#grid li').length === n", arg=before + 1)
+    generation_id: str = page.get_attribute("#grid li:first-child", "data-id")
+    assert page.text_content(f"{tile(generation_id)} .tile-prompt") == prompt
+    return generation_id
+
+
+def events_of(page: Any, generation_id: str) -> list[dict[str, str]]:
+    """The viewer's event log of one generation (opened and closed again)."""
+    page.click(f"{tile(generation_id)} .tile-open")
+    page.wait_for_selector("#viewer[open]")
+    events: list[dict[str, str]] = page.eval_on_selector_all("#events li", "items => items.map(i => ({...i.dataset}))")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#viewer", state="hidden")
+    return events
+
+
+def test_demo_grid_follows_image_and_video_generations_live(tmp_path: Path) -> None:
     attachment = tmp_path / "sketch.png"
     attachment.write_bytes(render_png("sketch", width=16, height=16))
     with serve(SERVER_ENV, tmp_path) as server, demo_page(server, "demo") as page:
         # given the demo page of a fresh development server, signed in with the demo account
         sign_in(page, server)
+        page.wait_for_selector("#history-empty:not([hidden])")
 
-        # when the person attaches a file and starts a generation
-        page.select_option("#model", label=f"Simulated image (image, {IMAGE_COST} credits)")
-        page.fill("#prompt", "a lighthouse at dawn")
-        page.set_input_files("#file", str(attachment))
-        page.click("#generate")
+        # when the person starts an image generation (with a file) and a video generation
+        image = start(page, IMAGE_MODEL, IMAGE_PROMPT, {"width": "640", "height": "480"}, attachment)
+        video = start(page, VIDEO_MODEL, VIDEO_PROMPT, {"durationSeconds": "2"})
 
-        # then it is watched live to SUCCEEDED, with the image and the new balance
-        wait_for_success(page, DEMO_CREDITS - IMAGE_COST)
+        # then both tiles go to SUCCEEDED, pushed by myGenerationEvents, and the balance follows
+        for generation_id in (image, video):
+            page.wait_for_selector(f"{tile(generation_id)}[data-status=SUCCEEDED][data-source=live]", state="attached")
+        page.wait_for_function(CREDITS_ARE, arg=DEMO_CREDITS - IMAGE_COST - VIDEO_COST)
         page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
-        statuses = page.eval_on_selector_all("#events li", "items => items.map(i => i.dataset.status)")
-        live = page.eval_on_selector_all("#events li[data-source=live]", "items => items.length")
+        ids = page.eval_on_selector_all("#grid li", "items => items.map(i => i.dataset.id)")
+        assert ids == [video, image], "newest first"
+        # the prompt's markup stayed text
+        assert page.eval_on_selector_all("#grid b, #grid img:not(.thumb)", "nodes => nodes.length") == 0
+
+        # and the event log shows the start, live progress and the final status
+        events = events_of(page, image)
+        # (the first event may come before the generate result: either is the QUEUED start)
+        assert events[0]["status"] == "QUEUED", events
+        live = [e for e in events if e["source"] == "live"]
+        assert any(e["status"] == "PROCESSING" for e in live), events
+        assert live[-1]["status"] == "SUCCEEDED", events
+
+        # when the person opens the image with the keyboard
+        page.focus(f"{tile(image)} .tile-open")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#viewer[open]")
+        # then it shows the output, and Escape closes it, giving the focus back to the tile
+        page.wait_for_selector("#viewer-media figure", state="attached")
         assert page.inner_text("#status") == "SUCCEEDED"
-        assert page.inner_text("#run-error") == ""
-        assert statuses[0] == "QUEUED" and statuses[-1] == "SUCCEEDED", statuses
-        assert live >= 2, statuses  # at least one progress event before the final one
-        assert page.get_attribute("#progress", "aria-valuenow") == "100"
+        assert page.text_content("#viewer-prompt") == IMAGE_PROMPT
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#viewer", state="hidden")
+        assert page.evaluate("() => document.activeElement.closest('li')?.dataset.id") == image
+
+        # when the page is reloaded, the list query shows the same grid (the session is kept)
+        page.reload()
+        page.wait_for_selector("body[data-ready=true]")
+        page.wait_for_selector(f"{tile(image)}[data-source=list][data-status=SUCCEEDED]")
+        assert page.eval_on_selector_all("#grid li", "items => items.map(i => i.dataset.id)") == [video, image]
+
+
+LOGIN = """mutation ($input: LoginInput!) { login(input: $input) { ... on AuthPayload { accessToken } } }"""
+MODELS = "query { models { id slug } }"
+GENERATE = """mutation ($input: GenerateInput!) {
+  generate(input: $input) { __typename ... on GenerateSuccess { generation { id } } }
+}"""
+
+
+def start_over_http(server: Server, count: int) -> None:
+    """`count` generations of the demo account started as another client would (they fail on purpose, fast)."""
+    config = httpx.get(f"{server.url}/demo/config.json", timeout=10).json()
+    account = config["demoAccount"]
+
+    def call(query: str, variables: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body = httpx.post(
+            f"{server.url}/graphql", json={"query": query, "variables": variables}, headers=headers, timeout=10
+        ).json()
+        assert "errors" not in body, body
+        data: dict[str, Any] = body["data"]
+        return data
+
+    token = call(LOGIN, {"input": {"email": account["email"], "password": account["password"]}})["login"]["accessToken"]
+    model = next(m["id"] for m in call(MODELS, {}, token)["models"] if m["slug"] == "sim-image")
+    for n in range(count):
+        result = call(GENERATE, {"input": {"modelId": model, "prompt": f"history #{n} [fail]"}}, token)["generate"]
+        assert result["__typename"] == "GenerateSuccess", result
+
+
+def test_demo_grid_pages_with_load_more(tmp_path: Path) -> None:
+    with serve(SERVER_ENV, tmp_path) as server, demo_page(server, "pages") as page:
+        # given more generations than one page holds, started by another client
+        start_over_http(server, PAGE_SIZE + 1)
+
+        # when the person signs in
+        sign_in(page, server)
+
+        # then one page is shown, newest first, with "Load more"
+        page.wait_for_selector("#load-more:not([hidden])")
+        prompts = page.eval_on_selector_all("#grid .tile-prompt", "nodes => nodes.map(n => n.textContent)")
+        assert prompts == [f"history #{n} [fail]" for n in reversed(range(1, PAGE_SIZE + 1))]
+
+        # when they load more, the rest follows once and the button goes away
+        page.click("#load-more")
+        page.wait_for_selector("#load-more", state="hidden")
+        ids = page.eval_on_selector_all("#grid li", "items => items.map(i => i.dataset.id)")
+        assert len(ids) == len(set(ids)) == PAGE_SIZE + 1
+        assert page.text_content("#grid li:last-child .tile-prompt") == "history #0 [fail]"
+
+        # and every tile ends FAILED (live or read), showing why instead of a preview
+        page.wait_for_function(
+            "(n) => document.querySelectorAll('#grid li[data-status=FAILED]').length === n", arg=PAGE_SIZE + 1
+        )
+        assert "SIMULATED_FAILURE" in (page.text_content("#grid li:first-child .placeholder") or "")
+        page.wait_for_function(CREDITS_ARE, arg=DEMO_CREDITS)
 
 
 def test_demo_page_outlives_its_access_token(tmp_path: Path) -> None:
@@ -141,13 +253,15 @@ def test_demo_page_outlives_its_access_token(tmp_path: Path) -> None:
 
         # when the person starts a generation after the token expired
         page.wait_for_timeout(4000)
-        page.fill("#prompt", "after expiry")
-        page.click("#generate")
+        generation = start(page, IMAGE_MODEL, "after expiry", {})
+        # and the connection drops while it runs (events meanwhile are lost: the page reads them back)
+        page.evaluate("() => socket.ws.close()")
 
-        # then the page refreshed its session (HTTP and WebSocket) and watched it live to the end
-        wait_for_success(page, DEMO_CREDITS - IMAGE_COST)
+        # then the page refreshed its session (HTTP and WebSocket) and followed it to the end
+        page.wait_for_selector(f"{tile(generation)}[data-status=SUCCEEDED]", state="attached")
+        page.wait_for_function(CREDITS_ARE, arg=DEMO_CREDITS - IMAGE_COST)
         assert page.is_hidden("#signin-card")
         # and a reload keeps the session (sessionStorage) and refreshes it again
         page.reload()
         page.wait_for_selector("body[data-ready=true]")
-        page.wait_for_selector("#generate-card:not([hidden])")
+        page.wait_for_selector(f"{tile(generation)}[data-status=SUCCEEDED]")

@@ -1,11 +1,25 @@
-"""The /demo routes: packaged static files, their headers, and what config.json may reveal."""
+"""The /demo routes: packaged static files, their headers, what config.json may reveal, and
+the page's own GraphQL operations against the schema and a running app."""
 
 from __future__ import annotations
 
+import re
+import uuid
+from typing import Any
+
 import pytest
+from graphql import build_schema, parse, validate
 
 from graph.demo import DEMO_DIR, MEDIA_TYPES
-from tests.fixtures.app import SettingsFactory, register_user, running_app
+from graph.schema import export_sdl
+from tests.fixtures.app import (
+    GraphQLClient,
+    SettingsFactory,
+    operator_grant,
+    operator_model,
+    register_user,
+    running_app,
+)
 
 DEMO_EMAIL = "demo@genhub.local"
 DEMO_PASSWORD = "demo-password-123"
@@ -67,3 +81,82 @@ async def test_the_demo_is_off_with_graphiql(make_settings: SettingsFactory) -> 
         responses = [await client.http.get(path) for path in ("/demo", "/demo/", "/demo/app.js", "/demo/config.json")]
     # then the demo is not there
     assert [r.status_code for r in responses] == [404, 404, 404, 404]
+
+
+# ---------------------------------------------------------------- the page's operations
+
+#: What app.js must send: renaming or dropping one of these is a change to the page's flows.
+PAGE_OPERATIONS = {"LOGIN", "REGISTER", "REFRESH", "START", "CREDITS", "HISTORY", "READ", "UPLOAD", "GENERATE"}
+PAGE_OPERATIONS |= {"CANCEL", "EVENTS", "WATCH_CREDITS"}
+PAGE_SIZE = 24
+
+
+def page_documents() -> dict[str, str]:
+    """app.js's GraphQL documents by constant name, with their `${FRAGMENT}` parts filled in."""
+    source = (DEMO_DIR / "app.js").read_text(encoding="utf-8")
+    constants = dict(re.findall(r"^const ([A-Z_]+) = `(.*?)`;$", source, flags=re.MULTILINE | re.DOTALL))
+
+    def expand(text: str) -> str:
+        return re.sub(r"\$\{([A-Z_]+)\}", lambda m: expand(constants[m.group(1)]), text)
+
+    return {
+        name: expand(text) for name, text in constants.items() if re.match(r"\s*(query|mutation|subscription)\b", text)
+    }
+
+
+def test_every_operation_of_the_page_is_valid_against_the_schema() -> None:
+    # given the documents the page sends and the schema the server exports
+    documents = page_documents()
+    schema = build_schema(export_sdl())
+    assert set(documents) == PAGE_OPERATIONS
+    # then each one validates: no field the server lacks, no argument of the wrong type
+    problems = {name: [e.message for e in validate(schema, parse(text))] for name, text in documents.items()}
+    assert {name: errors for name, errors in problems.items() if errors} == {}
+
+
+def test_the_page_builds_its_dom_from_text_only() -> None:
+    # prompts are user input: the page never parses data as markup, and runs no inline code
+    script = (DEMO_DIR / "app.js").read_text(encoding="utf-8")
+    page = (DEMO_DIR / "index.html").read_text(encoding="utf-8")
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in script, sink
+    assert re.findall(r"<script(?![^>]*\bsrc=)", page) == []
+    assert re.findall(r"\son[a-z]+=", page) == [] and "style=" not in page
+
+
+async def start_generations(me: GraphQLClient, model_id: str, prompts: list[str]) -> list[dict[str, Any]]:
+    generate = page_documents()["GENERATE"]
+    started = []
+    for prompt in prompts:
+        variables = {
+            "input": {"modelId": model_id, "prompt": prompt, "params": {}, "idempotencyKey": str(uuid.uuid4())}
+        }
+        result = (await me.execute(generate, variables))["data"]["generate"]
+        assert result["__typename"] == "GenerateSuccess", result
+        started.append(result["generation"])
+    return started
+
+
+async def test_the_history_query_pages_newest_first_with_the_page_size(make_settings: SettingsFactory) -> None:
+    documents = page_documents()
+    async with running_app(make_settings()) as client:
+        # given a viewer with one generation more than a page holds
+        user = await register_user(client, f"grid-{uuid.uuid4().hex[:8]}@example.com")
+        me = client.as_user(user["accessToken"])
+        model_id = await operator_model(client, cost=1)
+        await operator_grant(client, user["user"]["id"], 100)
+        started = await start_generations(me, model_id, [f"tile {n}" for n in range(PAGE_SIZE + 1)])
+
+        # when the page reads its first page and then the next one from the end cursor
+        first = (await me.execute(documents["HISTORY"], {"first": PAGE_SIZE}))["data"]["generations"]
+        after = first["pageInfo"]["endCursor"]
+        rest = (await me.execute(documents["HISTORY"], {"first": PAGE_SIZE, "after": after}))["data"]["generations"]
+
+    # then the first page is the newest 24, newest first, and the second holds the one left
+    newest_first = [g["id"] for g in reversed(started)]
+    assert [e["node"]["id"] for e in first["edges"]] == newest_first[:PAGE_SIZE]
+    assert first["pageInfo"]["hasNextPage"] is True
+    assert [e["node"]["id"] for e in rest["edges"]] == newest_first[PAGE_SIZE:]
+    assert rest["pageInfo"]["hasNextPage"] is False
+    # and a started generation already has what a tile shows
+    assert started[0]["status"] == "QUEUED" and started[0]["outputs"] == [] and started[0]["model"]["id"] == model_id

@@ -1,8 +1,9 @@
-// genhub demo page: sign in, pick a model, start a generation and watch it live.
+// genhub demo page: sign in, start generations, and watch the history grid update live.
 //
 // No build step and no dependencies: GraphQL over HTTP with fetch, uploads with the
 // GraphQL multipart request spec, and a small graphql-transport-ws client (below) for
-// the `generationUpdated` and `creditsChanged` subscriptions.
+// the `myGenerationEvents` and `creditsChanged` subscriptions. Every piece of data reaches
+// the DOM through textContent or attributes, never as markup: prompts are user input.
 "use strict";
 
 // ---------------------------------------------------------------- operations
@@ -12,6 +13,17 @@ const AUTH_FRAGMENT = `fragment Auth on AuthResult {
   ... on AuthPayload { accessToken refreshToken expiresIn user { id email } }
   ... on Error { code message }
   ... on InvalidInput { fields { field message } }
+}`;
+// What a tile and the viewer show; every query and event of a generation selects it, so
+// whatever arrives (a page, an event, a start) replaces the tile's data whole.
+const TILE_FRAGMENT = `fragment Tile on Generation {
+  id status progress prompt createdAt updatedAt
+  error { code message }
+  model { id name kind }
+  outputs {
+    id contentType size width height durationSeconds thumbnailStatus url
+    thumbnail { id width height url }
+  }
 }`;
 const LOGIN = `mutation Login($input: LoginInput!) {
   login(input: $input) { ...Auth }
@@ -31,6 +43,17 @@ const START = `query Start {
   models { id slug name kind costCredits capabilities }
 }`;
 const CREDITS = `query Credits { credits { balance reserved available } }`;
+const HISTORY = `query History($first: Int!, $after: String) {
+  generations(first: $first, after: $after) {
+    edges { node { ...Tile } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+${TILE_FRAGMENT}`;
+const READ = `query Read($id: ID!) {
+  generation(id: $id) { ...Tile }
+}
+${TILE_FRAGMENT}`;
 const UPLOAD = `mutation Upload($file: Upload!) {
   uploadChunk(file: $file) {
     __typename
@@ -41,37 +64,29 @@ const UPLOAD = `mutation Upload($file: Upload!) {
 const GENERATE = `mutation Generate($input: GenerateInput!) {
   generate(input: $input) {
     __typename
-    ... on GenerateSuccess { generation { id status progress reservedCredits } }
+    ... on GenerateSuccess { generation { ...Tile } }
     ... on Error { code message }
     ... on InsufficientCredits { required available }
   }
-}`;
+}
+${TILE_FRAGMENT}`;
 const CANCEL = `mutation Cancel($id: ID!) {
   cancelGeneration(id: $id) {
     __typename
     ... on Error { code message }
   }
 }`;
-const WATCH = `subscription Watch($id: ID!) {
-  generationUpdated(id: $id) {
+const EVENTS = `subscription Events {
+  myGenerationEvents {
     previousStatus
     at
-    generation {
-      id status progress chargedCredits
-      error { code message }
-      outputs { id kind contentType url }
-    }
+    generation { ...Tile }
   }
-}`;
-const READ = `query Read($id: ID!) {
-  generation(id: $id) {
-    id status progress chargedCredits updatedAt
-    error { code message }
-    outputs { id kind contentType url }
-  }
-}`;
+}
+${TILE_FRAGMENT}`;
 const WATCH_CREDITS = `subscription Credits { creditsChanged { balance reserved available } }`;
 
+const PAGE_SIZE = 24;
 const FINAL = new Set(["SUCCEEDED", "FAILED", "CANCELED", "EXPIRED"]);
 const SESSION_KEY = "genhub-demo-session";
 
@@ -146,16 +161,19 @@ const api = {
 // ---------------------------------------------------------------- graphql-transport-ws
 
 // A minimal client of https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md:
-// connection_init carries the token, every subscription is re-sent after a reconnect
-// (generationUpdated starts with the current state, so nothing is missed), pings get pongs.
+// connection_init carries the token, every subscription is re-sent after a reconnect, pings
+// get pongs. Events sent while the socket was down are gone: `onReconnect` lets the page
+// read the current state again.
 class SubscriptionClient {
-  constructor(url, { connectionParams, onState, onUnauthorized }) {
+  constructor(url, { connectionParams, onState, onUnauthorized, onReconnect }) {
     this.url = url;
     this.connectionParams = connectionParams;
     this.onState = onState;
     this.onUnauthorized = onUnauthorized;
+    this.onReconnect = onReconnect;
     this.ws = null;
     this.acknowledged = false;
+    this.everAcknowledged = false;
     this.operations = new Map(); // id -> {query, variables, sink}
     this.nextId = 1;
     this.attempt = 0;
@@ -189,6 +207,8 @@ class SubscriptionClient {
         this.attempt = 0;
         this.onState("open");
         for (const id of this.operations.keys()) this.start(id);
+        if (this.everAcknowledged) this.onReconnect?.();
+        this.everAcknowledged = true;
         break;
       case "ping":
         this.send({ type: "pong" });
@@ -258,8 +278,6 @@ class SubscriptionClient {
 const $ = (id) => document.getElementById(id);
 let socket = null;
 const models = new Map(); // id -> AiModel
-let stopWatching = null;
-let current = null; // the generation on screen: {id, status}
 
 function show(element, visible) {
   element.hidden = !visible;
@@ -289,6 +307,15 @@ function showCredits(credits) {
   $("credits-detail").textContent = `(${credits.balance} / ${credits.reserved} reserved)`;
 }
 
+function refreshCredits() {
+  // creditsChanged pushes the balance too; this read covers a socket that was reconnecting.
+  api.request(CREDITS).then((data) => showCredits(data.credits)).catch(() => {});
+}
+
+function announce(message) {
+  $("announce").textContent = message;
+}
+
 function wsUrl() {
   const url = new URL(api.url);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
@@ -313,28 +340,53 @@ async function enter() {
   show($("signin-card"), false);
   show($("account"), true);
   show($("generate-card"), true);
+  show($("history-card"), true);
 
   socket = new SubscriptionClient(wsUrl(), {
     connectionParams: () => ({ Authorization: `Bearer ${api.session.accessToken}` }),
     onState: (state) => ($("socket").dataset.state = state),
     onUnauthorized: () => api.refresh(),
+    onReconnect: () => gallery.resync(),
   });
   socket.subscribe(WATCH_CREDITS, {}, {
     next: (result) => result.data && showCredits(result.data.creditsChanged),
     error: (error) => console.warn("creditsChanged:", error),
+  });
+  // Subscribe before the first page is read, so nothing that happens in between is missed.
+  followEvents(socket, 0);
+  await gallery.loadFirst();
+}
+
+function followEvents(client, attempt) {
+  client.subscribe(EVENTS, {}, {
+    next: (result) => {
+      if (result.errors) setError("history-error", result.errors.map((e) => e.message).join("; "));
+      if (result.data) gallery.event(result.data.myGenerationEvents);
+    },
+    error: (error) => setError("history-error", `Live updates stopped: ${error.message}`),
+    // The stream has no end of its own: if the server ended it anyway, follow again and
+    // read back what happened in between (a few times, further apart each time).
+    complete: () => {
+      if (attempt >= 5) return;
+      setTimeout(() => {
+        if (socket !== client) return;
+        followEvents(client, attempt + 1);
+        gallery.resync();
+      }, 1000 * (attempt + 1));
+    },
   });
 }
 
 function signOut(message) {
   socket?.close();
   socket = null;
-  stopWatching = null;
-  current = null;
   api.session = null;
   sessionStorage.removeItem(SESSION_KEY);
+  viewer.close();
+  gallery.clear();
   show($("account"), false);
   show($("generate-card"), false);
-  show($("run-card"), false);
+  show($("history-card"), false);
   show($("signin-card"), true);
   setError("signin-error", message);
 }
@@ -408,100 +460,552 @@ function readParams() {
   return params;
 }
 
-// ---------------------------------------------------------------- a generation
+// ---------------------------------------------------------------- snapshots of a generation
 
-function renderEvent(event, source = "live") {
-  const { generation } = event;
-  // A new stream (after a reconnect) starts with the current state: skip it when unchanged.
-  const repeat =
-    current?.id === generation.id && current.status === generation.status && current.progress === generation.progress;
-  current = { id: generation.id, status: generation.status, progress: generation.progress };
-  if (repeat && !event.previousStatus) return;
-  const status = $("status");
-  status.textContent = generation.status;
-  status.dataset.status = generation.status;
-  const percent = Math.round(generation.progress * 100);
-  $("progress-fill").style.width = `${percent}%`;
-  $("progress").setAttribute("aria-valuenow", String(percent));
-  $("progress-text").textContent = `${percent}%`;
-  show($("cancel"), !FINAL.has(generation.status));
+const STATUS_WORDS = {
+  QUEUED: "Queued",
+  SUBMITTING: "Submitting",
+  PROCESSING: "Generating",
+  SUCCEEDED: "Done",
+  FAILED: "Failed",
+  CANCELED: "Canceled",
+  EXPIRED: "Expired",
+};
+const STATUS_RANK = { QUEUED: 0, SUBMITTING: 1, PROCESSING: 2 }; // a final status ranks 3
+const THUMBNAIL_RANK = { PENDING: 1, READY: 2, FAILED: 2 };
+// A tile that has not settled and heard nothing for this long is read once, then after
+// twice as long, and so on: an event dropped for a lagging subscriber would otherwise
+// leave it spinning for good.
+const QUIET_MS = 45_000;
+const QUIET_MAX_MS = 600_000;
 
-  const item = document.createElement("li");
-  const time = new Date(event.at).toLocaleTimeString();
-  const from = event.previousStatus ? `${event.previousStatus} → ` : "";
-  item.textContent = `${time}  ${from}${generation.status}  ${percent}%${source === "read" ? "  (read)" : ""}`;
-  item.dataset.status = generation.status;
-  item.dataset.source = source; // "start": the generate result; "live": pushed by generationUpdated; "read": a query after a lost stream
-  $("events").append(item);
+// Which of two snapshots of one generation is newer. Snapshots can arrive out of order (a
+// page read in flight while events arrive, the generate result racing its own first event):
+// the row's updatedAt decides, then how far it got (status, progress, thumbnails), since a
+// thumbnail may be announced without the generation's row changing.
+function version(g) {
+  const thumbnails = (g.outputs || []).reduce((sum, o) => sum + (THUMBNAIL_RANK[o.thumbnailStatus] ?? 0), 0);
+  return [Date.parse(g.updatedAt) || 0, FINAL.has(g.status) ? 3 : STATUS_RANK[g.status] ?? 0, g.progress ?? 0, thumbnails];
+}
 
-  if (generation.error) setError("run-error", `${generation.error.code}: ${generation.error.message}`);
-  else if (generation.status === "SUCCEEDED") setError("run-error", "");
-  if (generation.status === "SUCCEEDED") {
-    const output = $("output");
-    output.replaceChildren(
-      ...generation.outputs.map((asset) => {
-        const media = asset.contentType.startsWith("video/") ? document.createElement("video") : new Image();
-        media.src = asset.url;
-        if (media instanceof HTMLVideoElement) media.controls = true;
-        else media.alt = $("prompt").value || "generated image";
-        const link = document.createElement("a");
-        link.href = asset.url;
-        link.target = "_blank";
-        link.rel = "noopener";
-        link.append(media);
-        return link;
+function compareVersions(a, b) {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+  return 0;
+}
+
+/** Nothing more will happen to it: a final status, and no thumbnail still being made. */
+function settled(g) {
+  return FINAL.has(g.status) && (g.outputs || []).every((o) => o.thumbnailStatus !== "PENDING");
+}
+
+/** newest first: createdAt, then id (two generations may share a timestamp). */
+function newerFirst(a, b) {
+  const at = Date.parse(b.createdAt) - Date.parse(a.createdAt);
+  return at !== 0 ? at : a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+function isVideo(output) {
+  return output.contentType.startsWith("video/");
+}
+
+/** none (no output yet) | pending | ready | failed | original (stored before thumbnails existed) */
+function thumbnailState(g) {
+  const output = g.outputs?.[0];
+  if (g.status !== "SUCCEEDED" || !output) return "none";
+  if (output.thumbnail?.url) return "ready";
+  if (output.thumbnailStatus === "PENDING") return "pending";
+  if (output.thumbnailStatus == null) return "original";
+  return "failed";
+}
+
+function formatDuration(seconds) {
+  if (typeof seconds !== "number" || !(seconds >= 0)) return "";
+  const whole = Math.round(seconds);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+}
+
+function formatWhen(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return "";
+  const today = new Date().toDateString() === when.toDateString();
+  return today
+    ? when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : when.toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
+function formatBytes(size) {
+  if (typeof size !== "number") return "";
+  if (size < 1024) return `${size} B`;
+  if (size < 1024 * 1024) return `${(size / 1024).toFixed(1)} KiB`;
+  return `${(size / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** The prompt as alt text: all of it for a short one, its start for a long one. */
+function altText(prompt) {
+  const text = (prompt || "").trim() || "generated image";
+  return text.length > 160 ? `${text.slice(0, 157)}…` : text;
+}
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// ---------------------------------------------------------------- a tile of the grid
+
+class Tile {
+  constructor(id) {
+    this.id = id;
+    this.generation = null;
+    this.events = []; // what this page saw happen to it, oldest first (the viewer lists them)
+    this.source = null; // how the data on screen arrived: start | list | live | read
+    this.mediaKey = null; // what the media box shows, so an update redraws only what changed
+    this.retriedImage = false;
+    this.lastChange = Date.now();
+    this.quietMs = QUIET_MS;
+    this.build();
+  }
+
+  build() {
+    this.item = element("li", "tile");
+    this.item.dataset.id = this.id;
+    this.open = element("button", "tile-open");
+    this.open.type = "button";
+    this.open.addEventListener("click", () => viewer.open(this));
+    this.media = element("div", "tile-media");
+    this.overlay = element("div", "tile-overlay");
+    this.label = element("span", "tile-label");
+    this.bar = element("div", "progress");
+    this.bar.setAttribute("role", "progressbar");
+    this.bar.setAttribute("aria-valuemin", "0");
+    this.bar.setAttribute("aria-valuemax", "100");
+    this.fill = element("div", "progress-fill");
+    this.bar.append(this.fill);
+    this.overlay.append(this.label, this.bar);
+    this.badge = element("span", "badge");
+    this.open.append(this.media, this.overlay, this.badge);
+
+    const caption = element("div", "tile-caption");
+    this.prompt = element("p", "tile-prompt");
+    const meta = element("div", "tile-meta");
+    this.chip = element("span", "status");
+    this.when = element("time", "muted");
+    this.cancel = element("button", "link tile-cancel", "Cancel");
+    this.cancel.type = "button";
+    this.cancel.addEventListener("click", () => cancelGeneration(this.id, "history-error"));
+    meta.append(this.chip, this.when, this.cancel);
+    caption.append(this.prompt, meta);
+    this.item.append(this.open, caption);
+  }
+
+  /** Take a snapshot unless an older one; returns the status it replaced, or undefined when ignored. */
+  update(generation, source, event) {
+    const before = this.generation;
+    const order = before ? compareVersions(version(generation), version(before)) : 1;
+    if (order < 0) return undefined;
+    this.generation = generation;
+    if (order > 0) {
+      this.source = source;
+      this.lastChange = Date.now();
+      this.quietMs = QUIET_MS;
+      this.events.push({
+        at: event?.at || generation.updatedAt,
+        previousStatus: event ? event.previousStatus : before?.status ?? null,
+        status: generation.status,
+        progress: generation.progress,
+        thumbnail: thumbnailState(generation),
+        source,
+      });
+    }
+    // An equal snapshot still brings freshly signed URLs: kept for the next redraw.
+    this.render();
+    return before?.status ?? null;
+  }
+
+  render() {
+    const g = this.generation;
+    const output = g.outputs?.[0];
+    const active = !FINAL.has(g.status);
+    const video = output ? isVideo(output) : g.model?.kind === "VIDEO";
+    const percent = Math.round((g.progress ?? 0) * 100);
+    const word = STATUS_WORDS[g.status] || g.status;
+
+    this.item.dataset.status = g.status;
+    this.item.dataset.thumbnail = thumbnailState(g);
+    this.item.dataset.source = this.source;
+    this.item.dataset.kind = video ? "video" : "image";
+    this.prompt.textContent = g.prompt;
+    this.prompt.title = g.prompt;
+    this.chip.textContent = word;
+    this.chip.dataset.status = g.status;
+    this.when.dateTime = g.createdAt;
+    this.when.textContent = formatWhen(g.createdAt);
+    this.cancel.hidden = !active;
+
+    this.overlay.hidden = !active;
+    this.label.textContent = g.status === "PROCESSING" ? `${word} ${percent}%` : `${word}…`;
+    this.bar.setAttribute("aria-valuenow", String(percent));
+    this.fill.style.width = `${percent}%`;
+
+    const duration = video && output ? formatDuration(output.durationSeconds) : "";
+    const more = (g.outputs?.length || 0) > 1 ? `+${g.outputs.length - 1}` : "";
+    this.badge.textContent = video ? `▶ ${duration || "video"}` : more;
+    this.badge.hidden = !this.badge.textContent;
+    this.badge.dataset.kind = video ? "video" : "count";
+    const kind = video ? `video${duration ? ` ${duration}` : ""}` : "image";
+    this.open.setAttribute("aria-label", `${altText(g.prompt)} (${kind}, ${word.toLowerCase()}): open`);
+    this.renderMedia(g, output);
+  }
+
+  renderMedia(g, output) {
+    let picture = null; // {key, url, width, height}
+    let text = "";
+    let mood = "active";
+    if (g.status === "SUCCEEDED" && output) {
+      const state = thumbnailState(g);
+      if (state === "ready") {
+        const { id, url, width, height } = output.thumbnail;
+        picture = { key: id, url, width, height };
+      } else if (state === "original" && !isVideo(output)) {
+        // Stored before thumbnails existed: the image itself stands in.
+        picture = { key: output.id, url: output.url, width: output.width, height: output.height };
+      } else if (state === "pending") {
+        [text, mood] = ["Making preview…", "pending"];
+      } else {
+        [text, mood] = ["No preview", "none"];
+      }
+    } else if (g.status === "SUCCEEDED") {
+      [text, mood] = ["No output", "none"];
+    } else if (FINAL.has(g.status)) {
+      text = g.error?.code ? `${STATUS_WORDS[g.status]}: ${g.error.code}` : STATUS_WORDS[g.status];
+      mood = "ended";
+    }
+    const key = picture ? `img:${picture.key}` : `text:${mood}:${text}`;
+    // A new signature of the same file keeps the loaded image (no flicker, no second download).
+    if (key === this.mediaKey) return;
+    this.mediaKey = key;
+    if (!picture) {
+      this.media.replaceChildren(element("div", `placeholder ${mood}`, text));
+      return;
+    }
+    const img = element("img", "thumb");
+    img.alt = altText(g.prompt);
+    img.loading = "lazy";
+    img.decoding = "async";
+    if (picture.width && picture.height) {
+      img.width = picture.width;
+      img.height = picture.height;
+    }
+    img.addEventListener("load", () => (this.retriedImage = false));
+    img.addEventListener("error", () => this.brokenImage());
+    img.src = picture.url;
+    this.media.replaceChildren(img);
+  }
+
+  // Signed URLs expire (an hour by default): read the generation once for fresh ones, then give up.
+  brokenImage() {
+    if (this.retriedImage) {
+      this.mediaKey = "text:none:broken";
+      this.media.replaceChildren(element("div", "placeholder none", "No preview"));
+      return;
+    }
+    this.retriedImage = true;
+    this.mediaKey = null;
+    gallery.read(this.id).catch(() => this.brokenImage());
+  }
+}
+
+// ---------------------------------------------------------------- the grid
+
+const gallery = {
+  tiles: new Map(), // id -> Tile
+  loaded: false, // the first page arrived; events before it wait in `early`
+  early: [],
+  endCursor: null,
+  hasNextPage: false,
+  epoch: 0, // bumped by clear(): answers to an earlier session's requests are dropped
+  watchdog: null,
+
+  clear() {
+    this.epoch++;
+    this.tiles.clear();
+    this.loaded = false;
+    this.early = [];
+    this.endCursor = null;
+    this.hasNextPage = false;
+    clearInterval(this.watchdog);
+    this.watchdog = null;
+    $("grid").replaceChildren();
+    setError("history-error", "");
+    this.renderChrome();
+  },
+
+  async page(after) {
+    const data = await api.request(HISTORY, { first: PAGE_SIZE, after });
+    return data.generations;
+  },
+
+  async loadFirst() {
+    this.clear();
+    const epoch = this.epoch;
+    show($("history-loading"), true);
+    try {
+      const page = await this.page(null);
+      if (epoch !== this.epoch) return;
+      this.takePage(page, "list");
+      this.loaded = true;
+      for (const event of this.early.splice(0)) this.event(event);
+      this.watchdog = setInterval(() => this.checkQuiet(), 5000);
+    } catch (error) {
+      if (epoch === this.epoch) setError("history-error", `Could not load your generations: ${error.message}`);
+    } finally {
+      if (epoch === this.epoch) {
+        show($("history-loading"), false);
+        this.renderChrome();
+      }
+    }
+  },
+
+  async loadMore() {
+    const epoch = this.epoch;
+    const button = $("load-more");
+    button.disabled = true;
+    button.textContent = "Loading…";
+    try {
+      const page = await this.page(this.endCursor);
+      if (epoch === this.epoch) this.takePage(page, "list");
+    } catch (error) {
+      if (epoch === this.epoch) setError("history-error", error.message);
+    } finally {
+      button.disabled = false;
+      button.textContent = "Load more";
+      this.renderChrome();
+    }
+  },
+
+  takePage(connection, source, { paging = true } = {}) {
+    for (const { node } of connection.edges) this.accept(node, source, null, { listed: true });
+    if (paging) {
+      this.endCursor = connection.pageInfo.endCursor;
+      this.hasNextPage = connection.pageInfo.hasNextPage;
+    }
+  },
+
+  event(event) {
+    if (!this.loaded) this.early.push(event);
+    else this.accept(event.generation, "live", event);
+  },
+
+  accept(generation, source, event, { listed = false } = {}) {
+    let tile = this.tiles.get(generation.id);
+    if (!tile) {
+      // An event of a generation older than the last one shown, with pages still to load,
+      // is not shown out of place: "Load more" brings it with the current state.
+      if (!listed && !this.belongsOnScreen(generation)) return;
+      tile = new Tile(generation.id);
+      this.tiles.set(generation.id, tile);
+      this.place(tile, generation);
+    }
+    const previous = tile.update(generation, source, event);
+    if (previous === undefined) return;
+    if (previous !== generation.status && FINAL.has(generation.status) && previous && !FINAL.has(previous)) {
+      announce(`"${altText(generation.prompt)}": ${STATUS_WORDS[generation.status].toLowerCase()}`);
+      refreshCredits();
+    }
+    viewer.refresh(tile);
+    this.renderChrome();
+  },
+
+  belongsOnScreen(generation) {
+    if (!this.hasNextPage) return true;
+    const last = [...this.tiles.values()].at(-1)?.generation;
+    return !last || newerFirst(generation, last) <= 0;
+  },
+
+  place(tile, generation) {
+    const grid = $("grid");
+    for (const item of grid.children) {
+      const other = this.tiles.get(item.dataset.id)?.generation;
+      if (other && newerFirst(generation, other) < 0) {
+        grid.insertBefore(tile.item, item);
+        return;
+      }
+    }
+    grid.append(tile.item);
+  },
+
+  async read(id) {
+    const epoch = this.epoch;
+    const { generation } = await api.request(READ, { id });
+    if (generation && epoch === this.epoch) this.accept(generation, "read", null, { listed: true });
+  },
+
+  // After the socket came back: what happened meanwhile was never pushed, so read it.
+  async resync() {
+    if (!this.loaded) return;
+    const epoch = this.epoch;
+    try {
+      const page = await this.page(null);
+      if (epoch !== this.epoch) return;
+      this.takePage(page, "read", { paging: false });
+      const fresh = new Set(page.edges.map(({ node }) => node.id));
+      for (const tile of this.tiles.values()) {
+        if (!fresh.has(tile.id) && !settled(tile.generation)) await this.read(tile.id);
+      }
+    } catch (error) {
+      console.warn("resync:", error);
+    }
+  },
+
+  checkQuiet() {
+    if (socket?.acknowledged !== true) return; // a reconnect reads everything anyway
+    const now = Date.now();
+    for (const tile of this.tiles.values()) {
+      if (settled(tile.generation) || now - tile.lastChange < tile.quietMs) continue;
+      tile.lastChange = now;
+      tile.quietMs = Math.min(QUIET_MAX_MS, tile.quietMs * 2);
+      this.read(tile.id).catch((error) => console.warn("read:", error));
+    }
+  },
+
+  renderChrome() {
+    const count = this.tiles.size;
+    show($("history-empty"), this.loaded && count === 0);
+    show($("load-more"), this.loaded && this.hasNextPage);
+    $("history-count").textContent = count ? `${count} shown${this.hasNextPage ? ", more below" : ""}` : "";
+  },
+};
+
+// ---------------------------------------------------------------- the viewer
+
+const viewer = {
+  tile: null,
+  mediaKey: null,
+  opener: null,
+
+  open(tile) {
+    this.tile = tile;
+    this.mediaKey = null;
+    this.opener = document.activeElement;
+    this.render();
+    if (!$("viewer").open) $("viewer").showModal();
+  },
+
+  close() {
+    if ($("viewer").open) $("viewer").close();
+  },
+
+  // The dialog closed (button, Escape, backdrop): stop any video and give focus back.
+  closed() {
+    this.tile = null;
+    this.mediaKey = null;
+    $("viewer-media").replaceChildren();
+    if (this.opener?.isConnected) this.opener.focus();
+    this.opener = null;
+  },
+
+  refresh(tile) {
+    if (this.tile === tile) this.render();
+  },
+
+  render() {
+    const g = this.tile.generation;
+    const output = g.outputs?.[0];
+    $("viewer-title").textContent = `${g.model?.name || "Generation"} · ${formatWhen(g.createdAt)}`;
+    $("viewer-prompt").textContent = g.prompt;
+    const status = $("status");
+    status.textContent = g.status;
+    status.dataset.status = g.status;
+    const percent = Math.round((g.progress ?? 0) * 100);
+    $("progress-fill").style.width = `${percent}%`;
+    $("progress").setAttribute("aria-valuenow", String(percent));
+    $("progress-text").textContent = `${percent}%`;
+    show($("cancel"), !FINAL.has(g.status));
+    setError("run-error", g.error ? `${g.error.code}: ${g.error.message}` : "");
+
+    const facts = [["Model", g.model?.name], ["Generation", g.id]];
+    if (output) {
+      facts.push(["Type", output.contentType]);
+      if (output.width && output.height) facts.push(["Size", `${output.width} × ${output.height} px`]);
+      if (output.durationSeconds != null) facts.push(["Duration", `${output.durationSeconds.toFixed(1)} s`]);
+      facts.push(["Bytes", formatBytes(output.size)]);
+      if (g.outputs.length > 1) facts.push(["Outputs", String(g.outputs.length)]);
+    }
+    $("facts").replaceChildren(
+      ...facts.filter(([, value]) => value).flatMap(([name, value]) => [element("dt", "", name), element("dd", "", value)]),
+    );
+
+    $("events").replaceChildren(
+      ...this.tile.events.map((event) => {
+        const from = event.previousStatus && event.previousStatus !== event.status ? `${event.previousStatus} → ` : "";
+        const thumbnail = event.thumbnail !== "none" ? `  thumbnail ${event.thumbnail}` : "";
+        const time = new Date(event.at).toLocaleTimeString();
+        const percent = Math.round((event.progress ?? 0) * 100);
+        const item = element("li", "", `${time}  ${from}${event.status}  ${percent}%${thumbnail}  (${event.source})`);
+        item.dataset.status = event.status;
+        item.dataset.source = event.source;
+        item.dataset.thumbnail = event.thumbnail;
+        return item;
       }),
     );
-  }
-  if (FINAL.has(generation.status)) {
-    $("generate").disabled = false;
-    // creditsChanged pushes the balance too; this read covers a socket that was reconnecting.
-    api.request(CREDITS).then((data) => showCredits(data.credits)).catch(() => {});
-  }
-}
+    this.renderMedia(g);
+  },
 
-function watch(generation) {
-  stopWatching?.();
-  $("run-id").textContent = generation.id;
-  $("events").replaceChildren();
-  $("output").replaceChildren();
-  setError("run-error", "");
-  show($("run-card"), true);
-  renderEvent({ generation: { ...generation, outputs: [] }, previousStatus: null, at: new Date().toISOString() }, "start");
-  subscribeTo(generation.id, 0);
-}
-
-function subscribeTo(id, attempt) {
-  stopWatching = socket.subscribe(WATCH, { id }, {
-    next: (result) => {
-      if (result.errors) setError("run-error", result.errors.map((e) => e.message).join("; "));
-      if (result.data) renderEvent(result.data.generationUpdated);
-    },
-    error: (error) => {
-      setError("run-error", `Live updates stopped: ${error.message}`);
-      resync(id, attempt);
-    },
-    complete: () => resync(id, attempt),
-  });
-}
-
-// The stream completes after a final status. If it ended early (a server error, say),
-// read the generation once and subscribe again: the new stream starts with the current state.
-async function resync(id, attempt) {
-  if (current?.id !== id || FINAL.has(current.status)) return;
-  try {
-    const { generation } = await api.request(READ, { id });
-    if (current?.id !== id || !generation) return;
-    if (generation.status !== current.status || FINAL.has(generation.status)) {
-      renderEvent({ generation, previousStatus: current.status, at: generation.updatedAt }, "read");
+  renderMedia(g) {
+    const box = $("viewer-media");
+    const outputs = g.status === "SUCCEEDED" ? g.outputs || [] : [];
+    const key = outputs.length ? outputs.map((o) => o.id).join(",") : `status:${g.status}`;
+    if (key === this.mediaKey) {
+      // The same files: only a poster may have arrived since (a playing video keeps playing).
+      for (const video of box.querySelectorAll("video")) {
+        const thumbnail = outputs.find((o) => o.id === video.dataset.output)?.thumbnail;
+        if (thumbnail?.url && !video.getAttribute("poster")) video.poster = thumbnail.url;
+      }
+      return;
     }
-    if (!FINAL.has(generation.status) && attempt < 5) {
-      setTimeout(() => current?.id === id && subscribeTo(id, attempt + 1), 1000 * (attempt + 1));
+    this.mediaKey = key;
+    if (!outputs.length) {
+      const word = FINAL.has(g.status) ? STATUS_WORDS[g.status] : "Not ready yet: this view updates when it is.";
+      box.replaceChildren(element("div", `placeholder ${FINAL.has(g.status) ? "ended" : "active"}`, word));
+      return;
     }
-  } catch (error) {
-    setError("run-error", error.message);
-  }
-}
+    box.replaceChildren(
+      ...outputs.map((output) => {
+        const figure = element("figure", "full");
+        let media;
+        if (isVideo(output)) {
+          media = element("video");
+          media.controls = true;
+          media.preload = "metadata";
+          media.playsInline = true;
+          if (output.thumbnail?.url) media.poster = output.thumbnail.url;
+          media.setAttribute("aria-label", altText(g.prompt));
+        } else {
+          media = element("img");
+          media.alt = altText(g.prompt);
+          media.decoding = "async";
+        }
+        media.dataset.output = output.id;
+        if (output.width && output.height) {
+          media.width = output.width;
+          media.height = output.height;
+        }
+        media.src = output.url;
+        // The URL downloads as an attachment (named by the server); the element above shows it inline.
+        const link = element("a", "", `Download (${formatBytes(output.size)})`);
+        link.href = output.url;
+        const caption = element("figcaption", "muted");
+        caption.append(link);
+        figure.append(media, caption);
+        return figure;
+      }),
+    );
+  },
+};
+
+// ---------------------------------------------------------------- starting and canceling
 
 async function generate(event) {
   event.preventDefault();
@@ -526,22 +1030,28 @@ async function generate(event) {
     button.textContent = "Starting…";
     const result = (await api.request(GENERATE, { input })).generate;
     if (result.__typename !== "GenerateSuccess") throw new Error(failureMessage(result));
-    watch(result.generation);
+    // At the top at once; its events take it from there.
+    gallery.accept(result.generation, "start", null, { listed: true });
+    // The file was uploaded for this generation; the next one starts without it unless picked again.
+    $("file").value = "";
+    gallery.tiles.get(result.generation.id)?.item.scrollIntoView({ block: "nearest" });
+    announce(`Started: "${altText(result.generation.prompt)}"`);
+    refreshCredits();
   } catch (error) {
     setError("generate-error", error.message);
-    button.disabled = false;
   } finally {
+    button.disabled = false;
     button.textContent = "Generate";
   }
 }
 
-async function cancel() {
-  if (!current) return;
+async function cancelGeneration(id, errorId) {
+  setError(errorId, "");
   try {
-    const result = (await api.request(CANCEL, { id: current.id })).cancelGeneration;
-    if (result.__typename !== "CancelSuccess") setError("run-error", failureMessage(result));
+    const result = (await api.request(CANCEL, { id })).cancelGeneration;
+    if (result.__typename !== "CancelSuccess") setError(errorId, failureMessage(result));
   } catch (error) {
-    setError("run-error", error.message);
+    setError(errorId, error.message);
   }
 }
 
@@ -557,8 +1067,19 @@ async function main() {
   });
   $("sign-out").addEventListener("click", () => signOut(""));
   $("generate-form").addEventListener("submit", generate);
-  $("cancel").addEventListener("click", cancel);
   $("model").addEventListener("change", renderParams);
+  $("load-more").addEventListener("click", () => gallery.loadMore());
+  $("cancel").addEventListener("click", () => viewer.tile && cancelGeneration(viewer.tile.id, "run-error"));
+  $("viewer-close").addEventListener("click", () => viewer.close());
+  $("viewer").addEventListener("close", () => viewer.closed());
+  // A click on the backdrop (the dialog itself, outside its content box) closes it too.
+  $("viewer").addEventListener("click", (event) => {
+    if (event.target !== $("viewer")) return;
+    const box = $("viewer").getBoundingClientRect();
+    const inside =
+      event.clientX >= box.left && event.clientX <= box.right && event.clientY >= box.top && event.clientY <= box.bottom;
+    if (!inside) viewer.close();
+  });
 
   try {
     const config = await (await fetch("config.json")).json();
