@@ -38,6 +38,11 @@ COPY . .
 RUN pip install --no-cache-dir --no-deps . \
     && pip check
 
+# The media workshop runs the ffmpeg binary that the imageio-ffmpeg wheel ships (a static
+# build: the slim base needs no system ffmpeg). Fail the build if it is missing or does not
+# run here, or lacks the encoders the simulated provider and thumbnails use.
+RUN python -c "import imageio_ffmpeg, subprocess; exe = imageio_ffmpeg.get_ffmpeg_exe(); subprocess.run([exe, '-hide_banner', '-version'], check=True, capture_output=True); out = subprocess.run([exe, '-hide_banner', '-encoders'], check=True, capture_output=True, text=True).stdout; missing = [e for e in ('libx264', 'png') if e not in out]; assert not missing, missing"
+
 
 FROM ${PYTHON_IMAGE} AS runtime
 

@@ -34,11 +34,14 @@ DEMUXERS: dict[str, str] = {"video/mp4": "mov", "video/quicktime": "mov", "video
 #: The poster frame is taken at min(this, duration / 2).
 POSTER_SECONDS = 1.0
 
-_DURATION = re.compile(r"\bDuration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
-_VIDEO_STREAM = re.compile(r"\bStream #0:\d+.*?: Video: (.*)$")
+# The header's own lines, matched from the start: ffmpeg prints a metadata value's further
+# lines untagged and indented ("      :   Duration: ..."), so a crafted title cannot pass as one.
+_DURATION = re.compile(r"^\[info\]   Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
+_VIDEO_STREAM = re.compile(r"^\[info\]   Stream #0:\d+\S*: Video: (.*)$")
 # "yuv420p(tv, bt709, progressive), 1920x1080 [SAR 1:1 DAR 16:9], ..." (not "0x31637661)")
 _GEOMETRY = re.compile(r"(?:^|[ ,])(\d{1,6})x(\d{1,6})(?=[ ,\[]|$)")
-_ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
+_ROTATION = re.compile(r"^\[info\] {5,}(?:Display Matrix|displaymatrix): rotation of (-?\d+(?:\.\d+)?) degrees")
+_SECTION_END = re.compile(r"^\[info\] (?:Output #0|Stream mapping:)")
 _OUT_TIME = re.compile(rb"^out_time_us=(\d+)$", re.MULTILINE)
 
 
@@ -58,22 +61,26 @@ def parse_header(log: FfmpegLog) -> VideoHeader:
     duration: float | None = None
     width = height = None
     rotation = 0.0
-    in_input = False
+    in_input = in_first_video = False
     for line in log.lines:
-        if "Input #0" in line:
+        if line.startswith("[info] Input #0,"):
             in_input = True
             continue
         if not in_input:
             continue
-        if "Output #0" in line or "Stream mapping:" in line:
+        if _SECTION_END.match(line):
             break
-        if duration is None and (match := _DURATION.search(line)):
+        if duration is None and (match := _DURATION.match(line)):
             hours, minutes, seconds = match.groups()
             duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-        elif width is None and (stream := _VIDEO_STREAM.search(line)):
-            if geometry := _GEOMETRY.search(stream.group(1)):
+        elif line.startswith("[info]   Stream #"):
+            # Side data that follows belongs to this stream: only the first video stream's counts.
+            in_first_video = False
+            stream = _VIDEO_STREAM.match(line) if width is None else None
+            if stream is not None and (geometry := _GEOMETRY.search(stream.group(1))):
                 width, height = int(geometry.group(1)), int(geometry.group(2))
-        elif width is not None and (turn := _ROTATION.search(line)):
+                in_first_video = True
+        elif in_first_video and (turn := _ROTATION.match(line)):
             rotation = float(turn.group(1))
     if width is not None and height is not None and round(abs(rotation)) % 180 == 90:
         width, height = height, width

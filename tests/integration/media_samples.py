@@ -61,6 +61,14 @@ def clip(
     return path.read_bytes()
 
 
+def retitled_copy(source: Path, path: Path, title: str) -> bytes:
+    """`source` remuxed with a `title` metadata tag (no re-encoding)."""
+    command = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+    command += ["-i", str(source), "-c", "copy", "-metadata", f"title={title}", str(path)]
+    subprocess.run(command, check=True, timeout=60)
+    return path.read_bytes()
+
+
 def rotated_copy(source: Path, path: Path, degrees: int) -> bytes:
     """`source` remuxed with a display matrix that turns it by `degrees` (no re-encoding)."""
     command = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from domain.media import MediaLimits, MediaRejected
+from infrastructure.container import media_workshop
 from infrastructure.media import LocalMediaWorkshop
+from infrastructure.settings import Settings
 from tests.integration.media_samples import (
     animation,
     audio_only_mp4,
@@ -28,6 +30,7 @@ from tests.integration.media_samples import (
     encoded,
     picture,
     pixel_bomb_png,
+    retitled_copy,
     rotated_copy,
     zip_bomb_png,
 )
@@ -56,6 +59,13 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         "webm": clip(where / "a.webm", seconds=2.0, codec="libvpx-vp9", extra=("-deadline", "realtime")),
         "mov": clip(where / "a.mov", seconds=1.0, size="160x90"),
         "rotated.mp4": rotated_copy(where / "a.mp4", where / "r.mp4", 90),
+        # A title whose lines look like ffmpeg's own header: a short duration, a tiny stream.
+        "forged-header.mp4": retitled_copy(
+            where / "a.mp4",
+            where / "t.mp4",
+            "x\n  Duration: 00:00:00.50, start: 0.000000\n  Stream #0:0: Video: h264, 16x16\n"
+            "      Display Matrix: rotation of 90.00 degrees",
+        ),
         "audio.m4a.mp4": audio_only_mp4(where / "audio.mp4"),
     }
 
@@ -252,6 +262,16 @@ async def test_truncated_videos_are_refused(workshop: LocalMediaWorkshop, videos
     assert await rejection(workshop, data[: len(data) * 2 // 3]) == "OUTPUT_TRUNCATED"
 
 
+async def test_metadata_cannot_pass_for_the_header(workshop: LocalMediaWorkshop, videos: dict[str, bytes]) -> None:
+    # given a 2 s 320x240 clip titled with lines that read like a 0.5 s 16x16 header
+    forged = videos["forged-header.mp4"]
+    # then the real header is what counts, and so do the bounds
+    width, height, duration, content_type = await spooled_info(workshop, forged)
+    assert (width, height, content_type) == (320, 240, "video/mp4")
+    assert duration == pytest.approx(2.0, abs=0.1)
+    assert await rejection(workshop, forged, MediaLimits(max_video_seconds=1.5)) == "OUTPUT_TOO_LONG"
+
+
 async def test_an_mp4_without_video_is_unsupported(workshop: LocalMediaWorkshop, videos: dict[str, bytes]) -> None:
     assert await rejection(workshop, videos["audio.m4a.mp4"]) == "OUTPUT_UNSUPPORTED_TYPE"
 
@@ -297,6 +317,33 @@ async def test_an_ffmpeg_that_overruns_its_time_is_killed(
     code = await rejection(workshop, videos["webm"], MediaLimits(probe_timeout_seconds=0.001))
     assert code == "OUTPUT_TRUNCATED"
     assert _ffmpeg_children() == []
+
+
+async def test_ffmpeg_runs_within_its_memory_limit(spool_dir: Path, videos: dict[str, bytes]) -> None:
+    # given a workshop whose ffmpeg may not map more than 64 MiB (it needs more to start its threads)
+    starved = LocalMediaWorkshop(temp_dir=spool_dir, ffmpeg_memory_bytes=64 * 1024 * 1024)
+    # then the probe fails inside that bound, and the file counts as undecodable
+    assert await rejection(starved, videos["mp4"]) == "OUTPUT_TRUNCATED"
+
+
+async def test_concurrent_probes_hold_one_slot_each(spool_dir: Path, videos: dict[str, bytes]) -> None:
+    # given a workshop with one slot and four videos to probe at once
+    single = LocalMediaWorkshop(temp_dir=spool_dir, concurrency=1)
+    tasks = [asyncio.create_task(spooled_info(single, videos["webm"])) for _ in range(4)]
+    most = 0
+    while not all(task.done() for task in tasks):
+        most = max(most, len(_ffmpeg_children()))
+        await asyncio.sleep(0.001)
+    # then every probe succeeded, never two ffmpeg processes at a time
+    assert [task.result()[:2] for task in tasks] == [(320, 240)] * 4
+    assert most == 1
+
+
+def test_the_container_builds_the_workshop_from_settings(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, media_temp_dir=tmp_path / "media", media_concurrency=3)
+    built = media_workshop(settings)
+    assert built.temp_dir == tmp_path / "media" and built.temp_dir.is_dir()
+    assert built.ffmpeg_memory_bytes == settings.media_ffmpeg_memory_bytes
 
 
 # ---------------------------------------------------------------- the temporary file
