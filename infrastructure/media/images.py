@@ -5,10 +5,11 @@ only as the format its bytes were sniffed as (`formats=`), so PNG bytes are deco
 PNG decoder or refused, never guessed into something else.
 
 Bounds, in order:
-1. the declared width and height (read from the header, nothing decoded yet) against
-   `MediaLimits.max_pixels` and `max_side`: a decompression bomb is refused here;
-2. Pillow's own guard, `Image.MAX_IMAGE_PIXELS`, raised to the largest bound any caller
-   asked for (never lowered, never disabled), refuses the same files inside `Image.open`;
+1. Pillow's own guard inside `Image.open`: `Image.MAX_IMAGE_PIXELS` is set to the default
+   `MediaLimits.max_pixels` when this module is imported (Pillow warns above it and refuses
+   above twice it), and raised when a caller's limits allow more (never disabled);
+2. the declared width and height (read from the header, nothing decoded yet) against the
+   caller's `max_pixels` and `max_side`: a decompression bomb is refused here at the latest;
 3. an animation's frames are all decoded (a cut last frame is a truncated file), within
    `ANIMATION_PIXEL_FACTOR` times `max_pixels` of decoded pixels in total.
 `ImageFile.LOAD_TRUNCATED_IMAGES` stays False: a file that ends early fails to decode.
@@ -38,16 +39,15 @@ _guard_lock = threading.Lock()
 
 
 def _raise_pillow_guard(max_pixels: int) -> None:
-    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; our own check of the
-    # declared size follows at once, so its bound only has to be at least ours. (Where
-    # warnings are errors, as in the tests, its warning is caught as a refusal too.)
+    # Pillow's bound only has to be at least the caller's: our own check of the declared size
+    # follows at once. (Where warnings are errors, as in the tests, its warning is a refusal.)
     with _guard_lock:
         current = Image.MAX_IMAGE_PIXELS
-        if current is None or current < max_pixels:
+        if current is not None and current < max_pixels:
             Image.MAX_IMAGE_PIXELS = max_pixels
 
 
-_raise_pillow_guard(MediaLimits().max_pixels)
+Image.MAX_IMAGE_PIXELS = MediaLimits().max_pixels
 
 
 def check_geometry(width: int, height: int, limits: MediaLimits) -> None:
