@@ -16,6 +16,7 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
+from domain.errors import StorageUnavailable
 from infrastructure.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,7 +41,11 @@ def run_storage(settings: Settings, args: argparse.Namespace) -> int:
     if args.dry_run:
         # A dry run creates nothing, not even a missing bucket.
         settings = settings.model_copy(update={"s3_create_bucket": False})
-    moves = asyncio.run(_migrate(settings, dry_run=args.dry_run, delete_source=args.delete_source))
+    try:
+        moves = asyncio.run(_migrate(settings, dry_run=args.dry_run, delete_source=args.delete_source))
+    except StorageUnavailable as exc:
+        _print(f"error: {exc}; run it again once storage answers (what was copied is skipped)")
+        return 2
     if not moves:
         _print("every kind is in the default area (no S3_<KIND>_BUCKET / LOCAL_<KIND>_PATH set): nothing to migrate")
         return 0

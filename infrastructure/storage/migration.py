@@ -46,10 +46,14 @@ async def migrate(storage: ObjectStorage, *, dry_run: bool, delete_source: bool)
     """Copy every moved kind's objects out of the default area; [] when no kind has an area of its own.
 
     `dry_run` writes nothing (counts what would be copied); `delete_source` deletes each
-    object from the default area once the target holds it with the same size.
+    object from the default area once the target holds it with the same size. Raises
+    `StorageUnavailable` when an area cannot be used (checked first, unless a dry run).
     """
     if not isinstance(storage, KindRoutedStorage):
         return []
+    if not dry_run:
+        # Every area must answer before anything is copied (a missing bucket: StorageUnavailable).
+        await storage.check()
     moves = []
     for kind, target in storage.moved.items():
         moves.append(await _move_kind(kind, storage.default, target, dry_run=dry_run, delete_source=delete_source))

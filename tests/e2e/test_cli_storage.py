@@ -157,3 +157,21 @@ def test_a_conflict_is_named_and_fails_the_command(operator: Operator) -> None:
     assert result.returncode == 1
     assert f"  conflict (another size in the target, both kept): {OUTPUT}" in result.stdout
     assert OUTPUT in operator.look("default") and operator.look("outputs") == [OUTPUT]
+
+
+def test_an_unusable_area_stops_the_command_before_anything_is_copied(operator: Operator) -> None:
+    # given objects in the default area, and a target area that cannot be used
+    write_objects(operator.settings())
+    if operator.backend == "local":
+        blocked = operator.cwd / "blocked"
+        blocked.write_bytes(b"a file where a directory should be")
+        unusable = {**operator.per_kind, "LOCAL_OUTPUTS_PATH": str(blocked)}
+    else:
+        unusable = {**operator.per_kind, "S3_OUTPUTS_BUCKET": f"missing-{uuid.uuid4().hex[:12]}"}
+    operator.per_kind = {**unusable, **({"S3_CREATE_BUCKET": "false"} if operator.backend == "s3" else {})}
+    # when the operator migrates
+    result = operator.run()
+    # then it says so, exits 2, and copied nothing
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout.startswith("error: ") and "run it again" in result.stdout
+    assert operator.look("uploads") == [] and operator.look("thumbnails") == []

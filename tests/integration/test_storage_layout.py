@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from domain.chunks import chunk_key, output_key
 from domain.errors import StorageUnavailable
@@ -32,6 +34,7 @@ from infrastructure.settings import Settings
 from infrastructure.storage.factory import open_storage
 from infrastructure.storage.layout import Kind
 from infrastructure.storage.local import LocalStorage
+from infrastructure.storage.local_files import valid_key
 from infrastructure.storage.migration import KindMove, migrate
 from infrastructure.storage.routed import KindRoutedStorage
 from infrastructure.storage.s3 import S3Storage
@@ -321,11 +324,12 @@ async def test_an_upload_put_before_the_switch_is_completed_after_it(world: Worl
 async def test_a_local_seal_moves_with_its_object(tmp_path: Path) -> None:
     # given a completed (sealed) upload in the default directory
     world_root = tmp_path / "store"
-    before = await open_storage(local_settings(world_root), AsyncExitStack())
+    async with AsyncExitStack() as stack:
+        before = await open_storage(local_settings(world_root), stack)
+        after = await open_storage(local_settings(world_root, local_uploads_path=tmp_path / "uploads"), stack)
     assert isinstance(before, LocalStorage)
     await before.put_bytes(UPLOAD, b"ready", content_type="image/png")
     assert await before.seal_upload(UPLOAD, copy_key="unused") == UPLOAD
-    after = await open_storage(local_settings(world_root, local_uploads_path=tmp_path / "uploads"), AsyncExitStack())
     assert isinstance(after, KindRoutedStorage)
     # when it is migrated and its source deleted
     await migrate(after, dry_run=False, delete_source=True)
@@ -334,3 +338,46 @@ async def test_a_local_seal_moves_with_its_object(tmp_path: Path) -> None:
     assert isinstance(target, LocalStorage)
     assert await target.sealed(UPLOAD)
     assert await read_all(after, UPLOAD) == b"ready"
+
+
+# ---------------------------------------------------------------- hostile keys
+
+KIND_PREFIXES = {"user_chunks": "uploads", "outputs": "outputs", "thumbnails": "thumbnails"}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    key=st.text(max_size=120)
+    | st.builds(
+        "/".join,
+        st.lists(
+            st.sampled_from(["user_chunks", "outputs", "thumbnails", "..", ".meta", "", "a", "x.png"]), max_size=5
+        ),
+    )
+)
+async def test_a_hostile_key_never_leaves_its_directory_nor_picks_another_kind(tmp_path: Path, key: str) -> None:
+    # given one directory per kind
+    roots = {kind: tmp_path / kind for kind in KIND_KEYS}
+    settings_ = local_settings(
+        tmp_path / "store",
+        local_uploads_path=roots["uploads"],
+        local_outputs_path=roots["outputs"],
+        local_thumbnails_path=roots["thumbnails"],
+    )
+    async with AsyncExitStack() as stack:
+        storage = await open_storage(settings_, stack)
+    assert isinstance(storage, KindRoutedStorage)
+    # then a key goes to its first segment's kind, or to the default area: nothing else chooses
+    kind = KIND_PREFIXES.get(key.split("/", 1)[0])
+    assert storage.area_for(key) is (storage.moved[kind] if kind else storage.default)  # type: ignore[index]
+    # and a key the local rules refuse is refused by every call, before touching the disk
+    if not valid_key(key):
+        with pytest.raises(ValueError):
+            await storage.put_bytes(key, b"x", content_type="text/plain")
+        with pytest.raises(ValueError):
+            await storage.head(key)
+        with pytest.raises(ValueError):
+            storage.open_read(key)
+        with pytest.raises(ValueError):
+            await storage.presign_get(key, expires_in=60)
+        assert not any(p.is_file() for p in tmp_path.rglob("*"))
