@@ -31,14 +31,17 @@ from domain.services.generations import Generations
 from domain.services.lookups import Lookups
 from domain.services.processing import Processing
 from domain.services.throttle import Throttle
+from domain.services.thumbnails import Thumbnails
 from domain.services.watching import Watching
 from domain.use_cases.chunks import UploadPolicy
 from domain.use_cases.processing import ProcessingPorts
 from domain.use_cases.rate_limits import RateRule
+from domain.use_cases.thumbnails import ThumbnailPorts
 from infrastructure.container import Container, open_container
 from infrastructure.db.json_reads.runner import JsonReads
+from infrastructure.media import LocalMediaWorkshop
 from infrastructure.metrics import refresh_queue_depth
-from infrastructure.processing_binding import processing_policy
+from infrastructure.processing_binding import processing_policy, thumbnail_policy
 from infrastructure.pubsub.feed import BroadcastFeed
 from infrastructure.queue import CONSUMER_GROUP, QUEUE_NAME, build_broker
 from infrastructure.settings import Settings
@@ -65,6 +68,7 @@ class Services:
     lookups: Lookups
     watching: Watching
     processing: Processing
+    thumbnails: Thumbnails
     throttle: Throttle
     cursors: CursorCodec
     #: The process's task broker (the lifespan starts it; in embedded mode tasks run on it here).
@@ -127,6 +131,8 @@ def bind(c: Container) -> Services:
     """Every use case bound to the adapters of `c` and the policy of `c.settings`, once."""
     s = c.settings
     window = s.rate_limit_window_seconds
+    # Outputs are checked and thumbnailed on this process's disk (the system's temporary directory).
+    media = LocalMediaWorkshop()
     return Services(
         settings=s,
         accounts=Accounts(
@@ -191,8 +197,15 @@ def bind(c: Container) -> Services:
                 jobs=c.jobs,
                 limiter=c.limiter,
                 clock=c.clock,
+                media=media,
             ),
             policy=processing_policy(s, embedded=is_embedded(c.broker)),
+        ),
+        thumbnails=Thumbnails(
+            ports=ThumbnailPorts(
+                uow=c.uow, storage=c.storage, media=media, publisher=c.publisher, jobs=c.jobs, clock=c.clock
+            ),
+            policy=thumbnail_policy(s),
         ),
         throttle=Throttle(c.limiter),
         cursors=c.cursors,

@@ -7,7 +7,9 @@ opens (Container.processing, Container.policy) instead of each task call rebuild
 
 from __future__ import annotations
 
+from domain.media import MediaLimits
 from domain.use_cases.processing import ProcessingPolicy
+from domain.use_cases.thumbnails import ThumbnailPolicy
 from infrastructure.settings import Settings
 
 
@@ -32,7 +34,16 @@ def processing_policy(settings: Settings, *, embedded: bool) -> ProcessingPolicy
         poll_interval_seconds=settings.poll_interval_seconds,
         lease_seconds=generation_lease_seconds(settings, embedded=embedded),
         lease_renew_seconds=settings.task_lease_renew_seconds,
-        max_output_bytes=settings.upload_max_bytes,
+        media_limits=media_limits(settings),
         input_url_ttl_seconds=settings.presign_expires_seconds,
         callback_base_url=settings.public_base_url if settings.kie_callback_secret else None,
     )
+
+
+def media_limits(settings: Settings) -> MediaLimits:
+    """Bounds on media from a provider; an output may be as large as an upload."""
+    return MediaLimits(max_bytes=settings.upload_max_bytes)
+
+
+def thumbnail_policy(settings: Settings) -> ThumbnailPolicy:
+    return ThumbnailPolicy(limits=media_limits(settings), grace_seconds=settings.thumbnail_grace_seconds)

@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     task_max_deliveries: int = Field(default=5, ge=1)
     task_dead_letter_maxlen: int = Field(default=10_000, ge=1)
     task_queue_name: str = "genhub:tasks"
+    # Outputs whose thumbnail is still pending this long after they were stored are queued
+    # again by the thumbnail sweep, which runs every thumbnail_sweep_seconds
+    thumbnail_grace_seconds: float = Field(default=60.0, ge=0.0)
+    thumbnail_sweep_seconds: int = Field(default=60, ge=1)
 
     # uploads
     upload_max_bytes: int = 500 * 1024 * 1024

@@ -17,6 +17,7 @@ from taskiq import AsyncBroker, TaskiqDepends, TaskiqState
 from domain.use_cases.callbacks import CALLBACK_TASK
 from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK
 from domain.use_cases.processing import FINALIZE_TASK
+from domain.use_cases.thumbnails import THUMBNAIL_TASK
 from infrastructure.bootstrap import Services
 from infrastructure.settings import Settings
 from infrastructure.task_runtime import services_in
@@ -28,6 +29,7 @@ EXPIRE_TASK = "expire_stuck_generations"
 REFRESH_TASK = "refresh_generation"
 SWEEP_CHUNKS_TASK = "sweep_pending_chunks"
 SWEEP_CHUNKS_SECONDS = 600
+SWEEP_THUMBNAILS_TASK = "requeue_pending_thumbnails"
 
 
 def current_services(state: Annotated[TaskiqState, TaskiqDepends()]) -> Services:
@@ -78,6 +80,18 @@ async def sweep_pending_chunks(services: ServicesDep) -> int:
     return removed
 
 
+async def make_thumbnails(generation_id: str, services: ServicesDep) -> int:
+    return await services.thumbnails.make(uuid.UUID(generation_id))
+
+
+async def requeue_pending_thumbnails(services: ServicesDep) -> int:
+    """Outputs whose thumbnail is still pending after the grace period (a lost message, a retry, a backfill)."""
+    queued = await services.thumbnails.requeue_pending()
+    if queued:
+        log.info("queued thumbnails again for %d generation(s)", queued)
+    return queued
+
+
 def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
     """Every task on `broker`, with the interval labels the scheduler reads (`settings`' poll interval)."""
     # The scheduler process only knows whole seconds (the embedded loop uses the exact value).
@@ -95,5 +109,11 @@ def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
     broker.register_task(expire_stuck_generations, task_name=EXPIRE_TASK, **periodic(EXPIRE_TASK, every))
     broker.register_task(
         sweep_pending_chunks, task_name=SWEEP_CHUNKS_TASK, **periodic(SWEEP_CHUNKS_TASK, SWEEP_CHUNKS_SECONDS)
+    )
+    broker.register_task(make_thumbnails, task_name=THUMBNAIL_TASK)
+    broker.register_task(
+        requeue_pending_thumbnails,
+        task_name=SWEEP_THUMBNAILS_TASK,
+        **periodic(SWEEP_THUMBNAILS_TASK, settings.thumbnail_sweep_seconds),
     )
     return broker

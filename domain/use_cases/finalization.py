@@ -2,32 +2,37 @@
 
 `refresh` is the one finalize path shared by polling, the finalize task and provider
 callbacks (a callback's payload is only a hint: the provider's answer decides). On
-success the outputs are copied into our storage first (result URLs expire), under a
-lease renewed while the copy runs (domain/use_cases/leases.py), then one transaction
-moves the generation to SUCCEEDED, records the assets and captures the cost. That
-update is fenced on the lease: a finalizer that lost its lease, or lost the race, changes
-nothing.
+success the outputs are verified and copied into our storage first (result URLs expire;
+domain/use_cases/output_copies.py), under a lease renewed while the copy runs
+(domain/use_cases/leases.py), then one transaction moves the generation to SUCCEEDED,
+records the assets (each thumbnail pending, counted in `thumbnails_pending`) and captures
+the cost. That update is fenced on the lease: a finalizer that lost its lease, or lost
+the race, changes nothing. After it commits, the thumbnails are queued (thumbnails.py).
+
+An output that is not media we store (`MediaRejected`: empty, unsupported or mismatched
+type, truncated, too many pixels, too long, too large) fails the whole generation with
+that code, even when other outputs were fine: nothing usable is served, so the hold is
+released in full as for any failure, and the outputs copied so far are deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import mimetypes
 import uuid
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from domain import credits as rules
-from domain.chunks import extension_of, output_key
 from domain.credits import CreditBalance, LedgerKind
 from domain.errors import ObjectTooLarge, StorageUnavailable
 from domain.generations import Generation, GenerationStatus
-from domain.ports import Provider, ProviderError, ProviderStatus, StoredObject
-from domain.repositories import Asset, UnitOfWork
+from domain.media import MediaRejected
+from domain.ports import Provider, ProviderError, ProviderStatus
+from domain.repositories import UnitOfWork
 from domain.use_cases.credits import post_move
-from domain.use_cases.generation_events import changed, publish_all
+from domain.use_cases.generation_events import changed, enqueue_and_announce, publish_all
 from domain.use_cases.leases import LeaseLost, renewed, unless_lost
+from domain.use_cases.output_copies import CopiedOutput, copy_outputs, drop_copies, output_asset
 from domain.use_cases.processing import (
     PROCESSING_ONLY,
     ProcessingPolicy,
@@ -37,22 +42,9 @@ from domain.use_cases.processing import (
     fail,
     provider_for,
 )
+from domain.use_cases.thumbnails import THUMBNAIL_TASK
 
 log = logging.getLogger("genhub.processing")
-
-OUTPUT_KIND = "output"
-MEDIA_TYPES = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-    ".mp4": "video/mp4",
-    ".webm": "video/webm",
-    ".mov": "video/quicktime",
-    ".mp3": "audio/mpeg",
-    ".wav": "audio/wav",
-}
 
 
 async def refresh(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: ProcessingPolicy) -> None:
@@ -118,32 +110,6 @@ async def apply_status(
             await publish_all(ports.publisher, [changed(updated, generation.status, now)])
 
 
-def _content_type(url: str) -> tuple[str, str]:
-    ext = extension_of(urlsplit(url).path.rsplit("/", 1)[-1])
-    # Our own table first: the platform's mimetypes database varies (3.11 lacks .webp).
-    guessed = MEDIA_TYPES.get(ext) or (mimetypes.types_map.get(ext) if ext else None)
-    return ext, guessed or "application/octet-stream"
-
-
-async def _copy_outputs(
-    ports: ProcessingPorts,
-    policy: ProcessingPolicy,
-    generation: Generation,
-    provider: Provider,
-    urls: list[str],
-    stored: list[StoredObject],
-) -> None:
-    """Copy every output into our storage, appending each to `stored` as soon as it is there."""
-    for index, url in enumerate(urls):
-        ext, content_type = _content_type(url)
-        key = output_key(generation.user_id, generation.id, index, ext)
-        stored.append(
-            await ports.storage.put_stream(
-                key, provider.download(url), content_type=content_type, max_size=policy.max_output_bytes
-            )
-        )
-
-
 async def finalize_success(
     ports: ProcessingPorts,
     policy: ProcessingPolicy,
@@ -168,29 +134,28 @@ async def finalize_success(
     if held is None:
         return  # another worker is finalizing it, or it is no longer PROCESSING
     fence: dict[str, object] = {"lease_token": token}
-    stored: list[StoredObject] = []
+    copied: list[CopiedOutput] = []
+    limits = policy.media_limits
     try:
         async with renewed(ports, policy, generation.id, token) as heartbeat:
-            await unless_lost(heartbeat, _copy_outputs(ports, policy, generation, provider, urls, stored))
+            await unless_lost(heartbeat, copy_outputs(ports, limits, generation, provider, urls, copied))
     except LeaseLost:
         log.warning("finalizing %s stopped: its lease was lost", generation.id)
-        await _drop_orphans(ports, generation, stored)
+        await drop_copies(ports, generation, copied)
+        return
+    except MediaRejected as exc:
+        message = f"An output of the provider was refused: {exc.message}"
+        await _fail_copied(ports, generation, copied, code=exc.code, message=message, expect=fence)
         return
     except ProviderError as exc:
         if exc.retryable:
             await _release(ports, generation, token, policy.poll_interval)
         else:
-            await fail(ports, generation, sources=PROCESSING_ONLY, code=exc.code, message=exc.message, expect=fence)
+            await _fail_copied(ports, generation, copied, code=exc.code, message=exc.message, expect=fence)
         return
     except ObjectTooLarge:
-        await fail(
-            ports,
-            generation,
-            sources=PROCESSING_ONLY,
-            code="OUTPUT_TOO_LARGE",
-            message="An output is too large.",
-            expect=fence,
-        )
+        message = "An output is too large."
+        await _fail_copied(ports, generation, copied, code="OUTPUT_TOO_LARGE", message=message, expect=fence)
         return
     except StorageUnavailable:
         await _release(ports, generation, token, policy.poll_interval)
@@ -215,36 +180,44 @@ async def finalize_success(
             charged_credits=cost,
             next_attempt_at=None,
             lease_token=None,
+            thumbnails_pending=len(copied),
         )
         if updated is not None:
-            for index, obj in enumerate(stored):
-                await uow.generations.add_asset(_asset(generation, index, obj, now))
+            for index, output in enumerate(copied):
+                await uow.generations.add_asset(output_asset(generation, index, output, now))
             after = await _capture(uow, updated, held_amount, cost, now)
             await uow.commit()
     if updated is None:
-        await _drop_orphans(ports, generation, stored)
+        await drop_copies(ports, generation, copied)
         return
+    # Announced first, then the thumbnails queued: subscribers see SUCCEEDED before any thumbnail.
+    # A lost message is not lost work: the thumbnail sweep queues pending outputs again.
     await publish_all(ports.publisher, events_for(updated, GenerationStatus.PROCESSING, after, now))
+    await enqueue_and_announce(ports.jobs, THUMBNAIL_TASK, updated, ports.publisher, [])
+
+
+async def _fail_copied(
+    ports: ProcessingPorts,
+    generation: Generation,
+    copied: list[CopiedOutput],
+    *,
+    code: str,
+    message: str,
+    expect: dict[str, object],
+) -> None:
+    """FAILED with the whole hold released, then the outputs already copied deleted.
+
+    One bad output fails the whole generation, however many good ones it had: the product
+    never shows part of a result, and credits are released as for any other failure.
+    """
+    await fail(ports, generation, sources=PROCESSING_ONLY, code=code, message=message, expect=expect)
+    await drop_copies(ports, generation, copied)
 
 
 async def _release(ports: ProcessingPorts, generation: Generation, token: uuid.UUID, after: timedelta | None) -> None:
     async with ports.uow() as uow:
         await uow.generations.release_lease(generation.id, token=token, after=after)
         await uow.commit()
-
-
-def _asset(generation: Generation, index: int, obj: StoredObject, at: datetime) -> Asset:
-    return Asset(
-        id=uuid.uuid4(),
-        generation_id=generation.id,
-        kind=OUTPUT_KIND,
-        position=index,
-        object_key=obj.key,
-        content_type=obj.content_type,
-        size=obj.size,
-        created_at=at,
-        sha256=obj.sha256,
-    )
 
 
 async def _capture(uow: UnitOfWork, generation: Generation, held: int, cost: int, at: datetime) -> CreditBalance | None:
@@ -275,22 +248,3 @@ async def _capture(uow: UnitOfWork, generation: Generation, held: int, cost: int
             or after
         )
     return after
-
-
-async def _drop_orphans(ports: ProcessingPorts, generation: Generation, stored: list[StoredObject]) -> None:
-    """A cancel, expiry or failure won the race: delete the copies.
-
-    Output keys are the same for every finalizer of a generation: while it is still
-    active (another worker took the lease over) or SUCCEEDED, the copies are theirs too.
-    """
-    if not stored:
-        return
-    async with ports.uow() as uow:
-        current = await uow.generations.get(generation.id)
-    if current is None or not current.is_final or current.status is GenerationStatus.SUCCEEDED:
-        return
-    for obj in stored:
-        try:
-            await ports.storage.delete(obj.key)
-        except StorageUnavailable:
-            log.warning("could not delete orphan output %s", obj.key)

@@ -26,11 +26,13 @@ from domain.catalogue import AiModel
 from domain.credits import CreditBalance
 from domain.events import CreditsChanged, Event
 from domain.generations import Generation, GenerationStatus
+from domain.media import MediaLimits
 from domain.ports import (
     CatalogueReader,
     Clock,
     EventPublisher,
     JobQueue,
+    MediaWorkshop,
     ObjectStorage,
     Provider,
     ProviderError,
@@ -63,6 +65,7 @@ class ProcessingPorts:
     jobs: JobQueue
     limiter: RateLimiter
     clock: Clock
+    media: MediaWorkshop
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,8 @@ class ProcessingPolicy:
     stale_queued_seconds: float = 60.0
     poll_batch: int = 200
     poll_concurrency: int = 16
-    max_output_bytes: int = 500 * 1024 * 1024
+    # Bounds on a provider's output (its bytes, pixels, duration), checked before it is stored.
+    media_limits: MediaLimits = MediaLimits()
     input_url_ttl_seconds: int = 3600
     callback_base_url: str | None = None
     jitter: Callable[[], float] = field(default=random.random)

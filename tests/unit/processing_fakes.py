@@ -19,6 +19,7 @@ from tests.unit.fakes import (
     Fakes,
     FakeStorage,
 )
+from tests.unit.media_fakes import FakeMediaWorkshop
 
 __all__ = ["COST", "T0", "Env", "Provider", "Registry"]
 
@@ -37,6 +38,8 @@ class Provider:
         self.status_of: ProviderStatus = ProviderStatus(state="running", progress=0.5)
         self.status_error: ProviderError | None = None
         self.download_error: ProviderError | None = None
+        # What downloading a URL gives (by default a small PNG naming the URL).
+        self.bodies: dict[str, bytes] = {}
         self.canceled: list[str] = []
         self.status_calls = 0
 
@@ -58,7 +61,7 @@ class Provider:
     async def download(self, url: str) -> AsyncIterator[bytes]:
         if self.download_error is not None:
             raise self.download_error
-        yield b"\x89PNG fake " + url.encode()
+        yield self.bodies.get(url, b"\x89PNG\r\n\x1a\n fake " + url.encode())
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallback:
         if headers.get("x-sig") != "ok":
@@ -84,6 +87,7 @@ class Env:
 
     fakes: Fakes = dataclasses.field(default_factory=Fakes)
     provider: Provider = dataclasses.field(default_factory=Provider)
+    media: FakeMediaWorkshop = dataclasses.field(default_factory=FakeMediaWorkshop)
     policy: ProcessingPolicy = dataclasses.field(
         default_factory=lambda: ProcessingPolicy(
             max_attempts=3, retry_base_seconds=2.0, retry_max_seconds=30.0, lease_seconds=60.0, jitter=lambda: 0.5
@@ -121,6 +125,7 @@ class Env:
             jobs=self.fakes.jobs,
             limiter=self.fakes.limiter,
             clock=self.fakes.clock,
+            media=self.media,
         )
 
     def generation(self, status: GenerationStatus = GenerationStatus.QUEUED, **fields: Any) -> Generation:

@@ -180,15 +180,22 @@ async def test_finalize_copies_outputs_captures_and_is_idempotent(env: Env) -> N
     # given a PROCESSING generation whose provider finished with two outputs
     g = env.generation(S.PROCESSING, provider_task_id="t")
     env.provider.status_of = DONE
+    env.provider.bodies["https://cdn/x/b.webp"] = b"RIFF\0\0\0\0WEBPVP8 800x600"
     # when it is finalized twice
     await finalization.refresh(g.id, ports=env.ports, policy=env.policy)
     await finalization.refresh(g.id, ports=env.ports, policy=env.policy)
-    # then both outputs are stored once, as assets, with their content types
+    # then both outputs are stored once, as assets, with their sniffed types and geometry
     final = env.get(g)
     assert (final.status, final.charged_credits, final.progress) == (S.SUCCEEDED, COST, 1.0)
     keys = sorted(env.storage.objects)
     assert keys == [f"outputs/{g.user_id}/{g.id}/0.png", f"outputs/{g.user_id}/{g.id}/1.webp"]
-    assert [(a.position, a.content_type) for a in env.store.assets] == [(0, "image/png"), (1, "image/webp")]
+    assert [(a.position, a.content_type, a.width, a.height, a.thumbnail_state) for a in env.store.assets] == [
+        (0, "image/png", 640, 480, "pending"),
+        (1, "image/webp", 800, 600, "pending"),
+    ]
+    # and its two thumbnails are pending and queued, once
+    assert final.thumbnails_pending == 2
+    assert env.jobs.kicked == [("make_thumbnails", {"generation_id": str(g.id)})]
     # and the cost is captured once
     assert env.kinds(g) == [LedgerKind.CAPTURE, LedgerKind.RESERVE]
     assert (env.account(g).balance, env.account(g).reserved) == (100 - COST, 0)

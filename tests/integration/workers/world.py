@@ -87,9 +87,11 @@ class World:
             assert time.monotonic() < deadline, f"still {generation.status} after {timeout}s: {generation}"
             await asyncio.sleep(0.1)
 
-    async def assets(self, generation_id: uuid.UUID) -> list[Asset]:
+    async def assets(self, generation_id: uuid.UUID, kind: str | None = "output") -> list[Asset]:
+        """The generation's assets of `kind` (its outputs by default: thumbnails follow them later); None: all."""
         async with self.container.uow() as uow:
-            return (await uow.generations.assets_of([generation_id])).get(generation_id, [])
+            found = (await uow.generations.assets_of([generation_id])).get(generation_id, [])
+        return [a for a in found if kind is None or a.kind == kind]
 
     async def balance(self) -> tuple[CreditBalance, CreditBalance]:
         """The account, and the same recomputed from the ledger (the invariant check)."""
