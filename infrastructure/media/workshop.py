@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from domain.media import SNIFF_BYTES, MediaInfo, MediaLimits, MediaRejected, Thumbnail, is_video, sniff
 from infrastructure.media.ffmpeg import DEFAULT_MEMORY_BYTES
@@ -65,10 +66,11 @@ class LocalMediaWorkshop:
         # cancellation could land between the file's creation and our knowing about it.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
-            try:
-                received = await _receive(data, fd, limits)
-            finally:
-                os.close(fd)
+            # A buffered file, not the bare descriptor: its close() waits for a write still
+            # running in a thread after a cancellation, so the descriptor is never closed (and
+            # its number reused by another file) under that write.
+            with os.fdopen(fd, "wb") as sink:
+                received = await _receive(data, sink, limits)
             async with self._slots:
                 info = await self._probe(path, received.content_type, limits)
             yield SpooledFile(self, path, size=received.size, sha256=received.sha256, info=info)
@@ -119,8 +121,8 @@ class SpooledFile:
         return await self._workshop._thumbnail(self.path, self.info, max_side=max_side, quality=quality)
 
 
-async def _receive(data: AsyncIterator[bytes], fd: int, limits: MediaLimits) -> _Received:
-    """Stream `data` into `fd`: sniff the head, hash and count the rest, stop at the first excess."""
+async def _receive(data: AsyncIterator[bytes], sink: BinaryIO, limits: MediaLimits) -> _Received:
+    """Stream `data` into `sink`: sniff the head, hash and count the rest, stop at the first excess."""
     digest = hashlib.sha256()
     size = 0
     content_type: str | None = None
@@ -138,7 +140,7 @@ async def _receive(data: AsyncIterator[bytes], fd: int, limits: MediaLimits) -> 
             if content_type is None and pending_size >= SNIFF_BYTES:
                 content_type = _sniffed(b"".join(pending)[:SNIFF_BYTES])
             if pending_size >= WRITE_BUFFER and content_type is not None:
-                await asyncio.to_thread(_write, fd, digest, pending)
+                await asyncio.to_thread(_write, sink, digest, pending)
                 pending, pending_size = [], 0
     finally:
         # Stop the source now (a download stops fetching), not when it is collected.
@@ -149,7 +151,7 @@ async def _receive(data: AsyncIterator[bytes], fd: int, limits: MediaLimits) -> 
         raise MediaRejected("OUTPUT_EMPTY", "no bytes")
     if content_type is None:
         content_type = _sniffed(b"".join(pending)[:SNIFF_BYTES])
-    await asyncio.to_thread(_write, fd, digest, pending)
+    await asyncio.to_thread(_write, sink, digest, pending)
     return _Received(size=size, sha256=digest.hexdigest(), content_type=content_type)
 
 
@@ -160,10 +162,7 @@ def _sniffed(head: bytes) -> str:
     return content_type
 
 
-def _write(fd: int, digest: hashlib._Hash, chunks: list[bytes]) -> None:
+def _write(sink: BinaryIO, digest: hashlib._Hash, chunks: list[bytes]) -> None:
     for chunk in chunks:
         digest.update(chunk)
-        view = memoryview(chunk)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        sink.write(chunk)
