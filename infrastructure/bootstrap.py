@@ -37,9 +37,8 @@ from domain.use_cases.chunks import UploadPolicy
 from domain.use_cases.processing import ProcessingPorts
 from domain.use_cases.rate_limits import RateRule
 from domain.use_cases.thumbnails import ThumbnailPorts
-from infrastructure.container import Container, open_container
+from infrastructure.container import Container, media_workshop, open_container
 from infrastructure.db.json_reads.runner import JsonReads
-from infrastructure.media import LocalMediaWorkshop
 from infrastructure.metrics import refresh_queue_depth
 from infrastructure.processing_binding import processing_policy, thumbnail_policy
 from infrastructure.pubsub.feed import BroadcastFeed
@@ -131,8 +130,9 @@ def bind(c: Container) -> Services:
     """Every use case bound to the adapters of `c` and the policy of `c.settings`, once."""
     s = c.settings
     window = s.rate_limit_window_seconds
-    # Outputs are checked and thumbnailed on this process's disk (the system's temporary directory).
-    media = LocalMediaWorkshop()
+    # Outputs are checked and thumbnailed on this process's disk (MEDIA_TEMP_DIR, by default the
+    # system's temporary directory), at most MEDIA_CONCURRENCY files at a time.
+    media = media_workshop(s)
     return Services(
         settings=s,
         accounts=Accounts(
