@@ -2,10 +2,10 @@
 
 A person's path on `genhub serve` with the embedded defaults: open /demo, sign in with the
 pre-filled demo account, start an image generation (with an attached file) and a video
-generation, and watch both tiles of the history grid go to SUCCEEDED through
-`myGenerationEvents`; open one with the keyboard. The screenshot is
-saved as test-artifacts/demo.png. Skipped with a reason without Chromium or Playwright;
-required in CI.
+generation, and watch both tiles of the history grid go to SUCCEEDED and get their
+thumbnails through `myGenerationEvents`; open the video and play it. The screenshots are
+saved as test-artifacts/demo.png (the grid) and demo-video.png (the open video). Skipped
+with a reason without Chromium or Playwright; required in CI.
 """
 
 from __future__ import annotations
@@ -44,11 +44,23 @@ IMAGE_COST = 10
 VIDEO_MODEL = "Simulated video (video, 40 credits)"
 VIDEO_COST = 40
 PAGE_SIZE = 24  # generations(first: 24) in app.js
+THUMBNAIL_MAX_SIDE = 512
 TIMEOUT_MS = 30_000
 # Markup in a prompt is text: it must reach the page as characters, never as elements.
 IMAGE_PROMPT = 'a lighthouse at dawn <b>bold</b> <img src=x> & "quoted"'
 VIDEO_PROMPT = "a paper boat drifting on a pond"
 
+THUMBNAIL_LOADED = """(id) => {
+  const img = document.querySelector(`#grid li[data-id="${id}"] img.thumb`);
+  if (!img || !img.complete || img.naturalWidth === 0) return null;
+  return {natural: [img.naturalWidth, img.naturalHeight],
+          attributes: [Number(img.getAttribute('width')), Number(img.getAttribute('height'))],
+          alt: img.alt, loading: img.loading};
+}"""
+VIDEO_READY = """() => {
+  const video = document.querySelector('#viewer-media video');
+  return !!video && video.readyState >= 1 && video.duration > 0;
+}"""
 CREDITS_ARE = "(n) => document.querySelector('#credits-available').textContent === String(n)"
 
 
@@ -128,6 +140,13 @@ def start(page: Any, model: str, prompt: str, params: dict[str, str], attachment
     return generation_id
 
 
+def wait_for_thumbnail(page: Any, generation_id: str) -> dict[str, Any]:
+    """The tile reached SUCCEEDED, its thumbnail arrived through an event, and the image loaded."""
+    page.wait_for_selector(f"{tile(generation_id)}[data-status=SUCCEEDED][data-thumbnail=ready]", state="attached")
+    loaded: dict[str, Any] = page.wait_for_function(THUMBNAIL_LOADED, arg=generation_id).json_value()
+    return loaded
+
+
 def events_of(page: Any, generation_id: str) -> list[dict[str, str]]:
     """The viewer's event log of one generation (opened and closed again)."""
     page.click(f"{tile(generation_id)} .tile-open")
@@ -138,7 +157,7 @@ def events_of(page: Any, generation_id: str) -> list[dict[str, str]]:
     return events
 
 
-def test_demo_grid_follows_image_and_video_generations_live(tmp_path: Path) -> None:
+def test_demo_grid_shows_image_and_video_generations_live_with_thumbnails(tmp_path: Path) -> None:
     attachment = tmp_path / "sketch.png"
     attachment.write_bytes(render_png("sketch", width=16, height=16))
     with serve(SERVER_ENV, tmp_path) as server, demo_page(server, "demo") as page:
@@ -150,41 +169,68 @@ def test_demo_grid_follows_image_and_video_generations_live(tmp_path: Path) -> N
         image = start(page, IMAGE_MODEL, IMAGE_PROMPT, {"width": "640", "height": "480"}, attachment)
         video = start(page, VIDEO_MODEL, VIDEO_PROMPT, {"durationSeconds": "2"})
 
-        # then both tiles go to SUCCEEDED, pushed by myGenerationEvents, and the balance follows
-        for generation_id in (image, video):
-            page.wait_for_selector(f"{tile(generation_id)}[data-status=SUCCEEDED][data-source=live]", state="attached")
+        # then both tiles go to SUCCEEDED and their thumbnails appear, pushed by myGenerationEvents
+        image_thumb = wait_for_thumbnail(page, image)
+        video_thumb = wait_for_thumbnail(page, video)
         page.wait_for_function(CREDITS_ARE, arg=DEMO_CREDITS - IMAGE_COST - VIDEO_COST)
         page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
+        for thumb in (image_thumb, video_thumb):
+            width, height = thumb["natural"]
+            assert 0 < width <= THUMBNAIL_MAX_SIDE and 0 < height <= THUMBNAIL_MAX_SIDE, thumb
+            assert thumb["attributes"] == thumb["natural"], "width/height attributes reserve the image's box"
+            assert thumb["loading"] == "lazy", thumb
+        assert image_thumb["natural"][0] > image_thumb["natural"][1], "a 640x480 image keeps its landscape shape"
+        assert image_thumb["alt"] == IMAGE_PROMPT
         ids = page.eval_on_selector_all("#grid li", "items => items.map(i => i.dataset.id)")
         assert ids == [video, image], "newest first"
+        assert page.get_attribute(tile(image), "data-source") == "live"
+        assert page.get_attribute(tile(video), "data-source") == "live"
         # the prompt's markup stayed text
         assert page.eval_on_selector_all("#grid b, #grid img:not(.thumb)", "nodes => nodes.length") == 0
+        badge = page.text_content(f"{tile(video)} .badge")
+        assert badge is not None and badge.startswith("▶ 0:0"), badge
+        assert page.is_hidden(f"{tile(image)} .badge")
 
-        # and the event log shows the start, live progress and the final status
+        # and the event log shows the start, live progress, the final status and then the thumbnail
         events = events_of(page, image)
         # (the first event may come before the generate result: either is the QUEUED start)
         assert events[0]["status"] == "QUEUED", events
         live = [e for e in events if e["source"] == "live"]
+        assert any(e["status"] == "SUCCEEDED" and e["thumbnail"] == "pending" for e in live), events
+        assert live[-1]["status"] == "SUCCEEDED" and live[-1]["thumbnail"] == "ready", events
         assert any(e["status"] == "PROCESSING" for e in live), events
-        assert live[-1]["status"] == "SUCCEEDED", events
 
-        # when the person opens the image with the keyboard
-        page.focus(f"{tile(image)} .tile-open")
+        # when the person opens the video with the keyboard
+        page.focus(f"{tile(video)} .tile-open")
         page.keyboard.press("Enter")
         page.wait_for_selector("#viewer[open]")
-        # then it shows the output, and Escape closes it, giving the focus back to the tile
-        page.wait_for_selector("#viewer-media figure", state="attached")
+
+        # then it is a <video> with the thumbnail as poster and a source the browser can play
+        page.wait_for_selector("#viewer-media video", state="attached")
+        assert page.get_attribute("#viewer-media video", "poster"), "the thumbnail is the poster"
+        assert page.get_attribute("#viewer-media video", "controls") is not None
+        try:
+            page.wait_for_function(VIDEO_READY)
+        except Exception as exc:
+            state = page.eval_on_selector(
+                "#viewer-media video",
+                "v => ({readyState: v.readyState, error: v.error && [v.error.code, v.error.message], src: v.src})",
+            )
+            raise AssertionError(f"the video never loaded its metadata: {state}") from exc
+        page.screenshot(path=str(ARTIFACTS / "demo-video.png"))
         assert page.inner_text("#status") == "SUCCEEDED"
-        assert page.text_content("#viewer-prompt") == IMAGE_PROMPT
+        assert page.text_content("#viewer-prompt") == VIDEO_PROMPT
+        # and Escape closes it, giving the focus back to the tile
         page.keyboard.press("Escape")
         page.wait_for_selector("#viewer", state="hidden")
-        assert page.evaluate("() => document.activeElement.closest('li')?.dataset.id") == image
+        assert page.evaluate("() => document.activeElement.closest('li')?.dataset.id") == video
 
         # when the page is reloaded, the list query shows the same grid (the session is kept)
         page.reload()
         page.wait_for_selector("body[data-ready=true]")
-        page.wait_for_selector(f"{tile(image)}[data-source=list][data-status=SUCCEEDED]")
+        page.wait_for_selector(f"{tile(image)}[data-source=list][data-thumbnail=ready]")
         assert page.eval_on_selector_all("#grid li", "items => items.map(i => i.dataset.id)") == [video, image]
+        wait_for_thumbnail(page, video)
 
 
 LOGIN = """mutation ($input: LoginInput!) { login(input: $input) { ... on AuthPayload { accessToken } } }"""
@@ -258,7 +304,7 @@ def test_demo_page_outlives_its_access_token(tmp_path: Path) -> None:
         page.evaluate("() => socket.ws.close()")
 
         # then the page refreshed its session (HTTP and WebSocket) and followed it to the end
-        page.wait_for_selector(f"{tile(generation)}[data-status=SUCCEEDED]", state="attached")
+        wait_for_thumbnail(page, generation)
         page.wait_for_function(CREDITS_ARE, arg=DEMO_CREDITS - IMAGE_COST)
         assert page.is_hidden("#signin-card")
         # and a reload keeps the session (sessionStorage) and refreshes it again

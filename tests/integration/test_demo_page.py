@@ -3,7 +3,9 @@ the page's own GraphQL operations against the schema and a running app."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 import uuid
 from typing import Any
 
@@ -89,6 +91,7 @@ async def test_the_demo_is_off_with_graphiql(make_settings: SettingsFactory) -> 
 PAGE_OPERATIONS = {"LOGIN", "REGISTER", "REFRESH", "START", "CREDITS", "HISTORY", "READ", "UPLOAD", "GENERATE"}
 PAGE_OPERATIONS |= {"CANCEL", "EVENTS", "WATCH_CREDITS"}
 PAGE_SIZE = 24
+THUMBNAIL_MAX_SIDE = 512
 
 
 def page_documents() -> dict[str, str]:
@@ -160,3 +163,37 @@ async def test_the_history_query_pages_newest_first_with_the_page_size(make_sett
     assert rest["pageInfo"]["hasNextPage"] is False
     # and a started generation already has what a tile shows
     assert started[0]["status"] == "QUEUED" and started[0]["outputs"] == [] and started[0]["model"]["id"] == model_id
+
+
+async def test_a_finished_tile_reads_its_thumbnail_in_the_page_query(make_settings: SettingsFactory) -> None:
+    documents = page_documents()
+    async with running_app(make_settings()) as client:
+        # given a viewer whose generation ran to the end (the app's embedded worker runs it)
+        user = await register_user(client, f"thumb-{uuid.uuid4().hex[:8]}@example.com")
+        me = client.as_user(user["accessToken"])
+        model_id = await operator_model(client, cost=1, capabilities={"params": {}, "deadlineSeconds": 300})
+        await operator_grant(client, user["user"]["id"], 10)
+        (generation,) = await start_generations(me, model_id, ["a harbour at night"])
+
+        # when the page reads it until the output and its thumbnail are settled
+        deadline = time.monotonic() + 30
+        while True:
+            tile = (await me.execute(documents["READ"], {"id": generation["id"]}))["data"]["generation"]
+            outputs = tile["outputs"]
+            if tile["status"] == "SUCCEEDED" and outputs and outputs[0]["thumbnailStatus"] != "PENDING":
+                break
+            assert tile["status"] not in {"FAILED", "CANCELED", "EXPIRED"}, tile
+            assert time.monotonic() < deadline, tile
+            await asyncio.sleep(0.2)
+        history = (await me.execute(documents["HISTORY"], {"first": PAGE_SIZE}))["data"]["generations"]
+        thumbnail = outputs[0]["thumbnail"]
+        fetched = await client.http.get(thumbnail["url"]) if thumbnail else None
+
+    # then the output is measured and its thumbnail is a bounded image the browser can fetch
+    output = outputs[0]
+    assert output["thumbnailStatus"] == "READY", output
+    assert output["width"] > 0 and output["height"] > 0
+    assert 0 < thumbnail["width"] <= THUMBNAIL_MAX_SIDE and 0 < thumbnail["height"] <= THUMBNAIL_MAX_SIDE
+    assert fetched is not None and fetched.status_code == 200 and fetched.headers["content-type"].startswith("image/")
+    # and the history query shows the same tile
+    assert history["edges"][0]["node"]["outputs"][0]["thumbnail"]["id"] == thumbnail["id"]

@@ -452,6 +452,8 @@ function readParams() {
   for (const input of $("params").querySelectorAll("[data-param]")) {
     const spec = specs[input.dataset.param] || {};
     const type = spec.type || "string";
+    // A field left empty is a parameter not given (the model's default applies), not 0 or "".
+    if (type !== "bool" && input.value === "") continue;
     if (type === "bool") params[input.dataset.param] = input.checked;
     else if (type === "int" || type === "number") params[input.dataset.param] = Number(input.value);
     else if (type === "enum") params[input.dataset.param] = spec.values.find((v) => String(v) === input.value);
