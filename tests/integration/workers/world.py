@@ -32,14 +32,16 @@ class World:
     def principal(self) -> Principal:
         return Principal(self.user.id, self.user.role)
 
-    async def model(self, slug: str, *, provider: str = "simulated", **capabilities: Any) -> AiModel:
+    async def model(
+        self, slug: str, *, provider: str = "simulated", kind: ModelKind = ModelKind.IMAGE, **capabilities: Any
+    ) -> AiModel:
         c = self.container
         return await catalogue.upsert_model(
             actor=None,
             slug=slug,
             name=slug,
             provider=provider,
-            kind=ModelKind.IMAGE,
+            kind=kind,
             cost_credits=COST,
             capabilities=capabilities,
             is_active=True,
@@ -48,11 +50,11 @@ class World:
             catalogue=c.catalogue,
         )
 
-    async def generate(self, model: AiModel, prompt: str = "a red fox") -> Generation:
+    async def generate(self, model: AiModel, prompt: str = "a red fox", **params: Any) -> Generation:
         c = self.container
         return await generate(
             principal=self.principal,
-            request=GenerateRequest(model_id=model.id, prompt=prompt),
+            request=GenerateRequest(model_id=model.id, prompt=prompt, params=params or None),
             uow=c.uow(),
             starter=c.starter,
             catalogue=c.catalogue,
