@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from domain.emails import EmailMessage
 from domain.events import Event
 from domain.media import MediaInfo, MediaLimits, Thumbnail
 
@@ -124,6 +125,16 @@ class MediaWorkshop(Protocol):
         provider's download failing) propagate unchanged.
         """
         ...
+
+
+# ---------------------------------------------------------------- e-mail
+
+
+class Mailer(Protocol):
+    """Delivers one message. Raises `domain.emails.MailUndeliverable` when the server refuses it
+    for good, `domain.errors.ServiceUnavailable` when it cannot be reached (a retry may work)."""
+
+    async def send(self, message: EmailMessage) -> None: ...
 
 
 # ---------------------------------------------------------------- providers
