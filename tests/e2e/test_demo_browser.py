@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from infrastructure.providers.png import render_png
 from tests.fixtures.server import Server, serve
@@ -236,16 +238,17 @@ def test_demo_grid_shows_image_and_video_generations_live_with_thumbnails(tmp_pa
 LOGIN = """mutation ($input: LoginInput!) { login(input: $input) { ... on AuthPayload { accessToken } } }"""
 MODELS = "query { models { id slug } }"
 GENERATE = """mutation ($input: GenerateInput!) {
-  generate(input: $input) { __typename ... on GenerateSuccess { generation { id } } }
+  generate(input: $input) { __typename ... on GenerateSuccess { generation { id prompt } } }
 }"""
+Call = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
-def start_over_http(server: Server, count: int) -> None:
-    """`count` generations of the demo account started as another client would (they fail on purpose, fast)."""
-    config = httpx.get(f"{server.url}/demo/config.json", timeout=10).json()
-    account = config["demoAccount"]
+def demo_account_client(server: Server) -> Call:
+    """GraphQL over HTTP as the demo account, the way another client of the same user would call."""
+    account = httpx.get(f"{server.url}/demo/config.json", timeout=10).json()["demoAccount"]
+    token = ""
 
-    def call(query: str, variables: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+    def call(query: str, variables: dict[str, Any]) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         body = httpx.post(
             f"{server.url}/graphql", json={"query": query, "variables": variables}, headers=headers, timeout=10
@@ -255,16 +258,22 @@ def start_over_http(server: Server, count: int) -> None:
         return data
 
     token = call(LOGIN, {"input": {"email": account["email"], "password": account["password"]}})["login"]["accessToken"]
-    model = next(m["id"] for m in call(MODELS, {}, token)["models"] if m["slug"] == "sim-image")
-    for n in range(count):
-        result = call(GENERATE, {"input": {"modelId": model, "prompt": f"history #{n} [fail]"}}, token)["generate"]
-        assert result["__typename"] == "GenerateSuccess", result
+    return call
+
+
+def start_failing(call: Call, prompt: str) -> dict[str, Any]:
+    """A sim-image generation that fails on purpose, fast (no image is rendered)."""
+    model = next(m["id"] for m in call(MODELS, {})["models"] if m["slug"] == "sim-image")
+    result: dict[str, Any] = call(GENERATE, {"input": {"modelId": model, "prompt": f"{prompt} [fail]"}})["generate"]
+    return result
 
 
 def test_demo_grid_pages_with_load_more(tmp_path: Path) -> None:
     with serve(SERVER_ENV, tmp_path) as server, demo_page(server, "pages") as page:
         # given more generations than one page holds, started by another client
-        start_over_http(server, PAGE_SIZE + 1)
+        call = demo_account_client(server)
+        for n in range(PAGE_SIZE + 1):
+            assert start_failing(call, f"history #{n}")["__typename"] == "GenerateSuccess"
 
         # when the person signs in
         sign_in(page, server)
@@ -311,3 +320,61 @@ def test_demo_page_outlives_its_access_token(tmp_path: Path) -> None:
         page.reload()
         page.wait_for_selector("body[data-ready=true]")
         page.wait_for_selector(f"{tile(generation)}[data-status=SUCCEEDED]")
+
+
+# Pieces of markup, entities, template syntax and awkward Unicode, mixed with arbitrary text.
+MARKUP = [
+    "<b>", "</b>", "<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "<svg onload=alert(1)>", "</li>",
+    "<!--", "-->", "&amp;", "&lt;", "&#x3c;", '"', "'", "`", "${document.cookie}", "\u202e", "\u00a0", "😀", "\n",
+]  # fmt: skip
+PROMPTS = (
+    st.lists(
+        st.one_of(st.sampled_from(MARKUP), st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12)),
+        min_size=1,
+        max_size=8,
+    )
+    .map("".join)
+    .filter(lambda prompt: prompt.strip() != "")
+)
+TILE_TAGS = {"li", "button", "div", "span", "p", "time"}
+TILE_SHOWN = """(li) => ({
+  text: li.querySelector('.tile-prompt').textContent,
+  title: li.querySelector('.tile-prompt').title,
+  tags: [li, ...li.querySelectorAll('*')].map(n => n.tagName.toLowerCase()),
+})"""
+
+
+def test_demo_grid_shows_any_prompt_as_text(tmp_path: Path) -> None:
+    with serve(SERVER_ENV, tmp_path) as server, demo_page(server, "prompts") as page:
+        # given a signed-in page, and another client of the same account
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        sign_in(page, server)
+        call = demo_account_client(server)
+        checked: list[str] = []
+
+        @settings(
+            max_examples=15,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        )
+        @given(prompt=PROMPTS)
+        def shown_as_text(prompt: str) -> None:
+            # when a generation with a hostile prompt starts elsewhere (myGenerationEvents brings it)
+            result = start_failing(call, prompt)
+            assume(result["__typename"] == "GenerateSuccess")
+            generation = result["generation"]
+            page.wait_for_selector(tile(generation["id"]), state="attached")
+            shown = page.eval_on_selector(tile(generation["id"]), TILE_SHOWN)
+            # then its tile shows the prompt character for character, as text only
+            assert shown["text"] == shown["title"] == generation["prompt"]
+            assert set(shown["tags"]) <= TILE_TAGS, shown["tags"]
+            checked.append(generation["id"])
+
+        shown_as_text()
+        assert len(set(checked)) >= 10, checked  # the server refused few of them: the property was exercised
+        # and no prompt ran as code anywhere on the page
+        assert dialogs == []
+        assert page.eval_on_selector_all("script", "nodes => nodes.map(n => n.getAttribute('src'))") == ["app.js"]
