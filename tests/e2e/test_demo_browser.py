@@ -237,6 +237,7 @@ def test_demo_grid_shows_image_and_video_generations_live_with_thumbnails(tmp_pa
 
 LOGIN = """mutation ($input: LoginInput!) { login(input: $input) { ... on AuthPayload { accessToken } } }"""
 MODELS = "query { models { id slug } }"
+CANCEL = "mutation ($id: ID!) { cancelGeneration(id: $id) { __typename } }"
 GENERATE = """mutation ($input: GenerateInput!) {
   generate(input: $input) { __typename ... on GenerateSuccess { generation { id prompt } } }
 }"""
@@ -261,19 +262,22 @@ def demo_account_client(server: Server) -> Call:
     return call
 
 
-def start_failing(call: Call, prompt: str) -> dict[str, Any]:
-    """A sim-image generation that fails on purpose, fast (no image is rendered)."""
+def start_marked(call: Call, prompt: str, marker: str = "fail") -> dict[str, Any]:
+    """A sim-image generation that fails on purpose, fast (no image is rendered), or hangs."""
     model = next(m["id"] for m in call(MODELS, {})["models"] if m["slug"] == "sim-image")
-    result: dict[str, Any] = call(GENERATE, {"input": {"modelId": model, "prompt": f"{prompt} [fail]"}})["generate"]
+    variables = {"input": {"modelId": model, "prompt": f"{prompt} [{marker}]"}}
+    result: dict[str, Any] = call(GENERATE, variables)["generate"]
     return result
 
 
 def test_demo_grid_pages_with_load_more(tmp_path: Path) -> None:
     with serve(SERVER_ENV, tmp_path) as server, demo_page(server, "pages") as page:
-        # given more generations than one page holds, started by another client
+        # given more generations than one page holds, started by another client: the oldest
+        # hangs (it stays PROCESSING), the others fail fast
         call = demo_account_client(server)
-        for n in range(PAGE_SIZE + 1):
-            assert start_failing(call, f"history #{n}")["__typename"] == "GenerateSuccess"
+        oldest = start_marked(call, "history #0", "hang")["generation"]
+        for n in range(1, PAGE_SIZE + 1):
+            assert start_marked(call, f"history #{n}")["__typename"] == "GenerateSuccess"
 
         # when the person signs in
         sign_in(page, server)
@@ -282,20 +286,26 @@ def test_demo_grid_pages_with_load_more(tmp_path: Path) -> None:
         page.wait_for_selector("#load-more:not([hidden])")
         prompts = page.eval_on_selector_all("#grid .tile-prompt", "nodes => nodes.map(n => n.textContent)")
         assert prompts == [f"history #{n} [fail]" for n in reversed(range(1, PAGE_SIZE + 1))]
+        # and every tile ends FAILED (live or read), showing why instead of a preview
+        page.wait_for_function(
+            "(n) => document.querySelectorAll('#grid li[data-status=FAILED]').length === n", arg=PAGE_SIZE
+        )
+        assert "SIMULATED_FAILURE" in (page.text_content("#grid li:first-child .placeholder") or "")
 
-        # when they load more, the rest follows once and the button goes away
+        # when the oldest, not shown yet, is canceled by the other client
+        assert call(CANCEL, {"id": oldest["id"]})["cancelGeneration"]["__typename"] == "CancelSuccess"
+        page.wait_for_function(CREDITS_ARE, arg=DEMO_CREDITS)  # its reservation released, pushed
+        page.wait_for_timeout(500)
+        # then its event does not put it into the grid out of place
+        assert page.eval_on_selector_all("#grid li", "items => items.length") == PAGE_SIZE
+
+        # when they load more, the rest follows once, as it is now, and the button goes away
         page.click("#load-more")
         page.wait_for_selector("#load-more", state="hidden")
         ids = page.eval_on_selector_all("#grid li", "items => items.map(i => i.dataset.id)")
         assert len(ids) == len(set(ids)) == PAGE_SIZE + 1
-        assert page.text_content("#grid li:last-child .tile-prompt") == "history #0 [fail]"
-
-        # and every tile ends FAILED (live or read), showing why instead of a preview
-        page.wait_for_function(
-            "(n) => document.querySelectorAll('#grid li[data-status=FAILED]').length === n", arg=PAGE_SIZE + 1
-        )
-        assert "SIMULATED_FAILURE" in (page.text_content("#grid li:first-child .placeholder") or "")
-        page.wait_for_function(CREDITS_ARE, arg=DEMO_CREDITS)
+        assert ids[-1] == oldest["id"]
+        assert page.get_attribute(f"{tile(oldest['id'])}", "data-status") == "CANCELED"
 
 
 def test_demo_page_outlives_its_access_token(tmp_path: Path) -> None:
@@ -363,7 +373,7 @@ def test_demo_grid_shows_any_prompt_as_text(tmp_path: Path) -> None:
         @given(prompt=PROMPTS)
         def shown_as_text(prompt: str) -> None:
             # when a generation with a hostile prompt starts elsewhere (myGenerationEvents brings it)
-            result = start_failing(call, prompt)
+            result = start_marked(call, prompt)
             assume(result["__typename"] == "GenerateSuccess")
             generation = result["generation"]
             page.wait_for_selector(tile(generation["id"]), state="attached")

@@ -822,7 +822,8 @@ const gallery = {
 
   belongsOnScreen(generation) {
     if (!this.hasNextPage) return true;
-    const last = [...this.tiles.values()].at(-1)?.generation;
+    // The oldest tile shown is the grid's last (the map is in arrival order, not in time order).
+    const last = this.tiles.get($("grid").lastElementChild?.dataset.id)?.generation;
     return !last || newerFirst(generation, last) <= 0;
   },
 
