@@ -217,9 +217,12 @@ async def test_a_simulated_generation_is_observed_event_by_event(stack: Stack) -
     progress = [e["generation"]["progress"] for e in events]
     assert progress == sorted(progress) and progress[-1] == 1.0
     assert any(0 < e["generation"]["progress"] < 1 for e in events if e["generation"]["status"] == "PROCESSING"), events
-    done = events[-1]
+    succeeded = [e for e in events if e["generation"]["status"] == "SUCCEEDED"]
+    done = succeeded[0]
     assert done["previousStatus"] == "PROCESSING" and done["generation"]["chargedCredits"] == 10
     assert done["generation"]["outputs"][0]["size"] > 0 and done["generation"]["outputs"][0]["url"]
+    # (its thumbnail, once made, is announced as a change of the SUCCEEDED generation)
+    assert all(e["previousStatus"] == "SUCCEEDED" for e in succeeded[1:]), succeeded
 
     # and creditsChanged showed the hold, then the capture
     while len(money.items) < 2 and time.monotonic() < deadline:
