@@ -29,6 +29,7 @@ from domain.services.chunks import Chunks
 from domain.services.credits import Credits
 from domain.services.generations import Generations
 from domain.services.lookups import Lookups
+from domain.services.mail import Mail
 from domain.services.processing import Processing
 from domain.services.throttle import Throttle
 from domain.services.thumbnails import Thumbnails
@@ -39,6 +40,7 @@ from domain.use_cases.rate_limits import RateRule
 from domain.use_cases.thumbnails import ThumbnailPorts
 from infrastructure.container import Container, media_workshop, open_container
 from infrastructure.db.json_reads.runner import JsonReads
+from infrastructure.mail.outbox import Outbox, OutboxMailer
 from infrastructure.metrics import refresh_queue_depth
 from infrastructure.processing_binding import processing_policy, thumbnail_policy
 from infrastructure.pubsub.feed import BroadcastFeed
@@ -68,6 +70,7 @@ class Services:
     watching: Watching
     processing: Processing
     thumbnails: Thumbnails
+    mail: Mail
     throttle: Throttle
     cursors: CursorCodec
     #: The process's task broker (the lifespan starts it; in embedded mode tasks run on it here).
@@ -78,6 +81,8 @@ class Services:
     refresh_queue_metrics: Probe
     #: The local-disk store when files are served by this process (GET /files), else None.
     local_files: LocalStorage | RoutedLocalStorage | None
+    #: The outbox mail is written to when this process has no SMTP server (development), else None.
+    mail_outbox: Outbox | None
     #: Compiled reads (PostgreSQL only; None: every read runs through the resolvers).
     json_reads: JsonReads | None
     #: `async with read_scope():` every read use case and loader inside shares one session
@@ -207,12 +212,14 @@ def bind(c: Container) -> Services:
             ),
             policy=thumbnail_policy(s),
         ),
+        mail=Mail(mailer=c.mailer),
         throttle=Throttle(c.limiter),
         cursors=c.cursors,
         broker=c.broker,
         probes=_probes(c),
         refresh_queue_metrics=_queue_metrics(c),
         local_files=c.storage if isinstance(c.storage, LocalStorage | RoutedLocalStorage) else None,
+        mail_outbox=c.mailer.outbox if isinstance(c.mailer, OutboxMailer) else None,
         json_reads=c.json_reads,
         read_scope=c.read_uow.scope,
         return_read_connection=c.read_uow.put_back,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker
 
 from domain.cursors import CursorCodec
-from domain.ports import EventPublisher, ObjectStorage, RateLimiter
+from domain.ports import EventPublisher, Mailer, ObjectStorage, RateLimiter
 from domain.repositories import GenerationStarter
 from domain.use_cases.viewers import KnownAccounts
 from infrastructure.catalogue_cache import CatalogueCache
@@ -28,6 +28,7 @@ from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerati
 from infrastructure.db.json_reads.runner import JsonReads
 from infrastructure.db.read_scope import RequestReads
 from infrastructure.db.uow import SqlUnitOfWorkFactory
+from infrastructure.mail.factory import build_mailer
 from infrastructure.media import LocalMediaWorkshop
 from infrastructure.provider_metrics import instrument_providers
 from infrastructure.providers.kie import build_http_client
@@ -73,6 +74,8 @@ class Container:
     jobs: TaskiqJobQueue
     cursors: CursorCodec
     accounts: KnownAccounts
+    #: SMTP, or the local outbox (SMTP_HOST unset): infrastructure/mail/factory.py
+    mailer: Mailer
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
@@ -189,4 +192,5 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             jobs=TaskiqJobQueue(the_broker),
             cursors=cursors,
             accounts=KnownAccounts(ttl_seconds=ACCOUNT_CHECK_SECONDS),
+            mailer=build_mailer(settings),
         )

@@ -19,6 +19,10 @@ DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 MIN_JWT_SECRET_LENGTH = 32
 MIN_METRICS_TOKEN_LENGTH = 16
 LEASE_RENEWALS_PER_LEASE = 3
+#: MAIL_FROM: an addr-spec of printable ASCII, one @, no spaces, quotes or brackets.
+MAIL_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+DEV_MAIL_FROM = "genhub@localhost"
+SMTP_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 
 
 class Settings(BaseSettings):
@@ -137,6 +141,21 @@ class Settings(BaseSettings):
     thumbnail_grace_seconds: float = Field(default=60.0, ge=0.0)
     thumbnail_sweep_seconds: int = Field(default=60, ge=1)
 
+    # e-mail (infrastructure/mail/): sent by workers over SMTP when SMTP_HOST is set, else written
+    # to DATA_DIR/outbox (development only: production refuses to start without SMTP_HOST)
+    smtp_host: str = ""
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)  # unset: 25, 587 or 465 by SMTP_TLS
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
+    mail_from: str = ""
+    mail_from_name: str = "genhub"
+    # A message the server does not take (unreachable, 4xx) is tried again with growing
+    # delays for this long after it was queued, then given up on
+    mail_give_up_seconds: float = Field(default=3600.0, ge=0.0)
+    mail_sweep_seconds: int = Field(default=30, ge=1)
+
     # uploads
     upload_max_bytes: int = 500 * 1024 * 1024
     upload_allowed_types: list[str] = Field(
@@ -211,6 +230,20 @@ class Settings(BaseSettings):
             value = re.sub(r"([?&])sslmode=", r"\1ssl=", value)
         return value
 
+    @field_validator("mail_from", mode="after")
+    @classmethod
+    def _one_plain_address(cls, value: str) -> str:
+        if value and not MAIL_ADDRESS.fullmatch(value):
+            raise ValueError("MAIL_FROM must be one plain address (name@example.com), without a display name")
+        return value
+
+    @field_validator("mail_from_name", mode="after")
+    @classmethod
+    def _one_line_name(cls, value: str) -> str:
+        if any(ch in value for ch in "\r\n"):
+            raise ValueError("MAIL_FROM_NAME must be one line")
+        return value
+
     @model_validator(mode="after")
     def _renewal_well_under_the_lease(self) -> Settings:
         """Three renewals fit in one lease, so a late one (a busy loop, a slow round trip) never loses it."""
@@ -254,6 +287,19 @@ class Settings(BaseSettings):
         return local_secret(self.data_dir, "url-signing-secret")
 
     @property
+    def effective_smtp_port(self) -> int:
+        return self.smtp_port or SMTP_PORTS[self.smtp_tls]
+
+    @property
+    def effective_mail_from(self) -> str:
+        return self.mail_from or DEV_MAIL_FROM
+
+    @property
+    def mail_outbox_enabled(self) -> bool:
+        """Mail goes to DATA_DIR/outbox (and /dev/outbox shows it): no SMTP server, not production."""
+        return not self.smtp_host and not self.is_production
+
+    @property
     def graphiql_enabled(self) -> bool:
         return self.graphiql if self.graphiql is not None else not self.is_production
 
@@ -285,6 +331,12 @@ class Settings(BaseSettings):
             problems.append("STORAGE_BACKEND=s3 (with S3_* variables) or an explicit LOCAL_STORAGE_PATH must be set")
         if self.storage_backend == "s3" and not (self.s3_access_key_id and self.s3_secret_access_key):
             problems.append("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set for STORAGE_BACKEND=s3")
+        if not self.smtp_host:
+            problems.append("SMTP_HOST must be set (password resets and export links are sent by e-mail)")
+        if not self.mail_from:
+            problems.append("MAIL_FROM must be set (the sender address of the product's e-mail)")
+        if self.smtp_host and self.smtp_tls == "none" and self.smtp_password:
+            problems.append("SMTP_TLS=none would send SMTP_PASSWORD in the clear: use starttls or tls")
         if self.metrics_token and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
             problems.append(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters (or empty)")
         return problems

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.fake_kie",
     "tests.fixtures.topology",
     "tests.fixtures.redis_server",
+    "tests.fixtures.smtp",
 ]

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from taskiq import AsyncBroker, TaskiqDepends, TaskiqState
 
+from domain.emails import SEND_EMAIL_TASK, EmailMessage
 from domain.use_cases.callbacks import CALLBACK_TASK
 from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK
 from domain.use_cases.processing import FINALIZE_TASK
@@ -92,6 +93,12 @@ async def requeue_pending_thumbnails(services: ServicesDep) -> int:
     return queued
 
 
+async def send_email(to: str, subject: str, text: str, services: ServicesDep, html: str | None = None) -> str:
+    """Deliver one message (domain/emails.py `as_task_args`); raises ServiceUnavailable for a retry."""
+    message = EmailMessage.from_task_args({"to": to, "subject": subject, "text": text, "html": html})
+    return (await services.mail.deliver(message)).value
+
+
 def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
     """Every task on `broker`, with the interval labels the scheduler reads (`settings`' poll interval)."""
     # The scheduler process only knows whole seconds (the embedded loop uses the exact value).
@@ -111,6 +118,7 @@ def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
         sweep_pending_chunks, task_name=SWEEP_CHUNKS_TASK, **periodic(SWEEP_CHUNKS_TASK, SWEEP_CHUNKS_SECONDS)
     )
     broker.register_task(make_thumbnails, task_name=THUMBNAIL_TASK)
+    broker.register_task(send_email, task_name=SEND_EMAIL_TASK)
     broker.register_task(
         requeue_pending_thumbnails,
         task_name=SWEEP_THUMBNAILS_TASK,

@@ -395,6 +395,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         "DATABASE_URL": database_url.replace("postgresql://", "postgresql+asyncpg://", 1),
         "REDIS_URL": REDIS_URL,
         "JWT_SECRET": secrets.token_urlsafe(48),
+        # Production wants a mail server; nothing here sends mail, so nothing connects to it.
+        "SMTP_HOST": "127.0.0.1",
+        "MAIL_FROM": "noreply@genhub.example",
         "STORAGE_BACKEND": "local",
         "LOCAL_STORAGE_PATH": str(workdir / "chunks"),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",

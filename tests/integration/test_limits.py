@@ -150,6 +150,8 @@ async def test_production_turns_introspection_and_graphiql_off(
         redis_url=clean_redis,
         jwt_secret="a-production-secret-that-is-long-enough-0123",
         local_storage_path=tmp_path / "chunks",
+        smtp_host="127.0.0.1",
+        mail_from="noreply@genhub.example",
     )
     async with running_app(settings) as client:
         # when a client introspects, or asks for the IDE

@@ -50,6 +50,8 @@ async def test_production_masks_unexpected_errors_and_logs_them_with_the_request
         redis_url=clean_redis,
         jwt_secret="a-production-secret-that-is-long-enough-0123",
         local_storage_path=tmp_path / "chunks",
+        smtp_host="127.0.0.1",
+        mail_from="noreply@genhub.example",
     )
     async with running_app(settings) as client:
         # given a resolver that fails unexpectedly, with a secret in the exception text

@@ -47,7 +47,7 @@ def test_defaults_are_the_embedded_backends() -> None:
 def test_production_names_every_missing_variable() -> None:
     settings = Settings(_env_file=None, environment="production")  # type: ignore[call-arg]
     problems = " ".join(settings.production_problems())
-    for name in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "LOCAL_STORAGE_PATH"):
+    for name in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "LOCAL_STORAGE_PATH", "SMTP_HOST", "MAIL_FROM"):
         assert name in problems
 
 

@@ -20,6 +20,8 @@ def production(tmp_path: Path, **overrides: Any) -> Settings:
         "redis_url": "redis://redis:6379/0",
         "local_storage_path": tmp_path,
         "jwt_secret": GOOD_SECRET,
+        "smtp_host": "smtp.example.com",
+        "mail_from": "noreply@genhub.example",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -66,3 +68,40 @@ def test_development_needs_no_secret(tmp_path: Path) -> None:
     assert settings.introspection_enabled and settings.graphiql_enabled
     assert not production(tmp_path).introspection_enabled
     assert not production(tmp_path).graphiql_enabled
+
+
+def test_production_wants_a_mail_server_and_a_sender(tmp_path: Path) -> None:
+    # given production settings without SMTP_HOST and MAIL_FROM
+    settings = production(tmp_path, smtp_host="", mail_from="")
+    # then both are named, and the outbox (a development tool) is off
+    assert settings.production_problems() == [
+        "SMTP_HOST must be set (password resets and export links are sent by e-mail)",
+        "MAIL_FROM must be set (the sender address of the product's e-mail)",
+    ]
+    assert not settings.mail_outbox_enabled
+
+
+def test_production_refuses_a_password_sent_in_the_clear(tmp_path: Path) -> None:
+    clear = production(tmp_path, smtp_tls="none", smtp_password="secret")
+    assert clear.production_problems() == ["SMTP_TLS=none would send SMTP_PASSWORD in the clear: use starttls or tls"]
+    assert production(tmp_path, smtp_tls="starttls", smtp_password="secret").production_problems() == []
+    assert production(tmp_path, smtp_tls="none").production_problems() == []  # an unauthenticated local relay
+
+
+@pytest.mark.parametrize(
+    "sender", ["Genhub <noreply@genhub.example>", "a@b.c, d@e.f", "noreply@genhub.example\nBcc: x@y.z", "no-at-sign"]
+)
+def test_mail_from_is_one_plain_address(tmp_path: Path, sender: str) -> None:
+    with pytest.raises(ValueError, match="MAIL_FROM must be one plain address"):
+        production(tmp_path, mail_from=sender)
+
+
+def test_the_smtp_port_follows_the_tls_mode(tmp_path: Path) -> None:
+    assert [production(tmp_path, smtp_tls=m).effective_smtp_port for m in ("none", "starttls", "tls")] == [25, 587, 465]
+    assert production(tmp_path, smtp_port=2525).effective_smtp_port == 2525
+
+
+def test_development_without_smtp_writes_to_the_outbox(tmp_path: Path) -> None:
+    development = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert development.mail_outbox_enabled and development.effective_mail_from == "genhub@localhost"
+    assert not Settings(_env_file=None, smtp_host="smtp.example.com").mail_outbox_enabled  # type: ignore[call-arg]
