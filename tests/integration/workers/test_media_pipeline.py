@@ -1,4 +1,5 @@
-"""The media pipeline with real `genhub worker` and `genhub scheduler` processes, on local and S3 storage.
+"""The media pipeline with real `genhub worker` and `genhub scheduler` processes, on local and S3 storage
+(one bucket, and a bucket per kind).
 
 Outputs of the simulated provider (real PNGs and MP4s, or what a misbehaving provider
 sends on the prompt's markers) are verified before they are stored; thumbnails follow
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import boto3  # type: ignore[import-untyped]
 import pytest
 from PIL import Image
 from sqlalchemy import update
@@ -45,8 +47,9 @@ VIDEO_PARAMS = {
 }
 
 
-@pytest.fixture(scope="module", params=["local", "s3"])
+@pytest.fixture(scope="module", params=["local", "s3", "s3-per-kind"])
 def media_env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dict[str, str]:
+    """Local storage, S3 (moto's server) with one bucket, and S3 with a bucket per kind of object."""
     env = {
         **worker_env,
         "UPLOAD_MAX_BYTES": str(OUTPUT_CAP),
@@ -54,7 +57,7 @@ def media_env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dic
         "THUMBNAIL_SWEEP_SECONDS": "1",
         "THUMBNAIL_GRACE_SECONDS": "2",
     }
-    if request.param == "s3":
+    if request.param.startswith("s3"):
         env.update(
             STORAGE_BACKEND="s3",
             S3_ENDPOINT_URL=request.getfixturevalue("moto_server"),
@@ -65,6 +68,9 @@ def media_env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dic
             S3_ADDRESSING_STYLE="path",
             S3_CREATE_BUCKET="true",
         )
+    if request.param == "s3-per-kind":
+        bucket = env["S3_BUCKET"]
+        env.update(S3_OUTPUTS_BUCKET=f"{bucket}-out", S3_THUMBNAILS_BUCKET=f"{bucket}-thumbs")
     return env
 
 
@@ -173,7 +179,9 @@ async def stored_success(world: World, bodies: list[bytes | None], *, measured: 
 # ---------------------------------------------------------------- success, then thumbnails
 
 
-async def test_image_and_video_outputs_get_webp_thumbnails_after_success(world: World, workers: Processes) -> None:
+async def test_image_and_video_outputs_get_webp_thumbnails_after_success(
+    world: World, workers: Processes, media_env: dict[str, str]
+) -> None:
     # given an image model and a video model of the simulated provider
     image, video = await image_model(world), await video_model(world)
     # when a 1024 x 768 picture and a 2 s 320 x 180 clip are generated
@@ -202,6 +210,25 @@ async def test_image_and_video_outputs_get_webp_thumbnails_after_success(world: 
     # and the credits were captured as for any success
     account, ledger = await world.balance()
     assert account == ledger and (account.balance, account.reserved) == (GRANT - 2 * COST, 0)
+    # and with a bucket per kind, outputs and thumbnails are each in their own
+    if "S3_THUMBNAILS_BUCKET" in media_env:
+        thumbnails = [t.object_key for t in await world.assets(still.id, "thumbnail")]
+        assert bucket_keys(media_env, "S3_OUTPUTS_BUCKET") >= {picture.object_key, movie.object_key}
+        assert bucket_keys(media_env, "S3_THUMBNAILS_BUCKET") >= set(thumbnails)
+        assert not bucket_keys(media_env, "S3_BUCKET") & {picture.object_key, *thumbnails}
+
+
+def bucket_keys(env: dict[str, str], variable: str) -> set[str]:
+    """Every key in the bucket the settings variable names (moto's server, read with boto3)."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["S3_ENDPOINT_URL"],
+        aws_access_key_id=MOTO_ACCESS_KEY,
+        aws_secret_access_key=MOTO_SECRET_KEY,
+        region_name="us-east-1",
+    )
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=env[variable])
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
 
 async def test_a_subscriber_sees_success_then_the_thumbnail_then_the_end(world: World, workers: Processes) -> None:
