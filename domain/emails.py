@@ -8,7 +8,9 @@ never the request that composed them. Nothing here knows how mail travels.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 SEND_EMAIL_TASK = "send_email"
@@ -50,3 +52,22 @@ class EmailMessage:
             text=str(args["text"]),
             html=None if html is None else str(html),
         )
+
+
+class QueuedState:
+    """Where a recorded message stands (outbound_emails.status)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    UNDELIVERABLE = "undeliverable"  # refused for good: never tried again
+    FAILED = "failed"  # the server could not take it before the message's time ran out
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEmail:
+    """A recorded message claimed by a worker for one attempt (`attempts` counts this one)."""
+
+    id: uuid.UUID
+    message: EmailMessage
+    attempts: int
+    give_up_at: datetime

@@ -9,10 +9,10 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from domain.emails import EmailMessage
+from domain.emails import EmailMessage, QueuedEmail
 from domain.events import Event
 from domain.media import MediaInfo, MediaLimits, Thumbnail
 
@@ -135,6 +135,35 @@ class Mailer(Protocol):
     for good, `domain.errors.ServiceUnavailable` when it cannot be reached (a retry may work)."""
 
     async def send(self, message: EmailMessage) -> None: ...
+
+
+class OutboundMail(Protocol):
+    """The record of every message workers deliver (outbound_emails); each call is its own transaction.
+    Times are the database's clock."""
+
+    async def record(self, key: str, message: EmailMessage, *, give_up_after: timedelta) -> uuid.UUID:
+        """The message's id: a new pending record, or the one already recorded under `key`."""
+        ...
+
+    async def claim(self, email_id: uuid.UUID, *, hold: timedelta) -> QueuedEmail | None:
+        """Hold a pending, due, unheld message for `hold` and count the attempt; None if it is not one."""
+        ...
+
+    async def settle(self, email_id: uuid.UUID, *, state: str, error: str | None = None) -> None:
+        """Sent, undeliverable or failed: final, and the body is dropped."""
+        ...
+
+    async def retry_later(self, email_id: uuid.UUID, *, after: timedelta, error: str) -> None:
+        """Release the hold; the message is due again `after` from now."""
+        ...
+
+    async def due(self, *, limit: int) -> list[uuid.UUID]:
+        """Pending messages due now and held by nobody, the longest waiting first."""
+        ...
+
+    async def purge(self, *, settled_before: timedelta) -> int:
+        """Delete records settled longer ago than that; how many."""
+        ...
 
 
 # ---------------------------------------------------------------- providers

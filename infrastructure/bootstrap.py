@@ -35,6 +35,7 @@ from domain.services.throttle import Throttle
 from domain.services.thumbnails import Thumbnails
 from domain.services.watching import Watching
 from domain.use_cases.chunks import UploadPolicy
+from domain.use_cases.mail import MailPolicy, MailPorts
 from domain.use_cases.processing import ProcessingPorts
 from domain.use_cases.rate_limits import RateRule
 from domain.use_cases.thumbnails import ThumbnailPorts
@@ -212,7 +213,16 @@ def bind(c: Container) -> Services:
             ),
             policy=thumbnail_policy(s),
         ),
-        mail=Mail(mailer=c.mailer),
+        mail=Mail(
+            ports=MailPorts(mailer=c.mailer, outbound=c.outbound_mail, jobs=c.jobs, clock=c.clock),
+            policy=MailPolicy(
+                give_up_seconds=s.mail_give_up_seconds,
+                retry_base_seconds=s.mail_retry_base_seconds,
+                retry_max_seconds=s.mail_retry_max_seconds,
+                # Connecting, then each SMTP command, may each take the whole timeout.
+                hold_seconds=max(300.0, 10 * s.smtp_timeout_seconds),
+            ),
+        ),
         throttle=Throttle(c.limiter),
         cursors=c.cursors,
         broker=c.broker,

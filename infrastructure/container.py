@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker
 
 from domain.cursors import CursorCodec
-from domain.ports import EventPublisher, Mailer, ObjectStorage, RateLimiter
+from domain.ports import EventPublisher, Mailer, ObjectStorage, OutboundMail, RateLimiter
 from domain.repositories import GenerationStarter
 from domain.use_cases.viewers import KnownAccounts
 from infrastructure.catalogue_cache import CatalogueCache
@@ -27,6 +27,7 @@ from infrastructure.db.engine import create_engine, create_session_factory, open
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
 from infrastructure.db.json_reads.runner import JsonReads
 from infrastructure.db.read_scope import RequestReads
+from infrastructure.db.repositories.outbound_emails import SqlOutboundMail
 from infrastructure.db.uow import SqlUnitOfWorkFactory
 from infrastructure.mail.factory import build_mailer
 from infrastructure.media import LocalMediaWorkshop
@@ -76,6 +77,7 @@ class Container:
     accounts: KnownAccounts
     #: SMTP, or the local outbox (SMTP_HOST unset): infrastructure/mail/factory.py
     mailer: Mailer
+    outbound_mail: OutboundMail
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
@@ -193,4 +195,5 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             cursors=cursors,
             accounts=KnownAccounts(ttl_seconds=ACCOUNT_CHECK_SECONDS),
             mailer=build_mailer(settings),
+            outbound_mail=SqlOutboundMail(session_factory),
         )

@@ -154,6 +154,8 @@ class Settings(BaseSettings):
     # A message the server does not take (unreachable, 4xx) is tried again with growing
     # delays for this long after it was queued, then given up on
     mail_give_up_seconds: float = Field(default=3600.0, ge=0.0)
+    mail_retry_base_seconds: float = Field(default=30.0, gt=0.0)
+    mail_retry_max_seconds: float = Field(default=600.0, gt=0.0)
     mail_sweep_seconds: int = Field(default=30, ge=1)
 
     # uploads

@@ -12,11 +12,12 @@ import math
 import uuid
 from typing import Annotated
 
-from taskiq import AsyncBroker, TaskiqDepends, TaskiqState
+from taskiq import AsyncBroker, Context, TaskiqDepends, TaskiqState
 
 from domain.emails import SEND_EMAIL_TASK, EmailMessage
 from domain.use_cases.callbacks import CALLBACK_TASK
 from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK
+from domain.use_cases.mail import SEND_QUEUED_EMAIL_TASK
 from domain.use_cases.processing import FINALIZE_TASK
 from domain.use_cases.thumbnails import THUMBNAIL_TASK
 from infrastructure.bootstrap import Services
@@ -31,6 +32,7 @@ REFRESH_TASK = "refresh_generation"
 SWEEP_CHUNKS_TASK = "sweep_pending_chunks"
 SWEEP_CHUNKS_SECONDS = 600
 SWEEP_THUMBNAILS_TASK = "requeue_pending_thumbnails"
+SWEEP_MAIL_TASK = "send_due_emails"
 
 
 def current_services(state: Annotated[TaskiqState, TaskiqDepends()]) -> Services:
@@ -93,10 +95,26 @@ async def requeue_pending_thumbnails(services: ServicesDep) -> int:
     return queued
 
 
-async def send_email(to: str, subject: str, text: str, services: ServicesDep, html: str | None = None) -> str:
-    """Deliver one message (domain/emails.py `as_task_args`); raises ServiceUnavailable for a retry."""
+async def send_email(
+    to: str,
+    subject: str,
+    text: str,
+    services: ServicesDep,
+    context: Annotated[Context, TaskiqDepends()],
+    html: str | None = None,
+) -> str:
+    """Record one message (domain/emails.py `as_task_args`) under this task message's id, and send it."""
     message = EmailMessage.from_task_args({"to": to, "subject": subject, "text": text, "html": html})
-    return (await services.mail.deliver(message)).value
+    return (await services.mail.send(context.message.task_id, message)).value
+
+
+async def send_queued_email(email_id: str, services: ServicesDep) -> str:
+    return (await services.mail.send_queued(uuid.UUID(email_id))).value
+
+
+async def send_due_emails(services: ServicesDep) -> int:
+    """Messages due again (a retry, or an attempt whose worker died): one attempt queued for each."""
+    return await services.mail.send_due()
 
 
 def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
@@ -119,6 +137,10 @@ def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
     )
     broker.register_task(make_thumbnails, task_name=THUMBNAIL_TASK)
     broker.register_task(send_email, task_name=SEND_EMAIL_TASK)
+    broker.register_task(send_queued_email, task_name=SEND_QUEUED_EMAIL_TASK)
+    broker.register_task(
+        send_due_emails, task_name=SWEEP_MAIL_TASK, **periodic(SWEEP_MAIL_TASK, settings.mail_sweep_seconds)
+    )
     broker.register_task(
         requeue_pending_thumbnails,
         task_name=SWEEP_THUMBNAILS_TASK,

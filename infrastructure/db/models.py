@@ -285,3 +285,28 @@ class AdminSettingRow(Base):
     value: Mapped[Any] = mapped_column(JsonDoc)
     updated_at: Mapped[datetime]
     updated_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class OutboundEmailRow(Base):
+    """One message a worker delivers (domain/use_cases/mail.py); the body is dropped once it is settled."""
+
+    __tablename__ = "outbound_emails"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # The task message that queued it: a redelivered message finds its row instead of a new one.
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(200))
+    # {"text": ..., "html": ...} while pending; NULL once sent or given up on (it may hold a reset link).
+    body: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    give_up_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    settled_at: Mapped[datetime | None]
+    __table_args__ = (
+        Index("ix_outbound_emails_status_next_attempt_at", "status", "next_attempt_at"),
+        CheckConstraint("status in ('pending', 'sent', 'undeliverable', 'failed')", name="status"),
+    )

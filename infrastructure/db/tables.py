@@ -17,6 +17,7 @@ from infrastructure.db.models import (
     GenerationInputRow,
     GenerationRow,
     ModelRow,
+    OutboundEmailRow,
     PresetRow,
     ProviderTaskRow,
     RefreshTokenRow,
@@ -37,3 +38,4 @@ ASSETS = cast(Table, AssetRow.__table__)
 CHUNKS = cast(Table, ChunkRow.__table__)
 CREDIT_LEDGER = cast(Table, CreditLedgerRow.__table__)
 ADMIN_SETTINGS = cast(Table, AdminSettingRow.__table__)
+OUTBOUND_EMAILS = cast(Table, OutboundEmailRow.__table__)
