@@ -72,6 +72,14 @@ class UserRepository(Protocol):
 
     async def set_role(self, user_id: uuid.UUID, role: Role) -> None: ...
     async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None: ...
+    async def lock(self, user_id: uuid.UUID) -> User | None:
+        """The user, their row locked until the transaction ends (one account deletion at a time)."""
+        ...
+
+    async def tombstone(self, user_id: uuid.UUID, *, email: str, at: datetime) -> None:
+        """Anonymise a deleted account: `email` (an unusable unique value) instead of theirs, no password,
+        `deleted_at` set. The row stays: the ledger names it."""
+        ...
 
 
 class RefreshTokenRepository(Protocol):
@@ -82,6 +90,9 @@ class RefreshTokenRepository(Protocol):
         ...
 
     async def revoke_family(self, family_id: uuid.UUID, at: datetime) -> None: ...
+    async def delete_all_of(self, user_id: uuid.UUID) -> int:
+        """Every refresh token of the user (a deleted account's): how many went."""
+        ...
 
 
 class CreditRepository(Protocol):
@@ -256,6 +267,20 @@ class GenerationRepository(Protocol):
         False when it was not held."""
         ...
 
+    async def lock_many(self, ids: Sequence[uuid.UUID]) -> list[Generation]:
+        """The generations of `ids` that exist, their rows locked until the transaction ends (a deletion's
+        read: no worker moves or adds to them meanwhile)."""
+        ...
+
+    async def ids_of_user(self, user_id: uuid.UUID) -> list[uuid.UUID]:
+        """Every generation of the user (all statuses)."""
+        ...
+
+    async def delete_many(self, ids: Sequence[uuid.UUID]) -> int:
+        """Delete the generations with their inputs' links, assets and provider tasks; the ledger's rows
+        stay, no longer pointing at them. How many went."""
+        ...
+
 
 class BoardRepository(Protocol):
     async def add(self, board: Board) -> None: ...
@@ -272,6 +297,10 @@ class BoardRepository(Protocol):
     async def remove_member(self, board_id: uuid.UUID, user_id: uuid.UUID) -> bool: ...
     async def members_of(self, board_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[BoardMember]]: ...
     async def lock_members(self, board_id: uuid.UUID) -> list[BoardMember]: ...
+    async def rename(self, board_id: uuid.UUID, name: str) -> Board | None: ...
+    async def delete(self, board_id: uuid.UUID) -> bool:
+        """Delete the board with its memberships and invitations; its generations stay, detached."""
+        ...
 
 
 class BoardInvitationRepository(Protocol):
@@ -292,6 +321,9 @@ class BoardInvitationRepository(Protocol):
         self, board_ids: Sequence[uuid.UUID], now: datetime
     ) -> dict[uuid.UUID, list[BoardInvitation]]: ...
     async def open_for_email(self, email: str, now: datetime) -> list[InvitationView]: ...
+    async def delete_for_email(self, email: str) -> int:
+        """Every invitation to this (normalised) address, open or expired: how many went."""
+        ...
 
 
 class ChunkRepository(Protocol):
@@ -309,6 +341,40 @@ class ChunkRepository(Protocol):
 
     async def delete(self, chunk_id: uuid.UUID) -> bool: ...
     async def stale_pending(self, before: datetime, *, limit: int) -> list[Chunk]: ...
+    async def delete_all_of(self, user_id: uuid.UUID) -> list[str]:
+        """Delete every chunk of the user; the object keys they held."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDeletion:
+    """An object a worker now deletes: `attempts` counts this one."""
+
+    object_key: str
+    attempts: int
+
+
+class StorageDeletionRepository(Protocol):
+    """The outbox of objects whose rows are gone (written in the row deletion's transaction)."""
+
+    async def add(self, keys: Sequence[str], at: datetime) -> None:
+        """Queue `keys`, due at once; a key already queued stays as it is."""
+        ...
+
+    async def claim(self, *, limit: int, lease: timedelta) -> list[ClaimedDeletion]:
+        """Take up to `limit` due keys for `lease` from the database's now (skipping keys another
+        transaction holds), counting an attempt on each: two workers never take the same key at once."""
+        ...
+
+    async def done(self, keys: Sequence[str]) -> None: ...
+    async def retry(self, key: str, *, after: timedelta, error: str) -> None:
+        """A failed attempt: due again `after` the database's now, with why."""
+        ...
+
+    async def count(self) -> int: ...
+    async def referenced(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` a row still names: an asset, a chunk, or this outbox itself."""
+        ...
 
 
 class StartStatus(enum.StrEnum):
@@ -372,6 +438,8 @@ class UnitOfWork(Protocol):
     def chunks(self) -> ChunkRepository: ...
     @property
     def invitations(self) -> BoardInvitationRepository: ...
+    @property
+    def storage_deletions(self) -> StorageDeletionRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *args: object) -> None: ...

@@ -29,6 +29,8 @@ class User:
     role: Role
     created_at: datetime
     password_hash: str = ""
+    #: Set on a deleted account's tombstone (its e-mail replaced, no password).
+    deleted_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:

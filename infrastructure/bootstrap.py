@@ -31,6 +31,7 @@ from domain.services.generations import Generations
 from domain.services.lookups import Lookups
 from domain.services.mail import Mail
 from domain.services.processing import Processing
+from domain.services.storage import StorageUpkeep
 from domain.services.throttle import Throttle
 from domain.services.thumbnails import Thumbnails
 from domain.services.watching import Watching
@@ -38,6 +39,7 @@ from domain.use_cases.chunks import UploadPolicy
 from domain.use_cases.mail import MailPolicy, MailPorts
 from domain.use_cases.processing import ProcessingPorts
 from domain.use_cases.rate_limits import RateRule
+from domain.use_cases.storage_deletions import DeletionPolicy
 from domain.use_cases.thumbnails import ThumbnailPorts
 from infrastructure.container import Container, media_workshop, open_container
 from infrastructure.db.json_reads.runner import JsonReads
@@ -72,6 +74,7 @@ class Services:
     processing: Processing
     thumbnails: Thumbnails
     mail: Mail
+    storage: StorageUpkeep
     throttle: Throttle
     cursors: CursorCodec
     #: The process's task broker (the lifespan starts it; in embedded mode tasks run on it here).
@@ -222,6 +225,11 @@ def bind(c: Container) -> Services:
                 # Connecting, then each SMTP command, may each take the whole timeout.
                 hold_seconds=max(300.0, 10 * s.smtp_timeout_seconds),
             ),
+        ),
+        storage=StorageUpkeep(
+            uow=c.uow,
+            storage=c.storage,
+            deletion=DeletionPolicy(retry_base_seconds=s.storage_deletion_retry_seconds),
         ),
         throttle=Throttle(c.limiter),
         cursors=c.cursors,

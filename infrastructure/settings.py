@@ -140,6 +140,14 @@ class Settings(BaseSettings):
     # again by the thumbnail sweep, which runs every thumbnail_sweep_seconds
     thumbnail_grace_seconds: float = Field(default=60.0, ge=0.0)
     thumbnail_sweep_seconds: int = Field(default=60, ge=1)
+    # Objects whose rows were deleted are deleted by a worker; a failed deletion is retried after
+    # storage_deletion_retry_seconds, doubling per attempt up to an hour; the outbox is drained again
+    # every storage_deletion_sweep_seconds
+    storage_deletion_retry_seconds: float = Field(default=5.0, gt=0.0)
+    storage_deletion_sweep_seconds: int = Field(default=60, ge=1)
+    # `genhub storage orphans` counts an object no row names as an orphan only once it is this old
+    # (an upload or an output being stored has no row for a moment)
+    orphan_grace_seconds: int = Field(default=86_400, ge=0)
 
     # e-mail (infrastructure/mail/): sent by workers over SMTP when SMTP_HOST is set, else written
     # to DATA_DIR/outbox (development only: production refuses to start without SMTP_HOST)

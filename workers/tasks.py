@@ -19,6 +19,7 @@ from domain.use_cases.callbacks import CALLBACK_TASK
 from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK
 from domain.use_cases.mail import SEND_QUEUED_EMAIL_TASK
 from domain.use_cases.processing import FINALIZE_TASK
+from domain.use_cases.storage_deletions import STORAGE_DELETION_TASK
 from domain.use_cases.thumbnails import THUMBNAIL_TASK
 from infrastructure.bootstrap import Services
 from infrastructure.settings import Settings
@@ -117,6 +118,12 @@ async def send_due_emails(services: ServicesDep) -> int:
     return await services.mail.send_due()
 
 
+async def delete_storage_objects(services: ServicesDep) -> dict[str, int]:
+    """Objects whose rows are gone (the deletion outbox): kicked after each deletion, and periodic (retries)."""
+    report = await services.storage.drain_deletions()
+    return {"deleted": report.deleted, "failed": report.failed}
+
+
 def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
     """Every task on `broker`, with the interval labels the scheduler reads (`settings`' poll interval)."""
     # The scheduler process only knows whole seconds (the embedded loop uses the exact value).
@@ -145,5 +152,10 @@ def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
         requeue_pending_thumbnails,
         task_name=SWEEP_THUMBNAILS_TASK,
         **periodic(SWEEP_THUMBNAILS_TASK, settings.thumbnail_sweep_seconds),
+    )
+    broker.register_task(
+        delete_storage_objects,
+        task_name=STORAGE_DELETION_TASK,
+        **periodic(STORAGE_DELETION_TASK, settings.storage_deletion_sweep_seconds),
     )
     return broker

@@ -1,4 +1,4 @@
-"""Boards: create, invite, revoke, accept or decline an invitation, remove a member, read."""
+"""Boards: create, rename, delete, invite, revoke, accept or decline an invitation, remove a member, leave, read."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from domain.boards import Board, BoardRole
 from domain.invitations import InvitationRules, InvitationView
 from domain.ports import Clock, RateBucket, RateLimiter
 from domain.repositories import UnitOfWorkFactory
-from domain.use_cases import boards, invitations
+from domain.use_cases import board_lifecycle, boards, invitations
 from domain.use_cases import reads as read_uc
 from domain.use_cases.boards import BoardView
 from domain.use_cases.rate_limits import RateRule
@@ -64,6 +64,15 @@ class Boards:
 
     async def remove_member(self, principal: Principal, board_id: uuid.UUID, user_id: uuid.UUID) -> BoardView:
         return await boards.remove_member(principal=principal, board_id=board_id, user_id=user_id, uow=self.uow())
+
+    async def rename(self, principal: Principal, board_id: uuid.UUID, name: str) -> BoardView:
+        return await board_lifecycle.rename_board(principal=principal, board_id=board_id, name=name, uow=self.uow())
+
+    async def delete(self, principal: Principal, board_id: uuid.UUID) -> uuid.UUID:
+        return await board_lifecycle.delete_board(principal=principal, board_id=board_id, uow=self.uow())
+
+    async def leave(self, principal: Principal, board_id: uuid.UUID) -> uuid.UUID:
+        return await board_lifecycle.leave_board(principal=principal, board_id=board_id, uow=self.uow())
 
     async def my_invitations(self, principal: Principal) -> list[InvitationView]:
         return await invitations.my_invitations(principal=principal, uow=self.reads(), clock=self.clock)

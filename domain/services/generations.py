@@ -1,4 +1,4 @@
-"""Generations: start, cancel, read one, read a page."""
+"""Generations: start, cancel, delete, read one, read a page."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from domain.generations import Generation
 from domain.pagination import Page, PageRequest
 from domain.ports import CatalogueReader, Clock, EventPublisher, JobQueue, RateBucket, RateLimiter
 from domain.repositories import GenerationFilter, GenerationStarter, UnitOfWorkFactory
-from domain.use_cases import generations
+from domain.use_cases import deletions, generations
 from domain.use_cases import reads as read_uc
+from domain.use_cases.deletions import DeletionOutcome
 from domain.use_cases.generations import GenerateRequest
 from domain.use_cases.rate_limits import RateRule
 from domain.users import Principal
@@ -51,6 +52,26 @@ class Generations:
         return await generations.cancel(
             principal=principal,
             generation_id=generation_id,
+            uow=self.uow(),
+            jobs=self.jobs,
+            publisher=self.publisher,
+            clock=self.clock,
+        )
+
+    async def delete(self, principal: Principal, generation_id: uuid.UUID) -> uuid.UUID:
+        return await deletions.delete_generation(
+            principal=principal,
+            generation_id=generation_id,
+            uow=self.uow(),
+            jobs=self.jobs,
+            publisher=self.publisher,
+            clock=self.clock,
+        )
+
+    async def delete_many(self, principal: Principal, generation_ids: Sequence[uuid.UUID]) -> list[DeletionOutcome]:
+        return await deletions.delete_generations(
+            principal=principal,
+            generation_ids=generation_ids,
             uow=self.uow(),
             jobs=self.jobs,
             publisher=self.publisher,

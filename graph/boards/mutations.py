@@ -1,4 +1,5 @@
-"""createBoard, addBoardMember (an invitation), removeBoardMember, and the invitations' mutations."""
+"""createBoard, renameBoard, deleteBoard, addBoardMember (an invitation), removeBoardMember, leaveBoard, and the
+invitations' mutations."""
 
 from __future__ import annotations
 
@@ -15,8 +16,14 @@ from graph.boards.types import (
     CreateBoardResult,
     DeclineBoardInvitationResult,
     DeclineBoardInvitationSuccess,
+    DeleteBoardResult,
+    DeleteBoardSuccess,
+    LeaveBoardResult,
+    LeaveBoardSuccess,
     RemoveBoardMemberInput,
     RemoveBoardMemberResult,
+    RenameBoardInput,
+    RenameBoardResult,
     RevokeBoardInvitationInput,
     RevokeBoardInvitationResult,
 )
@@ -38,6 +45,31 @@ class BoardMutations:
     async def create_board(self, info: Info, input: CreateBoardInput) -> CreateBoardResult:
         view = await info.context.services.boards.create(info.context.require_viewer(), input.name)
         return _success(view)
+
+    @strawberry.mutation(description="Rename a board (OWNER only).", permission_classes=[IsAuthenticated])
+    async def rename_board(self, info: Info, input: RenameBoardInput) -> RenameBoardResult:
+        view = await info.context.services.boards.rename(
+            info.context.require_viewer(), lookup_id(input.board_id, "board"), input.name
+        )
+        return _success(view)
+
+    @strawberry.mutation(
+        description="Delete a board (OWNER only): its memberships and pending invitations go; its generations "
+        "stay their starters', no longer in a board.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def delete_board(self, info: Info, id: strawberry.ID) -> DeleteBoardResult:
+        deleted = await info.context.services.boards.delete(info.context.require_viewer(), lookup_id(id, "board"))
+        return DeleteBoardSuccess(board_id=strawberry.ID(str(deleted)))
+
+    @strawberry.mutation(
+        description="Leave a board (any member). The last OWNER cannot leave (InvalidState): make another member "
+        "OWNER first, or delete the board.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def leave_board(self, info: Info, board_id: strawberry.ID) -> LeaveBoardResult:
+        left = await info.context.services.boards.leave(info.context.require_viewer(), lookup_id(board_id, "board"))
+        return LeaveBoardSuccess(board_id=strawberry.ID(str(left)))
 
     @strawberry.mutation(
         description="Invite an e-mail address to a board with a role (OWNER only): records or refreshes a "

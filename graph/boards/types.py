@@ -128,7 +128,26 @@ class BoardSuccess:
     board: Board
 
 
+@strawberry.input(description="Give a board a new name (OWNER only).")
+class RenameBoardInput:
+    board_id: strawberry.ID
+    name: str
+
+
+@strawberry.type(description="The board is deleted; its generations stay their starters', detached from it.")
+class DeleteBoardSuccess:
+    board_id: strawberry.ID
+
+
+@strawberry.type(description="The viewer is no longer a member of the board.")
+class LeaveBoardSuccess:
+    board_id: strawberry.ID
+
+
 CreateBoardResult = Annotated[BoardSuccess | InvalidInput, strawberry.union("CreateBoardResult")]
+RenameBoardResult = Annotated[BoardSuccess | NotFound | Forbidden | InvalidInput, strawberry.union("RenameBoardResult")]
+DeleteBoardResult = Annotated[DeleteBoardSuccess | NotFound | Forbidden, strawberry.union("DeleteBoardResult")]
+LeaveBoardResult = Annotated[LeaveBoardSuccess | NotFound | InvalidState, strawberry.union("LeaveBoardResult")]
 AddBoardMemberResult = Annotated[
     BoardSuccess | NotFound | Forbidden | InvalidInput | RateLimited | QuotaExceeded,
     strawberry.union("AddBoardMemberResult"),

@@ -1,19 +1,30 @@
-"""generate, cancelGeneration."""
+"""generate, cancelGeneration, deleteGeneration, deleteGenerations."""
 
 from __future__ import annotations
 
+import uuid
+
 import strawberry
 
+from domain.batches import MAX_GENERATION_DELETIONS, check_batch
+from domain.errors import NotFound
+from domain.use_cases.deletions import DeletionOutcome
 from domain.use_cases.generations import GenerateRequest
+from graph import errors
 from graph.common.ids import lookup_id, parse_id
 from graph.context import Info
 from graph.generations.types import (
     CancelGenerationResult,
     CancelSuccess,
+    DeleteGenerationResult,
+    DeleteGenerationsResult,
+    DeleteGenerationsSuccess,
+    DeleteGenerationSuccess,
     GenerateInput,
     GenerateResult,
     GenerateSuccess,
     Generation,
+    GenerationDeletion,
 )
 from graph.permissions import IsAuthenticated
 from graph.throttle import ip_bucket
@@ -55,3 +66,52 @@ class GenerationMutations:
             info.context.require_viewer(), lookup_id(id, "generation")
         )
         return CancelSuccess(generation=Generation.from_domain(generation))
+
+    @strawberry.mutation(
+        description="Delete one of the viewer's generations that has ended, with its outputs and thumbnails (their "
+        "files are deleted by a worker shortly after). A running one is refused (InvalidState): cancel it first. "
+        "The credit ledger keeps its rows; they no longer name the generation. Another user's generation is "
+        "NotFound.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def delete_generation(self, info: Info, id: strawberry.ID) -> DeleteGenerationResult:
+        deleted = await info.context.services.generations.delete(
+            info.context.require_viewer(), lookup_id(id, "generation")
+        )
+        return DeleteGenerationSuccess(generation_id=strawberry.ID(str(deleted)))
+
+    @strawberry.mutation(
+        description=f"Delete up to {MAX_GENERATION_DELETIONS} of the viewer's ended generations at once, each as deleteGeneration "
+        "does. Not all-or-nothing: every id that may be deleted is, and `results` tells per distinct id (in the "
+        "order given) whether it was and why not. More ids (or none) is InvalidInput.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def delete_generations(self, info: Info, ids: list[strawberry.ID]) -> DeleteGenerationsResult:
+        # Distinct ids in order; a malformed one names no generation (NotFound, like an unknown one).
+        requested: dict[uuid.UUID | str, None] = dict.fromkeys(_uuid_or_none(i) or str(i) for i in ids)
+        check_batch(len(requested), field="ids", limit=MAX_GENERATION_DELETIONS)
+        valid = [i for i in requested if isinstance(i, uuid.UUID)]
+        outcomes: dict[uuid.UUID | str, DeletionOutcome] = {}
+        if valid:
+            found = await info.context.services.generations.delete_many(info.context.require_viewer(), valid)
+            outcomes = {o.generation_id: o for o in found}
+        results: list[GenerationDeletion] = []
+        for key in requested:
+            outcome = outcomes.get(key)
+            error = outcome.error if outcome is not None else NotFound("generation")
+            results.append(
+                GenerationDeletion(
+                    generation_id=strawberry.ID(str(key)),
+                    deleted=error is None,
+                    error=errors.to_graphql(error) if error is not None else None,  # type: ignore[arg-type]
+                )
+            )
+        return DeleteGenerationsSuccess(results=results, deleted_count=sum(r.deleted for r in results))
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    """A malformed id names no generation: its outcome is NotFound, like an unknown one."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

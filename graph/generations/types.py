@@ -291,3 +291,35 @@ GenerateResult = Annotated[
 CancelGenerationResult = Annotated[
     CancelSuccess | NotFound | Forbidden | InvalidState, strawberry.union("CancelGenerationResult")
 ]
+
+
+@strawberry.type(description="The generation is deleted, with its outputs and thumbnails (their files follow shortly).")
+class DeleteGenerationSuccess:
+    generation_id: strawberry.ID
+
+
+GenerationDeletionError = Annotated[NotFound | InvalidState, strawberry.union("GenerationDeletionError")]
+
+
+@strawberry.type(description="What became of one id of a deleteGenerations request.")
+class GenerationDeletion:
+    generation_id: strawberry.ID
+    deleted: bool
+    error: GenerationDeletionError | None = strawberry.field(
+        description="Why it was not deleted: NotFound (not the viewer's, or no such generation), "
+        "InvalidState (not ended yet: cancel it first). Null when deleted."
+    )
+
+
+@strawberry.type(description="One outcome per distinct requested id, in the order requested.")
+class DeleteGenerationsSuccess:
+    results: list[GenerationDeletion]
+    deleted_count: int
+
+
+DeleteGenerationResult = Annotated[
+    DeleteGenerationSuccess | NotFound | InvalidState, strawberry.union("DeleteGenerationResult")
+]
+DeleteGenerationsResult = Annotated[
+    DeleteGenerationsSuccess | InvalidInput, strawberry.union("DeleteGenerationsResult")
+]

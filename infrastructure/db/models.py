@@ -49,6 +49,8 @@ class UserRow(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), server_default="user")
     created_at: Mapped[datetime]
+    # Migration 0010: a deleted account's tombstone (e-mail replaced, no password), kept for its ledger.
+    deleted_at: Mapped[datetime | None]
     __table_args__ = (CheckConstraint("role in ('user', 'admin')", name="role"),)
 
 
@@ -310,3 +312,16 @@ class OutboundEmailRow(Base):
         Index("ix_outbound_emails_status_next_attempt_at", "status", "next_attempt_at"),
         CheckConstraint("status in ('pending', 'sent', 'undeliverable', 'failed')", name="status"),
     )
+
+
+class StorageDeletionRow(Base):
+    """An object whose row is gone, to be deleted from storage by a worker (migration 0010): the outbox
+    written in the same transaction as the row deletion, so no object outlives its row for good."""
+
+    __tablename__ = "storage_deletions"
+    object_key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Due from then (a claim or a retry's backoff pushes it forward).
+    next_attempt_at: Mapped[datetime] = mapped_column(index=True)
+    last_error: Mapped[str | None] = mapped_column(String(200))

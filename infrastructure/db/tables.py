@@ -21,6 +21,7 @@ from infrastructure.db.models import (
     PresetRow,
     ProviderTaskRow,
     RefreshTokenRow,
+    StorageDeletionRow,
     UserRow,
 )
 
@@ -39,3 +40,4 @@ CHUNKS = cast(Table, ChunkRow.__table__)
 CREDIT_LEDGER = cast(Table, CreditLedgerRow.__table__)
 ADMIN_SETTINGS = cast(Table, AdminSettingRow.__table__)
 OUTBOUND_EMAILS = cast(Table, OutboundEmailRow.__table__)
+STORAGE_DELETIONS = cast(Table, StorageDeletionRow.__table__)

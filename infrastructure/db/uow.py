@@ -17,6 +17,7 @@ from infrastructure.db.repositories.chunks import SqlChunkRepository
 from infrastructure.db.repositories.credits import SqlCreditRepository
 from infrastructure.db.repositories.generations import SqlGenerationRepository
 from infrastructure.db.repositories.invitations import SqlBoardInvitationRepository
+from infrastructure.db.repositories.storage_deletions import SqlStorageDeletionRepository
 from infrastructure.db.repositories.users import SqlRefreshTokenRepository, SqlUserRepository
 from infrastructure.outages import DATABASE, raise_if_outage, translating
 
@@ -33,6 +34,7 @@ class SqlRepositories:
     boards: SqlBoardRepository
     chunks: SqlChunkRepository
     invitations: SqlBoardInvitationRepository
+    storage_deletions: SqlStorageDeletionRepository
 
     def __init__(self, session: AsyncSession) -> None:
         self._attach(session)
@@ -47,6 +49,7 @@ class SqlRepositories:
         self.boards = SqlBoardRepository(session)
         self.chunks = SqlChunkRepository(session)
         self.invitations = SqlBoardInvitationRepository(session)
+        self.storage_deletions = SqlStorageDeletionRepository(session)
 
     def _take(self, other: SqlRepositories) -> None:
         self.users = other.users
@@ -58,6 +61,7 @@ class SqlRepositories:
         self.boards = other.boards
         self.chunks = other.chunks
         self.invitations = other.invitations
+        self.storage_deletions = other.storage_deletions
 
 
 class SqlUnitOfWork(SqlRepositories):

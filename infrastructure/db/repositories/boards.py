@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from domain.boards import Board, BoardMember, BoardRole
 from infrastructure.db.models import BoardMemberRow, BoardRow
@@ -92,6 +92,16 @@ class SqlBoardRepository(SqlRepository):
             for r in await self.rows(stmt):
                 out[r.board_id].append(BoardMember(r.board_id, r.user_id, BoardRole(r.role)))
         return dict(out)
+
+    async def rename(self, board_id: uuid.UUID, name: str) -> Board | None:
+        stmt = update(BOARDS).where(BOARDS.c.id == board_id).values(name=name).returning(*BOARDS.c)
+        row = (await self.session.execute(stmt)).one_or_none()
+        return _board(row) if row else None
+
+    async def delete(self, board_id: uuid.UUID) -> bool:
+        # Memberships and invitations go by their ON DELETE CASCADE; generations.board_id is SET NULL.
+        stmt = delete(BoardRow).where(BoardRow.id == board_id).returning(BoardRow.id)
+        return (await self.session.execute(stmt)).scalar_one_or_none() is not None
 
     async def lock_members(self, board_id: uuid.UUID) -> list[BoardMember]:
         """Members with their rows locked (PostgreSQL), so two owner removals cannot race."""

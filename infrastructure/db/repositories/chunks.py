@@ -85,6 +85,10 @@ class SqlChunkRepository(SqlRepository):
         stmt = delete(ChunkRow).where(ChunkRow.id == chunk_id).returning(ChunkRow.id)
         return (await self.session.execute(stmt)).scalar_one_or_none() is not None
 
+    async def delete_all_of(self, user_id: uuid.UUID) -> list[str]:
+        stmt = delete(ChunkRow).where(ChunkRow.user_id == user_id).returning(ChunkRow.object_key)
+        return list((await self.session.execute(stmt)).scalars().all())
+
     async def stale_pending(self, before: datetime, *, limit: int) -> list[Chunk]:
         c = CHUNKS.c
         stmt = (

@@ -17,14 +17,15 @@ from domain.pagination import Page, PageRequest
 from domain.repositories import GenerationFilter
 from infrastructure.db.repositories.base import keyset
 from infrastructure.db.repositories.generation_attachments import SqlGenerationAttachments
+from infrastructure.db.repositories.generation_deletions import SqlGenerationDeletions
 from infrastructure.db.repositories.generation_rows import generation_of
 from infrastructure.db.repositories.generation_thumbnails import SqlGenerationThumbnails
 from infrastructure.db.tables import BOARD_MEMBERS, GENERATIONS
 
 
-class SqlGenerationRepository(SqlGenerationThumbnails, SqlGenerationAttachments):
-    """The generation rows; their leases, their outputs' thumbnails and what hangs off them (inputs, assets,
-    provider tasks) are inherited."""
+class SqlGenerationRepository(SqlGenerationThumbnails, SqlGenerationAttachments, SqlGenerationDeletions):
+    """The generation rows; their leases, their outputs' thumbnails, what hangs off them (inputs, assets,
+    provider tasks) and their deletion are inherited."""
 
     async def add(self, generation: Generation) -> bool:
         g = generation

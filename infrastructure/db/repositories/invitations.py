@@ -86,6 +86,11 @@ class SqlBoardInvitationRepository(SqlRepository):
                 out[row.board_id].append(_invitation(row))
         return dict(out)
 
+    async def delete_for_email(self, email: str) -> int:
+        i = BOARD_INVITATIONS.c
+        stmt = delete(BOARD_INVITATIONS).where(i.email == email).returning(i.board_id)
+        return len((await self.session.execute(stmt)).all())
+
     async def open_for_email(self, email: str, now: datetime) -> list[InvitationView]:
         i = BOARD_INVITATIONS.c
         stmt = (

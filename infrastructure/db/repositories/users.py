@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.errors import EmailTaken
@@ -24,6 +24,7 @@ def _user(row: AnyRow) -> User:
         role=Role(row.role),
         created_at=aware(row.created_at),
         password_hash=row.password_hash,
+        deleted_at=aware_opt(row.deleted_at),
     )
 
 
@@ -61,6 +62,17 @@ class SqlUserRepository(SqlRepository):
 
     async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
         await self.session.execute(update(UserRow).where(UserRow.id == user_id).values(password_hash=password_hash))
+
+    async def lock(self, user_id: uuid.UUID) -> User | None:
+        stmt = select(USERS).where(USERS.c.id == user_id)
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        row = await self.row(stmt)
+        return _user(row) if row else None
+
+    async def tombstone(self, user_id: uuid.UUID, *, email: str, at: datetime) -> None:
+        stmt = update(UserRow).where(UserRow.id == user_id).values(email=email, password_hash="", deleted_at=at)
+        await self.session.execute(stmt)
 
 
 def _token(row: AnyRow) -> RefreshTokenRecord:
@@ -113,3 +125,7 @@ class SqlRefreshTokenRepository(SqlRepository):
             .where(RefreshTokenRow.family_id == family_id, RefreshTokenRow.revoked_at.is_(None))
             .values(revoked_at=at)
         )
+
+    async def delete_all_of(self, user_id: uuid.UUID) -> int:
+        stmt = delete(RefreshTokenRow).where(RefreshTokenRow.user_id == user_id).returning(RefreshTokenRow.id)
+        return len((await self.session.execute(stmt)).all())
