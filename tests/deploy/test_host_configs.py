@@ -26,6 +26,10 @@ APP_SECRETS = (
     "KIE_API_KEY",
     "KIE_CALLBACK_SECRET",
     "PUBLIC_BASE_URL",
+    "SMTP_HOST",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+    "MAIL_FROM",
 )
 
 
