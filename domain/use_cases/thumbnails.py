@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from domain.errors import NotFound
+from domain.errors import NotFound, StorageUnavailable
 from domain.media import (
     THUMBNAIL_KIND,
     THUMBNAIL_MAX_ATTEMPTS,
@@ -186,11 +186,25 @@ async def _settle(
             output.id, state=state.value, error=error, measured=made.measured if made else None
         )
         if not hit:
-            return False  # another worker settled it first
-        if made is not None:
-            await uow.generations.add_asset(made.thumbnail)
-        updated = await uow.generations.thumbnail_settled(output.generation_id, now)
-        await uow.commit()
+            # Another worker settled it first (the object at the thumbnail key is theirs too),
+            # or the generation was deleted meanwhile: then nothing will ever record the object.
+            gone = made is not None and await uow.generations.get_asset(output.id) is None
+        else:
+            if made is not None:
+                await uow.generations.add_asset(made.thumbnail)
+            updated = await uow.generations.thumbnail_settled(output.generation_id, now)
+            await uow.commit()
+    if not hit:
+        if gone and made is not None:
+            await _delete_quietly(ports, made.thumbnail.object_key)
+        return False
     if updated is not None:
         await publish_all(ports.publisher, [changed(updated, updated.status, now)])
     return True
+
+
+async def _delete_quietly(ports: ThumbnailPorts, key: str) -> None:
+    try:
+        await ports.storage.delete(key)
+    except StorageUnavailable:
+        log.warning("could not delete the thumbnail %s of a deleted output", key)

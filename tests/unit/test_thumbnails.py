@@ -253,3 +253,31 @@ async def test_the_sweep_requeues_outputs_pending_past_the_grace_period_unclaime
     world.fakes.clock.advance(61)
     assert await requeue_pending(ports=world.ports, policy=world.policy) == 1
     assert world.fakes.jobs.kicked == [(THUMBNAIL_TASK, {"generation_id": str(fresh.id)})]
+
+
+async def test_a_thumbnail_made_for_an_output_deleted_meanwhile_is_not_left_in_storage(world: World) -> None:
+    # given an output whose generation is deleted while its thumbnail is being made
+    g = world.succeeded(PNG)
+    (output,) = world.outputs(g)
+    world.media.gate = asyncio.Event()
+    making = asyncio.create_task(world.make(g))
+    await asyncio.wait_for(world.media.probing.wait(), 5)
+    world.fakes.db.assets.remove(next(a for a in world.fakes.db.assets if a.id == output.id))
+    world.fakes.db.asset_changes.pop(output.id, None)
+    world.media.gate.set()
+    # when the thumbnail is done
+    assert await asyncio.wait_for(making, 5) == 0
+    # then its object was deleted again (nothing records it), and nothing was announced
+    assert thumbnail_key(output.object_key) in world.fakes.storage.deleted
+    assert thumbnail_key(output.object_key) not in world.fakes.storage.objects
+    assert world.announced() == []
+
+
+async def test_a_thumbnail_settled_by_another_worker_first_is_kept(world: World) -> None:
+    # given claims that hold nobody off, and two workers at once
+    world.policy = ThumbnailPolicy(claim_seconds=0.0)
+    g = world.succeeded(PNG)
+    await asyncio.gather(world.make(g), world.make(g))
+    # then the loser did not delete the object the winner recorded
+    (thumbnail,) = world.thumbnails(g)
+    assert thumbnail.object_key in world.fakes.storage.objects and world.fakes.storage.deleted == []
