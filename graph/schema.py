@@ -24,6 +24,8 @@ from graph.chunks.queries import ChunkQueries
 from graph.credits.mutations import CreditMutations
 from graph.credits.queries import CreditQueries
 from graph.execution import OperationPlans, OperationTracing, execute_planned
+from graph.exports.mutations import DataExportMutations
+from graph.exports.queries import DataExportQueries
 from graph.extensions import ErrorPolicy
 from graph.generations.mutations import GenerationMutations
 from graph.generations.queries import GenerationQueries
@@ -41,6 +43,7 @@ QUERIES: tuple[type, ...] = (
     GenerationQueries,
     BoardQueries,
     ChunkQueries,
+    DataExportQueries,
 )
 MUTATIONS: tuple[type, ...] = (
     AuthMutations,
@@ -49,6 +52,7 @@ MUTATIONS: tuple[type, ...] = (
     CatalogueMutations,
     BoardMutations,
     ChunkMutations,
+    DataExportMutations,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (GenerationSubscriptions, CreditSubscriptions)
 

@@ -27,6 +27,7 @@ from domain.services.boards import Boards
 from domain.services.catalogue import Catalogue
 from domain.services.chunks import Chunks
 from domain.services.credits import Credits
+from domain.services.data_exports import DataExports
 from domain.services.generations import Generations
 from domain.services.lookups import Lookups
 from domain.services.mail import Mail
@@ -36,6 +37,7 @@ from domain.services.throttle import Throttle
 from domain.services.thumbnails import Thumbnails
 from domain.services.watching import Watching
 from domain.use_cases.chunks import UploadPolicy
+from domain.use_cases.data_exports import ExportPolicy, ExportPorts
 from domain.use_cases.mail import MailPolicy, MailPorts
 from domain.use_cases.processing import ProcessingPorts
 from domain.use_cases.rate_limits import RateRule
@@ -43,6 +45,7 @@ from domain.use_cases.storage_deletions import DeletionPolicy
 from domain.use_cases.thumbnails import ThumbnailPorts
 from infrastructure.container import Container, media_workshop, open_container
 from infrastructure.db.json_reads.runner import JsonReads
+from infrastructure.exports.zip_archive import ZipArchives
 from infrastructure.mail.outbox import Outbox, OutboxMailer
 from infrastructure.metrics import refresh_queue_depth
 from infrastructure.processing_binding import processing_policy, thumbnail_policy
@@ -75,6 +78,7 @@ class Services:
     thumbnails: Thumbnails
     mail: Mail
     storage: StorageUpkeep
+    data_exports: DataExports
     throttle: Throttle
     cursors: CursorCodec
     #: The process's task broker (the lifespan starts it; in embedded mode tasks run on it here).
@@ -105,6 +109,21 @@ def upload_policy(settings: Settings) -> UploadPolicy:
         allowed_types=frozenset(t.strip().lower() for t in settings.upload_allowed_types),
         quota_count=settings.chunk_quota_count,
         quota_bytes=settings.chunk_quota_bytes,
+    )
+
+
+def export_policy(settings: Settings) -> ExportPolicy:
+    s = settings
+    return ExportPolicy(
+        ttl_seconds=s.data_export_ttl_seconds,
+        allowance=s.data_export_allowance,
+        window_seconds=s.data_export_window_seconds,
+        max_bytes=s.data_export_max_bytes,
+        max_attempts=s.data_export_max_attempts,
+        claim_seconds=s.data_export_claim_seconds,
+        retry_seconds=s.data_export_retry_seconds,
+        # A request's build message is presumed in flight this long before the sweep sends another.
+        grace_seconds=max(60.0, 2.0 * s.data_export_sweep_seconds),
     )
 
 
@@ -230,6 +249,12 @@ def bind(c: Container) -> Services:
             uow=c.uow,
             storage=c.storage,
             deletion=DeletionPolicy(retry_base_seconds=s.storage_deletion_retry_seconds),
+        ),
+        data_exports=DataExports(
+            ports=ExportPorts(
+                uow=c.uow, storage=c.storage, archives=ZipArchives(s.media_temp_dir), jobs=c.jobs, clock=c.clock
+            ),
+            policy=export_policy(s),
         ),
         throttle=Throttle(c.limiter),
         cursors=c.cursors,

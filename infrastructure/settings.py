@@ -67,9 +67,11 @@ class Settings(BaseSettings):
     s3_uploads_bucket: str = ""
     s3_outputs_bucket: str = ""
     s3_thumbnails_bucket: str = ""
+    s3_exports_bucket: str = ""
     local_uploads_path: Path | None = None
     local_outputs_path: Path | None = None
     local_thumbnails_path: Path | None = None
+    local_exports_path: Path | None = None
 
     # auth
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
@@ -166,6 +168,21 @@ class Settings(BaseSettings):
     mail_retry_max_seconds: float = Field(default=600.0, gt=0.0)
     mail_sweep_seconds: int = Field(default=30, ge=1)
 
+    # data exports (requestDataExport): archives built by a worker on its disk (MEDIA_TEMP_DIR),
+    # stored under exports/, downloadable for data_export_ttl_seconds; at most
+    # data_export_allowance exports per user per data_export_window_seconds
+    data_export_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    data_export_allowance: int = Field(default=3, ge=1)
+    data_export_window_seconds: int = Field(default=24 * 3600, ge=1)
+    data_export_max_bytes: int = Field(default=20 * 1024 * 1024 * 1024, ge=1024 * 1024)
+    data_export_max_attempts: int = Field(default=3, ge=1, le=20)
+    # A worker holds a build this long (renewed every third of it while it works); a failed
+    # attempt is retried after data_export_retry_seconds by the sweep, which also deletes
+    # expired archives, every data_export_sweep_seconds
+    data_export_claim_seconds: float = Field(default=600.0, ge=3.0)
+    data_export_retry_seconds: float = Field(default=30.0, ge=0.0)
+    data_export_sweep_seconds: int = Field(default=60, ge=1)
+
     # uploads
     upload_max_bytes: int = 500 * 1024 * 1024
     upload_allowed_types: list[str] = Field(
@@ -223,7 +240,9 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("local_uploads_path", "local_outputs_path", "local_thumbnails_path", mode="before")
+    @field_validator(
+        "local_uploads_path", "local_outputs_path", "local_thumbnails_path", "local_exports_path", mode="before"
+    )
     @classmethod
     def _empty_path_is_unset(cls, value: object) -> object:
         # `LOCAL_OUTPUTS_PATH=` means "no area of its own", not the working directory.

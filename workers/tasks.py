@@ -16,6 +16,7 @@ from taskiq import AsyncBroker, Context, TaskiqDepends, TaskiqState
 
 from domain.emails import SEND_EMAIL_TASK, EmailMessage
 from domain.use_cases.callbacks import CALLBACK_TASK
+from domain.use_cases.data_exports import BUILD_EXPORT_TASK
 from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK
 from domain.use_cases.mail import SEND_QUEUED_EMAIL_TASK
 from domain.use_cases.processing import FINALIZE_TASK
@@ -34,6 +35,7 @@ SWEEP_CHUNKS_TASK = "sweep_pending_chunks"
 SWEEP_CHUNKS_SECONDS = 600
 SWEEP_THUMBNAILS_TASK = "requeue_pending_thumbnails"
 SWEEP_MAIL_TASK = "send_due_emails"
+SWEEP_EXPORTS_TASK = "sweep_data_exports"
 
 
 def current_services(state: Annotated[TaskiqState, TaskiqDepends()]) -> Services:
@@ -124,6 +126,19 @@ async def delete_storage_objects(services: ServicesDep) -> dict[str, int]:
     return {"deleted": report.deleted, "failed": report.failed}
 
 
+async def build_data_export(export_id: str, services: ServicesDep) -> str | None:
+    status = await services.data_exports.build(uuid.UUID(export_id))
+    return status.value if status is not None else None
+
+
+async def sweep_data_exports(services: ServicesDep) -> dict[str, int]:
+    """Builds nobody holds are queued again; expired archives are deleted."""
+    report = await services.data_exports.sweep()
+    if report.requeued or report.expired:
+        log.info("data exports: %d build(s) queued again, %d archive(s) expired", report.requeued, report.expired)
+    return {"requeued": report.requeued, "expired": report.expired}
+
+
 def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
     """Every task on `broker`, with the interval labels the scheduler reads (`settings`' poll interval)."""
     # The scheduler process only knows whole seconds (the embedded loop uses the exact value).
@@ -157,5 +172,11 @@ def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
         delete_storage_objects,
         task_name=STORAGE_DELETION_TASK,
         **periodic(STORAGE_DELETION_TASK, settings.storage_deletion_sweep_seconds),
+    )
+    broker.register_task(build_data_export, task_name=BUILD_EXPORT_TASK)
+    broker.register_task(
+        sweep_data_exports,
+        task_name=SWEEP_EXPORTS_TASK,
+        **periodic(SWEEP_EXPORTS_TASK, settings.data_export_sweep_seconds),
     )
     return broker

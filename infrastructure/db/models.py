@@ -325,3 +325,41 @@ class StorageDeletionRow(Base):
     # Due from then (a claim or a retry's backoff pushes it forward).
     next_attempt_at: Mapped[datetime] = mapped_column(index=True)
     last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class DataExportRow(Base):
+    """An archive of a user's data (migration 0011): at most one pending or building per user."""
+
+    __tablename__ = "data_exports"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    object_key: Mapped[str | None] = mapped_column(String(512))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    # The worker building it (claim_token) until claimed_until, the database's clock.
+    claim_token: Mapped[uuid.UUID | None]
+    claimed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    __table_args__ = (
+        Index("ix_data_exports_user_created", "user_id", "created_at"),
+        Index(
+            "uq_data_exports_user_active",
+            "user_id",
+            unique=True,
+            postgresql_where=text("status in ('pending', 'building')"),
+            sqlite_where=text("status in ('pending', 'building')"),
+        ),
+        Index(
+            "ix_data_exports_ready_expires",
+            "expires_at",
+            postgresql_where=text("status = 'ready'"),
+            sqlite_where=text("status = 'ready'"),
+        ),
+        CheckConstraint("status in ('pending', 'building', 'ready', 'failed', 'expired')", name="status"),
+    )

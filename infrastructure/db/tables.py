@@ -14,6 +14,7 @@ from infrastructure.db.models import (
     BoardRow,
     ChunkRow,
     CreditLedgerRow,
+    DataExportRow,
     GenerationInputRow,
     GenerationRow,
     ModelRow,
@@ -41,3 +42,4 @@ CREDIT_LEDGER = cast(Table, CreditLedgerRow.__table__)
 ADMIN_SETTINGS = cast(Table, AdminSettingRow.__table__)
 OUTBOUND_EMAILS = cast(Table, OutboundEmailRow.__table__)
 STORAGE_DELETIONS = cast(Table, StorageDeletionRow.__table__)
+DATA_EXPORTS = cast(Table, DataExportRow.__table__)

@@ -15,6 +15,7 @@ from infrastructure.db.repositories.boards import SqlBoardRepository
 from infrastructure.db.repositories.catalogue import SqlAdminSettingsRepository, SqlCatalogueRepository
 from infrastructure.db.repositories.chunks import SqlChunkRepository
 from infrastructure.db.repositories.credits import SqlCreditRepository
+from infrastructure.db.repositories.data_exports import SqlDataExportRepository
 from infrastructure.db.repositories.generations import SqlGenerationRepository
 from infrastructure.db.repositories.invitations import SqlBoardInvitationRepository
 from infrastructure.db.repositories.storage_deletions import SqlStorageDeletionRepository
@@ -35,6 +36,7 @@ class SqlRepositories:
     chunks: SqlChunkRepository
     invitations: SqlBoardInvitationRepository
     storage_deletions: SqlStorageDeletionRepository
+    data_exports: SqlDataExportRepository
 
     def __init__(self, session: AsyncSession) -> None:
         self._attach(session)
@@ -50,6 +52,7 @@ class SqlRepositories:
         self.chunks = SqlChunkRepository(session)
         self.invitations = SqlBoardInvitationRepository(session)
         self.storage_deletions = SqlStorageDeletionRepository(session)
+        self.data_exports = SqlDataExportRepository(session)
 
     def _take(self, other: SqlRepositories) -> None:
         self.users = other.users
@@ -62,6 +65,7 @@ class SqlRepositories:
         self.chunks = other.chunks
         self.invitations = other.invitations
         self.storage_deletions = other.storage_deletions
+        self.data_exports = other.data_exports
 
 
 class SqlUnitOfWork(SqlRepositories):

@@ -1,7 +1,8 @@
-"""Where each kind of object lives: uploads, outputs and thumbnails, told apart by their key's first segment.
+"""Where each kind of object lives: uploads, outputs, thumbnails and data export archives, told apart
+by their key's first segment.
 
 The domain writes every key with its kind in front (`user_chunks/...`, `outputs/...`,
-`thumbnails/...`). By default all kinds share one area (S3_BUCKET, or the LOCAL_STORAGE_PATH
+`thumbnails/...`, `exports/...`). By default all kinds share one area (S3_BUCKET, or the LOCAL_STORAGE_PATH
 directory), so the kinds are prefixes of one bucket; an operator may give a kind an area of
 its own (S3_<KIND>_BUCKET, LOCAL_<KIND>_PATH) to give it its own lifecycle rules. A key is
 the same in every area: moving a kind moves its objects, never renames them.
@@ -14,10 +15,15 @@ from typing import Literal
 
 from infrastructure.settings import Settings
 
-Kind = Literal["uploads", "outputs", "thumbnails"]
+Kind = Literal["uploads", "outputs", "thumbnails", "exports"]
 
 #: The first key segment of each kind (domain/chunks.py, domain/media.py write them).
-PREFIXES: dict[Kind, str] = {"uploads": "user_chunks", "outputs": "outputs", "thumbnails": "thumbnails"}
+PREFIXES: dict[Kind, str] = {
+    "uploads": "user_chunks",
+    "outputs": "outputs",
+    "thumbnails": "thumbnails",
+    "exports": "exports",
+}
 _KINDS: dict[str, Kind] = {prefix: kind for kind, prefix in PREFIXES.items()}
 
 
@@ -32,6 +38,7 @@ def s3_buckets(settings: Settings) -> dict[Kind, str]:
         "uploads": settings.s3_uploads_bucket,
         "outputs": settings.s3_outputs_bucket,
         "thumbnails": settings.s3_thumbnails_bucket,
+        "exports": settings.s3_exports_bucket,
     }
     return {kind: bucket.strip() or settings.s3_bucket for kind, bucket in own.items()}
 
@@ -43,5 +50,6 @@ def local_roots(settings: Settings) -> dict[Kind, Path]:
         "uploads": settings.local_uploads_path,
         "outputs": settings.local_outputs_path,
         "thumbnails": settings.local_thumbnails_path,
+        "exports": settings.local_exports_path,
     }
     return {kind: (path or default).resolve() for kind, path in own.items()}

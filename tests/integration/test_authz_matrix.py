@@ -39,6 +39,7 @@ ANON_REFUSED = "UNAUTHENTICATED"
 class Subject:
     world: World
     chunk_id: str = ""
+    export_id: str = ""
     ids: set[str] = field(default_factory=set)
 
 
@@ -100,6 +101,17 @@ async def invited_board(subject: Subject, persona: str) -> str:
     return subject.world.board_id
 
 
+async def owners_export(subject: Subject, persona: str) -> str:
+    """The owner's data export (requested once per subject)."""
+    if not subject.export_id:
+        body = await subject.world.data(
+            "owner", "mutation { requestDataExport { ... on RequestDataExportSuccess { export { id } } } }"
+        )
+        subject.export_id = body["requestDataExport"]["export"]["id"]
+        subject.ids.add(subject.export_id)
+    return subject.export_id
+
+
 GENERATION = lambda s, p: s.world.generation_id  # noqa: E731
 CHUNK = lambda s, p: s.chunk_id  # noqa: E731
 MODEL = lambda s, p: s.world.model_id  # noqa: E731
@@ -145,6 +157,14 @@ ROWS: dict[str, Row] = {
         (U, "list", "hidden", "hidden", "hidden", "hidden"),
         of(b=invited_board),
         mutates=True,
+    ),
+    "Query.myDataExports": Row(
+        "query { myDataExports { id } }", (U, "hidden", "hidden", "hidden", "sees", "hidden"), of(x=owners_export)
+    ),
+    "Query.dataExport": Row(
+        "query($id: ID!) { dataExport(id: $id) { __typename } }",
+        (U, "NotFound", "NotFound", "NotFound", "DataExport", "NotFound"),
+        of(id=owners_export),
     ),
     "Query.adminSettings": Row("query { adminSettings { key } }", (U, F, F, F, F, "list")),
     # ---------------------------------------------------------------- mutations: anyone
@@ -203,6 +223,11 @@ ROWS: dict[str, Row] = {
         of(id=CHUNK),
         chunk="ready",
         mutates=True,
+    ),
+    # ---------------------------------------------------------------- data exports (never shared)
+    "Mutation.requestDataExport": Row(
+        "mutation { requestDataExport { __typename } }",
+        (U, *["RequestDataExportSuccess"] * 5),  # type: ignore[arg-type]
     ),
     # ---------------------------------------------------------------- boards
     "Mutation.createBoard": Row(
@@ -390,7 +415,12 @@ REQUEST_ONE = (
 
 @pytest.fixture(scope="module")
 async def world(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    overrides = {"simulated_mode": "hang", "rate_limit_generate": 10_000, "rate_limit_upload": 10_000}
+    overrides = {
+        "simulated_mode": "hang",
+        "rate_limit_generate": 10_000,
+        "rate_limit_upload": 10_000,
+        "data_export_allowance": 10_000,
+    }
     async with module_world(postgres_dsn, tmp_path_factory.mktemp("matrix"), **overrides) as w:
         preset = await w.data(
             "admin",

@@ -1,0 +1,1 @@
+"""The data exports area: requestDataExport, myDataExports, dataExport(id)."""

@@ -1,0 +1,1 @@
+"""Data export archives: the ZIP writer of the ArchiveWriter port."""
