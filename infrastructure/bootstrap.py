@@ -242,7 +242,7 @@ def bind(c: Container) -> Services:
                 retry_base_seconds=s.mail_retry_base_seconds,
                 retry_max_seconds=s.mail_retry_max_seconds,
                 # Connecting, then each SMTP command, may each take the whole timeout.
-                hold_seconds=max(300.0, 10 * s.smtp_timeout_seconds),
+                hold_seconds=10 * s.smtp_timeout_seconds,
             ),
         ),
         storage=StorageUpkeep(
