@@ -35,6 +35,15 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ListedObject:
+    """One object found by listing a prefix: its key, size, and when it was last written."""
+
+    key: str
+    size: int
+    modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PresignedRequest:
     url: str
     method: str
@@ -90,6 +99,11 @@ class ObjectStorage(Protocol):
         ...
 
     async def check(self) -> None: ...
+
+    def list_keys(self, prefix: str) -> AsyncIterator[ListedObject]:
+        """Every object whose key starts with `prefix` (a kind's first segment and `/`), in no set order;
+        with several areas, an object held in two is listed twice."""
+        ...
 
 
 # ---------------------------------------------------------------- media

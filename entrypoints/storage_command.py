@@ -1,4 +1,5 @@
-"""`genhub storage migrate [--dry-run] [--delete-source]`: move each kind's older objects into its own area.
+"""`genhub storage migrate [--dry-run] [--delete-source]`: move each kind's older objects into its own area;
+`genhub storage orphans [--dry-run]`: report (and, without --dry-run, delete) objects no row names.
 
 Run it before switching a kind to its own bucket or directory (S3_OUTPUTS_BUCKET,
 LOCAL_OUTPUTS_PATH, ...: set them for this command only), and once more after every
@@ -20,6 +21,7 @@ from domain.errors import StorageUnavailable
 from infrastructure.settings import Settings
 
 if TYPE_CHECKING:
+    from domain.use_cases.orphans import OrphanReport
     from infrastructure.storage.migration import KindMove
 
 MAX_LISTED = 20  # conflicting or failed keys printed per kind; then how many more
@@ -35,9 +37,18 @@ def add_storage_parser(sub: Any) -> None:
     move.add_argument(
         "--delete-source", action="store_true", help="delete each object from the default area once copied"
     )
+    orphans = actions.add_parser(
+        "orphans",
+        help="find uploads, outputs and thumbnails that no row names, older than ORPHAN_GRACE_SECONDS, and delete them",
+    )
+    orphans.add_argument(
+        "--dry-run", action="store_true", help="report them (counts, bytes, sample keys), delete nothing"
+    )
 
 
 def run_storage(settings: Settings, args: argparse.Namespace) -> int:
+    if args.storage_command == "orphans":
+        return _run_orphans(settings, dry_run=args.dry_run)
     if args.dry_run:
         # A dry run creates nothing, not even a missing bucket.
         settings = settings.model_copy(update={"s3_create_bucket": False})
@@ -65,6 +76,42 @@ async def _migrate(settings: Settings, *, dry_run: bool, delete_source: bool) ->
     async with contextlib.AsyncExitStack() as stack:
         storage = await open_storage(settings, stack)
         return await migrate(storage, dry_run=dry_run, delete_source=delete_source)
+
+
+def _run_orphans(settings: Settings, *, dry_run: bool) -> int:
+    try:
+        report = asyncio.run(_sweep(settings, dry_run=dry_run))
+    except StorageUnavailable as exc:
+        _print(f"error: {exc}; run it again once storage answers")
+        return 2
+    for line in orphan_lines(report, grace_seconds=settings.orphan_grace_seconds):
+        _print(line)
+    return 1 if report.failed else 0
+
+
+async def _sweep(settings: Settings, *, dry_run: bool) -> OrphanReport:
+    from infrastructure.bootstrap import open_services
+
+    async with open_services(settings) as services:
+        return await services.storage.sweep_orphans(dry_run=dry_run)
+
+
+def orphan_lines(report: OrphanReport, *, grace_seconds: int) -> list[str]:
+    would = "would be " if report.dry_run else ""
+    lines = [
+        f"scanned {report.scanned} object(s), {size(report.scanned_bytes)}",
+        f"orphans (no row names them, older than {grace_seconds} s): {report.orphans}, {size(report.orphan_bytes)}",
+    ]
+    lines += [f"  {prefix} {count}" for prefix, count in report.by_prefix.items()]
+    lines.append(f"without a row but younger than the grace period (left alone): {report.recent}")
+    lines += [f"  {would}deleted: {shown(key)}" for key in report.samples]
+    if report.orphans > len(report.samples):
+        lines.append(f"  ... and {report.orphans - len(report.samples)} more")
+    if report.dry_run:
+        lines.append("dry run: nothing was deleted")
+    else:
+        lines.append(f"deleted {report.deleted}, failed {report.failed} (a failure is retried by the next sweep)")
+    return lines
 
 
 def report_lines(move: KindMove, *, dry_run: bool) -> list[str]:

@@ -249,6 +249,8 @@ def bind(c: Container) -> Services:
             uow=c.uow,
             storage=c.storage,
             deletion=DeletionPolicy(retry_base_seconds=s.storage_deletion_retry_seconds),
+            clock=c.clock,
+            orphan_grace=timedelta(seconds=s.orphan_grace_seconds),
         ),
         data_exports=DataExports(
             ports=ExportPorts(

@@ -150,6 +150,8 @@ class Settings(BaseSettings):
     # `genhub storage orphans` counts an object no row names as an orphan only once it is this old
     # (an upload or an output being stored has no row for a moment)
     orphan_grace_seconds: int = Field(default=86_400, ge=0)
+    # Seconds between runs of the worker's orphan sweep (it lists every object of the swept kinds)
+    orphan_sweep_seconds: int = Field(default=86_400, ge=60)
 
     # e-mail (infrastructure/mail/): sent by workers over SMTP when SMTP_HOST is set, else written
     # to DATA_DIR/outbox (development only: production refuses to start without SMTP_HOST)

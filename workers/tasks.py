@@ -19,6 +19,7 @@ from domain.use_cases.callbacks import CALLBACK_TASK
 from domain.use_cases.data_exports import BUILD_EXPORT_TASK
 from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK
 from domain.use_cases.mail import SEND_QUEUED_EMAIL_TASK
+from domain.use_cases.orphans import ORPHAN_SWEEP_TASK
 from domain.use_cases.processing import FINALIZE_TASK
 from domain.use_cases.storage_deletions import STORAGE_DELETION_TASK
 from domain.use_cases.thumbnails import THUMBNAIL_TASK
@@ -139,6 +140,12 @@ async def sweep_data_exports(services: ServicesDep) -> dict[str, int]:
     return {"requeued": report.requeued, "expired": report.expired}
 
 
+async def sweep_orphaned_objects(services: ServicesDep) -> dict[str, int]:
+    """Objects no row names, older than ORPHAN_GRACE_SECONDS, deleted (`genhub storage orphans` reports them)."""
+    report = await services.storage.sweep_orphans(dry_run=False)
+    return {"scanned": report.scanned, "deleted": report.deleted, "failed": report.failed}
+
+
 def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
     """Every task on `broker`, with the interval labels the scheduler reads (`settings`' poll interval)."""
     # The scheduler process only knows whole seconds (the embedded loop uses the exact value).
@@ -178,5 +185,10 @@ def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
         sweep_data_exports,
         task_name=SWEEP_EXPORTS_TASK,
         **periodic(SWEEP_EXPORTS_TASK, settings.data_export_sweep_seconds),
+    )
+    broker.register_task(
+        sweep_orphaned_objects,
+        task_name=ORPHAN_SWEEP_TASK,
+        **periodic(ORPHAN_SWEEP_TASK, settings.orphan_sweep_seconds),
     )
     return broker

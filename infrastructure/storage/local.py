@@ -25,7 +25,7 @@ import aiofiles
 import aiofiles.os
 
 from domain.errors import NotFound
-from domain.ports import ObjectInfo, PresignedRequest, StoredObject
+from domain.ports import ListedObject, ObjectInfo, PresignedRequest, StoredObject
 from infrastructure.storage.download_headers import attachment_name
 from infrastructure.storage.local_files import (
     discard_file,
@@ -227,6 +227,12 @@ class LocalStorage:
 
     # ------------------------------------------------------------ moving a kind between directories
 
+    async def list_keys(self, prefix: str) -> AsyncIterator[ListedObject]:
+        with unavailable_on_oserror():
+            found = await asyncio.to_thread(self._list_stat, prefix)
+        for item in found:
+            yield item
+
     async def keys(self, prefix: str) -> AsyncIterator[tuple[str, int]]:
         """(key, size) of every object whose key starts with `prefix` (a whole first segment and `/`)."""
         with unavailable_on_oserror():
@@ -262,8 +268,11 @@ class LocalStorage:
         return await aiofiles.os.path.exists(self._seals.marker(key))
 
     def _list(self, prefix: str) -> list[tuple[str, int]]:
+        return sorted((item.key, item.size) for item in self._list_stat(prefix))
+
+    def _list_stat(self, prefix: str) -> list[ListedObject]:
         top = self._root / prefix.rstrip("/")
-        found: list[tuple[str, int]] = []
+        found: list[ListedObject] = []
         for directory, subdirs, files in os.walk(top):
             # Temp files and the .meta tree start with a dot; no key has such a segment.
             subdirs[:] = [d for d in subdirs if not d.startswith(".")]
@@ -271,8 +280,13 @@ class LocalStorage:
                 path = Path(directory, name)
                 key = path.relative_to(self._root).as_posix()
                 if key.startswith(prefix) and valid_key(key) and not path.is_symlink():
-                    found.append((key, path.stat().st_size))
-        return sorted(found)
+                    try:
+                        stat = path.stat()
+                    except FileNotFoundError:
+                        continue  # deleted while listing
+                    modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                    found.append(ListedObject(key=key, size=stat.st_size, modified=modified))
+        return found
 
     # ------------------------------------------------------------ helpers
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Generic, TypeVar
 
 from domain.errors import NotFound
-from domain.ports import ObjectInfo, ObjectStorage, PresignedRequest, StoredObject
+from domain.ports import ListedObject, ObjectInfo, ObjectStorage, PresignedRequest, StoredObject
 from infrastructure.storage.layout import Kind, kind_of
 from infrastructure.storage.local import LocalStorage
 
@@ -135,6 +135,12 @@ class KindRoutedStorage(Generic[S]):
     async def check(self) -> None:
         for area in self.areas():
             await area.check()
+
+    async def list_keys(self, prefix: str) -> AsyncIterator[ListedObject]:
+        # Every area: an object written before its kind moved may still be in the default one.
+        for area in self.areas():
+            async for item in area.list_keys(prefix):
+                yield item
 
 
 class RoutedLocalStorage(KindRoutedStorage[LocalStorage]):

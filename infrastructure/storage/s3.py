@@ -24,7 +24,7 @@ from typing import Any, Self
 from botocore.exceptions import ClientError
 
 from domain.errors import NotFound, ObjectTooLarge, StorageUnavailable
-from domain.ports import ObjectInfo, PresignedRequest, StoredObject
+from domain.ports import ListedObject, ObjectInfo, PresignedRequest, StoredObject
 from infrastructure.settings import Settings
 from infrastructure.storage.download_headers import attachment_name, cache_control, content_disposition
 from infrastructure.storage.s3_clients import s3_clients
@@ -299,6 +299,18 @@ class S3Storage:
                 raise StorageUnavailable(f"bucket {self._bucket!r} is not usable: {error_code(exc)}") from exc
 
     # ------------------------------------------------------------ moving a kind between buckets
+
+    async def list_keys(self, prefix: str) -> AsyncIterator[ListedObject]:
+        with translate_errors():
+            paginator = self._client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self._bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    modified = item["LastModified"]
+                    yield ListedObject(
+                        key=str(item["Key"]),
+                        size=int(item["Size"]),
+                        modified=modified if modified.tzinfo is not None else modified.replace(tzinfo=UTC),
+                    )
 
     async def keys(self, prefix: str) -> AsyncIterator[tuple[str, int]]:
         """(key, size) of every object whose key starts with `prefix`, in key order."""
