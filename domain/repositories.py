@@ -373,7 +373,7 @@ class StorageDeletionRepository(Protocol):
 
     async def count(self) -> int: ...
     async def referenced(self, keys: Sequence[str]) -> set[str]:
-        """Those of `keys` a row still names: an asset, a chunk, or this outbox itself."""
+        """Those of `keys` a row still names: an asset, a chunk, a data export, or this outbox itself."""
         ...
 
 

@@ -4,9 +4,9 @@ Rows and objects live in two systems without a shared transaction; every write p
 orders its steps so that what slips through is an object without a row (a crash between
 storing an output and recording it, a thumbnail made for a generation deleted meanwhile,
 an upload copy whose completion died). Those are what this finds. An object is an orphan
-when its key is under one of `SWEPT_PREFIXES`, no asset, chunk or deletion-outbox row
-names it, and it was last written more than `grace` ago (a write in progress has no row
-for a moment). A dry run only reports; otherwise each orphan is deleted (a failure is
+when its key is under one of `SWEPT_PREFIXES`, no asset, chunk, data export or deletion
+outbox row names it, and it was last written more than `grace` ago (a write in progress
+has no row for a moment). A dry run only reports; otherwise each orphan is deleted (a failure is
 counted and left for the next sweep).
 """
 
@@ -23,8 +23,9 @@ log = logging.getLogger("genhub.orphans")
 
 ORPHAN_SWEEP_TASK = "sweep_orphaned_objects"
 #: The first key segments rows hold objects under: uploads (domain/chunks.py), outputs and
-#: thumbnails (domain/media.py). Nothing else in a bucket is ours to delete.
-SWEPT_PREFIXES = ("user_chunks/", "outputs/", "thumbnails/")
+#: thumbnails (domain/media.py), data export archives (domain/use_cases/data_export_builds.py).
+#: Nothing else in a bucket is ours to delete.
+SWEPT_PREFIXES = ("user_chunks/", "outputs/", "thumbnails/", "exports/")
 SAMPLES = 20
 BATCH = 500
 

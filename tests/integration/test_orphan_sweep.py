@@ -15,8 +15,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 
 from domain.chunks import Chunk, ChunkStatus, chunk_key, output_key
+from domain.data_exports import export_key
 from domain.media import thumbnail_key
 from domain.use_cases import orphans, storage_deletions
 from infrastructure.container import Container, open_container
@@ -92,17 +94,28 @@ async def world(c: Container) -> tuple[list[str], list[str]]:
         status=ChunkStatus.READY,
         created_at=c.clock.now(),
     )
+    export_id = uuid.uuid4()
+    archive = await put(c, export_key(user.id, export_id))
     async with c.uow() as uow:
         await uow.chunks.add(chunk)
         await storage_deletions.queue(uow, [queued], c.clock.now())
         await uow.commit()
+    async with c.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO data_exports (id, user_id, status, object_key, created_at, updated_at) "
+                "VALUES (:id, :user, 'ready', :key, now(), now())"
+            ),
+            {"id": export_id, "user": user.id, "key": archive},
+        )
     lost_output = output_key(user.id, uuid.uuid4(), 0, ".png")
     orphaned = [
         await put(c, chunk_key(user.id, uuid.uuid4(), "gone.png"), 100),
         await put(c, lost_output, 200),
         await put(c, thumbnail_key(lost_output), 30),
+        await put(c, export_key(user.id, uuid.uuid4()), 70),
     ]
-    return [named_chunk, queued], orphaned
+    return [named_chunk, queued, archive], orphaned
 
 
 async def present(c: Container, keys: list[str]) -> list[str]:
@@ -119,29 +132,29 @@ async def test_the_sweep_reports_then_deletes_only_old_objects_no_row_names(cont
         uow=c.uow(), storage=c.storage, clock=c.clock, grace=timedelta(hours=1), dry_run=False
     )
     # then nothing is an orphan yet: objects without a row are too recent
-    assert (young.orphans, young.recent, young.deleted) == (0, 3, 0)
+    assert (young.orphans, young.recent, young.deleted) == (0, 4, 0)
     # when a dry run looks past the grace period
     later = Later(timedelta(hours=2))
     dry = await orphans.sweep_orphans(
         uow=c.uow(), storage=c.storage, clock=later, grace=timedelta(hours=1), dry_run=True
     )
     # then it reports the orphans (counts, bytes, samples by prefix) and deletes nothing
-    assert (dry.scanned, dry.orphans, dry.orphan_bytes, dry.deleted) == (5, 3, 330, 0)
+    assert (dry.scanned, dry.orphans, dry.orphan_bytes, dry.deleted) == (7, 4, 400, 0)
     assert sorted(dry.samples) == sorted(orphaned)
-    assert dry.by_prefix == {"user_chunks/": 1, "outputs/": 1, "thumbnails/": 1}
+    assert dry.by_prefix == {"user_chunks/": 1, "outputs/": 1, "thumbnails/": 1, "exports/": 1}
     assert await present(c, orphaned) == orphaned
     # when it runs for real
     swept = await orphans.sweep_orphans(
         uow=c.uow(), storage=c.storage, clock=later, grace=timedelta(hours=1), dry_run=False
     )
     # then the orphans are gone, and every object a row names (and anything not ours) stays
-    assert (swept.orphans, swept.deleted, swept.failed) == (3, 3, 0)
+    assert (swept.orphans, swept.deleted, swept.failed) == (4, 4, 0)
     assert await present(c, orphaned) == []
     assert await present(c, [*named, foreign]) == [*named, foreign]
     again = await orphans.sweep_orphans(
         uow=c.uow(), storage=c.storage, clock=later, grace=timedelta(hours=1), dry_run=False
     )
-    assert (again.scanned, again.orphans) == (2, 0)
+    assert (again.scanned, again.orphans) == (3, 0)
 
 
 @pytest.mark.parametrize("storage_settings", ["local"], indirect=True)
@@ -169,11 +182,11 @@ async def test_the_cli_reports_with_dry_run_and_deletes_without(
 
     dry = run("--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "orphans (no row names them, older than 0 s): 3, 330 bytes" in dry.stdout
+    assert "orphans (no row names them, older than 0 s): 4, 400 bytes" in dry.stdout
     assert all(f"would be deleted: {key}" in dry.stdout for key in orphaned)
     assert "dry run: nothing was deleted" in dry.stdout
     assert await present(c, orphaned) == orphaned
     done = run()
     assert done.returncode == 0, done.stderr
-    assert "deleted 3, failed 0" in done.stdout
+    assert "deleted 4, failed 0" in done.stdout
     assert await present(c, orphaned) == [] and await present(c, named) == named

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, DateTime, Interval, delete, func, literal,
 from domain.repositories import ClaimedDeletion
 from infrastructure.db.models import StorageDeletionRow
 from infrastructure.db.repositories.base import SqlRepository
-from infrastructure.db.tables import ASSETS, CHUNKS, STORAGE_DELETIONS
+from infrastructure.db.tables import ASSETS, CHUNKS, DATA_EXPORTS, STORAGE_DELETIONS
 
 d = STORAGE_DELETIONS.c
 TIMESTAMP = DateTime(timezone=True)
@@ -73,6 +73,7 @@ class SqlStorageDeletionRepository(SqlRepository):
             stmt = union_all(
                 select(ASSETS.c.object_key).where(ASSETS.c.object_key.in_(batch)),
                 select(CHUNKS.c.object_key).where(CHUNKS.c.object_key.in_(batch)),
+                select(DATA_EXPORTS.c.object_key).where(DATA_EXPORTS.c.object_key.in_(batch)),
                 select(d.object_key).where(d.object_key.in_(batch)),
             )
             found.update(await self.scalars(stmt))
