@@ -177,6 +177,8 @@ class ZipArchives:
 
     @contextlib.asynccontextmanager
     async def create(self, *, max_size: int) -> AsyncIterator[ZipArchiveWriter]:
+        if self.temp_dir is not None:
+            await asyncio.to_thread(self.temp_dir.mkdir, parents=True, exist_ok=True)
         directory = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="genhub-export-", dir=self.temp_dir))
         writer = ZipArchiveWriter(directory, max_size=max_size)
         try:
