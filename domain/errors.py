@@ -5,6 +5,7 @@ Tree::
     DomainError
     ├── NotFound(entity)
     ├── Forbidden
+    │   └── AccountSuspended
     ├── InvalidInput(fields: list[FieldProblem])
     │   ├── NameTaken(field, message)
     │   └── ObjectTooLarge
@@ -54,6 +55,11 @@ class NotFound(DomainError):
 class Forbidden(DomainError):
     code = "FORBIDDEN"
     default_message = "You are not allowed to do this."
+
+
+class AccountSuspended(Forbidden):
+    code = "ACCOUNT_SUSPENDED"
+    default_message = "This account is suspended: it cannot sign in. Contact the operator."
 
 
 class InvalidInput(DomainError):

@@ -304,12 +304,22 @@ class IssuedAccess:
 class TokenIssuer(Protocol):
     refresh_ttl: int
 
-    def issue_access(self, user_id: uuid.UUID, role: Any) -> Any:
-        """Returns an object with `token` and `expires_in`."""
+    def issue_access(
+        self, user_id: uuid.UUID, role: Any, *, session_id: uuid.UUID | None = None, session_version: int = 0
+    ) -> Any:
+        """Returns an object with `token` and `expires_in`; the token carries the session and its version."""
         ...
 
     @staticmethod
     def new_refresh_token() -> tuple[str, str]: ...
+
+
+class AccessRevocations(Protocol):
+    async def announce(self, user_id: uuid.UUID) -> None:
+        """After a commit that changed the user's AccessState: every process forgets what it
+        remembered of it and checks the user's open connections. Best effort (never raises):
+        a process that misses it re-reads within the access gate's TTL."""
+        ...
 
 
 class AccessVerifier(Protocol):

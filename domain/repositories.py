@@ -17,7 +17,7 @@ from domain.generations import Generation, GenerationStatus
 from domain.invitations import BoardInvitation, InvitationView
 from domain.media import MediaInfo
 from domain.pagination import Page, PageRequest
-from domain.users import Role, User
+from domain.users import AccessState, Role, User
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,17 @@ class UserRepository(Protocol):
     async def tombstone(self, user_id: uuid.UUID, *, email: str, at: datetime) -> None:
         """Anonymise a deleted account: `email` (an unusable unique value) instead of theirs, no password,
         `deleted_at` set. The row stays: the ledger names it."""
+
+    async def access_state(self, user_id: uuid.UUID, *, ended_since: datetime) -> AccessState | None:
+        """The user's AccessState (sessions ended at or after `ended_since`), None when there is no such user."""
+        ...
+
+    async def end_sessions(self, user_id: uuid.UUID, at: datetime) -> int | None:
+        """Bump the session version (sessions_valid_after = at); the new version, None when no such user."""
+        ...
+
+    async def set_suspended(self, user_id: uuid.UUID, at: datetime | None) -> bool:
+        """Suspend since `at`, or reinstate (None); False when there is no such user."""
         ...
 
 
@@ -92,6 +103,13 @@ class RefreshTokenRepository(Protocol):
     async def revoke_family(self, family_id: uuid.UUID, at: datetime) -> None: ...
     async def delete_all_of(self, user_id: uuid.UUID) -> int:
         """Every refresh token of the user (a deleted account's): how many went."""
+
+    async def revoke_family_of(self, user_id: uuid.UUID, family_id: uuid.UUID, at: datetime) -> None:
+        """Revoke the family if it is the user's (someone else's is left alone)."""
+        ...
+
+    async def revoke_all(self, user_id: uuid.UUID, at: datetime, *, keep_family: uuid.UUID | None = None) -> int:
+        """Revoke every live refresh token of the user but `keep_family`'s; how many were revoked."""
         ...
 
 

@@ -31,6 +31,32 @@ class User:
     password_hash: str = ""
     #: Set on a deleted account's tombstone (its e-mail replaced, no password).
     deleted_at: datetime | None = None
+    #: Bumped by every revocation of all the user's sessions (see AccessState).
+    session_version: int = 0
+    suspended_at: datetime | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.suspended_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as proven by a verified access token (no database read).
+
+    `session_id` is the refresh-token family the token was issued for (None for tokens
+    minted outside a sign-in, by the CLI or tests); `session_version` the user's
+    `session_version` when it was issued. The access gate compares both with AccessState.
+    """
+
+    user_id: uuid.UUID
+    role: Role
+    session_id: uuid.UUID | None = None
+    session_version: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -38,15 +64,26 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling, as proven by a verified access token (no database read)."""
+class AccessState:
+    """What decides whether a user's already-issued access tokens still work.
 
-    user_id: uuid.UUID
-    role: Role
+    `ended_sessions`: refresh families revoked recently enough that access tokens issued
+    for them may still be unexpired (sign-out of one session, refresh-token reuse).
+    """
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role is Role.ADMIN
+    session_version: int
+    suspended: bool
+    ended_sessions: frozenset[uuid.UUID] = frozenset()
+
+    def refusal(self, principal: Principal) -> str | None:
+        """Why the principal's token is refused, or None when it is admitted."""
+        if self.suspended:
+            return "The account is suspended."
+        if principal.session_version < self.session_version:
+            return "The session was ended (password changed or reset, or signed out everywhere): sign in again."
+        if principal.session_id is not None and principal.session_id in self.ended_sessions:
+            return "This session was signed out: sign in again."
+        return None
 
 
 def normalize_email(raw: str) -> str:

@@ -8,8 +8,9 @@
   it (`email`, `board.name`, `params`). A field whose result union has `InvalidInput`
   answers with it; any other field fails with the INVALID_INPUT error code. The walk
   follows the schema's argument types, so an argument added later is covered as well.
-- A root field first confirms that a verified token's account still exists
-  (`Context.confirm_account`): a vanished account is unauthenticated everywhere.
+- A root field first asks the access gate whether a verified token is still admitted
+  (`Context.confirm_account`): a vanished or suspended account, or an ended session, is
+  unauthenticated everywhere (subscriptions: when each one starts).
 - A field whose result is a union answers an expected failure (a DomainError) with the
   union's member for it (graph/errors.py maps them); the union, declared once in the
   schema, is the whole list of what the resolver may answer. Anything the union cannot

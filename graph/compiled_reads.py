@@ -195,7 +195,7 @@ class CompiledReads:
             if viewer is None:
                 return None
             await context.confirm_account()
-            if context.account_gone:
+            if context.access_refused is not None:
                 return None
             args = [
                 root_args(f.selected.name, get_argument_values(f.definition, f.node, coerced), viewer, context)

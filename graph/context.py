@@ -38,7 +38,9 @@ class Context(BaseContext):
     #: The transport writes a compiled read's JSON text into its answer as it is (HTTP does;
     #: the WebSocket transports hand `data` to strawberry's encoder, which needs objects).
     raw_answers: bool = False
-    account_gone: bool = False  # the token verified, but its account no longer exists
+    #: Set by `confirm_account`: the token verified, but the access gate refuses it (account gone or
+    #: suspended, session ended); `viewer` raises it.
+    access_refused: Unauthenticated | None = None
     _account_confirmed: bool = False
 
     def __post_init__(self) -> None:
@@ -55,22 +57,35 @@ class Context(BaseContext):
 
     @property
     def viewer(self) -> Principal | None:
-        """The caller, or None when anonymous; a bad token (or one whose account is gone) raises Unauthenticated."""
+        """The caller, or None when anonymous; a bad token (or one the access gate refuses) raises Unauthenticated."""
         verified = self._verified
         if isinstance(verified, Unauthenticated):
             raise verified
-        if self.account_gone:
-            raise Unauthenticated("The account of this token no longer exists: sign in again.")
+        if self.access_refused is not None:
+            raise self.access_refused
         return verified[0] if verified else None
 
+    @property
+    def principal(self) -> Principal | None:
+        """The verified token's principal, whatever the access gate says (None: no valid token)."""
+        verified = self._verified
+        return verified[0] if isinstance(verified, tuple) else None
+
     async def confirm_account(self) -> None:
-        """Before the first root field: a verified token's account must still exist (see KnownAccounts)."""
+        """Before the first root field: the access gate must still admit a verified token
+        (domain/use_cases/access_gate.py). Once per request; per operation on a WebSocket
+        (`reconfirm`)."""
         if self._account_confirmed:
             return
         self._account_confirmed = True
-        verified = self._verified
-        if isinstance(verified, tuple):
-            self.account_gone = not await self.services.accounts.exists(verified[0].user_id)
+        principal = self.principal
+        if principal is not None:
+            reason = await self.services.accounts.refusal(principal)
+            self.access_refused = Unauthenticated(reason) if reason is not None else None
+
+    def reconfirm(self) -> None:
+        """A WebSocket's context lives as long as the connection: each operation is checked afresh."""
+        self._account_confirmed = False
 
     @property
     def token_expires_at(self) -> datetime | None:

@@ -26,6 +26,7 @@ def to_graphql(exc: de.DomainError) -> gt.Error | None:
         return gt.QuotaExceeded(code=code, message=message, limit=exc.limit)
     simple: dict[type[de.DomainError], type[gt.Error]] = {
         de.NotFound: gt.NotFound,
+        de.AccountSuspended: gt.AccountSuspended,  # before Forbidden, its base
         de.Forbidden: gt.Forbidden,
         de.InvalidCredentials: gt.InvalidCredentials,
         de.EmailTaken: gt.EmailTaken,

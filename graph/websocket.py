@@ -5,8 +5,11 @@ Only the WebSocket route is mounted here; GET/POST /graphql stay with ``graph.ht
 Authentication happens once per connection, at ``connection_init``: the token comes from
 the payload (``{"Authorization": "Bearer <jwt>"}``, ``{"token": "<jwt>"}`` or
 ``{"headers": {"Authorization": ...}}``) or else from the upgrade request's
-``Authorization`` header. A missing, invalid or expired token closes the connection with
-4401 "Unauthorized" (legacy graphql-ws: a ``connection_error`` first). When the token
+``Authorization`` header. A missing, invalid or expired token, or one the access gate
+refuses (account gone or suspended, session ended), closes the connection with 4401
+"Unauthorized" (legacy graphql-ws: a ``connection_error`` first). The gate is asked again
+when each operation starts, and an open connection is closed with 4401 the moment its
+session ends on any replica (``graph.subscriptions.session.watch_access``). When the token
 expires during the connection it is closed with 4401 at that moment, and no event is
 delivered after expiry in any case (``domain.use_cases.watching`` checks before each one).
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Final
 
@@ -48,7 +51,7 @@ from domain.errors import Unauthenticated
 from graph.client_address import client_address
 from graph.context import Context, Credentials
 from graph.http import bearer_token
-from graph.subscriptions.session import UNAUTHORIZED, close_connection, is_open
+from graph.subscriptions.session import UNAUTHORIZED, close_connection, is_open, watch_access
 from graph.ws_frames import FrameReader, Refusal, legacy_error, legacy_ws_problem, refuse, transport_ws_problem
 from infrastructure.bootstrap import Services
 from infrastructure.settings import Settings
@@ -73,13 +76,16 @@ def token_from_payload(payload: Mapping[str, Any]) -> str | None:
     return token.strip() if isinstance(token, str) and token.strip() else None
 
 
-def authenticate(context: Context, payload: Mapping[str, Any]) -> bool:
-    """Adopt the payload's token (else keep the upgrade header's); True when it proves a viewer."""
+async def authenticate(context: Context, payload: Mapping[str, Any]) -> bool:
+    """Adopt the payload's token (else keep the upgrade header's); True when it proves a viewer
+    the access gate admits."""
     token = token_from_payload(payload)
     if token is not None:
         context.credentials = Credentials(token)
         context.__dict__.pop("_verified", None)  # Context caches the verification
     try:
+        if context.principal is not None:
+            await context.confirm_account()
         return context.viewer is not None
     except Unauthenticated:
         return False
@@ -93,6 +99,10 @@ async def close_at_expiry(context: Context) -> None:
     delay = context.services.watching.seconds_left(expires_at)
     await asyncio.sleep(max(0.0, delay))
     await close_connection(context, UNAUTHORIZED, "Unauthorized: the access token has expired")
+
+
+def _nothing() -> None:
+    return None
 
 
 class _Timers:
@@ -119,6 +129,7 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.timers = _Timers()
+        self.unwatch: Callable[[], None] = _nothing
 
     async def handle_message(self, message: Message | Refusal) -> None:
         """Refuse (4400) what did not decode or is malformed, before strawberry indexes it (graph/ws_frames.py)."""
@@ -126,12 +137,14 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if isinstance(message, Refusal) or problem is not None:
             await refuse(self.websocket, problem or "", client=self.context.client_ip)
             return
+        if message.get("type") == "subscribe":
+            self.context.reconfirm()  # each operation asks the access gate afresh
         await super().handle_message(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         payload = message.get("payload") or {}
         first = not self.connection_init_received and not self.connection_timed_out
-        if first and isinstance(payload, dict) and not authenticate(self.context, payload):
+        if first and isinstance(payload, dict) and not await authenticate(self.context, payload):
             self.connection_init_received = True
             if self.connection_init_timeout_task:
                 self.connection_init_timeout_task.cancel()
@@ -141,6 +154,7 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if first and self.connection_acknowledged:
             self.timers.start(close_at_expiry(self.context))
             self.timers.start(self._ping())
+            self.unwatch = watch_access(self.context)
 
     async def _ping(self) -> None:
         interval = float(getattr(self.view, "keep_alive_interval", None) or 15.0)
@@ -153,6 +167,7 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await super().send_message(message)
 
     async def shutdown(self) -> None:
+        self.unwatch()
         await self.timers.cancel()
         await super().shutdown()
 
@@ -164,6 +179,7 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         self.timers = _Timers()
         self.timers.start(self._init_deadline())
+        self.unwatch: Callable[[], None] = _nothing
 
     async def _init_deadline(self) -> None:
         """Strawberry's legacy handler has no connection_init timeout: an idle socket would stay forever."""
@@ -181,25 +197,29 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
         if problem is not None:
             await self.send_message(legacy_error(message, problem, client=self.context.client_ip))
             return
+        if message.get("type") == "start":
+            self.context.reconfirm()  # each operation asks the access gate afresh
         await super().handle_message(message)
 
     async def handle_connection_init(self, message: LegacyInitMessage) -> None:
         if self.connection_acknowledged:
             return  # one identity per connection: a second init cannot swap the token
         payload = message.get("payload") or {}
-        if isinstance(payload, dict) and not authenticate(self.context, payload):
+        if isinstance(payload, dict) and not await authenticate(self.context, payload):
             await self.send_message({"type": "connection_error", "payload": {"message": "Unauthorized"}})
             await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
             return
         await super().handle_connection_init(message)
         if self.connection_acknowledged:
             self.timers.start(close_at_expiry(self.context))
+            self.unwatch = watch_access(self.context)
 
     async def send_message(self, message: OperationMessage) -> None:
         if is_open(self.context):
             await super().send_message(message)
 
     async def cleanup(self) -> None:
+        self.unwatch()
         await self.timers.cancel()
         await super().cleanup()
 

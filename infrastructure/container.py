@@ -7,8 +7,10 @@ cases to them (`Services`). Tests and operator tools may read the adapters thems
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -19,7 +21,8 @@ from taskiq import AsyncBroker
 from domain.cursors import CursorCodec
 from domain.ports import EventPublisher, Mailer, ObjectStorage, OutboundMail, RateLimiter
 from domain.repositories import GenerationStarter
-from domain.use_cases.viewers import KnownAccounts
+from domain.use_cases.access_gate import AccessGate
+from infrastructure.access_revocations import BroadcastRevocations
 from infrastructure.catalogue_cache import CatalogueCache
 from infrastructure.clock import SystemClock
 from infrastructure.db.driver_pool import FairPool
@@ -46,9 +49,6 @@ from infrastructure.settings import Settings
 from infrastructure.storage.factory import open_storage
 from infrastructure.tracing import setup_tracing
 
-#: How long a process trusts that a token's account exists before reading it again.
-ACCOUNT_CHECK_SECONDS = 30.0
-
 
 @dataclass(slots=True)
 class Container:
@@ -74,10 +74,13 @@ class Container:
     broker: AsyncBroker
     jobs: TaskiqJobQueue
     cursors: CursorCodec
-    accounts: KnownAccounts
     #: SMTP, or the local outbox (SMTP_HOST unset): infrastructure/mail/factory.py
     mailer: Mailer
     outbound_mail: OutboundMail
+    #: What this process remembers of each user's access (domain/use_cases/access_gate.py).
+    access_gate: AccessGate
+    #: Announces revocations to every process and applies theirs to `access_gate`.
+    revocations: BroadcastRevocations
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
@@ -165,6 +168,16 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
         storage = await open_storage(settings, stack)
         broadcast = await open_broadcast(settings, publish_pipeline=pipeline)
         stack.push_async_callback(broadcast.disconnect)
+        clock = SystemClock()
+        access_gate = AccessGate(
+            ttl_seconds=settings.access_gate_ttl_seconds,
+            session_window=timedelta(seconds=settings.access_token_ttl_seconds + 60),  # a minute for clock skew
+            clock=clock,
+            monotonic=time.monotonic,
+        )
+        revocations = BroadcastRevocations(broadcast, access_gate)
+        await revocations.start()
+        stack.push_async_callback(revocations.stop)
 
         http = build_http_client(settings)
         stack.push_async_callback(http.aclose)
@@ -179,7 +192,7 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             read_uow=reads,
             starter=starter,
             json_reads=json_reads,
-            clock=SystemClock(),
+            clock=clock,
             hasher=Argon2PasswordHasher(),
             tokens=TokenService.from_settings(settings),
             redis=redis,
@@ -193,7 +206,8 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             broker=the_broker,
             jobs=TaskiqJobQueue(the_broker),
             cursors=cursors,
-            accounts=KnownAccounts(ttl_seconds=ACCOUNT_CHECK_SECONDS),
             mailer=build_mailer(settings),
             outbound_mail=SqlOutboundMail(session_factory),
+            access_gate=access_gate,
+            revocations=revocations,
         )

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     url_signing_secret: str = ""
+    # How long a process trusts what it read of a user's access (suspended, sessions ended) when
+    # an announcement of a change could have been lost (docs/security.md, "Ending sessions")
+    access_gate_ttl_seconds: float = Field(default=30.0, gt=0)
 
     # GraphQL
     graphiql: bool | None = None

@@ -1,14 +1,15 @@
-"""Accounts: sign-up, sign-in, refresh, the check that a token's account exists, operator set-up."""
+"""Accounts: sign-up, sign-in, refresh, the access gate and ending sessions, operator set-up."""
 
 from __future__ import annotations
 
-import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from domain.catalogue import AiModel
 from domain.ports import (
+    AccessRevocations,
     AccessVerifier,
     CatalogueReader,
     Clock,
@@ -18,9 +19,9 @@ from domain.ports import (
     TokenIssuer,
 )
 from domain.repositories import UnitOfWorkFactory
-from domain.use_cases import auth, seeding
+from domain.use_cases import auth, seeding, sessions
+from domain.use_cases.access_gate import AccessGate
 from domain.use_cases.rate_limits import RateRule
-from domain.use_cases.viewers import KnownAccounts
 from domain.users import Principal, User
 
 
@@ -34,7 +35,8 @@ class Accounts:
     clock: Clock
     limiter: RateLimiter
     refresh_family: RateRule
-    known: KnownAccounts
+    gate: AccessGate
+    revocations: AccessRevocations
     catalogue: CatalogueReader
     publisher: EventPublisher
 
@@ -62,9 +64,31 @@ class Accounts:
         """The principal of an access token and its expiry; Unauthenticated on any defect."""
         return self.verifier.verify_access(token)
 
-    async def exists(self, user_id: uuid.UUID) -> bool:
-        """Whether a verified token's account still exists (remembered for a while: KnownAccounts)."""
-        return await self.known.exists(user_id, uow=self.reads(), now=time.monotonic())
+    async def refusal(self, principal: Principal) -> str | None:
+        """Why a verified token is refused now (account gone or suspended, session ended), or None."""
+        return await self.gate.refusal(principal, uow=self.reads())
+
+    def watch(self, principal: Principal, check: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+        """Run `check` (an open connection's) whenever the principal's access may have changed."""
+        return self.gate.watch(principal.user_id, check)
+
+    async def end_all_sessions(self, user_id: uuid.UUID, *, keep_session: uuid.UUID | None = None) -> int:
+        """Sign out everywhere (but `keep_session`): refresh families revoked, access tokens refused at once."""
+        return await sessions.end_all_sessions(
+            user_id, uow=self.uow(), clock=self.clock, revocations=self.revocations, keep_session=keep_session
+        )
+
+    async def suspend(self, user_id: uuid.UUID) -> User:
+        """Every session ends at once, on every process; signing in is refused (AccountSuspended). NotFound."""
+        return await sessions.set_suspended(
+            user_id, True, uow=self.uow(), clock=self.clock, revocations=self.revocations
+        )
+
+    async def reinstate(self, user_id: uuid.UUID) -> User:
+        """The user may sign in again (sessions ended by the suspension stay ended). NotFound."""
+        return await sessions.set_suspended(
+            user_id, False, uow=self.uow(), clock=self.clock, revocations=self.revocations
+        )
 
     async def find(self, email: str) -> User | None:
         return await auth.find_user(email=email, uow=self.reads())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from domain.errors import EmailTaken, InvalidCredentials
+from domain.errors import AccountSuspended, EmailTaken, InvalidCredentials
 from domain.ports import Clock, PasswordHasher, RateLimiter, TokenIssuer
 from domain.repositories import RefreshTokenRecord, UnitOfWork
 from domain.use_cases.rate_limits import RateRule, enforce
@@ -19,24 +20,33 @@ class Session:
     access_token: str
     refresh_token: str
     expires_in: int
+    #: The refresh-token family this sign-in rotates within (the access token's `sid`).
+    session_id: uuid.UUID | None = None
 
 
 async def _open_session(
     uow: UnitOfWork, user: User, *, tokens: TokenIssuer, now: datetime, family_id: uuid.UUID | None = None
 ) -> Session:
     refresh, refresh_hash = tokens.new_refresh_token()
+    family_id = family_id or uuid.uuid4()
     await uow.refresh_tokens.add(
         RefreshTokenRecord(
             id=uuid.uuid4(),
             user_id=user.id,
-            family_id=family_id or uuid.uuid4(),
+            family_id=family_id,
             token_hash=refresh_hash,
             expires_at=now + timedelta(seconds=tokens.refresh_ttl),
             created_at=now,
         )
     )
-    access = tokens.issue_access(user.id, user.role)
-    return Session(user=user, access_token=access.token, refresh_token=refresh, expires_in=access.expires_in)
+    access = tokens.issue_access(user.id, user.role, session_id=family_id, session_version=user.session_version)
+    return Session(
+        user=user,
+        access_token=access.token,
+        refresh_token=refresh,
+        expires_in=access.expires_in,
+        session_id=family_id,
+    )
 
 
 async def register(
@@ -73,6 +83,8 @@ async def login(
         valid = await hasher.verify(user.password_hash if user else None, password)
         if user is None or not valid:
             raise InvalidCredentials()
+        if user.is_suspended:  # told only to whoever knows the password
+            raise AccountSuspended()
         session = await _open_session(uow, user, tokens=tokens, now=clock.now())
         await uow.commit()
     return session
@@ -107,6 +119,8 @@ async def refresh(
         user = await uow.users.get(record.user_id)
         if user is None:
             raise InvalidCredentials("The refresh token is invalid or expired.")
+        if user.is_suspended:  # nothing committed: the token is not spent
+            raise AccountSuspended()
         session = await _open_session(uow, user, tokens=tokens, now=now, family_id=record.family_id)
         await uow.commit()
     return session
@@ -123,7 +137,7 @@ async def ensure_user(
         if existing is not None:
             if role is Role.ADMIN and not existing.is_admin:
                 await uow.users.set_role(existing.id, Role.ADMIN)
-                existing = User(existing.id, existing.email, Role.ADMIN, existing.created_at, existing.password_hash)
+                existing = dataclasses.replace(existing, role=Role.ADMIN)
             await uow.credits.ensure_account(existing.id)
             await uow.commit()
             return existing, False

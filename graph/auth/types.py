@@ -9,7 +9,7 @@ import strawberry
 
 from domain import users as du
 from domain.use_cases.auth import Session
-from graph.common.types import EmailTaken, InvalidCredentials, InvalidInput, RateLimited
+from graph.common.types import AccountSuspended, EmailTaken, InvalidCredentials, InvalidInput, RateLimited
 
 strawberry.enum(du.Role, name="Role", description="What an account may do.")
 Role = du.Role
@@ -57,6 +57,6 @@ class AuthPayload:
 
 
 AuthResult = Annotated[
-    AuthPayload | InvalidCredentials | EmailTaken | InvalidInput | RateLimited,
+    AuthPayload | InvalidCredentials | EmailTaken | InvalidInput | RateLimited | AccountSuspended,
     strawberry.union("AuthResult"),
 ]

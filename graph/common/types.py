@@ -32,6 +32,11 @@ class Forbidden(Error):
     pass
 
 
+@strawberry.type(description="The account is suspended by an administrator: it cannot sign in or refresh.")
+class AccountSuspended(Error):
+    pass
+
+
 @strawberry.type(description="The e-mail/password pair or the refresh token is not valid.")
 class InvalidCredentials(Error):
     pass

@@ -7,8 +7,9 @@ and the fields of that event resolve through new ones (current outputs, never st
 How a watch ends on a WebSocket:
 
 - a final status (``generationUpdated``): the stream ends, the client gets ``complete``;
-- the access token expired: the connection closes with 4401 "Unauthorized" (the client
-  reconnects with a fresh token);
+- the access token expired, or the access gate stopped admitting it (the account was
+  suspended, the session ended: `watch_access`): the connection closes with 4401
+  "Unauthorized" (the client reconnects with a fresh token, or signs in again);
 - the feed closed (the server is shutting down): the connection closes with 1012
   "Service restart", not ``complete``, so clients reconnect and re-subscribe instead of
   believing the stream is over.
@@ -17,7 +18,7 @@ How a watch ends on a WebSocket:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Final, TypeVar
 
 from starlette.websockets import WebSocket, WebSocketState
@@ -57,6 +58,28 @@ async def close_connection(context: Context, code: int, reason: str) -> bool:
         with contextlib.suppress(RuntimeError, OSError):
             await ws.close(code=code, reason=reason)
     return True
+
+
+#: A WebSocket close reason is at most 123 bytes of UTF-8.
+MAX_CLOSE_REASON = 123
+
+
+def watch_access(context: Context) -> Callable[[], None]:
+    """Close the connection with 4401 once the access gate refuses its token (on any process's
+    announcement, or the gate's periodic check); returns the function that stops watching."""
+    principal = context.principal
+    if principal is None:
+        return lambda: None
+
+    async def check() -> None:
+        if not is_open(context):
+            return
+        reason = await context.services.accounts.refusal(principal)
+        if reason is not None:
+            text = f"Unauthorized: {reason}".encode()[:MAX_CLOSE_REASON].decode(errors="ignore")
+            await close_connection(context, UNAUTHORIZED, text)
+
+    return context.services.accounts.watch(principal, check)
 
 
 def reset_loaders(context: Context) -> None:

@@ -51,6 +51,11 @@ class UserRow(Base):
     created_at: Mapped[datetime]
     # Migration 0010: a deleted account's tombstone (e-mail replaced, no password), kept for its ledger.
     deleted_at: Mapped[datetime | None]
+    #: Bumped by every revocation of all sessions; access tokens carry the value they were issued with.
+    session_version: Mapped[int] = mapped_column(server_default="0")
+    #: When the sessions were last revoked (what `session_version` was bumped for), for people to read.
+    sessions_valid_after: Mapped[datetime | None]
+    suspended_at: Mapped[datetime | None]
     __table_args__ = (CheckConstraint("role in ('user', 'admin')", name="role"),)
 
 

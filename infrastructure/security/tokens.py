@@ -60,17 +60,30 @@ class TokenService:
             refresh_ttl=settings.refresh_token_ttl_seconds,
         )
 
-    def issue_access(self, user_id: uuid.UUID, role: Role, *, now: datetime | None = None) -> AccessToken:
+    def issue_access(
+        self,
+        user_id: uuid.UUID,
+        role: Role,
+        *,
+        session_id: uuid.UUID | None = None,
+        session_version: int = 0,
+        now: datetime | None = None,
+    ) -> AccessToken:
+        """`session_id`: the refresh family it belongs to (claim `sid`); `session_version`: the
+        user's at issue (claim `sv`). The access gate compares them with the user's AccessState."""
         issued = now or datetime.now(UTC)
         expires = issued + timedelta(seconds=self.access_ttl)
-        claims = {
+        claims: dict[str, object] = {
             "sub": str(user_id),
             "role": role.value,
             "iat": int(issued.timestamp()),
             "exp": int(expires.timestamp()),
             "iss": self.issuer,
             "typ": "access",
+            "sv": session_version,
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         token = jwt.encode(claims, self._signing_key, algorithm=self.algorithm)
         return AccessToken(token, self.access_ttl, expires)
 
@@ -103,7 +116,16 @@ class TokenService:
             )
             if claims.get("typ") != "access":
                 raise Unauthenticated("The token is not an access token.")
-            principal = Principal(uuid.UUID(str(claims["sub"])), Role(claims.get("role", "user")))
+            version = claims.get("sv", 0)  # tokens issued before versions existed count as version 0
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise Unauthenticated("The access token is invalid.")
+            session = claims.get("sid")
+            principal = Principal(
+                uuid.UUID(str(claims["sub"])),
+                Role(claims.get("role", "user")),
+                session_id=uuid.UUID(session) if isinstance(session, str) else None,
+                session_version=version,
+            )
             return principal, datetime.fromtimestamp(int(claims["exp"]), UTC)
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("The access token has expired.") from exc

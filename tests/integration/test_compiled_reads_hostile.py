@@ -255,7 +255,7 @@ async def test_a_compiled_request_holds_one_pooled_connection_at_a_time(world: t
     w, _ = world
     app = w.client.app
     services = app.state.services
-    services.accounts.known.forget(uuid.UUID(w.user_ids["owner"]))
+    services.accounts.gate.forget(uuid.UUID(w.user_ids["owner"]))
     with statements_of(services.adapters.engine) as log:
         probe = HeldWhileRunning(services.json_reads, log)
         app.state.services = dataclasses.replace(services, json_reads=probe)

@@ -280,7 +280,7 @@ async def test_an_account_that_goes_away_stops_its_tokens_after_the_check_window
         ):
             await conn.execute(text(f"DELETE FROM {table} WHERE {column} = :id"), params)
         await conn.execute(text("DELETE FROM users WHERE id = :id"), params)
-    container.accounts.forget(user_id)
+    container.access_gate.forget(user_id)
     # then its token is unauthenticated, and writes that would reference it fail typed
     assert codes(await post(client, me, {}, user["accessToken"])) == {"UNAUTHENTICATED"}
     board = 'mutation B { createBoard(input: {name: "x"}) { __typename } }'

@@ -114,9 +114,10 @@ class World:
         return event
 
     async def subscribers(self, count: int) -> None:
-        """Until `count` subscribers are registered on the broadcast."""
+        """Until `count` subscribers are registered on the broadcast, besides the process's own
+        listener of access revocations (infrastructure/access_revocations.py)."""
         stats = self.c.broadcast.stats
-        await eventually(lambda: stats()["subscribers"] >= count, what=f"{count} subscriber(s)", timeout=2)
+        await eventually(lambda: stats()["subscribers"] >= count + 1, what=f"{count} subscriber(s)", timeout=2)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ from domain.repositories import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from domain.users import Role, User
+from domain.users import AccessState, Role, User
 
 # ---------------------------------------------------------------- the database and its transactions
 
@@ -54,6 +54,7 @@ class FakeDatabase:
     def __init__(self) -> None:
         self.users: dict[uuid.UUID, User] = {}
         self.refresh_tokens: dict[uuid.UUID, RefreshTokenRecord] = {}
+        self.sessions_valid_after: dict[uuid.UUID, datetime] = {}  # users.sessions_valid_after
         self.accounts: dict[uuid.UUID, CreditBalance] = {}
         self.ledger: dict[str, LedgerEntry] = {}  # by idempotency key (unique)
         self.models: dict[uuid.UUID, AiModel] = {}
@@ -189,6 +190,33 @@ class FakeUsers(_Repository):
         if (user := await self.get(user_id)) is not None:
             self.tx.put("users", user_id, dataclasses.replace(user, password_hash=password_hash))
 
+    async def access_state(self, user_id: uuid.UUID, *, ended_since: datetime) -> AccessState | None:
+        user = await self.get(user_id)
+        if user is None or user.deleted_at is not None:
+            return None
+        ended = frozenset(
+            r.family_id
+            for r in self.tx.rows("refresh_tokens").values()
+            if r.user_id == user_id and r.revoked_at is not None and r.revoked_at >= ended_since
+        )
+        return AccessState(user.session_version, user.suspended_at is not None, ended)
+
+    async def end_sessions(self, user_id: uuid.UUID, at: datetime) -> int | None:
+        user = await self.get(user_id)
+        if user is None:
+            return None
+        self.tx.put("users", user_id, dataclasses.replace(user, session_version=user.session_version + 1))
+        self.tx.put("sessions_valid_after", user_id, at)
+        return user.session_version + 1
+
+    async def set_suspended(self, user_id: uuid.UUID, at: datetime | None) -> bool:
+        user = await self.get(user_id)
+        if user is None:
+            return False
+        since = (user.suspended_at or at) if at is not None else None
+        self.tx.put("users", user_id, dataclasses.replace(user, suspended_at=since))
+        return True
+
 
 class FakeRefreshTokens(_Repository):
     async def add(self, record: RefreshTokenRecord) -> None:
@@ -208,6 +236,19 @@ class FakeRefreshTokens(_Repository):
         for record in self.tx.rows("refresh_tokens").values():
             if record.family_id == family_id and record.revoked_at is None:
                 self.tx.put("refresh_tokens", record.id, dataclasses.replace(record, revoked_at=at))
+
+    async def revoke_family_of(self, user_id: uuid.UUID, family_id: uuid.UUID, at: datetime) -> None:
+        for record in list(self.tx.rows("refresh_tokens").values()):
+            if record.family_id == family_id and record.user_id == user_id and record.revoked_at is None:
+                self.tx.put("refresh_tokens", record.id, dataclasses.replace(record, revoked_at=at))
+
+    async def revoke_all(self, user_id: uuid.UUID, at: datetime, *, keep_family: uuid.UUID | None = None) -> int:
+        revoked = 0
+        for record in list(self.tx.rows("refresh_tokens").values()):
+            if record.user_id == user_id and record.revoked_at is None and record.family_id != keep_family:
+                self.tx.put("refresh_tokens", record.id, dataclasses.replace(record, revoked_at=at))
+                revoked += 1
+        return revoked
 
 
 class FakeCredits(_Repository):

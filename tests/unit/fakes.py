@@ -287,13 +287,28 @@ class FakeTokenIssuer:
     refresh_ttl = 3600
     access_ttl = 900
 
-    def issue_access(self, user_id: uuid.UUID, role: Any) -> IssuedAccess:
-        return IssuedAccess(f"access:{user_id}:{role}", self.access_ttl)
+    def issue_access(
+        self, user_id: uuid.UUID, role: Any, *, session_id: uuid.UUID | None = None, session_version: int = 0
+    ) -> IssuedAccess:
+        return IssuedAccess(f"access:{user_id}:{role}:{session_id}:{session_version}", self.access_ttl)
 
     @staticmethod
     def new_refresh_token() -> tuple[str, str]:
         token = f"refresh-{uuid.uuid4().hex}"
         return token, refresh_token_hash(token)
+
+
+class FakeRevocations:
+    """AccessRevocations that records each announcement (and hands it to a gate when given one)."""
+
+    def __init__(self) -> None:
+        self.announced: list[uuid.UUID] = []
+        self.gate: Any = None
+
+    async def announce(self, user_id: uuid.UUID) -> None:
+        self.announced.append(user_id)
+        if self.gate is not None:
+            await self.gate.revoked(user_id)
 
 
 class FakeChangeFeed:
@@ -349,6 +364,7 @@ class Fakes:
         self.hasher = FakePasswordHasher()
         self.tokens = FakeTokenIssuer()
         self.feed = FakeChangeFeed()
+        self.revocations = FakeRevocations()
 
     def uow_factory(self) -> Callable[[], FakeUnitOfWork]:
         return lambda: FakeUnitOfWork(self.db)

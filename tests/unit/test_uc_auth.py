@@ -56,10 +56,12 @@ async def test_registering_creates_the_user_an_account_and_a_session(fakes: Fake
     user = fakes.db.users[session.user.id]
     assert (user.email, user.role, user.password_hash) == (NORMALISED, Role.USER, f"hashed:{PASSWORD}")
     assert fakes.db.accounts[user.id] == CreditBalance(0, 0)
-    assert session.access_token == f"access:{user.id}:{Role.USER}"
+    # the access token names its session (the refresh family) and the user's session version
+    assert session.access_token == f"access:{user.id}:{Role.USER}:{session.session_id}:0"
     # only the refresh token's hash is stored, valid for the issuer's TTL
     record = stored_token(fakes, session.refresh_token)
     assert record.user_id == user.id and session.refresh_token not in str(record)
+    assert record.family_id == session.session_id
     assert (record.expires_at - record.created_at).total_seconds() == fakes.tokens.refresh_ttl
 
 

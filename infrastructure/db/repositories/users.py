@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.errors import EmailTaken
 from domain.repositories import RefreshTokenRecord
-from domain.users import Role, User
+from domain.users import AccessState, Role, User
 from infrastructure.db.models import RefreshTokenRow, UserRow
 from infrastructure.db.repositories.base import AnyRow, SqlRepository, aware, aware_opt
 from infrastructure.db.tables import REFRESH_TOKENS, USERS
@@ -25,6 +25,8 @@ def _user(row: AnyRow) -> User:
         created_at=aware(row.created_at),
         password_hash=row.password_hash,
         deleted_at=aware_opt(row.deleted_at),
+        session_version=row.session_version,
+        suspended_at=aware_opt(row.suspended_at),
     )
 
 
@@ -73,6 +75,41 @@ class SqlUserRepository(SqlRepository):
     async def tombstone(self, user_id: uuid.UUID, *, email: str, at: datetime) -> None:
         stmt = update(UserRow).where(UserRow.id == user_id).values(email=email, password_hash="", deleted_at=at)
         await self.session.execute(stmt)
+
+    async def access_state(self, user_id: uuid.UUID, *, ended_since: datetime) -> AccessState | None:
+        row = await self.row(
+            select(USERS.c.session_version, USERS.c.suspended_at).where(
+                USERS.c.id == user_id, USERS.c.deleted_at.is_(None)
+            )
+        )
+        if row is None:  # no such user, or a deleted account's tombstone
+            return None
+        ended = await self.rows(
+            select(REFRESH_TOKENS.c.family_id)
+            .where(REFRESH_TOKENS.c.user_id == user_id, REFRESH_TOKENS.c.revoked_at >= ended_since)
+            .distinct()
+        )
+        return AccessState(
+            session_version=row.session_version,
+            suspended=row.suspended_at is not None,
+            ended_sessions=frozenset(r.family_id for r in ended),
+        )
+
+    async def end_sessions(self, user_id: uuid.UUID, at: datetime) -> int | None:
+        stmt = (
+            update(UserRow)
+            .where(UserRow.id == user_id)
+            .values(session_version=UserRow.session_version + 1, sessions_valid_after=at)
+            .returning(UserRow.session_version)
+        )
+        version: int | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return version
+
+    async def set_suspended(self, user_id: uuid.UUID, at: datetime | None) -> bool:
+        # Suspending again keeps the first moment; reinstating a user who is not suspended changes nothing.
+        value = func.coalesce(UserRow.suspended_at, at) if at is not None else None
+        stmt = update(UserRow).where(UserRow.id == user_id).values(suspended_at=value).returning(UserRow.id)
+        return (await self.session.execute(stmt)).scalar_one_or_none() is not None
 
 
 def _token(row: AnyRow) -> RefreshTokenRecord:
@@ -129,3 +166,21 @@ class SqlRefreshTokenRepository(SqlRepository):
     async def delete_all_of(self, user_id: uuid.UUID) -> int:
         stmt = delete(RefreshTokenRow).where(RefreshTokenRow.user_id == user_id).returning(RefreshTokenRow.id)
         return len((await self.session.execute(stmt)).all())
+
+    async def revoke_family_of(self, user_id: uuid.UUID, family_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(
+            update(RefreshTokenRow)
+            .where(
+                RefreshTokenRow.family_id == family_id,
+                RefreshTokenRow.user_id == user_id,
+                RefreshTokenRow.revoked_at.is_(None),
+            )
+            .values(revoked_at=at)
+        )
+
+    async def revoke_all(self, user_id: uuid.UUID, at: datetime, *, keep_family: uuid.UUID | None = None) -> int:
+        stmt = update(RefreshTokenRow).where(RefreshTokenRow.user_id == user_id, RefreshTokenRow.revoked_at.is_(None))
+        if keep_family is not None:
+            stmt = stmt.where(RefreshTokenRow.family_id != keep_family)
+        result = await self.session.execute(stmt.values(revoked_at=at).returning(RefreshTokenRow.id))
+        return len(result.all())

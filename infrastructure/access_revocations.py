@@ -1,0 +1,153 @@
+"""Access revocations across processes: announced on the broadcast, applied to each process's gate.
+
+`announce(user_id)` applies the revocation to this process's gate at once, then publishes
+it on the `genhub:access:revoked` channel (Redis pub/sub; in-process with `memory://`). Every
+process listens to that channel for its whole life and applies what arrives
+(`AccessGate.revoked`: forget the user's state, check the user's open connections).
+
+Announcements can be missed; what covers each case:
+- this process's pub/sub connection is down (or was down since the last look): the gate is
+  told to `distrust` and reads the database on every check until the connection is back,
+  then starts afresh and checks every open connection (`trust`);
+- this process's queue of announcements overflowed: the same fresh start;
+- the publisher could not reach Redis (others still connected): each process re-reads a
+  user's state after the gate's TTL, and checks every open connection at that interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from typing import Any, Final
+
+from domain.use_cases.access_gate import AccessGate
+from infrastructure.pubsub.backoff import backoff_delay
+
+log = logging.getLogger("genhub.access")
+
+CHANNEL: Final = "genhub:access:revoked"
+
+
+def encode(user_id: uuid.UUID) -> str:
+    return json.dumps({"user": str(user_id)})
+
+
+def decode(message: str) -> uuid.UUID:
+    """The announced user; ValueError for anything else."""
+    try:
+        body = json.loads(message)
+    except json.JSONDecodeError as exc:
+        raise ValueError("not JSON") from exc
+    if not isinstance(body, dict) or not isinstance(body.get("user"), str):
+        raise ValueError("no user")
+    return uuid.UUID(body["user"])
+
+
+class BroadcastRevocations:
+    """The AccessRevocations port on the process's broadcast, and the listener that feeds the gate."""
+
+    def __init__(
+        self, broadcast: Any, gate: AccessGate, *, health_interval: float = 0.25, publish_timeout: float = 2.0
+    ) -> None:
+        self._broadcast = broadcast
+        self._gate = gate
+        self._health_interval = health_interval
+        self._publish_timeout = publish_timeout
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Event()
+        #: Announcements that could not be published (Redis unreachable).
+        self.publish_failures = 0
+        #: Announcements received from the channel (this process's own included).
+        self.received = 0
+
+    async def announce(self, user_id: uuid.UUID) -> None:
+        await self._gate.revoked(user_id)
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                await self._broadcast.publish(CHANNEL, encode(user_id))
+        except Exception as exc:
+            self.publish_failures += 1
+            log.warning(
+                "access revocation of %s not published (%s: %s); other processes apply it within the gate's TTL",
+                user_id,
+                type(exc).__name__,
+                exc,
+            )
+
+    async def start(self) -> None:
+        """Listen until `stop`; returns once subscribed (announcements from now on are received)."""
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="access-revocations"),
+            asyncio.create_task(self._watch_health(), name="access-revocations-health"),
+        ]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self._subscribed.wait()
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _listen(self) -> None:
+        failures = 0
+        while True:
+            try:
+                async with self._broadcast.subscribe(CHANNEL) as subscriber:
+                    self._subscribed.set()
+                    if failures:
+                        await self._gate.trust()  # heard again: whatever was missed meanwhile is re-read
+                    failures = 0
+                    async for event in subscriber:
+                        self.received += 1
+                        if subscriber.lagged:  # announcements were dropped: some user's state may be stale
+                            subscriber.lagged = False
+                            self._gate.distrust()
+                            await self._gate.trust()
+                        try:
+                            user_id = decode(event.message)
+                        except ValueError as exc:
+                            log.warning("ignoring a malformed access revocation (%s)", exc)
+                            continue
+                        await self._gate.revoked(user_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("access revocations: the subscription failed; subscribing again")
+            # The subscription ended (broadcast closed or failed): nothing is heard until it is back.
+            self._gate.distrust()
+            failures += 1
+            await asyncio.sleep(backoff_delay(failures, base=0.1, cap=5.0))
+
+    async def _watch_health(self) -> None:
+        """Distrust the gate while the pub/sub connection is down (or was lost since the last look);
+        check every open connection once per gate TTL."""
+        backend = getattr(self._broadcast, "backend", None)
+        losses = getattr(backend, "connection_losses", 0)
+        since_recheck = 0.0
+        while True:
+            await asyncio.sleep(self._health_interval)
+            connected = bool(getattr(backend, "is_connected", True))
+            now_losses = getattr(backend, "connection_losses", 0)
+            if not connected or now_losses != losses:
+                losses = now_losses
+                if self._gate.trusted:
+                    log.warning("access revocations may be missed: checking every token against the database")
+                self._gate.distrust()
+                if not connected:
+                    continue
+            if not self._gate.trusted:
+                log.info("access revocations are received again: remembering access states again")
+                await self._gate.trust()
+                since_recheck = 0.0
+                continue
+            since_recheck += self._health_interval
+            if since_recheck >= self._gate.ttl_seconds:
+                since_recheck = 0.0
+                await self._gate.recheck_all()
