@@ -332,6 +332,10 @@ class StorageDeletionRow(Base):
     last_error: Mapped[str | None] = mapped_column(String(200))
 
 
+#: The partial unique index's predicate; an INSERT's ON CONFLICT names it in the same words (SQLite needs that).
+ACTIVE_EXPORT_PREDICATE = "status in ('pending', 'building')"
+
+
 class DataExportRow(Base):
     """An archive of a user's data (migration 0011): at most one pending or building per user."""
 
@@ -357,8 +361,8 @@ class DataExportRow(Base):
             "uq_data_exports_user_active",
             "user_id",
             unique=True,
-            postgresql_where=text("status in ('pending', 'building')"),
-            sqlite_where=text("status in ('pending', 'building')"),
+            postgresql_where=text(ACTIVE_EXPORT_PREDICATE),
+            sqlite_where=text(ACTIVE_EXPORT_PREDICATE),
         ),
         Index(
             "ix_data_exports_ready_expires",

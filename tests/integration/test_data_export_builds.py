@@ -230,3 +230,27 @@ async def test_the_sweep_queues_a_request_whose_message_was_lost(client: GraphQL
     # then it queues that one again, not the one requested just now (its message is presumed in flight)
     assert (report.requeued, report.expired) == (1, 0)
     assert await row(client, fresh.id) == fresh
+
+
+async def test_the_table_itself_refuses_a_second_active_export_of_a_user(client: GraphQLClient) -> None:
+    # given a user with a PENDING export (written without the request's lock, as a racing writer would)
+    user = await add_user(client.container)
+    now = client.container.clock.now()
+
+    def new(seconds: int) -> DataExport:
+        at = now + timedelta(seconds=seconds)
+        return DataExport(uuid.uuid4(), user.id, ExportStatus.PENDING, at, at)
+
+    first, second, third = new(0), new(1), new(2)
+    async with client.container.uow() as uow:
+        assert await uow.data_exports.add(first)
+        # when a second one is inserted, it is not (the partial unique index), and nothing fails
+        assert not await uow.data_exports.add(second)
+        await uow.commit()
+    # then once the first has ended, a new one may be added
+    async with client.container.uow() as uow:
+        assert await uow.data_exports.settle_failed(first.id, code=EXPORT_FAILED, at=now) is not None
+        assert await uow.data_exports.add(third)
+        await uow.commit()
+    async with client.container.uow() as uow:
+        assert [e.id for e in await uow.data_exports.for_user(user.id, limit=10)] == [third.id, first.id]

@@ -9,11 +9,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, DateTime, Interval, and_, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, DateTime, Interval, and_, func, literal, or_, select, text, update
 
 from domain.boards import BoardRole
 from domain.data_exports import ACTIVE_EXPORT_STATUSES, DataExport, ExportStatus
 from domain.generations import Generation
+from infrastructure.db.models import ACTIVE_EXPORT_PREDICATE
 from infrastructure.db.repositories.base import AnyRow, SqlRepository, aware, aware_opt
 from infrastructure.db.repositories.generation_rows import generation_of
 from infrastructure.db.tables import BOARD_MEMBERS, BOARDS, DATA_EXPORTS, GENERATIONS, USERS
@@ -71,7 +72,7 @@ class SqlDataExportRepository(SqlRepository):
                 created_at=export.created_at,
                 updated_at=export.updated_at,
             )
-            .on_conflict_do_nothing(index_elements=["user_id"], index_where=e.status.in_(ACTIVE))
+            .on_conflict_do_nothing(index_elements=["user_id"], index_where=text(ACTIVE_EXPORT_PREDICATE))
             .returning(e.id)
         )
         return await self.row(stmt) is not None
