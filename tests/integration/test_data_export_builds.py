@@ -9,6 +9,7 @@ The builds with worker processes are in tests/integration/workers/test_data_expo
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from domain.catalogue import AiModel, ModelKind
 from domain.data_exports import EXPORT_FAILED, EXPORT_TOO_LARGE, DataExport, ExportStatus, export_key
@@ -254,3 +255,44 @@ async def test_the_table_itself_refuses_a_second_active_export_of_a_user(client:
         await uow.commit()
     async with client.container.uow() as uow:
         assert [e.id for e in await uow.data_exports.for_user(user.id, limit=10)] == [third.id, first.id]
+
+
+class StalledStorage(FlakyStorage):
+    """The real storage, but an archive's `put_stream` waits until `release` is set."""
+
+    def __init__(self, inner: ObjectStorage) -> None:
+        super().__init__(inner, failures=0)
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def put_stream(
+        self, key: str, data: AsyncIterator[bytes], *, content_type: str, max_size: int
+    ) -> StoredObject:
+        if key.startswith("exports/"):
+            self.entered.set()
+            await self.release.wait()
+        return await self.inner.put_stream(key, data, content_type=content_type, max_size=max_size)
+
+
+async def test_a_build_whose_claim_was_taken_over_stops_without_storing_or_settling(client: GraphQLClient) -> None:
+    # given a build renewing its 3 s claim every second, stalled while storing the archive
+    policy_of(client, data_export_claim_seconds=3)
+    stalled = StalledStorage(client.container.storage)
+    client.rebind(storage=stalled)
+    principal, export = await requested(client)
+    build = asyncio.create_task(client.services.data_exports.build(export.id))
+    await asyncio.wait_for(stalled.entered.wait(), timeout=10)
+    # when another worker takes the export over meanwhile (its claim thought run out)
+    other = uuid.uuid4()
+    async with client.container.engine.begin() as conn:
+        await conn.execute(update(DATA_EXPORTS).where(DATA_EXPORTS.c.id == export.id).values(claim_token=other))
+    # then the first build notices at its next renewal and stops: nothing stored, nothing settled
+    assert await asyncio.wait_for(build, timeout=10) is None
+    assert not stalled.release.is_set()
+    after = await row(client, export.id)
+    assert (after.status, after.attempts, after.sha256) == (ExportStatus.BUILDING, 1, None)
+    assert await client.container.storage.head(export_key(principal.user_id, export.id)) is None
+    async with client.container.engine.connect() as conn:
+        holder = await conn.scalar(select(DATA_EXPORTS.c.claim_token).where(DATA_EXPORTS.c.id == export.id))
+    assert holder == other
+    assert scratch_is_empty(client)
