@@ -20,7 +20,9 @@ a lock a killed worker can leave held (#131). Here instead:
   (`capacity` less the messages it holds), so a busy worker leaves the rest to idle ones;
 - a reclaimed message already delivered `max_deliveries` times (each worker that took it
   died or froze) is acknowledged, copied to the dead-letter stream (`<stream>:dead`,
-  trimmed to `dead_letter_maxlen`) and logged as an error instead of being run again.
+  trimmed to `dead_letter_maxlen`) and logged as an error instead of being run again;
+- an acknowledged message is deleted from the stream at once (XACK and XDEL in one
+  transaction), so what a finished task carried does not stay readable in Redis.
 """
 
 from __future__ import annotations
@@ -217,8 +219,12 @@ class LeasedStreamBroker(RedisStreamBroker):
                 return  # taken over by another consumer: acknowledging is the new owner's
             self.held.discard(held)
             self._freed.set()
-            async with Redis(connection_pool=self.connection_pool) as redis:
-                await redis.xack(held[0], self.consumer_group_name, held[1])
+            # Deleted as well as acknowledged: a finished task's arguments (an e-mail's body
+            # with a reset link, say) do not stay in Redis until the stream is trimmed.
+            async with Redis(connection_pool=self.connection_pool) as redis, redis.pipeline(transaction=True) as pipe:
+                pipe.xack(held[0], self.consumer_group_name, held[1])
+                pipe.xdel(held[0], held[1])
+                await pipe.execute()
 
         return ack
 

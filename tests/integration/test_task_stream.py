@@ -104,9 +104,14 @@ async def test_a_live_consumer_keeps_its_message_and_a_dead_ones_is_reclaimed(re
             ]
             await held.ack()
             assert [consumer_name for _id, consumer_name in await pending(redis_url, stream)] == ["b"]
-            # while B's ack settles it
+            # while B's ack settles it, and takes the message (its arguments) out of the stream
             await taken[0].ack()
             assert await pending(redis_url, stream) == []
+            client = Redis.from_url(redis_url)
+            try:
+                assert await client.xrange(stream) == []
+            finally:
+                await client.aclose()
         finally:
             b_loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
