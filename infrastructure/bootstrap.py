@@ -22,6 +22,7 @@ from taskiq import AsyncBroker
 
 from domain.cursors import CursorCodec
 from domain.invitations import InvitationRules
+from domain.services.account_deletion import AccountDeletion
 from domain.services.accounts import Accounts
 from domain.services.boards import Boards
 from domain.services.catalogue import Catalogue
@@ -78,6 +79,7 @@ class Services:
     thumbnails: Thumbnails
     mail: Mail
     storage: StorageUpkeep
+    account_deletion: AccountDeletion
     data_exports: DataExports
     throttle: Throttle
     cursors: CursorCodec
@@ -245,6 +247,15 @@ def bind(c: Container) -> Services:
                 # Connecting, then each SMTP command, may each take the whole timeout.
                 hold_seconds=10 * s.smtp_timeout_seconds,
             ),
+        ),
+        account_deletion=AccountDeletion(
+            uow=c.uow,
+            hasher=c.hasher,
+            jobs=c.jobs,
+            clock=c.clock,
+            limiter=c.limiter,
+            rate=RateRule(s.rate_limit_login_account, s.rate_limit_account_window_seconds),
+            revocations=c.revocations,
         ),
         storage=StorageUpkeep(
             uow=c.uow,

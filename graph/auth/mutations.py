@@ -1,4 +1,4 @@
-"""register, login, refreshToken."""
+"""register, login, refreshToken, deleteAccount."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ import strawberry
 
 from domain.ports import RateBucket
 from domain.use_cases.auth import Session
-from graph.auth.types import AuthPayload, AuthResult, LoginInput, RegisterInput
+from graph.auth.types import (
+    AuthPayload,
+    AuthResult,
+    DeleteAccountInput,
+    DeleteAccountResult,
+    DeleteAccountSuccess,
+    LoginInput,
+    RegisterInput,
+)
 from graph.context import Info
+from graph.permissions import IsAuthenticated
 from graph.throttle import account_bucket, ip_bucket, throttle
 
 
@@ -59,3 +68,17 @@ class AuthMutations:
             info,
             lambda: services.accounts.refresh(refresh_token),
         )
+
+    @strawberry.mutation(
+        description="Delete the viewer's account, confirmed with its password (InvalidCredentials otherwise, "
+        "rate-limited per account). Its generations (running ones are canceled first, their credits released), "
+        "outputs, uploaded files, data exports, refresh tokens, and the boards it alone owns go; it leaves the "
+        "other boards. The credit ledger is kept, anonymised. The e-mail address is free to register again at "
+        "once. Files are deleted from storage by a worker moments later. Asking again once it is deleted answers "
+        "success (or UNAUTHENTICATED once the token is refused).",
+        permission_classes=[IsAuthenticated],
+    )
+    async def delete_account(self, info: Info, input: DeleteAccountInput) -> DeleteAccountResult:
+        viewer = info.context.require_viewer()
+        await info.context.services.account_deletion.delete(viewer, input.password)
+        return DeleteAccountSuccess(user_id=strawberry.ID(str(viewer.user_id)))

@@ -56,6 +56,20 @@ class AuthPayload:
         )
 
 
+@strawberry.input(description="Delete the viewer's account: its password, as proof that the owner asks.")
+class DeleteAccountInput:
+    password: str
+
+
+@strawberry.type(description="The account is deleted (also when it already was: a retry).")
+class DeleteAccountSuccess:
+    user_id: strawberry.ID
+
+
+DeleteAccountResult = Annotated[
+    DeleteAccountSuccess | InvalidCredentials | RateLimited, strawberry.union("DeleteAccountResult")
+]
+
 AuthResult = Annotated[
     AuthPayload | InvalidCredentials | EmailTaken | InvalidInput | RateLimited | AccountSuspended,
     strawberry.union("AuthResult"),

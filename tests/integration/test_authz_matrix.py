@@ -195,6 +195,16 @@ ROWS: dict[str, Row] = {
         of(id=GENERATION),
         mutates=True,
     ),
+    "Mutation.deleteGeneration": Row(  # the subject generation is running: its owner is told to cancel first
+        "mutation($id: ID!) { deleteGeneration(id: $id) { __typename } }",
+        (U, "NotFound", "NotFound", "NotFound", "InvalidState", "NotFound"),
+        of(id=GENERATION),
+    ),
+    "Mutation.deleteGenerations": Row(  # per-id outcomes inside the success
+        "mutation($id: ID!) { deleteGenerations(ids: [$id]) { __typename } }",
+        (U, *["DeleteGenerationsSuccess"] * 5),  # type: ignore[arg-type]
+        of(id=GENERATION),
+    ),
     # ---------------------------------------------------------------- chunks (never shared through boards)
     "Mutation.uploadChunk": Row(
         "mutation($file: Upload!) { uploadChunk(file: $file) { __typename } }",
@@ -264,6 +274,28 @@ ROWS: dict[str, Row] = {
         (U, "DeclineBoardInvitationSuccess", "NotFound", "NotFound", "NotFound", "NotFound"),
         of(b=invited_board),
         mutates=True,
+    ),
+    "Mutation.renameBoard": Row(
+        'mutation($b: ID!) { renameBoard(input: {boardId: $b, name: "renamed"}) { __typename } }',
+        (U, "NotFound", "Forbidden", "Forbidden", "BoardSuccess", "NotFound"),
+        of(b=BOARD),
+        mutates=True,
+    ),
+    "Mutation.deleteBoard": Row(
+        "mutation($b: ID!) { deleteBoard(id: $b) { __typename } }",
+        (U, "NotFound", "Forbidden", "Forbidden", "DeleteBoardSuccess", "NotFound"),
+        of(b=BOARD),
+        mutates=True,
+    ),
+    "Mutation.leaveBoard": Row(  # the owner is the board's only OWNER
+        "mutation($b: ID!) { leaveBoard(boardId: $b) { __typename } }",
+        (U, "NotFound", "LeaveBoardSuccess", "LeaveBoardSuccess", "InvalidState", "NotFound"),
+        of(b=BOARD),
+        mutates=True,
+    ),
+    "Mutation.deleteAccount": Row(  # with a wrong password: the personas stay (the right one: test_account_deletion)
+        'mutation { deleteAccount(input: {password: "not the password"}) { __typename } }',
+        (U, *["InvalidCredentials"] * 5),  # type: ignore[arg-type]
     ),
     # ---------------------------------------------------------------- administration
     "Mutation.grantCredits": Row(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, DateTime, Interval, and_, func, literal, or_, select, text, update
+from sqlalchemy import ColumnElement, DateTime, Interval, and_, delete, func, literal, or_, select, text, update
 
 from domain.boards import BoardRole
 from domain.data_exports import ACTIVE_EXPORT_STATUSES, DataExport, ExportStatus
@@ -55,6 +55,11 @@ class SqlDataExportRepository(SqlRepository):
     async def _one(self, stmt: object) -> DataExport | None:
         row = await self.row(stmt)  # type: ignore[arg-type]
         return export_of(row) if row else None
+
+    async def delete_for_user(self, user_id: uuid.UUID) -> list[str]:
+        x = DATA_EXPORTS.c
+        stmt = delete(DATA_EXPORTS).where(x.user_id == user_id).returning(x.object_key)
+        return [key for key in (await self.session.execute(stmt)).scalars().all() if key]
 
     async def lock_owner(self, user_id: uuid.UUID) -> None:
         if self.dialect == "postgresql":

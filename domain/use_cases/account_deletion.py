@@ -1,0 +1,146 @@
+"""Deleting an account (issue #20, point 4): the user's content goes, the ledger stays, anonymised.
+
+Asked for with the account's password (a stolen access token alone cannot delete an
+account; a wrong password is InvalidCredentials, rate-limited per account). One
+transaction, holding the users row locked (so two deletions, or a deletion and an export
+request, run one after the other):
+
+- generations still running are canceled first, their reservations released exactly as
+  `cancelGeneration` does (one ledger row each); then every generation goes with its
+  assets, inputs' links and provider tasks, its objects queued in the deletion outbox;
+- every chunk goes, its object queued too; every data export, its archive queued;
+- each board the user is the only OWNER of is deleted (other members' generations in it
+  stay theirs, detached); from the others the user is removed; invitations to the
+  user's address go;
+- refresh tokens are deleted, every session ended (the access gate refuses the account's
+  tokens on every replica at once, and its open subscriptions are closed, after the
+  commit's announcement: domain/use_cases/sessions.py); the users row stays as a tombstone (the ledger names it):
+  e-mail replaced by `deleted:<id>` (no address can take that form, and the real address
+  is free to register again), no password, `deleted_at` set. The credit account and
+  every ledger row stay, so the ledger still sums to the balance.
+
+A deletion that is retried after it succeeded (a lost reply) answers success again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Protocol
+
+from domain.boards import BoardRole
+from domain.data_export_ports import DataExportRepository
+from domain.errors import InvalidCredentials
+from domain.generations import GenerationStatus, allowed_sources
+from domain.ports import AccessRevocations, Clock, JobQueue, PasswordHasher, RateLimiter
+from domain.repositories import UnitOfWork
+from domain.use_cases import storage_deletions
+from domain.use_cases.generation_credits import release_hold
+from domain.use_cases.rate_limits import RateRule, enforce
+from domain.users import Principal
+
+log = logging.getLogger("genhub.accounts")
+
+#: Rounds of "delete what the user has" per transaction: a generation started while the
+#: deletion ran (and committed before its last read) is caught by the next round.
+MAX_ROUNDS = 5
+
+
+class DeletionUnitOfWork(UnitOfWork, Protocol):
+    """The unit of work with the data exports too (an account's exports go with it)."""
+
+    @property
+    def data_exports(self) -> DataExportRepository: ...
+
+    async def __aenter__(self) -> DeletionUnitOfWork: ...
+
+
+def tombstone_email(user_id: uuid.UUID) -> str:
+    """Unique, and never an address (no `@`): nobody can register or sign in with it."""
+    return f"deleted:{user_id}"
+
+
+async def delete_account(
+    *,
+    principal: Principal,
+    password: str,
+    uow: DeletionUnitOfWork,
+    hasher: PasswordHasher,
+    jobs: JobQueue,
+    clock: Clock,
+    revocations: AccessRevocations,
+    limiter: RateLimiter | None = None,
+    rate: RateRule | None = None,
+) -> bool:
+    """Delete the principal's account; True when this call deleted it, False when it was deleted already."""
+    user_id = principal.user_id
+    async with uow:
+        user = await uow.users.get(user_id)
+    if user is None or user.deleted_at is not None:
+        return False
+    await enforce(limiter, bucket=f"delete-account:{user_id}", rule=rate)
+    if not await hasher.verify(user.password_hash, password):
+        raise InvalidCredentials("The password is not this account's.")
+    now = clock.now()
+    async with uow:
+        locked = await uow.users.lock(user_id)
+        if locked is None or locked.deleted_at is not None:
+            return False  # a concurrent deletion won
+        if locked.password_hash != user.password_hash:
+            raise InvalidCredentials("The password changed meanwhile: try again with the current one.")
+        keys: list[str] = []
+        for _ in range(MAX_ROUNDS):
+            found = await _delete_content(uow, user_id, now)
+            keys += found
+            if not found and not await uow.generations.ids_of_user(user_id):
+                break
+        await _leave_boards(uow, user_id)
+        await uow.invitations.delete_for_email(locked.email)
+        keys += await uow.data_exports.delete_for_user(user_id)
+        await uow.refresh_tokens.delete_all_of(user_id)
+        await uow.users.end_sessions(user_id, now)  # every access token issued so far is refused
+        await storage_deletions.queue(uow, keys, now)
+        await uow.users.tombstone(user_id, email=tombstone_email(user_id), at=now)
+        await uow.commit()
+    # Every process forgets the account (the gate refuses a tombstone) and closes its open subscriptions.
+    await revocations.announce(user_id)
+    log.info("account %s deleted; %d object(s) queued for deletion", user_id, len(keys))
+    if keys:
+        await storage_deletions.kick(jobs)
+    return True
+
+
+async def _delete_content(uow: DeletionUnitOfWork, user_id: uuid.UUID, now: datetime) -> list[str]:
+    """Cancel what runs, then delete every generation and chunk of the user; the object keys they held."""
+    generations = await uow.generations.lock_many(await uow.generations.ids_of_user(user_id))
+    for generation in generations:
+        if generation.is_final:
+            continue
+        await uow.generations.transition(
+            generation.id,
+            sources=allowed_sources(GenerationStatus.CANCELED),
+            target=GenerationStatus.CANCELED,
+            at=now,
+            error_code="CANCELED",
+            error_message="The account was deleted.",
+        )
+        # Whoever moved it last (this cancel, or a worker's ending just before the lock), what is
+        # still held is released: a capture already taken is kept, as for any ended generation.
+        await release_hold(uow, generation, now)
+    ids = [g.id for g in generations]
+    assets = await uow.generations.assets_of(ids)
+    keys = [a.object_key for i in ids for a in assets.get(i, [])]
+    await uow.generations.delete_many(ids)
+    keys += await uow.chunks.delete_all_of(user_id)
+    return keys
+
+
+async def _leave_boards(uow: DeletionUnitOfWork, user_id: uuid.UUID) -> None:
+    for board_id in await uow.boards.board_ids_of(user_id):
+        members = await uow.boards.lock_members(board_id)
+        owners = [m.user_id for m in members if m.role is BoardRole.OWNER]
+        if owners == [user_id]:
+            await uow.boards.delete(board_id)
+        else:
+            await uow.boards.remove_member(board_id, user_id)

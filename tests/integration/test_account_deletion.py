@@ -1,0 +1,280 @@
+"""deleteAccount on PostgreSQL through the real app (embedded worker, local storage): everything the user
+owned goes (rows and, through the outbox, objects), the ledger stays and still sums, the e-mail is free."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from domain.users import Principal, Role
+from tests.fixtures.app import register_user
+from tests.fixtures.waiting import eventually
+from tests.integration.board_world import (
+    ADD_MEMBER,
+    CREATE_BOARD,
+    GENERATE,
+    PASSWORD,
+    World,
+    grant,
+    join,
+    module_world,
+    sign_in,
+)
+from tests.integration.test_generation_deletion import finished, hanging
+
+pytestmark = pytest.mark.postgres
+
+DELETE_ACCOUNT = """
+mutation DeleteAccount($password: String!) {
+  deleteAccount(input: {password: $password}) {
+    __typename
+    ... on DeleteAccountSuccess { userId }
+    ... on RateLimited { retryAfterSeconds }
+    ... on Error { code message }
+  }
+}
+"""
+ME = "query { me { id email } }"
+EXPORT = "mutation { requestDataExport { __typename } }"
+#: Every column that names a user, but the ledger's and the credit account's (kept on purpose).
+USER_COLUMNS = {
+    "generations": "user_id",
+    "chunks": "user_id",
+    "board_members": "user_id",
+    "refresh_tokens": "user_id",
+    "data_exports": "user_id",
+}
+
+
+@pytest.fixture(scope="module")
+async def personas(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    async with module_world(postgres_dsn, tmp_path_factory.mktemp("accounts"), rate_limit_generate=10_000) as world:
+        yield world
+
+
+async def newcomer(world: World, credits: int = 1000) -> str:
+    """A fresh persona (its own e-mail, signed in, with credits); returns its name in `world`."""
+    name = f"u{uuid.uuid4().hex[:8]}"
+    session = await register_user(world.client, f"{name}@example.com", PASSWORD)
+    world.tokens[name], world.user_ids[name], world.emails[name] = (
+        session["accessToken"],
+        session["user"]["id"],
+        f"{name}@example.com",
+    )
+    await grant(world.client, session["user"]["id"], credits)
+    return name
+
+
+async def scalar(world: World, sql: str, **params: Any) -> Any:
+    async with world.client.container.engine.connect() as conn:
+        return (await conn.execute(text(sql), params)).scalar_one()
+
+
+async def object_keys_of(world: World, user_id: str) -> list[str]:
+    async with world.client.container.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT a.object_key FROM assets a JOIN generations g ON g.id = a.generation_id WHERE g.user_id = :u "
+                "UNION ALL SELECT object_key FROM chunks WHERE user_id = :u"
+            ),
+            {"u": uuid.UUID(user_id)},
+        )
+        return [r[0] for r in rows]
+
+
+async def upload(world: World, persona: str) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"\x89PNG\r\n\x1a\n" + b"x" * 64
+
+    principal = Principal(uuid.UUID(world.user_ids[persona]), Role.USER)
+    await world.client.services.chunks.upload(
+        principal, filename="mine.png", content_type="image/png", data=body(), declared_size=None
+    )
+
+
+async def board_of(world: World, owner: str, name: str) -> str:
+    created = (await world.data(owner, CREATE_BOARD, {"name": name}))["createBoard"]
+    board_id: str = created["board"]["id"]
+    return board_id
+
+
+async def test_deleting_an_account_leaves_nothing_of_it_but_an_anonymous_ledger(personas: World) -> None:
+    # given a user with a finished and a running generation, an upload, a data export, a board it alone owns
+    # (with a member's generation in it), a board it co-owns, a board it is an editor of, and an invitation
+    world = personas
+    me = await newcomer(world)
+    user_id = world.user_ids[me]
+    await finished(world, me)
+    running = await hanging(world, me)
+    await upload(world, me)
+    assert (await world.data(me, EXPORT))["requestDataExport"]["__typename"] == "RequestDataExportSuccess"
+    own = await board_of(world, me, "Mine alone")
+    joined = World(world.client, world.tokens, world.user_ids, world.emails, world.model_id, board_id=own)
+    await join(joined, "editor", "EDITOR", inviter=me)
+    members_generation = (await world.data("editor", GENERATE, {"modelId": world.model_id, "boardId": own}))[
+        "generate"
+    ]["generation"]["id"]
+    shared = await board_of(world, me, "Co-owned")
+    co = World(world.client, world.tokens, world.user_ids, world.emails, world.model_id, board_id=shared)
+    await join(co, "owner", "OWNER", inviter=me)
+    theirs = await board_of(world, "owner", "Theirs")
+    await join(
+        World(world.client, world.tokens, world.user_ids, world.emails, world.model_id, board_id=theirs), me, "EDITOR"
+    )
+    invited = await world.data("owner", ADD_MEMBER, {"boardId": shared, "email": world.emails[me], "role": "OWNER"})
+    assert invited["addBoardMember"]["__typename"] == "BoardSuccess"
+    keys = await object_keys_of(world, user_id)
+    assert len(keys) >= 3  # an output, its thumbnail, the upload
+    ledger_rows = await scalar(world, "SELECT count(*) FROM credit_ledger WHERE user_id = :u", u=uuid.UUID(user_id))
+
+    # when the user deletes the account with its password
+    body = (await world.data(me, DELETE_ACCOUNT, {"password": PASSWORD}))["deleteAccount"]
+
+    # then no row of any table names the user, but the ledger's, the credit account's and a tombstone
+    assert body == {"__typename": "DeleteAccountSuccess", "userId": user_id}
+    for table, column in USER_COLUMNS.items():
+        count = await scalar(world, f"SELECT count(*) FROM {table} WHERE {column} = :u", u=uuid.UUID(user_id))
+        assert count == 0, table
+    assert await scalar(world, "SELECT count(*) FROM board_invitations WHERE email = :e", e=world.emails[me]) == 0
+    tombstone = await scalar(
+        world, "SELECT email || '|' || password_hash FROM users WHERE id = :u", u=uuid.UUID(user_id)
+    )
+    assert tombstone == f"deleted:{user_id}|"
+    # the board it alone owned is gone (the member's generation stays the member's, detached); the others stay
+    assert await scalar(world, "SELECT count(*) FROM boards WHERE id = :b", b=uuid.UUID(own)) == 0
+    assert (
+        await scalar(
+            world, "SELECT count(*) FROM boards WHERE id IN (:a, :b)", a=uuid.UUID(shared), b=uuid.UUID(theirs)
+        )
+        == 2
+    )
+    detached = await scalar(
+        world, "SELECT board_id IS NULL FROM generations WHERE id = :g", g=uuid.UUID(members_generation)
+    )
+    assert detached is True
+    # the running generation was canceled before it went: its reservation released in the ledger
+    release = "SELECT count(*) FROM credit_ledger WHERE idempotency_key LIKE :k AND kind = 'release'"
+    assert await scalar(world, release, k=f"%{running}%") == 1
+    # and the ledger keeps every row (one more: that release), anonymised, still summing to the balance
+    after = await scalar(world, "SELECT count(*) FROM credit_ledger WHERE user_id = :u", u=uuid.UUID(user_id))
+    assert after == ledger_rows + 1
+    async with world.client.container.uow() as uow:
+        account = await uow.credits.balance(uuid.UUID(user_id))
+        assert account == await uow.credits.ledger_totals(uuid.UUID(user_id))
+        assert account.reserved == 0
+    # and the objects are deleted by the outbox
+    storage = world.client.container.storage
+
+    async def gone() -> bool:
+        return all([await storage.head(k) is None for k in keys])
+
+    await eventually(gone, what="the account's objects to be deleted", timeout=10)
+
+    # and the old token is refused, the password no longer signs in, the address registers anew
+    refused = await world.run(me, ME)
+    assert refused["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    login = await world.client.execute(
+        "mutation L($e: String!, $p: String!) { login(input: {email: $e, password: $p}) { __typename } }",
+        {"e": world.emails[me], "p": PASSWORD},
+    )
+    assert login["data"]["login"]["__typename"] == "InvalidCredentials"
+    again = await register_user(world.client, world.emails[me], PASSWORD)
+    assert again["user"]["id"] != user_id
+    mine = (await world.client.execute(ME, token=again["accessToken"]))["data"]["me"]
+    assert mine == {"id": again["user"]["id"], "email": world.emails[me]}
+    assert (
+        await world.data("owner", "query B($id: ID!) { board(id: $id) { members { user { email } } } }", {"id": shared})
+    )["board"]["members"] == [{"user": {"email": "owner@example.com"}}]
+
+
+async def test_a_wrong_password_deletes_nothing(personas: World) -> None:
+    world = personas
+    me = await newcomer(world)
+    await finished(world, me)
+    body = (await world.data(me, DELETE_ACCOUNT, {"password": "not the password"}))["deleteAccount"]
+    assert body["__typename"] == "InvalidCredentials"
+    assert (await world.data(me, ME))["me"]["id"] == world.user_ids[me]
+    count = "SELECT count(*) FROM generations WHERE user_id = :u"
+    assert await scalar(world, count, u=uuid.UUID(world.user_ids[me])) == 1
+
+
+async def test_password_guesses_are_rate_limited_per_account(personas: World) -> None:
+    world = personas
+    me = await newcomer(world)
+    kinds = [
+        (await world.data(me, DELETE_ACCOUNT, {"password": f"guess number {i}"}))["deleteAccount"]["__typename"]
+        for i in range(12)
+    ]
+    assert kinds[:10] == ["InvalidCredentials"] * 10
+    assert kinds[10:] == ["RateLimited"] * 2
+    # and even the right password waits
+    body = (await world.data(me, DELETE_ACCOUNT, {"password": PASSWORD}))["deleteAccount"]
+    assert body["__typename"] == "RateLimited"
+
+
+async def test_concurrent_deletions_delete_once(personas: World) -> None:
+    # given a user with a running generation
+    world = personas
+    me = await newcomer(world)
+    running = await hanging(world, me)
+    # when the account is deleted by several requests at once
+    bodies = await asyncio.gather(*[world.run(me, DELETE_ACCOUNT, {"password": PASSWORD}) for _ in range(5)])
+    # then each answers success, or (once the deletion is seen) that the token's account is gone
+    for body in bodies:
+        if "errors" in body:
+            assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
+        else:
+            assert body["data"]["deleteAccount"]["__typename"] == "DeleteAccountSuccess", body
+    assert any("errors" not in b for b in bodies)
+    # and the reservation was released once, the balance still the ledger's
+    release = "SELECT count(*) FROM credit_ledger WHERE idempotency_key LIKE :k AND kind = 'release'"
+    assert await scalar(world, release, k=f"%{running}%") == 1
+    user = uuid.UUID(world.user_ids[me])
+    async with world.client.container.uow() as uow:
+        assert await uow.credits.balance(user) == await uow.credits.ledger_totals(user)
+
+
+async def test_a_retry_after_success_is_success(personas: World) -> None:
+    # given an account deleted through the use case (a reply the client never got)
+    world = personas
+    me = await newcomer(world)
+    principal = Principal(uuid.UUID(world.user_ids[me]), Role.USER)
+    services = world.client.services
+    assert await services.account_deletion.delete(principal, PASSWORD) is True
+    # when it is asked again
+    again = await services.account_deletion.delete(principal, PASSWORD)
+    # then it answers that it is deleted (nothing left to do)
+    assert again is False
+
+
+async def test_an_admin_token_signed_in_again_works_after_a_user_is_deleted(personas: World) -> None:
+    # the other personas are untouched by someone else's deletion
+    world = personas
+    me = await newcomer(world)
+    await world.data(me, DELETE_ACCOUNT, {"password": PASSWORD})
+    world.tokens["owner"] = await sign_in(world.client, world.emails["owner"])
+    assert (await world.data("owner", ME))["me"]["email"] == "owner@example.com"
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(password=st.text(max_size=300))
+async def test_hostile_passwords_never_delete(personas: World, password: str) -> None:
+    world = personas
+    if "hostile" not in world.tokens:
+        world.tokens["hostile"] = (await register_user(world.client, "hostile@example.com", PASSWORD))["accessToken"]
+        world.user_ids["hostile"] = (await world.data("hostile", ME))["me"]["id"]
+    if password == PASSWORD:
+        return
+    body = await world.run("hostile", DELETE_ACCOUNT, {"password": password})
+    if "errors" in body:
+        assert all(e["extensions"]["code"] == "INVALID_INPUT" for e in body["errors"]), body
+    else:
+        assert body["data"]["deleteAccount"]["__typename"] in ("InvalidCredentials", "RateLimited")
+    assert (await world.data("hostile", ME))["me"] is not None
