@@ -73,7 +73,8 @@ class UserRepository(Protocol):
     async def set_role(self, user_id: uuid.UUID, role: Role) -> None: ...
     async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None: ...
     async def lock(self, user_id: uuid.UUID) -> User | None:
-        """The user, their row locked until the transaction ends (one account deletion at a time)."""
+        """The user, their row locked until the transaction ends (one account deletion at a time); rows that
+        reference the user may still be inserted meanwhile."""
         ...
 
     async def tombstone(self, user_id: uuid.UUID, *, email: str, at: datetime) -> None:

@@ -42,10 +42,6 @@ from domain.users import Principal
 
 log = logging.getLogger("genhub.accounts")
 
-#: Rounds of "delete what the user has" per transaction: a generation started while the
-#: deletion ran (and committed before its last read) is caught by the next round.
-MAX_ROUNDS = 5
-
 
 class DeletionUnitOfWork(UnitOfWork, Protocol):
     """The unit of work with the data exports too (an account's exports go with it)."""
@@ -89,19 +85,17 @@ async def delete_account(
             return False  # a concurrent deletion won
         if locked.password_hash != user.password_hash:
             raise InvalidCredentials("The password changed meanwhile: try again with the current one.")
-        keys: list[str] = []
-        for _ in range(MAX_ROUNDS):
-            found = await _delete_content(uow, user_id, now)
-            keys += found
-            if not found and not await uow.generations.ids_of_user(user_id):
-                break
+        keys = await _delete_content(uow, user_id, now)
         await _leave_boards(uow, user_id)
         await uow.invitations.delete_for_email(locked.email)
-        keys += await uow.data_exports.delete_for_user(user_id)
-        await uow.refresh_tokens.delete_all_of(user_id)
         await uow.users.end_sessions(user_id, now)  # every access token issued so far is refused
-        await storage_deletions.queue(uow, keys, now)
+        # Changing the e-mail (a key) waits for every transaction still inserting a row that references
+        # the user (a generation started, a file uploaded just before) and holds off any new one until
+        # this commits; what those committed meanwhile is deleted by the second pass.
         await uow.users.tombstone(user_id, email=tombstone_email(user_id), at=now)
+        keys += await _delete_content(uow, user_id, now)
+        await uow.refresh_tokens.delete_all_of(user_id)
+        await storage_deletions.queue(uow, keys, now)
         await uow.commit()
     # Every process forgets the account (the gate refuses a tombstone) and closes its open subscriptions.
     await revocations.announce(user_id)
@@ -133,6 +127,7 @@ async def _delete_content(uow: DeletionUnitOfWork, user_id: uuid.UUID, now: date
     keys = [a.object_key for i in ids for a in assets.get(i, [])]
     await uow.generations.delete_many(ids)
     keys += await uow.chunks.delete_all_of(user_id)
+    keys += await uow.data_exports.delete_for_user(user_id)
     return keys
 
 

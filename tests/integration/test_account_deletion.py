@@ -278,3 +278,29 @@ async def test_hostile_passwords_never_delete(personas: World, password: str) ->
     else:
         assert body["data"]["deleteAccount"]["__typename"] in ("InvalidCredentials", "RateLimited")
     assert (await world.data("hostile", ME))["me"] is not None
+
+
+async def test_generates_racing_the_deletion_neither_deadlock_nor_break_the_ledger(personas: World) -> None:
+    # given a user with a running generation
+    world = personas
+    me = await newcomer(world)
+    await hanging(world, me)
+    # when generations are started while the account is deleted
+    racing = [world.run(me, GENERATE, {"modelId": world.model_id}) for _ in range(10)]
+    deleting = world.run(me, DELETE_ACCOUNT, {"password": PASSWORD})
+    bodies = await asyncio.gather(deleting, *racing)
+    # then the deletion succeeds, each start either ran or was refused with the token, nothing failed otherwise
+    assert bodies[0]["data"]["deleteAccount"]["__typename"] == "DeleteAccountSuccess", bodies[0]
+    for body in bodies[1:]:
+        if "errors" in body:
+            assert {e["extensions"]["code"] for e in body["errors"]} == {"UNAUTHENTICATED"}, body
+        else:
+            assert body["data"]["generate"]["__typename"] == "GenerateSuccess", body
+    # and the ledger sums to the balance, what is reserved being what the remaining generations hold
+    user = uuid.UUID(world.user_ids[me])
+    async with world.client.container.uow() as uow:
+        account = await uow.credits.balance(user)
+        assert account == await uow.credits.ledger_totals(user)
+        left = await uow.generations.ids_of_user(user)
+        held = sum([await uow.credits.open_reservation(g) for g in left])
+    assert account.reserved == held

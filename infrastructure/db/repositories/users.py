@@ -68,7 +68,9 @@ class SqlUserRepository(SqlRepository):
     async def lock(self, user_id: uuid.UUID) -> User | None:
         stmt = select(USERS).where(USERS.c.id == user_id)
         if self.dialect == "postgresql":
-            stmt = stmt.with_for_update()
+            # NO KEY UPDATE: rows that reference the user (a ledger row a finalizing worker inserts while
+            # it holds its generation) do not wait for this lock, so they cannot deadlock against it.
+            stmt = stmt.with_for_update(key_share=True)
         row = await self.row(stmt)
         return _user(row) if row else None
 
