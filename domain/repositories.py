@@ -114,6 +114,20 @@ class RefreshTokenRepository(Protocol):
         ...
 
 
+class PasswordResetRepository(Protocol):
+    async def issue(
+        self, email: str, *, reset_id: uuid.UUID, token_hash: str, at: datetime, expires_at: datetime
+    ) -> uuid.UUID | None:
+        """A new reset for the live account with this e-mail, its older unused ones used up; the
+        account's id, or None when there is none (the same work either way: no timing tells)."""
+        ...
+
+    async def use(self, token_hash: str, at: datetime) -> uuid.UUID | None:
+        """Use up an unused, unexpired token and the user's other unused ones: its user, or None.
+        Of concurrent uses of one token exactly one gets the user."""
+        ...
+
+
 class CreditRepository(Protocol):
     async def ensure_account(self, user_id: uuid.UUID) -> None: ...
     async def balance(self, user_id: uuid.UUID) -> CreditBalance: ...
@@ -443,6 +457,8 @@ class UnitOfWork(Protocol):
     def users(self) -> UserRepository: ...
     @property
     def refresh_tokens(self) -> RefreshTokenRepository: ...
+    @property
+    def password_resets(self) -> PasswordResetRepository: ...
     @property
     def credits(self) -> CreditRepository: ...
     @property

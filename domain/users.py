@@ -99,15 +99,26 @@ def validate_registration(email: str, password: str) -> None:
     problems = Problems()
     if not is_email_address(email):
         problems.add("email", "must be a valid e-mail address")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        problems.add("password", f"must be at least {MIN_PASSWORD_LENGTH} characters long")
-    elif len(password) > MAX_PASSWORD_LENGTH:
-        problems.add("password", f"must be at most {MAX_PASSWORD_LENGTH} characters long")
-    elif password.strip() == "" or len(set(password)) < 4:
-        problems.add("password", "is too simple")
+    add_password_problems(problems, password, "password")
     problems.raise_if_any()
 
 
+def validate_new_password(password: str, field: str = "newPassword") -> None:
+    """A password being set (changed or reset) follows the registration rules."""
+    problems = Problems()
+    add_password_problems(problems, password, field)
+    problems.raise_if_any()
+
+
+def add_password_problems(problems: Problems, password: str, field: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.add(field, f"must be at least {MIN_PASSWORD_LENGTH} characters long")
+    elif len(password) > MAX_PASSWORD_LENGTH:
+        problems.add(field, f"must be at most {MAX_PASSWORD_LENGTH} characters long")
+    elif password.strip() == "" or len(set(password)) < 4:
+        problems.add(field, "is too simple")
+
+
 def refresh_token_hash(token: str) -> str:
-    """Refresh tokens are stored only as this hash."""
+    """Refresh tokens (and password reset tokens) are stored only as this hash."""
     return hashlib.sha256(token.encode()).hexdigest()

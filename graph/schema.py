@@ -12,7 +12,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from graph.auth.mutations import AuthMutations
+from graph.auth.mutations import AuthMutations, SessionMutations
 from graph.auth.queries import AuthQueries
 from graph.boards.mutations import BoardMutations
 from graph.boards.queries import BoardQueries
@@ -47,6 +47,7 @@ QUERIES: tuple[type, ...] = (
 )
 MUTATIONS: tuple[type, ...] = (
     AuthMutations,
+    SessionMutations,
     GenerationMutations,
     CreditMutations,
     CatalogueMutations,

@@ -32,6 +32,7 @@ from domain.services.data_exports import DataExports
 from domain.services.generations import Generations
 from domain.services.lookups import Lookups
 from domain.services.mail import Mail
+from domain.services.passwords import Passwords
 from domain.services.processing import Processing
 from domain.services.storage import StorageUpkeep
 from domain.services.throttle import Throttle
@@ -40,6 +41,7 @@ from domain.services.watching import Watching
 from domain.use_cases.chunks import UploadPolicy
 from domain.use_cases.data_exports import ExportPolicy, ExportPorts
 from domain.use_cases.mail import MailPolicy, MailPorts
+from domain.use_cases.password_reset import ResetPolicy
 from domain.use_cases.processing import ProcessingPorts
 from domain.use_cases.rate_limits import RateRule
 from domain.use_cases.storage_deletions import DeletionPolicy
@@ -68,6 +70,7 @@ class Services:
 
     settings: Settings
     accounts: Accounts
+    passwords: Passwords
     generations: Generations
     chunks: Chunks
     credits: Credits
@@ -178,6 +181,17 @@ def bind(c: Container) -> Services:
             revocations=c.revocations,
             catalogue=c.catalogue,
             publisher=c.publisher,
+        ),
+        passwords=Passwords(
+            uow=c.uow,
+            hasher=c.hasher,
+            tokens=c.tokens,
+            clock=c.clock,
+            revocations=c.revocations,
+            jobs=c.jobs,
+            reset_policy=ResetPolicy(
+                ttl=timedelta(seconds=s.password_reset_ttl_seconds), link_template=s.effective_password_reset_url
+            ),
         ),
         generations=Generations(
             uow=c.uow,

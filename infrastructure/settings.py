@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # How long a process trusts what it read of a user's access (suspended, sessions ended) when
     # an announcement of a change could have been lost (docs/security.md, "Ending sessions")
     access_gate_ttl_seconds: float = Field(default=30.0, gt=0)
+    # password reset by e-mail: how long a link works, and the link ({token} is replaced;
+    # empty: PUBLIC_BASE_URL/demo#reset={token}, the token in the fragment so no server logs it)
+    password_reset_ttl_seconds: int = Field(default=1800, ge=60)
+    password_reset_url: str = ""
 
     # GraphQL
     graphiql: bool | None = None
@@ -210,6 +214,10 @@ class Settings(BaseSettings):
     rate_limit_login_account: int = 10
     rate_limit_register_account: int = 5
     rate_limit_refresh_family: int = 10
+    # requestPasswordReset: per address (IPv6 /64) per RATE_LIMIT_WINDOW_SECONDS, and per e-mail
+    # address per RATE_LIMIT_ACCOUNT_WINDOW_SECONDS; resetPassword per address like login
+    rate_limit_password_reset: int = 5
+    rate_limit_password_reset_account: int = 3
 
     # catalogue cache
     catalogue_cache_ttl_seconds: int = 60
@@ -304,6 +312,10 @@ class Settings(BaseSettings):
     @property
     def effective_storage_path(self) -> Path:
         return self.local_storage_path or self.data_dir / "chunks"
+
+    @property
+    def effective_password_reset_url(self) -> str:
+        return self.password_reset_url or self.public_base_url.rstrip("/") + "/demo#reset={token}"
 
     @property
     def effective_jwt_secret(self) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.catalogue import AiModel
+from domain.errors import InvalidState
 from domain.ports import (
     AccessRevocations,
     AccessVerifier,
@@ -76,6 +77,16 @@ class Accounts:
         """Sign out everywhere (but `keep_session`): refresh families revoked, access tokens refused at once."""
         return await sessions.end_all_sessions(
             user_id, uow=self.uow(), clock=self.clock, revocations=self.revocations, keep_session=keep_session
+        )
+
+    async def end_session(self, principal: Principal) -> None:
+        """Sign out: the principal's session (refresh family) ends, its access tokens are refused at once."""
+        if principal.session_id is None:
+            raise InvalidState(
+                "This access token names no session (it was not issued by a sign-in): use logoutEverywhere."
+            )
+        await sessions.end_session(
+            principal.user_id, principal.session_id, uow=self.uow(), clock=self.clock, revocations=self.revocations
         )
 
     async def suspend(self, user_id: uuid.UUID) -> User:

@@ -1,4 +1,5 @@
-"""register, login, refreshToken, deleteAccount."""
+"""register, login, refreshToken, deleteAccount; changePassword, requestPasswordReset, resetPassword, logout,
+logoutEverywhere."""
 
 from __future__ import annotations
 
@@ -8,14 +9,25 @@ import strawberry
 
 from domain.ports import RateBucket
 from domain.use_cases.auth import Session
+from domain.users import normalize_email
 from graph.auth.types import (
     AuthPayload,
     AuthResult,
+    ChangePasswordInput,
+    ChangePasswordResult,
+    ChangePasswordSuccess,
     DeleteAccountInput,
     DeleteAccountResult,
     DeleteAccountSuccess,
     LoginInput,
+    LogoutResult,
+    LogoutSuccess,
     RegisterInput,
+    RequestPasswordResetResult,
+    RequestPasswordResetSuccess,
+    ResetPasswordInput,
+    ResetPasswordResult,
+    ResetPasswordSuccess,
 )
 from graph.context import Info
 from graph.permissions import IsAuthenticated
@@ -82,3 +94,70 @@ class AuthMutations:
         viewer = info.context.require_viewer()
         await info.context.services.account_deletion.delete(viewer, input.password)
         return DeleteAccountSuccess(user_id=strawberry.ID(str(viewer.user_id)))
+
+
+@strawberry.type
+class SessionMutations:
+    @strawberry.mutation(
+        description="Change the password (the current one required). Every other session ends at once; this "
+        "one continues with the access token in the answer.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def change_password(self, info: Info, input: ChangePasswordInput) -> ChangePasswordResult:
+        services = info.context.services
+        limits = services.settings
+        viewer = info.context.require_viewer()
+        # Guessing the current password is limited as guessing at login is.
+        await throttle(
+            info.context,
+            [
+                ip_bucket(info.context, "login", limits.rate_limit_login),
+                account_bucket(info.context, "change-password", str(viewer.user_id), limits.rate_limit_login_account),
+            ],
+        )
+        access = await services.passwords.change(viewer, input.current_password, input.new_password)
+        return ChangePasswordSuccess(access_token=access.token, expires_in=access.expires_in)
+
+    @strawberry.mutation(
+        description="Send a link to choose a new password to this address, if an account has it. The answer "
+        "does not say whether one has."
+    )
+    async def request_password_reset(self, info: Info, email: str) -> RequestPasswordResetResult:
+        services = info.context.services
+        limits = services.settings
+        await throttle(
+            info.context,
+            [
+                ip_bucket(info.context, "password-reset", limits.rate_limit_password_reset),
+                account_bucket(info.context, "password-reset", email, limits.rate_limit_password_reset_account),
+            ],
+        )
+        await services.passwords.request_reset(email)
+        return RequestPasswordResetSuccess(email=normalize_email(email))
+
+    @strawberry.mutation(
+        description="Set a new password with the token of a reset link (it works once). Every session of "
+        "the account ends: sign in with the new password."
+    )
+    async def reset_password(self, info: Info, input: ResetPasswordInput) -> ResetPasswordResult:
+        services = info.context.services
+        await throttle(info.context, [ip_bucket(info.context, "reset-password", services.settings.rate_limit_login)])
+        user = await services.passwords.reset(input.token, input.new_password)
+        return ResetPasswordSuccess(email=user.email)
+
+    @strawberry.mutation(
+        description="Sign out: this session's refresh token and access tokens stop working at once.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def logout(self, info: Info) -> LogoutResult:
+        await info.context.services.accounts.end_session(info.context.require_viewer())
+        return LogoutSuccess(everywhere=False)
+
+    @strawberry.mutation(
+        description="Sign out everywhere: every session of the account ends at once (refresh tokens, access "
+        "tokens, open subscriptions), this one included.",
+        permission_classes=[IsAuthenticated],
+    )
+    async def logout_everywhere(self, info: Info) -> LogoutResult:
+        await info.context.services.accounts.end_all_sessions(info.context.require_viewer().user_id)
+        return LogoutSuccess(everywhere=True)

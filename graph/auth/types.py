@@ -9,7 +9,14 @@ import strawberry
 
 from domain import users as du
 from domain.use_cases.auth import Session
-from graph.common.types import AccountSuspended, EmailTaken, InvalidCredentials, InvalidInput, RateLimited
+from graph.common.types import (
+    AccountSuspended,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidInput,
+    InvalidState,
+    RateLimited,
+)
 
 strawberry.enum(du.Role, name="Role", description="What an account may do.")
 Role = du.Role
@@ -74,3 +81,65 @@ AuthResult = Annotated[
     AuthPayload | InvalidCredentials | EmailTaken | InvalidInput | RateLimited | AccountSuspended,
     strawberry.union("AuthResult"),
 ]
+
+
+@strawberry.input(description="The current password, and the new one.")
+class ChangePasswordInput:
+    current_password: str
+    new_password: str = strawberry.field(
+        description=f"At least {du.MIN_PASSWORD_LENGTH} characters, not the current one."
+    )
+
+
+@strawberry.type(
+    description="The password is changed and every other session ended. The access token sent with this "
+    "request stops working: use this one (the session's refresh token still works)."
+)
+class ChangePasswordSuccess:
+    access_token: str
+    expires_in: int = strawberry.field(description="Seconds until the access token expires.")
+
+
+ChangePasswordResult = Annotated[
+    ChangePasswordSuccess | InvalidCredentials | InvalidInput | RateLimited,
+    strawberry.union("ChangePasswordResult"),
+]
+
+
+@strawberry.type(
+    description="Accepted. If an account has this address, a link to choose a new password is on its way; "
+    "the answer is the same when none has (so it tells nobody which addresses have accounts)."
+)
+class RequestPasswordResetSuccess:
+    email: str = strawberry.field(description="The address as understood (trimmed, lower case).")
+
+
+RequestPasswordResetResult = Annotated[
+    RequestPasswordResetSuccess | InvalidInput | RateLimited,
+    strawberry.union("RequestPasswordResetResult"),
+]
+
+
+@strawberry.input(description="The token from the reset link, and the new password.")
+class ResetPasswordInput:
+    token: str
+    new_password: str = strawberry.field(description=f"At least {du.MIN_PASSWORD_LENGTH} characters.")
+
+
+@strawberry.type(description="The password is set, and every session of the account ended: sign in with it.")
+class ResetPasswordSuccess:
+    email: str
+
+
+ResetPasswordResult = Annotated[
+    ResetPasswordSuccess | InvalidCredentials | InvalidInput | RateLimited,
+    strawberry.union("ResetPasswordResult"),
+]
+
+
+@strawberry.type(description="Signed out: the session's refresh token and access tokens stop working.")
+class LogoutSuccess:
+    everywhere: bool = strawberry.field(description="True: every session of the account ended, not only this one.")
+
+
+LogoutResult = Annotated[LogoutSuccess | InvalidState, strawberry.union("LogoutResult")]

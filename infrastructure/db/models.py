@@ -73,6 +73,18 @@ class RefreshTokenRow(Base):
     created_at: Mapped[datetime]
 
 
+class PasswordResetRow(Base):
+    """One requested password reset: the hash of its single-use token, until when it works, when it was used."""
+
+    __tablename__ = "password_resets"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
 class BoardRow(Base):
     __tablename__ = "boards"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

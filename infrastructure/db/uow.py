@@ -18,6 +18,7 @@ from infrastructure.db.repositories.credits import SqlCreditRepository
 from infrastructure.db.repositories.data_exports import SqlDataExportRepository
 from infrastructure.db.repositories.generations import SqlGenerationRepository
 from infrastructure.db.repositories.invitations import SqlBoardInvitationRepository
+from infrastructure.db.repositories.password_resets import SqlPasswordResetRepository
 from infrastructure.db.repositories.storage_deletions import SqlStorageDeletionRepository
 from infrastructure.db.repositories.users import SqlRefreshTokenRepository, SqlUserRepository
 from infrastructure.outages import DATABASE, raise_if_outage, translating
@@ -28,6 +29,7 @@ class SqlRepositories:
 
     users: SqlUserRepository
     refresh_tokens: SqlRefreshTokenRepository
+    password_resets: SqlPasswordResetRepository
     credits: SqlCreditRepository
     catalogue: SqlCatalogueRepository
     admin_settings: SqlAdminSettingsRepository
@@ -44,6 +46,7 @@ class SqlRepositories:
     def _attach(self, session: AsyncSession) -> None:
         self.users = SqlUserRepository(session)
         self.refresh_tokens = SqlRefreshTokenRepository(session)
+        self.password_resets = SqlPasswordResetRepository(session)
         self.credits = SqlCreditRepository(session)
         self.catalogue = SqlCatalogueRepository(session)
         self.admin_settings = SqlAdminSettingsRepository(session)
@@ -57,6 +60,7 @@ class SqlRepositories:
     def _take(self, other: SqlRepositories) -> None:
         self.users = other.users
         self.refresh_tokens = other.refresh_tokens
+        self.password_resets = other.password_resets
         self.credits = other.credits
         self.catalogue = other.catalogue
         self.admin_settings = other.admin_settings

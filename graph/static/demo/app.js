@@ -33,6 +33,16 @@ const REGISTER = `mutation Register($input: RegisterInput!) {
   register(input: $input) { ...Auth }
 }
 ${AUTH_FRAGMENT}`;
+const REQUEST_RESET = `mutation RequestReset($email: String!) {
+  requestPasswordReset(email: $email) { __typename ... on Error { code message } }
+}`;
+const RESET_PASSWORD = `mutation ResetPassword($input: ResetPasswordInput!) {
+  resetPassword(input: $input) {
+    __typename
+    ... on ResetPasswordSuccess { email }
+    ... on Error { code message }
+  }
+}`;
 const REFRESH = `mutation Refresh($refreshToken: String!) {
   refreshToken(refreshToken: $refreshToken) { ...Auth }
 }
@@ -1058,6 +1068,61 @@ async function cancelGeneration(id, errorId) {
   }
 }
 
+// ---------------------------------------------------------------- forgotten passwords
+
+async function requestReset() {
+  setError("signin-error", "");
+  $("signin-note").textContent = "";
+  const email = $("email").value.trim();
+  if (!email) {
+    setError("signin-error", "Enter your e-mail address first.");
+    return;
+  }
+  try {
+    const result = (await api.request(REQUEST_RESET, { email }, false)).requestPasswordReset;
+    if (result.__typename !== "RequestPasswordResetSuccess") {
+      setError("signin-error", failureMessage(result));
+      return;
+    }
+    $("signin-note").textContent = "If an account has this address, a link to choose a new password is on its way.";
+  } catch (error) {
+    setError("signin-error", error.message);
+  }
+}
+
+// The link's token is in the fragment (#reset=...): no server ever sees it. It is taken out of the
+// address bar at once, so it is neither kept in the history nor shown over a shoulder.
+function takeResetToken() {
+  const match = /^#reset=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (!match) return null;
+  history.replaceState(null, "", location.pathname + location.search);
+  return match[1];
+}
+
+function offerReset(token) {
+  show($("signin-card"), false);
+  show($("reset-card"), true);
+  $("reset-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setError("reset-error", "");
+    try {
+      const input = { token, newPassword: $("new-password").value };
+      const result = (await api.request(RESET_PASSWORD, { input }, false)).resetPassword;
+      if (result.__typename !== "ResetPasswordSuccess") {
+        setError("reset-error", failureMessage(result));
+        return;
+      }
+      show($("reset-card"), false);
+      show($("signin-card"), true);
+      $("email").value = result.email;
+      $("password").value = "";
+      $("signin-note").textContent = "Your password is set: sign in with it.";
+    } catch (error) {
+      setError("reset-error", error.message);
+    }
+  });
+}
+
 // ---------------------------------------------------------------- start-up
 
 async function main() {
@@ -1069,6 +1134,7 @@ async function main() {
     if ($("signin-form").reportValidity()) authenticate(REGISTER);
   });
   $("sign-out").addEventListener("click", () => signOut(""));
+  $("forgot").addEventListener("click", requestReset);
   $("generate-form").addEventListener("submit", generate);
   $("model").addEventListener("change", renderParams);
   $("load-more").addEventListener("click", () => gallery.loadMore());
@@ -1094,6 +1160,13 @@ async function main() {
     }
   } catch (error) {
     console.warn("config.json:", error);
+  }
+
+  const resetToken = takeResetToken();
+  if (resetToken) {
+    offerReset(resetToken);
+    document.body.dataset.ready = "true";
+    return;
   }
 
   const saved = sessionStorage.getItem(SESSION_KEY);

@@ -1,0 +1,110 @@
+"""Forgotten passwords: a single-use link by e-mail, then a new password that ends every session.
+
+`request_password_reset` answers the same whether or not the address has an account: the
+same statements run either way (PasswordResetRepository.issue) and only the e-mail's
+queueing differs. The token travels only in the link; the database keeps its SHA-256.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from domain.emails import SEND_EMAIL_TASK, EmailMessage
+from domain.errors import InvalidCredentials, InvalidInput
+from domain.ports import AccessRevocations, Clock, JobQueue, PasswordHasher
+from domain.repositories import UnitOfWork
+from domain.users import User, is_email_address, normalize_email, refresh_token_hash, validate_new_password
+
+log = logging.getLogger("genhub.accounts")
+
+TOKEN_BYTES = 32
+#: Longer than any token we issue (43 characters): longer input is refused before hashing.
+MAX_TOKEN_LENGTH = 128
+REFUSED = "The reset link is unknown, already used or expired: ask for a new one."
+
+
+@dataclass(frozen=True, slots=True)
+class ResetPolicy:
+    ttl: timedelta
+    #: The link e-mailed, with `{token}` where the token goes (in the fragment by default: never sent to a server).
+    link_template: str
+    product_name: str = "genhub"
+
+    def link(self, token: str) -> str:
+        return self.link_template.replace("{token}", token)
+
+
+def reset_message(address: str, link: str, policy: ResetPolicy) -> EmailMessage:
+    minutes = int(policy.ttl.total_seconds() // 60)
+    text = (
+        f"Someone (hopefully you) asked to reset the password of your {policy.product_name} account.\n\n"
+        f"Choose a new password here (the link works once, for {minutes} minutes):\n\n{link}\n\n"
+        "If it was not you, ignore this e-mail: your password stays as it is.\n"
+    )
+    return EmailMessage(to=address, subject=f"Reset your {policy.product_name} password", text=text)
+
+
+async def request_password_reset(
+    email: str, *, uow: UnitOfWork, jobs: JobQueue, clock: Clock, policy: ResetPolicy
+) -> None:
+    """Issue a reset for the account with this address, if any, and queue its e-mail.
+
+    Older unused links of the account stop working. InvalidInput only for text that is no
+    e-mail address at all; nothing else tells whether the account exists. A failure to
+    queue the e-mail is logged, not answered (that answer would tell).
+    """
+    address = normalize_email(email)
+    if not is_email_address(address):
+        raise InvalidInput.single("email", "must be a valid e-mail address")
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    now = clock.now()
+    async with uow:
+        user_id = await uow.password_resets.issue(
+            address, reset_id=uuid.uuid4(), token_hash=refresh_token_hash(token), at=now, expires_at=now + policy.ttl
+        )
+        await uow.commit()
+    if user_id is None:
+        return
+    message = reset_message(address, policy.link(token), policy)
+    try:
+        await jobs.enqueue(SEND_EMAIL_TASK, **message.as_task_args())
+    except Exception as exc:  # the reset stands; the user can ask again
+        log.warning("password reset of user %s: the e-mail could not be queued: %r", user_id, exc)
+
+
+async def reset_password(
+    token: str,
+    new_password: str,
+    *,
+    uow: UnitOfWork,
+    hasher: PasswordHasher,
+    clock: Clock,
+    revocations: AccessRevocations,
+) -> User:
+    """Use the token up and set the password; every session of the account ends (refresh families
+    and access tokens, at once). Returns the account.
+
+    InvalidInput for a password registration would refuse (the token is not used);
+    InvalidCredentials for an unknown, used or expired token (nothing changes).
+    """
+    validate_new_password(new_password)
+    token = token.strip()
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidCredentials(REFUSED)
+    new_hash = await hasher.hash(new_password)  # before the transaction: the token's row is not held meanwhile
+    now = clock.now()
+    async with uow:
+        user_id = await uow.password_resets.use(refresh_token_hash(token), now)
+        user = await uow.users.get(user_id) if user_id is not None else None
+        if user_id is None or user is None or user.deleted_at is not None:  # a deleted account's link is dead
+            raise InvalidCredentials(REFUSED)
+        await uow.users.set_password_hash(user_id, new_hash)
+        await uow.users.end_sessions(user_id, now)
+        await uow.refresh_tokens.revoke_all(user_id, now)
+        await uow.commit()
+    await revocations.announce(user.id)
+    return user
