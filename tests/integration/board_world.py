@@ -124,6 +124,8 @@ def world_settings(postgres_dsn: str, tmp: Path, **overrides: Any) -> Settings:
         "seed_demo": False,
         "rate_limit_register": 10_000,
         "rate_limit_login": 10_000,
+        "rate_limit_password_reset": 10_000,
+        "rate_limit_password_reset_account": 10_000,
         "rate_limit_invite": 10_000,  # every board of these tests is shared by invitation
     }
     values.update(overrides)

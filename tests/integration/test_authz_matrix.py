@@ -25,9 +25,11 @@ from typing import Any
 
 import pytest
 
+from domain.use_cases.auth import ensure_admin
 from graph.schema import build_schema
+from tests.fixtures.app import register_user
 from tests.integration.asgi_websocket import AsgiWebSocket, WebSocketClosed
-from tests.integration.board_world import World, module_world, with_board
+from tests.integration.board_world import PASSWORD, World, module_world, sign_in, with_board
 
 pytestmark = pytest.mark.postgres
 
@@ -54,6 +56,9 @@ class Row:
     chunk: str = ""  # "", "ready" or "pending": the subject chunk this row needs
     upload: bool = False
     mutates: bool = False  # changes the subject: every cell gets a fresh one
+    #: Ends the caller's sessions: "session", each persona calls with a sign-in of its own; "account",
+    #: with a stand-in account of the persona's role (ending all its sessions spares the world's tokens).
+    own_session: str = ""
 
 
 async def no_variables(subject: Subject, persona: str) -> dict[str, Any]:
@@ -293,6 +298,30 @@ ROWS: dict[str, Row] = {
         of(b=BOARD),
         mutates=True,
     ),
+    "Mutation.changePassword": Row(  # with a wrong current password: the personas keep theirs
+        'mutation { changePassword(input: {currentPassword: "not it at all", newPassword: "x new passphrase"}) '
+        "{ __typename } }",
+        (U, *["InvalidCredentials"] * 5),  # type: ignore[arg-type]
+    ),
+    "Mutation.requestPasswordReset": Row(
+        "mutation($e: String!) { requestPasswordReset(email: $e) { __typename } }",
+        ("RequestPasswordResetSuccess",) * 6,  # type: ignore[arg-type]
+        of(e=email_of),
+    ),
+    "Mutation.resetPassword": Row(
+        'mutation { resetPassword(input: {token: "not-a-token", newPassword: "x new passphrase"}) { __typename } }',
+        ("InvalidCredentials",) * 6,  # type: ignore[arg-type]
+    ),
+    "Mutation.logout": Row(
+        "mutation { logout { __typename } }",
+        (U, *["LogoutSuccess"] * 5),  # type: ignore[arg-type]
+        own_session="session",
+    ),
+    "Mutation.logoutEverywhere": Row(
+        "mutation { logoutEverywhere { __typename } }",
+        (U, *["LogoutSuccess"] * 5),  # type: ignore[arg-type]
+        own_session="account",
+    ),
     "Mutation.deleteAccount": Row(  # with a wrong password: the personas stay (the right one: test_account_deletion)
         'mutation { deleteAccount(input: {password: "not the password"}) { __typename } }',
         (U, *["InvalidCredentials"] * 5),  # type: ignore[arg-type]
@@ -380,6 +409,11 @@ UPLOAD_HEADERS = {"GraphQL-Require-Preflight": "1"}
 
 
 async def execute(world: World, persona: str, row: Row, variables: dict[str, Any]) -> dict[str, Any]:
+    if row.own_session and world.tokens[persona]:
+        token = await (
+            sign_in(world.client, world.emails[persona]) if row.own_session == "session" else stand_in(world, persona)
+        )
+        return await world.client.execute(row.document, variables, token=token, expect_errors=True)
     if not row.upload:
         return await world.run(persona, row.document, variables)
     token = world.tokens[persona]
@@ -396,6 +430,17 @@ async def execute(world: World, persona: str, row: Row, variables: dict[str, Any
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def stand_in(world: World, persona: str) -> str:
+    """A signed-in account of its own with the persona's role."""
+    email = f"stand-in-{persona}-{uuid.uuid4().hex[:8]}@example.com"
+    c = world.client.container
+    if persona == "admin":
+        await ensure_admin(email=email, password=PASSWORD, uow=c.uow(), hasher=c.hasher, clock=c.clock)
+    else:
+        await register_user(world.client, email, PASSWORD)
+    return await sign_in(world.client, email)
 
 
 def outcome(body: dict[str, Any], subject: Subject) -> str:
