@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from domain.generations import Generation
 from tests.fixtures.waiting import eventually
+from tests.integration.asgi_websocket import AsgiWebSocket
 from tests.integration.board_world import GENERATE, World, module_world, with_board
 
 pytestmark = pytest.mark.postgres
@@ -281,3 +282,66 @@ async def test_hostile_id_lists_never_delete_anything_not_the_viewers(personas: 
         return
     assert result["deletedCount"] == 0
     assert all(r["error"]["__typename"] == "NotFound" for r in result["results"])
+
+
+# ---------------------------------------------------------------- subscriptions
+
+
+WATCH = "subscription W($id: ID!) { generationUpdated(id: $id) { generation { id status } } }"
+
+
+async def watching(world: World, persona: str, generation_id: str) -> AsgiWebSocket:
+    ws = AsgiWebSocket(world.client.app)
+    await ws.__aenter__()
+    await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {world.tokens[persona]}"}})
+    assert (await ws.receive_json())["type"] == "connection_ack"
+    await ws.send_json(
+        {"id": "1", "type": "subscribe", "payload": {"query": WATCH, "variables": {"id": generation_id}}}
+    )
+    first = await ws.receive_json()
+    assert (
+        first["type"] == "next" and first["payload"]["data"]["generationUpdated"]["generation"]["id"] == generation_id
+    )
+    return ws
+
+
+async def test_watches_of_a_deleted_generation_end(personas: World) -> None:
+    # given a board generation still waiting for a thumbnail, watched by its owner and by a board viewer
+    world = await with_board(personas)
+    generation_id = await finished(world, board_id=world.board_id)
+    async with world.client.container.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE generations SET thumbnails_pending = 1 WHERE id = :id"), {"id": uuid.UUID(generation_id)}
+        )
+    owner = await watching(world, "owner", generation_id)
+    viewer = await watching(world, "viewer", generation_id)
+    try:
+        # when the owner deletes it
+        assert (await world.data("owner", DELETE, {"id": generation_id}))["deleteGeneration"]["__typename"] == (
+            "DeleteGenerationSuccess"
+        )
+        # then each watch shows its last state and completes (nothing more will come)
+        for ws in (owner, viewer):
+            last = await ws.receive_json()
+            assert last["type"] == "next", last
+            assert last["payload"]["data"]["generationUpdated"]["generation"]["id"] == generation_id
+            assert (await ws.receive_json())["type"] == "complete"
+        # and a new watch is NotFound
+        async with AsgiWebSocket(world.client.app) as late:
+            await late.send_json(
+                {"type": "connection_init", "payload": {"Authorization": f"Bearer {world.tokens['owner']}"}}
+            )
+            assert (await late.receive_json())["type"] == "connection_ack"
+            await late.send_json(
+                {"id": "1", "type": "subscribe", "payload": {"query": WATCH, "variables": {"id": generation_id}}}
+            )
+            refused = await late.receive_json()
+            codes = (
+                [e["extensions"]["code"] for e in refused["payload"]]
+                if refused["type"] == "error"
+                else [e["extensions"]["code"] for e in refused["payload"]["errors"]]
+            )
+            assert codes == ["NOT_FOUND"], refused
+    finally:
+        await owner.__aexit__(None, None, None)
+        await viewer.__aexit__(None, None, None)
