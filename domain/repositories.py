@@ -127,6 +127,10 @@ class PasswordResetRepository(Protocol):
         Of concurrent uses of one token exactly one gets the user."""
         ...
 
+    async def delete_all_of(self, user_id: uuid.UUID) -> int:
+        """Every reset of the user, used or not (a deleted account's): how many went."""
+        ...
+
 
 class CreditRepository(Protocol):
     async def ensure_account(self, user_id: uuid.UUID) -> None: ...

@@ -12,7 +12,7 @@ request, run one after the other):
 - each board the user is the only OWNER of is deleted (other members' generations in it
   stay theirs, detached); from the others the user is removed; invitations to the
   user's address go;
-- refresh tokens are deleted, every session ended (the access gate refuses the account's
+- refresh tokens and password resets are deleted, every session ended (the access gate refuses the account's
   tokens on every replica at once, and its open subscriptions are closed, after the
   commit's announcement: domain/use_cases/sessions.py); the users row stays as a tombstone (the ledger names it):
   e-mail replaced by `deleted:<id>` (no address can take that form, and the real address
@@ -95,6 +95,7 @@ async def delete_account(
         await uow.users.tombstone(user_id, email=tombstone_email(user_id), at=now)
         keys += await _delete_content(uow, user_id, now)
         await uow.refresh_tokens.delete_all_of(user_id)
+        await uow.password_resets.delete_all_of(user_id)
         await storage_deletions.queue(uow, keys, now)
         await uow.commit()
     # Every process forgets the account (the gate refuses a tombstone) and closes its open subscriptions.

@@ -50,6 +50,7 @@ USER_COLUMNS = {
     "board_members": "user_id",
     "refresh_tokens": "user_id",
     "data_exports": "user_id",
+    "password_resets": "user_id",
 }
 
 
@@ -132,6 +133,12 @@ async def test_deleting_an_account_leaves_nothing_of_it_but_an_anonymous_ledger(
     assert invited["addBoardMember"]["__typename"] == "BoardSuccess"
     keys = await object_keys_of(world, user_id)
     assert len(keys) >= 3  # an output, its thumbnail, the upload
+    asked = await world.client.execute(
+        "mutation R($e: String!) { requestPasswordReset(email: $e) { __typename } }", {"e": world.emails[me]}
+    )
+    assert "errors" not in asked
+    resets = "SELECT count(*) FROM password_resets WHERE user_id = :u"
+    assert await scalar(world, resets, u=uuid.UUID(user_id)) == 1
     ledger_rows = await scalar(world, "SELECT count(*) FROM credit_ledger WHERE user_id = :u", u=uuid.UUID(user_id))
 
     # when the user deletes the account with its password

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import insert, literal, select, text, update
+from sqlalchemy import delete, insert, literal, select, text, update
 
 from infrastructure.db.models import PasswordResetRow, UserRow
 from infrastructure.db.repositories.base import SqlRepository
@@ -67,3 +67,7 @@ class SqlPasswordResetRepository(SqlRepository):
                 .values(used_at=at)
             )
         return user_id
+
+    async def delete_all_of(self, user_id: uuid.UUID) -> int:
+        stmt = delete(PasswordResetRow).where(PasswordResetRow.user_id == user_id).returning(PasswordResetRow.id)
+        return len((await self.session.execute(stmt)).all())

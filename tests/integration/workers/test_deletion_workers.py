@@ -76,7 +76,7 @@ async def bucket_keys(world: World) -> list[str]:
 
 async def rows_naming(world: World, generation_ids: list[uuid.UUID]) -> dict[str, int]:
     """Rows of every table that name the user or one of the generations (the ledger and account excepted)."""
-    by_user = ["generations", "chunks", "board_members", "refresh_tokens", "data_exports"]
+    by_user = ["generations", "chunks", "board_members", "refresh_tokens", "data_exports", "password_resets"]
     by_generation = ["generations", "assets", "generation_inputs", "provider_tasks", "credit_ledger"]
     counts: dict[str, int] = {}
     async with world.container.engine.connect() as conn:
