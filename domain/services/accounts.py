@@ -59,6 +59,7 @@ class Accounts:
             clock=self.clock,
             limiter=self.limiter,
             family_rate=self.refresh_family,
+            revocations=self.revocations,
         )
 
     def verify_access(self, token: str) -> tuple[Principal, datetime]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.errors import AccountSuspended, EmailTaken, InvalidCredentials
-from domain.ports import Clock, PasswordHasher, RateLimiter, TokenIssuer
+from domain.ports import AccessRevocations, Clock, PasswordHasher, RateLimiter, TokenIssuer
 from domain.repositories import RefreshTokenRecord, UnitOfWork
 from domain.use_cases.rate_limits import RateRule, enforce
 from domain.users import Role, User, normalize_email, refresh_token_hash, validate_registration
@@ -98,8 +98,10 @@ async def refresh(
     clock: Clock,
     limiter: RateLimiter | None = None,
     family_rate: RateRule | None = None,
+    revocations: AccessRevocations | None = None,
 ) -> Session:
-    """Rotate: the old token is spent; presenting a spent token revokes its whole family.
+    """Rotate: the old token is spent; presenting a spent token revokes its whole family (and,
+    announced through `revocations`, the access tokens issued for it stop working at once).
 
     `family_rate` limits the rotations of one family (one sign-in), from any address; a
     refused call spends nothing.
@@ -115,6 +117,8 @@ async def refresh(
             # Reuse of a rotated token: somebody else holds a copy. Revoke the family.
             await uow.refresh_tokens.revoke_family(record.family_id, now)
             await uow.commit()
+            if revocations is not None:
+                await revocations.announce(record.user_id)
             raise InvalidCredentials("The refresh token was already used; sign in again.")
         user = await uow.users.get(record.user_id)
         if user is None:

@@ -231,3 +231,23 @@ async def test_concurrent_suspensions_and_reinstatements_end_in_the_last_state(
     user = await a.services.accounts.find("race@example.com")
     assert user is not None and user.is_suspended
     assert await me(a, token) == {"UNAUTHENTICATED"} and await me(b, token) == {"UNAUTHENTICATED"}
+
+
+async def test_a_reused_refresh_token_ends_its_sessions_access_tokens_on_every_replica(
+    pair: tuple[GraphQLClient, GraphQLClient],
+) -> None:
+    # given a session whose refresh token was copied: the thief refreshed on A, admitted there and on B
+    a, b = pair
+    _, token, stolen = await signed_in(a, "theft@example.com")
+    rotated = (await a.execute(REFRESH, {"token": stolen}))["data"]["refreshToken"]
+    assert rotated["__typename"] == "AuthPayload"
+    assert await me(a, rotated["accessToken"]) == set() and await me(b, rotated["accessToken"]) == set()
+    # when the owner presents the spent token on B (reuse: the family is revoked)
+    reused = (await b.execute(REFRESH, {"token": stolen}))["data"]["refreshToken"]
+    assert reused["__typename"] == "InvalidCredentials"
+    # then every access token of that session is refused on both replicas within about a second
+    for replica in (a, b):
+        for access in (token, rotated["accessToken"]):
+            await eventually(
+                lambda r=replica, t=access: _refused(r, t), what="the session's tokens refused", timeout=1.5
+            )

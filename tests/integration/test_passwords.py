@@ -384,6 +384,30 @@ async def test_hostile_tokens_and_addresses_get_typed_answers(client: GraphQLCli
             assert next(iter(body["data"].values()))["__typename"] in allowed
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(current=st.text(max_size=300), new=st.text(max_size=300))
+async def test_hostile_passwords_to_change_get_typed_answers(
+    hostile_client: GraphQLClient, current: str, new: str
+) -> None:
+    # given a session whose password is never the generated one (so nothing changes, and it stays signed in)
+    token = hostile_client.token
+    assert token is not None
+    body = await hostile_client.execute(CHANGE, {"current": current, "new": new}, token=token, expect_errors=True)
+    assert "INTERNAL_SERVER_ERROR" not in codes(body), body
+    if body.get("data"):
+        answer = body["data"]["changePassword"]["__typename"]
+        assert answer in {"InvalidCredentials", "InvalidInput", "RateLimited"}
+    else:
+        assert codes(body) == {"INVALID_INPUT"}, body  # text no column can hold, refused at the boundary
+
+
+@pytest.fixture
+async def hostile_client(app_settings: Callable[..., Any]) -> AsyncIterator[GraphQLClient]:
+    async with running_app(app_settings(rate_limit_login_account=10_000, rate_limit_login=10_000)) as client:
+        session = await register_user(client, "hostile@example.com", "the one password nobody guesses")
+        yield client.as_user(session["accessToken"])
+
+
 async def test_a_reset_request_takes_as_long_for_an_unknown_address(app_settings: Callable[..., Any]) -> None:
     # given an account, and limits that do not get in the way
     async with running_app(
