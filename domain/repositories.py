@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from domain.audit import AuditEntry, AuditFilter
 from domain.boards import Board, BoardMember, BoardRole
 from domain.catalogue import AiModel, ModelKind, Preset
 from domain.chunks import Chunk
@@ -91,6 +92,37 @@ class UserRepository(Protocol):
 
     async def set_suspended(self, user_id: uuid.UUID, at: datetime | None) -> bool:
         """Suspend since `at`, or reinstate (None); False when there is no such user."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """A user as the admin pages list them: the account and its credits."""
+
+    user: User
+    balance: CreditBalance
+
+
+class UserDirectory(Protocol):
+    """The admins' reads of accounts (the users' own reads go through the other repositories)."""
+
+    async def search(self, *, email_contains: str | None, page: PageRequest) -> Page[UserSummary]:
+        """Users whose e-mail contains `email_contains` (case-insensitive, literally: `%`, `_` and `\\`
+        match only themselves), newest first, with their credits. One read."""
+        ...
+
+    async def summary(self, user_id: uuid.UUID) -> UserSummary | None: ...
+    async def generations_of(self, user_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
+        """The user's own generations (not their boards' others), newest first."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Append-only: entries are added and read, never changed or deleted."""
+
+    async def add(self, entry: AuditEntry) -> None: ...
+    async def page(self, flt: AuditFilter, page: PageRequest) -> Page[AuditEntry]:
+        """Newest first."""
         ...
 
 
@@ -479,6 +511,10 @@ class UnitOfWork(Protocol):
     def invitations(self) -> BoardInvitationRepository: ...
     @property
     def storage_deletions(self) -> StorageDeletionRepository: ...
+    @property
+    def user_directory(self) -> UserDirectory: ...
+    @property
+    def audit(self) -> AuditLog: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *args: object) -> None: ...

@@ -12,6 +12,8 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from graph.admin.mutations import AdminMutations
+from graph.admin.queries import AdminQueries
 from graph.auth.mutations import AuthMutations, SessionMutations
 from graph.auth.queries import AuthQueries
 from graph.boards.mutations import BoardMutations
@@ -44,6 +46,7 @@ QUERIES: tuple[type, ...] = (
     BoardQueries,
     ChunkQueries,
     DataExportQueries,
+    AdminQueries,
 )
 MUTATIONS: tuple[type, ...] = (
     AuthMutations,
@@ -54,6 +57,7 @@ MUTATIONS: tuple[type, ...] = (
     BoardMutations,
     ChunkMutations,
     DataExportMutations,
+    AdminMutations,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (GenerationSubscriptions, CreditSubscriptions)
 

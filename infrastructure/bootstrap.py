@@ -24,6 +24,7 @@ from domain.cursors import CursorCodec
 from domain.invitations import InvitationRules
 from domain.services.account_deletion import AccountDeletion
 from domain.services.accounts import Accounts
+from domain.services.admin import Administration
 from domain.services.boards import Boards
 from domain.services.catalogue import Catalogue
 from domain.services.chunks import Chunks
@@ -78,6 +79,7 @@ class Services:
     catalogue: Catalogue
     lookups: Lookups
     watching: Watching
+    admin: Administration
     processing: Processing
     thumbnails: Thumbnails
     mail: Mail
@@ -228,10 +230,15 @@ def bind(c: Container) -> Services:
             invite_rate=RateRule(s.rate_limit_invite, window),
         ),
         catalogue=Catalogue(
-            uow=c.uow, reads=c.read_uow, cache=c.catalogue, known_providers=frozenset(c.providers.names)
+            uow=c.uow,
+            reads=c.read_uow,
+            cache=c.catalogue,
+            known_providers=frozenset(c.providers.names),
+            clock=c.clock,
         ),
         lookups=Lookups(uow=c.read_uow, catalogue=c.catalogue, clock=c.clock),
         watching=Watching(uow=c.read_uow, feed=BroadcastFeed(c.broadcast, c.read_uow), clock=c.clock),
+        admin=Administration(uow=c.uow, reads=c.read_uow, clock=c.clock, revocations=c.revocations),
         processing=Processing(
             ports=ProcessingPorts(
                 uow=c.uow,

@@ -6,9 +6,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from domain.audit import RequestOrigin
 from domain.catalogue import AiModel, ModelKind, Preset
 from domain.catalogue_plan import CataloguePlan
-from domain.ports import CatalogueReader
+from domain.ports import CatalogueReader, Clock
 from domain.repositories import UnitOfWorkFactory
 from domain.use_cases import catalogue, catalogue_files
 from domain.users import Principal
@@ -20,6 +21,7 @@ class Catalogue:
     reads: UnitOfWorkFactory  # read-only units (a query's scope), never a write's connection
     cache: CatalogueReader
     known_providers: frozenset[str]
+    clock: Clock
 
     async def models(
         self, kind: ModelKind | None, *, include_inactive: bool = False, actor: Principal | None = None
@@ -42,6 +44,7 @@ class Catalogue:
         cost_credits: int,
         capabilities: Any,
         is_active: bool | None,
+        origin: RequestOrigin = RequestOrigin(),
     ) -> AiModel:
         """`actor` None: the operator (CLI, seeding)."""
         return await catalogue.upsert_model(
@@ -56,10 +59,19 @@ class Catalogue:
             known_providers=self.known_providers,
             uow=self.uow(),
             catalogue=self.cache,
+            clock=self.clock,
+            origin=origin,
         )
 
     async def upsert_preset(
-        self, actor: Principal | None, *, preset_id: uuid.UUID | None, model_id: uuid.UUID, name: str, params: Any
+        self,
+        actor: Principal | None,
+        *,
+        preset_id: uuid.UUID | None,
+        model_id: uuid.UUID,
+        name: str,
+        params: Any,
+        origin: RequestOrigin = RequestOrigin(),
     ) -> Preset:
         return await catalogue.upsert_preset(
             actor=actor,
@@ -69,6 +81,8 @@ class Catalogue:
             params=params,
             uow=self.uow(),
             catalogue=self.cache,
+            clock=self.clock,
+            origin=origin,
         )
 
     async def apply_document(self, document: Any, *, dry_run: bool, prune: bool) -> CataloguePlan:
@@ -80,6 +94,7 @@ class Catalogue:
             known_providers=self.known_providers,
             uow=self.uow(),
             catalogue=self.cache,
+            clock=self.clock,
         )
 
     async def export_document(self) -> dict[str, Any]:
@@ -88,5 +103,9 @@ class Catalogue:
     async def settings(self, actor: Principal) -> list[tuple[str, Any]]:
         return await catalogue.list_settings(actor=actor, uow=self.reads())
 
-    async def set_setting(self, actor: Principal, key: str, value: Any) -> tuple[str, Any]:
-        return await catalogue.set_setting(actor=actor, key=key, value=value, uow=self.uow())
+    async def set_setting(
+        self, actor: Principal, key: str, value: Any, origin: RequestOrigin = RequestOrigin()
+    ) -> tuple[str, Any]:
+        return await catalogue.set_setting(
+            actor=actor, key=key, value=value, uow=self.uow(), clock=self.clock, origin=origin
+        )

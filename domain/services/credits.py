@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from domain.audit import RequestOrigin
 from domain.credits import CreditBalance, LedgerEntry
 from domain.pagination import Page, PageRequest
 from domain.ports import Clock, EventPublisher
@@ -22,7 +23,13 @@ class Credits:
     clock: Clock
 
     async def grant(
-        self, actor: Principal | None, user_id: uuid.UUID, amount: int, reason: str, idempotency_key: str | None
+        self,
+        actor: Principal | None,
+        user_id: uuid.UUID,
+        amount: int,
+        reason: str,
+        idempotency_key: str | None,
+        origin: RequestOrigin = RequestOrigin(),
     ) -> GrantResult:
         """`actor` None: the operator (CLI, seeding), who needs no admin token."""
         return await credits.grant(
@@ -34,6 +41,7 @@ class Credits:
             uow=self.uow(),
             publisher=self.publisher,
             clock=self.clock,
+            origin=origin,
         )
 
     async def balance(self, user_id: uuid.UUID) -> CreditBalance:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from dataclasses import replace
 from typing import Any
 
+from domain.audit import Attempt, AuditAction, AuditOutcome, RequestOrigin
 from domain.catalogue import AiModel, ModelKind, Preset, model_problems, preset_problems, preset_shape_problems
 from domain.catalogue_document import preset_key
-from domain.errors import Forbidden, InvalidInput, NameTaken, NotFound
-from domain.ports import CatalogueReader
+from domain.errors import DomainError, Forbidden, InvalidInput, NameTaken, NotFound
+from domain.ports import CatalogueReader, Clock
 from domain.repositories import UnitOfWork
 from domain.text import json_problem
+from domain.use_cases.audit import moment, record_refusal
 from domain.users import Principal
 
 SETTING_KEY_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,127}$")
@@ -55,8 +59,46 @@ async def upsert_model(
     known_providers: frozenset[str],
     uow: UnitOfWork,
     catalogue: CatalogueReader,
+    clock: Clock | None = None,
+    origin: RequestOrigin = RequestOrigin(),
 ) -> AiModel:
+    """Create or update the model `slug` names; audited (a refusal too, on its own)."""
     _require_admin(actor)
+    asked = {"slug": slug, "provider": provider, "kind": kind.value, "costCredits": cost_credits, "isActive": is_active}
+    attempt = Attempt(AuditAction.UPSERT_MODEL, actor, moment(clock), None, None, origin, asked)
+    try:
+        saved = await _upsert_model(
+            attempt,
+            slug=slug,
+            name=name,
+            provider=provider,
+            kind=kind,
+            cost_credits=cost_credits,
+            capabilities=capabilities,
+            is_active=is_active,
+            known_providers=known_providers,
+            uow=uow,
+        )
+    except DomainError as exc:
+        await record_refusal(uow, attempt, exc)
+        raise
+    await catalogue.invalidate()
+    return saved
+
+
+async def _upsert_model(
+    attempt: Attempt,
+    *,
+    slug: str,
+    name: str,
+    provider: str,
+    kind: ModelKind,
+    cost_credits: int,
+    capabilities: Any,
+    is_active: bool | None,
+    known_providers: frozenset[str],
+    uow: UnitOfWork,
+) -> AiModel:
     given = {} if capabilities is None else capabilities
     model_problems(
         slug=slug,
@@ -81,8 +123,12 @@ async def upsert_model(
             is_active=is_active if is_active is not None else (existing.is_active if existing else True),
         )
         saved = await uow.catalogue.save_model(model)
+        outcome = AuditOutcome.UNCHANGED if existing == saved else AuditOutcome.APPLIED
+        entry = replace(attempt, target_id=str(saved.id)).entry(
+            outcome, {"created": existing is None, "isActive": saved.is_active}
+        )
+        await uow.audit.add(entry)
         await uow.commit()
-    await catalogue.invalidate()
     return saved
 
 
@@ -95,6 +141,8 @@ async def upsert_preset(
     params: Any,
     uow: UnitOfWork,
     catalogue: CatalogueReader,
+    clock: Clock | None = None,
+    origin: RequestOrigin = RequestOrigin(),
 ) -> Preset:
     """Create or update a preset; NameTaken when another preset of the model has the same `preset_key`.
 
@@ -103,12 +151,30 @@ async def upsert_preset(
     (or two upserts) never add look-alikes side by side.
     """
     _require_admin(actor)
+    asked = {"modelId": str(model_id), "name": name}
+    target = str(preset_id) if preset_id is not None else None
+    attempt = Attempt(AuditAction.UPSERT_PRESET, actor, moment(clock), target, None, origin, asked)
+    try:
+        preset = await _upsert_preset(
+            attempt, preset_id=preset_id, model_id=model_id, name=name, params=params, uow=uow
+        )
+    except DomainError as exc:
+        await record_refusal(uow, attempt, exc)
+        raise
+    await catalogue.invalidate()
+    return preset
+
+
+async def _upsert_preset(
+    attempt: Attempt, *, preset_id: uuid.UUID | None, model_id: uuid.UUID, name: str, params: Any, uow: UnitOfWork
+) -> Preset:
     preset_shape_problems(name=name, params=params).raise_if_any()
     async with uow:
         await uow.catalogue.lock_catalogue()
         model = await uow.catalogue.get_model(model_id)
         if model is None:
             raise NotFound("model")
+        existing = None
         if preset_id is not None:
             existing = await uow.catalogue.get_preset(preset_id)
             if existing is None:
@@ -127,8 +193,9 @@ async def upsert_preset(
         preset = await uow.catalogue.save_preset(
             Preset(id=preset_id or uuid.uuid4(), model_id=model_id, name=name.strip(), params=dict(params))
         )
+        outcome = AuditOutcome.UNCHANGED if existing == preset else AuditOutcome.APPLIED
+        await uow.audit.add(replace(attempt, target_id=str(preset.id)).entry(outcome, {"created": existing is None}))
         await uow.commit()
-    await catalogue.invalidate()
     return preset
 
 
@@ -138,15 +205,33 @@ async def list_settings(*, actor: Principal, uow: UnitOfWork) -> list[tuple[str,
         return await uow.admin_settings.list()
 
 
-async def set_setting(*, actor: Principal, key: str, value: Any, uow: UnitOfWork) -> tuple[str, Any]:
+async def set_setting(
+    *,
+    actor: Principal,
+    key: str,
+    value: Any,
+    uow: UnitOfWork,
+    clock: Clock | None = None,
+    origin: RequestOrigin = RequestOrigin(),
+) -> tuple[str, Any]:
+    """Audited with the key and the value's size only: a setting's value may be a secret."""
     _require_admin(actor)
-    if not SETTING_KEY_RE.match(key):
-        raise InvalidInput.single("key", "must be 1-128 characters: lowercase letters, digits, '_', '.', '-'")
-    if value is None:
-        raise InvalidInput.single("value", "must not be null")
-    if (why := json_problem(value)) is not None:
-        raise InvalidInput.single("value", why)
-    async with uow:
-        await uow.admin_settings.set(key, value, actor_id=actor.user_id)
-        await uow.commit()
+    attempt = Attempt(AuditAction.SET_ADMIN_SETTING, actor, moment(clock), key, None, origin, {"key": key})
+    try:
+        if not SETTING_KEY_RE.match(key):
+            raise InvalidInput.single("key", "must be 1-128 characters: lowercase letters, digits, '_', '.', '-'")
+        if value is None:
+            raise InvalidInput.single("value", "must not be null")
+        if (why := json_problem(value)) is not None:
+            raise InvalidInput.single("value", why)
+        async with uow:
+            before = await uow.admin_settings.get(key)
+            await uow.admin_settings.set(key, value, actor_id=actor.user_id)
+            outcome = AuditOutcome.UNCHANGED if before == value else AuditOutcome.APPLIED
+            size = len(json.dumps(value, separators=(",", ":"), default=str))
+            await uow.audit.add(attempt.entry(outcome, {"created": before is None, "valueBytes": size}))
+            await uow.commit()
+    except DomainError as exc:
+        await record_refusal(uow, attempt, exc)
+        raise
     return key, value

@@ -85,6 +85,7 @@ async def seed_demo(
                 known_providers=frozenset({"simulated"}),
                 uow=uow(),
                 catalogue=catalogue_cache,
+                clock=clock,
                 **spec,
             )
         )

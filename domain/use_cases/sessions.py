@@ -9,6 +9,7 @@ state within the gate's TTL (domain/use_cases/access_gate.py; docs/security.md).
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from domain.errors import NotFound
 from domain.ports import AccessRevocations, Clock
@@ -54,14 +55,21 @@ async def set_suspended(
     reinstated) or reinstate (the user may sign in again; ended sessions stay ended). Idempotent."""
     now = clock.now()
     async with uow:
-        if not await uow.users.set_suspended(user_id, now if suspended else None):
-            raise NotFound("user")
-        if suspended:
-            await uow.users.end_sessions(user_id, now)
-            await uow.refresh_tokens.revoke_all(user_id, now)
-        user = await uow.users.get(user_id)
-        if user is None:
-            raise NotFound("user")
+        user = await apply_suspension(uow, user_id, suspended, now)
         await uow.commit()
     await revocations.announce(user_id)
+    return user
+
+
+async def apply_suspension(uow: UnitOfWork, user_id: uuid.UUID, suspended: bool, now: datetime) -> User:
+    """`set_suspended`'s writes, inside the caller's open unit of work (which commits, then announces
+    the user); the user as it is after them. NotFound."""
+    if not await uow.users.set_suspended(user_id, now if suspended else None):
+        raise NotFound("user")
+    if suspended:
+        await uow.users.end_sessions(user_id, now)
+        await uow.refresh_tokens.revoke_all(user_id, now)
+    user = await uow.users.get(user_id)
+    if user is None:
+        raise NotFound("user")
     return user

@@ -20,6 +20,7 @@ from graph.catalogue.types import (
 from graph.common.ids import parse_id
 from graph.context import Info
 from graph.permissions import IsAuthenticated
+from graph.request_origin import origin_of
 from graph.scalars import JSON
 
 
@@ -38,6 +39,7 @@ class CatalogueMutations:
             cost_credits=input.cost_credits,
             capabilities=input.capabilities,
             is_active=input.is_active,
+            origin=origin_of(info),
         )
         return ModelSuccess(model=AiModel.from_domain(model))
 
@@ -49,10 +51,13 @@ class CatalogueMutations:
             model_id=parse_id(input.model_id, "modelId"),
             name=input.name,
             params=input.params,
+            origin=origin_of(info),
         )
         return PresetSuccess(preset=Preset.from_domain(preset))
 
     @strawberry.mutation(description="Set one admin setting (admin only).", permission_classes=[IsAuthenticated])
     async def set_admin_setting(self, info: Info, key: str, value: JSON) -> SetAdminSettingResult:
-        k, v = await info.context.services.catalogue.set_setting(info.context.require_viewer(), key, value)
+        k, v = await info.context.services.catalogue.set_setting(
+            info.context.require_viewer(), key, value, origin_of(info)
+        )
         return AdminSettingSuccess(setting=AdminSetting(key=k, value=v))

@@ -8,6 +8,7 @@ from graph.common.ids import parse_id
 from graph.context import Info
 from graph.credits.types import CreditBalance, GrantCreditsInput, GrantCreditsResult, GrantCreditsSuccess, LedgerEntry
 from graph.permissions import IsAuthenticated
+from graph.request_origin import origin_of
 
 
 @strawberry.type
@@ -22,6 +23,7 @@ class CreditMutations:
             input.amount,
             input.reason,
             input.idempotency_key,
+            origin_of(info),
         )
         return GrantCreditsSuccess(
             balance=CreditBalance.from_domain(result.balance), entry=LedgerEntry.from_domain(result.entry)

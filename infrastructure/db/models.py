@@ -384,3 +384,31 @@ class DataExportRow(Base):
         ),
         CheckConstraint("status in ('pending', 'building', 'ready', 'failed', 'expired')", name="status"),
     )
+
+
+class AuditLogRow(Base):
+    """One admin action (domain/audit.py), append-only (migration 0014: PostgreSQL refuses UPDATE and DELETE).
+
+    No foreign keys: an entry outlives what it names (a deleted preset, an anonymised account).
+    """
+
+    __tablename__ = "audit_log"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime]
+    actor_id: Mapped[uuid.UUID | None]
+    actor: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str | None] = mapped_column(String(200))
+    target_user_id: Mapped[uuid.UUID | None]
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    client_address: Mapped[str | None] = mapped_column(String(100))
+    request_id: Mapped[str | None] = mapped_column(String(100))
+    __table_args__ = (
+        Index("ix_audit_log_created", "created_at", "id"),
+        Index("ix_audit_log_actor_created", "actor_id", "created_at", "id"),
+        Index("ix_audit_log_target_created", "target_id", "created_at", "id"),
+        Index("ix_audit_log_action_created", "action", "created_at", "id"),
+        CheckConstraint("outcome in ('applied', 'unchanged', 'refused')", name="outcome"),
+    )

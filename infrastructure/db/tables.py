@@ -9,6 +9,7 @@ from sqlalchemy import Table
 from infrastructure.db.models import (
     AdminSettingRow,
     AssetRow,
+    AuditLogRow,
     BoardInvitationRow,
     BoardMemberRow,
     BoardRow,
@@ -43,3 +44,4 @@ ADMIN_SETTINGS = cast(Table, AdminSettingRow.__table__)
 OUTBOUND_EMAILS = cast(Table, OutboundEmailRow.__table__)
 STORAGE_DELETIONS = cast(Table, StorageDeletionRow.__table__)
 DATA_EXPORTS = cast(Table, DataExportRow.__table__)
+AUDIT_LOG = cast(Table, AuditLogRow.__table__)

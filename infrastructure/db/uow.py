@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.errors import ServiceUnavailable
+from infrastructure.db.repositories.audit_log import SqlAuditLog
 from infrastructure.db.repositories.boards import SqlBoardRepository
 from infrastructure.db.repositories.catalogue import SqlAdminSettingsRepository, SqlCatalogueRepository
 from infrastructure.db.repositories.chunks import SqlChunkRepository
@@ -20,6 +21,7 @@ from infrastructure.db.repositories.generations import SqlGenerationRepository
 from infrastructure.db.repositories.invitations import SqlBoardInvitationRepository
 from infrastructure.db.repositories.password_resets import SqlPasswordResetRepository
 from infrastructure.db.repositories.storage_deletions import SqlStorageDeletionRepository
+from infrastructure.db.repositories.user_directory import SqlUserDirectory
 from infrastructure.db.repositories.users import SqlRefreshTokenRepository, SqlUserRepository
 from infrastructure.outages import DATABASE, raise_if_outage, translating
 
@@ -39,6 +41,8 @@ class SqlRepositories:
     invitations: SqlBoardInvitationRepository
     storage_deletions: SqlStorageDeletionRepository
     data_exports: SqlDataExportRepository
+    user_directory: SqlUserDirectory
+    audit: SqlAuditLog
 
     def __init__(self, session: AsyncSession) -> None:
         self._attach(session)
@@ -56,6 +60,8 @@ class SqlRepositories:
         self.invitations = SqlBoardInvitationRepository(session)
         self.storage_deletions = SqlStorageDeletionRepository(session)
         self.data_exports = SqlDataExportRepository(session)
+        self.user_directory = SqlUserDirectory(session)
+        self.audit = SqlAuditLog(session)
 
     def _take(self, other: SqlRepositories) -> None:
         self.users = other.users
@@ -70,6 +76,8 @@ class SqlRepositories:
         self.invitations = other.invitations
         self.storage_deletions = other.storage_deletions
         self.data_exports = other.data_exports
+        self.user_directory = other.user_directory
+        self.audit = other.audit
 
 
 class SqlUnitOfWork(SqlRepositories):

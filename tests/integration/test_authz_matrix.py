@@ -94,6 +94,18 @@ async def refresh_token_of(subject: Subject, persona: str) -> str:
 BOARD = lambda s, p: s.world.board_id  # noqa: E731
 
 
+async def bystander(subject: Subject) -> str:
+    """A new account of nobody's: what the suspension rows act on."""
+    body = await subject.world.data(
+        "anonymous",
+        'mutation($e: String!) { register(input: {email: $e, password: "correct horse battery"}) '
+        "{ ... on AuthPayload { user { id } } } }",
+        {"e": f"bystander-{uuid.uuid4().hex[:8]}@example.com"},
+    )
+    user_id: str = body["register"]["user"]["id"]
+    return user_id
+
+
 async def invited_board(subject: Subject, persona: str) -> str:
     """The subject board, after its owner invited `other` as an EDITOR (pending)."""
     body = await subject.world.data(
@@ -172,6 +184,13 @@ ROWS: dict[str, Row] = {
         of(id=owners_export),
     ),
     "Query.adminSettings": Row("query { adminSettings { key } }", (U, F, F, F, F, "list")),
+    "Query.adminUsers": Row("query { adminUsers { __typename } }", (U, F, F, F, F, "AdminUserConnection")),
+    "Query.adminUser": Row(
+        "query($id: ID!) { adminUser(id: $id) { __typename } }",
+        (U, F, F, F, F, "AdminUserDetails"),
+        of(id=lambda s, p: s.world.user_ids["owner"]),
+    ),
+    "Query.auditLog": Row("query { auditLog { __typename } }", (U, F, F, F, F, "AuditEntryConnection")),
     # ---------------------------------------------------------------- mutations: anyone
     "Mutation.register": Row(
         'mutation($e: String!) { register(input: {email: $e, password: "correct horse battery"}) { __typename } }',
@@ -342,6 +361,16 @@ ROWS: dict[str, Row] = {
         "mutation($m: ID!, $n: String!) { upsertPreset(input: {modelId: $m, name: $n, params: {}}) { __typename } }",
         (U, "Forbidden", "Forbidden", "Forbidden", "Forbidden", "PresetSuccess"),
         of(m=MODEL, n=FRESH),
+    ),
+    "Mutation.suspendUser": Row(  # a bystander of its own per cell: the personas stay signed in
+        'mutation($u: ID!) { suspendUser(id: $u, reason: "matrix") { __typename } }',
+        (U, "Forbidden", "Forbidden", "Forbidden", "Forbidden", "UserSuspensionSuccess"),
+        of(u=lambda s, p: bystander(s)),
+    ),
+    "Mutation.reinstateUser": Row(
+        "mutation($u: ID!) { reinstateUser(id: $u) { __typename } }",
+        (U, "Forbidden", "Forbidden", "Forbidden", "Forbidden", "UserSuspensionSuccess"),
+        of(u=lambda s, p: bystander(s)),
     ),
     "Mutation.setAdminSetting": Row(
         'mutation { setAdminSetting(key: "matrix.flag", value: {on: true}) { __typename } }',

@@ -25,14 +25,17 @@ from graphql import GraphQLField, GraphQLNonNull, GraphQLObjectType, GraphQLSche
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from domain.audit import Attempt, AuditAction, AuditFilter, AuditOutcome
 from domain.boards import Board, BoardRole
 from domain.chunks import Chunk, ChunkStatus, chunk_key
 from domain.credits import LedgerEntry, LedgerKind
 from domain.cursors import CURSOR_LENGTH, EARLIEST, LATEST
 from domain.generations import Generation, GenerationStatus
+from domain.pagination import PageRequest
+from domain.users import Role, User
 from graph.schema import build_schema
 from infrastructure.container import cursor_codec
-from tests.fixtures.app import GraphQLClient, app_settings, operator_model, register_user, running_app
+from tests.fixtures.app import ADMIN_LOGIN, GraphQLClient, app_settings, operator_model, register_user, running_app
 from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
 
 SCHEMA: GraphQLSchema = build_schema().graphql_schema
@@ -149,14 +152,16 @@ def test_connections_page_forward_only_with_the_arguments_this_module_checks() -
 @dataclass
 class World:
     client: GraphQLClient
-    token: str
+    token: str  # an admin's: the admin connections are walked too
     store: str
     board_id: str
+    user_id: str = ""
     created: dict[uuid.UUID, datetime] = field(default_factory=dict)  # every listed item's created_at
     real_cursors: dict[str, list[str]] = field(default_factory=dict)  # per route, as the app issued them
 
     def variables(self, route: Route, first: int | None, after: Any) -> dict[str, Any]:
-        return {"first": first, "after": after, **({"id": self.board_id} if route.hop_needs_id else {})}
+        hop_id = self.user_id if route.hop == "adminUser" else self.board_id
+        return {"first": first, "after": after, **({"id": hop_id} if route.hop_needs_id else {})}
 
     async def page(self, route: Route, first: int | None, after: Any) -> dict[str, Any]:
         variables = self.variables(route, first, after)
@@ -210,13 +215,30 @@ async def world(store: tuple[str, str | None], tmp_path_factory: pytest.TempPath
         overrides["database_url"] = asyncpg_to_sqlalchemy(dsn)
     config = app_settings(tmp_path_factory.mktemp(f"cursors-{name}"), simulated_mode="hang", **overrides)
     async with running_app(config) as client:
-        session = await register_user(client, f"cursors-{name}@example.com")
+        email = f"cursors-{name}@example.com"
+        session = await register_user(client, email)
         user_id = uuid.UUID(session["user"]["id"])
         model_id = uuid.UUID(await operator_model(client, cost=0))
         board = Board(uuid.uuid4(), "cursor board", user_id, datetime(2026, 1, 1, tzinfo=UTC))
-        w = World(client, session["accessToken"], name, str(board.id))
         uow = client.container.uow()
         async with uow:
+            await uow.users.set_role(user_id, Role.ADMIN)
+            await uow.commit()
+        login = await client.execute(ADMIN_LOGIN, {"e": email, "p": "correct horse battery"})
+        w = World(client, login["data"]["login"]["accessToken"], name, str(board.id), str(user_id))
+        async with uow:
+            # the admin's lists: accounts and audit entries at the same moments (the world's own too)
+            me = await uow.users.get(user_id)
+            assert me is not None
+            w.created[user_id] = me.created_at
+            for e in (await uow.audit.page(AuditFilter(), PageRequest(100))).items:
+                w.created[e.id] = e.created_at
+            for i, at in enumerate(moments()):
+                other = User(uuid.uuid4(), f"listed-{i}@example.com", Role.USER, at)
+                await uow.users.add(other)
+                entry_at = Attempt(AuditAction.SET_ADMIN_SETTING, None, at, f"key-{i}").entry(AuditOutcome.APPLIED)
+                await uow.audit.add(entry_at)
+                w.created.update({other.id: at, entry_at.id: at})
             await uow.boards.add(board)
             await uow.boards.set_member(board.id, user_id, BoardRole.OWNER, board.created_at)
             for i, at in enumerate(moments()):

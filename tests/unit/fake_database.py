@@ -16,6 +16,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from domain.audit import AuditEntry, AuditFilter
 from domain.boards import Board, BoardMember, BoardRole
 from domain.catalogue import AiModel, ModelKind, Preset
 from domain.chunks import Chunk, ChunkStatus
@@ -42,6 +43,7 @@ from domain.repositories import (
     StartStatus,
     UnitOfWork,
     UnitOfWorkFactory,
+    UserSummary,
 )
 from domain.users import AccessState, Role, User
 
@@ -70,6 +72,7 @@ class FakeDatabase:
         self.members: dict[tuple[uuid.UUID, uuid.UUID], BoardMember] = {}  # insertion order = joined order
         self.chunks: dict[uuid.UUID, Chunk] = {}
         self.invitations: dict[tuple[uuid.UUID, str], BoardInvitation] = {}
+        self.audit: list[AuditEntry] = []  # append-only
         self.commits = 0
         self.catalogue_locks = 0  # lock_catalogue() calls (a fake has no concurrent writer to wait for)
         self.fail_next_commit: Exception | None = None  # raised (once) instead of committing
@@ -216,6 +219,39 @@ class FakeUsers(_Repository):
         since = (user.suspended_at or at) if at is not None else None
         self.tx.put("users", user_id, dataclasses.replace(user, suspended_at=since))
         return True
+
+
+class FakeUserDirectory(_Repository):
+    async def search(self, *, email_contains: str | None, page: PageRequest) -> Page[UserSummary]:
+        needle = (email_contains or "").lower()
+        users = [u for u in self.tx.rows("users").values() if needle in u.email.lower()]
+        found = _newest_first(users, page)
+        return Page([await self._summary(u) for u in found.items], found.has_next)
+
+    async def summary(self, user_id: uuid.UUID) -> UserSummary | None:
+        user: User | None = self.tx.get("users", user_id)
+        return await self._summary(user) if user is not None else None
+
+    async def generations_of(self, user_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
+        return _newest_first([g for g in self.tx.rows("generations").values() if g.user_id == user_id], page)
+
+    async def _summary(self, user: User) -> UserSummary:
+        return UserSummary(user, self.tx.get("accounts", user.id) or CreditBalance(0, 0))
+
+
+class FakeAuditLog(_Repository):
+    async def add(self, entry: AuditEntry) -> None:
+        self.tx.append("audit", entry)
+
+    async def page(self, flt: AuditFilter, page: PageRequest) -> Page[AuditEntry]:
+        entries = [
+            e
+            for e in self.tx.listed("audit")
+            if (flt.action is None or e.action is flt.action)
+            and (flt.actor_id is None or e.actor_id == flt.actor_id)
+            and (flt.target_id is None or e.target_id == flt.target_id)
+        ]
+        return _newest_first(entries, page)
 
 
 class FakeRefreshTokens(_Repository):
@@ -760,6 +796,8 @@ class FakeUnitOfWork:
         self.boards = FakeBoards(self)
         self.chunks = FakeChunks(self)
         self.invitations = FakeInvitations(self)
+        self.user_directory = FakeUserDirectory(self)
+        self.audit = FakeAuditLog(self)
 
     @property
     def tx(self) -> Transaction:

@@ -140,7 +140,11 @@ async def test_an_admin_may_only_name_a_provider_the_process_knows() -> None:
     fakes = Fakes()
     admin = fakes.user(role=Role.ADMIN)
     service = Catalogue(
-        uow=fakes.uow_factory(), reads=fakes.uow_factory(), cache=fakes.catalogue, known_providers=frozenset({"fake"})
+        uow=fakes.uow_factory(),
+        reads=fakes.uow_factory(),
+        cache=fakes.catalogue,
+        known_providers=frozenset({"fake"}),
+        clock=fakes.clock,
     )
     with pytest.raises(InvalidInput):
         await service.upsert_model(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from domain.audit import OPERATOR, AuditAction, AuditOutcome
 from domain.catalogue import AiModel, ModelKind, Preset
 from domain.catalogue_plan import NOT_SET, Action, FieldChange, json_changes
 from domain.errors import InvalidInput
@@ -43,6 +44,7 @@ async def apply(fakes: Fakes, doc: Any, *, dry_run: bool = False, prune: bool = 
         known_providers=PROVIDERS,
         uow=fakes.uow,
         catalogue=fakes.catalogue,
+        clock=fakes.clock,
     )
 
 
@@ -145,7 +147,32 @@ async def test_an_invalid_document_writes_nothing(fakes: Fakes) -> None:
     with pytest.raises(InvalidInput) as caught:
         await apply(fakes, doc)
     assert [p.field for p in caught.value.fields] == ["models[1].costCredits"]
-    assert (fakes.db.models, fakes.db.presets, fakes.db.commits) == ({}, {}, 0)
+    assert (fakes.db.models, fakes.db.presets) == ({}, {})
+    # but the operator's refused attempt is in the audit log (the one commit)
+    assert fakes.db.commits == 1
+    [entry] = fakes.db.audit
+    assert (entry.actor, entry.action, entry.outcome, entry.error_code) == (
+        OPERATOR,
+        AuditAction.APPLY_CATALOGUE,
+        AuditOutcome.REFUSED,
+        "INVALID_INPUT",
+    )
+
+
+async def test_a_dry_run_is_not_audited_an_apply_is(fakes: Fakes) -> None:
+    # given a valid document, tried first
+    doc = document(model())
+    with pytest.raises(InvalidInput):
+        await apply(fakes, document(model(costCredits=-1)), dry_run=True)
+    await apply(fakes, doc, dry_run=True)
+    assert fakes.db.audit == []
+    # when it is applied (twice)
+    await apply(fakes, doc)
+    await apply(fakes, doc)
+    # then only the apply that wrote left an entry, with what it did
+    [entry] = fakes.db.audit
+    assert (entry.actor, entry.actor_id, entry.outcome) == (OPERATOR, None, AuditOutcome.APPLIED)
+    assert entry.details["models_create"] == 1
 
 
 async def test_a_preset_name_stored_twice_is_refused_as_ambiguous(fakes: Fakes) -> None:
@@ -159,7 +186,9 @@ async def test_a_preset_name_stored_twice_is_refused_as_ambiguous(fakes: Fakes) 
     with pytest.raises(InvalidInput) as caught:
         await apply(fakes, document(model()))
     assert [p.field for p in caught.value.fields] == ["models[0].presets[0].name"]
-    assert fakes.db.commits == 1
+    # and nothing of the catalogue was written: the second commit is the refusal's audit entry
+    assert fakes.db.commits == 2
+    assert [e.outcome for e in fakes.db.audit] == [AuditOutcome.APPLIED, AuditOutcome.REFUSED]
 
 
 async def test_a_preset_named_in_another_case_or_unicode_form_is_renamed_not_duplicated(fakes: Fakes) -> None:

@@ -1,0 +1,57 @@
+"""Administration: looking up accounts, suspending and reinstating them, reading the audit log (admins only)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from domain.audit import AuditEntry, AuditFilter, RequestOrigin
+from domain.credits import LedgerEntry
+from domain.generations import Generation
+from domain.pagination import Page, PageRequest
+from domain.ports import AccessRevocations, Clock
+from domain.repositories import UnitOfWorkFactory, UserSummary
+from domain.use_cases import admin_users, audit, suspensions
+from domain.use_cases.suspensions import SuspensionResult
+from domain.users import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class Administration:
+    uow: UnitOfWorkFactory
+    reads: UnitOfWorkFactory  # read-only units of work
+    clock: Clock
+    revocations: AccessRevocations
+
+    async def users(self, actor: Principal, email_contains: str | None, page: PageRequest) -> Page[UserSummary]:
+        return await admin_users.search_users(actor=actor, email_contains=email_contains, page=page, uow=self.reads())
+
+    async def user(self, actor: Principal, user_id: uuid.UUID) -> UserSummary:
+        return await admin_users.user_summary(actor=actor, user_id=user_id, uow=self.reads())
+
+    async def ledger(self, actor: Principal, user_id: uuid.UUID, page: PageRequest) -> Page[LedgerEntry]:
+        return await admin_users.user_ledger(actor=actor, user_id=user_id, page=page, uow=self.reads())
+
+    async def generations(self, actor: Principal, user_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
+        return await admin_users.user_generations(actor=actor, user_id=user_id, page=page, uow=self.reads())
+
+    async def audit_log(self, actor: Principal, flt: AuditFilter, page: PageRequest) -> Page[AuditEntry]:
+        return await audit.audit_page(actor=actor, flt=flt, page=page, uow=self.reads())
+
+    async def suspend(
+        self, actor: Principal, user_id: uuid.UUID, reason: str, origin: RequestOrigin
+    ) -> SuspensionResult:
+        return await suspensions.suspend_user(
+            actor=actor,
+            user_id=user_id,
+            reason=reason,
+            uow=self.uow(),
+            clock=self.clock,
+            revocations=self.revocations,
+            origin=origin,
+        )
+
+    async def reinstate(self, actor: Principal, user_id: uuid.UUID, origin: RequestOrigin) -> SuspensionResult:
+        return await suspensions.reinstate_user(
+            actor=actor, user_id=user_id, uow=self.uow(), clock=self.clock, revocations=self.revocations, origin=origin
+        )

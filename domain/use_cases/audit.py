@@ -1,0 +1,47 @@
+"""Writing refused attempts to the audit log, and reading the log (admins only).
+
+Applied actions are written by their own use cases, inside the change's transaction
+(`uow.audit.add(attempt.entry(...))` before `commit()`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from domain.audit import Attempt, AuditEntry, AuditFilter, AuditOutcome
+from domain.errors import DomainError, Forbidden, ServiceUnavailable
+from domain.pagination import Page, PageRequest
+from domain.ports import Clock
+from domain.repositories import UnitOfWork
+from domain.users import Principal
+
+log = logging.getLogger("genhub.audit")
+
+
+def moment(clock: Clock | None) -> datetime:
+    """The entry's time: the clock's, or the wall clock's for callers that bring none (operator tools)."""
+    return clock.now() if clock is not None else datetime.now(UTC)
+
+
+async def record_refusal(uow: UnitOfWork, attempt: Attempt, error: DomainError) -> None:
+    """The refused attempt, in a transaction of its own (the change's rolled back).
+
+    Not for outages (the database is what failed, and nothing was refused); a failure to
+    write it is logged, never raised over the refusal the caller is owed.
+    """
+    if isinstance(error, ServiceUnavailable):
+        return
+    try:
+        async with uow:
+            await uow.audit.add(attempt.entry(AuditOutcome.REFUSED, error_code=error.code))
+            await uow.commit()
+    except Exception:
+        log.exception("could not record a refused %s in the audit log", attempt.action.value)
+
+
+async def audit_page(*, actor: Principal, flt: AuditFilter, page: PageRequest, uow: UnitOfWork) -> Page[AuditEntry]:
+    if not actor.is_admin:
+        raise Forbidden("Only administrators can read the audit log.")
+    async with uow:
+        return await uow.audit.page(flt, page)

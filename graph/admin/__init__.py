@@ -1,0 +1,1 @@
+"""Administration: accounts as admins see them, suspension, the audit log."""

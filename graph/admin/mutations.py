@@ -1,0 +1,48 @@
+"""suspendUser, reinstateUser (admins only)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from domain.credits import CreditBalance as DomainBalance
+from domain.repositories import UserSummary
+from domain.use_cases.suspensions import SuspensionResult
+from graph.admin.types import AdminUser, ReinstateUserResult, SuspendUserResult, UserSuspensionSuccess
+from graph.common.ids import lookup_id
+from graph.context import Info
+from graph.permissions import IsAuthenticated
+from graph.request_origin import origin_of
+
+
+def _success(result: SuspensionResult, balance: DomainBalance) -> UserSuspensionSuccess:
+    return UserSuspensionSuccess(user=AdminUser.from_domain(UserSummary(result.user, balance)), changed=result.changed)
+
+
+@strawberry.type
+class AdminMutations:
+    @strawberry.mutation(
+        description=(
+            "Suspend an account (admins only): its access tokens and open subscriptions are refused at once on "
+            "every replica, signing in and refreshing answer AccountSuspended until reinstateUser. Not one's own "
+            "account, nor another admin's (Forbidden). Idempotent: again, `changed` is false."
+        ),
+        permission_classes=[IsAuthenticated],
+    )
+    async def suspend_user(self, info: Info, id: strawberry.ID, reason: str) -> SuspendUserResult:
+        services = info.context.services
+        user_id = lookup_id(id, "user")
+        result = await services.admin.suspend(info.context.require_viewer(), user_id, reason, origin_of(info))
+        return _success(result, await services.credits.balance(user_id))
+
+    @strawberry.mutation(
+        description=(
+            "Reinstate a suspended account (admins only): it may sign in again (sessions the suspension "
+            "ended stay ended). Idempotent: for an active account, `changed` is false."
+        ),
+        permission_classes=[IsAuthenticated],
+    )
+    async def reinstate_user(self, info: Info, id: strawberry.ID) -> ReinstateUserResult:
+        services = info.context.services
+        user_id = lookup_id(id, "user")
+        result = await services.admin.reinstate(info.context.require_viewer(), user_id, origin_of(info))
+        return _success(result, await services.credits.balance(user_id))

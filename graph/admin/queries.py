@@ -1,0 +1,70 @@
+"""adminUsers, adminUser, auditLog (admins only: others get the FORBIDDEN error, as with adminSettings)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from domain.audit import AuditEntry as DomainAuditEntry
+from domain.audit import AuditFilter
+from domain.errors import NotFound
+from domain.pagination import Page, PageRequest
+from graph.admin.types import AdminUserConnection, AdminUserDetails, AuditAction, AuditEntryConnection
+from graph.common.ids import lookup_id
+from graph.context import Info
+from graph.permissions import IsAdmin
+
+
+@strawberry.type
+class AdminQueries:
+    @strawberry.field(
+        description=(
+            "Accounts, newest first (`first` <= 100), optionally those whose e-mail contains `emailContains` "
+            "(without case; `%` and `_` are plain characters). Admins only."
+        ),
+        permission_classes=[IsAdmin],
+    )
+    async def admin_users(
+        self, info: Info, email_contains: str | None = None, first: int | None = 20, after: str | None = None
+    ) -> AdminUserConnection:
+        services = info.context.services
+        request = PageRequest.parse(first, after, cursors=services.cursors)
+        page = await services.admin.users(info.context.require_viewer(), email_contains, request)
+        return AdminUserConnection.from_page(page.items, page.has_next, services.cursors)
+
+    @strawberry.field(description="One account, or null. Admins only.", permission_classes=[IsAdmin])
+    async def admin_user(self, info: Info, id: strawberry.ID) -> AdminUserDetails | None:
+        try:
+            found = await info.context.services.admin.user(info.context.require_viewer(), lookup_id(id, "user"))
+        except NotFound:
+            return None
+        return AdminUserDetails.from_domain(found)
+
+    @strawberry.field(
+        description=(
+            "The audit log, newest first (`first` <= 100): every admin action, refused ones too. "
+            "`targetId`: a user's, model's or preset's id, or a setting's key. Admins only."
+        ),
+        permission_classes=[IsAdmin],
+    )
+    async def audit_log(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        action: AuditAction | None = None,
+        actor_id: strawberry.ID | None = None,
+        target_id: strawberry.ID | None = None,
+    ) -> AuditEntryConnection:
+        viewer, services = info.context.require_viewer(), info.context.services
+        request = PageRequest.parse(first, after, cursors=services.cursors)
+        page: Page[DomainAuditEntry]
+        try:
+            actor = lookup_id(actor_id, "user") if actor_id is not None else None
+        except NotFound:
+            page = Page([], False)  # a malformed id names no admin: nobody's entries
+        else:
+            flt = AuditFilter(
+                action=action, actor_id=actor, target_id=str(target_id) if target_id is not None else None
+            )
+            page = await services.admin.audit_log(viewer, flt, request)
+        return AuditEntryConnection.from_page(page.items, page.has_next, services.cursors)
