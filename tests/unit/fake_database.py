@@ -57,6 +57,7 @@ class FakeDatabase:
         self.users: dict[uuid.UUID, User] = {}
         self.refresh_tokens: dict[uuid.UUID, RefreshTokenRecord] = {}
         self.sessions_valid_after: dict[uuid.UUID, datetime] = {}  # users.sessions_valid_after
+        self.password_resets: dict[str, PasswordResetRecord] = {}  # by token hash (unique)
         self.accounts: dict[uuid.UUID, CreditBalance] = {}
         self.ledger: dict[str, LedgerEntry] = {}  # by idempotency key (unique)
         self.models: dict[uuid.UUID, AiModel] = {}
@@ -193,6 +194,9 @@ class FakeUsers(_Repository):
         if (user := await self.get(user_id)) is not None:
             self.tx.put("users", user_id, dataclasses.replace(user, password_hash=password_hash))
 
+    async def lock(self, user_id: uuid.UUID) -> User | None:
+        return await self.get(user_id)  # one writer at a time in the fakes: nothing to wait for
+
     async def access_state(self, user_id: uuid.UUID, *, ended_since: datetime) -> AccessState | None:
         user = await self.get(user_id)
         if user is None or user.deleted_at is not None:
@@ -252,6 +256,44 @@ class FakeAuditLog(_Repository):
             and (flt.target_id is None or e.target_id == flt.target_id)
         ]
         return _newest_first(entries, page)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PasswordResetRecord:
+    """A password_resets row (the fake's own: the port speaks in ids and hashes only)."""
+
+    user_id: uuid.UUID
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class FakePasswordResets(_Repository):
+    def _live_user(self, email: str) -> User | None:
+        return next((u for u in self.tx.rows("users").values() if u.email == email and u.deleted_at is None), None)
+
+    def _use_up_unused(self, user_id: uuid.UUID, at: datetime) -> None:
+        for key, record in list(self.tx.rows("password_resets").items()):
+            if record.user_id == user_id and record.used_at is None:
+                self.tx.put("password_resets", key, dataclasses.replace(record, used_at=at))
+
+    async def issue(
+        self, email: str, *, reset_id: uuid.UUID, token_hash: str, at: datetime, expires_at: datetime
+    ) -> uuid.UUID | None:
+        user = self._live_user(email)
+        if user is None:
+            return None
+        self._use_up_unused(user.id, at)
+        self.tx.put("password_resets", token_hash, PasswordResetRecord(user.id, token_hash, at, expires_at))
+        return user.id
+
+    async def use(self, token_hash: str, at: datetime) -> uuid.UUID | None:
+        record: PasswordResetRecord | None = self.tx.get("password_resets", token_hash)
+        if record is None or record.used_at is not None or record.expires_at <= at:
+            return None
+        self._use_up_unused(record.user_id, at)
+        return record.user_id
 
 
 class FakeRefreshTokens(_Repository):
@@ -789,6 +831,7 @@ class FakeUnitOfWork:
         self._tx: Transaction | None = None
         self.users = FakeUsers(self)
         self.refresh_tokens = FakeRefreshTokens(self)
+        self.password_resets = FakePasswordResets(self)
         self.credits = FakeCredits(self)
         self.catalogue = FakeCatalogue(self)
         self.admin_settings = FakeAdminSettings(self)
