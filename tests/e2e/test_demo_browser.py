@@ -11,6 +11,7 @@ with a reason without Chromium or Playwright; required in CI.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -330,6 +331,28 @@ def test_demo_page_outlives_its_access_token(tmp_path: Path) -> None:
         page.reload()
         page.wait_for_selector("body[data-ready=true]")
         page.wait_for_selector(f"{tile(generation)}[data-status=SUCCEEDED]")
+
+        # when the person signs out
+        session = json.loads(page.evaluate("() => sessionStorage.getItem('genhub-demo-session')"))
+        page.click("#sign-out")
+        page.wait_for_selector("#signin-card", state="visible")
+        # then the session ended on the server too: its access and refresh tokens are refused
+        me = httpx.post(
+            f"{server.url}/graphql",
+            json={"query": "{ me { id } }"},
+            headers={"Authorization": f"Bearer {session['accessToken']}"},
+            timeout=10,
+        ).json()
+        assert me["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", me
+        refresh = httpx.post(
+            f"{server.url}/graphql",
+            json={
+                "query": "mutation($t: String!) { refreshToken(refreshToken: $t) { __typename } }",
+                "variables": {"t": session["refreshToken"]},
+            },
+            timeout=10,
+        ).json()
+        assert refresh["data"]["refreshToken"]["__typename"] != "AuthPayload", refresh
 
 
 # Pieces of markup, entities, template syntax and awkward Unicode, mixed with arbitrary text.

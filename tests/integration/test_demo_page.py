@@ -89,7 +89,7 @@ async def test_the_demo_is_off_with_graphiql(make_settings: SettingsFactory) -> 
 
 #: What app.js must send: renaming or dropping one of these is a change to the page's flows.
 PAGE_OPERATIONS = {"LOGIN", "REGISTER", "REFRESH", "START", "CREDITS", "HISTORY", "READ", "UPLOAD", "GENERATE"}
-PAGE_OPERATIONS |= {"CANCEL", "EVENTS", "WATCH_CREDITS", "REQUEST_RESET", "RESET_PASSWORD"}
+PAGE_OPERATIONS |= {"CANCEL", "EVENTS", "WATCH_CREDITS", "REQUEST_RESET", "RESET_PASSWORD", "LOGOUT"}
 PAGE_SIZE = 24
 THUMBNAIL_MAX_SIDE = 512
 

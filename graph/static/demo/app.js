@@ -53,6 +53,7 @@ const START = `query Start {
   models { id slug name kind costCredits capabilities }
 }`;
 const CREDITS = `query Credits { credits { balance reserved available } }`;
+const LOGOUT = `mutation Logout { logout { __typename } }`;
 const HISTORY = `query History($first: Int!, $after: String) {
   generations(first: $first, after: $after) {
     edges { node { ...Tile } }
@@ -1133,7 +1134,18 @@ async function main() {
   $("register").addEventListener("click", () => {
     if ($("signin-form").reportValidity()) authenticate(REGISTER);
   });
-  $("sign-out").addEventListener("click", () => signOut(""));
+  $("sign-out").addEventListener("click", async () => {
+    // Ends the session on the server too (its refresh and access tokens stop working);
+    // the page signs out locally whatever the answer.
+    if (api.session) {
+      try {
+        await api.request(LOGOUT, {}, false);
+      } catch {
+        // offline or already expired: nothing more to end
+      }
+    }
+    signOut("");
+  });
   $("forgot").addEventListener("click", requestReset);
   $("generate-form").addEventListener("submit", generate);
   $("model").addEventListener("change", renderParams);
