@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from domain.audit import AuditEntry, AuditFilter, RequestOrigin
+from domain.audit import AuditAction, AuditEntry, AuditFilter, RequestOrigin
 from domain.credits import LedgerEntry
+from domain.errors import DomainError
 from domain.generations import Generation
 from domain.pagination import Page, PageRequest
 from domain.ports import AccessRevocations, Clock
@@ -54,4 +55,12 @@ class Administration:
     async def reinstate(self, actor: Principal, user_id: uuid.UUID, origin: RequestOrigin) -> SuspensionResult:
         return await suspensions.reinstate_user(
             actor=actor, user_id=user_id, uow=self.uow(), clock=self.clock, revocations=self.revocations, origin=origin
+        )
+
+    async def refused_before(
+        self, actor: Principal, action: AuditAction, target: str, error: DomainError, origin: RequestOrigin
+    ) -> None:
+        """Record an admin's call the transport refused before its use case (a malformed id)."""
+        await audit.record_malformed(
+            actor=actor, action=action, target=target, error=error, uow=self.uow(), clock=self.clock, origin=origin
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from domain.audit import Attempt, AuditEntry, AuditFilter, AuditOutcome
+from domain.audit import Attempt, AuditAction, AuditEntry, AuditFilter, AuditOutcome, RequestOrigin
 from domain.errors import DomainError, Forbidden, ServiceUnavailable
 from domain.pagination import Page, PageRequest
 from domain.ports import Clock
@@ -38,6 +38,22 @@ async def record_refusal(uow: UnitOfWork, attempt: Attempt, error: DomainError) 
             await uow.commit()
     except Exception:
         log.exception("could not record a refused %s in the audit log", attempt.action.value)
+
+
+async def record_malformed(
+    *,
+    actor: Principal,
+    action: AuditAction,
+    target: str,
+    error: DomainError,
+    uow: UnitOfWork,
+    clock: Clock,
+    origin: RequestOrigin,
+) -> None:
+    """An admin's call the transport refused before its use case ran (a malformed id): recorded as
+    refused, as the use case would have. Nothing for a caller who is not an admin."""
+    if actor.is_admin:
+        await record_refusal(uow, Attempt(action, actor, clock.now(), target, None, origin), error)
 
 
 async def audit_page(*, actor: Principal, flt: AuditFilter, page: PageRequest, uow: UnitOfWork) -> Page[AuditEntry]:

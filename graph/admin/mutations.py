@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import strawberry
 
+from domain.audit import AuditAction
 from domain.credits import CreditBalance as DomainBalance
 from domain.repositories import UserSummary
 from domain.use_cases.suspensions import SuspensionResult
+from graph.admin.audited_ids import audited_id
 from graph.admin.types import AdminUser, ReinstateUserResult, SuspendUserResult, UserSuspensionSuccess
 from graph.common.ids import lookup_id
 from graph.context import Info
@@ -30,7 +32,7 @@ class AdminMutations:
     )
     async def suspend_user(self, info: Info, id: strawberry.ID, reason: str) -> SuspendUserResult:
         services = info.context.services
-        user_id = lookup_id(id, "user")
+        user_id = await audited_id(info, AuditAction.SUSPEND_USER, id, lambda v: lookup_id(v, "user"))
         result = await services.admin.suspend(info.context.require_viewer(), user_id, reason, origin_of(info))
         return _success(result, await services.credits.balance(user_id))
 
@@ -43,6 +45,6 @@ class AdminMutations:
     )
     async def reinstate_user(self, info: Info, id: strawberry.ID) -> ReinstateUserResult:
         services = info.context.services
-        user_id = lookup_id(id, "user")
+        user_id = await audited_id(info, AuditAction.REINSTATE_USER, id, lambda v: lookup_id(v, "user"))
         result = await services.admin.reinstate(info.context.require_viewer(), user_id, origin_of(info))
         return _success(result, await services.credits.balance(user_id))

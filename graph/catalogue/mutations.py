@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
+from domain.audit import AuditAction
+from graph.admin.audited_ids import audited_id
 from graph.catalogue.types import (
     AdminSetting,
     AdminSettingSuccess,
@@ -45,10 +47,15 @@ class CatalogueMutations:
 
     @strawberry.mutation(description="Create or update a preset (admin only).", permission_classes=[IsAuthenticated])
     async def upsert_preset(self, info: Info, input: UpsertPresetInput) -> UpsertPresetResult:
+        action = AuditAction.UPSERT_PRESET
+        preset_id = (
+            await audited_id(info, action, input.id, lambda v: parse_id(v, "id")) if input.id is not None else None
+        )
+        model_id = await audited_id(info, action, input.model_id, lambda v: parse_id(v, "modelId"))
         preset = await info.context.services.catalogue.upsert_preset(
             info.context.require_viewer(),
-            preset_id=parse_id(input.id, "id") if input.id is not None else None,
-            model_id=parse_id(input.model_id, "modelId"),
+            preset_id=preset_id,
+            model_id=model_id,
             name=input.name,
             params=input.params,
             origin=origin_of(info),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
+from domain.audit import AuditAction
+from graph.admin.audited_ids import audited_id
 from graph.common.ids import parse_id
 from graph.context import Info
 from graph.credits.types import CreditBalance, GrantCreditsInput, GrantCreditsResult, GrantCreditsSuccess, LedgerEntry
@@ -17,9 +19,10 @@ class CreditMutations:
         description="Credit an account (admin only; idempotent by key).", permission_classes=[IsAuthenticated]
     )
     async def grant_credits(self, info: Info, input: GrantCreditsInput) -> GrantCreditsResult:
+        user_id = await audited_id(info, AuditAction.GRANT_CREDITS, input.user_id, lambda v: parse_id(v, "userId"))
         result = await info.context.services.credits.grant(
             info.context.require_viewer(),
-            parse_id(input.user_id, "userId"),
+            user_id,
             input.amount,
             input.reason,
             input.idempotency_key,

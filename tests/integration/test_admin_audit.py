@@ -166,6 +166,21 @@ async def test_every_admin_mutation_leaves_exactly_one_entry_applied_unchanged_o
         (REINSTATE, {"id": user_id}, "UserSuspensionSuccess", ("reinstate_user", "applied", user_id, None)),
         (REINSTATE, {"id": user_id}, "UserSuspensionSuccess", ("reinstate_user", "unchanged", user_id, None)),
         (REINSTATE, {"id": missing}, "NotFound", ("reinstate_user", "refused", missing, "NOT_FOUND")),
+        # malformed ids, refused before the use case runs, are recorded all the same
+        (
+            GRANT,
+            {"input": {**grant, "userId": "nope"}},
+            "InvalidInput",
+            ("grant_credits", "refused", "nope", "INVALID_INPUT"),
+        ),
+        (SUSPEND, {"id": "nope", "reason": "x"}, "NotFound", ("suspend_user", "refused", "nope", "NOT_FOUND")),
+        (REINSTATE, {"id": "nope"}, "NotFound", ("reinstate_user", "refused", "nope", "NOT_FOUND")),
+        (
+            UPSERT_PRESET,
+            {"input": {"modelId": "nope", "name": "Fast", "params": {}}},
+            "InvalidInput",
+            ("upsert_preset", "refused", "nope", "INVALID_INPUT"),
+        ),
     ]
     for i, (query, variables, typename, (action, outcome, target, error)) in enumerate(steps):
         before = await admin_entries(client, token)
@@ -186,7 +201,7 @@ async def test_every_admin_mutation_leaves_exactly_one_entry_applied_unchanged_o
         ), (i, entry)
         assert (entry["actor"], entry["actorId"]) == ("admin", admin_id)
         assert (entry["clientAddress"], entry["requestId"]) == ("127.0.0.1", f"req-{i}")
-        if action in ("grant_credits", "suspend_user", "reinstate_user") and error != "NOT_FOUND":
+        if action in ("grant_credits", "suspend_user", "reinstate_user") and error is None:
             assert entry["targetUserId"] == target
     # and no entry holds the setting's value (a secret) or anything like a password
     everything = json.dumps(await entries(client, token))
@@ -220,6 +235,11 @@ async def test_callers_who_are_not_admins_are_forbidden_everywhere_and_write_no_
         body = await client.execute(query, token=token, expect_errors=True)
         assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], body
         assert not any((body["data"] or {}).values()), body  # nothing of the answer leaks
+    # and a malformed id is refused as for anyone (before the role is known to matter)
+    result = await call(client, token, GRANT, {"input": {"userId": "nope", "amount": 1, "reason": "x"}}, "bad-id")
+    assert result["__typename"] == "InvalidInput"
+    result = await call(client, token, SUSPEND, {"id": "nope", "reason": "x"}, "bad-id")
+    assert result["__typename"] == "NotFound"
     # and nothing was recorded: a non-admin cannot write to the log
     assert await entries(client, admin) == before
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from domain.generations import Generation, GenerationStatus
-from tests.fixtures.app import GraphQLClient, admin_token, app_settings, operator_model, running_app
+from tests.fixtures.app import GraphQLClient, SettingsFactory, admin_token, app_settings, operator_model, running_app
 from tests.fixtures.credits import grant_credits
 from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
 from tests.fixtures.users import add_user
@@ -51,6 +51,8 @@ TRAPS = [
     "underXscore@example.com",
     "back\\slash@example.com",
     "backslash@example.com",
+    "sla/_sh@example.com",  # `/` is the escape character the statement declares
+    "sla/Xsh@example.com",
     "MiXeD.Case@Example.com",
     "plain@example.org",
 ]
@@ -83,7 +85,7 @@ async def search(client: GraphQLClient, token: str, text: str | None, first: int
 
 
 @CHECKS
-@given(text=st.text(alphabet="%_\\ .@abcdeklnoprstuxyzSX", max_size=12))
+@given(text=st.text(alphabet="%_\\/ .@abcdeklnoprstuxyzSX", max_size=12))
 @example(text="%")
 @example(text="_")
 @example(text="\\")
@@ -91,6 +93,8 @@ async def search(client: GraphQLClient, token: str, text: str | None, first: int
 @example(text="r_s")
 @example(text="k\\s")
 @example(text="\\\\")
+@example(text="/_")
+@example(text="a/")
 @example(text="mixed.case@example")
 async def test_hostile_search_text_matches_only_itself(world: tuple[GraphQLClient, str], text: str) -> None:
     client, token = world
@@ -190,3 +194,17 @@ async def test_one_account_with_its_ledger_and_own_generations(world: tuple[Grap
     # and an unknown or malformed id is null
     for missing in (str(uuid.uuid4()), "not-a-uuid"):
         assert (await client.execute(DETAILS, {"id": missing}, token=token))["data"]["adminUser"] is None
+
+
+async def test_the_search_is_literal_on_sqlite_too(make_settings: SettingsFactory) -> None:
+    # given the embedded default's SQLite database with the trap accounts
+    async with running_app(make_settings()) as client:
+        assert client.services.settings.is_sqlite
+        for email in TRAPS:
+            await add_user(client.container, email=email)
+        token = await admin_token(client)
+        everyone = await search(client, token, None)
+        # when an admin searches with wildcards, backslashes and mixed case, then only literal matches come back
+        for text in ("%", "_", "\\", "t%s", "r_s", "k\\s", "\\\\", "MIXED.case", "/", "%_%"):
+            found = await search(client, token, text)
+            assert sorted(found) == sorted(e for e in everyone if text.lower() in e.lower()), text
