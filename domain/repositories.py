@@ -336,9 +336,10 @@ class GenerationRepository(Protocol):
         False when it was not held."""
         ...
 
-    async def lock_many(self, ids: Sequence[uuid.UUID]) -> list[Generation]:
-        """The generations of `ids` that exist, their rows locked until the transaction ends (a deletion's
-        read: no worker moves or adds to them meanwhile)."""
+    async def lock_many(self, ids: Sequence[uuid.UUID], *, user_id: uuid.UUID) -> list[Generation]:
+        """The generations of `ids` that exist and belong to `user_id`, their rows locked until the
+        transaction ends (a deletion's read: no worker moves or adds to them meanwhile). Other users'
+        rows are neither returned nor locked, so naming them stalls nobody's worker."""
         ...
 
     async def ids_of_user(self, user_id: uuid.UUID) -> list[uuid.UUID]:

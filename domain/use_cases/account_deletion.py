@@ -108,7 +108,7 @@ async def delete_account(
 
 async def _delete_content(uow: DeletionUnitOfWork, user_id: uuid.UUID, now: datetime) -> list[str]:
     """Cancel what runs, then delete every generation and chunk of the user; the object keys they held."""
-    generations = await uow.generations.lock_many(await uow.generations.ids_of_user(user_id))
+    generations = await uow.generations.lock_many(await uow.generations.ids_of_user(user_id), user_id=user_id)
     for generation in generations:
         if generation.is_final:
             continue

@@ -68,7 +68,7 @@ async def delete_generations(
     check_batch(len(ids), field="ids", limit=MAX_BATCH)
     now = clock.now()
     async with uow:
-        found = {g.id: g for g in await uow.generations.lock_many(ids)}
+        found = {g.id: g for g in await uow.generations.lock_many(ids, user_id=principal.user_id)}
         outcomes = [DeletionOutcome(i, _refusal(found.get(i), principal)) for i in ids]
         doomed = [o.generation_id for o in outcomes if o.deleted]
         assets = await uow.generations.assets_of(doomed)

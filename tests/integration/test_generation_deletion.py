@@ -345,3 +345,37 @@ async def test_watches_of_a_deleted_generation_end(personas: World) -> None:
     finally:
         await owner.__aexit__(None, None, None)
         await viewer.__aexit__(None, None, None)
+
+
+# ---------------------------------------------------------------- locks
+
+
+async def _lockable(world: World, generation_id: str) -> bool:
+    """Whether a second connection can lock the generation's row at once (NOWAIT)."""
+    async with world.client.container.engine.connect() as conn, conn.begin():
+        await conn.execute(text("SET LOCAL lock_timeout = '2s'"))
+        try:
+            await conn.execute(
+                text("SELECT id FROM generations WHERE id = :id FOR UPDATE NOWAIT"), {"id": uuid.UUID(generation_id)}
+            )
+        except Exception as exc:
+            assert "could not obtain lock" in str(exc), exc
+            return False
+        return True
+
+
+async def test_a_deletion_locks_only_the_viewers_own_rows(personas: World) -> None:
+    # given a generation of the owner and one of another user (ended: no worker of ours touches it now)
+    world = personas
+    mine = await finished(world)
+    theirs = await finished(world, "other")
+    # when the owner's deletion transaction has read (and locked) the ids it was given, both among them
+    async with world.client.container.uow() as uow:
+        found = await uow.generations.lock_many(
+            [uuid.UUID(theirs), uuid.UUID(mine)], user_id=uuid.UUID(world.user_ids["owner"])
+        )
+        # then only the owner's row is returned and locked; the other user's stays free for its workers
+        assert [str(g.id) for g in found] == [mine]
+        assert await _lockable(world, theirs)
+        assert not await _lockable(world, mine)
+    assert await _lockable(world, mine)

@@ -20,11 +20,12 @@ g = GENERATIONS.c
 
 
 class SqlGenerationDeletions(SqlRepository):
-    async def lock_many(self, ids: Sequence[uuid.UUID]) -> list[Generation]:
+    async def lock_many(self, ids: Sequence[uuid.UUID], *, user_id: uuid.UUID) -> list[Generation]:
         if not ids:
             return []
-        # In id order: two deletions of overlapping sets lock in the same order (no deadlock).
-        stmt = select(GENERATIONS).where(g.id.in_(set(ids))).order_by(g.id)
+        # In id order: two deletions of overlapping sets lock in the same order (no deadlock). Only the
+        # user's own rows: FOR UPDATE on another user's running generation would stall its finalizer.
+        stmt = select(GENERATIONS).where(g.id.in_(set(ids)), g.user_id == user_id).order_by(g.id)
         if self.dialect == "postgresql":
             stmt = stmt.with_for_update()
         return [generation_of(row) for row in await self.rows(stmt)]
