@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.fixtures.app import GraphQLClient, SettingsFactory, admin_token, register_user, running_app
 
@@ -203,6 +205,11 @@ async def test_every_admin_mutation_leaves_exactly_one_entry_applied_unchanged_o
         assert (entry["clientAddress"], entry["requestId"]) == ("127.0.0.1", f"req-{i}")
         if action in ("grant_credits", "suspend_user", "reinstate_user") and error is None:
             assert entry["targetUserId"] == target
+    # and the money is right: one grant of 5 (the replay and the refusals moved nothing), the ledger sums to it
+    async with client.container.uow() as uow:
+        balance = await uow.credits.balance(uuid.UUID(user_id))
+        assert balance == await uow.credits.ledger_totals(uuid.UUID(user_id))
+    assert balance.balance == 5
     # and no entry holds the setting's value (a secret) or anything like a password
     everything = json.dumps(await entries(client, token))
     assert "hunter2" not in everything and "correct horse" not in everything
@@ -357,3 +364,39 @@ async def test_hostile_origins_and_details_are_stored_clipped(client: GraphQLCli
     assert [e["outcome"] for e in log] == ["REFUSED", "APPLIED"]
     assert log[1]["details"]["valueBytes"] > 5000 and "y" * 10 not in json.dumps(log[1])
     assert len(log[0]["targetId"]) == 100 and len(log[0]["details"]["key"]) == 200
+
+
+HOSTILE = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.fixture
+async def admin_and_target(client: GraphQLClient) -> tuple[str, str]:
+    """An admin's token and a user's id, signed in once (sign-ins are rate-limited)."""
+    user_id: str = (await register_user(client, "hostile-reason@example.com"))["user"]["id"]
+    return await admin_token(client), user_id
+
+
+@HOSTILE
+@given(reason=st.text(max_size=600) | st.sampled_from(["\x00", "a\x00b", " " * 600, "\u202e" * 501, "%_\\'\";--"]))
+async def test_any_reason_is_answered_by_type_and_recorded_once(
+    client: GraphQLClient, admin_and_target: tuple[str, str], reason: str
+) -> None:
+    # given an admin and a user (the examples share them)
+    token, target = admin_and_target
+    before = len(await admin_entries(client, token))
+    # when the admin suspends the user with any reason text
+    body = await client.execute(SUSPEND, {"id": target, "reason": reason}, token=token, expect_errors=True)
+    result = body["data"]["suspendUser"]
+    # then the answer is a type: success for 1-500 characters that are not all spaces, else InvalidInput
+    valid = 0 < len(reason.strip()) <= 500 and "\x00" not in reason
+    assert result["__typename"] == ("UserSuspensionSuccess" if valid else "InvalidInput"), (reason, result)
+    # and one entry was recorded, clipped; except for text the API refuses before any field runs (NUL)
+    after = await admin_entries(client, token)
+    assert len(after) == before + (0 if "\x00" in reason else 1)
+    if "\x00" not in reason:
+        assert len(after[0]["details"]["reason"]) <= 200 and after[0]["targetId"] == target
