@@ -100,6 +100,15 @@ class MediaLimits:
     probe_timeout_seconds: float = 30.0
 
 
+class MediaUnavailable(Exception):
+    """A file could not be checked now for a reason that is not the file's: retry later.
+
+    The decoder did not finish (timed out on a loaded host, killed by a signal or its memory
+    limit, could not start) or the temporary disk is full. Finalizing releases the lease and
+    tries again at the next poll, until the generation's deadline expires it.
+    """
+
+
 class MediaRejected(Exception):
     """A file that is not media we store; `code` is one of REJECTION_CODES."""
 
@@ -119,8 +128,12 @@ REJECTION_CODES = frozenset(
         "OUTPUT_TOO_MANY_PIXELS",  # declared geometry over MediaLimits (a decompression bomb)
         "OUTPUT_TOO_LONG",  # a video over MediaLimits.max_video_seconds
         "OUTPUT_TOO_LARGE",  # more bytes than MediaLimits.max_bytes
+        "OUTPUT_TOO_MANY",  # the provider answered with more than MAX_OUTPUTS outputs
     }
 )
+
+#: Outputs one generation may have: each is downloaded, probed and stored under one lease.
+MAX_OUTPUTS = 16
 
 
 # ---------------------------------------------------------------- thumbnails

@@ -12,7 +12,13 @@ the race, changes nothing. After it commits, the thumbnails are queued (thumbnai
 An output that is not media we store (`MediaRejected`: empty, unsupported or mismatched
 type, truncated, too many pixels, too long, too large) fails the whole generation with
 that code, even when other outputs were fine: nothing usable is served, so the hold is
-released in full as for any failure, and the outputs copied so far are deleted.
+released in full as for any failure, and the outputs copied so far are deleted. So does
+an answer with more than `MAX_OUTPUTS` outputs (OUTPUT_TOO_MANY), before any is fetched.
+
+An output that could not be checked now (`MediaUnavailable`: the decoder timed out or was
+killed, the temporary disk is full) is retried like an unreachable storage: the lease is
+released and the next poll tries again. The generation's deadline bounds the retries:
+past it, the expiry sweep ends it (DEADLINE_EXCEEDED) with its hold released.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from domain import credits as rules
 from domain.credits import CreditBalance, LedgerKind
 from domain.errors import ObjectTooLarge, StorageUnavailable
 from domain.generations import Generation, GenerationStatus
-from domain.media import MediaRejected
+from domain.media import MediaRejected, MediaUnavailable
 from domain.ports import Provider, ProviderError, ProviderStatus
 from domain.repositories import UnitOfWork
 from domain.use_cases.credits import post_move
@@ -158,6 +164,11 @@ async def finalize_success(
         await _fail_copied(ports, generation, copied, code="OUTPUT_TOO_LARGE", message=message, expect=fence)
         return
     except StorageUnavailable:
+        await _release(ports, generation, token, policy.poll_interval)
+        return
+    except MediaUnavailable as exc:
+        # The copies so far stay: the next attempt writes the same keys.
+        log.warning("finalizing %s deferred to the next poll: %s", generation.id, exc)
         await _release(ports, generation, token, policy.poll_interval)
         return
     except BaseException:

@@ -18,7 +18,7 @@ from datetime import datetime
 from domain.chunks import output_key
 from domain.errors import StorageUnavailable
 from domain.generations import Generation, GenerationStatus
-from domain.media import MediaInfo, MediaLimits, ThumbnailState, extension_for
+from domain.media import MAX_OUTPUTS, MediaInfo, MediaLimits, MediaRejected, ThumbnailState, extension_for
 from domain.ports import Provider, StoredObject
 from domain.repositories import Asset
 from domain.use_cases.processing import ProcessingPorts
@@ -45,8 +45,11 @@ async def copy_outputs(
     """Verify and store every output in order, appending each to `copied` as soon as it is stored.
 
     Raises `MediaRejected` at the first output that is not media we store (the ones before
-    it are in `copied`), and the provider's and the storage's errors unchanged.
+    it are in `copied`), OUTPUT_TOO_MANY before any download when there are more than
+    `MAX_OUTPUTS`, and the provider's and the storage's errors unchanged.
     """
+    if len(urls) > MAX_OUTPUTS:
+        raise MediaRejected("OUTPUT_TOO_MANY", f"{len(urls)} outputs, over {MAX_OUTPUTS}")
     for index, url in enumerate(urls):
         async with ports.media.spool(provider.download(url), limits=limits) as spooled:
             info = spooled.info

@@ -3,7 +3,9 @@
 ffmpeg decodes hostile files, so it never runs in our process: a crash or a hang costs one
 subprocess. Each run gets no stdin, an address-space limit, no core
 dumps, an empty environment, a timeout after which it is killed, and a cap on what it may
-write to stdout. Its log is read line by line at `-loglevel level+...` (each line tagged
+write to stdout. The limits are set by `/bin/sh` (`ulimit`) right before it `exec`s ffmpeg,
+not by a `preexec_fn`: Python code between fork and exec is unsafe while other threads
+(Pillow's, asyncio's) hold locks. Its log is read line by line at `-loglevel level+...` (each line tagged
 `[error]`, `[info]`...), keeping a bounded head and counting error lines.
 """
 
@@ -12,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import resource
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -33,8 +34,21 @@ FFMPEG_ENV = {"MALLOC_ARENA_MAX": "2"}
 _ERROR_LEVEL = re.compile(r"\[(?:error|fatal|panic)\] ")
 
 
+#: Sets the limits, then becomes ffmpeg ("$0" is its path). 125: a limit could not be set.
+_LIMITED_EXEC = 'ulimit -v {kib} && ulimit -c 0 || exit 125; exec "$0" "$@"'
+#: Exit statuses of the wrapper itself: limits refused (125), ffmpeg not executable (126, 127).
+_SPAWN_FAILED = {125: "its limits could not be set", 126: "it is not executable", 127: "it was not found"}
+
+
 class FfmpegFailed(Exception):
-    """ffmpeg did not finish normally: it timed out, was killed by a signal, or wrote too much."""
+    """ffmpeg wrote more than its stdout cap: the input is not what we read."""
+
+
+class FfmpegInterrupted(Exception):
+    """ffmpeg could not finish, whatever the input: it timed out, was killed by a signal, or did not start.
+
+    Says nothing about the file (a loaded host, the memory limit): worth retrying later.
+    """
 
 
 @dataclass(slots=True)
@@ -65,10 +79,10 @@ def ffmpeg_exe() -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def child_limits(memory_bytes: int) -> None:
-    # Runs in the child between fork and exec: only async-signal-safe work (two setrlimit calls).
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def limited_command(args: Sequence[str], memory_bytes: int) -> list[str]:
+    """`ffmpeg -nostdin -hide_banner <args>` run under an address-space limit and without core dumps."""
+    script = _LIMITED_EXEC.format(kib=max(1, memory_bytes // 1024))
+    return ["/bin/sh", "-c", script, ffmpeg_exe(), "-nostdin", "-hide_banner", *args]
 
 
 async def run_ffmpeg(
@@ -78,37 +92,42 @@ async def run_ffmpeg(
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     max_stdout: int = 64 * 1024 * 1024,
 ) -> FfmpegResult:
-    """Run `ffmpeg -nostdin -hide_banner <args>`; raises FfmpegFailed on timeout, signal or overflow.
+    """Run `ffmpeg -nostdin -hide_banner <args>` within its limits.
 
-    A non-zero exit status is returned, not raised: the log says what the input was like.
-    On cancellation the process is killed and reaped before the cancellation propagates.
+    Raises FfmpegInterrupted on timeout (spawning included), signal or a failed start, and
+    FfmpegFailed when stdout overflows. A non-zero exit status is returned, not raised: the
+    log says what the input was like. On cancellation the process is killed and reaped
+    before the cancellation propagates.
     """
-    proc = await asyncio.create_subprocess_exec(
-        ffmpeg_exe(),
-        "-nostdin",
-        "-hide_banner",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=FFMPEG_ENV,
-        preexec_fn=lambda: child_limits(memory_bytes),
-    )
     log = FfmpegLog()
+    proc: asyncio.subprocess.Process | None = None
     try:
         async with asyncio.timeout(time_limit):
+            # Inside the timeout: a spawn that hangs (a host out of processes) counts too;
+            # asyncio kills and reaps a child whose start is interrupted.
+            proc = await asyncio.create_subprocess_exec(
+                *limited_command(args, memory_bytes),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=FFMPEG_ENV,
+            )
             out, _ = await asyncio.gather(_read_stdout(proc, max_stdout), _read_log(proc, log))
             returncode = await proc.wait()
     except TimeoutError:
-        raise FfmpegFailed(f"ffmpeg did not finish within {time_limit:g} s") from None
+        raise FfmpegInterrupted(f"ffmpeg did not finish within {time_limit:g} s") from None
+    except OSError as exc:  # fork or exec refused (EAGAIN, ENOMEM...)
+        raise FfmpegInterrupted(f"ffmpeg could not start: {exc}") from None
     finally:
-        if proc.returncode is None:
+        if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             # Reap it even when this task is being cancelled: no zombie, no running decoder.
             await asyncio.shield(proc.wait())
     if returncode < 0:
-        raise FfmpegFailed(f"ffmpeg was killed by signal {-returncode}")
+        raise FfmpegInterrupted(f"ffmpeg was killed by signal {-returncode}")
+    if returncode in _SPAWN_FAILED and not log.error_count:
+        raise FfmpegInterrupted(f"ffmpeg could not start: {_SPAWN_FAILED[returncode]}")
     return FfmpegResult(returncode, out, log)
 
 

@@ -9,8 +9,10 @@ off (ffmpeg's default).
 Probing is one pass that copies the video stream to the null muxer (reads every packet,
 decodes none): ffmpeg's log gives the header (duration, the first video stream's size and
 rotation) and reports a cut file as errors; for MP4/QuickTime the top-level box sizes must
-also add up to the file size (`iso_boxes`). A timeout, a crash or the memory limit make
-the file undecodable within our bounds: OUTPUT_TRUNCATED.
+also add up to the file size (`iso_boxes`). A video lasts the longer of what its header
+says and where its last packet ends (a header can understate it). ffmpeg reporting errors
+makes the file OUTPUT_TRUNCATED; ffmpeg not finishing (timeout, signal, the memory limit,
+no start) says nothing of the file and raises `MediaUnavailable`, to be retried.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from domain.media import MediaInfo, MediaLimits, MediaRejected, Thumbnail
-from infrastructure.media.ffmpeg import THREADS, FfmpegFailed, FfmpegLog, run_ffmpeg
+from domain.media import MediaInfo, MediaLimits, MediaRejected, MediaUnavailable, Thumbnail
+from infrastructure.media.ffmpeg import THREADS, FfmpegFailed, FfmpegInterrupted, FfmpegLog, run_ffmpeg
 from infrastructure.media.images import check_geometry
 from infrastructure.media.iso_boxes import box_problem
 from infrastructure.media.thumbnails import webp_thumbnail
@@ -114,6 +116,8 @@ async def probe_video(path: Path, content_type: str, limits: MediaLimits, *, mem
         result = await run_ffmpeg(
             args, time_limit=limits.probe_timeout_seconds, memory_bytes=memory_bytes, max_stdout=1024 * 1024
         )
+    except FfmpegInterrupted as exc:
+        raise MediaUnavailable(f"probing a video: {exc}") from None
     except FfmpegFailed as exc:
         raise MediaRejected("OUTPUT_TRUNCATED", str(exc)) from None
     header = parse_header(result.log)
@@ -122,9 +126,11 @@ async def probe_video(path: Path, content_type: str, limits: MediaLimits, *, mem
             raise MediaRejected("OUTPUT_TRUNCATED", _first_error(result.log))
         raise MediaRejected("OUTPUT_UNSUPPORTED_TYPE", "has no video stream")
     check_geometry(header.width, header.height, limits)
-    duration = header.duration
-    if duration is None and (times := _OUT_TIME.findall(result.stdout)):
-        duration = int(times[-1]) / 1_000_000
+    # The header is the file's own claim; the packets are what a player plays: the longer counts.
+    times = _OUT_TIME.findall(result.stdout)
+    packets = int(times[-1]) / 1_000_000 if times else None
+    durations = [d for d in (header.duration, packets) if d is not None]
+    duration = max(durations) if durations else None
     if duration is not None and duration > limits.max_video_seconds:
         raise MediaRejected("OUTPUT_TOO_LONG", f"lasts {duration:.1f} s, over {limits.max_video_seconds:g} s")
     if result.returncode != 0 or result.log.error_count:
@@ -173,6 +179,8 @@ async def poster_png(path: Path, info: MediaInfo, *, time_limit: float, memory_b
         ]
         try:
             result = await run_ffmpeg(args, time_limit=time_limit, memory_bytes=memory_bytes, max_stdout=stdout_cap)
+        except FfmpegInterrupted as exc:
+            raise MediaUnavailable(f"taking a poster frame: {exc}") from None
         except FfmpegFailed as exc:
             raise MediaRejected("OUTPUT_TRUNCATED", f"no poster frame: {exc}") from None
         if result.stdout:

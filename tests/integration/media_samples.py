@@ -77,6 +77,13 @@ def rotated_copy(source: Path, path: Path, degrees: int) -> bytes:
     return path.read_bytes()
 
 
+def understated_webm(data: bytes, seconds: float) -> bytes:
+    """A WebM (of ffmpeg's, TimecodeScale 1 ms) whose Segment Info Duration says `seconds`."""
+    element = b"\x44\x89\x88"  # Duration, an 8-byte float
+    at = data.index(element) + len(element)
+    return data[:at] + struct.pack(">d", seconds * 1000) + data[at + 8 :]
+
+
 def audio_only_mp4(path: Path) -> bytes:
     command = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"]
     subprocess.run([*command, "-i", "sine=duration=1", "-c:a", "aac", str(path)], check=True, timeout=60)

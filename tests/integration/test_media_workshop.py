@@ -6,6 +6,7 @@ Every test leaves the workshop's temporary directory empty (checked by the fixtu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import os
@@ -18,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from domain.media import MediaLimits, MediaRejected
+from domain.media import MediaLimits, MediaRejected, MediaUnavailable
 from infrastructure.container import media_workshop
 from infrastructure.media import LocalMediaWorkshop
+from infrastructure.media.ffmpeg import FfmpegInterrupted, run_ffmpeg
 from infrastructure.settings import Settings
 from tests.integration.media_samples import (
     animation,
@@ -32,6 +34,7 @@ from tests.integration.media_samples import (
     pixel_bomb_png,
     retitled_copy,
     rotated_copy,
+    understated_webm,
     zip_bomb_png,
 )
 
@@ -272,6 +275,17 @@ async def test_metadata_cannot_pass_for_the_header(workshop: LocalMediaWorkshop,
     assert await rejection(workshop, forged, MediaLimits(max_video_seconds=1.5)) == "OUTPUT_TOO_LONG"
 
 
+async def test_a_header_that_understates_the_duration_does_not_pass_for_it(
+    workshop: LocalMediaWorkshop, videos: dict[str, bytes]
+) -> None:
+    # given a 2 s WebM whose header says it lasts 0.5 s
+    forged = understated_webm(videos["webm"], 0.5)
+    # then its packets' length is recorded, and the length bound holds
+    _, _, duration, _ = await spooled_info(workshop, forged)
+    assert duration == pytest.approx(2.0, abs=0.2)
+    assert await rejection(workshop, forged, MediaLimits(max_video_seconds=1.5)) == "OUTPUT_TOO_LONG"
+
+
 async def test_an_mp4_without_video_is_unsupported(workshop: LocalMediaWorkshop, videos: dict[str, bytes]) -> None:
     assert await rejection(workshop, videos["audio.m4a.mp4"]) == "OUTPUT_UNSUPPORTED_TYPE"
 
@@ -311,19 +325,63 @@ async def test_an_endless_stream_is_cut_at_the_byte_limit(workshop: LocalMediaWo
     assert closed
 
 
-async def test_an_ffmpeg_that_overruns_its_time_is_killed(
+async def test_an_ffmpeg_that_overruns_its_time_is_killed_and_the_file_left_unjudged(
     workshop: LocalMediaWorkshop, videos: dict[str, bytes]
 ) -> None:
-    code = await rejection(workshop, videos["webm"], MediaLimits(probe_timeout_seconds=0.001))
-    assert code == "OUTPUT_TRUNCATED"
+    # given a probe that cannot finish in its time (a loaded host)
+    with pytest.raises(MediaUnavailable) as caught:
+        async with workshop.spool(chunked(videos["webm"]), limits=MediaLimits(probe_timeout_seconds=0.001)):
+            pass
+    # then ffmpeg is gone and the error is a transient one, not a verdict on the file
+    assert "did not finish" in str(caught.value)
     assert _ffmpeg_children() == []
 
 
 async def test_ffmpeg_runs_within_its_memory_limit(spool_dir: Path, videos: dict[str, bytes]) -> None:
     # given a workshop whose ffmpeg may not map more than 64 MiB (it needs more to start its threads)
     starved = LocalMediaWorkshop(temp_dir=spool_dir, ffmpeg_memory_bytes=64 * 1024 * 1024)
-    # then the probe fails inside that bound, and the file counts as undecodable
-    assert await rejection(starved, videos["mp4"]) == "OUTPUT_TRUNCATED"
+    # then the probe is killed inside that bound, which says nothing of the file: retried later
+    with pytest.raises(MediaUnavailable) as caught:
+        async with starved.spool(chunked(videos["mp4"]), limits=LIMITS):
+            pass
+    assert "killed by signal" in str(caught.value)
+
+
+async def test_a_greedy_ffmpeg_is_killed_by_its_memory_limit_and_a_modest_one_is_not() -> None:
+    # given an ffmpeg that must hold a 4096x4096 frame through a scale filter (about 100 MB)
+    greedy = ["-f", "lavfi", "-i", "testsrc=size=4096x4096:rate=1", "-frames:v", "2"]
+    greedy += ["-vf", "scale=8192:8192", "-f", "null", "-"]
+    # when it may map 96 MiB, it is killed
+    with pytest.raises(FfmpegInterrupted, match="killed by signal"):
+        await run_ffmpeg(greedy, time_limit=60, memory_bytes=96 * 1024 * 1024)
+    # and with the default limit it finishes
+    result = await run_ffmpeg(greedy, time_limit=60)
+    assert result.returncode == 0 and result.log.error_count == 0
+
+
+async def test_ffmpeg_runs_with_its_limits_set_before_exec() -> None:
+    # given an ffmpeg that runs for a while
+    running = asyncio.create_task(
+        run_ffmpeg(
+            ["-re", "-f", "lavfi", "-i", "testsrc", "-t", "20", "-f", "null", "-"],
+            time_limit=30,
+            memory_bytes=1024 * 1024 * 1024,
+        )
+    )
+    try:
+        while not (children := _ffmpeg_children()):
+            await asyncio.sleep(0.01)
+        # then the process running the ffmpeg binary has the address-space limit and no core dumps
+        limits = Path(f"/proc/{children[0]}/limits").read_text().splitlines()
+        address = next(line for line in limits if line.startswith("Max address space"))
+        core = next(line for line in limits if line.startswith("Max core file size"))
+        assert address.split()[3:5] == [str(1024 * 1024 * 1024)] * 2
+        assert core.split()[4:6] == ["0", "0"]
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert _ffmpeg_children() == []
 
 
 async def test_concurrent_probes_hold_one_slot_each(spool_dir: Path, videos: dict[str, bytes]) -> None:

@@ -5,6 +5,7 @@ A spooled file is the bytes in memory (test files are small). Besides what `snif
 - `TRUNCATED` are refused as OUTPUT_TRUNCATED on arrival,
 - `BOMB` as OUTPUT_TOO_MANY_PIXELS,
 - `UNDECODABLE` pass the probe but fail when thumbnailed (OUTPUT_TRUNCATED),
+- `UNCHECKABLE` cannot be probed now (`MediaUnavailable`: a decoder killed, a full disk),
 - `<W>x<H>` (e.g. `1024x768`) give their geometry (else 640x480).
 """
 
@@ -23,6 +24,7 @@ from domain.media import (
     MediaInfo,
     MediaLimits,
     MediaRejected,
+    MediaUnavailable,
     Thumbnail,
     is_video,
     sniff,
@@ -92,6 +94,8 @@ class FakeMediaWorkshop:
         content_type = sniff(body[:SNIFF_BYTES])
         if content_type is None:
             raise MediaRejected("OUTPUT_UNSUPPORTED_TYPE", "not an image or video we store")
+        if b"UNCHECKABLE" in body:
+            raise MediaUnavailable("ffmpeg was killed by signal 9")
         if b"TRUNCATED" in body:
             raise MediaRejected("OUTPUT_TRUNCATED", "ends early")
         if b"BOMB" in body:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from domain.credits import LedgerKind
 from domain.events import GenerationChanged
 from domain.generations import Generation, GenerationStatus
-from domain.media import ALLOWED_TYPES, REJECTION_CODES, MediaLimits, extension_for
+from domain.media import ALLOWED_TYPES, MAX_OUTPUTS, REJECTION_CODES, MediaLimits, extension_for
 from domain.ports import ProviderStatus
 from domain.use_cases import finalization
 from domain.use_cases.thumbnails import THUMBNAIL_TASK
@@ -90,6 +90,41 @@ async def test_a_refused_output_fails_the_generation_with_its_code_and_releases_
     assert_failed_and_released(env, g, code)
     events = [e for e in env.publisher.events if isinstance(e, GenerationChanged)]
     assert [(e.previous_status, e.status) for e in events] == [(S.PROCESSING, S.FAILED)]
+
+
+async def test_an_answer_with_too_many_outputs_fails_before_any_is_fetched(env: Env) -> None:
+    # given a provider that answered with one URL more than a generation may have
+    g = finished(env, *[PNG] * (MAX_OUTPUTS + 1))
+    # when it is finalized
+    await finalization.refresh(g.id, ports=env.ports, policy=env.policy)
+    # then it failed with OUTPUT_TOO_MANY, the hold released, and nothing was downloaded
+    assert_failed_and_released(env, g, "OUTPUT_TOO_MANY")
+    assert env.media.spooled == 0
+    assert str(MAX_OUTPUTS + 1) in (env.get(g).error_message or "")
+
+
+async def test_the_most_outputs_a_generation_may_have_are_all_stored(env: Env) -> None:
+    g = finished(env, *[PNG] * MAX_OUTPUTS)
+    await finalization.refresh(g.id, ports=env.ports, policy=env.policy)
+    assert env.get(g).status is S.SUCCEEDED and len(outputs_of(env, g)) == MAX_OUTPUTS
+
+
+async def test_an_output_that_cannot_be_checked_now_is_retried_at_the_next_poll(env: Env) -> None:
+    # given a second output whose check cannot finish now (its decoder was killed)
+    g = finished(env, PNG, PNG + b" UNCHECKABLE")
+    # when it is finalized
+    await finalization.refresh(g.id, ports=env.ports, policy=env.policy)
+    # then it is still PROCESSING, holding its credits, its lease released until the next poll
+    after = env.get(g)
+    assert (after.status, after.error_code, after.lease_token) == (S.PROCESSING, None, None)
+    assert after.next_attempt_at == env.clock.now() + env.policy.poll_interval
+    assert env.kinds(g) == [LedgerKind.RESERVE] and env.store.assets == []
+    assert env.media.open == 0
+    # and when the check works on the next attempt, the generation succeeds with both outputs
+    env.provider.bodies[env.provider.status_of.output_urls[1]] = JPEG
+    await finalization.refresh(g.id, ports=env.ports, policy=env.policy)
+    assert env.get(g).status is S.SUCCEEDED
+    assert outputs_of(env, g) == [f"outputs/{g.user_id}/{g.id}/0.png", f"outputs/{g.user_id}/{g.id}/1.jpg"]
 
 
 async def test_one_refused_output_fails_the_whole_generation_and_deletes_the_good_copies(env: Env) -> None:
