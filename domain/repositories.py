@@ -253,10 +253,17 @@ class GenerationRepository(Protocol):
         ...
 
     async def settle_thumbnail(
-        self, asset_id: uuid.UUID, *, state: str, error: str | None = None, measured: MediaInfo | None = None
+        self,
+        asset_id: uuid.UUID,
+        *,
+        state: str,
+        error: str | None = None,
+        measured: MediaInfo | None = None,
+        content_type: str | None = None,
     ) -> bool:
         """Move the output's thumbnail from pending to `state` (ready, failed) with `error`; False when it
-        was not pending. `measured` fills the output's width, height and duration where they are unset."""
+        was not pending. `measured` fills the output's width, height and duration where they are unset;
+        `content_type` replaces the output's. Locks the output's generation row before the output's."""
         ...
 
     async def thumbnail_settled(self, generation_id: uuid.UUID, at: datetime) -> Generation | None:

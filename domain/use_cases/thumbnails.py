@@ -47,6 +47,8 @@ THUMBNAIL_TASK = "make_thumbnails"
 OUTPUT_MISSING = "OUTPUT_MISSING"
 #: `thumbnail_error` once every attempt failed transiently.
 THUMBNAIL_FAILED = "THUMBNAIL_FAILED"
+#: The type an output stored before verification gets when its bytes turn out not to be media.
+UNVERIFIED_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,17 @@ async def _thumbnail(output: Asset, *, ports: ThumbnailPorts, policy: ThumbnailP
         made = await _make(ports, policy, claimed)
     except MediaRejected as exc:
         log.warning("output %s cannot be thumbnailed: %s", claimed.object_key, exc)
-        return await _settle(ports, claimed, ThumbnailState.FAILED, error=exc.code)
+        retyped = None
+        if claimed.width is None:
+            # Stored before outputs were verified, so its type was never checked: stop vouching for it.
+            retyped = UNVERIFIED_TYPE
+            log.warning(
+                "output %s was never verified: its type %s becomes %s",
+                claimed.object_key,
+                claimed.content_type,
+                retyped,
+            )
+        return await _settle(ports, claimed, ThumbnailState.FAILED, error=exc.code, content_type=retyped)
     except NotFound:
         log.warning("output %s is missing from storage: no thumbnail", claimed.object_key)
         return await _settle(ports, claimed, ThumbnailState.FAILED, error=OUTPUT_MISSING)
@@ -178,12 +190,17 @@ async def _settle(
     *,
     error: str | None = None,
     made: _Made | None = None,
+    content_type: str | None = None,
 ) -> bool:
     """One transaction: pending -> `state`, the thumbnail recorded, one fewer pending; then the announcement."""
     now = ports.clock.now()
     async with ports.uow() as uow:
         hit = await uow.generations.settle_thumbnail(
-            output.id, state=state.value, error=error, measured=made.measured if made else None
+            output.id,
+            state=state.value,
+            error=error,
+            measured=made.measured if made else None,
+            content_type=content_type,
         )
         if not hit:
             # Another worker settled it first (the object at the thumbnail key is theirs too),

@@ -37,11 +37,18 @@ async def _open_s3(settings: Settings, stack: AsyncExitStack) -> ObjectStorage:
 
 
 def _open_local(settings: Settings) -> LocalStorage | RoutedLocalStorage:
-    def store(root: Path) -> LocalStorage:
-        return LocalStorage(root=root, public_base_url=settings.public_base_url, secret=settings.effective_url_secret)
-
     default_root = settings.effective_storage_path.resolve()
-    roots = local_roots(settings)
+    roots = local_roots(settings)  # refuses nested directories
+    every_root = {default_root, *roots.values()}
+
+    def store(root: Path) -> LocalStorage:
+        return LocalStorage(
+            root=root,
+            public_base_url=settings.public_base_url,
+            secret=settings.effective_url_secret,
+            others=every_root,
+        )
+
     default = store(settings.effective_storage_path)
     if set(roots.values()) == {default_root}:
         return default

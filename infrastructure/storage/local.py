@@ -16,7 +16,7 @@ import functools
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -46,9 +46,12 @@ _META_DIR = ".meta"
 class LocalStorage:
     backend_name: str = "local"
 
-    def __init__(self, root: Path, public_base_url: str, secret: str) -> None:
+    def __init__(self, root: Path, public_base_url: str, secret: str, *, others: Iterable[Path] = ()) -> None:
         # Resolve once so the containment check below compares canonical paths.
         self._root = root.resolve()
+        # The other areas' directories: listing never walks into one (layout.py refuses nesting;
+        # this keeps another area's files from being listed here under a wrong key regardless).
+        self._others = frozenset(other.resolve() for other in others) - {self._root}
         self._base_url = public_base_url.rstrip("/")
         self._signer = UrlSigner(secret)
         self._seals = UploadSeals(self._root / _META_DIR)
@@ -274,6 +277,9 @@ class LocalStorage:
         top = self._root / prefix.rstrip("/")
         found: list[ListedObject] = []
         for directory, subdirs, files in os.walk(top):
+            if Path(directory) in self._others:
+                subdirs[:] = []
+                continue
             # Temp files and the .meta tree start with a dot; no key has such a segment.
             subdirs[:] = [d for d in subdirs if not d.startswith(".")]
             for name in files:

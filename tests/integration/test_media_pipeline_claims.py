@@ -5,6 +5,7 @@ and the sweep's query."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -185,3 +186,40 @@ async def test_the_sweep_finds_old_unclaimed_pending_outputs_oldest_first_bounde
         bounded = await uow.generations.pending_thumbnails(created_before=cutoff, limit=1)
     assert found == [older.id, old.id] and bounded == [older.id]
     assert claimed.id not in found
+
+
+@pytest.mark.parametrize("database", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_settling_a_thumbnail_while_its_generation_is_deleted_never_deadlocks(container: Container) -> None:
+    c = container
+    g, (output,) = await succeeded(c, 1)
+    thumbnail = dataclasses.replace(
+        output,
+        id=uuid.uuid4(),
+        kind="thumbnail",
+        object_key=f"thumbnails/{output.object_key}.webp",
+        source_id=output.id,
+    )
+
+    async def settle() -> bool:
+        # what domain/use_cases/thumbnails.py `_settle` does in its transaction
+        async with c.uow() as uow:
+            hit = await uow.generations.settle_thumbnail(output.id, state="ready")
+            if hit:
+                await uow.generations.add_asset(thumbnail)
+                await uow.generations.thumbnail_settled(g.id, c.clock.now())
+            await uow.commit()
+        return hit
+
+    # given a deletion holding the generation row (domain/use_cases/deletions.py locks before it deletes)
+    async with c.uow() as deletion:
+        assert [locked.id for locked in await deletion.generations.lock_many([g.id], user_id=g.user_id)] == [g.id]
+        # when a thumbnail is settled meanwhile, and the deletion then cascades to the assets
+        settling = asyncio.create_task(settle())
+        await asyncio.sleep(0.5)  # the settlement reaches the point where it waits
+        assert await deletion.generations.delete_many([g.id]) == 1
+        await deletion.commit()
+    # then neither is a deadlock victim: the settlement waited for the deletion and found nothing to settle
+    assert await settling is False
+    async with c.uow() as uow:
+        assert await uow.generations.get_asset(output.id) is None
+        assert await uow.generations.get_asset(thumbnail.id) is None

@@ -32,7 +32,7 @@ from domain.ports import ObjectStorage
 from graph.files import router as files_router
 from infrastructure.settings import Settings
 from infrastructure.storage.factory import open_storage
-from infrastructure.storage.layout import Kind
+from infrastructure.storage.layout import Kind, NestedStorageAreas
 from infrastructure.storage.local import LocalStorage
 from infrastructure.storage.local_files import valid_key
 from infrastructure.storage.migration import KindMove, migrate
@@ -338,6 +338,51 @@ async def test_a_local_seal_moves_with_its_object(tmp_path: Path) -> None:
     assert isinstance(target, LocalStorage)
     assert await target.sealed(UPLOAD)
     assert await read_all(after, UPLOAD) == b"ready"
+
+
+# ---------------------------------------------------------------- nested directories
+
+NESTED = [
+    # the reviewer's layout: a kind's directory inside the default one
+    ({"local_outputs_path": "store/outputs"}, "LOCAL_OUTPUTS_PATH", "LOCAL_STORAGE_PATH"),
+    # the default directory inside a kind's
+    ({"local_uploads_path": "."}, "LOCAL_STORAGE_PATH", "LOCAL_UPLOADS_PATH"),
+    # one kind's directory inside another's, both beside the default
+    (
+        {"local_outputs_path": "outputs", "local_thumbnails_path": "outputs/thumbs"},
+        "LOCAL_THUMBNAILS_PATH",
+        "LOCAL_OUTPUTS_PATH",
+    ),
+]
+
+
+@pytest.mark.parametrize(("paths", "inner", "outer"), NESTED)
+async def test_nested_local_directories_are_refused_at_start(
+    tmp_path: Path, paths: dict[str, str], inner: str, outer: str
+) -> None:
+    # given a layout where one area's directory is inside another's
+    settings_ = local_settings(tmp_path / "store", **{name: tmp_path / path for name, path in paths.items()})
+    # when storage is opened (the composition root, the API, workers and `genhub storage` all do)
+    async with AsyncExitStack() as stack:
+        with pytest.raises(NestedStorageAreas) as refused:
+            await open_storage(settings_, stack)
+    # then start-up stops, naming both settings, the inner one first
+    message = str(refused.value)
+    assert message.index(inner) < message.index(outer)
+
+
+async def test_listing_never_walks_into_another_areas_directory(tmp_path: Path) -> None:
+    # given (bypassing the start-up check) an outputs directory inside the default one, holding a live output
+    def store(root: Path) -> LocalStorage:
+        return LocalStorage(root, PUBLIC_BASE_URL, URL_SECRET, others=[tmp_path, tmp_path / "outputs"])
+
+    storage = KindRoutedStorage(default=store(tmp_path), areas={"outputs": store(tmp_path / "outputs")})
+    await storage.put_bytes(OUTPUT, b"live", content_type="image/png")
+    assert (tmp_path / "outputs" / OUTPUT).is_file()
+    # when every area is listed under the outputs prefix, as the orphan sweep and migrate do
+    listed = [item.key async for item in storage.list_keys("outputs/")]
+    # then the output is listed once, under its own key: no `outputs/outputs/...` for a sweep to delete
+    assert listed == [OUTPUT]
 
 
 # ---------------------------------------------------------------- hostile keys

@@ -590,12 +590,20 @@ class FakeGenerations(_Repository):
             self.tx.put("thumbnail_claims", asset_id, self.tx.db.clock.now() + after)
 
     async def settle_thumbnail(
-        self, asset_id: uuid.UUID, *, state: str, error: str | None = None, measured: MediaInfo | None = None
+        self,
+        asset_id: uuid.UUID,
+        *,
+        state: str,
+        error: str | None = None,
+        measured: MediaInfo | None = None,
+        content_type: str | None = None,
     ) -> bool:
         asset = await self.get_asset(asset_id)
         if asset is None or asset.thumbnail_state != ThumbnailState.PENDING:
             return False
         fields: dict[str, Any] = {"thumbnail_state": state, "thumbnail_error": error}
+        if content_type is not None:
+            fields["content_type"] = content_type
         if measured is not None:
             fields["width"] = asset.width if asset.width is not None else measured.width
             fields["height"] = asset.height if asset.height is not None else measured.height

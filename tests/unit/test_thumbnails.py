@@ -18,6 +18,7 @@ from domain.use_cases.thumbnails import (
     OUTPUT_MISSING,
     THUMBNAIL_FAILED,
     THUMBNAIL_TASK,
+    UNVERIFIED_TYPE,
     ThumbnailPolicy,
     ThumbnailPorts,
     make_thumbnails,
@@ -222,6 +223,22 @@ async def test_outputs_stored_before_verification_get_their_geometry_from_the_th
     await world.make(g)
     (output,) = world.outputs(g)
     assert (output.width, output.height, output.duration_seconds) == (1280, 720, 4.0)
+
+
+@pytest.mark.parametrize(("measured", "served_as"), [(False, UNVERIFIED_TYPE), (True, "image/png")])
+async def test_a_rejected_output_never_verified_stops_claiming_its_type(
+    world: World, measured: bool, served_as: str
+) -> None:
+    # given an output labelled image/png whose bytes are HTML, stored before verification (or after it)
+    g = world.succeeded(PNG, measured=measured)
+    output = world.outputs(g)[0]
+    world.fakes.storage.objects[output.object_key] = b"<!doctype html><script>alert(1)</script>"
+    # when its thumbnail is attempted
+    await world.make(g)
+    # then its thumbnail failed and, never verified, it is now typed as opaque bytes; a verified one keeps its type
+    (after,) = world.outputs(g)
+    assert (after.thumbnail_state, after.thumbnail_error) == ("failed", "OUTPUT_UNSUPPORTED_TYPE")
+    assert after.content_type == served_as
 
 
 async def test_the_sweep_requeues_outputs_pending_past_the_grace_period_unclaimed_and_bounded(world: World) -> None:

@@ -48,13 +48,28 @@ class SqlGenerationThumbnails(SqlGenerationLeases):
         await connection.execute(stmt)
 
     async def settle_thumbnail(
-        self, asset_id: uuid.UUID, *, state: str, error: str | None = None, measured: MediaInfo | None = None
+        self,
+        asset_id: uuid.UUID,
+        *,
+        state: str,
+        error: str | None = None,
+        measured: MediaInfo | None = None,
+        content_type: str | None = None,
     ) -> bool:
+        # The generation row first, as deleting a generation locks it (FOR UPDATE) before its cascade
+        # reaches the assets: settling the other way round (asset row, then the THUMBNAIL insert's key
+        # share on the generation) could deadlock with a deletion on PostgreSQL. SQLite locks the whole file.
+        if self.dialect == "postgresql":
+            g = GENERATIONS.c
+            owner = select(a.generation_id).where(a.id == asset_id).scalar_subquery()
+            await self.scalars(select(g.id).where(g.id == owner).with_for_update(key_share=True))
         values: dict[str, object] = {
             "thumbnail_state": state,
             "thumbnail_error": error,
             "thumbnail_claimed_until": None,
         }
+        if content_type is not None:
+            values["content_type"] = content_type
         if measured is not None:
             # Outputs stored before they were verified get what the thumbnail's probe found.
             values["width"] = func.coalesce(a.width, measured.width)
