@@ -78,6 +78,13 @@ class UserRepository(Protocol):
         reference the user may still be inserted meanwhile."""
         ...
 
+    async def hold(self, user_id: uuid.UUID) -> User | None:
+        """The user as committed now, their row held (shared) until the transaction ends: sign-in and
+        rotation hold it while they add a refresh token, so a revocation (which takes the row itself,
+        by `lock` or an update of it, before revoking) waits for them and then sees their token.
+        Holders do not wait for each other."""
+        ...
+
     async def tombstone(self, user_id: uuid.UUID, *, email: str, at: datetime) -> None:
         """Anonymise a deleted account: `email` (an unusable unique value) instead of theirs, no password,
         `deleted_at` set. The row stays: the ledger names it."""
@@ -142,7 +149,11 @@ class RefreshTokenRepository(Protocol):
         ...
 
     async def revoke_all(self, user_id: uuid.UUID, at: datetime, *, keep_family: uuid.UUID | None = None) -> int:
-        """Revoke every live refresh token of the user but `keep_family`'s; how many were revoked."""
+        """Revoke every live refresh token of the user but `keep_family`'s; how many were revoked.
+
+        Every revocation (this, `revoke_family`, `revoke_family_of`) runs after its transaction took the
+        user's row (users.lock, or an update of the row): sign-ins and rotations in flight hold that row
+        (users.hold), so the revocation waits for them and its statement sees the tokens they added."""
         ...
 
 

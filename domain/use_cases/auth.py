@@ -83,9 +83,14 @@ async def login(
         valid = await hasher.verify(user.password_hash if user else None, password)
         if user is None or not valid:
             raise InvalidCredentials()
-        if user.is_suspended:  # told only to whoever knows the password
+        # Held while the family is added: a revocation (reset, change, sign-out everywhere) waits for us
+        # and revokes it. One that committed since the read above changed the hash we verified: refused.
+        held = await uow.users.hold(user.id)
+        if held is None or held.password_hash != user.password_hash:
+            raise InvalidCredentials()
+        if held.is_suspended:  # told only to whoever knows the password
             raise AccountSuspended()
-        session = await _open_session(uow, user, tokens=tokens, now=clock.now())
+        session = await _open_session(uow, held, tokens=tokens, now=clock.now())
         await uow.commit()
     return session
 
@@ -113,20 +118,27 @@ async def refresh(
         if record is None or record.revoked_at is not None or record.expires_at <= now:
             raise InvalidCredentials("The refresh token is invalid or expired.")
         await enforce(limiter, bucket=f"refresh:family:{record.family_id}", rule=family_rate)
-        if record.used_at is not None or not await uow.refresh_tokens.mark_used(record.id, now):
-            # Reuse of a rotated token: somebody else holds a copy. Revoke the family.
-            await uow.refresh_tokens.revoke_family(record.family_id, now)
-            await uow.commit()
-            if revocations is not None:
-                await revocations.announce(record.user_id)
-            raise InvalidCredentials("The refresh token was already used; sign in again.")
-        user = await uow.users.get(record.user_id)
-        if user is None:
+        # Held until commit: a revocation of the user's tokens waits for this rotation and then revokes
+        # the token it adds. One that committed while we waited is seen by the re-read below.
+        user = await uow.users.hold(record.user_id)
+        record = await uow.refresh_tokens.get_by_hash(token_hash)
+        if user is None or record is None or record.revoked_at is not None:
             raise InvalidCredentials("The refresh token is invalid or expired.")
-        if user.is_suspended:  # nothing committed: the token is not spent
-            raise AccountSuspended()
-        session = await _open_session(uow, user, tokens=tokens, now=now, family_id=record.family_id)
+        if record.used_at is None and await uow.refresh_tokens.mark_used(record.id, now):
+            if user.is_suspended:  # nothing committed: the token is not spent
+                raise AccountSuspended()
+            session = await _open_session(uow, user, tokens=tokens, now=now, family_id=record.family_id)
+            await uow.commit()
+            return session
+    # Reuse of a rotated token: somebody else holds a copy. Revoke the family, in a transaction of its
+    # own that takes the user's row: it waits for a rotation of the family in flight and revokes its token.
+    async with uow:
+        await uow.users.lock(record.user_id)
+        await uow.refresh_tokens.revoke_family(record.family_id, now)
         await uow.commit()
+    if revocations is not None:
+        await revocations.announce(record.user_id)
+    raise InvalidCredentials("The refresh token was already used; sign in again.")
     return session
 
 

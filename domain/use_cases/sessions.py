@@ -43,6 +43,7 @@ async def end_session(
 ) -> None:
     """One sign-in ends: its refresh family is revoked, and its access tokens are refused."""
     async with uow:
+        await uow.users.lock(user_id)  # waits for a rotation of the family in flight, then revokes its token
         await uow.refresh_tokens.revoke_family_of(user_id, session_id, clock.now())
         await uow.commit()
     await revocations.announce(user_id)

@@ -197,6 +197,9 @@ class FakeUsers(_Repository):
     async def lock(self, user_id: uuid.UUID) -> User | None:
         return await self.get(user_id)  # one writer at a time in the fakes: nothing to wait for
 
+    async def hold(self, user_id: uuid.UUID) -> User | None:
+        return await self.get(user_id)
+
     async def access_state(self, user_id: uuid.UUID, *, ended_since: datetime) -> AccessState | None:
         user = await self.get(user_id)
         if user is None or user.deleted_at is not None:

@@ -74,6 +74,15 @@ class SqlUserRepository(SqlRepository):
         row = await self.row(stmt)
         return _user(row) if row else None
 
+    async def hold(self, user_id: uuid.UUID) -> User | None:
+        stmt = select(USERS).where(USERS.c.id == user_id)
+        if self.dialect == "postgresql":
+            # FOR SHARE: conflicts with the row lock of a revocation (FOR NO KEY UPDATE, or an UPDATE of
+            # the row), not with other holders nor with the foreign-key checks of rows that name the user.
+            stmt = stmt.with_for_update(read=True)
+        row = await self.row(stmt)
+        return _user(row) if row else None
+
     async def tombstone(self, user_id: uuid.UUID, *, email: str, at: datetime) -> None:
         stmt = update(UserRow).where(UserRow.id == user_id).values(email=email, password_hash="", deleted_at=at)
         await self.session.execute(stmt)
