@@ -122,8 +122,7 @@ class DataExportRepository(Protocol):
 
     async def mark_expired(self, export_id: uuid.UUID, at: datetime) -> bool: ...
     async def delete_for_user(self, user_id: uuid.UUID) -> list[str]:
-        """Delete every export of the user (a deleted account's, whatever its status); the archive key of each,
-        stored or not yet (a build in flight uploads to `export_key`, so that key is returned for it)."""
+        """Delete every export of the user (a deleted account's, whatever its status); the archive keys they held."""
         ...
 
     # -- the user's data, read in batches for an archive

@@ -472,6 +472,7 @@ class StartStatus(enum.StrEnum):
     INSUFFICIENT = "insufficient"  # available credits do not cover the reservation
     INPUTS_CHANGED = "inputs"  # an input is no longer one of the user's READY chunks
     BOARD_CHANGED = "board"  # the user is no longer a member of the board who may generate there
+    ACCOUNT_GONE = "account"  # the user's account was deleted (a tombstone): nothing written
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from domain.errors import Forbidden, InsufficientCredits, InvalidInput, InvalidState, NotFound
+from domain.errors import Forbidden, InsufficientCredits, InvalidInput, InvalidState, NotFound, Unauthenticated
 from domain.events import CreditsChanged, Event
 from domain.generations import Generation, GenerationStatus, allowed_sources
 from domain.ports import CatalogueReader, Clock, EventPublisher, JobQueue, RateBucket, RateLimiter
@@ -86,6 +86,9 @@ async def generate(
         await catalogue.invalidate()
     else:
         raise InvalidState("The model changed while the generation was being started; send it again.")
+    if outcome.status is StartStatus.ACCOUNT_GONE:
+        # Admitted just before the account was deleted: its tokens are refused from now on too.
+        raise Unauthenticated("The account was deleted.")
     if outcome.status is StartStatus.REPLAYED:
         # Same key from the same user: the first call's generation is the answer.
         return await replay_of(uow, outcome.generation_id, request)

@@ -1,6 +1,6 @@
 """GenerationStarter: a new generation and its credit reservation, written atomically.
 
-PostgreSQL: one call of `genhub_start_generation()` (migrations 0002, 0003) on a connection of
+PostgreSQL: one call of `genhub_start_generation()` (migrations 0002, 0003, 0006, 0015) on a connection of
 a plain asyncpg pool, in autocommit, so starting a generation costs one round trip
 instead of BEGIN, three statements and COMMIT. Other databases (SQLite, the embedded default):
 the same steps in one unit of work.
@@ -144,6 +144,9 @@ class SqlGenerationStarter:
         g = generation
         cost = _reserved_amount(reservation)
         async with self._uow() as uow:
+            user = await uow.users.get(g.user_id)
+            if user is None or user.deleted_at is not None:
+                return StartOutcome(StartStatus.ACCOUNT_GONE)
             if g.idempotency_key is not None:
                 existing = await uow.generations.get_by_idempotency_key(g.user_id, g.idempotency_key)
                 if existing is not None:

@@ -296,18 +296,77 @@ async def test_generates_racing_the_deletion_neither_deadlock_nor_break_the_ledg
     racing = [world.run(me, GENERATE, {"modelId": world.model_id}) for _ in range(10)]
     deleting = world.run(me, DELETE_ACCOUNT, {"password": PASSWORD})
     bodies = await asyncio.gather(deleting, *racing)
-    # then the deletion succeeds, each start either ran or was refused with the token, nothing failed otherwise
+    # then the deletion succeeds, each start either ran before it (and went with the account) or was refused
     assert bodies[0]["data"]["deleteAccount"]["__typename"] == "DeleteAccountSuccess", bodies[0]
     for body in bodies[1:]:
         if "errors" in body:
             assert {e["extensions"]["code"] for e in body["errors"]} == {"UNAUTHENTICATED"}, body
         else:
             assert body["data"]["generate"]["__typename"] == "GenerateSuccess", body
-    # and the ledger sums to the balance, what is reserved being what the remaining generations hold
+    # and nothing is left for the tombstone: no generation, so nothing reserved, and the ledger sums to the balance
     user = uuid.UUID(world.user_ids[me])
     async with world.client.container.uow() as uow:
         account = await uow.credits.balance(user)
         assert account == await uow.credits.ledger_totals(user)
-        left = await uow.generations.ids_of_user(user)
-        held = sum([await uow.credits.open_reservation(g) for g in left])
-    assert account.reserved == held
+        assert await uow.generations.ids_of_user(user) == []
+    assert account.reserved == 0
+
+
+async def waiting_for_a_lock(world: World, statement: str) -> bool:
+    """Whether a backend runs a statement containing `statement` and waits for a lock."""
+    sql = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database() AND query LIKE :q"
+    )
+    return bool(await scalar(world, sql, q=f"%{statement}%"))
+
+
+async def test_a_generate_admitted_before_the_deletion_commits_after_it_writes_nothing(personas: World) -> None:
+    # given a deletion held open after its tombstone: its last steps wait for the refresh token locked here
+    world = personas
+    me = await newcomer(world)
+    user = uuid.UUID(world.user_ids[me])
+    async with world.client.container.engine.connect() as holder:
+        held = await holder.execute(text("SELECT id FROM refresh_tokens WHERE user_id = :u FOR SHARE"), {"u": user})
+        assert len(held.all()) >= 1
+        deleting = asyncio.ensure_future(world.run(me, DELETE_ACCOUNT, {"password": PASSWORD}))
+        await eventually(lambda: waiting_for_a_lock(world, "DELETE FROM refresh_tokens"), what="the deletion held")
+        # when a generate admitted before the deletion commits runs into it
+        generating = asyncio.ensure_future(world.run(me, GENERATE, {"modelId": world.model_id}))
+        await eventually(lambda: waiting_for_a_lock(world, "genhub_start_generation"), what="the start waiting")
+        await holder.rollback()  # the deletion goes on and commits
+    deleted, generated = await asyncio.gather(deleting, generating)
+    # then the deletion succeeded and the start was refused, writing nothing for the tombstone
+    assert deleted["data"]["deleteAccount"]["__typename"] == "DeleteAccountSuccess", deleted
+    assert {e["extensions"]["code"] for e in generated.get("errors", [])} == {"UNAUTHENTICATED"}, generated
+    assert await scalar(world, "SELECT count(*) FROM generations WHERE user_id = :u", u=user) == 0
+    ledger = "SELECT count(*) FROM credit_ledger WHERE user_id = :u AND kind = 'reserve'"
+    assert await scalar(world, ledger, u=user) == 0
+    async with world.client.container.uow() as uow:
+        account = await uow.credits.balance(user)
+        assert account == await uow.credits.ledger_totals(user)
+    assert account.reserved == 0
+
+
+async def test_a_start_waits_for_the_deletions_first_lock_so_both_lock_in_one_order(personas: World) -> None:
+    # given the users row locked as a deletion locks it first (FOR NO KEY UPDATE), before any tombstone;
+    # FOR KEY SHARE would not wait here, and a start holding the account row while a deletion releases holds
+    # on it and then waits for the start at the tombstone would deadlock
+    world = personas
+    me = await newcomer(world)
+    user = uuid.UUID(world.user_ids[me])
+    async with world.client.container.engine.connect() as holder:
+        await holder.execute(text("SELECT id FROM users WHERE id = :u FOR NO KEY UPDATE"), {"u": user})
+        # when the user starts a generation
+        generating = asyncio.ensure_future(world.run(me, GENERATE, {"modelId": world.model_id}))
+        # then the start waits for that lock (and so before it locks the credit account)
+        await eventually(lambda: waiting_for_a_lock(world, "genhub_start_generation"), what="the start waiting")
+        account_locks = (
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " WHERE c.relname = 'credit_accounts' AND l.mode = 'RowShareLock' AND l.granted"
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        assert await scalar(world, account_locks) == 0
+        await holder.rollback()
+    # and starts once it is released, the account being live
+    assert (await generating)["data"]["generate"]["__typename"] == "GenerateSuccess"

@@ -902,6 +902,9 @@ class FakeGenerationStarter:
                 )
             cost = reservation.amount
         async with FakeUnitOfWork(self.db) as uow:
+            user = await uow.users.get(g.user_id)
+            if user is None or user.deleted_at is not None:
+                return StartOutcome(StartStatus.ACCOUNT_GONE)
             if g.idempotency_key is not None:
                 existing = await uow.generations.get_by_idempotency_key(g.user_id, g.idempotency_key)
                 if existing is not None:
