@@ -100,6 +100,7 @@ def media_workshop(settings: Settings) -> LocalMediaWorkshop:
         temp_dir=settings.media_temp_dir,
         concurrency=settings.media_concurrency,
         ffmpeg_memory_bytes=settings.media_ffmpeg_memory_bytes,
+        spool_budget_bytes=settings.media_spool_budget_bytes,
     )
 
 

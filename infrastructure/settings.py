@@ -115,10 +115,12 @@ class Settings(BaseSettings):
     simulated_download_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
 
     # media workshop (infrastructure/media/): where outputs are spooled while checked, how many
-    # files one process decodes at a time, the address space of one ffmpeg subprocess
+    # files one process decodes at a time, the address space of one ffmpeg subprocess, the disk
+    # one process's spooled files may hold at once (a spool waits for its share)
     media_temp_dir: Path | None = None
     media_concurrency: int = Field(default=2, ge=1, le=64)
     media_ffmpeg_memory_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=256 * 1024 * 1024)
+    media_spool_budget_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1024 * 1024)
     kie_base_url: str = "https://api.kie.ai"
     kie_api_key: str = ""
     kie_callback_secret: str = ""

@@ -6,25 +6,39 @@ reading at once when the type is not allowed or the size passes `MediaLimits.max
 then it probes the whole file (images with Pillow in a thread, videos with ffmpeg in a
 subprocess). The file is removed when the context exits, however it exits (errors,
 cancellation). Decoding work (probes, thumbnails) holds one of `concurrency` slots, so a
-worker process decodes at most that many files at a time.
+worker process decodes at most that many files at a time. The files of one process hold at
+most `spool_budget_bytes` of disk between them (spool_budget.py: a spool waits for its
+share); a full disk anyway (ENOSPC, EDQUOT) raises `MediaUnavailable`, retried later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
+import logging
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from domain.media import SNIFF_BYTES, MediaInfo, MediaLimits, MediaRejected, Thumbnail, is_video, sniff
+from domain.media import (
+    SNIFF_BYTES,
+    MediaInfo,
+    MediaLimits,
+    MediaRejected,
+    MediaUnavailable,
+    Thumbnail,
+    is_video,
+    sniff,
+)
 from infrastructure.media.ffmpeg import DEFAULT_MEMORY_BYTES
 from infrastructure.media.images import image_thumbnail, probe_image
+from infrastructure.media.spool_budget import SpoolBudget
 from infrastructure.media.videos import poster_png, poster_thumbnail, probe_video
 
 #: Bytes gathered before each write to disk (one thread hop per write).
@@ -33,6 +47,11 @@ READ_CHUNK = 256 * 1024
 FILE_PREFIX = "genhub-media-"
 #: How long making a thumbnail may take (a poster frame is one seek and one decode).
 THUMBNAIL_TIMEOUT_SECONDS = 30.0
+#: Disk the spooled files of one process may hold at once unless the caller says otherwise.
+DEFAULT_SPOOL_BUDGET_BYTES = 2 * 1024 * 1024 * 1024
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+log = logging.getLogger("genhub.media")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +70,7 @@ class LocalMediaWorkshop:
         temp_dir: Path | None = None,
         concurrency: int = 2,
         ffmpeg_memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        spool_budget_bytes: int = DEFAULT_SPOOL_BUDGET_BYTES,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -58,25 +78,43 @@ class LocalMediaWorkshop:
         self.temp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.ffmpeg_memory_bytes = ffmpeg_memory_bytes
         self._slots = asyncio.Semaphore(concurrency)
+        self.spool_budget = SpoolBudget(spool_budget_bytes)
 
     @contextlib.asynccontextmanager
     async def spool(self, data: AsyncIterator[bytes], *, limits: MediaLimits) -> AsyncIterator[SpooledFile]:
-        path = self.temp_dir / f"{FILE_PREFIX}{uuid.uuid4().hex}.part"
-        # Created on the event loop on purpose (one quick syscall): created in a thread, a
-        # cancellation could land between the file's creation and our knowing about it.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        async with self.spool_budget.reserved(limits.max_bytes) as reservation:
+            path = self.temp_dir / f"{FILE_PREFIX}{uuid.uuid4().hex}.part"
+            try:
+                with self._disk_full_is_transient():
+                    # Created on the event loop on purpose (one quick syscall): created in a thread,
+                    # a cancellation could land between the file's creation and our knowing about it.
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+                    # A buffered file, not the bare descriptor: its close() waits for a write still
+                    # running in a thread after a cancellation, so the descriptor is never closed
+                    # (and its number reused by another file) under that write.
+                    with os.fdopen(fd, "wb") as sink:
+                        received = await _receive(data, sink, limits)
+                reservation.shrink_to(received.size)
+                async with self._slots:
+                    info = await self._probe(path, received.content_type, limits)
+                yield SpooledFile(self, path, size=received.size, sha256=received.sha256, info=info)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
+    @contextlib.contextmanager
+    def _disk_full_is_transient(self) -> Iterator[None]:
         try:
-            # A buffered file, not the bare descriptor: its close() waits for a write still
-            # running in a thread after a cancellation, so the descriptor is never closed (and
-            # its number reused by another file) under that write.
-            with os.fdopen(fd, "wb") as sink:
-                received = await _receive(data, sink, limits)
-            async with self._slots:
-                info = await self._probe(path, received.content_type, limits)
-            yield SpooledFile(self, path, size=received.size, sha256=received.sha256, info=info)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+            yield
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL:
+                raise
+            log.error(
+                "media temp dir %s is full (%s): the output will be retried; size its disk for MEDIA_SPOOL_BUDGET_BYTES",
+                self.temp_dir,
+                exc.strerror,
+            )
+            raise MediaUnavailable(f"the media temp dir is full: {exc.strerror}") from None
 
     async def _probe(self, path: Path, content_type: str, limits: MediaLimits) -> MediaInfo:
         if is_video(content_type):

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import io
 import os
+import subprocess
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -397,11 +398,97 @@ async def test_concurrent_probes_hold_one_slot_each(spool_dir: Path, videos: dic
     assert most == 1
 
 
+async def test_spools_wait_for_their_share_of_the_disk_budget(spool_dir: Path) -> None:
+    # given outputs capped at 1 MiB and a budget of one and a half
+    limits = MediaLimits(max_bytes=1024 * 1024)
+    budgeted = LocalMediaWorkshop(temp_dir=spool_dir, spool_budget_bytes=3 * 512 * 1024)
+    png = encoded(picture(), "PNG")
+    pulled: list[str] = []
+    rest_of_b = asyncio.Event()
+
+    async def source(name: str) -> AsyncIterator[bytes]:
+        pulled.append(name)
+        yield png[:100]
+        if name == "b":
+            await rest_of_b.wait()  # a slow download, its file still growing
+        yield png[100:]
+
+    entered = {name: asyncio.Event() for name in "abc"}
+    leave = asyncio.Event()
+
+    async def hold(name: str) -> None:
+        async with budgeted.spool(source(name), limits=limits):
+            entered[name].set()
+            await leave.wait()
+
+    # when a first spool is open (its file small, its reservation shrunk to it)
+    tasks = [asyncio.create_task(hold("a"))]
+    await asyncio.wait_for(entered["a"].wait(), 30)
+    # and a second is downloading (holding the whole 1 MiB cap)
+    tasks.append(asyncio.create_task(hold("b")))
+    while "b" not in pulled:
+        await asyncio.sleep(0.01)
+    assert budgeted.spool_budget.used == len(png) + 1024 * 1024
+    # then a third waits without reading a byte
+    tasks.append(asyncio.create_task(hold("c")))
+    await asyncio.sleep(0.2)
+    assert pulled == ["a", "b"]
+    # until the second's file is complete and gives back what it did not use
+    rest_of_b.set()
+    await asyncio.wait_for(entered["c"].wait(), 30)
+    assert pulled == ["a", "b", "c"] and budgeted.spool_budget.used == 3 * len(png)
+    leave.set()
+    await asyncio.gather(*tasks)
+    assert budgeted.spool_budget.used == 0
+
+
+async def test_a_spool_cancelled_while_waiting_for_the_budget_takes_nothing(spool_dir: Path) -> None:
+    limits = MediaLimits(max_bytes=1024 * 1024)
+    budgeted = LocalMediaWorkshop(temp_dir=spool_dir, spool_budget_bytes=1024 * 1024)
+    async with budgeted.spool(chunked(encoded(picture(), "PNG")), limits=limits):
+        waiting = asyncio.create_task(spooled_info(budgeted, encoded(picture(), "PNG"), limits))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+    assert budgeted.spool_budget.used == 0
+    assert await spooled_info(budgeted, encoded(picture(), "PNG"), limits) == (300, 200, None, "image/png")
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs (mounting needs root, as in the dev and CI containers)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+async def test_a_full_temp_disk_is_transient_and_logged(full_disk: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # given a workshop on a 1 MiB disk and an output of 3 MiB (under its cap)
+    small = LocalMediaWorkshop(temp_dir=full_disk / "spool")
+    big = b"\x89PNG\r\n\x1a\n" + b"\x00" * (3 * 1024 * 1024)
+    # when it is spooled
+    with pytest.raises(MediaUnavailable, match="full"):
+        async with small.spool(chunked(big), limits=MediaLimits(max_bytes=4 * 1024 * 1024)):
+            pass
+    # then it is a transient error, said in the log, and the partial file is gone
+    assert any("media temp dir" in r.getMessage() and "is full" in r.getMessage() for r in caplog.records)
+    assert list((full_disk / "spool").iterdir()) == []
+    assert small.spool_budget.used == 0
+
+
 def test_the_container_builds_the_workshop_from_settings(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, media_temp_dir=tmp_path / "media", media_concurrency=3)
     built = media_workshop(settings)
     assert built.temp_dir == tmp_path / "media" and built.temp_dir.is_dir()
     assert built.ffmpeg_memory_bytes == settings.media_ffmpeg_memory_bytes
+    assert built.spool_budget.total_bytes == settings.media_spool_budget_bytes
 
 
 # ---------------------------------------------------------------- the temporary file
