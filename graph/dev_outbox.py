@@ -1,13 +1,18 @@
 """GET /dev/outbox and /dev/outbox/{id|latest}: the local outbox as plain text, in development only.
 
-Served only when this process writes mail to the outbox (no SMTP_HOST) and is not in
-production; everywhere else both paths answer 404 as if they did not exist. Messages are
+Served only when this process writes mail to the outbox (no SMTP_HOST), is not in
+production, and the request comes from this machine: the socket peer is a loopback
+address (the real peer: uvicorn runs without proxy headers) and it names no forwarded
+client (a proxy on this host relays others). Reset links are in there, so a development
+server bound to 0.0.0.0 must not show them to the network. Everywhere else both paths
+answer 404 as if they did not exist. Messages are
 shown as text/plain with nosniff, so an HTML part is never rendered by the browser.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -19,9 +24,21 @@ router = APIRouter()
 HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
+def _from_this_machine(request: Request) -> bool:
+    if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
+        return False
+    try:
+        peer = ipaddress.ip_address(request.client.host if request.client else "")
+    except ValueError:  # no peer, or a name rather than an address
+        return False
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return peer.is_loopback
+
+
 def _outbox(request: Request) -> Outbox | None:
     services: Services | None = getattr(request.app.state, "services", None)
-    if services is None or services.settings.is_production:
+    if services is None or services.settings.is_production or not _from_this_machine(request):
         return None
     return services.mail_outbox
 

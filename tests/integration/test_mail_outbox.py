@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from domain.emails import SEND_EMAIL_TASK, EmailMessage
 from infrastructure.bootstrap import Services
 from tests.fixtures.app import SettingsFactory, running_app
@@ -108,3 +110,31 @@ async def test_the_outbox_command_lists_and_shows_messages(make_settings: Settin
     assert shown.returncode == 0 and "token=tok-123" in shown.stdout and "To: ada@example.com" in shown.stdout
     missing = genhub("show", "../genhub")
     assert missing.returncode == 2 and "no message" in missing.stdout
+
+
+async def test_the_dev_page_answers_only_this_machine(make_settings: SettingsFactory) -> None:
+    async with running_app(make_settings()) as client:
+        services: Services = client.app.state.services
+        await services.adapters.jobs.enqueue(SEND_EMAIL_TASK, **RESET.as_task_args())
+        await wait_for_file(services.settings.data_dir / "outbox")
+        # given the development server's outbox holding a reset link, shown to a loopback peer
+        assert "tok-123" in (await client.http.get("/dev/outbox/latest")).text
+        for peer, headers in (
+            ("203.0.113.7", {}),  # anyone on the network, the server bound to 0.0.0.0
+            ("192.168.1.20", {"X-Forwarded-For": "127.0.0.1"}),  # a forged header changes nothing
+            ("::ffff:10.0.0.5", {}),
+            ("127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}),  # relayed by a proxy on this host
+            ("::1", {"Forwarded": "for=203.0.113.7"}),
+            ("localhost", {}),  # not an address: refused rather than trusted
+        ):
+            transport = httpx.ASGITransport(app=client.app, client=(peer, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as remote:
+                # when it asks for the outbox
+                answers = [await remote.get(path, headers=headers) for path in ("/dev/outbox", "/dev/outbox/latest")]
+            # then it is told nothing exists
+            assert [a.status_code for a in answers] == [404, 404], peer
+            assert all("tok-123" not in a.text for a in answers)
+        for peer in ("::1", "127.0.0.2", "::ffff:127.0.0.1"):
+            transport = httpx.ASGITransport(app=client.app, client=(peer, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as local:
+                assert "tok-123" in (await local.get("/dev/outbox/latest")).text, peer
