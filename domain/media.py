@@ -94,7 +94,7 @@ class MediaLimits:
     """Bounds applied before anything is decoded (a declared size is checked, then decoded)."""
 
     max_bytes: int = 500 * 1024 * 1024
-    max_pixels: int = 64 * 1024 * 1024
+    max_pixels: int = 32 * 1024 * 1024
     max_side: int = 16384
     max_video_seconds: float = 600.0
     probe_timeout_seconds: float = 30.0
@@ -126,6 +126,7 @@ REJECTION_CODES = frozenset(
         "OUTPUT_UNSUPPORTED_TYPE",  # the bytes are not one of ALLOWED_TYPES
         "OUTPUT_TRUNCATED",  # a recognised type whose data ends early or does not decode
         "OUTPUT_TOO_MANY_PIXELS",  # declared geometry over MediaLimits (a decompression bomb)
+        "OUTPUT_TOO_MANY_FRAMES",  # an animation of more frames than are decoded to check it
         "OUTPUT_TOO_LONG",  # a video over MediaLimits.max_video_seconds
         "OUTPUT_TOO_LARGE",  # more bytes than MediaLimits.max_bytes
         "OUTPUT_TOO_MANY",  # the provider answered with more than MAX_OUTPUTS outputs

@@ -41,8 +41,14 @@ def processing_policy(settings: Settings, *, embedded: bool) -> ProcessingPolicy
 
 
 def media_limits(settings: Settings) -> MediaLimits:
-    """Bounds on media from a provider; an output may be as large as an upload."""
-    return MediaLimits(max_bytes=settings.upload_max_bytes)
+    """Bounds on media from a provider, set apart from those on uploads."""
+    return MediaLimits(
+        max_bytes=settings.output_max_bytes,
+        max_pixels=settings.media_max_pixels,
+        max_side=settings.media_max_side,
+        max_video_seconds=settings.media_max_video_seconds,
+        probe_timeout_seconds=settings.media_probe_timeout_seconds,
+    )
 
 
 def thumbnail_policy(settings: Settings) -> ThumbnailPolicy:

@@ -121,6 +121,14 @@ class Settings(BaseSettings):
     media_concurrency: int = Field(default=2, ge=1, le=64)
     media_ffmpeg_memory_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=256 * 1024 * 1024)
     media_spool_budget_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1024 * 1024)
+    # what a provider's output may be (domain.media.MediaLimits; docs/deploy.md "Media limits"):
+    # its bytes, its pixels (one decode slot needs about 9 bytes per pixel at its peak), its
+    # longest side, a video's length, and how long one probe may take
+    output_max_bytes: int = Field(default=500 * 1024 * 1024, ge=1024)
+    media_max_pixels: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
+    media_max_side: int = Field(default=16384, ge=512)
+    media_max_video_seconds: float = Field(default=600.0, gt=0.0)
+    media_probe_timeout_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
     kie_base_url: str = "https://api.kie.ai"
     kie_api_key: str = ""
     kie_callback_secret: str = ""

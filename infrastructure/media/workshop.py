@@ -8,7 +8,9 @@ subprocess). The file is removed when the context exits, however it exits (error
 cancellation). Decoding work (probes, thumbnails) holds one of `concurrency` slots, so a
 worker process decodes at most that many files at a time. The files of one process hold at
 most `spool_budget_bytes` of disk between them (spool_budget.py: a spool waits for its
-share); a full disk anyway (ENOSPC, EDQUOT) raises `MediaUnavailable`, retried later.
+share); a full disk anyway (ENOSPC, EDQUOT) raises `MediaUnavailable`, retried later. A
+thread cannot be stopped: when its caller is cancelled, its slot stays taken until the
+thread has really finished.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 from domain.media import (
     SNIFF_BYTES,
@@ -52,6 +54,9 @@ DEFAULT_SPOOL_BUDGET_BYTES = 2 * 1024 * 1024 * 1024
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 log = logging.getLogger("genhub.media")
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +100,7 @@ class LocalMediaWorkshop:
                     with os.fdopen(fd, "wb") as sink:
                         received = await _receive(data, sink, limits)
                 reservation.shrink_to(received.size)
-                async with self._slots:
-                    info = await self._probe(path, received.content_type, limits)
+                info = await self._probe(path, received.content_type, limits)
                 yield SpooledFile(self, path, size=received.size, sha256=received.sha256, info=info)
             finally:
                 with contextlib.suppress(FileNotFoundError):
@@ -117,16 +121,32 @@ class LocalMediaWorkshop:
             raise MediaUnavailable(f"the media temp dir is full: {exc.strerror}") from None
 
     async def _probe(self, path: Path, content_type: str, limits: MediaLimits) -> MediaInfo:
-        if is_video(content_type):
+        if not is_video(content_type):
+            return await self._in_thread(probe_image, path, content_type, limits)
+        async with self._slots:
+            # A cancelled ffmpeg is killed and waited for before the slot is given back.
             return await probe_video(path, content_type, limits, memory_bytes=self.ffmpeg_memory_bytes)
-        return await asyncio.to_thread(probe_image, path, content_type, limits)
+
+    async def _in_thread(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """`func` in a thread holding a slot until it returns, even after our caller is cancelled."""
+        await self._slots.acquire()
+        try:
+            work = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
+        except BaseException:
+            self._slots.release()
+            raise
+        work.add_done_callback(self._release_after)
+        return await asyncio.shield(work)
+
+    def _release_after(self, work: asyncio.Future[Any]) -> None:
+        self._slots.release()
+        if not work.cancelled():
+            work.exception()  # retrieved: a cancelled caller no longer awaits it
 
     async def _thumbnail(self, path: Path, info: MediaInfo, *, max_side: int, quality: int) -> Thumbnail:
+        if not is_video(info.content_type):
+            return await self._in_thread(image_thumbnail, path, info.content_type, max_side=max_side, quality=quality)
         async with self._slots:
-            if not is_video(info.content_type):
-                return await asyncio.to_thread(
-                    image_thumbnail, path, info.content_type, max_side=max_side, quality=quality
-                )
             png = await poster_png(
                 path,
                 info,
@@ -134,7 +154,7 @@ class LocalMediaWorkshop:
                 memory_bytes=self.ffmpeg_memory_bytes,
                 max_side=max_side,
             )
-            return await asyncio.to_thread(poster_thumbnail, png, max_side=max_side, quality=quality)
+        return await self._in_thread(poster_thumbnail, png, max_side=max_side, quality=quality)
 
 
 class SpooledFile:
