@@ -18,7 +18,7 @@ def test_output_limits_are_set_apart_from_the_upload_limit(monkeypatch: pytest.M
     monkeypatch.setenv("MEDIA_MAX_SIDE", "8192")
     monkeypatch.setenv("MEDIA_MAX_VIDEO_SECONDS", "120.5")
     monkeypatch.setenv("MEDIA_PROBE_TIMEOUT_SECONDS", "12")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     # then outputs are bound by the output limits, in every policy that checks them
     expected = MediaLimits(
         max_bytes=734003200, max_pixels=16777216, max_side=8192, max_video_seconds=120.5, probe_timeout_seconds=12.0
@@ -29,7 +29,7 @@ def test_output_limits_are_set_apart_from_the_upload_limit(monkeypatch: pytest.M
 
 
 def test_the_defaults_are_the_domains() -> None:
-    assert media_limits(Settings(_env_file=None)) == MediaLimits()  # type: ignore[call-arg]
+    assert media_limits(Settings(_env_file=None)) == MediaLimits()
 
 
 @pytest.mark.parametrize(
@@ -46,4 +46,4 @@ def test_a_limit_that_would_refuse_everything_is_refused(
 ) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
