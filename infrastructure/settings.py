@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     media_ffmpeg_memory_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=256 * 1024 * 1024)
     media_spool_budget_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1024 * 1024)
     # what a provider's output may be (domain.media.MediaLimits; docs/deploy.md "Media limits"):
-    # its bytes, its pixels (one decode slot needs about 9 bytes per pixel at its peak), its
+    # its bytes, its pixels (one decode slot holds a picture at about 4 bytes a pixel), its
     # longest side, a video's length, and how long one probe may take
     output_max_bytes: int = Field(default=500 * 1024 * 1024, ge=1024)
     media_max_pixels: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
