@@ -87,7 +87,8 @@ class UserRepository(Protocol):
 
     async def tombstone(self, user_id: uuid.UUID, *, email: str, at: datetime) -> None:
         """Anonymise a deleted account: `email` (an unusable unique value) instead of theirs, no password,
-        `deleted_at` set. The row stays: the ledger names it."""
+        `deleted_at` set; every e-mail queued or kept for their address deleted. The row stays: the ledger
+        names it."""
 
     async def access_state(self, user_id: uuid.UUID, *, ended_since: datetime) -> AccessState | None:
         """The user's AccessState (sessions ended at or after `ended_since`), None when there is no such user."""

@@ -14,7 +14,7 @@ from domain.repositories import RefreshTokenRecord
 from domain.users import AccessState, Role, User
 from infrastructure.db.models import RefreshTokenRow, UserRow
 from infrastructure.db.repositories.base import AnyRow, SqlRepository, aware, aware_opt
-from infrastructure.db.tables import REFRESH_TOKENS, USERS
+from infrastructure.db.tables import OUTBOUND_EMAILS, REFRESH_TOKENS, USERS
 
 
 def _user(row: AnyRow) -> User:
@@ -84,6 +84,12 @@ class SqlUserRepository(SqlRepository):
         return _user(row) if row else None
 
     async def tombstone(self, user_id: uuid.UUID, *, email: str, at: datetime) -> None:
+        # Mail to the address goes first, pending or settled: a pending one (an export's link) would still
+        # be sent, a settled one would keep the address for the purge's retention.
+        address = select(USERS.c.email).where(USERS.c.id == user_id).scalar_subquery()
+        await self.session.execute(
+            delete(OUTBOUND_EMAILS).where(func.lower(OUTBOUND_EMAILS.c.recipient) == func.lower(address))
+        )
         stmt = update(UserRow).where(UserRow.id == user_id).values(email=email, password_hash="", deleted_at=at)
         await self.session.execute(stmt)
 

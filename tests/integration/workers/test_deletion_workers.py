@@ -17,6 +17,7 @@ from domain.users import Principal
 from infrastructure.bootstrap import Services, bind
 from tests.fixtures.s3 import MOTO_ACCESS_KEY, MOTO_SECRET_KEY
 from tests.fixtures.waiting import eventually
+from tests.integration.user_references import rows_naming_generations, rows_naming_user
 from tests.integration.workers.conftest import Processes, side_container, worker_processes
 from tests.integration.workers.world import World, new_world
 
@@ -75,18 +76,11 @@ async def bucket_keys(world: World) -> list[str]:
 
 
 async def rows_naming(world: World, generation_ids: list[uuid.UUID]) -> dict[str, int]:
-    """Rows of every table that name the user or one of the generations (the ledger and account excepted)."""
-    by_user = ["generations", "chunks", "board_members", "refresh_tokens", "data_exports", "password_resets"]
-    by_generation = ["generations", "assets", "generation_inputs", "provider_tasks", "credit_ledger"]
-    counts: dict[str, int] = {}
+    """Rows of every table that names the user or one of the generations through a foreign key (the ledger
+    and account excepted: tests/integration/user_references.py), and the deletion outbox's."""
     async with world.container.engine.connect() as conn:
-        for table in by_user:
-            sql = f"SELECT count(*) FROM {table} WHERE user_id = :u"
-            counts[f"{table}.user_id"] = (await conn.execute(text(sql), {"u": world.user.id})).scalar_one()
-        for table in by_generation:
-            column = "id" if table == "generations" else "generation_id"
-            sql = f"SELECT count(*) FROM {table} WHERE {column} = ANY(:ids)"
-            counts[f"{table}.{column}"] = (await conn.execute(text(sql), {"ids": generation_ids})).scalar_one()
+        counts = await rows_naming_user(conn, world.user.id)
+        counts |= await rows_naming_generations(conn, generation_ids)
         counts["storage_deletions"] = (await conn.execute(text("SELECT count(*) FROM storage_deletions"))).scalar_one()
     return counts
 
