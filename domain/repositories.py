@@ -260,6 +260,11 @@ class GenerationRepository(Protocol):
         """
         ...
 
+    async def renew_thumbnail(self, asset_id: uuid.UUID, *, claim: timedelta) -> bool:
+        """Push the claim on the output's thumbnail to `claim` from the database's now, counting nothing;
+        False when it is no longer pending (settled meanwhile)."""
+        ...
+
     async def release_thumbnail(self, asset_id: uuid.UUID, *, after: timedelta) -> None:
         """A failed attempt: the still pending output may be claimed again `after` the database's now."""
         ...

@@ -12,7 +12,9 @@ An output that cannot be thumbnailed for good (its bytes do not decode, its obje
 gone) is settled as failed with a code: the generation stays SUCCEEDED. A transient
 failure (storage unreachable, a worker dying mid-way) leaves it pending for a later
 attempt; each claim counts one, and after `THUMBNAIL_MAX_ATTEMPTS` it is failed with
-`THUMBNAIL_FAILED`. `requeue_pending` (a periodic sweep) queues the task again for outputs
+`THUMBNAIL_FAILED`. The claim is renewed while its worker works (downloading, waiting for a
+decode slot, decoding), so it is taken again only after a failed attempt released it or its
+worker stopped renewing (died): those are the attempts counted, never a wait in a backlog. `requeue_pending` (a periodic sweep) queues the task again for outputs
 still pending after a grace period: a lost message, a failed attempt's retry, and the
 outputs stored before thumbnails existed.
 """
@@ -38,6 +40,7 @@ from domain.media import (
 )
 from domain.ports import Clock, EventPublisher, JobQueue, MediaWorkshop, ObjectStorage
 from domain.repositories import Asset, UnitOfWorkFactory
+from domain.use_cases.claim_renewal import ClaimLost, renewing
 from domain.use_cases.generation_events import changed, publish_all
 
 log = logging.getLogger("genhub.thumbnails")
@@ -64,7 +67,8 @@ class ThumbnailPorts:
 @dataclass(frozen=True, slots=True)
 class ThumbnailPolicy:
     limits: MediaLimits = MediaLimits()
-    # A worker holds an output this long; a redelivery or a re-queue leaves it alone meanwhile.
+    # A worker holds an output this long, renewed every third of it while it works; a redelivery
+    # or a re-queue leaves it alone meanwhile.
     claim_seconds: float = 120.0
     # After a transient failure, the output is not claimed again for this long.
     retry_seconds: float = 30.0
@@ -124,8 +128,20 @@ async def _thumbnail(output: Asset, *, ports: ThumbnailPorts, policy: ThumbnailP
     if claimed.thumbnail_attempts > policy.max_attempts:
         # The last attempt's worker died (or its failure could not be recorded).
         return await _settle(ports, claimed, ThumbnailState.FAILED, error=THUMBNAIL_FAILED)
+
+    async def renew() -> bool:
+        async with ports.uow() as uow:
+            held = await uow.generations.renew_thumbnail(claimed.id, claim=policy.claim)
+            await uow.commit()
+        return held
+
     try:
-        made = await _make(ports, policy, claimed)
+        made = await renewing(_make(ports, policy, claimed), renew, every=policy.claim_seconds / 3)
+    except ClaimLost:
+        # Settled meanwhile by another worker; what this one may have stored is theirs or nobody's.
+        log.warning("thumbnail of %s: settled by another worker while this one worked", claimed.object_key)
+        await _delete_unrecorded(ports, claimed, thumbnail_key(claimed.object_key))
+        return False
     except MediaRejected as exc:
         log.warning("output %s cannot be thumbnailed: %s", claimed.object_key, exc)
         retyped = None
@@ -202,26 +218,29 @@ async def _settle(
             measured=made.measured if made else None,
             content_type=content_type,
         )
-        if not hit:
-            # Another worker settled it first (the object at the thumbnail key is theirs too),
-            # or the generation was deleted meanwhile: then nothing will ever record the object.
-            gone = made is not None and await uow.generations.get_asset(output.id) is None
-        else:
+        if hit:
             if made is not None:
                 await uow.generations.add_asset(made.thumbnail)
             updated = await uow.generations.thumbnail_settled(output.generation_id, now)
             await uow.commit()
     if not hit:
-        if gone and made is not None:
-            await _delete_quietly(ports, made.thumbnail.object_key)
+        # Another worker settled it first (ready: the object at the thumbnail key is recorded as
+        # theirs; failed: it is nobody's), or the generation was deleted meanwhile.
+        if made is not None:
+            await _delete_unrecorded(ports, output, made.thumbnail.object_key)
         return False
     if updated is not None:
         await publish_all(ports.publisher, [changed(updated, updated.status, now)])
     return True
 
 
-async def _delete_quietly(ports: ThumbnailPorts, key: str) -> None:
+async def _delete_unrecorded(ports: ThumbnailPorts, output: Asset, key: str) -> None:
+    """Delete the thumbnail object at `key` unless an asset row of the output's generation names it."""
+    async with ports.uow() as uow:
+        assets = (await uow.generations.assets_of([output.generation_id])).get(output.generation_id, [])
+    if any(asset.object_key == key for asset in assets):
+        return
     try:
         await ports.storage.delete(key)
     except StorageUnavailable:
-        log.warning("could not delete the thumbnail %s of a deleted output", key)
+        log.warning("could not delete the unrecorded thumbnail %s (the orphan sweep will)", key)

@@ -223,3 +223,27 @@ async def test_settling_a_thumbnail_while_its_generation_is_deleted_never_deadlo
     async with c.uow() as uow:
         assert await uow.generations.get_asset(output.id) is None
         assert await uow.generations.get_asset(thumbnail.id) is None
+
+
+async def test_a_renewed_claim_outlives_its_first_term_and_counts_no_attempt(container: Container) -> None:
+    c = container
+    _, (output,) = await succeeded(c, 1)
+    # given a claim of one second, renewed for a minute on the database's clock
+    async with c.uow() as uow:
+        claimed = await uow.generations.claim_thumbnail(output.id, claim=timedelta(seconds=1))
+        assert claimed is not None and claimed.thumbnail_attempts == 1
+        assert await uow.generations.renew_thumbnail(output.id, claim=timedelta(minutes=1))
+        await uow.commit()
+    # when the first term has passed
+    await asyncio.sleep(1.2)
+    async with c.uow() as uow:
+        taken = await uow.generations.claim_thumbnail(output.id, claim=timedelta(minutes=1))
+        held = await uow.generations.get_asset(output.id)
+        await uow.commit()
+    # then nobody else can claim it, and the renewal counted no attempt
+    assert taken is None and held is not None and held.thumbnail_attempts == 1
+    # and once settled, a renewal says the claim is gone
+    async with c.uow() as uow:
+        assert await uow.generations.settle_thumbnail(output.id, state="ready")
+        assert not await uow.generations.renew_thumbnail(output.id, claim=timedelta(minutes=1))
+        await uow.commit()

@@ -587,6 +587,13 @@ class FakeGenerations(_Repository):
         self.tx.put("thumbnail_claims", asset_id, now + claim)
         return claimed
 
+    async def renew_thumbnail(self, asset_id: uuid.UUID, *, claim: timedelta) -> bool:
+        asset = await self.get_asset(asset_id)
+        if asset is None or asset.thumbnail_state != ThumbnailState.PENDING:
+            return False
+        self.tx.put("thumbnail_claims", asset_id, self.tx.db.clock.now() + claim)
+        return True
+
     async def release_thumbnail(self, asset_id: uuid.UUID, *, after: timedelta) -> None:
         asset = await self.get_asset(asset_id)
         if asset is not None and asset.thumbnail_state == ThumbnailState.PENDING:

@@ -298,3 +298,61 @@ async def test_a_thumbnail_settled_by_another_worker_first_is_kept(world: World)
     # then the loser did not delete the object the winner recorded
     (thumbnail,) = world.thumbnails(g)
     assert thumbnail.object_key in world.fakes.storage.objects and world.fakes.storage.deleted == []
+
+
+async def test_a_claim_is_renewed_while_its_worker_waits_so_waiting_counts_no_attempt(world: World) -> None:
+    # given a short claim and a decoder slot that is not free yet (a backlog)
+    world.policy = ThumbnailPolicy(claim_seconds=0.3)
+    g = world.succeeded(PNG)
+    world.media.gate = asyncio.Event()
+    first = asyncio.create_task(world.make(g))
+    await asyncio.wait_for(world.media.probing.wait(), 5)
+    # when the wait lasts several claims long, and the sweep's redeliveries arrive meanwhile
+    for _ in range(THUMBNAIL_MAX_ATTEMPTS + 1):
+        world.fakes.clock.advance(0.2)
+        await asyncio.sleep(0.15)  # a renewal (every 0.1 s) runs in between
+        assert await world.make(g) == 0
+    # then no redelivery took the claim: one attempt counted, and the waiting worker makes the thumbnail
+    assert world.outputs(g)[0].thumbnail_attempts == 1
+    world.media.gate.set()
+    assert await asyncio.wait_for(first, 5) == 1
+    assert [(o.thumbnail_state, o.thumbnail_attempts) for o in world.outputs(g)] == [("ready", 1)]
+    assert world.media.spooled == 1 and len(world.thumbnails(g)) == 1
+
+
+async def test_a_settle_that_misses_deletes_the_thumbnail_no_row_records(world: World) -> None:
+    # given a worker making a thumbnail (a claim long enough that it is not renewed meanwhile)
+    g = world.succeeded(PNG)
+    (output,) = world.outputs(g)
+    world.media.gate = asyncio.Event()
+    making = asyncio.create_task(world.make(g))
+    await asyncio.wait_for(world.media.probing.wait(), 5)
+    # when another settles the output as failed meanwhile (its attempts ran out)
+    async with world.fakes.uow as uow:
+        assert await uow.generations.settle_thumbnail(output.id, state="failed", error=THUMBNAIL_FAILED)
+        await uow.commit()
+    world.media.gate.set()
+    # then this worker's settle misses, and the WebP it stored, recorded by no row, is deleted
+    assert await asyncio.wait_for(making, 5) == 0
+    assert world.thumbnails(g) == []
+    assert thumbnail_key(output.object_key) not in world.fakes.storage.objects
+    assert thumbnail_key(output.object_key) in world.fakes.storage.deleted
+
+
+async def test_a_worker_whose_claim_is_settled_elsewhere_stops_and_leaves_nothing(world: World) -> None:
+    # given a short claim, renewed while the decoder slot is awaited
+    world.policy = ThumbnailPolicy(claim_seconds=0.3)
+    g = world.succeeded(PNG)
+    (output,) = world.outputs(g)
+    world.media.gate = asyncio.Event()
+    making = asyncio.create_task(world.make(g))
+    await asyncio.wait_for(world.media.probing.wait(), 5)
+    # when the output is settled by someone else, the next renewal finds it no longer pending
+    async with world.fakes.uow as uow:
+        assert await uow.generations.settle_thumbnail(output.id, state="failed", error=THUMBNAIL_FAILED)
+        await uow.commit()
+    # then the work stops without storing a thumbnail or settling anything
+    assert await asyncio.wait_for(making, 5) == 0
+    assert world.media.open == 0 and world.thumbnails(g) == []
+    assert thumbnail_key(output.object_key) not in world.fakes.storage.objects
+    assert world.announced() == []

@@ -38,6 +38,15 @@ class SqlGenerationThumbnails(SqlGenerationLeases):
         row = await self.row(stmt)
         return asset_of(row) if row else None
 
+    async def renew_thumbnail(self, asset_id: uuid.UUID, *, claim: timedelta) -> bool:
+        stmt = (
+            update(ASSETS)
+            .where(a.id == asset_id, a.thumbnail_state == PENDING)
+            .values(thumbnail_claimed_until=self.database_time(claim))
+            .returning(a.id)
+        )
+        return await self.row(stmt) is not None
+
     async def release_thumbnail(self, asset_id: uuid.UUID, *, after: timedelta) -> None:
         stmt = (
             update(ASSETS)
