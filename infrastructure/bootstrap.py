@@ -273,6 +273,7 @@ def bind(c: Container) -> Services:
             uow=c.uow,
             hasher=c.hasher,
             jobs=c.jobs,
+            publisher=c.publisher,
             clock=c.clock,
             limiter=c.limiter,
             rate=RateRule(s.rate_limit_login_account, s.rate_limit_account_window_seconds),

@@ -63,8 +63,13 @@ async def handle_provider_callback(provider: str, external_id: str, services: Se
     await services.processing.handle_callback(provider, external_id)
 
 
-async def cancel_provider_task(generation_id: str, services: ServicesDep) -> None:
-    await services.processing.cancel_remote(uuid.UUID(generation_id))
+async def cancel_provider_task(
+    generation_id: str, services: ServicesDep, model_id: str | None = None, external_id: str | None = None
+) -> None:
+    """`model_id` and `external_id` (domain/use_cases/generations.py cancel_task_args) reach the provider after
+    the generation is deleted; messages from before they existed carry `generation_id` only."""
+    model = uuid.UUID(model_id) if model_id is not None else None
+    await services.processing.cancel_remote(uuid.UUID(generation_id), model_id=model, external_id=external_id)
 
 
 async def poll_active_generations(services: ServicesDep) -> dict[str, int]:

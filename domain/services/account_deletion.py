@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from domain.ports import AccessRevocations, Clock, JobQueue, PasswordHasher, RateLimiter
+from domain.ports import AccessRevocations, Clock, EventPublisher, JobQueue, PasswordHasher, RateLimiter
 from domain.use_cases import account_deletion
 from domain.use_cases.account_deletion import DeletionUnitOfWork
 from domain.use_cases.rate_limits import RateRule
@@ -17,6 +17,8 @@ class AccountDeletion:
     uow: Callable[[], DeletionUnitOfWork]
     hasher: PasswordHasher
     jobs: JobQueue
+    #: The CANCELED changes of what was running (watchers' subscriptions end).
+    publisher: EventPublisher
     clock: Clock
     limiter: RateLimiter
     rate: RateRule
@@ -30,6 +32,7 @@ class AccountDeletion:
             uow=self.uow(),
             hasher=self.hasher,
             jobs=self.jobs,
+            publisher=self.publisher,
             clock=self.clock,
             revocations=self.revocations,
             limiter=self.limiter,

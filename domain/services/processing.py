@@ -28,8 +28,10 @@ class Processing:
     async def handle_callback(self, provider: str, external_id: str) -> None:
         await finalization.handle_callback(provider, external_id, ports=self.ports, policy=self.policy)
 
-    async def cancel_remote(self, generation_id: uuid.UUID) -> None:
-        await sweeps.cancel_remote(generation_id, ports=self.ports)
+    async def cancel_remote(
+        self, generation_id: uuid.UUID, *, model_id: uuid.UUID | None = None, external_id: str | None = None
+    ) -> None:
+        await sweeps.cancel_remote(generation_id, ports=self.ports, model_id=model_id, external_id=external_id)
 
     async def poll_active(self) -> PollReport:
         return await sweeps.poll_active(ports=self.ports, policy=self.policy)

@@ -7,7 +7,10 @@ request, run one after the other):
 
 - generations still running are canceled first, their reservations released exactly as
   `cancelGeneration` does (one ledger row each); then every generation goes with its
-  assets, inputs' links and provider tasks, its objects queued in the deletion outbox;
+  assets, inputs' links and provider tasks, its objects queued in the deletion outbox.
+  After the commit, as `cancelGeneration` does, the provider is told to stop each canceled
+  one that reached it (CANCEL_TASK, carrying what it needs once the row is gone) and the
+  CANCELED change is published, so board members watching one see it end;
 - every chunk goes, its object queued too; every data export, its archive queued;
 - each board the user is the only OWNER of is deleted (other members' generations in it
   stay theirs, detached); from the others the user is removed; invitations to the
@@ -24,6 +27,7 @@ A deletion that is retried after it succeeded (a lost reply) answers success aga
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from datetime import datetime
@@ -32,11 +36,14 @@ from typing import Protocol
 from domain.boards import BoardRole
 from domain.data_export_ports import DataExportRepository
 from domain.errors import InvalidCredentials
-from domain.generations import GenerationStatus, allowed_sources
-from domain.ports import AccessRevocations, Clock, JobQueue, PasswordHasher, RateLimiter
+from domain.events import Event
+from domain.generations import Generation, GenerationStatus, allowed_sources
+from domain.ports import AccessRevocations, Clock, EventPublisher, JobQueue, PasswordHasher, RateLimiter
 from domain.repositories import UnitOfWork
 from domain.use_cases import storage_deletions
 from domain.use_cases.generation_credits import release_hold
+from domain.use_cases.generation_events import changed, publish_all
+from domain.use_cases.generations import CANCEL_TASK, cancel_task_args
 from domain.use_cases.rate_limits import RateRule, enforce
 from domain.users import Principal
 
@@ -64,6 +71,7 @@ async def delete_account(
     uow: DeletionUnitOfWork,
     hasher: PasswordHasher,
     jobs: JobQueue,
+    publisher: EventPublisher,
     clock: Clock,
     revocations: AccessRevocations,
     limiter: RateLimiter | None = None,
@@ -85,7 +93,9 @@ async def delete_account(
             return False  # a concurrent deletion won
         if locked.password_hash != user.password_hash:
             raise InvalidCredentials("The password changed meanwhile: try again with the current one.")
-        keys = await _delete_content(uow, user_id, now)
+        ended: list[Event] = []
+        canceled: list[Generation] = []
+        keys = await _delete_content(uow, user_id, now, ended, canceled)
         await _leave_boards(uow, user_id)
         await uow.invitations.delete_for_email(locked.email)
         await uow.users.end_sessions(user_id, now)  # every access token issued so far is refused
@@ -93,7 +103,7 @@ async def delete_account(
         # the user (a generation started, a file uploaded just before) and holds off any new one until
         # this commits; what those committed meanwhile is deleted by the second pass.
         await uow.users.tombstone(user_id, email=tombstone_email(user_id), at=now)
-        keys += await _delete_content(uow, user_id, now)
+        keys += await _delete_content(uow, user_id, now, ended, canceled)
         await uow.refresh_tokens.delete_all_of(user_id)
         await uow.password_resets.delete_all_of(user_id)
         await storage_deletions.queue(uow, keys, now)
@@ -101,18 +111,37 @@ async def delete_account(
     # Every process forgets the account (the gate refuses a tombstone) and closes its open subscriptions.
     await revocations.announce(user_id)
     log.info("account %s deleted; %d object(s) queued for deletion", user_id, len(keys))
+    await publish_all(publisher, ended)  # never raises
+    for generation in canceled:
+        try:
+            await jobs.enqueue(CANCEL_TASK, **cancel_task_args(generation))
+        except Exception:  # deleted either way: the provider's task runs to its end, unread
+            log.exception("queueing the provider cancel of generation %s failed", generation.id)
     if keys:
         await storage_deletions.kick(jobs)
     return True
 
 
-async def _delete_content(uow: DeletionUnitOfWork, user_id: uuid.UUID, now: datetime) -> list[str]:
-    """Cancel what runs, then delete every generation and chunk of the user; the object keys they held."""
+async def _delete_content(
+    uow: DeletionUnitOfWork,
+    user_id: uuid.UUID,
+    now: datetime,
+    ended: list[Event],
+    canceled: list[Generation],
+) -> list[str]:
+    """Cancel what runs, then delete every generation and chunk of the user; the object keys they held.
+
+    Appends to `ended` the change each watcher of a generation sees last (its CANCELED, or, for one that
+    had ended but still waited for thumbnails, the wait over) and to `canceled` the canceled generations
+    a provider is working on.
+    """
     generations = await uow.generations.lock_many(await uow.generations.ids_of_user(user_id), user_id=user_id)
     for generation in generations:
         if generation.is_final:
+            if generation.thumbnails_pending:
+                ended.append(changed(dataclasses.replace(generation, thumbnails_pending=0), generation.status, now))
             continue
-        await uow.generations.transition(
+        updated = await uow.generations.transition(
             generation.id,
             sources=allowed_sources(GenerationStatus.CANCELED),
             target=GenerationStatus.CANCELED,
@@ -123,6 +152,10 @@ async def _delete_content(uow: DeletionUnitOfWork, user_id: uuid.UUID, now: date
         # Whoever moved it last (this cancel, or a worker's ending just before the lock), what is
         # still held is released: a capture already taken is kept, as for any ended generation.
         await release_hold(uow, generation, now)
+        if updated is not None:
+            ended.append(changed(updated, generation.status, now))
+            if updated.provider_task_id:
+                canceled.append(updated)
     ids = [g.id for g in generations]
     assets = await uow.generations.assets_of(ids)
     keys = [a.object_key for i in ids for a in assets.get(i, [])]

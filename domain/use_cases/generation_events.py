@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 from domain.events import Event, GenerationChanged
@@ -24,17 +25,24 @@ def changed(generation: Generation, previous: GenerationStatus | None, at: datet
 
 
 async def enqueue_and_announce(
-    jobs: JobQueue, task: str | None, generation: Generation, publisher: EventPublisher, events: list[Event]
+    jobs: JobQueue,
+    task: str | None,
+    generation: Generation,
+    publisher: EventPublisher,
+    events: list[Event],
+    *,
+    args: Mapping[str, str] | None = None,
 ) -> bool:
     """Queue `task` for a committed change and announce it at the same time; False when queueing failed.
 
     The change is committed either way, so a failed enqueue is logged, not raised: an error
-    would tell the caller that nothing happened. Publishing never raises.
+    would tell the caller that nothing happened. Publishing never raises. The task's arguments
+    are `args`, or the generation's id alone.
     """
     announcing = asyncio.ensure_future(publish_all(publisher, events))
     try:
         if task is not None:
-            await jobs.enqueue(task, generation_id=str(generation.id))
+            await jobs.enqueue(task, **(args if args is not None else {"generation_id": str(generation.id)}))
     except Exception:
         log.exception("queueing %s for generation %s failed", task, generation.id)
         return False

@@ -31,6 +31,16 @@ START_TRIES = 2
 log = logging.getLogger("genhub.generations")
 
 
+def cancel_task_args(generation: Generation) -> dict[str, str]:
+    """CANCEL_TASK's arguments: the model (it names the provider) and the provider's task id travel with the
+    id, so the provider is told to stop even when the row is deleted before the task runs (cancelGeneration
+    then deleteGeneration, or deleteAccount). Messages queued by older processes carry the id only."""
+    args = {"generation_id": str(generation.id), "model_id": str(generation.model_id)}
+    if generation.provider_task_id:
+        args["external_id"] = generation.provider_task_id
+    return args
+
+
 async def generate(
     *,
     principal: Principal,
@@ -166,5 +176,6 @@ async def cancel(
         events.append(CreditsChanged(updated.user_id, after.balance, after.reserved, now))
     # Canceled and released either way; if the provider cannot be told (the message is lost),
     # its task runs to its end and nothing reads its result.
-    await enqueue_and_announce(jobs, CANCEL_TASK if updated.provider_task_id else None, updated, publisher, events)
+    task = CANCEL_TASK if updated.provider_task_id else None
+    await enqueue_and_announce(jobs, task, updated, publisher, events, args=cancel_task_args(updated))
     return updated

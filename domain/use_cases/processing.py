@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -104,11 +105,16 @@ class ProcessingPolicy:
 
 async def provider_for(ports: ProcessingPorts, generation: Generation) -> tuple[AiModel, Provider]:
     """The model and provider of a generation; a missing one is a permanent ProviderError."""
-    model = await ports.catalogue.model(generation.model_id)
+    return await provider_of_model(ports, generation.model_id)
+
+
+async def provider_of_model(ports: ProcessingPorts, model_id: uuid.UUID) -> tuple[AiModel, Provider]:
+    """The model and its provider (models are never deleted); a missing one is a permanent ProviderError."""
+    model = await ports.catalogue.model(model_id)
     if model is None:
         # The cache may predate the model; the database is the truth.
         async with ports.uow() as uow:
-            model = await uow.catalogue.get_model(generation.model_id)
+            model = await uow.catalogue.get_model(model_id)
     if model is None:
         raise ProviderError("MODEL_NOT_FOUND", "The generation's model no longer exists.", retryable=False)
     try:

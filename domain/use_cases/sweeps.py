@@ -21,7 +21,7 @@ from domain.ports import ProviderError
 from domain.use_cases.finalization import apply_status, status_failed
 from domain.use_cases.generation_credits import release_hold
 from domain.use_cases.generation_events import publish_all
-from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK
+from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK, cancel_task_args
 from domain.use_cases.processing import (
     FINALIZE_TASK,
     SUBMITTABLE,
@@ -30,6 +30,7 @@ from domain.use_cases.processing import (
     defer,
     events_for,
     provider_for,
+    provider_of_model,
 )
 
 log = logging.getLogger("genhub.processing")
@@ -121,25 +122,41 @@ async def expire_stuck(*, ports: ProcessingPorts, policy: ProcessingPolicy) -> i
         expired += 1
         await publish_all(ports.publisher, events_for(updated, generation.status, after, now))
         if updated.provider_task_id:
-            await ports.jobs.enqueue(CANCEL_TASK, generation_id=str(updated.id))
+            await ports.jobs.enqueue(CANCEL_TASK, **cancel_task_args(updated))
     return expired
 
 
-async def cancel_remote(generation_id: uuid.UUID, *, ports: ProcessingPorts) -> None:
-    """Best effort: stop the provider's work for a canceled or expired generation."""
+async def cancel_remote(
+    generation_id: uuid.UUID,
+    *,
+    ports: ProcessingPorts,
+    model_id: uuid.UUID | None = None,
+    external_id: str | None = None,
+) -> None:
+    """Best effort: stop the provider's work for a canceled or expired generation.
+
+    While the row exists it decides (only an ended generation is canceled there); once it is
+    deleted, the message's model and provider task id do (cancel_task_args). An old message
+    naming only the id of a deleted generation cannot reach the provider.
+    """
     async with ports.uow() as uow:
         generation = await uow.generations.get(generation_id)
-    if generation is None or generation.status not in CANCELABLE or not generation.provider_task_id:
+    if generation is not None:
+        if generation.status not in CANCELABLE or not generation.provider_task_id:
+            return
+        model_id, external_id = generation.model_id, generation.provider_task_id
+    elif model_id is None or external_id is None:
         return
-    external_id = generation.provider_task_id
     try:
-        _model, provider = await provider_for(ports, generation)
+        _model, provider = await provider_of_model(ports, model_id)
         if not provider.supports_cancel:
             return
         await provider.cancel(external_id)
     except ProviderError as exc:
-        log.warning("could not cancel provider task %s of %s: %s", external_id, generation.id, exc)
+        log.warning("could not cancel provider task %s of %s: %s", external_id, generation_id, exc)
         return
+    if generation is None:
+        return  # nothing left to record it on
     async with ports.uow() as uow:
         await uow.generations.record_provider_task(
             generation.id, provider.name, external_id, "canceled", {}, ports.clock.now()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from domain.ports import ProviderError, ProviderJob, ProviderStatus
 from domain.retries import backoff_seconds
 from domain.use_cases import finalization, submission, sweeps
 from domain.use_cases.callbacks import CALLBACK_TASK, receive_callback
+from domain.use_cases.generations import CANCEL_TASK, cancel_task_args
 from tests.unit.processing_fakes import COST, T0, Env
 
 S = GenerationStatus
@@ -268,9 +270,50 @@ async def test_expire_releases_and_cancels_the_provider_task(env: Env) -> None:
     assert (env.get(hung).status, env.get(hung).error_code) == (S.EXPIRED, "DEADLINE_EXCEEDED")
     assert env.get(ok).status is S.PROCESSING
     assert env.kinds(hung) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
-    assert env.jobs.kicked == [("cancel_provider_task", {"generation_id": str(hung.id)})]
+    assert env.jobs.kicked == [
+        ("cancel_provider_task", {"generation_id": str(hung.id), "model_id": str(hung.model_id), "external_id": "t"})
+    ]
     await sweeps.cancel_remote(hung.id, ports=env.ports)
     assert env.provider.canceled == ["t"]
+
+
+async def test_cancel_remote_reaches_the_provider_after_the_generation_is_deleted(env: Env) -> None:
+    # given an expired generation's cancel message, and the generation deleted before the task runs
+    hung = env.generation(S.PROCESSING, provider_task_id="t", deadline_at=T0 - timedelta(seconds=1))
+    assert await sweeps.expire_stuck(ports=env.ports, policy=env.policy) == 1
+    [(task, args)] = env.jobs.kicked
+    del env.store.generations[hung.id]
+    # when the task runs with the message's arguments
+    await tasks_cancel(env, args)
+    # then the provider is told to stop the task that was working for it
+    assert task == CANCEL_TASK and env.provider.canceled == ["t"]
+
+
+async def test_an_old_cancel_message_of_a_deleted_generation_is_dropped(env: Env) -> None:
+    # given a message queued before messages named the model and task (the id only), its row deleted
+    g = env.generation(S.CANCELED, provider_task_id="t")
+    del env.store.generations[g.id]
+    # when it runs, nothing can be canceled and nothing fails
+    await sweeps.cancel_remote(g.id, ports=env.ports)
+    assert env.provider.canceled == []
+
+
+async def test_a_cancel_message_never_cancels_a_generation_that_still_runs(env: Env) -> None:
+    # given a running generation and a message naming its model and task (a forged or stray message)
+    g = env.generation(S.PROCESSING, provider_task_id="t")
+    await tasks_cancel(env, cancel_task_args(g))
+    # then the row decides: it has not ended, so the provider is left alone
+    assert env.provider.canceled == []
+
+
+async def tasks_cancel(env: Env, args: dict[str, str]) -> None:
+    """What the worker's cancel task does with a message's arguments (workers/tasks.py)."""
+    await sweeps.cancel_remote(
+        uuid.UUID(args["generation_id"]),
+        ports=env.ports,
+        model_id=uuid.UUID(args["model_id"]) if "model_id" in args else None,
+        external_id=args.get("external_id"),
+    )
 
 
 async def test_cancel_remote_ignores_active_generations(env: Env) -> None:

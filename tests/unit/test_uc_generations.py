@@ -411,7 +411,10 @@ async def test_canceling_a_running_generation_tells_its_provider(fakes: Fakes) -
     user = fakes.user(balance=BALANCE)
     g = fakes.generation(user, fakes.model(cost=COST), S.PROCESSING, provider_task_id="task-7")
     await cancel(fakes, user, g.id)
-    assert fakes.jobs.kicked == [(CANCEL_TASK, {"generation_id": str(g.id)})]
+    # the message names the model and the provider's task too: it works once the row is deleted
+    assert fakes.jobs.kicked == [
+        (CANCEL_TASK, {"generation_id": str(g.id), "model_id": str(g.model_id), "external_id": "task-7"})
+    ]
     assert fakes.db.accounts[user.id] == CreditBalance(BALANCE, 0)
 
 
