@@ -7,7 +7,8 @@ Bucket keys, one scheme for all limits (Redis sorted sets with REDIS_URL, in-pro
   would give an attacker 2**64 buckets;
 - `{action}:account:{digest}` here, for login and register: a keyed hash of the normalised
   e-mail (bounded, and no client text in Redis keys), so rotating addresses against one
-  account is stopped too;
+  account is stopped too; `login:account:{digest}` is the account's one budget of password
+  guesses (`password_guesses`), counted by login, changePassword and deleteAccount alike;
 - `{action}:{user_id}` in the use cases, for generate and upload; `refresh:family:{id}` in
   the refresh use case.
 
@@ -62,6 +63,12 @@ def account_bucket(context: Context, action: str, email: str, limit: int) -> Rat
     settings = context.services.settings
     key = account_key(email, settings.effective_url_secret)
     return RateBucket(f"{action}:account:{key}", limit, settings.rate_limit_account_window_seconds)
+
+
+def password_guesses(context: Context, email: str) -> RateBucket:
+    """The account's one budget of password guesses, whichever mutation guesses: login (by the e-mail
+    given), changePassword and deleteAccount (by the viewer's). A guess through one counts against all."""
+    return account_bucket(context, "login", email, context.services.settings.rate_limit_login_account)
 
 
 async def throttle(context: Context, buckets: Sequence[RateBucket]) -> None:

@@ -275,8 +275,6 @@ def bind(c: Container) -> Services:
             jobs=c.jobs,
             publisher=c.publisher,
             clock=c.clock,
-            limiter=c.limiter,
-            rate=RateRule(s.rate_limit_login_account, s.rate_limit_account_window_seconds),
             revocations=c.revocations,
         ),
         storage=StorageUpkeep(

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from domain.ports import AccessRevocations, Clock, EventPublisher, JobQueue, PasswordHasher, RateLimiter
+from domain.ports import AccessRevocations, Clock, EventPublisher, JobQueue, PasswordHasher
 from domain.use_cases import account_deletion
 from domain.use_cases.account_deletion import DeletionUnitOfWork
-from domain.use_cases.rate_limits import RateRule
 from domain.users import Principal
 
 
@@ -20,8 +19,6 @@ class AccountDeletion:
     #: The CANCELED changes of what was running (watchers' subscriptions end).
     publisher: EventPublisher
     clock: Clock
-    limiter: RateLimiter
-    rate: RateRule
     #: Every process forgets the account and closes its open connections.
     revocations: AccessRevocations
 
@@ -35,6 +32,4 @@ class AccountDeletion:
             publisher=self.publisher,
             clock=self.clock,
             revocations=self.revocations,
-            limiter=self.limiter,
-            rate=self.rate,
         )

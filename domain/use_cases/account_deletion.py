@@ -38,13 +38,12 @@ from domain.data_export_ports import DataExportRepository
 from domain.errors import InvalidCredentials
 from domain.events import Event
 from domain.generations import Generation, GenerationStatus, allowed_sources
-from domain.ports import AccessRevocations, Clock, EventPublisher, JobQueue, PasswordHasher, RateLimiter
+from domain.ports import AccessRevocations, Clock, EventPublisher, JobQueue, PasswordHasher
 from domain.repositories import UnitOfWork
 from domain.use_cases import storage_deletions
 from domain.use_cases.generation_credits import release_hold
 from domain.use_cases.generation_events import changed, publish_all
 from domain.use_cases.generations import CANCEL_TASK, cancel_task_args
-from domain.use_cases.rate_limits import RateRule, enforce
 from domain.users import Principal
 
 log = logging.getLogger("genhub.accounts")
@@ -74,16 +73,16 @@ async def delete_account(
     publisher: EventPublisher,
     clock: Clock,
     revocations: AccessRevocations,
-    limiter: RateLimiter | None = None,
-    rate: RateRule | None = None,
 ) -> bool:
-    """Delete the principal's account; True when this call deleted it, False when it was deleted already."""
+    """Delete the principal's account; True when this call deleted it, False when it was deleted already.
+
+    Password guesses are limited by the caller, in the account's one budget shared with sign-in and
+    changePassword (graph/throttle.py, `password_guesses`)."""
     user_id = principal.user_id
     async with uow:
         user = await uow.users.get(user_id)
     if user is None or user.deleted_at is not None:
         return False
-    await enforce(limiter, bucket=f"delete-account:{user_id}", rule=rate)
     if not await hasher.verify(user.password_hash, password):
         raise InvalidCredentials("The password is not this account's.")
     now = clock.now()
