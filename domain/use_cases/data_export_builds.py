@@ -147,7 +147,8 @@ async def _fail(ports: ExportPorts, export: DataExport, key: str, code: str, tok
 async def _announce(export: DataExport, email: str, ports: ExportPorts) -> None:
     """The e-mail with the signed link (the API offers a fresh one until the archive expires)."""
     try:
-        signed = await sign(export, requested=MAX_URL_SECONDS, ports=ports)
+        # Only to the account's own address: the link may live as long as S3 signs (never past the archive).
+        signed = await sign(export, requested=MAX_URL_SECONDS, ports=ports, cap=MAX_URL_SECONDS)
         if signed is None or export.expires_at is None:
             return
         message = EmailMessage(

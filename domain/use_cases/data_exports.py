@@ -23,8 +23,11 @@ from domain.users import Principal
 BUILD_EXPORT_TASK = "build_data_export"
 #: The most exports `list_exports` returns.
 MAX_LISTED = 50
-#: S3 refuses to sign a URL for longer than seven days.
+#: S3 refuses to sign a URL for longer than seven days (the e-mailed link lives that long at most).
 MAX_URL_SECONDS = 7 * 24 * 3600
+#: A URL signed through the API lives at most this long, whatever was asked: a signed URL cannot be
+#: revoked, so one minted with a stolen session dies soon after the sessions are ended (docs/security.md).
+MAX_API_URL_SECONDS = 15 * 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +111,13 @@ async def list_exports(*, principal: Principal, ports: ExportPorts, limit: int) 
         return await uow.data_exports.for_user(principal.user_id, limit=limit)
 
 
-def url_seconds(export: DataExport, *, requested: int, now_seconds_left: float) -> int:
-    """What a signed URL may live: as asked, within 1 s .. 7 days, and never past the archive's expiry."""
+def url_seconds(export: DataExport, *, requested: int, now_seconds_left: float, cap: int = MAX_API_URL_SECONDS) -> int:
+    """What a signed URL may live: as asked (1 s .. 7 days are accepted), at most `cap`, and never past the
+    archive's expiry. Longer requests are granted `cap`, not refused: clients that asked for more keep working
+    and read the real lifetime in the URL's expiresAt."""
     if not 1 <= requested <= MAX_URL_SECONDS:
         raise InvalidInput.single("expiresInSeconds", f"must be between 1 and {MAX_URL_SECONDS}")
-    return max(1, min(requested, int(now_seconds_left)))
+    return max(1, min(requested, cap, int(now_seconds_left)))
 
 
 async def download_url(
@@ -123,11 +128,15 @@ async def download_url(
     return await sign(export, requested=expires_in, ports=ports)
 
 
-async def sign(export: DataExport, *, requested: int, ports: ExportPorts) -> PresignedRequest | None:
+async def sign(
+    export: DataExport, *, requested: int, ports: ExportPorts, cap: int = MAX_API_URL_SECONDS
+) -> PresignedRequest | None:
+    """A signed URL of a READY archive; `cap` is the API's short limit unless the caller is the e-mail."""
     now = ports.clock.now()
     if not export.downloadable(now) or export.object_key is None or export.expires_at is None:
         return None
-    seconds = url_seconds(export, requested=requested, now_seconds_left=(export.expires_at - now).total_seconds())
+    left = (export.expires_at - now).total_seconds()
+    seconds = url_seconds(export, requested=requested, now_seconds_left=left, cap=cap)
     return await ports.storage.presign_get(
         export.object_key, expires_in=seconds, filename=f"genhub-export-{export.created_at:%Y-%m-%d}.zip"
     )

@@ -50,7 +50,8 @@ class DataExport:
 
     @strawberry.field(
         description="A signed URL of the archive while it is READY (null otherwise), valid for "
-        "`expiresInSeconds` (1 .. 604800) but never past expiresAt."
+        "`expiresInSeconds` (1 .. 604800 accepted; at most 900 granted, see the URL's expiresAt) "
+        "but never past expiresAt."
     )
     async def url(self, info: Info, expires_in_seconds: int = DEFAULT_URL_SECONDS) -> DownloadUrl | None:
         signed = await info.context.services.data_exports.url_of(

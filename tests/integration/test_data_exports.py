@@ -13,7 +13,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -172,6 +172,23 @@ async def test_another_user_cannot_read_or_list_an_export(env: Env) -> None:
     mine = (await env.gql(ONE, owner, {"id": export_id, "seconds": 7 * 24 * 3600}))["data"]["dataExport"]
     assert mine["status"] == "READY" and mine["size"] == stored.size and mine["sha256"] == stored.sha256
     assert mine["url"]["url"] and mine["url"]["expiresAt"] <= mine["expiresAt"]
+
+
+async def test_a_url_signed_through_the_api_lives_fifteen_minutes_at_most(env: Env) -> None:
+    # given a READY export whose archive stays a week (a stolen session could ask for a week-long link)
+    owner = await env.caller()
+    export_id = (await env.request(owner))["export"]["id"]
+    key = export_key(owner.id, uuid.UUID(export_id))
+    await env.client.container.storage.put_bytes(key, b"PK\x05\x06" + bytes(18), content_type="application/zip")
+    now = env.client.container.clock.now()
+    await env.set(export_id, status=ExportStatus.READY.value, object_key=key, expires_at=now + timedelta(days=7))
+    # when its owner asks for a URL valid a week, and for one valid five minutes
+    week = (await env.gql(ONE, owner, {"id": export_id, "seconds": 7 * 24 * 3600}))["data"]["dataExport"]
+    short = (await env.gql(ONE, owner, {"id": export_id, "seconds": 300}))["data"]["dataExport"]
+    # then the long one is granted 15 minutes (its expiresAt says so), the short one as asked
+    granted = datetime.fromisoformat(week["url"]["expiresAt"]) - now
+    assert timedelta(minutes=14) < granted <= timedelta(minutes=15, seconds=5), granted
+    assert datetime.fromisoformat(short["url"]["expiresAt"]) - now <= timedelta(minutes=5, seconds=5)
 
 
 async def test_no_url_once_the_archive_expired_even_before_the_sweep(env: Env) -> None:

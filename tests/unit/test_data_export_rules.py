@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from domain.data_exports import DataExport, ExportStatus, is_safe_member, output_member, upload_member
 from domain.errors import InvalidInput
-from domain.use_cases.data_exports import MAX_URL_SECONDS, url_seconds
+from domain.use_cases.data_exports import MAX_API_URL_SECONDS, MAX_URL_SECONDS, url_seconds
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -62,6 +62,20 @@ def test_a_url_lives_as_asked_but_never_past_the_archive() -> None:
     for bad in (0, -1, MAX_URL_SECONDS + 1):
         with pytest.raises(InvalidInput):
             url_seconds(ready(timedelta(days=1)), requested=bad, now_seconds_left=86400)
+
+
+@given(requested=st.integers(1, MAX_URL_SECONDS), left=st.floats(1, 30 * 86400))
+def test_an_api_url_lives_at_most_the_short_cap_and_the_mailed_one_may_live_longer(requested: int, left: float) -> None:
+    export = ready(timedelta(seconds=left))
+    api = url_seconds(export, requested=requested, now_seconds_left=left)
+    mailed = url_seconds(export, requested=requested, now_seconds_left=left, cap=MAX_URL_SECONDS)
+    # the API's URL never lives past the cap, the request or the archive
+    assert 1 <= api <= min(requested, MAX_API_URL_SECONDS) and api <= max(1.0, left)
+    # and within them it lives as asked; the e-mailed link is not capped short
+    if left >= requested + 1:
+        assert mailed == requested
+        assert api == min(requested, MAX_API_URL_SECONDS)
+    assert mailed >= api
 
 
 def test_only_a_ready_unexpired_export_is_downloadable() -> None:
