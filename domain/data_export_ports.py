@@ -122,7 +122,8 @@ class DataExportRepository(Protocol):
 
     async def mark_expired(self, export_id: uuid.UUID, at: datetime) -> bool: ...
     async def delete_for_user(self, user_id: uuid.UUID) -> list[str]:
-        """Delete every export of the user (a deleted account's, whatever its status); the archive keys they held."""
+        """Delete every export of the user (a deleted account's, whatever its status); the archive key of each,
+        stored or not yet (a build in flight uploads to `export_key`, so that key is returned for it)."""
         ...
 
     # -- the user's data, read in batches for an archive

@@ -6,7 +6,8 @@ it to `exports/<user>/<export id>.zip` and settles READY with its size and sha25
 on still holding the claim; then it queues the e-mail with the signed link. While it works it
 renews the claim every third of its length and stops when the renewal fails, so a redelivered
 task (or the sweep's re-queue) never builds the same export twice at once and one archive
-stays. A failed attempt is retried by the sweep after `retry_seconds`; after `max_attempts`
+stays. An export deleted while it builds (its account deleted) has the archive just stored
+deleted by the worker too. A failed attempt is retried by the sweep after `retry_seconds`; after `max_attempts`
 the export is FAILED with EXPORT_FAILED (EXPORT_TOO_LARGE at once when it outgrows the limit).
 
 `sweep_exports` queues the build again for exports whose claim ran out (or that were never
@@ -79,6 +80,7 @@ async def build_export(export_id: uuid.UUID, *, ports: ExportPorts, policy: Expo
         return await _fail(ports, claimed, key, EXPORT_TOO_LARGE, token)
     except ClaimLost:
         log.warning("export %s: the claim ran out while building; another worker has it", claimed.id)
+        await _discard_if_deleted(ports, claimed.id, key)
         return None
     except Exception as exc:
         log.warning("export %s failed (attempt %d of %d): %r", claimed.id, claimed.attempts, policy.max_attempts, exc)
@@ -102,7 +104,9 @@ async def build_export(export_id: uuid.UUID, *, ports: ExportPorts, policy: Expo
         user = await uow.users.get(claimed.user_id)
         await uow.commit()
     if ready is None:
-        return None  # another worker took it over and owns the archive's key now
+        # Another worker took it over and owns the archive's key now, or the export is gone with its account.
+        await _discard_if_deleted(ports, claimed.id, key)
+        return None
     if user is not None:
         await _announce(ready, user.email, ports)
     return ExportStatus.READY
@@ -131,6 +135,22 @@ async def _renewing(work: Coroutine[Any, Any, T], renew: Callable[[], Awaitable[
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+async def _discard_if_deleted(ports: ExportPorts, export_id: uuid.UUID, key: str) -> None:
+    """The archive just stored is nobody's once its export row is gone (the account was deleted meanwhile).
+
+    The deletion queued this key too, but its outbox may have run before the upload ended: delete it
+    now rather than leave it to the orphan sweep. A row still there belongs to another worker's build.
+    """
+    async with ports.uow() as uow:
+        exists = await uow.data_exports.get(export_id) is not None
+    if exists:
+        return
+    try:
+        await ports.storage.delete(key)
+    except Exception as exc:  # the orphan sweep finds it: no row names it
+        log.warning("export %s was deleted while building; its archive could not be deleted: %r", export_id, exc)
 
 
 async def _fail(ports: ExportPorts, export: DataExport, key: str, code: str, token: uuid.UUID) -> ExportStatus | None:

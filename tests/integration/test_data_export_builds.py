@@ -29,9 +29,9 @@ from domain.errors import StorageUnavailable
 from domain.generations import Generation, GenerationStatus
 from domain.ports import ObjectStorage, StoredObject
 from domain.repositories import Asset
-from domain.users import Principal
+from domain.users import Principal, Role
 from infrastructure.db.tables import DATA_EXPORTS
-from tests.fixtures.app import GraphQLClient, SettingsFactory, running_app
+from tests.fixtures.app import GraphQLClient, SettingsFactory, register_user, running_app
 from tests.fixtures.users import add_user
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -224,7 +224,8 @@ async def test_the_sweep_queues_a_request_whose_message_was_lost(client: GraphQL
         await conn.execute(
             update(DATA_EXPORTS)
             .where(DATA_EXPORTS.c.id == export.id)
-            .values(created_at=DATA_EXPORTS.c.created_at - timedelta(hours=1))
+            # Past any grace (twice the sweep interval, which the test apps stretch to an hour).
+            .values(created_at=DATA_EXPORTS.c.created_at - timedelta(days=1))
         )
     # when the sweep runs
     report = await client.services.data_exports.sweep()
@@ -296,3 +297,73 @@ async def test_a_build_whose_claim_was_taken_over_stops_without_storing_or_settl
         holder = await conn.scalar(select(DATA_EXPORTS.c.claim_token).where(DATA_EXPORTS.c.id == export.id))
     assert holder == other
     assert scratch_is_empty(client)
+
+
+# ---------------------------------------------------------------- the account deleted while a build runs
+
+
+class DeletingStorage(FlakyStorage):
+    """The real storage, but the account is deleted while the archive is stored: just `before` its upload
+    starts, or just after it ended (`before=False`)."""
+
+    def __init__(self, inner: ObjectStorage, delete: Any, *, before: bool) -> None:
+        super().__init__(inner, failures=0)
+        self.delete_account, self.before = delete, before
+
+    async def put_stream(
+        self, key: str, data: AsyncIterator[bytes], *, content_type: str, max_size: int
+    ) -> StoredObject:
+        if not key.startswith("exports/"):
+            return await self.inner.put_stream(key, data, content_type=content_type, max_size=max_size)
+        if self.before:
+            await self.delete_account()
+        stored = await self.inner.put_stream(key, data, content_type=content_type, max_size=max_size)
+        if not self.before:
+            await self.delete_account()
+        return stored
+
+
+async def registered(client: GraphQLClient) -> tuple[Principal, DataExport]:
+    """A user who can delete their account (a password), with an export requested."""
+    session = await register_user(client, f"x-{uuid.uuid4().hex[:10]}@example.com", "correct horse battery")
+    principal = Principal(uuid.UUID(session["user"]["id"]), Role.USER)
+    return principal, await client.services.data_exports.request(principal)
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["deleted-before-upload", "deleted-after-upload"])
+async def test_an_archive_built_for_a_deleted_account_is_deleted_by_its_worker(
+    client: GraphQLClient, before: bool
+) -> None:
+    # given an export being built, and the account deleted before (or after) its archive reached storage
+    principal, export = await registered(client)
+    key = export_key(principal.user_id, export.id)
+
+    async def delete() -> None:
+        assert await client.services.account_deletion.delete(principal, "correct horse battery")
+
+    storage = DeletingStorage(client.container.storage, delete, before=before)
+    client.rebind(storage=storage)
+    # when the build ends
+    status = await client.services.data_exports.build(export.id)
+    # then nothing is settled and the archive does not stay in storage (no orphan sweep needed)
+    assert status is None
+    assert await client.container.storage.head(key) is None
+    async with client.container.uow() as uow:
+        assert await uow.data_exports.get(export.id) is None
+
+
+async def test_deleting_an_account_queues_the_archive_of_a_build_in_flight(client: GraphQLClient) -> None:
+    # given an export claimed by a worker that stored its archive and died before settling
+    principal, export = await registered(client)
+    key = export_key(principal.user_id, export.id)
+    async with client.container.uow() as uow:
+        assert await uow.data_exports.claim(export.id, token=uuid.uuid4(), claim=timedelta(minutes=5)) is not None
+        await uow.commit()
+    await client.container.storage.put_stream(
+        key, pieces(b"PK half an archive"), content_type="application/zip", max_size=1024
+    )
+    # when the account is deleted and the deletion outbox is drained
+    assert await client.services.account_deletion.delete(principal, "correct horse battery")
+    await client.services.storage.drain_deletions()
+    # then the archive went with it, although the export row never named it
+    assert await client.container.storage.head(key) is None

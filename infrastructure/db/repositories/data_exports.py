@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, DateTime, Interval, and_, delete, func, literal, or_, select, text, update
 
 from domain.boards import BoardRole
-from domain.data_exports import ACTIVE_EXPORT_STATUSES, DataExport, ExportStatus
+from domain.data_exports import ACTIVE_EXPORT_STATUSES, DataExport, ExportStatus, export_key
 from domain.generations import Generation
 from infrastructure.db.models import ACTIVE_EXPORT_PREDICATE
 from infrastructure.db.repositories.base import AnyRow, SqlRepository, aware, aware_opt
@@ -58,8 +58,10 @@ class SqlDataExportRepository(SqlRepository):
 
     async def delete_for_user(self, user_id: uuid.UUID) -> list[str]:
         x = DATA_EXPORTS.c
-        stmt = delete(DATA_EXPORTS).where(x.user_id == user_id).returning(x.object_key)
-        return [key for key in (await self.session.execute(stmt)).scalars().all() if key]
+        stmt = delete(DATA_EXPORTS).where(x.user_id == user_id).returning(x.id, x.object_key)
+        # Every export's key, whatever its status: a BUILDING one has none stored yet, but its worker
+        # may be uploading to the deterministic key right now (or died after uploading).
+        return [row.object_key or export_key(user_id, row.id) for row in (await self.session.execute(stmt)).all()]
 
     async def lock_owner(self, user_id: uuid.UUID) -> None:
         if self.dialect == "postgresql":
