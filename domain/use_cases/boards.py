@@ -17,6 +17,7 @@ from domain.errors import Forbidden, InvalidInput, InvalidState, NotFound, Quota
 from domain.invitations import BoardInvitation, InvitationRules, InvitedAddress, invited_address
 from domain.ports import Clock, RateBucket, RateLimiter
 from domain.repositories import UnitOfWork
+from domain.use_cases.live_accounts import hold_live
 from domain.use_cases.rate_limits import RateRule, enforce
 from domain.users import Principal
 
@@ -48,6 +49,7 @@ async def create_board(*, principal: Principal, name: str, uow: UnitOfWork, cloc
     now = clock.now()
     board = Board(id=uuid.uuid4(), name=validate_board_name(name), created_by=principal.user_id, created_at=now)
     async with uow:
+        await hold_live(uow, principal.user_id)  # first: not for an account deleted meanwhile
         await uow.boards.add(board)
         await uow.boards.set_member(board.id, principal.user_id, BoardRole.OWNER, now)
         await uow.commit()

@@ -18,6 +18,7 @@ from domain.chunks import Chunk, ChunkStatus, chunk_key, safe_filename
 from domain.errors import InvalidInput, InvalidState, NotFound, ObjectTooLarge, QuotaExceeded
 from domain.ports import Clock, ObjectStorage, PresignedRequest, RateBucket, RateLimiter
 from domain.repositories import UnitOfWork
+from domain.use_cases.live_accounts import hold_live
 from domain.use_cases.rate_limits import RateRule, enforce
 from domain.use_cases.storage_compensation import discard, unseal
 
@@ -84,6 +85,8 @@ async def upload(
         async with uow:
             # Again inside the insert's transaction: a parallel upload may have used the room meanwhile.
             await remaining_bytes(uow, principal, policy, stored.size)
+            # After the quota's lock of the user's row (a shared hold first would deadlock two uploads).
+            await hold_live(uow, principal.user_id)
             await uow.chunks.add(chunk)
             await uow.commit()
     except BaseException:
@@ -130,6 +133,7 @@ async def request_upload(
     )
     async with uow:
         await remaining_bytes(uow, principal, policy, size)
+        await hold_live(uow, principal.user_id)  # after the quota's lock of the user's row: not for a deleted account
         await uow.chunks.add(chunk)
         await uow.commit()
     return UploadTicket(chunk=chunk, request=request)

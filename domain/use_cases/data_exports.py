@@ -18,6 +18,7 @@ from domain.data_export_ports import Archives, ExportUnitOfWorkFactory
 from domain.data_exports import DataExport, ExportStatus
 from domain.errors import InvalidInput, NotFound, RateLimited
 from domain.ports import Clock, JobQueue, ObjectStorage, PresignedRequest
+from domain.use_cases.live_accounts import hold_live
 from domain.users import Principal
 
 BUILD_EXPORT_TASK = "build_data_export"
@@ -72,6 +73,7 @@ async def request_export(*, principal: Principal, ports: ExportPorts, policy: Ex
     now = ports.clock.now()
     async with ports.uow() as uow:
         await uow.data_exports.lock_owner(principal.user_id)
+        await hold_live(uow, principal.user_id)  # read after the owner's lock: not for an account deleted meanwhile
         active = await uow.data_exports.active_for(principal.user_id)
         if active is not None:
             return active

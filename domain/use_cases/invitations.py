@@ -15,6 +15,7 @@ from domain.invitations import BoardInvitation, InvitationView
 from domain.ports import Clock
 from domain.repositories import UnitOfWork
 from domain.use_cases.boards import BoardView
+from domain.use_cases.live_accounts import hold_live
 from domain.users import Principal
 
 _NONE_OPEN = "You have no open invitation to this board."
@@ -42,6 +43,7 @@ async def accept(*, principal: Principal, board_id: uuid.UUID, uow: UnitOfWork, 
     Someone already a member keeps their role (an invitation never demotes, e.g. the last OWNER).
     """
     async with uow:
+        await hold_live(uow, principal.user_id)  # first: not for an account deleted meanwhile
         invitation = await _take(uow, principal, board_id, clock)
         role: BoardRole | None = await uow.boards.role_of(board_id, principal.user_id)
         if role is None:

@@ -371,3 +371,47 @@ async def test_a_start_waits_for_the_deletions_first_lock_so_both_lock_in_one_or
         await holder.rollback()
     # and starts once it is released, the account being live
     assert (await generating)["data"]["generate"]["__typename"] == "GenerateSuccess"
+
+
+REQUEST_UPLOAD = (
+    'mutation { requestChunkUpload(input: {filename: "a.png", contentType: "image/png", size: 5}) { __typename } }'
+)
+#: Writes that insert a row naming their user, each as a request admitted before the deletion committed.
+LATE_WRITES = {
+    "createBoard": (CREATE_BOARD, {"name": "Late"}),
+    "requestDataExport": (EXPORT, None),
+    "requestChunkUpload": (REQUEST_UPLOAD, None),
+}
+
+
+async def more_than_one_waiter(world: World) -> bool:
+    """The deletion and one more backend of this database wait for a lock."""
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    return int(await scalar(world, sql)) >= 2
+
+
+@pytest.mark.parametrize("write", sorted(LATE_WRITES))
+async def test_a_write_admitted_before_the_deletion_commits_after_it_leaves_nothing(
+    personas: World, write: str
+) -> None:
+    # given a deletion held open after its tombstone (its last steps wait for the refresh token locked here)
+    world = personas
+    me = await newcomer(world)
+    user = uuid.UUID(world.user_ids[me])
+    query, variables = LATE_WRITES[write]
+    async with world.client.container.engine.connect() as holder:
+        await holder.execute(text("SELECT id FROM refresh_tokens WHERE user_id = :u FOR SHARE"), {"u": user})
+        deleting = asyncio.ensure_future(world.run(me, DELETE_ACCOUNT, {"password": PASSWORD}))
+        await eventually(lambda: waiting_for_a_lock(world, "DELETE FROM refresh_tokens"), what="the deletion held")
+        # when the write, admitted by the gate before the commit, runs into it
+        writing = asyncio.ensure_future(world.run(me, query, variables))
+        await eventually(lambda: more_than_one_waiter(world), what="the write waiting")
+        await holder.rollback()
+    deleted, written = await asyncio.gather(deleting, writing)
+    # then the write was refused and nothing of it names the tombstone
+    assert deleted["data"]["deleteAccount"]["__typename"] == "DeleteAccountSuccess", deleted
+    assert {e["extensions"]["code"] for e in written.get("errors", [])} == {"UNAUTHENTICATED"}, written
+    async with world.client.container.engine.connect() as conn:
+        left = await rows_naming_user(conn, user)
+    assert left == dict.fromkeys(left, 0), left
+    assert await scalar(world, "SELECT count(*) FROM boards WHERE created_by = :u", u=user) == 0

@@ -59,6 +59,10 @@ class Users:
         self.s.calls.append("users.get")
         return self.s.users.get(user_id)
 
+    async def hold(self, user_id: uuid.UUID) -> User | None:
+        self.s.calls.append("users.hold")
+        return self.s.users.get(user_id)
+
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[User]:
         self.s.calls.append("users.get_many")
         return [self.s.users[i] for i in ids if i in self.s.users]
