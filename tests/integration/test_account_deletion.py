@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from domain.errors import Unauthenticated
 from domain.users import Principal, Role
 from tests.fixtures.app import register_user
 from tests.fixtures.waiting import eventually
@@ -415,3 +416,26 @@ async def test_a_write_admitted_before_the_deletion_commits_after_it_leaves_noth
         left = await rows_naming_user(conn, user)
     assert left == dict.fromkeys(left, 0), left
     assert await scalar(world, "SELECT count(*) FROM boards WHERE created_by = :u", u=user) == 0
+
+
+async def test_a_streamed_upload_admitted_before_the_deletion_commits_after_it_leaves_nothing(personas: World) -> None:
+    # given a deletion held open after its tombstone, as above
+    world = personas
+    me = await newcomer(world)
+    user = uuid.UUID(world.user_ids[me])
+    async with world.client.container.engine.connect() as holder:
+        await holder.execute(text("SELECT id FROM refresh_tokens WHERE user_id = :u FOR SHARE"), {"u": user})
+        deleting = asyncio.ensure_future(world.run(me, DELETE_ACCOUNT, {"password": PASSWORD}))
+        await eventually(lambda: waiting_for_a_lock(world, "DELETE FROM refresh_tokens"), what="the deletion held")
+        # when an upload streamed by a request admitted before the commit records its chunk
+        uploading = asyncio.ensure_future(upload(world, me))
+        await eventually(lambda: more_than_one_waiter(world), what="the upload waiting")
+        await holder.rollback()
+    deleted = await deleting
+    # then it is refused, and neither its row nor its object stays
+    with pytest.raises(Unauthenticated):
+        await uploading
+    assert deleted["data"]["deleteAccount"]["__typename"] == "DeleteAccountSuccess", deleted
+    assert await scalar(world, "SELECT count(*) FROM chunks WHERE user_id = :u", u=user) == 0
+    left = [o async for o in world.client.container.storage.list_keys(f"user_chunks/{user}/")]
+    assert left == []
