@@ -290,6 +290,13 @@ class Clock(Protocol):
 # ---------------------------------------------------------------- identity
 
 
+class ResetTokens(Protocol):
+    def token(self, reset_id: uuid.UUID) -> str:
+        """The secret token of the password reset `reset_id`: derived with a server key, the same each
+        time, so it is neither stored (only its hash) nor queued (the mail task derives it again)."""
+        ...
+
+
 class PasswordHasher(Protocol):
     async def hash(self, password: str) -> str: ...
     async def verify(self, password_hash: str | None, password: str) -> bool: ...

@@ -166,6 +166,10 @@ class PasswordResetRepository(Protocol):
         account's id, or None when there is none (the same work either way: no timing tells)."""
         ...
 
+    async def recipient(self, token_hash: str, at: datetime) -> str | None:
+        """The e-mail of the live account whose unused, unexpired reset has this token, else None."""
+        ...
+
     async def use(self, token_hash: str, at: datetime) -> uuid.UUID | None:
         """Use up an unused, unexpired token and the user's other unused ones: its user, or None.
         Of concurrent uses of one token exactly one gets the user."""

@@ -55,6 +55,7 @@ from infrastructure.metrics import refresh_queue_depth
 from infrastructure.processing_binding import processing_policy, thumbnail_policy
 from infrastructure.pubsub.feed import BroadcastFeed
 from infrastructure.queue import CONSUMER_GROUP, QUEUE_NAME, build_broker
+from infrastructure.security.reset_tokens import HmacResetTokens
 from infrastructure.settings import Settings
 from infrastructure.storage.local import LocalStorage
 from infrastructure.storage.routed import RoutedLocalStorage
@@ -194,6 +195,7 @@ def bind(c: Container) -> Services:
             reset_policy=ResetPolicy(
                 ttl=timedelta(seconds=s.password_reset_ttl_seconds), link_template=s.effective_password_reset_url
             ),
+            reset_tokens=HmacResetTokens(s.effective_url_secret),
         ),
         generations=Generations(
             uow=c.uow,

@@ -20,6 +20,7 @@ from domain.use_cases.data_exports import BUILD_EXPORT_TASK
 from domain.use_cases.generations import CANCEL_TASK, SUBMIT_TASK
 from domain.use_cases.mail import SEND_QUEUED_EMAIL_TASK
 from domain.use_cases.orphans import ORPHAN_SWEEP_TASK
+from domain.use_cases.password_reset import SEND_RESET_TASK
 from domain.use_cases.processing import FINALIZE_TASK
 from domain.use_cases.storage_deletions import STORAGE_DELETION_TASK
 from domain.use_cases.thumbnails import THUMBNAIL_TASK
@@ -117,6 +118,17 @@ async def send_email(
     return (await services.mail.send(context.message.task_id, message)).value
 
 
+async def send_password_reset(
+    reset_id: str, services: ServicesDep, context: Annotated[Context, TaskiqDepends()]
+) -> str:
+    """A reset request's e-mail (domain/use_cases/password_reset.py), when there is one to send: queued
+    for every request, so the queue does not tell which addresses have an account."""
+    message = await services.passwords.reset_email(uuid.UUID(reset_id))
+    if message is None:
+        return "nothing to send"
+    return (await services.mail.send(context.message.task_id, message)).value
+
+
 async def send_queued_email(email_id: str, services: ServicesDep) -> str:
     return (await services.mail.send_queued(uuid.UUID(email_id))).value
 
@@ -172,6 +184,7 @@ def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
     broker.register_task(make_thumbnails, task_name=THUMBNAIL_TASK)
     broker.register_task(send_email, task_name=SEND_EMAIL_TASK)
     broker.register_task(send_queued_email, task_name=SEND_QUEUED_EMAIL_TASK)
+    broker.register_task(send_password_reset, task_name=SEND_RESET_TASK)
     broker.register_task(
         send_due_emails, task_name=SWEEP_MAIL_TASK, **periodic(SWEEP_MAIL_TASK, settings.mail_sweep_seconds)
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from domain.ports import AccessRevocations, Clock, JobQueue, PasswordHasher, TokenIssuer
+from domain.emails import EmailMessage
+from domain.ports import AccessRevocations, Clock, JobQueue, PasswordHasher, ResetTokens, TokenIssuer
 from domain.repositories import UnitOfWorkFactory
 from domain.use_cases import password_reset, passwords
 from domain.use_cases.password_reset import ResetPolicy
@@ -21,6 +23,7 @@ class Passwords:
     revocations: AccessRevocations
     jobs: JobQueue
     reset_policy: ResetPolicy
+    reset_tokens: ResetTokens
 
     async def change(self, principal: Principal, current_password: str, new_password: str) -> Any:
         """This session's new access token (`token`, `expires_in`); every other session ends."""
@@ -37,7 +40,13 @@ class Passwords:
 
     async def request_reset(self, email: str) -> None:
         await password_reset.request_password_reset(
-            email, uow=self.uow(), jobs=self.jobs, clock=self.clock, policy=self.reset_policy
+            email, uow=self.uow(), jobs=self.jobs, clock=self.clock, policy=self.reset_policy, tokens=self.reset_tokens
+        )
+
+    async def reset_email(self, reset_id: uuid.UUID) -> EmailMessage | None:
+        """The e-mail a reset request's task sends, or None (nothing to send)."""
+        return await password_reset.reset_email(
+            reset_id, uow=self.uow(), clock=self.clock, policy=self.reset_policy, tokens=self.reset_tokens
         )
 
     async def reset(self, token: str, new_password: str) -> User:

@@ -1,27 +1,30 @@
 """Forgotten passwords: a single-use link by e-mail, then a new password that ends every session.
 
 `request_password_reset` answers the same whether or not the address has an account: the
-same statements run either way (PasswordResetRepository.issue) and only the e-mail's
-queueing differs. The token travels only in the link; the database keeps its SHA-256.
+same statements run either way (PasswordResetRepository.issue), then one message is queued
+either way (SEND_RESET_TASK, carrying the reset's id only); the worker sends the e-mail when
+the reset exists (`reset_email`), and nothing for an unknown address. The token is derived
+from the reset's id with a server key (ResetTokens): it travels only in the link (and the
+outgoing e-mail while it is pending), never in the queue; the database keeps its SHA-256.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from domain.emails import SEND_EMAIL_TASK, EmailMessage
+from domain.emails import EmailMessage
 from domain.errors import InvalidCredentials, InvalidInput
-from domain.ports import AccessRevocations, Clock, JobQueue, PasswordHasher
+from domain.ports import AccessRevocations, Clock, JobQueue, PasswordHasher, ResetTokens
 from domain.repositories import UnitOfWork
 from domain.users import User, is_email_address, normalize_email, refresh_token_hash, validate_new_password
 
 log = logging.getLogger("genhub.accounts")
 
-TOKEN_BYTES = 32
+#: The mail task of a reset request: `reset_id` its only argument (workers/tasks.py).
+SEND_RESET_TASK = "send_password_reset"
 #: Longer than any token we issue (43 characters): longer input is refused before hashing.
 MAX_TOKEN_LENGTH = 128
 REFUSED = "The reset link is unknown, already used or expired: ask for a new one."
@@ -49,31 +52,42 @@ def reset_message(address: str, link: str, policy: ResetPolicy) -> EmailMessage:
 
 
 async def request_password_reset(
-    email: str, *, uow: UnitOfWork, jobs: JobQueue, clock: Clock, policy: ResetPolicy
+    email: str, *, uow: UnitOfWork, jobs: JobQueue, clock: Clock, policy: ResetPolicy, tokens: ResetTokens
 ) -> None:
-    """Issue a reset for the account with this address, if any, and queue its e-mail.
+    """Issue a reset for the account with this address, if any, and queue its e-mail's task (queued
+    whether or not there is an account: the worker sends nothing for an unknown address).
 
     Older unused links of the account stop working. InvalidInput only for text that is no
     e-mail address at all; nothing else tells whether the account exists. A failure to
-    queue the e-mail is logged, not answered (that answer would tell).
+    queue the task is logged, not answered.
     """
     address = normalize_email(email)
     if not is_email_address(address):
         raise InvalidInput.single("email", "must be a valid e-mail address")
-    token = secrets.token_urlsafe(TOKEN_BYTES)
+    reset_id = uuid.uuid4()
     now = clock.now()
+    token_hash = refresh_token_hash(tokens.token(reset_id))
     async with uow:
-        user_id = await uow.password_resets.issue(
-            address, reset_id=uuid.uuid4(), token_hash=refresh_token_hash(token), at=now, expires_at=now + policy.ttl
+        await uow.password_resets.issue(
+            address, reset_id=reset_id, token_hash=token_hash, at=now, expires_at=now + policy.ttl
         )
         await uow.commit()
-    if user_id is None:
-        return
-    message = reset_message(address, policy.link(token), policy)
     try:
-        await jobs.enqueue(SEND_EMAIL_TASK, **message.as_task_args())
+        await jobs.enqueue(SEND_RESET_TASK, reset_id=str(reset_id))
     except Exception as exc:  # the reset stands; the user can ask again
-        log.warning("password reset of user %s: the e-mail could not be queued: %r", user_id, exc)
+        log.warning("password reset %s: its e-mail could not be queued: %r", reset_id, exc)
+
+
+async def reset_email(
+    reset_id: uuid.UUID, *, uow: UnitOfWork, clock: Clock, policy: ResetPolicy, tokens: ResetTokens
+) -> EmailMessage | None:
+    """The e-mail of the reset `reset_id` (SEND_RESET_TASK), to its account's address; None when there
+    is nothing to send: no account had the address asked for, or the link was used, superseded or
+    expired since. The same message each time (a redelivered task sends the same link)."""
+    token = tokens.token(reset_id)
+    async with uow:
+        address = await uow.password_resets.recipient(refresh_token_hash(token), clock.now())
+    return None if address is None else reset_message(address, policy.link(token), policy)
 
 
 async def reset_password(

@@ -291,6 +291,13 @@ class FakePasswordResets(_Repository):
         self.tx.put("password_resets", token_hash, PasswordResetRecord(user.id, token_hash, at, expires_at))
         return user.id
 
+    async def recipient(self, token_hash: str, at: datetime) -> str | None:
+        record: PasswordResetRecord | None = self.tx.get("password_resets", token_hash)
+        if record is None or record.used_at is not None or record.expires_at <= at:
+            return None
+        user: User | None = self.tx.get("users", record.user_id)
+        return user.email if user is not None and user.deleted_at is None else None
+
     async def use(self, token_hash: str, at: datetime) -> uuid.UUID | None:
         record: PasswordResetRecord | None = self.tx.get("password_resets", token_hash)
         if record is None or record.used_at is not None or record.expires_at <= at:

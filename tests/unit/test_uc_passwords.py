@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import uuid
 from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.emails import SEND_EMAIL_TASK
+from domain.emails import EmailMessage
 from domain.errors import InvalidCredentials, InvalidInput
 from domain.use_cases import auth, password_reset, passwords
 from domain.use_cases.auth import Session
-from domain.use_cases.password_reset import ResetPolicy
+from domain.use_cases.password_reset import SEND_RESET_TASK, ResetPolicy
 from domain.users import Principal, Role, User
+from infrastructure.security.reset_tokens import HmacResetTokens
 from tests.unit.fakes import Fakes
 
 PASSWORD = "correct horse battery"
 NEW = "a brand new passphrase"
 POLICY = ResetPolicy(ttl=timedelta(minutes=30), link_template="https://app.example/reset#token={token}")
+RESET_TOKENS = HmacResetTokens("unit-test secret")
 
 
 @pytest.fixture
@@ -57,8 +60,21 @@ async def change(fakes: Fakes, who: Principal, current: str = PASSWORD, new: str
     )
 
 
-async def request(fakes: Fakes, email: str) -> None:
-    await password_reset.request_password_reset(email, uow=fakes.uow, jobs=fakes.jobs, clock=fakes.clock, policy=POLICY)
+async def request(fakes: Fakes, email: str) -> list[EmailMessage]:
+    """Ask for a reset, then run the mail task it queued as the worker would: the e-mails it sends."""
+    already = len(fakes.jobs.kicked)
+    await password_reset.request_password_reset(
+        email, uow=fakes.uow, jobs=fakes.jobs, clock=fakes.clock, policy=POLICY, tokens=RESET_TOKENS
+    )
+    mails = []
+    for name, args in fakes.jobs.kicked[already:]:
+        assert name == SEND_RESET_TASK and set(args) == {"reset_id"}  # no token, no address in the queue
+        reset_id = uuid.UUID(args["reset_id"])
+        mail = await password_reset.reset_email(
+            reset_id, uow=fakes.uow, clock=fakes.clock, policy=POLICY, tokens=RESET_TOKENS
+        )
+        mails += [mail] if mail is not None else []
+    return mails
 
 
 async def reset(fakes: Fakes, token: str, new: str = NEW) -> User:
@@ -67,13 +83,8 @@ async def reset(fakes: Fakes, token: str, new: str = NEW) -> User:
     )
 
 
-def mailed_tokens(fakes: Fakes) -> list[str]:
-    return [
-        t
-        for name, args in fakes.jobs.kicked
-        if name == SEND_EMAIL_TASK
-        for t in re.findall(r"#token=([A-Za-z0-9_-]+)", args["text"])
-    ]
+def tokens_in(mails: list[EmailMessage]) -> list[str]:
+    return [t for mail in mails for t in re.findall(r"#token=([A-Za-z0-9_-]+)", mail.text)]
 
 
 # ------------------------------------------------------------------ change
@@ -108,19 +119,20 @@ async def test_a_refused_change_changes_nothing(fakes: Fakes, current: str, new:
 # ------------------------------------------------------------------ reset
 
 
-async def test_a_request_for_an_unknown_address_queues_nothing_and_stores_nothing(fakes: Fakes) -> None:
-    account(fakes)
-    await request(fakes, "nobody@example.com")
-    assert fakes.jobs.kicked == [] and fakes.db.password_resets == {}
+async def test_a_request_for_an_unknown_address_queues_as_much_but_sends_and_stores_nothing(fakes: Fakes) -> None:
+    user = account(fakes)
+    assert await request(fakes, "nobody@example.com") == [] and fakes.db.password_resets == {}
+    assert len(await request(fakes, user.email)) == 1
+    # the queue saw one message each time, of the same shape
+    assert [(name, set(args)) for name, args in fakes.jobs.kicked] == [(SEND_RESET_TASK, {"reset_id"})] * 2
 
 
 async def test_a_reset_link_works_once_and_ends_every_session(fakes: Fakes) -> None:
     user = account(fakes)
     session = await sign_in(fakes, user)
-    await request(fakes, f"  {user.email.upper()} ")
-    [token] = mailed_tokens(fakes)
-    [(_, args)] = fakes.jobs.kicked
-    assert args["to"] == user.email and token not in str(fakes.db.password_resets)  # only its hash is kept
+    [mail] = await request(fakes, f"  {user.email.upper()} ")
+    [token] = tokens_in([mail])
+    assert mail.to == user.email and token not in str(fakes.db.password_resets)  # only its hash is kept
     done = await reset(fakes, token)
     assert done.id == user.id and fakes.db.users[user.id].password_hash == f"hashed:{NEW}"
     assert fakes.db.users[user.id].session_version == 1
@@ -133,9 +145,8 @@ async def test_a_reset_link_works_once_and_ends_every_session(fakes: Fakes) -> N
 
 async def test_a_newer_request_uses_up_the_older_link(fakes: Fakes) -> None:
     user = account(fakes)
-    await request(fakes, user.email)
-    await request(fakes, user.email)
-    first, second = mailed_tokens(fakes)
+    [first] = tokens_in(await request(fakes, user.email))
+    [second] = tokens_in(await request(fakes, user.email))
     with pytest.raises(InvalidCredentials):
         await reset(fakes, first)
     await reset(fakes, second)
@@ -143,8 +154,7 @@ async def test_a_newer_request_uses_up_the_older_link(fakes: Fakes) -> None:
 
 async def test_an_expired_link_changes_nothing(fakes: Fakes) -> None:
     user = account(fakes)
-    await request(fakes, user.email)
-    [token] = mailed_tokens(fakes)
+    [token] = tokens_in(await request(fakes, user.email))
     fakes.clock.advance(30 * 60)
     with pytest.raises(InvalidCredentials):
         await reset(fakes, token)
@@ -153,8 +163,7 @@ async def test_an_expired_link_changes_nothing(fakes: Fakes) -> None:
 
 async def test_a_deleted_accounts_link_is_dead(fakes: Fakes) -> None:
     user = account(fakes)
-    await request(fakes, user.email)
-    [token] = mailed_tokens(fakes)
+    [token] = tokens_in(await request(fakes, user.email))
     fakes.db.users[user.id] = dataclasses.replace(user, deleted_at=fakes.clock.now())
     with pytest.raises(InvalidCredentials):
         await reset(fakes, token)
@@ -162,8 +171,7 @@ async def test_a_deleted_accounts_link_is_dead(fakes: Fakes) -> None:
 
 async def test_a_refused_new_password_does_not_use_the_link_up(fakes: Fakes) -> None:
     user = account(fakes)
-    await request(fakes, user.email)
-    [token] = mailed_tokens(fakes)
+    [token] = tokens_in(await request(fakes, user.email))
     with pytest.raises(InvalidInput):
         await reset(fakes, token, "short")
     await reset(fakes, token)
@@ -174,8 +182,7 @@ async def test_a_refused_new_password_does_not_use_the_link_up(fakes: Fakes) -> 
 async def test_any_other_token_is_refused_and_changes_nothing(token: str) -> None:
     fakes = Fakes()
     user = account(fakes)
-    await request(fakes, user.email)
-    [real] = mailed_tokens(fakes)
+    [real] = tokens_in(await request(fakes, user.email))
     if token.strip() == real:
         return
     with pytest.raises(InvalidCredentials):

@@ -46,6 +46,20 @@ class SqlPasswordResetRepository(SqlRepository):
         user_id: uuid.UUID | None = (await self.session.execute(stmt)).scalar_one_or_none()
         return user_id
 
+    async def recipient(self, token_hash: str, at: datetime) -> str | None:
+        stmt = (
+            select(UserRow.email)
+            .join(PasswordResetRow, PasswordResetRow.user_id == UserRow.id)
+            .where(
+                PasswordResetRow.token_hash == token_hash,
+                PasswordResetRow.used_at.is_(None),
+                PasswordResetRow.expires_at > at,
+                UserRow.deleted_at.is_(None),
+            )
+        )
+        email: str | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return email
+
     async def use(self, token_hash: str, at: datetime) -> uuid.UUID | None:
         """Use up an unused, unexpired token (and the user's other unused ones): its user, or None
         (unknown, used or expired). Of concurrent uses of one token exactly one gets the user."""

@@ -1,0 +1,20 @@
+"""Password-reset tokens derived from the reset's id with a server key (domain ResetTokens)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import uuid
+
+
+class HmacResetTokens:
+    """HMAC-SHA256 of the reset's id under a key of its own (derived from the server secret):
+    43 URL-safe characters, unguessable without the key, the same every time for one reset."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hmac.new(secret.encode(), b"genhub password reset tokens", hashlib.sha256).digest()
+
+    def token(self, reset_id: uuid.UUID) -> str:
+        digest = hmac.new(self._key, reset_id.bytes, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
