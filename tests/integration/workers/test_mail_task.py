@@ -19,6 +19,13 @@ from tests.integration.workers.conftest import Processes, side_container, worker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
+# Recipients unique to this run: rows another test module left in the same database are
+# swept by these workers before clean_postgres runs, and must never pass for this module's.
+ADA = f"ada-{uuid.uuid4().hex[:8]}@example.com"
+BOB = f"bob-{uuid.uuid4().hex[:8]}@example.com"
+GONE = f"gone-{uuid.uuid4().hex[:8]}@example.com"
+CAROL = f"carol-{uuid.uuid4().hex[:8]}@example.com"
+
 
 @pytest.fixture(scope="module")
 def smtp() -> Iterator[InProcessSmtp]:
@@ -96,16 +103,16 @@ async def test_the_worker_delivers_a_queued_message_once(
 ) -> None:
     # given a server that takes mail
     smtp.set_mode("accept")
-    message = EmailMessage(to="ada@example.com", subject="Your export is ready", text="link", html="<a>link</a>")
+    message = EmailMessage(to=ADA, subject="Your export is ready", text="link", html="<a>link</a>")
     # when the API side queues the message the way use cases do
     async with side_container(mail_env) as container:
         await container.jobs.enqueue(SEND_EMAIL_TASK, **message.as_task_args())
     # then the worker delivers it, and its record is settled without its body
-    await until(lambda: bool(sent_to(smtp, "ada@example.com")))
-    [received] = [r for r in smtp.received if r.rcpt_tos == ["ada@example.com"]]
+    await until(lambda: bool(sent_to(smtp, ADA)))
+    [received] = [r for r in smtp.received if r.rcpt_tos == [ADA]]
     assert received.parsed["Subject"] == "Your export is ready"
     assert received.parsed["From"] == "genhub tests <noreply@genhub.example>"
-    [(status, attempts, body, _error)] = await settled(postgres_dsn, "ada@example.com")
+    [(status, attempts, body, _error)] = await settled(postgres_dsn, ADA)
     assert (status, attempts, body) == ("sent", 1, None)
 
 
@@ -114,15 +121,15 @@ async def test_a_redelivered_task_message_sends_once(
 ) -> None:
     # given one task message delivered three times (as the stream redelivers one a worker held when it died)
     smtp.set_mode("accept")
-    message = EmailMessage(to="bob@example.com", subject="Reset", text="t")
+    message = EmailMessage(to=BOB, subject="Reset", text="t")
     task_id = uuid.uuid4().hex
     for _ in range(3):
         await queue(mail_env, message, task_id=task_id)
     # then the message was sent once and recorded once
-    await until(lambda: bool(sent_to(smtp, "bob@example.com")))
+    await until(lambda: bool(sent_to(smtp, BOB)))
     await asyncio.sleep(2.5)  # the sweep ran twice meanwhile
-    assert len(sent_to(smtp, "bob@example.com")) == 1
-    assert [r["status"] for r in await records(postgres_dsn, "bob@example.com")] == ["sent"]
+    assert len(sent_to(smtp, BOB)) == 1
+    assert [r["status"] for r in await records(postgres_dsn, BOB)] == ["sent"]
 
 
 async def test_a_refused_recipient_is_logged_once_and_not_retried(
@@ -131,13 +138,13 @@ async def test_a_refused_recipient_is_logged_once_and_not_retried(
     # given a server that refuses every recipient for good
     smtp.set_mode("refuse")
     refused_before = len(smtp.handler.refused)
-    await queue(mail_env, EmailMessage(to="gone@example.com", subject="Reset", text="t"))
+    await queue(mail_env, EmailMessage(to=GONE, subject="Reset", text="t"))
     # then the worker tried once, logged it once, and did not try again (the sweep runs every second)
-    await until(lambda: "to gone@example.com refused for good" in workers.logs())
+    await until(lambda: f"to {GONE} refused for good" in workers.logs())
     await asyncio.sleep(2.5)
-    assert smtp.handler.refused[refused_before:] == ["gone@example.com"]
-    assert workers.logs().count("to gone@example.com refused for good") == 1
-    [(status, attempts, body, error)] = await settled(postgres_dsn, "gone@example.com")
+    assert smtp.handler.refused[refused_before:] == [GONE]
+    assert workers.logs().count(f"to {GONE} refused for good") == 1
+    [(status, attempts, body, error)] = await settled(postgres_dsn, GONE)
     assert (status, attempts, body) == ("undeliverable", 1, None) and "550" in error
     smtp.set_mode("accept")
 
@@ -147,16 +154,16 @@ async def test_a_server_saying_later_gets_the_message_once_it_takes_mail(
 ) -> None:
     # given a server that answers 421 (try again later)
     smtp.set_mode("later")
-    await queue(mail_env, EmailMessage(to="carol@example.com", subject="Reset", text="t"))
+    await queue(mail_env, EmailMessage(to=CAROL, subject="Reset", text="t"))
     # when it has refused twice (the first attempt and a retry queued by the sweep)
-    await until(lambda: smtp.handler.refused.count("carol@example.com") >= 2)
-    [(status, _attempts, body, error)] = await records(postgres_dsn, "carol@example.com")
+    await until(lambda: smtp.handler.refused.count(CAROL) >= 2)
+    [(status, _attempts, body, error)] = await records(postgres_dsn, CAROL)
     assert status == "pending" and body is not None and "421" in error
     # and then takes mail again
     smtp.set_mode("accept")
     # then a later retry delivers it, once
-    await until(lambda: bool(sent_to(smtp, "carol@example.com")))
+    await until(lambda: bool(sent_to(smtp, CAROL)))
     await asyncio.sleep(2.5)
-    assert len(sent_to(smtp, "carol@example.com")) == 1
-    [(status, attempts, body, _error)] = await settled(postgres_dsn, "carol@example.com")
+    assert len(sent_to(smtp, CAROL)) == 1
+    [(status, attempts, body, _error)] = await settled(postgres_dsn, CAROL)
     assert status == "sent" and attempts >= 3 and body is None
