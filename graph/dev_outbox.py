@@ -3,8 +3,11 @@
 Served only when this process writes mail to the outbox (no SMTP_HOST), is not in
 production, and the request comes from this machine: the socket peer is a loopback
 address (the real peer: uvicorn runs without proxy headers) and it names no forwarded
-client (a proxy on this host relays others). Reset links are in there, so a development
-server bound to 0.0.0.0 must not show them to the network. Everywhere else both paths
+client (a proxy on this host relays others: X-Forwarded-For, Forwarded, X-Real-IP,
+CF-Connecting-IP, True-Client-IP), and its Host is localhost, 127.0.0.1 or [::1] with any port
+(a page of another site whose name was rebound to 127.0.0.1 sends its own name as Host, so the
+browser's same-origin rule cannot be turned against the loopback check). Reset links are in
+there, so a development server bound to 0.0.0.0 must not show them to the network. Everywhere else both paths
 answer 404 as if they did not exist. Messages are
 shown as text/plain with nosniff, so an HTML part is never rendered by the browser.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -24,8 +28,23 @@ router = APIRouter()
 HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
+#: Headers by which a proxy on this host names the client it relays.
+FORWARDING_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip", "cf-connecting-ip", "true-client-ip")
+#: Host names of this machine itself, without the port.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+_HOST = re.compile(r"(?P<name>\[[^\]]*\]|[^:\[\]]*)(?::[0-9]*)?")
+
+
+def _names_this_machine(host: str) -> bool:
+    """Whether a Host header is localhost, 127.0.0.1 or [::1], with any port or none."""
+    match = _HOST.fullmatch(host.strip().lower())
+    return match is not None and match["name"] in LOOPBACK_HOSTS
+
+
 def _from_this_machine(request: Request) -> bool:
-    if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
+    if any(name in request.headers for name in FORWARDING_HEADERS):
+        return False
+    if not _names_this_machine(request.headers.get("host", "")):
         return False
     try:
         peer = ipaddress.ip_address(request.client.host if request.client else "")

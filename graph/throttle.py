@@ -7,8 +7,12 @@ Bucket keys, one scheme for all limits (Redis sorted sets with REDIS_URL, in-pro
   would give an attacker 2**64 buckets;
 - `{action}:account:{digest}` here, for login and register: a keyed hash of the normalised
   e-mail (bounded, and no client text in Redis keys), so rotating addresses against one
-  account is stopped too; `login:account:{digest}` is the account's one budget of password
-  guesses (`password_guesses`), counted by login, changePassword and deleteAccount alike;
+  account is stopped too; the hash's key is Settings.purpose_secret("throttle-keys"), a key
+  used for nothing else, so no key name reveals anything about other keys;
+- `password-check:user:{user_id}` here, for changePassword and deleteAccount: the signed-in
+  user's one budget of guesses of their current password (`password_checks`). Login's account
+  bucket is not it, so strangers failing logins with a user's e-mail cannot lock that user
+  out of changing their password or deleting the account;
 - `{action}:{user_id}` in the use cases, for generate and upload; `refresh:family:{id}` in
   the refresh use case.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import uuid
 from collections.abc import Sequence
 
 from domain.ports import RateBucket
@@ -42,12 +47,12 @@ def address_key(address: str) -> str:
     return str(ip)
 
 
-def account_key(email: str, secret: str) -> str:
+def account_key(email: str, key: str) -> str:
     """The bucket part for the account `email` names: every spelling that logs into the same
-    account (normalize_email) gets the same 32 hex characters."""
+    account (normalize_email) gets the same 32 hex characters. `key` is the throttle keys' own."""
     # surrogatepass: a JSON string may carry a lone surrogate, which strict UTF-8 refuses.
     normal = normalize_email(email).encode("utf-8", "surrogatepass")
-    return hmac.new(secret.encode(), normal, hashlib.sha256).hexdigest()[:32]
+    return hmac.new(key.encode(), normal, hashlib.sha256).hexdigest()[:32]
 
 
 def ip_bucket(context: Context, action: str, limit: int, *, signed_in: bool = False) -> RateBucket:
@@ -61,14 +66,22 @@ def ip_bucket(context: Context, action: str, limit: int, *, signed_in: bool = Fa
 def account_bucket(context: Context, action: str, email: str, limit: int) -> RateBucket:
     """The bucket of the account `email` names for `action`, whatever address the call comes from."""
     settings = context.services.settings
-    key = account_key(email, settings.effective_url_secret)
+    key = account_key(email, settings.purpose_secret("throttle-keys"))
     return RateBucket(f"{action}:account:{key}", limit, settings.rate_limit_account_window_seconds)
 
 
-def password_guesses(context: Context, email: str) -> RateBucket:
-    """The account's one budget of password guesses, whichever mutation guesses: login (by the e-mail
-    given), changePassword and deleteAccount (by the viewer's). A guess through one counts against all."""
+def login_guesses(context: Context, email: str) -> RateBucket:
+    """The budget of login's password guesses for the account `email` names, from anywhere."""
     return account_bucket(context, "login", email, context.services.settings.rate_limit_login_account)
+
+
+def password_checks(context: Context, user_id: uuid.UUID) -> RateBucket:
+    """The signed-in user's one budget of current-password guesses, shared by changePassword and
+    deleteAccount (a guess through one counts against both); only the user's own sessions spend it."""
+    settings = context.services.settings
+    return RateBucket(
+        f"password-check:user:{user_id}", settings.rate_limit_login_account, settings.rate_limit_account_window_seconds
+    )
 
 
 async def throttle(context: Context, buckets: Sequence[RateBucket]) -> None:

@@ -195,7 +195,7 @@ def bind(c: Container) -> Services:
             reset_policy=ResetPolicy(
                 ttl=timedelta(seconds=s.password_reset_ttl_seconds), link_template=s.effective_password_reset_url
             ),
-            reset_tokens=HmacResetTokens(s.effective_url_secret),
+            reset_tokens=HmacResetTokens(s.purpose_secret("reset-tokens")),
         ),
         generations=Generations(
             uow=c.uow,

@@ -18,6 +18,7 @@ from infrastructure.security.local_secrets import local_secret
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
 MIN_JWT_SECRET_LENGTH = 32
 MIN_METRICS_TOKEN_LENGTH = 16
+MIN_URL_SIGNING_SECRET_LENGTH = 32
 LEASE_RENEWALS_PER_LEASE = 3
 #: MAIL_FROM: an addr-spec of printable ASCII, one @, no spaces, quotes or brackets.
 MAIL_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
@@ -342,6 +343,13 @@ class Settings(BaseSettings):
             return hmac.new(configured.encode(), b"genhub url signing", hashlib.sha256).hexdigest()
         return local_secret(self.data_dir, "url-signing-secret")
 
+    def purpose_secret(self, purpose: str) -> str:
+        """A key of its own for one use of the URL secret (URL signing, reset tokens, throttle keys):
+        HMAC(secret, "genhub/v1/<purpose>"). Nothing HMACs client text with the secret itself, so no
+        hash an attacker can ask for (an e-mail's throttle key) is ever a key of another purpose."""
+        label = f"genhub/v1/{purpose}".encode()
+        return hmac.new(self.effective_url_secret.encode(), label, hashlib.sha256).hexdigest()
+
     @property
     def effective_smtp_port(self) -> int:
         return self.smtp_port or SMTP_PORTS[self.smtp_tls]
@@ -393,6 +401,10 @@ class Settings(BaseSettings):
             problems.append("MAIL_FROM must be set (the sender address of the product's e-mail)")
         if self.smtp_host and self.smtp_tls == "none" and self.smtp_password:
             problems.append("SMTP_TLS=none would send SMTP_PASSWORD in the clear: use starttls or tls")
+        if self.url_signing_secret and len(self.url_signing_secret) < MIN_URL_SIGNING_SECRET_LENGTH:
+            problems.append(
+                f"URL_SIGNING_SECRET must be at least {MIN_URL_SIGNING_SECRET_LENGTH} characters (or empty)"
+            )
         if self.metrics_token and len(self.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
             problems.append(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters (or empty)")
         return problems

@@ -76,8 +76,8 @@ async def delete_account(
 ) -> bool:
     """Delete the principal's account; True when this call deleted it, False when it was deleted already.
 
-    Password guesses are limited by the caller, in the account's one budget shared with sign-in and
-    changePassword (graph/throttle.py, `password_guesses`)."""
+    Password guesses are limited by the caller, in the user's one budget shared with changePassword
+    but not with sign-in (graph/throttle.py, `password_checks`)."""
     user_id = principal.user_id
     async with uow:
         user = await uow.users.get(user_id)

@@ -31,7 +31,7 @@ from graph.auth.types import (
 )
 from graph.context import Info
 from graph.permissions import IsAuthenticated
-from graph.throttle import account_bucket, ip_bucket, password_guesses, throttle
+from graph.throttle import account_bucket, ip_bucket, login_guesses, password_checks, throttle
 
 
 async def _open_session(
@@ -64,7 +64,7 @@ class AuthMutations:
         return await _open_session(
             [
                 ip_bucket(info.context, "login", limits.rate_limit_login),
-                password_guesses(info.context, input.email),
+                login_guesses(info.context, input.email),
             ],
             info,
             lambda: services.accounts.login(input.email, input.password),
@@ -92,16 +92,9 @@ class AuthMutations:
     )
     async def delete_account(self, info: Info, input: DeleteAccountInput) -> DeleteAccountResult:
         viewer = info.context.require_viewer()
-        await throttle(info.context, await _viewer_guesses(info))
+        await throttle(info.context, [password_checks(info.context, viewer.user_id)])
         await info.context.services.account_deletion.delete(viewer, input.password)
         return DeleteAccountSuccess(user_id=strawberry.ID(str(viewer.user_id)))
-
-
-async def _viewer_guesses(info: Info) -> list[RateBucket]:
-    """The viewer's account's budget of password guesses (shared with login); none when the account is
-    gone (the use case then refuses whatever is guessed)."""
-    user = await info.context.loaders.user(info.context.require_viewer().user_id)
-    return [password_guesses(info.context, user.email)] if user is not None else []
 
 
 @strawberry.type
@@ -115,9 +108,11 @@ class SessionMutations:
         services = info.context.services
         limits = services.settings
         viewer = info.context.require_viewer()
-        # Guessing the current password is limited as guessing at login is, in the same account budget.
+        # Guessing the current password is limited per address as login is, and per user in the budget
+        # deleteAccount shares (not login's account bucket, which anyone can spend with the e-mail).
         await throttle(
-            info.context, [ip_bucket(info.context, "login", limits.rate_limit_login), *await _viewer_guesses(info)]
+            info.context,
+            [ip_bucket(info.context, "login", limits.rate_limit_login), password_checks(info.context, viewer.user_id)],
         )
         access = await services.passwords.change(viewer, input.current_password, input.new_password)
         return ChangePasswordSuccess(access_token=access.token, expires_in=access.expires_in)

@@ -9,11 +9,12 @@ import uuid
 
 
 class HmacResetTokens:
-    """HMAC-SHA256 of the reset's id under a key of its own (derived from the server secret):
-    43 URL-safe characters, unguessable without the key, the same every time for one reset."""
+    """HMAC-SHA256 of the reset's id under `key`, a key used for nothing else (the composition root
+    passes Settings.purpose_secret("reset-tokens")): 43 URL-safe characters, unguessable without the
+    key, the same every time for one reset."""
 
-    def __init__(self, secret: str) -> None:
-        self._key = hmac.new(secret.encode(), b"genhub password reset tokens", hashlib.sha256).digest()
+    def __init__(self, key: str) -> None:
+        self._key = key.encode()
 
     def token(self, reset_id: uuid.UUID) -> str:
         digest = hmac.new(self._key, reset_id.bytes, hashlib.sha256).digest()

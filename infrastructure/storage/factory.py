@@ -45,7 +45,7 @@ def _open_local(settings: Settings) -> LocalStorage | RoutedLocalStorage:
         return LocalStorage(
             root=root,
             public_base_url=settings.public_base_url,
-            secret=settings.effective_url_secret,
+            secret=settings.purpose_secret("url-signing"),
             others=every_root,
         )
 

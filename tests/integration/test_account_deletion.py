@@ -214,7 +214,7 @@ async def test_a_wrong_password_deletes_nothing(personas: World) -> None:
     assert await scalar(world, count, u=uuid.UUID(world.user_ids[me])) == 1
 
 
-async def test_password_guesses_are_rate_limited_per_account(personas: World) -> None:
+async def test_password_guesses_are_rate_limited_per_user(personas: World) -> None:
     world = personas
     me = await newcomer(world)
     kinds = [

@@ -26,6 +26,10 @@ RESET = EmailMessage(
 )
 
 
+#: The Host a browser on this machine sends (the page answers no other).
+LOCALHOST = {"Host": "localhost:8000"}
+
+
 async def wait_for_file(directory: Path, seconds: float = 10.0) -> Path:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -51,10 +55,10 @@ async def test_embedded_mail_lands_in_the_outbox_and_the_dev_page_shows_it(
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert b"token=tok-123" in path.read_bytes()
         # and the development page lists it and shows it as plain text, never as HTML
-        listing = await client.http.get("/dev/outbox")
+        listing = await client.http.get("/dev/outbox", headers=LOCALHOST)
         assert listing.status_code == 200 and "to ada@example.com  Reset your genhub password" in listing.text
-        shown = await client.http.get("/dev/outbox/latest")
-        by_id = await client.http.get(f"/dev/outbox/{path.stem}")
+        shown = await client.http.get("/dev/outbox/latest", headers=LOCALHOST)
+        by_id = await client.http.get(f"/dev/outbox/{path.stem}", headers=LOCALHOST)
     for page in (listing, shown, by_id):
         assert page.headers["content-type"] == "text/plain; charset=utf-8"
         assert page.headers["x-content-type-options"] == "nosniff"
@@ -76,15 +80,15 @@ async def test_the_dev_page_refuses_paths_that_are_not_message_ids(make_settings
             "/dev/outbox/nope",
             "/dev/outbox/.eml",
         ):
-            answer = await client.http.get(path)
+            answer = await client.http.get(path, headers=LOCALHOST)
             assert answer.status_code == 404, path
 
 
 async def test_no_dev_page_when_an_smtp_server_is_configured(make_settings: SettingsFactory) -> None:
     async with running_app(make_settings(smtp_host="127.0.0.1")) as client:
         assert client.app.state.services.mail_outbox is None
-        assert (await client.http.get("/dev/outbox")).status_code == 404
-        assert (await client.http.get("/dev/outbox/latest")).status_code == 404
+        assert (await client.http.get("/dev/outbox", headers=LOCALHOST)).status_code == 404
+        assert (await client.http.get("/dev/outbox/latest", headers=LOCALHOST)).status_code == 404
 
 
 async def test_the_outbox_command_lists_and_shows_messages(make_settings: SettingsFactory) -> None:
@@ -118,7 +122,7 @@ async def test_the_dev_page_answers_only_this_machine(make_settings: SettingsFac
         await services.adapters.jobs.enqueue(SEND_EMAIL_TASK, **RESET.as_task_args())
         await wait_for_file(services.settings.data_dir / "outbox")
         # given the development server's outbox holding a reset link, shown to a loopback peer
-        assert "tok-123" in (await client.http.get("/dev/outbox/latest")).text
+        assert "tok-123" in (await client.http.get("/dev/outbox/latest", headers=LOCALHOST)).text
         for peer, headers in (
             ("203.0.113.7", {}),  # anyone on the network, the server bound to 0.0.0.0
             ("192.168.1.20", {"X-Forwarded-For": "127.0.0.1"}),  # a forged header changes nothing
@@ -126,15 +130,49 @@ async def test_the_dev_page_answers_only_this_machine(make_settings: SettingsFac
             ("127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}),  # relayed by a proxy on this host
             ("::1", {"Forwarded": "for=203.0.113.7"}),
             ("localhost", {}),  # not an address: refused rather than trusted
+            ("127.0.0.1", {"X-Real-IP": "203.0.113.7"}),  # the other headers proxies name clients by
+            ("127.0.0.1", {"CF-Connecting-IP": "203.0.113.7"}),
+            ("127.0.0.1", {"True-Client-IP": "203.0.113.7"}),
         ):
             transport = httpx.ASGITransport(app=client.app, client=(peer, 40000))
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as remote:
                 # when it asks for the outbox
-                answers = [await remote.get(path, headers=headers) for path in ("/dev/outbox", "/dev/outbox/latest")]
+                answers = [
+                    await remote.get(path, headers={**LOCALHOST, **headers})
+                    for path in ("/dev/outbox", "/dev/outbox/latest")
+                ]
             # then it is told nothing exists
             assert [a.status_code for a in answers] == [404, 404], peer
             assert all("tok-123" not in a.text for a in answers)
         for peer in ("::1", "127.0.0.2", "::ffff:127.0.0.1"):
             transport = httpx.ASGITransport(app=client.app, client=(peer, 40000))
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as local:
-                assert "tok-123" in (await local.get("/dev/outbox/latest")).text, peer
+                assert "tok-123" in (await local.get("/dev/outbox/latest", headers=LOCALHOST)).text, peer
+
+
+async def test_the_dev_page_answers_only_requests_naming_this_machine(make_settings: SettingsFactory) -> None:
+    async with running_app(make_settings()) as client:
+        services: Services = client.app.state.services
+        await services.adapters.jobs.enqueue(SEND_EMAIL_TASK, **RESET.as_task_args())
+        await wait_for_file(services.settings.data_dir / "outbox")
+        # given the outbox holding a reset link, and a loopback peer: a browser on this machine
+        for host in ("localhost", "localhost:8000", "127.0.0.1:8000", "[::1]", "[::1]:8000", "LocalHost:80"):
+            # when the request names this machine, then the page is shown
+            shown = await client.http.get("/dev/outbox/latest", headers={"Host": host})
+            assert "tok-123" in shown.text, host
+        for host in (
+            "evil.example",  # a page whose name was rebound to 127.0.0.1 (DNS rebinding)
+            "evil.example:8000",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "localhost@evil.example",
+            "[::1].evil.example",
+            "127.0.0.2",
+            "",
+        ):
+            # when it names another host, then nothing exists
+            answers = [
+                await client.http.get(path, headers={"Host": host}) for path in ("/dev/outbox", "/dev/outbox/latest")
+            ]
+            assert [a.status_code for a in answers] == [404, 404], host
+            assert all("tok-123" not in a.text for a in answers)

@@ -1,6 +1,7 @@
-"""One budget of password guesses per account: wrong passwords given to login, changePassword and
-deleteAccount all count in it, so guessing through one path exhausts the others (real app, PostgreSQL;
-the windows in Redis, and in the process as without REDIS_URL)."""
+"""Budgets of password guesses: login's per account (anyone may spend it with the e-mail), and the
+signed-in user's own one shared by changePassword and deleteAccount, so guessing through one of
+those exhausts the other while failed logins lock no signed-in user out (real app, PostgreSQL; the
+windows in Redis, and in the process as without REDIS_URL)."""
 
 from __future__ import annotations
 
@@ -45,13 +46,14 @@ async def _delete(client: GraphQLClient, email: str, token: str, password: str) 
     return str(body["data"]["deleteAccount"]["__typename"])
 
 
-PATHS: dict[str, Attempt] = {"login": _login, "changePassword": _change, "deleteAccount": _delete}
+#: The mutations that check the signed-in user's current password: one budget between them.
+SIGNED_IN: dict[str, Attempt] = {"changePassword": _change, "deleteAccount": _delete}
 
 
 @pytest.fixture(params=["redis", "in-process"])
 def windows(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Where the windows are kept: in Redis with REDIS_URL, in the process without it."""
-    return {"redis_url": request.getfixturevalue("redis_url")} if request.param == "redis" else {}
+    """Where the windows are kept: in a flushed Redis with REDIS_URL, in the process without it."""
+    return {"redis_url": request.getfixturevalue("clean_redis")} if request.param == "redis" else {}
 
 
 @pytest.fixture
@@ -65,18 +67,38 @@ async def client(
         yield c
 
 
-@pytest.mark.parametrize("guessed_through", list(PATHS))
-async def test_guesses_through_one_path_exhaust_the_others(client: GraphQLClient, guessed_through: str) -> None:
-    # given an account, and the account's whole budget of wrong guesses spent through one mutation
+@pytest.mark.parametrize("guessed_through", list(SIGNED_IN))
+async def test_guesses_through_one_signed_in_path_exhaust_the_other(
+    client: GraphQLClient, guessed_through: str
+) -> None:
+    # given a signed-in user whose whole budget of wrong guesses was spent through one mutation
     email = f"{guessed_through.lower()}@example.com"
     token = (await register_user(client, email, PASSWORD))["accessToken"]
-    guess = PATHS[guessed_through]
+    guess = SIGNED_IN[guessed_through]
     answers = [await guess(client, email, token, f"guess number {i}") for i in range(BUDGET)]
     assert answers == ["InvalidCredentials"] * BUDGET
-    # when the right password is tried through every mutation that checks one
-    tried = {name: await attempt(client, email, token, PASSWORD) for name, attempt in PATHS.items()}
-    # then every one of them waits: the budget is the account's, not the mutation's
-    assert tried == dict.fromkeys(PATHS, "RateLimited")
+    # when the right password is tried through both mutations that check the current one
+    tried = {name: await attempt(client, email, token, PASSWORD) for name, attempt in SIGNED_IN.items()}
+    # then both wait: the budget is the user's, not the mutation's
+    assert tried == dict.fromkeys(SIGNED_IN, "RateLimited")
+    # and signing in is not blocked by it: login's budget is its own
+    assert await _login(client, email, "", PASSWORD) == "AuthPayload"
+
+
+@pytest.mark.parametrize("checked_by", list(SIGNED_IN))
+async def test_failed_logins_by_anyone_do_not_lock_the_signed_in_user_out(
+    client: GraphQLClient, checked_by: str
+) -> None:
+    # given a signed-in user, and strangers who spent login's whole budget for the user's e-mail
+    email = f"victim-{checked_by.lower()}@example.com"
+    token = (await register_user(client, email, PASSWORD))["accessToken"]
+    answers = [await _login(client, email, "", f"guess number {i}") for i in range(BUDGET)]
+    assert answers == ["InvalidCredentials"] * BUDGET
+    assert await _login(client, email, "", PASSWORD) == "RateLimited"
+    # when the user confirms a change with the right password
+    answer = await SIGNED_IN[checked_by](client, email, token, PASSWORD)
+    # then it goes through
+    assert answer == {"changePassword": "ChangePasswordSuccess", "deleteAccount": "DeleteAccountSuccess"}[checked_by]
 
 
 async def test_other_accounts_keep_their_budget(client: GraphQLClient) -> None:

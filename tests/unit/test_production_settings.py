@@ -1,4 +1,5 @@
-"""Production start-up refuses a missing, default or short JWT secret (or a short metrics token), naming it."""
+"""Production start-up refuses a missing, default or short JWT secret (or a short metrics token or URL signing
+secret), naming it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Any
 import pytest
 
 from entrypoints.api import create_app
-from infrastructure.settings import DEV_JWT_SECRET, MIN_JWT_SECRET_LENGTH, MIN_METRICS_TOKEN_LENGTH, Settings
+from infrastructure.settings import (
+    DEV_JWT_SECRET,
+    MIN_JWT_SECRET_LENGTH,
+    MIN_METRICS_TOKEN_LENGTH,
+    MIN_URL_SIGNING_SECRET_LENGTH,
+    Settings,
+)
 
 GOOD_SECRET = "s" * MIN_JWT_SECRET_LENGTH
 
@@ -55,6 +62,19 @@ def test_production_refuses_a_short_metrics_token(tmp_path: Path) -> None:
         f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters (or empty)"
     ]
     assert production(tmp_path, metrics_token="m" * MIN_METRICS_TOKEN_LENGTH).production_problems() == []
+
+
+def test_production_refuses_a_short_url_signing_secret(tmp_path: Path) -> None:
+    # given URL_SIGNING_SECRET set one character short: it keys reset tokens and signed links
+    short = production(tmp_path, url_signing_secret="u" * (MIN_URL_SIGNING_SECRET_LENGTH - 1))
+    # then production refuses it, naming it; long enough, or unset (derived from JWT_SECRET), starts
+    assert short.production_problems() == [
+        f"URL_SIGNING_SECRET must be at least {MIN_URL_SIGNING_SECRET_LENGTH} characters (or empty)"
+    ]
+    with pytest.raises(RuntimeError, match="URL_SIGNING_SECRET must be at least"):
+        create_app(short)
+    assert production(tmp_path, url_signing_secret="u" * MIN_URL_SIGNING_SECRET_LENGTH).production_problems() == []
+    assert production(tmp_path, url_signing_secret="").production_problems() == []
 
 
 def test_rs256_needs_both_keys(tmp_path: Path) -> None:
