@@ -22,6 +22,14 @@ from domain.users import AccessState, Role, User
 
 
 @dataclass(frozen=True, slots=True)
+class PendingReset:
+    """A live password reset, as its e-mail is sent: the account's address, the token's stored hash."""
+
+    email: str
+    token_hash: str
+
+
+@dataclass(frozen=True, slots=True)
 class RefreshTokenRecord:
     id: uuid.UUID
     user_id: uuid.UUID
@@ -166,8 +174,8 @@ class PasswordResetRepository(Protocol):
         account's id, or None when there is none (the same work either way: no timing tells)."""
         ...
 
-    async def recipient(self, token_hash: str, at: datetime) -> str | None:
-        """The e-mail of the live account whose unused, unexpired reset has this token, else None."""
+    async def pending(self, reset_id: uuid.UUID, at: datetime) -> PendingReset | None:
+        """The reset `reset_id` when it is unused and unexpired and its account live, else None."""
         ...
 
     async def use(self, token_hash: str, at: datetime) -> uuid.UUID | None:

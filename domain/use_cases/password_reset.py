@@ -10,6 +10,7 @@ outgoing e-mail while it is pending), never in the queue; the database keeps its
 
 from __future__ import annotations
 
+import hmac
 import logging
 import uuid
 from dataclasses import dataclass
@@ -83,11 +84,25 @@ async def reset_email(
 ) -> EmailMessage | None:
     """The e-mail of the reset `reset_id` (SEND_RESET_TASK), to its account's address; None when there
     is nothing to send: no account had the address asked for, or the link was used, superseded or
-    expired since. The same message each time (a redelivered task sends the same link)."""
+    expired since. The same message each time (a redelivered task sends the same link).
+
+    The reset is found by its id, and the token derived here must match the hash the API stored: when
+    it does not, this process derives tokens with another key than the API's (URL_SIGNING_SECRET or
+    JWT_SECRET differ between them), which is logged as an error rather than passing for an unknown
+    address; the link would not work, so none is sent."""
     token = tokens.token(reset_id)
     async with uow:
-        address = await uow.password_resets.recipient(refresh_token_hash(token), clock.now())
-    return None if address is None else reset_message(address, policy.link(token), policy)
+        reset = await uow.password_resets.pending(reset_id, clock.now())
+    if reset is None:
+        return None
+    if not hmac.compare_digest(reset.token_hash, refresh_token_hash(token)):
+        log.error(
+            "password reset %s: not sent, the token derived here does not match the one the API issued; "
+            "every process (API, worker, scheduler) needs the same URL_SIGNING_SECRET (or JWT_SECRET)",
+            reset_id,
+        )
+        return None
+    return reset_message(reset.email, policy.link(token), policy)
 
 
 async def reset_password(

@@ -178,6 +178,13 @@ def test_app_containers_are_wired_to_the_bundled_services(services: dict[str, di
         assert env["ENVIRONMENT"] == "${ENVIRONMENT:-production}"
 
 
+def test_every_app_container_requires_the_same_jwt_secret(services: dict[str, dict[str, Any]]) -> None:
+    # the worker derives the API's reset links again: one secret for all, never one drawn per container
+    secrets = {services[name]["environment"]["JWT_SECRET"] for name in (*APP_SERVICES, "migrate")}
+    assert len(secrets) == 1
+    assert secrets.pop().startswith("${JWT_SECRET:?")
+
+
 def test_app_containers_read_an_optional_env_file(services: dict[str, dict[str, Any]]) -> None:
     for name in (*APP_SERVICES, "migrate"):
         assert {"path": ".env", "required": False} in services[name]["env_file"]

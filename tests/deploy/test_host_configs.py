@@ -160,6 +160,15 @@ def test_render_wires_database_and_redis_into_every_app_service(render: dict[str
         assert env["JWT_SECRET"] == {"key": "JWT_SECRET", "generateValue": True}
 
 
+def test_render_gives_every_app_service_the_same_signing_secrets(render: dict[str, Any]) -> None:
+    # the worker derives the API's reset links again: JWT_SECRET (and URL_SIGNING_SECRET, if any) alike
+    app_services = [s for s in render["services"] if s["type"] in ("web", "worker")]
+    for key in ("JWT_SECRET", "URL_SIGNING_SECRET"):
+        values = [_env_vars(render, s).get(key) for s in app_services]
+        assert all(v == values[0] for v in values), key
+    assert values[0] is None and _env_vars(render, app_services[0])["JWT_SECRET"]["generateValue"] is True
+
+
 def test_render_secrets_are_entered_once_and_shared(render: dict[str, Any]) -> None:
     api_env = _env_vars(render, _service(render, "genhub-api"))
     for key in APP_SECRETS:

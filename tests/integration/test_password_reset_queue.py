@@ -72,3 +72,35 @@ async def test_a_reset_request_queues_the_same_for_known_and_unknown_addresses(c
     assert token not in json.dumps(queued)  # the token is derived again by the worker, never queued
     reset = await client.execute(RESET, {"token": token, "new": "a brand new passphrase"})
     assert reset["data"]["resetPassword"]["__typename"] == "ResetPasswordSuccess"
+
+
+async def test_a_worker_with_another_signing_key_logs_an_error_and_sends_nothing(
+    make_settings: SettingsFactory, clean_postgres: str, clean_redis: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given an API and a worker that were given different URL signing secrets (a misconfiguration)
+    def process(secret: str) -> Any:
+        return running_app(
+            make_settings(
+                database_url=clean_postgres, redis_url=clean_redis, task_queue_name=QUEUE, url_signing_secret=secret
+            )
+        )
+
+    api_secret, worker_secret = "the API's secret, 32 characters or more", "the worker's own secret, also long"
+    async with process(api_secret) as api, process(worker_secret) as worker:
+        await register_user(api, "ada@example.com")
+        before = len(await messages(api))
+        # when a reset is asked for through the API, and the worker runs its task
+        await api.execute(REQUEST, {"email": "ada@example.com"})
+        (queued,) = (await messages(api))[before:]
+        reset_id = uuid.UUID(queued["kwargs"]["reset_id"])
+        worker_services: Services = worker.app.state.services
+        with caplog.at_level("ERROR", logger="genhub.accounts"):
+            sent = await worker_services.passwords.reset_email(reset_id)
+        # then nothing is sent (the link would not work), and the mismatch is an error naming the cause
+        assert sent is None
+        errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and str(reset_id) in errors[0] and "URL_SIGNING_SECRET" in errors[0]
+        # and a process with the API's key sends the link
+        api_services: Services = api.app.state.services
+        mail = await api_services.passwords.reset_email(reset_id)
+        assert mail is not None and mail.to == "ada@example.com"

@@ -38,6 +38,7 @@ from domain.repositories import (
     Asset,
     GenerationFilter,
     GenerationStarter,
+    PendingReset,
     RefreshTokenRecord,
     StartOutcome,
     StartStatus,
@@ -265,6 +266,7 @@ class FakeAuditLog(_Repository):
 class PasswordResetRecord:
     """A password_resets row (the fake's own: the port speaks in ids and hashes only)."""
 
+    id: uuid.UUID
     user_id: uuid.UUID
     token_hash: str
     created_at: datetime
@@ -288,15 +290,17 @@ class FakePasswordResets(_Repository):
         if user is None:
             return None
         self._use_up_unused(user.id, at)
-        self.tx.put("password_resets", token_hash, PasswordResetRecord(user.id, token_hash, at, expires_at))
+        self.tx.put("password_resets", token_hash, PasswordResetRecord(reset_id, user.id, token_hash, at, expires_at))
         return user.id
 
-    async def recipient(self, token_hash: str, at: datetime) -> str | None:
-        record: PasswordResetRecord | None = self.tx.get("password_resets", token_hash)
+    async def pending(self, reset_id: uuid.UUID, at: datetime) -> PendingReset | None:
+        rows = self.tx.rows("password_resets").values()
+        record: PasswordResetRecord | None = next((r for r in rows if r.id == reset_id), None)
         if record is None or record.used_at is not None or record.expires_at <= at:
             return None
         user: User | None = self.tx.get("users", record.user_id)
-        return user.email if user is not None and user.deleted_at is None else None
+        live = user is not None and user.deleted_at is None
+        return PendingReset(email=user.email, token_hash=record.token_hash) if user is not None and live else None
 
     async def use(self, token_hash: str, at: datetime) -> uuid.UUID | None:
         record: PasswordResetRecord | None = self.tx.get("password_resets", token_hash)

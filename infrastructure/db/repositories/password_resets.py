@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, insert, literal, select, text, update
 
+from domain.repositories import PendingReset
 from infrastructure.db.models import PasswordResetRow, UserRow
 from infrastructure.db.repositories.base import SqlRepository
 
@@ -46,19 +47,19 @@ class SqlPasswordResetRepository(SqlRepository):
         user_id: uuid.UUID | None = (await self.session.execute(stmt)).scalar_one_or_none()
         return user_id
 
-    async def recipient(self, token_hash: str, at: datetime) -> str | None:
+    async def pending(self, reset_id: uuid.UUID, at: datetime) -> PendingReset | None:
         stmt = (
-            select(UserRow.email)
+            select(UserRow.email, PasswordResetRow.token_hash)
             .join(PasswordResetRow, PasswordResetRow.user_id == UserRow.id)
             .where(
-                PasswordResetRow.token_hash == token_hash,
+                PasswordResetRow.id == reset_id,
                 PasswordResetRow.used_at.is_(None),
                 PasswordResetRow.expires_at > at,
                 UserRow.deleted_at.is_(None),
             )
         )
-        email: str | None = (await self.session.execute(stmt)).scalar_one_or_none()
-        return email
+        row = (await self.session.execute(stmt)).one_or_none()
+        return None if row is None else PendingReset(email=row.email, token_hash=row.token_hash)
 
     async def use(self, token_hash: str, at: datetime) -> uuid.UUID | None:
         """Use up an unused, unexpired token (and the user's other unused ones): its user, or None
