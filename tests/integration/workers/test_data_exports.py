@@ -11,6 +11,7 @@ link reaches the outbox.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import io
 import json
@@ -221,16 +222,30 @@ async def test_the_archive_holds_the_account_generations_ledger_boards_and_files
         assert fetched.status_code == 200 and fetched.content == data
 
 
+class HeldJobs:
+    """A job queue that keeps what is queued (the test sends it on when it chooses)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+
+    async def enqueue(self, task_name: str, **kwargs: Any) -> None:
+        self.messages.append((task_name, kwargs))
+
+
 async def test_concurrent_requests_and_redelivered_tasks_build_one_archive(world: World, workers: Processes) -> None:
     # given a user with one generation
-    services = bind(world.container)
     model = await world.model(f"img-{uuid.uuid4().hex[:6]}", params=IMAGE_PARAMS)
     await world.wait_final((await world.generate(model)).id, timeout=30)
-    # when eight requests arrive at once, and the build task is delivered five more times
-    exports = await asyncio.gather(*(services.data_exports.request(world.principal) for _ in range(8)))
+    # when eight requests arrive at once (their build messages held back until all have answered:
+    # a worker that finished the first build in between would rightly start a second export),
+    # and the build task is delivered five more times
+    held = HeldJobs()
+    requesting = bind(dataclasses.replace(world.container, jobs=held))
+    exports = await asyncio.gather(*(requesting.data_exports.request(world.principal) for _ in range(8)))
     assert len({e.id for e in exports}) == 1
     export_id = exports[0].id
-    for _ in range(5):
+    assert held.messages == [(BUILD_EXPORT_TASK, {"export_id": str(export_id)})]
+    for _ in range(6):
         await world.container.jobs.enqueue(BUILD_EXPORT_TASK, export_id=str(export_id))
     export = await settled(world, export_id, workers)
     await asyncio.sleep(2)  # the redeliveries and a sweep have run

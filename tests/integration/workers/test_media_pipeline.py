@@ -53,6 +53,7 @@ def media_env(request: pytest.FixtureRequest, worker_env: dict[str, str]) -> dic
     env = {
         **worker_env,
         "UPLOAD_MAX_BYTES": str(OUTPUT_CAP),
+        "OUTPUT_MAX_BYTES": str(OUTPUT_CAP),
         # The sweep runs every second and queues outputs pending for 2 s (a lost message).
         "THUMBNAIL_SWEEP_SECONDS": "1",
         "THUMBNAIL_GRACE_SECONDS": "2",
