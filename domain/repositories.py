@@ -178,6 +178,10 @@ class PasswordResetRepository(Protocol):
         """The reset `reset_id` when it is unused and unexpired and its account live, else None."""
         ...
 
+    async def owner(self, token_hash: str) -> uuid.UUID | None:
+        """The user of the reset with this token, used or not, without locking anything; else None."""
+        ...
+
     async def use(self, token_hash: str, at: datetime) -> uuid.UUID | None:
         """Use up an unused, unexpired token and the user's other unused ones: its user, or None.
         Of concurrent uses of one token exactly one gets the user."""

@@ -126,10 +126,16 @@ async def reset_password(
         raise InvalidCredentials(REFUSED)
     new_hash = await hasher.hash(new_password)  # before the transaction: the token's row is not held meanwhile
     now = clock.now()
+    token_hash = refresh_token_hash(token)
     async with uow:
-        user_id = await uow.password_resets.use(refresh_token_hash(token), now)
-        user = await uow.users.get(user_id) if user_id is not None else None
-        if user_id is None or user is None or user.deleted_at is not None:  # a deleted account's link is dead
+        # The user's row first, then the token, in deleteAccount's order (it locks the user, then deletes
+        # the resets): the other order would hold the reset while waiting for the deletion's user lock.
+        owner = await uow.password_resets.owner(token_hash)
+        user = await uow.users.lock(owner) if owner is not None else None
+        if user is None or user.deleted_at is not None:  # a deleted account's link is dead
+            raise InvalidCredentials(REFUSED)
+        user_id = await uow.password_resets.use(token_hash, now)
+        if user_id != user.id:  # used, superseded or expired
             raise InvalidCredentials(REFUSED)
         await uow.users.set_password_hash(user_id, new_hash)
         await uow.users.end_sessions(user_id, now)

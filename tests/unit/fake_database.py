@@ -302,6 +302,10 @@ class FakePasswordResets(_Repository):
         live = user is not None and user.deleted_at is None
         return PendingReset(email=user.email, token_hash=record.token_hash) if user is not None and live else None
 
+    async def owner(self, token_hash: str) -> uuid.UUID | None:
+        record: PasswordResetRecord | None = self.tx.get("password_resets", token_hash)
+        return None if record is None else record.user_id
+
     async def use(self, token_hash: str, at: datetime) -> uuid.UUID | None:
         record: PasswordResetRecord | None = self.tx.get("password_resets", token_hash)
         if record is None or record.used_at is not None or record.expires_at <= at:

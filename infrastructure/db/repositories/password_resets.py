@@ -22,9 +22,15 @@ class SqlPasswordResetRepository(SqlRepository):
         The same statements run whether the account exists or not, and on PostgreSQL the commit
         does not wait for its WAL flush (a write's flush would otherwise tell an existing address
         by its timing): a crash right after may lose the reset, and the user asks again.
+
+        The user's row is held FOR SHARE first, as deleteAccount locks it before it changes the
+        e-mail and deletes the resets: a request waits for a deletion under way (then finds no
+        account), and a deletion for a request, instead of each holding what the other needs.
         """
         if self.dialect == "postgresql":
             await self.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        live = select(UserRow.id).where(UserRow.email == email, UserRow.deleted_at.is_(None))
+        await self.session.execute(live.with_for_update(read=True) if self.dialect == "postgresql" else live)
         account = select(UserRow.id).where(UserRow.email == email, UserRow.deleted_at.is_(None)).scalar_subquery()
         await self.session.execute(
             update(PasswordResetRow)
@@ -60,6 +66,11 @@ class SqlPasswordResetRepository(SqlRepository):
         )
         row = (await self.session.execute(stmt)).one_or_none()
         return None if row is None else PendingReset(email=row.email, token_hash=row.token_hash)
+
+    async def owner(self, token_hash: str) -> uuid.UUID | None:
+        stmt = select(PasswordResetRow.user_id).where(PasswordResetRow.token_hash == token_hash)
+        user_id: uuid.UUID | None = (await self.session.execute(stmt)).scalar_one_or_none()
+        return user_id
 
     async def use(self, token_hash: str, at: datetime) -> uuid.UUID | None:
         """Use up an unused, unexpired token (and the user's other unused ones): its user, or None
