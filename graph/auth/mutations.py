@@ -83,7 +83,7 @@ class AuthMutations:
 
     @strawberry.mutation(
         description="Delete the viewer's account, confirmed with its password (InvalidCredentials otherwise, "
-        "rate-limited per account). Its generations (running ones are canceled first, their credits released), "
+        "rate-limited per user, together with changePassword). Its generations (running ones are canceled first, their credits released), "
         "outputs, uploaded files, data exports, refresh tokens, and the boards it alone owns go; it leaves the "
         "other boards. The credit ledger is kept, anonymised. The e-mail address is free to register again at "
         "once. Files are deleted from storage by a worker moments later. Asking again once it is deleted answers "

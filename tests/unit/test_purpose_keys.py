@@ -14,14 +14,14 @@ from graph.throttle import account_key
 from infrastructure.settings import Settings
 
 PURPOSES = ("throttle-keys", "reset-tokens", "url-signing")
-SETTINGS = Settings(_env_file=None, url_signing_secret="u" * 40, data_dir=Path("/nonexistent"))  # type: ignore[call-arg]
+SETTINGS = Settings(_env_file=None, url_signing_secret="u" * 40, data_dir=Path("/nonexistent"))
 
 
 def test_every_purpose_has_its_own_key() -> None:
     keys = [SETTINGS.purpose_secret(p) for p in PURPOSES]
     assert len({*keys, SETTINGS.effective_url_secret}) == len(PURPOSES) + 1
     # the same on every process given the same secret
-    again = Settings(_env_file=None, url_signing_secret="u" * 40, data_dir=Path("/elsewhere"))  # type: ignore[call-arg]
+    again = Settings(_env_file=None, url_signing_secret="u" * 40, data_dir=Path("/elsewhere"))
     assert keys == [again.purpose_secret(p) for p in PURPOSES]
 
 
