@@ -49,7 +49,9 @@ class SpoolBudget:
             if waiter.done() and not waiter.cancelled():
                 self._give(amount)  # granted just as we were cancelled: hand it on
             else:
-                self._waiters.remove(entry)
+                # `_wake` may already have dropped the entry of a cancelled future.
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(entry)
                 self._wake()
             raise
 
@@ -58,8 +60,17 @@ class SpoolBudget:
         self._wake()
 
     def _wake(self) -> None:
-        while self._waiters and self.used + self._waiters[0][0] <= self.total_bytes:
-            amount, waiter = self._waiters.popleft()
+        # A waiter's future is cancelled the moment its task is, before the task runs again to
+        # take its entry out: such an entry is dropped here and granted nothing, or its bytes
+        # would be counted for no one (and `set_result` on it would raise in the releaser).
+        while self._waiters:
+            amount, waiter = self._waiters[0]
+            if waiter.done():
+                self._waiters.popleft()
+                continue
+            if self.used + amount > self.total_bytes:
+                return
+            self._waiters.popleft()
             self.used += amount
             waiter.set_result(None)
 
