@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -32,5 +31,8 @@ async def renewing(work: Coroutine[Any, Any, T], renew: Callable[[], Awaitable[b
     finally:
         if not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            # Wait for the work to wind down without awaiting it: its own CancelledError (or error)
+            # is ours to drop, but a cancellation of this task meanwhile must propagate.
+            await asyncio.wait({task})
+            if not task.cancelled():
+                task.exception()  # retrieved, so it is not logged as never retrieved

@@ -16,14 +16,11 @@ claimed), and deletes the archives of READY exports past `expires_at`, marking t
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
 
 from domain.data_exports import (
     ARCHIVE_CONTENT_TYPE,
@@ -37,15 +34,11 @@ from domain.data_exports import (
 from domain.emails import SEND_EMAIL_TASK, EmailMessage
 from domain.errors import ObjectTooLarge
 from domain.ports import StoredObject
+from domain.use_cases.claim_renewal import ClaimLost, renewing
 from domain.use_cases.data_export_contents import write_contents
 from domain.use_cases.data_exports import BUILD_EXPORT_TASK, MAX_URL_SECONDS, ExportPolicy, ExportPorts, sign
 
 log = logging.getLogger("genhub.exports")
-T = TypeVar("T")
-
-
-class ClaimLost(Exception):
-    """Another worker holds the export now (this one's claim ran out): stop without settling."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +67,7 @@ async def build_export(export_id: uuid.UUID, *, ports: ExportPorts, policy: Expo
         return held
 
     try:
-        stored = await _renewing(_build(claimed, key, ports, policy), renew, every=policy.claim_seconds / 3)
+        stored = await renewing(_build(claimed, key, ports, policy), renew, every=policy.claim_seconds / 3)
     except (ArchiveTooLarge, ObjectTooLarge):
         log.warning("export %s is larger than %d bytes: failed", claimed.id, policy.max_bytes)
         return await _fail(ports, claimed, key, EXPORT_TOO_LARGE, token)
@@ -118,23 +111,6 @@ async def _build(export: DataExport, key: str, ports: ExportPorts, policy: Expor
         return await ports.storage.put_stream(
             key, writer.read(), content_type=ARCHIVE_CONTENT_TYPE, max_size=policy.max_bytes
         )
-
-
-async def _renewing(work: Coroutine[Any, Any, T], renew: Callable[[], Awaitable[bool]], *, every: float) -> T:
-    """Run `work`, renewing the claim every `every` seconds; ClaimLost (and `work` cancelled) when it fails."""
-    task = asyncio.ensure_future(work)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=every)
-            if done:
-                return task.result()
-            if not await renew():
-                raise ClaimLost()
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
 
 
 async def _discard_if_deleted(ports: ExportPorts, export_id: uuid.UUID, key: str) -> None:
