@@ -14,7 +14,8 @@ Bounds, in order:
    `MAX_FRAMES` of them, within `ANIMATION_PIXEL_FACTOR` times `max_pixels` of decoded pixels
    in total, each frame counted as at least `MIN_FRAME_PIXELS` (a 1x1 frame still costs a
    decoder call), and within `probe_timeout_seconds` of wall-clock time, checked between
-   frames. Those bounds end the thread by themselves: a thread cannot be cancelled.
+   frames (overrunning it is `MediaUnavailable`, retried later, not a verdict on the file).
+   Those bounds end the thread by themselves: a thread cannot be cancelled.
 `ImageFile.LOAD_TRUNCATED_IMAGES` stays False: a file that ends early fails to decode.
 """
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile, ImageSequence, UnidentifiedImageError
 
-from domain.media import MediaInfo, MediaLimits, MediaRejected, Thumbnail
+from domain.media import MediaInfo, MediaLimits, MediaRejected, MediaUnavailable, Thumbnail
 from infrastructure.media.thumbnails import fitted_size, to_rgb, webp_thumbnail
 
 #: The Pillow format each sniffed type must decode as.
@@ -86,7 +87,7 @@ def probe_image(path: Path, content_type: str, limits: MediaLimits) -> MediaInfo
             image.verify()
         with _opened(path, fmt) as image:
             _decode_all_frames(image, limits, deadline=deadline)
-    except MediaRejected:
+    except (MediaRejected, MediaUnavailable):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise MediaRejected("OUTPUT_TOO_MANY_PIXELS", str(exc)) from None
@@ -118,8 +119,10 @@ def _decode_all_frames(image: Image.Image, limits: MediaLimits, *, deadline: flo
         if decoded > budget:
             raise MediaRejected("OUTPUT_TOO_MANY_PIXELS", f"its frames hold more than {budget} pixels")
         if time.monotonic() > deadline:
-            raise MediaRejected(
-                "OUTPUT_TRUNCATED", f"does not decode within {limits.probe_timeout_seconds:g} s ({count} frames)"
+            # Within the frame and pixel bounds, a slow decode says more of the host than of the
+            # file: no verdict, retried as an ffmpeg that overruns its time is.
+            raise MediaUnavailable(
+                f"decoding an image did not finish within {limits.probe_timeout_seconds:g} s ({count} frames)"
             )
         frame.load()
 
