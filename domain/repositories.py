@@ -269,20 +269,22 @@ class GenerationRepository(Protocol):
     async def add_asset(self, asset: Asset) -> bool: ...
     async def assets_of(self, generation_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Asset]]: ...
     async def get_asset(self, asset_id: uuid.UUID) -> Asset | None: ...
-    async def claim_thumbnail(self, asset_id: uuid.UUID, *, claim: timedelta) -> Asset | None:
-        """Take the output's pending thumbnail for `claim` from the database's now, counting an attempt.
+    async def claim_thumbnail(self, asset_id: uuid.UUID, *, token: uuid.UUID, claim: timedelta) -> Asset | None:
+        """Take the output's pending thumbnail under `token` for `claim` from the database's now, counting
+        an attempt.
 
         One compare-and-set: None when it is no longer pending, or another claim runs past now.
         """
         ...
 
-    async def renew_thumbnail(self, asset_id: uuid.UUID, *, claim: timedelta) -> bool:
+    async def renew_thumbnail(self, asset_id: uuid.UUID, *, token: uuid.UUID, claim: timedelta) -> bool:
         """Push the claim on the output's thumbnail to `claim` from the database's now, counting nothing;
-        False when it is no longer pending (settled meanwhile)."""
+        False when it is no longer pending (settled meanwhile) or no longer held under `token` (taken over)."""
         ...
 
-    async def release_thumbnail(self, asset_id: uuid.UUID, *, after: timedelta) -> None:
-        """A failed attempt: the still pending output may be claimed again `after` the database's now."""
+    async def release_thumbnail(self, asset_id: uuid.UUID, *, token: uuid.UUID, after: timedelta) -> None:
+        """A failed attempt under `token`: the still pending output may be claimed again `after` the
+        database's now. Nothing when another claim holds it now."""
         ...
 
     async def settle_thumbnail(
@@ -293,9 +295,10 @@ class GenerationRepository(Protocol):
         error: str | None = None,
         measured: MediaInfo | None = None,
         content_type: str | None = None,
+        token: uuid.UUID | None = None,
     ) -> bool:
         """Move the output's thumbnail from pending to `state` (ready, failed) with `error`; False when it
-        was not pending. `measured` fills the output's width, height and duration where they are unset;
+        was not pending, or (given a `token`) no longer held under it. `measured` fills the output's width, height and duration where they are unset;
         `content_type` replaces the output's. Locks the output's generation row before the output's."""
         ...
 

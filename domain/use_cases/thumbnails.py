@@ -121,25 +121,26 @@ async def requeue_pending(*, ports: ThumbnailPorts, policy: ThumbnailPolicy) -> 
 
 async def _thumbnail(output: Asset, *, ports: ThumbnailPorts, policy: ThumbnailPolicy) -> bool:
     async with ports.uow() as uow:
-        claimed = await uow.generations.claim_thumbnail(output.id, claim=policy.claim)
+        token = uuid.uuid4()
+        claimed = await uow.generations.claim_thumbnail(output.id, token=token, claim=policy.claim)
         await uow.commit()
     if claimed is None:
         return False  # settled already, or another worker holds it
     if claimed.thumbnail_attempts > policy.max_attempts:
         # The last attempt's worker died (or its failure could not be recorded).
-        return await _settle(ports, claimed, ThumbnailState.FAILED, error=THUMBNAIL_FAILED)
+        return await _settle(ports, claimed, token, ThumbnailState.FAILED, error=THUMBNAIL_FAILED)
 
     async def renew() -> bool:
         async with ports.uow() as uow:
-            held = await uow.generations.renew_thumbnail(claimed.id, claim=policy.claim)
+            held = await uow.generations.renew_thumbnail(claimed.id, token=token, claim=policy.claim)
             await uow.commit()
         return held
 
     try:
         made = await renewing(_make(ports, policy, claimed), renew, every=policy.claim_seconds / 3)
     except ClaimLost:
-        # Settled meanwhile by another worker; what this one may have stored is theirs or nobody's.
-        log.warning("thumbnail of %s: settled by another worker while this one worked", claimed.object_key)
+        # Settled meanwhile, or taken over by another worker after this one's claim ran out.
+        log.warning("thumbnail of %s: settled or taken over by another worker meanwhile", claimed.object_key)
         await _delete_unrecorded(ports, claimed, thumbnail_key(claimed.object_key))
         return False
     except MediaRejected as exc:
@@ -154,10 +155,10 @@ async def _thumbnail(output: Asset, *, ports: ThumbnailPorts, policy: ThumbnailP
                 claimed.content_type,
                 retyped,
             )
-        return await _settle(ports, claimed, ThumbnailState.FAILED, error=exc.code, content_type=retyped)
+        return await _settle(ports, claimed, token, ThumbnailState.FAILED, error=exc.code, content_type=retyped)
     except NotFound:
         log.warning("output %s is missing from storage: no thumbnail", claimed.object_key)
-        return await _settle(ports, claimed, ThumbnailState.FAILED, error=OUTPUT_MISSING)
+        return await _settle(ports, claimed, token, ThumbnailState.FAILED, error=OUTPUT_MISSING)
     except Exception as exc:
         # Storage unreachable, or a fault of the decoder's process: transient until the attempts run out.
         log.warning(
@@ -168,12 +169,12 @@ async def _thumbnail(output: Asset, *, ports: ThumbnailPorts, policy: ThumbnailP
             exc,
         )
         if claimed.thumbnail_attempts >= policy.max_attempts:
-            return await _settle(ports, claimed, ThumbnailState.FAILED, error=THUMBNAIL_FAILED)
+            return await _settle(ports, claimed, token, ThumbnailState.FAILED, error=THUMBNAIL_FAILED)
         async with ports.uow() as uow:
-            await uow.generations.release_thumbnail(claimed.id, after=policy.retry)
+            await uow.generations.release_thumbnail(claimed.id, token=token, after=policy.retry)
             await uow.commit()
         return False
-    return await _settle(ports, claimed, ThumbnailState.READY, made=made)
+    return await _settle(ports, claimed, token, ThumbnailState.READY, made=made)
 
 
 async def _make(ports: ThumbnailPorts, policy: ThumbnailPolicy, output: Asset) -> _Made:
@@ -202,6 +203,7 @@ async def _make(ports: ThumbnailPorts, policy: ThumbnailPolicy, output: Asset) -
 async def _settle(
     ports: ThumbnailPorts,
     output: Asset,
+    token: uuid.UUID,
     state: ThumbnailState,
     *,
     error: str | None = None,
@@ -217,6 +219,7 @@ async def _settle(
             error=error,
             measured=made.measured if made else None,
             content_type=content_type,
+            token=token,
         )
         if hit:
             if made is not None:
@@ -239,6 +242,10 @@ async def _delete_unrecorded(ports: ThumbnailPorts, output: Asset, key: str) -> 
     async with ports.uow() as uow:
         assets = (await uow.generations.assets_of([output.generation_id])).get(output.generation_id, [])
     if any(asset.object_key == key for asset in assets):
+        return
+    if any(asset.id == output.id and asset.thumbnail_state == ThumbnailState.PENDING for asset in assets):
+        # Another worker holds the output now and writes the same key: deleting could remove the
+        # object it is about to record. Left to be overwritten (or to the orphan sweep).
         return
     try:
         await ports.storage.delete(key)

@@ -233,6 +233,8 @@ class AssetRow(Base):
     thumbnail_error: Mapped[str | None] = mapped_column(String(64))
     # Migration 0008: a worker is making the thumbnail until then (the database's clock).
     thumbnail_claimed_until: Mapped[datetime | None]
+    # Migration 0016: the token of the worker holding that claim.
+    thumbnail_claim_token: Mapped[uuid.UUID | None]
     __table_args__ = (
         CheckConstraint("kind in ('input', 'output', 'thumbnail')", name="kind"),
         CheckConstraint("thumbnail_state in ('pending', 'ready', 'failed')", name="thumbnail_state"),

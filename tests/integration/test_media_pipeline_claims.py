@@ -112,15 +112,16 @@ async def test_a_claim_holds_others_off_until_it_runs_out_and_counts_each_attemp
     _, (output,) = await succeeded(c, 1)
     # given a claim of a minute
     async with c.uow() as uow:
-        first = await uow.generations.claim_thumbnail(output.id, claim=timedelta(minutes=1))
-        second = await uow.generations.claim_thumbnail(output.id, claim=timedelta(minutes=1))
+        token = uuid.uuid4()
+        first = await uow.generations.claim_thumbnail(output.id, token=token, claim=timedelta(minutes=1))
+        second = await uow.generations.claim_thumbnail(output.id, token=uuid.uuid4(), claim=timedelta(minutes=1))
         await uow.commit()
     # then a second claim meanwhile gets nothing
     assert first is not None and first.thumbnail_attempts == 1 and second is None
     # when the claim is given back with no delay (a failed attempt), it is claimed again, counted
     async with c.uow() as uow:
-        await uow.generations.release_thumbnail(output.id, after=timedelta(0))
-        again = await uow.generations.claim_thumbnail(output.id, claim=timedelta(minutes=1))
+        await uow.generations.release_thumbnail(output.id, token=token, after=timedelta(0))
+        again = await uow.generations.claim_thumbnail(output.id, token=uuid.uuid4(), claim=timedelta(minutes=1))
         await uow.commit()
     assert again is not None and again.thumbnail_attempts == 2
 
@@ -178,7 +179,9 @@ async def test_the_sweep_finds_old_unclaimed_pending_outputs_oldest_first_bounde
     claimed, (held,) = await succeeded(c, 1, age=timedelta(minutes=30))
     await succeeded(c, 1)  # fresh: its message is presumably in flight
     async with c.uow() as uow:
-        assert await uow.generations.claim_thumbnail(held.id, claim=timedelta(minutes=5)) is not None
+        assert (
+            await uow.generations.claim_thumbnail(held.id, token=uuid.uuid4(), claim=timedelta(minutes=5)) is not None
+        )
         await uow.commit()
     cutoff = c.clock.now() - timedelta(minutes=1)
     async with c.uow() as uow:
@@ -230,14 +233,15 @@ async def test_a_renewed_claim_outlives_its_first_term_and_counts_no_attempt(con
     _, (output,) = await succeeded(c, 1)
     # given a claim of one second, renewed for a minute on the database's clock
     async with c.uow() as uow:
-        claimed = await uow.generations.claim_thumbnail(output.id, claim=timedelta(seconds=1))
+        token = uuid.uuid4()
+        claimed = await uow.generations.claim_thumbnail(output.id, token=token, claim=timedelta(seconds=1))
         assert claimed is not None and claimed.thumbnail_attempts == 1
-        assert await uow.generations.renew_thumbnail(output.id, claim=timedelta(minutes=1))
+        assert await uow.generations.renew_thumbnail(output.id, token=token, claim=timedelta(minutes=1))
         await uow.commit()
     # when the first term has passed
     await asyncio.sleep(1.2)
     async with c.uow() as uow:
-        taken = await uow.generations.claim_thumbnail(output.id, claim=timedelta(minutes=1))
+        taken = await uow.generations.claim_thumbnail(output.id, token=uuid.uuid4(), claim=timedelta(minutes=1))
         held = await uow.generations.get_asset(output.id)
         await uow.commit()
     # then nobody else can claim it, and the renewal counted no attempt
@@ -245,5 +249,33 @@ async def test_a_renewed_claim_outlives_its_first_term_and_counts_no_attempt(con
     # and once settled, a renewal says the claim is gone
     async with c.uow() as uow:
         assert await uow.generations.settle_thumbnail(output.id, state="ready")
-        assert not await uow.generations.renew_thumbnail(output.id, claim=timedelta(minutes=1))
+        assert not await uow.generations.renew_thumbnail(output.id, token=token, claim=timedelta(minutes=1))
+        await uow.commit()
+
+
+async def test_a_claim_taken_over_after_it_ran_out_is_lost_to_its_first_holder(container: Container) -> None:
+    c = container
+    _, (output,) = await succeeded(c, 1)
+    # given a first worker's claim that has run out (claimed until the database's now)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    async with c.uow() as uow:
+        assert await uow.generations.claim_thumbnail(output.id, token=first, claim=timedelta(0)) is not None
+        await uow.commit()
+    # and taken over by a second worker
+    async with c.uow() as uow:
+        assert await uow.generations.claim_thumbnail(output.id, token=second, claim=timedelta(minutes=1)) is not None
+        await uow.commit()
+    # when the first renews, releases and settles under its own token
+    async with c.uow() as uow:
+        renewed = await uow.generations.renew_thumbnail(output.id, token=first, claim=timedelta(minutes=1))
+        await uow.generations.release_thumbnail(output.id, token=first, after=timedelta(0))
+        settled = await uow.generations.settle_thumbnail(output.id, state="ready", token=first)
+        await uow.commit()
+    # then it learns the claim is lost, and the second's claim still holds others off
+    assert not renewed and not settled
+    async with c.uow() as uow:
+        assert await uow.generations.claim_thumbnail(output.id, token=uuid.uuid4(), claim=timedelta(minutes=1)) is None
+        # while the second renews and settles
+        assert await uow.generations.renew_thumbnail(output.id, token=second, claim=timedelta(minutes=1))
+        assert await uow.generations.settle_thumbnail(output.id, state="ready", token=second)
         await uow.commit()

@@ -69,6 +69,7 @@ class FakeDatabase:
         self.assets: list[Asset] = []  # as inserted; later changes to a row are in asset_changes
         self.asset_changes: dict[uuid.UUID, Asset] = {}
         self.thumbnail_claims: dict[uuid.UUID, datetime] = {}  # output asset -> claimed until (database clock)
+        self.thumbnail_claim_tokens: dict[uuid.UUID, uuid.UUID] = {}  # output asset -> its claim's token
         self.provider_tasks: dict[tuple[str, str], tuple[uuid.UUID, str]] = {}
         self.boards: dict[uuid.UUID, Board] = {}
         self.members: dict[tuple[uuid.UUID, uuid.UUID], BoardMember] = {}  # insertion order = joined order
@@ -592,7 +593,7 @@ class FakeGenerations(_Repository):
         until = self.tx.get("thumbnail_claims", asset.id)
         return asset.thumbnail_state == ThumbnailState.PENDING and (until is None or until <= now)
 
-    async def claim_thumbnail(self, asset_id: uuid.UUID, *, claim: timedelta) -> Asset | None:
+    async def claim_thumbnail(self, asset_id: uuid.UUID, *, token: uuid.UUID, claim: timedelta) -> Asset | None:
         asset = await self.get_asset(asset_id)
         now = self.tx.db.clock.now()
         if asset is None or not self._pending_unclaimed(asset, now):
@@ -600,19 +601,26 @@ class FakeGenerations(_Repository):
         claimed = dataclasses.replace(asset, thumbnail_attempts=asset.thumbnail_attempts + 1)
         self.tx.put("asset_changes", asset_id, claimed)
         self.tx.put("thumbnail_claims", asset_id, now + claim)
+        self.tx.put("thumbnail_claim_tokens", asset_id, token)
         return claimed
 
-    async def renew_thumbnail(self, asset_id: uuid.UUID, *, claim: timedelta) -> bool:
-        asset = await self.get_asset(asset_id)
-        if asset is None or asset.thumbnail_state != ThumbnailState.PENDING:
+    def _held(self, asset: Asset | None, token: uuid.UUID) -> bool:
+        return (
+            asset is not None
+            and asset.thumbnail_state == ThumbnailState.PENDING
+            and self.tx.get("thumbnail_claim_tokens", asset.id) == token
+        )
+
+    async def renew_thumbnail(self, asset_id: uuid.UUID, *, token: uuid.UUID, claim: timedelta) -> bool:
+        if not self._held(await self.get_asset(asset_id), token):
             return False
         self.tx.put("thumbnail_claims", asset_id, self.tx.db.clock.now() + claim)
         return True
 
-    async def release_thumbnail(self, asset_id: uuid.UUID, *, after: timedelta) -> None:
-        asset = await self.get_asset(asset_id)
-        if asset is not None and asset.thumbnail_state == ThumbnailState.PENDING:
+    async def release_thumbnail(self, asset_id: uuid.UUID, *, token: uuid.UUID, after: timedelta) -> None:
+        if self._held(await self.get_asset(asset_id), token):
             self.tx.put("thumbnail_claims", asset_id, self.tx.db.clock.now() + after)
+            self.tx.delete("thumbnail_claim_tokens", asset_id)
 
     async def settle_thumbnail(
         self,
@@ -622,9 +630,12 @@ class FakeGenerations(_Repository):
         error: str | None = None,
         measured: MediaInfo | None = None,
         content_type: str | None = None,
+        token: uuid.UUID | None = None,
     ) -> bool:
         asset = await self.get_asset(asset_id)
         if asset is None or asset.thumbnail_state != ThumbnailState.PENDING:
+            return False
+        if token is not None and not self._held(asset, token):
             return False
         fields: dict[str, Any] = {"thumbnail_state": state, "thumbnail_error": error}
         if content_type is not None:
@@ -636,6 +647,7 @@ class FakeGenerations(_Repository):
                 fields["duration_seconds"] = measured.duration_seconds
         self.tx.put("asset_changes", asset_id, dataclasses.replace(asset, **fields))
         self.tx.delete("thumbnail_claims", asset_id)
+        self.tx.delete("thumbnail_claim_tokens", asset_id)
         return True
 
     async def thumbnail_settled(self, generation_id: uuid.UUID, at: datetime) -> Generation | None:

@@ -208,7 +208,10 @@ async def test_a_worker_that_died_on_the_last_attempt_is_given_up_at_the_next_cl
     output = world.outputs(g)[0]
     for _ in range(THUMBNAIL_MAX_ATTEMPTS):
         async with world.fakes.uow as uow:
-            assert await uow.generations.claim_thumbnail(output.id, claim=world.policy.claim) is not None
+            assert (
+                await uow.generations.claim_thumbnail(output.id, token=uuid.uuid4(), claim=world.policy.claim)
+                is not None
+            )
             await uow.commit()
         world.fakes.clock.advance(world.policy.claim_seconds)
     # when the task runs again
@@ -250,7 +253,9 @@ async def test_the_sweep_requeues_outputs_pending_past_the_grace_period_unclaime
     world.fakes.clock.advance(1)
     extra = world.succeeded(MP4)
     async with world.fakes.uow as uow:
-        await uow.generations.claim_thumbnail(world.outputs(claimed)[0].id, claim=timedelta(seconds=300))
+        await uow.generations.claim_thumbnail(
+            world.outputs(claimed)[0].id, token=uuid.uuid4(), claim=timedelta(seconds=300)
+        )
         await uow.commit()
     world.fakes.clock.advance(61)
     fresh = world.succeeded(PNG)

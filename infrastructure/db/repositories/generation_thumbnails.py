@@ -1,8 +1,9 @@
 """The thumbnails of a generation's outputs: claiming one, settling it, counting what is left.
 
 Claims follow the generation leases (generation_leases.py): one conditional UPDATE on the
-database's clock, so two workers never both hold one output. The claim only spares
-duplicate work; what counts is `settle_thumbnail`, conditional on the output still being
+database's clock, so two workers never both hold one output; each claim carries a token, and
+renewing or releasing it (and settling under it) needs that token, so a worker whose claim ran
+out and was taken over learns it at its next renewal. The claim only spares duplicate work; what counts is `settle_thumbnail`, conditional on the output still being
 pending, so only one settlement of an output ever decrements its generation's count.
 """
 
@@ -28,30 +29,34 @@ class SqlGenerationThumbnails(SqlGenerationLeases):
     def _unclaimed(self) -> ColumnElement[bool]:
         return or_(a.thumbnail_claimed_until.is_(None), a.thumbnail_claimed_until <= self.database_time())
 
-    async def claim_thumbnail(self, asset_id: uuid.UUID, *, claim: timedelta) -> Asset | None:
+    async def claim_thumbnail(self, asset_id: uuid.UUID, *, token: uuid.UUID, claim: timedelta) -> Asset | None:
         stmt = (
             update(ASSETS)
             .where(a.id == asset_id, a.thumbnail_state == PENDING, self._unclaimed())
-            .values(thumbnail_claimed_until=self.database_time(claim), thumbnail_attempts=a.thumbnail_attempts + 1)
+            .values(
+                thumbnail_claimed_until=self.database_time(claim),
+                thumbnail_claim_token=token,
+                thumbnail_attempts=a.thumbnail_attempts + 1,
+            )
             .returning(*ASSETS.c)
         )
         row = await self.row(stmt)
         return asset_of(row) if row else None
 
-    async def renew_thumbnail(self, asset_id: uuid.UUID, *, claim: timedelta) -> bool:
+    async def renew_thumbnail(self, asset_id: uuid.UUID, *, token: uuid.UUID, claim: timedelta) -> bool:
         stmt = (
             update(ASSETS)
-            .where(a.id == asset_id, a.thumbnail_state == PENDING)
+            .where(a.id == asset_id, a.thumbnail_state == PENDING, a.thumbnail_claim_token == token)
             .values(thumbnail_claimed_until=self.database_time(claim))
             .returning(a.id)
         )
         return await self.row(stmt) is not None
 
-    async def release_thumbnail(self, asset_id: uuid.UUID, *, after: timedelta) -> None:
+    async def release_thumbnail(self, asset_id: uuid.UUID, *, token: uuid.UUID, after: timedelta) -> None:
         stmt = (
             update(ASSETS)
-            .where(a.id == asset_id, a.thumbnail_state == PENDING)
-            .values(thumbnail_claimed_until=self.database_time(after))
+            .where(a.id == asset_id, a.thumbnail_state == PENDING, a.thumbnail_claim_token == token)
+            .values(thumbnail_claimed_until=self.database_time(after), thumbnail_claim_token=None)
         )
         connection = await self.session.connection()
         await connection.execute(stmt)
@@ -64,6 +69,7 @@ class SqlGenerationThumbnails(SqlGenerationLeases):
         error: str | None = None,
         measured: MediaInfo | None = None,
         content_type: str | None = None,
+        token: uuid.UUID | None = None,
     ) -> bool:
         # The generation row first, as deleting a generation locks it (FOR UPDATE) before its cascade
         # reaches the assets: settling the other way round (asset row, then the THUMBNAIL insert's key
@@ -76,6 +82,7 @@ class SqlGenerationThumbnails(SqlGenerationLeases):
             "thumbnail_state": state,
             "thumbnail_error": error,
             "thumbnail_claimed_until": None,
+            "thumbnail_claim_token": None,
         }
         if content_type is not None:
             values["content_type"] = content_type
@@ -85,7 +92,10 @@ class SqlGenerationThumbnails(SqlGenerationLeases):
             values["height"] = func.coalesce(a.height, measured.height)
             if measured.duration_seconds is not None:
                 values["duration_seconds"] = func.coalesce(a.duration_seconds, measured.duration_seconds)
-        stmt = update(ASSETS).where(a.id == asset_id, a.thumbnail_state == PENDING).values(**values).returning(a.id)
+        held = [] if token is None else [a.thumbnail_claim_token == token]
+        stmt = (
+            update(ASSETS).where(a.id == asset_id, a.thumbnail_state == PENDING, *held).values(**values).returning(a.id)
+        )
         return await self.row(stmt) is not None
 
     async def thumbnail_settled(self, generation_id: uuid.UUID, at: datetime) -> Generation | None:
