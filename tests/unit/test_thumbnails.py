@@ -361,3 +361,23 @@ async def test_a_worker_whose_claim_is_settled_elsewhere_stops_and_leaves_nothin
     assert world.media.open == 0 and world.thumbnails(g) == []
     assert thumbnail_key(output.object_key) not in world.fakes.storage.objects
     assert world.announced() == []
+
+
+async def test_a_worker_whose_claim_ran_out_and_was_taken_over_stops_at_its_next_renewal(world: World) -> None:
+    # given a short claim, renewed while the decoder slot is awaited
+    world.policy = ThumbnailPolicy(claim_seconds=0.3)
+    g = world.succeeded(PNG)
+    (output,) = world.outputs(g)
+    world.media.gate = asyncio.Event()
+    making = asyncio.create_task(world.make(g))
+    await asyncio.wait_for(world.media.probing.wait(), 5)
+    # when its claim runs out (a stalled worker) and another worker takes the output over
+    world.fakes.clock.advance(1)
+    async with world.fakes.uow as uow:
+        assert await uow.generations.claim_thumbnail(output.id, token=uuid.uuid4(), claim=timedelta(minutes=5))
+        await uow.commit()
+    # then the first stops at its next renewal, storing, settling and deleting nothing
+    assert await asyncio.wait_for(making, 5) == 0
+    assert world.media.open == 0 and world.thumbnails(g) == []
+    assert [o.thumbnail_state for o in world.outputs(g)] == ["pending"]
+    assert world.fakes.storage.deleted == [] and world.announced() == []
