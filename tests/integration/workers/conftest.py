@@ -27,6 +27,8 @@ from infrastructure.container import Container, open_container
 from infrastructure.queue import build_broker
 from infrastructure.settings import Settings
 from tests.fixtures.fake_kie import FAKE_API_KEY, FakeKieServer
+from tests.fixtures.redis_server import free_port
+from tests.fixtures.smtp import InProcessSmtp
 from tests.integration.workers.world import World, new_world
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -202,3 +204,12 @@ async def world_in(clean_postgres: str) -> Any:
             yield await new_world(container)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[InProcessSmtp]:
+    """An SMTP server taking mail for the module's worker processes (tests switch its mode)."""
+    server = InProcessSmtp(free_port(), "accept")
+    server.start()
+    yield server
+    server.stop()

@@ -6,35 +6,22 @@ import asyncio
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 
 import asyncpg
 import pytest
 
 from domain.emails import SEND_EMAIL_TASK, EmailMessage
-from tests.fixtures.redis_server import free_port
-from tests.fixtures.smtp import InProcessSmtp
+from tests.fixtures.smtp import InProcessSmtp, smtp_env
 from tests.integration.workers.conftest import Processes, side_container, worker_processes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[InProcessSmtp]:
-    server = InProcessSmtp(free_port(), "accept")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def crash_env(worker_env: dict[str, str], smtp: InProcessSmtp) -> dict[str, str]:
     return {
         **worker_env,
-        "SMTP_HOST": smtp.host,
-        "SMTP_PORT": str(smtp.port),
-        "SMTP_TLS": "none",
-        "MAIL_FROM": "noreply@genhub.example",
+        **smtp_env(smtp),
         # An attempt holds its message for 10 x 1 s; the sweep looks every second.
         "SMTP_TIMEOUT_SECONDS": "1",
         "MAIL_SWEEP_SECONDS": "1",

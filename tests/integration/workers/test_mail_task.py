@@ -13,8 +13,7 @@ import pytest
 from taskiq.kicker import AsyncKicker
 
 from domain.emails import SEND_EMAIL_TASK, EmailMessage
-from tests.fixtures.redis_server import free_port
-from tests.fixtures.smtp import InProcessSmtp
+from tests.fixtures.smtp import InProcessSmtp, smtp_env
 from tests.integration.workers.conftest import Processes, side_container, worker_processes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -28,21 +27,10 @@ CAROL = f"carol-{uuid.uuid4().hex[:8]}@example.com"
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[InProcessSmtp]:
-    server = InProcessSmtp(free_port(), "accept")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def mail_env(worker_env: dict[str, str], smtp: InProcessSmtp) -> dict[str, str]:
     return {
         **worker_env,
-        "SMTP_HOST": smtp.host,
-        "SMTP_PORT": str(smtp.port),
-        "SMTP_TLS": "none",
-        "MAIL_FROM": "noreply@genhub.example",
+        **smtp_env(smtp),
         "MAIL_FROM_NAME": "genhub tests",
         # Retries within a second or two, and the sweep that queues them every second.
         "MAIL_RETRY_BASE_SECONDS": "0.5",

@@ -13,8 +13,7 @@ import pytest
 
 from domain.errors import InvalidCredentials
 from infrastructure.bootstrap import bind
-from tests.fixtures.redis_server import free_port
-from tests.fixtures.smtp import InProcessSmtp
+from tests.fixtures.smtp import InProcessSmtp, smtp_env
 from tests.integration.workers.conftest import Processes, side_container, worker_processes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -25,21 +24,10 @@ TOKEN = re.compile(r"/demo#reset=([A-Za-z0-9_-]+)")
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[InProcessSmtp]:
-    server = InProcessSmtp(free_port(), "accept")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def mail_env(worker_env: dict[str, str], smtp: InProcessSmtp) -> dict[str, str]:
     return {
         **worker_env,
-        "SMTP_HOST": smtp.host,
-        "SMTP_PORT": str(smtp.port),
-        "SMTP_TLS": "none",
-        "MAIL_FROM": "noreply@genhub.example",
+        **smtp_env(smtp),
         "PUBLIC_BASE_URL": "https://genhub.example",
     }
 
