@@ -10,6 +10,7 @@ configured secrets (Settings.production_problems); this serves `make run` and te
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
@@ -27,12 +28,23 @@ def local_secret(data_dir: Path, name: str) -> str:
 @lru_cache(maxsize=32)
 def _read_or_create(path: Path) -> str:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    if path.exists():
         return _read(path)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(secrets.token_urlsafe(SECRET_BYTES))
+    # Written whole under a name of its own, then linked into place: `link` fails when the
+    # name exists and never shows a half-written file, so a process starting at the same
+    # moment reads either nothing (and links its own) or the complete winner.
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(SECRET_BYTES))
+            file.flush()
+            os.fsync(file.fileno())
+        # Another process linked its secret first: everyone uses that one.
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
     return _read(path)
 
 
@@ -40,6 +52,6 @@ def _read(path: Path) -> str:
     if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         path.chmod(0o600)  # readable by others (copied, restored): narrow it before use
     value = path.read_text().strip()
-    if len(value) < 32:  # a partial write by a process that died between create and write
+    if len(value) < 32:  # written by hand, or by a release that could die between create and write
         raise RuntimeError(f"{path} holds no usable secret: delete it to have a new one drawn")
     return value

@@ -64,3 +64,14 @@ def test_processes_starting_together_agree_on_one_secret(processes: int) -> None
     with tempfile.TemporaryDirectory() as folder, multiprocessing.get_context("spawn").Pool(processes) as pool:
         drawn = pool.map(_draw, [folder] * processes)
     assert len(set(drawn)) == 1
+
+
+def test_forked_processes_drawing_at_the_same_instant_never_read_a_half_written_secret() -> None:
+    # Forked workers start within microseconds of each other: the tightest race there is
+    # between one process creating the file and another reading it.
+    fork = multiprocessing.get_context("fork")
+    for _ in range(20):
+        with tempfile.TemporaryDirectory() as folder, fork.Pool(6) as pool:
+            drawn = pool.map(_draw, [folder] * 6)
+            assert len(set(drawn)) == 1
+            assert [p.name for p in (Path(folder) / "secrets").iterdir()] == ["jwt-secret"]
