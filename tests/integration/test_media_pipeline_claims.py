@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the shared fixtures are imported by name, and test arguments reuse those names)
 """The thumbnail bookkeeping of the SQL repositories, on PostgreSQL and SQLite: claims on the database's
 clock, one settlement per output even from concurrent transactions, a count that never goes below 0,
 and the sweep's query."""
@@ -8,10 +9,8 @@ import asyncio
 import dataclasses
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import asyncpg
 import pytest
 from sqlalchemy import update
 
@@ -22,36 +21,15 @@ from domain.repositories import Asset
 from domain.use_cases import catalogue
 from infrastructure.container import Container, open_container
 from infrastructure.db.tables import GENERATIONS
-from infrastructure.migrations.runner import ensure_sqlite_dir, upgrade
 from infrastructure.queue import build_broker
 from tests.fixtures.app import SettingsFactory
-from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
 from tests.fixtures.users import add_user
+from tests.integration.both_databases import (  # noqa: F401  (fixtures)
+    container,
+    database,
+)
 
 S = GenerationStatus
-
-
-@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
-def database(request: pytest.FixtureRequest) -> str | None:
-    """The asyncpg DSN of the session's PostgreSQL database, or None for SQLite."""
-    return request.getfixturevalue("postgres_dsn") if request.param == "postgres" else None
-
-
-@pytest.fixture
-async def container(database: str | None, make_settings: SettingsFactory) -> AsyncIterator[Container]:
-    if database is not None:
-        conn = await asyncpg.connect(database)
-        try:
-            await conn.execute(f"TRUNCATE {TABLES} CASCADE")
-        finally:
-            await conn.close()
-        settings = make_settings(database_url=asyncpg_to_sqlalchemy(database))
-    else:
-        settings = make_settings()
-        ensure_sqlite_dir(settings.effective_database_url)
-        await upgrade(settings.effective_database_url)
-    async with open_container(settings, broker=build_broker(settings)) as opened:
-        yield opened
 
 
 async def succeeded(c: Container, outputs: int, *, age: timedelta = timedelta(0)) -> tuple[Generation, list[Asset]]:

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the shared fixtures are imported by name, and test arguments reuse those names)
 """The storage deletion outbox on PostgreSQL and SQLite: objects deleted once, missing ones count as deleted,
 failures retried with backoff on the database's clock, concurrent drains never share a key."""
 
@@ -6,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import asyncpg
 import pytest
 from sqlalchemy import text, update
 
@@ -17,36 +16,14 @@ from domain.errors import StorageUnavailable
 from domain.ports import ObjectStorage
 from domain.use_cases import storage_deletions
 from domain.use_cases.storage_deletions import DeletionPolicy
-from infrastructure.container import Container, open_container
+from infrastructure.container import Container
 from infrastructure.db.tables import STORAGE_DELETIONS
-from infrastructure.migrations.runner import ensure_sqlite_dir, upgrade
-from infrastructure.queue import build_broker
-from tests.fixtures.app import SettingsFactory
-from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
+from tests.integration.both_databases import (  # noqa: F401  (fixtures)
+    container,
+    database,
+)
 
 POLICY = DeletionPolicy(batch=25, retry_base_seconds=60.0)
-
-
-@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
-def database(request: pytest.FixtureRequest) -> str | None:
-    return request.getfixturevalue("postgres_dsn") if request.param == "postgres" else None
-
-
-@pytest.fixture
-async def container(database: str | None, make_settings: SettingsFactory) -> AsyncIterator[Container]:
-    if database is not None:
-        conn = await asyncpg.connect(database)
-        try:
-            await conn.execute(f"TRUNCATE {TABLES} CASCADE")
-        finally:
-            await conn.close()
-        settings = make_settings(database_url=asyncpg_to_sqlalchemy(database))
-    else:
-        settings = make_settings()
-        ensure_sqlite_dir(settings.effective_database_url)
-        await upgrade(settings.effective_database_url)
-    async with open_container(settings, broker=build_broker(settings)) as opened:
-        yield opened
 
 
 class CountingStorage:
