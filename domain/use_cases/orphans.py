@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from domain.object_kinds import PREFIXES
 from domain.ports import Clock, ListedObject, ObjectStorage
 from domain.repositories import UnitOfWork
 
@@ -25,7 +26,7 @@ ORPHAN_SWEEP_TASK = "sweep_orphaned_objects"
 #: The first key segments rows hold objects under: uploads (domain/chunks.py), outputs and
 #: thumbnails (domain/media.py), data export archives (domain/use_cases/data_export_builds.py).
 #: Nothing else in a bucket is ours to delete.
-SWEPT_PREFIXES = ("user_chunks/", "outputs/", "thumbnails/", "exports/")
+SWEPT_PREFIXES = tuple(f"{prefix}/" for prefix in PREFIXES.values())
 SAMPLES = 20
 BATCH = 500
 

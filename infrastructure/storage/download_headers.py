@@ -12,7 +12,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from domain.media import download_name
-from infrastructure.storage.layout import kind_of
+from domain.object_kinds import kind_of
 
 NO_STORE = "private, no-store"
 #: Characters the ASCII fallback name may keep: printable ASCII but the quoted-string's own

@@ -2,7 +2,7 @@
 by their key's first segment.
 
 The domain writes every key with its kind in front (`user_chunks/...`, `outputs/...`,
-`thumbnails/...`, `exports/...`). By default all kinds share one area (S3_BUCKET, or the LOCAL_STORAGE_PATH
+`thumbnails/...`, `exports/...`; the table is domain/object_kinds.py). By default all kinds share one area (S3_BUCKET, or the LOCAL_STORAGE_PATH
 directory), so the kinds are prefixes of one bucket; an operator may give a kind an area of
 its own (S3_<KIND>_BUCKET, LOCAL_<KIND>_PATH) to give it its own lifecycle rules. A key is
 the same in every area: moving a kind moves its objects, never renames them.
@@ -18,25 +18,9 @@ a bucket list each other's objects under their true keys: no equivalent there.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
+from domain.object_kinds import Kind
 from infrastructure.settings import Settings
-
-Kind = Literal["uploads", "outputs", "thumbnails", "exports"]
-
-#: The first key segment of each kind (domain/chunks.py, domain/media.py write them).
-PREFIXES: dict[Kind, str] = {
-    "uploads": "user_chunks",
-    "outputs": "outputs",
-    "thumbnails": "thumbnails",
-    "exports": "exports",
-}
-_KINDS: dict[str, Kind] = {prefix: kind for kind, prefix in PREFIXES.items()}
-
-
-def kind_of(key: str) -> Kind | None:
-    """The kind a key belongs to, or None for any other first segment (those stay in the default area)."""
-    return _KINDS.get(key.split("/", 1)[0])
 
 
 def s3_buckets(settings: Settings) -> dict[Kind, str]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from domain.errors import NotFound, ObjectTooLarge
+from domain.object_kinds import PREFIXES, Kind
 from domain.ports import ObjectStorage
-from infrastructure.storage.layout import PREFIXES, Kind
 from infrastructure.storage.local import LocalStorage
 from infrastructure.storage.routed import KindRoutedStorage
 from infrastructure.storage.s3 import S3Storage

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Generic, TypeVar
 
 from domain.errors import NotFound
+from domain.object_kinds import Kind, kind_of
 from domain.ports import ListedObject, ObjectInfo, ObjectStorage, PresignedRequest, StoredObject
-from infrastructure.storage.layout import Kind, kind_of
 from infrastructure.storage.local import LocalStorage
 
 S = TypeVar("S", bound=ObjectStorage)

@@ -28,11 +28,12 @@ from hypothesis import strategies as st
 from domain.chunks import chunk_key, output_key
 from domain.errors import StorageUnavailable
 from domain.media import thumbnail_key
+from domain.object_kinds import Kind
 from domain.ports import ObjectStorage
 from graph.files import router as files_router
 from infrastructure.settings import Settings
 from infrastructure.storage.factory import open_storage
-from infrastructure.storage.layout import Kind, NestedStorageAreas
+from infrastructure.storage.layout import NestedStorageAreas
 from infrastructure.storage.local import LocalStorage
 from infrastructure.storage.local_files import valid_key
 from infrastructure.storage.migration import KindMove, migrate
