@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.topology",
     "tests.fixtures.redis_server",
     "tests.fixtures.smtp",
+    "tests.fixtures.node_tools",
 ]
