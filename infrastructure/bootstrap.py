@@ -47,6 +47,7 @@ from domain.use_cases.processing import ProcessingPorts
 from domain.use_cases.rate_limits import RateRule
 from domain.use_cases.storage_deletions import DeletionPolicy
 from domain.use_cases.thumbnails import ThumbnailPorts
+from domain.webhooks import WebhookDestinations, WebhookSender
 from infrastructure.container import Container, media_workshop, open_container
 from infrastructure.db.json_reads.runner import JsonReads
 from infrastructure.exports.zip_archive import ZipArchives
@@ -89,6 +90,10 @@ class Services:
     data_exports: DataExports
     throttle: Throttle
     cursors: CursorCodec
+    #: Whether a webhook URL may be called now (URL form, scheme, SSRF address rules).
+    webhook_destinations: WebhookDestinations
+    #: Sends one signed webhook message to a checked address (deadlines, no redirects, capped answer).
+    webhook_sender: WebhookSender
     #: The process's task broker (the lifespan starts it; in embedded mode tasks run on it here).
     broker: AsyncBroker
     #: Readiness checks by name (database, storage, and redis when configured).
@@ -294,6 +299,8 @@ def bind(c: Container) -> Services:
         ),
         throttle=Throttle(c.limiter),
         cursors=c.cursors,
+        webhook_destinations=c.webhook_destinations,
+        webhook_sender=c.webhook_sender,
         broker=c.broker,
         probes=_probes(c),
         refresh_queue_metrics=_queue_metrics(c),

@@ -48,6 +48,9 @@ from infrastructure.security.tokens import TokenService
 from infrastructure.settings import Settings
 from infrastructure.storage.factory import open_storage
 from infrastructure.tracing import setup_tracing
+from infrastructure.webhooks.destinations import ResolvingDestinations
+from infrastructure.webhooks.factory import open_webhooks
+from infrastructure.webhooks.sender import HttpWebhookSender
 
 
 @dataclass(slots=True)
@@ -81,6 +84,10 @@ class Container:
     access_gate: AccessGate
     #: Announces revocations to every process and applies theirs to `access_gate`.
     revocations: BroadcastRevocations
+    #: Whether a webhook URL may be called (registration and every attempt; the SSRF rules).
+    webhook_destinations: ResolvingDestinations
+    #: Sends one signed webhook message (workers); its HTTP client is closed with the container.
+    webhook_sender: HttpWebhookSender
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
@@ -185,6 +192,7 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
         providers = instrument_providers(build_providers(settings, http, limiter))
         cursors = cursor_codec(settings)
         starter, json_reads = await open_driver_statements(engine, uow, settings, cursors, stack)
+        webhook_destinations, webhook_sender = open_webhooks(settings, stack)
         yield Container(
             settings=settings,
             engine=engine,
@@ -211,4 +219,6 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             outbound_mail=SqlOutboundMail(session_factory),
             access_gate=access_gate,
             revocations=revocations,
+            webhook_destinations=webhook_destinations,
+            webhook_sender=webhook_sender,
         )

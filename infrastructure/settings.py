@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from infrastructure.security.local_secrets import local_secret
+from infrastructure.webhooks.addresses import parse_networks
 
 #: The default of earlier releases, published in their source: refused in production if set.
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0123456789"
@@ -203,6 +205,19 @@ class Settings(BaseSettings):
     data_export_retry_seconds: float = Field(default=30.0, ge=0.0)
     data_export_sweep_seconds: int = Field(default=60, ge=1)
 
+    # outgoing webhooks (infrastructure/webhooks/; docs/deploy.md "Webhooks"): http:// URLs are
+    # refused in production unless WEBHOOK_ALLOW_HTTP=true; WEBHOOK_ALLOWED_NETWORKS (CIDRs) are
+    # reachable despite the address rules (development and tests only: a local receiver)
+    webhook_allow_http: bool | None = None
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_dns_timeout_seconds: float = Field(default=5.0, gt=0.0, le=60.0)
+    webhook_connect_timeout_seconds: float = Field(default=5.0, gt=0.0, le=60.0)  # within the whole attempt's
+    # the whole attempt: resolving, connecting, sending, the answer's status and capped body
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0.0, le=300.0)
+    webhook_max_response_bytes: int = Field(default=64 * 1024, ge=0, le=16 * 1024 * 1024)
+    # deliveries one process sends at once
+    webhook_concurrency: int = Field(default=50, ge=1, le=1000)
+
     # uploads
     upload_max_bytes: int = 500 * 1024 * 1024
     upload_allowed_types: list[str] = Field(
@@ -283,6 +298,20 @@ class Settings(BaseSettings):
             value = re.sub(r"([?&])sslmode=", r"\1ssl=", value)
         return value
 
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _cidr_list(cls, value: object) -> object:
+        """Comma-separated (`127.0.0.1/32,::1/128`) or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+        return value
+
+    @field_validator("webhook_allowed_networks", mode="after")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        return [str(network) for network in parse_networks(value)]
+
     @field_validator("mail_from", mode="after")
     @classmethod
     def _one_plain_address(cls, value: str) -> str:
@@ -362,6 +391,11 @@ class Settings(BaseSettings):
     def mail_outbox_enabled(self) -> bool:
         """Mail goes to DATA_DIR/outbox (and /dev/outbox shows it): no SMTP server, not production."""
         return not self.smtp_host and not self.is_production
+
+    @property
+    def webhook_http_allowed(self) -> bool:
+        """http:// webhook URLs: allowed outside production, in production only when set explicitly."""
+        return self.webhook_allow_http if self.webhook_allow_http is not None else not self.is_production
 
     @property
     def graphiql_enabled(self) -> bool:
