@@ -206,6 +206,9 @@ class ProviderJob:
     callback_url: str | None = None
     #: The model's kind ("image" or "video", `domain.catalogue.ModelKind`): what to produce.
     kind: str = "image"
+    #: When the generation expires: a provider that takes a run deadline (Replicate's
+    #: `Cancel-After`, fal's `X-Fal-Request-Timeout`) is given what is left of it.
+    deadline_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,6 +110,7 @@ def _job(
         input_urls=tuple(input_urls),
         callback_url=callback,
         kind=model.kind.value,
+        deadline_at=generation.deadline_at,
     )
 
 
