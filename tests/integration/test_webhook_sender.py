@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.webhooks import DeliveryFailure, signed_headers, verify
 from infrastructure.settings import Settings
@@ -336,3 +338,37 @@ async def test_the_composition_root_builds_one_sender_from_settings() -> None:
             await destinations.check(hook.url())
             outcome = await sender.send(hook.url(), headers=headers_now(), body=BODY)
     assert outcome.delivered
+
+
+@pytest.fixture(scope="module")
+async def forbidding_sender() -> AsyncIterator[HttpWebhookSender]:
+    """A sender whose every name resolves to a forbidden address (nothing may be reached)."""
+    sender = make_sender(allowed=(), resolver=names_all(["10.0.0.1"]))
+    yield sender
+    await sender.aclose()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=120),
+        st.builds(
+            "{}{}{}".format,
+            st.sampled_from(["http://", "https://", "HTTP://", "ftp://", "//", "https://u:p@", ""]),
+            st.one_of(st.sampled_from(["hooks.test", "[::1]", "0x7f.1", "[fe80::1%25lo]", ""]), st.text(max_size=30)),
+            st.one_of(st.sampled_from(["", "/", ":1/", ":65536/", "/\\r\\nX: y"]), st.text(max_size=30)),
+        ),
+    )
+)
+async def test_hostile_urls_never_make_send_raise_or_connect(forbidding_sender: HttpWebhookSender, url: str) -> None:
+    outcome = await forbidding_sender.send(url, headers=headers_now(), body=BODY)
+    # then each attempt is refused before any connection, as an outcome
+    assert outcome.failure in {DeliveryFailure.FORBIDDEN_ADDRESS, DeliveryFailure.NOT_HTTPS, DeliveryFailure.DNS}
+    assert outcome.status_code is None
+
+
+def names_all(answer_list: list[str]) -> Resolver:
+    async def resolve(_host: str, _port: int) -> list[str]:
+        return list(answer_list)
+
+    return resolve
