@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from entrypoints.catalogue_command import add_catalogue_parser, run_catalogue
+from entrypoints.documents_command import add_documents_parser, run_documents
 from entrypoints.outbox_command import add_outbox_parser, run_outbox
 from entrypoints.storage_command import add_storage_parser, run_storage
 from infrastructure.settings import Settings, get_settings
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--idempotency-key", default=None)
     sub.add_parser("seed-demo", help="create the demo account and simulated models")
     add_catalogue_parser(sub)
+    add_documents_parser(sub)
     add_storage_parser(sub)
     add_outbox_parser(sub)
     return parser
@@ -299,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command == "catalogue":
         return run_catalogue(settings, args)
+    if command == "documents":
+        return run_documents(settings, args)
     if command == "storage":
         return run_storage(settings, args)
     if command == "outbox":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -14,6 +15,9 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
+from domain.persisted_documents import DocumentRefused
+from domain.use_cases.persisted_documents import ResolvedDocument
+from graph import persisted_documents as documents
 from graph.client_address import client_address
 from graph.compiled_reads import RawJSON
 from graph.context import Context, Credentials
@@ -32,6 +36,7 @@ from graph.http_protocol import (
 from graph.ide import graphiql_page
 from graph.request_id import request_id_of
 from graph.schema import GenhubSchema
+from infrastructure.bootstrap import Services
 from infrastructure.settings import Settings
 
 log = logging.getLogger("genhub.http")
@@ -49,7 +54,7 @@ class Answer(NamedTuple):
 
 def problem(exc: HttpProblem, media: str, request: Request) -> Answer:
     """The refusal as a GraphQL error, with the code and request id every error carries (docs/clients.md)."""
-    extensions = {"code": "BAD_REQUEST", "requestId": request_id_of(request)}
+    extensions = {"code": exc.code, "requestId": request_id_of(request)}
     payload = {"errors": [{"message": exc.message, "extensions": extensions}]}
     return Answer(exc.status, payload, media if exc.status != 406 else JSON_TYPE, exc.headers or None)
 
@@ -90,6 +95,8 @@ def encode(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), default=str).encode()
 
 
+#: GET parameters that make a request an operation rather than a visit to GraphiQL.
+SENT_PARAMS = frozenset({"query", "extensions", "documentId"})
 QUERIES_ONLY = frozenset({StrawberryOperationType.QUERY})
 
 
@@ -124,6 +131,23 @@ def no_such_operation(operation_name: str | None) -> GraphQLError:
     return GraphQLError(message, extensions={"code": "BAD_REQUEST"})
 
 
+class DocumentProblem(HttpProblem):
+    """A refused persisted or trusted document: in a batch, that operation's answer only."""
+
+
+async def named_document(
+    services: Services, schema: GenhubSchema, params: GraphQLParams
+) -> tuple[GraphQLParams, ResolvedDocument | None]:
+    """The params with the text the request names by id (persisted query, trusted document); None: nothing named."""
+    if not documents.needs_resolving(services, params.extensions, params.document_id):
+        return params, None
+    try:
+        document = await documents.resolve(services, schema, params.query, params.extensions, params.document_id)
+    except DocumentRefused as exc:
+        raise DocumentProblem(documents.STATUS.get(exc.code, 400), exc.message, code=exc.code) from None
+    return dataclasses.replace(params, query=document.query), document
+
+
 class GraphQLHttp:
     def __init__(self, schema: GenhubSchema, settings: Settings) -> None:
         self.schema = schema
@@ -144,6 +168,7 @@ class GraphQLHttp:
     async def execute(
         self, request: Request, params: GraphQLParams, media: str, *, via_get: bool
     ) -> tuple[int, dict[str, Any]]:
+        params, document = await named_document(request.app.state.services, self.schema, params)
         op_type = operation_type(self.schema, params) if params.query else UNPARSED
         if op_type is None:  # several operations and no name, or no operation by that name
             return (400 if media == GRAPHQL_RESPONSE else 200), {
@@ -155,6 +180,8 @@ class GraphQLHttp:
             raise HttpProblem(405, "Only queries may be sent with GET; use POST.", headers={"Allow": "POST"})
         started = time.perf_counter()
         context = self.context(request, params)
+        if document is not None and document.register:
+            await documents.register(context.services, self.schema, document, context.client_ip)
         try:
             result = await self.schema.execute(
                 params.query,
@@ -184,6 +211,13 @@ class GraphQLHttp:
             hook(context, params, result, time.perf_counter() - started)
         return status, payload
 
+    async def batch_item(self, request: Request, params: GraphQLParams, media: str) -> Any:
+        try:
+            _, payload = await self.execute(request, params, media, via_get=False)
+        except DocumentProblem as exc:
+            return problem(exc, media, request).payload
+        return payload
+
     async def post_json(self, request: Request) -> Answer:
         """A POST whose body is JSON (one operation or a batch), answered in full."""
         try:
@@ -195,8 +229,8 @@ class GraphQLHttp:
                 await read_body(request, self.settings.max_body_bytes), max_batch=self.settings.max_batch_size
             )
             if isinstance(parsed, list):
-                results = [await self.execute(request, p, media, via_get=False) for p in parsed]
-                return Answer(200, [payload for _, payload in results], media)
+                payloads = [await self.batch_item(request, p, media) for p in parsed]
+                return Answer(200, payloads, media)
             status, payload = await self.execute(request, parsed, media, via_get=False)
         except HttpProblem as exc:
             return problem(exc, media, request)
@@ -228,7 +262,7 @@ def build_router(handler: GraphQLHttp) -> APIRouter:
     @router.get("/graphql", include_in_schema=False)
     async def graphql_get(request: Request) -> Response:
         accept = request.headers.get("accept", "")
-        if settings.graphiql_enabled and "text/html" in accept and "query" not in request.query_params:
+        if settings.graphiql_enabled and "text/html" in accept and not SENT_PARAMS & request.query_params.keys():
             return HTMLResponse(graphiql_page(settings))
         try:
             media = negotiate(accept)

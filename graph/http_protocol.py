@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.persisted_documents import names_document
 from infrastructure.json_input import JsonInputError
 from infrastructure.json_input import loads as loads  # graph/http.py decodes multipart fields with it
 
@@ -20,11 +21,14 @@ JSON_TYPE = "application/json"
 class HttpProblem(Exception):
     """A request the server cannot execute; carries the HTTP status to answer with."""
 
-    def __init__(self, status: int, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, *, headers: dict[str, str] | None = None, code: str = "BAD_REQUEST"
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.code = code
 
 
 @dataclass(slots=True)
@@ -33,6 +37,8 @@ class GraphQLParams:
     variables: dict[str, Any] | None = None
     operation_name: str | None = None
     extensions: dict[str, Any] | None = field(default=None)
+    #: The GraphQL-over-HTTP persisted documents proposal's `documentId` (graph/persisted_documents.py).
+    document_id: Any = None
 
 
 def media_type(content_type: str) -> str:
@@ -76,8 +82,12 @@ def params_from_mapping(data: Any) -> GraphQLParams:
     if not isinstance(data, dict):
         raise HttpProblem(400, "The request body must be a JSON object (or a batch array of them).")
     query = data.get("query")
+    extensions = data.get("extensions")
+    document_id = data.get("documentId")
     if query is None:
-        raise HttpProblem(400, "No GraphQL query found in the request.")
+        if not names_document(extensions, document_id):
+            raise HttpProblem(400, "No GraphQL query found in the request.")
+        query = ""  # the text comes from the id (persisted queries, trusted documents)
     if not isinstance(query, str):
         raise HttpProblem(400, "`query` must be a string.")
     variables = data.get("variables")
@@ -86,14 +96,17 @@ def params_from_mapping(data: Any) -> GraphQLParams:
     operation_name = data.get("operationName")
     if operation_name is not None and not isinstance(operation_name, str):
         raise HttpProblem(400, "`operationName` must be a string.")
-    extensions = data.get("extensions")
     if extensions is not None and not isinstance(extensions, dict):
         raise HttpProblem(400, "`extensions` must be an object.")
-    return GraphQLParams(query, variables, operation_name, extensions)
+    return GraphQLParams(query, variables, operation_name, extensions, document_id)
 
 
 def params_from_query_string(args: dict[str, str]) -> GraphQLParams:
-    raw: dict[str, Any] = {"query": args.get("query"), "operationName": args.get("operationName")}
+    raw: dict[str, Any] = {
+        "query": args.get("query"),
+        "operationName": args.get("operationName"),
+        "documentId": args.get("documentId"),
+    }
     for key in ("variables", "extensions"):
         if args.get(key):
             try:

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import strawberry
 from fastapi.routing import APIWebSocketRoute
@@ -42,15 +42,18 @@ from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, ErrorMessage, Message
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage as LegacyInitMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyErrorMessage
 from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 
 from domain.errors import Unauthenticated
 from graph.client_address import client_address
 from graph.context import Context, Credentials
 from graph.http import bearer_token
+from graph.persisted_documents import fill_payload
+from graph.schema import GenhubSchema
 from graph.subscriptions.session import UNAUTHORIZED, close_connection, is_open, watch_access
 from graph.ws_frames import FrameReader, Refusal, legacy_error, legacy_ws_problem, refuse, transport_ws_problem
 from infrastructure.bootstrap import Services
@@ -138,6 +141,11 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await refuse(self.websocket, problem or "", client=self.context.client_ip)
             return
         if message.get("type") == "subscribe":
+            schema = cast(GenhubSchema, self.schema)
+            error = await fill_payload(self.context.services, schema, message.get("payload"), self.context.client_ip)
+            if error is not None:  # an unknown or untrusted document: this operation's error, the socket stays
+                await self.send_message(ErrorMessage(id=str(message.get("id")), type="error", payload=[error]))
+                return
             self.context.reconfirm()  # each operation asks the access gate afresh
         await super().handle_message(message)
 
@@ -198,6 +206,11 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
             await self.send_message(legacy_error(message, problem, client=self.context.client_ip))
             return
         if message.get("type") == "start":
+            schema = cast(GenhubSchema, self.schema)
+            error = await fill_payload(self.context.services, schema, message.get("payload"), self.context.client_ip)
+            if error is not None:
+                await self.send_message(LegacyErrorMessage(type="error", id=str(message.get("id")), payload=error))
+                return
             self.context.reconfirm()  # each operation asks the access gate afresh
         await super().handle_message(message)
 

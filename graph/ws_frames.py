@@ -39,6 +39,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 
+from domain.persisted_documents import names_document
 from infrastructure.json_input import JsonInputError, loads
 
 log = logging.getLogger("genhub.websocket")
@@ -123,7 +124,10 @@ def _operation_problem(payload: object) -> str | None:
     """What is wrong with a subscribe/start payload: {query, variables?, operationName?, extensions?}."""
     if not isinstance(payload, dict):
         return "`payload` must be an object"
-    if not isinstance(payload.get("query"), str):
+    query = payload.get("query")
+    if not isinstance(query, str) and not (
+        query is None and names_document(payload.get("extensions"), payload.get("documentId"))
+    ):
         return "`payload.query` must be a string"
     if not _optional(payload.get("variables"), dict):
         return "`payload.variables` must be an object"

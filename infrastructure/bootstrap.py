@@ -22,6 +22,7 @@ from taskiq import AsyncBroker
 
 from domain.cursors import CursorCodec
 from domain.invitations import InvitationRules
+from domain.persisted_documents import ManifestError
 from domain.services.account_deletion import AccountDeletion
 from domain.services.accounts import Accounts
 from domain.services.admin import Administration
@@ -30,6 +31,7 @@ from domain.services.catalogue import Catalogue
 from domain.services.chunks import Chunks
 from domain.services.credits import Credits
 from domain.services.data_exports import DataExports
+from domain.services.documents import Documents
 from domain.services.generations import Generations
 from domain.services.lookups import Lookups
 from domain.services.mail import Mail
@@ -43,6 +45,7 @@ from domain.use_cases.chunks import UploadPolicy
 from domain.use_cases.data_exports import ExportPolicy, ExportPorts
 from domain.use_cases.mail import MailPolicy, MailPorts
 from domain.use_cases.password_reset import ResetPolicy
+from domain.use_cases.persisted_documents import DocumentPolicy
 from domain.use_cases.processing import ProcessingPorts
 from domain.use_cases.rate_limits import RateRule
 from domain.use_cases.storage_deletions import DeletionPolicy
@@ -50,6 +53,7 @@ from domain.use_cases.thumbnails import ThumbnailPorts
 from domain.webhooks import WebhookDestinations, WebhookSender
 from infrastructure.container import Container, media_workshop, open_container
 from infrastructure.db.json_reads.runner import JsonReads
+from infrastructure.document_stores import MemoryDocumentStore, RedisDocumentStore
 from infrastructure.exports.zip_archive import ZipArchives
 from infrastructure.mail.outbox import Outbox, OutboxMailer
 from infrastructure.metrics import refresh_queue_depth
@@ -61,6 +65,7 @@ from infrastructure.settings import Settings
 from infrastructure.storage.local import LocalStorage
 from infrastructure.storage.routed import RoutedLocalStorage
 from infrastructure.task_runtime import is_embedded
+from infrastructure.trusted_documents import load_trusted_documents
 
 __all__ = ["Services", "bind", "build_broker", "open_services"]
 
@@ -89,6 +94,8 @@ class Services:
     account_deletion: AccountDeletion
     data_exports: DataExports
     throttle: Throttle
+    #: Persisted queries and trusted documents: which text a request that names a document runs.
+    documents: Documents
     cursors: CursorCodec
     #: Whether a webhook URL may be called now (URL form, scheme, SSRF address rules).
     webhook_destinations: WebhookDestinations
@@ -138,6 +145,26 @@ def export_policy(settings: Settings) -> ExportPolicy:
         # A request's build message is presumed in flight this long before the sweep sends another.
         grace_seconds=max(60.0, 2.0 * s.data_export_sweep_seconds),
     )
+
+
+def documents(c: Container) -> Documents:
+    """The document store (Redis when configured) and the trusted manifest, read now: a bad one stops the start."""
+    s = c.settings
+    try:
+        trusted = load_trusted_documents(s.trusted_documents_manifest)
+    except ManifestError as exc:
+        raise RuntimeError(f"TRUSTED_DOCUMENTS_MANIFEST cannot be used: {exc}") from None
+    store = (
+        RedisDocumentStore(c.redis, ttl_seconds=s.persisted_query_ttl_seconds)
+        if c.redis is not None
+        else MemoryDocumentStore(s.persisted_query_cache_size)
+    )
+    policy = DocumentPolicy(
+        apq_enabled=s.persisted_queries_enabled,
+        max_document_bytes=s.persisted_query_max_bytes,
+        trusted_only=s.trusted_documents_only,
+    )
+    return Documents(store=store, trusted=trusted, policy=policy)
 
 
 def _probes(c: Container) -> dict[str, Probe]:
@@ -298,6 +325,7 @@ def bind(c: Container) -> Services:
             policy=export_policy(s),
         ),
         throttle=Throttle(c.limiter),
+        documents=documents(c),
         cursors=c.cursors,
         webhook_destinations=c.webhook_destinations,
         webhook_sender=c.webhook_sender,

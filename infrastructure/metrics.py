@@ -10,6 +10,8 @@ Series (all prefixed `genhub_`):
 - credit_moves_total{kind}, credit_moved_total{kind} (counted when the ledger row's transaction commits,
   infrastructure/ledger_metrics.py)
 - rate_limit_fallbacks_total (infrastructure/ratelimit_fallback.py)
+- persisted_documents_total{outcome}: requests naming a document by id (graph/persisted_documents.py):
+  hit, miss, registered, not_stored, unsupported, untrusted, invalid
 
 Several processes (uvicorn --workers N, taskiq workers): start each with the same empty
 PROMETHEUS_MULTIPROC_DIR (prometheus_client reads it at import); /metrics then adds up
@@ -50,6 +52,11 @@ GRAPHQL_OPERATIONS = Counter(
     "genhub_graphql_operations",
     "GraphQL operations by name and outcome (ok, error, rejected).",
     ["operation", "outcome"],
+)
+PERSISTED_DOCUMENTS = Counter(
+    "genhub_persisted_documents",
+    "Requests that name their document by id, by outcome (hit, miss, registered, not_stored, unsupported, ...).",
+    ["outcome"],
 )
 GRAPHQL_DURATION = Histogram(
     "genhub_graphql_operation_duration_seconds", "GraphQL operation latency.", ["operation"], buckets=LATENCY_BUCKETS

@@ -109,6 +109,22 @@ class Settings(BaseSettings):
     # peer is the client and the header is ignored (graph/client_address.py).
     trusted_proxy_hops: int = Field(default=0, ge=0)
 
+    # persisted documents (docs/clients.md "Persisted queries" and "Trusted documents")
+    # Apollo's automatic persisted queries: clients send a hash, register the text once
+    persisted_queries_enabled: bool = True
+    # a larger document is run but never stored
+    persisted_query_max_bytes: int = Field(default=16 * 1024, ge=256, le=1024 * 1024)
+    # the in-process store (no REDIS_URL) keeps this many documents, least recently used first out
+    persisted_query_cache_size: int = Field(default=5000, ge=1, le=1_000_000)
+    # Redis: each document lives this long after its last use
+    persisted_query_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # registrations (a new text sent with its hash) per address per RATE_LIMIT_WINDOW_SECONDS
+    rate_limit_persisted_register: int = Field(default=60, ge=1)
+    # a manifest of trusted documents (Apollo's persisted query manifest or graphql-codegen's
+    # persisted-documents.json), read at start; with TRUSTED_DOCUMENTS_ONLY only its documents run
+    trusted_documents_manifest: Path | None = None
+    trusted_documents_only: bool = False
+
     # providers
     default_provider: str = "simulated"
     simulated_steps: int = 4
@@ -326,6 +342,17 @@ class Settings(BaseSettings):
             raise ValueError("MAIL_FROM_NAME must be one line")
         return value
 
+    @field_validator("trusted_documents_manifest", mode="before")
+    @classmethod
+    def _empty_manifest_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _trusted_only_needs_a_manifest(self) -> Settings:
+        if self.trusted_documents_only and self.trusted_documents_manifest is None:
+            raise ValueError("TRUSTED_DOCUMENTS_ONLY needs TRUSTED_DOCUMENTS_MANIFEST (the path of the manifest)")
+        return self
+
     @model_validator(mode="after")
     def _renewal_well_under_the_lease(self) -> Settings:
         """Three renewals fit in one lease, so a late one (a busy loop, a slow round trip) never loses it."""
@@ -399,6 +426,8 @@ class Settings(BaseSettings):
 
     @property
     def graphiql_enabled(self) -> bool:
+        if self.trusted_documents_only:  # GraphiQL sends ad-hoc documents, which would all be refused
+            return False
         return self.graphiql if self.graphiql is not None else not self.is_production
 
     @property
