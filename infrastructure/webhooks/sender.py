@@ -109,6 +109,11 @@ class HttpWebhookSender:
         self._max_bytes = max_response_bytes
         self._slots = asyncio.Semaphore(concurrency)
 
+    @property
+    def destinations(self) -> ResolvingDestinations:
+        """The check every attempt runs first (the same rules as at registration)."""
+        return self._destinations
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

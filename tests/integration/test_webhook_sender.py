@@ -20,6 +20,7 @@ from infrastructure.webhooks.destinations import Resolver, ResolvingDestinations
 from infrastructure.webhooks.factory import open_webhooks
 from infrastructure.webhooks.sender import USER_AGENT, HttpWebhookSender, build_client
 from tests.integration.webhook_receivers import (
+    Received,
     answer,
     counting_listener,
     endless_body,
@@ -173,6 +174,17 @@ async def test_an_answer_within_the_cap_is_delivered(sender: HttpWebhookSender) 
     assert outcome.delivered and outcome.status_code == 204
 
 
+async def test_an_answer_that_is_not_http_is_a_connect_failure(sender: HttpWebhookSender) -> None:
+    async def garbage(_request: Received, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await writer.drain()
+
+    async with receiver(garbage) as hook:
+        outcome = await sender.send(hook.url(), headers=headers_now(), body=BODY)
+    assert (outcome.status_code, outcome.failure) == (None, DeliveryFailure.CONNECT)
+    assert "SSH" not in outcome.detail
+
+
 async def test_a_refused_connection_is_a_connect_failure(sender: HttpWebhookSender) -> None:
     outcome = await sender.send(f"http://127.0.0.1:{free_port()}/hook", headers=headers_now(), body=BODY)
     assert (outcome.status_code, outcome.failure) == (None, DeliveryFailure.CONNECT)
@@ -202,7 +214,7 @@ async def test_a_name_that_now_resolves_to_a_forbidden_address_is_refused_at_sen
     sender = make_sender(resolver=names(table))
     try:
         async with counting_listener() as good, counting_listener("127.0.0.2") as bad:
-            await sender._destinations.check(good.url(host="hooks.test"))
+            await sender.destinations.check(good.url(host="hooks.test"))
             # when the name points at another loopback address (not allowlisted) by the time of sending
             table["hooks.test"] = ["127.0.0.2"]
             outcome = await sender.send(f"http://hooks.test:{bad.port}/hook", headers=headers_now(), body=BODY)

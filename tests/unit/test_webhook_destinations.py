@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 
 import pytest
@@ -14,6 +15,7 @@ from domain.webhooks import DeliveryFailure, ForbiddenDestination
 from infrastructure.settings import Settings
 from infrastructure.webhooks.addresses import parse_networks
 from infrastructure.webhooks.destinations import MAX_URL_LENGTH, ResolvingDestinations
+from infrastructure.webhooks.factory import build_destinations
 
 PUBLIC = "93.184.215.14"
 
@@ -173,3 +175,14 @@ def test_settings_read_the_allowlist_as_comma_separated_cidrs(monkeypatch: pytes
     monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "10.0.0.5/8")
     with pytest.raises(ValueError, match="CIDR"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_an_allowlist_in_production_is_logged_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    production = Settings(_env_file=None, environment="production", webhook_allowed_networks=["127.0.0.1/32"])  # type: ignore[call-arg]
+    with caplog.at_level(logging.WARNING, logger="genhub.webhooks"):
+        build_destinations(production)
+    assert any("WEBHOOK_ALLOWED_NETWORKS" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="genhub.webhooks"):
+        build_destinations(Settings(_env_file=None, webhook_allowed_networks=["127.0.0.1/32"]))  # type: ignore[call-arg]
+    assert caplog.records == []
