@@ -193,7 +193,23 @@ async def test_a_refused_connection_is_a_connect_failure(sender: HttpWebhookSend
 
 @pytest.mark.parametrize(
     "spelling",
-    ["127.0.0.1", "2130706433", "0x7f.1", "0177.0.0.1", "127.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "localhost"],
+    [
+        "127.0.0.1",
+        "2130706433",
+        "0x7f.1",
+        "0177.0.0.1",
+        "127.1",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "localhost",
+        "LOCALHOST",
+        "[::1]",
+        "[0:0:0:0:0:0:0:1]",
+        "0",
+        "0.0.0.0",
+        "[::]",
+        "127.000.000.001",
+    ],
 )
 async def test_loopback_in_any_spelling_is_refused_without_connecting(spelling: str) -> None:
     # given no allowlist, and a listener on 127.0.0.1
@@ -254,6 +270,30 @@ async def test_the_connection_goes_to_the_checked_address_not_a_fresh_resolution
     assert other.connections == 0
     (got,) = hook.requests
     assert got.headers["host"] == f"hooks.test:{hook.port}"
+
+
+async def test_the_next_checked_address_is_tried_when_one_refuses() -> None:
+    # given a name with two allowlisted addresses, nothing listening on the first
+    async with receiver(answer(200)) as hook:
+        sender = make_sender(allowed=("127.0.0.0/8",), resolver=names({"hooks.test": ["127.0.0.2", "127.0.0.1"]}))
+        try:
+            outcome = await sender.send(hook.url(host="hooks.test"), headers=headers_now(), body=BODY)
+        finally:
+            await sender.aclose()
+    # then the attempt connected to the second one
+    assert outcome.delivered and len(hook.requests) == 1
+
+
+async def test_a_name_pinned_to_an_ipv6_address_is_delivered() -> None:
+    async with receiver(answer(200), host="::1") as hook:
+        sender = make_sender(allowed=("::1/128",), resolver=names({"hooks.test": ["::1"], "::1": ["::1"]}))
+        try:
+            by_name = await sender.send(hook.url(host="hooks.test"), headers=headers_now(), body=BODY)
+            literal = await sender.send(hook.url(), headers=headers_now(), body=BODY)
+        finally:
+            await sender.aclose()
+    assert by_name.delivered and literal.delivered
+    assert [got.headers["host"] for got in hook.requests] == [f"hooks.test:{hook.port}", f"[::1]:{hook.port}"]
 
 
 async def test_an_unknown_name_is_a_dns_failure(sender: HttpWebhookSender) -> None:
