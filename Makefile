@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-fast lint typecheck pytest schema lock clean
+.PHONY: run test test-fast lint typecheck pytest schema lock sdk sdk-lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,5 +61,16 @@ lock: $(VENV)/.installed-dev
 		--custom-compile-command "make lock" --quiet -o requirements.lock
 	$(BIN)/python scripts/lock_digest.py --write
 
+# The SDKs of sdk/ (TypeScript types and possibleTypes by graphql-codegen, the Python client by
+# ariadne-codegen) regenerated from schema.graphql and sdk/operations: run after `make schema`.
+# tests/integration/test_sdk.py fails while the committed files are stale.
+sdk: $(VENV)/.installed-dev
+	$(BIN)/python scripts/sdk_codegen.py
+
+# Re-resolve ariadne-codegen's own venv (.venv-codegen, made on demand by `make sdk`).
+sdk-lock: $(VENV)/.installed-dev
+	$(BIN)/uv pip compile sdk/python/requirements-codegen.in --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make sdk-lock" --quiet -o sdk/python/requirements-codegen.lock
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-codegen .mypy_cache .ruff_cache .pytest_cache

@@ -88,7 +88,18 @@ def build_app(settings: Settings, *, broker: AsyncBroker, run_tasks: TaskRunner)
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "GraphQL-Require-Preflight", "X-Request-ID"],
+            # Apollo Client sends the apollo-* headers: the upload preflight header and, when the
+            # app names itself (clientAwareness), its name and version.
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "GraphQL-Require-Preflight",
+                "Apollo-Require-Preflight",
+                "X-Apollo-Operation-Name",
+                "apollographql-client-name",
+                "apollographql-client-version",
+                "X-Request-ID",
+            ],
             expose_headers=["X-Request-ID"],  # so a browser client can quote it when reporting an error
             max_age=600,
         )

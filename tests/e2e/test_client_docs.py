@@ -1,9 +1,12 @@
-"""docs/clients.md works as written: its Python and shell examples run against `genhub serve`.
+"""docs/clients.md works as written: its Python, shell and marked JavaScript examples run against `genhub serve`.
 
-Each block marked `<!-- test: python|sh [expect="..."] [requires="tool"] -->` runs in a
+Each block marked `<!-- test: python|sh|js [expect="..."] [requires="tool"] -->` runs in a
 subprocess, in document order, with the documented URL (http://127.0.0.1:8000) and token
 placeholder (YOUR_ACCESS_TOKEN) replaced by the real server's, and `$GENHUB` / `$TOKEN`
-set for the shell. A Python or shell block without a marker fails the suite.
+set for the shell. A Python or shell block without a marker fails the suite. JavaScript
+blocks run with the Node.js and packages of node/ (tests/fixtures/node_tools.py), beside a
+copy of sdk/typescript/possible-types.json, as a reader's project would have them; the
+JavaScript fragments that continue an earlier block stay unmarked.
 """
 
 from __future__ import annotations
@@ -21,16 +24,21 @@ import httpx
 import pytest
 
 from infrastructure.providers.png import render_png
+from tests.fixtures.node_tools import NodeTools
 from tests.fixtures.server import serve
 
 pytestmark = pytest.mark.slow
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "clients.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "clients.md"
+POSSIBLE_TYPES = ROOT / "sdk" / "typescript" / "possible-types.json"
+#: The typed Python client, importable by the examples as after `pip install ./sdk/python`.
+PYTHON_SDK = ROOT / "sdk" / "python"
 DOC_URL = "http://127.0.0.1:8000"
 DOC_WS_URL = "ws://127.0.0.1:8000"
 TOKEN_PLACEHOLDER = "YOUR_ACCESS_TOKEN"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
-MARKER = re.compile(r"<!-- test: (?P<kind>python|sh)(?P<options>[^>]*?) -->\s*$")
+MARKER = re.compile(r"<!-- test: (?P<kind>python|sh|js)(?P<options>[^>]*?) -->\s*$")
 OPTION = re.compile(r'(\w+)="([^"]*)"')
 RUNNABLE = {"python", "sh", "bash", "shell"}
 SERVER_ENV = {"SIMULATED_STEPS": "2", "SIMULATED_STEP_SECONDS": "0.2", "POLL_INTERVAL_SECONDS": "1"}
@@ -40,7 +48,7 @@ LOGIN = """mutation { login(input: {email: "demo@genhub.local", password: "demo-
 
 @dataclass(frozen=True)
 class Example:
-    kind: str  # python | sh
+    kind: str  # python | sh | js
     code: str
     line: int
     expect: str | None
@@ -99,6 +107,16 @@ def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocsServer
         yield DocsServer(server.url, token, workdir)
 
 
+def js_project(docs_server: DocsServer, node_tools: NodeTools) -> Path:
+    """A directory that has node/'s packages and the shipped possibleTypes, as a reader's project would."""
+    project = docs_server.workdir / "js"
+    if not project.exists():
+        project.mkdir()
+        (project / "node_modules").symlink_to(node_tools.root / "node_modules", target_is_directory=True)
+        (project / POSSIBLE_TYPES.name).write_bytes(POSSIBLE_TYPES.read_bytes())
+    return project
+
+
 def require_tool(name: str) -> None:
     if shutil.which(name) is None:
         reason = f"this example needs `{name}` on PATH (apt-get install {name})"
@@ -109,29 +127,33 @@ def require_tool(name: str) -> None:
 
 def test_the_guide_has_python_and_curl_examples_and_tests_every_one() -> None:
     kinds = [e.kind for e in EXAMPLES]
-    assert kinds.count("python") >= 4 and kinds.count("sh") >= 5, kinds
+    assert kinds.count("python") >= 4 and kinds.count("sh") >= 5 and kinds.count("js") >= 2, kinds
     assert UNMARKED == [], f"mark these blocks of docs/clients.md with <!-- test: ... -->: {UNMARKED}"
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.id for e in EXAMPLES])
-def test_example_runs_as_written(example: Example, docs_server: DocsServer) -> None:
+def test_example_runs_as_written(example: Example, docs_server: DocsServer, request: pytest.FixtureRequest) -> None:
     # given the block as a reader would paste it, pointed at this server
     code = docs_server.substitute(example.code)
     if example.requires:
         require_tool(example.requires)
+    cwd = docs_server.workdir
+    env = {**os.environ, "GENHUB": docs_server.url, "TOKEN": docs_server.token, "PYTHONPATH": str(PYTHON_SDK)}
     if example.kind == "sh":
         require_tool("curl")
         command = ["bash", "-euo", "pipefail", "-c", code]
+    elif example.kind == "js":
+        node_tools: NodeTools = request.getfixturevalue("node_tools")
+        cwd = js_project(docs_server, node_tools)
+        (cwd / f"example_line{example.line}.mjs").write_text(code, encoding="utf-8")
+        command, env = [str(node_tools.node), f"example_line{example.line}.mjs"], node_tools.env()
     else:
         script = docs_server.workdir / f"example_line{example.line}.py"
         script.write_text(code, encoding="utf-8")
         command = [sys.executable, script.name]
-    env = {**os.environ, "GENHUB": docs_server.url, "TOKEN": docs_server.token}
 
     # when it runs
-    result = subprocess.run(
-        command, cwd=docs_server.workdir, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
 
     # then it succeeds and prints what the guide promises
     where = f"docs/clients.md line {example.line}:\n{code}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
@@ -140,3 +162,29 @@ def test_example_runs_as_written(example: Example, docs_server: DocsServer) -> N
         assert example.expect in result.stdout, where
     if example.kind == "sh":
         assert '"errors"' not in result.stdout, where
+
+
+def test_the_apollo_example_needs_the_shipped_possible_types(docs_server: DocsServer, node_tools: NodeTools) -> None:
+    # given the Apollo example with an empty possibleTypes instead of the shipped map
+    (apollo,) = [e for e in EXAMPLES if e.kind == "js" and "InMemoryCache" in e.code]
+    shipped = "possibleTypes: introspection.possibleTypes"
+    assert shipped in apollo.code
+    code = docs_server.substitute(apollo.code).replace(shipped, "possibleTypes: {}")
+
+    project = js_project(docs_server, node_tools)
+    (project / "apollo_without_possible_types.mjs").write_text(code, encoding="utf-8")
+
+    # when it runs
+    result = subprocess.run(
+        [str(node_tools.node), "apollo_without_possible_types.mjs"],
+        cwd=project,
+        env=node_tools.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # then Apollo drops what `... on Error` selected: the NotFound arrives without its code
+    assert result.returncode == 0, result.stderr
+    assert "NotFound undefined" in result.stdout, result.stdout

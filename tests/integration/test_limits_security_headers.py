@@ -64,3 +64,19 @@ async def test_cors_preflight_allows_only_the_configured_origin(client: GraphQLC
     simple = await client.http.post("/graphql", json={"query": "{ __typename }"}, headers={"origin": ORIGIN})
     assert simple.headers["access-control-allow-origin"] == ORIGIN
     assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+
+
+async def test_cors_preflight_allows_the_headers_apollo_client_sends(client: GraphQLClient) -> None:
+    # given a browser's preflight for an Apollo Client upload from a named app
+    apollo = "apollo-require-preflight,apollographql-client-name,apollographql-client-version,x-apollo-operation-name"
+    preflight = {"origin": ORIGIN, "access-control-request-method": "POST", "access-control-request-headers": apollo}
+    # when it asks
+    answer = await client.http.options("/graphql", headers=preflight)
+    # then every header is allowed, and an unknown one still is not
+    assert answer.status_code == 200
+    allowed = {h.strip().lower() for h in answer.headers["access-control-allow-headers"].split(",")}
+    assert set(apollo.split(",")) <= allowed
+    other = await client.http.options(
+        "/graphql", headers={**preflight, "access-control-request-headers": "x-something-else"}
+    )
+    assert other.status_code == 400

@@ -1,0 +1,389 @@
+
+      export type PossibleTypesResultData = {
+  "possibleTypes": {
+    "AcceptBoardInvitationResult": [
+      "BoardSuccess",
+      "NotFound"
+    ],
+    "AddBoardMemberResult": [
+      "BoardSuccess",
+      "Forbidden",
+      "InvalidInput",
+      "NotFound",
+      "QuotaExceeded",
+      "RateLimited"
+    ],
+    "AuthResult": [
+      "AccountSuspended",
+      "AuthPayload",
+      "EmailTaken",
+      "InvalidCredentials",
+      "InvalidInput",
+      "RateLimited"
+    ],
+    "CancelGenerationResult": [
+      "CancelSuccess",
+      "Forbidden",
+      "InvalidState",
+      "NotFound"
+    ],
+    "ChangePasswordResult": [
+      "ChangePasswordSuccess",
+      "InvalidCredentials",
+      "InvalidInput",
+      "RateLimited"
+    ],
+    "ChunkDownloadUrlResult": [
+      "DownloadUrl",
+      "NotFound"
+    ],
+    "CompleteChunkUploadResult": [
+      "CompleteChunkUploadSuccess",
+      "InvalidInput",
+      "InvalidState",
+      "NotFound"
+    ],
+    "CreateBoardResult": [
+      "BoardSuccess",
+      "InvalidInput"
+    ],
+    "DataExportResult": [
+      "DataExport",
+      "NotFound"
+    ],
+    "DeclineBoardInvitationResult": [
+      "DeclineBoardInvitationSuccess",
+      "NotFound"
+    ],
+    "DeleteAccountResult": [
+      "DeleteAccountSuccess",
+      "InvalidCredentials",
+      "RateLimited"
+    ],
+    "DeleteBoardResult": [
+      "DeleteBoardSuccess",
+      "Forbidden",
+      "NotFound"
+    ],
+    "DeleteChunkResult": [
+      "DeleteChunkSuccess",
+      "InvalidState",
+      "NotFound"
+    ],
+    "DeleteGenerationResult": [
+      "DeleteGenerationSuccess",
+      "InvalidState",
+      "NotFound"
+    ],
+    "DeleteGenerationsResult": [
+      "DeleteGenerationsSuccess",
+      "InvalidInput"
+    ],
+    "Error": [
+      "AccountSuspended",
+      "EmailTaken",
+      "Forbidden",
+      "InsufficientCredits",
+      "InvalidCredentials",
+      "InvalidInput",
+      "InvalidState",
+      "NotFound",
+      "QuotaExceeded",
+      "RateLimited"
+    ],
+    "GenerateResult": [
+      "Forbidden",
+      "GenerateSuccess",
+      "InsufficientCredits",
+      "InvalidInput",
+      "NotFound",
+      "RateLimited"
+    ],
+    "GenerationDeletionError": [
+      "InvalidState",
+      "NotFound"
+    ],
+    "GrantCreditsResult": [
+      "Forbidden",
+      "GrantCreditsSuccess",
+      "InvalidInput",
+      "NotFound"
+    ],
+    "LeaveBoardResult": [
+      "InvalidState",
+      "LeaveBoardSuccess",
+      "NotFound"
+    ],
+    "LogoutResult": [
+      "InvalidState",
+      "LogoutSuccess"
+    ],
+    "ReinstateUserResult": [
+      "Forbidden",
+      "NotFound",
+      "UserSuspensionSuccess"
+    ],
+    "RemoveBoardMemberResult": [
+      "BoardSuccess",
+      "Forbidden",
+      "InvalidState",
+      "NotFound"
+    ],
+    "RenameBoardResult": [
+      "BoardSuccess",
+      "Forbidden",
+      "InvalidInput",
+      "NotFound"
+    ],
+    "RequestChunkUploadResult": [
+      "ChunkUploadTicket",
+      "InvalidInput",
+      "QuotaExceeded",
+      "RateLimited"
+    ],
+    "RequestDataExportResult": [
+      "RateLimited",
+      "RequestDataExportSuccess"
+    ],
+    "RequestPasswordResetResult": [
+      "InvalidInput",
+      "RateLimited",
+      "RequestPasswordResetSuccess"
+    ],
+    "ResetPasswordResult": [
+      "InvalidCredentials",
+      "InvalidInput",
+      "RateLimited",
+      "ResetPasswordSuccess"
+    ],
+    "RevokeBoardInvitationResult": [
+      "BoardSuccess",
+      "Forbidden",
+      "InvalidInput",
+      "NotFound"
+    ],
+    "SetAdminSettingResult": [
+      "AdminSettingSuccess",
+      "Forbidden",
+      "InvalidInput"
+    ],
+    "SuspendUserResult": [
+      "Forbidden",
+      "InvalidInput",
+      "NotFound",
+      "UserSuspensionSuccess"
+    ],
+    "UploadChunkResult": [
+      "InvalidInput",
+      "QuotaExceeded",
+      "RateLimited",
+      "UploadChunkSuccess"
+    ],
+    "UpsertModelResult": [
+      "Forbidden",
+      "InvalidInput",
+      "ModelSuccess"
+    ],
+    "UpsertPresetResult": [
+      "Forbidden",
+      "InvalidInput",
+      "NotFound",
+      "PresetSuccess"
+    ]
+  }
+};
+      const result: PossibleTypesResultData = {
+  "possibleTypes": {
+    "AcceptBoardInvitationResult": [
+      "BoardSuccess",
+      "NotFound"
+    ],
+    "AddBoardMemberResult": [
+      "BoardSuccess",
+      "Forbidden",
+      "InvalidInput",
+      "NotFound",
+      "QuotaExceeded",
+      "RateLimited"
+    ],
+    "AuthResult": [
+      "AccountSuspended",
+      "AuthPayload",
+      "EmailTaken",
+      "InvalidCredentials",
+      "InvalidInput",
+      "RateLimited"
+    ],
+    "CancelGenerationResult": [
+      "CancelSuccess",
+      "Forbidden",
+      "InvalidState",
+      "NotFound"
+    ],
+    "ChangePasswordResult": [
+      "ChangePasswordSuccess",
+      "InvalidCredentials",
+      "InvalidInput",
+      "RateLimited"
+    ],
+    "ChunkDownloadUrlResult": [
+      "DownloadUrl",
+      "NotFound"
+    ],
+    "CompleteChunkUploadResult": [
+      "CompleteChunkUploadSuccess",
+      "InvalidInput",
+      "InvalidState",
+      "NotFound"
+    ],
+    "CreateBoardResult": [
+      "BoardSuccess",
+      "InvalidInput"
+    ],
+    "DataExportResult": [
+      "DataExport",
+      "NotFound"
+    ],
+    "DeclineBoardInvitationResult": [
+      "DeclineBoardInvitationSuccess",
+      "NotFound"
+    ],
+    "DeleteAccountResult": [
+      "DeleteAccountSuccess",
+      "InvalidCredentials",
+      "RateLimited"
+    ],
+    "DeleteBoardResult": [
+      "DeleteBoardSuccess",
+      "Forbidden",
+      "NotFound"
+    ],
+    "DeleteChunkResult": [
+      "DeleteChunkSuccess",
+      "InvalidState",
+      "NotFound"
+    ],
+    "DeleteGenerationResult": [
+      "DeleteGenerationSuccess",
+      "InvalidState",
+      "NotFound"
+    ],
+    "DeleteGenerationsResult": [
+      "DeleteGenerationsSuccess",
+      "InvalidInput"
+    ],
+    "Error": [
+      "AccountSuspended",
+      "EmailTaken",
+      "Forbidden",
+      "InsufficientCredits",
+      "InvalidCredentials",
+      "InvalidInput",
+      "InvalidState",
+      "NotFound",
+      "QuotaExceeded",
+      "RateLimited"
+    ],
+    "GenerateResult": [
+      "Forbidden",
+      "GenerateSuccess",
+      "InsufficientCredits",
+      "InvalidInput",
+      "NotFound",
+      "RateLimited"
+    ],
+    "GenerationDeletionError": [
+      "InvalidState",
+      "NotFound"
+    ],
+    "GrantCreditsResult": [
+      "Forbidden",
+      "GrantCreditsSuccess",
+      "InvalidInput",
+      "NotFound"
+    ],
+    "LeaveBoardResult": [
+      "InvalidState",
+      "LeaveBoardSuccess",
+      "NotFound"
+    ],
+    "LogoutResult": [
+      "InvalidState",
+      "LogoutSuccess"
+    ],
+    "ReinstateUserResult": [
+      "Forbidden",
+      "NotFound",
+      "UserSuspensionSuccess"
+    ],
+    "RemoveBoardMemberResult": [
+      "BoardSuccess",
+      "Forbidden",
+      "InvalidState",
+      "NotFound"
+    ],
+    "RenameBoardResult": [
+      "BoardSuccess",
+      "Forbidden",
+      "InvalidInput",
+      "NotFound"
+    ],
+    "RequestChunkUploadResult": [
+      "ChunkUploadTicket",
+      "InvalidInput",
+      "QuotaExceeded",
+      "RateLimited"
+    ],
+    "RequestDataExportResult": [
+      "RateLimited",
+      "RequestDataExportSuccess"
+    ],
+    "RequestPasswordResetResult": [
+      "InvalidInput",
+      "RateLimited",
+      "RequestPasswordResetSuccess"
+    ],
+    "ResetPasswordResult": [
+      "InvalidCredentials",
+      "InvalidInput",
+      "RateLimited",
+      "ResetPasswordSuccess"
+    ],
+    "RevokeBoardInvitationResult": [
+      "BoardSuccess",
+      "Forbidden",
+      "InvalidInput",
+      "NotFound"
+    ],
+    "SetAdminSettingResult": [
+      "AdminSettingSuccess",
+      "Forbidden",
+      "InvalidInput"
+    ],
+    "SuspendUserResult": [
+      "Forbidden",
+      "InvalidInput",
+      "NotFound",
+      "UserSuspensionSuccess"
+    ],
+    "UploadChunkResult": [
+      "InvalidInput",
+      "QuotaExceeded",
+      "RateLimited",
+      "UploadChunkSuccess"
+    ],
+    "UpsertModelResult": [
+      "Forbidden",
+      "InvalidInput",
+      "ModelSuccess"
+    ],
+    "UpsertPresetResult": [
+      "Forbidden",
+      "InvalidInput",
+      "NotFound",
+      "PresetSuccess"
+    ]
+  }
+};
+      export default result;
+    
