@@ -50,9 +50,11 @@ pytest: $(VENV)/.installed-dev
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/pytest tests/unit -q
 
-schema: $(VENV)/.installed
+# Everything derived from the schema: schema.graphql, docs/schema.md and the SDKs of sdk/.
+schema: $(VENV)/.installed-dev
 	$(BIN)/genhub export-schema
 	$(BIN)/python -m graph.schema_docs
+	$(BIN)/python scripts/sdk_codegen.py
 
 # Re-resolve every dependency (all extras, every Python from 3.11 on) into requirements.lock;
 # tests/unit/test_lock.py fails until this is run after a dependency change.
@@ -62,7 +64,7 @@ lock: $(VENV)/.installed-dev
 	$(BIN)/python scripts/lock_digest.py --write
 
 # The SDKs of sdk/ (TypeScript types and possibleTypes by graphql-codegen, the Python client by
-# ariadne-codegen) regenerated from schema.graphql and sdk/operations: run after `make schema`.
+# ariadne-codegen) regenerated from schema.graphql and sdk/operations (`make schema` runs it too).
 # tests/integration/test_sdk.py fails while the committed files are stale.
 sdk: $(VENV)/.installed-dev
 	$(BIN)/python scripts/sdk_codegen.py

@@ -148,7 +148,7 @@ def main(argv: list[str]) -> int:
         listed = "\n  ".join(stale)
         sys.stderr.write(
             f"the generated SDK files differ from schema.graphql and sdk/operations:\n  {listed}\n"
-            "run `make sdk` and commit the result\n"
+            "run `make sdk` (or `make schema`, which runs it too) and commit the result\n"
         )
         return 1
     print("sdk/ is up to date")  # noqa: T201

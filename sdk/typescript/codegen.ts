@@ -11,7 +11,7 @@ const config: CodegenConfig = {
     // Apollo Client's `possibleTypes`: without it `... on Error` fragments never match.
     "possible-types.ts": {
       plugins: ["fragment-matcher"],
-      config: { module: "es2015", useExplicitTyping: true },
+      config: { module: "es2015" },
     },
     "possible-types.json": { plugins: ["fragment-matcher"] },
     // Types of the inputs, enums and results of sdk/operations, and each operation as a

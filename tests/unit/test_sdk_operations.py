@@ -9,6 +9,7 @@ exactly the typed operation of the SDK.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from graphql import (
     print_ast,
     validate,
 )
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,10 +45,12 @@ class Shown:
     line: int
 
 
+@functools.cache
 def sdk_documents() -> dict[str, DocumentNode]:
     return {path.name: parse(path.read_text(encoding="utf-8")) for path in sorted(OPERATIONS.glob("*.graphql"))}
 
 
+@functools.cache
 def sdk_operations() -> dict[str, OperationDefinitionNode]:
     found: dict[str, OperationDefinitionNode] = {}
     for document in sdk_documents().values():
@@ -150,6 +153,7 @@ def test_the_guide_check_finds_what_it_must_refuse() -> None:
     assert "interpolation" in problems_of(interpolated, operations)[0]
 
 
+@settings(max_examples=50)
 @given(st.sampled_from(sorted(sdk_operations())), st.sampled_from(["python", "js"]), st.text(" \n\t", max_size=3))
 def test_any_sdk_operation_written_into_a_block_passes_however_it_is_spaced(name: str, lang: str, gap: str) -> None:
     # given an SDK operation pasted into a block, spaced differently than in sdk/operations
