@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.telemetry import TelemetryConfig
 from taskiq import AsyncBroker
 
-from graph import demo, dev_outbox, files, health
+from graph import demo, dev_outbox, files, health, ide
 from graph.callbacks import router as callbacks_router
 from graph.http import GraphQLHttp, build_router
 from graph.http_endpoint import GraphQLPostEndpoint
@@ -112,6 +112,7 @@ def build_app(settings: Settings, *, broker: AsyncBroker, run_tasks: TaskRunner)
     app.include_router(build_router(graphql))
     app.include_router(build_ws_router(schema, settings))
     app.include_router(demo.router)
+    app.include_router(ide.router)
     if settings.mail_outbox_enabled:
         app.include_router(dev_outbox.router)
     return app

@@ -2,8 +2,8 @@
 
 Everything gets a strict Content-Security-Policy (`default-src 'none'`, sandboxed): JSON
 needs nothing, and a user's file served from our origin (an SVG, say) can run nothing.
-Only the HTML pages we ship (GraphiQL at /graphql, the demo at /demo) get a page policy
-that allows their inline bootstrap scripts and the CDN GraphiQL loads from.
+Only the HTML pages we ship (GraphiQL at /graphql, the demo at /demo) get a page policy:
+scripts and styles from our own origin only (GraphiQL's assets are vendored, graph/ide.py).
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; sandbox"
 PAGE_PATHS = ("/graphql", "/demo")
-GRAPHIQL_CDN = "https://unpkg.com"
 HSTS = "max-age=31536000; includeSubDomains"
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
 
 def page_policy(host: str | None, *, production: bool) -> str:
-    """CSP for our own pages: scripts from us (inline included) and the GraphiQL CDN only."""
+    """CSP for our own pages: scripts and styles from this origin only, no inline script."""
     # Output images and videos come from presigned storage URLs on another host (S3, R2,
     # MinIO on http://localhost:9000 in development).
     media = "'self' data: blob: https:" + ("" if production else " http:")
@@ -32,9 +31,14 @@ def page_policy(host: str | None, *, production: bool) -> str:
     return "; ".join(
         (
             "default-src 'self'",
-            f"script-src 'self' 'unsafe-inline' {GRAPHIQL_CDN}",
-            f"style-src 'self' 'unsafe-inline' {GRAPHIQL_CDN}",
-            f"font-src 'self' data: {GRAPHIQL_CDN}",
+            "script-src 'self'",
+            "style-src 'self'",
+            # GraphiQL's dialogs (react-remove-scroll) add a <style> element with a computed
+            # scrollbar width, so neither a hash nor our origin can cover it; style attributes
+            # and every script stay limited to our origin.
+            "style-src-elem 'self' 'unsafe-inline'",
+            # GraphiQL's stylesheet embeds its fonts as data: URLs
+            "font-src 'self' data:",
             f"img-src {media}",
             f"media-src {media}",
             f"connect-src 'self'{sockets}",
