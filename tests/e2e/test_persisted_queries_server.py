@@ -21,12 +21,14 @@ import httpx
 import pytest
 
 from domain.persisted_documents import document_hash
+from infrastructure.trusted_documents import load_trusted_documents
 from tests.fixtures.node_tools import NodeTools
 from tests.fixtures.server import GENHUB, Server, serve
 
 pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).resolve().parent / "js" / "apq_client.mjs"
+REPO = Path(__file__).resolve().parents[2]
 MODELS = "query Models { models { slug } }"
 LOGOUT = "mutation Out { logout { __typename } }"
 OPERATIONS = {"Models": "query Models { models { slug } }", "ModelKinds": "query ModelKinds { models { slug kind } }"}
@@ -192,6 +194,24 @@ def test_a_trusted_only_server_runs_its_manifest_for_the_apollo_link_and_refuses
         # GraphiQL is off in this mode
         page = httpx.get(f"{server.url}/graphql", headers={"accept": "text/html"}, timeout=10)
         assert "graphiql" not in page.text.lower()
+
+
+def test_graphql_codegens_persisted_documents_pass_the_check_and_load(
+    manifest: Path, node_tools: NodeTools, tmp_path: Path
+) -> None:
+    # given graphql-codegen's client preset run over the same operations, with persistedDocuments on
+    result = node_json(node_tools, "-", "codegen", str(REPO / "schema.graphql"), str(manifest.parent), str(tmp_path))
+    documents = tmp_path / "persisted-documents.json"
+    assert len(result["documents"]) == len(OPERATIONS)
+    # then the check passes and the server's loader takes every document under its id
+    checked = subprocess.run(
+        [GENHUB, "documents", "check", str(documents)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout
+    trusted = load_trusted_documents(documents)
+    for key, body in result["documents"].items():
+        found = trusted.get(key.removeprefix("sha256:"))
+        assert found is not None and found.body == body
 
 
 def test_a_server_refuses_to_start_with_a_bad_manifest(tmp_path: Path) -> None:

@@ -209,6 +209,22 @@ async def test_trusted_only_over_the_websocket(trusted: GraphQLClient) -> None:
         assert await ws.receive_json() == {"id": "2", "type": "next", "payload": {"data": {"models": []}}}
 
 
+async def test_trusted_only_over_the_legacy_websocket_protocol(trusted: GraphQLClient) -> None:
+    async with AsgiWebSocket(trusted.app, subprotocols=("graphql-ws",)) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {await token(trusted)}"}})
+        assert (await ws.receive_json())["type"] == "connection_ack"
+        await ws.send_json({"id": "1", "type": "start", "payload": {"query": ME}})
+        while (refused := await ws.receive_json())["type"] == "ka":
+            pass
+        assert refused["type"] == "error" and refused["id"] == "1"
+        assert refused["payload"]["extensions"]["code"] == "PERSISTED_QUERY_NOT_TRUSTED"
+        await ws.send_json({"id": "2", "type": "start", "payload": {"extensions": apq(MODELS_HASH)}})
+        while (answer := await ws.receive_json())["type"] == "ka":
+            pass
+        # the id resolved to the trusted text, which legacy graphql-ws then judges: it runs subscriptions only
+        assert answer == {"id": "2", "type": "error", "payload": {"message": "queries are not allowed"}}
+
+
 async def test_a_bad_manifest_stops_the_start(make_settings: SettingsFactory, tmp_path: Path) -> None:
     manifest = tmp_path / "bad.json"
     manifest.write_text(json.dumps({MODELS_HASH: ME}))
@@ -261,3 +277,31 @@ async def test_hostile_extensions_never_fail_the_server(
     assert response.status_code in {200, 400, 405}, response.text
     assert "INTERNAL_SERVER_ERROR" not in response.text and "Traceback" not in response.text
     json.loads(response.text)
+
+
+@HOSTILE
+@given(
+    persisted=st.one_of(PERSISTED, JSONISH),
+    document_id=st.one_of(st.none(), st.just(f"sha256:{MODELS_HASH}"), JSONISH),
+    query=st.one_of(st.none(), st.just(MODELS)),
+)
+async def test_hostile_ids_over_the_websocket_answer_the_operation_and_keep_the_socket(
+    client: GraphQLClient, persisted: Any, document_id: Any, query: Any
+) -> None:
+    if not hasattr(client, "ws_token"):
+        client.ws_token = await token(client)  # type: ignore[attr-defined]
+    payload = {"extensions": {"persistedQuery": persisted}, "documentId": document_id, "query": query}
+    async with AsgiWebSocket(client.app) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"Authorization": f"Bearer {client.ws_token}"}})  # type: ignore[attr-defined]
+        assert (await ws.receive_json())["type"] == "connection_ack"
+        await ws.send_json(
+            {"id": "h", "type": "subscribe", "payload": {k: v for k, v in payload.items() if v is not None}}
+        )
+        answer = await ws.receive_json()
+        assert answer["id"] == "h" and answer["type"] in {"next", "error"}, answer
+        if answer["type"] == "error":
+            codes = {e.get("extensions", {}).get("code") for e in answer["payload"]}
+            assert codes <= {None, "BAD_REQUEST", "PERSISTED_QUERY_NOT_FOUND"}, answer
+        await ws.send_json({"type": "ping"})
+        while (message := await ws.receive_json())["type"] != "pong":
+            assert message["id"] == "h"  # the operation's own complete; the socket stays open

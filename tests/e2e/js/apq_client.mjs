@@ -4,6 +4,7 @@
 //   node apq_client.mjs URL fallback            a server without APQ: the link stops sending hashes
 //   node apq_client.mjs - manifest DIR OUT      Apollo's manifest generator over DIR/*.graphql, written to OUT
 //   node apq_client.mjs URL trusted MANIFEST    ids from the manifest (as @apollo/persisted-query-lists does)
+//   node apq_client.mjs - codegen SCHEMA DIR OUT graphql-codegen's client preset (persistedDocuments) into OUT/
 //
 // Prints one JSON object: each mode's results and every request the link sent
 // (method, whether it carried the text, whether it carried a hash).
@@ -89,6 +90,18 @@ async function main() {
     const manifest = await generatePersistedQueryManifest({ documents: [`${dir}/*.graphql`] }, undefined);
     writeFileSync(out, JSON.stringify(manifest, null, 2));
     return { manifest };
+  }
+  if (mode === "codegen") {
+    const { generate } = require("@graphql-codegen/cli");
+    const [schema, dir, out] = rest;
+    const config = {
+      schema,
+      documents: [`${dir}/*.graphql`],
+      silent: true,
+      generates: { [`${out}/`]: { preset: "client", presetConfig: { persistedDocuments: true } } },
+    };
+    await generate(config, true);
+    return { documents: JSON.parse(readFileSync(path.join(out, "persisted-documents.json"), "utf-8")) };
   }
   if (mode === "trusted") {
     const manifest = JSON.parse(readFileSync(rest[0], "utf-8"));
