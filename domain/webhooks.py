@@ -69,7 +69,6 @@ class DeliveryFailure(enum.StrEnum):
     TIMEOUT = "TIMEOUT"  # connect or whole-request deadline passed
     REDIRECTED = "REDIRECTED"  # a 3xx answer: redirects are never followed
     HTTP_STATUS = "HTTP_STATUS"  # any answer outside 2xx (and 3xx)
-    RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"  # the answer's body exceeded the cap (the status still counts)
 
 
 @dataclass(frozen=True, slots=True)

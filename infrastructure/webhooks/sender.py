@@ -179,16 +179,16 @@ class HttpWebhookSender:
                 return outcome(code, DeliveryFailure.REDIRECTED, f"HTTP {code}: redirects are not followed")
             if not 200 <= code < 300:
                 return outcome(code, DeliveryFailure.HTTP_STATUS, f"HTTP {code}")
+            # A 2xx is the receiver's acknowledgement: the message is delivered whatever follows.
+            # The answer is read up to the cap (then the connection is dropped), never beyond.
             try:
                 await self._read_capped(response)
             except _ResponseTooLarge:
-                return outcome(
-                    code, DeliveryFailure.RESPONSE_TOO_LARGE, f"HTTP {code}, answer over {self._max_bytes} bytes"
-                )
+                return outcome(code, None, f"HTTP {code}, answer over {self._max_bytes} bytes left unread")
             except httpx.TimeoutException:
-                return outcome(code, DeliveryFailure.TIMEOUT, f"HTTP {code}, answer not read in time")
+                return outcome(code, None, f"HTTP {code}, answer not read in time")
             except (httpx.HTTPError, OSError, ssl.SSLError):
-                return outcome(code, DeliveryFailure.CONNECT, f"HTTP {code}, connection lost while reading the answer")
+                return outcome(code, None, f"HTTP {code}, connection lost while reading the answer")
             return outcome(code, None, f"HTTP {code}")
         finally:
             await response.aclose()
