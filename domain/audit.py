@@ -34,6 +34,8 @@ class AuditAction(enum.StrEnum):
     UPSERT_PRESET = "upsert_preset"
     SET_ADMIN_SETTING = "set_admin_setting"
     APPLY_CATALOGUE = "apply_catalogue"
+    CREATE_API_KEY = "create_api_key"
+    REVOKE_API_KEY = "revoke_api_key"
 
 
 class AuditOutcome(enum.StrEnum):

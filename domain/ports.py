@@ -325,10 +325,10 @@ class TokenIssuer(Protocol):
 
 
 class AccessRevocations(Protocol):
-    async def announce(self, user_id: uuid.UUID) -> None:
-        """After a commit that changed the user's AccessState: every process forgets what it
-        remembered of it and checks the user's open connections. Best effort (never raises):
-        a process that misses it re-reads within the access gate's TTL."""
+    async def announce(self, user_id: uuid.UUID, *, api_key: uuid.UUID | None = None) -> None:
+        """After a commit that changed the user's AccessState (or revoked the user's key `api_key`):
+        every process forgets what it remembered of it and checks the user's open connections.
+        Best effort (never raises): a process that misses it re-reads within the access gate's TTL."""
         ...
 
 

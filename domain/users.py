@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.api_keys import Scope
 from domain.errors import Problems
 
 MIN_PASSWORD_LENGTH = 10
@@ -51,12 +52,17 @@ class Principal:
     `session_id` is the refresh-token family the token was issued for (None for tokens
     minted outside a sign-in, by the CLI or tests); `session_version` the user's
     `session_version` when it was issued. The access gate compares both with AccessState.
+
+    A principal proven by an API key (domain/api_keys.py) has `api_key_id` set and `scopes`
+    (what the key may do); a session's `scopes` is None (not restricted).
     """
 
     user_id: uuid.UUID
     role: Role
     session_id: uuid.UUID | None = None
     session_version: int = 0
+    api_key_id: uuid.UUID | None = None
+    scopes: frozenset[Scope] | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -79,6 +85,9 @@ class AccessState:
         """Why the principal's token is refused, or None when it is admitted."""
         if self.suspended:
             return "The account is suspended."
+        if principal.api_key_id is not None:
+            # Keys are not sessions: a password change or signing out everywhere leaves them working.
+            return None
         if principal.session_version < self.session_version:
             return "The session was ended (password changed or reset, or signed out everywhere): sign in again."
         if principal.session_id is not None and principal.session_id in self.ended_sessions:

@@ -10,7 +10,9 @@
   follows the schema's argument types, so an argument added later is covered as well.
 - A root field first asks the access gate whether a verified token is still admitted
   (`Context.confirm_account`): a vanished or suspended account, or an ended session, is
-  unauthenticated everywhere (subscriptions: when each one starts).
+  unauthenticated everywhere (subscriptions: when each one starts). A request made with an API
+  key is then held to the key's scopes (domain/api_scopes.py): FORBIDDEN for a field its
+  scopes do not cover, and for every field no scope covers.
 - A field whose result is a union answers an expected failure (a DomainError) with the
   union's member for it (graph/errors.py maps them); the union, declared once in the
   schema, is the whole list of what the resolver may answer. Anything the union cannot
@@ -136,11 +138,9 @@ def _guarded(field: GraphQLField, resolve: Callable[..., Any], *, root: bool, ch
         raise exc
 
     async def guarded(source: Any, info: Any, **arguments: Any) -> Any:
+        if root:
+            await _admit(info)
         try:
-            if root:
-                confirm = getattr(info.context, "confirm_account", None)
-                if confirm is not None:
-                    await confirm()
             if checks_text and arguments and (problems := argument_problems(field, arguments)):
                 raise InvalidInput(problems)
             result = resolve(source, info, **arguments)
@@ -151,6 +151,17 @@ def _guarded(field: GraphQLField, resolve: Callable[..., Any], *, root: bool, ch
             return answer(exc)
 
     return guarded
+
+
+async def _admit(info: Any) -> None:
+    """A root field: the access gate asked, then an API key's scope (GraphQL errors, never union members:
+    UNAUTHENTICATED or FORBIDDEN read the same on every field)."""
+    confirm = getattr(info.context, "confirm_account", None)
+    if confirm is not None:
+        await confirm()
+    authorize = getattr(info.context, "authorize_root", None)
+    if authorize is not None:
+        authorize(info.parent_type.name, info.field_name)
 
 
 def guard_schema(schema: GraphQLSchema) -> None:

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
-from domain.errors import Unauthenticated
+from domain.api_keys import INVALID_KEY, looks_like_key
+from domain.api_scopes import key_refusal
+from domain.errors import DomainError, Forbidden, RateLimited, Unauthenticated
 from domain.users import Principal
 from infrastructure.bootstrap import Services
 
@@ -23,9 +25,13 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class Credentials:
-    """What the client presented: a raw bearer token (or nothing)."""
+    """What the client presented: a raw bearer token (or nothing): an access token (JWT) or an API key."""
 
     token: str | None = None
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.token is not None and looks_like_key(self.token)
 
 
 @dataclass
@@ -42,12 +48,15 @@ class Context(BaseContext):
     #: suspended, session ended); `viewer` raises it.
     access_refused: Unauthenticated | None = None
     _account_confirmed: bool = False
+    #: An API key's verification (`authenticate`): its principal and expiry, or why it is refused.
+    _key_verified: tuple[Principal, datetime | None] | DomainError | None = None
+    _key_stale: bool = False
 
     def __post_init__(self) -> None:
         super().__init__()
 
     @cached_property
-    def _verified(self) -> tuple[Principal, datetime] | Unauthenticated | None:
+    def _token_verified(self) -> tuple[Principal, datetime | None] | Unauthenticated | None:
         if not self.credentials.token:
             return None
         try:
@@ -56,10 +65,56 @@ class Context(BaseContext):
             return exc
 
     @property
+    def _verified(self) -> tuple[Principal, datetime | None] | DomainError | None:
+        if self.credentials.is_api_key:
+            # Verified by `authenticate` (a read the first time a process meets the key); until then refused.
+            return self._key_verified if self._key_verified is not None else Unauthenticated(INVALID_KEY)
+        return self._token_verified
+
+    def adopt(self, credentials: Credentials) -> None:
+        """Take these credentials instead (a WebSocket's connection_init payload): verified afresh."""
+        self.credentials = credentials
+        self.__dict__.pop("_token_verified", None)
+        self._key_verified = None
+        self._account_confirmed = False
+
+    async def authenticate(self) -> None:
+        """Verify an API key (from this process's memo, or one read); nothing to do for a JWT."""
+        token = self.credentials.token
+        if token is None or not self.credentials.is_api_key:
+            return
+        if self._key_verified is not None and not self._key_stale:
+            return
+        self._key_stale = False
+        try:
+            self._key_verified = await self.services.api_keys.verify(token, before_read=self._key_read)
+        except (Unauthenticated, RateLimited) as exc:
+            self._key_verified = exc
+
+    async def _key_read(self) -> None:
+        """A key this process does not remember costs a read: limited per client address."""
+        from graph.throttle import ip_bucket, throttle
+
+        limit = self.services.settings.rate_limit_api_key_lookups
+        await throttle(self, [ip_bucket(self, "api-key-lookup", limit)])
+
+    def authorize_root(self, root_type: str, field_name: str) -> None:
+        """A key may call a root field only with the scope domain/api_scopes.py names for it (FORBIDDEN);
+        a key that failed verification is refused by every field, public ones too (UNAUTHENTICATED)."""
+        if not self.credentials.is_api_key:
+            return
+        principal = self.viewer  # raises for a refused key or account
+        if principal is None or principal.scopes is None:
+            return
+        reason = key_refusal(principal.scopes, root_type, field_name)
+        if reason is not None:
+            raise Forbidden(reason)
+
+    @property
     def viewer(self) -> Principal | None:
         """The caller, or None when anonymous; a bad token (or one the access gate refuses) raises Unauthenticated."""
         verified = self._verified
-        if isinstance(verified, Unauthenticated):
+        if isinstance(verified, DomainError):
             raise verified
         if self.access_refused is not None:
             raise self.access_refused
@@ -78,14 +133,18 @@ class Context(BaseContext):
         if self._account_confirmed:
             return
         self._account_confirmed = True
+        await self.authenticate()
         principal = self.principal
         if principal is not None:
+            # (an API key was just verified by `authenticate`: what is left to ask is its owner's account)
             reason = await self.services.accounts.refusal(principal)
             self.access_refused = Unauthenticated(reason) if reason is not None else None
 
     def reconfirm(self) -> None:
-        """A WebSocket's context lives as long as the connection: each operation is checked afresh."""
+        """A WebSocket's context lives as long as the connection: each operation is checked afresh
+        (an API key is verified again: from the memo, which forgets a revoked key at once)."""
         self._account_confirmed = False
+        self._key_stale = True  # the earlier answer serves the operations in flight until the new one is in
 
     @property
     def token_expires_at(self) -> datetime | None:

@@ -14,6 +14,8 @@ from strawberry.types.graphql import OperationType
 
 from graph.admin.mutations import AdminMutations
 from graph.admin.queries import AdminQueries
+from graph.api_keys.mutations import ApiKeyMutations
+from graph.api_keys.queries import ApiKeyQueries
 from graph.auth.mutations import AuthMutations, SessionMutations
 from graph.auth.queries import AuthQueries
 from graph.boards.mutations import BoardMutations
@@ -47,6 +49,7 @@ QUERIES: tuple[type, ...] = (
     ChunkQueries,
     DataExportQueries,
     AdminQueries,
+    ApiKeyQueries,
 )
 MUTATIONS: tuple[type, ...] = (
     AuthMutations,
@@ -58,6 +61,7 @@ MUTATIONS: tuple[type, ...] = (
     ChunkMutations,
     DataExportMutations,
     AdminMutations,
+    ApiKeyMutations,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (GenerationSubscriptions, CreditSubscriptions)
 

@@ -5,7 +5,9 @@ Only the WebSocket route is mounted here; GET/POST /graphql stay with ``graph.ht
 Authentication happens once per connection, at ``connection_init``: the token comes from
 the payload (``{"Authorization": "Bearer <jwt>"}``, ``{"token": "<jwt>"}`` or
 ``{"headers": {"Authorization": ...}}``) or else from the upgrade request's
-``Authorization`` header. A missing, invalid or expired token, or one the access gate
+``Authorization`` header; an API key (``ghk_...``) is accepted wherever a JWT is, and the
+connection's operations are held to its scopes. Revoking the key closes the connection
+with 4401 on every replica. A missing, invalid or expired token, or one the access gate
 refuses (account gone or suspended, session ended), closes the connection with 4401
 "Unauthorized" (legacy graphql-ws: a ``connection_error`` first). The gate is asked again
 when each operation starts, and an open connection is closed with 4401 the moment its
@@ -84,9 +86,9 @@ async def authenticate(context: Context, payload: Mapping[str, Any]) -> bool:
     the access gate admits."""
     token = token_from_payload(payload)
     if token is not None:
-        context.credentials = Credentials(token)
-        context.__dict__.pop("_verified", None)  # Context caches the verification
+        context.adopt(Credentials(token))
     try:
+        await context.authenticate()  # an API key: verified here (JWTs need no await)
         if context.principal is not None:
             await context.confirm_account()
         return context.viewer is not None

@@ -1,9 +1,12 @@
 """Access revocations across processes: announced on the broadcast, applied to each process's gate.
 
-`announce(user_id)` applies the revocation to this process's gate at once, then publishes
+`announce(user_id, api_key=...)` applies the revocation to this process's gate at once, then publishes
 it on the `genhub:access:revoked` channel (Redis pub/sub; in-process with `memory://`). Every
 process listens to that channel for its whole life and applies what arrives
-(`AccessGate.revoked`: forget the user's state, check the user's open connections).
+(`AccessGate.revoked`: forget the user's state, check the user's open connections). An
+announcement may name a revoked API key (`{"user": ..., "key": ...}`): the key is forgotten by
+each process's ApiKeyGate first, so the checks that follow read it again and close the
+connections it authenticated. Messages without a key (older processes') still decode.
 
 Announcements can be missed; what covers each case:
 - this process's pub/sub connection is down (or was down since the last look): the gate is
@@ -24,6 +27,7 @@ import uuid
 from typing import Any, Final
 
 from domain.use_cases.access_gate import AccessGate
+from domain.use_cases.api_key_gate import ApiKeyGate
 from infrastructure.pubsub.backoff import backoff_delay
 
 log = logging.getLogger("genhub.access")
@@ -31,29 +35,43 @@ log = logging.getLogger("genhub.access")
 CHANNEL: Final = "genhub:access:revoked"
 
 
-def encode(user_id: uuid.UUID) -> str:
-    return json.dumps({"user": str(user_id)})
+def encode(user_id: uuid.UUID, api_key: uuid.UUID | None = None) -> str:
+    body = {"user": str(user_id)}
+    if api_key is not None:
+        body["key"] = str(api_key)
+    return json.dumps(body)
 
 
-def decode(message: str) -> uuid.UUID:
-    """The announced user; ValueError for anything else."""
+def decode(message: str) -> tuple[uuid.UUID, uuid.UUID | None]:
+    """The announced user and revoked API key, if any (messages of older versions carry no key);
+    ValueError for anything else."""
     try:
         body = json.loads(message)
     except json.JSONDecodeError as exc:
         raise ValueError("not JSON") from exc
     if not isinstance(body, dict) or not isinstance(body.get("user"), str):
         raise ValueError("no user")
-    return uuid.UUID(body["user"])
+    key = body.get("key")
+    if key is not None and not isinstance(key, str):
+        raise ValueError("a key that is no string")
+    return uuid.UUID(body["user"]), uuid.UUID(key) if key is not None else None
 
 
 class BroadcastRevocations:
     """The AccessRevocations port on the process's broadcast, and the listener that feeds the gate."""
 
     def __init__(
-        self, broadcast: Any, gate: AccessGate, *, health_interval: float = 0.25, publish_timeout: float = 2.0
+        self,
+        broadcast: Any,
+        gate: AccessGate,
+        *,
+        keys: ApiKeyGate | None = None,
+        health_interval: float = 0.25,
+        publish_timeout: float = 2.0,
     ) -> None:
         self._broadcast = broadcast
         self._gate = gate
+        self._keys = keys
         self._health_interval = health_interval
         self._publish_timeout = publish_timeout
         self._tasks: list[asyncio.Task[None]] = []
@@ -63,11 +81,11 @@ class BroadcastRevocations:
         #: Announcements received from the channel (this process's own included).
         self.received = 0
 
-    async def announce(self, user_id: uuid.UUID) -> None:
-        await self._gate.revoked(user_id)
+    async def announce(self, user_id: uuid.UUID, *, api_key: uuid.UUID | None = None) -> None:
+        await self._apply(user_id, api_key)
         try:
             async with asyncio.timeout(self._publish_timeout):
-                await self._broadcast.publish(CHANNEL, encode(user_id))
+                await self._broadcast.publish(CHANNEL, encode(user_id, api_key))
         except Exception as exc:
             self.publish_failures += 1
             log.warning(
@@ -76,6 +94,12 @@ class BroadcastRevocations:
                 type(exc).__name__,
                 exc,
             )
+
+    async def _apply(self, user_id: uuid.UUID, api_key: uuid.UUID | None) -> None:
+        """Forget the key (if any) and the user's state, then check the user's open connections."""
+        if api_key is not None and self._keys is not None:
+            self._keys.forget(api_key)
+        await self._gate.revoked(user_id)
 
     async def start(self) -> None:
         """Listen until `stop`; returns once subscribed (announcements from now on are received)."""
@@ -111,11 +135,11 @@ class BroadcastRevocations:
                             self._gate.distrust()
                             await self._gate.trust()
                         try:
-                            user_id = decode(event.message)
+                            user_id, api_key = decode(event.message)
                         except ValueError as exc:
                             log.warning("ignoring a malformed access revocation (%s)", exc)
                             continue
-                        await self._gate.revoked(user_id)
+                        await self._apply(user_id, api_key)
             except asyncio.CancelledError:
                 raise
             except Exception:

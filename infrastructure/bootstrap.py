@@ -26,6 +26,7 @@ from domain.persisted_documents import ManifestError
 from domain.services.account_deletion import AccountDeletion
 from domain.services.accounts import Accounts
 from domain.services.admin import Administration
+from domain.services.api_keys import ApiKeys
 from domain.services.boards import Boards
 from domain.services.catalogue import Catalogue
 from domain.services.chunks import Chunks
@@ -93,6 +94,7 @@ class Services:
     storage: StorageUpkeep
     account_deletion: AccountDeletion
     data_exports: DataExports
+    api_keys: ApiKeys
     throttle: Throttle
     #: Persisted queries and trusted documents: which text a request that names a document runs.
     documents: Documents
@@ -324,6 +326,7 @@ def bind(c: Container) -> Services:
             ),
             policy=export_policy(s),
         ),
+        api_keys=ApiKeys(uow=c.uow, reads=c.read_uow, clock=c.clock, revocations=c.revocations, gate=c.api_key_gate),
         throttle=Throttle(c.limiter),
         documents=documents(c),
         cursors=c.cursors,

@@ -22,7 +22,9 @@ from domain.cursors import CursorCodec
 from domain.ports import EventPublisher, Mailer, ObjectStorage, OutboundMail, RateLimiter
 from domain.repositories import GenerationStarter
 from domain.use_cases.access_gate import AccessGate
+from domain.use_cases.api_key_gate import ApiKeyGate
 from infrastructure.access_revocations import BroadcastRevocations
+from infrastructure.api_key_usage import LastUsedFlusher
 from infrastructure.catalogue_cache import CatalogueCache
 from infrastructure.clock import SystemClock
 from infrastructure.db.driver_pool import FairPool
@@ -88,6 +90,10 @@ class Container:
     webhook_destinations: ResolvingDestinations
     #: Sends one signed webhook message (workers); its HTTP client is closed with the container.
     webhook_sender: HttpWebhookSender
+    #: What this process remembers of API keys, and when each was last used (domain/use_cases/api_key_gate.py).
+    api_key_gate: ApiKeyGate
+    #: Writes `api_key_gate`'s last-used moments in batches.
+    api_key_usage: LastUsedFlusher
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
@@ -183,9 +189,18 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             clock=clock,
             monotonic=time.monotonic,
         )
-        revocations = BroadcastRevocations(broadcast, access_gate)
+        api_key_gate = ApiKeyGate(
+            access=access_gate,
+            clock=clock,
+            monotonic=time.monotonic,
+            ttl_seconds=settings.api_key_cache_ttl_seconds,
+        )
+        revocations = BroadcastRevocations(broadcast, access_gate, keys=api_key_gate)
         await revocations.start()
         stack.push_async_callback(revocations.stop)
+        api_key_usage = LastUsedFlusher(api_key_gate, uow, interval_seconds=settings.api_key_last_used_flush_seconds)
+        api_key_usage.start()
+        stack.push_async_callback(api_key_usage.stop)
 
         http = build_http_client(settings)
         stack.push_async_callback(http.aclose)
@@ -221,4 +236,6 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             revocations=revocations,
             webhook_destinations=webhook_destinations,
             webhook_sender=webhook_sender,
+            api_key_gate=api_key_gate,
+            api_key_usage=api_key_usage,
         )

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     # How long a process trusts what it read of a user's access (suspended, sessions ended) when
     # an announcement of a change could have been lost (docs/security.md, "Ending sessions")
     access_gate_ttl_seconds: float = Field(default=30.0, gt=0)
+    # API keys (domain/use_cases/api_key_gate.py): how long a process trusts what it read of a key (a
+    # revocation is announced at once; this covers a lost announcement), how often each process writes
+    # the keys' lastUsedAt (its precision), and how many key reads a client address may cause per
+    # RATE_LIMIT_WINDOW_SECONDS (a key not yet remembered, or an invented one, costs one read)
+    api_key_cache_ttl_seconds: float = Field(default=30.0, gt=0)
+    api_key_last_used_flush_seconds: float = Field(default=30.0, gt=0, le=3600)
+    rate_limit_api_key_lookups: int = Field(default=60, ge=1)
     # password reset by e-mail: how long a link works, and the link ({token} is replaced;
     # empty: PUBLIC_BASE_URL/demo#reset={token}, the token in the fragment so no server logs it)
     password_reset_ttl_seconds: int = Field(default=1800, ge=60)

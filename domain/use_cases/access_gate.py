@@ -52,6 +52,8 @@ class AccessGate:
         self._monotonic = monotonic
         self._states: OrderedDict[uuid.UUID, tuple[AccessState, float]] = OrderedDict()
         self._forgotten = 0  # bumped by every forget: a read that overlapped one is not remembered
+        #: Bumped whenever everything is forgotten: what others remember (API keys) from before is stale.
+        self.epoch = 0
         self._trusted = True
         self._watchers: dict[uuid.UUID, dict[int, Check]] = {}
         self._next_watch = 0
@@ -95,6 +97,7 @@ class AccessGate:
 
     def forget_all(self) -> None:
         self._forgotten += 1
+        self.epoch += 1
         self._states.clear()
 
     async def revoked(self, user_id: uuid.UUID) -> None:

@@ -15,7 +15,7 @@ request, run one after the other):
 - each board the user is the only OWNER of is deleted (other members' generations in it
   stay theirs, detached); from the others the user is removed; invitations to the
   user's address go;
-- refresh tokens and password resets are deleted, every session ended (the access gate refuses the account's
+- refresh tokens and password resets are deleted, API keys revoked, every session ended (the access gate refuses the account's
   tokens on every replica at once, and its open subscriptions are closed, after the
   commit's announcement: domain/use_cases/sessions.py); the users row stays as a tombstone (the ledger names it):
   e-mail replaced by `deleted:<id>` (no address can take that form, and the real address
@@ -33,6 +33,7 @@ import uuid
 from datetime import datetime
 from typing import Protocol
 
+from domain.api_key_ports import ApiKeyRepository
 from domain.boards import BoardRole
 from domain.data_export_ports import DataExportRepository
 from domain.errors import InvalidCredentials
@@ -54,6 +55,9 @@ class DeletionUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def data_exports(self) -> DataExportRepository: ...
+
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
 
     async def __aenter__(self) -> DeletionUnitOfWork: ...
 
@@ -105,6 +109,7 @@ async def delete_account(
         keys += await _delete_content(uow, user_id, now, ended, canceled)
         await uow.refresh_tokens.delete_all_of(user_id)
         await uow.password_resets.delete_all_of(user_id)
+        await uow.api_keys.revoke_all_of(user_id, now)
         await storage_deletions.queue(uow, keys, now)
         await uow.commit()
     # Every process forgets the account (the gate refuses a tombstone) and closes its open subscriptions.

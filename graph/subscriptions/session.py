@@ -71,10 +71,15 @@ def watch_access(context: Context) -> Callable[[], None]:
     if principal is None:
         return lambda: None
 
+    token = context.credentials.token if context.credentials.is_api_key else None
+
     async def check() -> None:
         if not is_open(context):
             return
-        reason = await context.services.accounts.refusal(principal)
+        if token is not None:  # the key itself (revoked, expired), then its owner's account
+            reason = await context.services.api_keys.refusal(token)
+        else:
+            reason = await context.services.accounts.refusal(principal)
         if reason is not None:
             text = f"Unauthorized: {reason}".encode()[:MAX_CLOSE_REASON].decode(errors="ignore")
             await close_connection(context, UNAUTHORIZED, text)

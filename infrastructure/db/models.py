@@ -85,6 +85,22 @@ class PasswordResetRow(Base):
     used_at: Mapped[datetime | None]
 
 
+class ApiKeyRow(Base):
+    """One API key: its public lookup id, the SHA-256 of its secret, its scopes (comma-separated)."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    lookup_id: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
 class BoardRow(Base):
     __tablename__ = "boards"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

@@ -8,6 +8,7 @@ from sqlalchemy import Table
 
 from infrastructure.db.models import (
     AdminSettingRow,
+    ApiKeyRow,
     AssetRow,
     AuditLogRow,
     BoardInvitationRow,
@@ -45,3 +46,4 @@ OUTBOUND_EMAILS = cast(Table, OutboundEmailRow.__table__)
 STORAGE_DELETIONS = cast(Table, StorageDeletionRow.__table__)
 DATA_EXPORTS = cast(Table, DataExportRow.__table__)
 AUDIT_LOG = cast(Table, AuditLogRow.__table__)
+API_KEYS = cast(Table, ApiKeyRow.__table__)

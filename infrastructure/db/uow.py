@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.errors import ServiceUnavailable
+from infrastructure.db.repositories.api_keys import SqlApiKeyRepository
 from infrastructure.db.repositories.audit_log import SqlAuditLog
 from infrastructure.db.repositories.boards import SqlBoardRepository
 from infrastructure.db.repositories.catalogue import SqlAdminSettingsRepository, SqlCatalogueRepository
@@ -43,6 +44,7 @@ class SqlRepositories:
     data_exports: SqlDataExportRepository
     user_directory: SqlUserDirectory
     audit: SqlAuditLog
+    api_keys: SqlApiKeyRepository
 
     def __init__(self, session: AsyncSession) -> None:
         self._attach(session)
@@ -62,6 +64,7 @@ class SqlRepositories:
         self.data_exports = SqlDataExportRepository(session)
         self.user_directory = SqlUserDirectory(session)
         self.audit = SqlAuditLog(session)
+        self.api_keys = SqlApiKeyRepository(session)
 
     def _take(self, other: SqlRepositories) -> None:
         self.users = other.users
@@ -78,6 +81,7 @@ class SqlRepositories:
         self.data_exports = other.data_exports
         self.user_directory = other.user_directory
         self.audit = other.audit
+        self.api_keys = other.api_keys
 
 
 class SqlUnitOfWork(SqlRepositories):

@@ -129,6 +129,17 @@ async def owners_export(subject: Subject, persona: str) -> str:
     return subject.export_id
 
 
+async def owners_api_key(subject: Subject, persona: str) -> str:
+    """A fresh API key of the owner's (each cell revokes its own)."""
+    body = await subject.world.data(
+        "owner",
+        'mutation { createApiKey(input: {name: "matrix", scopes: ["read"]}) '
+        "{ ... on CreateApiKeySuccess { apiKey { id } } } }",
+    )
+    key_id: str = body["createApiKey"]["apiKey"]["id"]
+    return key_id
+
+
 GENERATION = lambda s, p: s.world.generation_id  # noqa: E731
 CHUNK = lambda s, p: s.chunk_id  # noqa: E731
 MODEL = lambda s, p: s.world.model_id  # noqa: E731
@@ -344,6 +355,22 @@ ROWS: dict[str, Row] = {
     "Mutation.deleteAccount": Row(  # with a wrong password: the personas stay (the right one: test_account_deletion)
         'mutation { deleteAccount(input: {password: "not the password"}) { __typename } }',
         (U, *["InvalidCredentials"] * 5),  # type: ignore[arg-type]
+    ),
+    # ---------------------------------------------------------------- API keys (the owner's)
+    "Query.apiKeys": Row(
+        "query($u: ID) { apiKeys(userId: $u) { id } }",
+        (U, F, F, F, "hidden", "hidden"),
+        of(u=lambda s, p: s.world.user_ids["owner"]),
+    ),
+    "Mutation.createApiKey": Row(
+        'mutation($u: ID) { createApiKey(input: {name: "matrix", scopes: ["read"], userId: $u}) { __typename } }',
+        (U, "Forbidden", "Forbidden", "Forbidden", "CreateApiKeySuccess", "CreateApiKeySuccess"),
+        of(u=lambda s, p: s.world.user_ids["owner"]),
+    ),
+    "Mutation.revokeApiKey": Row(
+        "mutation($k: ID!) { revokeApiKey(id: $k) { __typename } }",
+        (U, "NotFound", "NotFound", "NotFound", "RevokeApiKeySuccess", "RevokeApiKeySuccess"),
+        of(k=owners_api_key),
     ),
     # ---------------------------------------------------------------- administration
     "Mutation.grantCredits": Row(

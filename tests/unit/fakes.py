@@ -303,10 +303,13 @@ class FakeRevocations:
 
     def __init__(self) -> None:
         self.announced: list[uuid.UUID] = []
+        self.keys_announced: list[uuid.UUID] = []
         self.gate: Any = None
 
-    async def announce(self, user_id: uuid.UUID) -> None:
+    async def announce(self, user_id: uuid.UUID, *, api_key: uuid.UUID | None = None) -> None:
         self.announced.append(user_id)
+        if api_key is not None:
+            self.keys_announced.append(api_key)
         if self.gate is not None:
             await self.gate.revoked(user_id)
 
