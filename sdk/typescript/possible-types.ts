@@ -48,6 +48,13 @@
       "InvalidState",
       "NotFound"
     ],
+    "CreateApiKeyResult": [
+      "CreateApiKeySuccess",
+      "Forbidden",
+      "InvalidInput",
+      "NotFound",
+      "QuotaExceeded"
+    ],
     "CreateBoardResult": [
       "BoardSuccess",
       "InvalidInput"
@@ -160,6 +167,11 @@
       "InvalidInput",
       "RateLimited",
       "ResetPasswordSuccess"
+    ],
+    "RevokeApiKeyResult": [
+      "Forbidden",
+      "NotFound",
+      "RevokeApiKeySuccess"
     ],
     "RevokeBoardInvitationResult": [
       "BoardSuccess",
