@@ -138,7 +138,8 @@ def test_example_runs_as_written(example: Example, docs_server: DocsServer, requ
     if example.requires:
         require_tool(example.requires)
     cwd = docs_server.workdir
-    env = {**os.environ, "GENHUB": docs_server.url, "TOKEN": docs_server.token, "PYTHONPATH": str(PYTHON_SDK)}
+    python_path = os.pathsep.join(filter(None, [str(PYTHON_SDK), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "GENHUB": docs_server.url, "TOKEN": docs_server.token, "PYTHONPATH": python_path}
     if example.kind == "sh":
         require_tool("curl")
         command = ["bash", "-euo", "pipefail", "-c", code]
