@@ -114,6 +114,17 @@ async def _grant(settings: Settings, email: str, amount: int, reason: str, key: 
     return 0
 
 
+def startup_banner(base_url: str, *, developer_pages: bool) -> list[str]:
+    """What `genhub serve` prints first: where it listens and, when they are on, the demo and GraphiQL."""
+    if not developer_pages:
+        return [f"genhub on {base_url}  (no demo page or GraphiQL: GRAPHIQL is off)"]
+    return [
+        f"genhub on {base_url}",
+        f"  demo page: {base_url}/demo",
+        f"  GraphiQL:  {base_url}/graphql",
+    ]
+
+
 def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
     from infrastructure.logging_setup import configure_process_logging, uvicorn_log_config
 
@@ -139,7 +150,8 @@ def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
     if "public_base_url" not in settings.model_fields_set and not settings.is_production:
         # Signed /files URLs must name the port this server listens on (`make run PORT=9000`).
         settings = settings.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
-    _print(f"genhub on http://{shown}:{port}  (GraphiQL: http://{shown}:{port}/graphql)")
+    for line in startup_banner(f"http://{shown}:{port}", developer_pages=settings.graphiql_enabled):
+        _print(line)
     if token:
         _print(f"demo account: {settings.demo_email} / {settings.demo_password}")
         _print(f'access token (24 h), paste as header {{"Authorization": "Bearer {token}"}}')

@@ -19,6 +19,7 @@ from taskiq import AsyncBroker
 
 from graph import demo, dev_outbox, files, health, ide
 from graph.callbacks import router as callbacks_router
+from graph.cors import origin_regex
 from graph.http import GraphQLHttp, build_router
 from graph.http_endpoint import GraphQLPostEndpoint
 from graph.limits import query_limits
@@ -83,10 +84,12 @@ def build_app(settings: Settings, *, broker: AsyncBroker, run_tasks: TaskRunner)
     # Middlewares run outermost-last-added: JSON POSTs to /graphql are answered innermost,
     # inside every layer below, but before FastAPI's routing.
     app.add_middleware(GraphQLPostEndpoint, handler=graphql)
-    if settings.cors_origins:
+    local_origins = origin_regex(settings)  # development: any http://localhost:<port> page (graph/cors.py)
+    if settings.cors_origins or local_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
+            allow_origin_regex=local_origins,
             allow_methods=["GET", "POST", "OPTIONS"],
             # Apollo Client sends the apollo-* headers: the upload preflight header and, when the
             # app names itself (clientAwareness), its name and version.

@@ -39,6 +39,7 @@ from datetime import timedelta
 from typing import Any, Final, cast
 
 import strawberry
+from fastapi import WebSocket
 from fastapi.routing import APIWebSocketRoute
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
@@ -53,6 +54,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 from domain.errors import Unauthenticated
 from graph.client_address import client_address
 from graph.context import Context, Credentials
+from graph.cors import is_local_development_origin
 from graph.http import bearer_token
 from graph.persisted_documents import fill_payload
 from graph.schema import GenhubSchema
@@ -249,6 +251,7 @@ class SubscriptionRouter(GraphQLRouter[Context, None]):
     def __init__(self, schema: strawberry.Schema, settings: Settings) -> None:
         #: Read by FrameReader: larger text frames are refused with 4400 (uvicorn's ws_max_size says 1009 first).
         self.max_message_bytes = settings.ws_max_message_bytes
+        self.settings = settings
         super().__init__(
             schema,
             path="/graphql",
@@ -265,6 +268,12 @@ class SubscriptionRouter(GraphQLRouter[Context, None]):
         )
         # GET/POST /graphql belong to graph.http: keep only the WebSocket route.
         self.routes[:] = [route for route in self.routes if isinstance(route, APIWebSocketRoute)]
+
+    def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
+        """`CORS_ORIGINS`, and in development a page on localhost (graph/cors.py), as for HTTP."""
+        return super().is_websocket_origin_allowed(request, origin) or is_local_development_origin(
+            origin, self.settings
+        )
 
     async def connection_context(self, connection: HTTPConnection) -> Context:
         """Built once per connection; the upgrade's Authorization header is the fallback token."""

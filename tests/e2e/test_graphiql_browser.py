@@ -114,6 +114,9 @@ def run(page: Any, query: str, expect: str) -> dict[str, Any]:
 
 def test_graphiql_runs_offline_under_its_policy(tmp_path: Path) -> None:
     with serve(SERVER_ENV, tmp_path) as server, offline_page(server, "graphiql") as (page, elsewhere):
+        # (the start-up banner names both developer pages)
+        assert f"demo page: {server.url}/demo" in server.output()
+        assert f"GraphiQL:  {server.url}/graphql" in server.output()
         demo = httpx.get(f"{server.url}/demo/config.json").json()["demoAccount"]
         assert demo["email"] == DEMO_EMAIL
 
