@@ -74,6 +74,24 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         yield Api(f"{server.url}/graphql", "ws" + server.url.removeprefix("http") + "/graphql", asyncio.run(sign_in()))
 
 
+CREATE_KEY = """mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) {
+  __typename ... on CreateApiKeySuccess { key } ... on Error { code message } } }"""
+
+
+def create_api_key(api: Api, scopes: list[str]) -> str:
+    """A key of the demo account (made with its signed-in session, as keys must be)."""
+    variables = {"input": {"name": f"sdk-{uuid.uuid4().hex[:8]}", "scopes": scopes}}
+    answer = httpx.post(
+        api.url,
+        json={"query": CREATE_KEY, "variables": variables},
+        headers={"Authorization": f"Bearer {api.token}"},
+        timeout=10,
+    ).json()
+    created = answer["data"]["createApiKey"]
+    assert created["__typename"] == "CreateApiKeySuccess", created
+    return str(created["key"])
+
+
 def register(api: Api) -> str:
     """A new account's access token (it has no credits)."""
     credentials = {"email": f"partner-{uuid.uuid4().hex[:12]}@example.com", "password": "a long password 1"}
@@ -195,3 +213,26 @@ def test_any_credentials_get_a_typed_answer(api: Api, email: str, password: str)
         assert answer.errors[0].extensions and answer.errors[0].extensions["code"] in {"BAD_REQUEST", "INVALID_INPUT"}
     else:
         assert isinstance(answer, LoginLoginInvalidCredentials | LoginLoginInvalidInput | LoginLoginRateLimited)
+
+
+async def test_an_api_key_takes_the_tokens_place_within_its_scopes(api: Api) -> None:
+    # given a key that may read and generate, and one that may only read
+    generating, reading = create_api_key(api, ["read", "generate"]), create_api_key(api, ["read"])
+
+    # when each starts a generation through the client, and the first watches it
+    async with api.client(generating) as partner:
+        model = (await partner.image_models()).models[0]
+        started = (await partner.generate(GenerateInput(model_id=model.id, prompt="by key"))).generate
+        assert isinstance(started, GenerateGenerateGenerateSuccess), started
+        async with asyncio.timeout(60):
+            statuses = [e.generation_updated.generation.status async for e in partner.watch(started.generation.id)]
+    async with api.client(reading) as reader:
+        listed = (await reader.image_models()).models
+        with pytest.raises(GraphQLClientGraphQLMultiError) as refused:
+            await reader.generate(GenerateInput(model_id=model.id, prompt="out of scope"))
+
+    # then the key works over HTTP and WebSocket, and a scope it lacks is FORBIDDEN
+    assert statuses[-1] is GenerationStatus.SUCCEEDED
+    assert listed
+    assert refused.value.errors[0].extensions is not None
+    assert refused.value.errors[0].extensions["code"] == "FORBIDDEN"
