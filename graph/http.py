@@ -152,6 +152,7 @@ class GraphQLHttp:
     def __init__(self, schema: GenhubSchema, settings: Settings) -> None:
         self.schema = schema
         self.settings = settings
+        documents.schema_namespace(schema)  # printed once now, not during a first request
 
     def context(self, request: Request, params: GraphQLParams) -> Context:
         ctx = Context(

@@ -41,6 +41,7 @@ from typing import Any, Final, cast
 import strawberry
 from fastapi import WebSocket
 from fastapi.routing import APIWebSocketRoute
+from graphql import GraphQLFormattedError
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -145,13 +146,18 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await refuse(self.websocket, problem or "", client=self.context.client_ip)
             return
         if message.get("type") == "subscribe":
-            schema = cast(GenhubSchema, self.schema)
-            error = await fill_payload(self.context.services, schema, message.get("payload"), self.context.client_ip)
-            if error is not None:  # an unknown or untrusted document: this operation's error, the socket stays
-                await self.send_message(ErrorMessage(id=str(message.get("id")), type="error", payload=[error]))
-                return
+            if self.connection_acknowledged:  # before, strawberry closes with 4401: nothing is looked up
+                error = await self.named_document(message.get("payload"))
+                if error is not None:  # an unknown or untrusted document: this operation's error, the socket stays
+                    await self.send_message(ErrorMessage(id=str(message.get("id")), type="error", payload=[error]))
+                    return
             self.context.reconfirm()  # each operation asks the access gate afresh
         await super().handle_message(message)
+
+    async def named_document(self, payload: object) -> GraphQLFormattedError | None:
+        """The payload's text put in place when it names a document by id (graph/persisted_documents.py)."""
+        schema = cast(GenhubSchema, self.schema)
+        return await fill_payload(self.context.services, schema, payload, self.context.client_ip)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         payload = message.get("payload") or {}
@@ -210,13 +216,18 @@ class LegacyWsHandler(BaseGraphQLWSHandler[Context, None]):
             await self.send_message(legacy_error(message, problem, client=self.context.client_ip))
             return
         if message.get("type") == "start":
-            schema = cast(GenhubSchema, self.schema)
-            error = await fill_payload(self.context.services, schema, message.get("payload"), self.context.client_ip)
-            if error is not None:
-                await self.send_message(LegacyErrorMessage(type="error", id=str(message.get("id")), payload=error))
-                return
+            if self.connection_acknowledged:
+                error = await self.named_document(message.get("payload"))
+                if error is not None:
+                    await self.send_message(LegacyErrorMessage(type="error", id=str(message.get("id")), payload=error))
+                    return
             self.context.reconfirm()  # each operation asks the access gate afresh
         await super().handle_message(message)
+
+    async def named_document(self, payload: object) -> GraphQLFormattedError | None:
+        """The payload's text put in place when it names a document by id (graph/persisted_documents.py)."""
+        schema = cast(GenhubSchema, self.schema)
+        return await fill_payload(self.context.services, schema, payload, self.context.client_ip)
 
     async def handle_connection_init(self, message: LegacyInitMessage) -> None:
         if self.connection_acknowledged:

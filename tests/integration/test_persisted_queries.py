@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from domain.persisted_documents import document_hash
 from tests.fixtures.app import GraphQLClient, SettingsFactory, running_app
-from tests.integration.asgi_websocket import AsgiWebSocket
+from tests.integration.asgi_websocket import AsgiWebSocket, WebSocketClosed
 
 MODELS = "query Models { models { slug } }"
 MODELS_HASH = document_hash(MODELS)
@@ -160,6 +160,14 @@ async def test_over_the_websocket_a_hash_misses_registers_and_hits(client: Graph
         assert (await ws.receive_json())["type"] == "complete"
         await ws.send_json({"id": "3", "type": "subscribe", "payload": {"extensions": apq(MODELS_HASH)}})
         assert await ws.receive_json() == {"id": "3", "type": "next", "payload": {"data": {"models": []}}}
+
+
+async def test_a_hash_before_connection_init_closes_the_socket_unlooked_up(client: GraphQLClient) -> None:
+    async with AsgiWebSocket(client.app) as ws:
+        await ws.send_json({"id": "1", "type": "subscribe", "payload": {"extensions": apq(MODELS_HASH)}})
+        with pytest.raises(WebSocketClosed) as closed:
+            await ws.receive_json()
+        assert closed.value.code == 4401
 
 
 # ---------------------------------------------------------------- trusted documents
