@@ -301,3 +301,44 @@ async def test_sigterm_of_a_replica_closes_its_subscriptions_with_1012_and_finis
         await on_a.close()
     finally:
         await a.aclose()
+
+
+CREATE_KEY = """mutation { createApiKey(input: {name: "replicas", scopes: ["read"]}) {
+  ... on CreateApiKeySuccess { key apiKey { id } } } }"""
+REVOKE_KEY = "mutation($id: ID!) { revokeApiKey(id: $id) { __typename } }"
+CREDITS = "subscription Credits { creditsChanged { available } }"
+
+
+async def test_an_api_key_revoked_on_replica_a_is_refused_on_b_within_a_second_and_its_subscription_closed(
+    whole_topology: Topology,
+) -> None:
+    topology = whole_topology
+    a, b = Api(topology.replica("A").http_url), Api(topology.replica("B").http_url)
+    try:
+        # given a key that replica B knows (remembered by its memo) and a subscription it opened on B
+        user = await a.register("key")
+        made = (await a.execute(CREATE_KEY, token=user.token))["createApiKey"]
+        key, key_id = made["key"], made["apiKey"]["id"]
+        assert (await b.execute(ME, token=key))["me"]["id"] == str(user.user_id)
+        ws = await TransportWs.connect(topology.replica("B").ws_url, {"Authorization": f"Bearer {key}"})
+        await ws.subscribe(CREDITS)
+        await wait_for_numsub(topology.redis_url, channel(user), 1)
+
+        # when the owner revokes it through replica A
+        await a.execute(REVOKE_KEY, {"id": key_id}, token=user.token)
+        revoked = time.monotonic()
+
+        # then within a second of the revocation B has closed the key's subscription with 4401 (as for an
+        # ended session) and refuses the key
+        assert await ws.wait_closed(timeout=1.0) == 4401
+
+        async def refused_on_b() -> bool:
+            headers = {"Authorization": f"Bearer {key}"}
+            body = (await b.http.post("/graphql", json={"query": ME}, headers=headers)).json()
+            return [e["extensions"]["code"] for e in body.get("errors") or []] == ["UNAUTHENTICATED"]
+
+        await eventually(refused_on_b, what="replica B refusing the revoked key", timeout=1.0)
+        assert time.monotonic() - revoked < 1.0
+    finally:
+        await a.aclose()
+        await b.aclose()

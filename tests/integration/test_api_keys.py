@@ -8,12 +8,18 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from domain.api_keys import INVALID_KEY, MAX_KEYS_PER_USER
-from tests.fixtures.app import GraphQLClient, SettingsFactory, admin_token, register_user, running_app
+from graph.http import bearer_token
+from tests.fixtures.app import GraphQLClient, admin_token, app_settings, register_user, running_app
+from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
 from tests.fixtures.waiting import eventually
 from tests.integration.asgi_websocket import AsgiWebSocket, WebSocketClosed
 
@@ -64,9 +70,21 @@ def messages(body: dict[str, Any]) -> list[str]:
     return [str(e.get("message")) for e in body.get("errors") or []]
 
 
-@pytest.fixture
-async def client(clean_postgres: str, make_settings: SettingsFactory) -> AsyncIterator[GraphQLClient]:
-    async with running_app(make_settings(database_url=clean_postgres)) as c:
+@pytest.fixture(scope="module")
+async def client(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GraphQLClient]:
+    """One app for the module on the session's PostgreSQL, emptied once: every test makes accounts of its own."""
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute(f"TRUNCATE {TABLES} CASCADE")
+    finally:
+        await conn.close()
+    settings = app_settings(
+        tmp_path_factory.mktemp("keys-pg"),
+        database_url=asyncpg_to_sqlalchemy(postgres_dsn),
+        rate_limit_register=100_000,  # every test signs up accounts of its own from one address
+        rate_limit_login=100_000,
+    )
+    async with running_app(settings) as c:
         yield c
 
 
@@ -121,10 +139,11 @@ async def test_the_secret_is_stored_only_as_its_hash(client: GraphQLClient) -> N
     async with client.container.engine.connect() as conn:
         from sqlalchemy import text
 
-        rows = (await conn.execute(text("SELECT lookup_id, secret_hash FROM api_keys"))).all()
-    [(lookup, stored)] = rows
+        lookup = key.split("_")[1]
+        rows = (await conn.execute(text("SELECT secret_hash FROM api_keys WHERE lookup_id = :l"), {"l": lookup})).all()
+    [(stored,)] = rows
     secret = key.split("_", 2)[2]
-    assert lookup in key and secret not in stored and len(stored) == 64
+    assert secret not in stored and len(stored) == 64
 
 
 async def test_malformed_unknown_expired_and_wrong_secret_keys_read_the_same(client: GraphQLClient) -> None:
@@ -335,10 +354,8 @@ async def test_keys_are_verified_from_memory_and_last_use_is_written_in_batches(
     assert listed["id"] == key_id and listed["lastUsedAt"] is not None
 
 
-async def test_a_flood_of_invented_keys_is_throttled_per_address(
-    clean_postgres: str, make_settings: SettingsFactory
-) -> None:
-    async with running_app(make_settings(database_url=clean_postgres, rate_limit_api_key_lookups=3)) as client:
+async def test_a_flood_of_invented_keys_is_throttled_per_address(tmp_path: Path) -> None:
+    async with running_app(app_settings(tmp_path, rate_limit_api_key_lookups=3)) as client:
         gate = client.container.api_key_gate
         answers = []
         for i in range(8):
@@ -375,3 +392,49 @@ async def test_a_bad_key_is_refused_at_connection_init(client: GraphQLClient) ->
         with pytest.raises(WebSocketClosed) as closed:
             await ws.receive_json()
     assert closed.value.code == 4401
+
+
+# ------------------------------------------------------------------ hostile Authorization headers
+
+HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=120)
+
+
+@st.composite
+def authorization_values(draw: st.DrawFn) -> str:
+    """Whatever a client may put in the header: junk, a Bearer of junk, things shaped almost like keys or JWTs."""
+    hex16 = st.text(alphabet="0123456789abcdef", min_size=16, max_size=16)
+    b64 = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", min_size=0, max_size=50)
+    body = draw(
+        st.one_of(
+            HEADER_TEXT,
+            st.builds(lambda t: "ghk_" + t, HEADER_TEXT),
+            st.builds(lambda h, s: f"ghk_{h}_{s}", hex16, b64),
+            st.builds(lambda x, y, z: f"{x}.{y}.{z}", b64, b64, b64),
+        )
+    )
+    scheme = draw(st.sampled_from(["Bearer ", "bearer ", "BEARER  ", "Basic ", "", "Bearer"]))
+    return scheme + body
+
+
+@pytest.fixture(scope="module")
+async def sqlite_client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[GraphQLClient]:
+    settings = app_settings(tmp_path_factory.mktemp("keys"), rate_limit_api_key_lookups=100_000)
+    async with running_app(settings) as c:
+        yield c
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=authorization_values())
+async def test_any_authorization_header_is_anonymous_or_unauthenticated_never_an_error(
+    sqlite_client: GraphQLClient, value: str
+) -> None:
+    response = await sqlite_client.http.post("/graphql", json={"query": ME}, headers={"Authorization": value})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    if body.get("errors"):
+        assert codes(body) == ["UNAUTHENTICATED"], (value, body)
+        token = bearer_token({"authorization": value}) or ""
+        if token.startswith("ghk_"):  # meant as a key: the one message of every bad key
+            assert messages(body) == [INVALID_KEY], (value, body)
+    else:
+        assert body["data"] == {"me": None}, (value, body)  # no token at all
