@@ -33,6 +33,9 @@ FIELD_SCOPES: Final[dict[str, Scope]] = {
     "Subscription.generationUpdated": Scope.READ,
     "Subscription.myGenerationEvents": Scope.READ,
     "Subscription.creditsChanged": Scope.READ,
+    "Query.webhookEndpoints": Scope.READ,
+    "Query.webhookEndpoint": Scope.READ,
+    "Query.webhookDeliveries": Scope.READ,
     # starting and managing work
     "Mutation.generate": Scope.GENERATE,
     "Mutation.cancelGeneration": Scope.GENERATE,
@@ -47,6 +50,7 @@ FIELD_SCOPES: Final[dict[str, Scope]] = {
     "Mutation.revokeBoardInvitation": Scope.GENERATE,
     "Mutation.acceptBoardInvitation": Scope.GENERATE,
     "Mutation.declineBoardInvitation": Scope.GENERATE,
+    "Mutation.redeliverWebhook": Scope.GENERATE,
     # files
     "Mutation.uploadChunk": Scope.UPLOAD,
     "Mutation.requestChunkUpload": Scope.UPLOAD,
@@ -84,6 +88,12 @@ SESSION_ONLY: Final = frozenset(
         "Query.apiKeys",
         "Mutation.createApiKey",
         "Mutation.revokeApiKey",
+        # webhook endpoints and signing secrets: a secret is a credential, shown to a session only
+        "Mutation.createWebhookEndpoint",
+        "Mutation.updateWebhookEndpoint",
+        "Mutation.deleteWebhookEndpoint",
+        "Mutation.rotateWebhookSecret",
+        "Mutation.rotateWebhookSigningSecret",
     }
 )
 

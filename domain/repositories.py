@@ -19,6 +19,7 @@ from domain.invitations import BoardInvitation, InvitationView
 from domain.media import MediaInfo
 from domain.pagination import Page, PageRequest
 from domain.users import AccessState, Role, User
+from domain.webhook_ports import WebhookRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -560,6 +561,8 @@ class UnitOfWork(Protocol):
     def user_directory(self) -> UserDirectory: ...
     @property
     def audit(self) -> AuditLog: ...
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *args: object) -> None: ...

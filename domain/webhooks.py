@@ -184,14 +184,16 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: int) ->
 # ---------------------------------------------------------------- retries
 
 
-def retry_delay(attempts_made: int, jitter: float) -> timedelta | None:
+def retry_delay(attempts_made: int, jitter: float, delays: Sequence[timedelta] = RETRY_DELAYS) -> timedelta | None:
     """The wait before the next attempt after `attempts_made` failed ones; None when they are spent.
 
-    `jitter` is a random number in [0, 1) (the caller's: the domain draws none).
+    `jitter` is a random number in [0, 1) (the caller's: the domain draws none). `delays` is the
+    schedule (`RETRY_DELAYS` unless the deployment configures its own, e.g. a short one in tests):
+    `len(delays) + 1` attempts in all.
     """
-    if attempts_made < 1 or attempts_made > len(RETRY_DELAYS):
+    if attempts_made < 1 or attempts_made > len(delays):
         return None
-    base = RETRY_DELAYS[attempts_made - 1]
+    base = delays[attempts_made - 1]
     return base * (1 + RETRY_JITTER * min(max(jitter, 0.0), 1.0))
 
 

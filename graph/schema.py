@@ -38,6 +38,8 @@ from graph.streaming import stream_planned
 from graph.subscriptions.credits import CreditSubscriptions
 from graph.subscriptions.execution import PerEventMemoExecutionContext
 from graph.subscriptions.generations import GenerationSubscriptions
+from graph.webhooks.mutations import WebhookMutations
+from graph.webhooks.queries import WebhookQueries
 from infrastructure.settings import Settings
 
 QUERIES: tuple[type, ...] = (
@@ -48,6 +50,7 @@ QUERIES: tuple[type, ...] = (
     BoardQueries,
     ChunkQueries,
     DataExportQueries,
+    WebhookQueries,
     AdminQueries,
     ApiKeyQueries,
 )
@@ -60,6 +63,7 @@ MUTATIONS: tuple[type, ...] = (
     BoardMutations,
     ChunkMutations,
     DataExportMutations,
+    WebhookMutations,
     AdminMutations,
     ApiKeyMutations,
 )

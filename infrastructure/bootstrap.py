@@ -42,6 +42,7 @@ from domain.services.storage import StorageUpkeep
 from domain.services.throttle import Throttle
 from domain.services.thumbnails import Thumbnails
 from domain.services.watching import Watching
+from domain.services.webhooks import Webhooks
 from domain.use_cases.chunks import UploadPolicy
 from domain.use_cases.data_exports import ExportPolicy, ExportPorts
 from domain.use_cases.mail import MailPolicy, MailPorts
@@ -51,6 +52,8 @@ from domain.use_cases.processing import ProcessingPorts
 from domain.use_cases.rate_limits import RateRule
 from domain.use_cases.storage_deletions import DeletionPolicy
 from domain.use_cases.thumbnails import ThumbnailPorts
+from domain.use_cases.webhook_deliveries import DeliveryPorts
+from domain.use_cases.webhook_endpoints import EndpointPorts
 from domain.webhooks import WebhookDestinations, WebhookSender
 from infrastructure.container import Container, media_workshop, open_container
 from infrastructure.db.json_reads.runner import JsonReads
@@ -62,11 +65,13 @@ from infrastructure.processing_binding import processing_policy, thumbnail_polic
 from infrastructure.pubsub.feed import BroadcastFeed
 from infrastructure.queue import CONSUMER_GROUP, QUEUE_NAME, build_broker
 from infrastructure.security.reset_tokens import HmacResetTokens
+from infrastructure.security.webhook_secrets import AesGcmSecretSealer
 from infrastructure.settings import Settings
 from infrastructure.storage.local import LocalStorage
 from infrastructure.storage.routed import RoutedLocalStorage
 from infrastructure.task_runtime import is_embedded
 from infrastructure.trusted_documents import load_trusted_documents
+from infrastructure.webhook_binding import delivery_policy, endpoint_policy, outbox_policy
 
 __all__ = ["Services", "bind", "build_broker", "open_services"]
 
@@ -95,6 +100,7 @@ class Services:
     account_deletion: AccountDeletion
     data_exports: DataExports
     api_keys: ApiKeys
+    webhooks: Webhooks
     throttle: Throttle
     #: Persisted queries and trusted documents: which text a request that names a document runs.
     documents: Documents
@@ -196,6 +202,22 @@ def _queue_metrics(c: Container) -> Probe:
     )
 
 
+def _webhooks(c: Container) -> Webhooks:
+    s = c.settings
+    sealer = AesGcmSecretSealer(s.purpose_secret("webhook-secrets"))
+    return Webhooks(
+        endpoint_ports=EndpointPorts(
+            uow=c.uow, destinations=c.webhook_destinations, sealer=sealer, clock=c.clock, limiter=c.limiter
+        ),
+        endpoint_policy=endpoint_policy(s),
+        delivery_ports=DeliveryPorts(
+            uow=c.uow, sender=c.webhook_sender, sealer=sealer, jobs=c.jobs, clock=c.clock, limiter=c.limiter
+        ),
+        delivery_policy=delivery_policy(s),
+        reads=c.read_uow,
+    )
+
+
 def bind(c: Container) -> Services:
     """Every use case bound to the adapters of `c` and the policy of `c.settings`, once."""
     s = c.settings
@@ -241,6 +263,8 @@ def bind(c: Container) -> Services:
             clock=c.clock,
             limiter=c.limiter,
             rate=RateRule(s.rate_limit_generate, window),
+            destinations=c.webhook_destinations,
+            webhooks=outbox_policy(s),
         ),
         chunks=Chunks(
             uow=c.uow,
@@ -327,6 +351,7 @@ def bind(c: Container) -> Services:
             policy=export_policy(s),
         ),
         api_keys=ApiKeys(uow=c.uow, reads=c.read_uow, clock=c.clock, revocations=c.revocations, gate=c.api_key_gate),
+        webhooks=_webhooks(c),
         throttle=Throttle(c.limiter),
         documents=documents(c),
         cursors=c.cursors,

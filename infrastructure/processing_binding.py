@@ -11,6 +11,7 @@ from domain.media import MediaLimits
 from domain.use_cases.processing import ProcessingPolicy
 from domain.use_cases.thumbnails import ThumbnailPolicy
 from infrastructure.settings import Settings
+from infrastructure.webhook_binding import outbox_policy
 
 
 def generation_lease_seconds(settings: Settings, *, embedded: bool) -> float:
@@ -37,6 +38,7 @@ def processing_policy(settings: Settings, *, embedded: bool) -> ProcessingPolicy
         media_limits=media_limits(settings),
         input_url_ttl_seconds=settings.presign_expires_seconds,
         callback_base_url=settings.public_base_url if settings.kie_callback_secret else None,
+        webhooks=outbox_policy(settings),
     )
 
 

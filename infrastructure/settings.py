@@ -276,6 +276,22 @@ class Settings(BaseSettings):
     board_invitation_ttl_seconds: int = 14 * 24 * 3600
     board_invitation_max_pending: int = 50
 
+    # webhook endpoints, messages and deliveries (domain/use_cases/webhook_*.py; docs/deploy.md
+    # "Webhook deliveries"): endpoints per user; management calls and redeliveries per user per
+    # RATE_LIMIT_WINDOW_SECONDS; at most one progress message per generation and target per
+    # interval; the retry schedule (seconds between attempts; empty: the standard one of about a
+    # day); an attempt's hold (above the sender's whole deadline); how long a new delivery waits
+    # for its task before the sweep (every webhook_sweep_seconds) takes it; how long the log is kept
+    webhook_max_endpoints: int = Field(default=10, ge=1, le=100)
+    rate_limit_webhooks: int = Field(default=30, ge=1)
+    rate_limit_webhook_redeliver: int = Field(default=30, ge=1)
+    webhook_progress_interval_seconds: float = Field(default=10.0, ge=0.0, le=3600.0)
+    webhook_retry_delays_seconds: Annotated[list[float], NoDecode] = Field(default_factory=list, max_length=30)
+    webhook_claim_seconds: float = Field(default=120.0, ge=1.0, le=3600.0)
+    webhook_dispatch_hold_seconds: float = Field(default=60.0, ge=0.0, le=3600.0)
+    webhook_sweep_seconds: int = Field(default=5, ge=1, le=3600)
+    webhook_log_retention_days: int = Field(default=30, ge=1, le=3650)
+
     # observability
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -335,6 +351,24 @@ class Settings(BaseSettings):
     def _cidrs(cls, value: list[str]) -> list[str]:
         return [str(network) for network in parse_networks(value)]
 
+    @field_validator("webhook_retry_delays_seconds", mode="before")
+    @classmethod
+    def _delays_as_text(cls, value: object) -> object:
+        """A JSON list (`[5, 30]`) or comma-separated seconds (`5,30`); empty: the standard schedule."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_retry_delays_seconds", mode="after")
+    @classmethod
+    def _positive_delays(cls, value: list[float]) -> list[float]:
+        if any(not 0 < delay <= 7 * 24 * 3600 for delay in value):
+            raise ValueError("WEBHOOK_RETRY_DELAYS_SECONDS: each delay is more than 0 and at most a week")
+        return value
+
     @field_validator("mail_from", mode="after")
     @classmethod
     def _one_plain_address(cls, value: str) -> str:
@@ -368,6 +402,16 @@ class Settings(BaseSettings):
                 f"TASK_LEASE_RENEW_SECONDS ({self.task_lease_renew_seconds:g}) must be at most "
                 f"TASK_LEASE_SECONDS / {LEASE_RENEWALS_PER_LEASE} ({self.task_lease_seconds:g} / "
                 f"{LEASE_RENEWALS_PER_LEASE})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_claim_outlasts_an_attempt(self) -> Settings:
+        """An attempt's hold must outlast the sender's whole deadline, or a second worker sends it meanwhile."""
+        if self.webhook_claim_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                f"WEBHOOK_CLAIM_SECONDS ({self.webhook_claim_seconds:g}) must be more than "
+                f"WEBHOOK_TIMEOUT_SECONDS ({self.webhook_timeout_seconds:g})"
             )
         return self
 

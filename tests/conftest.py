@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.smtp",
     "tests.fixtures.node_tools",
+    "tests.fixtures.webhook_inbox",
 ]

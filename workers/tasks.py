@@ -24,6 +24,7 @@ from domain.use_cases.password_reset import SEND_RESET_TASK
 from domain.use_cases.processing import FINALIZE_TASK
 from domain.use_cases.storage_deletions import STORAGE_DELETION_TASK
 from domain.use_cases.thumbnails import THUMBNAIL_TASK
+from domain.use_cases.webhook_outbox import DELIVER_TASK
 from infrastructure.bootstrap import Services
 from infrastructure.settings import Settings
 from infrastructure.task_runtime import services_in
@@ -38,6 +39,7 @@ SWEEP_CHUNKS_SECONDS = 600
 SWEEP_THUMBNAILS_TASK = "requeue_pending_thumbnails"
 SWEEP_MAIL_TASK = "send_due_emails"
 SWEEP_EXPORTS_TASK = "sweep_data_exports"
+SWEEP_WEBHOOKS_TASK = "sweep_webhook_deliveries"
 
 
 def current_services(state: Annotated[TaskiqState, TaskiqDepends()]) -> Services:
@@ -163,6 +165,17 @@ async def sweep_orphaned_objects(services: ServicesDep) -> dict[str, int]:
     return {"scanned": report.scanned, "deleted": report.deleted, "failed": report.failed}
 
 
+async def deliver_webhook(delivery_id: str, services: ServicesDep, token: str | None = None) -> str | None:
+    """One attempt of a webhook delivery (domain/use_cases/webhook_deliveries.py); `token` is its dispatch's."""
+    status = await services.webhooks.deliver(uuid.UUID(delivery_id), uuid.UUID(token) if token else None)
+    return status.value if status is not None else None
+
+
+async def sweep_webhook_deliveries(services: ServicesDep) -> int:
+    """Deliveries due (retries, lost tasks, attempts whose worker died): one task queued for each."""
+    return await services.webhooks.sweep()
+
+
 def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
     """Every task on `broker`, with the interval labels the scheduler reads (`settings`' poll interval)."""
     # The scheduler process only knows whole seconds (the embedded loop uses the exact value).
@@ -208,5 +221,11 @@ def register_tasks(broker: AsyncBroker, settings: Settings) -> AsyncBroker:
         sweep_orphaned_objects,
         task_name=ORPHAN_SWEEP_TASK,
         **periodic(ORPHAN_SWEEP_TASK, settings.orphan_sweep_seconds),
+    )
+    broker.register_task(deliver_webhook, task_name=DELIVER_TASK)
+    broker.register_task(
+        sweep_webhook_deliveries,
+        task_name=SWEEP_WEBHOOKS_TASK,
+        **periodic(SWEEP_WEBHOOKS_TASK, settings.webhook_sweep_seconds),
     )
     return broker

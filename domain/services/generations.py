@@ -15,7 +15,9 @@ from domain.use_cases import reads as read_uc
 from domain.use_cases.deletions import DeletionOutcome
 from domain.use_cases.generations import GenerateRequest
 from domain.use_cases.rate_limits import RateRule
+from domain.use_cases.webhook_outbox import DEFAULT_OUTBOX, OutboxPolicy
 from domain.users import Principal
+from domain.webhooks import WebhookDestinations
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,9 @@ class Generations:
     clock: Clock
     limiter: RateLimiter
     rate: RateRule
+    #: Checks the URL of a generation's own webhook (None: generations cannot ask for one).
+    destinations: WebhookDestinations | None = None
+    webhooks: OutboxPolicy = DEFAULT_OUTBOX
 
     async def generate(
         self, principal: Principal, request: GenerateRequest, *, also_limit: Sequence[RateBucket] = ()
@@ -46,6 +51,7 @@ class Generations:
             limiter=self.limiter,
             rate=self.rate,
             also_limit=also_limit,
+            destinations=self.destinations,
         )
 
     async def cancel(self, principal: Principal, generation_id: uuid.UUID) -> Generation:
@@ -56,6 +62,7 @@ class Generations:
             jobs=self.jobs,
             publisher=self.publisher,
             clock=self.clock,
+            webhooks=self.webhooks,
         )
 
     async def delete(self, principal: Principal, generation_id: uuid.UUID) -> uuid.UUID:

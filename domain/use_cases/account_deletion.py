@@ -11,7 +11,9 @@ request, run one after the other):
   After the commit, as `cancelGeneration` does, the provider is told to stop each canceled
   one that reached it (CANCEL_TASK, carrying what it needs once the row is gone) and the
   CANCELED change is published, so board members watching one see it end;
-- every chunk goes, its object queued too; every data export, its archive queued;
+- every chunk goes, its object queued too; every data export, its archive queued; every
+  webhook endpoint with its secrets, and every webhook message and delivery (pending ones
+  are never attempted);
 - each board the user is the only OWNER of is deleted (other members' generations in it
   stay theirs, detached); from the others the user is removed; invitations to the
   user's address go;
@@ -166,6 +168,8 @@ async def _delete_content(
     await uow.generations.delete_many(ids)
     keys += await uow.chunks.delete_all_of(user_id)
     keys += await uow.data_exports.delete_for_user(user_id)
+    # Endpoints, secrets, messages and deliveries (pending ones are never attempted).
+    await uow.webhooks.delete_all_of(user_id)
     return keys
 
 

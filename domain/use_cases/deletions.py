@@ -75,6 +75,7 @@ async def delete_generations(
         keys = [a.object_key for i in doomed for a in assets.get(i, [])]
         await storage_deletions.queue(uow, keys, now)
         await uow.generations.delete_many(doomed)
+        await uow.webhooks.delete_generation_webhooks(doomed)  # their messages stay in the log until purged
         await uow.commit()
     if keys:
         await storage_deletions.kick(jobs)

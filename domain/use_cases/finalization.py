@@ -35,6 +35,7 @@ from domain.generations import Generation, GenerationStatus
 from domain.media import MediaRejected, MediaUnavailable
 from domain.ports import Provider, ProviderError, ProviderStatus
 from domain.repositories import UnitOfWork
+from domain.use_cases import webhook_outbox as outbox
 from domain.use_cases.credits import post_move
 from domain.use_cases.generation_events import changed, enqueue_and_announce, publish_all
 from domain.use_cases.leases import LeaseLost, renewed, unless_lost
@@ -111,9 +112,11 @@ async def apply_status(
         now = ports.clock.now()
         async with ports.uow() as uow:
             updated = await uow.generations.set_progress(generation.id, min(1.0, status.progress), now)
+            sends = await outbox.record(uow, updated, generation.status, now, policy.webhooks) if updated else []
             await uow.commit()
         if updated is not None:
             await publish_all(ports.publisher, [changed(updated, generation.status, now)])
+            await outbox.dispatch(ports.jobs, sends)
 
 
 async def finalize_success(
@@ -197,6 +200,7 @@ async def finalize_success(
             for index, output in enumerate(copied):
                 await uow.generations.add_asset(output_asset(generation, index, output, now))
             after = await _capture(uow, updated, held_amount, cost, now)
+            sends = await outbox.record(uow, updated, GenerationStatus.PROCESSING, now, policy.webhooks)
             await uow.commit()
     if updated is None:
         await drop_copies(ports, generation, copied)
@@ -204,6 +208,7 @@ async def finalize_success(
     # Announced first, then the thumbnails queued: subscribers see SUCCEEDED before any thumbnail.
     # A lost message is not lost work: the thumbnail sweep queues pending outputs again.
     await publish_all(ports.publisher, events_for(updated, GenerationStatus.PROCESSING, after, now))
+    await outbox.dispatch(ports.jobs, sends)
     await enqueue_and_announce(ports.jobs, THUMBNAIL_TASK, updated, ports.publisher, [])
 
 

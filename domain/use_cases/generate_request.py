@@ -13,8 +13,17 @@ from domain.ports import CatalogueReader
 from domain.repositories import UnitOfWork
 from domain.text import text_problem
 from domain.users import Principal
+from domain.webhook_endpoints import check_url_text, events_of
 
 MAX_IDEMPOTENCY_KEY = 128
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """The generation's own webhook: its messages of `events` go to `url`, signed with the default secret."""
+
+    url: str
+    events: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +35,7 @@ class GenerateRequest:
     params: Any = None
     input_chunk_ids: tuple[uuid.UUID, ...] = ()
     idempotency_key: str | None = None
+    webhook: WebhookRequest | None = None
 
 
 async def validated(
@@ -62,6 +72,9 @@ async def validated(
     if len(inputs) > (most := min(model.max_inputs, MAX_INPUTS)):
         problems.add("inputChunkIds", f"this model accepts at most {most} input files")
     params = resolve_params(model, preset, request.params, problems)
+    if request.webhook is not None:
+        check_url_text(request.webhook.url, "webhook.url", problems)
+        events_of(request.webhook.events, "webhook.events", problems)
     problems.raise_if_any()
     return model, preset, params, prompt
 

@@ -12,6 +12,8 @@ from domain.events import CreditsChanged, Event
 from domain.generations import Generation, GenerationStatus, allowed_sources
 from domain.ports import CatalogueReader, Clock, EventPublisher, JobQueue, RateBucket, RateLimiter
 from domain.repositories import GenerationStarter, StartStatus, UnitOfWork
+from domain.use_cases import generation_webhooks
+from domain.use_cases import webhook_outbox as outbox
 from domain.use_cases.access import controllable_generation
 from domain.use_cases.generate_replays import replay_by_key, replay_of
 
@@ -21,7 +23,9 @@ from domain.use_cases.generate_request import check_board_and_inputs, validated
 from domain.use_cases.generation_credits import release_hold, reservation_for
 from domain.use_cases.generation_events import changed, enqueue_and_announce
 from domain.use_cases.rate_limits import RateRule, enforce
+from domain.use_cases.webhook_outbox import DEFAULT_OUTBOX, OutboxPolicy
 from domain.users import Principal
+from domain.webhooks import WebhookDestinations
 
 SUBMIT_TASK = "submit_generation"
 CANCEL_TASK = "cancel_provider_task"
@@ -54,9 +58,14 @@ async def generate(
     limiter: RateLimiter | None = None,
     rate: RateRule | None = None,
     also_limit: Sequence[RateBucket] = (),
+    destinations: WebhookDestinations | None = None,
 ) -> Generation:
-    """`rate` limits this user's starts; `also_limit` are the caller's buckets (per address), counted in the same hit."""
+    """`rate` limits this user's starts; `also_limit` are the caller's buckets (per address), counted in the same hit.
+
+    `destinations` checks the URL of the generation's own webhook, when it asks for one."""
     await enforce(limiter, bucket=f"generate:{principal.user_id}", rule=rate, also=also_limit)
+    generation_id = uuid.uuid4()  # the same on every try: a try that meets a changed model writes nothing
+    webhook_attached = False
     for _ in range(START_TRIES):
         try:
             model, preset, params, prompt = await validated(request, catalogue)
@@ -71,8 +80,18 @@ async def generate(
                 raise
             return replayed
         now = clock.now()
+        if request.webhook is not None and not webhook_attached:
+            await generation_webhooks.attach(
+                uow,
+                user_id=principal.user_id,
+                generation_id=generation_id,
+                webhook=request.webhook,
+                destinations=destinations,
+                at=now,
+            )
+            webhook_attached = True
         generation = Generation(
-            id=uuid.uuid4(),
+            id=generation_id,
             user_id=principal.user_id,
             model_id=model.id,
             prompt=prompt,
@@ -87,6 +106,7 @@ async def generate(
             deadline_at=now + timedelta(seconds=model.deadline_seconds),
             input_chunk_ids=list(request.input_chunk_ids),
         )
+        # A start that raises may have committed (OutcomeUnknown): its webhook row stays.
         outcome = await starter.start(generation, reservation_for(generation))
         if outcome.status is not StartStatus.MODEL_CHANGED:
             break
@@ -95,7 +115,11 @@ async def generate(
         log.info("model %s changed since the catalogue was read; reading it again", model.id)
         await catalogue.invalidate()
     else:
+        if webhook_attached:
+            await generation_webhooks.detach(uow, generation_id)
         raise InvalidState("The model changed while the generation was being started; send it again.")
+    if webhook_attached and outcome.status is not StartStatus.STARTED:
+        await generation_webhooks.detach(uow, generation_id)
     if outcome.status is StartStatus.ACCOUNT_GONE:
         # Admitted just before the account was deleted: its tokens are refused from now on too.
         raise Unauthenticated("The account was deleted.")
@@ -153,6 +177,7 @@ async def cancel(
     jobs: JobQueue,
     publisher: EventPublisher,
     clock: Clock,
+    webhooks: OutboxPolicy = DEFAULT_OUTBOX,
 ) -> Generation:
     now = clock.now()
     async with uow:
@@ -170,7 +195,9 @@ async def cancel(
         if updated is None:
             raise InvalidState("The generation ended before it could be canceled.")
         after = await release_hold(uow, updated, now)
+        sends = await outbox.record(uow, updated, current.status, now, webhooks)
         await uow.commit()
+    await outbox.dispatch(jobs, sends)
     events: list[Event] = [changed(updated, current.status, now)]
     if after is not None:
         events.append(CreditsChanged(updated.user_id, after.balance, after.reserved, now))

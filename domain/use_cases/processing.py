@@ -41,8 +41,10 @@ from domain.ports import (
     RateLimiter,
 )
 from domain.repositories import UnitOfWorkFactory
+from domain.use_cases import webhook_outbox as outbox
 from domain.use_cases.generation_credits import release_hold
 from domain.use_cases.generation_events import changed, publish_all
+from domain.use_cases.webhook_outbox import DEFAULT_OUTBOX, OutboxPolicy
 
 log = logging.getLogger("genhub.processing")
 
@@ -89,6 +91,8 @@ class ProcessingPolicy:
     input_url_ttl_seconds: int = 3600
     callback_base_url: str | None = None
     jitter: Callable[[], float] = field(default=random.random)
+    #: Progress messages of webhooks: at most one per generation and target per interval.
+    webhooks: OutboxPolicy = DEFAULT_OUTBOX
 
     @property
     def lease(self) -> timedelta:
@@ -171,8 +175,10 @@ async def fail(
         if updated is None:
             return None
         after = await release_hold(uow, updated, now)
+        sends = await outbox.record(uow, updated, generation.status, now)
         await uow.commit()
     await publish_all(ports.publisher, events_for(updated, generation.status, after, now))
+    await outbox.dispatch(ports.jobs, sends)
     return updated
 
 

@@ -21,6 +21,7 @@ from domain.chunks import ChunkStatus
 from domain.generations import Generation, GenerationStatus
 from domain.ports import Provider, ProviderError, ProviderJob
 from domain.retries import backoff_seconds
+from domain.use_cases import webhook_outbox as outbox
 from domain.use_cases.generation_events import changed, publish_all
 from domain.use_cases.leases import renewed
 from domain.use_cases.processing import (
@@ -31,6 +32,7 @@ from domain.use_cases.processing import (
     fail,
     provider_for,
 )
+from domain.webhook_messages import Dispatch
 
 log = logging.getLogger("genhub.processing")
 
@@ -129,8 +131,10 @@ async def _submitted(
             next_attempt_at=None,  # poll at the next tick
             lease_token=None,
         )
+        sends: list[Dispatch] = []
         if updated is not None:
             await uow.generations.record_provider_task(claimed.id, provider.name, external_id, "submitted", {}, now)
+            sends = await outbox.record(uow, updated, GenerationStatus.SUBMITTING, now)
             await uow.commit()
     if updated is None:
         # Canceled, expired or taken over while the provider call ran: that task is nobody's.
@@ -142,6 +146,7 @@ async def _submitted(
                 log.warning("could not cancel orphan provider task %s: %s", external_id, exc)
         return
     await publish_all(ports.publisher, [changed(updated, GenerationStatus.SUBMITTING, now)])
+    await outbox.dispatch(ports.jobs, sends)
 
 
 async def _failed(

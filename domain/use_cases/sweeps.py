@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from domain.generations import Generation, GenerationStatus, allowed_sources
 from domain.ports import ProviderError
+from domain.use_cases import webhook_outbox as outbox
 from domain.use_cases.finalization import apply_status, status_failed
 from domain.use_cases.generation_credits import release_hold
 from domain.use_cases.generation_events import publish_all
@@ -118,9 +119,11 @@ async def expire_stuck(*, ports: ProcessingPorts, policy: ProcessingPolicy) -> i
             if updated is None:
                 continue
             after = await release_hold(uow, updated, now)
+            sends = await outbox.record(uow, updated, generation.status, now)
             await uow.commit()
         expired += 1
         await publish_all(ports.publisher, events_for(updated, generation.status, after, now))
+        await outbox.dispatch(ports.jobs, sends)
         if updated.provider_task_id:
             await ports.jobs.enqueue(CANCEL_TASK, **cancel_task_args(updated))
     return expired

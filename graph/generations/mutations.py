@@ -9,6 +9,7 @@ import strawberry
 from domain.batches import MAX_GENERATION_DELETIONS, check_batch
 from domain.errors import NotFound
 from domain.use_cases.deletions import DeletionOutcome
+from domain.use_cases.generate_request import WebhookRequest
 from domain.use_cases.generations import GenerateRequest
 from graph import errors
 from graph.common.ids import lookup_id, parse_id
@@ -39,6 +40,9 @@ def to_request(input: GenerateInput) -> GenerateRequest:
         params=input.params,
         input_chunk_ids=tuple(parse_id(i, "inputChunkIds") for i in input.input_chunk_ids or ()),
         idempotency_key=input.idempotency_key,
+        webhook=WebhookRequest(url=input.webhook.url, events=tuple(e.value for e in input.webhook.events))
+        if input.webhook is not None
+        else None,
     )
 
 

@@ -29,6 +29,7 @@ from graph.common.types import (
 )
 from graph.context import Info
 from graph.scalars import JSON
+from graph.webhooks.types import GenerationWebhookInput
 
 if TYPE_CHECKING:
     from graph.boards.types import Board
@@ -265,6 +266,11 @@ class GenerateInput:
     params: JSON | None = None
     input_chunk_ids: list[strawberry.ID] | None = None
     idempotency_key: str | None = None
+    webhook: GenerationWebhookInput | None = strawberry.field(
+        default=None,
+        description="Messages about this generation alone, to this URL (besides your webhook endpoints). Needs your "
+        "webhook signing secret (rotateWebhookSigningSecret) first: without one, InvalidInput on `webhook`.",
+    )
 
 
 @strawberry.type

@@ -430,3 +430,104 @@ class AuditLogRow(Base):
         Index("ix_audit_log_action_created", "action", "created_at", "id"),
         CheckConstraint("outcome in ('applied', 'unchanged', 'refused')", name="outcome"),
     )
+
+
+# ---------------------------------------------------------------- webhooks (migration 0018)
+
+#: A delivery's target in one column: the endpoint's id, or this for the generation's own webhook.
+GENERATION_TARGET = "generation"
+PENDING_DELIVERY_PREDICATE = "status = 'pending'"
+
+
+class WebhookEndpointRow(Base):
+    """An account-level webhook endpoint (domain/webhook_endpoints.py); `events` is comma-separated."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(200), server_default="")
+    enabled: Mapped[bool] = mapped_column(server_default=text("true"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    __table_args__ = (Index("ix_webhook_endpoints_user_created", "user_id", "created_at"),)
+
+
+class WebhookSecretRow(Base):
+    """A signing secret, sealed (AES-GCM, infrastructure/security/webhook_secrets.py): an endpoint's, or the
+    user's default (endpoint_id null). It signs until `retires_at` (null: the current one)."""
+
+    __tablename__ = "webhook_secrets"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    retires_at: Mapped[datetime | None]
+    __table_args__ = (Index("ix_webhook_secrets_owner", "user_id", "endpoint_id"),)
+
+
+class GenerationWebhookRow(Base):
+    """The webhook a generation asked for at its start. No foreign key to generations: it is written
+    just before the generation (domain/use_cases/generation_webhooks.py)."""
+
+    __tablename__ = "generation_webhooks"
+    generation_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class WebhookMessageRow(Base):
+    """One message (`msg_...`), its JSON body as sent on every attempt. It outlives its generation."""
+
+    __tablename__ = "webhook_messages"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    generation_id: Mapped[uuid.UUID | None]
+    event: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class WebhookDeliveryRow(Base):
+    """One message on its way to one target, with its attempts (the delivery log).
+
+    Held by `claim_token` until `claimed_until` (a queued task's dispatch, or an attempt), the
+    database's clock; due at `next_attempt_at`. At most one pending delivery per message and target.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("webhook_messages.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    target_key: Mapped[str] = mapped_column(String(40))
+    generation_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_failure: Mapped[str | None] = mapped_column(String(32))
+    last_attempt_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime]
+    claim_token: Mapped[uuid.UUID | None]
+    claimed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    __table_args__ = (
+        Index("ix_webhook_deliveries_user_created", "user_id", "created_at", "id"),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_message", "message_id"),
+        Index(
+            "uq_webhook_deliveries_pending_target",
+            "message_id",
+            "target_key",
+            unique=True,
+            postgresql_where=text(PENDING_DELIVERY_PREDICATE),
+            sqlite_where=text(PENDING_DELIVERY_PREDICATE),
+        ),
+        CheckConstraint("status in ('pending', 'delivered', 'failed')", name="status"),
+    )

@@ -19,6 +19,7 @@ from infrastructure.db.models import (
     DataExportRow,
     GenerationInputRow,
     GenerationRow,
+    GenerationWebhookRow,
     ModelRow,
     OutboundEmailRow,
     PresetRow,
@@ -26,6 +27,10 @@ from infrastructure.db.models import (
     RefreshTokenRow,
     StorageDeletionRow,
     UserRow,
+    WebhookDeliveryRow,
+    WebhookEndpointRow,
+    WebhookMessageRow,
+    WebhookSecretRow,
 )
 
 USERS = cast(Table, UserRow.__table__)
@@ -47,3 +52,8 @@ STORAGE_DELETIONS = cast(Table, StorageDeletionRow.__table__)
 DATA_EXPORTS = cast(Table, DataExportRow.__table__)
 AUDIT_LOG = cast(Table, AuditLogRow.__table__)
 API_KEYS = cast(Table, ApiKeyRow.__table__)
+WEBHOOK_ENDPOINTS = cast(Table, WebhookEndpointRow.__table__)
+WEBHOOK_SECRETS = cast(Table, WebhookSecretRow.__table__)
+GENERATION_WEBHOOKS = cast(Table, GenerationWebhookRow.__table__)
+WEBHOOK_MESSAGES = cast(Table, WebhookMessageRow.__table__)
+WEBHOOK_DELIVERIES = cast(Table, WebhookDeliveryRow.__table__)

@@ -24,6 +24,7 @@ from infrastructure.db.repositories.password_resets import SqlPasswordResetRepos
 from infrastructure.db.repositories.storage_deletions import SqlStorageDeletionRepository
 from infrastructure.db.repositories.user_directory import SqlUserDirectory
 from infrastructure.db.repositories.users import SqlRefreshTokenRepository, SqlUserRepository
+from infrastructure.db.repositories.webhooks import SqlWebhookRepository
 from infrastructure.outages import DATABASE, raise_if_outage, translating
 
 
@@ -45,6 +46,7 @@ class SqlRepositories:
     user_directory: SqlUserDirectory
     audit: SqlAuditLog
     api_keys: SqlApiKeyRepository
+    webhooks: SqlWebhookRepository
 
     def __init__(self, session: AsyncSession) -> None:
         self._attach(session)
@@ -65,6 +67,7 @@ class SqlRepositories:
         self.user_directory = SqlUserDirectory(session)
         self.audit = SqlAuditLog(session)
         self.api_keys = SqlApiKeyRepository(session)
+        self.webhooks = SqlWebhookRepository(session)
 
     def _take(self, other: SqlRepositories) -> None:
         self.users = other.users
@@ -82,6 +85,7 @@ class SqlRepositories:
         self.user_directory = other.user_directory
         self.audit = other.audit
         self.api_keys = other.api_keys
+        self.webhooks = other.webhooks
 
 
 class SqlUnitOfWork(SqlRepositories):

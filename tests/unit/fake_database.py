@@ -47,6 +47,7 @@ from domain.repositories import (
     UserSummary,
 )
 from domain.users import AccessState, Role, User
+from tests.unit.fake_webhooks import FakeWebhooks, WebhookTables
 
 # ---------------------------------------------------------------- the database and its transactions
 
@@ -76,6 +77,12 @@ class FakeDatabase:
         self.chunks: dict[uuid.UUID, Chunk] = {}
         self.invitations: dict[tuple[uuid.UUID, str], BoardInvitation] = {}
         self.audit: list[AuditEntry] = []  # append-only
+        webhooks = WebhookTables()  # tests/unit/fake_webhooks.py
+        self.webhook_endpoints = webhooks.webhook_endpoints
+        self.webhook_secrets = webhooks.webhook_secrets
+        self.generation_webhooks = webhooks.generation_webhooks
+        self.webhook_messages = webhooks.webhook_messages
+        self.webhook_deliveries = webhooks.webhook_deliveries
         self.commits = 0
         self.catalogue_locks = 0  # lock_catalogue() calls (a fake has no concurrent writer to wait for)
         self.fail_next_commit: Exception | None = None  # raised (once) instead of committing
@@ -886,6 +893,7 @@ class FakeUnitOfWork:
         self.invitations = FakeInvitations(self)
         self.user_directory = FakeUserDirectory(self)
         self.audit = FakeAuditLog(self)
+        self.webhooks = FakeWebhooks(self)
 
     @property
     def tx(self) -> Transaction:

@@ -1,0 +1,1 @@
+"""The webhooks area: endpoints, signing secrets, the delivery log."""
