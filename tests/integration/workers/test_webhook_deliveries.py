@@ -48,7 +48,7 @@ def hook_env(worker_env: dict[str, str]) -> dict[str, str]:
     return {
         **worker_env,
         "URL_SIGNING_SECRET": "webhook-tests-url-signing-secret-0123456789",
-        "WEBHOOK_ALLOWED_NETWORKS": json.dumps(["127.0.0.1/32"]),
+        "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
         "WEBHOOK_RETRY_DELAYS_SECONDS": json.dumps(DELAYS),
         "WEBHOOK_SWEEP_SECONDS": "1",
         "WEBHOOK_TIMEOUT_SECONDS": "1",
@@ -67,8 +67,7 @@ def workers(hook_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
 @contextlib.asynccontextmanager
 async def side_services(env: dict[str, str]) -> AsyncIterator[Services]:
     """The API's side of the workers: its own container (enqueuing to their stream) and use cases."""
-    settings = settings_from_env({k: v for k, v in env.items() if k != "WEBHOOK_ALLOWED_NETWORKS"})
-    settings = settings.model_copy(update={"webhook_allowed_networks": ["127.0.0.1/32"]})
+    settings = settings_from_env(env)
     broker = build_broker(settings)
     await broker.startup()
     try:
