@@ -25,6 +25,8 @@ export type GenerateInput = {
   params?: unknown;
   presetId?: string | number | null | undefined;
   prompt: string;
+  /** Messages about this generation alone, to this URL (besides your webhook endpoints). Needs your webhook signing secret (rotateWebhookSigningSecret) first: without one, InvalidInput on `webhook`. */
+  webhook?: GenerationWebhookInput | null | undefined;
 };
 
 /** Lifecycle of a generation. */
@@ -36,6 +38,14 @@ export type GenerationStatus =
   | 'QUEUED'
   | 'SUBMITTING'
   | 'SUCCEEDED';
+
+/** A webhook of this generation alone: its messages are signed with your webhook signing secret (rotateWebhookSigningSecret). */
+export type GenerationWebhookInput = {
+  /** The event types to send; only the completion unless given. */
+  events?: Array<WebhookEventType>;
+  /** An https URL (http only outside production) on a public address. */
+  url: string;
+};
 
 /** What a ledger entry did. */
 export type LedgerKind =
@@ -75,6 +85,12 @@ export type ThumbnailStatus =
   | 'PENDING'
   /** Made: `thumbnail` holds it. */
   | 'READY';
+
+/** What a webhook message is about; the message's `type` is `generation.started`, `generation.progress` or `generation.completed`. */
+export type WebhookEventType =
+  | 'GENERATION_COMPLETED'
+  | 'GENERATION_PROGRESS'
+  | 'GENERATION_STARTED';
 
 export type LoginMutationVariables = Exact<{
   input: LoginInput;

@@ -59,6 +59,12 @@
       "BoardSuccess",
       "InvalidInput"
     ],
+    "CreateWebhookEndpointResult": [
+      "CreateWebhookEndpointSuccess",
+      "InvalidInput",
+      "QuotaExceeded",
+      "RateLimited"
+    ],
     "DataExportResult": [
       "DataExport",
       "NotFound"
@@ -90,6 +96,11 @@
     "DeleteGenerationsResult": [
       "DeleteGenerationsSuccess",
       "InvalidInput"
+    ],
+    "DeleteWebhookEndpointResult": [
+      "DeleteWebhookEndpointSuccess",
+      "NotFound",
+      "RateLimited"
     ],
     "Error": [
       "AccountSuspended",
@@ -129,6 +140,12 @@
     "LogoutResult": [
       "InvalidState",
       "LogoutSuccess"
+    ],
+    "RedeliverWebhookResult": [
+      "InvalidState",
+      "NotFound",
+      "RateLimited",
+      "RedeliverWebhookSuccess"
     ],
     "ReinstateUserResult": [
       "Forbidden",
@@ -179,6 +196,17 @@
       "InvalidInput",
       "NotFound"
     ],
+    "RotateWebhookSecretResult": [
+      "InvalidInput",
+      "NotFound",
+      "RateLimited",
+      "RotateWebhookSecretSuccess"
+    ],
+    "RotateWebhookSigningSecretResult": [
+      "InvalidInput",
+      "RateLimited",
+      "WebhookSecretRotation"
+    ],
     "SetAdminSettingResult": [
       "AdminSettingSuccess",
       "Forbidden",
@@ -189,6 +217,12 @@
       "InvalidInput",
       "NotFound",
       "UserSuspensionSuccess"
+    ],
+    "UpdateWebhookEndpointResult": [
+      "InvalidInput",
+      "NotFound",
+      "RateLimited",
+      "UpdateWebhookEndpointSuccess"
     ],
     "UploadChunkResult": [
       "InvalidInput",

@@ -40,6 +40,7 @@ from .enums import (
     LedgerKind,
     ModelKind,
     ThumbnailStatus,
+    WebhookEventType,
 )
 from .exceptions import (
     GraphQLClientError,
@@ -81,7 +82,12 @@ from .grid_events import (
     GridEventsMyGenerationEventsGenerationOutputsThumbnail,
 )
 from .image_models import ImageModels, ImageModelsModels
-from .input_types import GenerateInput, LoginInput, RequestChunkUploadInput
+from .input_types import (
+    GenerateInput,
+    GenerationWebhookInput,
+    LoginInput,
+    RequestChunkUploadInput,
+)
 from .ledger import (
     Ledger,
     LedgerCreditLedger,
@@ -179,6 +185,7 @@ __all__ = [
     "GenerationGenerationError",
     "GenerationGenerationOutputs",
     "GenerationStatus",
+    "GenerationWebhookInput",
     "GenhubClient",
     "GraphQLClientError",
     "GraphQLClientGraphQLError",
@@ -243,4 +250,5 @@ __all__ = [
     "WatchGenerationUpdatedGeneration",
     "WatchGenerationUpdatedGenerationError",
     "WatchGenerationUpdatedGenerationOutputs",
+    "WebhookEventType",
 ]

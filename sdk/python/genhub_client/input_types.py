@@ -6,6 +6,7 @@ from typing import Any, Optional
 from pydantic import Field
 
 from .base_model import BaseModel
+from .enums import WebhookEventType
 
 
 class GenerateInput(BaseModel):
@@ -18,6 +19,19 @@ class GenerateInput(BaseModel):
     params: Optional[Any] = None
     input_chunk_ids: Optional[list[str]] = Field(alias="inputChunkIds", default=None)
     idempotency_key: Optional[str] = Field(alias="idempotencyKey", default=None)
+    webhook: Optional["GenerationWebhookInput"] = None
+    "Messages about this generation alone, to this URL (besides your webhook endpoints). Needs your webhook signing secret (rotateWebhookSigningSecret) first: without one, InvalidInput on `webhook`."
+
+
+class GenerationWebhookInput(BaseModel):
+    """A webhook of this generation alone: its messages are signed with your webhook signing secret (rotateWebhookSigningSecret)."""
+
+    url: str
+    "An https URL (http only outside production) on a public address."
+    events: list[WebhookEventType] = Field(
+        default_factory=lambda: [WebhookEventType.GENERATION_COMPLETED]
+    )
+    "The event types to send; only the completion unless given."
 
 
 class LoginInput(BaseModel):
@@ -37,3 +51,6 @@ class RequestChunkUploadInput(BaseModel):
     "Exact size in bytes; the upload must match it."
     sha_256: Optional[str] = Field(alias="sha256", default=None)
     "Hex SHA-256; verified on completion."
+
+
+GenerateInput.model_rebuild()
