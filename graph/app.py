@@ -24,6 +24,7 @@ from graph.http import GraphQLHttp, build_router
 from graph.http_endpoint import GraphQLPostEndpoint
 from graph.limits import query_limits
 from graph.metrics import install_observability
+from graph.persisted_documents import report_trusted_documents
 from graph.request_id import RequestIdMiddleware
 from graph.schema import build_schema
 from graph.security import SecurityHeaders
@@ -58,6 +59,7 @@ def build_app(settings: Settings, *, broker: AsyncBroker, run_tasks: TaskRunner)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, broker=broker) as services, run_tasks(services):
             app.state.services = services
+            report_trusted_documents(services, schema)
             if not broker.is_worker_process:
                 await broker.startup()
             try:

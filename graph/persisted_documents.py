@@ -116,3 +116,19 @@ async def fill_payload(
     payload["query"] = document.query
     await register(services, schema, document, client_ip)
     return None
+
+
+def report_trusted_documents(services: Services, schema: GenhubSchema) -> None:
+    """At start: how many trusted documents there are, and a warning naming each this schema refuses.
+
+    Not a refusal to start: a manifest may hold operations of clients still deployed while the
+    schema moved on (they fail as any invalid document would); `genhub documents check` is the gate.
+    """
+    trusted = services.documents.trusted
+    if not len(trusted):
+        return
+    refused = [doc for doc in trusted.by_digest.values() if schema.plans.get(doc.body).errors]
+    log.info("trusted documents: %d loaded, %d invalid against this schema", len(trusted), len(refused))
+    for doc in refused[:20]:
+        errors = schema.plans.get(doc.body).errors
+        log.warning("trusted document %s (%s) is invalid: %s", doc.name or "-", doc.digest, errors[0].message)

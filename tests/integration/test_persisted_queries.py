@@ -233,6 +233,20 @@ async def test_trusted_only_over_the_legacy_websocket_protocol(trusted: GraphQLC
         assert answer == {"id": "2", "type": "error", "payload": {"message": "queries are not allowed"}}
 
 
+async def test_trusted_documents_this_schema_refuses_are_named_at_start(
+    make_settings: SettingsFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = tmp_path / "stale.json"
+    stale = "query Gone { removedField }"
+    manifest.write_text(json.dumps({MODELS_HASH: MODELS, document_hash(stale): stale}))
+    with caplog.at_level("INFO", logger="genhub.documents"):
+        async with running_app(make_settings(trusted_documents_manifest=manifest)) as client:
+            status, body = await post(client, {"documentId": document_hash(stale)})
+    assert status == 200 and "removedField" in body["errors"][0]["message"]
+    assert "2 loaded, 1 invalid" in caplog.text
+    assert f"({document_hash(stale)}) is invalid" in caplog.text
+
+
 async def test_a_bad_manifest_stops_the_start(make_settings: SettingsFactory, tmp_path: Path) -> None:
     manifest = tmp_path / "bad.json"
     manifest.write_text(json.dumps({MODELS_HASH: ME}))
