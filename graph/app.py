@@ -28,6 +28,7 @@ from graph.persisted_documents import report_trusted_documents
 from graph.request_id import RequestIdMiddleware
 from graph.schema import build_schema
 from graph.security import SecurityHeaders
+from graph.sse import EventStreamResponse, GraphQLSse
 from graph.tracing import operation_tracing
 from graph.websocket import build_ws_router
 from infrastructure.bootstrap import Services, open_services
@@ -85,7 +86,9 @@ def build_app(settings: Settings, *, broker: AsyncBroker, run_tasks: TaskRunner)
 
     # Middlewares run outermost-last-added: JSON POSTs to /graphql are answered innermost,
     # inside every layer below, but before FastAPI's routing.
-    app.add_middleware(GraphQLPostEndpoint, handler=graphql)
+    sse = GraphQLSse(graphql)
+    app.state.sse = sse
+    app.add_middleware(GraphQLPostEndpoint, handler=graphql, sse=sse)
     local_origins = origin_regex(settings)  # development: any http://localhost:<port> page (graph/cors.py)
     if settings.cors_origins or local_origins:
         app.add_middleware(
@@ -114,7 +117,7 @@ def build_app(settings: Settings, *, broker: AsyncBroker, run_tasks: TaskRunner)
     app.include_router(health.router)
     app.include_router(callbacks_router)
     app.include_router(files.router)
-    app.include_router(build_router(graphql))
+    app.include_router(build_router(graphql, lambda request: EventStreamResponse(sse, request)))
     app.include_router(build_ws_router(schema, settings))
     app.include_router(demo.router)
     app.include_router(ide.router)

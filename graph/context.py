@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
@@ -34,6 +34,16 @@ class Credentials:
         return self.token is not None and looks_like_key(self.token)
 
 
+class StreamChannel(Protocol):
+    """A stream that is not a WebSocket (Server-Sent Events, graph/sse.py), as the watch endings need it."""
+
+    def is_open(self) -> bool: ...
+
+    async def close(self, code: int, reason: str) -> None:
+        """End the stream as a WebSocket close with `code` would (graph/subscriptions/session.py)."""
+        ...
+
+
 @dataclass
 class Context(BaseContext):
     services: Services
@@ -51,6 +61,8 @@ class Context(BaseContext):
     #: An API key's verification (`authenticate`): its principal and expiry, or why it is refused.
     _key_verified: tuple[Principal, datetime | None] | DomainError | None = None
     _key_stale: bool = False
+    #: The event stream an SSE subscription writes to (None: a WebSocket, whose socket is `request`, or plain HTTP).
+    channel: StreamChannel | None = None
 
     def __post_init__(self) -> None:
         super().__init__()

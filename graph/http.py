@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Request
@@ -32,6 +33,7 @@ from graph.http_protocol import (
     negotiate,
     params_from_query_string,
     parse_json_body,
+    wants_event_stream,
 )
 from graph.ide import graphiql_page
 from graph.request_id import request_id_of
@@ -176,7 +178,11 @@ class GraphQLHttp:
                 "errors": [no_such_operation(params.operation_name).formatted]
             }
         if op_type is OperationType.SUBSCRIPTION:
-            raise HttpProblem(400, "Subscriptions are served over WebSocket at /graphql (graphql-transport-ws).")
+            raise HttpProblem(
+                400,
+                "Subscriptions are served over WebSocket at /graphql (graphql-transport-ws) "
+                "or as Server-Sent Events (send `Accept: text/event-stream`).",
+            )
         if via_get and op_type is not OperationType.QUERY and op_type is not UNPARSED:
             raise HttpProblem(405, "Only queries may be sent with GET; use POST.", headers={"Allow": "POST"})
         started = time.perf_counter()
@@ -256,13 +262,16 @@ def _problem(exc: HttpProblem, media: str, request: Request) -> Response:
     return _response(problem(exc, media, request))
 
 
-def build_router(handler: GraphQLHttp) -> APIRouter:
+def build_router(handler: GraphQLHttp, event_stream: Callable[[Request], Response] | None = None) -> APIRouter:
+    """`event_stream`: the answer to a GET asking for `text/event-stream` (graph/sse.py)."""
     settings = handler.settings
     router = APIRouter()
 
     @router.get("/graphql", include_in_schema=False)
     async def graphql_get(request: Request) -> Response:
         accept = request.headers.get("accept", "")
+        if event_stream is not None and wants_event_stream(accept):
+            return event_stream(request)
         if settings.graphiql_enabled and "text/html" in accept and not SENT_PARAMS & request.query_params.keys():
             return HTMLResponse(graphiql_page(settings))
         try:

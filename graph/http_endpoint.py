@@ -5,7 +5,8 @@ the exception and exit-stack middlewares, the router's match over every route, t
 route's request/response wrappers and dependency solving: a measurable share of a
 request's CPU in a profile (docs/benchmarks.md), and nothing it needs. This middleware, the innermost of ours (request id, security
 headers, CORS and metrics still wrap it), answers such requests with the same
-`GraphQLHttp.post_json` the route uses; everything else (GET, multipart uploads,
+`GraphQLHttp.post_json` the route uses (or, for `Accept: text/event-stream`, streams
+with graph/sse.py); everything else (GET, multipart uploads,
 other paths and methods) goes on to FastAPI. An unexpected exception propagates to
 Starlette's ServerErrorMiddleware exactly as it would from the route.
 """
@@ -16,16 +17,21 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from graph.http import JSON_BODY_TYPES, GraphQLHttp, encode, headers_of
-from graph.http_protocol import media_type
+from graph.http_protocol import media_type, wants_event_stream
+from graph.sse import GraphQLSse
 
 PATH = "/graphql"
 
 
-def _content_type(scope: Scope) -> str:
+def _header(scope: Scope, wanted: bytes) -> str:
     for name, value in scope["headers"]:
-        if name == b"content-type":
-            return media_type(value.decode("latin-1"))
+        if name == wanted:
+            return str(value.decode("latin-1"))
     return ""
+
+
+def _content_type(scope: Scope) -> str:
+    return media_type(_header(scope, b"content-type"))
 
 
 def route_path(scope: Scope) -> str:
@@ -38,9 +44,10 @@ def route_path(scope: Scope) -> str:
 
 
 class GraphQLPostEndpoint:
-    def __init__(self, app: ASGIApp, *, handler: GraphQLHttp) -> None:
+    def __init__(self, app: ASGIApp, *, handler: GraphQLHttp, sse: GraphQLSse | None = None) -> None:
         self.app = app
         self.handler = handler
+        self.sse = sse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -50,6 +57,9 @@ class GraphQLPostEndpoint:
             or _content_type(scope) not in JSON_BODY_TYPES
         ):
             await self.app(scope, receive, send)
+            return
+        if self.sse is not None and wants_event_stream(_header(scope, b"accept")):  # GraphQL over SSE (graph/sse.py)
+            await self.sse(Request(scope, receive), send)
             return
         answer = await self.handler.post_json(Request(scope, receive))
         body = encode(answer.payload)

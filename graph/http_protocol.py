@@ -16,6 +16,7 @@ from infrastructure.json_input import loads as loads  # graph/http.py decodes mu
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON_TYPE = "application/json"
+EVENT_STREAM = "text/event-stream"
 
 
 class HttpProblem(Exception):
@@ -76,6 +77,33 @@ def negotiate(accept: str | None) -> str:
     if best is None:
         raise HttpProblem(406, f"Not acceptable: send Accept: {GRAPHQL_RESPONSE} or {JSON_TYPE}.")
     return best[2]
+
+
+def wants_event_stream(accept: str | None) -> bool:
+    """True when the client asks for `text/event-stream` (GraphQL over SSE, graph/sse.py) over any JSON type.
+
+    The graphql-sse client and `EventSource` send exactly `text/event-stream`; a list that
+    prefers a JSON type (a higher q, or the same q listed first) keeps the plain answer.
+    """
+    if not accept or EVENT_STREAM not in accept.lower():
+        return False
+    best: tuple[float, int, bool] | None = None
+    for position, part in enumerate(accept.split(",")):
+        media, *params = [p.strip() for p in part.split(";")]
+        media = media.lower()
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        if not 0 < q <= 1 or media not in (EVENT_STREAM, GRAPHQL_RESPONSE, JSON_TYPE):  # (NaN fails too)
+            continue
+        candidate = (q, -position, media == EVENT_STREAM)
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return best is not None and best[2]
 
 
 def params_from_mapping(data: Any) -> GraphQLParams:

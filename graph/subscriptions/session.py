@@ -4,7 +4,8 @@ Strawberry builds the context once per WebSocket connection (strawberry #1754), 
 DataLoaders on it would cache for the connection's whole life: every delivery drops them
 and the fields of that event resolve through new ones (current outputs, never stale).
 
-How a watch ends on a WebSocket:
+How a watch ends on a WebSocket (an SSE stream ends the same way, graph/sse.py: a final
+``next`` with an UNAUTHENTICATED error then ``complete`` for 4401, no ``complete`` for 1012):
 
 - a final status (``generationUpdated``): the stream ends, the client gets ``complete``;
 - the access token expired, or the access gate stopped admitting it (the account was
@@ -41,6 +42,8 @@ def websocket_of(context: Context) -> WebSocket | None:
 
 def is_open(context: Context) -> bool:
     """False once the connection was closed (by us or by the peer)."""
+    if context.channel is not None:
+        return context.channel.is_open()
     ws = websocket_of(context)
     return ws is None or (
         ws.application_state == WebSocketState.CONNECTED and ws.client_state == WebSocketState.CONNECTED
@@ -48,7 +51,10 @@ def is_open(context: Context) -> bool:
 
 
 async def close_connection(context: Context, code: int, reason: str) -> bool:
-    """Close the context's WebSocket once; False when there is none to close."""
+    """Close the context's WebSocket (or event stream) once; False when there is none to close."""
+    if context.channel is not None:
+        await context.channel.close(code, reason)
+        return True
     ws = websocket_of(context)
     if ws is None:
         return False

@@ -2,7 +2,8 @@
 //
 // No build step and no dependencies: GraphQL over HTTP with fetch, uploads with the
 // GraphQL multipart request spec, and a small graphql-transport-ws client (below) for
-// the `myGenerationEvents` and `creditsChanged` subscriptions. Every piece of data reaches
+// the `myGenerationEvents` and `creditsChanged` subscriptions, with a GraphQL over
+// Server-Sent Events client when the WebSocket cannot connect (`?transport=sse` forces it). Every piece of data reaches
 // the DOM through textContent or attributes, never as markup: prompts are user input.
 "use strict";
 
@@ -176,9 +177,10 @@ const api = {
 // get pongs. Events sent while the socket was down are gone: `onReconnect` lets the page
 // read the current state again.
 class SubscriptionClient {
-  constructor(url, { connectionParams, onState, onUnauthorized, onReconnect }) {
+  constructor(url, { connectionParams, onState, onUnauthorized, onReconnect, onUnavailable }) {
     this.url = url;
     this.connectionParams = connectionParams;
+    this.onUnavailable = onUnavailable;
     this.onState = onState;
     this.onUnauthorized = onUnauthorized;
     this.onReconnect = onReconnect;
@@ -255,6 +257,14 @@ class SubscriptionClient {
       return;
     }
     if (this.operations.size === 0) return;
+    // Never acknowledged at all (a proxy that drops WebSockets, a blocked port): hand the
+    // subscriptions to another transport if the page offers one.
+    if (!this.everAcknowledged && this.onUnavailable) {
+      const operations = [...this.operations.values()];
+      this.close();
+      this.onUnavailable(operations);
+      return;
+    }
     // Back off 0.5 s, 1 s, 2 s ... up to 10 s, with jitter so replicas are not hit at once.
     const delay = Math.min(10000, 500 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
     this.reconnectTimer = setTimeout(() => {
@@ -281,6 +291,126 @@ class SubscriptionClient {
     clearTimeout(this.reconnectTimer);
     this.operations.clear();
     this.ws?.close(1000, "bye");
+  }
+}
+
+// ---------------------------------------------------------------- GraphQL over SSE
+
+// A minimal client of the "distinct connections" mode of
+// https://github.com/enisdenjo/graphql-sse/blob/master/PROTOCOL.md: one POST with
+// `Accept: text/event-stream` per subscription, `next` and `complete` events, `:` comments
+// to keep it alive. A stream that ends without `complete` (a server restart, the network) is
+// opened again after a back-off; a 401 (or an UNAUTHENTICATED error) refreshes the token first.
+class SseSubscriptionClient {
+  constructor(url, { headers, onState, onUnauthorized, onReconnect }) {
+    this.url = url;
+    this.headers = headers;
+    this.onState = onState;
+    this.onUnauthorized = onUnauthorized;
+    this.onReconnect = onReconnect;
+    this.operations = new Map(); // id -> {query, variables, sink, controller}
+    this.nextId = 1;
+    this.closed = false;
+  }
+
+  subscribe(query, variables, sink) {
+    const id = String(this.nextId++);
+    this.operations.set(id, { query, variables, sink, controller: null });
+    this.run(id, 0, false);
+    return () => this.stop(id);
+  }
+
+  async run(id, attempt, reconnecting) {
+    const operation = this.operations.get(id);
+    if (!operation || this.closed) return;
+    const controller = new AbortController();
+    operation.controller = controller;
+    let outcome;
+    try {
+      outcome = await this.stream(operation, controller.signal, reconnecting);
+    } catch (error) {
+      if (controller.signal.aborted || this.closed) return;
+      outcome = { retry: true, error };
+    }
+    if (!this.operations.has(id) || this.closed) return;
+    if (outcome.unauthorized && attempt < 3 && (await this.onUnauthorized())) {
+      this.run(id, attempt + 1, true);
+      return;
+    }
+    if (outcome.complete) {
+      this.operations.delete(id);
+      operation.sink.complete?.();
+      return;
+    }
+    if (!outcome.retry || outcome.unauthorized) {
+      this.operations.delete(id);
+      operation.sink.error(outcome.error || new Error("Subscription refused"));
+      return;
+    }
+    this.onState("connecting");
+    const delay = Math.min(10000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
+    setTimeout(() => this.run(id, attempt + 1, true), delay);
+  }
+
+  async stream(operation, signal, reconnecting) {
+    const response = await fetch(this.url, {
+      method: "POST",
+      headers: { ...this.headers(), "Content-Type": "application/json", Accept: "text/event-stream" },
+      body: JSON.stringify({ query: operation.query, variables: operation.variables }),
+      signal,
+    });
+    if (response.status === 401) return { unauthorized: true, error: new Error("Unauthorized") };
+    if (!response.ok || !(response.headers.get("content-type") || "").startsWith("text/event-stream")) {
+      const body = await response.json().catch(() => ({}));
+      const message = body.errors?.[0]?.message || `HTTP ${response.status}`;
+      return { retry: response.status >= 500 || response.status === 429, error: new Error(message) };
+    }
+    this.onState("open");
+    if (reconnecting) this.onReconnect?.();
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return { retry: true };
+      buffer += value.replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const message = { event: "", data: [] };
+        for (const line of block.split("\n")) {
+          if (line.startsWith(":")) continue; // keep-alive comment
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+          if (field === "event") message.event = text;
+          if (field === "data") message.data.push(text);
+        }
+        if (message.event === "complete") {
+          reader.cancel().catch(() => {});
+          return { complete: true };
+        }
+        if (message.event !== "next") continue;
+        const result = JSON.parse(message.data.join("\n"));
+        if (result.errors?.some((e) => e.extensions?.code === "UNAUTHENTICATED")) {
+          reader.cancel().catch(() => {});
+          return { unauthorized: true, error: new Error(result.errors[0].message) };
+        }
+        operation.sink.next(result);
+      }
+    }
+  }
+
+  stop(id) {
+    this.operations.get(id)?.controller?.abort();
+    this.operations.delete(id);
+  }
+
+  close() {
+    this.closed = true;
+    for (const { controller } of this.operations.values()) controller?.abort();
+    this.operations.clear();
+    this.onState("closed");
   }
 }
 
@@ -353,19 +483,48 @@ async function enter() {
   show($("generate-card"), true);
   show($("history-card"), true);
 
-  socket = new SubscriptionClient(wsUrl(), {
-    connectionParams: () => ({ Authorization: `Bearer ${api.session.accessToken}` }),
-    onState: (state) => ($("socket").dataset.state = state),
-    onUnauthorized: () => api.refresh(),
-    onReconnect: () => gallery.resync(),
-  });
-  socket.subscribe(WATCH_CREDITS, {}, {
-    next: (result) => result.data && showCredits(result.data.creditsChanged),
-    error: (error) => console.warn("creditsChanged:", error),
-  });
+  socket = openSubscriptions();
+  socket.subscribe(WATCH_CREDITS, {}, creditsSink);
   // Subscribe before the first page is read, so nothing that happens in between is missed.
   followEvents(socket, 0);
   await gallery.loadFirst();
+}
+
+const creditsSink = {
+  next: (result) => result.data && showCredits(result.data.creditsChanged),
+  error: (error) => console.warn("creditsChanged:", error),
+};
+
+// The WebSocket first; Server-Sent Events when it cannot connect, or when the page's URL
+// says `?transport=sse`. `#socket[data-transport]` shows which one carries the updates.
+function openSubscriptions() {
+  const onState = (state) => ($("socket").dataset.state = state);
+  if (new URLSearchParams(location.search).get("transport") === "sse") return openSse(onState);
+  $("socket").dataset.transport = "websocket";
+  return new SubscriptionClient(wsUrl(), {
+    connectionParams: () => ({ Authorization: `Bearer ${api.session.accessToken}` }),
+    onState,
+    onUnauthorized: () => api.refresh(),
+    onReconnect: () => gallery.resync(),
+    onUnavailable: (operations) => {
+      console.info("WebSocket unavailable: live updates fall back to Server-Sent Events");
+      const client = openSse(onState);
+      socket.replacedBy = client;
+      socket = client;
+      for (const { query, variables, sink } of operations) client.subscribe(query, variables, sink);
+      gallery.resync();
+    },
+  });
+}
+
+function openSse(onState) {
+  $("socket").dataset.transport = "sse";
+  return new SseSubscriptionClient(api.url, {
+    headers: () => ({ Authorization: `Bearer ${api.session.accessToken}` }),
+    onState,
+    onUnauthorized: () => api.refresh(),
+    onReconnect: () => gallery.resync(),
+  });
 }
 
 function followEvents(client, attempt) {
@@ -380,8 +539,10 @@ function followEvents(client, attempt) {
     complete: () => {
       if (attempt >= 5) return;
       setTimeout(() => {
-        if (socket !== client) return;
-        followEvents(client, attempt + 1);
+        let current = client;
+        while (current.replacedBy) current = current.replacedBy; // the WebSocket fell back to SSE
+        if (socket !== current) return;
+        followEvents(current, attempt + 1);
         gallery.resync();
       }, 1000 * (attempt + 1));
     },
