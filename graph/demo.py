@@ -2,7 +2,7 @@
 
 It is a developer tool like GraphiQL and is served when GraphiQL is enabled (development
 by default). The page is plain HTML/JS with no build step; it talks to /graphql over HTTP
-and WebSocket exactly like any other client, so it has no privileges of its own.
+and WebSocket (or Server-Sent Events) exactly like any other client, so it has no privileges of its own.
 """
 
 from __future__ import annotations
@@ -54,7 +54,13 @@ def _not_found() -> Response:
 @router.get("/demo", include_in_schema=False)
 async def demo_root(request: Request) -> Response:
     # Relative asset URLs in index.html resolve under /demo/ only with the trailing slash.
-    return RedirectResponse("demo/", status_code=307) if _enabled(request) else _not_found()
+    # The query string (`?transport=sse`) goes along; after the `?` it cannot change the path.
+    query = request.url.query
+    return (
+        RedirectResponse("demo/" + (f"?{query}" if query else ""), status_code=307)
+        if _enabled(request)
+        else _not_found()
+    )
 
 
 @router.get("/demo/config.json", include_in_schema=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -114,13 +115,14 @@ def demo_page(server: Server, name: str) -> Iterator[Any]:
             browser.close()
 
 
-def sign_in(page: Any, server: Server) -> None:
-    page.goto(f"{server.url}/demo")
+def sign_in(page: Any, server: Server, transport: str = "websocket", *, forced: bool = True) -> None:
+    """Signed in, live updates open over `transport` (`forced`: the URL's `?transport=sse` asks for SSE)."""
+    page.goto(f"{server.url}/demo" + ("?transport=sse" if transport == "sse" and forced else ""))
     page.wait_for_selector("body[data-ready=true]")
     assert page.input_value("#email") == DEMO_EMAIL, "the seeded demo account is pre-filled"
     page.click("#sign-in")
     page.wait_for_selector("#generate-card:not([hidden])")
-    page.wait_for_selector("#socket[data-state=open]")
+    page.wait_for_selector(f"#socket[data-state=open][data-transport={transport}]")
 
 
 def tile(generation_id: str) -> str:
@@ -160,12 +162,14 @@ def events_of(page: Any, generation_id: str) -> list[dict[str, str]]:
     return events
 
 
-def test_demo_grid_shows_image_and_video_generations_live_with_thumbnails(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_demo_grid_shows_image_and_video_generations_live_with_thumbnails(tmp_path: Path, transport: str) -> None:
     attachment = tmp_path / "sketch.png"
     attachment.write_bytes(render_png("sketch", width=16, height=16))
-    with serve(SERVER_ENV, tmp_path) as server, demo_page(server, "demo") as page:
-        # given the demo page of a fresh development server, signed in with the demo account
-        sign_in(page, server)
+    with serve(SERVER_ENV, tmp_path) as server, demo_page(server, f"demo-{transport}") as page:
+        # given the demo page of a fresh development server, signed in with the demo account,
+        # its live updates over a WebSocket, or over Server-Sent Events (`?transport=sse`)
+        sign_in(page, server, transport)
         page.wait_for_selector("#history-empty:not([hidden])")
 
         # when the person starts an image generation (with a file) and a video generation
@@ -176,7 +180,9 @@ def test_demo_grid_shows_image_and_video_generations_live_with_thumbnails(tmp_pa
         image_thumb = wait_for_thumbnail(page, image)
         video_thumb = wait_for_thumbnail(page, video)
         page.wait_for_function(CREDITS_ARE, arg=DEMO_CREDITS - IMAGE_COST - VIDEO_COST)
-        page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
+        page.screenshot(
+            path=str(ARTIFACTS / ("demo.png" if transport == "websocket" else "demo-sse.png")), full_page=True
+        )
         for thumb in (image_thumb, video_thumb):
             width, height = thumb["natural"]
             assert 0 < width <= THUMBNAIL_MAX_SIDE and 0 < height <= THUMBNAIL_MAX_SIDE, thumb
@@ -234,6 +240,28 @@ def test_demo_grid_shows_image_and_video_generations_live_with_thumbnails(tmp_pa
         page.wait_for_selector(f"{tile(image)}[data-source=list][data-thumbnail=ready]")
         assert page.eval_on_selector_all("#grid li", "items => items.map(i => i.dataset.id)") == [video, image]
         wait_for_thumbnail(page, video)
+
+
+def test_demo_falls_back_to_server_sent_events_when_the_websocket_cannot_connect(tmp_path: Path) -> None:
+    with serve(SERVER_ENV, tmp_path) as server, demo_page(server, "demo-fallback") as page:
+        # given a network path that closes every WebSocket before it opens (a proxy that drops them)
+        refused: list[str] = []
+
+        def refuse(route: Any) -> None:
+            refused.append(route.url)
+            route.close(code=1011, reason="no WebSockets here")
+
+        page.route_web_socket(re.compile(".*"), refuse)
+
+        # when the person signs in
+        sign_in(page, server, "sse", forced=False)
+
+        # then live updates came over Server-Sent Events: a generation is followed to its thumbnail
+        assert refused, "the page tried the WebSocket first"
+        generation = start(page, IMAGE_MODEL, "a heron over SSE", {})
+        wait_for_thumbnail(page, generation)
+        page.wait_for_function(CREDITS_ARE, arg=DEMO_CREDITS - IMAGE_COST)
+        assert page.get_attribute(tile(generation), "data-source") == "live"
 
 
 LOGIN = """mutation ($input: LoginInput!) { login(input: $input) { ... on AuthPayload { accessToken } } }"""

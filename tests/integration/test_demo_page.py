@@ -32,11 +32,13 @@ async def test_the_page_and_its_assets_are_served_from_the_package(make_settings
     async with running_app(make_settings()) as client:
         # when a browser opens /demo
         redirect = await client.http.get("/demo")
+        forced = await client.http.get("/demo?transport=sse")
         page = await client.http.get("/demo/")
         assets = {name: await client.http.get(f"/demo/{name}") for name in MEDIA_TYPES}
 
     # then it lands on /demo/ and every asset comes back byte for byte with its media type
     assert redirect.status_code == 307 and redirect.headers["location"] == "demo/"
+    assert forced.headers["location"] == "demo/?transport=sse", "the transport choice survives the redirect"
     assert page.status_code == 200 and "genhub demo" in page.text
     for name, response in assets.items():
         assert response.status_code == 200, name
