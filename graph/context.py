@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from contextlib import AbstractAsyncContextManager
@@ -63,6 +64,7 @@ class Context(BaseContext):
     _key_stale: bool = False
     #: The event stream an SSE subscription writes to (None: a WebSocket, whose socket is `request`, or plain HTTP).
     channel: StreamChannel | None = None
+    _confirming: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -144,13 +146,18 @@ class Context(BaseContext):
         (`reconfirm`)."""
         if self._account_confirmed:
             return
-        self._account_confirmed = True
-        await self.authenticate()
-        principal = self.principal
-        if principal is not None:
-            # (an API key was just verified by `authenticate`: what is left to ask is its owner's account)
-            reason = await self.services.accounts.refusal(principal)
-            self.access_refused = Unauthenticated(reason) if reason is not None else None
+        # The root fields of one operation run concurrently: the others wait for the first one's answer
+        # (a field let through before it, an API key not yet verified, would be refused or admitted wrongly).
+        async with self._confirming:
+            if self._account_confirmed:
+                return
+            await self.authenticate()
+            principal = self.principal
+            if principal is not None:
+                # (an API key was just verified by `authenticate`: what is left to ask is its owner's account)
+                reason = await self.services.accounts.refusal(principal)
+                self.access_refused = Unauthenticated(reason) if reason is not None else None
+            self._account_confirmed = True
 
     def reconfirm(self) -> None:
         """A WebSocket's context lives as long as the connection: each operation is checked afresh

@@ -133,6 +133,18 @@ async def test_a_key_is_shown_once_listed_without_its_secret_and_works_until_rev
     assert codes(body) == ["UNAUTHENTICATED"] and messages(body) == [INVALID_KEY]
 
 
+@pytest.mark.parametrize("on", ["postgres", "sqlite"])
+async def test_a_new_keys_first_request_with_several_root_fields_answers_them_all(
+    on: str, client: GraphQLClient, sqlite_client: GraphQLClient
+) -> None:
+    # the root fields run concurrently: each must wait for the one verification of the key
+    app = client if on == "postgres" else sqlite_client
+    _, token = await signed_in(app)
+    _, key = await new_key(app, token)
+    body = await app.execute("{ me { id } credits { available } models { id } }", token=key)
+    assert body["data"]["me"]["id"] and body["data"]["credits"] is not None
+
+
 async def test_the_secret_is_stored_only_as_its_hash(client: GraphQLClient) -> None:
     _, token = await signed_in(client)
     _, key = await new_key(client, token)
