@@ -1,7 +1,8 @@
-"""Benchmark subscription fan-out: one `genhub serve`, S WebSocket subscribers, events through Redis.
+"""Benchmark subscription fan-out: one `genhub serve`, S subscribers (WebSocket or SSE), events through Redis.
 
-(a) Fan-out: S graphql-transport-ws connections (default 1,000 over 100 users, one
-    `myGenerationEvents` subscription each) on ONE API process. A separate publisher
+(a) Fan-out: S graphql-transport-ws connections, or S GraphQL over SSE streams
+    (`--transport sse`; `both` runs each on a fresh server, one after the other) (default
+    1,000 over 100 users, one `myGenerationEvents` subscription each) on ONE API process. A separate publisher
     process publishes K GenerationChanged events (PROCESSING with rising progress, one
     generation per user, round robin) at a fixed rate through Redis with
     BroadcastPublisher, exactly as a worker does. Latency = receive time at the client -
@@ -16,7 +17,7 @@ PostgreSQL database (dropped afterwards), the server and the publisher as subpro
 The set-up, the subscribers and part (b) are bench/fanout_setup.py, fanout_clients.py, fanout_cycles.py.
 
     .venv/bin/python bench/fanout.py [--subscribers 1000] [--users 100] [--events 4000]
-                                     [--rate 200] [--cycles 10000]
+                                     [--rate 200] [--cycles 10000] [--transport ws|sse|both]
 """
 
 from __future__ import annotations
@@ -41,7 +42,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import drop_database, migrated_database  # noqa: E402
-from bench.fanout_clients import Subscriber, numsub, open_subscriber, read  # noqa: E402
+from bench.fanout_clients import (  # noqa: E402
+    Subscriber,
+    close_subscriber,
+    numsub,
+    open_sse_subscriber,
+    open_subscriber,
+    read,
+)
 from bench.fanout_cycles import cycles  # noqa: E402
 from bench.fanout_setup import Plan, private_redis, seed, serve  # noqa: E402
 from bench.processes import cpu_seconds, rss_mib  # noqa: E402
@@ -58,14 +66,22 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def fanout(
-    args: argparse.Namespace, plan: Plan, url: str, redis_url: str, server: subprocess.Popen[bytes]
+    args: argparse.Namespace,
+    plan: Plan,
+    url: str,
+    redis_url: str,
+    server: subprocess.Popen[bytes],
+    transport: str = "ws",
 ) -> dict[str, Any]:
     rss_idle = rss_mib(server.pid)
     subs = [Subscriber(user=i % args.users) for i in range(args.subscribers)]
+    opener = open_sse_subscriber if transport == "sse" else open_subscriber
+    if transport == "sse":
+        url = url.replace("ws://", "http://", 1)
     started = time.monotonic()
     for start in range(0, len(subs), 100):  # connect in batches: a realistic ramp, not a SYN flood
         batch = subs[start : start + 100]
-        await asyncio.gather(*(open_subscriber(url, plan.tokens[s.user], s, SUBSCRIBE, {}) for s in batch))
+        await asyncio.gather(*(opener(url, plan.tokens[s.user], s, SUBSCRIBE, {}) for s in batch))
     readers = [asyncio.create_task(read(s)) for s in subs]
     channels = [f"user:{u}" for u in plan.users]
     while await numsub(redis_url, channels) < len(plan.users):
@@ -124,7 +140,7 @@ async def fanout(
     rss_after = rss_mib(server.pid)
     latencies = [x for s in subs for x in s.latencies]
     for s in subs:
-        await s.ws.close()
+        await close_subscriber(s)
     for task in readers:
         task.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
@@ -132,6 +148,7 @@ async def fanout(
     while await numsub(redis_url, channels) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     return {
+        "transport": transport,
         "subscribers": args.subscribers,
         "users": args.users,
         "connect_s": connect_s,
@@ -151,6 +168,7 @@ async def fanout(
         "rss_idle_mib": rss_idle,
         "rss_before_mib": rss_before,
         "rss_after_mib": rss_after,
+        "kib_per_subscriber": (rss_before - rss_idle) * 1024 / max(1, args.subscribers),
         "numsub_after_close": await numsub(redis_url, channels),
     }
 
@@ -223,53 +241,64 @@ async def bench(args: argparse.Namespace) -> None:
         try:
             plan = await seed(db_url, args.users)
             redis_ctx = contextlib.nullcontext(args.redis_url) if args.redis_url else private_redis(tmp)
-            with redis_ctx as redis_url, serve(db_url, redis_url, tmp) as (server, url):
+            with redis_ctx as redis_url:
                 print(
                     f"fan-out benchmark: {os.cpu_count()} cores, Python {sys.version.split()[0]}, one API process, "
                     f"PostgreSQL + Redis on loopback"
                 )
-                if args.subscribers:
-                    r = await fanout(args, plan, url, redis_url, server)
-                    p = r["published"]
-                    print(
-                        f"\n(a) {r['subscribers']} subscribers over {r['users']} users (connected in {r['connect_s']:.1f} s); "
-                        f"{p['published']} events published at {p['rate']:.0f}/s ({p['failures']} failed)"
-                    )
-                    print(
-                        f"    delivered {r['delivered']} / expected {r['expected']}  "
-                        f"({'0 lost' if r['delivered'] >= r['expected'] else str(r['expected'] - r['delivered']) + ' lost'})"
-                    )
-                    print(
-                        f"    publish->receive latency  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  "
-                        f"max {r['max_ms']:.1f} ms  (mean {r['mean_ms']:.1f} ms)"
-                    )
-                    print(
-                        f"    warm-up ({r['warmup_events']} events, not counted): p99 {r['warmup_p99_ms']:.1f} ms, "
-                        f"max {r['warmup_max_ms']:.1f} ms"
-                    )
-                    print(
-                        f"    CPU while publishing: server {r['server_cpu_pct']:.0f}% "
-                        f"({r['server_cpu_ms_per_event']:.2f} ms per event), "
-                        f"subscribers' client {r['client_cpu_pct']:.0f}% of one core"
-                    )
-                    print(
-                        f"    server RSS  idle {r['rss_idle_mib']:.0f} MiB, with subscribers {r['rss_before_mib']:.0f} MiB, "
-                        f"after the events {r['rss_after_mib']:.0f} MiB; PUBSUB NUMSUB after closing: {r['numsub_after_close']}"
-                    )
+                transports = ["ws", "sse"] if args.transport == "both" else [args.transport]
+                for transport in transports if args.subscribers else []:
+                    with serve(db_url, redis_url, tmp) as (server, url):  # a fresh process for each transport
+                        report_fanout(await fanout(args, plan, url, redis_url, server, transport))
                 if args.cycles:
-                    c = await cycles(args, plan, url, redis_url, server)
-                    samples = ", ".join(f"{n}: {m:.0f}" for n, m in c["rss_samples"])
-                    print(
-                        f"\n(b) {c['cycles']} connect -> subscribe -> first event -> disconnect cycles "
-                        f"({args.concurrency} at a time, {c['per_second']:.0f}/s), failures: {c['failures'] or 'none'}"
-                    )
-                    print(f"    server RSS (MiB) after N cycles: {samples}")
-                    print(
-                        f"    PUBSUB NUMSUB of the {len(plan.users)} user channels after: {c['numsub_after']}; "
-                        f"user:* channels left in Redis: {c['user_channels_left']}"
-                    )
+                    with serve(db_url, redis_url, tmp) as (server, url):
+                        report_cycles(args, plan, await cycles(args, plan, url, redis_url, server))
         finally:
             await drop_database(name)
+
+
+def report_fanout(r: dict[str, Any]) -> None:
+    p = r["published"]
+    name = {"ws": "WebSocket (graphql-transport-ws)", "sse": "Server-Sent Events"}[r["transport"]]
+    print(
+        f"\n(a) {name}: {r['subscribers']} subscribers over {r['users']} users (connected in {r['connect_s']:.1f} s); "
+        f"{p['published']} events published at {p['rate']:.0f}/s ({p['failures']} failed)"
+    )
+    print(
+        f"    delivered {r['delivered']} / expected {r['expected']}  "
+        f"({'0 lost' if r['delivered'] >= r['expected'] else str(r['expected'] - r['delivered']) + ' lost'})"
+    )
+    print(
+        f"    publish->receive latency  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  "
+        f"max {r['max_ms']:.1f} ms  (mean {r['mean_ms']:.1f} ms)"
+    )
+    print(
+        f"    warm-up ({r['warmup_events']} events, not counted): p99 {r['warmup_p99_ms']:.1f} ms, "
+        f"max {r['warmup_max_ms']:.1f} ms"
+    )
+    print(
+        f"    CPU while publishing: server {r['server_cpu_pct']:.0f}% "
+        f"({r['server_cpu_ms_per_event']:.2f} ms per event), "
+        f"subscribers' client {r['client_cpu_pct']:.0f}% of one core"
+    )
+    print(
+        f"    server RSS  idle {r['rss_idle_mib']:.0f} MiB, with subscribers {r['rss_before_mib']:.0f} MiB "
+        f"({r['kib_per_subscriber']:.0f} KiB per subscriber), after the events {r['rss_after_mib']:.0f} MiB; "
+        f"PUBSUB NUMSUB after closing: {r['numsub_after_close']}"
+    )
+
+
+def report_cycles(args: argparse.Namespace, plan: Plan, c: dict[str, Any]) -> None:
+    samples = ", ".join(f"{n}: {m:.0f}" for n, m in c["rss_samples"])
+    print(
+        f"\n(b) {c['cycles']} connect -> subscribe -> first event -> disconnect cycles "
+        f"({args.concurrency} at a time, {c['per_second']:.0f}/s), failures: {c['failures'] or 'none'}"
+    )
+    print(f"    server RSS (MiB) after N cycles: {samples}")
+    print(
+        f"    PUBSUB NUMSUB of the {len(plan.users)} user channels after: {c['numsub_after']}; "
+        f"user:* channels left in Redis: {c['user_channels_left']}"
+    )
 
 
 def main() -> int:
@@ -289,7 +318,10 @@ def main() -> int:
         runner(publish_main(pub.parse_args(sys.argv[2:])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--subscribers", type=int, default=1000, help="WebSocket subscribers (S); 0: skip (a)")
+    parser.add_argument("--subscribers", type=int, default=1000, help="subscribers (S); 0: skip (a)")
+    parser.add_argument(
+        "--transport", choices=["ws", "sse", "both"], default="ws", help="graphql-transport-ws, SSE, or each in turn"
+    )
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--events", type=int, default=4000, help="events to publish (K)")
     parser.add_argument("--rate", type=float, default=200.0, help="events per second")

@@ -158,8 +158,9 @@ class EventStream:
             if self.broken:
                 raise StreamBroken
             try:
-                message = {"type": "http.response.body", "body": data, "more_body": more}
-                await asyncio.wait_for(self._send(message), self._write_timeout)
+                # (asyncio.timeout, not wait_for: no task per write)
+                async with asyncio.timeout(self._write_timeout):
+                    await self._send({"type": "http.response.body", "body": data, "more_body": more})
             except (TimeoutError, OSError, ClientDisconnect) as exc:
                 self.broken = True
                 raise StreamBroken from exc

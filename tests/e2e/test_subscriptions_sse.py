@@ -338,6 +338,24 @@ async def test_signing_out_ends_the_stream_with_an_unauthenticated_error(stack: 
     await wait_for_numsub(stack.redis_url, user_channel(user.user_id), 0)
 
 
+async def test_a_token_expiring_during_the_stream_ends_it_with_an_unauthenticated_error(stack: Stack) -> None:
+    # given a stream whose token expires in about two seconds
+    user = await stack.user()
+    token = tokens_with_ttl(3).issue_access(user.user_id, Role.USER)
+    stream = await open_stream(stack.a.http_url, CREDITS, token=token.token)
+    await wait_for_numsub(stack.redis_url, user_channel(user.user_id), 1)
+    await grant_credits(stack.container, user.user_id, 1)
+    await stream.wait_for(lambda s: len(s.results) == 1, what="the first balance")
+
+    # when the token expires, then the stream ends: an UNAUTHENTICATED error, complete, the subscription gone
+    await stream.wait_ended(timeout=10)
+    assert datetime.now(UTC) >= token.expires_at.replace(microsecond=0)  # the JWT's exp is whole seconds
+    assert stream.results[-1]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert stream.messages[-1]["event"] == "complete" and len(stream.results) == 2
+    await wait_for_numsub(stack.redis_url, user_channel(user.user_id), 0)
+    await stream.close()
+
+
 async def test_a_client_that_never_reads_is_dropped_without_delaying_another(stack: Stack) -> None:
     # given a client with a tiny receive buffer that never reads its stream, and one that reads
     user = await stack.user()
