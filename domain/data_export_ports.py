@@ -16,6 +16,7 @@ from domain.boards import BoardRole
 from domain.data_exports import DataExport
 from domain.generations import Generation
 from domain.repositories import BoardRepository, ChunkRepository, CreditRepository, GenerationRepository, UserRepository
+from domain.webhook_ports import WebhookRepository
 
 # ---------------------------------------------------------------- the archive
 
@@ -142,6 +143,8 @@ class DataExportRepository(Protocol):
 class ExportUnitOfWork(Protocol):
     @property
     def data_exports(self) -> DataExportRepository: ...
+    @property
+    def webhooks(self) -> WebhookRepository: ...
     @property
     def users(self) -> UserRepository: ...
     @property

@@ -25,6 +25,7 @@ from domain.pagination import PageRequest
 from domain.ports import ObjectStorage
 from domain.repositories import Asset
 from domain.users import User
+from domain.webhook_endpoints import WebhookEndpoint
 
 README = """\
 genhub data export
@@ -40,6 +41,8 @@ chunks.json       the files you uploaded; "file" names the copy in this archive
 generations.json  every generation you started, oldest first, with its parameters,
                   status, error, credits, board and outputs (type, size, sha256,
                   geometry); each output's "file" names the copy in this archive
+webhooks.json     your webhook endpoints: URL, event types, note, enabled (never
+                  their signing secrets)
 outputs/<generation id>/<n>.<ext>   the outputs of your generations
 uploads/<file id>-<name>            your uploaded files (names made safe for any disk)
 
@@ -79,6 +82,19 @@ def ledger_record(entry: LedgerEntry) -> dict[str, Any]:
         "generationId": _id(entry.generation_id),
         "reason": entry.reason,
         "createdAt": _time(entry.created_at),
+    }
+
+
+def webhook_record(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """An endpoint as the API shows it; its secrets never leave the database."""
+    return {
+        "id": str(endpoint.id),
+        "url": endpoint.url,
+        "events": sorted(e.value for e in endpoint.events),
+        "description": endpoint.description,
+        "enabled": endpoint.enabled,
+        "createdAt": _time(endpoint.created_at),
+        "updatedAt": _time(endpoint.updated_at),
     }
 
 
@@ -151,9 +167,11 @@ async def write_contents(
             raise NotFound("user")
         balance = await u.credits.balance(user_id)
         boards = await u.data_exports.board_roles(user_id)
+        endpoints = await u.webhooks.endpoints_of(user_id)
     await writer.add_text("README.txt", README)
     await writer.add_json("account.json", account_record(user, balance))
     await writer.add_json("boards.json", [board_record(*board) for board in boards])
+    await writer.add_json("webhooks.json", [webhook_record(e) for e in endpoints])
     await _ledger(writer, user_id=user_id, uow=uow, batch=batch)
     await _chunks(writer, user_id=user_id, uow=uow, storage=storage, batch=batch)
     await _generations(writer, user_id=user_id, uow=uow, storage=storage, batch=batch)

@@ -134,7 +134,15 @@ async def populated(world: World, services: Services, workers: Processes) -> dic
             await uow.boards.set_member(board.id, owner, BoardRole.OWNER, board.created_at)
         await uow.boards.set_member(shared.id, world.user.id, BoardRole.VIEWER, shared.created_at)
         await uow.commit()
-    return {"uploads": uploads, "boards": {str(own.id): "owner", str(shared.id): "viewer"}}
+    # a public address written as an IP: registered without a DNS lookup
+    endpoint, secret = await services.webhooks.create_endpoint(
+        world.principal, url="https://93.184.215.14/hook", events=["generation.completed"], description="mine"
+    )
+    return {
+        "uploads": uploads,
+        "boards": {str(own.id): "owner", str(shared.id): "viewer"},
+        "webhook": (endpoint, secret),
+    }
 
 
 # ---------------------------------------------------------------- the archive against the data
@@ -196,6 +204,17 @@ async def test_the_archive_holds_the_account_generations_ledger_boards_and_files
     # the boards the user belongs to, with their role
     boards = json.loads(archive.read("boards.json"))
     assert {b["id"]: b["role"] for b in boards} == given["boards"]
+    # the webhook endpoints, never their secrets
+    endpoint, secret = given["webhook"]
+    [hook] = json.loads(archive.read("webhooks.json"))
+    assert (hook["id"], hook["url"], hook["events"], hook["enabled"]) == (
+        str(endpoint.id),
+        endpoint.url,
+        ["generation.completed"],
+        True,
+    )
+    key = secret.removeprefix("whsec_").encode()
+    assert not any(key in archive.read(name) for name in names)
     # every upload, under a safe name inside uploads/, with its bytes
     chunks = json.loads(archive.read("chunks.json"))
     assert {uuid.UUID(c["id"]) for c in chunks} == set(given["uploads"])
