@@ -94,6 +94,9 @@ SESSION_ONLY: Final = frozenset(
         "Mutation.deleteWebhookEndpoint",
         "Mutation.rotateWebhookSecret",
         "Mutation.rotateWebhookSigningSecret",
+        # any object by id, data exports and keys among them: a key would need each kind's scope
+        "Query.node",
+        "Query.nodes",
     }
 )
 

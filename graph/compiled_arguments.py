@@ -9,8 +9,8 @@ from typing import Any
 from graphql.execution.values import VariableValues, get_argument_values
 
 from domain.catalogue import ModelKind
-from domain.pagination import PageRequest
 from domain.users import Principal
+from graph.common.connections import page_request
 from graph.common.ids import lookup_id
 from graph.context import Context
 from graph.generations.queries import to_domain_filter
@@ -21,7 +21,11 @@ from infrastructure.db.json_reads.selection import NotCompilable
 
 
 def _page(args: Mapping[str, Any], context: Context) -> roots.Page:
-    request = PageRequest.parse(args.get("first", 20), args.get("after"), cursors=context.services.cursors)
+    request = page_request(
+        context.services.cursors, args.get("first"), args.get("after"), args.get("last"), args.get("before")
+    )
+    if request.backward or request.before is not None:
+        raise NotCompilable("a backward page (`last`/`before`) is read by the resolvers")
     after = (request.after.created_at, request.after.id) if request.after else None
     return roots.Page(request.first, after)
 

@@ -51,6 +51,8 @@ class Loaders:
         self.users_by_id = _by_id(lookups.users, lambda u: u.id)
         self.boards_by_id = _by_id(lookups.boards, lambda b: b.id)
         self.chunks_by_id = _by_id(lookups.chunks, lambda c: c.id)
+        self.generations_by_id = _by_id(lookups.generations, lambda g: g.id)
+        self.assets_by_id = _by_id(lookups.assets_by_id, lambda a: a.id)
         self.input_ids_by_generation = _grouped(lookups.input_ids)
         self.assets_by_generation = _grouped(lookups.assets)
         self.members_by_board = _grouped(lookups.members)

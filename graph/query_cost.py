@@ -19,39 +19,59 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    NullValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
     get_named_type,
 )
 
-from domain.pagination import MAX_PAGE_SIZE
+from domain.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from graph.document_shape import SATURATED
 
-# Cost of a field = how many times it may be resolved: the product of the `first`
-# arguments of the connections above it (and of its own, for its children). A `first`
-# over MAX_PAGE_SIZE counts as MAX_PAGE_SIZE: the resolver refuses it (INVALID_INPUT,
-# which names the argument) and no page can be larger.
+# Cost of a field = how many times it may be resolved: the product of the page sizes
+# (`first` or `last`) of the connections above it (and of its own, for its children). A
+# size over MAX_PAGE_SIZE counts as MAX_PAGE_SIZE: the resolver refuses it (INVALID_INPUT,
+# which names the argument) and no page can be larger. Neither given (or null): the field's
+# default `first`, else the default page, as the resolvers read it.
 PAGE_ARGUMENT = "first"
+BACKWARD_ARGUMENT = "last"
+_ABSENT = object()
+
+
+def _argument(node: FieldNode, name: str, variables: Mapping[str, Any], consulted: list[str]) -> Any:
+    """The value of argument `name` as written (a variable's value), or _ABSENT."""
+    for argument in node.arguments or ():
+        if argument.name.value != name:
+            continue
+        if isinstance(argument.value, IntValueNode):
+            return int(argument.value.value)
+        if isinstance(argument.value, VariableNode):
+            consulted.append(argument.value.name.value)
+            return variables.get(argument.value.name.value, _ABSENT)
+        if isinstance(argument.value, NullValueNode):
+            return None
+        return "unknown"  # a bad literal: validation refuses it; counted as the largest page
+    return _ABSENT
 
 
 def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any], consulted: list[str]) -> int:
-    """The page the field may return: its `first` within [0, MAX_PAGE_SIZE]; the largest page when
-    the `first` cannot be known here (null, a bad type)."""
-    value: Any = default
-    for argument in node.arguments or ():
-        if argument.name.value != PAGE_ARGUMENT:
+    """The page the field may return: its `first` or `last` within [0, MAX_PAGE_SIZE] (the larger
+    when both are given, which the resolvers refuse); `default` (the field's default `first`) or
+    the default page when neither is; the largest page when a value cannot be known here."""
+    sizes: list[int] = []
+    for name in (PAGE_ARGUMENT, BACKWARD_ARGUMENT):
+        value = _argument(node, name, variables, consulted)
+        if value is _ABSENT or value is None:
             continue
-        if isinstance(argument.value, IntValueNode):
-            value = int(argument.value.value)
-        elif isinstance(argument.value, VariableNode):
-            consulted.append(argument.value.name.value)
-            value = variables.get(argument.value.name.value, default)
-        else:
-            value = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return min(max(value, 0), MAX_PAGE_SIZE)
-    return MAX_PAGE_SIZE
+        if not isinstance(value, int) or isinstance(value, bool):
+            return MAX_PAGE_SIZE
+        sizes.append(min(max(value, 0), MAX_PAGE_SIZE))
+    if sizes:
+        return max(sizes)
+    if isinstance(default, int) and not isinstance(default, bool):
+        return min(max(default, 0), MAX_PAGE_SIZE)
+    return DEFAULT_PAGE_SIZE
 
 
 class _CostWalk:

@@ -34,6 +34,7 @@ from graph.extensions import ErrorPolicy
 from graph.generations.mutations import GenerationMutations
 from graph.generations.queries import GenerationQueries
 from graph.limits import QueryLimits, query_limits
+from graph.nodes import NodeQueries
 from graph.streaming import stream_planned
 from graph.subscriptions.credits import CreditSubscriptions
 from graph.subscriptions.execution import PerEventMemoExecutionContext
@@ -53,6 +54,7 @@ QUERIES: tuple[type, ...] = (
     WebhookQueries,
     AdminQueries,
     ApiKeyQueries,
+    NodeQueries,
 )
 MUTATIONS: tuple[type, ...] = (
     AuthMutations,

@@ -47,6 +47,9 @@ class ApiKeys:
     async def of_user(self, actor: Principal, user_id: uuid.UUID | None) -> list[ApiKey]:
         return await api_keys.list_keys(actor=actor, user_id=user_id, uow=self.reads())
 
+    async def get(self, actor: Principal, key_id: uuid.UUID) -> ApiKey:
+        return await api_keys.get_key(actor=actor, key_id=key_id, uow=self.reads())
+
     async def revoke(self, actor: Principal, key_id: uuid.UUID, origin: RequestOrigin) -> api_keys.RevokedKey:
         return await api_keys.revoke_key(
             actor=actor, key_id=key_id, uow=self.uow(), clock=self.clock, revocations=self.revocations, origin=origin

@@ -2,7 +2,9 @@
 
 The GraphQL layer batches these per request (graph/loaders.py). None of them checks who
 asks: each is reached only through a parent object the use cases above handed out
-(a generation's inputs, a board's members), never from a client-given id alone.
+(a generation's inputs, a board's members), never from a client-given id alone; `node(id:)`
+uses them only to learn which kind an id names, then asks that kind's authorized read
+(graph/nodes.py), and hands out nothing a lookup alone found.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ class Lookups:
 
     async def boards(self, ids: Ids) -> Sequence[Board]:
         return await self._read(lambda uow: uow.boards.get_many(list(ids)))
+
+    async def generations(self, ids: Ids) -> Sequence[Generation]:
+        return await self._read(lambda uow: uow.generations.get_many(list(ids)))
+
+    async def assets_by_id(self, ids: Ids) -> Sequence[Asset]:
+        return await self._read(lambda uow: uow.generations.get_assets(list(ids)))
 
     async def chunks(self, ids: Ids) -> Sequence[Chunk]:
         return await self._read(lambda uow: uow.chunks.get_many(list(ids)))

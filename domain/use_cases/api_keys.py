@@ -105,6 +105,15 @@ async def list_keys(*, actor: Principal, user_id: uuid.UUID | None, uow: ApiKeyU
         return await uow.api_keys.of_user(owner_id)
 
 
+async def get_key(*, actor: Principal, key_id: uuid.UUID, uow: ApiKeyUnitOfWork) -> ApiKey:
+    """One key as `apiKeys` shows it: the actor's own, any to an administrator; NotFound otherwise."""
+    async with uow:
+        key = await uow.api_keys.get(key_id)
+    if key is None or (key.user_id != actor.user_id and not actor.is_admin):
+        raise NotFound("API key")
+    return key
+
+
 async def revoke_key(
     *,
     actor: Principal,

@@ -10,7 +10,7 @@ from typing import Any
 
 from domain.audit import Attempt, AuditAction, AuditOutcome, RequestOrigin
 from domain.catalogue import AiModel, ModelKind, Preset, model_problems, preset_problems, preset_shape_problems
-from domain.catalogue_document import preset_key
+from domain.catalogue_document import MAX_PRESETS_PER_MODEL, preset_key
 from domain.errors import DomainError, Forbidden, InvalidInput, NameTaken, NotFound
 from domain.ports import CatalogueReader, Clock
 from domain.repositories import UnitOfWork
@@ -189,6 +189,11 @@ async def _upsert_preset(
             raise NameTaken(
                 "name",
                 f"another preset of this model is named {taken[0]!r} (names are compared without case or Unicode form)",
+            )
+        if existing is None and len(others) >= MAX_PRESETS_PER_MODEL:
+            # `presets` is a plain list: this bound (a catalogue file's too) keeps it small
+            raise InvalidInput.single(
+                "modelId", f"this model has {MAX_PRESETS_PER_MODEL} presets, the most it may: change one instead"
             )
         preset = await uow.catalogue.save_preset(
             Preset(id=preset_id or uuid.uuid4(), model_id=model_id, name=name.strip(), params=dict(params))

@@ -7,8 +7,9 @@ import strawberry
 from domain.audit import AuditEntry as DomainAuditEntry
 from domain.audit import AuditFilter
 from domain.errors import NotFound
-from domain.pagination import Page, PageRequest
+from domain.pagination import Page
 from graph.admin.types import AdminUserConnection, AdminUserDetails, AuditAction, AuditEntryConnection
+from graph.common.connections import After, Before, First, Last, page_request
 from graph.common.ids import lookup_id
 from graph.context import Info
 from graph.permissions import IsAdmin
@@ -24,12 +25,18 @@ class AdminQueries:
         permission_classes=[IsAdmin],
     )
     async def admin_users(
-        self, info: Info, email_contains: str | None = None, first: int | None = 20, after: str | None = None
+        self,
+        info: Info,
+        email_contains: str | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
     ) -> AdminUserConnection:
         services = info.context.services
-        request = PageRequest.parse(first, after, cursors=services.cursors)
+        request = page_request(services.cursors, first, after, last, before)
         page = await services.admin.users(info.context.require_viewer(), email_contains, request)
-        return AdminUserConnection.from_page(page.items, page.has_next, services.cursors)
+        return AdminUserConnection.from_page(page, services.cursors)
 
     @strawberry.field(description="One account, or null. Admins only.", permission_classes=[IsAdmin])
     async def admin_user(self, info: Info, id: strawberry.ID) -> AdminUserDetails | None:
@@ -49,14 +56,16 @@ class AdminQueries:
     async def audit_log(
         self,
         info: Info,
-        first: int | None = 20,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
         action: AuditAction | None = None,
         actor_id: strawberry.ID | None = None,
         target_id: strawberry.ID | None = None,
     ) -> AuditEntryConnection:
         viewer, services = info.context.require_viewer(), info.context.services
-        request = PageRequest.parse(first, after, cursors=services.cursors)
+        request = page_request(services.cursors, first, after, last, before)
         page: Page[DomainAuditEntry]
         try:
             actor = lookup_id(actor_id, "user") if actor_id is not None else None
@@ -67,4 +76,4 @@ class AdminQueries:
                 action=action, actor_id=actor, target_id=str(target_id) if target_id is not None else None
             )
             page = await services.admin.audit_log(viewer, flt, request)
-        return AuditEntryConnection.from_page(page.items, page.has_next, services.cursors)
+        return AuditEntryConnection.from_page(page, services.cursors)

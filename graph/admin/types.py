@@ -10,10 +10,10 @@ import strawberry
 
 from domain import audit as da
 from domain.cursors import CursorCodec
-from domain.pagination import PageRequest
+from domain.pagination import Page
 from domain.repositories import UserSummary
 from graph.auth.types import Role
-from graph.common.connections import cursor_of
+from graph.common.connections import After, Before, First, Last, cursor_of, page_info, page_request
 from graph.common.types import Forbidden, InvalidInput, NotFound, PageInfo
 from graph.context import Info
 from graph.credits.types import CreditBalance, LedgerConnection
@@ -59,18 +59,22 @@ class AdminUser:
 @strawberry.type(description="One account with its ledger and its own generations (admins only).")
 class AdminUserDetails(AdminUser):
     @strawberry.field(description="The account's ledger, newest first (`first` <= 100).")
-    async def ledger(self, info: Info, first: int | None = 20, after: str | None = None) -> LedgerConnection:
+    async def ledger(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
+    ) -> LedgerConnection:
         services = info.context.services
-        request = PageRequest.parse(first, after, cursors=services.cursors)
+        request = page_request(services.cursors, first, after, last, before)
         page = await services.admin.ledger(info.context.require_viewer(), uuid.UUID(self.id), request)
-        return LedgerConnection.from_page(page.items, page.has_next, services.cursors)
+        return LedgerConnection.from_page(page, services.cursors)
 
     @strawberry.field(description="Generations the account started, newest first (`first` <= 100).")
-    async def generations(self, info: Info, first: int | None = 20, after: str | None = None) -> GenerationConnection:
+    async def generations(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
+    ) -> GenerationConnection:
         services = info.context.services
-        request = PageRequest.parse(first, after, cursors=services.cursors)
+        request = page_request(services.cursors, first, after, last, before)
         page = await services.admin.generations(info.context.require_viewer(), uuid.UUID(self.id), request)
-        return GenerationConnection.from_page(page.items, page.has_next, services.cursors)
+        return GenerationConnection.from_page(page, services.cursors)
 
 
 @strawberry.type
@@ -85,11 +89,9 @@ class AdminUserConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, items: list[UserSummary], has_next: bool, cursors: CursorCodec) -> AdminUserConnection:
-        edges = [AdminUserEdge(node=AdminUser.from_domain(s), cursor=cursor_of(s.user, cursors)) for s in items]
-        return cls(
-            edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
-        )
+    def from_page(cls, page: Page[UserSummary], cursors: CursorCodec) -> AdminUserConnection:
+        edges = [AdminUserEdge(node=AdminUser.from_domain(s), cursor=cursor_of(s.user, cursors)) for s in page.items]
+        return cls(edges=edges, page_info=page_info(page, [e.cursor for e in edges]))
 
 
 @strawberry.type(description="One admin action, as it was recorded (entries are never changed).")
@@ -139,11 +141,9 @@ class AuditEntryConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, items: list[da.AuditEntry], has_next: bool, cursors: CursorCodec) -> AuditEntryConnection:
-        edges = [AuditEntryEdge(node=AuditEntry.from_domain(e), cursor=cursor_of(e, cursors)) for e in items]
-        return cls(
-            edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
-        )
+    def from_page(cls, page: Page[da.AuditEntry], cursors: CursorCodec) -> AuditEntryConnection:
+        edges = [AuditEntryEdge(node=AuditEntry.from_domain(e), cursor=cursor_of(e, cursors)) for e in page.items]
+        return cls(edges=edges, page_info=page_info(page, [e.cursor for e in edges]))
 
 
 @strawberry.type(description="The account after suspendUser or reinstateUser.")

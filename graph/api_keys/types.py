@@ -8,14 +8,14 @@ from typing import Annotated, Self
 import strawberry
 
 from domain import api_keys as dk
+from graph.common.node import Node
 from graph.common.types import Forbidden, InvalidInput, NotFound, QuotaExceeded
 
 _SCOPES = ", ".join(f"`{s.value}`" for s in dk.Scope)
 
 
 @strawberry.type(description="An API key, as its owner (or an administrator) sees it: never its secret.")
-class ApiKey:
-    id: strawberry.ID
+class ApiKey(Node):
     name: str = strawberry.field(description="The name its owner gave it.")
     prefix: str = strawberry.field(
         description="The key's public beginning (`ghk_` and its lookup id): it tells keys apart in lists and logs."

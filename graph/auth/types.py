@@ -9,6 +9,7 @@ import strawberry
 
 from domain import users as du
 from domain.use_cases.auth import Session
+from graph.common.node import Node
 from graph.common.types import (
     AccountSuspended,
     EmailTaken,
@@ -23,8 +24,7 @@ Role = du.Role
 
 
 @strawberry.type(description="An account.")
-class User:
-    id: strawberry.ID
+class User(Node):
     email: str
     role: Role
     created_at: datetime

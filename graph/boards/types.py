@@ -10,8 +10,9 @@ import strawberry
 
 from domain import boards as db
 from domain import invitations as di
-from domain.pagination import PageRequest
 from graph.auth.types import User
+from graph.common.connections import After, Before, First, Last, page_request
+from graph.common.node import Node
 from graph.common.types import Forbidden, InvalidInput, InvalidState, NotFound, QuotaExceeded, RateLimited
 from graph.context import Info
 
@@ -59,8 +60,7 @@ class BoardInvitation:
 
 
 @strawberry.type(description="A shared space: its members see its generations.")
-class Board:
-    id: strawberry.ID
+class Board(Node):
     name: str
     my_role: BoardRole
     board_id: strawberry.Private[uuid.UUID]
@@ -79,15 +79,15 @@ class Board:
 
     @strawberry.field(description="Generations in this board, newest first (`first` <= 100).")
     async def generations(
-        self, info: Info, first: int | None = 20, after: str | None = None
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
     ) -> Annotated[GenerationConnection, strawberry.lazy("graph.generations.types")]:
         from graph.generations.types import GenerationConnection
 
         cursors = info.context.services.cursors
         page = await info.context.loaders.board_generations(
-            info.context.require_viewer(), self.board_id, PageRequest.parse(first, after, cursors=cursors)
+            info.context.require_viewer(), self.board_id, page_request(cursors, first, after, last, before)
         )
-        return GenerationConnection.from_page(page.items, page.has_next, cursors)
+        return GenerationConnection.from_page(page, cursors)
 
     @classmethod
     def from_domain(cls, board: db.Board, role: db.BoardRole) -> Board:

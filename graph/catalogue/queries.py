@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from domain.catalogue_document import MAX_PRESETS_PER_MODEL
 from domain.errors import NotFound
 from graph.catalogue.types import AdminSetting, AiModel, ModelKind, Preset
 from graph.common.ids import lookup_id
@@ -24,7 +25,12 @@ class CatalogueQueries:
         )
         return [AiModel.from_domain(m) for m in found]
 
-    @strawberry.field(description="Presets, optionally of one model.")
+    @strawberry.field(
+        description=(
+            f"Presets, optionally of one model: a plain list, as a model holds at most {MAX_PRESETS_PER_MODEL} "
+            "presets (upsertPreset and catalogue files refuse more)."
+        )
+    )
     async def presets(self, info: Info, model_id: strawberry.ID | None = None) -> list[Preset]:
         try:
             wanted = lookup_id(model_id, "model") if model_id is not None else None

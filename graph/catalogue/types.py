@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from domain import catalogue as dc
+from graph.common.node import Node
 from graph.common.types import Forbidden, InvalidInput, NotFound
 from graph.context import Info
 from graph.scalars import JSON
@@ -17,8 +18,7 @@ ModelKind = dc.ModelKind
 
 
 @strawberry.type(name="AiModel", description="A generation model offered by a provider.")
-class AiModel:
-    id: strawberry.ID
+class AiModel(Node):
     slug: str
     name: str
     provider: str
@@ -44,8 +44,7 @@ class AiModel:
 
 
 @strawberry.type(description="Named parameters for a model.")
-class Preset:
-    id: strawberry.ID
+class Preset(Node):
     name: str
     params: JSON
     model_id: strawberry.Private[str]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import strawberry
 
 from domain.errors import NotFound
-from domain.pagination import PageRequest
 from graph.chunks.types import Chunk, ChunkConnection
+from graph.common.connections import After, Before, First, Last, page_request
 from graph.common.ids import lookup_id
 from graph.context import Info
 from graph.permissions import IsAuthenticated
@@ -25,8 +25,10 @@ class ChunkQueries:
     @strawberry.field(
         description="The viewer's chunks, newest first (`first` <= 100).", permission_classes=[IsAuthenticated]
     )
-    async def chunks(self, info: Info, first: int | None = 20, after: str | None = None) -> ChunkConnection:
+    async def chunks(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
+    ) -> ChunkConnection:
         services = info.context.services
-        request = PageRequest.parse(first, after, cursors=services.cursors)
+        request = page_request(services.cursors, first, after, last, before)
         page = await services.chunks.page(info.context.require_viewer(), request)
-        return ChunkConnection.from_page(page.items, page.has_next, services.cursors)
+        return ChunkConnection.from_page(page, services.cursors)

@@ -9,7 +9,9 @@ import strawberry
 
 from domain import chunks as dc
 from domain.cursors import CursorCodec
-from graph.common.connections import cursor_of
+from domain.pagination import Page
+from graph.common.connections import cursor_of, page_info
+from graph.common.node import Node
 from graph.common.types import InvalidInput, InvalidState, NotFound, PageInfo, QuotaExceeded, RateLimited
 from graph.scalars import JSON
 
@@ -18,8 +20,7 @@ ChunkStatus = dc.ChunkStatus
 
 
 @strawberry.type(description="A file the user uploaded, usable as a generation input.")
-class Chunk:
-    id: strawberry.ID
+class Chunk(Node):
     filename: str
     content_type: str
     size: int
@@ -52,11 +53,9 @@ class ChunkConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, items: list[dc.Chunk], has_next: bool, cursors: CursorCodec) -> ChunkConnection:
-        edges = [ChunkEdge(node=Chunk.from_domain(c), cursor=cursor_of(c, cursors)) for c in items]
-        return cls(
-            edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
-        )
+    def from_page(cls, page: Page[dc.Chunk], cursors: CursorCodec) -> ChunkConnection:
+        edges = [ChunkEdge(node=Chunk.from_domain(c), cursor=cursor_of(c, cursors)) for c in page.items]
+        return cls(edges=edges, page_info=page_info(page, [e.cursor for e in edges]))
 
 
 # ---------------------------------------------------------------- mutations

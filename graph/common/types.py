@@ -68,7 +68,22 @@ class InvalidState(Error):
     pass
 
 
-@strawberry.type(description="Relay-style page information.")
+@strawberry.type(
+    description=(
+        "Relay-style page information. A forward page (`first`) tells `hasNextPage` and answers "
+        "`hasPreviousPage` false; a backward page (`last`) tells `hasPreviousPage` and answers "
+        "`hasNextPage` false (as the Relay specification allows: telling both would take a second read)."
+    )
+)
 class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(
+        description="Paging forward: more items follow this page (ask again with `after: endCursor`)."
+    )
+    end_cursor: str | None = strawberry.field(description="The cursor of the page's last edge; null when empty.")
+    has_previous_page: bool = strawberry.field(
+        default=False,
+        description="Paging backward: more items precede this page (ask again with `before: startCursor`).",
+    )
+    start_cursor: str | None = strawberry.field(
+        default=None, description="The cursor of the page's first edge; null when empty."
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from domain.pagination import PageRequest
+from graph.common.connections import After, Before, First, Last, page_request
 from graph.context import Info
 from graph.credits.types import CreditBalance, LedgerConnection
 from graph.permissions import IsAuthenticated
@@ -20,7 +20,9 @@ class CreditQueries:
     @strawberry.field(
         description="The viewer's ledger, newest first (`first` <= 100).", permission_classes=[IsAuthenticated]
     )
-    async def credit_ledger(self, info: Info, first: int | None = 20, after: str | None = None) -> LedgerConnection:
+    async def credit_ledger(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
+    ) -> LedgerConnection:
         viewer, services = info.context.require_viewer(), info.context.services
-        page = await services.credits.ledger(viewer.user_id, PageRequest.parse(first, after, cursors=services.cursors))
-        return LedgerConnection.from_page(page.items, page.has_next, services.cursors)
+        page = await services.credits.ledger(viewer.user_id, page_request(services.cursors, first, after, last, before))
+        return LedgerConnection.from_page(page, services.cursors)

@@ -9,7 +9,8 @@ import strawberry
 
 from domain import credits as dc
 from domain.cursors import CursorCodec
-from graph.common.connections import cursor_of
+from domain.pagination import Page
+from graph.common.connections import cursor_of, page_info
 from graph.common.types import Forbidden, InvalidInput, NotFound, PageInfo
 
 strawberry.enum(dc.LedgerKind, name="LedgerKind", description="What a ledger entry did.")
@@ -60,11 +61,9 @@ class LedgerConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, items: list[dc.LedgerEntry], has_next: bool, cursors: CursorCodec) -> LedgerConnection:
-        edges = [LedgerEdge(node=LedgerEntry.from_domain(e), cursor=cursor_of(e, cursors)) for e in items]
-        return cls(
-            edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
-        )
+    def from_page(cls, page: Page[dc.LedgerEntry], cursors: CursorCodec) -> LedgerConnection:
+        edges = [LedgerEdge(node=LedgerEntry.from_domain(e), cursor=cursor_of(e, cursors)) for e in page.items]
+        return cls(edges=edges, page_info=page_info(page, [e.cursor for e in edges]))
 
 
 @strawberry.input(description="Credit a user's account (admin only). Replays with the same key change nothing.")

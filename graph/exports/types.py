@@ -9,6 +9,7 @@ import strawberry
 
 from domain import data_exports as de
 from graph.chunks.types import DownloadUrl
+from graph.common.node import Node
 from graph.common.types import NotFound, RateLimited
 from graph.context import Info
 
@@ -25,8 +26,7 @@ DEFAULT_URL_SECONDS = 900
 
 
 @strawberry.type(description="An archive of the viewer's data (account, generations, ledger, boards, files).")
-class DataExport:
-    id: strawberry.ID
+class DataExport(Node):
     status: DataExportStatus
     created_at: datetime
     expires_at: datetime | None = strawberry.field(description="When the READY archive is deleted.")

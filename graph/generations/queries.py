@@ -5,8 +5,8 @@ from __future__ import annotations
 import strawberry
 
 from domain.errors import NotFound
-from domain.pagination import PageRequest
 from domain.repositories import GenerationFilter as DomainFilter
+from graph.common.connections import After, Before, First, Last, page_request
 from graph.common.ids import lookup_id, parse_id
 from graph.context import Info
 from graph.generations.types import Generation, GenerationConnection, GenerationFilter
@@ -40,12 +40,18 @@ class GenerationQueries:
         permission_classes=[IsAuthenticated],
     )
     async def generations(
-        self, info: Info, first: int | None = 20, after: str | None = None, filter: GenerationFilter | None = None
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
+        filter: GenerationFilter | None = None,
     ) -> GenerationConnection:
         services = info.context.services
         page = await services.generations.page(
             info.context.require_viewer(),
             to_domain_filter(filter),
-            PageRequest.parse(first, after, cursors=services.cursors),
+            page_request(services.cursors, first, after, last, before),
         )
-        return GenerationConnection.from_page(page.items, page.has_next, services.cursors)
+        return GenerationConnection.from_page(page, services.cursors)

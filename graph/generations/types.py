@@ -13,11 +13,13 @@ import strawberry
 from domain import generations as dg
 from domain import media
 from domain.cursors import CursorCodec
+from domain.pagination import Page
 from domain.repositories import Asset as DomainAsset
 from graph.catalogue.types import AiModel, Preset
 from graph.chunks.types import Chunk
-from graph.common.connections import cursor_of
+from graph.common.connections import cursor_of, page_info
 from graph.common.inputs import scalar_fields_input
+from graph.common.node import Node
 from graph.common.types import (
     Forbidden,
     InsufficientCredits,
@@ -79,8 +81,7 @@ THUMBNAIL_DESCRIPTION = (
         "(`kind` THUMBNAIL, reached through `thumbnail`)."
     )
 )
-class Asset:
-    id: strawberry.ID
+class Asset(Node):
     kind: AssetKind
     content_type: str = strawberry.field(
         description=(
@@ -154,8 +155,7 @@ class GenerationError:
 
 
 @strawberry.type(description="One image or video job.")
-class Generation:
-    id: strawberry.ID
+class Generation(Node):
     status: GenerationStatus
     progress: float = strawberry.field(description="0.0 .. 1.0")
     prompt: str
@@ -242,11 +242,9 @@ class GenerationConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(cls, items: list[dg.Generation], has_next: bool, cursors: CursorCodec) -> GenerationConnection:
-        edges = [GenerationEdge(node=Generation.from_domain(g), cursor=cursor_of(g, cursors)) for g in items]
-        return cls(
-            edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
-        )
+    def from_page(cls, page: Page[dg.Generation], cursors: CursorCodec) -> GenerationConnection:
+        edges = [GenerationEdge(node=Generation.from_domain(g), cursor=cursor_of(g, cursors)) for g in page.items]
+        return cls(edges=edges, page_info=page_info(page, [e.cursor for e in edges]))
 
 
 @strawberry.input(description="Narrow a generations list.")

@@ -141,6 +141,17 @@
       "InvalidState",
       "LogoutSuccess"
     ],
+    "Node": [
+      "AiModel",
+      "ApiKey",
+      "Asset",
+      "Board",
+      "Chunk",
+      "DataExport",
+      "Generation",
+      "Preset",
+      "User"
+    ],
     "RedeliverWebhookResult": [
       "InvalidState",
       "NotFound",

@@ -1,7 +1,8 @@
 """Several boards' pages in one statement answer exactly as one page per board, on PostgreSQL and SQLite.
 
 Generated: boards with generations whose creation times tie, a viewer who is a member of some of
-them, and requests for any of those boards (repeated, unknown ones too) with any size and any cursor.
+them, and requests for any of those boards (repeated, unknown ones too) with any size, any cursors
+(`after`, `before`, both) and either direction.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ boards_world = st.fixed_dictionaries(
                 st.integers(0, BOARDS),  # BOARDS: a board that does not exist
                 st.integers(1, 5),
                 st.none() | st.tuples(st.integers(-1, 4), st.uuids()),
+                st.none() | st.tuples(st.integers(-1, 4), st.uuids()),  # before
+                st.booleans(),  # backward (`last`)
             ),
             min_size=1,
             max_size=6,
@@ -97,9 +100,14 @@ async def test_board_pages_in_one_statement_equal_one_page_per_board(
     pages = [
         (
             board_ids[b] if b < BOARDS else unknown,
-            PageRequest(first, None if after is None else Cursor(T0 + timedelta(minutes=after[0]), after[1])),
+            PageRequest(
+                first,
+                None if after is None else Cursor(T0 + timedelta(minutes=after[0]), after[1]),
+                None if before is None else Cursor(T0 + timedelta(minutes=before[0]), before[1]),
+                backward,
+            ),
         )
-        for b, first, after in world["requests"]  # type: ignore[attr-defined]
+        for b, first, after, before, backward in world["requests"]  # type: ignore[attr-defined]
     ]
     async with uow() as tx:
         together = await tx.generations.board_pages(viewer_id=viewer, pages=pages)
@@ -110,4 +118,4 @@ async def test_board_pages_in_one_statement_equal_one_page_per_board(
     assert together == one_by_one
     for (board_id, _), page in zip(pages, together, strict=True):
         if board_id not in [board_ids[i] for i in member_of]:
-            assert page.items == [] and not page.has_next
+            assert page.items == [] and not page.has_next and not page.has_previous

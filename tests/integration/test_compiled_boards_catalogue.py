@@ -107,9 +107,20 @@ def board_selection(draw: st.DrawFn, depth: int = 0) -> str:
     if draw(st.booleans()):
         parts.append(f"invitations {{ {' '.join(draw(leaves(INVITATION_LEAVES)))} }}")
     if depth < 2 and draw(st.booleans()):
-        arguments = draw(st.sampled_from(["", "(first: $boardFirst, after: $boardAfter)", "(first: 2)"]))
+        arguments = draw(
+            st.sampled_from(
+                [
+                    "",
+                    "(first: $boardFirst, after: $boardAfter)",
+                    "(first: 2)",
+                    # backward pages: the resolvers answer them (the compiled path takes none)
+                    "(last: $boardLast, before: $boardBefore)",
+                    "(last: 2)",
+                ]
+            )
+        )
         node = draw(generation_selection(depth + 1))
-        info = " ".join(draw(leaves(["hasNextPage", "endCursor"])))
+        info = " ".join(draw(leaves(["hasNextPage", "endCursor", "hasPreviousPage", "startCursor"])))
         parts.append(f"generations{arguments} {{ edges {{ cursor node {{ {node} }} }} pageInfo {{ {info} }} }}")
     return wrapped(parts, "Board", draw(st.booleans()))
 
@@ -118,6 +129,8 @@ VARIABLE_TYPES = {
     "flag": "Boolean!",
     "boardFirst": "Int",
     "boardAfter": "String",
+    "boardLast": "Int",
+    "boardBefore": "String",
     "seconds": "Int",
     "id": "ID!",
     "kind": "ModelKind",
@@ -150,6 +163,8 @@ def operation(draw: st.DrawFn, rows: Rows, world: World) -> tuple[str, dict[str,
         "flag": [True, False],
         "boardFirst": [None, 0, 1, 3, 100, 101, -1],
         "boardAfter": [None, None, *rows.cursors[:4], "not a cursor", ""],
+        "boardLast": [None, 0, 1, 3, 101],
+        "boardBefore": [None, None, *rows.cursors[1:5], "not a cursor"],
         "seconds": [None, 0, 59, 60, 3600, 7 * 24 * 3600 + 1, -5],
         "kind": [None, "IMAGE", "VIDEO"],
         "all": [False, False, True],

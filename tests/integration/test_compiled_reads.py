@@ -56,7 +56,7 @@ LEAVES = {
     "CreditBalance": ["balance", "reserved", "available"],
     "LedgerEntry": ["id", "kind", "amount", "generationId", "reason", "createdAt"],
     "GenerationError": ["code", "message"],
-    "PageInfo": ["hasNextPage", "endCursor"],
+    "PageInfo": ["hasNextPage", "endCursor", "hasPreviousPage", "startCursor"],
 }  # fmt: skip
 OBJECTS = {
     "Generation": {"model": "AiModel", "preset": "Preset", "outputs": "Asset", "inputs": "Chunk", "error": "GenerationError"},
@@ -101,6 +101,9 @@ def operation(draw: st.DrawFn, rows: Rows, world: World) -> tuple[str, dict[str,
     if root == "generations":
         variables["first"] = draw(st.sampled_from([None, 0, 1, 3, 20, 100, 101, -1]))
         variables["after"] = draw(st.sampled_from([None, None, *rows.cursors[:6], "not a cursor", ""]))
+        # backward pages (`last`/`before`) are the resolvers' to answer: both paths must agree all the same
+        variables["last"] = draw(st.sampled_from([None, None, None, 0, 2, 20, 101]))
+        variables["before"] = draw(st.sampled_from([None, None, None, *rows.cursors[2:8], "not a cursor"]))
         variables["filter"] = draw(
             st.sampled_from(
                 [None, {}, {"status": []}, {"status": ["SUCCEEDED", "FAILED"]}, {"boardId": world.board_id},
@@ -108,8 +111,11 @@ def operation(draw: st.DrawFn, rows: Rows, world: World) -> tuple[str, dict[str,
                  {"status": ["QUEUED"], "boardId": world.board_id, "modelId": world.model_id}]
             )
         )  # fmt: skip
-        body = f"generations(first: $first, after: $after, filter: $filter) {{ {connection} }}"
-        header = "$flag: Boolean!, $first: Int, $after: String, $filter: GenerationFilter"
+        body = (
+            "generations(first: $first, after: $after, last: $last, before: $before, filter: $filter) "
+            f"{{ {connection} }}"
+        )
+        header = "$flag: Boolean!, $first: Int, $after: String, $last: Int, $before: String, $filter: GenerationFilter"
     elif root == "generation":
         ids = [i for p in ("owner", "editor", "other") for i in rows.generation_ids[p][:5]]
         variables["id"] = draw(st.sampled_from([*ids, world.generation_id, str(uuid.uuid4()), "nope", "  "]))
@@ -197,6 +203,12 @@ MUST_COMPILE = {
     "the ledger": (
         "query { creditLedger(first: 5) { edges { cursor node { id kind amount generationId reason createdAt } } } }",
         {},
+    ),
+    "a forward page's whole pageInfo": (
+        "query ($after: String) { generations(first: 3, after: $after) { edges { cursor } "
+        "pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } "
+        "creditLedger(first: 2) { pageInfo { startCursor hasPreviousPage } } }",
+        {"after": None},
     ),
     "chunks and credits": (
         "query { chunks(first: 2) { edges { cursor node { id filename sha256 } } pageInfo { endCursor } } "
@@ -446,3 +458,37 @@ async def test_stored_text_that_looks_like_a_cursor_mark_is_shown_as_stored(
     # then it comes back exactly as stored, and the answers are equal
     assert compiled == resolved
     assert compiled["data"]["generation"]["prompt"] == stored
+
+
+BACKWARD = (
+    "query ($last: Int, $before: String, $first: Int, $after: String) { generations(last: $last, "
+    "before: $before, first: $first, after: $after) { edges { cursor node { id prompt } } "
+    "pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }"
+)
+
+
+@pytest.mark.parametrize(
+    "paging",
+    [
+        {"last": 3},
+        {"last": 2, "before": 4},
+        {"before": 5},
+        {"first": 2, "before": 5},
+        {"first": 2, "after": 1, "before": 5},
+        {"last": 0},
+    ],
+)
+async def test_backward_pages_are_answered_by_the_resolvers_alike(
+    world: tuple[World, Rows], paging: dict[str, int]
+) -> None:
+    # given a page that names `last` or `before` (which the compiled path leaves to the resolvers)
+    w, rows = world
+    variables: dict[str, Any] = {
+        name: rows.cursors[value] if name in ("after", "before") else value for name, value in paging.items()
+    }
+    before = rows.counting.runs
+    # when the owner reads it
+    compiled, resolved = await both_paths(w, "owner", BACKWARD, variables)
+    # then no statement was compiled for it, and the answer is the resolvers' own
+    assert rows.counting.runs == before, compiled
+    assert compiled == resolved and "errors" not in compiled, compiled

@@ -4,8 +4,10 @@ The connection fields are found in the schema itself (every field with an `after
 at the root or one field below it), so a new connection is covered without touching this
 module. For each, hypothesis sends random text, random base64, valid-looking cursors with
 tampered timestamps or ids (the old plain format and the current one), real cursors changed by
-one character and cursors of another deployment: each answer is INVALID_INPUT naming `after`,
-never INTERNAL_SERVER_ERROR. Real cursors walk every list exactly once, in order.
+one character and cursors of another deployment, as `after` or as `before`: each answer is
+INVALID_INPUT naming the argument, never INTERNAL_SERVER_ERROR. Real cursors walk every list
+exactly once, in order, forward (`first`/`after`) and backward (`last`/`before`), and any
+generated mix of directions, sizes and cursors gives the very slice of the list it names.
 """
 
 from __future__ import annotations
@@ -83,8 +85,14 @@ class Route:
     def __str__(self) -> str:
         return f"{self.hop}{'(id:)' if self.hop_needs_id else ''}.{self.field}" if self.hop else self.field
 
-    def document(self, selection: str = "edges { cursor node { id } } pageInfo { hasNextPage endCursor }") -> str:
-        inner = f"{self.field}(first: $first, after: $after) {{ {selection} }}"
+    def document(
+        self,
+        selection: str = "edges { cursor node { id } } pageInfo { hasNextPage endCursor }",
+        backward: bool = False,
+    ) -> str:
+        """`$first`/`$after` are the page's size and cursor: `first`/`after`, or `last`/`before` when `backward`."""
+        size, cursor = ("last", "before") if backward else ("first", "after")
+        inner = f"{self.field}({size}: $first, {cursor}: $after) {{ {selection} }}"
         if self.hop is None:
             return f"query Page($first: Int, $after: String) {{ {inner} }}"
         if self.hop_needs_id:
@@ -135,15 +143,17 @@ def test_every_connection_field_of_the_schema_is_reached() -> None:
     assert {str(r) for r in ROUTES} >= {"boards.generations", "board(id:).generations"}
 
 
-def test_connections_page_forward_only_with_the_arguments_this_module_checks() -> None:
-    # `before`/`last` do not exist; should they come, they need the same checks as `after`/`first`
+def test_connections_page_both_ways_with_the_arguments_this_module_checks() -> None:
     for route in ROUTES:
         owner = SCHEMA.type_map[route.owner]
         assert isinstance(owner, GraphQLObjectType)
         args = set(owner.fields[route.field].args)
-        assert {"first", "after"} <= args and not args & {"before", "last"}, (route.connection, args)
+        assert {"first", "after", "last", "before"} <= args, (route.connection, args)
         connection = get_named_type(owner.fields[route.field].type)
         assert isinstance(connection, GraphQLObjectType) and {"edges", "pageInfo"} <= set(connection.fields)
+    page_info = SCHEMA.type_map["PageInfo"]
+    assert isinstance(page_info, GraphQLObjectType)
+    assert set(page_info.fields) >= {"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}
 
 
 # ---------------------------------------------------------------- a world on each store
@@ -158,14 +168,56 @@ class World:
     user_id: str = ""
     created: dict[uuid.UUID, datetime] = field(default_factory=dict)  # every listed item's created_at
     real_cursors: dict[str, list[str]] = field(default_factory=dict)  # per route, as the app issued them
+    real_ids: dict[str, list[str]] = field(default_factory=dict)  # per route, the node ids in list order
 
     def variables(self, route: Route, first: int | None, after: Any) -> dict[str, Any]:
         hop_id = self.user_id if route.hop == "adminUser" else self.board_id
         return {"first": first, "after": after, **({"id": hop_id} if route.hop_needs_id else {})}
 
-    async def page(self, route: Route, first: int | None, after: Any) -> dict[str, Any]:
+    async def page(self, route: Route, first: int | None, after: Any, backward: bool = False) -> dict[str, Any]:
+        """A page of `first` after `after`; with `backward`, of `last` = `first` before `after`."""
         variables = self.variables(route, first, after)
-        return await self.client.execute(route.document(), variables, token=self.token, expect_errors=True)
+        document = route.document(backward=backward)
+        return await self.client.execute(document, variables, token=self.token, expect_errors=True)
+
+    async def slice(
+        self, route: Route, size: int | None, *, after: str | None, before: str | None, backward: bool
+    ) -> dict[str, Any]:
+        """The connection for any mix of the four paging arguments (the full pageInfo)."""
+        paging = "last: $size" if backward else "first: $size"
+        inner = (
+            f"{route.field}({paging}, after: $after, before: $before) "
+            "{ edges { cursor node { id } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } }"
+        )
+        head = "$size: Int, $after: String, $before: String"
+        if route.hop is None:
+            document = f"query Slice({head}) {{ {inner} }}"
+        elif route.hop_needs_id:
+            document = f"query Slice({head}, $id: ID!) {{ {route.hop}(id: $id) {{ {inner} }} }}"
+        else:
+            document = f"query Slice({head}) {{ {route.hop} {{ {inner} }} }}"
+        variables = {"size": size, "after": after, "before": before}
+        if route.hop_needs_id:
+            variables["id"] = self.user_id if route.hop == "adminUser" else self.board_id
+        body = await self.client.execute(document, variables, token=self.token, expect_errors=True)
+        assert "errors" not in body, (str(route), body)
+        (connection,) = route.connections(body["data"])
+        return connection
+
+    async def walk_back(self, route: Route, size: int) -> list[str]:
+        """Every node id of the route's connection, page before page of `size` from the end."""
+        seen: list[str] = []
+        before: str | None = None
+        for _ in range(ITEMS * 3):
+            connection = await self.slice(route, size, after=None, before=before, backward=True)
+            edges, info = connection["edges"], connection["pageInfo"]
+            assert len(edges) <= size and info["hasNextPage"] is False, (str(route), info)
+            seen = [e["node"]["id"] for e in edges] + seen
+            if not info["hasPreviousPage"]:
+                return seen
+            assert edges and info["startCursor"] == edges[0]["cursor"]
+            before = info["startCursor"]
+        raise AssertionError(f"{route}: the walk did not end")
 
     async def walk(self, route: Route, size: int) -> list[str]:
         """Every node id of the route's connection, page after page of `size`."""
@@ -263,33 +315,34 @@ async def world(store: tuple[str, str | None], tmp_path_factory: pytest.TempPath
                 w.created.update({g.id: at, chunk.id: at, entry.id: at})
             await uow.commit()
         for route in ROUTES:
-            w.real_cursors[str(route)] = await real_cursors(w, route)
+            w.real_cursors[str(route)], w.real_ids[str(route)] = await real_cursors(w, route)
         yield w
 
 
-async def real_cursors(w: World, route: Route) -> list[str]:
+async def real_cursors(w: World, route: Route) -> tuple[list[str], list[str]]:
     body = await w.page(route, 100, None)
     assert "errors" not in body, body
     (connection,) = route.connections(body["data"])
     assert not connection["pageInfo"]["hasNextPage"] and len(connection["edges"]) > 2 * TIES
-    return [e["cursor"] for e in connection["edges"]]
+    return [e["cursor"] for e in connection["edges"]], [e["node"]["id"] for e in connection["edges"]]
 
 
 # ---------------------------------------------------------------- what the answers must be
 
 
-def assert_invalid_after(body: dict[str, Any], route: Route) -> None:
+def assert_invalid_after(body: dict[str, Any], route: Route, argument: str = "after") -> None:
     errors = body.get("errors")
     assert errors, (str(route), body)
     for error in errors:
         assert error["extensions"]["code"] == INVALID_INPUT, (str(route), error)
-        assert "after" in error["message"], (str(route), error)
+        assert argument in error["message"], (str(route), error)
         assert error["path"][-1] == route.field, (str(route), error)
 
 
-async def assert_refused(w: World, cursor: str) -> None:
+async def assert_refused(w: World, cursor: str, backward: bool = False) -> None:
+    """`cursor` as every connection's `after` (or `before` when `backward`) is INVALID_INPUT naming it."""
     for route in ROUTES:
-        assert_invalid_after(await w.page(route, 5, cursor), route)
+        assert_invalid_after(await w.page(route, 5, cursor, backward), route, "before" if backward else "after")
 
 
 # ---------------------------------------------------------------- cursor strategies
@@ -358,29 +411,33 @@ def one_character_changed(token: str, data: st.DataObject) -> str:
 
 
 @CHECKS
-@given(cursor=random_text)
-async def test_random_text_is_invalid_after(world: World, cursor: str) -> None:
-    await assert_refused(world, cursor)
+@given(cursor=random_text, backward=st.booleans())
+async def test_random_text_is_invalid_after(world: World, cursor: str, backward: bool) -> None:
+    await assert_refused(world, cursor, backward)
 
 
 @CHECKS
-@given(cursor=random_base64)
-async def test_random_bytes_in_base64_are_invalid_after(world: World, cursor: str) -> None:
-    await assert_refused(world, cursor)
+@given(cursor=random_base64, backward=st.booleans())
+async def test_random_bytes_in_base64_are_invalid_after(world: World, cursor: str, backward: bool) -> None:
+    await assert_refused(world, cursor, backward)
 
 
 @CHECKS
-@given(cursor=old_format)
-@example(cursor=plain(ATTACKS[0], str(uuid.uuid4())))
-@example(cursor=plain(ATTACKS[1], str(uuid.uuid4())))
-async def test_old_style_cursors_with_tampered_timestamps_or_ids_are_invalid_after(world: World, cursor: str) -> None:
-    await assert_refused(world, cursor)
+@given(cursor=old_format, backward=st.booleans())
+@example(cursor=plain(ATTACKS[0], str(uuid.uuid4())), backward=False)
+@example(cursor=plain(ATTACKS[1], str(uuid.uuid4())), backward=True)
+async def test_old_style_cursors_with_tampered_timestamps_or_ids_are_invalid_after(
+    world: World, cursor: str, backward: bool
+) -> None:
+    await assert_refused(world, cursor, backward)
 
 
 @CHECKS
-@given(cursor=current_format_forged())
-async def test_forged_cursors_in_the_current_layout_are_invalid_after(world: World, cursor: str) -> None:
-    await assert_refused(world, cursor)
+@given(cursor=current_format_forged(), backward=st.booleans())
+async def test_forged_cursors_in_the_current_layout_are_invalid_after(
+    world: World, cursor: str, backward: bool
+) -> None:
+    await assert_refused(world, cursor, backward)
 
 
 @CHECKS
@@ -394,8 +451,8 @@ async def test_real_cursors_with_a_tampered_id_are_invalid_after(world: World, d
     raw[9:25] = other.bytes
     forged = base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
     if forged != token:
-        # then every connection refuses it
-        await assert_refused(world, forged)
+        # then every connection refuses it, as `after` and as `before`
+        await assert_refused(world, forged, data.draw(st.booleans(), label="backward"))
 
 
 @CHECKS
@@ -405,7 +462,7 @@ async def test_real_cursors_changed_by_one_character_are_invalid_after(world: Wo
     token = data.draw(st.sampled_from(world.real_cursors[str(route)]), label="cursor")
     mutated = one_character_changed(token, data)
     assert mutated != token
-    await assert_refused(world, mutated)
+    await assert_refused(world, mutated, data.draw(st.booleans(), label="backward"))
 
 
 @pytest.mark.parametrize("cursor", ["\x00", "\ud800", "\x00" * CURSOR_LENGTH, "\udfff" * CURSOR_LENGTH, "A" * 100_000])
@@ -489,3 +546,95 @@ async def test_first_zero_is_an_empty_page_and_null_the_default_one(world: World
         (default,) = route.connections((await world.page(route, None, None))["data"])
         expected = world.real_cursors[str(route)][:20]
         assert [e["cursor"] for e in default["edges"]] == expected, str(route)
+
+
+# ---------------------------------------------------------------- backward paging (`last`/`before`)
+
+
+@pytest.mark.parametrize("size", [1, TIES, 7, 100])
+async def test_real_cursors_walk_each_list_backward_once_in_the_same_order(world: World, size: int) -> None:
+    for route in ROUTES:
+        # when a client walks the list from its end, `last: size` before each page's startCursor
+        seen = await world.walk_back(route, size)
+        # then the pages put together are the list itself, in the list's order (newest first)
+        assert seen == world.real_ids[str(route)], str(route)
+
+
+def expected_slice(
+    ids: list[str], cursors: list[str], size: int, after: int | None, before: int | None, backward: bool
+) -> dict[str, Any]:
+    """The connection the Relay specification's algorithm gives for this slice of the list."""
+    lower = after + 1 if after is not None else 0
+    upper = before if before is not None else len(ids)
+    window = list(range(lower, max(lower, upper)))
+    shown = (window[-size:] if size else []) if backward else window[:size]
+    more = len(window) > size
+    return {
+        "edges": [{"cursor": cursors[k], "node": {"id": ids[k]}} for k in shown],
+        "pageInfo": {
+            "hasNextPage": more and not backward,
+            "hasPreviousPage": more and backward,
+            "startCursor": cursors[shown[0]] if shown else None,
+            "endCursor": cursors[shown[-1]] if shown else None,
+        },
+    }
+
+
+@CHECKS
+@given(data=st.data())
+async def test_any_mix_of_paging_arguments_gives_the_slice_it_names(world: World, data: st.DataObject) -> None:
+    # given a list, and any size, direction and cursors of it (`after` and `before` together too)
+    route = data.draw(st.sampled_from(ROUTES), label="route")
+    ids, cursors = world.real_ids[str(route)], world.real_cursors[str(route)]
+    positions = st.none() | st.integers(0, len(ids) - 1)
+    after, before = data.draw(positions, label="after"), data.draw(positions, label="before")
+    size = data.draw(st.integers(0, len(ids) + 2), label="size")
+    backward = data.draw(st.booleans(), label="backward")
+    # when it asks for that page
+    connection = await world.slice(
+        route,
+        size,
+        after=cursors[after] if after is not None else None,
+        before=cursors[before] if before is not None else None,
+        backward=backward,
+    )
+    # then it gets exactly the items between the cursors, `first` from the start or `last` from the end
+    assert connection == expected_slice(ids, cursors, size, after, before, backward), str(route)
+
+
+async def test_last_with_no_cursor_is_the_end_of_the_list_and_null_last_the_default_page(world: World) -> None:
+    for route in ROUTES:
+        ids, cursors = world.real_ids[str(route)], world.real_cursors[str(route)]
+        tail = await world.slice(route, 3, after=None, before=None, backward=True)
+        assert tail == expected_slice(ids, cursors, 3, None, None, True), str(route)
+        # the first item's cursor as `before`: nothing precedes it
+        head = await world.slice(route, 5, after=None, before=cursors[0], backward=True)
+        assert head == expected_slice(ids, cursors, 5, None, 0, True), str(route)
+        default = await world.slice(route, None, after=None, before=None, backward=True)
+        assert default == expected_slice(ids, cursors, 20, None, None, False), str(route)
+
+
+@pytest.mark.parametrize("size", [-1, 101, 2**31 - 1])
+async def test_last_out_of_bounds_is_invalid_input_naming_last(world: World, size: int) -> None:
+    for route in ROUTES:
+        body = await world.page(route, size, None, backward=True)
+        codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+        assert codes and set(codes) == {INVALID_INPUT}, (str(route), body)
+        assert all("last" in e["message"] for e in body["errors"]), (str(route), body)
+
+
+@pytest.mark.parametrize(("first", "last"), [(1, 1), (0, 0), (20, 5), (100, 100)])
+async def test_first_and_last_together_are_invalid_input_naming_last(world: World, first: int, last: int) -> None:
+    for route in ROUTES:
+        inner = f"{route.field}(first: {first}, last: {last}) {{ edges {{ cursor }} }}"
+        if route.hop is None:
+            document = f"query Both {{ {inner} }}"
+        elif route.hop_needs_id:
+            document = f"query Both($id: ID!) {{ {route.hop}(id: $id) {{ {inner} }} }}"
+        else:
+            document = f"query Both {{ {route.hop} {{ {inner} }} }}"
+        variables = {"id": world.user_id if route.hop == "adminUser" else world.board_id} if route.hop_needs_id else {}
+        body = await world.client.execute(document, variables, token=world.token, expect_errors=True)
+        codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+        assert codes and set(codes) == {INVALID_INPUT}, (str(route), body)
+        assert all("last" in e["message"] and "first" in e["message"] for e in body["errors"]), (str(route), body)

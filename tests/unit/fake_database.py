@@ -167,7 +167,12 @@ def _newest_first(items: Iterable[Any], page: PageRequest) -> Page[Any]:
     if page.after is not None:
         after = (page.after.created_at, page.after.id)
         ordered = [x for x in ordered if (x.created_at, x.id) < after]
-    return Page(ordered[: page.first], len(ordered) > page.first)
+    if page.before is not None:
+        before = (page.before.created_at, page.before.id)
+        ordered = [x for x in ordered if (x.created_at, x.id) > before]
+    if page.backward:
+        ordered.reverse()
+    return page.cut(ordered[: page.first + 1])
 
 
 class _Repository:
@@ -595,6 +600,10 @@ class FakeGenerations(_Repository):
 
     async def get_asset(self, asset_id: uuid.UUID) -> Asset | None:
         return next((a for a in self._assets() if a.id == asset_id), None)
+
+    async def get_assets(self, ids: Sequence[uuid.UUID]) -> list[Asset]:
+        wanted = set(ids)
+        return [a for a in self._assets() if a.id in wanted]
 
     def _pending_unclaimed(self, asset: Asset, now: datetime) -> bool:
         until = self.tx.get("thumbnail_claims", asset.id)

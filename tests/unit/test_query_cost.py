@@ -34,8 +34,15 @@ def cost(query: str, variables: dict[str, Any] | None = None) -> int:
         ("{ generations(first: 2) { edges { node { id } } } }", None, 7),
         ("query Q($n: Int) { generations(first: $n) { edges { node { id } } } }", {"n": 5}, 16),
         ("query Q($n: Int = 3) { generations(first: $n) { edges { node { id } } } }", None, 10),
-        # a null page size is costed as the largest page
-        ("query Q($n: Int) { generations(first: $n) { edges { node { id } } } }", {"n": None}, 301),
+        # a null page size is the default page, as the resolvers read it
+        ("query Q($n: Int) { generations(first: $n) { edges { node { id } } } }", {"n": None}, 61),
+        ("{ generations(first: null) { edges { node { id } } } }", None, 61),
+        # a backward page costs its `last`; both given (refused by the resolvers) the larger
+        ("{ generations(last: 2) { edges { node { id } } } }", None, 7),
+        ("query Q($n: Int) { generations(last: $n) { edges { node { id } } } }", {"n": 5}, 16),
+        ("query Q($f: Int, $l: Int) { generations(first: $f, last: $l) { edges { node { id } } } }", {"l": 4}, 13),
+        ("{ generations(first: 2, last: 5) { edges { node { id } } } }", None, 16),
+        ("{ generations(first: 1, last: 1000) { edges { node { id } } } }", None, 301),
         ("{ generations(first: 0) { edges { node { id } } } }", None, 1),
         # nesting multiplies
         (

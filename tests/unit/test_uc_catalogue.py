@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.catalogue import AiModel, ModelKind, Preset
-from domain.catalogue_document import preset_key
+from domain.catalogue_document import MAX_PRESETS_PER_MODEL, preset_key
 from domain.catalogue_plan import Action
 from domain.errors import Forbidden, InvalidInput, NameTaken, NotFound
 from domain.use_cases import catalogue, catalogue_files
@@ -155,6 +155,20 @@ async def test_an_admin_adds_and_then_renames_a_preset(fakes: Fakes, admin: Prin
     renamed = await upsert_preset(fakes, admin, model.id, preset_id=preset.id, name="Quick", params={"steps": 8})
     assert renamed.id == preset.id and fakes.db.presets[preset.id].name == "Quick"
     assert len(fakes.db.presets) == 1 and fakes.catalogue.invalidations == 2
+
+
+async def test_a_model_holds_at_most_its_cap_of_presets(fakes: Fakes, admin: Principal) -> None:
+    # given a model with as many presets as a model may hold
+    model, other = fakes.model(**STEPS), fakes.model(**STEPS)
+    full = [fakes.preset(model, steps=4) for _ in range(MAX_PRESETS_PER_MODEL)]
+    # when an admin adds one more
+    with pytest.raises(InvalidInput) as refused:
+        await upsert_preset(fakes, admin, model.id, name="one too many")
+    # then it is refused naming the model, while changing one of them and adding to another model still work
+    assert refused.value.fields[0].field == "modelId" and str(MAX_PRESETS_PER_MODEL) in refused.value.fields[0].message
+    await upsert_preset(fakes, admin, model.id, preset_id=full[0].id, name="renamed")
+    await upsert_preset(fakes, admin, other.id, name="elsewhere")
+    assert len([p for p in fakes.db.presets.values() if p.model_id == model.id]) == MAX_PRESETS_PER_MODEL
 
 
 async def test_preset_params_must_suit_the_model(fakes: Fakes, admin: Principal) -> None:

@@ -59,6 +59,15 @@ def connection(
                     info.append(f"{literal(p.key)}, 'PageInfo'")
                 elif p.name == "hasNextPage" and not p.fields:
                     info.append(f"{literal(p.key)}, ((SELECT count(*) FROM page) > {s['first']})")
+                elif p.name == "hasPreviousPage" and not p.fields:
+                    info.append(f"{literal(p.key)}, false")  # a forward page (backward ones are not compiled)
+                elif p.name == "startCursor" and not p.fields:
+                    first = aliases.next()
+                    marker = cursor_marker(first)
+                    info.append(
+                        f"{literal(p.key)}, (SELECT {marker} FROM shown {first} "
+                        f"ORDER BY {first}.created_at DESC, {first}.id DESC LIMIT 1)"
+                    )
                 elif p.name == "endCursor" and not p.fields:
                     last = aliases.next()
                     marker = cursor_marker(last)

@@ -57,4 +57,4 @@ class SqlAuditLog(SqlRepository):
         if flt.target_id is not None:
             stmt = stmt.where(c.target_id == flt.target_id)
         rows = await self.rows(keyset(stmt, page, c.created_at, c.id))
-        return Page([_entry(r) for r in rows[: page.first]], len(rows) > page.first)
+        return page.cut([_entry(r) for r in rows])

@@ -78,9 +78,17 @@ def keyset(
     created: ColumnElement[datetime],
     ident: ColumnElement[Any],
 ) -> Select[Any]:
-    """Newest first, ties broken by id; fetch one extra row to learn `has_next`."""
+    """The rows between the page's cursors in its direction (newest first forward, oldest first
+    backward: `PageRequest.cut` turns them round), ties broken by id; one extra row tells
+    whether more lie beyond."""
     if page.after is not None:
         stmt = stmt.where(
             or_(created < page.after.created_at, and_(created == page.after.created_at, ident < page.after.id))
         )
+    if page.before is not None:
+        stmt = stmt.where(
+            or_(created > page.before.created_at, and_(created == page.before.created_at, ident > page.before.id))
+        )
+    if page.backward:
+        return stmt.order_by(created.asc(), ident.asc()).limit(page.first + 1)
     return stmt.order_by(created.desc(), ident.desc()).limit(page.first + 1)

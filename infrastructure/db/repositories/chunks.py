@@ -58,7 +58,7 @@ class SqlChunkRepository(SqlRepository):
     async def page(self, user_id: uuid.UUID, page: PageRequest) -> Page[Chunk]:
         c = CHUNKS.c
         rows = await self.rows(keyset(select(CHUNKS).where(c.user_id == user_id), page, c.created_at, c.id))
-        return Page([_chunk(r) for r in rows[: page.first]], len(rows) > page.first)
+        return page.cut([_chunk(r) for r in rows])
 
     async def usage(self, user_id: uuid.UUID, *, lock: bool = False) -> tuple[int, int]:
         if lock and self.dialect == "postgresql":

@@ -99,7 +99,7 @@ class SqlCreditRepository(SqlRepository):
     async def ledger_page(self, user_id: uuid.UUID, page: PageRequest) -> Page[LedgerEntry]:
         e = CREDIT_LEDGER.c
         rows = await self.rows(keyset(select(CREDIT_LEDGER).where(e.user_id == user_id), page, e.created_at, e.id))
-        return Page([_entry(r) for r in rows[: page.first]], len(rows) > page.first)
+        return page.cut([_entry(r) for r in rows])
 
     async def ledger_totals(self, user_id: uuid.UUID) -> CreditBalance:
         amount = CREDIT_LEDGER.c.amount

@@ -82,6 +82,11 @@ class SqlGenerationAttachments(SqlRepository):
         row = await self.row(select(ASSETS).where(ASSETS.c.id == asset_id))
         return asset_of(row) if row else None
 
+    async def get_assets(self, ids: Sequence[uuid.UUID]) -> list[Asset]:
+        if not ids:
+            return []
+        return [asset_of(r) for r in await self.rows(select(ASSETS).where(ASSETS.c.id.in_(set(ids))))]
+
     async def record_provider_task(
         self, generation_id: uuid.UUID, provider: str, external_id: str, state: str, raw: dict[str, Any], at: datetime
     ) -> None:

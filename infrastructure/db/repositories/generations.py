@@ -120,7 +120,7 @@ class SqlGenerationRepository(SqlGenerationThumbnails, SqlGenerationAttachments,
         if flt.model_id is not None:
             stmt = stmt.where(g.model_id == flt.model_id)
         rows = await self.rows(keyset(stmt, page, g.created_at, g.id))
-        return Page([generation_of(r) for r in rows[: page.first]], len(rows) > page.first)
+        return page.cut([generation_of(r) for r in rows])
 
     async def board_pages(
         self, *, viewer_id: uuid.UUID, pages: Sequence[tuple[uuid.UUID, PageRequest]]
@@ -142,9 +142,10 @@ class SqlGenerationRepository(SqlGenerationThumbnails, SqlGenerationAttachments,
         found: list[list[Generation]] = [[] for _ in pages]
         for row in await self.rows(stmt):
             found[row.part].append(generation_of(row))
-        return [
-            Page(items[: page.first], len(items) > page.first) for items, (_, page) in zip(found, pages, strict=True)
-        ]
+        for items, (_, page) in zip(found, pages, strict=True):
+            if page.backward:  # read oldest first: `cut` expects them so
+                items.reverse()
+        return [page.cut(items) for items, (_, page) in zip(found, pages, strict=True)]
 
     async def active(self, *, limit: int, polled_before: datetime | None = None) -> list[Generation]:
         stmt = (

@@ -42,7 +42,7 @@ class SqlUserDirectory(SqlRepository):
             # autoescape: the input's `%`, `_` and the escape character itself match only themselves.
             stmt = stmt.where(u.email.icontains(email_contains, autoescape=True))
         rows = await self.rows(keyset(stmt, page, u.created_at, u.id))
-        return Page([_summary(r) for r in rows[: page.first]], len(rows) > page.first)
+        return page.cut([_summary(r) for r in rows])
 
     async def summary(self, user_id: uuid.UUID) -> UserSummary | None:
         row = await self.row(_summaries().where(USERS.c.id == user_id))
@@ -51,4 +51,4 @@ class SqlUserDirectory(SqlRepository):
     async def generations_of(self, user_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
         g = GENERATIONS.c
         rows = await self.rows(keyset(select(GENERATIONS).where(g.user_id == user_id), page, g.created_at, g.id))
-        return Page([generation_of(r) for r in rows[: page.first]], len(rows) > page.first)
+        return page.cut([generation_of(r) for r in rows])
