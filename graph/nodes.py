@@ -4,8 +4,9 @@ Global ids are UUIDs, unique across kinds, so an id does not say what it names. 
 are looked up by id in batches first (graph/loaders.py: one statement per kind for all the
 ids of the request, the catalogue from its cache), which only tells the kind; the object is
 then read again through the same authorized read as its direct query (`generation(id:)`,
-`board(id:)`, `chunk(id:)`, `dataExport(id:)`, `me`, `models`, `presets`, `apiKeys`; an asset as
-its generation), so another user's object, a malformed id and an unknown one all give null.
+`board(id:)`, `chunk(id:)`, `dataExport(id:)`, `me`, `models`, `presets`, `apiKeys`,
+`webhookEndpoint(id:)`; an asset as its generation), so another user's object, a malformed
+id and an unknown one all give null.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from graph.common.node import Node
 from graph.context import Info
 from graph.exports.types import DataExport
 from graph.generations.types import Asset, Generation, thumbnails_by_output
+from graph.webhooks.types import WebhookEndpoint
 
 #: The most ids one `nodes` call takes: each id may cost a read of its own kind.
 MAX_NODES = 20
@@ -95,13 +97,18 @@ async def _node(info: Info, viewer: Principal | None, node_id: uuid.UUID) -> Nod
             return Board.from_domain(readable, role)
     except NotFound:
         return None
-    # No batched lookup for exports and keys (a handful per user): asked last, one indexed read each.
+    # No batched lookup for exports, keys and webhook endpoints (a handful per user): asked last,
+    # one indexed read each.
     try:
         return DataExport.from_domain(await services.data_exports.get(viewer, node_id))
     except NotFound:
         pass
     try:
         return ApiKey.from_domain(await services.api_keys.get(viewer, node_id))
+    except NotFound:
+        pass
+    try:
+        return WebhookEndpoint.from_domain(await services.webhooks.endpoint(viewer, node_id))
     except NotFound:
         return None
 

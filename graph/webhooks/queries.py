@@ -5,8 +5,8 @@ from __future__ import annotations
 import strawberry
 
 from domain.errors import NotFound
-from domain.pagination import PageRequest
 from domain.webhook_messages import DeliveryFilter
+from graph.common.connections import After, Before, First, Last, page_request
 from graph.common.ids import lookup_id, parse_id
 from graph.context import Info
 from graph.permissions import IsAuthenticated
@@ -42,12 +42,14 @@ class WebhookQueries:
     async def webhook_deliveries(
         self,
         info: Info,
-        first: int | None = 20,
-        after: str | None = None,
+        first: First = None,
+        after: After = None,
+        last: Last = None,
+        before: Before = None,
         filter: WebhookDeliveryFilter | None = None,
     ) -> WebhookDeliveryConnection:
         services = info.context.services
-        request = PageRequest.parse(first, after, cursors=services.cursors)
+        request = page_request(services.cursors, first, after, last, before)
         flt = DeliveryFilter()
         if filter is not None:
             flt = DeliveryFilter(
@@ -56,4 +58,4 @@ class WebhookQueries:
                 status=filter.status,
             )
         page = await services.webhooks.deliveries(info.context.require_viewer(), flt, request)
-        return WebhookDeliveryConnection.from_page(page.items, page.has_next, services.cursors)
+        return WebhookDeliveryConnection.from_page(page, services.cursors)

@@ -11,8 +11,10 @@ from domain import webhook_endpoints as dw
 from domain import webhook_messages as dm
 from domain import webhooks as dh
 from domain.cursors import CursorCodec
-from graph.common.connections import cursor_of
+from domain.pagination import Page
+from graph.common.connections import cursor_of, page_info
 from graph.common.inputs import scalar_fields_input
+from graph.common.node import Node
 from graph.common.types import InvalidInput, InvalidState, NotFound, PageInfo, QuotaExceeded, RateLimited
 
 strawberry.enum(
@@ -32,8 +34,7 @@ WebhookDeliveryStatus = dm.DeliveryStatus
 
 
 @strawberry.type(description="An account-level webhook endpoint: it receives the chosen events of every generation.")
-class WebhookEndpoint:
-    id: strawberry.ID
+class WebhookEndpoint(Node):
     url: str
     events: list[WebhookEventType] = strawberry.field(description="The event types it receives.")
     description: str
@@ -106,13 +107,11 @@ class WebhookDeliveryConnection:
     page_info: PageInfo
 
     @classmethod
-    def from_page(
-        cls, items: list[dm.WebhookDelivery], has_next: bool, cursors: CursorCodec
-    ) -> WebhookDeliveryConnection:
-        edges = [WebhookDeliveryEdge(node=WebhookDelivery.from_domain(d), cursor=cursor_of(d, cursors)) for d in items]
-        return cls(
-            edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
-        )
+    def from_page(cls, page: Page[dm.WebhookDelivery], cursors: CursorCodec) -> WebhookDeliveryConnection:
+        edges = [
+            WebhookDeliveryEdge(node=WebhookDelivery.from_domain(d), cursor=cursor_of(d, cursors)) for d in page.items
+        ]
+        return cls(edges=edges, page_info=page_info(page, [e.cursor for e in edges]))
 
 
 # ---------------------------------------------------------------- inputs

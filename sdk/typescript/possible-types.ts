@@ -150,7 +150,8 @@
       "DataExport",
       "Generation",
       "Preset",
-      "User"
+      "User",
+      "WebhookEndpoint"
     ],
     "RedeliverWebhookResult": [
       "InvalidState",

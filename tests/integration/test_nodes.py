@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from domain.chunks import Chunk, ChunkStatus, chunk_key
 from domain.repositories import Asset
 from domain.text import text_problem
+from domain.users import Principal, Role
+from domain.webhooks import WebhookEvent
 from graph.nodes import MAX_NODES
 from graph.schema import build_schema
 from tests.fixtures.app import operator_model
@@ -59,7 +61,8 @@ class Objects:
 
 @pytest.fixture(scope="module")
 async def world(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[World, Objects]]:
-    async with module_world(postgres_dsn, tmp_path_factory.mktemp("nodes"), simulated_mode="hang") as base:
+    tmp = tmp_path_factory.mktemp("nodes")
+    async with module_world(postgres_dsn, tmp, simulated_mode="hang", webhook_allowed_networks="127.0.0.1/32") as base:
         w = await with_board(base)
         objects = Objects()
         owner = uuid.UUID(w.user_ids["owner"])
@@ -80,6 +83,13 @@ async def world(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> 
         key = (await w.data("owner", CREATE_KEY))["createApiKey"]
         objects.add("ApiKey", key["apiKey"]["id"], {"owner", "admin"})  # as `apiKeys(userId:)`
         w.tokens["key"] = key["key"]  # an API key with the read scope, as a caller
+        principal = Principal(owner, Role.USER)
+        events = [e.value for e in WebhookEvent]
+        webhooks = w.client.app.state.services.webhooks
+        hook, _ = await webhooks.create_endpoint(
+            principal, url="http://127.0.0.1:9/hook", events=events, description=""
+        )
+        objects.add("WebhookEndpoint", str(hook.id), {"owner"})  # as `webhookEndpoint(id:)`
         at = datetime.now(UTC)
         chunk = Chunk(uuid.uuid4(), owner, chunk_key(owner, uuid.uuid4(), "in.png"), "in.png", "image/png", 1,
                       ChunkStatus.READY, at)  # fmt: skip
@@ -106,17 +116,20 @@ def test_every_type_with_a_global_id_is_a_node_and_the_world_holds_each() -> Non
         if isinstance(t, GraphQLObjectType) and "id" in t.fields and str(t.fields["id"].type) == "ID!"
     }
     # the admin views of an account carry the account's id (a User's): `node` answers it as a User;
-    # ledger and audit entries are reached through their lists only; DeleteChunkSuccess names a deleted
-    # chunk; the rest are Nodes
+    # ledger and audit entries and webhook deliveries are reached through their lists only; the Delete*
+    # results name a deleted object; the rest are Nodes
     assert with_id - implementing <= {
         "AdminUser",
         "AdminUserDetails",
         "LedgerEntry",
         "AuditEntry",
         "DeleteChunkSuccess",
+        "DeleteWebhookEndpointSuccess",
+        "WebhookDelivery",
     }
     assert implementing == {
-        "Generation", "Board", "AiModel", "Preset", "User", "DataExport", "Chunk", "Asset", "ApiKey"
+        "Generation", "Board", "AiModel", "Preset", "User", "DataExport", "Chunk", "Asset", "ApiKey",
+        "WebhookEndpoint",
     }  # fmt: skip
 
 

@@ -35,6 +35,8 @@ from domain.cursors import CURSOR_LENGTH, EARLIEST, LATEST
 from domain.generations import Generation, GenerationStatus
 from domain.pagination import PageRequest
 from domain.users import Role, User
+from domain.webhook_messages import NewDelivery, WebhookMessage
+from domain.webhooks import WebhookEvent
 from graph.schema import build_schema
 from infrastructure.container import cursor_codec
 from tests.fixtures.app import ADMIN_LOGIN, GraphQLClient, app_settings, operator_model, register_user, running_app
@@ -265,6 +267,8 @@ async def world(store: tuple[str, str | None], tmp_path_factory: pytest.TempPath
         finally:
             await conn.close()
         overrides["database_url"] = asyncpg_to_sqlalchemy(dsn)
+    # the delivery log's items are as old as the other lists': no retention sweep while the module runs
+    overrides.update(webhook_sweep_seconds=3600, webhook_log_retention_days=3650)
     config = app_settings(tmp_path_factory.mktemp(f"cursors-{name}"), simulated_mode="hang", **overrides)
     async with running_app(config) as client:
         email = f"cursors-{name}@example.com"
@@ -312,7 +316,21 @@ async def world(store: tuple[str, str | None], tmp_path_factory: pytest.TempPath
                 assert await uow.generations.add(g)
                 await uow.chunks.add(chunk)
                 assert await uow.credits.add_entry(entry)
-                w.created.update({g.id: at, chunk.id: at, entry.id: at})
+                # a webhook message about the generation, with one delivery (the delivery log's item)
+                message = WebhookMessage(f"msg_{g.id.hex}", user_id, g.id, WebhookEvent.GENERATION_COMPLETED, "{}", at)
+                delivery = NewDelivery(
+                    uuid.uuid4(),
+                    message.id,
+                    user_id,
+                    None,
+                    g.id,
+                    message.event,
+                    "http://127.0.0.1:9/",
+                    uuid.uuid4(),
+                    at,
+                )
+                await uow.webhooks.add_message(message, [delivery], hold=timedelta(0))
+                w.created.update({g.id: at, chunk.id: at, entry.id: at, delivery.id: at})
             await uow.commit()
         for route in ROUTES:
             w.real_cursors[str(route)], w.real_ids[str(route)] = await real_cursors(w, route)

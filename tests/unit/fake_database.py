@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,6 +47,7 @@ from domain.repositories import (
     UserSummary,
 )
 from domain.users import AccessState, Role, User
+from tests.unit.fake_pages import newest_first
 from tests.unit.fake_webhooks import FakeWebhooks, WebhookTables
 
 # ---------------------------------------------------------------- the database and its transactions
@@ -161,20 +162,6 @@ class Transaction:
         self._appended.clear()
 
 
-def _newest_first(items: Iterable[Any], page: PageRequest) -> Page[Any]:
-    """Keyset pagination as the SQL repositories do it: (created_at, id) descending, after the cursor."""
-    ordered = sorted(items, key=lambda x: (x.created_at, x.id), reverse=True)
-    if page.after is not None:
-        after = (page.after.created_at, page.after.id)
-        ordered = [x for x in ordered if (x.created_at, x.id) < after]
-    if page.before is not None:
-        before = (page.before.created_at, page.before.id)
-        ordered = [x for x in ordered if (x.created_at, x.id) > before]
-    if page.backward:
-        ordered.reverse()
-    return page.cut(ordered[: page.first + 1])
-
-
 class _Repository:
     def __init__(self, uow: FakeUnitOfWork) -> None:
         self._uow = uow
@@ -246,7 +233,7 @@ class FakeUserDirectory(_Repository):
     async def search(self, *, email_contains: str | None, page: PageRequest) -> Page[UserSummary]:
         needle = (email_contains or "").lower()
         users = [u for u in self.tx.rows("users").values() if needle in u.email.lower()]
-        found = _newest_first(users, page)
+        found = newest_first(users, page)
         return Page([await self._summary(u) for u in found.items], found.has_next)
 
     async def summary(self, user_id: uuid.UUID) -> UserSummary | None:
@@ -254,7 +241,7 @@ class FakeUserDirectory(_Repository):
         return await self._summary(user) if user is not None else None
 
     async def generations_of(self, user_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
-        return _newest_first([g for g in self.tx.rows("generations").values() if g.user_id == user_id], page)
+        return newest_first([g for g in self.tx.rows("generations").values() if g.user_id == user_id], page)
 
     async def _summary(self, user: User) -> UserSummary:
         return UserSummary(user, self.tx.get("accounts", user.id) or CreditBalance(0, 0))
@@ -272,7 +259,7 @@ class FakeAuditLog(_Repository):
             and (flt.actor_id is None or e.actor_id == flt.actor_id)
             and (flt.target_id is None or e.target_id == flt.target_id)
         ]
-        return _newest_first(entries, page)
+        return newest_first(entries, page)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -393,7 +380,7 @@ class FakeCredits(_Repository):
         return found
 
     async def ledger_page(self, user_id: uuid.UUID, page: PageRequest) -> Page[LedgerEntry]:
-        return _newest_first((e for e in self.tx.rows("ledger").values() if e.user_id == user_id), page)
+        return newest_first((e for e in self.tx.rows("ledger").values() if e.user_id == user_id), page)
 
     async def ledger_totals(self, user_id: uuid.UUID) -> CreditBalance:
         entries = [e for e in self.tx.rows("ledger").values() if e.user_id == user_id]
@@ -550,7 +537,7 @@ class FakeGenerations(_Repository):
             and (not flt.statuses or g.status in flt.statuses)
             and (flt.model_id is None or g.model_id == flt.model_id)
         ]
-        return _newest_first(found, page)
+        return newest_first(found, page)
 
     async def board_pages(
         self, *, viewer_id: uuid.UUID, pages: Sequence[tuple[uuid.UUID, PageRequest]]
@@ -820,7 +807,7 @@ class FakeChunks(_Repository):
         return [c for i in dict.fromkeys(ids) if (c := self.tx.get("chunks", i)) is not None]
 
     async def page(self, user_id: uuid.UUID, page: PageRequest) -> Page[Chunk]:
-        return _newest_first((c for c in self.tx.rows("chunks").values() if c.user_id == user_id), page)
+        return newest_first((c for c in self.tx.rows("chunks").values() if c.user_id == user_id), page)
 
     async def usage(self, user_id: uuid.UUID, *, lock: bool = False) -> tuple[int, int]:
         mine = [c for c in self.tx.rows("chunks").values() if c.user_id == user_id]

@@ -22,6 +22,7 @@ from domain.webhook_messages import (
     WebhookTarget,
 )
 from domain.webhooks import WebhookEvent
+from tests.unit.fake_pages import newest_first
 
 
 class _Tx(Protocol):
@@ -210,10 +211,7 @@ class FakeWebhooks:
             and (flt.generation_id is None or r.delivery.generation_id == flt.generation_id)
             and (flt.status is None or r.delivery.status is flt.status)
         ]
-        ordered = sorted(found, key=lambda d: (d.created_at, d.id), reverse=True)
-        if page.after is not None:
-            ordered = [d for d in ordered if (d.created_at, d.id) < (page.after.created_at, page.after.id)]
-        return Page(ordered[: page.first], len(ordered) > page.first)
+        return newest_first(found, page)
 
     async def delivery(self, delivery_id: uuid.UUID) -> WebhookDelivery | None:
         record = self.tx.get("webhook_deliveries", delivery_id)

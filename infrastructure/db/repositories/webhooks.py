@@ -142,7 +142,7 @@ class SqlWebhookRepository(SqlWebhookEndpoints):
         if flt.status is not None:
             stmt = stmt.where(D.status == flt.status.value)
         rows = await self.rows(keyset(stmt, page, D.created_at, D.id))
-        return Page([delivery_of(r) for r in rows[: page.first]], len(rows) > page.first)
+        return page.cut([delivery_of(r) for r in rows])
 
     async def delivery(self, delivery_id: uuid.UUID) -> WebhookDelivery | None:
         row = await self.row(select(WEBHOOK_DELIVERIES).where(D.id == delivery_id))
