@@ -345,7 +345,11 @@ async def test_an_admin_manages_another_users_keys_audited(client: GraphQLClient
 # ------------------------------------------------------------------ per-process memo and lastUsedAt
 
 
-async def test_keys_are_verified_from_memory_and_last_use_is_written_in_batches(client: GraphQLClient) -> None:
+@pytest.mark.parametrize("on", ["postgres", "sqlite"])
+async def test_keys_are_verified_from_memory_and_last_use_is_written_in_batches(
+    on: str, client: GraphQLClient, sqlite_client: GraphQLClient
+) -> None:
+    client = client if on == "postgres" else sqlite_client
     _, token = await signed_in(client)
     key_id, key = await new_key(client, token)
     gate = client.container.api_key_gate
@@ -355,7 +359,7 @@ async def test_keys_are_verified_from_memory_and_last_use_is_written_in_batches(
         await client.execute(ME, token=key)
     assert gate.reads == reads  # remembered: no read per request
     # an unknown key is read once, then remembered as unknown
-    unknown = "ghk_" + "0" * 16 + "_" + "A" * 43
+    unknown = f"ghk_{uuid.uuid4().hex[:16]}_" + "A" * 43
     for _ in range(3):
         await client.execute(ME, token=unknown, expect_errors=True)
     assert gate.reads == reads + 1
@@ -394,6 +398,27 @@ async def test_a_key_opens_a_websocket_and_its_revocation_closes_it(client: Grap
             while True:
                 await ws.receive_json()
     assert closed.value.code == 4401
+
+
+async def test_a_key_in_the_upgrade_header_works_until_it_expires_then_the_connection_closes(
+    sqlite_client: GraphQLClient,
+) -> None:
+    # given a key that expires in two seconds, sent in the upgrade request's header (legacy graphql-ws)
+    client = sqlite_client
+    _, token = await signed_in(client)
+    expires = datetime.now(UTC) + timedelta(seconds=2)
+    made = await create(client, token, expiresAt=expires.isoformat())
+    headers = {"Authorization": f"Bearer {made['key']}"}
+    async with AsgiWebSocket(client.app, subprotocols=("graphql-ws",), headers=headers) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {}})
+        assert (await ws.receive_json())["type"] == "connection_ack"
+        await ws.send_json({"id": "1", "type": "start", "payload": {"query": CREDITS}})
+        # then the connection is closed with 4401 when the key expires
+        with pytest.raises(WebSocketClosed) as closed:
+            while True:
+                await ws.receive_json()
+    assert closed.value.code == 4401
+    assert datetime.now(UTC) >= expires
 
 
 async def test_a_bad_key_is_refused_at_connection_init(client: GraphQLClient) -> None:
