@@ -3,7 +3,8 @@
 A callback that cannot be queued (Redis down) is answered 503 with Retry-After, so the
 provider delivers it again; the poll sweep finds the result otherwise. It answers at once:
 the worker's finalize path asks the provider itself, so a callback delivered twice, or
-together with a poll, finalizes once.
+together with a poll, finalizes once. A genuine callback for a task no generation holds is
+answered 404 (unknown provider: 404 too; bad signature: 401; malformed: 400).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from domain.errors import ServiceUnavailable
+from domain.errors import NotFound, ServiceUnavailable
 from infrastructure.bootstrap import Services
 
 MAX_CALLBACK_BYTES = 256 * 1024
@@ -36,6 +37,8 @@ async def provider_callback(name: str, request: Request) -> JSONResponse:
         return JSONResponse({"error": "callback signature rejected"}, status_code=401)
     except ValueError:
         return JSONResponse({"error": "malformed callback"}, status_code=400)
+    except NotFound:  # genuine, but for no task of ours (logged by the use case)
+        return JSONResponse({"error": "unknown task"}, status_code=404)
     except ServiceUnavailable as exc:  # the queue (Redis) is down: the provider delivers it again later
         return JSONResponse(
             {"error": "temporarily unavailable"},

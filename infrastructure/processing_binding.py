@@ -37,9 +37,17 @@ def processing_policy(settings: Settings, *, embedded: bool) -> ProcessingPolicy
         lease_renew_seconds=settings.task_lease_renew_seconds,
         media_limits=media_limits(settings),
         input_url_ttl_seconds=settings.presign_expires_seconds,
-        callback_base_url=settings.public_base_url if settings.kie_callback_secret else None,
+        callback_base_url=settings.public_base_url if callbacks_verified(settings) else None,
         webhooks=outbox_policy(settings),
     )
+
+
+def callbacks_verified(settings: Settings) -> bool:
+    """Whether any provider can verify a callback: only then are providers told where to call back.
+
+    Each provider also asks for callbacks only when its own secret is set.
+    """
+    return bool(settings.kie_callback_secret or settings.replicate_webhook_secret)
 
 
 def media_limits(settings: Settings) -> MediaLimits:

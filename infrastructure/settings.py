@@ -9,10 +9,12 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.webhooks import secret_key
 from infrastructure.security.local_secrets import local_secret
 from infrastructure.webhooks.addresses import parse_networks
 
@@ -160,6 +162,15 @@ class Settings(BaseSettings):
     kie_callback_secret: str = ""
     kie_rate_limit: int = 20
     kie_rate_window_seconds: int = 10
+    # Replicate (infrastructure/providers/replicate.py): the API token, the API's base URL, the
+    # account's webhook signing secret (`GET /v1/webhooks/default/secret`, a whsec_ value;
+    # empty: no webhooks are asked for and any received is refused), and how many predictions
+    # one deployment creates per window
+    replicate_base_url: str = "https://api.replicate.com"
+    replicate_api_token: str = ""
+    replicate_webhook_secret: str = ""
+    replicate_rate_limit: int = Field(default=600, ge=1, le=100_000)
+    replicate_rate_window_seconds: int = Field(default=60, ge=1, le=3600)
     provider_timeout_seconds: float = 30.0
     callback_tolerance_seconds: int = 300
 
@@ -373,6 +384,22 @@ class Settings(BaseSettings):
         if any(not 0 < delay <= 7 * 24 * 3600 for delay in value):
             raise ValueError("WEBHOOK_RETRY_DELAYS_SECONDS: each delay is more than 0 and at most a week")
         return value
+
+    @field_validator("replicate_webhook_secret", mode="after")
+    @classmethod
+    def _replicate_webhook_secret(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            secret_key(value)  # ValueError: not whsec_ and base64 of a sound key
+        return value
+
+    @field_validator("replicate_base_url", mode="after")
+    @classmethod
+    def _replicate_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("REPLICATE_BASE_URL is an http(s) URL without query or fragment")
+        return value.rstrip("/")
 
     @field_validator("mail_from", mode="after")
     @classmethod

@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.app",
     "tests.fixtures.s3",
     "tests.fixtures.fake_kie",
+    "tests.fixtures.fake_replicate",
     "tests.fixtures.topology",
     "tests.fixtures.redis_server",
     "tests.fixtures.smtp",

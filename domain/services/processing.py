@@ -41,4 +41,6 @@ class Processing:
 
     async def receive_callback(self, provider: str, headers: Mapping[str, str], body: bytes) -> str:
         """Verify a provider's callback and queue its handling; returns the provider's task id."""
-        return await receive_callback(provider, headers, body, providers=self.ports.providers, jobs=self.ports.jobs)
+        return await receive_callback(
+            provider, headers, body, providers=self.ports.providers, jobs=self.ports.jobs, uow=self.ports.uow
+        )

@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
+from domain.errors import NotFound
 from domain.ports import JobQueue, ProviderRegistry
+from domain.repositories import UnitOfWorkFactory
 
 CALLBACK_TASK = "handle_provider_callback"
 
+log = logging.getLogger("genhub.processing")
+
 
 async def receive_callback(
-    provider_name: str, headers: Mapping[str, str], body: bytes, *, providers: ProviderRegistry, jobs: JobQueue
+    provider_name: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    providers: ProviderRegistry,
+    jobs: JobQueue,
+    uow: UnitOfWorkFactory,
 ) -> str:
     """Enqueue the finalize check for the task the callback names; returns that task id.
 
     Raises KeyError (no such provider), PermissionError (signature or timestamp not
-    genuine) or ValueError (malformed body). The payload is only a hint: the worker
-    asks the provider itself, so a forged or replayed body cannot finish anything.
+    genuine), ValueError (malformed body) or NotFound (a genuine callback for a task no
+    generation of ours holds: logged here, once per call, and nothing queued). The payload
+    is only a hint: the worker asks the provider itself, so a forged or replayed body
+    cannot finish anything.
     """
     provider = providers.get(provider_name)
     callback = provider.parse_callback(headers, body)
+    async with uow() as unit:
+        generation = await unit.generations.find_by_provider_task(provider.name, callback.external_id)
+    if generation is None:
+        log.warning("callback from %s for unknown task %r refused", provider.name, callback.external_id[:128])
+        raise NotFound("provider task")
     await jobs.enqueue(CALLBACK_TASK, provider=provider.name, external_id=callback.external_id)
     return callback.external_id

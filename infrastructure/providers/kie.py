@@ -78,7 +78,7 @@ class KieProvider:
         if job.input_urls:
             task_input["image_urls"] = list(job.input_urls)
         payload: dict[str, Any] = {"model": job.provider_model, "input": task_input}
-        if job.callback_url is not None:
+        if job.callback_url is not None and self._callback_secret:  # a callback we could not verify is noise
             payload["callBackUrl"] = job.callback_url
         data = await self._call("POST", "/api/v1/jobs/createTask", json=payload)
         task_id = data.get("taskId")

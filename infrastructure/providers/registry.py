@@ -12,7 +12,7 @@ from typing import Protocol
 import httpx
 
 from domain.ports import Provider, RateLimiter
-from infrastructure.providers import kie, simulated
+from infrastructure.providers import kie, replicate, simulated
 from infrastructure.settings import Settings
 
 
@@ -23,6 +23,7 @@ class ProviderFactory(Protocol):
 FACTORIES: tuple[ProviderFactory, ...] = (
     simulated.from_settings,
     kie.from_settings,
+    replicate.from_settings,
 )
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from domain.credits import LedgerKind
+from domain.errors import NotFound
 from domain.events import CreditsChanged, GenerationChanged
 from domain.generations import GenerationStatus
 from domain.ports import ProviderError, ProviderJob, ProviderStatus
@@ -327,15 +328,23 @@ async def test_cancel_remote_ignores_active_generations(env: Env) -> None:
 
 async def test_callback_is_verified_then_queued(env: Env) -> None:
     ports = env.ports
-    task = await receive_callback("fake", {"x-sig": "ok"}, b"task-9", providers=ports.providers, jobs=env.jobs)
+    g = env.generation(S.PROCESSING, provider_task_id="task-9")
+    env.store.provider_tasks[("fake", "task-9")] = (g.id, "submitted")
+
+    async def receive(provider: str, headers: dict[str, str], body: bytes) -> str:
+        return await receive_callback(provider, headers, body, providers=ports.providers, jobs=env.jobs, uow=ports.uow)
+
+    task = await receive("fake", {"x-sig": "ok"}, b"task-9")
     assert task == "task-9"
     assert env.jobs.kicked == [(CALLBACK_TASK, {"provider": "fake", "external_id": "task-9"})]
     with pytest.raises(PermissionError):
-        await receive_callback("fake", {}, b"task-9", providers=ports.providers, jobs=env.jobs)
+        await receive("fake", {}, b"task-9")
     with pytest.raises(ValueError):
-        await receive_callback("fake", {"x-sig": "ok"}, b"", providers=ports.providers, jobs=env.jobs)
+        await receive("fake", {"x-sig": "ok"}, b"")
     with pytest.raises(KeyError):
-        await receive_callback("other", {}, b"", providers=ports.providers, jobs=env.jobs)
+        await receive("other", {}, b"")
+    with pytest.raises(NotFound):  # genuine, but no generation holds that task
+        await receive("fake", {"x-sig": "ok"}, b"task-unknown")
     assert len(env.jobs.kicked) == 1
 
 

@@ -12,6 +12,7 @@ from domain.ports import ProviderError, ProviderJob
 from infrastructure.providers.http import build_http_client
 from infrastructure.providers.kie import KieProvider
 from infrastructure.providers.registry import ProviderRegistry, build_providers
+from infrastructure.providers.replicate import ReplicateProvider
 from infrastructure.providers.simulated import SimulatedProvider
 from infrastructure.ratelimit import MemoryRateLimiter
 from infrastructure.settings import Settings
@@ -24,24 +25,31 @@ def settings(**overrides: Any) -> Settings:
 async def test_simulated_and_kie_are_always_registered(http_client: httpx.AsyncClient) -> None:
     registry = build_providers(settings(simulated_steps=2), http_client, MemoryRateLimiter())
 
-    assert registry.names == ("kie", "simulated")
+    assert {"kie", "replicate", "simulated"} <= set(registry.names)
+    assert registry.names == tuple(sorted(registry.names))
     assert isinstance(registry.get("simulated"), SimulatedProvider)
     assert isinstance(registry.get("kie"), KieProvider)
+    assert isinstance(registry.get("replicate"), ReplicateProvider)
 
 
 async def test_unknown_provider_names_the_known_ones(http_client: httpx.AsyncClient) -> None:
     registry = build_providers(settings(), http_client, MemoryRateLimiter())
 
-    with pytest.raises(KeyError, match="unknown provider 'midjourney'.*kie, simulated"):
+    with pytest.raises(KeyError, match="unknown provider 'midjourney'.*kie, .*simulated"):
         registry.get("midjourney")
 
 
-async def test_kie_without_api_key_is_registered_but_not_configured(http_client: httpx.AsyncClient) -> None:
-    kie = build_providers(settings(kie_api_key=""), http_client, MemoryRateLimiter()).get("kie")
-    job = ProviderJob(generation_id=uuid.uuid4(), provider_model="m", prompt="p", params={})
+@pytest.mark.parametrize("name", ["kie", "replicate"])
+async def test_without_credentials_a_provider_is_registered_but_not_configured(
+    http_client: httpx.AsyncClient, name: str
+) -> None:
+    provider = build_providers(settings(kie_api_key="", replicate_api_token=""), http_client, MemoryRateLimiter()).get(
+        name
+    )
+    job = ProviderJob(generation_id=uuid.uuid4(), provider_model="owner/m", prompt="p", params={})
 
     with pytest.raises(ProviderError) as caught:
-        await kie.submit(job)
+        await provider.submit(job)
 
     assert (caught.value.code, caught.value.retryable) == ("PROVIDER_NOT_CONFIGURED", False)
 

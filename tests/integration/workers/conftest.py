@@ -37,7 +37,18 @@ CALLBACK_SECRET = "test-kie-callback-secret"
 # module's stream has a name of its own (worker_env).
 WORKER_REDIS_DB = int(os.environ.get("TEST_WORKER_REDIS_DB", "10"))
 # Variables of ours the developer's shell may hold; the subprocess must see only the test's.
-_OWN_PREFIXES = ("DATABASE_", "REDIS_", "STORAGE_", "LOCAL_STORAGE", "S3_", "SIMULATED_", "KIE_", "POLL_", "TASK_")
+_OWN_PREFIXES = (
+    "DATABASE_",
+    "REDIS_",
+    "STORAGE_",
+    "LOCAL_STORAGE",
+    "S3_",
+    "SIMULATED_",
+    "KIE_",
+    "REPLICATE_",
+    "POLL_",
+    "TASK_",
+)
 
 
 def base_env(*, postgres_url: str, redis_url: str, storage: Path, kie_url: str, **extra: Any) -> dict[str, str]:

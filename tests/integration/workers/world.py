@@ -45,7 +45,7 @@ class World:
             cost_credits=COST,
             capabilities=capabilities,
             is_active=True,
-            known_providers=frozenset({"simulated", "kie"}),
+            known_providers=frozenset({"simulated", "kie", "replicate"}),
             uow=c.uow(),
             catalogue=c.catalogue,
         )

@@ -1,0 +1,235 @@
+"""Replicate predictions API client: create (by model or version), get, cancel, signed webhooks, downloads.
+
+Asynchronous only (no `Prefer: wait`): a prediction is created, then followed by polling and,
+when REPLICATE_WEBHOOK_SECRET is set and a callback URL is configured, by Replicate's
+`completed` webhook (a hint: the finalize path reads the prediction itself).
+
+Input mapping (kept simple; a model whose inputs are named otherwise takes them as params):
+the generation's params, minus genhub's own (`_`-prefixed), are the prediction's `input`,
+with `prompt` set to the generation's prompt; one input file goes in as `image`, several as
+the list `image_input`. The generation's deadline becomes `Cancel-After`, so Replicate
+stops (or never starts) work nobody will wait for.
+
+The API token is sent to the API base URL's origin only; output files are fetched without
+it from wherever they are (`replicate.delivery` links are public), unless they live on the
+API's own origin.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from domain import webhooks
+from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus, RateLimiter
+from infrastructure.providers.replicate_wire import (
+    cancel_after,
+    decode_json,
+    error_for_answer,
+    is_prediction_id,
+    parse_model,
+    status_from_prediction,
+)
+from infrastructure.ratelimit import RateLimitTimeout, acquire
+from infrastructure.settings import Settings
+
+CREATE_BUCKET = "replicate:create"
+#: Replicate's webhook events we ask for: only the end (the finalize path reads the rest).
+WEBHOOK_EVENTS = ("completed",)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"https": 443, "http": 80}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+class ReplicateProvider:
+    """Implements `domain.ports.Provider` for Replicate."""
+
+    name = "replicate"
+    supports_cancel = True
+
+    def __init__(
+        self,
+        base_url: str,
+        api_token: str,
+        webhook_secret: str,
+        client: httpx.AsyncClient,
+        limiter: RateLimiter,
+        rate_limit: int = 600,
+        rate_window: int = 60,
+        clock: Callable[[], float] = time.time,
+        *,
+        rate_max_wait: float = 60.0,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._origin = _origin(self._base_url)
+        self._api_token = api_token
+        self._webhook_secret = webhook_secret
+        self._client = client
+        self._limiter = limiter
+        self._rate_limit = rate_limit
+        self._rate_window = rate_window
+        self._clock = clock
+        self._rate_max_wait = rate_max_wait
+
+    async def submit(self, job: ProviderJob) -> str:
+        self._require_token()
+        try:
+            model = parse_model(job.provider_model)
+        except ValueError as exc:
+            raise ProviderError("REPLICATE_BAD_MODEL", str(exc), retryable=False) from exc
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        headers: dict[str, str] = {}
+        if (deadline := cancel_after(job.deadline_at, now)) is not None:
+            headers["Cancel-After"] = deadline
+        try:
+            await acquire(
+                self._limiter,
+                CREATE_BUCKET,
+                limit=self._rate_limit,
+                window_seconds=self._rate_window,
+                max_wait=self._rate_max_wait,
+            )
+        except RateLimitTimeout as exc:
+            raise ProviderError("PROVIDER_RATE_LIMITED", str(exc), retryable=True, retry_after=exc.retry_after) from exc
+        payload: dict[str, Any] = {"input": self._input(job)}
+        if model.version is not None:
+            payload["version"] = model.version
+        if job.callback_url is not None and self._webhook_secret:
+            payload["webhook"] = job.callback_url
+            payload["webhook_events_filter"] = list(WEBHOOK_EVENTS)
+        prediction = await self._call("POST", model.create_path, json=payload, headers=headers)
+        try:
+            prediction_id, _status = status_from_prediction(prediction)
+        except ValueError as exc:
+            raise ProviderError("PROVIDER_BAD_RESPONSE", f"Replicate create answered: {exc}", retryable=True) from exc
+        return prediction_id
+
+    async def status(self, external_id: str) -> ProviderStatus:
+        self._require_token()
+        prediction = await self._call("GET", f"/v1/predictions/{self._checked_id(external_id)}")
+        try:
+            prediction_id, status = status_from_prediction(prediction)
+        except ValueError as exc:
+            raise ProviderError("PROVIDER_BAD_RESPONSE", f"Replicate get answered: {exc}", retryable=True) from exc
+        if prediction_id != external_id:
+            raise ProviderError("PROVIDER_BAD_RESPONSE", "Replicate answered for another prediction", retryable=True)
+        return status
+
+    async def cancel(self, external_id: str) -> None:
+        """Cancel at Replicate; a prediction that already ended (or is unknown) is left as it is."""
+        self._require_token()
+        try:
+            await self._call("POST", f"/v1/predictions/{self._checked_id(external_id)}/cancel")
+        except ProviderError as exc:
+            if exc.code != "REPLICATE_NOT_FOUND":
+                raise
+
+    async def download(self, url: str) -> AsyncIterator[bytes]:
+        headers = {"Authorization": f"Bearer {self._api_token}"} if self._is_api_origin(url) else {}
+        try:
+            async with self._client.stream("GET", url, headers=headers) as response:
+                status = response.status_code
+                if status in (404, 410):
+                    raise ProviderError("OUTPUT_EXPIRED", f"output is gone ({status}): {url}", retryable=False)
+                if status == 429 or status >= 500:
+                    raise ProviderError("OUTPUT_UNAVAILABLE", f"output host answered {status}", retryable=True)
+                if not response.is_success:
+                    raise ProviderError("OUTPUT_DOWNLOAD_FAILED", f"output host answered {status}", retryable=False)
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+        except httpx.TimeoutException as exc:
+            raise ProviderError("PROVIDER_TIMEOUT", f"downloading {url} timed out", retryable=True) from exc
+        except httpx.TransportError as exc:
+            raise ProviderError("PROVIDER_UNAVAILABLE", f"downloading {url} failed: {exc}", retryable=True) from exc
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallback:
+        """Verify (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`) and decode.
+
+        PermissionError when no secret is configured, or the message is unsigned, wrongly
+        signed or outside the timestamp tolerance; ValueError when the body is no prediction.
+        """
+        if not self._webhook_secret:
+            raise PermissionError("Replicate webhooks are refused: REPLICATE_WEBHOOK_SECRET is not set")
+        lowered = {key.lower(): value for key, value in headers.items()}
+        if not webhooks.verify(self._webhook_secret, lowered, body, now=int(self._clock())):
+            raise PermissionError("the Replicate webhook signature is missing, wrong or stale")
+        prediction_id, status = status_from_prediction(decode_json(body))
+        return ProviderCallback(external_id=prediction_id, status=status)
+
+    # ------------------------------------------------------------ helpers
+
+    def _input(self, job: ProviderJob) -> dict[str, Any]:
+        # Keys starting with "_" are genhub's own bookkeeping (e.g. the attempt number).
+        task_input: dict[str, Any] = {key: value for key, value in job.params.items() if not key.startswith("_")}
+        task_input["prompt"] = job.prompt
+        if len(job.input_urls) == 1:
+            task_input["image"] = job.input_urls[0]
+        elif job.input_urls:
+            task_input["image_input"] = list(job.input_urls)
+        return task_input
+
+    def _is_api_origin(self, url: str) -> bool:
+        try:
+            return _origin(url) == self._origin
+        except ValueError:
+            return False
+
+    @staticmethod
+    def _checked_id(external_id: str) -> str:
+        if not is_prediction_id(external_id):
+            raise ProviderError("REPLICATE_BAD_ID", "not a Replicate prediction id", retryable=False)
+        return external_id
+
+    def _require_token(self) -> None:
+        if not self._api_token:
+            raise ProviderError("PROVIDER_NOT_CONFIGURED", "REPLICATE_API_TOKEN is not set", retryable=False)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        sent = {"Authorization": f"Bearer {self._api_token}", "Accept": "application/json", **(headers or {})}
+        try:
+            response = await self._client.request(method, self._base_url + path, json=json, headers=sent)
+        except httpx.TimeoutException as exc:
+            raise ProviderError("PROVIDER_TIMEOUT", f"Replicate {method} {path} timed out", retryable=True) from exc
+        except httpx.TransportError as exc:
+            raise ProviderError("PROVIDER_UNAVAILABLE", f"Replicate {path} unreachable: {exc}", retryable=True) from exc
+        try:
+            body = decode_json(response.content)
+        except ValueError:
+            body = None
+        if not response.is_success:
+            lowered = {key.lower(): value for key, value in response.headers.items()}
+            raise error_for_answer(response.status_code, body, lowered)
+        if not isinstance(body, dict):
+            raise ProviderError(
+                "PROVIDER_BAD_RESPONSE", f"Replicate {method} {path} answered without a JSON object", retryable=True
+            )
+        return body
+
+
+def from_settings(settings: Settings, *, http_client: httpx.AsyncClient, limiter: RateLimiter) -> ReplicateProvider:
+    """Factory used by `infrastructure.providers.registry`."""
+    return ReplicateProvider(
+        base_url=settings.replicate_base_url,
+        api_token=settings.replicate_api_token,
+        webhook_secret=settings.replicate_webhook_secret,
+        client=http_client,
+        limiter=limiter,
+        rate_limit=settings.replicate_rate_limit,
+        rate_window=settings.replicate_rate_window_seconds,
+    )
