@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.audit import AuditAction
@@ -30,7 +32,12 @@ class AdminMutations:
         ),
         permission_classes=[IsAuthenticated],
     )
-    async def suspend_user(self, info: Info, id: strawberry.ID, reason: str) -> SuspendUserResult:
+    async def suspend_user(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The user's id.")],
+        reason: Annotated[str, strawberry.argument(description="Why, kept in the audit log.")],
+    ) -> SuspendUserResult:
         services = info.context.services
         user_id = await audited_id(info, AuditAction.SUSPEND_USER, id, lambda v: lookup_id(v, "user"))
         result = await services.admin.suspend(info.context.require_viewer(), user_id, reason, origin_of(info))
@@ -43,7 +50,9 @@ class AdminMutations:
         ),
         permission_classes=[IsAuthenticated],
     )
-    async def reinstate_user(self, info: Info, id: strawberry.ID) -> ReinstateUserResult:
+    async def reinstate_user(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The user's id.")]
+    ) -> ReinstateUserResult:
         services = info.context.services
         user_id = await audited_id(info, AuditAction.REINSTATE_USER, id, lambda v: lookup_id(v, "user"))
         result = await services.admin.reinstate(info.context.require_viewer(), user_id, origin_of(info))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.audit import AuditEntry as DomainAuditEntry
@@ -27,7 +29,9 @@ class AdminQueries:
     async def admin_users(
         self,
         info: Info,
-        email_contains: str | None = None,
+        email_contains: Annotated[
+            str | None, strawberry.argument(description="Only accounts whose e-mail contains this text.")
+        ] = None,
         first: First = None,
         after: After = None,
         last: Last = None,
@@ -39,7 +43,9 @@ class AdminQueries:
         return AdminUserConnection.from_page(page, services.cursors)
 
     @strawberry.field(description="One account, or null. Admins only.", permission_classes=[IsAdmin])
-    async def admin_user(self, info: Info, id: strawberry.ID) -> AdminUserDetails | None:
+    async def admin_user(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The user's id.")]
+    ) -> AdminUserDetails | None:
         try:
             found = await info.context.services.admin.user(info.context.require_viewer(), lookup_id(id, "user"))
         except NotFound:
@@ -60,9 +66,16 @@ class AdminQueries:
         after: After = None,
         last: Last = None,
         before: Before = None,
-        action: AuditAction | None = None,
-        actor_id: strawberry.ID | None = None,
-        target_id: strawberry.ID | None = None,
+        action: Annotated[AuditAction | None, strawberry.argument(description="Only entries of this action.")] = None,
+        actor_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only entries by this admin (a user id).")
+        ] = None,
+        target_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="Only entries about this user, model or preset (its id) or setting (its key)."
+            ),
+        ] = None,
     ) -> AuditEntryConnection:
         viewer, services = info.context.require_viewer(), info.context.services
         request = page_request(services.cursors, first, after, last, before)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.audit import AuditAction
@@ -27,7 +29,11 @@ class ApiKeyMutations:
         "whole key, shown this once. Administrators may create one for another user (`userId`, audited).",
         permission_classes=[IsAuthenticated],
     )
-    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyResult:
+    async def create_api_key(
+        self,
+        info: Info,
+        input: Annotated[CreateApiKeyInput, strawberry.argument(description="The key's name, scopes and expiry.")],
+    ) -> CreateApiKeyResult:
         owner = None
         if input.user_id is not None:
             owner = await audited_id(info, AuditAction.CREATE_API_KEY, input.user_id, lambda v: lookup_id(v, "user"))
@@ -46,7 +52,9 @@ class ApiKeyMutations:
         "closed (4401). The viewer's own keys; administrators any (audited). Again: success, `changed` false.",
         permission_classes=[IsAuthenticated],
     )
-    async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyResult:
+    async def revoke_api_key(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The key's id.")]
+    ) -> RevokeApiKeyResult:
         key_id = await audited_id(info, AuditAction.REVOKE_API_KEY, id, lambda v: lookup_id(v, "apiKey"))
         revoked = await info.context.services.api_keys.revoke(info.context.require_viewer(), key_id, origin_of(info))
         return RevokeApiKeySuccess(api_key=ApiKey.from_domain(revoked.key), changed=revoked.changed)

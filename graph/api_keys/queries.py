@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from graph.api_keys.types import ApiKey
@@ -20,7 +22,10 @@ class ApiKeyQueries:
     async def api_keys(
         self,
         info: Info,
-        user_id: strawberry.ID | None = None,
+        user_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(description="Whose keys: administrators only; absent: the viewer's own."),
+        ] = None,
     ) -> list[ApiKey]:
         owner = lookup_id(user_id, "user") if user_id is not None else None
         keys = await info.context.services.api_keys.of_user(info.context.require_viewer(), owner)

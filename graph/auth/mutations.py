@@ -4,6 +4,7 @@ logoutEverywhere."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated
 
 import strawberry
 
@@ -45,7 +46,11 @@ async def _open_session(
 @strawberry.type
 class AuthMutations:
     @strawberry.mutation(description="Create an account and sign in.")
-    async def register(self, info: Info, input: RegisterInput) -> AuthResult:
+    async def register(
+        self,
+        info: Info,
+        input: Annotated[RegisterInput, strawberry.argument(description="The new account's e-mail and password.")],
+    ) -> AuthResult:
         services = info.context.services
         limits = services.settings
         return await _open_session(
@@ -58,7 +63,11 @@ class AuthMutations:
         )
 
     @strawberry.mutation(description="Sign in with e-mail and password.")
-    async def login(self, info: Info, input: LoginInput) -> AuthResult:
+    async def login(
+        self,
+        info: Info,
+        input: Annotated[LoginInput, strawberry.argument(description="The account's e-mail and password.")],
+    ) -> AuthResult:
         services = info.context.services
         limits = services.settings
         return await _open_session(
@@ -71,7 +80,13 @@ class AuthMutations:
         )
 
     @strawberry.mutation(description="Exchange a refresh token for a new session (the old token is spent).")
-    async def refresh_token(self, info: Info, refresh_token: str) -> AuthResult:
+    async def refresh_token(
+        self,
+        info: Info,
+        refresh_token: Annotated[
+            str, strawberry.argument(description="The refreshToken of the last AuthPayload (each is used once).")
+        ],
+    ) -> AuthResult:
         services = info.context.services
         limits = services.settings
         # Per address before the token is looked up; per token family inside the use case.
@@ -90,7 +105,11 @@ class AuthMutations:
         "success (or UNAUTHENTICATED once the token is refused).",
         permission_classes=[IsAuthenticated],
     )
-    async def delete_account(self, info: Info, input: DeleteAccountInput) -> DeleteAccountResult:
+    async def delete_account(
+        self,
+        info: Info,
+        input: Annotated[DeleteAccountInput, strawberry.argument(description="The password, as proof.")],
+    ) -> DeleteAccountResult:
         viewer = info.context.require_viewer()
         await throttle(info.context, [password_checks(info.context, viewer.user_id)])
         await info.context.services.account_deletion.delete(viewer, input.password)
@@ -104,7 +123,11 @@ class SessionMutations:
         "one continues with the access token in the answer.",
         permission_classes=[IsAuthenticated],
     )
-    async def change_password(self, info: Info, input: ChangePasswordInput) -> ChangePasswordResult:
+    async def change_password(
+        self,
+        info: Info,
+        input: Annotated[ChangePasswordInput, strawberry.argument(description="The current and the new password.")],
+    ) -> ChangePasswordResult:
         services = info.context.services
         limits = services.settings
         viewer = info.context.require_viewer()
@@ -121,7 +144,9 @@ class SessionMutations:
         description="Send a link to choose a new password to this address, if an account has it. The answer "
         "does not say whether one has."
     )
-    async def request_password_reset(self, info: Info, email: str) -> RequestPasswordResetResult:
+    async def request_password_reset(
+        self, info: Info, email: Annotated[str, strawberry.argument(description="The account's e-mail address.")]
+    ) -> RequestPasswordResetResult:
         services = info.context.services
         limits = services.settings
         await throttle(
@@ -138,7 +163,11 @@ class SessionMutations:
         description="Set a new password with the token of a reset link (it works once). Every session of "
         "the account ends: sign in with the new password."
     )
-    async def reset_password(self, info: Info, input: ResetPasswordInput) -> ResetPasswordResult:
+    async def reset_password(
+        self,
+        info: Info,
+        input: Annotated[ResetPasswordInput, strawberry.argument(description="The link's token and the new password.")],
+    ) -> ResetPasswordResult:
         services = info.context.services
         await throttle(info.context, [ip_bucket(info.context, "reset-password", services.settings.rate_limit_login)])
         user = await services.passwords.reset(input.token, input.new_password)

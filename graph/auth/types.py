@@ -36,14 +36,14 @@ class User(Node):
 
 @strawberry.input(description="E-mail and password of a new account.")
 class RegisterInput:
-    email: str
+    email: str = strawberry.field(description="The new account's e-mail address (compared without case).")
     password: str = strawberry.field(description=f"At least {du.MIN_PASSWORD_LENGTH} characters.")
 
 
 @strawberry.input(description="Credentials of an existing account.")
 class LoginInput:
-    email: str
-    password: str
+    email: str = strawberry.field(description="The account's e-mail address.")
+    password: str = strawberry.field(description="The account's password.")
 
 
 @strawberry.type(description="A signed-in session: a short-lived access token and a rotating refresh token.")
@@ -65,7 +65,7 @@ class AuthPayload:
 
 @strawberry.input(description="Delete the viewer's account: its password, as proof that the owner asks.")
 class DeleteAccountInput:
-    password: str
+    password: str = strawberry.field(description="The account's current password.")
 
 
 @strawberry.type(description="The account is deleted (also when it already was: a retry).")
@@ -85,7 +85,7 @@ AuthResult = Annotated[
 
 @strawberry.input(description="The current password, and the new one.")
 class ChangePasswordInput:
-    current_password: str
+    current_password: str = strawberry.field(description="The password the account has now.")
     new_password: str = strawberry.field(
         description=f"At least {du.MIN_PASSWORD_LENGTH} characters, not the current one."
     )
@@ -122,7 +122,7 @@ RequestPasswordResetResult = Annotated[
 
 @strawberry.input(description="The token from the reset link, and the new password.")
 class ResetPasswordInput:
-    token: str
+    token: str = strawberry.field(description="The token of the reset link (single use, expires).")
     new_password: str = strawberry.field(description=f"At least {du.MIN_PASSWORD_LENGTH} characters.")
 
 

@@ -3,6 +3,8 @@ invitations' mutations."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.use_cases.boards import BoardView
@@ -42,12 +44,18 @@ class BoardMutations:
     @strawberry.mutation(
         description="Create a board; the viewer becomes its OWNER.", permission_classes=[IsAuthenticated]
     )
-    async def create_board(self, info: Info, input: CreateBoardInput) -> CreateBoardResult:
+    async def create_board(
+        self, info: Info, input: Annotated[CreateBoardInput, strawberry.argument(description="The board's name.")]
+    ) -> CreateBoardResult:
         view = await info.context.services.boards.create(info.context.require_viewer(), input.name)
         return _success(view)
 
     @strawberry.mutation(description="Rename a board (OWNER only).", permission_classes=[IsAuthenticated])
-    async def rename_board(self, info: Info, input: RenameBoardInput) -> RenameBoardResult:
+    async def rename_board(
+        self,
+        info: Info,
+        input: Annotated[RenameBoardInput, strawberry.argument(description="The board and its new name.")],
+    ) -> RenameBoardResult:
         view = await info.context.services.boards.rename(
             info.context.require_viewer(), lookup_id(input.board_id, "board"), input.name
         )
@@ -58,7 +66,9 @@ class BoardMutations:
         "stay their starters', no longer in a board.",
         permission_classes=[IsAuthenticated],
     )
-    async def delete_board(self, info: Info, id: strawberry.ID) -> DeleteBoardResult:
+    async def delete_board(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The board's id.")]
+    ) -> DeleteBoardResult:
         deleted = await info.context.services.boards.delete(info.context.require_viewer(), lookup_id(id, "board"))
         return DeleteBoardSuccess(board_id=strawberry.ID(str(deleted)))
 
@@ -67,7 +77,9 @@ class BoardMutations:
         "OWNER first, or delete the board.",
         permission_classes=[IsAuthenticated],
     )
-    async def leave_board(self, info: Info, board_id: strawberry.ID) -> LeaveBoardResult:
+    async def leave_board(
+        self, info: Info, board_id: Annotated[strawberry.ID, strawberry.argument(description="The board's id.")]
+    ) -> LeaveBoardResult:
         left = await info.context.services.boards.leave(info.context.require_viewer(), lookup_id(board_id, "board"))
         return LeaveBoardSuccess(board_id=strawberry.ID(str(left)))
 
@@ -79,7 +91,13 @@ class BoardMutations:
         "are capped.",
         permission_classes=[IsAuthenticated],
     )
-    async def add_board_member(self, info: Info, input: AddBoardMemberInput) -> AddBoardMemberResult:
+    async def add_board_member(
+        self,
+        info: Info,
+        input: Annotated[
+            AddBoardMemberInput, strawberry.argument(description="The board, the e-mail address and the role.")
+        ],
+    ) -> AddBoardMemberResult:
         ctx = info.context
         view = await ctx.services.boards.invite(
             ctx.require_viewer(),
@@ -95,7 +113,11 @@ class BoardMutations:
         permission_classes=[IsAuthenticated],
     )
     async def revoke_board_invitation(
-        self, info: Info, input: RevokeBoardInvitationInput
+        self,
+        info: Info,
+        input: Annotated[
+            RevokeBoardInvitationInput, strawberry.argument(description="The board and the invited e-mail address.")
+        ],
     ) -> RevokeBoardInvitationResult:
         view = await info.context.services.boards.revoke_invitation(
             info.context.require_viewer(), lookup_id(input.board_id, "board"), input.email
@@ -107,7 +129,9 @@ class BoardMutations:
         "invited role (a member already keeps their role). The invitation is used up.",
         permission_classes=[IsAuthenticated],
     )
-    async def accept_board_invitation(self, info: Info, board_id: strawberry.ID) -> AcceptBoardInvitationResult:
+    async def accept_board_invitation(
+        self, info: Info, board_id: Annotated[strawberry.ID, strawberry.argument(description="The board's id.")]
+    ) -> AcceptBoardInvitationResult:
         view = await info.context.services.boards.accept(
             info.context.require_viewer(), lookup_id(board_id, "invitation")
         )
@@ -117,7 +141,9 @@ class BoardMutations:
         description="Decline the viewer's pending invitation to a board; it is gone.",
         permission_classes=[IsAuthenticated],
     )
-    async def decline_board_invitation(self, info: Info, board_id: strawberry.ID) -> DeclineBoardInvitationResult:
+    async def decline_board_invitation(
+        self, info: Info, board_id: Annotated[strawberry.ID, strawberry.argument(description="The board's id.")]
+    ) -> DeclineBoardInvitationResult:
         declined = await info.context.services.boards.decline(
             info.context.require_viewer(), lookup_id(board_id, "invitation")
         )
@@ -127,7 +153,11 @@ class BoardMutations:
         description="Remove a member (OWNER), or leave a board (any member); the last OWNER cannot be removed.",
         permission_classes=[IsAuthenticated],
     )
-    async def remove_board_member(self, info: Info, input: RemoveBoardMemberInput) -> RemoveBoardMemberResult:
+    async def remove_board_member(
+        self,
+        info: Info,
+        input: Annotated[RemoveBoardMemberInput, strawberry.argument(description="The board and the member.")],
+    ) -> RemoveBoardMemberResult:
         view = await info.context.services.boards.remove_member(
             info.context.require_viewer(), lookup_id(input.board_id, "board"), lookup_id(input.user_id, "member")
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.errors import NotFound
@@ -26,7 +28,9 @@ class BoardQueries:
         return out
 
     @strawberry.field(description="One board the viewer belongs to, or null.", permission_classes=[IsAuthenticated])
-    async def board(self, info: Info, id: strawberry.ID) -> Board | None:
+    async def board(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The board's id.")]
+    ) -> Board | None:
         try:
             board, role = await info.context.services.boards.get(info.context.require_viewer(), lookup_id(id, "board"))
         except NotFound:

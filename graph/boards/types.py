@@ -96,26 +96,26 @@ class Board(Node):
 
 @strawberry.input(description="A new board; the creator becomes its OWNER.")
 class CreateBoardInput:
-    name: str
+    name: str = strawberry.field(description="The board's name: non-empty text.")
 
 
 @strawberry.input(description="Invite an e-mail address with a role, or change the role of the member using it.")
 class AddBoardMemberInput:
-    board_id: strawberry.ID
-    email: str
-    role: BoardRole
+    board_id: strawberry.ID = strawberry.field(description="The board's id (OWNER only).")
+    email: str = strawberry.field(description="The invitee's e-mail address; they join when they accept.")
+    role: BoardRole = strawberry.field(description="The role to give: OWNER, EDITOR or VIEWER.")
 
 
 @strawberry.input(description="Remove a member; the last OWNER cannot be removed.")
 class RemoveBoardMemberInput:
-    board_id: strawberry.ID
-    user_id: strawberry.ID
+    board_id: strawberry.ID = strawberry.field(description="The board's id.")
+    user_id: strawberry.ID = strawberry.field(description="The member's user id.")
 
 
 @strawberry.input(description="Cancel a board's pending invitation for an e-mail address.")
 class RevokeBoardInvitationInput:
-    board_id: strawberry.ID
-    email: str
+    board_id: strawberry.ID = strawberry.field(description="The board's id.")
+    email: str = strawberry.field(description="The e-mail address the invitation was sent to.")
 
 
 @strawberry.type(description="The invitation was declined (and is gone).")
@@ -130,8 +130,8 @@ class BoardSuccess:
 
 @strawberry.input(description="Give a board a new name (OWNER only).")
 class RenameBoardInput:
-    board_id: strawberry.ID
-    name: str
+    board_id: strawberry.ID = strawberry.field(description="The board's id.")
+    name: str = strawberry.field(description="The new name: non-empty text.")
 
 
 @strawberry.type(description="The board is deleted; its generations stay their starters', detached from it.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.audit import AuditAction
@@ -31,7 +33,11 @@ class CatalogueMutations:
     @strawberry.mutation(
         description="Create or update a model by slug (admin only).", permission_classes=[IsAuthenticated]
     )
-    async def upsert_model(self, info: Info, input: UpsertModelInput) -> UpsertModelResult:
+    async def upsert_model(
+        self,
+        info: Info,
+        input: Annotated[UpsertModelInput, strawberry.argument(description="The model, identified by its slug.")],
+    ) -> UpsertModelResult:
         model = await info.context.services.catalogue.upsert_model(
             info.context.require_viewer(),
             slug=input.slug,
@@ -46,7 +52,11 @@ class CatalogueMutations:
         return ModelSuccess(model=AiModel.from_domain(model))
 
     @strawberry.mutation(description="Create or update a preset (admin only).", permission_classes=[IsAuthenticated])
-    async def upsert_preset(self, info: Info, input: UpsertPresetInput) -> UpsertPresetResult:
+    async def upsert_preset(
+        self,
+        info: Info,
+        input: Annotated[UpsertPresetInput, strawberry.argument(description="The preset (with an id: an update).")],
+    ) -> UpsertPresetResult:
         action = AuditAction.UPSERT_PRESET
         preset_id = (
             await audited_id(info, action, input.id, lambda v: parse_id(v, "id")) if input.id is not None else None
@@ -63,7 +73,12 @@ class CatalogueMutations:
         return PresetSuccess(preset=Preset.from_domain(preset))
 
     @strawberry.mutation(description="Set one admin setting (admin only).", permission_classes=[IsAuthenticated])
-    async def set_admin_setting(self, info: Info, key: str, value: JSON) -> SetAdminSettingResult:
+    async def set_admin_setting(
+        self,
+        info: Info,
+        key: Annotated[str, strawberry.argument(description="The setting's name.")],
+        value: Annotated[JSON, strawberry.argument(description="Its new value (JSON).")],
+    ) -> SetAdminSettingResult:
         k, v = await info.context.services.catalogue.set_setting(
             info.context.require_viewer(), key, value, origin_of(info)
         )

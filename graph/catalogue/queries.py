@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.catalogue_document import MAX_PRESETS_PER_MODEL
@@ -17,7 +19,14 @@ class CatalogueQueries:
     @strawberry.field(
         description="Active models, optionally of one kind; `includeInactive` (admins only) adds deactivated ones."
     )
-    async def models(self, info: Info, kind: ModelKind | None = None, include_inactive: bool = False) -> list[AiModel]:
+    async def models(
+        self,
+        info: Info,
+        kind: Annotated[ModelKind | None, strawberry.argument(description="Only models of this kind.")] = None,
+        include_inactive: Annotated[
+            bool, strawberry.argument(description="Include inactive models too (admins only).")
+        ] = False,
+    ) -> list[AiModel]:
         found = await info.context.services.catalogue.models(
             kind,
             include_inactive=include_inactive,
@@ -31,7 +40,13 @@ class CatalogueQueries:
             "presets (upsertPreset and catalogue files refuse more)."
         )
     )
-    async def presets(self, info: Info, model_id: strawberry.ID | None = None) -> list[Preset]:
+    async def presets(
+        self,
+        info: Info,
+        model_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Only presets of this model.")
+        ] = None,
+    ) -> list[Preset]:
         try:
             wanted = lookup_id(model_id, "model") if model_id is not None else None
         except NotFound:

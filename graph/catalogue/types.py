@@ -73,21 +73,30 @@ class AdminSetting:
 
 @strawberry.input(description="Create or update a model, identified by slug.")
 class UpsertModelInput:
-    slug: str
-    name: str
-    provider: str
-    kind: ModelKind
-    cost_credits: int
-    capabilities: JSON | None = None
-    is_active: bool | None = None
+    slug: str = strawberry.field(
+        description="The model's stable identifier: 2-63 lowercase letters, digits, '.', '_' or '-'; an existing slug updates that model."
+    )
+    name: str = strawberry.field(description="The display name.")
+    provider: str = strawberry.field(description="The provider that runs it (`simulated`, `kie`...).")
+    kind: ModelKind = strawberry.field(description="IMAGE or VIDEO.")
+    cost_credits: int = strawberry.field(description="What one generation costs, in whole credits.")
+    capabilities: JSON | None = strawberry.field(
+        default=None,
+        description="The parameters it takes and their limits (docs/catalogue.md); null keeps or leaves none.",
+    )
+    is_active: bool | None = strawberry.field(
+        default=None, description="Whether users may start it; null keeps the current value (new models: active)."
+    )
 
 
 @strawberry.input(description="Create (no id) or update a preset.")
 class UpsertPresetInput:
-    model_id: strawberry.ID
-    name: str
-    params: JSON
-    id: strawberry.ID | None = None
+    model_id: strawberry.ID = strawberry.field(description="The model the preset is for.")
+    name: str = strawberry.field(description="The preset's name, unique per model.")
+    params: JSON = strawberry.field(
+        description="The parameter values it fills in, checked against the model's capabilities."
+    )
+    id: strawberry.ID | None = strawberry.field(default=None, description="The preset to update; absent: create one.")
 
 
 @strawberry.type

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import strawberry
 from starlette.datastructures import UploadFile
@@ -50,7 +51,13 @@ class ChunkMutations:
         description="Upload a file (GraphQL multipart request; send a `GraphQL-Require-Preflight: 1` header).",
         permission_classes=[IsAuthenticated],
     )
-    async def upload_chunk(self, info: Info, file: Upload) -> UploadChunkResult:
+    async def upload_chunk(
+        self,
+        info: Info,
+        file: Annotated[
+            Upload, strawberry.argument(description="The file, as a multipart upload (GraphQL multipart request spec).")
+        ],
+    ) -> UploadChunkResult:
         ctx = info.context
         if not isinstance(file, UploadFile):
             raise InvalidInputError.single("file", "must be sent as a file part of a multipart request")
@@ -68,7 +75,14 @@ class ChunkMutations:
         description="Reserve a chunk and get a signed URL to PUT a (large) file directly to storage.",
         permission_classes=[IsAuthenticated],
     )
-    async def request_chunk_upload(self, info: Info, input: RequestChunkUploadInput) -> RequestChunkUploadResult:
+    async def request_chunk_upload(
+        self,
+        info: Info,
+        input: Annotated[
+            RequestChunkUploadInput,
+            strawberry.argument(description="The file's name, type, size and optional SHA-256."),
+        ],
+    ) -> RequestChunkUploadResult:
         ticket = await info.context.services.chunks.request_upload(
             info.context.require_viewer(),
             filename=input.filename,
@@ -90,7 +104,11 @@ class ChunkMutations:
         description="Verify the PUT upload (size, and sha256 when announced) and mark the chunk READY.",
         permission_classes=[IsAuthenticated],
     )
-    async def complete_chunk_upload(self, info: Info, id: strawberry.ID) -> CompleteChunkUploadResult:
+    async def complete_chunk_upload(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The chunk's id from requestChunkUpload.")],
+    ) -> CompleteChunkUploadResult:
         chunk = await info.context.services.chunks.complete_upload(
             info.context.require_viewer(), lookup_id(id, "chunk")
         )
@@ -99,7 +117,9 @@ class ChunkMutations:
     @strawberry.mutation(
         description="A signed, expiring URL to download the chunk.", permission_classes=[IsAuthenticated]
     )
-    async def chunk_download_url(self, info: Info, id: strawberry.ID) -> ChunkDownloadUrlResult:
+    async def chunk_download_url(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The chunk's id.")]
+    ) -> ChunkDownloadUrlResult:
         signed = await info.context.services.chunks.download_url(info.context.require_viewer(), lookup_id(id, "chunk"))
         return DownloadUrl(url=signed.url, expires_at=signed.expires_at)
 
@@ -107,6 +127,8 @@ class ChunkMutations:
         description="Delete the chunk and its file (refused while a running generation uses it).",
         permission_classes=[IsAuthenticated],
     )
-    async def delete_chunk(self, info: Info, id: strawberry.ID) -> DeleteChunkResult:
+    async def delete_chunk(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The chunk's id.")]
+    ) -> DeleteChunkResult:
         deleted = await info.context.services.chunks.delete(info.context.require_viewer(), lookup_id(id, "chunk"))
         return DeleteChunkSuccess(id=strawberry.ID(str(deleted)))

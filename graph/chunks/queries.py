@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.errors import NotFound
@@ -15,7 +17,9 @@ from graph.permissions import IsAuthenticated
 @strawberry.type
 class ChunkQueries:
     @strawberry.field(description="One of the viewer's chunks, or null.", permission_classes=[IsAuthenticated])
-    async def chunk(self, info: Info, id: strawberry.ID) -> Chunk | None:
+    async def chunk(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The chunk's id.")]
+    ) -> Chunk | None:
         try:
             found = await info.context.services.chunks.get(info.context.require_viewer(), lookup_id(id, "chunk"))
         except NotFound:

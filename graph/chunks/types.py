@@ -74,7 +74,9 @@ UploadChunkResult = Annotated[
 @strawberry.input(description="What the client will upload; the server picks the storage key.")
 class RequestChunkUploadInput:
     filename: str = strawberry.field(description="Display name only; it never becomes part of the storage path.")
-    content_type: str
+    content_type: str = strawberry.field(
+        description="The file's media type; it must be one the server accepts (UPLOAD_ALLOWED_TYPES)."
+    )
     size: int = strawberry.field(description="Exact size in bytes; the upload must match it.")
     sha256: str | None = strawberry.field(default=None, description="Hex SHA-256; verified on completion.")
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import strawberry
 
+from graph.error_codes import error_interface_description
 
-@strawberry.interface(description="An expected failure, returned as a union member instead of an exception.")
+
+@strawberry.interface(description=error_interface_description())
 class Error:
-    code: str = strawberry.field(description="Stable machine-readable code, e.g. NOT_FOUND.")
+    code: str = strawberry.field(
+        description="Stable machine-readable code, e.g. NOT_FOUND: the Error interface lists them."
+    )
     message: str = strawberry.field(description="Human-readable explanation.")
 
 

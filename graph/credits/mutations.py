@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.audit import AuditAction
@@ -18,7 +20,13 @@ class CreditMutations:
     @strawberry.mutation(
         description="Credit an account (admin only; idempotent by key).", permission_classes=[IsAuthenticated]
     )
-    async def grant_credits(self, info: Info, input: GrantCreditsInput) -> GrantCreditsResult:
+    async def grant_credits(
+        self,
+        info: Info,
+        input: Annotated[
+            GrantCreditsInput, strawberry.argument(description="Whose account, how many credits and why.")
+        ],
+    ) -> GrantCreditsResult:
         user_id = await audited_id(info, AuditAction.GRANT_CREDITS, input.user_id, lambda v: parse_id(v, "userId"))
         result = await info.context.services.credits.grant(
             info.context.require_viewer(),

@@ -68,10 +68,12 @@ class LedgerConnection:
 
 @strawberry.input(description="Credit a user's account (admin only). Replays with the same key change nothing.")
 class GrantCreditsInput:
-    user_id: strawberry.ID
-    amount: int
-    reason: str
-    idempotency_key: str | None = None
+    user_id: strawberry.ID = strawberry.field(description="Whose account to credit.")
+    amount: int = strawberry.field(description="Whole credits to add, at least 1.")
+    reason: str = strawberry.field(description="Why, kept in the ledger and the audit log.")
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="A client-chosen key: a replay with it returns the first result."
+    )
 
 
 @strawberry.type

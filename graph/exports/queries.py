@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.use_cases.data_exports import MAX_LISTED
@@ -17,12 +19,18 @@ class DataExportQueries:
         description=f"The viewer's data exports, newest first (`first` <= {MAX_LISTED}).",
         permission_classes=[IsAuthenticated],
     )
-    async def my_data_exports(self, info: Info, first: int = 10) -> list[DataExport]:
+    async def my_data_exports(
+        self,
+        info: Info,
+        first: Annotated[int, strawberry.argument(description="How many exports to return, newest first.")] = 10,
+    ) -> list[DataExport]:
         found = await info.context.services.data_exports.mine(info.context.require_viewer(), first)
         return [DataExport.from_domain(export) for export in found]
 
     @strawberry.field(description="One of the viewer's data exports.", permission_classes=[IsAuthenticated])
-    async def data_export(self, info: Info, id: strawberry.ID) -> DataExportResult:
+    async def data_export(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The export's id.")]
+    ) -> DataExportResult:
         found = await info.context.services.data_exports.get(
             info.context.require_viewer(), lookup_id(id, "data export")
         )

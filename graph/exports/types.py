@@ -53,7 +53,13 @@ class DataExport(Node):
         "`expiresInSeconds` (1 .. 604800 accepted; at most 900 granted, see the URL's expiresAt) "
         "but never past expiresAt."
     )
-    async def url(self, info: Info, expires_in_seconds: int = DEFAULT_URL_SECONDS) -> DownloadUrl | None:
+    async def url(
+        self,
+        info: Info,
+        expires_in_seconds: Annotated[
+            int, strawberry.argument(description="How long the URL should stay valid, in seconds.")
+        ] = DEFAULT_URL_SECONDS,
+    ) -> DownloadUrl | None:
         signed = await info.context.services.data_exports.url_of(
             info.context.require_viewer(), self.domain, expires_in_seconds
         )

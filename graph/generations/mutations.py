@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 import strawberry
 
@@ -52,7 +53,11 @@ class GenerationMutations:
         description="Reserve credits and queue a generation; returns at once with status QUEUED.",
         permission_classes=[IsAuthenticated],
     )
-    async def generate(self, info: Info, input: GenerateInput) -> GenerateResult:
+    async def generate(
+        self,
+        info: Info,
+        input: Annotated[GenerateInput, strawberry.argument(description="The model, prompt and parameters.")],
+    ) -> GenerateResult:
         ctx = info.context
         generation = await ctx.services.generations.generate(
             ctx.require_viewer(),
@@ -65,7 +70,9 @@ class GenerationMutations:
         description="Cancel a generation that has not ended; its reserved credits are released.",
         permission_classes=[IsAuthenticated],
     )
-    async def cancel_generation(self, info: Info, id: strawberry.ID) -> CancelGenerationResult:
+    async def cancel_generation(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The generation's id.")]
+    ) -> CancelGenerationResult:
         generation = await info.context.services.generations.cancel(
             info.context.require_viewer(), lookup_id(id, "generation")
         )
@@ -78,7 +85,9 @@ class GenerationMutations:
         "NotFound.",
         permission_classes=[IsAuthenticated],
     )
-    async def delete_generation(self, info: Info, id: strawberry.ID) -> DeleteGenerationResult:
+    async def delete_generation(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The generation's id.")]
+    ) -> DeleteGenerationResult:
         deleted = await info.context.services.generations.delete(
             info.context.require_viewer(), lookup_id(id, "generation")
         )
@@ -90,7 +99,11 @@ class GenerationMutations:
         "order given) whether it was and why not. More ids (or none) is InvalidInput.",
         permission_classes=[IsAuthenticated],
     )
-    async def delete_generations(self, info: Info, ids: list[strawberry.ID]) -> DeleteGenerationsResult:
+    async def delete_generations(
+        self,
+        info: Info,
+        ids: Annotated[list[strawberry.ID], strawberry.argument(description="The generations' ids, at most 100.")],
+    ) -> DeleteGenerationsResult:
         # Distinct ids in order; a malformed one names no generation (NotFound, like an unknown one).
         requested: dict[uuid.UUID | str, None] = dict.fromkeys(_uuid_or_none(i) or str(i) for i in ids)
         check_batch(len(requested), field="ids", limit=MAX_GENERATION_DELETIONS)

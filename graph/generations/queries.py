@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.errors import NotFound
@@ -26,7 +28,9 @@ def to_domain_filter(flt: GenerationFilter | None) -> DomainFilter:
 @strawberry.type
 class GenerationQueries:
     @strawberry.field(description="A generation the viewer may read, or null.", permission_classes=[IsAuthenticated])
-    async def generation(self, info: Info, id: strawberry.ID) -> Generation | None:
+    async def generation(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The generation's id.")]
+    ) -> Generation | None:
         try:
             found = await info.context.services.generations.get(
                 info.context.require_viewer(), lookup_id(id, "generation")
@@ -46,7 +50,10 @@ class GenerationQueries:
         after: After = None,
         last: Last = None,
         before: Before = None,
-        filter: GenerationFilter | None = None,
+        filter: Annotated[
+            GenerationFilter | None,
+            strawberry.argument(description="Only the generations that match every given part."),
+        ] = None,
     ) -> GenerationConnection:
         services = info.context.services
         page = await services.generations.page(

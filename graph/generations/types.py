@@ -117,7 +117,16 @@ class Asset(Node):
             "a thumbnail); for an <img> or <video> element the browser still shows it inline."
         )
     )
-    async def url(self, info: Info, expires_in_seconds: int | None = 3600) -> str:
+    async def url(
+        self,
+        info: Info,
+        expires_in_seconds: Annotated[
+            int | None,
+            strawberry.argument(
+                description="How long the URL stays valid, in seconds (kept within 60 to 604800); null: one hour."
+            ),
+        ] = 3600,
+    ) -> str:
         signed = await info.context.services.chunks.asset_url(self.object_key, url_seconds(expires_in_seconds))
         return signed.url
 
@@ -249,21 +258,36 @@ class GenerationConnection:
 
 @strawberry.input(description="Narrow a generations list.")
 class GenerationFilter:
-    status: list[GenerationStatus] | None = None
-    board_id: strawberry.ID | None = None
-    model_id: strawberry.ID | None = None
+    status: list[GenerationStatus] | None = strawberry.field(
+        default=None, description="Only generations in one of these statuses."
+    )
+    board_id: strawberry.ID | None = strawberry.field(default=None, description="Only generations of this board.")
+    model_id: strawberry.ID | None = strawberry.field(default=None, description="Only generations of this model.")
 
 
 @scalar_fields_input
 @strawberry.input(description="Start a generation. Replays with the same `idempotencyKey` return the first result.")
 class GenerateInput:
-    model_id: strawberry.ID
-    prompt: str
-    preset_id: strawberry.ID | None = None
-    board_id: strawberry.ID | None = None
-    params: JSON | None = None
-    input_chunk_ids: list[strawberry.ID] | None = None
-    idempotency_key: str | None = None
+    model_id: strawberry.ID = strawberry.field(description="The model to run (an id from `models`).")
+    prompt: str = strawberry.field(description="What to generate: non-empty text of at most 4000 characters.")
+    preset_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A preset of the same model whose params apply first; `params` override them."
+    )
+    board_id: strawberry.ID | None = strawberry.field(
+        default=None, description="A board (EDITOR or OWNER) the generation is shared in."
+    )
+    params: JSON | None = strawberry.field(
+        default=None,
+        description="Model parameters as a JSON object (e.g. width, height, durationSeconds), checked against the model's capabilities.",
+    )
+    input_chunk_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="Uploaded files (READY chunks of the viewer) to give the model, as many as its capabilities allow.",
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="A client-chosen key (1-128 characters): a retry with it returns the first call's generation instead of starting another.",
+    )
     webhook: GenerationWebhookInput | None = strawberry.field(
         default=None,
         description="Messages about this generation alone, to this URL (besides your webhook endpoints). Needs your "

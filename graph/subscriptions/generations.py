@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 
@@ -32,7 +33,9 @@ class GenerationSubscriptions:
         ),
         permission_classes=[IsAuthenticated],
     )
-    async def generation_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[GenerationEvent, None]:
+    async def generation_updated(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The generation's id.")]
+    ) -> AsyncGenerator[GenerationEvent, None]:
         ctx = info.context
         updates = ctx.services.watching.generation(
             ctx.require_viewer(), lookup_id(id, "generation"), ctx.token_expires_at

@@ -3,6 +3,8 @@ rotateWebhookSigningSecret, redeliverWebhook."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.use_cases.webhook_endpoints import EndpointChange
@@ -39,7 +41,11 @@ class WebhookMutations:
         permission_classes=[IsAuthenticated],
     )
     async def create_webhook_endpoint(
-        self, info: Info, input: CreateWebhookEndpointInput
+        self,
+        info: Info,
+        input: Annotated[
+            CreateWebhookEndpointInput, strawberry.argument(description="The endpoint's URL, events and description.")
+        ],
     ) -> CreateWebhookEndpointResult:
         endpoint, secret = await info.context.services.webhooks.create_endpoint(
             info.context.require_viewer(),
@@ -54,7 +60,13 @@ class WebhookMutations:
         permission_classes=[IsAuthenticated],
     )
     async def update_webhook_endpoint(
-        self, info: Info, id: strawberry.ID, input: UpdateWebhookEndpointInput
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The endpoint's id.")],
+        input: Annotated[
+            UpdateWebhookEndpointInput,
+            strawberry.argument(description="What to change; absent fields stay as they are."),
+        ],
     ) -> UpdateWebhookEndpointResult:
         change = EndpointChange(
             url=input.url,
@@ -71,7 +83,9 @@ class WebhookMutations:
         description="Delete a webhook endpoint with its secrets and deliveries (pending ones are never sent).",
         permission_classes=[IsAuthenticated],
     )
-    async def delete_webhook_endpoint(self, info: Info, id: strawberry.ID) -> DeleteWebhookEndpointResult:
+    async def delete_webhook_endpoint(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The endpoint's id.")]
+    ) -> DeleteWebhookEndpointResult:
         deleted = await info.context.services.webhooks.delete_endpoint(
             info.context.require_viewer(), lookup_id(id, "webhook endpoint")
         )
@@ -84,8 +98,13 @@ class WebhookMutations:
     async def rotate_webhook_secret(
         self,
         info: Info,
-        id: strawberry.ID,
-        overlap_minutes: int | None = None,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The endpoint's id.")],
+        overlap_minutes: Annotated[
+            int | None,
+            strawberry.argument(
+                description="Minutes the previous secret keeps signing beside the new one (default 1440, at most 10080)."
+            ),
+        ] = None,
     ) -> RotateWebhookSecretResult:
         webhooks = info.context.services.webhooks
         viewer = info.context.require_viewer()
@@ -107,7 +126,12 @@ class WebhookMutations:
     async def rotate_webhook_signing_secret(
         self,
         info: Info,
-        overlap_minutes: int | None = None,
+        overlap_minutes: Annotated[
+            int | None,
+            strawberry.argument(
+                description="Minutes the previous secret keeps signing beside the new one (default 1440, at most 10080)."
+            ),
+        ] = None,
     ) -> RotateWebhookSigningSecretResult:
         rotation = await info.context.services.webhooks.rotate_signing_secret(
             info.context.require_viewer(), overlap_minutes
@@ -119,7 +143,11 @@ class WebhookMutations:
         "such redelivery is pending it is the answer; nothing more is queued.",
         permission_classes=[IsAuthenticated],
     )
-    async def redeliver_webhook(self, info: Info, delivery_id: strawberry.ID) -> RedeliverWebhookResult:
+    async def redeliver_webhook(
+        self,
+        info: Info,
+        delivery_id: Annotated[strawberry.ID, strawberry.argument(description="The delivery to send again.")],
+    ) -> RedeliverWebhookResult:
         delivery = await info.context.services.webhooks.redeliver(
             info.context.require_viewer(), lookup_id(delivery_id, "webhook delivery")
         )

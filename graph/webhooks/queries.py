@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from domain.errors import NotFound
@@ -26,7 +28,9 @@ class WebhookQueries:
     @strawberry.field(
         description="One of the viewer's webhook endpoints, or null.", permission_classes=[IsAuthenticated]
     )
-    async def webhook_endpoint(self, info: Info, id: strawberry.ID) -> WebhookEndpoint | None:
+    async def webhook_endpoint(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The endpoint's id.")]
+    ) -> WebhookEndpoint | None:
         try:
             found = await info.context.services.webhooks.endpoint(
                 info.context.require_viewer(), lookup_id(id, "webhook endpoint")
@@ -46,7 +50,10 @@ class WebhookQueries:
         after: After = None,
         last: Last = None,
         before: Before = None,
-        filter: WebhookDeliveryFilter | None = None,
+        filter: Annotated[
+            WebhookDeliveryFilter | None,
+            strawberry.argument(description="Only the deliveries that match every given part."),
+        ] = None,
     ) -> WebhookDeliveryConnection:
         services = info.context.services
         request = page_request(services.cursors, first, after, last, before)

@@ -151,7 +151,7 @@ class UpdateWebhookEndpointInput:
 class WebhookDeliveryFilter:
     endpoint_id: strawberry.ID | None = strawberry.field(default=None, description="Deliveries to this endpoint.")
     generation_id: strawberry.ID | None = strawberry.field(default=None, description="Messages of this generation.")
-    status: WebhookDeliveryStatus | None = None
+    status: WebhookDeliveryStatus | None = strawberry.field(default=None, description="Deliveries in this status.")
 
 
 # ---------------------------------------------------------------- results

@@ -18,12 +18,19 @@ export type DataExportStatus =
 
 /** Start a generation. Replays with the same `idempotencyKey` return the first result. */
 export type GenerateInput = {
+  /** A board (EDITOR or OWNER) the generation is shared in. */
   boardId?: string | number | null | undefined;
+  /** A client-chosen key (1-128 characters): a retry with it returns the first call's generation instead of starting another. */
   idempotencyKey?: string | null | undefined;
+  /** Uploaded files (READY chunks of the viewer) to give the model, as many as its capabilities allow. */
   inputChunkIds?: Array<string | number> | null | undefined;
+  /** The model to run (an id from `models`). */
   modelId: string | number;
+  /** Model parameters as a JSON object (e.g. width, height, durationSeconds), checked against the model's capabilities. */
   params?: unknown;
+  /** A preset of the same model whose params apply first; `params` override them. */
   presetId?: string | number | null | undefined;
+  /** What to generate: non-empty text of at most 4000 characters. */
   prompt: string;
   /** Messages about this generation alone, to this URL (besides your webhook endpoints). Needs your webhook signing secret (rotateWebhookSigningSecret) first: without one, InvalidInput on `webhook`. */
   webhook?: GenerationWebhookInput | null | undefined;
@@ -57,7 +64,9 @@ export type LedgerKind =
 
 /** Credentials of an existing account. */
 export type LoginInput = {
+  /** The account's e-mail address. */
   email: string;
+  /** The account's password. */
   password: string;
 };
 
@@ -68,6 +77,7 @@ export type ModelKind =
 
 /** What the client will upload; the server picks the storage key. */
 export type RequestChunkUploadInput = {
+  /** The file's media type; it must be one the server accepts (UPLOAD_ALLOWED_TYPES). */
   contentType: string;
   /** Display name only; it never becomes part of the storage path. */
   filename: string;

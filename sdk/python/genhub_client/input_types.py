@@ -13,12 +13,19 @@ class GenerateInput(BaseModel):
     """Start a generation. Replays with the same `idempotencyKey` return the first result."""
 
     model_id: str = Field(alias="modelId")
+    "The model to run (an id from `models`)."
     prompt: str
+    "What to generate: non-empty text of at most 4000 characters."
     preset_id: Optional[str] = Field(alias="presetId", default=None)
+    "A preset of the same model whose params apply first; `params` override them."
     board_id: Optional[str] = Field(alias="boardId", default=None)
+    "A board (EDITOR or OWNER) the generation is shared in."
     params: Optional[Any] = None
+    "Model parameters as a JSON object (e.g. width, height, durationSeconds), checked against the model's capabilities."
     input_chunk_ids: Optional[list[str]] = Field(alias="inputChunkIds", default=None)
+    "Uploaded files (READY chunks of the viewer) to give the model, as many as its capabilities allow."
     idempotency_key: Optional[str] = Field(alias="idempotencyKey", default=None)
+    "A client-chosen key (1-128 characters): a retry with it returns the first call's generation instead of starting another."
     webhook: Optional["GenerationWebhookInput"] = None
     "Messages about this generation alone, to this URL (besides your webhook endpoints). Needs your webhook signing secret (rotateWebhookSigningSecret) first: without one, InvalidInput on `webhook`."
 
@@ -38,7 +45,9 @@ class LoginInput(BaseModel):
     """Credentials of an existing account."""
 
     email: str
+    "The account's e-mail address."
     password: str
+    "The account's password."
 
 
 class RequestChunkUploadInput(BaseModel):
@@ -47,6 +56,7 @@ class RequestChunkUploadInput(BaseModel):
     filename: str
     "Display name only; it never becomes part of the storage path."
     content_type: str = Field(alias="contentType")
+    "The file's media type; it must be one the server accepts (UPLOAD_ALLOWED_TYPES)."
     size: int
     "Exact size in bytes; the upload must match it."
     sha_256: Optional[str] = Field(alias="sha256", default=None)
