@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     max_fragment_spreads: int = 200  # fragment spreads written in a document
     max_query_cost: int = 5000
     max_batch_size: int = 10
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Proxies in front of the app that each append one X-Forwarded-For entry; 0: the socket
     # peer is the client and the header is ignored (graph/client_address.py).
     trusted_proxy_hops: int = Field(default=0, ge=0)
@@ -254,7 +254,7 @@ class Settings(BaseSettings):
 
     # uploads
     upload_max_bytes: int = 500 * 1024 * 1024
-    upload_allowed_types: list[str] = Field(
+    upload_allowed_types: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["image/*", "video/*", "audio/*", "application/pdf", "application/octet-stream"]
     )
     chunk_quota_count: int = 1000
@@ -330,7 +330,13 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", "upload_allowed_types", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip().startswith("["):
+        # From the environment: comma-separated, or a JSON list (NoDecode: not parsed before this).
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                try:
+                    return json.loads(value)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"not a JSON list: {exc}") from exc
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 

@@ -1,0 +1,34 @@
+"""List settings from the environment: comma-separated or a JSON list, never a start-up crash on a plain list."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from infrastructure.settings import Settings
+
+ORIGIN = st.from_regex(r"https://[a-z]{1,12}\.example(:[1-9][0-9]{0,3})?", fullmatch=True)
+
+
+@given(st.lists(ORIGIN, max_size=5))
+def test_comma_separated_origins_from_the_environment(origins: list[str]) -> None:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CORS_ORIGINS", " , ".join(origins))
+        assert Settings(_env_file=None).cors_origins == origins
+
+
+def test_a_json_list_and_an_empty_value_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", '["https://a.example", "https://b.example"]')
+    monkeypatch.setenv("UPLOAD_ALLOWED_TYPES", "image/png, image/jpeg")
+    settings = Settings(_env_file=None)
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.upload_allowed_types == ["image/png", "image/jpeg"]
+    monkeypatch.setenv("CORS_ORIGINS", "")
+    assert Settings(_env_file=None).cors_origins == []
+
+
+def test_a_broken_json_list_is_refused_with_the_setting_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", '["https://a.example"')
+    with pytest.raises(ValueError, match="cors_origins"):
+        Settings(_env_file=None)
