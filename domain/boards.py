@@ -40,6 +40,35 @@ class BoardMember:
     role: BoardRole
 
 
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A member as a page of members lists them: ordered by when they joined (`created_at`),
+    ties broken by the user's id (`id`)."""
+
+    member: BoardMember
+    created_at: datetime
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.member.user_id
+
+
+@dataclass(frozen=True, slots=True)
+class MemberBoard:
+    """A board as a page of the viewer's boards lists it, with the viewer's role."""
+
+    board: Board
+    role: BoardRole
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.board.id
+
+    @property
+    def created_at(self) -> datetime:
+        return self.board.created_at
+
+
 def validate_board_name(name: str) -> str:
     cleaned = name.strip()
     problems = Problems()

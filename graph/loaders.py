@@ -60,6 +60,12 @@ class Loaders:
         self.models_by_id = _by_id(lookups.models, lambda m: m.id)
         self.presets_by_id = _by_id(lookups.presets, lambda p: p.id)
         self._board_pages: DataLoader[tuple[uuid.UUID, PageRequest], Page[Generation]] | None = None
+        self.member_pages_by_board = DataLoader(load_fn=lookups.member_pages, max_batch_size=BOARD_PAGES_PER_STATEMENT)
+        self.member_counts_by_board = DataLoader(load_fn=self._member_counts)
+
+    async def _member_counts(self, board_ids: list[uuid.UUID]) -> list[int]:
+        found = await self.lookups.member_counts(board_ids)
+        return [found.get(i, 0) for i in board_ids]
 
     async def board_generations(self, principal: Principal, board_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
         """A page of a board's generations, as `principal` (one viewer per request) may see it.

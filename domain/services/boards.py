@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from domain.boards import Board, BoardRole
+from domain.boards import Board, BoardRole, MemberBoard
 from domain.invitations import InvitationRules, InvitationView
+from domain.pagination import Page, PageRequest
 from domain.ports import Clock, RateBucket, RateLimiter
 from domain.repositories import UnitOfWorkFactory
 from domain.use_cases import board_lifecycle, boards, invitations
@@ -82,3 +83,9 @@ class Boards:
 
     async def mine(self, principal: Principal) -> list[Board]:
         return await read_uc.list_boards(principal=principal, uow=self.reads())
+
+    async def page(self, principal: Principal, page: PageRequest) -> Page[MemberBoard]:
+        return await read_uc.page_boards(principal=principal, page=page, uow=self.reads())
+
+    async def count(self, principal: Principal) -> int:
+        return await read_uc.count_boards(principal=principal, uow=self.reads())

@@ -104,6 +104,10 @@ class Chunks:
     async def get(self, principal: Principal, chunk_id: uuid.UUID) -> Chunk:
         return await read_uc.get_chunk(principal=principal, chunk_id=chunk_id, uow=self.reads())
 
+    async def count(self, principal: Principal) -> int:
+        """How many chunks the viewer has (bounded by the per-user chunk quota)."""
+        return await read_uc.count_chunks(principal=principal, uow=self.reads())
+
     async def page(self, principal: Principal, page: PageRequest) -> Page[Chunk]:
         return await read_uc.list_chunks(principal=principal, page=page, uow=self.reads())
 

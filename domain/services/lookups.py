@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from domain.boards import Board, BoardMember
+from domain.boards import Board, BoardMember, Membership
 from domain.catalogue import AiModel, Preset
 from domain.chunks import Chunk
 from domain.generations import Generation
@@ -65,6 +65,12 @@ class Lookups:
 
     async def assets(self, generation_ids: Ids) -> dict[uuid.UUID, list[Asset]]:
         return await self._read(lambda uow: uow.generations.assets_of(list(generation_ids)))
+
+    async def member_pages(self, pages: Sequence[tuple[uuid.UUID, PageRequest]]) -> list[Page[Membership]]:
+        return await self._read(lambda uow: uow.boards.member_pages(pages))
+
+    async def member_counts(self, board_ids: Ids) -> dict[uuid.UUID, int]:
+        return await self._read(lambda uow: uow.boards.member_counts(list(board_ids)))
 
     async def members(self, board_ids: Ids) -> dict[uuid.UUID, list[BoardMember]]:
         return await self._read(lambda uow: uow.boards.members_of(list(board_ids)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from domain.boards import Board, BoardRole
+from domain.boards import Board, BoardRole, MemberBoard
 from domain.chunks import Chunk
 from domain.errors import NotFound
 from domain.generations import Generation
@@ -47,6 +47,23 @@ async def get_board(*, principal: Principal, board_id: uuid.UUID, uow: UnitOfWor
 async def list_boards(*, principal: Principal, uow: UnitOfWork) -> list[Board]:
     async with uow:
         return await uow.boards.for_user(principal.user_id)
+
+
+async def page_boards(*, principal: Principal, page: PageRequest, uow: UnitOfWork) -> Page[MemberBoard]:
+    """A page of the boards the viewer belongs to, newest first, with the viewer's role."""
+    async with uow:
+        return await uow.boards.page_for_user(principal.user_id, page)
+
+
+async def count_boards(*, principal: Principal, uow: UnitOfWork) -> int:
+    async with uow:
+        return await uow.boards.count_for_user(principal.user_id)
+
+
+async def count_chunks(*, principal: Principal, uow: UnitOfWork) -> int:
+    async with uow:
+        count, _ = await uow.chunks.usage(principal.user_id)
+    return count
 
 
 async def get_chunk(*, principal: Principal, chunk_id: uuid.UUID, uow: UnitOfWork) -> Chunk:

@@ -7,7 +7,8 @@ from typing import Annotated
 import strawberry
 
 from domain.errors import NotFound
-from graph.boards.types import Board, BoardInvitation
+from graph.boards.types import Board, BoardConnection, BoardInvitation
+from graph.common.connections import After, Before, First, Last, page_request
 from graph.common.ids import lookup_id
 from graph.context import Info
 from graph.permissions import IsAuthenticated
@@ -15,7 +16,11 @@ from graph.permissions import IsAuthenticated
 
 @strawberry.type
 class BoardQueries:
-    @strawberry.field(description="Boards the viewer belongs to.", permission_classes=[IsAuthenticated])
+    @strawberry.field(
+        description="Boards the viewer belongs to, oldest first (not paged: `boardsConnection` pages them).",
+        permission_classes=[IsAuthenticated],
+        deprecation_reason="Use `boardsConnection`, which pages the viewer's boards.",
+    )
     async def boards(self, info: Info) -> list[Board]:
         viewer = info.context.require_viewer()
         boards = await info.context.services.boards.mine(viewer)
@@ -26,6 +31,18 @@ class BoardQueries:
             role = next(m.role for m in members if m.user_id == viewer.user_id)
             out.append(Board.from_domain(board, role))
         return out
+
+    @strawberry.field(
+        description="Boards the viewer belongs to, newest first, in pages (`first` <= 100).",
+        permission_classes=[IsAuthenticated],
+    )
+    async def boards_connection(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
+    ) -> BoardConnection:
+        services = info.context.services
+        request = page_request(services.cursors, first, after, last, before)
+        page = await services.boards.page(info.context.require_viewer(), request)
+        return BoardConnection.from_page(page, services.cursors)
 
     @strawberry.field(description="One board the viewer belongs to, or null.", permission_classes=[IsAuthenticated])
     async def board(

@@ -10,10 +10,20 @@ import strawberry
 
 from domain import boards as db
 from domain import invitations as di
+from domain.cursors import CursorCodec
+from domain.pagination import Page
 from graph.auth.types import User
-from graph.common.connections import After, Before, First, Last, page_request
+from graph.common.connections import After, Before, First, Last, cursor_of, page_info, page_request
 from graph.common.node import Node
-from graph.common.types import Forbidden, InvalidInput, InvalidState, NotFound, QuotaExceeded, RateLimited
+from graph.common.types import (
+    Forbidden,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    PageInfo,
+    QuotaExceeded,
+    RateLimited,
+)
 from graph.context import Info
 
 if TYPE_CHECKING:
@@ -33,6 +43,38 @@ class BoardMember:
         found = await info.context.loaders.user(self.user_id)
         assert found is not None, "members always reference an existing user"
         return User.from_domain(found)
+
+
+@strawberry.type(description="One member in a page of a board's members: the account (`node`) and its role.")
+class BoardMemberEdge:
+    cursor: str
+    role: BoardRole
+    user_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="The member's account.")
+    async def node(self, info: Info) -> User:
+        found = await info.context.loaders.user(self.user_id)
+        assert found is not None, "members always reference an existing user"
+        return User.from_domain(found)
+
+
+@strawberry.type(description="A page of a board's members, the latest to join first.")
+class BoardMemberConnection:
+    edges: list[BoardMemberEdge]
+    page_info: PageInfo
+    board_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="How many members the board has (one indexed count).")
+    async def total_count(self, info: Info) -> int:
+        return await info.context.loaders.member_counts_by_board.load(self.board_id)
+
+    @classmethod
+    def from_page(cls, board_id: uuid.UUID, page: Page[db.Membership], cursors: CursorCodec) -> BoardMemberConnection:
+        edges = [
+            BoardMemberEdge(cursor=cursor_of(m, cursors), role=m.member.role, user_id=m.member.user_id)
+            for m in page.items
+        ]
+        return cls(edges=edges, page_info=page_info(page, [e.cursor for e in edges]), board_id=board_id)
 
 
 @strawberry.type(
@@ -65,10 +107,21 @@ class Board(Node):
     my_role: BoardRole
     board_id: strawberry.Private[uuid.UUID]
 
-    @strawberry.field
+    @strawberry.field(
+        description="Every member, in the order they joined (not paged: `membersConnection` pages them).",
+        deprecation_reason="Use `membersConnection`, which pages a board's members.",
+    )
     async def members(self, info: Info) -> list[BoardMember]:
         members = await info.context.loaders.members(self.board_id)
         return [BoardMember(role=m.role, user_id=m.user_id) for m in members]
+
+    @strawberry.field(description="The board's members, the latest to join first, in pages.")
+    async def members_connection(
+        self, info: Info, first: First = None, after: After = None, last: Last = None, before: Before = None
+    ) -> BoardMemberConnection:
+        request = page_request(info.context.services.cursors, first, after, last, before)
+        page = await info.context.loaders.member_pages_by_board.load((self.board_id, request))
+        return BoardMemberConnection.from_page(self.board_id, page, info.context.services.cursors)
 
     @strawberry.field(description="Pending invitations, oldest first: listed to the board's OWNERs, empty for others.")
     async def invitations(self, info: Info) -> list[BoardInvitation]:
@@ -92,6 +145,27 @@ class Board(Node):
     @classmethod
     def from_domain(cls, board: db.Board, role: db.BoardRole) -> Board:
         return cls(id=strawberry.ID(str(board.id)), name=board.name, my_role=role, board_id=board.id)
+
+
+@strawberry.type
+class BoardEdge:
+    node: Board
+    cursor: str
+
+
+@strawberry.type(description="A page of the boards the viewer belongs to, newest first.")
+class BoardConnection:
+    edges: list[BoardEdge]
+    page_info: PageInfo
+
+    @strawberry.field(description="How many boards the viewer belongs to (one indexed count).")
+    async def total_count(self, info: Info) -> int:
+        return await info.context.services.boards.count(info.context.require_viewer())
+
+    @classmethod
+    def from_page(cls, page: Page[db.MemberBoard], cursors: CursorCodec) -> BoardConnection:
+        edges = [BoardEdge(node=Board.from_domain(b.board, b.role), cursor=cursor_of(b, cursors)) for b in page.items]
+        return cls(edges=edges, page_info=page_info(page, [e.cursor for e in edges]))
 
 
 @strawberry.input(description="A new board; the creator becomes its OWNER.")

@@ -13,6 +13,7 @@ from domain.pagination import Page
 from graph.common.connections import cursor_of, page_info
 from graph.common.node import Node
 from graph.common.types import InvalidInput, InvalidState, NotFound, PageInfo, QuotaExceeded, RateLimited
+from graph.context import Info
 from graph.scalars import JSON
 
 strawberry.enum(dc.ChunkStatus, name="ChunkStatus", description="PENDING until the bytes are verified.")
@@ -51,6 +52,12 @@ class ChunkEdge:
 class ChunkConnection:
     edges: list[ChunkEdge]
     page_info: PageInfo
+
+    @strawberry.field(
+        description="How many chunks the viewer has: one indexed count, bounded by the per-user chunk quota."
+    )
+    async def total_count(self, info: Info) -> int:
+        return await info.context.services.chunks.count(info.context.require_viewer())
 
     @classmethod
     def from_page(cls, page: Page[dc.Chunk], cursors: CursorCodec) -> ChunkConnection:

@@ -53,6 +53,7 @@ CHECKS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+OWNER = "ownerId: id"  # selected on a hop's object: the world's board is picked among the viewer's boards
 
 
 # ---------------------------------------------------------------- connection fields, from the schema
@@ -98,16 +99,19 @@ class Route:
         if self.hop is None:
             return f"query Page($first: Int, $after: String) {{ {inner} }}"
         if self.hop_needs_id:
-            return f"query Page($first: Int, $after: String, $id: ID!) {{ {self.hop}(id: $id) {{ {inner} }} }}"
-        return f"query Page($first: Int, $after: String) {{ {self.hop} {{ {inner} }} }}"
+            return f"query Page($first: Int, $after: String, $id: ID!) {{ {self.hop}(id: $id) {{ {OWNER} {inner} }} }}"
+        return f"query Page($first: Int, $after: String) {{ {self.hop} {{ {OWNER} {inner} }} }}"
 
-    def connections(self, data: dict[str, Any]) -> list[dict[str, Any]]:
-        """The connection objects in a result (one per owner when the hop is a list)."""
+    def connections(self, data: dict[str, Any], owner_id: str | None = None) -> list[dict[str, Any]]:
+        """The connection objects in a result (one per owner when the hop is a list; only the owner
+        `owner_id`'s when given: the world's board among the viewer's boards)."""
         if self.hop is None:
             return [data[self.field]]
         owners = data[self.hop]
         owners = owners if isinstance(owners, list) else [owners]
         assert owners and None not in owners, (str(self), data)
+        if owner_id is not None and len(owners) > 1:
+            owners = [o for o in owners if o["ownerId"] == owner_id]
         return [o[self.field] for o in owners]
 
 
@@ -195,15 +199,15 @@ class World:
         if route.hop is None:
             document = f"query Slice({head}) {{ {inner} }}"
         elif route.hop_needs_id:
-            document = f"query Slice({head}, $id: ID!) {{ {route.hop}(id: $id) {{ {inner} }} }}"
+            document = f"query Slice({head}, $id: ID!) {{ {route.hop}(id: $id) {{ {OWNER} {inner} }} }}"
         else:
-            document = f"query Slice({head}) {{ {route.hop} {{ {inner} }} }}"
+            document = f"query Slice({head}) {{ {route.hop} {{ {OWNER} {inner} }} }}"
         variables = {"size": size, "after": after, "before": before}
         if route.hop_needs_id:
             variables["id"] = self.user_id if route.hop == "adminUser" else self.board_id
         body = await self.client.execute(document, variables, token=self.token, expect_errors=True)
         assert "errors" not in body, (str(route), body)
-        (connection,) = route.connections(body["data"])
+        (connection,) = route.connections(body["data"], self.board_id)
         return connection
 
     async def walk_back(self, route: Route, size: int) -> list[str]:
@@ -228,7 +232,7 @@ class World:
         for _ in range(ITEMS * 3):
             body = await self.page(route, size, after)
             assert "errors" not in body, (str(route), body)
-            (connection,) = route.connections(body["data"])
+            (connection,) = route.connections(body["data"], self.board_id)
             edges = connection["edges"]
             assert len(edges) <= size
             seen += [e["node"]["id"] for e in edges]
@@ -289,14 +293,21 @@ async def world(store: tuple[str, str | None], tmp_path_factory: pytest.TempPath
             w.created[user_id] = me.created_at
             for e in (await uow.audit.page(AuditFilter(), PageRequest(100))).items:
                 w.created[e.id] = e.created_at
+            # the world's board, its members (the admin, and the listed accounts, each joining when it
+            # was created) and the admin's other boards, all at the same moments
+            await uow.boards.add(board)
+            await uow.boards.set_member(board.id, user_id, BoardRole.OWNER, me.created_at)
+            w.created[board.id] = board.created_at
             for i, at in enumerate(moments()):
                 other = User(uuid.uuid4(), f"listed-{i}@example.com", Role.USER, at)
                 await uow.users.add(other)
+                await uow.boards.set_member(board.id, other.id, BoardRole.VIEWER, at)
                 entry_at = Attempt(AuditAction.SET_ADMIN_SETTING, None, at, f"key-{i}").entry(AuditOutcome.APPLIED)
                 await uow.audit.add(entry_at)
-                w.created.update({other.id: at, entry_at.id: at})
-            await uow.boards.add(board)
-            await uow.boards.set_member(board.id, user_id, BoardRole.OWNER, board.created_at)
+                extra = Board(uuid.uuid4(), f"board {i}", user_id, at)
+                await uow.boards.add(extra)
+                await uow.boards.set_member(extra.id, user_id, BoardRole.EDITOR, at)
+                w.created.update({other.id: at, entry_at.id: at, extra.id: at})
             for i, at in enumerate(moments()):
                 g = Generation(
                     id=uuid.uuid4(),
@@ -340,7 +351,7 @@ async def world(store: tuple[str, str | None], tmp_path_factory: pytest.TempPath
 async def real_cursors(w: World, route: Route) -> tuple[list[str], list[str]]:
     body = await w.page(route, 100, None)
     assert "errors" not in body, body
-    (connection,) = route.connections(body["data"])
+    (connection,) = route.connections(body["data"], w.board_id)
     assert not connection["pageInfo"]["hasNextPage"] and len(connection["edges"]) > 2 * TIES
     return [e["cursor"] for e in connection["edges"]], [e["node"]["id"] for e in connection["edges"]]
 
@@ -505,7 +516,7 @@ async def test_cursors_of_another_deployment_are_invalid_after(world: World) -> 
         # then this app's own key gives back exactly what it issued, and the page after it
         assert here.encode(position) == issued[2]
         body = await world.page(route, 2, here.encode(position))
-        (connection,) = route.connections(body["data"])
+        (connection,) = route.connections(body["data"], world.board_id)
         assert [e["cursor"] for e in connection["edges"]] == issued[3:5]
         # and the other key's cursor for the very same position is refused
         assert_invalid_after(await world.page(route, 2, elsewhere.encode(position)), route)
@@ -527,7 +538,7 @@ async def test_real_cursors_walk_each_list_once_in_order(world: World, size: int
 async def test_after_null_is_the_first_page_and_an_empty_after_is_invalid(world: World) -> None:
     for route in ROUTES:
         body = await world.page(route, 3, None)
-        (connection,) = route.connections(body["data"])
+        (connection,) = route.connections(body["data"], world.board_id)
         assert [e["cursor"] for e in connection["edges"]] == world.real_cursors[str(route)][:3]
         assert_invalid_after(await world.page(route, 3, ""), route)
 
@@ -535,7 +546,7 @@ async def test_after_null_is_the_first_page_and_an_empty_after_is_invalid(world:
 async def test_the_last_cursor_gives_an_empty_last_page(world: World) -> None:
     for route in ROUTES:
         body = await world.page(route, 5, world.real_cursors[str(route)][-1])
-        (connection,) = route.connections(body["data"])
+        (connection,) = route.connections(body["data"], world.board_id)
         assert connection == {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}
 
 
@@ -559,9 +570,9 @@ async def test_first_beyond_a_graphql_int_is_refused_before_any_resolver(world: 
 
 async def test_first_zero_is_an_empty_page_and_null_the_default_one(world: World) -> None:
     for route in ROUTES:
-        (empty,) = route.connections((await world.page(route, 0, None))["data"])
+        (empty,) = route.connections((await world.page(route, 0, None))["data"], world.board_id)
         assert empty["edges"] == [] and empty["pageInfo"]["endCursor"] is None, str(route)
-        (default,) = route.connections((await world.page(route, None, None))["data"])
+        (default,) = route.connections((await world.page(route, None, None))["data"], world.board_id)
         expected = world.real_cursors[str(route)][:20]
         assert [e["cursor"] for e in default["edges"]] == expected, str(route)
 
@@ -656,3 +667,32 @@ async def test_first_and_last_together_are_invalid_input_naming_last(world: Worl
         codes = [e["extensions"]["code"] for e in body.get("errors", [])]
         assert codes and set(codes) == {INVALID_INPUT}, (str(route), body)
         assert all("last" in e["message"] and "first" in e["message"] for e in body["errors"]), (str(route), body)
+
+
+# ---------------------------------------------------------------- totalCount where it is cheap
+
+#: Connections that count their items; the others grow without bound (docs/clients.md, "Paging").
+COUNTED = {"Query.chunks", "Query.boardsConnection", "Board.membersConnection"}
+
+
+def test_total_count_is_offered_exactly_where_it_is_cheap() -> None:
+    for route in ROUTES:
+        owner = SCHEMA.type_map[route.owner]
+        assert isinstance(owner, GraphQLObjectType)
+        connection = get_named_type(owner.fields[route.field].type)
+        assert isinstance(connection, GraphQLObjectType)
+        assert ("totalCount" in connection.fields) == (route.connection in COUNTED), route.connection
+
+
+async def test_total_count_counts_the_whole_list_whatever_the_page(world: World) -> None:
+    for route in ROUTES:
+        if route.connection not in COUNTED:
+            continue
+        for backward in (False, True):
+            document = route.document("totalCount edges { cursor }", backward=backward)
+            body = await world.client.execute(
+                document, world.variables(route, 2, world.real_cursors[str(route)][3]), token=world.token
+            )
+            (connection,) = route.connections(body["data"], world.board_id)
+            assert connection["totalCount"] == len(world.real_ids[str(route)]), str(route)
+            assert len(connection["edges"]) == 2, str(route)

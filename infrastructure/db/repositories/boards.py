@@ -7,11 +7,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, literal, select, union_all, update
 
-from domain.boards import Board, BoardMember, BoardRole
+from domain.boards import Board, BoardMember, BoardRole, MemberBoard, Membership
+from domain.pagination import Page, PageRequest
 from infrastructure.db.models import BoardMemberRow, BoardRow
-from infrastructure.db.repositories.base import AnyRow, SqlRepository, aware
+from infrastructure.db.repositories.base import AnyRow, SqlRepository, aware, keyset
 from infrastructure.db.tables import BOARD_MEMBERS, BOARDS
 
 
@@ -79,6 +80,49 @@ class SqlBoardRepository(SqlRepository):
             .returning(BoardMemberRow.user_id)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none() is not None
+
+    async def page_for_user(self, user_id: uuid.UUID, page: PageRequest) -> Page[MemberBoard]:
+        m = BOARD_MEMBERS.c
+        stmt = select(BOARDS, m.role).join(BOARD_MEMBERS, m.board_id == BOARDS.c.id).where(m.user_id == user_id)
+        rows = await self.rows(keyset(stmt, page, BOARDS.c.created_at, BOARDS.c.id))
+        return page.cut([MemberBoard(_board(r), BoardRole(r.role)) for r in rows])
+
+    async def count_for_user(self, user_id: uuid.UUID) -> int:
+        m = BOARD_MEMBERS.c
+        return int((await self.scalars(select(func.count()).where(m.user_id == user_id)))[0])
+
+    async def member_pages(self, pages: Sequence[tuple[uuid.UUID, PageRequest]]) -> list[Page[Membership]]:
+        if not pages:
+            return []
+        m = BOARD_MEMBERS.c
+        parts = [
+            keyset(
+                select(literal(i).label("part"), m.board_id, m.user_id, m.role, m.created_at).where(
+                    m.board_id == board_id
+                ),
+                page,
+                m.created_at,
+                m.user_id,
+            ).subquery()
+            for i, (board_id, page) in enumerate(pages)
+        ]
+        union = union_all(*(select(part) for part in parts)).subquery()
+        stmt = select(union).order_by(union.c.part, union.c.created_at.desc(), union.c.user_id.desc())
+        found: list[list[Membership]] = [[] for _ in pages]
+        for r in await self.rows(stmt):
+            member = BoardMember(r.board_id, r.user_id, BoardRole(r.role))
+            found[r.part].append(Membership(member, aware(r.created_at)))
+        for items, (_, page) in zip(found, pages, strict=True):
+            if page.backward:  # read oldest first: `cut` expects them so
+                items.reverse()
+        return [page.cut(items) for items, (_, page) in zip(found, pages, strict=True)]
+
+    async def member_counts(self, board_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        if not board_ids:
+            return {}
+        m = BOARD_MEMBERS.c
+        stmt = select(m.board_id, func.count()).where(m.board_id.in_(set(board_ids))).group_by(m.board_id)
+        return {r[0]: int(r[1]) for r in await self.rows(stmt)}
 
     async def members_of(self, board_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[BoardMember]]:
         out: dict[uuid.UUID, list[BoardMember]] = defaultdict(list)
