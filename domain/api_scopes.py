@@ -26,6 +26,7 @@ FIELD_SCOPES: Final[dict[str, Scope]] = {
     "Query.generation": Scope.READ,
     "Query.generations": Scope.READ,
     "Query.boards": Scope.READ,
+    "Query.boardsConnection": Scope.READ,
     "Query.board": Scope.READ,
     "Query.myBoardInvitations": Scope.READ,
     "Query.chunk": Scope.READ,
