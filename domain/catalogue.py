@@ -10,6 +10,8 @@
 * ``maxInputs``: how many input chunks the model accepts (default 0, at most ``MAX_INPUTS``).
 * ``deadlineSeconds``: after this long a running generation expires.
 * ``providerModel``: the provider's own name for the model.
+* ``routes``: the providers that can run the model, in the order they are tried
+  (domain/provider_routes.py); without it the model has one route, its ``provider``.
 
 `validate_model_fields` checks all of this when an admin writes a model, so a malformed
 spec is refused there instead of failing every later request.
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.errors import Problems
+from domain.provider_routes import ProviderRoute, route_problems, routes_of
 from domain.text import json_problem, name_problem, text_problem
 
 MAX_PROMPT_LENGTH = 4000
@@ -56,6 +59,10 @@ class AiModel:
     def deadline_seconds(self) -> int:
         value = self.capabilities.get("deadlineSeconds", DEFAULT_DEADLINE_SECONDS)
         return int(value) if isinstance(value, int | float) and value > 0 else DEFAULT_DEADLINE_SECONDS
+
+    @property
+    def routes(self) -> tuple[ProviderRoute, ...]:
+        return routes_of(slug=self.slug, provider=self.provider, capabilities=self.capabilities)
 
     @property
     def max_inputs(self) -> int:
@@ -115,6 +122,7 @@ def model_problems(
         problems.add("capabilities", why)
     else:
         _check_capabilities(capabilities, problems)
+        route_problems(capabilities, provider=provider, known_providers=known_providers, problems=problems)
     return problems
 
 

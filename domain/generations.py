@@ -106,6 +106,8 @@ class Generation:
     reserved_credits: int = 0
     charged_credits: int = 0
     provider_task_id: str | None = None
+    # The provider running it (the route whose submit succeeded); None before that.
+    provider: str | None = None
     idempotency_key: str | None = None
     finished_at: datetime | None = None
     deadline_at: datetime | None = None

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 from domain.emails import EmailMessage, QueuedEmail
 from domain.events import Event
 from domain.media import MediaInfo, MediaLimits, Thumbnail
+from domain.provider_health import ProviderHealth
 
 # ---------------------------------------------------------------- storage
 
@@ -245,6 +246,22 @@ class Provider(Protocol):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallback:
         """Verify the signature and decode a callback; raises PermissionError when it is not genuine."""
+        ...
+
+
+class CircuitBreaker(Protocol):
+    """Per-provider circuit across every worker (domain/provider_health.py)."""
+
+    async def allow(self, provider: str) -> bool:
+        """Whether a submit may go to `provider` now (closed; or half-open and this is the probe)."""
+        ...
+
+    async def record(self, provider: str, *, ok: bool) -> None:
+        """A submit's outcome: `ok` closes the circuit, a failure counts towards opening it."""
+        ...
+
+    async def health(self, providers: Sequence[str]) -> list[ProviderHealth]:
+        """Each provider's circuit and recent outcomes (`running` left 0: the database counts it)."""
         ...
 
 

@@ -18,6 +18,7 @@ from domain.generations import Generation, GenerationStatus
 from domain.invitations import BoardInvitation, InvitationView
 from domain.media import MediaInfo
 from domain.pagination import Page, PageRequest
+from domain.provider_attempts import ProviderAttempt
 from domain.users import AccessState, Role, User
 from domain.webhook_ports import WebhookRepository
 
@@ -318,6 +319,18 @@ class GenerationRepository(Protocol):
         self, generation_id: uuid.UUID, provider: str, external_id: str, state: str, raw: dict[str, Any], at: datetime
     ) -> None: ...
     async def find_by_provider_task(self, provider: str, external_id: str) -> Generation | None: ...
+    async def record_attempts(self, attempts: Sequence[ProviderAttempt]) -> None:
+        """Append provider route attempts (domain/provider_attempts.py)."""
+        ...
+
+    async def attempts_of(self, generation_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[ProviderAttempt]]:
+        """Each generation's attempts, oldest first (absent: none)."""
+        ...
+
+    async def running_by_provider(self) -> dict[str, int]:
+        """How many PROCESSING generations each provider runs."""
+        ...
+
     async def chunk_in_active_use(self, chunk_id: uuid.UUID) -> bool: ...
     async def transition_if(
         self,

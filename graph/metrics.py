@@ -7,6 +7,7 @@ after each operation; the WebSocket endpoint may call `observe_operation` the sa
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 from typing import Any
 
@@ -18,6 +19,7 @@ from infrastructure.bootstrap import Services
 from infrastructure.logging_setup import log_operation
 from infrastructure.metrics import observe_graphql, render
 
+log = logging.getLogger("genhub.metrics")
 router = APIRouter()
 # The operation's own name when the client did not send `operationName` (most do not).
 _DECLARED_NAME = re.compile(r"^\s*(?:#[^\n]*\n\s*)*(?:query|mutation|subscription)\s+([A-Za-z_][A-Za-z0-9_]*)")
@@ -83,6 +85,10 @@ async def metrics(request: Request) -> Response:
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
     await services.refresh_queue_metrics()
+    try:
+        await services.refresh_provider_metrics()
+    except Exception:  # an outage of the database or Redis must not take /metrics down with it
+        log.warning("provider health gauges not refreshed", exc_info=True)
     body, content_type = render()
     return Response(body, media_type=content_type)
 

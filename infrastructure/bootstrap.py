@@ -49,6 +49,7 @@ from domain.use_cases.mail import MailPolicy, MailPorts
 from domain.use_cases.password_reset import ResetPolicy
 from domain.use_cases.persisted_documents import DocumentPolicy
 from domain.use_cases.processing import ProcessingPorts
+from domain.use_cases.provider_health import provider_health
 from domain.use_cases.rate_limits import RateRule
 from domain.use_cases.storage_deletions import DeletionPolicy
 from domain.use_cases.thumbnails import ThumbnailPorts
@@ -60,7 +61,7 @@ from infrastructure.db.json_reads.runner import JsonReads
 from infrastructure.document_stores import MemoryDocumentStore, RedisDocumentStore
 from infrastructure.exports.zip_archive import ZipArchives
 from infrastructure.mail.outbox import Outbox, OutboxMailer
-from infrastructure.metrics import refresh_queue_depth
+from infrastructure.metrics import observe_provider_health, refresh_queue_depth
 from infrastructure.processing_binding import processing_policy, thumbnail_policy
 from infrastructure.pubsub.feed import BroadcastFeed
 from infrastructure.queue import CONSUMER_GROUP, QUEUE_NAME, build_broker
@@ -115,6 +116,8 @@ class Services:
     probes: Mapping[str, Probe]
     #: Refreshes the queue-depth gauges before /metrics is rendered.
     refresh_queue_metrics: Probe
+    #: Refreshes the provider health gauges (circuits, error rates, running) before /metrics is rendered.
+    refresh_provider_metrics: Probe
     #: The local-disk store when files are served by this process (GET /files), else None.
     local_files: LocalStorage | RoutedLocalStorage | None
     #: The outbox mail is written to when this process has no SMTP server (development), else None.
@@ -218,6 +221,10 @@ def _webhooks(c: Container) -> Webhooks:
     )
 
 
+async def _refresh_provider_metrics(c: Container) -> None:
+    observe_provider_health(await provider_health(breaker=c.breaker, providers=c.providers.names, uow=c.read_uow()))
+
+
 def bind(c: Container) -> Services:
     """Every use case bound to the adapters of `c` and the policy of `c.settings`, once."""
     s = c.settings
@@ -298,7 +305,14 @@ def bind(c: Container) -> Services:
         ),
         lookups=Lookups(uow=c.read_uow, catalogue=c.catalogue, clock=c.clock),
         watching=Watching(uow=c.read_uow, feed=BroadcastFeed(c.broadcast, c.read_uow), clock=c.clock),
-        admin=Administration(uow=c.uow, reads=c.read_uow, clock=c.clock, revocations=c.revocations),
+        admin=Administration(
+            uow=c.uow,
+            reads=c.read_uow,
+            clock=c.clock,
+            revocations=c.revocations,
+            breaker=c.breaker,
+            providers=c.providers.names,
+        ),
         processing=Processing(
             ports=ProcessingPorts(
                 uow=c.uow,
@@ -310,6 +324,7 @@ def bind(c: Container) -> Services:
                 limiter=c.limiter,
                 clock=c.clock,
                 media=media,
+                breaker=c.breaker,
             ),
             policy=processing_policy(s, embedded=is_embedded(c.broker)),
         ),
@@ -360,6 +375,7 @@ def bind(c: Container) -> Services:
         broker=c.broker,
         probes=_probes(c),
         refresh_queue_metrics=_queue_metrics(c),
+        refresh_provider_metrics=functools.partial(_refresh_provider_metrics, c),
         local_files=c.storage if isinstance(c.storage, LocalStorage | RoutedLocalStorage) else None,
         mail_outbox=c.mailer.outbox if isinstance(c.mailer, OutboxMailer) else None,
         json_reads=c.json_reads,

@@ -19,13 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker
 
 from domain.cursors import CursorCodec
-from domain.ports import EventPublisher, Mailer, ObjectStorage, OutboundMail, RateLimiter
+from domain.ports import CircuitBreaker, EventPublisher, Mailer, ObjectStorage, OutboundMail, RateLimiter
+from domain.provider_health import CircuitPolicy
 from domain.repositories import GenerationStarter
 from domain.use_cases.access_gate import AccessGate
 from domain.use_cases.api_key_gate import ApiKeyGate
 from infrastructure.access_revocations import BroadcastRevocations
 from infrastructure.api_key_usage import LastUsedFlusher
 from infrastructure.catalogue_cache import CatalogueCache
+from infrastructure.circuit_breaker import FallbackCircuitBreaker, MemoryCircuitBreaker, RedisCircuitBreaker
 from infrastructure.clock import SystemClock
 from infrastructure.db.driver_pool import FairPool
 from infrastructure.db.engine import create_engine, create_session_factory, open_driver_pool
@@ -70,6 +72,8 @@ class Container:
     tokens: TokenService
     redis: Redis | None
     limiter: RateLimiter
+    #: Provider circuits: on Redis (kept in process while it is down), or in process without Redis.
+    breaker: CircuitBreaker
     catalogue: CatalogueCache
     storage: ObjectStorage
     broadcast: Any
@@ -94,6 +98,20 @@ class Container:
     api_key_gate: ApiKeyGate
     #: Writes `api_key_gate`'s last-used moments in batches.
     api_key_usage: LastUsedFlusher
+
+
+def circuit_breaker(settings: Settings, redis: Redis | None) -> CircuitBreaker:
+    """Provider circuits shared by every worker on Redis (in process while it is down), else in process."""
+    policy = CircuitPolicy(
+        failures_to_open=settings.provider_circuit_failures,
+        cooldown_seconds=settings.provider_circuit_cooldown_seconds,
+        window_seconds=settings.provider_health_window_seconds,
+    )
+    if redis is None:
+        return MemoryCircuitBreaker(policy)
+    # Named after the task queue: deployments sharing one Redis keep circuits of their own.
+    primary = RedisCircuitBreaker(redis, policy, prefix=f"{settings.task_queue_name}:circuit:")
+    return FallbackCircuitBreaker(primary, MemoryCircuitBreaker(policy))
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
@@ -172,6 +190,7 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
                 stack.push_async_callback(pipeline.aclose)
             # counted in process while Redis is down (infrastructure/ratelimit_fallback.py says why)
             limiter = FallbackRateLimiter(RedisRateLimiter(redis, pipeline=pipeline))
+        breaker = circuit_breaker(settings, redis)
 
         # Read by a refresh task of its own, outside every request's scope: a request holding its
         # scope's connection never waits for it (infrastructure/catalogue_cache.py).
@@ -221,6 +240,7 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             tokens=TokenService.from_settings(settings),
             redis=redis,
             limiter=limiter,
+            breaker=breaker,
             catalogue=catalogue,
             storage=storage,
             broadcast=broadcast,

@@ -10,6 +10,9 @@ Series (all prefixed `genhub_`):
 - credit_moves_total{kind}, credit_moved_total{kind} (counted when the ledger row's transaction commits,
   infrastructure/ledger_metrics.py)
 - rate_limit_fallbacks_total (infrastructure/ratelimit_fallback.py)
+- provider_circuit_open{provider} (1 open or half-open), provider_recent_error_ratio{provider},
+  provider_running{provider} (set from the shared state when /metrics is scraped, `observe_provider_health`);
+  circuit_fallbacks_total (infrastructure/circuit_breaker.py)
 - persisted_documents_total{outcome}: requests naming a document by id (graph/persisted_documents.py):
   hit, miss, registered, not_stored, unsupported, untrusted, invalid
 
@@ -25,7 +28,7 @@ import functools
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -41,6 +44,8 @@ from prometheus_client import (
 )
 from redis.asyncio import Redis
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
+
+from domain.provider_health import CircuitState, ProviderHealth
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the `_created` series double the output and nobody graphs them
 
@@ -84,6 +89,24 @@ CREDIT_MOVES = Counter("genhub_credit_moves", "Committed credit ledger rows by k
 CREDITS_MOVED = Counter("genhub_credit_moved", "Credits moved by committed ledger rows (absolute), by kind.", ["kind"])
 RATE_LIMIT_FALLBACKS = Counter(
     "genhub_rate_limit_fallbacks", "Rate-limit hits counted in process because Redis could not be reached."
+)
+CIRCUIT_FALLBACKS = Counter(
+    "genhub_circuit_fallbacks", "Provider circuit calls answered in process because Redis could not be reached."
+)
+PROVIDER_CIRCUIT_OPEN = Gauge(
+    "genhub_provider_circuit_open",
+    "1 while the provider's circuit is open or half-open (its routes are skipped but for one probe).",
+    ["provider"],
+    multiprocess_mode="mostrecent",
+)
+PROVIDER_ERROR_RATIO = Gauge(
+    "genhub_provider_recent_error_ratio",
+    "Failed submits over all submits to the provider in the health window (-1: none).",
+    ["provider"],
+    multiprocess_mode="mostrecent",
+)
+PROVIDER_RUNNING = Gauge(
+    "genhub_provider_running", "Generations the provider runs now.", ["provider"], multiprocess_mode="mostrecent"
 )
 
 # ---------------------------------------------------------------- exposition
@@ -211,6 +234,15 @@ async def refresh_queue_depth(redis: Redis | None, *, stream: str, group: str) -
                 waiting = int(lag) if lag is not None else await _undelivered(redis, stream, info)
     QUEUE_DEPTH.labels("waiting").set(waiting)
     QUEUE_DEPTH.labels("pending").set(pending)
+
+
+def observe_provider_health(found: Sequence[ProviderHealth]) -> None:
+    """The provider gauges from the circuits' shared state (refreshed when /metrics is scraped)."""
+    for health in found:
+        PROVIDER_CIRCUIT_OPEN.labels(health.provider).set(0 if health.state is CircuitState.CLOSED else 1)
+        rate = health.error_rate
+        PROVIDER_ERROR_RATIO.labels(health.provider).set(-1 if rate is None else rate)
+        PROVIDER_RUNNING.labels(health.provider).set(health.running)
 
 
 def _text(value: Any) -> str:

@@ -160,7 +160,8 @@ class Settings(BaseSettings):
     kie_base_url: str = "https://api.kie.ai"
     kie_api_key: str = ""
     kie_callback_secret: str = ""
-    kie_rate_limit: int = 20
+    # KIE accepts about 20 new tasks per 10 s per account; a margin below that
+    kie_rate_limit: int = Field(default=18, ge=1)
     kie_rate_window_seconds: int = 10
     # Replicate (infrastructure/providers/replicate.py): the API token, the API's base URL, the
     # account's webhook signing secret (`GET /v1/webhooks/default/secret`, a whsec_ value;
@@ -172,6 +173,12 @@ class Settings(BaseSettings):
     replicate_rate_limit: int = Field(default=600, ge=1, le=100_000)
     replicate_rate_window_seconds: int = Field(default=60, ge=1, le=3600)
     provider_timeout_seconds: float = 30.0
+    # provider circuits (domain/provider_health.py, docs/deploy.md "Provider routing"): a provider's
+    # circuit opens after this many consecutive failed submits, and lets one probe through after the
+    # cool-down; recent outcomes (the error rate admins see) are counted over the health window
+    provider_circuit_failures: int = Field(default=5, ge=1, le=1000)
+    provider_circuit_cooldown_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
+    provider_health_window_seconds: int = Field(default=300, ge=60, le=86400)
     callback_tolerance_seconds: int = 300
 
     # workers

@@ -67,12 +67,18 @@ async def handle_provider_callback(provider: str, external_id: str, services: Se
 
 
 async def cancel_provider_task(
-    generation_id: str, services: ServicesDep, model_id: str | None = None, external_id: str | None = None
+    generation_id: str,
+    services: ServicesDep,
+    model_id: str | None = None,
+    external_id: str | None = None,
+    provider: str | None = None,
 ) -> None:
-    """`model_id` and `external_id` (domain/use_cases/generations.py cancel_task_args) reach the provider after
-    the generation is deleted; messages from before they existed carry `generation_id` only."""
+    """`model_id`, `external_id` and `provider` (domain/use_cases/generations.py cancel_task_args) reach the
+    provider after the generation is deleted; messages from before they existed carry `generation_id` only."""
     model = uuid.UUID(model_id) if model_id is not None else None
-    await services.processing.cancel_remote(uuid.UUID(generation_id), model_id=model, external_id=external_id)
+    await services.processing.cancel_remote(
+        uuid.UUID(generation_id), model_id=model, external_id=external_id, provider=provider
+    )
 
 
 async def poll_active_generations(services: ServicesDep) -> dict[str, int]:

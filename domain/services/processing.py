@@ -29,9 +29,16 @@ class Processing:
         await finalization.handle_callback(provider, external_id, ports=self.ports, policy=self.policy)
 
     async def cancel_remote(
-        self, generation_id: uuid.UUID, *, model_id: uuid.UUID | None = None, external_id: str | None = None
+        self,
+        generation_id: uuid.UUID,
+        *,
+        model_id: uuid.UUID | None = None,
+        external_id: str | None = None,
+        provider: str | None = None,
     ) -> None:
-        await sweeps.cancel_remote(generation_id, ports=self.ports, model_id=model_id, external_id=external_id)
+        await sweeps.cancel_remote(
+            generation_id, ports=self.ports, model_id=model_id, external_id=external_id, provider_name=provider
+        )
 
     async def poll_active(self) -> PollReport:
         return await sweeps.poll_active(ports=self.ports, policy=self.policy)

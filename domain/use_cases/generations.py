@@ -42,6 +42,8 @@ def cancel_task_args(generation: Generation) -> dict[str, str]:
     args = {"generation_id": str(generation.id), "model_id": str(generation.model_id)}
     if generation.provider_task_id:
         args["external_id"] = generation.provider_task_id
+    if generation.provider:
+        args["provider"] = generation.provider  # the route running it, not the model's first
     return args
 
 

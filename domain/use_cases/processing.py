@@ -30,6 +30,7 @@ from domain.generations import Generation, GenerationStatus
 from domain.media import MediaLimits
 from domain.ports import (
     CatalogueReader,
+    CircuitBreaker,
     Clock,
     EventPublisher,
     JobQueue,
@@ -69,6 +70,8 @@ class ProcessingPorts:
     limiter: RateLimiter
     clock: Clock
     media: MediaWorkshop
+    #: Per-provider circuits shared by the workers; None: every route is always tried.
+    breaker: CircuitBreaker | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +111,13 @@ class ProcessingPolicy:
 
 
 async def provider_for(ports: ProcessingPorts, generation: Generation) -> tuple[AiModel, Provider]:
-    """The model and provider of a generation; a missing one is a permanent ProviderError."""
-    return await provider_of_model(ports, generation.model_id)
+    """The model and the provider running the generation (the route that took it; the model's
+    provider for one submitted before routes existed); a missing one is a permanent ProviderError."""
+    return await provider_of_model(ports, generation.model_id, provider=generation.provider)
 
 
-async def provider_of_model(ports: ProcessingPorts, model_id: uuid.UUID) -> tuple[AiModel, Provider]:
-    """The model and its provider (models are never deleted); a missing one is a permanent ProviderError."""
+async def model_of(ports: ProcessingPorts, model_id: uuid.UUID) -> AiModel:
+    """The model (models are never deleted); a missing one is a permanent ProviderError."""
     model = await ports.catalogue.model(model_id)
     if model is None:
         # The cache may predate the model; the database is the truth.
@@ -121,10 +125,19 @@ async def provider_of_model(ports: ProcessingPorts, model_id: uuid.UUID) -> tupl
             model = await uow.catalogue.get_model(model_id)
     if model is None:
         raise ProviderError("MODEL_NOT_FOUND", "The generation's model no longer exists.", retryable=False)
+    return model
+
+
+async def provider_of_model(
+    ports: ProcessingPorts, model_id: uuid.UUID, *, provider: str | None = None
+) -> tuple[AiModel, Provider]:
+    """The model and `provider` (by default the model's own); a missing one is a permanent ProviderError."""
+    model = await model_of(ports, model_id)
+    name = provider or model.provider
     try:
-        return model, ports.providers.get(model.provider)
+        return model, ports.providers.get(name)
     except KeyError:
-        raise ProviderError("PROVIDER_UNKNOWN", f"No provider named {model.provider!r}.", retryable=False) from None
+        raise ProviderError("PROVIDER_UNKNOWN", f"No provider named {name!r}.", retryable=False) from None
 
 
 def events_for(

@@ -20,6 +20,7 @@ from domain.catalogue import AiModel
 from domain.chunks import ChunkStatus
 from domain.generations import Generation, GenerationStatus
 from domain.ports import Provider, ProviderError, ProviderJob
+from domain.provider_routes import ProviderRoute
 from domain.retries import backoff_seconds
 from domain.use_cases import webhook_outbox as outbox
 from domain.use_cases.generation_events import changed, publish_all
@@ -30,8 +31,9 @@ from domain.use_cases.processing import (
     ProcessingPolicy,
     ProcessingPorts,
     fail,
-    provider_for,
+    model_of,
 )
+from domain.use_cases.routed_submission import RoutedSubmit, submit_routes
 from domain.webhook_messages import Dispatch
 
 log = logging.getLogger("genhub.processing")
@@ -64,10 +66,10 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
     if current.status is not GenerationStatus.SUBMITTING:
         await publish_all(ports.publisher, [changed(claimed, current.status, now)])
     try:
-        # The provider call is not cut short when the lease is lost: its task id is needed to
+        # The provider calls are not cut short when the lease is lost: a task id is needed to
         # cancel the orphan (_submitted), and every write below is fenced on the attempt.
         async with renewed(ports, policy, claimed.id, token):
-            model, provider = await provider_for(ports, claimed)
+            model = await model_of(ports, claimed.model_id)
             input_keys = []
             for chunk_id in chunk_ids:
                 chunk = chunks.get(chunk_id)
@@ -78,7 +80,14 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
                 (await ports.storage.presign_get(key, expires_in=policy.input_url_ttl_seconds)).url
                 for key in input_keys
             ]
-            external_id = await provider.submit(_job(claimed, model, provider, attempt, input_urls, policy))
+            routed = await submit_routes(
+                ports,
+                claimed,
+                model,
+                attempt,
+                lambda route, provider: _job(claimed, model, route, provider, attempt, input_urls, policy),
+            )
+            await _record(ports, routed)
     except ProviderError as exc:
         await _failed(ports, policy, claimed, attempt, exc)
         return
@@ -86,27 +95,38 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
         # A bug or an unreachable dependency: back off like a transient error, and let the task log it.
         await _failed(ports, policy, claimed, attempt, ProviderError("SUBMIT_ERROR", "unexpected", retryable=True))
         raise
-    await _submitted(ports, claimed, attempt, provider, external_id)
+    if routed.provider is None or routed.external_id is None:
+        assert routed.error is not None
+        await _failed(ports, policy, claimed, attempt, routed.error)
+        return
+    await _submitted(ports, claimed, attempt, routed.provider, routed.external_id)
+
+
+async def _record(ports: ProcessingPorts, routed: RoutedSubmit) -> None:
+    """The routes tried, in a transaction of their own: history, true whatever the outcome's write finds."""
+    async with ports.uow() as uow:
+        await uow.generations.record_attempts(routed.attempts)
+        await uow.commit()
 
 
 def _job(
     generation: Generation,
     model: AiModel,
+    route: ProviderRoute,
     provider: Provider,
     attempt: int,
     input_urls: list[str],
     policy: ProcessingPolicy,
 ) -> ProviderJob:
-    params: dict[str, Any] = {**generation.params, ATTEMPT_PARAM: attempt - 1}
+    params: dict[str, Any] = {**route.provider_params(generation.params), ATTEMPT_PARAM: attempt - 1}
     callback = (
         f"{policy.callback_base_url.rstrip('/')}/providers/{provider.name}/callback"
         if policy.callback_base_url
         else None
     )
-    provider_model = model.capabilities.get("providerModel")
     return ProviderJob(
         generation_id=generation.id,
-        provider_model=provider_model if isinstance(provider_model, str) and provider_model else model.slug,
+        provider_model=route.provider_model,
         prompt=generation.prompt,
         params=params,
         input_urls=tuple(input_urls),
@@ -128,6 +148,7 @@ async def _submitted(
             at=now,
             expect={"submit_attempts": attempt},
             provider_task_id=external_id,
+            provider=provider.name,
             next_attempt_at=None,  # poll at the next tick
             lease_token=None,
         )

@@ -135,6 +135,7 @@ async def cancel_remote(
     ports: ProcessingPorts,
     model_id: uuid.UUID | None = None,
     external_id: str | None = None,
+    provider_name: str | None = None,
 ) -> None:
     """Best effort: stop the provider's work for a canceled or expired generation.
 
@@ -148,10 +149,11 @@ async def cancel_remote(
         if generation.status not in CANCELABLE or not generation.provider_task_id:
             return
         model_id, external_id = generation.model_id, generation.provider_task_id
+        provider_name = generation.provider
     elif model_id is None or external_id is None:
         return
     try:
-        _model, provider = await provider_of_model(ports, model_id)
+        _model, provider = await provider_of_model(ports, model_id, provider=provider_name)
         if not provider.supports_cancel:
             return
         await provider.cancel(external_id)

@@ -1,4 +1,5 @@
-"""adminUsers, adminUser, auditLog (admins only: others get the FORBIDDEN error, as with adminSettings)."""
+"""adminUsers, adminUser, auditLog, providerHealth (admins only: others get the FORBIDDEN error, as with
+adminSettings)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from domain.audit import AuditEntry as DomainAuditEntry
 from domain.audit import AuditFilter
 from domain.errors import NotFound
 from domain.pagination import Page
+from graph.admin.provider_types import ProviderHealth
 from graph.admin.types import AdminUserConnection, AdminUserDetails, AuditAction, AuditEntryConnection
 from graph.common.connections import After, Before, First, Last, page_request
 from graph.common.ids import lookup_id
@@ -90,3 +92,14 @@ class AdminQueries:
             )
             page = await services.admin.audit_log(viewer, flt, request)
         return AuditEntryConnection.from_page(page, services.cursors)
+
+    @strawberry.field(
+        description=(
+            "Each registered provider's circuit (open: its routes are skipped), its recent submits and error "
+            "rate, and the generations it runs now, as every worker sees them. Admins only."
+        ),
+        permission_classes=[IsAdmin],
+    )
+    async def provider_health(self, info: Info) -> list[ProviderHealth]:
+        found = await info.context.services.admin.provider_health(info.context.require_viewer())
+        return [ProviderHealth.from_domain(h) for h in found]

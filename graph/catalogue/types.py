@@ -8,9 +8,12 @@ from typing import Annotated
 import strawberry
 
 from domain import catalogue as dc
+from domain.provider_routes import public_capabilities
+from graph.admin.provider_types import ProviderRoute
 from graph.common.node import Node
 from graph.common.types import Forbidden, InvalidInput, NotFound
 from graph.context import Info
+from graph.permissions import IsAdmin
 from graph.scalars import JSON
 
 strawberry.enum(dc.ModelKind, name="ModelKind", description="What a model produces.")
@@ -25,9 +28,20 @@ class AiModel(Node):
     kind: ModelKind
     cost_credits: int = strawberry.field(description="Credits reserved when a generation starts.")
     capabilities: JSON = strawberry.field(
-        description="Accepted params, limits and deadline (format: docs/catalogue.md)."
+        description=(
+            "Accepted params, limits and deadline (format: docs/catalogue.md); the provider routes are left "
+            "out (admins read them in `routes`)."
+        )
     )
     is_active: bool
+    entity: strawberry.Private[dc.AiModel]
+
+    @strawberry.field(
+        description="The providers that can run it, in the order they are tried. Admins only.",
+        permission_classes=[IsAdmin],
+    )
+    def routes(self) -> list[ProviderRoute]:
+        return [ProviderRoute.from_domain(r) for r in self.entity.routes]
 
     @classmethod
     def from_domain(cls, model: dc.AiModel) -> AiModel:
@@ -38,8 +52,9 @@ class AiModel(Node):
             provider=model.provider,
             kind=model.kind,
             cost_credits=model.cost_credits,
-            capabilities=JSON(model.capabilities),
+            capabilities=JSON(public_capabilities(model.capabilities)),
             is_active=model.is_active,
+            entity=model,
         )
 
 

@@ -15,6 +15,7 @@ from domain import media
 from domain.cursors import CursorCodec
 from domain.pagination import Page
 from domain.repositories import Asset as DomainAsset
+from graph.admin.provider_types import ProviderAttempt
 from graph.catalogue.types import AiModel, Preset
 from graph.chunks.types import Chunk
 from graph.common.connections import cursor_of, page_info
@@ -30,6 +31,7 @@ from graph.common.types import (
     RateLimited,
 )
 from graph.context import Info
+from graph.permissions import IsAdmin
 from graph.scalars import JSON
 from graph.webhooks.types import GenerationWebhookInput
 
@@ -219,6 +221,22 @@ class Generation(Node):
         assets = await info.context.loaders.assets(self.entity.id)
         thumbnails = thumbnails_by_output(assets)
         return [Asset.from_domain(a, thumbnails.get(a.id)) for a in assets if a.kind == "output"]
+
+    @strawberry.field(
+        description="The provider running it (the route that took it); null before one did. Admins only.",
+        permission_classes=[IsAdmin],
+    )
+    def provider(self) -> str | None:
+        return self.entity.provider
+
+    @strawberry.field(
+        description="Every provider route tried (or skipped) while it was submitted, oldest first. Admins only.",
+        permission_classes=[IsAdmin],
+    )
+    async def provider_attempts(self, info: Info) -> list[ProviderAttempt]:
+        services, viewer = info.context.services, info.context.require_viewer()
+        found = await services.admin.provider_attempts(viewer, [self.entity.id])
+        return [ProviderAttempt.from_domain(a) for a in found.get(self.entity.id, [])]
 
     @classmethod
     def from_domain(cls, g: dg.Generation) -> Generation:

@@ -193,6 +193,8 @@ class GenerationRow(Base):
     lease_token: Mapped[uuid.UUID | None]
     # Outputs whose thumbnail is not settled yet (migration 0007).
     thumbnails_pending: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # The provider whose route runs it (migration 0019): polls, callbacks and cancels go there.
+    provider: Mapped[str | None] = mapped_column(String(32))
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_generations_user_idempotency"),
         Index("ix_generations_user_created", "user_id", "created_at", "id"),
@@ -226,6 +228,22 @@ class ProviderTaskRow(Base):
     last_polled_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     __table_args__ = (UniqueConstraint("provider", "external_id", name="uq_provider_tasks_provider_external"),)
+
+
+class ProviderAttemptRow(Base):
+    """Each provider route a submitter tried for a generation (migration 0019)."""
+
+    __tablename__ = "provider_attempts"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    generation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
+    submit_attempt: Mapped[int] = mapped_column(Integer)
+    route_index: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    __table_args__ = (CheckConstraint("outcome in ('submitted', 'failed', 'skipped')", name="outcome"),)
 
 
 class AssetRow(Base):

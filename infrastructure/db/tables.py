@@ -23,6 +23,7 @@ from infrastructure.db.models import (
     ModelRow,
     OutboundEmailRow,
     PresetRow,
+    ProviderAttemptRow,
     ProviderTaskRow,
     RefreshTokenRow,
     StorageDeletionRow,
@@ -43,6 +44,7 @@ PRESETS = cast(Table, PresetRow.__table__)
 GENERATIONS = cast(Table, GenerationRow.__table__)
 GENERATION_INPUTS = cast(Table, GenerationInputRow.__table__)
 PROVIDER_TASKS = cast(Table, ProviderTaskRow.__table__)
+PROVIDER_ATTEMPTS = cast(Table, ProviderAttemptRow.__table__)
 ASSETS = cast(Table, AssetRow.__table__)
 CHUNKS = cast(Table, ChunkRow.__table__)
 CREDIT_LEDGER = cast(Table, CreditLedgerRow.__table__)

@@ -34,6 +34,7 @@ from domain.invitations import BoardInvitation, InvitationView
 from domain.media import MediaInfo, ThumbnailState
 from domain.pagination import Page, PageRequest
 from domain.ports import Clock
+from domain.provider_attempts import ProviderAttempt
 from domain.repositories import (
     Asset,
     GenerationFilter,
@@ -73,6 +74,7 @@ class FakeDatabase:
         self.thumbnail_claims: dict[uuid.UUID, datetime] = {}  # output asset -> claimed until (database clock)
         self.thumbnail_claim_tokens: dict[uuid.UUID, uuid.UUID] = {}  # output asset -> its claim's token
         self.provider_tasks: dict[tuple[str, str], tuple[uuid.UUID, str]] = {}
+        self.provider_attempts: list[ProviderAttempt] = []  # append-only
         self.boards: dict[uuid.UUID, Board] = {}
         self.members: dict[tuple[uuid.UUID, uuid.UUID], BoardMember] = {}  # insertion order = joined order
         self.chunks: dict[uuid.UUID, Chunk] = {}
@@ -676,6 +678,24 @@ class FakeGenerations(_Repository):
     async def find_by_provider_task(self, provider: str, external_id: str) -> Generation | None:
         found = self.tx.get("provider_tasks", (provider, external_id))
         return await self.get(found[0]) if found else None
+
+    async def record_attempts(self, attempts: Sequence[ProviderAttempt]) -> None:
+        for attempt in attempts:
+            self.tx.append("provider_attempts", attempt)
+
+    async def attempts_of(self, generation_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[ProviderAttempt]]:
+        found: dict[uuid.UUID, list[ProviderAttempt]] = defaultdict(list)
+        for attempt in self.tx.listed("provider_attempts"):
+            if attempt.generation_id in generation_ids:
+                found[attempt.generation_id].append(attempt)
+        return found
+
+    async def running_by_provider(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for g in self._all():
+            if g.status is GenerationStatus.PROCESSING and g.provider is not None:
+                counts[g.provider] += 1
+        return dict(counts)
 
     async def chunk_in_active_use(self, chunk_id: uuid.UUID) -> bool:
         return any(chunk_id in self.tx.rows("inputs").get(g.id, []) for g in self._all() if g.status in ACTIVE_STATUSES)

@@ -144,7 +144,8 @@ SHAPES: dict[str, Shape] = {
             "provider": column("provider"),
             "kind": enumerated("kind", ModelKind),
             "costCredits": column("cost_credits"),
-            "capabilities": column("capabilities"),
+            # Without the provider routes, as graph/catalogue/types.py (domain/provider_routes.py public_capabilities).
+            "capabilities": lambda t: f"({t}.capabilities - 'routes')",
             "isActive": column("is_active"),
         },
     ),

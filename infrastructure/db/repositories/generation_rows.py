@@ -26,6 +26,7 @@ def generation_of(row: AnyRow) -> Generation:
         reserved_credits=row.reserved_credits,
         charged_credits=row.charged_credits,
         provider_task_id=row.provider_task_id,
+        provider=row.provider,
         idempotency_key=row.idempotency_key,
         finished_at=aware_opt(row.finished_at),
         deadline_at=aware_opt(row.deadline_at),

@@ -18,14 +18,17 @@ from domain.repositories import GenerationFilter
 from infrastructure.db.repositories.base import keyset
 from infrastructure.db.repositories.generation_attachments import SqlGenerationAttachments
 from infrastructure.db.repositories.generation_deletions import SqlGenerationDeletions
+from infrastructure.db.repositories.generation_provider_attempts import SqlGenerationProviderAttempts
 from infrastructure.db.repositories.generation_rows import generation_of
 from infrastructure.db.repositories.generation_thumbnails import SqlGenerationThumbnails
 from infrastructure.db.tables import BOARD_MEMBERS, GENERATIONS
 
 
-class SqlGenerationRepository(SqlGenerationThumbnails, SqlGenerationAttachments, SqlGenerationDeletions):
+class SqlGenerationRepository(
+    SqlGenerationThumbnails, SqlGenerationAttachments, SqlGenerationProviderAttempts, SqlGenerationDeletions
+):
     """The generation rows; their leases, their outputs' thumbnails, what hangs off them (inputs, assets,
-    provider tasks) and their deletion are inherited."""
+    provider tasks and attempts) and their deletion are inherited."""
 
     async def add(self, generation: Generation) -> bool:
         g = generation

@@ -1,0 +1,150 @@
+"""Failover across a model's provider routes, within one submit attempt (domain/use_cases/submission.py).
+
+The routes (domain/provider_routes.py) are tried in order until one provider takes the job.
+A route fails over to the next when it failed before any work started there:
+
+* the provider refused or could not take the job now: a retryable `ProviderError` (429, KIE's
+  455 maintenance, 5xx, a timeout or connection error on submit, an answer that does not parse);
+* the route cannot be used in this deployment: its provider is not configured (no credentials)
+  or no longer registered;
+* its circuit is open (domain/provider_health.py): it is skipped without being asked.
+
+A permanent refusal (a 4xx: invalid input, content policy) does not fail over: the request
+itself is wrong, and another provider would either refuse it too or hide a mapping bug. It
+fails the generation as before. A timeout on submit may have left a job at that provider
+that nobody polls; it is counted as not started, as the provider gave us no task id to follow.
+
+The credits were reserved once by `generate`; no route reserves again. Every route tried (or
+skipped) is one `ProviderAttempt`, recorded whatever the outcome. When every route failed over,
+the attempt fails as one retryable error (the submit backoff applies, and the next attempt
+starts again from the first route), or, when none of them may work later, as a permanent one
+(the generation fails, its hold released). A model with several routes then reports
+ALL_ROUTES_FAILED; a one-route model reports its provider's own code, as before routes existed.
+The generation's deadline bounds the loop: past it no further route is tried, and the
+expiry sweep ends the generation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from domain.catalogue import AiModel
+from domain.generations import Generation
+from domain.ports import Provider, ProviderError, ProviderJob
+from domain.provider_attempts import AttemptOutcome, ProviderAttempt
+from domain.provider_routes import ProviderRoute
+from domain.use_cases.processing import ProcessingPorts
+
+log = logging.getLogger("genhub.processing")
+
+ALL_ROUTES_FAILED = "ALL_ROUTES_FAILED"
+CIRCUIT_OPEN = "CIRCUIT_OPEN"
+#: Permanent for the request, yet a fact of this deployment, not of the request: the next route may work.
+DEPLOYMENT_CODES = frozenset({"PROVIDER_NOT_CONFIGURED", "PROVIDER_UNKNOWN"})
+
+
+def fails_over(exc: ProviderError) -> bool:
+    """Whether the next route is tried after `exc` (no work started at that provider)."""
+    return exc.retryable or exc.code in DEPLOYMENT_CODES
+
+
+@dataclass
+class RoutedSubmit:
+    """What the routes gave: a provider's task (`provider`, `external_id`, `route`) or the `error`."""
+
+    attempts: list[ProviderAttempt] = field(default_factory=list)
+    provider: Provider | None = None
+    route: ProviderRoute | None = None
+    external_id: str | None = None
+    error: ProviderError | None = None
+
+
+async def submit_routes(
+    ports: ProcessingPorts,
+    generation: Generation,
+    model: AiModel,
+    attempt: int,
+    job_for: Callable[[ProviderRoute, Provider], ProviderJob],
+) -> RoutedSubmit:
+    """Try `model`'s routes in order; the attempts are in the result whatever happened.
+
+    Anything but a `ProviderError` from a provider propagates (a bug): the attempts made so far
+    are then lost with it, and the caller backs off as for a transient error.
+    """
+    result = RoutedSubmit()
+    errors: list[tuple[int, ProviderError]] = []
+    for route in model.routes:
+        started = ports.clock.now()
+        if generation.deadline_at is not None and started >= generation.deadline_at:
+            log.info("generation %s reached its deadline before route %d", generation.id, route.index)
+            break
+
+        def record(
+            outcome: AttemptOutcome, code: str | None, route: ProviderRoute = route, started: datetime = started
+        ) -> None:
+            result.attempts.append(
+                ProviderAttempt(
+                    generation_id=generation.id,
+                    submit_attempt=attempt,
+                    route_index=route.index,
+                    provider=route.provider,
+                    started_at=started,
+                    finished_at=ports.clock.now(),
+                    outcome=outcome,
+                    error_code=code,
+                )
+            )
+
+        try:
+            provider = ports.providers.get(route.provider)
+        except KeyError:
+            unknown = ProviderError("PROVIDER_UNKNOWN", f"No provider named {route.provider!r}.", retryable=False)
+            errors.append((route.index, unknown))
+            record(AttemptOutcome.SKIPPED, "PROVIDER_UNKNOWN")
+            continue
+        if ports.breaker is not None and not await ports.breaker.allow(route.provider):
+            errors.append(
+                (route.index, ProviderError(CIRCUIT_OPEN, f"{route.provider}'s circuit is open.", retryable=True))
+            )
+            record(AttemptOutcome.SKIPPED, CIRCUIT_OPEN)
+            continue
+        try:
+            external_id = await provider.submit(job_for(route, provider))
+        except ProviderError as exc:
+            record(AttemptOutcome.FAILED, exc.code)
+            if ports.breaker is not None:
+                # A permanent refusal is an answer: the provider is up.
+                await ports.breaker.record(route.provider, ok=not fails_over(exc))
+            if not fails_over(exc):
+                result.error = exc
+                return result
+            log.info("route %d (%s) of %s failed over: %s", route.index, route.provider, generation.id, exc.code)
+            errors.append((route.index, exc))
+            continue
+        record(AttemptOutcome.SUBMITTED, None)
+        if ports.breaker is not None:
+            await ports.breaker.record(route.provider, ok=True)
+        result.provider, result.route, result.external_id = provider, route, external_id
+        return result
+    result.error = _all_failed(errors, several=len(model.routes) > 1)
+    return result
+
+
+def _all_failed(errors: list[tuple[int, ProviderError]], *, several: bool) -> ProviderError:
+    if not errors:
+        return ProviderError("DEADLINE_EXCEEDED", "The deadline passed before a provider took the job.", retryable=True)
+    if not several:
+        return errors[0][1]
+    retryable = [e for _, e in errors if e.retryable]
+    waits = [e.retry_after for e in retryable]
+    retry_after = min(w for w in waits if w is not None) if waits and None not in waits else None
+    message = "; ".join(f"route {i}: {e.code}" for i, e in errors)
+    return ProviderError(
+        ALL_ROUTES_FAILED,
+        f"No provider route took the job ({message}).",
+        retryable=bool(retryable),
+        retry_after=retry_after,
+    )

@@ -1,0 +1,245 @@
+"""Failover across a model's provider routes, with small fakes: order, what fails over, attempts, credits, circuits."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from domain.credits import LedgerKind
+from domain.generations import Generation, GenerationStatus
+from domain.ports import ProviderError
+from domain.provider_attempts import AttemptOutcome
+from domain.provider_health import CircuitPolicy, CircuitState
+from domain.use_cases import finalization, submission, sweeps
+from domain.use_cases.generations import cancel_task_args
+from domain.use_cases.processing import ProcessingPorts
+from domain.use_cases.routed_submission import ALL_ROUTES_FAILED
+from infrastructure.circuit_breaker import MemoryCircuitBreaker
+from tests.unit.processing_fakes import COST, T0, Env, Provider
+
+S = GenerationStatus
+RATE_LIMITED = ProviderError("KIE_RATE_LIMITED", "429", retryable=True, retry_after=10.0)
+MAINTENANCE = ProviderError("KIE_MAINTENANCE", "455", retryable=True, retry_after=60.0)
+DOWN = ProviderError("KIE_SERVER_ERROR", "503", retryable=True)
+INVALID = ProviderError("KIE_VALIDATION", "422", retryable=False)
+
+
+def named(name: str) -> Provider:
+    provider = Provider()
+    provider.name = name  # type: ignore[misc]
+    return provider
+
+
+class Registry:
+    def __init__(self, *providers: Provider) -> None:
+        self.providers = {p.name: p for p in providers}
+
+    def get(self, name: str) -> Provider:
+        return self.providers[name]
+
+
+@dataclasses.dataclass
+class Routed:
+    env: Env
+    first: Provider
+    second: Provider
+    breaker: MemoryCircuitBreaker | None = None
+
+    @property
+    def ports(self) -> ProcessingPorts:
+        return dataclasses.replace(self.env.ports, providers=Registry(self.first, self.second), breaker=self.breaker)
+
+    def generation(self, **capabilities: Any) -> Generation:
+        owner = self.env.fakes.user(balance=100)
+        routes = [
+            {"provider": "first", "providerModel": "their/one", "params": {"steps": "num_steps"}},
+            {"provider": "second", "providerModel": "their/two"},
+        ]
+        model = self.env.fakes.model(
+            cost=COST, provider="first", routes=routes, params={"steps": {"type": "int"}}, **capabilities
+        )
+        return self.env.fakes.generation(owner, model, S.QUEUED, params={"steps": 4})
+
+    async def submit(self, generation: Generation) -> Generation:
+        await submission.submit(generation.id, ports=self.ports, policy=self.env.policy)
+        return self.env.get(generation)
+
+    def attempts(self, generation: Generation) -> list[tuple[int, int, str, AttemptOutcome, str | None]]:
+        return [
+            (a.submit_attempt, a.route_index, a.provider, a.outcome, a.error_code)
+            for a in self.env.store.provider_attempts
+            if a.generation_id == generation.id
+        ]
+
+
+@pytest.fixture
+def routed() -> Routed:
+    return Routed(Env(), named("first"), named("second"))
+
+
+@pytest.mark.parametrize("refusal", [RATE_LIMITED, MAINTENANCE, DOWN], ids=lambda e: e.code)
+async def test_a_refusal_before_work_fails_over_to_the_next_route(routed: Routed, refusal: ProviderError) -> None:
+    # given a first route that refuses (429 / 455 / 503)
+    routed.first.submit_errors = [refusal]
+    g = routed.generation()
+    # when it is submitted
+    after = await routed.submit(g)
+    # then the second route runs it, under its own model name and our param names
+    assert (after.status, after.provider, after.provider_task_id, after.submit_attempts) == (
+        S.PROCESSING,
+        "second",
+        "task-1",
+        1,
+    )
+    assert routed.second.jobs[0].provider_model == "their/two" and routed.second.jobs[0].params["steps"] == 4
+    # and the first got its own names
+    assert routed.first.jobs[0].provider_model == "their/one" and routed.first.jobs[0].params["num_steps"] == 4
+    # and both tries are recorded, in one submit attempt
+    assert routed.attempts(g) == [
+        (1, 0, "first", AttemptOutcome.FAILED, refusal.code),
+        (1, 1, "second", AttemptOutcome.SUBMITTED, None),
+    ]
+    # and the hold is the one reservation of `generate`
+    assert routed.env.kinds(g) == [LedgerKind.RESERVE]
+
+
+async def test_the_first_route_that_takes_the_job_runs_it_and_the_others_are_not_asked(routed: Routed) -> None:
+    g = routed.generation()
+    after = await routed.submit(g)
+    assert (after.provider, len(routed.first.jobs), len(routed.second.jobs)) == ("first", 1, 0)
+    assert routed.attempts(g) == [(1, 0, "first", AttemptOutcome.SUBMITTED, None)]
+
+
+async def test_a_permanent_refusal_does_not_fail_over(routed: Routed) -> None:
+    # given a first route that refuses the request itself (422)
+    routed.first.submit_errors = [INVALID]
+    g = routed.generation()
+    # when it is submitted
+    after = await routed.submit(g)
+    # then the generation fails with that code, the second route never asked, the hold released
+    assert (after.status, after.error_code, routed.second.jobs) == (S.FAILED, "KIE_VALIDATION", [])
+    assert routed.env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
+    assert routed.attempts(g) == [(1, 0, "first", AttemptOutcome.FAILED, "KIE_VALIDATION")]
+
+
+async def test_an_unconfigured_provider_fails_over(routed: Routed) -> None:
+    routed.first.submit_errors = [ProviderError("PROVIDER_NOT_CONFIGURED", "no key", retryable=False)]
+    g = routed.generation()
+    after = await routed.submit(g)
+    assert (after.status, after.provider) == (S.PROCESSING, "second")
+
+
+async def test_when_every_route_refuses_the_attempt_backs_off_and_starts_again_from_the_first(routed: Routed) -> None:
+    # given both routes refusing once
+    routed.first.submit_errors = [RATE_LIMITED]
+    routed.second.submit_errors = [MAINTENANCE]
+    g = routed.generation()
+    # when it is submitted
+    after = await routed.submit(g)
+    # then it waits for the shortest Retry-After the routes gave (10 s), still SUBMITTING, hold kept
+    assert (after.status, after.submit_attempts, after.provider) == (S.SUBMITTING, 1, None)
+    assert after.next_attempt_at == T0 + timedelta(seconds=10)
+    assert routed.env.kinds(g) == [LedgerKind.RESERVE]
+    # when the backoff ran out and it is submitted again
+    routed.env.clock.advance(10)
+    after = await routed.submit(g)
+    # then the first route, working again, runs it
+    assert (after.status, after.provider, after.submit_attempts) == (S.PROCESSING, "first", 2)
+    assert [a[:4] for a in routed.attempts(g)] == [
+        (1, 0, "first", AttemptOutcome.FAILED),
+        (1, 1, "second", AttemptOutcome.FAILED),
+        (2, 0, "first", AttemptOutcome.SUBMITTED),
+    ]
+
+
+async def test_every_route_refusing_every_attempt_fails_with_a_clear_code_and_releases_the_hold(routed: Routed) -> None:
+    attempts = routed.env.policy.max_attempts
+    routed.first.submit_errors = [DOWN] * attempts
+    routed.second.submit_errors = [DOWN] * attempts
+    g = routed.generation()
+    for _ in range(attempts):
+        await routed.submit(g)
+        routed.env.clock.advance(60)
+    after = routed.env.get(g)
+    assert (after.status, after.error_code) == (S.FAILED, ALL_ROUTES_FAILED)
+    assert "route 0: KIE_SERVER_ERROR" in (after.error_message or "")
+    assert routed.env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
+    assert routed.env.account(g).reserved == 0 and routed.env.account(g).balance == 100
+
+
+async def test_no_further_route_is_tried_past_the_deadline(routed: Routed) -> None:
+    # given a first route that answers only after the generation's deadline
+    g = routed.generation()
+    original = routed.first.submit
+
+    async def slow(job: Any) -> str:
+        routed.env.clock.advance(3600)
+        await original(job)
+        raise DOWN
+
+    routed.first.submit = slow  # type: ignore[method-assign]
+    after = await routed.submit(g)
+    # then the second route is not asked; the generation waits for the expiry sweep
+    assert routed.second.jobs == [] and after.status is S.SUBMITTING
+    assert [a[2] for a in routed.attempts(g)] == ["first"]
+
+
+async def test_polls_callbacks_and_cancels_go_to_the_route_running_the_generation(routed: Routed) -> None:
+    # given a generation the second route runs
+    routed.first.submit_errors = [DOWN]
+    g = await routed.submit(routed.generation())
+    # when it is polled
+    await finalization.refresh(g.id, ports=routed.ports, policy=routed.env.policy)
+    # then the second route is asked, not the model's first
+    assert (routed.first.status_calls, routed.second.status_calls) == (0, 1)
+    # and its cancel message names that provider, which is told to stop
+    assert cancel_task_args(g)["provider"] == "second"
+    canceled = dataclasses.replace(g, status=S.CANCELED)
+    routed.env.store.generations[g.id] = canceled
+    await sweeps.cancel_remote(g.id, ports=routed.ports)
+    assert (routed.first.canceled, routed.second.canceled) == ([], ["task-1"])
+    # and after the row is gone, the message's provider still decides
+    del routed.env.store.generations[g.id]
+    await sweeps.cancel_remote(
+        g.id, ports=routed.ports, model_id=g.model_id, external_id="task-1", provider_name="second"
+    )
+    assert routed.second.canceled == ["task-1", "task-1"]
+
+
+async def test_an_open_circuit_skips_its_route_and_a_probe_after_the_cooldown_closes_it(routed: Routed) -> None:
+    now = [1000.0]
+    routed.breaker = MemoryCircuitBreaker(CircuitPolicy(failures_to_open=2, cooldown_seconds=30), clock=lambda: now[0])
+    # given two generations whose first route fails: the circuit opens after two failures
+    routed.first.submit_errors = [DOWN, DOWN]
+    for _ in range(2):
+        assert (await routed.submit(routed.generation())).provider == "second"
+    [health] = await routed.breaker.health(["first"])
+    assert (health.state, health.consecutive_failures) == (CircuitState.OPEN, 2)
+    # when a third is submitted while it is open
+    g = await routed.submit(routed.generation())
+    # then the first route is skipped without being asked
+    assert g.provider == "second" and len(routed.first.jobs) == 2
+    assert routed.attempts(g)[0][3:] == (AttemptOutcome.SKIPPED, "CIRCUIT_OPEN")
+    # when the cool-down passed: one probe goes to the first route, and its success closes the circuit
+    now[0] += 31
+    g = await routed.submit(routed.generation())
+    assert g.provider == "first"
+    [health] = await routed.breaker.health(["first"])
+    assert health.state is CircuitState.CLOSED and health.recent_failures == 2 and health.recent_successes == 1
+
+
+async def test_a_one_route_model_keeps_its_provider_code_and_model_name(routed: Routed) -> None:
+    # given a model without routes (its provider and providerModel)
+    owner = routed.env.fakes.user(balance=100)
+    model = routed.env.fakes.model(cost=COST, provider="first", providerModel="legacy/name")
+    g = routed.env.fakes.generation(owner, model, S.QUEUED)
+    routed.first.submit_errors = [INVALID]
+    after = await routed.submit(g)
+    assert (after.status, after.error_code, routed.first.jobs[0].provider_model) == (
+        S.FAILED,
+        "KIE_VALIDATION",
+        "legacy/name",
+    )
