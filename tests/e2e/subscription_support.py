@@ -136,7 +136,7 @@ class Server:
         return f"ws://127.0.0.1:{self.port}/graphql"
 
 
-async def start_server(env: Mapping[str, str], cwd: Path, name: str = "serve", timeout: float = 30.0) -> Server:
+async def start_server(env: Mapping[str, str], cwd: Path, name: str = "serve", timeout: float = 90.0) -> Server:
     port = free_port()
     proc = Proc.start([GENHUB, "serve", "--host", "127.0.0.1", "--port", str(port)], env, cwd, f"{name}-{port}")
     server = Server(proc, port)

@@ -124,3 +124,22 @@ def test_any_accept_header_gets_a_json_answer_a_stream_or_406(server: Server, ac
     response, content = post(server, body, {"Accept": accept, "Content-Type": "application/json"})
     assert response.status_code in (200, 406), content
     assert_refused_or_completed(response, content)
+
+
+@SETTINGS
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["query", "variables", "operationName", "extensions", "documentId", "other"]),
+        header_text,
+        max_size=4,
+    )
+)
+def test_any_query_string_over_get_is_refused_or_answered_and_completed(server: Server, params: dict[str, str]) -> None:
+    with (
+        httpx.Client(timeout=httpx.Timeout(15)) as client,
+        client.stream("GET", f"{server.url}/graphql", params=params, headers={"Accept": EVENT_STREAM}) as response,
+    ):
+        body = response.read()
+    assert_refused_or_completed(response, body)
+    if "query" not in params and "documentId" not in params and "extensions" not in params:
+        assert response.status_code == 400 and not response.headers["content-type"].startswith(EVENT_STREAM)
