@@ -313,7 +313,13 @@ class GraphQLSse:
                     operation_name=params.operation_name,
                     operation_extensions=params.extensions,
                 )
-                await stream.run(results, request.receive, self.settings.sse_keepalive_seconds)
+                try:
+                    await stream.run(results, request.receive, self.settings.sse_keepalive_seconds)
+                except asyncio.CancelledError:
+                    # uvicorn's graceful shutdown period is over and it cancels what still runs: end the
+                    # body without `complete` (the client reconnects elsewhere) and let the task end; an
+                    # exception out of here would be logged as an error with a traceback.
+                    await stream.write(b"", more=False)
         finally:
             expiry.cancel()
             with contextlib.suppress(asyncio.CancelledError):
