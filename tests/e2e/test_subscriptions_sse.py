@@ -49,7 +49,8 @@ from tests.fixtures.credits import grant_credits
 from tests.fixtures.node_tools import NodeTools
 from tests.fixtures.services import TABLES
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+# (the first test also waits for the module's stack: two servers, a worker and a scheduler starting)
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(300)]
 
 SCRIPT = Path(__file__).parent / "js" / "sse_client.mjs"
 MAX_STREAMS = 3
