@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from domain.emails import EmailMessage, QueuedEmail
 from domain.events import Event
@@ -246,6 +246,20 @@ class Provider(Protocol):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallback:
         """Verify the signature and decode a callback; raises PermissionError when it is not genuine."""
+        ...
+
+
+@runtime_checkable
+class AsyncCallbackVerifier(Protocol):
+    """A provider whose callbacks take I/O to verify (published signing keys) or read the callback URL's query.
+
+    Optional: the callback use case prefers it over `Provider.parse_callback` when present.
+    """
+
+    async def verify_callback(
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
+    ) -> ProviderCallback:
+        """As `parse_callback`; may also raise ServiceUnavailable (the keys cannot be fetched yet)."""
         ...
 
 

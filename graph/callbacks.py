@@ -30,7 +30,9 @@ async def provider_callback(name: str, request: Request) -> JSONResponse:
     if len(body) > MAX_CALLBACK_BYTES:
         return JSONResponse({"error": "callback body too large"}, status_code=413)
     try:
-        task_id = await services.processing.receive_callback(name, dict(request.headers), body)
+        task_id = await services.processing.receive_callback(
+            name, dict(request.headers), body, dict(request.query_params)
+        )
     except KeyError:
         return JSONResponse({"error": "unknown provider"}, status_code=404)
     except PermissionError:

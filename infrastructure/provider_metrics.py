@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-from domain.ports import Provider, ProviderCallback, ProviderError, ProviderJob, ProviderStatus
+from domain.ports import AsyncCallbackVerifier, Provider, ProviderCallback, ProviderError, ProviderJob, ProviderStatus
 from infrastructure.metrics import PROVIDER_DURATION, PROVIDER_ERRORS
 from infrastructure.providers.registry import ProviderRegistry
 
@@ -56,6 +56,14 @@ class InstrumentedProvider:
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallback:
         with self._timed("callback"):
+            return self._inner.parse_callback(headers, body)
+
+    async def verify_callback(
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
+    ) -> ProviderCallback:
+        with self._timed("callback"):
+            if isinstance(self._inner, AsyncCallbackVerifier):
+                return await self._inner.verify_callback(headers, body, query)
             return self._inner.parse_callback(headers, body)
 
 

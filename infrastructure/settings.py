@@ -172,6 +172,18 @@ class Settings(BaseSettings):
     replicate_webhook_secret: str = ""
     replicate_rate_limit: int = Field(default=600, ge=1, le=100_000)
     replicate_rate_window_seconds: int = Field(default=60, ge=1, le=3600)
+    # fal.ai (infrastructure/providers/fal.py): the queue API key, its queue host, the JWKS its
+    # webhook signatures are checked against (kept for fal_jwks_ttl_seconds, refetched at most
+    # once per fal_jwks_refetch_seconds when a signature matches no cached key), whether jobs
+    # ask fal for webhooks at all (polling finds every result either way)
+    fal_key: str = ""
+    fal_queue_base_url: str = "https://queue.fal.run"
+    fal_jwks_url: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+    fal_jwks_ttl_seconds: float = Field(default=24 * 3600.0, ge=60.0, le=7 * 24 * 3600.0)
+    fal_jwks_refetch_seconds: float = Field(default=60.0, ge=0.0, le=3600.0)
+    fal_webhooks: bool = True
+    fal_rate_limit: int = Field(default=20, ge=1, le=100_000)
+    fal_rate_window_seconds: int = Field(default=10, ge=1, le=3600)
     provider_timeout_seconds: float = 30.0
     # provider circuits (domain/provider_health.py, docs/deploy.md "Provider routing"): a provider's
     # circuit opens after this many consecutive failed submits, and lets one probe through after the
@@ -354,6 +366,14 @@ class Settings(BaseSettings):
     def _empty_path_is_unset(cls, value: object) -> object:
         # `LOCAL_OUTPUTS_PATH=` means "no area of its own", not the working directory.
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("fal_queue_base_url", "fal_jwks_url", mode="after")
+    @classmethod
+    def _fal_http_url(cls, value: str) -> str:
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+            raise ValueError("must be an http(s) URL without query or fragment")
+        return value.strip()
 
     @field_validator("database_url", mode="after")
     @classmethod

@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.fake_kie",
     "tests.fixtures.fake_replicate",
+    "tests.fixtures.fake_fal",
     "tests.fixtures.topology",
     "tests.fixtures.redis_server",
     "tests.fixtures.smtp",

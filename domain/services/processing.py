@@ -46,8 +46,16 @@ class Processing:
     async def expire_stuck(self) -> int:
         return await sweeps.expire_stuck(ports=self.ports, policy=self.policy)
 
-    async def receive_callback(self, provider: str, headers: Mapping[str, str], body: bytes) -> str:
+    async def receive_callback(
+        self, provider: str, headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None
+    ) -> str:
         """Verify a provider's callback and queue its handling; returns the provider's task id."""
         return await receive_callback(
-            provider, headers, body, providers=self.ports.providers, jobs=self.ports.jobs, uow=self.ports.uow
+            provider,
+            headers,
+            body,
+            providers=self.ports.providers,
+            jobs=self.ports.jobs,
+            uow=self.ports.uow,
+            query=query,
         )

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from domain.errors import NotFound
-from domain.ports import JobQueue, ProviderRegistry
+from domain.ports import AsyncCallbackVerifier, JobQueue, ProviderRegistry
 from domain.repositories import UnitOfWorkFactory
 
 CALLBACK_TASK = "handle_provider_callback"
@@ -22,17 +22,23 @@ async def receive_callback(
     providers: ProviderRegistry,
     jobs: JobQueue,
     uow: UnitOfWorkFactory,
+    query: Mapping[str, str] | None = None,
 ) -> str:
     """Enqueue the finalize check for the task the callback names; returns that task id.
 
     Raises KeyError (no such provider), PermissionError (signature or timestamp not
-    genuine), ValueError (malformed body) or NotFound (a genuine callback for a task no
+    genuine), ValueError (malformed body), ServiceUnavailable (the provider's signing keys
+    cannot be fetched yet) or NotFound (a genuine callback for a task no
     generation of ours holds: logged here, once per call, and nothing queued). The payload
     is only a hint: the worker asks the provider itself, so a forged or replayed body
     cannot finish anything.
     """
     provider = providers.get(provider_name)
-    callback = provider.parse_callback(headers, body)
+    if isinstance(provider, AsyncCallbackVerifier):
+        # e.g. fal: its published signing keys are fetched, and the URL's query names the app
+        callback = await provider.verify_callback(headers, body, query or {})
+    else:
+        callback = provider.parse_callback(headers, body)
     async with uow() as unit:
         generation = await unit.generations.find_by_provider_task(provider.name, callback.external_id)
     if generation is None:

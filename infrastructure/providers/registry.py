@@ -12,7 +12,7 @@ from typing import Protocol
 import httpx
 
 from domain.ports import Provider, RateLimiter
-from infrastructure.providers import kie, replicate, simulated
+from infrastructure.providers import fal, kie, replicate, simulated
 from infrastructure.settings import Settings
 
 
@@ -24,6 +24,7 @@ FACTORIES: tuple[ProviderFactory, ...] = (
     simulated.from_settings,
     kie.from_settings,
     replicate.from_settings,
+    fal.from_settings,
 )
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from domain.ports import ProviderError, ProviderJob
+from infrastructure.providers.fal import FalProvider
 from infrastructure.providers.http import build_http_client
 from infrastructure.providers.kie import KieProvider
 from infrastructure.providers.registry import ProviderRegistry, build_providers
@@ -25,9 +26,10 @@ def settings(**overrides: Any) -> Settings:
 async def test_simulated_and_kie_are_always_registered(http_client: httpx.AsyncClient) -> None:
     registry = build_providers(settings(simulated_steps=2), http_client, MemoryRateLimiter())
 
-    assert {"kie", "replicate", "simulated"} <= set(registry.names)
+    assert {"fal", "kie", "replicate", "simulated"} <= set(registry.names)
     assert registry.names == tuple(sorted(registry.names))
     assert isinstance(registry.get("simulated"), SimulatedProvider)
+    assert isinstance(registry.get("fal"), FalProvider)
     assert isinstance(registry.get("kie"), KieProvider)
     assert isinstance(registry.get("replicate"), ReplicateProvider)
 
@@ -52,6 +54,25 @@ async def test_without_credentials_a_provider_is_registered_but_not_configured(
         await provider.submit(job)
 
     assert (caught.value.code, caught.value.retryable) == ("PROVIDER_NOT_CONFIGURED", False)
+
+
+async def test_fal_without_key_is_registered_but_not_configured(http_client: httpx.AsyncClient) -> None:
+    fal = build_providers(settings(fal_key=""), http_client, MemoryRateLimiter()).get("fal")
+    job = ProviderJob(generation_id=uuid.uuid4(), provider_model="fal-ai/flux/dev", prompt="p", params={})
+
+    with pytest.raises(ProviderError) as caught:
+        await fal.submit(job)
+
+    assert (caught.value.code, caught.value.retryable) == ("PROVIDER_NOT_CONFIGURED", False)
+
+
+@pytest.mark.parametrize("field", ["fal_queue_base_url", "fal_jwks_url"])
+@pytest.mark.parametrize(
+    "value", ["ftp://queue.fal.run", "queue.fal.run", "https://", "https://h/x?a=b", "https://h/#f"]
+)
+def test_fal_urls_must_be_plain_http_urls(field: str, value: str) -> None:
+    with pytest.raises(ValueError):
+        settings(**{field: value})
 
 
 def test_duplicate_names_are_refused() -> None:

@@ -46,6 +46,7 @@ _OWN_PREFIXES = (
     "SIMULATED_",
     "KIE_",
     "REPLICATE_",
+    "FAL_",
     "POLL_",
     "TASK_",
 )

@@ -45,7 +45,7 @@ class World:
             cost_credits=COST,
             capabilities=capabilities,
             is_active=True,
-            known_providers=frozenset({"simulated", "kie", "replicate"}),
+            known_providers=frozenset(c.providers.names),
             uow=c.uow(),
             catalogue=c.catalogue,
         )
