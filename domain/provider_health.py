@@ -30,6 +30,17 @@ class CircuitPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderLimit:
+    """What a provider may be given, checked before its route is asked (None: no limit)."""
+
+    #: New submits per `window_seconds`, counted across every worker.
+    rate: int | None = None
+    window_seconds: int = 1
+    #: Generations it runs at once (PROCESSING there).
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderHealth:
     provider: str
     state: CircuitState

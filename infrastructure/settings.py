@@ -6,14 +6,16 @@ import hashlib
 import hmac
 import json
 import re
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.provider_health import ProviderLimit
 from domain.webhooks import secret_key
 from infrastructure.security.local_secrets import local_secret
 from infrastructure.webhooks.addresses import parse_networks
@@ -28,6 +30,10 @@ LEASE_RENEWALS_PER_LEASE = 3
 MAIL_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 DEV_MAIL_FROM = "genhub@localhost"
 SMTP_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+
+
+_RATE_LIMIT = re.compile(r"([a-z][a-z0-9_-]{0,31})=([0-9]{1,7})/([0-9]{1,6})")
+_CONCURRENCY = re.compile(r"([a-z][a-z0-9_-]{0,31})=([0-9]{1,7})")
 
 
 class Settings(BaseSettings):
@@ -191,6 +197,11 @@ class Settings(BaseSettings):
     provider_circuit_failures: int = Field(default=5, ge=1, le=1000)
     provider_circuit_cooldown_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
     provider_health_window_seconds: int = Field(default=300, ge=60, le=86400)
+    # per-provider limits checked before a route is asked (a route over one is skipped, the next
+    # tried): new submits per window, "name=count/seconds", and generations it may run at once,
+    # "name=count"; comma-separated, e.g. PROVIDER_RATE_LIMITS=replicate=600/60,fal=10/1
+    provider_rate_limits: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    provider_concurrency: Annotated[list[str], NoDecode] = Field(default_factory=list)
     callback_tolerance_seconds: int = 300
 
     # workers
@@ -346,7 +357,31 @@ class Settings(BaseSettings):
     demo_password: str = "demo-password-123"
     demo_credits: int = 1000
 
-    @field_validator("cors_origins", "upload_allowed_types", mode="before")
+    @field_validator("provider_rate_limits", "provider_concurrency")
+    @classmethod
+    def _provider_limits(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        shape = _RATE_LIMIT if info.field_name == "provider_rate_limits" else _CONCURRENCY
+        for item in value:
+            match = shape.fullmatch(item)
+            if match is None or any(int(n) < 1 for n in match.groups()[1:]):
+                example = "kie=18/10" if shape is _RATE_LIMIT else "kie=50"
+                raise ValueError(f"{item!r} is not name=count like {example!r} (counts of at least 1)")
+        return value
+
+    def provider_limits(self) -> dict[str, ProviderLimit]:
+        """PROVIDER_RATE_LIMITS and PROVIDER_CONCURRENCY by provider."""
+        limits: dict[str, ProviderLimit] = {}
+        for item in self.provider_rate_limits:
+            name, count, window = cast(re.Match[str], _RATE_LIMIT.fullmatch(item)).groups()
+            limits[name] = replace(limits.get(name, ProviderLimit()), rate=int(count), window_seconds=int(window))
+        for item in self.provider_concurrency:
+            name, count = cast(re.Match[str], _CONCURRENCY.fullmatch(item)).groups()
+            limits[name] = replace(limits.get(name, ProviderLimit()), concurrency=int(count))
+        return limits
+
+    @field_validator(
+        "cors_origins", "upload_allowed_types", "provider_rate_limits", "provider_concurrency", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         # From the environment: comma-separated, or a JSON list (NoDecode: not parsed before this).

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -41,6 +41,7 @@ from domain.ports import (
     ProviderRegistry,
     RateLimiter,
 )
+from domain.provider_health import ProviderLimit
 from domain.repositories import UnitOfWorkFactory
 from domain.use_cases import webhook_outbox as outbox
 from domain.use_cases.generation_credits import release_hold
@@ -92,6 +93,8 @@ class ProcessingPolicy:
     # Bounds on a provider's output (its bytes, pixels, duration), checked before it is stored.
     media_limits: MediaLimits = MediaLimits()
     input_url_ttl_seconds: int = 3600
+    #: Per-provider submit rate and concurrency (domain/use_cases/routed_submission.py).
+    provider_limits: Mapping[str, ProviderLimit] = field(default_factory=dict)
     callback_base_url: str | None = None
     jitter: Callable[[], float] = field(default=random.random)
     #: Progress messages of webhooks: at most one per generation and target per interval.

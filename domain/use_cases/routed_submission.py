@@ -7,7 +7,9 @@ A route fails over to the next when it failed before any work started there:
   455 maintenance, 5xx, a timeout or connection error on submit, an answer that does not parse);
 * the route cannot be used in this deployment: its provider is not configured (no credentials)
   or no longer registered;
-* its circuit is open (domain/provider_health.py): it is skipped without being asked.
+* its circuit is open (domain/provider_health.py), or it is at one of our own limits for it
+  (`ProviderLimit`: submits per window across every worker, generations it runs at once):
+  it is skipped without being asked, and the skip does not count against its circuit.
 
 A permanent refusal (a 4xx: invalid input, content policy) does not fail over: the request
 itself is wrong, and another provider would either refuse it too or hide a mapping bug. It
@@ -27,7 +29,7 @@ expiry sweep ends the generation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,6 +37,7 @@ from domain.catalogue import AiModel
 from domain.generations import Generation
 from domain.ports import Provider, ProviderError, ProviderJob
 from domain.provider_attempts import AttemptOutcome, ProviderAttempt
+from domain.provider_health import ProviderLimit
 from domain.provider_routes import ProviderRoute
 from domain.use_cases.processing import ProcessingPorts
 
@@ -42,6 +45,8 @@ log = logging.getLogger("genhub.processing")
 
 ALL_ROUTES_FAILED = "ALL_ROUTES_FAILED"
 CIRCUIT_OPEN = "CIRCUIT_OPEN"
+CONCURRENCY_LIMIT = "PROVIDER_CONCURRENCY_LIMIT"
+RATE_LIMIT = "PROVIDER_RATE_LIMIT"
 #: Permanent for the request, yet a fact of this deployment, not of the request: the next route may work.
 DEPLOYMENT_CODES = frozenset({"PROVIDER_NOT_CONFIGURED", "PROVIDER_UNKNOWN"})
 
@@ -68,6 +73,7 @@ async def submit_routes(
     model: AiModel,
     attempt: int,
     job_for: Callable[[ProviderRoute, Provider], ProviderJob],
+    limits: Mapping[str, ProviderLimit] | None = None,
 ) -> RoutedSubmit:
     """Try `model`'s routes in order; the attempts are in the result whatever happened.
 
@@ -105,6 +111,11 @@ async def submit_routes(
             errors.append((route.index, unknown))
             record(AttemptOutcome.SKIPPED, "PROVIDER_UNKNOWN")
             continue
+        limit = (limits or {}).get(route.provider)
+        if limit is not None and (over := await _over_limit(ports, route.provider, limit)) is not None:
+            errors.append((route.index, over))
+            record(AttemptOutcome.SKIPPED, over.code)
+            continue
         if ports.breaker is not None and not await ports.breaker.allow(route.provider):
             errors.append(
                 (route.index, ProviderError(CIRCUIT_OPEN, f"{route.provider}'s circuit is open.", retryable=True))
@@ -131,6 +142,22 @@ async def submit_routes(
         return result
     result.error = _all_failed(errors, several=len(model.routes) > 1)
     return result
+
+
+async def _over_limit(ports: ProcessingPorts, provider: str, limit: ProviderLimit) -> ProviderError | None:
+    """The refusal of our own limit for `provider`, or None when a submit may go (and is then counted)."""
+    if limit.concurrency is not None:
+        async with ports.uow() as uow:
+            running = (await uow.generations.running_by_provider()).get(provider, 0)
+        if running >= limit.concurrency:
+            return ProviderError(CONCURRENCY_LIMIT, f"{provider} runs {running} generations.", retryable=True)
+    if limit.rate is not None:
+        wait = await ports.limiter.hit(
+            f"provider-submits:{provider}", limit=limit.rate, window_seconds=limit.window_seconds
+        )
+        if wait:
+            return ProviderError(RATE_LIMIT, f"{provider} had its submits for now.", retryable=True, retry_after=wait)
+    return None
 
 
 def _all_failed(errors: list[tuple[int, ProviderError]], *, several: bool) -> ProviderError:

@@ -86,6 +86,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
                 model,
                 attempt,
                 lambda route, provider: _job(claimed, model, route, provider, attempt, input_urls, policy),
+                policy.provider_limits,
             )
             await _record(ports, routed)
     except ProviderError as exc:

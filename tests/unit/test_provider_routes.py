@@ -170,3 +170,21 @@ def test_the_catalogue_file_refuses_a_route_to_an_unknown_provider_by_its_path()
     with pytest.raises(InvalidInput) as caught:
         read_catalogue(document, known_providers=frozenset({"kie", "simulated"}))
     assert [p.field for p in caught.value.fields] == ["models[0].capabilities.routes[1].provider"]
+
+
+def test_provider_limits_are_read_from_the_environment_and_malformed_ones_refused() -> None:
+    from pydantic import ValidationError
+
+    from domain.provider_health import ProviderLimit
+    from infrastructure.settings import Settings
+
+    settings = Settings(_env_file=None, provider_rate_limits="kie=18/10,fal=5/1", provider_concurrency="kie=50")  # type: ignore[call-arg]
+    assert settings.provider_limits() == {
+        "kie": ProviderLimit(rate=18, window_seconds=10, concurrency=50),
+        "fal": ProviderLimit(rate=5, window_seconds=1),
+    }
+    for bad in ("kie", "kie=0/10", "kie=5/0", "KIE=5/1", "kie=5/1/2", "kie=-1/1"):
+        with pytest.raises(ValidationError):
+            Settings(_env_file=None, provider_rate_limits=bad)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, provider_concurrency="kie=0")  # type: ignore[call-arg]

@@ -12,7 +12,7 @@ from domain.credits import LedgerKind
 from domain.generations import Generation, GenerationStatus
 from domain.ports import ProviderError
 from domain.provider_attempts import AttemptOutcome
-from domain.provider_health import CircuitPolicy, CircuitState
+from domain.provider_health import CircuitPolicy, CircuitState, ProviderLimit
 from domain.use_cases import finalization, submission, sweeps
 from domain.use_cases.generations import cancel_task_args
 from domain.use_cases.processing import ProcessingPorts
@@ -63,8 +63,11 @@ class Routed:
         )
         return self.env.fakes.generation(owner, model, S.QUEUED, params={"steps": 4})
 
+    limits: dict[str, ProviderLimit] = dataclasses.field(default_factory=dict)
+
     async def submit(self, generation: Generation) -> Generation:
-        await submission.submit(generation.id, ports=self.ports, policy=self.env.policy)
+        policy = dataclasses.replace(self.env.policy, provider_limits=self.limits)
+        await submission.submit(generation.id, ports=self.ports, policy=policy)
         return self.env.get(generation)
 
     def attempts(self, generation: Generation) -> list[tuple[int, int, str, AttemptOutcome, str | None]]:
@@ -243,3 +246,37 @@ async def test_a_one_route_model_keeps_its_provider_code_and_model_name(routed: 
         "KIE_VALIDATION",
         "legacy/name",
     )
+
+
+async def test_a_provider_at_its_concurrency_limit_is_skipped_for_the_next_route(routed: Routed) -> None:
+    # given the first provider allowed one running generation, and running one
+    routed.limits = {"first": ProviderLimit(concurrency=1)}
+    assert (await routed.submit(routed.generation())).provider == "first"
+    # when another is submitted
+    g = await routed.submit(routed.generation())
+    # then the first is not asked; the second runs it
+    assert g.provider == "second" and len(routed.first.jobs) == 1
+    assert routed.attempts(g)[0][2:] == ("first", AttemptOutcome.SKIPPED, "PROVIDER_CONCURRENCY_LIMIT")
+
+
+async def test_a_provider_over_its_submit_rate_is_skipped_and_its_circuit_is_not_blamed(routed: Routed) -> None:
+    now = [1000.0]
+    routed.breaker = MemoryCircuitBreaker(CircuitPolicy(failures_to_open=1), clock=lambda: now[0])
+    routed.limits = {"first": ProviderLimit(rate=2, window_seconds=10)}
+    providers = [(await routed.submit(routed.generation())).provider for _ in range(3)]
+    assert providers == ["first", "first", "second"]
+    [health] = await routed.breaker.health(["first"])
+    assert (health.state, health.recent_failures) == (CircuitState.CLOSED, 0)
+
+
+async def test_when_every_route_is_at_its_limit_the_attempt_backs_off_for_the_rate_window(routed: Routed) -> None:
+    routed.limits = {
+        "first": ProviderLimit(rate=1, window_seconds=10),
+        "second": ProviderLimit(rate=1, window_seconds=10),
+    }
+    await routed.submit(routed.generation())
+    await routed.submit(routed.generation())
+    g = await routed.submit(routed.generation())
+    assert (g.status, g.provider) == (S.SUBMITTING, None)
+    assert [a[3] for a in routed.attempts(g)] == [AttemptOutcome.SKIPPED, AttemptOutcome.SKIPPED]
+    assert g.next_attempt_at is not None and g.next_attempt_at > T0
