@@ -10,12 +10,13 @@ import pytest
 from domain.catalogue_document import read_catalogue
 from infrastructure.catalogue_files import parse_document
 from infrastructure.providers.kie import KieProvider
+from infrastructure.providers.replicate import ReplicateProvider
 from infrastructure.providers.simulated import SimulatedProvider
 from tests.deploy.test_dockerfile import DOCKERFILE, _dockerignore_patterns, dockerignored
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((REPO / "deploy" / "catalogue").glob("*.yaml"))
-PROVIDERS = frozenset({SimulatedProvider.name, KieProvider.name})
+PROVIDERS = frozenset({SimulatedProvider.name, KieProvider.name, ReplicateProvider.name})
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
@@ -29,7 +30,7 @@ def test_each_sample_is_a_valid_catalogue(path: Path) -> None:
 
 
 def test_there_is_a_sample_per_provider() -> None:
-    assert {p.stem for p in SAMPLES} >= {"simulated", "kie"}
+    assert {p.stem for p in SAMPLES} >= {"simulated", "kie", "replicate"}
 
 
 def test_the_documented_example_is_a_valid_catalogue() -> None:

@@ -77,9 +77,9 @@ async def world(workers: Processes, world_in: Any) -> AsyncIterator[World]:
         yield world
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def api(workers: Processes) -> AsyncIterator[GraphQLClient]:
-    """The real app on the workers' settings: a webhook it accepts is queued on their stream."""
+    """The real app on the workers' settings (one per module): a webhook it accepts is queued on their stream."""
     async with running_app(settings_from_env(workers.env)) as client:
         yield client
 
