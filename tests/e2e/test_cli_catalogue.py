@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -94,7 +95,10 @@ def test_an_invalid_file_is_refused_with_lines_and_writes_nothing(migrated: Path
     # then every problem is named with its line, and the catalogue is still empty
     assert result.returncode == 2
     assert "bad.yaml has 1 problem(s); nothing was written" in result.stdout
-    assert "line 6: models[1].provider: must be one of ['kie', 'simulated']" in result.stdout
+    # (every registered provider is named, in order)
+    assert re.search(
+        r"line 6: models\[1\]\.provider: must be one of \['kie', ('[a-z]+', )*'simulated'\]", result.stdout
+    )
     # and an alias bomb is refused as soon as its first anchor is read
     (migrated / "bomb.yaml").write_text(
         'a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n', encoding="utf-8"
