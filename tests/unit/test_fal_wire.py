@@ -92,6 +92,21 @@ def test_results_map_or_raise_value_error(body: dict[str, Any]) -> None:
     assert all(url.startswith(("http://", "https://")) for url in status.output_urls)
 
 
+@given(
+    body=st.fixed_dictionaries(
+        {"status": st.sampled_from(["OK", "ERROR"]) | st.text(max_size=5)},
+        optional={"payload": objects | json_values, "error": json_values, "payload_error": json_values},
+    )
+)
+def test_webhook_bodies_map_or_raise_value_error(body: dict[str, Any]) -> None:
+    try:
+        status = fal_wire.webhook_status(body)
+    except ValueError:
+        return
+    assert status.state in ("succeeded", "failed")
+    assert status.error_message is None or len(status.error_message) <= fal_wire.MAX_MESSAGE_CHARS
+
+
 @given(body=st.binary(max_size=200) | st.builds(lambda v: json.dumps(v).encode(), json_values))
 def test_json_object_refuses_anything_but_an_object(body: bytes) -> None:
     try:

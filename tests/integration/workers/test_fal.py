@@ -19,7 +19,9 @@ import pytest
 
 from domain.credits import LedgerKind
 from domain.generations import Generation, GenerationStatus
+from domain.provider_attempts import AttemptOutcome
 from tests.fixtures.fake_fal import FakeFal, FakeFalServer
+from tests.fixtures.fake_kie import FakeKie
 from tests.fixtures.redis_server import free_port
 from tests.integration.workers.conftest import Processes, worker_processes
 from tests.integration.workers.world import COST, GRANT, World
@@ -63,6 +65,11 @@ def fal_processes(
 @pytest.fixture
 async def world(fal_processes: Processes, world_in: Any, fake_fal: FakeFal) -> Any:
     async with world_in(fal_processes.env) as world:
+        # Each test starts with closed circuits (this module's queue names its own keys).
+        redis = world.container.redis
+        keys = [key async for key in redis.scan_iter(match=f"{fal_processes.env['TASK_QUEUE_NAME']}:circuit:*")]
+        if keys:
+            await redis.delete(*keys)
         yield world
 
 
@@ -249,4 +256,78 @@ async def test_429_on_submit_is_honoured(world: World, fal_processes: Processes,
     # then it waited at least the asked second, and the ledger holds one capture
     arrivals = [call.at for call in fake_fal.submit_calls]
     assert len(arrivals) == 2 and arrivals[1] - arrivals[0] >= 0.9, fal_processes.logs()
+    await assert_captured_once(world, final)
+
+
+async def attempts(world: World, generation_id: uuid.UUID) -> list[tuple[str, AttemptOutcome, str | None]]:
+    async with world.container.uow() as uow:
+        found = (await uow.generations.attempts_of([generation_id])).get(generation_id, [])
+    return [(a.provider, a.outcome, a.error_code) for a in found]
+
+
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [
+        (
+            {"status": 429, "body": {"detail": "Too many requests"}, "headers": {"Retry-After": "30"}},
+            "FAL_RATE_LIMITED",
+        ),
+        ({"status": 503, "body": {"detail": "unavailable"}}, "FAL_HTTP_503"),
+        ({"status": 200, "raw": b"<html>not json</html>"}, "FAL_BAD_RESPONSE"),
+    ],
+    ids=["429", "503", "unparseable"],
+)
+async def test_a_refusing_fal_fails_over_to_kie(
+    world: World, fal_processes: Processes, fake_fal: FakeFal, fake_kie: FakeKie, reply: dict[str, Any], code: str
+) -> None:
+    # given a model routed to fal first, then to KIE, and fal refusing the submit
+    fake_fal.reply_submit(**reply)
+    routes = [
+        {"provider": "fal", "providerModel": "fal-ai/flux/dev"},
+        {"provider": "kie", "providerModel": "fake/model"},
+    ]
+    model = await world.model(f"fal-first-{code.lower()}", provider="fal", routes=routes)
+    # when a generation runs
+    final = await world.wait_final((await world.generate(model)).id, timeout=POLL_SECONDS * 8)
+    # then KIE ran it in the same submit attempt, and both tries are recorded
+    assert final.status is GenerationStatus.SUCCEEDED, fal_processes.logs()
+    assert (final.provider, final.submit_attempts) == ("kie", 1)
+    assert await attempts(world, final.id) == [
+        ("fal", AttemptOutcome.FAILED, code),
+        ("kie", AttemptOutcome.SUBMITTED, None),
+    ]
+    await assert_captured_once(world, final)
+
+
+async def test_kie_in_maintenance_fails_over_to_fal_and_its_webhook_finishes(
+    world: World, fal_processes: Processes, fake_fal: FakeFal, fake_kie: FakeKie
+) -> None:
+    # given a model routed to KIE first (in maintenance), then to fal
+    fake_kie.reply_create(body_code=455, msg="under maintenance")
+    fake_fal.statuses = ["IN_PROGRESS"]
+    routes = [
+        {"provider": "kie", "providerModel": "fake/model"},
+        {"provider": "fal", "providerModel": "fal-ai/flux/dev"},
+    ]
+    model = await world.model("kie-then-fal", provider="kie", routes=routes)
+    started = await world.generate(model)
+    deadline = time.monotonic() + 20
+    while not fake_fal.requests:
+        assert time.monotonic() < deadline, fal_processes.logs()
+        await asyncio.sleep(0.05)
+    (request_id,) = fake_fal.requests
+    while (await world.get(started.id)).provider_task_id is None:
+        assert time.monotonic() < deadline, fal_processes.logs()
+        await asyncio.sleep(0.05)
+    # when fal finishes and calls back
+    fake_fal.finish(request_id)
+    response = await fake_fal.send_webhook(request_id)
+    # then the webhook finds the routed generation and it is captured once
+    assert response.status_code == 200, response.text
+    final = await world.wait_final(started.id, timeout=POLL_SECONDS * 5)
+    assert final.provider == "fal"
+    assert [a[:2] for a in await attempts(world, final.id)] == [
+        ("kie", AttemptOutcome.FAILED),
+        ("fal", AttemptOutcome.SUBMITTED),
+    ]
     await assert_captured_once(world, final)
