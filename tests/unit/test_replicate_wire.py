@@ -251,3 +251,15 @@ def test_settings_validate_the_webhook_secret() -> None:
         Settings(_env_file=None, replicate_webhook_secret="not-a-whsec")  # type: ignore[call-arg]
     with pytest.raises(ValueError):
         Settings(_env_file=None, replicate_base_url="ftp://api.replicate.com")  # type: ignore[call-arg]
+
+
+def test_providers_are_told_where_to_call_back_when_any_can_verify() -> None:
+    from infrastructure.processing_binding import processing_policy
+    from infrastructure.settings import Settings
+
+    def policy(**overrides: Any) -> str | None:
+        settings = Settings(_env_file=None, public_base_url="https://genhub.example", **overrides)  # type: ignore[call-arg]
+        return processing_policy(settings, embedded=True).callback_base_url
+
+    assert policy(kie_callback_secret="", replicate_webhook_secret="") is None
+    assert policy(kie_callback_secret="", replicate_webhook_secret=SECRET) == "https://genhub.example"
