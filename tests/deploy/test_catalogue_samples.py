@@ -9,6 +9,7 @@ import pytest
 
 from domain.catalogue_document import read_catalogue
 from infrastructure.catalogue_files import parse_document
+from infrastructure.providers.fal import FalProvider
 from infrastructure.providers.kie import KieProvider
 from infrastructure.providers.replicate import ReplicateProvider
 from infrastructure.providers.simulated import SimulatedProvider
@@ -16,7 +17,7 @@ from tests.deploy.test_dockerfile import DOCKERFILE, _dockerignore_patterns, doc
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((REPO / "deploy" / "catalogue").glob("*.yaml"))
-PROVIDERS = frozenset({SimulatedProvider.name, KieProvider.name, ReplicateProvider.name})
+PROVIDERS = frozenset({SimulatedProvider.name, KieProvider.name, ReplicateProvider.name, FalProvider.name})
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
@@ -30,7 +31,7 @@ def test_each_sample_is_a_valid_catalogue(path: Path) -> None:
 
 
 def test_there_is_a_sample_per_provider() -> None:
-    assert {p.stem for p in SAMPLES} >= {"simulated", "kie", "replicate"}
+    assert {p.stem for p in SAMPLES} >= {"simulated", "kie", "replicate", "fal"}
 
 
 def test_the_documented_example_is_a_valid_catalogue() -> None:
