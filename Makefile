@@ -63,7 +63,8 @@ lock: $(VENV)/.installed-dev
 		--custom-compile-command "make lock" --quiet -o requirements.lock
 	$(BIN)/python scripts/lock_digest.py --write
 
-# The SDKs of sdk/ (TypeScript types and possibleTypes by graphql-codegen, the Python client by
+# The SDKs of sdk/ (TypeScript types and possibleTypes by graphql-codegen, the trusted-documents manifest
+# of their operations by Apollo's generator, the Python client by
 # ariadne-codegen) regenerated from schema.graphql and sdk/operations (`make schema` runs it too).
 # tests/integration/test_sdk.py fails while the committed files are stale.
 sdk: $(VENV)/.installed-dev

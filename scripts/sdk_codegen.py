@@ -6,6 +6,14 @@ files, when the committed ones differ. Both type-check the TypeScript with `tsc`
 
 - TypeScript: graphql-codegen (node/node_modules, installed by `npm ci` from node/package-lock.json)
   with sdk/typescript/codegen.ts: possible-types.ts/.json (Apollo's `possibleTypes`) and graphql.ts.
+- The trusted-documents manifest of every SDK operation: Apollo's generator
+  (@apollo/generate-persisted-query-manifest, sdk/typescript/persisted-query-manifest.config.json)
+  writes sdk/typescript/persisted-query-manifest.json, each body as Apollo Client sends it
+  (`__typename` added), each id the SHA-256 of its body; `genhub documents check` accepts it.
+  That generator takes one operation per document, so it reads sdk/operations split into one
+  file per operation (sdk/operations-by-name/, made in the scratch tree only). A copy of it goes
+  into the Python package, beside sdk/python/trusted_documents.py (copied in too), which sends
+  the client's operations by those ids.
 - Python: ariadne-codegen with the [tool.ariadne-codegen] table of sdk/python/pyproject.toml:
   the package sdk/python/genhub_client. ariadne-codegen needs graphql-core < 3.3 and the server
   >= 3.3, so it runs from a venv of its own, .venv-codegen/, installed from
@@ -29,12 +37,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from graphql import OperationDefinitionNode, parse, print_ast  # noqa: E402
+
 from tests.fixtures.node_tools import NodeTools, install  # noqa: E402  (the one place npm ci is run from)
 
 #: What the generators read, copied into the scratch tree.
-INPUTS = ("schema.graphql", "sdk/operations", "sdk/typescript", "sdk/python/pyproject.toml", "sdk/python/py.typed")
+INPUTS = (
+    "schema.graphql",
+    "sdk/operations",
+    "sdk/typescript",
+    "sdk/python/pyproject.toml",
+    "sdk/python/py.typed",
+    "sdk/python/trusted_documents.py",
+)
 TYPESCRIPT = "sdk/typescript"
-TYPESCRIPT_OUTPUTS = ("possible-types.ts", "possible-types.json", "graphql.ts")
+MANIFEST = "persisted-query-manifest.json"
+TYPESCRIPT_OUTPUTS = ("possible-types.ts", "possible-types.json", "graphql.ts", MANIFEST)
+OPERATIONS = "sdk/operations"
+OPERATIONS_BY_NAME = "sdk/operations-by-name"  # one operation per file, for Apollo's manifest generator
 PYTHON_PACKAGE = "sdk/python/genhub_client"
 CODEGEN_VENV = ROOT / ".venv-codegen"
 CODEGEN_LOCK = ROOT / "sdk" / "python" / "requirements-codegen.lock"
@@ -79,8 +99,22 @@ def _stage(tree: Path, tools: NodeTools) -> None:
             shutil.copy2(source, target)
     for output in TYPESCRIPT_OUTPUTS:  # generated afresh, never carried over
         (tree / TYPESCRIPT / output).unlink(missing_ok=True)
+    _split_operations(tree / OPERATIONS, tree / OPERATIONS_BY_NAME)
     # Node resolves packages by walking up from the importing file: the tree's node_modules is node/'s.
     (tree / "node_modules").symlink_to(tools.root / "node_modules", target_is_directory=True)
+
+
+def _split_operations(source: Path, target: Path) -> None:
+    """Each named operation of `source`/*.graphql alone in `target`/<name>.graphql."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.graphql")):
+        for definition in parse(path.read_text(encoding="utf-8")).definitions:
+            if not isinstance(definition, OperationDefinitionNode) or definition.name is None:
+                raise GenerationFailed(f"{path.name}: every definition must be a named operation")
+            written = target / f"{definition.name.value}.graphql"
+            if written.exists():
+                raise GenerationFailed(f"{path.name}: two operations are named {definition.name.value}")
+            written.write_text(print_ast(definition) + "\n", encoding="utf-8")
 
 
 def generate(tree: Path) -> None:
@@ -98,10 +132,22 @@ def generate(tree: Path) -> None:
         env=node_env,
         what="graphql-codegen",
     )
+    manifest_cli = modules / "@apollo" / "generate-persisted-query-manifest" / "cli.js"
+    _run(
+        [str(tools.node), str(manifest_cli), "--config", "persisted-query-manifest.config.json"],
+        cwd=typescript,
+        env=node_env,
+        what="generate-persisted-query-manifest",
+    )
     tsc = modules / "typescript" / "bin" / "tsc"
     _run([str(tools.node), str(tsc), "-p", "tsconfig.json"], cwd=typescript, env=node_env, what="tsc (type check)")
     ariadne = python.with_name("ariadne-codegen")
     _run([str(ariadne), "--config", "pyproject.toml"], cwd=tree / "sdk" / "python", what="ariadne-codegen")
+    # The Python client sends operations by these ids on a trusted-documents server (its own
+    # trusted_documents.py, copied verbatim rather than by ariadne-codegen, which marks what it copies).
+    package = tree / PYTHON_PACKAGE
+    shutil.copy2(typescript / MANIFEST, package / MANIFEST)
+    shutil.copy2(tree / "sdk" / "python" / "trusted_documents.py", package / "trusted_documents.py")
 
 
 def outputs(tree: Path) -> dict[str, bytes]:
@@ -141,7 +187,7 @@ def main(argv: list[str]) -> int:
             return 2
         if not args.check:
             write(tree)
-            print("regenerated sdk/typescript and sdk/python/genhub_client")  # noqa: T201
+            print("regenerated sdk/typescript (with its trusted-documents manifest) and sdk/python/genhub_client")  # noqa: T201
             return 0
         stale = stale_files(outputs(ROOT), outputs(tree))
     if stale:

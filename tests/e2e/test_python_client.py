@@ -3,6 +3,8 @@
 It is imported from the checkout as a partner gets it after `pip install ./sdk/python`; its
 runtime dependencies (httpx, pydantic, websockets) are the project's. Every answer comes back
 typed: the members of a result union as classes of their own, request errors as exceptions.
+The server may deliver webhooks to 127.0.0.1 (WEBHOOK_ALLOWED_NETWORKS), where the tests'
+receiver (tests/fixtures/webhook_inbox.py) listens; in this embedded mode it sends them itself.
 """
 
 from __future__ import annotations
@@ -10,22 +12,33 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from domain.webhooks import verify
 from infrastructure.providers.png import render_png
 from tests.fixtures.server import serve
+from tests.fixtures.webhook_inbox import WebhookInbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sdk" / "python"))
 
 from genhub_client import (
+    CreateApiKeyCreateApiKeyCreateApiKeySuccess,
+    CreateApiKeyCreateApiKeyInvalidInput,
+    CreateApiKeyCreateApiKeyQuotaExceeded,
+    CreateApiKeyInput,
+    CreateWebhookEndpointCreateWebhookEndpointCreateWebhookEndpointSuccess,
+    CreateWebhookEndpointCreateWebhookEndpointInvalidInput,
+    CreateWebhookEndpointInput,
     GenerateGenerateGenerateSuccess,
     GenerateGenerateInvalidInput,
     GenerateGenerateNotFound,
@@ -38,14 +51,29 @@ from genhub_client import (
     LoginLoginInvalidCredentials,
     LoginLoginInvalidInput,
     LoginLoginRateLimited,
+    RedeliverWebhookRedeliverWebhookNotFound,
+    RedeliverWebhookRedeliverWebhookRedeliverWebhookSuccess,
+    RevokeApiKeyRevokeApiKeyNotFound,
+    RevokeApiKeyRevokeApiKeyRevokeApiKeySuccess,
+    RotateWebhookSecretRotateWebhookSecretNotFound,
+    RotateWebhookSecretRotateWebhookSecretRotateWebhookSecretSuccess,
     Upload,
     UploadChunkUploadChunkUploadChunkSuccess,
+    WebhookDeliveriesWebhookDeliveriesEdgesNode,
+    WebhookDeliveryFilter,
 )
-from genhub_client.enums import GenerationStatus
+from genhub_client.enums import GenerationStatus, WebhookDeliveryStatus, WebhookEventType
 
 pytestmark = pytest.mark.slow
 
-SERVER_ENV = {"SIMULATED_STEPS": "2", "SIMULATED_STEP_SECONDS": "0.1", "POLL_INTERVAL_SECONDS": "1"}
+SERVER_ENV = {
+    "SIMULATED_STEPS": "2",
+    "SIMULATED_STEP_SECONDS": "0.1",
+    "POLL_INTERVAL_SECONDS": "1",
+    "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",  # the tests' receiver only
+    "WEBHOOK_RETRY_DELAYS_SECONDS": "[0.2]",
+    "WEBHOOK_SWEEP_SECONDS": "1",
+}
 DEMO = LoginInput(email="demo@genhub.local", password="demo-password-123")
 REGISTER = """mutation ($input: RegisterInput!) { register(input: $input) { ... on AuthPayload { accessToken } } }"""
 
@@ -236,3 +264,158 @@ async def test_an_api_key_takes_the_tokens_place_within_its_scopes(api: Api) -> 
     assert listed
     assert refused.value.errors[0].extensions is not None
     assert refused.value.errors[0].extensions["code"] == "FORBIDDEN"
+
+
+def expect_forbidden(refused: pytest.ExceptionInfo[GraphQLClientGraphQLMultiError]) -> None:
+    assert refused.value.errors[0].extensions is not None
+    assert refused.value.errors[0].extensions["code"] == "FORBIDDEN"
+
+
+async def test_a_partner_manages_its_api_keys_through_the_client(api: Api) -> None:
+    # given a new account, signed in
+    token = register(api)
+    async with api.client(token) as owner:
+        # when it creates a key, uses it, lists its keys and revokes it (twice)
+        input_ = CreateApiKeyInput(name="ci", scopes=["read"])
+        created = (await owner.create_api_key(input_)).create_api_key
+        assert isinstance(created, CreateApiKeyCreateApiKeyCreateApiKeySuccess), created
+        async with api.client(created.key) as by_key:
+            credits = (await by_key.credits()).credits
+            with pytest.raises(GraphQLClientGraphQLMultiError) as key_making_keys:
+                await by_key.create_api_key(CreateApiKeyInput(name="child", scopes=["read"]))
+        listed = (await owner.api_keys()).api_keys
+        revoked = (await owner.revoke_api_key(created.api_key.id)).revoke_api_key
+        again = (await owner.revoke_api_key(created.api_key.id)).revoke_api_key
+        unknown = (await owner.revoke_api_key(str(uuid.uuid4()))).revoke_api_key
+        no_scope = (await owner.create_api_key(CreateApiKeyInput(name="none", scopes=[]))).create_api_key
+    async with api.client(created.key) as revoked_key:
+        with pytest.raises(GraphQLClientGraphQLMultiError) as after_revocation:
+            await revoked_key.credits()
+
+    # then the key worked within its scope until revoked, and every answer is typed
+    assert created.key.startswith(created.api_key.prefix) and created.api_key.scopes == ["read"]
+    assert credits.balance == 0
+    expect_forbidden(key_making_keys)  # a key cannot make keys
+    assert [(k.id, k.revoked_at) for k in listed] == [(created.api_key.id, None)]
+    assert isinstance(revoked, RevokeApiKeyRevokeApiKeyRevokeApiKeySuccess) and revoked.changed
+    assert revoked.api_key.revoked_at is not None
+    assert isinstance(again, RevokeApiKeyRevokeApiKeyRevokeApiKeySuccess) and not again.changed
+    assert isinstance(unknown, RevokeApiKeyRevokeApiKeyNotFound)
+    assert isinstance(no_scope, CreateApiKeyCreateApiKeyInvalidInput)
+    assert after_revocation.value.errors[0].extensions is not None
+    assert after_revocation.value.errors[0].extensions["code"] == "UNAUTHENTICATED"
+
+
+@pytest.fixture
+def newcomer(api: Api) -> str:
+    """A new account's access token."""
+    return register(api)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(max_size=120), scopes=st.lists(st.text(max_size=20), max_size=4))
+def test_any_key_name_and_scopes_get_a_typed_answer(api: Api, newcomer: str, name: str, scopes: list[str]) -> None:
+    # given a new account (one for every example: accounts are rate limited), any name and scopes
+    async def attempt() -> object:
+        async with api.client(newcomer) as owner:
+            try:
+                return (await owner.create_api_key(CreateApiKeyInput(name=name, scopes=scopes))).create_api_key
+            except GraphQLClientGraphQLMultiError as refused:  # text the API refuses before any field runs
+                return refused
+
+    answer = asyncio.run(attempt())
+
+    # then a key only for a real name and known, non-admin scopes; else a typed refusal
+    if isinstance(answer, GraphQLClientGraphQLMultiError):
+        assert answer.errors[0].extensions and answer.errors[0].extensions["code"] == "BAD_REQUEST"
+    elif isinstance(answer, CreateApiKeyCreateApiKeyCreateApiKeySuccess):
+        assert scopes and set(scopes) <= {"read", "generate", "upload"} and name.strip()
+    else:
+        assert isinstance(answer, CreateApiKeyCreateApiKeyInvalidInput | CreateApiKeyCreateApiKeyQuotaExceeded)
+
+
+T = TypeVar("T")
+
+
+async def until(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 20) -> T:
+    """The first answer of `probe` that is not None, asked again until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while (found := await probe()) is None:
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+    return found
+
+
+async def test_a_partner_registers_an_endpoint_reads_the_log_rotates_and_redelivers(
+    api: Api, webhook_inbox: WebhookInbox
+) -> None:
+    # given the demo account (it has credits), signed in, and a receiver that answers 200
+    name = uuid.uuid4().hex
+    async with api.client(api.token) as owner:
+        endpoint_input = CreateWebhookEndpointInput(
+            url=webhook_inbox.url("ok", name), events=[WebhookEventType.GENERATION_COMPLETED], description="sdk"
+        )
+        # when it registers an endpoint for completions and a generation completes
+        created = (await owner.create_webhook_endpoint(endpoint_input)).create_webhook_endpoint
+        assert isinstance(created, CreateWebhookEndpointCreateWebhookEndpointCreateWebhookEndpointSuccess), created
+        endpoints = (await owner.webhook_endpoints()).webhook_endpoints
+        model = (await owner.image_models()).models[0]
+        started = (await owner.generate(GenerateInput(model_id=model.id, prompt="a webhook"))).generate
+        assert isinstance(started, GenerateGenerateGenerateSuccess), started
+        mine = WebhookDeliveryFilter(endpoint_id=created.endpoint.id)
+
+        async def delivered() -> WebhookDeliveriesWebhookDeliveriesEdgesNode | None:
+            edges = (await owner.webhook_deliveries(first=10, filter_=mine)).webhook_deliveries.edges
+            done = [e.node for e in edges if e.node.status is WebhookDeliveryStatus.DELIVERED]
+            return done[0] if done else None
+
+        delivery = await until(delivered)
+        # and it rotates the endpoint's secret and has the delivery sent again
+        rotated = (await owner.rotate_webhook_secret(created.endpoint.id, overlap_minutes=60)).rotate_webhook_secret
+        again = (await owner.redeliver_webhook(delivery.id)).redeliver_webhook
+        await until(lambda: _received(webhook_inbox, name, 2))
+        missing = (await owner.redeliver_webhook(str(uuid.uuid4()))).redeliver_webhook
+        hostile = (
+            await owner.create_webhook_endpoint(
+                CreateWebhookEndpointInput(
+                    url="http://169.254.169.254/latest/meta-data", events=[WebhookEventType.GENERATION_COMPLETED]
+                )
+            )
+        ).create_webhook_endpoint
+    # and another account and a read-scoped key of the owner try the same things
+    async with api.client(register(api)) as stranger:
+        their_log = (await stranger.webhook_deliveries(first=10)).webhook_deliveries.edges
+        their_redelivery = (await stranger.redeliver_webhook(delivery.id)).redeliver_webhook
+        their_rotation = (await stranger.rotate_webhook_secret(created.endpoint.id)).rotate_webhook_secret
+    async with api.client(create_api_key(api, ["read"])) as reader:
+        read_by_key = (await reader.webhook_deliveries(first=10, filter_=mine)).webhook_deliveries.edges
+        with pytest.raises(GraphQLClientGraphQLMultiError) as key_registering:
+            await reader.create_webhook_endpoint(endpoint_input)
+
+    # then the completion arrived signed with the first secret, and again, with the same id,
+    # signed with both secrets during the overlap
+    first, second = webhook_inbox.received(name)[:2]
+    now = int(time.time())
+    assert created.secret.startswith("whsec_") and created.endpoint.id in [e.id for e in endpoints]
+    assert delivery.event_type is WebhookEventType.GENERATION_COMPLETED
+    assert delivery.generation_id == started.generation.id and delivery.attempts == 1
+    assert delivery.last_status_code == 200 and first.headers["webhook-id"] == delivery.message_id
+    assert verify(created.secret, first.headers, first.body, now=now)
+    assert isinstance(rotated, RotateWebhookSecretRotateWebhookSecretRotateWebhookSecretSuccess)
+    assert rotated.rotation.secret != created.secret and rotated.rotation.previous_secret_expires_at is not None
+    assert isinstance(again, RedeliverWebhookRedeliverWebhookRedeliverWebhookSuccess)
+    assert again.delivery.message_id == delivery.message_id == second.headers["webhook-id"]
+    assert verify(rotated.rotation.secret, second.headers, second.body, now=now)
+    assert verify(created.secret, second.headers, second.body, now=now)
+    # and nobody else reaches the endpoint or the log; a key reads the log but registers nothing
+    assert isinstance(missing, RedeliverWebhookRedeliverWebhookNotFound)
+    assert isinstance(hostile, CreateWebhookEndpointCreateWebhookEndpointInvalidInput)
+    assert [f.field for f in hostile.fields] == ["url"]
+    assert their_log == [] and isinstance(their_redelivery, RedeliverWebhookRedeliverWebhookNotFound)
+    assert isinstance(their_rotation, RotateWebhookSecretRotateWebhookSecretNotFound)
+    assert [e.node.id for e in read_by_key if e.node.id == delivery.id] == [delivery.id]
+    expect_forbidden(key_registering)
+
+
+async def _received(inbox: WebhookInbox, name: str, count: int) -> bool | None:
+    return True if len(inbox.received(name)) >= count else None

@@ -4,27 +4,46 @@
 from collections.abc import AsyncIterator
 from typing import Any, Optional, Union
 
+from .api_keys import ApiKeys
 from .async_base_client import AsyncBaseClient
 from .base_model import UNSET, UnsetType, Upload
 from .cancel_generation import CancelGeneration
 from .catalogue import Catalogue
 from .chunk_download_url import ChunkDownloadUrl
 from .complete_chunk_upload import CompleteChunkUpload
+from .create_api_key import CreateApiKey
+from .create_webhook_endpoint import CreateWebhookEndpoint
 from .credits import Credits
 from .credits_changed import CreditsChanged
 from .data_export import DataExport
+from .delete_webhook_endpoint import DeleteWebhookEndpoint
 from .generate import Generate
 from .generation import Generation
 from .grid import Grid
 from .grid_events import GridEvents
 from .image_models import ImageModels
-from .input_types import GenerateInput, LoginInput, RequestChunkUploadInput
+from .input_types import (
+    CreateApiKeyInput,
+    CreateWebhookEndpointInput,
+    GenerateInput,
+    LoginInput,
+    RequestChunkUploadInput,
+    UpdateWebhookEndpointInput,
+    WebhookDeliveryFilter,
+)
 from .ledger import Ledger
 from .login import Login
+from .redeliver_webhook import RedeliverWebhook
 from .refresh_token import RefreshToken
 from .request_chunk_upload import RequestChunkUpload
+from .revoke_api_key import RevokeApiKey
+from .rotate_webhook_secret import RotateWebhookSecret
+from .rotate_webhook_signing_secret import RotateWebhookSigningSecret
+from .update_webhook_endpoint import UpdateWebhookEndpoint
 from .upload_chunk import UploadChunk
 from .watch import Watch
+from .webhook_deliveries import WebhookDeliveries
+from .webhook_endpoints import WebhookEndpoints
 
 
 def gql(q: str) -> str:
@@ -32,6 +51,94 @@ def gql(q: str) -> str:
 
 
 class GenhubClient(AsyncBaseClient):
+    async def api_keys(self, **kwargs: Any) -> ApiKeys:
+        query = gql("""
+            query ApiKeys {
+              apiKeys {
+                id
+                name
+                prefix
+                scopes
+                createdAt
+                expiresAt
+                lastUsedAt
+                revokedAt
+              }
+            }
+            """)
+        variables: dict[str, object] = {}
+        response = await self.execute(
+            query=query, operation_name="ApiKeys", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return ApiKeys.model_validate(data)
+
+    async def create_api_key(
+        self, input: CreateApiKeyInput, **kwargs: Any
+    ) -> CreateApiKey:
+        query = gql("""
+            mutation CreateApiKey($input: CreateApiKeyInput!) {
+              createApiKey(input: $input) {
+                __typename
+                ... on CreateApiKeySuccess {
+                  key
+                  apiKey {
+                    id
+                    name
+                    prefix
+                    scopes
+                    expiresAt
+                  }
+                }
+                ... on InvalidInput {
+                  fields {
+                    field
+                    message
+                  }
+                }
+                ... on QuotaExceeded {
+                  limit
+                }
+                ... on Error {
+                  code
+                  message
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"input": input}
+        response = await self.execute(
+            query=query, operation_name="CreateApiKey", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return CreateApiKey.model_validate(data)
+
+    async def revoke_api_key(self, id: str, **kwargs: Any) -> RevokeApiKey:
+        query = gql("""
+            mutation RevokeApiKey($id: ID!) {
+              revokeApiKey(id: $id) {
+                __typename
+                ... on RevokeApiKeySuccess {
+                  changed
+                  apiKey {
+                    id
+                    revokedAt
+                  }
+                }
+                ... on Error {
+                  code
+                  message
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id}
+        response = await self.execute(
+            query=query, operation_name="RevokeApiKey", variables=variables, **kwargs
+        )
+        data = self.get_data(response)
+        return RevokeApiKey.model_validate(data)
+
     async def login(self, input: LoginInput, **kwargs: Any) -> Login:
         query = gql("""
             mutation Login($input: LoginInput!) {
@@ -512,3 +619,285 @@ class GenhubClient(AsyncBaseClient):
             query=query, operation_name="GridEvents", variables=variables, **kwargs
         ):
             yield GridEvents.model_validate(data)
+
+    async def create_webhook_endpoint(
+        self, input: CreateWebhookEndpointInput, **kwargs: Any
+    ) -> CreateWebhookEndpoint:
+        query = gql("""
+            mutation CreateWebhookEndpoint($input: CreateWebhookEndpointInput!) {
+              createWebhookEndpoint(input: $input) {
+                __typename
+                ... on CreateWebhookEndpointSuccess {
+                  secret
+                  endpoint {
+                    id
+                    url
+                    events
+                    description
+                    enabled
+                  }
+                }
+                ... on InvalidInput {
+                  fields {
+                    field
+                    message
+                  }
+                }
+                ... on QuotaExceeded {
+                  limit
+                }
+                ... on Error {
+                  code
+                  message
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"input": input}
+        response = await self.execute(
+            query=query,
+            operation_name="CreateWebhookEndpoint",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return CreateWebhookEndpoint.model_validate(data)
+
+    async def webhook_endpoints(self, **kwargs: Any) -> WebhookEndpoints:
+        query = gql("""
+            query WebhookEndpoints {
+              webhookEndpoints {
+                id
+                url
+                events
+                description
+                enabled
+                createdAt
+                updatedAt
+              }
+            }
+            """)
+        variables: dict[str, object] = {}
+        response = await self.execute(
+            query=query,
+            operation_name="WebhookEndpoints",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return WebhookEndpoints.model_validate(data)
+
+    async def update_webhook_endpoint(
+        self, id: str, input: UpdateWebhookEndpointInput, **kwargs: Any
+    ) -> UpdateWebhookEndpoint:
+        query = gql("""
+            mutation UpdateWebhookEndpoint($id: ID!, $input: UpdateWebhookEndpointInput!) {
+              updateWebhookEndpoint(id: $id, input: $input) {
+                __typename
+                ... on UpdateWebhookEndpointSuccess {
+                  endpoint {
+                    id
+                    url
+                    events
+                    description
+                    enabled
+                  }
+                }
+                ... on InvalidInput {
+                  fields {
+                    field
+                    message
+                  }
+                }
+                ... on Error {
+                  code
+                  message
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id, "input": input}
+        response = await self.execute(
+            query=query,
+            operation_name="UpdateWebhookEndpoint",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return UpdateWebhookEndpoint.model_validate(data)
+
+    async def delete_webhook_endpoint(
+        self, id: str, **kwargs: Any
+    ) -> DeleteWebhookEndpoint:
+        query = gql("""
+            mutation DeleteWebhookEndpoint($id: ID!) {
+              deleteWebhookEndpoint(id: $id) {
+                __typename
+                ... on DeleteWebhookEndpointSuccess {
+                  id
+                }
+                ... on Error {
+                  code
+                  message
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id}
+        response = await self.execute(
+            query=query,
+            operation_name="DeleteWebhookEndpoint",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return DeleteWebhookEndpoint.model_validate(data)
+
+    async def rotate_webhook_secret(
+        self,
+        id: str,
+        overlap_minutes: Union[Optional[int], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> RotateWebhookSecret:
+        query = gql("""
+            mutation RotateWebhookSecret($id: ID!, $overlapMinutes: Int) {
+              rotateWebhookSecret(id: $id, overlapMinutes: $overlapMinutes) {
+                __typename
+                ... on RotateWebhookSecretSuccess {
+                  endpoint {
+                    id
+                  }
+                  rotation {
+                    secret
+                    previousSecretExpiresAt
+                  }
+                }
+                ... on InvalidInput {
+                  fields {
+                    field
+                    message
+                  }
+                }
+                ... on Error {
+                  code
+                  message
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"id": id, "overlapMinutes": overlap_minutes}
+        response = await self.execute(
+            query=query,
+            operation_name="RotateWebhookSecret",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return RotateWebhookSecret.model_validate(data)
+
+    async def rotate_webhook_signing_secret(
+        self, overlap_minutes: Union[Optional[int], UnsetType] = UNSET, **kwargs: Any
+    ) -> RotateWebhookSigningSecret:
+        query = gql("""
+            mutation RotateWebhookSigningSecret($overlapMinutes: Int) {
+              rotateWebhookSigningSecret(overlapMinutes: $overlapMinutes) {
+                __typename
+                ... on WebhookSecretRotation {
+                  secret
+                  previousSecretExpiresAt
+                }
+                ... on Error {
+                  code
+                  message
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"overlapMinutes": overlap_minutes}
+        response = await self.execute(
+            query=query,
+            operation_name="RotateWebhookSigningSecret",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return RotateWebhookSigningSecret.model_validate(data)
+
+    async def webhook_deliveries(
+        self,
+        first: Union[Optional[int], UnsetType] = UNSET,
+        after: Union[Optional[str], UnsetType] = UNSET,
+        filter_: Union[Optional[WebhookDeliveryFilter], UnsetType] = UNSET,
+        **kwargs: Any,
+    ) -> WebhookDeliveries:
+        query = gql("""
+            query WebhookDeliveries($first: Int, $after: String, $filter: WebhookDeliveryFilter) {
+              webhookDeliveries(first: $first, after: $after, filter: $filter) {
+                edges {
+                  node {
+                    id
+                    messageId
+                    eventType
+                    url
+                    endpointId
+                    generationId
+                    status
+                    attempts
+                    lastStatusCode
+                    lastFailure
+                    lastAttemptAt
+                    nextAttemptAt
+                    createdAt
+                  }
+                }
+                pageInfo {
+                  hasNextPage
+                  endCursor
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {
+            "first": first,
+            "after": after,
+            "filter": filter_,
+        }
+        response = await self.execute(
+            query=query,
+            operation_name="WebhookDeliveries",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return WebhookDeliveries.model_validate(data)
+
+    async def redeliver_webhook(
+        self, delivery_id: str, **kwargs: Any
+    ) -> RedeliverWebhook:
+        query = gql("""
+            mutation RedeliverWebhook($deliveryId: ID!) {
+              redeliverWebhook(deliveryId: $deliveryId) {
+                __typename
+                ... on RedeliverWebhookSuccess {
+                  delivery {
+                    id
+                    messageId
+                    status
+                  }
+                }
+                ... on Error {
+                  code
+                  message
+                }
+              }
+            }
+            """)
+        variables: dict[str, object] = {"deliveryId": delivery_id}
+        response = await self.execute(
+            query=query,
+            operation_name="RedeliverWebhook",
+            variables=variables,
+            **kwargs,
+        )
+        data = self.get_data(response)
+        return RedeliverWebhook.model_validate(data)

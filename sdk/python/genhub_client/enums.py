@@ -46,6 +46,12 @@ class ThumbnailStatus(str, Enum):
     FAILED = "FAILED"
 
 
+class WebhookDeliveryStatus(str, Enum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
 class WebhookEventType(str, Enum):
     GENERATION_STARTED = "GENERATION_STARTED"
     GENERATION_PROGRESS = "GENERATION_PROGRESS"
