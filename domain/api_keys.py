@@ -131,6 +131,11 @@ def parse_scopes(raw: list[str]) -> frozenset[Scope] | None:
         return None
 
 
+def is_aware(moment: datetime) -> bool:
+    """Whether a client's moment names its time zone (a naive one cannot be compared or stored as UTC)."""
+    return moment.tzinfo is not None and moment.utcoffset() is not None
+
+
 def validate_new_key(
     *, name: str, scopes: list[str], expires_at: datetime | None, owner_is_admin: bool, now: datetime
 ) -> tuple[str, frozenset[Scope]]:
@@ -146,7 +151,9 @@ def validate_new_key(
         problems.add("scopes", "must name at least one scope")
     elif parsed & ADMIN_SCOPES and not owner_is_admin:
         problems.add("scopes", "admin:read and admin:write are for an administrator's keys only")
-    if expires_at is not None and expires_at <= now:
+    if expires_at is not None and not is_aware(expires_at):
+        problems.add("expiresAt", "must include a time zone (such as Z or +02:00)")
+    elif expires_at is not None and expires_at <= now:
         problems.add("expiresAt", "must be in the future")
     problems.raise_if_any()
     return clean, parsed or frozenset()

@@ -63,6 +63,7 @@ FIELD_SCOPES: Final[dict[str, Scope]] = {
     "Query.adminUsers": Scope.ADMIN_READ,
     "Query.adminUser": Scope.ADMIN_READ,
     "Query.auditLog": Scope.ADMIN_READ,
+    "Query.providerHealth": Scope.ADMIN_READ,
     "Mutation.grantCredits": Scope.ADMIN_WRITE,
     "Mutation.upsertModel": Scope.ADMIN_WRITE,
     "Mutation.upsertPreset": Scope.ADMIN_WRITE,

@@ -66,7 +66,18 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
+        """Administrator rights for reading (other users' objects, inactive models, admin-only fields).
+
+        A key has them only when its owner is an administrator and it holds an admin scope
+        (the key gate gives such keys Role.ADMIN, every other key Role.USER).
+        """
         return self.role is Role.ADMIN
+
+    @property
+    def may_override(self) -> bool:
+        """Administrator rights for acting on other users' objects (cancelling, deleting their
+        generations): a session's administrator, or an administrator's key holding `admin:write`."""
+        return self.is_admin and (self.scopes is None or Scope.ADMIN_WRITE in self.scopes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,10 @@ Announcements can be missed; what covers each case:
   told to `distrust` and reads the database on every check until the connection is back,
   then starts afresh and checks every open connection (`trust`);
 - this process's queue of announcements overflowed: the same fresh start;
-- the publisher could not reach Redis (others still connected): each process re-reads a
-  user's state after the gate's TTL, and checks every open connection at that interval.
+- the publisher could not reach Redis (others still connected): the publish is retried in
+  the background a few times with backoff (`publish_retries`, at most `MAX_PENDING_RETRIES`
+  announcements waiting); past that, each process re-reads a user's state after the gate's
+  TTL, and checks every open connection at that interval.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from infrastructure.pubsub.backoff import backoff_delay
 log = logging.getLogger("genhub.access")
 
 CHANNEL: Final = "genhub:access:revoked"
+#: Announcements whose publish is being retried at once, at most (beyond: left to the gates' TTL).
+MAX_PENDING_RETRIES: Final = 1000
 
 
 def encode(user_id: uuid.UUID, api_key: uuid.UUID | None = None) -> str:
@@ -68,32 +72,65 @@ class BroadcastRevocations:
         keys: ApiKeyGate | None = None,
         health_interval: float = 0.25,
         publish_timeout: float = 2.0,
+        publish_retries: int = 4,
+        retry_base_seconds: float = 0.25,
     ) -> None:
         self._broadcast = broadcast
         self._gate = gate
         self._keys = keys
         self._health_interval = health_interval
         self._publish_timeout = publish_timeout
+        self._publish_retries = publish_retries
+        self._retry_base = retry_base_seconds
         self._tasks: list[asyncio.Task[None]] = []
+        self._retrying: set[asyncio.Task[None]] = set()
         self._subscribed = asyncio.Event()
-        #: Announcements that could not be published (Redis unreachable).
+        #: Announcements that could not be published at once (Redis unreachable).
         self.publish_failures = 0
+        #: Of those, published by a later retry / never published.
+        self.publish_retried = 0
+        self.publish_abandoned = 0
         #: Announcements received from the channel (this process's own included).
         self.received = 0
 
     async def announce(self, user_id: uuid.UUID, *, api_key: uuid.UUID | None = None) -> None:
         await self._apply(user_id, api_key)
+        message = encode(user_id, api_key)
+        if await self._publish(message):
+            return
+        self.publish_failures += 1
+        if len(self._retrying) >= MAX_PENDING_RETRIES:
+            self.publish_abandoned += 1
+            log.warning(
+                "access revocation of %s not published; other processes apply it within the gate's TTL", user_id
+            )
+            return
+        task = asyncio.create_task(self._retry(user_id, message), name="access-revocation-retry")
+        self._retrying.add(task)
+        task.add_done_callback(self._retrying.discard)
+
+    async def _publish(self, message: str) -> bool:
         try:
             async with asyncio.timeout(self._publish_timeout):
-                await self._broadcast.publish(CHANNEL, encode(user_id, api_key))
+                await self._broadcast.publish(CHANNEL, message)
         except Exception as exc:
-            self.publish_failures += 1
-            log.warning(
-                "access revocation of %s not published (%s: %s); other processes apply it within the gate's TTL",
-                user_id,
-                type(exc).__name__,
-                exc,
-            )
+            log.warning("access revocation not published (%s: %s)", type(exc).__name__, exc)
+            return False
+        return True
+
+    async def _retry(self, user_id: uuid.UUID, message: str) -> None:
+        """Publish again a few times with backoff; then give up (the gates' TTL covers it)."""
+        for attempt in range(1, self._publish_retries + 1):
+            await asyncio.sleep(backoff_delay(attempt, base=self._retry_base, cap=self._retry_base * 16))
+            if await self._publish(message):
+                self.publish_retried += 1
+                return
+        self.publish_abandoned += 1
+        log.warning(
+            "access revocation of %s not published after %d retries; other processes apply it within the gate's TTL",
+            user_id,
+            self._publish_retries,
+        )
 
     async def _apply(self, user_id: uuid.UUID, api_key: uuid.UUID | None) -> None:
         """Forget the key (if any) and the user's state, then check the user's open connections."""
@@ -112,7 +149,8 @@ class BroadcastRevocations:
                 await self._subscribed.wait()
 
     async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
+        tasks, self._tasks = [*self._tasks, *self._retrying], []
+        self._retrying = set()
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -166,7 +166,7 @@ def documents(c: Container) -> Documents:
     except ManifestError as exc:
         raise RuntimeError(f"TRUSTED_DOCUMENTS_MANIFEST cannot be used: {exc}") from None
     store = (
-        RedisDocumentStore(c.redis, ttl_seconds=s.persisted_query_ttl_seconds)
+        RedisDocumentStore(c.redis, ttl_seconds=s.persisted_query_ttl_seconds, max_entries=s.persisted_query_cache_size)
         if c.redis is not None
         else MemoryDocumentStore(s.persisted_query_cache_size)
     )

@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     persisted_queries_enabled: bool = True
     # a larger document is run but never stored
     persisted_query_max_bytes: int = Field(default=16 * 1024, ge=256, le=1024 * 1024)
-    # the in-process store (no REDIS_URL) keeps this many documents, least recently used first out
+    # documents kept (in Redis across all replicas, else per process), least recently used first out
     persisted_query_cache_size: int = Field(default=5000, ge=1, le=1_000_000)
     # Redis: each document lives this long after its last use
     persisted_query_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)

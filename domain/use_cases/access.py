@@ -27,11 +27,13 @@ async def readable_generation(uow: UnitOfWork, generation: Generation | None, pr
 
 
 async def controllable_generation(uow: UnitOfWork, generation: Generation | None, principal: Principal) -> Generation:
-    """Readable and also cancellable: owner, board owner/editor, or admin."""
+    """Readable and also cancellable: owner, board owner/editor, or admin (a key: with `admin:write`)."""
     generation = await readable_generation(uow, generation, principal)
-    if generation.user_id == principal.user_id or principal.is_admin:
+    if generation.user_id == principal.user_id or principal.may_override:
         return generation
     role = await board_role(uow, generation, principal)
-    if role is None or not role.can_generate:
+    if role is None:
+        raise Forbidden("Only its owner, its board's editors or an administrator can cancel this generation.")
+    if not role.can_generate:
         raise Forbidden("Board viewers cannot cancel generations.")
     return generation

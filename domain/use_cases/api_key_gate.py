@@ -7,7 +7,9 @@ announced to every process (infrastructure/access_revocations.py), which forgets
 (`forget`); the access gate's distrust (announcements may be missed) empties the memo and
 stops remembering, exactly as it does for access states. A flood of invented lookup ids
 still reaches the database once each: the caller passes `before_read`, which the GraphQL
-layer ties to a per-address rate limit.
+layer ties to a per-address rate limit. It is spent only on lookup ids this process has not
+yet seen name a key (a bounded set kept even while distrusted): while the revocation channel
+is down every verification reads, and real keys must not be throttled for that.
 
 After the key itself, the owner's account is asked of the access gate (suspended or deleted
 accounts' keys stop working); session versions do not apply to keys (domain/users.py).
@@ -26,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from domain.api_key_ports import ApiKeyUnitOfWork
-from domain.api_keys import DUMMY_HASH, INVALID_KEY, KeyCredential, parse, secret_matches
+from domain.api_keys import ADMIN_SCOPES, DUMMY_HASH, INVALID_KEY, KeyCredential, parse, secret_matches
 from domain.errors import Unauthenticated
 from domain.ports import Clock
 from domain.use_cases.access_gate import AccessGate
@@ -54,6 +56,8 @@ class ApiKeyGate:
         self._monotonic = monotonic
         self._known: OrderedDict[str, tuple[KeyCredential, float, int]] = OrderedDict()
         self._unknown: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        #: Lookup ids seen to name a key (whatever the trust): their reads are not rate limited.
+        self._existing: OrderedDict[str, None] = OrderedDict()
         self._lookups: dict[uuid.UUID, str] = {}
         self._forgotten = 0
         self._used: dict[uuid.UUID, datetime] = {}
@@ -77,7 +81,8 @@ class ApiKeyGate:
         key = credential.key
         if note_use:
             self._used[key.id] = now
-        role = Role.ADMIN if credential.owner_is_admin else Role.USER
+        # An administrator's key acts as administrator only when it holds an admin scope.
+        role = Role.ADMIN if credential.owner_is_admin and key.scopes & ADMIN_SCOPES else Role.USER
         return Principal(user_id=key.user_id, role=role, api_key_id=key.id, scopes=key.scopes), key.expires_at
 
     async def refusal(self, token: str, *, uow: ApiKeyUnitOfWork) -> str | None:
@@ -101,12 +106,17 @@ class ApiKeyGate:
             miss = self._unknown.get(lookup_id)
             if miss is not None and now - miss[0] < self.ttl_seconds and miss[1] == epoch:
                 return None
-        if before_read is not None:
+        if before_read is not None and lookup_id not in self._existing:
             await before_read()
         forgotten = self._forgotten
         self.reads += 1
         async with uow:
             credential = await uow.api_keys.credential(lookup_id)
+        if credential is not None:
+            self._existing[lookup_id] = None
+            self._existing.move_to_end(lookup_id)
+            while len(self._existing) > self.max_entries:
+                self._existing.popitem(last=False)
         # Remembered only when nothing was forgotten meanwhile: the read may predate a revocation's commit.
         if self.access.trusted and forgotten == self._forgotten and epoch == self.access.epoch:
             self._remember(lookup_id, credential, now, epoch)

@@ -50,6 +50,7 @@ from domain.use_cases.processing import (
     provider_for,
 )
 from domain.use_cases.thumbnails import THUMBNAIL_TASK
+from domain.use_cases.webhook_outbox import OutboxPolicy
 
 log = logging.getLogger("genhub.processing")
 
@@ -84,7 +85,14 @@ async def status_failed(
     ports: ProcessingPorts, policy: ProcessingPolicy, generation: Generation, exc: ProviderError
 ) -> None:
     if not exc.retryable:
-        await fail(ports, generation, sources=PROCESSING_ONLY, code=exc.code, message=exc.message)
+        await fail(
+            ports,
+            generation,
+            sources=PROCESSING_ONLY,
+            code=exc.code,
+            message=exc.message,
+            webhooks=policy.webhooks,
+        )
     elif exc.retry_after:
         # The poller already deferred by one interval; honour a longer wait the provider asked for.
         wait = min(exc.retry_after, policy.retry_max_seconds)
@@ -107,6 +115,7 @@ async def apply_status(
             sources=PROCESSING_ONLY,
             code=status.error_code or "PROVIDER_FAILED",
             message=status.error_message or "The provider failed this generation.",
+            webhooks=policy.webhooks,
         )
     elif status.progress is not None and status.progress > generation.progress:
         now = ports.clock.now()
@@ -129,7 +138,12 @@ async def finalize_success(
     urls = list(status.output_urls)
     if not urls:
         await fail(
-            ports, generation, sources=PROCESSING_ONLY, code="NO_OUTPUT", message="The provider returned no output."
+            ports,
+            generation,
+            sources=PROCESSING_ONLY,
+            code="NO_OUTPUT",
+            message="The provider returned no output.",
+            webhooks=policy.webhooks,
         )
         return
     # Copying may be slow: hold the generation under a renewed lease meanwhile, so other
@@ -154,17 +168,23 @@ async def finalize_success(
         return
     except MediaRejected as exc:
         message = f"An output of the provider was refused: {exc.message}"
-        await _fail_copied(ports, generation, copied, code=exc.code, message=message, expect=fence)
+        await _fail_copied(
+            ports, generation, copied, code=exc.code, message=message, expect=fence, webhooks=policy.webhooks
+        )
         return
     except ProviderError as exc:
         if exc.retryable:
             await _release(ports, generation, token, policy.poll_interval)
         else:
-            await _fail_copied(ports, generation, copied, code=exc.code, message=exc.message, expect=fence)
+            await _fail_copied(
+                ports, generation, copied, code=exc.code, message=exc.message, expect=fence, webhooks=policy.webhooks
+            )
         return
     except ObjectTooLarge:
         message = "An output is too large."
-        await _fail_copied(ports, generation, copied, code="OUTPUT_TOO_LARGE", message=message, expect=fence)
+        await _fail_copied(
+            ports, generation, copied, code="OUTPUT_TOO_LARGE", message=message, expect=fence, webhooks=policy.webhooks
+        )
         return
     except StorageUnavailable:
         await _release(ports, generation, token, policy.poll_interval)
@@ -220,13 +240,14 @@ async def _fail_copied(
     code: str,
     message: str,
     expect: dict[str, object],
+    webhooks: OutboxPolicy,
 ) -> None:
     """FAILED with the whole hold released, then the outputs already copied deleted.
 
     One bad output fails the whole generation, however many good ones it had: the product
     never shows part of a result, and credits are released as for any other failure.
     """
-    await fail(ports, generation, sources=PROCESSING_ONLY, code=code, message=message, expect=expect)
+    await fail(ports, generation, sources=PROCESSING_ONLY, code=code, message=message, expect=expect, webhooks=webhooks)
     await drop_copies(ports, generation, copied)
 
 

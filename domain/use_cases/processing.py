@@ -161,6 +161,7 @@ async def fail(
     message: str,
     expect: dict[str, object] | None = None,
     unheld: bool = False,
+    webhooks: OutboxPolicy,
 ) -> Generation | None:
     """FAILED with the provider's code and message, and the whole hold released; None when it lost the race.
 
@@ -191,7 +192,7 @@ async def fail(
         if updated is None:
             return None
         after = await release_hold(uow, updated, now)
-        sends = await outbox.record(uow, updated, generation.status, now)
+        sends = await outbox.record(uow, updated, generation.status, now, webhooks)
         await uow.commit()
     await publish_all(ports.publisher, events_for(updated, generation.status, after, now))
     await outbox.dispatch(ports.jobs, sends)

@@ -34,6 +34,7 @@ from domain.use_cases.processing import (
     model_of,
 )
 from domain.use_cases.routed_submission import RoutedSubmit, submit_routes
+from domain.use_cases.webhook_outbox import OutboxPolicy
 from domain.webhook_messages import Dispatch
 
 log = logging.getLogger("genhub.processing")
@@ -60,7 +61,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
             await uow.commit()
     if claimed is None:
         if current.submit_attempts >= policy.max_attempts:
-            await _exhausted(ports, current)
+            await _exhausted(ports, current, policy.webhooks)
         return  # held by a live submitter, backing off, past its deadline, or claimed by another
     attempt = claimed.submit_attempts
     if current.status is not GenerationStatus.SUBMITTING:
@@ -100,7 +101,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
         assert routed.error is not None
         await _failed(ports, policy, claimed, attempt, routed.error)
         return
-    await _submitted(ports, claimed, attempt, routed.provider, routed.external_id)
+    await _submitted(ports, claimed, attempt, routed.provider, routed.external_id, policy.webhooks)
 
 
 async def _record(ports: ProcessingPorts, routed: RoutedSubmit) -> None:
@@ -138,7 +139,12 @@ def _job(
 
 
 async def _submitted(
-    ports: ProcessingPorts, claimed: Generation, attempt: int, provider: Provider, external_id: str
+    ports: ProcessingPorts,
+    claimed: Generation,
+    attempt: int,
+    provider: Provider,
+    external_id: str,
+    webhooks: OutboxPolicy,
 ) -> None:
     now = ports.clock.now()
     async with ports.uow() as uow:
@@ -156,7 +162,7 @@ async def _submitted(
         sends: list[Dispatch] = []
         if updated is not None:
             await uow.generations.record_provider_task(claimed.id, provider.name, external_id, "submitted", {}, now)
-            sends = await outbox.record(uow, updated, GenerationStatus.SUBMITTING, now)
+            sends = await outbox.record(uow, updated, GenerationStatus.SUBMITTING, now, webhooks)
             await uow.commit()
     if updated is None:
         # Canceled, expired or taken over while the provider call ran: that task is nobody's.
@@ -199,10 +205,18 @@ async def _failed(
             await uow.commit()
         return
     log.info("submit of %s failed for good (%s) after %d attempt(s)", claimed.id, exc.code, attempt)
-    await fail(ports, claimed, sources=SUBMITTING_ONLY, code=exc.code, message=exc.message, expect=fence)
+    await fail(
+        ports,
+        claimed,
+        sources=SUBMITTING_ONLY,
+        code=exc.code,
+        message=exc.message,
+        expect=fence,
+        webhooks=policy.webhooks,
+    )
 
 
-async def _exhausted(ports: ProcessingPorts, current: Generation) -> None:
+async def _exhausted(ports: ProcessingPorts, current: Generation, webhooks: OutboxPolicy) -> None:
     """Every attempt was claimed and none ended (each submitter died or stalled): FAILED, hold released.
 
     Fenced on the attempt count and on no lease running, so the submitter of the last
@@ -216,6 +230,7 @@ async def _exhausted(ports: ProcessingPorts, current: Generation) -> None:
         message="The provider could not be reached within the allowed number of attempts.",
         expect={"submit_attempts": current.submit_attempts},
         unheld=True,
+        webhooks=webhooks,
     )
     if failed is not None:
         log.error(

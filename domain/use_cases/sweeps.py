@@ -119,7 +119,7 @@ async def expire_stuck(*, ports: ProcessingPorts, policy: ProcessingPolicy) -> i
             if updated is None:
                 continue
             after = await release_hold(uow, updated, now)
-            sends = await outbox.record(uow, updated, generation.status, now)
+            sends = await outbox.record(uow, updated, generation.status, now, policy.webhooks)
             await uow.commit()
         expired += 1
         await publish_all(ports.publisher, events_for(updated, generation.status, after, now))

@@ -51,7 +51,7 @@ async def record(
     generation: Generation,
     previous: GenerationStatus | None,
     at: datetime,
-    policy: OutboxPolicy = DEFAULT_OUTBOX,
+    policy: OutboxPolicy,
 ) -> list[Dispatch]:
     """Inside `uow`, before its commit: the message of this change for every target that asked for its
     event type (none: nothing written). What to `dispatch` once committed."""

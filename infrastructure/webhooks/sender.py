@@ -128,6 +128,9 @@ class HttpWebhookSender:
             except ForbiddenDestination as refused:
                 return outcome(None, refused.failure, refused.message)
             except TimeoutError:
+                if status and 200 <= status[0] < 300:
+                    # The receiver acknowledged: delivered, however long its answer then took to read.
+                    return outcome(status[0], None, f"HTTP {status[0]}, answer not read in time")
                 return outcome(status[0] if status else None, DeliveryFailure.TIMEOUT, "deadline passed")
 
     async def _deliver(

@@ -251,6 +251,8 @@ async def test_someone_elses_key_and_a_missing_one_are_not_found(client: GraphQL
         ({"scopes": ["read", "root"]}, "scopes"),
         ({"scopes": ["READ"]}, "scopes"),
         ({"expiresAt": "2020-01-01T00:00:00+00:00"}, "expiresAt"),
+        ({"expiresAt": "2030-01-01T00:00:00"}, "expiresAt"),  # no time zone
+        ({"expiresAt": "2030-01-01"}, "expiresAt"),
     ],
 )
 async def test_malformed_input_is_invalid_input_by_field(

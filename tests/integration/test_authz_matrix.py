@@ -733,3 +733,53 @@ async def test_subscription_matrix(world: World, field_name: str, persona: str) 
     row = SUBSCRIPTION_ROWS[field_name]
     subject = await subject_for(world, Row("", ("",) * 6))  # type: ignore[arg-type]
     assert await subscription_outcome(subject, persona, row) == row.expect[PERSONAS.index(persona)]
+
+
+# ---------------------------------------------------------------- an administrator's API keys
+
+
+async def admins_key(world: World, scopes: list[str]) -> str:
+    body = await world.data(
+        "admin",
+        'mutation($s: [String!]!) { createApiKey(input: {name: "matrix-admin", scopes: $s}) '
+        "{ __typename ... on CreateApiKeySuccess { key } ... on Error { message } } }",
+        {"s": scopes},
+    )
+    key: str = body["createApiKey"]["key"]
+    return key
+
+
+@pytest.mark.parametrize("path", ["compiled", "resolvers"])
+async def test_an_administrators_key_acts_as_administrator_only_with_an_admin_scope(world: World, path: str) -> None:
+    # given an administrator's keys: without an admin scope, with admin:read, with admin:write
+    subject = await subject_for(world, Row("", ("",) * 6))  # type: ignore[arg-type]
+    plain = await admins_key(world, ["read", "generate"])
+    reader = await admins_key(world, ["read", "generate", "admin:read"])
+    writer = await admins_key(world, ["read", "generate", "admin:read", "admin:write"])
+    generation = "query($id: ID!) { generation(id: $id) { __typename } }"
+    providers = "query($id: ID!) { generation(id: $id) { providerAttempts { __typename } } }"
+    inactive = "query { models(includeInactive: true) { id } }"
+    with read_path(world, path):
+        # when the key without an admin scope reads another user's things, it is a plain user
+        assert (await world.client.execute(generation, {"id": subject.world.generation_id}, token=plain))["data"] == {
+            "generation": None
+        }
+        refused = await world.client.execute(inactive, token=plain, expect_errors=True)
+        assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN", refused
+        # while admin:read opens them
+        body = await world.client.execute(generation, {"id": subject.world.generation_id}, token=reader)
+        assert body["data"]["generation"]["__typename"] == "Generation", body
+        assert "errors" not in await world.client.execute(providers, {"id": subject.world.generation_id}, token=reader)
+        assert "errors" not in await world.client.execute(inactive, token=reader)
+    # watching another user's generation: the same rule
+    row = SUBSCRIPTION_ROWS["Subscription.generationUpdated"]
+    for token, expected in ((plain, "NOT_FOUND"), (reader, "next")):
+        world.tokens["keyed"] = token
+        assert await subscription_outcome(subject, "keyed", row) == expected
+    # cancelling another user's generation: not without an admin scope (it is not even seen),
+    # not with admin:read only, and with admin:write
+    fresh = await prepare(world, Row("", ("",) * 6, mutates=True))  # type: ignore[arg-type]
+    cancel = "mutation($id: ID!) { cancelGeneration(id: $id) { __typename } }"
+    for token, expected in ((plain, "NotFound"), (reader, "Forbidden"), (writer, "CancelSuccess")):
+        body = await world.client.execute(cancel, {"id": fresh.world.generation_id}, token=token)
+        assert body["data"]["cancelGeneration"]["__typename"] == expected, body

@@ -154,7 +154,9 @@ class Env:
             generation_id or uuid.uuid4(), user_id, uuid.uuid4(), "p", GenerationStatus.SUCCEEDED, now, now
         )
         async with c.uow() as uow:
-            await webhook_outbox.record(uow, generation, GenerationStatus.PROCESSING, now)
+            await webhook_outbox.record(
+                uow, generation, GenerationStatus.PROCESSING, now, webhook_outbox.DEFAULT_OUTBOX
+            )
             await uow.commit()
 
 

@@ -84,6 +84,25 @@ def test_new_key_rules(name: str, scopes: list[str], expires: datetime | None, a
     assert field in [p.field for p in refused.value.fields]
 
 
+NAIVE = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30))  # noqa: DTZ001
+LATER = st.datetimes(min_value=datetime(2027, 1, 1), max_value=datetime(9999, 1, 1), timezones=st.timezones())  # noqa: DTZ001
+
+
+@given(NAIVE)
+def test_a_naive_expiry_is_refused_whatever_its_value(moment: datetime) -> None:
+    # a moment without a time zone, in the past or the future: InvalidInput, never a comparison error
+    with pytest.raises(InvalidInput) as refused:
+        validate_new_key(name="ok", scopes=["read"], expires_at=moment, owner_is_admin=False, now=NOW)
+    assert [(p.field, p.message) for p in refused.value.fields] == [
+        ("expiresAt", "must include a time zone (such as Z or +02:00)")
+    ]
+
+
+@given(LATER)
+def test_an_aware_future_expiry_is_accepted(moment: datetime) -> None:
+    validate_new_key(name="ok", scopes=["read"], expires_at=moment, owner_is_admin=False, now=NOW)
+
+
 def test_an_admin_may_hold_admin_scopes() -> None:
     name, scopes = validate_new_key(
         name=" ops ", scopes=["admin:read", "read", "read"], expires_at=None, owner_is_admin=True, now=NOW

@@ -86,6 +86,11 @@ def test_the_map_names_only_fields_of_the_schema_and_session_only_ones_are_unmap
     assert set(FIELD_SCOPES) & SESSION_ONLY == set()
 
 
+def test_every_root_field_is_given_a_scope_or_declared_session_only() -> None:
+    # a field in neither list would be refused to keys by accident, not by decision
+    assert set(ROOT_FIELDS) - set(FIELD_SCOPES) - SESSION_ONLY == set()
+
+
 @pytest.mark.parametrize("path", ROOT_FIELDS)
 async def test_every_root_field_takes_a_key_only_with_its_scope(path: str) -> None:
     needed = FIELD_SCOPES.get(path)
@@ -106,5 +111,5 @@ async def test_sessions_are_not_held_to_scopes(path: str) -> None:
 
 def test_the_administrators_fields_need_admin_scopes() -> None:
     admin = {p for p in ROOT_FIELDS if p.split(".")[1].startswith(("admin", "audit", "grant", "upsert", "suspend"))}
-    admin |= {"Mutation.reinstateUser", "Mutation.setAdminSetting"}
+    admin |= {"Mutation.reinstateUser", "Mutation.setAdminSetting", "Query.providerHealth"}
     assert {FIELD_SCOPES.get(p) for p in admin} <= {Scope.ADMIN_READ, Scope.ADMIN_WRITE}

@@ -66,12 +66,18 @@ class World:
         self.store = FakeKeyStore()
         self.uow: Any = FakeUow(self.store)
 
-    def key(self, *, admin: bool = False, expires_in: float | None = None) -> tuple[uuid.UUID, str]:
+    def key(
+        self,
+        *,
+        admin: bool = False,
+        expires_in: float | None = None,
+        scopes: frozenset[Scope] = frozenset({Scope.READ}),
+    ) -> tuple[uuid.UUID, str]:
         expires = self.clock.now() + timedelta(seconds=expires_in) if expires_in is not None else None
         new = mint(
             user_id=uuid.uuid4(),
             name="k",
-            scopes=frozenset({Scope.READ}),
+            scopes=scopes,
             created_at=self.clock.now(),
             expires_at=expires,
         )
@@ -90,7 +96,7 @@ def world() -> World:
 async def test_a_key_is_read_once_per_ttl(world: World) -> None:
     key_id, token = world.key(admin=True)
     principal, expires = await world.verify(token)
-    assert principal.api_key_id == key_id and principal.role is Role.ADMIN and principal.scopes == {Scope.READ}
+    assert principal.api_key_id == key_id and principal.scopes == {Scope.READ}
     assert expires is None
     for _ in range(5):
         await world.verify(token)
@@ -98,6 +104,44 @@ async def test_a_key_is_read_once_per_ttl(world: World) -> None:
     world.ticks.now += TTL
     await world.verify(token)
     assert world.store.reads == 2
+
+
+@pytest.mark.parametrize(
+    ("admin", "scopes", "role", "may_override"),
+    [
+        (True, {Scope.READ, Scope.GENERATE}, Role.USER, False),  # an administrator's key without an admin scope
+        (True, {Scope.READ, Scope.ADMIN_READ}, Role.ADMIN, False),
+        (True, {Scope.GENERATE, Scope.ADMIN_READ, Scope.ADMIN_WRITE}, Role.ADMIN, True),
+        (False, {Scope.READ, Scope.GENERATE}, Role.USER, False),
+    ],
+)
+async def test_an_administrators_key_is_administrator_only_with_an_admin_scope(
+    world: World, admin: bool, scopes: set[Scope], role: Role, may_override: bool
+) -> None:
+    _, token = world.key(admin=admin, scopes=frozenset(scopes))
+    principal, _ = await world.verify(token)
+    assert principal.role is role and principal.may_override is may_override
+
+
+async def test_while_distrusted_a_known_key_is_not_held_to_the_lookup_limit(world: World) -> None:
+    # given a key verified once, then the revocation channel down (every verification reads)
+    _, token = world.key()
+    calls: list[int] = []
+
+    async def budget() -> None:
+        calls.append(1)
+        if len(calls) > 1:
+            raise RateLimited(5)
+
+    await world.gate.verify(token, uow=world.uow, before_read=budget)
+    world.access.distrust()
+    # when it is used again and again, it still reads each time but is never rate limited
+    for _ in range(5):
+        await world.gate.verify(token, uow=world.uow, before_read=budget)
+    assert len(calls) == 1 and world.store.reads == 6
+    # while an id never seen still is
+    with pytest.raises(RateLimited):
+        await world.gate.verify("ghk_" + "1" * 16 + "_" + "C" * 43, uow=world.uow, before_read=budget)
 
 
 async def test_a_forgotten_key_is_read_again_and_its_revocation_seen(world: World) -> None:
