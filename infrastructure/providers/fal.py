@@ -133,7 +133,10 @@ class FalProvider:
         return await self._result(base)
 
     async def _result(self, base: str) -> ProviderStatus:
-        response = await self._request("GET", base, headers=self._headers(), ok_statuses=range(200, 500))
+        response = await self._request("GET", base, headers=self._headers(), ok_statuses=range(200, 600))
+        if response.status_code == 504 and response.headers.get("x-fal-request-timeout-type") == "user":
+            # Our X-Fal-Request-Timeout ran out before a runner started: nothing ran.
+            return fal_wire.start_timed_out()
         if response.status_code in (401, 403, 404, 429) or response.status_code >= 500:
             raise self._error(response)
         if not response.is_success:

@@ -198,6 +198,15 @@ def failed_result(status: int, body: object) -> ProviderStatus:
     )
 
 
+def start_timed_out() -> ProviderStatus:
+    """fal's 504 with `X-Fal-Request-Timeout-Type: user`: no runner started within the deadline we gave."""
+    return ProviderStatus(
+        state="failed",
+        error_code="FAL_START_TIMEOUT",
+        error_message="No fal runner started the request before the generation's deadline.",
+    )
+
+
 def webhook_status(body: Mapping[str, Any]) -> ProviderStatus:
     """A webhook body (`status` OK/ERROR, `payload`, `error`) -> the status it reports; raises ValueError."""
     status = body.get("status")

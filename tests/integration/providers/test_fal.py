@@ -143,6 +143,24 @@ async def test_completed_with_error_fields(fake_fal: FakeFal, make_fal: MakeFal)
     assert (status.state, status.error_code, status.error_message) == ("failed", "FAL_RUNNER_ERROR", "Runner crashed")
 
 
+async def test_start_timeout_fails_without_retrying(fake_fal: FakeFal, make_fal: MakeFal) -> None:
+    # given fal answers the result with its start-timeout 504 (our X-Fal-Request-Timeout ran out)
+    fal = make_fal()
+    external = await fal.submit(job())
+    fake_fal.reply_status(body={"status": "COMPLETED"})
+    fake_fal.reply_result(status=504, body={"detail": "timed out"}, headers={"X-Fal-Request-Timeout-Type": "user"})
+    fake_fal.reply_status(body={"status": "COMPLETED"})
+    fake_fal.reply_result(status=504, body={"detail": "gateway"})
+
+    status = await fal.status(external)
+    with pytest.raises(ProviderError) as other_504:
+        await fal.status(external)
+
+    # then that one is a failure with its own code; any other 504 stays retryable
+    assert (status.state, status.error_code) == ("failed", "FAL_START_TIMEOUT")
+    assert (other_504.value.code, other_504.value.retryable) == ("FAL_HTTP_504", True)
+
+
 async def test_no_webhook_and_no_deadline_header_when_not_configured(fake_fal: FakeFal, make_fal: MakeFal) -> None:
     await make_fal(webhook_url=None).submit(job(params={}))
 
