@@ -15,6 +15,7 @@ from domain.chunks import Chunk
 from domain.generations import Generation
 from domain.invitations import BoardInvitation
 from domain.pagination import Page, PageRequest
+from domain.provider_attempts import ProviderAttempt
 from domain.repositories import Asset
 from domain.services.lookups import Lookups
 from domain.users import Principal, User
@@ -60,12 +61,26 @@ class Loaders:
         self.models_by_id = _by_id(lookups.models, lambda m: m.id)
         self.presets_by_id = _by_id(lookups.presets, lambda p: p.id)
         self._board_pages: DataLoader[tuple[uuid.UUID, PageRequest], Page[Generation]] | None = None
+        self._attempts: DataLoader[uuid.UUID, list[ProviderAttempt]] | None = None
         self.member_pages_by_board = DataLoader(load_fn=lookups.member_pages, max_batch_size=BOARD_PAGES_PER_STATEMENT)
         self.member_counts_by_board = DataLoader(load_fn=self._member_counts)
 
     async def _member_counts(self, board_ids: list[uuid.UUID]) -> list[int]:
         found = await self.lookups.member_counts(board_ids)
         return [found.get(i, 0) for i in board_ids]
+
+    async def provider_attempts(
+        self,
+        fetch: Callable[[list[uuid.UUID]], Awaitable[dict[uuid.UUID, list[ProviderAttempt]]]],
+        generation_id: uuid.UUID,
+    ) -> list[ProviderAttempt]:
+        """A generation's provider attempts; those of every generation asked in one tick in one statement.
+
+        `fetch` is the admin's (one viewer per request), bound by the resolver on its first call.
+        """
+        if self._attempts is None:
+            self._attempts = _grouped(fetch)
+        return await self._attempts.load(generation_id)
 
     async def board_generations(self, principal: Principal, board_id: uuid.UUID, page: PageRequest) -> Page[Generation]:
         """A page of a board's generations, as `principal` (one viewer per request) may see it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -235,8 +236,10 @@ class Generation(Node):
     )
     async def provider_attempts(self, info: Info) -> list[ProviderAttempt]:
         services, viewer = info.context.services, info.context.require_viewer()
-        found = await services.admin.provider_attempts(viewer, [self.entity.id])
-        return [ProviderAttempt.from_domain(a) for a in found.get(self.entity.id, [])]
+        fetch = functools.partial(services.admin.provider_attempts, viewer)
+        return [
+            ProviderAttempt.from_domain(a) for a in await info.context.loaders.provider_attempts(fetch, self.entity.id)
+        ]
 
     @classmethod
     def from_domain(cls, g: dg.Generation) -> Generation:
