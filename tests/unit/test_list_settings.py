@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infrastructure.settings import Settings
@@ -11,6 +11,7 @@ from infrastructure.settings import Settings
 ORIGIN = st.from_regex(r"https://[a-z]{1,12}\.example(:[1-9][0-9]{0,3})?", fullmatch=True)
 
 
+@settings(deadline=None, max_examples=30)  # building Settings reads the environment and local secrets
 @given(st.lists(ORIGIN, max_size=5))
 def test_comma_separated_origins_from_the_environment(origins: list[str]) -> None:
     with pytest.MonkeyPatch.context() as env:
