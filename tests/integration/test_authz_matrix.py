@@ -42,6 +42,8 @@ class Subject:
     world: World
     chunk_id: str = ""
     export_id: str = ""
+    endpoint_id: str = ""
+    delivery_id: str = ""
     ids: set[str] = field(default_factory=set)
 
 
@@ -140,6 +142,47 @@ async def owners_api_key(subject: Subject, persona: str) -> str:
     return key_id
 
 
+async def owners_endpoint(subject: Subject, persona: str) -> str:
+    """The owner's account-level webhook endpoint (made once per subject)."""
+    if not subject.endpoint_id:
+        body = await subject.world.data(
+            "owner",
+            'mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/matrix", '
+            "events: [GENERATION_STARTED, GENERATION_COMPLETED]}) "
+            "{ __typename ... on CreateWebhookEndpointSuccess { endpoint { id } } } }",
+        )
+        subject.endpoint_id = body["createWebhookEndpoint"]["endpoint"]["id"]
+        subject.ids.add(subject.endpoint_id)
+    return subject.endpoint_id
+
+
+async def owners_delivery(subject: Subject, persona: str) -> str:
+    """A delivery to the owner's endpoint: the message of a generation the owner started and cancelled."""
+    if not subject.delivery_id:
+        await owners_endpoint(subject, persona)
+        world = subject.world
+        started = await world.data(
+            "owner",
+            'mutation($m: ID!) { generate(input: {modelId: $m, prompt: "hook"}) '
+            "{ ... on GenerateSuccess { generation { id } } } }",
+            {"m": world.model_id},
+        )
+        generation_id = started["generate"]["generation"]["id"]
+        await world.data(
+            "owner", "mutation($id: ID!) { cancelGeneration(id: $id) { __typename } }", {"id": generation_id}
+        )
+        body = await world.data(
+            "owner",
+            "query($e: ID!) { webhookDeliveries(first: 5, filter: {endpointId: $e}) { edges { node { id } } } }",
+            {"e": subject.endpoint_id},
+        )
+        edges = body["webhookDeliveries"]["edges"]
+        assert edges, body
+        subject.delivery_id = edges[0]["node"]["id"]
+        subject.ids.add(subject.delivery_id)
+    return subject.delivery_id
+
+
 GENERATION = lambda s, p: s.world.generation_id  # noqa: E731
 CHUNK = lambda s, p: s.chunk_id  # noqa: E731
 MODEL = lambda s, p: s.world.model_id  # noqa: E731
@@ -202,6 +245,22 @@ ROWS: dict[str, Row] = {
         of(id=lambda s, p: s.world.user_ids["owner"]),
     ),
     "Query.auditLog": Row("query { auditLog { __typename } }", (U, F, F, F, F, "AuditEntryConnection")),
+    "Query.providerHealth": Row("query { providerHealth { provider } }", (U, F, F, F, F, "list")),
+    "Query.boardsConnection": Row(
+        "query { boardsConnection(first: 100) { edges { node { id } } } }",
+        (U, "hidden", "sees", "sees", "sees", "hidden"),
+    ),
+    # any object by id, authorized as its own query: a board's generation, and an endpoint only its owner sees
+    "Query.node": Row(
+        "query($id: ID!) { node(id: $id) { __typename } }",
+        ("null", "null", "Generation", "Generation", "Generation", "Generation"),
+        of(id=GENERATION),
+    ),
+    "Query.nodes": Row(
+        "query($id: ID!) { nodes(ids: [$id]) { id } }",
+        ("hidden", "hidden", "hidden", "hidden", "sees", "hidden"),
+        of(id=owners_endpoint),
+    ),
     # ---------------------------------------------------------------- mutations: anyone
     "Mutation.register": Row(
         'mutation($e: String!) { register(input: {email: $e, password: "correct horse battery"}) { __typename } }',
@@ -372,6 +431,52 @@ ROWS: dict[str, Row] = {
         (U, "NotFound", "NotFound", "NotFound", "RevokeApiKeySuccess", "RevokeApiKeySuccess"),
         of(k=owners_api_key),
     ),
+    # ---------------------------------------------------------------- webhooks (the owner's, never shared)
+    "Query.webhookEndpoints": Row(
+        "query { webhookEndpoints { id } }",
+        (U, "hidden", "hidden", "hidden", "sees", "hidden"),
+        of(x=owners_endpoint),
+    ),
+    "Query.webhookEndpoint": Row(
+        "query($id: ID!) { webhookEndpoint(id: $id) { __typename } }",
+        (U, "null", "null", "null", "WebhookEndpoint", "null"),
+        of(id=owners_endpoint),
+    ),
+    "Query.webhookDeliveries": Row(
+        "query { webhookDeliveries(first: 100) { edges { node { id } } } }",
+        (U, "hidden", "hidden", "hidden", "sees", "hidden"),
+        of(x=owners_delivery),
+    ),
+    "Mutation.createWebhookEndpoint": Row(
+        'mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/mine", events: [GENERATION_COMPLETED]}) '
+        "{ __typename } }",
+        (U, *["CreateWebhookEndpointSuccess"] * 5),  # type: ignore[arg-type]
+    ),
+    "Mutation.updateWebhookEndpoint": Row(
+        'mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {description: "changed"}) { __typename } }',
+        (U, "NotFound", "NotFound", "NotFound", "UpdateWebhookEndpointSuccess", "NotFound"),
+        of(id=owners_endpoint),
+    ),
+    "Mutation.rotateWebhookSecret": Row(
+        "mutation($id: ID!) { rotateWebhookSecret(id: $id) { __typename } }",
+        (U, "NotFound", "NotFound", "NotFound", "RotateWebhookSecretSuccess", "NotFound"),
+        of(id=owners_endpoint),
+    ),
+    "Mutation.deleteWebhookEndpoint": Row(
+        "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { __typename } }",
+        (U, "NotFound", "NotFound", "NotFound", "DeleteWebhookEndpointSuccess", "NotFound"),
+        of(id=owners_endpoint),
+        mutates=True,
+    ),
+    "Mutation.redeliverWebhook": Row(
+        "mutation($id: ID!) { redeliverWebhook(deliveryId: $id) { __typename } }",
+        (U, "NotFound", "NotFound", "NotFound", "RedeliverWebhookSuccess", "NotFound"),
+        of(id=owners_delivery),
+    ),
+    "Mutation.rotateWebhookSigningSecret": Row(  # the caller's own account secret
+        "mutation { rotateWebhookSigningSecret { __typename } }",
+        (U, *["WebhookSecretRotation"] * 5),  # type: ignore[arg-type]
+    ),
     # ---------------------------------------------------------------- administration
     "Mutation.grantCredits": Row(
         'mutation($u: ID!) { grantCredits(input: {userId: $u, amount: 5, reason: "matrix"}) { __typename } }',
@@ -508,6 +613,7 @@ def outcome(body: dict[str, Any], subject: Subject) -> str:
     if isinstance(value, dict) and "edges" in value:
         return "sees" if {e["node"]["id"] for e in value["edges"]} & subject.ids else "hidden"
     if isinstance(value, list):
+        value = [item for item in value if item is not None]  # `nodes`: null for what the viewer may not see
         if value and "id" not in value[0]:
             return "list"
         return "sees" if {item["id"] for item in value} & subject.ids else "hidden"
@@ -553,6 +659,10 @@ async def world(postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> 
         "rate_limit_generate": 10_000,
         "rate_limit_upload": 10_000,
         "data_export_allowance": 10_000,
+        "rate_limit_webhooks": 10_000,
+        "rate_limit_webhook_redeliver": 10_000,
+        "webhook_max_endpoints": 100,
+        "webhook_allowed_networks": ["127.0.0.0/8"],
     }
     async with module_world(postgres_dsn, tmp_path_factory.mktemp("matrix"), **overrides) as w:
         preset = await w.data(
