@@ -123,8 +123,8 @@ async def test_webhook_before_poll_finalizes(world: World, fal_processes: Proces
 async def test_poll_before_webhook_then_duplicates_change_nothing(
     world: World, fal_processes: Processes, fake_fal: FakeFal
 ) -> None:
-    # given a request the poller sees COMPLETED
-    fake_fal.statuses = ["IN_QUEUE", "COMPLETED"]
+    # given a request the first poll sees COMPLETED
+    fake_fal.statuses = ["COMPLETED"]
     generation, request_id = await processing(world, fake_fal)
     final = await world.wait_final(generation.id, timeout=POLL_SECONDS * 6)
     await assert_captured_once(world, final)
@@ -152,7 +152,7 @@ async def test_concurrent_duplicate_webhooks_finalize_once(
 async def test_failed_request_ends_failed_with_credits_released(
     world: World, fal_processes: Processes, fake_fal: FakeFal
 ) -> None:
-    fake_fal.statuses = ["IN_PROGRESS", "COMPLETED"]
+    fake_fal.statuses = ["COMPLETED"]
     fake_fal.outcome = "error"
     generation, request_id = await processing(world, fake_fal)
 
@@ -280,8 +280,9 @@ async def attempts(world: World, generation_id: uuid.UUID) -> list[tuple[str, At
 async def test_a_refusing_fal_fails_over_to_kie(
     world: World, fal_processes: Processes, fake_fal: FakeFal, fake_kie: FakeKie, reply: dict[str, Any], code: str
 ) -> None:
-    # given a model routed to fal first, then to KIE, and fal refusing the submit
+    # given a model routed to fal first, then to KIE (done at its first poll), and fal refusing the submit
     fake_fal.reply_submit(**reply)
+    fake_kie.states = ["success"]
     routes = [
         {"provider": "fal", "providerModel": "fal-ai/flux/dev"},
         {"provider": "kie", "providerModel": "fake/model"},
