@@ -33,6 +33,9 @@ class DeliveryStatus(enum.StrEnum):
 #: Why a delivery stopped without an attempt of ours failing (stored as its last failure).
 ENDPOINT_DISABLED = "ENDPOINT_DISABLED"
 SECRET_UNREADABLE = "SECRET_UNREADABLE"
+GAVE_UP = "GAVE_UP"  # the attempt's worker stopped after the last attempt: nothing more is tried
+#: Every reason stored as a delivery's last failure besides an attempt's DeliveryFailure.
+SETTLE_FAILURES = (ENDPOINT_DISABLED, SECRET_UNREADABLE, GAVE_UP)
 
 
 def event_for(previous: GenerationStatus | None, generation: Generation) -> WebhookEvent | None:

@@ -27,6 +27,7 @@ from domain.use_cases.webhook_outbox import dispatch
 from domain.users import Principal
 from domain.webhook_messages import (
     ENDPOINT_DISABLED,
+    GAVE_UP,
     SECRET_UNREADABLE,
     DeliveryFilter,
     DeliveryStatus,
@@ -45,8 +46,6 @@ from domain.webhooks import (
 )
 
 log = logging.getLogger("genhub.webhooks")
-
-GAVE_UP = "GAVE_UP"  # the attempt's worker stopped after the last attempt: nothing more is tried
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,11 @@ strawberry.enum(
 )
 WebhookDeliveryStatus = dm.DeliveryStatus
 
+#: Every code `lastFailure` may hold, named from the domain's lists (a new one cannot go unlisted).
+LAST_FAILURE_DESCRIPTION = "Why the last attempt failed, or the delivery stopped: " + ", ".join(
+    [*(f.value for f in dh.DeliveryFailure), *dm.SETTLE_FAILURES]
+)
+
 
 @strawberry.type(description="An account-level webhook endpoint: it receives the chosen events of every generation.")
 class WebhookEndpoint(Node):
@@ -68,10 +73,7 @@ class WebhookDelivery:
     status: WebhookDeliveryStatus
     attempts: int = strawberry.field(description="Attempts made so far.")
     last_status_code: int | None = strawberry.field(description="The receiver's HTTP status of the last attempt.")
-    last_failure: str | None = strawberry.field(
-        description="Why the last attempt failed: FORBIDDEN_ADDRESS, NOT_HTTPS, DNS, CONNECT, TIMEOUT, REDIRECTED, "
-        "HTTP_STATUS, RESPONSE_TOO_LARGE, ENDPOINT_DISABLED..."
-    )
+    last_failure: str | None = strawberry.field(description=LAST_FAILURE_DESCRIPTION)
     last_attempt_at: datetime | None
     next_attempt_at: datetime | None = strawberry.field(description="When the next attempt is due (PENDING only).")
     created_at: datetime
