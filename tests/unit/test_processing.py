@@ -17,6 +17,9 @@ from domain.retries import backoff_seconds
 from domain.use_cases import finalization, submission, sweeps
 from domain.use_cases.callbacks import CALLBACK_TASK, receive_callback
 from domain.use_cases.generations import CANCEL_TASK, cancel_task_args
+from domain.use_cases.webhook_outbox import OutboxPolicy
+from domain.webhook_endpoints import WebhookEndpoint
+from domain.webhooks import WebhookEvent
 from tests.unit.processing_fakes import COST, T0, Env
 
 S = GenerationStatus
@@ -355,3 +358,33 @@ async def test_callback_finalizes_through_the_provider_status(env: Env) -> None:
     await finalization.handle_callback("fake", "task-1", ports=env.ports, policy=env.policy)
     await finalization.handle_callback("fake", "unknown", ports=env.ports, policy=env.policy)
     assert env.get(g).status is S.SUCCEEDED and env.provider.status_calls == 1
+
+
+# ---------------------------------------------------------------- webhook messages follow the configured policy
+
+
+def _subscribed(env: Env, user_id: uuid.UUID) -> None:
+    """An endpoint of the user's that takes every event (written as the repository would hold it)."""
+    endpoint_id = uuid.uuid4()
+    env.store.webhook_endpoints[endpoint_id] = WebhookEndpoint(
+        endpoint_id, user_id, "https://hooks.example/h", frozenset(WebhookEvent), "", True, T0, T0
+    )
+
+
+def _holds(env: Env) -> list[timedelta]:
+    return [r.claimed_until - r.next_attempt_at for r in env.store.webhook_deliveries.values()]
+
+
+async def test_the_messages_of_submits_and_sweeps_are_held_as_configured(env: Env) -> None:
+    # given a dispatch hold other than the default, and endpoints on both generations' owners
+    hold = timedelta(seconds=1234)
+    policy = dataclasses.replace(env.policy, webhooks=OutboxPolicy(dispatch_hold=hold))
+    queued = env.generation(S.QUEUED)
+    hung = env.generation(S.PROCESSING, provider_task_id="t", deadline_at=T0 - timedelta(seconds=1))
+    for generation in (queued, hung):
+        _subscribed(env, generation.user_id)
+    # when one is submitted (started) and the other expires (completed)
+    await submission.submit(queued.id, ports=env.ports, policy=policy)
+    assert await sweeps.expire_stuck(ports=env.ports, policy=policy) == 1
+    # then both messages' deliveries wait the configured hold for their task
+    assert _holds(env) == [hold, hold]
