@@ -15,9 +15,13 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from domain.api_keys import INVALID_KEY, MAX_KEYS_PER_USER
 from graph.http import bearer_token
+from infrastructure.api_key_usage import LastUsedFlusher
+from infrastructure.db.engine import create_session_factory
+from infrastructure.db.uow import SqlUnitOfWorkFactory
 from tests.fixtures.app import GraphQLClient, admin_token, app_settings, register_user, running_app
 from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
 from tests.fixtures.waiting import eventually
@@ -367,6 +371,30 @@ async def test_keys_are_verified_from_memory_and_last_use_is_written_in_batches(
     assert gate.reads == reads + 1
     # lastUsedAt is written by the flusher, not by the requests
     assert (await client.execute(LIST, token=token))["data"]["apiKeys"][0]["lastUsedAt"] is None
+    await client.container.api_key_usage.flush()
+    [listed] = (await client.execute(LIST, token=token))["data"]["apiKeys"]
+    assert listed["id"] == key_id and listed["lastUsedAt"] is not None
+
+
+async def test_a_failed_last_used_write_keeps_the_moments_for_the_next_flush(
+    client: GraphQLClient, postgres_dsn: str
+) -> None:
+    # given a key used once (its moment is in the process's buffer)
+    _, token = await signed_in(client)
+    key_id, key = await new_key(client, token)
+    await client.execute(ME, token=key)
+    # when a flush cannot write: its database does not exist (a real connection, refused by the server)
+    gone = create_async_engine(asyncpg_to_sqlalchemy(postgres_dsn).rsplit("/", 1)[0] + "/genhub_no_such_database")
+    try:
+        failing = LastUsedFlusher(
+            client.container.api_key_gate, SqlUnitOfWorkFactory(create_session_factory(gone)), interval_seconds=60
+        )
+        await failing.flush()
+    finally:
+        await gone.dispose()
+    assert failing.flushes == 0
+    assert (await client.execute(LIST, token=token))["data"]["apiKeys"][0]["lastUsedAt"] is None
+    # then the moments were put back: the next flush writes them
     await client.container.api_key_usage.flush()
     [listed] = (await client.execute(LIST, token=token))["data"]["apiKeys"]
     assert listed["id"] == key_id and listed["lastUsedAt"] is not None
