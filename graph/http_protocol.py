@@ -17,6 +17,7 @@ from infrastructure.json_input import loads as loads  # graph/http.py decodes mu
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON_TYPE = "application/json"
 EVENT_STREAM = "text/event-stream"
+MULTIPART_MIXED = "multipart/mixed"  # incremental delivery: not served (graph/incremental_delivery.py)
 
 
 class HttpProblem(Exception):
@@ -75,7 +76,10 @@ def negotiate(accept: str | None) -> str:
             best = candidate
         del position
     if best is None:
-        raise HttpProblem(406, f"Not acceptable: send Accept: {GRAPHQL_RESPONSE} or {JSON_TYPE}.")
+        wanted = f"send Accept: {GRAPHQL_RESPONSE} or {JSON_TYPE}."
+        if MULTIPART_MIXED in accept.lower():  # an incremental delivery client (@defer/@stream)
+            wanted = f"responses are never multipart (@defer and @stream are not supported); {wanted}"
+        raise HttpProblem(406, f"Not acceptable: {wanted}")
     return best[2]
 
 

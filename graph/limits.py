@@ -30,6 +30,7 @@ from graph.document_shape import (
     merge_problems,
     shape_problems,
 )
+from graph.incremental_delivery import unsupported_directive
 from graph.query_cost import least_cost
 from infrastructure.settings import Settings
 
@@ -75,14 +76,19 @@ def screen(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) -
 
 
 def validate(schema: GraphQLSchema, document: DocumentNode, limits: QueryLimits) -> list[GraphQLError]:
-    """Our limits first, then the specification's rules with ours on top (`limits.rules`).
+    """Our limits first, then `@defer`/`@stream` refused (graph/incremental_delivery.py), then the
+    specification's rules with ours on top (`limits.rules`).
 
     The walks (ours and graphql-core's) recurse along the nesting, fragments followed: the
     parser bounds a document's own nesting, but a chain of nested fragments can go deeper
     when MAX_QUERY_TOKENS is raised far. Such a document is refused, not an error of ours.
     """
     try:
-        return screen(schema, document, limits) or graphql_validate(
+        if problems := screen(schema, document, limits):
+            return problems
+        if refusal := unsupported_directive(document):
+            return [refusal]
+        return graphql_validate(
             schema, document, (*specified_rules, *limits.rules), hide_suggestions=limits.hide_suggestions
         )
     except RecursionError:
