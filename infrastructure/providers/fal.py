@@ -20,7 +20,8 @@ import httpx
 from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus, RateLimiter
 from infrastructure.providers import fal_wire
 from infrastructure.providers.fal_keys import FalJwks
-from infrastructure.ratelimit import RateLimitTimeout, acquire
+from infrastructure.providers.http import retry_after_seconds, stream_output, transport_errors
+from infrastructure.providers.submission import job_input, wait_for_submit_slot
 from infrastructure.settings import Settings
 
 SUBMIT_BUCKET = "fal:submit"
@@ -31,13 +32,6 @@ SIGNATURE_HEADERS = (
     "x-fal-webhook-timestamp",
     "x-fal-webhook-signature",
 )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers.get("retry-after", "")))
-    except ValueError:
-        return None
 
 
 class _Unverified(PermissionError):
@@ -91,19 +85,14 @@ class FalProvider:
             if left < 1:
                 raise ProviderError("FAL_DEADLINE_PASSED", "the generation's deadline has passed", retryable=False)
             headers["X-Fal-Request-Timeout"] = str(math.floor(left))
-        try:
-            await acquire(
-                self._limiter,
-                SUBMIT_BUCKET,
-                limit=self._rate_limit,
-                window_seconds=self._rate_window,
-                max_wait=self._rate_max_wait,
-            )
-        except RateLimitTimeout as exc:
-            raise ProviderError("PROVIDER_RATE_LIMITED", str(exc), retryable=True, retry_after=exc.retry_after) from exc
-        # Keys starting with "_" are genhub's own bookkeeping (e.g. the attempt number).
-        arguments: dict[str, Any] = {key: value for key, value in job.params.items() if not key.startswith("_")}
-        arguments["prompt"] = job.prompt
+        await wait_for_submit_slot(
+            self._limiter,
+            SUBMIT_BUCKET,
+            limit=self._rate_limit,
+            window_seconds=self._rate_window,
+            max_wait=self._rate_max_wait,
+        )
+        arguments = job_input(job)
         if job.input_urls:
             arguments["image_url"] = job.input_urls[0]
             arguments["image_urls"] = list(job.input_urls)
@@ -157,23 +146,9 @@ class FalProvider:
             return None
         raise self._error(response)
 
-    async def download(self, url: str) -> AsyncIterator[bytes]:
+    def download(self, url: str) -> AsyncIterator[bytes]:
         # No Authorization header: result URLs are public CDN links, and the key must never leave fal's API.
-        try:
-            async with self._client.stream("GET", url) as response:
-                status = response.status_code
-                if status in (404, 410):
-                    raise ProviderError("OUTPUT_EXPIRED", f"output is gone ({status}): {url}", retryable=False)
-                if status == 429 or status >= 500:
-                    raise ProviderError("OUTPUT_UNAVAILABLE", f"output host answered {status}", retryable=True)
-                if not response.is_success:
-                    raise ProviderError("OUTPUT_DOWNLOAD_FAILED", f"output host answered {status}", retryable=False)
-                async for chunk in response.aiter_bytes():
-                    yield chunk
-        except httpx.TimeoutException as exc:
-            raise ProviderError("PROVIDER_TIMEOUT", f"downloading {url} timed out", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise ProviderError("PROVIDER_UNAVAILABLE", f"downloading {url} failed: {exc}", retryable=True) from exc
+        return stream_output(self._client, url)
 
     # ------------------------------------------------------------ webhooks
 
@@ -256,14 +231,10 @@ class FalProvider:
         params: Mapping[str, str] | None = None,
         ok_statuses: range = range(200, 300),
     ) -> httpx.Response:
-        try:
+        with transport_errors(f"fal {method} {path}", failed="failed"):
             response = await self._client.request(
                 method, self._base_url + path, json=json, params=params, headers=headers, follow_redirects=False
             )
-        except httpx.TimeoutException as exc:
-            raise ProviderError("PROVIDER_TIMEOUT", f"fal {method} {path} timed out", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise ProviderError("PROVIDER_UNAVAILABLE", f"fal {method} {path} failed: {exc}", retryable=True) from exc
         if response.status_code not in ok_statuses:
             raise self._error(response)
         return response
@@ -277,7 +248,7 @@ class FalProvider:
 
     def _error(self, response: httpx.Response) -> ProviderError:
         return fal_wire.error_for_status(
-            response.status_code, self._json_or_none(response), retry_after=_retry_after(response)
+            response.status_code, self._json_or_none(response), retry_after=retry_after_seconds(response)
         )
 
     @staticmethod

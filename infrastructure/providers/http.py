@@ -1,9 +1,18 @@
-"""The one shared HTTP client of a process, for provider calls and output downloads."""
+"""The one shared HTTP client of a process, and what every provider adapter does with it alike.
+
+Provider-specific answers (body codes, error payloads) stay in each adapter's `*_wire` module;
+this module holds the transport side: timeouts and connection failures as retryable
+`ProviderError`s, `Retry-After` parsing and the output download.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+
 import httpx
 
+from domain.ports import ProviderError
 from infrastructure.settings import Settings
 
 
@@ -15,3 +24,44 @@ def build_http_client(settings: Settings) -> httpx.AsyncClient:
     timeout = httpx.Timeout(settings.provider_timeout_seconds, connect=min(10.0, settings.provider_timeout_seconds))
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
     return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=True, headers={"User-Agent": "genhub"})
+
+
+@contextmanager
+def transport_errors(what: str, *, failed: str = "unreachable") -> Iterator[None]:
+    """Turn httpx timeouts into PROVIDER_TIMEOUT and other transport failures into PROVIDER_UNAVAILABLE.
+
+    Both are retryable; the messages read "{what} timed out" and "{what} {failed}: {cause}".
+    """
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise ProviderError("PROVIDER_TIMEOUT", f"{what} timed out", retryable=True) from exc
+    except httpx.TransportError as exc:
+        raise ProviderError("PROVIDER_UNAVAILABLE", f"{what} {failed}: {exc}", retryable=True) from exc
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """A `Retry-After` given in seconds; None when absent or an HTTP date (the caller's default applies)."""
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None
+
+
+async def stream_output(
+    client: httpx.AsyncClient, url: str, *, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[bytes]:
+    """Download an output file: 404/410 OUTPUT_EXPIRED, 429/5xx OUTPUT_UNAVAILABLE (retryable), other refusals
+    OUTPUT_DOWNLOAD_FAILED. Callers decide which headers may travel to the output's host.
+    """
+    with transport_errors(f"downloading {url}", failed="failed"):
+        async with client.stream("GET", url, headers=headers) as response:
+            status = response.status_code
+            if status in (404, 410):
+                raise ProviderError("OUTPUT_EXPIRED", f"output is gone ({status}): {url}", retryable=False)
+            if status == 429 or status >= 500:
+                raise ProviderError("OUTPUT_UNAVAILABLE", f"output host answered {status}", retryable=True)
+            if not response.is_success:
+                raise ProviderError("OUTPUT_DOWNLOAD_FAILED", f"output host answered {status}", retryable=False)
+            async for chunk in response.aiter_bytes():
+                yield chunk

@@ -15,18 +15,12 @@ import httpx
 
 from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus, RateLimiter
 from infrastructure.providers.http import build_http_client as build_http_client  # re-export
+from infrastructure.providers.http import retry_after_seconds, stream_output, transport_errors
 from infrastructure.providers.kie_wire import callback_data, error_for_code, int_or_none, sign, status_from_record
-from infrastructure.ratelimit import RateLimitTimeout, acquire
+from infrastructure.providers.submission import job_input, wait_for_submit_slot
 from infrastructure.settings import Settings
 
 CREATE_BUCKET = "kie:create"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers.get("retry-after", "")))
-    except ValueError:
-        return None  # absent, or an HTTP date: fall back to the code's default
 
 
 class KieProvider:
@@ -62,19 +56,14 @@ class KieProvider:
 
     async def submit(self, job: ProviderJob) -> str:
         self._require_key()
-        try:
-            await acquire(
-                self._limiter,
-                CREATE_BUCKET,
-                limit=self._rate_limit,
-                window_seconds=self._rate_window,
-                max_wait=self._rate_max_wait,
-            )
-        except RateLimitTimeout as exc:
-            raise ProviderError("PROVIDER_RATE_LIMITED", str(exc), retryable=True, retry_after=exc.retry_after) from exc
-        # Keys starting with "_" are genhub's own bookkeeping (e.g. the attempt number).
-        task_input: dict[str, Any] = {key: value for key, value in job.params.items() if not key.startswith("_")}
-        task_input["prompt"] = job.prompt
+        await wait_for_submit_slot(
+            self._limiter,
+            CREATE_BUCKET,
+            limit=self._rate_limit,
+            window_seconds=self._rate_window,
+            max_wait=self._rate_max_wait,
+        )
+        task_input = job_input(job)
         if job.input_urls:
             task_input["image_urls"] = list(job.input_urls)
         payload: dict[str, Any] = {"model": job.provider_model, "input": task_input}
@@ -97,24 +86,10 @@ class KieProvider:
     async def cancel(self, external_id: str) -> None:
         return None
 
-    async def download(self, url: str) -> AsyncIterator[bytes]:
+    def download(self, url: str) -> AsyncIterator[bytes]:
         # No Authorization header: result URLs are public CDN links, and the API
         # key must never travel to another host.
-        try:
-            async with self._client.stream("GET", url) as response:
-                status = response.status_code
-                if status in (404, 410):
-                    raise ProviderError("OUTPUT_EXPIRED", f"output is gone ({status}): {url}", retryable=False)
-                if status == 429 or status >= 500:
-                    raise ProviderError("OUTPUT_UNAVAILABLE", f"output host answered {status}", retryable=True)
-                if not response.is_success:
-                    raise ProviderError("OUTPUT_DOWNLOAD_FAILED", f"output host answered {status}", retryable=False)
-                async for chunk in response.aiter_bytes():
-                    yield chunk
-        except httpx.TimeoutException as exc:
-            raise ProviderError("PROVIDER_TIMEOUT", f"downloading {url} timed out", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise ProviderError("PROVIDER_UNAVAILABLE", f"downloading {url} failed: {exc}", retryable=True) from exc
+        return stream_output(self._client, url)
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallback:
         """Verify and decode a KIE callback.
@@ -157,14 +132,10 @@ class KieProvider:
         params: Mapping[str, str] | None = None,
     ) -> Mapping[str, Any]:
         headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
-        try:
+        with transport_errors(f"KIE {path}"):
             response = await self._client.request(
                 method, self._base_url + path, json=json, params=params, headers=headers
             )
-        except httpx.TimeoutException as exc:
-            raise ProviderError("PROVIDER_TIMEOUT", f"KIE {path} timed out", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise ProviderError("PROVIDER_UNAVAILABLE", f"KIE {path} unreachable: {exc}", retryable=True) from exc
         try:
             body = response.json()
         except ValueError:
@@ -175,11 +146,11 @@ class KieProvider:
         if not response.is_success:
             # A body code that names the failure beats the bare HTTP status.
             code = body_code if body_code not in (None, 200) else response.status_code
-            raise error_for_code(code, message, retry_after=_retry_after(response))
+            raise error_for_code(code, message, retry_after=retry_after_seconds(response))
         if body_code is None:
             raise ProviderError("PROVIDER_BAD_RESPONSE", f"KIE {path} answered without a code", retryable=True)
         if body_code != 200:
-            raise error_for_code(body_code, message, retry_after=_retry_after(response))
+            raise error_for_code(body_code, message, retry_after=retry_after_seconds(response))
         data = body.get("data")
         if not isinstance(data, dict):
             raise ProviderError("PROVIDER_BAD_RESPONSE", f"KIE {path} answered without data", retryable=True)

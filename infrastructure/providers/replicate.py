@@ -27,6 +27,7 @@ import httpx
 
 from domain import webhooks
 from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus, RateLimiter
+from infrastructure.providers.http import stream_output, transport_errors
 from infrastructure.providers.replicate_wire import (
     cancel_after,
     decode_json,
@@ -35,7 +36,7 @@ from infrastructure.providers.replicate_wire import (
     parse_model,
     status_from_prediction,
 )
-from infrastructure.ratelimit import RateLimitTimeout, acquire
+from infrastructure.providers.submission import job_input, wait_for_submit_slot
 from infrastructure.settings import Settings
 
 CREATE_BUCKET = "replicate:create"
@@ -90,16 +91,13 @@ class ReplicateProvider:
         headers: dict[str, str] = {}
         if (deadline := cancel_after(job.deadline_at, now)) is not None:
             headers["Cancel-After"] = deadline
-        try:
-            await acquire(
-                self._limiter,
-                CREATE_BUCKET,
-                limit=self._rate_limit,
-                window_seconds=self._rate_window,
-                max_wait=self._rate_max_wait,
-            )
-        except RateLimitTimeout as exc:
-            raise ProviderError("PROVIDER_RATE_LIMITED", str(exc), retryable=True, retry_after=exc.retry_after) from exc
+        await wait_for_submit_slot(
+            self._limiter,
+            CREATE_BUCKET,
+            limit=self._rate_limit,
+            window_seconds=self._rate_window,
+            max_wait=self._rate_max_wait,
+        )
         payload: dict[str, Any] = {"input": self._input(job)}
         if model.version is not None:
             payload["version"] = model.version
@@ -133,23 +131,9 @@ class ReplicateProvider:
             if exc.code != "REPLICATE_NOT_FOUND":
                 raise
 
-    async def download(self, url: str) -> AsyncIterator[bytes]:
+    def download(self, url: str) -> AsyncIterator[bytes]:
         headers = {"Authorization": f"Bearer {self._api_token}"} if self._is_api_origin(url) else {}
-        try:
-            async with self._client.stream("GET", url, headers=headers) as response:
-                status = response.status_code
-                if status in (404, 410):
-                    raise ProviderError("OUTPUT_EXPIRED", f"output is gone ({status}): {url}", retryable=False)
-                if status == 429 or status >= 500:
-                    raise ProviderError("OUTPUT_UNAVAILABLE", f"output host answered {status}", retryable=True)
-                if not response.is_success:
-                    raise ProviderError("OUTPUT_DOWNLOAD_FAILED", f"output host answered {status}", retryable=False)
-                async for chunk in response.aiter_bytes():
-                    yield chunk
-        except httpx.TimeoutException as exc:
-            raise ProviderError("PROVIDER_TIMEOUT", f"downloading {url} timed out", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise ProviderError("PROVIDER_UNAVAILABLE", f"downloading {url} failed: {exc}", retryable=True) from exc
+        return stream_output(self._client, url, headers=headers)
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallback:
         """Verify (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`) and decode.
@@ -168,9 +152,7 @@ class ReplicateProvider:
     # ------------------------------------------------------------ helpers
 
     def _input(self, job: ProviderJob) -> dict[str, Any]:
-        # Keys starting with "_" are genhub's own bookkeeping (e.g. the attempt number).
-        task_input: dict[str, Any] = {key: value for key, value in job.params.items() if not key.startswith("_")}
-        task_input["prompt"] = job.prompt
+        task_input = job_input(job)
         if len(job.input_urls) == 1:
             task_input["image"] = job.input_urls[0]
         elif job.input_urls:
@@ -202,12 +184,8 @@ class ReplicateProvider:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         sent = {"Authorization": f"Bearer {self._api_token}", "Accept": "application/json", **(headers or {})}
-        try:
+        with transport_errors(f"Replicate {method} {path}"):
             response = await self._client.request(method, self._base_url + path, json=json, headers=sent)
-        except httpx.TimeoutException as exc:
-            raise ProviderError("PROVIDER_TIMEOUT", f"Replicate {method} {path} timed out", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise ProviderError("PROVIDER_UNAVAILABLE", f"Replicate {path} unreachable: {exc}", retryable=True) from exc
         try:
             body = decode_json(response.content)
         except ValueError:
