@@ -75,13 +75,18 @@ async def register(services: Services, schema: GenhubSchema, document: ResolvedD
         PERSISTED_DOCUMENTS.labels("not_stored").inc()
         return False
     settings = services.settings
-    bucket = RateBucket(
-        f"{REGISTER_ACTION}:ip:{address_key(client_ip)}",
-        settings.rate_limit_persisted_register,
-        settings.rate_limit_window_seconds,
-    )
+    buckets = [
+        RateBucket(
+            f"{REGISTER_ACTION}:ip:{address_key(client_ip)}",
+            settings.rate_limit_persisted_register,
+            settings.rate_limit_window_seconds,
+        ),
+        RateBucket(
+            f"{REGISTER_ACTION}:all", settings.rate_limit_persisted_register_global, settings.rate_limit_window_seconds
+        ),
+    ]
     try:
-        await services.throttle.hit([bucket])
+        await services.throttle.hit(buckets)
     except RateLimited:
         log.info("persisted query registration over the rate for %s: run, not stored", client_ip)
         PERSISTED_DOCUMENTS.labels("not_stored").inc()

@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     persisted_query_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     # registrations (a new text sent with its hash) per address per RATE_LIMIT_WINDOW_SECONDS
     rate_limit_persisted_register: int = Field(default=60, ge=1)
+    # registrations from every address together per RATE_LIMIT_WINDOW_SECONDS (many addresses cannot churn the store)
+    rate_limit_persisted_register_global: int = Field(default=600, ge=1)
     # a manifest of trusted documents (Apollo's persisted query manifest or graphql-codegen's
     # persisted-documents.json), read at start; with TRUSTED_DOCUMENTS_ONLY only its documents run
     trusted_documents_manifest: Path | None = None

@@ -125,6 +125,21 @@ async def test_registrations_over_the_rate_run_but_are_not_stored(client: GraphQ
     assert stored == [True] * 5 + [False] * 2
 
 
+async def test_registrations_over_the_global_rate_run_but_are_not_stored(make_settings: SettingsFactory) -> None:
+    # given a per-address rate well above the rate of every address together
+    settings = make_settings(rate_limit_persisted_register=100, rate_limit_persisted_register_global=3)
+    async with running_app(settings) as client:
+        documents = [f"query G{i} {{ models {{ slug }} }}" for i in range(5)]
+        for document in documents:
+            assert await post(client, {"query": document, "extensions": apq(document_hash(document))}) == (
+                200,
+                {"data": {"models": []}},
+            )
+        # then the global rate decided: three stored, the others run but not stored
+        stored = [await post(client, {"extensions": apq(document_hash(d))}) != (200, NOT_FOUND_BODY) for d in documents]
+        assert stored == [True] * 3 + [False] * 2
+
+
 async def test_disabled_persisted_queries_answer_not_supported(make_settings: SettingsFactory) -> None:
     async with running_app(make_settings(persisted_queries_enabled=False)) as client:
         for body in ({"extensions": apq(MODELS_HASH)}, {"query": MODELS, "extensions": apq(MODELS_HASH)}):
