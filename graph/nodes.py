@@ -25,14 +25,11 @@ from graph.auth.types import User
 from graph.boards.types import Board
 from graph.catalogue.types import AiModel, Preset
 from graph.chunks.types import Chunk
-from graph.common.node import Node
+from graph.common.node import MAX_NODES, Node
 from graph.context import Info
 from graph.exports.types import DataExport
 from graph.generations.types import Asset, Generation, thumbnails_by_output
 from graph.webhooks.types import WebhookEndpoint
-
-#: The most ids one `nodes` call takes: each id may cost a read of its own kind.
-MAX_NODES = 20
 
 
 def _uuid(value: str) -> uuid.UUID | None:

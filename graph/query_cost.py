@@ -1,5 +1,8 @@
 """The cost of an operation: how many fields it may resolve, `first` multiplying through nesting.
 
+A field that resolves its selection once per id it is given (`nodes(ids:)`) multiplies like a
+page: by the length of its list (a literal's, or the variable's value), at most what it takes.
+
 `operation_cost` is computed per request (the variables decide `first: $n`); `fixed_cost`
 once per document when no variable decides it; `least_cost` is the bound no request can
 go below (every unknown page empty), which graph/limits.py uses to refuse a document once.
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from graphql import (
     FieldNode,
@@ -19,6 +22,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     NullValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -27,6 +31,7 @@ from graphql import (
 )
 
 from domain.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from graph.common.node import MAX_NODES
 from graph.document_shape import SATURATED
 
 # Cost of a field = how many times it may be resolved: the product of the page sizes
@@ -37,6 +42,11 @@ from graph.document_shape import SATURATED
 PAGE_ARGUMENT = "first"
 BACKWARD_ARGUMENT = "last"
 _ABSENT = object()
+_SMALLEST = object()  # a variable not known yet, as the smallest value any request could give (least_cost)
+
+#: Fields whose selection is resolved once per element of a list argument: (type, field) -> (argument,
+#: the most elements the resolver takes; more are refused, so no request resolves more).
+LIST_MULTIPLIERS: Final[Mapping[tuple[str, str], tuple[str, int]]] = {("Query", "nodes"): ("ids", MAX_NODES)}
 
 
 def _argument(node: FieldNode, name: str, variables: Mapping[str, Any], consulted: list[str]) -> Any:
@@ -64,6 +74,8 @@ def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any], cons
         value = _argument(node, name, variables, consulted)
         if value is _ABSENT or value is None:
             continue
+        if value is _SMALLEST:
+            value = 0
         if not isinstance(value, int) or isinstance(value, bool):
             return MAX_PAGE_SIZE
         sizes.append(min(max(value, 0), MAX_PAGE_SIZE))
@@ -72,6 +84,32 @@ def _page_size(node: FieldNode, default: Any, variables: Mapping[str, Any], cons
     if isinstance(default, int) and not isinstance(default, bool):
         return min(max(default, 0), MAX_PAGE_SIZE)
     return DEFAULT_PAGE_SIZE
+
+
+def _list_length(node: FieldNode, name: str, most: int, variables: Mapping[str, Any], consulted: list[str]) -> int:
+    """How many elements list argument `name` holds, within [0, most]: a literal list's length, a
+    variable's value's; one for a single value (input coercion makes it a list of one); `most`
+    when it cannot be known here."""
+    for argument in node.arguments or ():
+        if argument.name.value != name:
+            continue
+        value = argument.value
+        if isinstance(value, ListValueNode):
+            return min(len(value.values), most)
+        if isinstance(value, NullValueNode):
+            return 0
+        if not isinstance(value, VariableNode):
+            return 1
+        consulted.append(value.name.value)
+        given = variables.get(value.name.value, _ABSENT)
+        if given is _SMALLEST or given is None:
+            return 0
+        if isinstance(given, list | tuple):
+            return min(len(given), most)
+        if isinstance(given, str | int | float):
+            return 1
+        return most  # no value, or one no coercion accepts: refused later, costed as the largest
+    return 0  # the argument is required: validation refuses the field
 
 
 class _CostWalk:
@@ -109,7 +147,10 @@ class _CostWalk:
                 total += 1
                 if selection.selection_set is not None:
                     times = 1
-                    if PAGE_ARGUMENT in field.args:
+                    listed = LIST_MULTIPLIERS.get((parent.name, name)) if parent is not None else None
+                    if listed is not None:
+                        times = _list_length(selection, *listed, self.values, self.consulted)
+                    elif PAGE_ARGUMENT in field.args:
                         default = field.args[PAGE_ARGUMENT].default_value
                         times = _page_size(selection, default, self.values, self.consulted)
                     total += times * self.walk(selection.selection_set, get_named_type(field.type))
@@ -148,7 +189,8 @@ def operation_cost(
 def fixed_cost(
     schema: GraphQLSchema, operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
 ) -> int | None:
-    """The operation's cost when no variable decides it (no `first: $n`), else None: computed per request."""
+    """The operation's cost when no variable decides it (no `first: $n`, no `ids: $ids`), else None: computed
+    per request."""
     cost, consulted = _walk_cost(schema, operation, fragments, {})
     return None if consulted else cost
 
@@ -161,18 +203,21 @@ def _walk_cost(
 ) -> tuple[int, list[str]]:
     defaults: dict[str, Any] = {}
     for definition in operation.variable_definitions or ():
-        if definition.default_value is not None and isinstance(definition.default_value, IntValueNode):
+        if isinstance(definition.default_value, IntValueNode):
             defaults[definition.variable.name.value] = int(definition.default_value.value)
+        elif isinstance(definition.default_value, ListValueNode):  # its length is what a list's cost reads
+            defaults[definition.variable.name.value] = list(definition.default_value.values)
     walk = _CostWalk(schema, fragments, {**defaults, **variables})
     cost = walk.walk(operation.selection_set, schema.get_root_type(operation.operation))
     return cost, walk.consulted
 
 
 class _SmallestPages(dict[str, Any]):
-    """Variables as the smallest page any request could ask for: 0 for every `first` not known yet."""
+    """Variables as the smallest any request could give: an empty page for every `first`, an empty
+    list for every `ids`, not known yet."""
 
     def get(self, key: str, default: Any = None) -> Any:
-        return super().get(key, 0)
+        return super().get(key, _SMALLEST)
 
 
 def least_cost(

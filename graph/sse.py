@@ -19,7 +19,9 @@ Validation errors of a document that parses (unknown fields, depth, cost) are re
 inside an accepted stream as the protocol requires: one `next` with `errors`, then `complete`.
 
 How a stream ends: a finished operation sends `complete`; a client that disconnects ends
-its operation at once (its Redis subscription is released on the spot); access revoked or
+its subscription at once (its Redis subscription is released on the spot), while a query or
+mutation runs to its end as over a plain POST (a mutation cut mid-resolver would leave its
+effects to chance) and its result is dropped; access revoked or
 the token expired (the WebSocket's 4401) sends a `next` with an UNAUTHENTICATED error, then
 `complete`; the server shutting down (1012) ends the response without `complete`, so the
 client reconnects; a client that stops reading is dropped once one write has waited
@@ -165,8 +167,20 @@ class EventStream:
                 self.broken = True
                 raise StreamBroken from exc
 
-    async def run(self, results: AsyncGenerator[ExecutionResult, None], receive: Receive, keepalive: float) -> None:
-        """Stream `results` until they end, the client leaves, a write stalls or `close` is called."""
+    async def run(
+        self,
+        results: AsyncGenerator[ExecutionResult, None],
+        receive: Receive,
+        keepalive: float,
+        *,
+        to_completion: bool = False,
+    ) -> None:
+        """Stream `results` until they end, the client leaves, a write stalls or `close` is called.
+
+        `to_completion` (a query or mutation): whichever of those comes first, the operation still
+        runs to its end, as it does over a plain POST; only what it answers is dropped (`_produce`
+        writes nothing once the stream is no longer open). A subscription is cancelled at once.
+        """
         producer = asyncio.create_task(self._produce(results))
         others = [
             asyncio.create_task(self._watch_disconnect(receive)),
@@ -175,6 +189,12 @@ class EventStream:
         ]
         try:
             await asyncio.wait([producer, *others], return_when=asyncio.FIRST_COMPLETED)
+            if to_completion and not producer.done():
+                for task in others:
+                    task.cancel()
+                # (asyncio.wait, not await: the producer's own failure is read below, as before;
+                # this task being cancelled, on shutdown, still cancels the producer in `finally`)
+                await asyncio.wait([producer])
         finally:
             for task in (producer, *others):
                 task.cancel()
@@ -290,22 +310,27 @@ class GraphQLSse:
             await send_answer(send, problem(refused, JSON_TYPE, request))
             return
         try:
-            await self.stream(request, send, params, context, watched=op_type is OperationType.SUBSCRIPTION)
+            await self.stream(request, send, params, context, subscription=op_type is OperationType.SUBSCRIPTION)
         finally:
             if counted and viewer is not None:
                 self.streams.release(viewer.user_id)
 
     async def stream(
-        self, request: Request, send: Send, params: GraphQLParams, context: Context, *, watched: bool
+        self, request: Request, send: Send, params: GraphQLParams, context: Context, *, subscription: bool
     ) -> None:
-        """`watched` (a subscription): access revoked on any replica, or the token expiring, ends the stream."""
+        """A subscription is watched: access revoked on any replica, or the token expiring, ends the stream.
+        A query or mutation runs to its end even when the client left before its stream opened."""
         stream = EventStream(send, write_timeout=self.settings.sse_write_timeout_seconds, request_id=context.request_id)
         context.channel = stream
-        unwatch = watch_access(context) if watched else _nothing
-        expiry = asyncio.create_task(close_at_expiry(context) if watched else asyncio.sleep(0))
+        unwatch = watch_access(context) if subscription else _nothing
+        expiry = asyncio.create_task(close_at_expiry(context) if subscription else asyncio.sleep(0))
         try:
             with contextlib.suppress(StreamBroken):
-                await stream.start()
+                try:
+                    await stream.start()
+                except StreamBroken:
+                    if subscription:
+                        raise
                 results = await self.schema.stream(
                     params.query,
                     variable_values=params.variables,
@@ -314,7 +339,9 @@ class GraphQLSse:
                     operation_extensions=params.extensions,
                 )
                 try:
-                    await stream.run(results, request.receive, self.settings.sse_keepalive_seconds)
+                    await stream.run(
+                        results, request.receive, self.settings.sse_keepalive_seconds, to_completion=not subscription
+                    )
                 except asyncio.CancelledError:
                     # uvicorn's graceful shutdown period is over and it cancels what still runs: end the
                     # body without `complete` (the client reconnects elsewhere) and let the task end; an

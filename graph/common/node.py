@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import strawberry
+
+#: The most ids one `nodes(ids:)` call takes: each id may cost a read of its own kind (the cost
+#: of a query multiplies the selection under `nodes` by how many ids it is given, up to this).
+MAX_NODES: Final = 20
 
 
 @strawberry.interface(
