@@ -7,6 +7,7 @@ WebSocket frames are.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,14 +49,10 @@ def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def negotiate(accept: str | None) -> str:
-    """Pick the response media type; graphql-response+json wins when acceptable (spec 6.4.1)."""
-    if not accept:
-        return JSON_TYPE
-    best: tuple[float, int, str] | None = None
+def _accept_entries(accept: str) -> Iterator[tuple[int, str, float]]:
+    """Each media range of an Accept header: its position, lower-cased media type and q (0 when unreadable)."""
     for position, part in enumerate(accept.split(",")):
         media, *params = [p.strip() for p in part.split(";")]
-        media = media.lower()
         q = 1.0
         for param in params:
             if param.startswith("q="):
@@ -63,6 +60,15 @@ def negotiate(accept: str | None) -> str:
                     q = float(param[2:])
                 except ValueError:
                     q = 0.0
+        yield position, media.lower(), q
+
+
+def negotiate(accept: str | None) -> str:
+    """Pick the response media type; graphql-response+json wins when acceptable (spec 6.4.1)."""
+    if not accept:
+        return JSON_TYPE
+    best: tuple[float, int, str] | None = None
+    for _position, media, q in _accept_entries(accept):
         if q <= 0:
             continue
         if media == GRAPHQL_RESPONSE:
@@ -74,7 +80,6 @@ def negotiate(accept: str | None) -> str:
         # Higher q first; on a tie prefer graphql-response+json; position is only a last resort.
         if best is None or candidate[:2] > best[:2]:
             best = candidate
-        del position
     if best is None:
         wanted = f"send Accept: {GRAPHQL_RESPONSE} or {JSON_TYPE}."
         if MULTIPART_MIXED in accept.lower():  # an incremental delivery client (@defer/@stream)
@@ -92,16 +97,7 @@ def wants_event_stream(accept: str | None) -> bool:
     if not accept or EVENT_STREAM not in accept.lower():
         return False
     best: tuple[float, int, bool] | None = None
-    for position, part in enumerate(accept.split(",")):
-        media, *params = [p.strip() for p in part.split(";")]
-        media = media.lower()
-        q = 1.0
-        for param in params:
-            if param.startswith("q="):
-                try:
-                    q = float(param[2:])
-                except ValueError:
-                    q = 0.0
+    for position, media, q in _accept_entries(accept):
         if not 0 < q <= 1 or media not in (EVENT_STREAM, GRAPHQL_RESPONSE, JSON_TYPE):  # (NaN fails too)
             continue
         candidate = (q, -position, media == EVENT_STREAM)
