@@ -186,15 +186,38 @@ class OutboundMail(Protocol):
 ProviderState = Literal["pending", "running", "succeeded", "failed"]
 
 
-class ProviderError(Exception):
-    """A provider call failed. `retryable` tells transient (429, 5xx, timeout) from permanent."""
+#: Our own client-side submit limiter for a provider waited too long: the provider was not asked.
+LOCAL_RATE_LIMITED = "LOCAL_RATE_LIMITED"
 
-    def __init__(self, code: str, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+
+class ProviderError(Exception):
+    """A provider call failed. `retryable` tells transient (429, 5xx, timeout) from permanent.
+
+    On submit, `nothing_started` says the failure proves no job exists at the provider (it
+    refused before taking the job: 429, maintenance, a connection never made, our own limiter);
+    only then may another route be tried. A timeout after the request was sent, or a 2xx answer
+    that does not parse, may have left a job there: those leave it False. `our_config` says our
+    credentials or route configuration for that provider are wrong (401/403, an unknown model):
+    nothing started, and the next route may work.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        nothing_started: bool = False,
+        our_config: bool = False,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
+        self.our_config = our_config
+        self.nothing_started = nothing_started or our_config
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,28 @@
 """Failover across a model's provider routes, within one submit attempt (domain/use_cases/submission.py).
 
 The routes (domain/provider_routes.py) are tried in order until one provider takes the job.
-A route fails over to the next when it failed before any work started there:
+A route fails over to the next only when its failure proves no job was created there
+(a second paid job must never run beside a first one nobody follows):
 
-* the provider refused or could not take the job now: a retryable `ProviderError` (429, KIE's
-  455 maintenance, 5xx, a timeout or connection error on submit, an answer that does not parse);
-* the route cannot be used in this deployment: its provider is not configured (no credentials)
-  or no longer registered;
+* the provider refused the job before taking it: a retryable `ProviderError` marked
+  `nothing_started` (429, 402, 503, KIE's 455 maintenance, a connection never made);
+* the route cannot be used in this deployment: its provider is not configured (no credentials),
+  no longer registered, or our credentials or route (`our_config`: 401/403, an unknown model)
+  are wrong; such a failure counts against its circuit;
 * its circuit is open (domain/provider_health.py), or it is at one of our own limits for it
-  (`ProviderLimit`: submits per window across every worker, generations it runs at once):
-  it is skipped without being asked, and the skip does not count against its circuit.
+  (`ProviderLimit`: submits per window across every worker, generations it runs at once; the
+  adapter's own client-side limiter, LOCAL_RATE_LIMITED): it is skipped without being asked,
+  and the skip does not count against its circuit.
 
-A permanent refusal (a 4xx: invalid input, content policy) does not fail over: the request
-itself is wrong, and another provider would either refuse it too or hide a mapping bug. It
-fails the generation as before. A timeout on submit may have left a job at that provider
-that nobody polls; it is counted as not started, as the provider gave us no task id to follow.
+A failure after the request may have reached the provider (a read timeout, a dropped
+connection, a 500/502/504, a 2xx answer that does not parse) does not fail over: the job may
+exist there. The attempt fails as retryable (the submit backoff applies; the next attempt
+starts again from the first route) within the usual attempt limit. A permanent refusal (a 4xx:
+invalid input, content policy) does not fail over either: the request itself is wrong, and
+another provider would either refuse it too or hide a mapping bug. It fails the generation.
+
+Once a provider returned a task id, the bookkeeping after it (its circuit's record) is best
+effort: an error there is logged and the task id kept.
 
 The credits were reserved once by `generate`; no route reserves again. Every route tried (or
 skipped) is one `ProviderAttempt`, recorded whatever the outcome. When every route failed over,
@@ -35,7 +43,7 @@ from datetime import datetime
 
 from domain.catalogue import AiModel
 from domain.generations import Generation
-from domain.ports import Provider, ProviderError, ProviderJob
+from domain.ports import LOCAL_RATE_LIMITED, Provider, ProviderError, ProviderJob
 from domain.provider_attempts import AttemptOutcome, ProviderAttempt
 from domain.provider_health import ProviderLimit
 from domain.provider_routes import ProviderRoute
@@ -52,8 +60,13 @@ DEPLOYMENT_CODES = frozenset({"PROVIDER_NOT_CONFIGURED", "PROVIDER_UNKNOWN"})
 
 
 def fails_over(exc: ProviderError) -> bool:
-    """Whether the next route is tried after `exc` (no work started at that provider)."""
-    return exc.retryable or exc.code in DEPLOYMENT_CODES
+    """Whether the next route is tried after `exc`: only when it proves no job was created there."""
+    return exc.code in DEPLOYMENT_CODES or exc.our_config or (exc.retryable and exc.nothing_started)
+
+
+def counts_as_up(exc: ProviderError) -> bool:
+    """Whether the provider's circuit records `exc` as a success: a permanent refusal of the request is an answer."""
+    return not (exc.retryable or exc.our_config or exc.code in DEPLOYMENT_CODES)
 
 
 @dataclass
@@ -117,18 +130,19 @@ async def submit_routes(
             record(AttemptOutcome.SKIPPED, over.code)
             continue
         if ports.breaker is not None and not await ports.breaker.allow(route.provider):
-            errors.append(
-                (route.index, ProviderError(CIRCUIT_OPEN, f"{route.provider}'s circuit is open.", retryable=True))
-            )
+            errors.append((route.index, await _circuit_open(ports, route.provider)))
             record(AttemptOutcome.SKIPPED, CIRCUIT_OPEN)
             continue
         try:
             external_id = await provider.submit(job_for(route, provider))
         except ProviderError as exc:
+            if exc.code == LOCAL_RATE_LIMITED:
+                # Our own limiter: the provider was not asked, its circuit is not concerned.
+                errors.append((route.index, exc))
+                record(AttemptOutcome.SKIPPED, exc.code)
+                continue
             record(AttemptOutcome.FAILED, exc.code)
-            if ports.breaker is not None:
-                # A permanent refusal is an answer: the provider is up.
-                await ports.breaker.record(route.provider, ok=not fails_over(exc))
+            await _record_outcome(ports, route.provider, ok=counts_as_up(exc))
             if not fails_over(exc):
                 result.error = exc
                 return result
@@ -136,12 +150,37 @@ async def submit_routes(
             errors.append((route.index, exc))
             continue
         record(AttemptOutcome.SUBMITTED, None)
-        if ports.breaker is not None:
-            await ports.breaker.record(route.provider, ok=True)
         result.provider, result.route, result.external_id = provider, route, external_id
+        # The task exists: nothing after this may lose its id.
+        await _record_outcome(ports, route.provider, ok=True)
         return result
     result.error = _all_failed(errors, several=len(model.routes) > 1)
     return result
+
+
+async def _record_outcome(ports: ProcessingPorts, provider: str, *, ok: bool) -> None:
+    """The circuit's record of a submit, best effort: its store failing must not change the outcome."""
+    if ports.breaker is None:
+        return
+    try:
+        await ports.breaker.record(provider, ok=ok)
+    except Exception:
+        log.exception("could not record a submit outcome for %s's circuit", provider)
+
+
+async def _circuit_open(ports: ProcessingPorts, provider: str) -> ProviderError:
+    """The skip of an open circuit, to be retried when it half-opens (None: it is half-open, a probe is out)."""
+    retry_after: float | None = None
+    assert ports.breaker is not None
+    try:
+        (health,) = await ports.breaker.health([provider])
+    except Exception:
+        log.exception("could not read %s's circuit", provider)
+    else:
+        if health.open_until is not None:
+            left = (health.open_until - ports.clock.now()).total_seconds()
+            retry_after = left if left > 0 else None
+    return ProviderError(CIRCUIT_OPEN, f"{provider}'s circuit is open.", retryable=True, retry_after=retry_after)
 
 
 async def _over_limit(ports: ProcessingPorts, provider: str, limit: ProviderLimit) -> ProviderError | None:

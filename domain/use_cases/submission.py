@@ -105,10 +105,17 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
 
 
 async def _record(ports: ProcessingPorts, routed: RoutedSubmit) -> None:
-    """The routes tried, in a transaction of their own: history, true whatever the outcome's write finds."""
-    async with ports.uow() as uow:
-        await uow.generations.record_attempts(routed.attempts)
-        await uow.commit()
+    """The routes tried, in a transaction of their own: history, true whatever the outcome's write finds.
+
+    Best effort: when a provider took the job, a failure here must not lose its task id (the
+    generation would be submitted again, a second paid job); it is logged instead.
+    """
+    try:
+        async with ports.uow() as uow:
+            await uow.generations.record_attempts(routed.attempts)
+            await uow.commit()
+    except Exception:
+        log.exception("could not record the provider attempts of a submit")
 
 
 def _job(

@@ -78,7 +78,7 @@ class FalProvider:
         try:
             app_id, path = fal_wire.split_model_id(job.provider_model)
         except ValueError as exc:
-            raise ProviderError("FAL_BAD_MODEL_ID", str(exc), retryable=False) from exc
+            raise ProviderError("FAL_BAD_MODEL_ID", str(exc), retryable=False, our_config=True) from exc
         headers = self._headers()
         if job.deadline_at is not None:
             left = (job.deadline_at - datetime.fromtimestamp(self._clock(), UTC)).total_seconds()

@@ -24,6 +24,7 @@ from typing import Any
 
 from domain.ports import ProviderError, ProviderStatus
 from infrastructure.json_input import JsonInputError, loads
+from infrastructure.providers.http import classified
 
 RATE_LIMITED_RETRY_AFTER = 10.0
 
@@ -93,7 +94,8 @@ def error_for_status(status: int, body: object, *, retry_after: float | None = N
     code, retryable = known if known is not None else (f"FAL_HTTP_{status}", status >= 500)
     if status == 429:
         retry_after = retry_after or RATE_LIMITED_RETRY_AFTER
-    return ProviderError(code, _message(body, f"fal answered {status}"), retryable=retryable, retry_after=retry_after)
+    error = ProviderError(code, _message(body, f"fal answered {status}"), retryable=retryable, retry_after=retry_after)
+    return classified(error, status)
 
 
 def json_object(content: bytes, what: str) -> dict[str, Any]:

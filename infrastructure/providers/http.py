@@ -31,13 +31,36 @@ def transport_errors(what: str, *, failed: str = "unreachable") -> Iterator[None
     """Turn httpx timeouts into PROVIDER_TIMEOUT and other transport failures into PROVIDER_UNAVAILABLE.
 
     Both are retryable; the messages read "{what} timed out" and "{what} {failed}: {cause}".
+    A connection never made (or never taken from the pool) sent nothing: `nothing_started`.
+    Any later failure (a read timeout, a dropped connection) may come after the provider took the job.
     """
     try:
         yield
-    except httpx.TimeoutException as exc:
-        raise ProviderError("PROVIDER_TIMEOUT", f"{what} timed out", retryable=True) from exc
     except httpx.TransportError as exc:
-        raise ProviderError("PROVIDER_UNAVAILABLE", f"{what} {failed}: {exc}", retryable=True) from exc
+        raise transport_error(exc, what, failed=failed) from exc
+
+
+def transport_error(exc: httpx.TransportError, what: str, *, failed: str = "unreachable") -> ProviderError:
+    """The `ProviderError` for a request that got no answer (see `transport_errors`)."""
+    nothing_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderError("PROVIDER_TIMEOUT", f"{what} timed out", retryable=True, nothing_started=nothing_sent)
+    return ProviderError(
+        "PROVIDER_UNAVAILABLE", f"{what} {failed}: {exc}", retryable=True, nothing_started=nothing_sent
+    )
+
+
+#: Answers proving a provider took no job: out of credit (402), throttled (429), in maintenance (503, KIE's 455).
+REFUSED_STATUSES = frozenset({402, 429, 455, 503})
+#: Answers blaming our credentials (401/403) or the route's model (404): nothing started, another route may work.
+OUR_CONFIG_STATUSES = frozenset({401, 403, 404})
+
+
+def classified(error: ProviderError, status: int) -> ProviderError:
+    """`error` (for an answer of HTTP or body status `status`) marked with what that answer proves."""
+    error.our_config = status in OUR_CONFIG_STATUSES
+    error.nothing_started = error.our_config or status in REFUSED_STATUSES
+    return error
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:

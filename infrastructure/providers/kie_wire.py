@@ -19,6 +19,7 @@ from typing import Any
 
 from domain.ports import ProviderError, ProviderState, ProviderStatus
 from infrastructure.json_input import JsonInputError, loads
+from infrastructure.providers.http import classified
 
 # 402 means genhub's KIE account ran dry, not that the user did anything wrong.
 # Ops can top it up, so the job waits (retryable, long back-off) instead of
@@ -55,9 +56,10 @@ def error_for_code(code: int, message: str, *, retry_after: float | None = None)
     if known is None:
         known = (f"KIE_HTTP_{code}", code >= 500, None)
     error_code, retryable, default_after = known
-    return ProviderError(
+    error = ProviderError(
         error_code, message or f"KIE answered {code}", retryable=retryable, retry_after=retry_after or default_after
     )
+    return classified(error, code)
 
 
 def int_or_none(value: object) -> int | None:

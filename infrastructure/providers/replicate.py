@@ -86,7 +86,7 @@ class ReplicateProvider:
         try:
             model = parse_model(job.provider_model)
         except ValueError as exc:
-            raise ProviderError("REPLICATE_BAD_MODEL", str(exc), retryable=False) from exc
+            raise ProviderError("REPLICATE_BAD_MODEL", str(exc), retryable=False, our_config=True) from exc
         now = datetime.fromtimestamp(self._clock(), UTC)
         headers: dict[str, str] = {}
         if (deadline := cancel_after(job.deadline_at, now)) is not None:

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from domain.ports import ProviderError, ProviderState, ProviderStatus
 from infrastructure.json_input import JsonInputError, loads
+from infrastructure.providers.http import classified
 
 PAYMENT_RETRY_AFTER = 300.0
 RATE_LIMITED_RETRY_AFTER = 1.0
@@ -161,12 +162,13 @@ def error_for_answer(status: int, body: object, headers: Mapping[str, str]) -> P
         known = ("REPLICATE_SERVER_ERROR", True, None) if status >= 500 else (f"REPLICATE_HTTP_{status}", False, None)
     code, retryable, default_after = known
     retry_after = retry_after_from(headers, detail) if retryable else None
-    return ProviderError(
+    error = ProviderError(
         code,
         detail or f"Replicate answered HTTP {status}",
         retryable=retryable,
         retry_after=retry_after if retry_after is not None else default_after,
     )
+    return classified(error, status)
 
 
 def _is_url(value: str) -> bool:

@@ -10,7 +10,7 @@ import pytest
 
 from domain.credits import LedgerKind
 from domain.generations import Generation, GenerationStatus
-from domain.ports import ProviderError
+from domain.ports import LOCAL_RATE_LIMITED, ProviderError
 from domain.provider_attempts import AttemptOutcome
 from domain.provider_health import CircuitPolicy, CircuitState, ProviderLimit
 from domain.use_cases import finalization, submission, sweeps
@@ -18,13 +18,19 @@ from domain.use_cases.generations import cancel_task_args
 from domain.use_cases.processing import ProcessingPorts
 from domain.use_cases.routed_submission import ALL_ROUTES_FAILED
 from infrastructure.circuit_breaker import MemoryCircuitBreaker
+from tests.unit.fake_database import FakeGenerations as FAKE_GENERATIONS
 from tests.unit.processing_fakes import COST, T0, Env, Provider
 
 S = GenerationStatus
-RATE_LIMITED = ProviderError("KIE_RATE_LIMITED", "429", retryable=True, retry_after=10.0)
-MAINTENANCE = ProviderError("KIE_MAINTENANCE", "455", retryable=True, retry_after=60.0)
-DOWN = ProviderError("KIE_SERVER_ERROR", "503", retryable=True)
+RATE_LIMITED = ProviderError("KIE_RATE_LIMITED", "429", retryable=True, retry_after=10.0, nothing_started=True)
+MAINTENANCE = ProviderError("KIE_MAINTENANCE", "455", retryable=True, retry_after=60.0, nothing_started=True)
+DOWN = ProviderError("KIE_SERVER_ERROR", "503", retryable=True, nothing_started=True)
 INVALID = ProviderError("KIE_VALIDATION", "422", retryable=False)
+# Failures after the request may have reached the provider: a job may exist there.
+READ_TIMEOUT = ProviderError("PROVIDER_TIMEOUT", "read timed out", retryable=True)
+UNREADABLE = ProviderError("PROVIDER_BAD_RESPONSE", "2xx without a task id", retryable=True)
+UNAUTHORIZED = ProviderError("KIE_UNAUTHORIZED", "401", retryable=False, our_config=True)
+LOCAL = ProviderError(LOCAL_RATE_LIMITED, "our limiter waited too long", retryable=True, nothing_started=True)
 
 
 def named(name: str) -> Provider:
@@ -280,3 +286,95 @@ async def test_when_every_route_is_at_its_limit_the_attempt_backs_off_for_the_ra
     assert (g.status, g.provider) == (S.SUBMITTING, None)
     assert [a[3] for a in routed.attempts(g)] == [AttemptOutcome.SKIPPED, AttemptOutcome.SKIPPED]
     assert g.next_attempt_at is not None and g.next_attempt_at > T0
+
+
+@pytest.mark.parametrize("failure", [READ_TIMEOUT, UNREADABLE], ids=lambda e: e.code)
+async def test_a_failure_after_the_request_was_sent_does_not_submit_a_second_job(
+    routed: Routed, failure: ProviderError
+) -> None:
+    # given a first route that may have created the job (a read timeout, an unreadable 2xx)
+    routed.breaker = MemoryCircuitBreaker(CircuitPolicy(failures_to_open=5), clock=lambda: 1000.0)
+    routed.first.submit_errors = [failure]
+    g = routed.generation()
+    # when it is submitted
+    after = await routed.submit(g)
+    # then the second route is never asked; the attempt backs off, the hold kept
+    assert routed.second.jobs == [] and (after.status, after.provider) == (S.SUBMITTING, None)
+    assert routed.attempts(g) == [(1, 0, "first", AttemptOutcome.FAILED, failure.code)]
+    assert routed.env.kinds(g) == [LedgerKind.RESERVE]
+    # and the failure counts against the first provider's circuit
+    [health] = await routed.breaker.health(["first"])
+    assert health.recent_failures == 1
+
+
+async def test_wrong_credentials_fail_over_and_count_against_the_circuit(routed: Routed) -> None:
+    routed.breaker = MemoryCircuitBreaker(CircuitPolicy(failures_to_open=5), clock=lambda: 1000.0)
+    routed.first.submit_errors = [UNAUTHORIZED]
+    g = routed.generation()
+    after = await routed.submit(g)
+    assert (after.status, after.provider) == (S.PROCESSING, "second")
+    [health] = await routed.breaker.health(["first"])
+    assert (health.recent_failures, health.recent_successes) == (1, 0)
+
+
+async def test_wrong_credentials_on_every_route_fail_the_generation(routed: Routed) -> None:
+    routed.first.submit_errors = [UNAUTHORIZED]
+    routed.second.submit_errors = [UNAUTHORIZED]
+    g = routed.generation()
+    after = await routed.submit(g)
+    assert (after.status, after.error_code) == (S.FAILED, ALL_ROUTES_FAILED)
+    assert routed.env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
+
+
+async def test_our_own_limiter_skips_the_route_without_blaming_its_circuit(routed: Routed) -> None:
+    routed.breaker = MemoryCircuitBreaker(CircuitPolicy(failures_to_open=1), clock=lambda: 1000.0)
+    routed.first.submit_errors = [LOCAL]
+    g = routed.generation()
+    after = await routed.submit(g)
+    assert after.provider == "second"
+    assert routed.attempts(g)[0][2:] == ("first", AttemptOutcome.SKIPPED, LOCAL_RATE_LIMITED)
+    [health] = await routed.breaker.health(["first"])
+    assert (health.state, health.recent_failures) == (CircuitState.CLOSED, 0)
+
+
+class _BrokenRecords(MemoryCircuitBreaker):
+    async def record(self, provider: str, *, ok: bool) -> None:
+        raise ConnectionError("the circuit store is down")
+
+
+async def test_a_bookkeeping_error_after_the_provider_took_the_job_keeps_its_task_id(
+    routed: Routed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a circuit store failing after a successful submit, and the attempt history store failing too
+    routed.breaker = _BrokenRecords(CircuitPolicy(), clock=lambda: 1000.0)
+
+    async def broken(self: object, attempts: object) -> None:
+        raise ConnectionError("the database refused the history")
+
+    monkeypatch.setattr(FAKE_GENERATIONS, "record_attempts", broken)
+    g = routed.generation()
+    after = await routed.submit(g)
+    # then the generation follows the task the provider gave; nothing was submitted twice
+    assert (after.status, after.provider, after.provider_task_id) == (S.PROCESSING, "first", "task-1")
+    assert len(routed.first.jobs) == 1 and routed.second.jobs == []
+
+
+async def test_an_open_circuit_is_retried_when_it_half_opens(routed: Routed) -> None:
+    # given a one-route model whose provider's circuit is open for another 30 s
+    clock = routed.env.clock
+    routed.breaker = MemoryCircuitBreaker(
+        CircuitPolicy(failures_to_open=1, cooldown_seconds=30), clock=lambda: clock.now().timestamp()
+    )
+    await routed.breaker.record("first", ok=False)
+    owner = routed.env.fakes.user(balance=100)
+    model = routed.env.fakes.model(cost=COST, provider="first", providerModel="legacy/name")
+    g = routed.env.fakes.generation(owner, model, S.QUEUED)
+    # when it is submitted
+    after = await routed.submit(g)
+    # then the attempt waits until the circuit half-opens, not a short default backoff
+    assert after.status is S.SUBMITTING
+    assert after.next_attempt_at is not None and after.next_attempt_at >= T0 + timedelta(seconds=29)
+    # and a probe then goes
+    clock.advance((after.next_attempt_at - clock.now()).total_seconds())
+    after = await routed.submit(g)
+    assert (after.status, after.provider) == (S.PROCESSING, "first")

@@ -428,6 +428,11 @@ async def test_rate_limit_wait_beyond_max_wait_is_retryable(fake_kie: FakeKie, m
     with pytest.raises(ProviderError) as caught:
         await kie.submit(job())
 
-    assert (caught.value.code, caught.value.retryable) == ("PROVIDER_RATE_LIMITED", True)
+    # our own limiter, not KIE's answer: the route is skipped without blaming KIE's circuit
+    assert (caught.value.code, caught.value.retryable, caught.value.nothing_started) == (
+        "LOCAL_RATE_LIMITED",
+        True,
+        True,
+    )
     assert caught.value.retry_after == 30
     assert len(fake_kie.create_calls) == 1

@@ -105,14 +105,19 @@ async def test_a_refusing_kie_fails_over_to_the_simulated_route(
     assert account.balance == GRANT - COST
 
 
-async def test_a_timeout_on_submit_fails_over(world: World, workers: Processes, fake_kie: FakeKie) -> None:
-    fake_kie.create_delay = 1.5  # beyond PROVIDER_TIMEOUT_SECONDS
+async def test_a_timeout_after_the_submit_was_sent_does_not_fail_over(
+    world: World, workers: Processes, fake_kie: FakeKie
+) -> None:
+    # given KIE answering the first createTask only after PROVIDER_TIMEOUT_SECONDS (a job may exist there)
+    fake_kie.reply_create(delay=1.5)
     model = await routed_model(world, "routed-timeout")
-    final = await world.wait_final((await world.generate(model)).id)
+    final = await world.wait_final((await world.generate(model)).id, timeout=30.0)
+    # then the simulated route is never asked: the next submit attempt goes to KIE again, which runs it
     assert final.status is GenerationStatus.SUCCEEDED, workers.logs()
-    assert [a[2:] for a in await attempts(world, final.id)] == [
-        ("kie", AttemptOutcome.FAILED, "PROVIDER_TIMEOUT"),
-        ("simulated", AttemptOutcome.SUBMITTED, None),
+    assert (final.provider, final.submit_attempts) == ("kie", 2)
+    assert await attempts(world, final.id) == [
+        (1, 0, "kie", AttemptOutcome.FAILED, "PROVIDER_TIMEOUT"),
+        (2, 0, "kie", AttemptOutcome.SUBMITTED, None),
     ]
     await assert_ledger_exact(world, final.id, charged=True)
 

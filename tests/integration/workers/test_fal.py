@@ -273,9 +273,9 @@ async def attempts(world: World, generation_id: uuid.UUID) -> list[tuple[str, At
             "FAL_RATE_LIMITED",
         ),
         ({"status": 503, "body": {"detail": "unavailable"}}, "FAL_HTTP_503"),
-        ({"status": 200, "raw": b"<html>not json</html>"}, "FAL_BAD_RESPONSE"),
+        ({"status": 401, "body": {"detail": "bad key"}}, "FAL_UNAUTHORIZED"),
     ],
-    ids=["429", "503", "unparseable"],
+    ids=["429", "503", "401"],
 )
 async def test_a_refusing_fal_fails_over_to_kie(
     world: World, fal_processes: Processes, fake_fal: FakeFal, fake_kie: FakeKie, reply: dict[str, Any], code: str
@@ -296,6 +296,28 @@ async def test_a_refusing_fal_fails_over_to_kie(
     assert await attempts(world, final.id) == [
         ("fal", AttemptOutcome.FAILED, code),
         ("kie", AttemptOutcome.SUBMITTED, None),
+    ]
+    await assert_captured_once(world, final)
+
+
+async def test_an_unreadable_2xx_from_fal_is_not_failed_over(
+    world: World, fal_processes: Processes, fake_fal: FakeFal, fake_kie: FakeKie
+) -> None:
+    # given fal answering the first submit 200 with a body we cannot read (a job may exist there)
+    fake_fal.reply_submit(status=200, raw=b"<html>not json</html>")
+    routes = [
+        {"provider": "fal", "providerModel": "fal-ai/flux/dev"},
+        {"provider": "kie", "providerModel": "fake/model"},
+    ]
+    model = await world.model("fal-first-unreadable", provider="fal", routes=routes)
+    # when a generation runs
+    final = await world.wait_final((await world.generate(model)).id, timeout=POLL_SECONDS * 8)
+    # then KIE is never asked: the next submit attempt goes to fal again
+    assert final.status is GenerationStatus.SUCCEEDED, fal_processes.logs()
+    assert (final.provider, final.submit_attempts, fake_kie.create_calls) == ("fal", 2, [])
+    assert await attempts(world, final.id) == [
+        ("fal", AttemptOutcome.FAILED, "FAL_BAD_RESPONSE"),
+        ("fal", AttemptOutcome.SUBMITTED, None),
     ]
     await assert_captured_once(world, final)
 
