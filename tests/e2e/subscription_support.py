@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import websockets
 from redis.asyncio import Redis
@@ -191,6 +192,44 @@ async def wait_for_numsub(redis_url: str, channel: str, expected: int, timeout: 
             await asyncio.sleep(0.02)
     finally:
         await client.aclose()
+
+
+async def wait_for_line(proc: Proc, text: str, timeout: float) -> None:
+    """Until ``proc`` has logged ``text``; fails when it exits first or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while text not in proc.output():
+        assert proc.alive(), proc.output()
+        assert time.monotonic() < deadline, f"{proc.name} never logged {text!r}:\n{proc.output()}"
+        await asyncio.sleep(0.1)
+
+
+async def empty_stores(postgres_dsn: str, redis_url: str, tables: str) -> None:
+    """TRUNCATE ``tables`` (a comma-separated list) CASCADE and FLUSHDB: a module's stack starts from nothing."""
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute(f"TRUNCATE {tables} CASCADE")
+    finally:
+        await conn.close()
+    flush = Redis.from_url(redis_url)
+    await flush.flushdb()
+    await flush.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    env: Mapping[str, str], cwd: Path, names: tuple[str, ...], *, timeout: float = 90.0
+) -> AsyncIterator[tuple[list[Server], Proc, Proc]]:
+    """A worker, a scheduler and one ``genhub serve`` per name (started together); all stopped on the way out."""
+    worker = start_worker(env, cwd)
+    scheduler = Proc.start([GENHUB, "scheduler"], env, cwd, "scheduler")
+    servers: list[Server] = []
+    try:
+        servers = list(await asyncio.gather(*(start_server(env, cwd, name, timeout=timeout) for name in names)))
+        await wait_for_line(worker, "Listening started", 30)
+        yield servers, worker, scheduler
+    finally:
+        for proc in [*(s.proc for s in servers), worker, scheduler]:
+            await proc.stop()
 
 
 # ---------------------------------------------------------------- GraphQL over HTTP

@@ -16,15 +16,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from redis.asyncio import Redis
 
 from domain.users import Role
 from infrastructure.security.tokens import TokenService
 from tests.e2e.subscription_support import (
-    GENHUB,
     JWT_SECRET,
     Account,
     Api,
@@ -36,10 +33,10 @@ from tests.e2e.subscription_support import (
     TransportWs,
     app_container,
     base_env,
+    empty_stores,
+    running_stack,
     seed_catalogue,
     seed_settings,
-    start_server,
-    start_worker,
     wait_for_numsub,
 )
 from tests.fixtures.credits import grant_credits
@@ -88,29 +85,10 @@ class Stack:
         return account
 
 
-async def _truncate(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f"TRUNCATE {TABLES} CASCADE")
-    finally:
-        await conn.close()
-
-
-async def _wait_for_line(proc: Proc, text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in proc.output():
-        assert proc.alive(), proc.output()
-        assert time.monotonic() < deadline, f"{proc.name} never logged {text!r}:\n{proc.output()}"
-        await asyncio.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 async def stack(postgres_dsn: str, postgres_url: str, redis_url: str, tmp_path_factory: Any) -> AsyncIterator[Stack]:
     tmp: Path = tmp_path_factory.mktemp("subscriptions")
-    await _truncate(postgres_dsn)
-    flush = Redis.from_url(redis_url)
-    await flush.flushdb()
-    await flush.aclose()
+    await empty_stores(postgres_dsn, redis_url, TABLES)
     settings = seed_settings(postgres_url, redis_url, tmp)
     await seed_catalogue(settings)
     env = base_env(
@@ -123,31 +101,25 @@ async def stack(postgres_dsn: str, postgres_url: str, redis_url: str, tmp_path_f
         POLL_INTERVAL_SECONDS="1",
         WS_KEEPALIVE_SECONDS="0.5",
     )
-    worker = start_worker(env, tmp)
-    scheduler = Proc.start([GENHUB, "scheduler"], env, tmp, "scheduler")
-    servers: list[Server] = []
-    try:
-        servers = list(await asyncio.gather(start_server(env, tmp, "serve-a"), start_server(env, tmp, "serve-b")))
-        await _wait_for_line(worker, "Listening started", 30)
-        async with app_container(settings) as container:
-            stack = Stack(
-                servers[0],
-                servers[1],
-                worker,
-                scheduler,
-                redis_url,
-                container,
-                Api(servers[0].http_url),
-                Api(servers[1].http_url),
-            )
-            probe = await stack.user()
-            stack.model_id = await stack.api_a.model_id(probe.token)
-            yield stack
-            await stack.api_a.aclose()
-            await stack.api_b.aclose()
-    finally:
-        for proc in [*(s.proc for s in servers), worker, scheduler]:
-            await proc.stop()
+    async with (
+        running_stack(env, tmp, ("serve-a", "serve-b")) as (servers, worker, scheduler),
+        app_container(settings) as container,
+    ):
+        stack = Stack(
+            servers[0],
+            servers[1],
+            worker,
+            scheduler,
+            redis_url,
+            container,
+            Api(servers[0].http_url),
+            Api(servers[1].http_url),
+        )
+        probe = await stack.user()
+        stack.model_id = await stack.api_a.model_id(probe.token)
+        yield stack
+        await stack.api_a.aclose()
+        await stack.api_b.aclose()
 
 
 async def connect(server: Server, account: Account) -> TransportWs:

@@ -13,7 +13,6 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from redis.asyncio import Redis
 
@@ -31,17 +29,15 @@ from domain.users import Role
 from infrastructure.pubsub.codec import encode_event
 from tests.e2e.sse_support import SseStream, open_stream
 from tests.e2e.subscription_support import (
-    GENHUB,
     Account,
     Api,
-    Proc,
     Server,
     app_container,
     base_env,
+    empty_stores,
+    running_stack,
     seed_catalogue,
     seed_settings,
-    start_server,
-    start_worker,
     wait_for_numsub,
 )
 from tests.e2e.test_subscriptions import tokens_with_ttl
@@ -82,25 +78,10 @@ class Stack:
         return account
 
 
-async def _wait_for_line(proc: Proc, text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in proc.output():
-        assert proc.alive(), proc.output()
-        assert time.monotonic() < deadline, f"{proc.name} never logged {text!r}:\n{proc.output()}"
-        await asyncio.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 async def stack(postgres_dsn: str, postgres_url: str, redis_url: str, tmp_path_factory: Any) -> AsyncIterator[Stack]:
     tmp: Path = tmp_path_factory.mktemp("sse")
-    conn = await asyncpg.connect(postgres_dsn)
-    try:
-        await conn.execute(f"TRUNCATE {TABLES} CASCADE")
-    finally:
-        await conn.close()
-    flush = Redis.from_url(redis_url)
-    await flush.flushdb()
-    await flush.aclose()
+    await empty_stores(postgres_dsn, redis_url, TABLES)
     settings = seed_settings(postgres_url, redis_url, tmp)
     await seed_catalogue(settings)
     env = base_env(
@@ -115,28 +96,16 @@ async def stack(postgres_dsn: str, postgres_url: str, redis_url: str, tmp_path_f
         SSE_WRITE_TIMEOUT_SECONDS="1",
         SSE_MAX_STREAMS_PER_USER=str(MAX_STREAMS),
     )
-    worker = start_worker(env, tmp)
-    scheduler = Proc.start([GENHUB, "scheduler"], env, tmp, "scheduler")
-    servers: list[Server] = []
-    try:
-        servers = list(
-            await asyncio.gather(
-                start_server(env, tmp, "sse-a", timeout=120), start_server(env, tmp, "sse-b", timeout=120)
-            )
-        )
-        await _wait_for_line(worker, "Listening started", 30)
-        async with app_container(settings) as container:
-            stack = Stack(
-                servers[0], servers[1], redis_url, container, Api(servers[0].http_url), Api(servers[1].http_url)
-            )
-            probe = await stack.user()
-            stack.model_id = await stack.api_a.model_id(probe.token)
-            yield stack
-            await stack.api_a.aclose()
-            await stack.api_b.aclose()
-    finally:
-        for proc in [*(s.proc for s in servers), worker, scheduler]:
-            await proc.stop()
+    async with (
+        running_stack(env, tmp, ("sse-a", "sse-b"), timeout=120) as (servers, _worker, _scheduler),
+        app_container(settings) as container,
+    ):
+        stack = Stack(servers[0], servers[1], redis_url, container, Api(servers[0].http_url), Api(servers[1].http_url))
+        probe = await stack.user()
+        stack.model_id = await stack.api_a.model_id(probe.token)
+        yield stack
+        await stack.api_a.aclose()
+        await stack.api_b.aclose()
 
 
 def statuses(results: list[dict[str, Any]], field: str) -> list[str]:
