@@ -5,6 +5,12 @@ provider delivers it again; the poll sweep finds the result otherwise. It answer
 the worker's finalize path asks the provider itself, so a callback delivered twice, or
 together with a poll, finalizes once. A genuine callback for a task no generation holds is
 answered 404 (unknown provider: 404 too; bad signature: 401; malformed: 400).
+
+A fast provider's callback can arrive before the submit committed its task id; it is then a
+404 too, and nothing is lost: the submit's commit makes the generation PROCESSING with its
+next poll due at once, and the poll sweep asks the provider itself. A database outage during
+the task lookup is a 503 with Retry-After (the unit of work turns it into ServiceUnavailable),
+never a 500 or a 404, so the provider delivers it again.
 """
 
 from __future__ import annotations

@@ -153,8 +153,12 @@ class FalProvider:
     # ------------------------------------------------------------ webhooks
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> ProviderCallback:
-        """With the keys cached so far and no app query: prefer `verify_callback`."""
-        return self._verify(headers, body, {})
+        """Not a path for fal: its webhooks need the app query and may need a key fetch (`verify_callback`).
+
+        The callback use case calls `verify_callback` for every `AsyncCallbackVerifier`; this
+        sync method only exists for the `Provider` protocol.
+        """
+        raise NotImplementedError("fal webhooks are verified by the async verify_callback")
 
     async def verify_callback(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]

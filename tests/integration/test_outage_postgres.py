@@ -3,7 +3,9 @@ hint, nothing reserved for a refused request, the catalogue from its last read, 
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from sqlalchemy import text
 
+from infrastructure.providers.kie_wire import sign
 from tests.fixtures.app import (
     GraphQLClient,
     SettingsFactory,
@@ -181,3 +184,35 @@ async def test_postgres_down_a_subscription_start_gets_a_typed_error_and_the_soc
         # and the socket stays open: a subscription started after recovery delivers
         await ws.send_json({"type": "ping"})
         assert (await ws.receive_json())["type"] == "pong"
+
+
+CALLBACK_SECRET = "outage-callback-secret"
+
+
+async def test_postgres_down_a_provider_callback_is_a_503_with_retry_after(
+    clean_postgres: str, proxy: TcpProxy, make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a genuine KIE callback (signed with our secret) for a task no generation holds
+    settings = make_settings(database_url=through(clean_postgres, proxy.port), kie_callback_secret=CALLBACK_SECRET)
+    stamp = str(int(time.time()))
+    body = json.dumps({"code": 200, "data": {"taskId": "task_outage", "state": "success"}}).encode()
+    headers = {
+        "X-Webhook-Signature": sign(CALLBACK_SECRET, "task_outage", stamp),
+        "X-Webhook-Timestamp": stamp,
+        "Content-Type": "application/json",
+    }
+    async with running_app(settings) as client:
+        # while PostgreSQL answers, an unknown task is a 404
+        response = await client.http.post("/providers/kie/callback", content=body, headers=headers)
+        assert response.status_code == 404, response.text
+        # when PostgreSQL cannot be reached during the task lookup
+        await proxy.cut()
+        caplog.set_level(logging.WARNING)
+        try:
+            response = await client.http.post("/providers/kie/callback", content=body, headers=headers)
+        finally:
+            await proxy.restore()
+    # then the provider is told to deliver it again later (503 with Retry-After), not a 500 or a 404
+    assert response.status_code == 503, response.text
+    assert int(response.headers["retry-after"]) >= 1
+    assert not [r for r in caplog.records if "unexpected error" in r.getMessage()]

@@ -159,6 +159,10 @@ def signed(request_id: str, user: str, stamp: str, body: bytes) -> dict[str, str
 FAL = provider_with_key()
 
 
+def verify(headers: dict[str, str], body: bytes) -> object:
+    return asyncio.run(FAL.verify_callback(headers, body, {"app": "fal-ai/flux"}))
+
+
 @settings(max_examples=60)
 @given(
     headers=st.dictionaries(
@@ -177,7 +181,7 @@ FAL = provider_with_key()
 )
 def test_forged_headers_are_refused(headers: dict[str, str], body: bytes) -> None:
     with pytest.raises((PermissionError, ValueError)):
-        FAL.parse_callback(headers, body)
+        verify(headers, body)
 
 
 @settings(max_examples=60)
@@ -188,10 +192,10 @@ def test_any_changed_body_byte_breaks_the_signature(flip: int, body: bytes) -> N
     index = flip % len(body)
     changed = body[:index] + bytes([body[index] ^ 0x01]) + body[index + 1 :]
     with pytest.raises(PermissionError):
-        FAL.parse_callback(headers, changed)
+        verify(headers, changed)
 
 
-def test_a_genuine_webhook_passes_the_sync_path_with_the_app_query() -> None:
+def test_a_genuine_webhook_passes_the_async_path_with_the_app_query_and_never_the_sync_one() -> None:
     request_id = "0a1b2c3d-0000-4000-8000-000000000000"
     body = json.dumps({"request_id": request_id, "status": "OK", "payload": {"images": [{"url": "https://x/y.png"}]}})
     headers = signed(request_id, "user", str(int(time.time())), body.encode())
@@ -199,8 +203,10 @@ def test_a_genuine_webhook_passes_the_sync_path_with_the_app_query() -> None:
     callback = asyncio.run(FAL.verify_callback(headers, body.encode(), {"app": "fal-ai/flux"}))
 
     assert callback.external_id == f"fal-ai/flux/{request_id}" and callback.status.state == "succeeded"
-    with pytest.raises(ValueError):  # the sync path has no query: it cannot name the app
+    with pytest.raises(NotImplementedError):  # the sync path has no query and fetches no key: never used
         FAL.parse_callback(headers, body.encode())
+    with pytest.raises(ValueError):  # without the app query the external id cannot be named
+        asyncio.run(FAL.verify_callback(headers, body.encode(), {}))
 
 
 def test_provider_error_type_is_domain() -> None:
