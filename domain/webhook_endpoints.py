@@ -58,6 +58,21 @@ class SecretRotation:
     previous_expires_at: datetime | None
 
 
+def delivery_destination(
+    saved_url: str, endpoint_id: uuid.UUID | None, endpoint: WebhookEndpoint | None
+) -> tuple[str, bool]:
+    """Where a claimed delivery goes, and whether it stops instead.
+
+    A delivery to an endpoint follows the endpoint's current URL and stops once the endpoint is disabled or
+    deleted; a generation's own webhook goes to the URL saved with it.
+    """
+    if endpoint_id is None:
+        return saved_url, False
+    if endpoint is None:
+        return saved_url, True
+    return endpoint.url, not endpoint.enabled
+
+
 def events_of(values: Iterable[str], field: str, problems: Problems) -> frozenset[WebhookEvent]:
     """The event types named (`generation.started`, or the enum's name `GENERATION_STARTED`); at least one."""
     found: set[WebhookEvent] = set()

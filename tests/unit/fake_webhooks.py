@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from domain.pagination import Page, PageRequest
-from domain.webhook_endpoints import GenerationWebhook, WebhookEndpoint
+from domain.webhook_endpoints import GenerationWebhook, WebhookEndpoint, delivery_destination
 from domain.webhook_messages import (
     ClaimedDelivery,
     DeliveryFilter,
@@ -260,11 +260,8 @@ class FakeWebhooks:
         view = dataclasses.replace(r.delivery, attempts=r.delivery.attempts + 1, last_attempt_at=now)
         self.tx.put("webhook_deliveries", delivery_id, DeliveryRecord(view, r.next_attempt_at, new_token, now + lease))
         d = r.delivery
-        url, stopped = d.url, False
-        if d.endpoint_id is not None:
-            endpoint = await self.endpoint(d.endpoint_id)
-            stopped = endpoint is None or not endpoint.enabled
-            url = endpoint.url if endpoint else url
+        endpoint = await self.endpoint(d.endpoint_id) if d.endpoint_id is not None else None
+        url, stopped = delivery_destination(d.url, d.endpoint_id, endpoint)
         live = sorted(
             (s for s in self._owned(d.user_id, d.endpoint_id) if s.retires_at is None or s.retires_at > now),
             key=lambda s: s.created_at,

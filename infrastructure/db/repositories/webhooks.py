@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Uuid, delete, exists, literal, or_, select, text, union_all, update
 
 from domain.pagination import Page, PageRequest
+from domain.webhook_endpoints import delivery_destination
 from domain.webhook_messages import (
     ClaimedDelivery,
     DeliveryFilter,
@@ -201,11 +202,8 @@ class SqlWebhookRepository(SqlWebhookEndpoints):
         if row is None:
             return None
         body = (await self.scalars(select(M.body).where(M.id == row.message_id)))[0]
-        url, stopped = row.url, False
-        if row.endpoint_id is not None:
-            endpoint = await self.endpoint(row.endpoint_id)
-            stopped = endpoint is None or not endpoint.enabled
-            url = endpoint.url if endpoint is not None else url
+        endpoint = await self.endpoint(row.endpoint_id) if row.endpoint_id is not None else None
+        url, stopped = delivery_destination(row.url, row.endpoint_id, endpoint)
         return ClaimedDelivery(
             id=row.id,
             message_id=row.message_id,
