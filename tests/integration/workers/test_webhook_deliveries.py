@@ -33,6 +33,7 @@ from domain.webhooks import WebhookEvent, verify
 from infrastructure.bootstrap import Services, bind
 from infrastructure.container import open_container
 from infrastructure.queue import build_broker
+from infrastructure.webhook_binding import outbox_policy
 from tests.fixtures.webhook_inbox import Received, WebhookInbox
 from tests.integration.workers.conftest import Processes, settings_from_env, worker_processes
 from tests.integration.workers.world import World, new_world
@@ -123,7 +124,9 @@ async def message_for(services: Services, world: World, url: str) -> WebhookDeli
         error_code="PROVIDER_FAILED",
     )
     async with c.uow() as uow:
-        sends = await webhook_outbox.record(uow, generation, GenerationStatus.PROCESSING, now)
+        sends = await webhook_outbox.record(
+            uow, generation, GenerationStatus.PROCESSING, now, outbox_policy(c.settings)
+        )
         await uow.commit()
     await webhook_outbox.dispatch(c.jobs, sends)
     [delivery] = await deliveries(services, world, endpoint_id=endpoint.id)
