@@ -23,6 +23,7 @@ from graphql import (
     GraphQLField,
     GraphQLInputObjectType,
     GraphQLInputType,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -99,7 +100,7 @@ def selection(field: GraphQLField) -> str:
         members = [t.name for t in result.types]
         invalid = "... on InvalidInput { fields { field message } }" if "InvalidInput" in members else ""
         return "{ __typename " + invalid + " }"
-    if isinstance(result, GraphQLObjectType):
+    if isinstance(result, GraphQLObjectType | GraphQLInterfaceType):
         return "{ __typename }"
     return ""
 
