@@ -44,6 +44,8 @@ class Subject:
     export_id: str = ""
     endpoint_id: str = ""
     delivery_id: str = ""
+    #: The generation whose message `delivery_id` carries (the owner's endpoint collects every cell's messages).
+    delivery_generation_id: str = ""
     ids: set[str] = field(default_factory=set)
 
 
@@ -173,12 +175,14 @@ async def owners_delivery(subject: Subject, persona: str) -> str:
         )
         body = await world.data(
             "owner",
-            "query($e: ID!) { webhookDeliveries(first: 5, filter: {endpointId: $e}) { edges { node { id } } } }",
-            {"e": subject.endpoint_id},
+            "query($e: ID!, $g: ID!) { webhookDeliveries(first: 5, filter: {endpointId: $e, generationId: $g}) "
+            "{ edges { node { id } } } }",
+            {"e": subject.endpoint_id, "g": generation_id},
         )
         edges = body["webhookDeliveries"]["edges"]
         assert edges, body
         subject.delivery_id = edges[0]["node"]["id"]
+        subject.delivery_generation_id = generation_id
         subject.ids.add(subject.delivery_id)
     return subject.delivery_id
 
@@ -443,9 +447,10 @@ ROWS: dict[str, Row] = {
         of(id=owners_endpoint),
     ),
     "Query.webhookDeliveries": Row(
-        "query { webhookDeliveries(first: 100) { edges { node { id } } } }",
+        # filtered by its generation: the owner's endpoint also collects the other cells' messages
+        "query($g: ID) { webhookDeliveries(first: 100, filter: {generationId: $g}) { edges { node { id } } } }",
         (U, "hidden", "hidden", "hidden", "sees", "hidden"),
-        of(x=owners_delivery),
+        of(x=owners_delivery, g=lambda s, p: s.delivery_generation_id),
     ),
     "Mutation.createWebhookEndpoint": Row(
         'mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/mine", events: [GENERATION_COMPLETED]}) '
