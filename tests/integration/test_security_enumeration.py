@@ -31,7 +31,7 @@ from sqlalchemy import event
 
 from domain.boards import BoardRole
 from domain.invitations import BoardInvitation
-from tests.fixtures.app import GraphQLClient, app_settings, register_user, running_app
+from tests.fixtures.app import QUIET_SWEEPS, GraphQLClient, app_settings, register_user, running_app
 from tests.integration.board_world import (
     ACCEPT_INVITATION,
     PASSWORD,
@@ -95,7 +95,7 @@ UNIQUE_HEADERS = {"x-request-id", "date", "content-length"}
 @contextlib.asynccontextmanager
 async def app_on(backend: str, request: pytest.FixtureRequest, tmp: Any, **overrides: Any) -> AsyncIterator[World]:
     """Personas (owner, editor, viewer, other; admin has role ADMIN) on a running app of `backend`."""
-    values = {"simulated_mode": "hang", **overrides}
+    values = {"simulated_mode": "hang", **QUIET_SWEEPS, **overrides}
     if backend == "postgresql":
         async with module_world(request.getfixturevalue("postgres_dsn"), tmp, **values) as world:
             yield world
