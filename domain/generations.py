@@ -106,8 +106,12 @@ class Generation:
     reserved_credits: int = 0
     charged_credits: int = 0
     provider_task_id: str | None = None
-    # The provider running it (the route whose submit succeeded); None before that.
+    # The provider running it (the route whose submit succeeded); while SUBMITTING, the provider of
+    # `uncertain_route`; None before either.
     provider: str | None = None
+    # The route index of an earlier submit whose outcome is unknown (a read timeout, an unreadable
+    # answer: a job may exist there). Later attempts go to that route only; cleared once one takes it.
+    uncertain_route: int | None = None
     idempotency_key: str | None = None
     finished_at: datetime | None = None
     deadline_at: datetime | None = None

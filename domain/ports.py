@@ -186,15 +186,11 @@ class OutboundMail(Protocol):
 ProviderState = Literal["pending", "running", "succeeded", "failed"]
 
 
-#: Our own client-side submit limiter for a provider waited too long: the provider was not asked.
-LOCAL_RATE_LIMITED = "LOCAL_RATE_LIMITED"
-
-
 class ProviderError(Exception):
     """A provider call failed. `retryable` tells transient (429, 5xx, timeout) from permanent.
 
     On submit, `nothing_started` says the failure proves no job exists at the provider (it
-    refused before taking the job: 429, maintenance, a connection never made, our own limiter);
+    refused before taking the job: 429, maintenance, a connection never made);
     only then may another route be tried. A timeout after the request was sent, or a 2xx answer
     that does not parse, may have left a job there: those leave it False. `our_config` says our
     credentials or route configuration for that provider are wrong (401/403, an unknown model):
@@ -299,6 +295,35 @@ class CircuitBreaker(Protocol):
 
     async def health(self, providers: Sequence[str]) -> list[ProviderHealth]:
         """Each provider's circuit and recent outcomes (`running` left 0: the database counts it)."""
+        ...
+
+
+class ProviderSlots(Protocol):
+    """In-flight slots per provider (PROVIDER_CONCURRENCY), shared by every worker.
+
+    A generation holds its provider's slot from its submit until it ends there
+    (domain/use_cases/provider_slots.py). Each holder's slot has a lease: one nobody renews
+    (its worker died, its release was lost) frees itself when the lease runs out. Times are
+    the store's own clock.
+    """
+
+    async def acquire(self, provider: str, holder: uuid.UUID, *, limit: int, lease: timedelta) -> bool:
+        """Take (or renew) `holder`'s slot when fewer than `limit` others hold one; atomic across workers."""
+        ...
+
+    async def release(self, provider: str, holder: uuid.UUID) -> None:
+        """Free `holder`'s slot (none held: nothing)."""
+        ...
+
+    async def holders(self, provider: str) -> dict[uuid.UUID, float]:
+        """Who holds a live slot, each with its lease's end (a version: `reconcile` drops it only unchanged)."""
+        ...
+
+    async def reconcile(
+        self, provider: str, *, running: Sequence[uuid.UUID], stale: Mapping[uuid.UUID, float], lease: timedelta
+    ) -> None:
+        """Hold (or renew) a slot for every one of `running`, whatever the limit (they run there), and free each
+        of `stale` whose lease end is still the one read (a holder that took its slot again since keeps it)."""
         ...
 
 

@@ -331,6 +331,11 @@ class GenerationRepository(Protocol):
         """How many PROCESSING generations each provider runs."""
         ...
 
+    async def on_provider(self, provider: str, ids: Sequence[uuid.UUID]) -> list[Generation]:
+        """The generations of `ids` (those that still exist), and every active one naming `provider`
+        (PROCESSING there, or SUBMITTING with an uncertain route there): what its slots are checked against."""
+        ...
+
     async def chunk_in_active_use(self, chunk_id: uuid.UUID) -> bool: ...
     async def transition_if(
         self,

@@ -325,6 +325,7 @@ def bind(c: Container) -> Services:
                 clock=c.clock,
                 media=media,
                 breaker=c.breaker,
+                slots=c.slots,
             ),
             policy=processing_policy(s, embedded=is_embedded(c.broker)),
         ),

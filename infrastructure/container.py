@@ -19,7 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from taskiq import AsyncBroker
 
 from domain.cursors import CursorCodec
-from domain.ports import CircuitBreaker, EventPublisher, Mailer, ObjectStorage, OutboundMail, RateLimiter
+from domain.ports import (
+    CircuitBreaker,
+    EventPublisher,
+    Mailer,
+    ObjectStorage,
+    OutboundMail,
+    ProviderSlots,
+    RateLimiter,
+)
 from domain.provider_health import CircuitPolicy
 from domain.repositories import GenerationStarter
 from domain.use_cases.access_gate import AccessGate
@@ -39,6 +47,7 @@ from infrastructure.db.uow import SqlUnitOfWorkFactory
 from infrastructure.mail.factory import build_mailer
 from infrastructure.media import LocalMediaWorkshop
 from infrastructure.provider_metrics import instrument_providers
+from infrastructure.provider_slots import MemoryProviderSlots, RedisProviderSlots
 from infrastructure.providers.kie import build_http_client
 from infrastructure.providers.registry import ProviderRegistry, build_providers
 from infrastructure.pubsub.publisher import BroadcastPublisher, open_broadcast
@@ -74,6 +83,8 @@ class Container:
     limiter: RateLimiter
     #: Provider circuits: on Redis (kept in process while it is down), or in process without Redis.
     breaker: CircuitBreaker
+    #: Providers' in-flight slots (PROVIDER_CONCURRENCY): on Redis for every worker, or in process without Redis.
+    slots: ProviderSlots
     catalogue: CatalogueCache
     storage: ObjectStorage
     broadcast: Any
@@ -112,6 +123,13 @@ def circuit_breaker(settings: Settings, redis: Redis | None) -> CircuitBreaker:
     # Named after the task queue: deployments sharing one Redis keep circuits of their own.
     primary = RedisCircuitBreaker(redis, policy, prefix=f"{settings.task_queue_name}:circuit:")
     return FallbackCircuitBreaker(primary, MemoryCircuitBreaker(policy))
+
+
+def provider_slots(settings: Settings, redis: Redis | None) -> ProviderSlots:
+    """In-flight slots shared by every worker on Redis (named after the task queue, as the circuits), else in process."""
+    if redis is None:
+        return MemoryProviderSlots()
+    return RedisProviderSlots(redis, prefix=f"{settings.task_queue_name}:slots:")
 
 
 def cursor_codec(settings: Settings) -> CursorCodec:
@@ -223,7 +241,7 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
 
         http = build_http_client(settings)
         stack.push_async_callback(http.aclose)
-        providers = instrument_providers(build_providers(settings, http, limiter))
+        providers = instrument_providers(build_providers(settings, http))
         cursors = cursor_codec(settings)
         starter, json_reads = await open_driver_statements(engine, uow, settings, cursors, stack)
         webhook_destinations, webhook_sender = open_webhooks(settings, stack)
@@ -241,6 +259,7 @@ async def open_container(settings: Settings, *, broker: AsyncBroker) -> AsyncIte
             redis=redis,
             limiter=limiter,
             breaker=breaker,
+            slots=provider_slots(settings, redis),
             catalogue=catalogue,
             storage=storage,
             broadcast=broadcast,

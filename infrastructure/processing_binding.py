@@ -40,6 +40,8 @@ def processing_policy(settings: Settings, *, embedded: bool) -> ProcessingPolicy
         callback_base_url=settings.public_base_url if callbacks_verified(settings) else None,
         webhooks=outbox_policy(settings),
         provider_limits=settings.provider_limits(),
+        provider_rate_wait_seconds=settings.provider_rate_wait_seconds,
+        slot_lease_seconds=settings.provider_slot_lease_seconds,
     )
 
 

@@ -2,16 +2,15 @@
 
 `hit()` counts one request and returns 0 when it is allowed, else the whole seconds
 (at least 1) until a slot frees. Rejected hits are not counted, so a caller that
-waits and retries (see `acquire`) is not punished for asking.
+waits and retries (a submit waiting for its provider's rate,
+domain/use_cases/routed_submission.py) is not punished for asking.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import math
 import os
-import random
 import threading
 import time
 import uuid
@@ -22,21 +21,12 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from domain.ports import RateBucket, RateLimiter
+from domain.ports import RateBucket
 from infrastructure.redis_pipelining import AutoPipeline
 
 # Sweep idle buckets every this many hits so a long-lived process does not keep
 # one deque per user it has ever seen.
 _SWEEP_EVERY = 1024
-
-
-class RateLimitTimeout(Exception):
-    """`acquire` gave up: no slot would free within `max_wait` seconds."""
-
-    def __init__(self, bucket: str, retry_after: float) -> None:
-        super().__init__(f"rate limit {bucket!r}: no slot within the allowed wait (next in {retry_after:.0f}s)")
-        self.bucket = bucket
-        self.retry_after = retry_after
 
 
 def _whole_seconds(seconds: float) -> int:
@@ -190,31 +180,3 @@ class RedisRateLimiter:
             wait_ms = await self._pipeline.call(*command)
         wait = int(cast(int, wait_ms))
         return 0 if wait <= 0 else _whole_seconds(wait / 1000)
-
-
-async def acquire(
-    limiter: RateLimiter,
-    bucket: str,
-    *,
-    limit: int,
-    window_seconds: int,
-    max_wait: float,
-) -> float:
-    """Wait until `limiter` admits one hit on `bucket`; returns the seconds waited.
-
-    Queues instead of failing (KIE rejects bursts above 20 tasks / 10 s, it does
-    not queue them). Raises `RateLimitTimeout` as soon as the next free slot is
-    further away than what is left of `max_wait`.
-    """
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    deadline = started + max_wait
-    while True:
-        retry_after = await limiter.hit(bucket, limit=limit, window_seconds=window_seconds)
-        now = loop.time()
-        if retry_after == 0:
-            return now - started
-        if now + retry_after > deadline:
-            raise RateLimitTimeout(bucket, retry_after)
-        # A little jitter so waiters queued on the same slot do not retry in lockstep.
-        await asyncio.sleep(retry_after + random.uniform(0, 0.05))

@@ -168,9 +168,10 @@ class Settings(BaseSettings):
     kie_base_url: str = "https://api.kie.ai"
     kie_api_key: str = ""
     kie_callback_secret: str = ""
-    # KIE accepts about 20 new tasks per 10 s per account; a margin below that
+    # KIE accepts about 20 new tasks per 10 s per account; a margin below that (the default of
+    # KIE's submit rate when PROVIDER_RATE_LIMITS does not name it)
     kie_rate_limit: int = Field(default=18, ge=1)
-    kie_rate_window_seconds: int = 10
+    kie_rate_window_seconds: int = Field(default=10, ge=1, le=3600)
     # Replicate (infrastructure/providers/replicate.py): the API token, the API's base URL, the
     # account's webhook signing secret (`GET /v1/webhooks/default/secret`, a whsec_ value;
     # empty: no webhooks are asked for and any received is refused), and how many predictions
@@ -204,6 +205,11 @@ class Settings(BaseSettings):
     # "name=count"; comma-separated, e.g. PROVIDER_RATE_LIMITS=replicate=600/60,fal=10/1
     provider_rate_limits: Annotated[list[str], NoDecode] = Field(default_factory=list)
     provider_concurrency: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # how long the last route left waits for its provider's submit rate before the attempt backs off
+    provider_rate_wait_seconds: float = Field(default=60.0, ge=0.0, le=600.0)
+    # the lease of a generation's in-flight slot (PROVIDER_CONCURRENCY): the slot sweep renews the slots
+    # of what runs; one nobody renews (the sweep stopped, its holder died) frees itself after it
+    provider_slot_lease_seconds: float = Field(default=300.0, ge=10.0, le=86400.0)
     callback_tolerance_seconds: int = 300
 
     # workers
@@ -371,8 +377,18 @@ class Settings(BaseSettings):
         return value
 
     def provider_limits(self) -> dict[str, ProviderLimit]:
-        """PROVIDER_RATE_LIMITS and PROVIDER_CONCURRENCY by provider."""
-        limits: dict[str, ProviderLimit] = {}
+        """PROVIDER_RATE_LIMITS and PROVIDER_CONCURRENCY by provider.
+
+        A provider PROVIDER_RATE_LIMITS does not name keeps its own default rate (KIE_RATE_LIMIT,
+        REPLICATE_RATE_LIMIT, FAL_RATE_LIMIT per their windows): one count of submits per provider.
+        """
+        limits: dict[str, ProviderLimit] = {
+            "kie": ProviderLimit(rate=self.kie_rate_limit, window_seconds=self.kie_rate_window_seconds),
+            "replicate": ProviderLimit(
+                rate=self.replicate_rate_limit, window_seconds=self.replicate_rate_window_seconds
+            ),
+            "fal": ProviderLimit(rate=self.fal_rate_limit, window_seconds=self.fal_rate_window_seconds),
+        }
         for item in self.provider_rate_limits:
             name, count, window = cast(re.Match[str], _RATE_LIMIT.fullmatch(item)).groups()
             limits[name] = replace(limits.get(name, ProviderLimit()), rate=int(count), window_seconds=int(window))

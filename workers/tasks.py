@@ -87,9 +87,11 @@ async def poll_active_generations(services: ServicesDep) -> dict[str, int]:
 
 
 async def expire_stuck_generations(services: ServicesDep) -> int:
+    """Expire what is past its deadline, then repair the providers' in-flight slots from the database."""
     expired = await services.processing.expire_stuck()
     if expired:
         log.info("expired %d generation(s) past their deadline", expired)
+    await services.processing.reconcile_slots()
     return expired
 
 

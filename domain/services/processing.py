@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from domain.use_cases import finalization, submission, sweeps
+from domain.use_cases import finalization, provider_slots, submission, sweeps
 from domain.use_cases.callbacks import receive_callback
 from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts
 from domain.use_cases.sweeps import PollReport
@@ -45,6 +45,10 @@ class Processing:
 
     async def expire_stuck(self) -> int:
         return await sweeps.expire_stuck(ports=self.ports, policy=self.policy)
+
+    async def reconcile_slots(self) -> int:
+        """Repair the providers' in-flight slots from the database; how many were freed."""
+        return await provider_slots.reconcile_slots(ports=self.ports, policy=self.policy)
 
     async def receive_callback(
         self, provider: str, headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None

@@ -47,6 +47,7 @@ from domain.use_cases.processing import (
     defer,
     events_for,
     fail,
+    free_slot,
     provider_for,
 )
 from domain.use_cases.thumbnails import THUMBNAIL_TASK
@@ -225,6 +226,7 @@ async def finalize_success(
     if updated is None:
         await drop_copies(ports, generation, copied)
         return
+    await free_slot(ports, updated.provider, updated.id)
     # Announced first, then the thumbnails queued: subscribers see SUCCEEDED before any thumbnail.
     # A lost message is not lost work: the thumbnail sweep queues pending outputs again.
     await publish_all(ports.publisher, events_for(updated, GenerationStatus.PROCESSING, after, now))

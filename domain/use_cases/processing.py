@@ -39,6 +39,7 @@ from domain.ports import (
     Provider,
     ProviderError,
     ProviderRegistry,
+    ProviderSlots,
     RateLimiter,
 )
 from domain.provider_health import ProviderLimit
@@ -73,6 +74,8 @@ class ProcessingPorts:
     media: MediaWorkshop
     #: Per-provider circuits shared by the workers; None: every route is always tried.
     breaker: CircuitBreaker | None = None
+    #: Per-provider in-flight slots (PROVIDER_CONCURRENCY); None: concurrency limits are not enforced.
+    slots: ProviderSlots | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,11 @@ class ProcessingPolicy:
     input_url_ttl_seconds: int = 3600
     #: Per-provider submit rate and concurrency (domain/use_cases/routed_submission.py).
     provider_limits: Mapping[str, ProviderLimit] = field(default_factory=dict)
+    #: How long the last route left waits for its provider's submit rate (0: skipped at once).
+    provider_rate_wait_seconds: float = 0.0
+    #: The lease of an in-flight slot (domain/use_cases/provider_slots.py): the sweep renews what
+    #: runs; a slot nobody renews (its holder died, its release was lost) frees itself after it.
+    slot_lease_seconds: float = 300.0
     callback_base_url: str | None = None
     jitter: Callable[[], float] = field(default=random.random)
     #: Progress messages of webhooks: at most one per generation and target per interval.
@@ -111,6 +119,10 @@ class ProcessingPolicy:
     @property
     def poll_interval(self) -> timedelta:
         return timedelta(seconds=self.poll_interval_seconds)
+
+    @property
+    def slot_lease(self) -> timedelta:
+        return timedelta(seconds=self.slot_lease_seconds)
 
 
 async def provider_for(ports: ProcessingPorts, generation: Generation) -> tuple[AiModel, Provider]:
@@ -194,9 +206,21 @@ async def fail(
         after = await release_hold(uow, updated, now)
         sends = await outbox.record(uow, updated, generation.status, now, webhooks)
         await uow.commit()
+    await free_slot(ports, updated.provider, updated.id)
     await publish_all(ports.publisher, events_for(updated, generation.status, after, now))
     await outbox.dispatch(ports.jobs, sends)
     return updated
+
+
+async def free_slot(ports: ProcessingPorts, provider: str | None, holder: uuid.UUID) -> None:
+    """Free `holder`'s in-flight slot of `provider` (domain/use_cases/provider_slots.py), best effort:
+    a lost release is repaired by the slot sweep, or ends with the slot's lease."""
+    if ports.slots is None or provider is None:
+        return
+    try:
+        await ports.slots.release(provider, holder)
+    except Exception:
+        log.exception("could not free %s's slot of %s (the slot sweep will)", holder, provider)
 
 
 async def defer(ports: ProcessingPorts, generation: Generation, after: timedelta) -> None:

@@ -10,16 +10,23 @@ A route fails over to the next only when its failure proves no job was created t
   no longer registered, or our credentials or route (`our_config`: 401/403, an unknown model)
   are wrong; such a failure counts against its circuit;
 * its circuit is open (domain/provider_health.py), or it is at one of our own limits for it
-  (`ProviderLimit`: submits per window across every worker, generations it runs at once; the
-  adapter's own client-side limiter, LOCAL_RATE_LIMITED): it is skipped without being asked,
-  and the skip does not count against its circuit.
+  (`ProviderLimit`): its in-flight slots are all held (PROVIDER_CONCURRENCY, one slot per
+  generation from submit to end, domain/use_cases/provider_slots.py), or its submits per window
+  across every worker are used up (PROVIDER_RATE_LIMITS, and the providers' own defaults such as
+  KIE's 18 per 10 s: the one count of submits, the adapters keep none). It is skipped without
+  being asked, and the skip does not count against its circuit. The last route left waits for
+  its rate (up to `provider_rate_wait_seconds`, within the deadline) instead of being skipped.
 
 A failure after the request may have reached the provider (a read timeout, a dropped
 connection, a 500/502/504, a 2xx answer that does not parse) does not fail over: the job may
-exist there. The attempt fails as retryable (the submit backoff applies; the next attempt
-starts again from the first route) within the usual attempt limit. A permanent refusal (a 4xx:
-invalid input, content policy) does not fail over either: the request itself is wrong, and
-another provider would either refuse it too or hide a mapping bug. It fails the generation.
+exist there. The route is the generation's `uncertain_route` from then on: the attempt fails
+as retryable (the submit backoff applies) and every later attempt goes to that route only, as a
+one-route model would, until it takes the job; the generation keeps that provider's slot
+meanwhile. None of our providers takes an idempotency key on create, and without a task id
+nothing can be canceled there, so staying is the only way not to pay a second provider.
+A permanent refusal (a 4xx: invalid input, content policy) does not fail over either: the
+request itself is wrong, and another provider would either refuse it too or hide a mapping
+bug. It fails the generation.
 
 Once a provider returned a task id, the bookkeeping after it (its circuit's record) is best
 effort: an error there is logged and the task id kept.
@@ -36,25 +43,27 @@ expiry sweep ends the generation.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from domain.catalogue import AiModel
 from domain.generations import Generation
-from domain.ports import LOCAL_RATE_LIMITED, Provider, ProviderError, ProviderJob
+from domain.ports import Provider, ProviderError, ProviderJob
 from domain.provider_attempts import AttemptOutcome, ProviderAttempt
 from domain.provider_health import ProviderLimit
 from domain.provider_routes import ProviderRoute
-from domain.use_cases.processing import ProcessingPorts
+from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts, free_slot
+from domain.use_cases.provider_slots import CONCURRENCY_LIMIT, take_slot
 
 log = logging.getLogger("genhub.processing")
 
 ALL_ROUTES_FAILED = "ALL_ROUTES_FAILED"
 CIRCUIT_OPEN = "CIRCUIT_OPEN"
-CONCURRENCY_LIMIT = "PROVIDER_CONCURRENCY_LIMIT"
 RATE_LIMIT = "PROVIDER_RATE_LIMIT"
+__all__ = ["ALL_ROUTES_FAILED", "CIRCUIT_OPEN", "CONCURRENCY_LIMIT", "RATE_LIMIT", "RoutedSubmit", "submit_routes"]
 #: Permanent for the request, yet a fact of this deployment, not of the request: the next route may work.
 DEPLOYMENT_CODES = frozenset({"PROVIDER_NOT_CONFIGURED", "PROVIDER_UNKNOWN"})
 
@@ -62,6 +71,11 @@ DEPLOYMENT_CODES = frozenset({"PROVIDER_NOT_CONFIGURED", "PROVIDER_UNKNOWN"})
 def fails_over(exc: ProviderError) -> bool:
     """Whether the next route is tried after `exc`: only when it proves no job was created there."""
     return exc.code in DEPLOYMENT_CODES or exc.our_config or (exc.retryable and exc.nothing_started)
+
+
+def uncertain(exc: ProviderError) -> bool:
+    """Whether a job may exist after `exc`: the request may have reached the provider, and no answer said no."""
+    return exc.retryable and not exc.nothing_started and exc.code not in DEPLOYMENT_CODES
 
 
 def counts_as_up(exc: ProviderError) -> bool:
@@ -78,24 +92,48 @@ class RoutedSubmit:
     route: ProviderRoute | None = None
     external_id: str | None = None
     error: ProviderError | None = None
+    #: The route of an uncertain failure (`uncertain`): a job may exist there without a task id.
+    uncertain: ProviderRoute | None = None
+    #: The provider whose in-flight slot the generation still holds (the route that took the job,
+    #: the uncertain one, or the route it must go back to): the caller keeps or frees it.
+    slot: str | None = None
+
+
+def routes_to_try(model: AiModel, generation: Generation) -> Sequence[ProviderRoute]:
+    """The model's routes, or only the route of an earlier uncertain submit (while the model still has it)."""
+    if generation.uncertain_route is None:
+        return model.routes
+    for route in model.routes:
+        if route.index == generation.uncertain_route and route.provider == generation.provider:
+            return (route,)
+    log.warning(
+        "generation %s: its uncertain route %d (%s) is no longer the model's; trying every route",
+        generation.id,
+        generation.uncertain_route,
+        generation.provider,
+    )
+    return model.routes
 
 
 async def submit_routes(
     ports: ProcessingPorts,
+    policy: ProcessingPolicy,
     generation: Generation,
     model: AiModel,
     attempt: int,
     job_for: Callable[[ProviderRoute, Provider], ProviderJob],
-    limits: Mapping[str, ProviderLimit] | None = None,
 ) -> RoutedSubmit:
     """Try `model`'s routes in order; the attempts are in the result whatever happened.
 
     Anything but a `ProviderError` from a provider propagates (a bug): the attempts made so far
-    are then lost with it, and the caller backs off as for a transient error.
+    are then lost with it (its slot freed), and the caller backs off as for a transient error.
     """
     result = RoutedSubmit()
     errors: list[tuple[int, ProviderError]] = []
-    for route in model.routes:
+    routes = routes_to_try(model, generation)
+    # Going back to an uncertain route: the job of that earlier submit may still run there.
+    going_back = len(routes) == 1 and generation.uncertain_route == routes[0].index
+    for position, route in enumerate(routes):
         started = ports.clock.now()
         if generation.deadline_at is not None and started >= generation.deadline_at:
             log.info("generation %s reached its deadline before route %d", generation.id, route.index)
@@ -124,37 +162,54 @@ async def submit_routes(
             errors.append((route.index, unknown))
             record(AttemptOutcome.SKIPPED, "PROVIDER_UNKNOWN")
             continue
-        limit = (limits or {}).get(route.provider)
-        if limit is not None and (over := await _over_limit(ports, route.provider, limit)) is not None:
-            errors.append((route.index, over))
-            record(AttemptOutcome.SKIPPED, over.code)
-            continue
-        if ports.breaker is not None and not await ports.breaker.allow(route.provider):
-            errors.append((route.index, await _circuit_open(ports, route.provider)))
-            record(AttemptOutcome.SKIPPED, CIRCUIT_OPEN)
-            continue
-        try:
-            external_id = await provider.submit(job_for(route, provider))
-        except ProviderError as exc:
-            if exc.code == LOCAL_RATE_LIMITED:
-                # Our own limiter: the provider was not asked, its circuit is not concerned.
-                errors.append((route.index, exc))
-                record(AttemptOutcome.SKIPPED, exc.code)
+        limit = policy.provider_limits.get(route.provider)
+        holding: str | None = None
+        if limit is not None and limit.concurrency is not None:
+            if (full := await take_slot(ports, policy, route.provider, generation.id, limit.concurrency)) is not None:
+                errors.append((route.index, full))
+                record(AttemptOutcome.SKIPPED, full.code)
                 continue
-            record(AttemptOutcome.FAILED, exc.code)
-            await _record_outcome(ports, route.provider, ok=counts_as_up(exc))
-            if not fails_over(exc):
-                result.error = exc
-                return result
-            log.info("route %d (%s) of %s failed over: %s", route.index, route.provider, generation.id, exc.code)
-            errors.append((route.index, exc))
-            continue
-        record(AttemptOutcome.SUBMITTED, None)
-        result.provider, result.route, result.external_id = provider, route, external_id
-        # The task exists: nothing after this may lose its id.
-        await _record_outcome(ports, route.provider, ok=True)
-        return result
-    result.error = _all_failed(errors, several=len(model.routes) > 1)
+            holding = route.provider
+        try:
+            if limit is not None and limit.rate is not None:
+                last = position == len(routes) - 1
+                over = await _rate_slot(
+                    ports, route.provider, limit, wait_up_to=_wait_for_rate(ports, policy, generation, last)
+                )
+                if over is not None:
+                    errors.append((route.index, over))
+                    record(AttemptOutcome.SKIPPED, over.code)
+                    continue
+            if ports.breaker is not None and not await ports.breaker.allow(route.provider):
+                errors.append((route.index, await _circuit_open(ports, route.provider)))
+                record(AttemptOutcome.SKIPPED, CIRCUIT_OPEN)
+                continue
+            try:
+                external_id = await provider.submit(job_for(route, provider))
+            except ProviderError as exc:
+                record(AttemptOutcome.FAILED, exc.code)
+                await _record_outcome(ports, route.provider, ok=counts_as_up(exc))
+                if not fails_over(exc) or going_back:
+                    result.error = exc
+                    if uncertain(exc):
+                        result.uncertain = route
+                        result.slot, holding = holding, None
+                    return result
+                log.info("route %d (%s) of %s failed over: %s", route.index, route.provider, generation.id, exc.code)
+                errors.append((route.index, exc))
+                continue
+            record(AttemptOutcome.SUBMITTED, None)
+            result.provider, result.route, result.external_id = provider, route, external_id
+            result.slot, holding = holding, None
+            # The task exists: nothing after this may lose its id.
+            await _record_outcome(ports, route.provider, ok=True)
+            return result
+        finally:
+            if holding is not None and going_back:
+                result.slot = holding  # the earlier submit's job may run there: the caller keeps it while it goes back
+            elif holding is not None:
+                await free_slot(ports, holding, generation.id)
+    result.error = _all_failed(errors, several=len(routes) > 1)
     return result
 
 
@@ -183,20 +238,33 @@ async def _circuit_open(ports: ProcessingPorts, provider: str) -> ProviderError:
     return ProviderError(CIRCUIT_OPEN, f"{provider}'s circuit is open.", retryable=True, retry_after=retry_after)
 
 
-async def _over_limit(ports: ProcessingPorts, provider: str, limit: ProviderLimit) -> ProviderError | None:
-    """The refusal of our own limit for `provider`, or None when a submit may go (and is then counted)."""
-    if limit.concurrency is not None:
-        async with ports.uow() as uow:
-            running = (await uow.generations.running_by_provider()).get(provider, 0)
-        if running >= limit.concurrency:
-            return ProviderError(CONCURRENCY_LIMIT, f"{provider} runs {running} generations.", retryable=True)
-    if limit.rate is not None:
+def _wait_for_rate(ports: ProcessingPorts, policy: ProcessingPolicy, generation: Generation, last: bool) -> float:
+    """How long a route may wait for its provider's submit rate: only the last route left, within the deadline."""
+    if not last:
+        return 0.0
+    wait = policy.provider_rate_wait_seconds
+    if generation.deadline_at is not None:
+        wait = min(wait, (generation.deadline_at - ports.clock.now()).total_seconds())
+    return max(0.0, wait)
+
+
+async def _rate_slot(
+    ports: ProcessingPorts, provider: str, limit: ProviderLimit, *, wait_up_to: float
+) -> ProviderError | None:
+    """One of `provider`'s submits per window, counted across every worker (None: taken), waiting up to
+    `wait_up_to` seconds for one; else the refusal, with when the next frees."""
+    assert limit.rate is not None
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + wait_up_to
+    while True:
         wait = await ports.limiter.hit(
             f"provider-submits:{provider}", limit=limit.rate, window_seconds=limit.window_seconds
         )
-        if wait:
+        if not wait:
+            return None
+        if loop.time() + wait > give_up:
             return ProviderError(RATE_LIMIT, f"{provider} had its submits for now.", retryable=True, retry_after=wait)
-    return None
+        await asyncio.sleep(wait)
 
 
 def _all_failed(errors: list[tuple[int, ProviderError]], *, several: bool) -> ProviderError:

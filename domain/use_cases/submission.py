@@ -31,6 +31,7 @@ from domain.use_cases.processing import (
     ProcessingPolicy,
     ProcessingPorts,
     fail,
+    free_slot,
     model_of,
 )
 from domain.use_cases.routed_submission import RoutedSubmit, submit_routes
@@ -83,11 +84,11 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
             ]
             routed = await submit_routes(
                 ports,
+                policy,
                 claimed,
                 model,
                 attempt,
                 lambda route, provider: _job(claimed, model, route, provider, attempt, input_urls, policy),
-                policy.provider_limits,
             )
             await _record(ports, routed)
     except ProviderError as exc:
@@ -97,11 +98,19 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
         # A bug or an unreachable dependency: back off like a transient error, and let the task log it.
         await _failed(ports, policy, claimed, attempt, ProviderError("SUBMIT_ERROR", "unexpected", retryable=True))
         raise
-    if routed.provider is None or routed.external_id is None:
-        assert routed.error is not None
-        await _failed(ports, policy, claimed, attempt, routed.error)
-        return
-    await _submitted(ports, claimed, attempt, routed.provider, routed.external_id, policy.webhooks)
+    try:
+        if routed.provider is None or routed.external_id is None:
+            assert routed.error is not None
+            if not await _failed(ports, policy, claimed, attempt, routed.error, uncertain=routed.uncertain):
+                await free_slot(ports, routed.slot, claimed.id)
+            return
+        if not await _submitted(ports, claimed, attempt, routed.provider, routed.external_id, policy.webhooks):
+            await free_slot(ports, routed.slot, claimed.id)
+    except BaseException:
+        # The outcome was not written (the database failed, the worker is stopping): the slot sweep
+        # gives the slot back to whatever the database says runs there.
+        await free_slot(ports, routed.slot, claimed.id)
+        raise
 
 
 async def _record(ports: ProcessingPorts, routed: RoutedSubmit) -> None:
@@ -152,7 +161,8 @@ async def _submitted(
     provider: Provider,
     external_id: str,
     webhooks: OutboxPolicy,
-) -> None:
+) -> bool:
+    """PROCESSING at `provider` (True); False when the generation moved on meanwhile (the task is canceled)."""
     now = ports.clock.now()
     async with ports.uow() as uow:
         updated = await uow.generations.transition_if(
@@ -163,6 +173,7 @@ async def _submitted(
             expect={"submit_attempts": attempt},
             provider_task_id=external_id,
             provider=provider.name,
+            uncertain_route=None,
             next_attempt_at=None,  # poll at the next tick
             lease_token=None,
         )
@@ -179,15 +190,27 @@ async def _submitted(
                 await provider.cancel(external_id)
             except ProviderError as exc:
                 log.warning("could not cancel orphan provider task %s: %s", external_id, exc)
-        return
+        return False
     await publish_all(ports.publisher, [changed(updated, GenerationStatus.SUBMITTING, now)])
     await outbox.dispatch(ports.jobs, sends)
+    return True
 
 
 async def _failed(
-    ports: ProcessingPorts, policy: ProcessingPolicy, claimed: Generation, attempt: int, exc: ProviderError
-) -> None:
+    ports: ProcessingPorts,
+    policy: ProcessingPolicy,
+    claimed: Generation,
+    attempt: int,
+    exc: ProviderError,
+    *,
+    uncertain: ProviderRoute | None = None,
+) -> bool:
+    """Back off for the next attempt, or fail for good. True when the generation waits for its next
+    attempt with a route to go back to (`uncertain`, or one from before): it keeps that provider's slot."""
     fence: dict[str, object] = {"submit_attempts": attempt}
+    pin: dict[str, Any] = {}
+    if uncertain is not None:
+        pin = {"provider": uncertain.provider, "uncertain_route": uncertain.index}
     if exc.retryable and attempt < policy.max_attempts:
         delay = backoff_seconds(
             attempt,
@@ -200,7 +223,7 @@ async def _failed(
         log.info("submit of %s failed (%s), attempt %d; retry in %.1fs", claimed.id, exc.code, attempt, delay)
         async with ports.uow() as uow:
             # Status stays SUBMITTING; only the lease becomes the backoff (the poller re-kicks it).
-            await uow.generations.transition_if(
+            updated = await uow.generations.transition_if(
                 claimed.id,
                 sources=SUBMITTING_ONLY,
                 target=GenerationStatus.SUBMITTING,
@@ -208,9 +231,17 @@ async def _failed(
                 expect=fence,
                 next_attempt_at=now + timedelta(seconds=delay),
                 lease_token=None,
+                **pin,
             )
             await uow.commit()
-        return
+        if uncertain is not None:
+            log.info(
+                "generation %s goes back to route %d (%s): a job may exist there",
+                claimed.id,
+                uncertain.index,
+                uncertain.provider,
+            )
+        return updated is not None and updated.uncertain_route is not None
     log.info("submit of %s failed for good (%s) after %d attempt(s)", claimed.id, exc.code, attempt)
     await fail(
         ports,
@@ -221,6 +252,7 @@ async def _failed(
         expect=fence,
         webhooks=policy.webhooks,
     )
+    return False
 
 
 async def _exhausted(ports: ProcessingPorts, current: Generation, webhooks: OutboxPolicy) -> None:

@@ -30,6 +30,7 @@ from domain.use_cases.processing import (
     ProcessingPorts,
     defer,
     events_for,
+    free_slot,
     provider_for,
     provider_of_model,
 )
@@ -122,6 +123,7 @@ async def expire_stuck(*, ports: ProcessingPorts, policy: ProcessingPolicy) -> i
             sends = await outbox.record(uow, updated, generation.status, now, policy.webhooks)
             await uow.commit()
         expired += 1
+        await free_slot(ports, updated.provider, updated.id)
         await publish_all(ports.publisher, events_for(updated, generation.status, after, now))
         await outbox.dispatch(ports.jobs, sends)
         if updated.provider_task_id:
@@ -152,6 +154,8 @@ async def cancel_remote(
         provider_name = generation.provider
     elif model_id is None or external_id is None:
         return
+    # Ended (or deleted): its slot is free whatever the provider answers (the sweep would free it too).
+    await free_slot(ports, provider_name, generation_id)
     try:
         _model, provider = await provider_of_model(ports, model_id, provider=provider_name)
         if not provider.supports_cancel:

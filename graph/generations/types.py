@@ -224,7 +224,11 @@ class Generation(Node):
         return [Asset.from_domain(a, thumbnails.get(a.id)) for a in assets if a.kind == "output"]
 
     @strawberry.field(
-        description="The provider running it (the route that took it); null before one did. Admins only.",
+        description=(
+            "The provider running it (the route that took it); while it is submitted after an uncertain submit "
+            "(a job may exist there), that route's provider, which its later attempts go to; null before either. "
+            "Admins only."
+        ),
         permission_classes=[IsAdmin],
     )
     def provider(self) -> str | None:

@@ -195,6 +195,8 @@ class GenerationRow(Base):
     thumbnails_pending: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     # The provider whose route runs it (migration 0019): polls, callbacks and cancels go there.
     provider: Mapped[str | None] = mapped_column(String(32))
+    # The route of an earlier submit whose outcome is unknown (migration 0020): retries go there only.
+    uncertain_route: Mapped[int | None] = mapped_column(Integer)
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_generations_user_idempotency"),
         Index("ix_generations_user_created", "user_id", "created_at", "id"),

@@ -17,14 +17,13 @@ from typing import Any
 
 import httpx
 
-from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus, RateLimiter
+from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus
 from infrastructure.providers import fal_wire
 from infrastructure.providers.fal_keys import FalJwks
 from infrastructure.providers.http import retry_after_seconds, stream_output, transport_errors
-from infrastructure.providers.submission import job_input, wait_for_submit_slot
+from infrastructure.providers.submission import job_input
 from infrastructure.settings import Settings
 
-SUBMIT_BUCKET = "fal:submit"
 APP_QUERY = "app"
 SIGNATURE_HEADERS = (
     "x-fal-webhook-request-id",
@@ -49,12 +48,8 @@ class FalProvider:
         base_url: str,
         api_key: str,
         client: httpx.AsyncClient,
-        limiter: RateLimiter,
         jwks: FalJwks,
         *,
-        rate_limit: int = 20,
-        rate_window: int = 10,
-        rate_max_wait: float = 60.0,
         tolerance_seconds: int = 300,
         webhook_url: str | None = None,
         clock: Callable[[], float] = time.time,
@@ -62,11 +57,7 @@ class FalProvider:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._client = client
-        self._limiter = limiter
         self._jwks = jwks
-        self._rate_limit = rate_limit
-        self._rate_window = rate_window
-        self._rate_max_wait = rate_max_wait
         self._tolerance = tolerance_seconds
         self._webhook_url = webhook_url
         self._clock = clock
@@ -85,13 +76,7 @@ class FalProvider:
             if left < 1:
                 raise ProviderError("FAL_DEADLINE_PASSED", "the generation's deadline has passed", retryable=False)
             headers["X-Fal-Request-Timeout"] = str(math.floor(left))
-        await wait_for_submit_slot(
-            self._limiter,
-            SUBMIT_BUCKET,
-            limit=self._rate_limit,
-            window_seconds=self._rate_window,
-            max_wait=self._rate_max_wait,
-        )
+        # The submit rate (FAL_RATE_LIMIT) is counted once, by routed submission.
         arguments = job_input(job)
         if job.input_urls:
             arguments["image_url"] = job.input_urls[0]
@@ -263,7 +248,7 @@ class FalProvider:
             raise ProviderError("FAL_BAD_RESPONSE", str(exc), retryable=True) from exc
 
 
-def from_settings(settings: Settings, *, http_client: httpx.AsyncClient, limiter: RateLimiter) -> FalProvider:
+def from_settings(settings: Settings, *, http_client: httpx.AsyncClient) -> FalProvider:
     """Factory used by `infrastructure.providers.registry`."""
     jwks = FalJwks(
         settings.fal_jwks_url,
@@ -276,10 +261,7 @@ def from_settings(settings: Settings, *, http_client: httpx.AsyncClient, limiter
         base_url=settings.fal_queue_base_url,
         api_key=settings.fal_key,
         client=http_client,
-        limiter=limiter,
         jwks=jwks,
-        rate_limit=settings.fal_rate_limit,
-        rate_window=settings.fal_rate_window_seconds,
         tolerance_seconds=settings.callback_tolerance_seconds,
         webhook_url=settings.public_base_url.rstrip("/") + "/providers/fal/callback" if settings.fal_webhooks else None,
     )

@@ -13,14 +13,12 @@ from typing import Any
 
 import httpx
 
-from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus, RateLimiter
+from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus
 from infrastructure.providers.http import build_http_client as build_http_client  # re-export
 from infrastructure.providers.http import retry_after_seconds, stream_output, transport_errors
 from infrastructure.providers.kie_wire import callback_data, error_for_code, int_or_none, sign, status_from_record
-from infrastructure.providers.submission import job_input, wait_for_submit_slot
+from infrastructure.providers.submission import job_input
 from infrastructure.settings import Settings
-
-CREATE_BUCKET = "kie:create"
 
 
 class KieProvider:
@@ -35,34 +33,20 @@ class KieProvider:
         api_key: str,
         callback_secret: str,
         client: httpx.AsyncClient,
-        limiter: RateLimiter,
-        rate_limit: int = 20,
-        rate_window: int = 10,
         tolerance_seconds: int = 300,
         clock: Callable[[], float] = time.time,
-        *,
-        rate_max_wait: float = 60.0,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._callback_secret = callback_secret
         self._client = client
-        self._limiter = limiter
-        self._rate_limit = rate_limit
-        self._rate_window = rate_window
         self._tolerance = tolerance_seconds
         self._clock = clock
-        self._rate_max_wait = rate_max_wait
 
     async def submit(self, job: ProviderJob) -> str:
+        # KIE's submit rate (KIE_RATE_LIMIT, 18 per 10 s) is counted once, by routed submission
+        # (domain/use_cases/routed_submission.py), across every worker.
         self._require_key()
-        await wait_for_submit_slot(
-            self._limiter,
-            CREATE_BUCKET,
-            limit=self._rate_limit,
-            window_seconds=self._rate_window,
-            max_wait=self._rate_max_wait,
-        )
         task_input = job_input(job)
         if job.input_urls:
             task_input["image_urls"] = list(job.input_urls)
@@ -157,15 +141,12 @@ class KieProvider:
         return data
 
 
-def from_settings(settings: Settings, *, http_client: httpx.AsyncClient, limiter: RateLimiter) -> KieProvider:
+def from_settings(settings: Settings, *, http_client: httpx.AsyncClient) -> KieProvider:
     """Factory used by `infrastructure.providers.registry`."""
     return KieProvider(
         base_url=settings.kie_base_url,
         api_key=settings.kie_api_key,
         callback_secret=settings.kie_callback_secret,
         client=http_client,
-        limiter=limiter,
-        rate_limit=settings.kie_rate_limit,
-        rate_window=settings.kie_rate_window_seconds,
         tolerance_seconds=settings.callback_tolerance_seconds,
     )

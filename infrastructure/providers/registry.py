@@ -11,13 +11,13 @@ from typing import Protocol
 
 import httpx
 
-from domain.ports import Provider, RateLimiter
+from domain.ports import Provider
 from infrastructure.providers import fal, kie, replicate, simulated
 from infrastructure.settings import Settings
 
 
 class ProviderFactory(Protocol):
-    def __call__(self, settings: Settings, *, http_client: httpx.AsyncClient, limiter: RateLimiter) -> Provider: ...
+    def __call__(self, settings: Settings, *, http_client: httpx.AsyncClient) -> Provider: ...
 
 
 FACTORIES: tuple[ProviderFactory, ...] = (
@@ -56,6 +56,9 @@ class ProviderRegistry:
         return dict(self._providers)
 
 
-def build_providers(settings: Settings, http_client: httpx.AsyncClient, limiter: RateLimiter) -> ProviderRegistry:
-    """Every provider is registered; one without credentials raises PROVIDER_NOT_CONFIGURED when used."""
-    return ProviderRegistry(factory(settings, http_client=http_client, limiter=limiter) for factory in FACTORIES)
+def build_providers(settings: Settings, http_client: httpx.AsyncClient) -> ProviderRegistry:
+    """Every provider is registered; one without credentials raises PROVIDER_NOT_CONFIGURED when used.
+
+    No adapter limits its own submits: each provider's rate is counted once, by routed submission.
+    """
+    return ProviderRegistry(factory(settings, http_client=http_client) for factory in FACTORIES)

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from domain import webhooks
-from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus, RateLimiter
+from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus
 from infrastructure.providers.http import stream_output, transport_errors
 from infrastructure.providers.replicate_wire import (
     cancel_after,
@@ -36,10 +36,9 @@ from infrastructure.providers.replicate_wire import (
     parse_model,
     status_from_prediction,
 )
-from infrastructure.providers.submission import job_input, wait_for_submit_slot
+from infrastructure.providers.submission import job_input
 from infrastructure.settings import Settings
 
-CREATE_BUCKET = "replicate:create"
 #: Replicate's webhook events we ask for: only the end (the finalize path reads the rest).
 WEBHOOK_EVENTS = ("completed",)
 
@@ -63,23 +62,14 @@ class ReplicateProvider:
         api_token: str,
         webhook_secret: str,
         client: httpx.AsyncClient,
-        limiter: RateLimiter,
-        rate_limit: int = 600,
-        rate_window: int = 60,
         clock: Callable[[], float] = time.time,
-        *,
-        rate_max_wait: float = 60.0,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._origin = _origin(self._base_url)
         self._api_token = api_token
         self._webhook_secret = webhook_secret
         self._client = client
-        self._limiter = limiter
-        self._rate_limit = rate_limit
-        self._rate_window = rate_window
         self._clock = clock
-        self._rate_max_wait = rate_max_wait
 
     async def submit(self, job: ProviderJob) -> str:
         self._require_token()
@@ -91,13 +81,7 @@ class ReplicateProvider:
         headers: dict[str, str] = {}
         if (deadline := cancel_after(job.deadline_at, now)) is not None:
             headers["Cancel-After"] = deadline
-        await wait_for_submit_slot(
-            self._limiter,
-            CREATE_BUCKET,
-            limit=self._rate_limit,
-            window_seconds=self._rate_window,
-            max_wait=self._rate_max_wait,
-        )
+        # The submit rate (REPLICATE_RATE_LIMIT) is counted once, by routed submission.
         payload: dict[str, Any] = {"input": self._input(job)}
         if model.version is not None:
             payload["version"] = model.version
@@ -200,14 +184,11 @@ class ReplicateProvider:
         return body
 
 
-def from_settings(settings: Settings, *, http_client: httpx.AsyncClient, limiter: RateLimiter) -> ReplicateProvider:
+def from_settings(settings: Settings, *, http_client: httpx.AsyncClient) -> ReplicateProvider:
     """Factory used by `infrastructure.providers.registry`."""
     return ReplicateProvider(
         base_url=settings.replicate_base_url,
         api_token=settings.replicate_api_token,
         webhook_secret=settings.replicate_webhook_secret,
         client=http_client,
-        limiter=limiter,
-        rate_limit=settings.replicate_rate_limit,
-        rate_window=settings.replicate_rate_window_seconds,
     )

@@ -43,7 +43,7 @@ from typing import Any, Literal, cast, get_args
 
 import httpx
 
-from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus, RateLimiter
+from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus
 from infrastructure.providers.png import render_png
 from infrastructure.providers.simulated_media import Hostile, Style, hostile, render_image, render_video
 from infrastructure.settings import Settings
@@ -301,8 +301,8 @@ def _attempt_of(params: Mapping[str, Any]) -> int:
         return 0
 
 
-def from_settings(settings: Settings, *, http_client: httpx.AsyncClient, limiter: RateLimiter) -> SimulatedProvider:
-    """Factory used by `infrastructure.providers.registry` (needs neither the client nor the limiter)."""
+def from_settings(settings: Settings, *, http_client: httpx.AsyncClient) -> SimulatedProvider:
+    """Factory used by `infrastructure.providers.registry` (needs no client)."""
     return SimulatedProvider(
         steps=settings.simulated_steps,
         step_seconds=settings.simulated_step_seconds,

@@ -697,6 +697,10 @@ class FakeGenerations(_Repository):
                 counts[g.provider] += 1
         return dict(counts)
 
+    async def on_provider(self, provider: str, ids: Sequence[uuid.UUID]) -> list[Generation]:
+        active = (GenerationStatus.PROCESSING, GenerationStatus.SUBMITTING)
+        return [g for g in self._all() if g.id in ids or (g.provider == provider and g.status in active)]
+
     async def chunk_in_active_use(self, chunk_id: uuid.UUID) -> bool:
         return any(chunk_id in self.tx.rows("inputs").get(g.id, []) for g in self._all() if g.status in ACTIVE_STATUSES)
 

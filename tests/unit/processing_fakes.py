@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from domain.credits import CreditBalance, LedgerKind
 from domain.generations import Generation, GenerationStatus
+from domain.ports import Provider as ProviderPort
 from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus
 from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts
 from tests.unit.fakes import (
@@ -21,7 +23,7 @@ from tests.unit.fakes import (
 )
 from tests.unit.media_fakes import FakeMediaWorkshop
 
-__all__ = ["COST", "T0", "Env", "Provider", "Registry"]
+__all__ = ["COST", "T0", "Env", "Provider", "Providers", "Registry", "Slow"]
 
 COST = 10
 
@@ -79,6 +81,36 @@ class Registry:
         if name != self.provider.name:
             raise KeyError(name)
         return self.provider
+
+
+class Slow(Provider):
+    """Takes a while to answer, and counts the submits it runs at once."""
+
+    def __init__(self, name: str, delay: float = 0.02) -> None:
+        super().__init__()
+        self.name = name  # type: ignore[misc]
+        self.delay = delay
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def submit(self, job: ProviderJob) -> str:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            return await super().submit(job)
+        finally:
+            self.in_flight -= 1
+
+
+class Providers:
+    """A registry of several providers, by name."""
+
+    def __init__(self, *providers: ProviderPort) -> None:
+        self.providers = {p.name: p for p in providers}
+
+    def get(self, name: str) -> ProviderPort:
+        return self.providers[name]
 
 
 @dataclasses.dataclass

@@ -19,7 +19,6 @@ from domain.ports import ProviderError
 from infrastructure.providers import fal_wire
 from infrastructure.providers.fal import FalProvider
 from infrastructure.providers.fal_keys import FalJwks, JwksError, parse_jwks
-from infrastructure.ratelimit import MemoryRateLimiter
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -143,7 +142,7 @@ def provider_with_key() -> FalProvider:
     raw = KEY.public_key()
     jwks._keys = (raw,)
     jwks._fetched_at = time.monotonic()
-    return FalProvider("http://127.0.0.1:9", "k", httpx.AsyncClient(), MemoryRateLimiter(), jwks)
+    return FalProvider("http://127.0.0.1:9", "k", httpx.AsyncClient(), jwks)
 
 
 def signed(request_id: str, user: str, stamp: str, body: bytes) -> dict[str, str]:

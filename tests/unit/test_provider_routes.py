@@ -178,13 +178,28 @@ def test_provider_limits_are_read_from_the_environment_and_malformed_ones_refuse
     from domain.provider_health import ProviderLimit
     from infrastructure.settings import Settings
 
-    settings = Settings(_env_file=None, provider_rate_limits="kie=18/10,fal=5/1", provider_concurrency="kie=50")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, provider_rate_limits="kie=12/10,fal=5/1", provider_concurrency="kie=50")  # type: ignore[call-arg]
     assert settings.provider_limits() == {
-        "kie": ProviderLimit(rate=18, window_seconds=10, concurrency=50),
+        "kie": ProviderLimit(rate=12, window_seconds=10, concurrency=50),
         "fal": ProviderLimit(rate=5, window_seconds=1),
+        "replicate": ProviderLimit(rate=600, window_seconds=60),  # its own default (REPLICATE_RATE_LIMIT)
     }
     for bad in ("kie", "kie=0/10", "kie=5/0", "KIE=5/1", "kie=5/1/2", "kie=-1/1"):
         with pytest.raises(ValidationError):
             Settings(_env_file=None, provider_rate_limits=bad)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         Settings(_env_file=None, provider_concurrency="kie=0")  # type: ignore[call-arg]
+
+
+def test_each_provider_has_one_submit_rate_kie_18_per_10_s_unless_configured() -> None:
+    from domain.provider_health import ProviderLimit
+    from infrastructure.settings import Settings
+
+    # given no PROVIDER_RATE_LIMITS: the providers' own defaults are the one limit routed submission counts
+    limits = Settings(_env_file=None).provider_limits()  # type: ignore[call-arg]
+    assert limits["kie"] == ProviderLimit(rate=18, window_seconds=10)
+    assert limits["fal"] == ProviderLimit(rate=20, window_seconds=10)
+    # and KIE_RATE_LIMIT still sets KIE's, which PROVIDER_RATE_LIMITS overrides
+    assert Settings(_env_file=None, kie_rate_limit=9).provider_limits()["kie"].rate == 9  # type: ignore[call-arg]
+    both = Settings(_env_file=None, kie_rate_limit=9, provider_rate_limits="kie=3/1")  # type: ignore[call-arg]
+    assert both.provider_limits()["kie"] == ProviderLimit(rate=3, window_seconds=1)

@@ -35,14 +35,6 @@ json_values = st.recursive(
 )
 
 
-class NoLimits:
-    async def hit(self, bucket: str, *, limit: int, window_seconds: int) -> int:
-        return 0
-
-    async def hit_all(self, buckets: Any) -> int:
-        return 0
-
-
 # Never used to send anything here; built once (a client builds an SSL context).
 CLIENT = httpx.AsyncClient()
 
@@ -53,7 +45,6 @@ def provider(secret: str = SECRET, clock: float | None = None) -> ReplicateProvi
         "r8_token",
         secret,
         CLIENT,
-        NoLimits(),
         clock=(lambda: clock) if clock is not None else time.time,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import timedelta
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 
 from domain.credits import LedgerKind
 from domain.generations import Generation, GenerationStatus
-from domain.ports import LOCAL_RATE_LIMITED, ProviderError
+from domain.ports import ProviderError
 from domain.provider_attempts import AttemptOutcome
 from domain.provider_health import CircuitPolicy, CircuitState, ProviderLimit
 from domain.use_cases import finalization, submission, sweeps
@@ -18,6 +19,7 @@ from domain.use_cases.generations import cancel_task_args
 from domain.use_cases.processing import ProcessingPorts
 from domain.use_cases.routed_submission import ALL_ROUTES_FAILED
 from infrastructure.circuit_breaker import MemoryCircuitBreaker
+from infrastructure.provider_slots import MemoryProviderSlots
 from tests.unit.fake_database import FakeGenerations as FAKE_GENERATIONS
 from tests.unit.processing_fakes import COST, T0, Env, Provider
 
@@ -30,7 +32,6 @@ INVALID = ProviderError("KIE_VALIDATION", "422", retryable=False)
 READ_TIMEOUT = ProviderError("PROVIDER_TIMEOUT", "read timed out", retryable=True)
 UNREADABLE = ProviderError("PROVIDER_BAD_RESPONSE", "2xx without a task id", retryable=True)
 UNAUTHORIZED = ProviderError("KIE_UNAUTHORIZED", "401", retryable=False, our_config=True)
-LOCAL = ProviderError(LOCAL_RATE_LIMITED, "our limiter waited too long", retryable=True, nothing_started=True)
 
 
 def named(name: str) -> Provider:
@@ -53,10 +54,13 @@ class Routed:
     first: Provider
     second: Provider
     breaker: MemoryCircuitBreaker | None = None
+    slots: MemoryProviderSlots = dataclasses.field(default_factory=MemoryProviderSlots)
 
     @property
     def ports(self) -> ProcessingPorts:
-        return dataclasses.replace(self.env.ports, providers=Registry(self.first, self.second), breaker=self.breaker)
+        return dataclasses.replace(
+            self.env.ports, providers=Registry(self.first, self.second), breaker=self.breaker, slots=self.slots
+        )
 
     def generation(self, **capabilities: Any) -> Generation:
         owner = self.env.fakes.user(balance=100)
@@ -269,7 +273,11 @@ async def test_a_provider_over_its_submit_rate_is_skipped_and_its_circuit_is_not
     now = [1000.0]
     routed.breaker = MemoryCircuitBreaker(CircuitPolicy(failures_to_open=1), clock=lambda: now[0])
     routed.limits = {"first": ProviderLimit(rate=2, window_seconds=10)}
+    # (a route with another after it never waits for its rate, however long the last one may)
+    routed.env.policy = dataclasses.replace(routed.env.policy, provider_rate_wait_seconds=60.0)
+    started = asyncio.get_running_loop().time()
     providers = [(await routed.submit(routed.generation())).provider for _ in range(3)]
+    assert asyncio.get_running_loop().time() - started < 1.0
     assert providers == ["first", "first", "second"]
     [health] = await routed.breaker.health(["first"])
     assert (health.state, health.recent_failures) == (CircuitState.CLOSED, 0)
@@ -298,8 +306,12 @@ async def test_a_failure_after_the_request_was_sent_does_not_submit_a_second_job
     g = routed.generation()
     # when it is submitted
     after = await routed.submit(g)
-    # then the second route is never asked; the attempt backs off, the hold kept
-    assert routed.second.jobs == [] and (after.status, after.provider) == (S.SUBMITTING, None)
+    # then the second route is never asked; the attempt backs off, the hold kept, and the route remembered
+    assert routed.second.jobs == [] and (after.status, after.provider, after.uncertain_route) == (
+        S.SUBMITTING,
+        "first",
+        0,
+    )
     assert routed.attempts(g) == [(1, 0, "first", AttemptOutcome.FAILED, failure.code)]
     assert routed.env.kinds(g) == [LedgerKind.RESERVE]
     # and the failure counts against the first provider's circuit
@@ -324,17 +336,6 @@ async def test_wrong_credentials_on_every_route_fail_the_generation(routed: Rout
     after = await routed.submit(g)
     assert (after.status, after.error_code) == (S.FAILED, ALL_ROUTES_FAILED)
     assert routed.env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
-
-
-async def test_our_own_limiter_skips_the_route_without_blaming_its_circuit(routed: Routed) -> None:
-    routed.breaker = MemoryCircuitBreaker(CircuitPolicy(failures_to_open=1), clock=lambda: 1000.0)
-    routed.first.submit_errors = [LOCAL]
-    g = routed.generation()
-    after = await routed.submit(g)
-    assert after.provider == "second"
-    assert routed.attempts(g)[0][2:] == ("first", AttemptOutcome.SKIPPED, LOCAL_RATE_LIMITED)
-    [health] = await routed.breaker.health(["first"])
-    assert (health.state, health.recent_failures) == (CircuitState.CLOSED, 0)
 
 
 class _BrokenRecords(MemoryCircuitBreaker):
@@ -378,3 +379,66 @@ async def test_an_open_circuit_is_retried_when_it_half_opens(routed: Routed) -> 
     clock.advance((after.next_attempt_at - clock.now()).total_seconds())
     after = await routed.submit(g)
     assert (after.status, after.provider) == (S.PROCESSING, "first")
+
+
+@pytest.mark.parametrize("failure", [READ_TIMEOUT, UNREADABLE], ids=lambda e: e.code)
+async def test_after_an_uncertain_failure_on_a_later_route_the_retries_go_back_to_that_route(
+    routed: Routed, failure: ProviderError
+) -> None:
+    # given a first route that refuses (nothing started there) and a second that may have taken the job
+    routed.first.submit_errors = [RATE_LIMITED]
+    routed.second.submit_errors = [failure, RATE_LIMITED]
+    g = routed.generation()
+    after = await routed.submit(g)
+    # then the generation remembers the second route, and backs off
+    assert (after.status, after.provider, after.uncertain_route) == (S.SUBMITTING, "second", 1)
+    # when the next attempts run (the first route working again, the second refusing once)
+    routed.env.clock.advance(60)
+    after = await routed.submit(g)
+    # then only the second route is asked, although it refused: no job is started at the first
+    assert (after.status, after.uncertain_route, len(routed.first.jobs)) == (S.SUBMITTING, 1, 1)
+    routed.env.clock.advance(60)
+    after = await routed.submit(g)
+    # and when the second takes it, the generation runs there and forgets the uncertain route
+    assert (after.status, after.provider, after.uncertain_route) == (S.PROCESSING, "second", None)
+    assert len(routed.first.jobs) == 1 and len(routed.second.jobs) == 3
+    assert [a[:4] for a in routed.attempts(g)] == [
+        (1, 0, "first", AttemptOutcome.FAILED),
+        (1, 1, "second", AttemptOutcome.FAILED),
+        (2, 1, "second", AttemptOutcome.FAILED),
+        (3, 1, "second", AttemptOutcome.SUBMITTED),
+    ]
+    assert routed.env.kinds(g) == [LedgerKind.RESERVE]
+
+
+async def test_an_uncertain_route_the_model_no_longer_has_lets_every_route_be_tried(routed: Routed) -> None:
+    # given a generation whose uncertain route names a provider the model's route no longer uses
+    g = routed.generation()
+    routed.env.store.generations[g.id] = dataclasses.replace(g, status=S.SUBMITTING, provider="gone", uncertain_route=1)
+    after = await routed.submit(g)
+    assert (after.status, after.provider, after.uncertain_route) == (S.PROCESSING, "first", None)
+
+
+async def test_a_permanent_refusal_on_the_uncertain_route_fails_the_generation(routed: Routed) -> None:
+    routed.first.submit_errors = [READ_TIMEOUT, INVALID]
+    g = routed.generation()
+    await routed.submit(g)
+    routed.env.clock.advance(60)
+    after = await routed.submit(g)
+    assert (after.status, after.error_code, routed.second.jobs) == (S.FAILED, "KIE_VALIDATION", [])
+    assert routed.env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
+
+
+async def test_the_last_route_over_its_rate_waits_no_longer_than_allowed_and_says_when(routed: Routed) -> None:
+    # given a one-route model whose provider took its one submit of the next 30 s
+    routed.limits = {"first": ProviderLimit(rate=1, window_seconds=30)}
+    routed.env.policy = dataclasses.replace(routed.env.policy, provider_rate_wait_seconds=5.0)
+    owner = routed.env.fakes.user(balance=100)
+    model = routed.env.fakes.model(cost=COST, provider="first", providerModel="m")
+    assert (await routed.submit(routed.env.fakes.generation(owner, model, S.QUEUED))).status is S.PROCESSING
+    # when another is submitted: the wait (30 s) is longer than allowed (5 s)
+    g = await routed.submit(routed.env.fakes.generation(owner, model, S.QUEUED))
+    # then it is not asked, and the attempt backs off until the window has room (no sleeping in vain)
+    assert (g.status, len(routed.first.jobs)) == (S.SUBMITTING, 1)
+    assert routed.attempts(g)[0][3:] == (AttemptOutcome.SKIPPED, "PROVIDER_RATE_LIMIT")
+    assert g.next_attempt_at == T0 + timedelta(seconds=30)

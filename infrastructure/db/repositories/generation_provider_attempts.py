@@ -1,4 +1,4 @@
-"""The provider routes tried for generations (provider_attempts), and how many each provider runs now."""
+"""The provider routes tried for generations (provider_attempts), and what each provider runs now."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select
 
-from domain.generations import GenerationStatus
+from domain.generations import Generation, GenerationStatus
 from domain.provider_attempts import AttemptOutcome, ProviderAttempt
 from infrastructure.db.repositories.base import SqlRepository, aware
+from infrastructure.db.repositories.generation_rows import generation_of
 from infrastructure.db.tables import GENERATIONS, PROVIDER_ATTEMPTS
 
 a = PROVIDER_ATTEMPTS.c
@@ -71,3 +72,10 @@ class SqlGenerationProviderAttempts(SqlRepository):
             .group_by(g.provider)
         )
         return {row[0]: int(row[1]) for row in await self.rows(stmt)}
+
+    async def on_provider(self, provider: str, ids: Sequence[uuid.UUID]) -> list[Generation]:
+        g = GENERATIONS.c
+        active = [GenerationStatus.PROCESSING.value, GenerationStatus.SUBMITTING.value]
+        naming = (g.provider == provider) & g.status.in_(active)
+        stmt = select(GENERATIONS).where(or_(naming, g.id.in_(set(ids))) if ids else naming)
+        return [generation_of(row) for row in await self.rows(stmt)]

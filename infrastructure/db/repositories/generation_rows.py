@@ -27,6 +27,7 @@ def generation_of(row: AnyRow) -> Generation:
         charged_credits=row.charged_credits,
         provider_task_id=row.provider_task_id,
         provider=row.provider,
+        uncertain_route=row.uncertain_route,
         idempotency_key=row.idempotency_key,
         finished_at=aware_opt(row.finished_at),
         deadline_at=aware_opt(row.deadline_at),

@@ -18,7 +18,6 @@ from domain.errors import ServiceUnavailable
 from domain.ports import AsyncCallbackVerifier, ProviderError, ProviderJob
 from infrastructure.providers.fal import FalProvider
 from infrastructure.providers.fal_keys import FalJwks
-from infrastructure.ratelimit import MemoryRateLimiter
 from tests.fixtures.clock import FakeClock
 from tests.integration.providers.pngcheck import assert_valid_png
 
@@ -52,7 +51,6 @@ def make_fal(fake_fal: FakeFal, http_client: httpx.AsyncClient, clock: FakeClock
             "base_url": fake_fal.base_url,
             "api_key": fake_fal.api_key,
             "client": http_client,
-            "limiter": MemoryRateLimiter(),
             "jwks": jwks,
             "webhook_url": WEBHOOK,
         }

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from domain.ports import ProviderError, ProviderJob
+from domain.generations import GenerationStatus
+from domain.ports import ProviderError, ProviderJob, RateBucket
+from domain.provider_health import ProviderLimit
+from domain.use_cases.routed_submission import submit_routes
 from infrastructure.providers.kie import KieProvider
 from infrastructure.providers.kie_wire import sign
 from infrastructure.ratelimit import MemoryRateLimiter
 from tests.fixtures.clock import FakeClock
 from tests.integration.providers.pngcheck import assert_valid_png
+from tests.unit.processing_fakes import Env, Providers
 
 if TYPE_CHECKING:
     from tests.fixtures.fake_kie import FakeKie
@@ -48,9 +53,6 @@ def make_kie(fake_kie: FakeKie, http_client: httpx.AsyncClient, clock: FakeClock
             "api_key": fake_kie.api_key,
             "callback_secret": SECRET,
             "client": http_client,
-            "limiter": MemoryRateLimiter(),
-            "rate_limit": 20,
-            "rate_window": 10,
             "tolerance_seconds": 300,
             "clock": clock,
         }
@@ -406,33 +408,56 @@ async def test_malformed_callback_bodies_are_value_errors(make_kie: MakeKie, clo
 # ------------------------------------------------------------------ rate limit
 
 
-async def test_create_task_is_queued_under_the_rate_limit(fake_kie: FakeKie, make_kie: MakeKie) -> None:
-    limit, window = 5, 1
-    kie = make_kie(limiter=MemoryRateLimiter(), rate_limit=limit, rate_window=window)
+class CountingLimiter(MemoryRateLimiter):
+    """Counts every hit taken (allowed), by bucket."""
 
-    task_ids = await asyncio.gather(*(kie.submit(job(f"prompt {i}")) for i in range(12)))
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken: dict[str, int] = {}
 
-    assert len(set(task_ids)) == 12  # every call queued and succeeded, none failed
+    async def hit_all(self, buckets: Sequence[RateBucket]) -> int:
+        wait = await super().hit_all(buckets)
+        if not wait:
+            for bucket in buckets:
+                self.taken[bucket.name] = self.taken.get(bucket.name, 0) + 1
+        return wait
+
+
+async def routed_kie_submits(kie: KieProvider, limiter: CountingLimiter, count: int, limit: ProviderLimit) -> list[str]:
+    """`count` generations of a one-route KIE model submitted at once through routed submission."""
+    env = Env()
+    ports = dataclasses.replace(env.ports, providers=Providers(kie), limiter=limiter)
+    policy = dataclasses.replace(env.policy, provider_limits={"kie": limit}, provider_rate_wait_seconds=10.0)
+    owner = env.fakes.user(balance=1000)
+    model = env.fakes.model(provider="kie", providerModel="google/nano-banana")
+    generations = [env.fakes.generation(owner, model, GenerationStatus.SUBMITTING) for _ in range(count)]
+    done = await asyncio.gather(
+        *(
+            submit_routes(ports, policy, g, model, 1, lambda route, p, i=i: job(f"prompt {i}"))
+            for i, g in enumerate(generations)
+        )
+    )
+    assert all(r.error is None for r in done), [r.error for r in done]
+    return [r.external_id or "" for r in done]
+
+
+async def test_one_kie_submit_counts_once_against_one_rate(fake_kie: FakeKie, make_kie: MakeKie) -> None:
+    # given KIE's rate (5 per second here; 18 per 10 s by default), counted by routed submission only
+    limiter = CountingLimiter()
+    task_ids = await routed_kie_submits(make_kie(), limiter, 12, ProviderLimit(rate=5, window_seconds=1))
+    # then every submit waited for its slot and succeeded
+    assert len(set(task_ids)) == 12
+    # and each counted once, in one bucket: the adapter keeps no limiter of its own
+    assert limiter.taken == {"provider-submits:kie": 12}
+    # and KIE never got more than five creates in a second
     arrivals = sorted(call.at for call in fake_kie.create_calls)
-    assert len(arrivals) == 12
     for i, start in enumerate(arrivals):
         # A little slack for the hop between the limiter and the server.
-        assert sum(1 for t in arrivals[i:] if t - start < window - 0.05) <= limit
-    assert arrivals[-1] - arrivals[0] >= 2 * window - 0.1  # 12 calls need three windows
+        assert sum(1 for t in arrivals[i:] if t - start < 1 - 0.05) <= 5
+    assert arrivals[-1] - arrivals[0] >= 2 - 0.1  # 12 calls need three windows
 
 
-async def test_rate_limit_wait_beyond_max_wait_is_retryable(fake_kie: FakeKie, make_kie: MakeKie) -> None:
-    kie = make_kie(limiter=MemoryRateLimiter(), rate_limit=1, rate_window=30, rate_max_wait=1.0)
-    await kie.submit(job())
-
-    with pytest.raises(ProviderError) as caught:
-        await kie.submit(job())
-
-    # our own limiter, not KIE's answer: the route is skipped without blaming KIE's circuit
-    assert (caught.value.code, caught.value.retryable, caught.value.nothing_started) == (
-        "LOCAL_RATE_LIMITED",
-        True,
-        True,
-    )
-    assert caught.value.retry_after == 30
-    assert len(fake_kie.create_calls) == 1
+async def test_the_kie_adapter_itself_never_waits_nor_refuses_for_a_rate(fake_kie: FakeKie, make_kie: MakeKie) -> None:
+    kie = make_kie()
+    task_ids = await asyncio.gather(*(kie.submit(job(f"prompt {i}")) for i in range(25)))
+    assert len(set(task_ids)) == 25 and len(fake_kie.create_calls) == 25

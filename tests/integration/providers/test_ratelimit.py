@@ -1,19 +1,24 @@
-"""Sliding-window rate limiters (memory and Redis) and the queueing `acquire` helper."""
+"""Sliding-window rate limiters (memory and Redis), and submits waiting for a provider's rate through them."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 from redis.asyncio import Redis
 
-from domain.ports import RateBucket, RateLimiter
-from infrastructure.ratelimit import MemoryRateLimiter, RateLimitTimeout, RedisRateLimiter, acquire
+from domain.generations import Generation, GenerationStatus
+from domain.ports import ProviderJob, RateBucket
+from domain.provider_health import ProviderLimit
+from domain.use_cases.routed_submission import RoutedSubmit, submit_routes
+from infrastructure.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from tests.fixtures.clock import FakeClock
 from tests.fixtures.waiting import eventually
 from tests.integration.providers.conftest import REDIS_TEST_URL
+from tests.unit.processing_fakes import Env, Providers, Slow
 
 # ------------------------------------------------------------------ memory
 
@@ -205,53 +210,47 @@ async def test_redis_is_exact_across_independent_clients(redis_client: Redis, re
     assert all(1 <= wait <= 60 for wait in results if wait)
 
 
-# ------------------------------------------------------------------ acquire
-
-
-async def test_acquire_returns_at_once_when_allowed() -> None:
-    waited = await acquire(MemoryRateLimiter(), "b", limit=1, window_seconds=10, max_wait=0)
-
-    assert waited < 0.1
-
-
-async def test_acquire_queues_until_a_slot_frees() -> None:
-    limiter = MemoryRateLimiter()
-    await acquire(limiter, "b", limit=2, window_seconds=1, max_wait=5)
-    await acquire(limiter, "b", limit=2, window_seconds=1, max_wait=5)
-
-    started = time.monotonic()
-    await acquire(limiter, "b", limit=2, window_seconds=1, max_wait=5)
-    assert 0.9 <= time.monotonic() - started < 2.0
-
-
-async def test_acquire_gives_up_when_the_wait_exceeds_max_wait() -> None:
-    limiter = MemoryRateLimiter()
-    await limiter.hit("b", limit=1, window_seconds=30)
-
-    started = time.monotonic()
-    with pytest.raises(RateLimitTimeout) as caught:
-        await acquire(limiter, "b", limit=1, window_seconds=30, max_wait=5)
-    assert time.monotonic() - started < 0.5  # fails fast instead of sleeping in vain
-    assert caught.value.retry_after == 30
+# ------------------------------------------------------------------ waiting for a provider's submit rate
 
 
 @pytest.mark.redis
-async def test_acquire_keeps_concurrent_callers_under_the_limit_on_redis(
+async def test_submits_waiting_for_a_providers_rate_on_redis_stay_under_it(
     redis_client: Redis, redis_limiter: LimiterFactory
 ) -> None:
-    limiter: RateLimiter = redis_limiter(redis_client)
-    admitted: list[float] = []
+    # given ten generations of a one-route model whose provider takes four submits a second, and two "workers"
+    env = Env()
+    provider = Slow("first", delay=0.0)
+    arrivals: list[float] = []
+    original = provider.submit
 
-    async def one() -> None:
-        await acquire(limiter, "q", limit=4, window_seconds=1, max_wait=10)
-        admitted.append(time.monotonic())
+    async def timed(job: ProviderJob) -> str:
+        arrivals.append(time.monotonic())
+        return await original(job)
 
-    await asyncio.gather(*(one() for _ in range(10)))
+    provider.submit = timed  # type: ignore[method-assign]
+    limiters = [redis_limiter(redis_client), redis_limiter(redis_client)]
+    policy = dataclasses.replace(
+        env.policy, provider_limits={"first": ProviderLimit(rate=4, window_seconds=1)}, provider_rate_wait_seconds=10
+    )
+    owner = env.fakes.user(balance=1000)
+    model = env.fakes.model(provider="first")
+    generations = [env.fakes.generation(owner, model, GenerationStatus.SUBMITTING) for _ in range(10)]
 
-    admitted.sort()
-    assert len(admitted) == 10
-    for i, start in enumerate(admitted):
-        assert sum(1 for t in admitted[i:] if t - start < 0.95) <= 4
+    async def submit(i: int) -> RoutedSubmit:
+        ports = dataclasses.replace(env.ports, providers=Providers(provider), limiter=limiters[i % 2])
+        return await submit_routes(ports, policy, generations[i], model, 1, lambda r, p: job_of(generations[i]))
+
+    # when they submit at once
+    done = await asyncio.gather(*(submit(i) for i in range(10)))
+    # then every one waited for its turn and was taken, never more than four in a second
+    assert all(r.external_id for r in done)
+    arrivals.sort()
+    for i, start in enumerate(arrivals):
+        assert sum(1 for t in arrivals[i:] if t - start < 0.95) <= 4
+
+
+def job_of(generation: Generation) -> ProviderJob:
+    return ProviderJob(generation_id=generation.id, provider_model="m", prompt=generation.prompt, params={})
 
 
 @pytest.mark.redis

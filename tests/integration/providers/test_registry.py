@@ -15,7 +15,6 @@ from infrastructure.providers.kie import KieProvider
 from infrastructure.providers.registry import ProviderRegistry, build_providers
 from infrastructure.providers.replicate import ReplicateProvider
 from infrastructure.providers.simulated import SimulatedProvider
-from infrastructure.ratelimit import MemoryRateLimiter
 from infrastructure.settings import Settings
 
 
@@ -24,7 +23,7 @@ def settings(**overrides: Any) -> Settings:
 
 
 async def test_simulated_and_kie_are_always_registered(http_client: httpx.AsyncClient) -> None:
-    registry = build_providers(settings(simulated_steps=2), http_client, MemoryRateLimiter())
+    registry = build_providers(settings(simulated_steps=2), http_client)
 
     assert {"fal", "kie", "replicate", "simulated"} <= set(registry.names)
     assert registry.names == tuple(sorted(registry.names))
@@ -35,7 +34,7 @@ async def test_simulated_and_kie_are_always_registered(http_client: httpx.AsyncC
 
 
 async def test_unknown_provider_names_the_known_ones(http_client: httpx.AsyncClient) -> None:
-    registry = build_providers(settings(), http_client, MemoryRateLimiter())
+    registry = build_providers(settings(), http_client)
 
     with pytest.raises(KeyError, match="unknown provider 'midjourney'.*kie, .*simulated"):
         registry.get("midjourney")
@@ -45,9 +44,7 @@ async def test_unknown_provider_names_the_known_ones(http_client: httpx.AsyncCli
 async def test_without_credentials_a_provider_is_registered_but_not_configured(
     http_client: httpx.AsyncClient, name: str
 ) -> None:
-    provider = build_providers(settings(kie_api_key="", replicate_api_token=""), http_client, MemoryRateLimiter()).get(
-        name
-    )
+    provider = build_providers(settings(kie_api_key="", replicate_api_token=""), http_client).get(name)
     job = ProviderJob(generation_id=uuid.uuid4(), provider_model="owner/m", prompt="p", params={})
 
     with pytest.raises(ProviderError) as caught:
@@ -57,7 +54,7 @@ async def test_without_credentials_a_provider_is_registered_but_not_configured(
 
 
 async def test_fal_without_key_is_registered_but_not_configured(http_client: httpx.AsyncClient) -> None:
-    fal = build_providers(settings(fal_key=""), http_client, MemoryRateLimiter()).get("fal")
+    fal = build_providers(settings(fal_key=""), http_client).get("fal")
     job = ProviderJob(generation_id=uuid.uuid4(), provider_model="fal-ai/flux/dev", prompt="p", params={})
 
     with pytest.raises(ProviderError) as caught:

@@ -15,7 +15,6 @@ import pytest
 
 from domain.ports import ProviderError, ProviderJob
 from infrastructure.providers.replicate import ReplicateProvider
-from infrastructure.ratelimit import MemoryRateLimiter
 from tests.fixtures.fake_replicate import VERSION_ID
 from tests.integration.providers.pngcheck import assert_valid_png
 
@@ -47,7 +46,6 @@ def make_replicate(fake_replicate: FakeReplicate, http_client: httpx.AsyncClient
             "api_token": fake_replicate.token,
             "webhook_secret": fake_replicate.webhook_secret,
             "client": http_client,
-            "limiter": MemoryRateLimiter(),
         }
         options.update(overrides)
         return ReplicateProvider(**options)

@@ -1,0 +1,106 @@
+"""Per-provider concurrency (PROVIDER_CONCURRENCY): a generation holds an in-flight slot of its provider
+from its submit until it ends there.
+
+"In flight" is what runs at the provider: a slot is taken before a route is asked (atomically
+across workers, `ProviderSlots`), kept when the provider took the job, or when the outcome is
+unknown (a job may run there: the generation's later attempts go to that route only), and freed
+on every other way out: the route refused, failed over or was skipped, the submitter raised or
+was cancelled, the generation ended (succeeded, failed, canceled, expired; domain/use_cases/
+processing.py `fail`, finalization, sweeps).
+
+The database is the truth the slots are repaired from: the sweep (`reconcile_slots`) gives a
+slot to every generation PROCESSING on the provider or SUBMITTING with an uncertain route there
+(after a Redis restart lost them), renews the slots of those and of submits under a live lease,
+and frees every other one (a submitter that died, a release that was lost). Each slot's lease is
+the last safety net when the sweep does not run.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+
+from domain.generations import Generation, GenerationStatus
+from domain.ports import ProviderError
+from domain.use_cases.processing import SUBMITTABLE, ProcessingPolicy, ProcessingPorts, free_slot
+
+__all__ = ["CONCURRENCY_LIMIT", "free_slot", "reconcile_slots", "runs_on", "take_slot"]
+
+log = logging.getLogger("genhub.processing")
+
+CONCURRENCY_LIMIT = "PROVIDER_CONCURRENCY_LIMIT"
+#: How long a submit waits before trying a full provider again (a slot frees when a generation ends).
+FULL_RETRY_SECONDS = 5.0
+
+
+async def take_slot(
+    ports: ProcessingPorts, policy: ProcessingPolicy, provider: str, holder: uuid.UUID, limit: int
+) -> ProviderError | None:
+    """None when `holder` holds a slot of `provider` now; else the refusal (its route is skipped)."""
+    if ports.slots is None:
+        return None
+    try:
+        taken = await ports.slots.acquire(provider, holder, limit=limit, lease=policy.slot_lease)
+    except Exception:
+        # Fail closed: without the shared count, a submit could exceed the provider's limit.
+        log.exception("could not take a slot of %s", provider)
+        return ProviderError(
+            CONCURRENCY_LIMIT, f"{provider}'s slots cannot be counted now.", retryable=True, retry_after=1.0
+        )
+    if taken:
+        return None
+    return ProviderError(
+        CONCURRENCY_LIMIT,
+        f"{provider} runs its {limit} generation(s) at once.",
+        retryable=True,
+        retry_after=FULL_RETRY_SECONDS,
+    )
+
+
+async def reconcile_slots(*, ports: ProcessingPorts, policy: ProcessingPolicy) -> int:
+    """Repair every limited provider's slots from the database; how many were freed."""
+    if ports.slots is None:
+        return 0
+    freed = 0
+    for provider, limit in sorted(policy.provider_limits.items()):
+        if limit.concurrency is None:
+            continue
+        try:
+            freed += await _reconcile(ports, policy, provider)
+        except Exception:
+            log.exception("could not reconcile %s's slots", provider)
+    return freed
+
+
+async def _reconcile(ports: ProcessingPorts, policy: ProcessingPolicy, provider: str) -> int:
+    assert ports.slots is not None
+    held = await ports.slots.holders(provider)
+    async with ports.uow() as uow:
+        found = {g.id: g for g in await uow.generations.on_provider(provider, list(held))}
+    now = ports.clock.now()
+    running = [g.id for g in found.values() if runs_on(g, provider) or (g.id in held and _submitting(g, now))]
+    stale = {holder: end for holder, end in held.items() if holder not in running}
+    await ports.slots.reconcile(provider, running=running, stale=stale, lease=policy.slot_lease)
+    if stale:
+        log.info("freed %d slot(s) of %s held by nothing running there", len(stale), provider)
+    return len(stale)
+
+
+def runs_on(generation: Generation, provider: str) -> bool:
+    """Whether `generation` may have a job at `provider`: it runs there, or an uncertain submit went there."""
+    if generation.provider != provider:
+        return False
+    return generation.status is GenerationStatus.PROCESSING or (
+        generation.status is GenerationStatus.SUBMITTING and generation.uncertain_route is not None
+    )
+
+
+def _submitting(generation: Generation, now: datetime) -> bool:
+    """A submitter holds it under a live lease (it may be asking the provider right now)."""
+    return (
+        generation.status in SUBMITTABLE
+        and generation.lease_token is not None
+        and generation.next_attempt_at is not None
+        and generation.next_attempt_at > now
+    )

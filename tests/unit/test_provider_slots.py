@@ -1,0 +1,208 @@
+"""PROVIDER_CONCURRENCY as in-flight slots (domain/use_cases/provider_slots.py), with small fakes: concurrent
+submitters never exceed it, and a slot comes back on every way out (refusal, failure, exception, cancellation,
+success, cancel, expiry) and through the slot sweep (a submitter that died, a slot store that lost them)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from domain.credits import LedgerKind
+from domain.generations import Generation, GenerationStatus
+from domain.ports import ProviderError, ProviderJob, ProviderStatus
+from domain.provider_health import ProviderLimit
+from domain.use_cases import finalization, provider_slots, submission, sweeps
+from domain.use_cases.processing import ProcessingPorts
+from infrastructure.provider_slots import MemoryProviderSlots
+from tests.unit.processing_fakes import COST, Env, Providers, Slow
+
+S = GenerationStatus
+REFUSED = ProviderError("KIE_RATE_LIMITED", "429", retryable=True, retry_after=1.0, nothing_started=True)
+INVALID = ProviderError("KIE_VALIDATION", "422", retryable=False)
+READ_TIMEOUT = ProviderError("PROVIDER_TIMEOUT", "read timed out", retryable=True)
+
+
+@dataclasses.dataclass
+class World:
+    env: Env = dataclasses.field(default_factory=Env)
+    first: Slow = dataclasses.field(default_factory=lambda: Slow("first"))
+    second: Slow = dataclasses.field(default_factory=lambda: Slow("second"))
+    slots: MemoryProviderSlots = dataclasses.field(default_factory=MemoryProviderSlots)
+    limits: dict[str, ProviderLimit] = dataclasses.field(
+        default_factory=lambda: {"first": ProviderLimit(concurrency=2)}
+    )
+
+    @property
+    def ports(self) -> ProcessingPorts:
+        return dataclasses.replace(self.env.ports, providers=Providers(self.first, self.second), slots=self.slots)
+
+    @property
+    def policy(self) -> Any:
+        return dataclasses.replace(self.env.policy, provider_limits=self.limits)
+
+    def generation(self, *, routed: bool = True) -> Generation:
+        owner = self.env.fakes.user(balance=100)
+        routes = [{"provider": "first"}, {"provider": "second"}] if routed else [{"provider": "first"}]
+        model = self.env.fakes.model(cost=COST, provider="first", routes=routes)
+        return self.env.fakes.generation(owner, model, S.QUEUED)
+
+    async def submit(self, generation: Generation) -> Generation:
+        await submission.submit(generation.id, ports=self.ports, policy=self.policy)
+        return self.env.get(generation)
+
+    async def held(self, provider: str = "first") -> set[uuid.UUID]:
+        return set(await self.slots.holders(provider))
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+async def test_concurrent_submitters_never_exceed_the_limit_and_the_rest_fail_over(world: World) -> None:
+    # given twelve generations submitted at once, the first provider allowed two at a time
+    generations = [world.generation() for _ in range(12)]
+    # when every submit runs concurrently (each provider call takes a while)
+    done = await asyncio.gather(*(world.submit(g) for g in generations))
+    # then the first provider was asked at most twice at once, and runs exactly two
+    assert world.first.most_in_flight <= 2
+    assert sorted(g.provider or "" for g in done) == ["first"] * 2 + ["second"] * 10
+    assert all(g.status is S.PROCESSING for g in done)
+    # and its two slots are held by those two
+    assert await world.held() == {g.id for g in done if g.provider == "first"}
+
+
+async def test_a_one_route_model_at_its_limit_backs_off_and_gets_the_slot_a_finished_generation_frees(
+    world: World,
+) -> None:
+    # given a one-route model, two slots, and five generations submitted at once
+    generations = [world.generation(routed=False) for _ in range(5)]
+    done = await asyncio.gather(*(world.submit(g) for g in generations))
+    running = [g for g in done if g.status is S.PROCESSING]
+    waiting = [g for g in done if g.status is S.SUBMITTING]
+    # then two run and three wait for their next attempt, their credits still held
+    assert (len(running), len(waiting), world.first.most_in_flight) == (2, 3, 2)
+    assert all(world.env.kinds(g) == [LedgerKind.RESERVE] for g in waiting)
+    # when one of those running succeeds
+    world.first.status_of = ProviderStatus(state="succeeded", output_urls=("https://cdn/out.png",))
+    await finalization.refresh(running[0].id, ports=world.ports, policy=world.policy)
+    assert world.env.get(running[0]).status is S.SUCCEEDED
+    # then its slot is free, and the next submit takes it
+    world.env.clock.advance(60)
+    assert (await world.submit(waiting[0])).status is S.PROCESSING
+    assert await world.held() == {running[1].id, waiting[0].id}
+
+
+@pytest.mark.parametrize(("failure", "status"), [(REFUSED, S.PROCESSING), (INVALID, S.FAILED)], ids=["429", "422"])
+async def test_a_route_that_refuses_frees_its_slot(world: World, failure: ProviderError, status: S) -> None:
+    world.first.submit_errors = [failure]
+    g = await world.submit(world.generation())
+    assert g.status is status
+    assert await world.held() == set()
+
+
+async def test_a_submit_that_raises_or_is_cancelled_frees_its_slot(world: World) -> None:
+    # given a provider whose submit raises something that is not a ProviderError (a bug)
+    async def broken(job: ProviderJob) -> str:
+        raise RuntimeError("a bug")
+
+    world.first.submit = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await world.submit(world.generation())
+    assert await world.held() == set()
+
+    # given a submit cancelled while the provider call runs (the worker stops)
+    async def hangs(job: ProviderJob) -> str:
+        await asyncio.sleep(3600)
+        return "never"
+
+    world.first.submit = hangs  # type: ignore[method-assign]
+    task = asyncio.create_task(world.submit(world.generation()))
+    while not await world.held():
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await world.held() == set()
+
+
+async def test_a_generation_frees_its_slot_when_it_fails_is_canceled_or_expires(world: World) -> None:
+    world.limits = {"first": ProviderLimit(concurrency=5)}
+    failed, canceled, expired = [await world.submit(world.generation(routed=False)) for _ in range(3)]
+    assert await world.held() == {failed.id, canceled.id, expired.id}
+    # the provider reports a failure
+    world.first.status_of = ProviderStatus(state="failed", error_code="NSFW")
+    await finalization.refresh(failed.id, ports=world.ports, policy=world.policy)
+    assert world.env.get(failed).status is S.FAILED and failed.id not in await world.held()
+    # the user canceled (the cancel message reaches a worker)
+    world.env.store.generations[canceled.id] = dataclasses.replace(canceled, status=S.CANCELED)
+    await sweeps.cancel_remote(canceled.id, ports=world.ports)
+    assert canceled.id not in await world.held()
+    # the deadline passed
+    world.env.store.generations[expired.id] = dataclasses.replace(expired, deadline_at=world.env.clock.now())
+    world.env.clock.advance(1)
+    assert await sweeps.expire_stuck(ports=world.ports, policy=world.policy) == 1
+    assert await world.held() == set()
+
+
+async def test_an_uncertain_submit_keeps_its_slot_until_the_generation_ends(world: World) -> None:
+    # given the first route timing out after the request was sent (a job may run there)
+    world.first.submit_errors = [READ_TIMEOUT]
+    g = await world.submit(world.generation())
+    # then the generation keeps the first provider's slot while it goes back there
+    assert (g.status, g.provider, g.uncertain_route) == (S.SUBMITTING, "first", 0)
+    assert await world.held() == {g.id}
+    # when its attempts run out there (refusals each time), it fails and the slot is freed
+    world.first.submit_errors = [REFUSED] * 5
+    for _ in range(world.policy.max_attempts):
+        world.env.clock.advance(60)
+        g = await world.submit(g)
+    assert g.status is S.FAILED and world.second.jobs == []
+    assert await world.held() == set()
+
+
+async def test_the_sweep_frees_the_slot_of_a_dead_submitter_and_keeps_a_live_one(world: World) -> None:
+    # given a slot taken by a submitter that died (its generation's lease ran out) and one by a live submitter
+    dead, live = world.generation(), world.generation()
+    now = world.env.clock.now()
+    world.env.store.generations[dead.id] = dataclasses.replace(dead, status=S.SUBMITTING, next_attempt_at=now)
+    world.env.store.generations[live.id] = dataclasses.replace(
+        live, status=S.SUBMITTING, lease_token=uuid.uuid4(), next_attempt_at=now + timedelta(seconds=5)
+    )
+    for g in (dead, live):
+        assert await world.slots.acquire("first", g.id, limit=2, lease=timedelta(minutes=5))
+    world.env.clock.advance(1)
+    # when the slot sweep runs
+    freed = await provider_slots.reconcile_slots(ports=world.ports, policy=world.policy)
+    # then the dead submitter's slot is free, the live one's kept
+    assert freed == 1 and await world.held() == {live.id}
+
+
+async def test_the_sweep_gives_back_the_slots_of_what_runs_after_the_store_lost_them(world: World) -> None:
+    # given two generations running at the first provider, and the slot store emptied (Redis restarted)
+    world.limits = {"first": ProviderLimit(concurrency=2)}
+    running = [await world.submit(world.generation(routed=False)) for _ in range(2)]
+    world.slots = MemoryProviderSlots()
+    # when the sweep runs
+    await provider_slots.reconcile_slots(ports=world.ports, policy=world.policy)
+    # then they hold their slots again, and a third generation is not let in
+    assert await world.held() == {g.id for g in running}
+    third = await world.submit(world.generation(routed=False))
+    assert third.status is S.SUBMITTING and len(world.first.jobs) == 2
+
+
+async def test_a_slot_nobody_renews_frees_itself_after_its_lease() -> None:
+    now = [100.0]
+    slots = MemoryProviderSlots(clock=lambda: now[0])
+    holder, other = uuid.uuid4(), uuid.uuid4()
+    assert await slots.acquire("p", holder, limit=1, lease=timedelta(seconds=30))
+    assert not await slots.acquire("p", other, limit=1, lease=timedelta(seconds=30))
+    # its own holder renews it at the limit
+    assert await slots.acquire("p", holder, limit=1, lease=timedelta(seconds=30))
+    now[0] += 31
+    assert await slots.acquire("p", other, limit=1, lease=timedelta(seconds=30))
