@@ -31,9 +31,13 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev lint
 	@$(MAKE) --no-print-directory -j2 typecheck pytest
 
+# The generated Python client is excluded from ruff (pyproject.toml); its one hand-written module,
+# named here, is not (ruff checks a path it is given even inside an excluded directory).
+SDK_HAND_WRITTEN := sdk/python/genhub_client/trusted_documents.py
+
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check . $(SDK_HAND_WRITTEN)
+	$(BIN)/ruff format --check . $(SDK_HAND_WRITTEN)
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy

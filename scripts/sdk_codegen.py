@@ -12,10 +12,12 @@ files, when the committed ones differ. Both type-check the TypeScript with `tsc`
   (`__typename` added), each id the SHA-256 of its body; `genhub documents check` accepts it.
   That generator takes one operation per document, so it reads sdk/operations split into one
   file per operation (sdk/operations-by-name/, made in the scratch tree only). A copy of it goes
-  into the Python package, beside sdk/python/trusted_documents.py (copied in too), which sends
-  the client's operations by those ids.
+  into the Python package, beside genhub_client/trusted_documents.py, which sends the client's
+  operations by those ids.
 - Python: ariadne-codegen with the [tool.ariadne-codegen] table of sdk/python/pyproject.toml:
-  the package sdk/python/genhub_client. ariadne-codegen needs graphql-core < 3.3 and the server
+  the package sdk/python/genhub_client. Its trusted_documents.py is written by hand and lives only
+  there: generation leaves it in place (and fails when it is missing, or when ariadne-codegen
+  would write a module of that name). ariadne-codegen needs graphql-core < 3.3 and the server
   >= 3.3, so it runs from a venv of its own, .venv-codegen/, installed from
   sdk/python/requirements-codegen.lock and remade when that lock changes.
 
@@ -48,7 +50,6 @@ INPUTS = (
     "sdk/typescript",
     "sdk/python/pyproject.toml",
     "sdk/python/py.typed",
-    "sdk/python/trusted_documents.py",
 )
 TYPESCRIPT = "sdk/typescript"
 MANIFEST = "persisted-query-manifest.json"
@@ -56,6 +57,8 @@ TYPESCRIPT_OUTPUTS = ("possible-types.ts", "possible-types.json", "graphql.ts", 
 OPERATIONS = "sdk/operations"
 OPERATIONS_BY_NAME = "sdk/operations-by-name"  # one operation per file, for Apollo's manifest generator
 PYTHON_PACKAGE = "sdk/python/genhub_client"
+#: Modules of the Python package written by hand: neither generated, compared nor replaced.
+HAND_WRITTEN = (f"{PYTHON_PACKAGE}/trusted_documents.py",)
 CODEGEN_VENV = ROOT / ".venv-codegen"
 CODEGEN_LOCK = ROOT / "sdk" / "python" / "requirements-codegen.lock"
 STAMP = ".genhub-installed"
@@ -143,21 +146,27 @@ def generate(tree: Path) -> None:
     _run([str(tools.node), str(tsc), "-p", "tsconfig.json"], cwd=typescript, env=node_env, what="tsc (type check)")
     ariadne = python.with_name("ariadne-codegen")
     _run([str(ariadne), "--config", "pyproject.toml"], cwd=tree / "sdk" / "python", what="ariadne-codegen")
-    # The Python client sends operations by these ids on a trusted-documents server (its own
-    # trusted_documents.py, copied verbatim rather than by ariadne-codegen, which marks what it copies).
-    package = tree / PYTHON_PACKAGE
-    shutil.copy2(typescript / MANIFEST, package / MANIFEST)
-    shutil.copy2(tree / "sdk" / "python" / "trusted_documents.py", package / "trusted_documents.py")
+    clashing = [name for name in HAND_WRITTEN if (tree / name).exists()]
+    if clashing:
+        raise GenerationFailed(f"ariadne-codegen now writes the hand-written {', '.join(clashing)}: rename one")
+    # The Python client sends operations by these ids on a trusted-documents server (trusted_documents.py).
+    shutil.copy2(typescript / MANIFEST, tree / PYTHON_PACKAGE / MANIFEST)
+
+
+def missing_hand_written(root: Path) -> list[str]:
+    """The hand-written modules of the Python package that `root` lacks."""
+    return [name for name in HAND_WRITTEN if not (root / name).is_file()]
 
 
 def outputs(tree: Path) -> dict[str, bytes]:
-    """The generated files under `tree`, by their path in the repository."""
+    """The generated files under `tree`, by their path in the repository (hand-written ones left out)."""
     found = {f"{TYPESCRIPT}/{name}": (tree / TYPESCRIPT / name).read_bytes() for name in TYPESCRIPT_OUTPUTS
              if (tree / TYPESCRIPT / name).exists()}  # fmt: skip
     package = tree / PYTHON_PACKAGE
     for path in sorted(package.rglob("*")) if package.exists() else []:
-        if path.is_file() and "__pycache__" not in path.parts:
-            found[path.relative_to(tree).as_posix()] = path.read_bytes()
+        name = path.relative_to(tree).as_posix()
+        if path.is_file() and "__pycache__" not in path.parts and name not in HAND_WRITTEN:
+            found[name] = path.read_bytes()
     return found
 
 
@@ -166,10 +175,13 @@ def stale_files(committed: dict[str, bytes], fresh: dict[str, bytes]) -> list[st
     return sorted(name for name in committed.keys() | fresh.keys() if committed.get(name) != fresh.get(name))
 
 
-def write(fresh_tree: Path) -> None:
-    shutil.rmtree(ROOT / PYTHON_PACKAGE, ignore_errors=True)
+def write(fresh_tree: Path, root: Path = ROOT) -> None:
+    """Replace the generated files under `root` by those of `fresh_tree`, keeping the hand-written ones."""
+    for name in outputs(root):
+        if name.startswith(f"{PYTHON_PACKAGE}/"):  # a module of an operation removed since goes too
+            (root / name).unlink()
     for name, content in outputs(fresh_tree).items():
-        target = ROOT / name
+        target = root / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
 
@@ -178,6 +190,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when the committed SDK files are stale")
     args = parser.parse_args(argv)
+    missing = missing_hand_written(ROOT)
+    if missing:
+        sys.stderr.write(f"hand-written, not generated, and missing: {', '.join(missing)} (restore it from git)\n")
+        return 2
     with tempfile.TemporaryDirectory(prefix="genhub-sdk-") as scratch:
         tree = Path(scratch)
         try:

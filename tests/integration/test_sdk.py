@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.sdk_codegen import stale_files
+from scripts.sdk_codegen import HAND_WRITTEN, PYTHON_PACKAGE, missing_hand_written, outputs, stale_files, write
 from tests.fixtures.node_tools import NodeTools
 
 pytestmark = pytest.mark.slow
@@ -40,3 +40,36 @@ def test_a_changed_missing_or_extra_file_is_named_as_stale() -> None:
     fresh = {"sdk/a.ts": b"1", "sdk/b.ts": b"changed", "sdk/new.py": b"4"}
     assert stale_files(committed, fresh) == ["sdk/b.ts", "sdk/new.py", "sdk/old.py"]
     assert stale_files(fresh, dict(fresh)) == []
+
+
+def test_the_hand_written_client_module_is_committed_once_inside_the_package() -> None:
+    # given the repository: the module lives in the package, and nowhere else under sdk/
+    assert missing_hand_written(ROOT) == []
+    copies = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "sdk").rglob("trusted_documents.py"))
+    assert copies == [f"{PYTHON_PACKAGE}/trusted_documents.py"]
+
+
+def test_a_missing_hand_written_module_is_named(tmp_path: Path) -> None:
+    # given a tree whose package lacks the hand-written module
+    (tmp_path / PYTHON_PACKAGE).mkdir(parents=True)
+    # then it is named (`make sdk` and `--check` stop on it before generating anything)
+    assert missing_hand_written(tmp_path) == list(HAND_WRITTEN)
+
+
+def test_regenerating_replaces_generated_modules_and_keeps_the_hand_written_one(tmp_path: Path) -> None:
+    # given a committed package: a hand-written module, a generated one, and one of an operation since removed
+    committed, fresh = tmp_path / "committed", tmp_path / "fresh"
+    hand_written = committed / HAND_WRITTEN[0]
+    hand_written.parent.mkdir(parents=True)
+    hand_written.write_text("# by hand\n")
+    (committed / PYTHON_PACKAGE / "client.py").write_text("old\n")
+    (committed / PYTHON_PACKAGE / "removed_operation.py").write_text("old\n")
+    (fresh / PYTHON_PACKAGE).mkdir(parents=True)
+    (fresh / PYTHON_PACKAGE / "client.py").write_text("new\n")
+    # when the fresh generation is written over it
+    write(fresh, committed)
+    # then the generated modules are the fresh ones, the hand-written one is untouched and never compared
+    assert hand_written.read_text() == "# by hand\n"
+    assert sorted(path.name for path in (committed / PYTHON_PACKAGE).iterdir()) == ["client.py", "trusted_documents.py"]
+    assert (committed / PYTHON_PACKAGE / "client.py").read_text() == "new\n"
+    assert stale_files(outputs(committed), outputs(fresh)) == []

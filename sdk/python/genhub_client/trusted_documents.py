@@ -1,7 +1,7 @@
 """Send the SDK's operations by id, for a genhub that accepts only trusted documents.
 
-Written by hand (sdk/python/trusted_documents.py); `make sdk` copies it into genhub_client
-beside the manifest it reads, persisted-query-manifest.json (the SDK's operations, as
+Written by hand, here only: `make sdk` generates the rest of genhub_client around it, and
+the manifest it reads beside it, persisted-query-manifest.json (the SDK's operations, as
 sdk/typescript ships it). A server started with `TRUSTED_DOCUMENTS_ONLY=true` and that
 manifest runs only its documents; the client's own query text is not one of them (the
 manifest holds each body as Apollo Client prints it), so over HTTP each operation is sent
