@@ -24,15 +24,12 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,15 +39,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import wrk_rounds  # noqa: E402
 from bench.databases import drop_database, migrated_database  # noqa: E402
-from bench.processes import free_port, tree_cpu_seconds  # noqa: E402
+from bench.processes import free_port  # noqa: E402
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 DB_NAME = "genhub_bench_auth"
 SECRET = "bench-secret-" + "y" * 40
 QUERY = json.dumps({"query": "query Me { me { id email } }"})
 AUTHS = ("jwt", "api-key")
-MODES = ("saturated", "paced")
 
 
 async def seed(url: str) -> dict[str, str]:
@@ -86,58 +82,11 @@ async def seed(url: str) -> dict[str, str]:
     return {"jwt": tokens.issue_access(user_id, Role.USER).token, "api-key": new.token}
 
 
-@contextlib.contextmanager
-def server(url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "REDIS_URL": REDIS_URL,
-        "JWT_SECRET": SECRET,
-        "ENVIRONMENT": "development",
-        "SEED_DEMO": "false",
-        "LOG_LEVEL": "WARNING",
-        "LOG_FORMAT": "json",
-        "RATE_LIMIT_API_KEY_LOOKUPS": "100000000",
-    }
-    cmd = [str(Path(sys.executable).with_name("genhub")), "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    raise RuntimeError(f"genhub did not start: {err}") from None
-                time.sleep(0.2)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def run_wrk(port: int, clients: int, duration: int, think_ms: float, body_file: str, auth: str) -> dict[str, float]:
-    env = {**os.environ, "READ_BODY_FILE": body_file, "READ_AUTH": auth, "READ_THINK_MS": str(think_ms)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{clients}", f"-d{duration}s", "--timeout", "5s", "-s", str(ROOT / "bench" / "wrk_read.lua")]
-        + [f"http://127.0.0.1:{port}/graphql"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    result["wrk_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    return result
+def server(url: str, port: int) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    env = wrk_rounds.server_env(database_url=url, jwt_secret=SECRET, RATE_LIMIT_API_KEY_LOOKUPS="100000000")
+    return wrk_rounds.running(
+        "genhub", [wrk_rounds.GENHUB, "serve", "--port", str(port)], env, f"http://127.0.0.1:{port}/health"
+    )
 
 
 def check_answers(port: int, secrets: dict[str, str]) -> None:
@@ -155,8 +104,8 @@ def check_answers(port: int, secrets: dict[str, str]) -> None:
     assert answers[0] == answers[1], answers
 
 
-def report(runs: dict[str, dict[str, list[dict[str, float]]]], args: argparse.Namespace) -> None:
-    for mode in (m for m in MODES if m in args.modes):
+def report(runs: wrk_rounds.Runs, args: argparse.Namespace) -> None:
+    for mode in (m for m in wrk_rounds.MODES if m in args.modes):
         print(f"\n{mode}:")
         print(f"{'auth':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11} {'errors':>7}")
         for auth in AUTHS:
@@ -184,7 +133,7 @@ async def verification_costs(url: str, secrets: dict[str, str], n: int) -> None:
     from infrastructure.bootstrap import open_services
     from infrastructure.settings import Settings
 
-    settings = Settings(_env_file=None, database_url=url, jwt_secret=SECRET, redis_url=REDIS_URL)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=url, jwt_secret=SECRET, redis_url=wrk_rounds.REDIS_URL)  # type: ignore[call-arg]
     async with open_services(settings) as services:
         accounts, keys, gate = services.accounts, services.api_keys, services.adapters.api_key_gate
         tokens = services.adapters.tokens
@@ -224,16 +173,10 @@ async def verification_costs(url: str, secrets: dict[str, str], n: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--duration", type=int, default=5, help="seconds per run")
-    parser.add_argument("--rounds", type=int, default=5, help="runs of each credential and mode, interleaved")
-    parser.add_argument("--rate", type=float, default=300.0, help="offered requests/s for the paced run")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    wrk_rounds.round_options(parser, variant="credential", clients=32, rounds=5, rate=300.0, warmup=2)
     parser.add_argument("--verifications", type=int, default=20000, help="calls per in-process measurement")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install wrk")
+    if not wrk_rounds.wrk_installed():
         return 2
     url = asyncio.run(migrated_database(DB_NAME))
     secrets = asyncio.run(seed(url))
@@ -245,21 +188,25 @@ def main() -> int:
         f"\nauth benchmark: `me` with a JWT vs an API key, {args.clients} clients, {args.rounds} rounds of "
         f"{args.duration}s per credential and mode, one API process, {os.cpu_count()} cores, PostgreSQL + Redis local"
     )
-    runs: dict[str, dict[str, list[dict[str, float]]]] = {a: {m: [] for m in MODES} for a in AUTHS}
     port = free_port()
+
+    def run(auth: str, seconds: int, think: float) -> dict[str, float]:
+        env = {"READ_BODY_FILE": f.name, "READ_AUTH": f"Bearer {secrets[auth]}", "READ_THINK_MS": str(think)}
+        url = f"http://127.0.0.1:{port}/graphql"
+        return wrk_rounds.run_wrk(url, "wrk_read.lua", clients=args.clients, duration=seconds, env=env)
+
     try:
         with server(url, port) as proc:
             check_answers(port, secrets)
-            for auth in AUTHS:
-                run_wrk(port, args.clients, args.warmup, 0, f.name, f"Bearer {secrets[auth]}")
-            for _ in range(args.rounds):
-                for mode in (m for m in MODES if m in args.modes):
-                    think = think_ms if mode == "paced" else 0.0
-                    for auth in AUTHS:
-                        cpu0 = tree_cpu_seconds(proc.pid)
-                        r = run_wrk(port, args.clients, args.duration, think, f.name, f"Bearer {secrets[auth]}")
-                        r["server_cpu_s"] = tree_cpu_seconds(proc.pid) - cpu0
-                        runs[auth][mode].append(r)
+            runs = wrk_rounds.take_turns(
+                dict.fromkeys(AUTHS, proc),
+                run,
+                warmup=args.warmup,
+                duration=args.duration,
+                rounds=args.rounds,
+                modes=args.modes,
+                think_ms=think_ms,
+            )
     finally:
         os.unlink(f.name)
         asyncio.run(drop_database(DB_NAME))

@@ -25,30 +25,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import resource
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import asyncpg
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import wrk_rounds  # noqa: E402
 from bench.databases import migrated_database  # noqa: E402
 from bench.generate_report import report  # noqa: E402
-from bench.processes import free_port, tree_cpu_seconds  # noqa: E402
+from bench.processes import free_port  # noqa: E402
 
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 DB_NAME = "genhub_bench"
 SECRET = "bench-secret-" + "x" * 40
 
@@ -57,7 +51,7 @@ async def reset_redis() -> None:
     """The benchmark's Redis database starts empty too (the queue streams keep 100,000 entries each)."""
     from redis.asyncio import Redis
 
-    client = Redis.from_url(REDIS_URL)
+    client = Redis.from_url(wrk_rounds.REDIS_URL)
     try:
         await client.flushdb()
     finally:
@@ -120,103 +114,43 @@ async def seed(url: str, users: int) -> tuple[str, list[str]]:
 
 
 KINDS = ("baseline-sql", "baseline", "genhub")
-MODES = ("saturated", "paced")
 POOL_PER_PROCESS = 12
 
 
-@contextmanager
-def server(kind: str, url: str, port: int, processes: int = 1) -> Iterator[subprocess.Popen[bytes]]:
+def server(kind: str, url: str, port: int, processes: int = 1) -> AbstractContextManager[subprocess.Popen[bytes]]:
     env = {
         "BENCH_BASELINE_WORK": "sql" if kind == "baseline-sql" else "all",
-        **os.environ,
-        "DATABASE_URL": url,
-        "REDIS_URL": REDIS_URL,
-        "JWT_SECRET": SECRET,
-        "ENVIRONMENT": "development",
-        "SEED_DEMO": "false",
-        "LOG_LEVEL": "WARNING",
-        "LOG_FORMAT": "json",
-        "RATE_LIMIT_GENERATE": "100000000",
-        # Every server stays up for the whole run: pools sized so that three of them, with
-        # --processes 2, stay under PostgreSQL's 100 connections (12 per process is far more
-        # than 64 clients need for statements of a millisecond).
-        "BENCH_POOL_SIZE": str(POOL_PER_PROCESS),
-        "DATABASE_START_POOL_SIZE": str(POOL_PER_PROCESS),
-        "DATABASE_POOL_SIZE": "4",
-        "DATABASE_MAX_OVERFLOW": "4",
-        "PORT": str(port),
+        **wrk_rounds.server_env(
+            database_url=url,
+            jwt_secret=SECRET,
+            RATE_LIMIT_GENERATE="100000000",
+            # Every server stays up for the whole run: pools sized so that three of them, with
+            # --processes 2, stay under PostgreSQL's 100 connections (12 per process is far more
+            # than 64 clients need for statements of a millisecond).
+            BENCH_POOL_SIZE=str(POOL_PER_PROCESS),
+            DATABASE_START_POOL_SIZE=str(POOL_PER_PROCESS),
+            DATABASE_POOL_SIZE="4",
+            DATABASE_MAX_OVERFLOW="4",
+            PORT=str(port),
+        ),
     }
     if kind == "genhub":
-        cmd = [str(Path(sys.executable).with_name("genhub")), "serve", "--port", str(port), "--workers", str(processes)]
+        cmd = [wrk_rounds.GENHUB, "serve", "--port", str(port), "--workers", str(processes)]
+        ready = f"http://127.0.0.1:{port}/health"
     else:
         cmd = [sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port), "--log-level", "warning"]
         cmd += ["--workers", str(processes)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(
-                    f"http://127.0.0.1:{port}/health" if kind == "genhub" else f"http://127.0.0.1:{port}/docs",
-                    timeout=1,
-                )
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(
-                        f"{kind} did not start: {proc.stderr.read().decode() if proc.stderr else ''}"
-                    ) from None
-                time.sleep(0.2)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def run_wrk(port: int, clients: int, duration: int, think_ms: float, tokens_file: str, model: str) -> dict[str, float]:
-    env = {**os.environ, "BENCH_TOKENS": tokens_file, "BENCH_MODEL": model, "BENCH_THINK_MS": str(think_ms)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{clients}",
-            f"-d{duration}s",
-            "--timeout",
-            "5s",
-            "-s",
-            str(ROOT / "bench" / "wrk_generate.lua"),
-            f"http://127.0.0.1:{port}",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    result["wrk_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    return result
+        ready = f"http://127.0.0.1:{port}/docs"
+    return wrk_rounds.running(kind, cmd, env, ready)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=64)
-    parser.add_argument("--duration", type=int, default=5, help="seconds per run")
-    parser.add_argument("--rounds", type=int, default=3, help="runs of each server and mode, interleaved")
-    parser.add_argument("--rate", type=float, default=500.0, help="offered requests/s for the latency run")
-    parser.add_argument("--warmup", type=int, default=3)
+    wrk_rounds.round_options(parser, variant="server", clients=64, rounds=3, rate=500.0, warmup=3)
     parser.add_argument("--processes", type=int, default=1, help="API processes of each server")
     parser.add_argument("--servers", nargs="+", choices=KINDS, default=list(KINDS), help="which servers to run")
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="which measurements to take")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install wrk")
+    if not wrk_rounds.wrk_installed():
         return 2
     url = asyncio.run(reset_database())
     model, tokens = asyncio.run(seed(url, args.clients))
@@ -228,24 +162,29 @@ def main() -> int:
         f"{args.processes} API process(es) each, {os.cpu_count()} cores, PostgreSQL + Redis local"
     )
     kinds = [k for k in KINDS if k in args.servers]
-    runs: dict[str, dict[str, list[dict[str, float]]]] = {k: {"saturated": [], "paced": []} for k in kinds}
+    ports: dict[str, int] = {}
+
+    def run(kind: str, seconds: int, think: float) -> dict[str, float]:
+        env = {"BENCH_TOKENS": f.name, "BENCH_MODEL": model, "BENCH_THINK_MS": str(think)}
+        url = f"http://127.0.0.1:{ports[kind]}"
+        return wrk_rounds.run_wrk(url, "wrk_generate.lua", clients=args.clients, duration=seconds, env=env, threads=2)
+
     with contextlib.ExitStack() as stack:
         # All servers stay up (idle ones cost nothing) and take turns, round after round: every
         # server meets the same machine, the same table sizes and the same Redis state.
-        procs = {}
-        for kind in kinds:
-            port = free_port()
-            procs[kind] = (port, stack.enter_context(server(kind, url, port, args.processes)))
-            run_wrk(port, args.clients, args.warmup, 0, f.name, model)  # warm-up: pools and caches
-        for _ in range(args.rounds):
-            for mode in (m for m in MODES if m in args.modes):
-                think = think_ms if mode == "paced" else 0.0
-                for kind in kinds:
-                    port, proc = procs[kind]
-                    cpu0 = tree_cpu_seconds(proc.pid)
-                    r = run_wrk(port, args.clients, args.duration, think, f.name, model)
-                    r["server_cpu_s"] = tree_cpu_seconds(proc.pid) - cpu0
-                    runs[kind][mode].append(r)
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        for kind in kinds:  # each port taken just before its server binds it
+            ports[kind] = free_port()
+            procs[kind] = stack.enter_context(server(kind, url, ports[kind], args.processes))
+        runs = wrk_rounds.take_turns(
+            procs,
+            run,
+            warmup=args.warmup,
+            duration=args.duration,
+            rounds=args.rounds,
+            modes=args.modes,
+            think_ms=think_ms,
+        )
     report(kinds, runs, args)
     os.unlink(f.name)
     return 0

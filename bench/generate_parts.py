@@ -35,7 +35,8 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.generate import REDIS_URL, SECRET, reset_database, seed  # noqa: E402
+from bench.generate import SECRET, reset_database, seed  # noqa: E402
+from bench.wrk_rounds import REDIS_URL  # noqa: E402
 from domain.credits import LedgerEntry  # noqa: E402
 from domain.generations import Generation, GenerationStatus  # noqa: E402
 from domain.use_cases.generation_credits import reservation_for  # noqa: E402
