@@ -112,6 +112,9 @@ class Generation:
     # The route index of an earlier submit whose outcome is unknown (a read timeout, an unreadable
     # answer: a job may exist there). Later attempts go to that route only; cleared once one takes it.
     uncertain_route: int | None = None
+    # That route's provider model: with `provider`, what finds the route again after the model's
+    # routes were edited (never the index alone). None on rows from before it was recorded.
+    uncertain_model: str | None = None
     idempotency_key: str | None = None
     finished_at: datetime | None = None
     deadline_at: datetime | None = None

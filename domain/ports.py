@@ -224,6 +224,9 @@ class ProviderJob:
     params: Mapping[str, Any]
     input_urls: Sequence[str] = ()
     callback_url: str | None = None
+    #: The query naming the generation in any callback URL (domain/provider_callbacks.py): already in
+    #: `callback_url`; a provider with a callback URL of its own (fal) adds it to that one.
+    callback_query: Mapping[str, str] = field(default_factory=dict)
     #: The model's kind ("image" or "video", `domain.catalogue.ModelKind`): what to produce.
     kind: str = "image"
     #: When the generation expires: a provider that takes a run deadline (Replicate's
@@ -279,6 +282,19 @@ class AsyncCallbackVerifier(Protocol):
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> ProviderCallback:
         """As `parse_callback`; may also raise ServiceUnavailable (the keys cannot be fetched yet)."""
+        ...
+
+
+@runtime_checkable
+class JobLookup(Protocol):
+    """A provider that can list the jobs it holds (Replicate): after an uncertain submit, the job is looked
+    up before it is sent again (domain/use_cases/routed_submission.py).
+
+    Optional, like `AsyncCallbackVerifier`.
+    """
+
+    async def find_job(self, job: ProviderJob, *, since: datetime) -> str | None:
+        """The task id of a job created since `since` for `job` (its generation), or None; raises ProviderError."""
         ...
 
 

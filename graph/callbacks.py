@@ -4,7 +4,9 @@ A callback that cannot be queued (Redis down) is answered 503 with Retry-After, 
 provider delivers it again; the poll sweep finds the result otherwise. It answers at once:
 the worker's finalize path asks the provider itself, so a callback delivered twice, or
 together with a poll, finalizes once. A genuine callback for a task no generation holds is
-answered 404 (unknown provider: 404 too; bad signature: 401; malformed: 400).
+answered 404 (unknown provider: 404 too; bad signature: 401; malformed: 400), unless its URL's
+query names, under our MAC, a generation waiting for a job at that provider after an uncertain
+submit: that job is adopted (domain/use_cases/adoption.py).
 
 A fast provider's callback can arrive before the submit committed its task id; it is then a
 404 too, and nothing is lost: the submit's commit makes the generation PROCESSING with its

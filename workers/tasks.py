@@ -62,8 +62,12 @@ async def refresh_generation(generation_id: str, services: ServicesDep) -> None:
 finalize_generation = refresh_generation
 
 
-async def handle_provider_callback(provider: str, external_id: str, services: ServicesDep) -> None:
-    await services.processing.handle_callback(provider, external_id)
+async def handle_provider_callback(
+    provider: str, external_id: str, services: ServicesDep, generation_id: str | None = None
+) -> None:
+    """`generation_id`: a task id we never recorded, whose callback URL named a generation waiting for it."""
+    named = uuid.UUID(generation_id) if generation_id is not None else None
+    await services.processing.handle_callback(provider, external_id, named)
 
 
 async def cancel_provider_task(

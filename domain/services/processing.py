@@ -25,8 +25,10 @@ class Processing:
         """Ask the provider and apply its answer; a finalize takes this same path (only one wins)."""
         await finalization.refresh(generation_id, ports=self.ports, policy=self.policy)
 
-    async def handle_callback(self, provider: str, external_id: str) -> None:
-        await finalization.handle_callback(provider, external_id, ports=self.ports, policy=self.policy)
+    async def handle_callback(self, provider: str, external_id: str, generation_id: uuid.UUID | None = None) -> None:
+        await finalization.handle_callback(
+            provider, external_id, ports=self.ports, policy=self.policy, generation_id=generation_id
+        )
 
     async def cancel_remote(
         self,
@@ -62,4 +64,5 @@ class Processing:
             jobs=self.ports.jobs,
             uow=self.ports.uow,
             query=query,
+            callback_key=self.policy.callback_key,
         )

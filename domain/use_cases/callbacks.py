@@ -7,7 +7,9 @@ from collections.abc import Mapping
 
 from domain.errors import NotFound
 from domain.ports import AsyncCallbackVerifier, JobQueue, ProviderRegistry
+from domain.provider_callbacks import named_generation
 from domain.repositories import UnitOfWorkFactory
+from domain.use_cases.adoption import awaits_adoption
 
 CALLBACK_TASK = "handle_provider_callback"
 
@@ -23,6 +25,7 @@ async def receive_callback(
     jobs: JobQueue,
     uow: UnitOfWorkFactory,
     query: Mapping[str, str] | None = None,
+    callback_key: str = "",
 ) -> str:
     """Enqueue the finalize check for the task the callback names; returns that task id.
 
@@ -39,8 +42,18 @@ async def receive_callback(
         callback = await provider.verify_callback(headers, body, query or {})
     else:
         callback = provider.parse_callback(headers, body)
+    waiting = None
     async with uow() as unit:
         generation = await unit.generations.find_by_provider_task(provider.name, callback.external_id)
+        named = named_generation(callback_key, provider.name, query or {}) if generation is None else None
+        if named is not None:
+            waiting = await unit.generations.get(named)
+    if waiting is not None and awaits_adoption(waiting, provider.name):
+        log.info("callback from %s for task %r names %s, waiting for it", provider.name, callback.external_id, named)
+        await jobs.enqueue(
+            CALLBACK_TASK, provider=provider.name, external_id=callback.external_id, generation_id=str(waiting.id)
+        )
+        return callback.external_id
     if generation is None:
         log.warning("callback from %s for unknown task %r refused", provider.name, callback.external_id[:128])
         raise NotFound("provider task")

@@ -36,6 +36,7 @@ from domain.media import MediaRejected, MediaUnavailable
 from domain.ports import Provider, ProviderError, ProviderStatus
 from domain.repositories import UnitOfWork
 from domain.use_cases import webhook_outbox as outbox
+from domain.use_cases.adoption import adopt
 from domain.use_cases.credits import post_move
 from domain.use_cases.generation_events import changed, enqueue_and_announce, publish_all
 from domain.use_cases.leases import LeaseLost, renewed, unless_lost
@@ -72,10 +73,19 @@ async def refresh(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: P
 
 
 async def handle_callback(
-    provider_name: str, external_id: str, *, ports: ProcessingPorts, policy: ProcessingPolicy
+    provider_name: str,
+    external_id: str,
+    *,
+    ports: ProcessingPorts,
+    policy: ProcessingPolicy,
+    generation_id: uuid.UUID | None = None,
 ) -> None:
+    """Refresh the generation holding that task; or, for a task id we never recorded whose callback URL
+    named `generation_id` (verified on receipt), let that generation adopt it first (domain/use_cases/adoption.py)."""
     async with ports.uow() as uow:
         generation = await uow.generations.find_by_provider_task(provider_name, external_id)
+    if generation is None and generation_id is not None:
+        generation = await adopt(generation_id, provider_name, external_id, ports=ports, policy=policy)
     if generation is None:
         log.info("callback for unknown %s task %s ignored", provider_name, external_id)
         return

@@ -104,6 +104,12 @@ class ProcessingPolicy:
     #: runs; a slot nobody renews (its holder died, its release was lost) frees itself after it.
     slot_lease_seconds: float = 300.0
     callback_base_url: str | None = None
+    #: The key of the generation's MAC in callback URLs (domain/provider_callbacks.py); "" names none.
+    callback_key: str = ""
+    #: After an uncertain submit (the provider may hold a job we have no id of), how long the generation
+    #: waits for that job's callback (adopted: domain/use_cases/adoption.py) before its route is looked up
+    #: (a provider that can list its jobs) and asked again; never past the deadline.
+    uncertain_grace_seconds: float = 300.0
     jitter: Callable[[], float] = field(default=random.random)
     #: Progress messages of webhooks: at most one per generation and target per interval.
     webhooks: OutboxPolicy = DEFAULT_OUTBOX

@@ -19,11 +19,23 @@ A route fails over to the next only when its failure proves no job was created t
 
 A failure after the request may have reached the provider (a read timeout, a dropped
 connection, a 500/502/504, a 2xx answer that does not parse) does not fail over: the job may
-exist there. The route is the generation's `uncertain_route` from then on: the attempt fails
-as retryable (the submit backoff applies) and every later attempt goes to that route only, as a
-one-route model would, until it takes the job; the generation keeps that provider's slot
-meanwhile. None of our providers takes an idempotency key on create, and without a task id
-nothing can be canceled there, so staying is the only way not to pay a second provider.
+exist there. The route is the generation's uncertain route from then on (`uncertain_route`,
+found again by its provider and provider model, never by its index: routes may be inserted or
+reordered meanwhile), and no other route is ever tried for it. None of our providers takes an
+idempotency key on create, so sending the job again would start a second paid job. Instead:
+
+* every callback URL we give a provider names the generation (domain/provider_callbacks.py), so
+  the job's callback, with a task id we never recorded, is adopted by the generation waiting on
+  that route (domain/use_cases/adoption.py);
+* the next attempt waits `uncertain_grace_seconds` for that (never past the deadline: a generation
+  whose deadline comes first waits for it, and the expiry sweep ends it with its hold released);
+* then a provider that can list its jobs (`JobLookup`: Replicate) is asked whether it holds one
+  for the generation; a job found is taken as the submit's answer;
+* only then is the route asked again (a job nobody found in the grace period is presumed absent).
+
+If the model no longer has that route, the generation waits for the adoption until its deadline
+(or, without one, fails with its hold released): no other route is tried. The generation keeps
+that provider's slot meanwhile.
 A permanent refusal (a 4xx: invalid input, content policy) does not fail over either: the
 request itself is wrong, and another provider would either refuse it too or hide a mapping
 bug. It fails the generation.
@@ -34,7 +46,8 @@ effort: an error there is logged and the task id kept.
 The credits were reserved once by `generate`; no route reserves again. Every route tried (or
 skipped) is one `ProviderAttempt`, recorded whatever the outcome. When every route failed over,
 the attempt fails as one retryable error (the submit backoff applies, and the next attempt
-starts again from the first route), or, when none of them may work later, as a permanent one
+starts again from the first route; when every route was skipped before its request, the result
+is `nothing_asked` and the attempt is not counted: domain/use_cases/submission.py), or, when none of them may work later, as a permanent one
 (the generation fails, its hold released). A model with several routes then reports
 ALL_ROUTES_FAILED; a one-route model reports its provider's own code, as before routes existed.
 The generation's deadline bounds the loop: past it no further route is tried, and the
@@ -51,7 +64,7 @@ from datetime import datetime
 
 from domain.catalogue import AiModel
 from domain.generations import Generation
-from domain.ports import Provider, ProviderError, ProviderJob
+from domain.ports import JobLookup, Provider, ProviderError, ProviderJob
 from domain.provider_attempts import AttemptOutcome, ProviderAttempt
 from domain.provider_health import ProviderLimit
 from domain.provider_routes import ProviderRoute
@@ -63,7 +76,16 @@ log = logging.getLogger("genhub.processing")
 ALL_ROUTES_FAILED = "ALL_ROUTES_FAILED"
 CIRCUIT_OPEN = "CIRCUIT_OPEN"
 RATE_LIMIT = "PROVIDER_RATE_LIMIT"
-__all__ = ["ALL_ROUTES_FAILED", "CIRCUIT_OPEN", "CONCURRENCY_LIMIT", "RATE_LIMIT", "RoutedSubmit", "submit_routes"]
+UNCERTAIN_ROUTE_GONE = "UNCERTAIN_ROUTE_GONE"
+__all__ = [
+    "ALL_ROUTES_FAILED",
+    "CIRCUIT_OPEN",
+    "CONCURRENCY_LIMIT",
+    "RATE_LIMIT",
+    "UNCERTAIN_ROUTE_GONE",
+    "RoutedSubmit",
+    "submit_routes",
+]
 #: Permanent for the request, yet a fact of this deployment, not of the request: the next route may work.
 DEPLOYMENT_CODES = frozenset({"PROVIDER_NOT_CONFIGURED", "PROVIDER_UNKNOWN"})
 
@@ -97,22 +119,33 @@ class RoutedSubmit:
     #: The provider whose in-flight slot the generation still holds (the route that took the job,
     #: the uncertain one, or the route it must go back to): the caller keeps or frees it.
     slot: str | None = None
+    #: The generation's uncertain route is no longer the model's: it waits for the job's callback only.
+    route_gone: bool = False
+    #: No provider was asked (every route skipped before its request, or the deadline came first):
+    #: the attempt does not count against `max_attempts`.
+    nothing_asked: bool = True
 
 
-def routes_to_try(model: AiModel, generation: Generation) -> Sequence[ProviderRoute]:
-    """The model's routes, or only the route of an earlier uncertain submit (while the model still has it)."""
+def routes_to_try(model: AiModel, generation: Generation) -> Sequence[ProviderRoute] | None:
+    """The model's routes; after an uncertain submit only that route, found by its provider and provider
+    model (an index shifts when routes are edited); None when the model no longer has it."""
     if generation.uncertain_route is None:
         return model.routes
     for route in model.routes:
-        if route.index == generation.uncertain_route and route.provider == generation.provider:
+        if route.provider != generation.provider:
+            continue
+        if generation.uncertain_model is not None:
+            if route.provider_model == generation.uncertain_model:
+                return (route,)
+        elif route.index == generation.uncertain_route:  # recorded before the provider model was
             return (route,)
     log.warning(
-        "generation %s: its uncertain route %d (%s) is no longer the model's; trying every route",
+        "generation %s: its uncertain route (%s, %s) is no longer the model's; no other route is tried",
         generation.id,
-        generation.uncertain_route,
         generation.provider,
+        generation.uncertain_model,
     )
-    return model.routes
+    return None
 
 
 async def submit_routes(
@@ -131,8 +164,14 @@ async def submit_routes(
     result = RoutedSubmit()
     errors: list[tuple[int, ProviderError]] = []
     routes = routes_to_try(model, generation)
+    if routes is None:
+        result.error = ProviderError(
+            UNCERTAIN_ROUTE_GONE, "The route that may hold the job is no longer the model's.", retryable=True
+        )
+        result.route_gone, result.slot = True, generation.provider  # a job may still run there
+        return result
     # Going back to an uncertain route: the job of that earlier submit may still run there.
-    going_back = len(routes) == 1 and generation.uncertain_route == routes[0].index
+    going_back = generation.uncertain_route is not None
     for position, route in enumerate(routes):
         started = ports.clock.now()
         if generation.deadline_at is not None and started >= generation.deadline_at:
@@ -171,6 +210,21 @@ async def submit_routes(
                 continue
             holding = route.provider
         try:
+            job = job_for(route, provider)
+            if going_back and isinstance(provider, JobLookup):
+                found = await _look_up(ports, provider, route.provider, job, generation)
+                if isinstance(found, ProviderError):
+                    result.nothing_asked = False
+                    record(AttemptOutcome.FAILED, found.code)
+                    result.error = found
+                    return result
+                if found is not None:
+                    result.nothing_asked = False
+                    record(AttemptOutcome.SUBMITTED, None)
+                    log.info("generation %s: its earlier job %s found at %s", generation.id, found, route.provider)
+                    result.provider, result.route, result.external_id = provider, route, found
+                    result.slot, holding = holding, None
+                    return result
             if limit is not None and limit.rate is not None:
                 last = position == len(routes) - 1
                 over = await _rate_slot(
@@ -184,8 +238,9 @@ async def submit_routes(
                 errors.append((route.index, await _circuit_open(ports, route.provider)))
                 record(AttemptOutcome.SKIPPED, CIRCUIT_OPEN)
                 continue
+            result.nothing_asked = False
             try:
-                external_id = await provider.submit(job_for(route, provider))
+                external_id = await provider.submit(job)
             except ProviderError as exc:
                 record(AttemptOutcome.FAILED, exc.code)
                 await _record_outcome(ports, route.provider, ok=counts_as_up(exc))
@@ -211,6 +266,25 @@ async def submit_routes(
                 await free_slot(ports, holding, generation.id)
     result.error = _all_failed(errors, several=len(routes) > 1)
     return result
+
+
+async def _look_up(
+    ports: ProcessingPorts, provider: JobLookup, name: str, job: ProviderJob, generation: Generation
+) -> str | ProviderError | None:
+    """The earlier job of `generation` at `provider` (None: none found); a failed lookup is a retryable error
+    (the route is not asked again while it cannot be looked at)."""
+    try:
+        found = await provider.find_job(job, since=generation.created_at)
+    except ProviderError as exc:
+        log.warning("could not look up %s's earlier job: %s", generation.id, exc)
+        return ProviderError(exc.code, exc.message, retryable=True, retry_after=exc.retry_after)
+    if found is None:
+        return None
+    async with ports.uow() as uow:
+        holder = await uow.generations.find_by_provider_task(name, found)
+    if holder is not None and holder.id != generation.id:
+        return None  # another generation's job
+    return found
 
 
 async def _record_outcome(ports: ProcessingPorts, provider: str, *, ok: bool) -> None:

@@ -7,19 +7,24 @@ every later write is fenced on that attempt number, so a submitter that lost its
 The claim is one conditional write on the database's clock (no live lease or backoff,
 deadline ahead, attempts left); a generation whose every attempt was claimed and none
 finished (its submitters died) fails with its hold released instead of a further attempt.
+An attempt that asked no provider (every route skipped at our own limits or an open circuit)
+gives its claim back (`submit_attempts` as before, fenced on the claim's token too): a full
+provider or an unreachable slot store makes a generation wait, bounded by its deadline, not fail.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from domain.catalogue import AiModel
 from domain.chunks import ChunkStatus
 from domain.generations import Generation, GenerationStatus
 from domain.ports import Provider, ProviderError, ProviderJob
+from domain.provider_callbacks import callback_query
 from domain.provider_routes import ProviderRoute
 from domain.retries import backoff_seconds
 from domain.use_cases import webhook_outbox as outbox
@@ -61,7 +66,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
             chunks = {c.id: c for c in await uow.chunks.get_many(chunk_ids)}
             await uow.commit()
     if claimed is None:
-        if current.submit_attempts >= policy.max_attempts:
+        if current.submit_attempts >= policy.max_attempts and not _waiting(current, now):
             await _exhausted(ports, current, policy.webhooks)
         return  # held by a live submitter, backing off, past its deadline, or claimed by another
     attempt = claimed.submit_attempts
@@ -92,25 +97,57 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
             )
             await _record(ports, routed)
     except ProviderError as exc:
-        await _failed(ports, policy, claimed, attempt, exc)
+        await _failed(ports, policy, claimed, token, attempt, exc)
         return
     except Exception:
         # A bug or an unreachable dependency: back off like a transient error, and let the task log it.
-        await _failed(ports, policy, claimed, attempt, ProviderError("SUBMIT_ERROR", "unexpected", retryable=True))
+        await _failed(
+            ports, policy, claimed, token, attempt, ProviderError("SUBMIT_ERROR", "unexpected", retryable=True)
+        )
         raise
+    written = False
     try:
         if routed.provider is None or routed.external_id is None:
             assert routed.error is not None
-            if not await _failed(ports, policy, claimed, attempt, routed.error, uncertain=routed.uncertain):
+            keeps_slot = await _failed(
+                ports,
+                policy,
+                claimed,
+                token,
+                attempt,
+                routed.error,
+                uncertain=routed.uncertain,
+                route_gone=routed.route_gone,
+                counted=not routed.nothing_asked,
+            )
+            written = True
+            if not keeps_slot:
                 await free_slot(ports, routed.slot, claimed.id)
             return
-        if not await _submitted(ports, claimed, attempt, routed.provider, routed.external_id, policy.webhooks):
-            await free_slot(ports, routed.slot, claimed.id)
+        updated, sends, at = await _submitted(
+            ports, claimed, token, attempt, routed.provider, routed.external_id, policy
+        )
+        written = True
+        if updated is None:
+            if not await _adopted(ports, claimed, routed.external_id):
+                await free_slot(ports, routed.slot, claimed.id)
+                await _drop_orphan(claimed, routed.provider, routed.external_id)
+            return
+        await publish_all(ports.publisher, [changed(updated, GenerationStatus.SUBMITTING, at)])
+        await outbox.dispatch(ports.jobs, sends)
     except BaseException:
         # The outcome was not written (the database failed, the worker is stopping): the slot sweep
-        # gives the slot back to whatever the database says runs there.
-        await free_slot(ports, routed.slot, claimed.id)
+        # gives the slot back to whatever the database says runs there. Once it was written, the
+        # slot is the generation's (PROCESSING there, or waiting on an uncertain route there).
+        if not written:
+            await free_slot(ports, routed.slot, claimed.id)
         raise
+
+
+def _waiting(current: Generation, now: datetime) -> bool:
+    """A generation backing off (no submitter holds it) until a time still ahead: not exhausted yet,
+    such as one waiting for the callback of an uncertain submit's job."""
+    return current.lease_token is None and current.next_attempt_at is not None and current.next_attempt_at > now
 
 
 async def _record(ports: ProcessingPorts, routed: RoutedSubmit) -> None:
@@ -137,11 +174,13 @@ def _job(
     policy: ProcessingPolicy,
 ) -> ProviderJob:
     params: dict[str, Any] = {**route.provider_params(generation.params), ATTEMPT_PARAM: attempt - 1}
-    callback = (
-        f"{policy.callback_base_url.rstrip('/')}/providers/{provider.name}/callback"
-        if policy.callback_base_url
-        else None
-    )
+    # The callback URL names the generation: the job's callback finds it even when we never got the task id.
+    query = callback_query(policy.callback_key, provider.name, generation.id)
+    callback = None
+    if policy.callback_base_url:
+        callback = f"{policy.callback_base_url.rstrip('/')}/providers/{provider.name}/callback"
+        if query:
+            callback += "?" + urlencode(query)
     return ProviderJob(
         generation_id=generation.id,
         provider_model=route.provider_model,
@@ -149,6 +188,7 @@ def _job(
         params=params,
         input_urls=tuple(input_urls),
         callback_url=callback,
+        callback_query=query,
         kind=model.kind.value,
         deadline_at=generation.deadline_at,
     )
@@ -157,12 +197,14 @@ def _job(
 async def _submitted(
     ports: ProcessingPorts,
     claimed: Generation,
+    token: uuid.UUID,
     attempt: int,
     provider: Provider,
     external_id: str,
-    webhooks: OutboxPolicy,
-) -> bool:
-    """PROCESSING at `provider` (True); False when the generation moved on meanwhile (the task is canceled)."""
+    policy: ProcessingPolicy,
+) -> tuple[Generation | None, list[Dispatch], datetime]:
+    """PROCESSING at `provider`, written (announcing it is the caller's); None when the generation moved on
+    meanwhile (canceled, expired, taken over, or its earlier job adopted)."""
     now = ports.clock.now()
     async with ports.uow() as uow:
         updated = await uow.generations.transition_if(
@@ -170,48 +212,74 @@ async def _submitted(
             sources=SUBMITTING_ONLY,
             target=GenerationStatus.PROCESSING,
             at=now,
-            expect={"submit_attempts": attempt},
+            expect={"submit_attempts": attempt, "lease_token": token},
             provider_task_id=external_id,
             provider=provider.name,
             uncertain_route=None,
+            uncertain_model=None,
             next_attempt_at=None,  # poll at the next tick
             lease_token=None,
         )
         sends: list[Dispatch] = []
         if updated is not None:
             await uow.generations.record_provider_task(claimed.id, provider.name, external_id, "submitted", {}, now)
-            sends = await outbox.record(uow, updated, GenerationStatus.SUBMITTING, now, webhooks)
+            sends = await outbox.record(uow, updated, GenerationStatus.SUBMITTING, now, policy.webhooks)
             await uow.commit()
-    if updated is None:
-        # Canceled, expired or taken over while the provider call ran: that task is nobody's.
-        log.info("generation %s moved on during submit; dropping provider task %s", claimed.id, external_id)
-        if provider.supports_cancel:
-            try:
-                await provider.cancel(external_id)
-            except ProviderError as exc:
-                log.warning("could not cancel orphan provider task %s: %s", external_id, exc)
-        return False
-    await publish_all(ports.publisher, [changed(updated, GenerationStatus.SUBMITTING, now)])
-    await outbox.dispatch(ports.jobs, sends)
-    return True
+    return updated, sends, now
+
+
+async def _adopted(ports: ProcessingPorts, claimed: Generation, external_id: str) -> bool:
+    """Whether the generation took this very task meanwhile (its callback came first and was adopted)."""
+    async with ports.uow() as uow:
+        current = await uow.generations.get(claimed.id)
+    return current is not None and current.provider_task_id == external_id
+
+
+async def _drop_orphan(claimed: Generation, provider: Provider, external_id: str) -> None:
+    """The task of a generation that moved on during the submit is nobody's: canceled where the provider can."""
+    log.info("generation %s moved on during submit; dropping provider task %s", claimed.id, external_id)
+    if provider.supports_cancel:
+        try:
+            await provider.cancel(external_id)
+        except ProviderError as exc:
+            log.warning("could not cancel orphan provider task %s: %s", external_id, exc)
 
 
 async def _failed(
     ports: ProcessingPorts,
     policy: ProcessingPolicy,
     claimed: Generation,
+    token: uuid.UUID,
     attempt: int,
     exc: ProviderError,
     *,
     uncertain: ProviderRoute | None = None,
+    route_gone: bool = False,
+    counted: bool = True,
 ) -> bool:
-    """Back off for the next attempt, or fail for good. True when the generation waits for its next
-    attempt with a route to go back to (`uncertain`, or one from before): it keeps that provider's slot."""
-    fence: dict[str, object] = {"submit_attempts": attempt}
-    pin: dict[str, Any] = {}
+    """Back off for the next attempt, wait for an uncertain job's callback, or fail for good. True when the
+    generation waits with a route to go back to (`uncertain`, or one from before): it keeps that provider's slot.
+
+    An attempt that asked no provider (`counted` False: every route skipped at one of our limits, its circuit
+    open, the slots uncountable) gives its claim back: such waits are bounded by the deadline, not the attempts.
+    """
+    now = ports.clock.now()
+    # Fenced on the claim's token too: a claim given back makes `submit_attempts` a number an older,
+    # stalled submitter also holds.
+    fence: dict[str, object] = {"submit_attempts": attempt, "lease_token": token}
+    wait: datetime | None = None
+    fields: dict[str, Any] = {}
     if uncertain is not None:
-        pin = {"provider": uncertain.provider, "uncertain_route": uncertain.index}
-    if exc.retryable and attempt < policy.max_attempts:
+        # A job may run there without an id we know: wait for its callback (adopted), then look, then ask.
+        fields = {
+            "provider": uncertain.provider,
+            "uncertain_route": uncertain.index,
+            "uncertain_model": uncertain.provider_model,
+        }
+        wait = _until(claimed, now + timedelta(seconds=policy.uncertain_grace_seconds))
+    elif route_gone and claimed.deadline_at is not None:
+        wait = claimed.deadline_at  # only the callback may still bring the job: the expiry sweep ends the wait
+    elif exc.retryable and not route_gone and (attempt < policy.max_attempts or not counted):
         delay = backoff_seconds(
             attempt,
             base=policy.retry_base_seconds,
@@ -219,27 +287,31 @@ async def _failed(
             jitter=policy.jitter(),
             retry_after=exc.retry_after,
         )
-        now = ports.clock.now()
-        log.info("submit of %s failed (%s), attempt %d; retry in %.1fs", claimed.id, exc.code, attempt, delay)
+        wait = _until(claimed, now + timedelta(seconds=delay))
+        if not counted:
+            fields["submit_attempts"] = attempt - 1
+    if wait is not None:
+        log.info("submit of %s failed (%s), attempt %d; next at %s", claimed.id, exc.code, attempt, wait.isoformat())
         async with ports.uow() as uow:
-            # Status stays SUBMITTING; only the lease becomes the backoff (the poller re-kicks it).
+            # Status stays SUBMITTING; only the lease becomes the wait (the poller re-kicks it).
             updated = await uow.generations.transition_if(
                 claimed.id,
                 sources=SUBMITTING_ONLY,
                 target=GenerationStatus.SUBMITTING,
                 at=now,
                 expect=fence,
-                next_attempt_at=now + timedelta(seconds=delay),
+                next_attempt_at=wait,
                 lease_token=None,
-                **pin,
+                **fields,
             )
             await uow.commit()
         if uncertain is not None:
             log.info(
-                "generation %s goes back to route %d (%s): a job may exist there",
+                "generation %s waits for its job at route %d (%s, %s): a job may exist there",
                 claimed.id,
                 uncertain.index,
                 uncertain.provider,
+                uncertain.provider_model,
             )
         return updated is not None and updated.uncertain_route is not None
     log.info("submit of %s failed for good (%s) after %d attempt(s)", claimed.id, exc.code, attempt)
@@ -253,6 +325,13 @@ async def _failed(
         webhooks=policy.webhooks,
     )
     return False
+
+
+def _until(claimed: Generation, at: datetime) -> datetime:
+    """`at`, never past the generation's deadline (a wait up to it ends with the expiry sweep)."""
+    if claimed.deadline_at is not None and at > claimed.deadline_at:
+        return claimed.deadline_at
+    return at
 
 
 async def _exhausted(ports: ProcessingPorts, current: Generation, webhooks: OutboxPolicy) -> None:

@@ -197,6 +197,8 @@ class GenerationRow(Base):
     provider: Mapped[str | None] = mapped_column(String(32))
     # The route of an earlier submit whose outcome is unknown (migration 0020): retries go there only.
     uncertain_route: Mapped[int | None] = mapped_column(Integer)
+    # That route's provider model (migration 0021): the route is found again by provider and model.
+    uncertain_model: Mapped[str | None] = mapped_column(String(200))
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_generations_user_idempotency"),
         Index("ix_generations_user_created", "user_id", "created_at", "id"),

@@ -84,7 +84,9 @@ class FalProvider:
         params: dict[str, str] = {}
         if self._webhook_url:
             # Its own URL (FAL_WEBHOOKS): fal's webhooks need no shared secret, unlike the job's KIE-gated one.
-            params["fal_webhook"] = str(httpx.URL(self._webhook_url).copy_merge_params({APP_QUERY: app_id}))
+            # It names the generation too, so the webhook of a job whose submit answer was lost is adopted.
+            query = {**job.callback_query, APP_QUERY: app_id}
+            params["fal_webhook"] = str(httpx.URL(self._webhook_url).copy_merge_params(query))
         response = await self._request("POST", f"/{path}", json=arguments, params=params, headers=headers)
         body = self._object(response, "the submit answer")
         try:

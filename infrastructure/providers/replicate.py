@@ -21,13 +21,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from domain import webhooks
 from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus
 from infrastructure.providers.http import stream_output, transport_errors
+from infrastructure.providers.replicate_lookup import MAX_PAGES, matches, next_cursor, older_than
 from infrastructure.providers.replicate_wire import (
     cancel_after,
     decode_json,
@@ -94,6 +95,30 @@ class ReplicateProvider:
         except ValueError as exc:
             raise ProviderError("PROVIDER_BAD_RESPONSE", f"Replicate create answered: {exc}", retryable=True) from exc
         return prediction_id
+
+    async def find_job(self, job: ProviderJob, *, since: datetime) -> str | None:
+        """The prediction an earlier create of `job` made (its answer lost), from the newest pages of the
+        list (infrastructure/providers/replicate_lookup.py); None when none matches. Implements `JobLookup`."""
+        self._require_token()
+        try:
+            model = parse_model(job.provider_model)
+        except ValueError as exc:
+            raise ProviderError("REPLICATE_BAD_MODEL", str(exc), retryable=False, our_config=True) from exc
+        sent = self._input(job)
+        path = "/v1/predictions"
+        for _ in range(MAX_PAGES):
+            page = await self._call("GET", path)
+            results = page.get("results")
+            for prediction in results if isinstance(results, list) else []:
+                if isinstance(prediction, dict) and matches(
+                    prediction, model=model, sent_input=sent, callback_query=job.callback_query, since=since
+                ):
+                    return str(prediction["id"])
+            cursor = next_cursor(page)
+            if cursor is None or older_than(page, since):
+                return None
+            path = f"/v1/predictions?cursor={quote(cursor, safe='')}"
+        return None
 
     async def status(self, external_id: str) -> ProviderStatus:
         self._require_token()

@@ -109,7 +109,7 @@ async def test_a_submitter_that_lost_its_lease_cannot_overwrite_the_newer_attemp
 
 async def test_transient_error_backs_off_then_fails_after_the_limit(env: Env) -> None:
     # given a provider that is down (retryable) for every attempt
-    env.provider.submit_errors = [ProviderError("DOWN", "503", retryable=True) for _ in range(3)]
+    env.provider.submit_errors = [ProviderError("DOWN", "503", retryable=True, nothing_started=True) for _ in range(3)]
     g = env.generation()
     # when the first attempt fails
     await submission.submit(g.id, ports=env.ports, policy=env.policy)

@@ -157,8 +157,9 @@ async def test_an_uncertain_submit_keeps_its_slot_until_the_generation_ends(worl
     # then the generation keeps the first provider's slot while it goes back there
     assert (g.status, g.provider, g.uncertain_route) == (S.SUBMITTING, "first", 0)
     assert await world.held() == {g.id}
-    # when its attempts run out there (refusals each time), it fails and the slot is freed
+    # when its attempts run out there after the grace period (refusals each time), it fails and the slot is freed
     world.first.submit_errors = [REFUSED] * 5
+    world.env.clock.advance(world.policy.uncertain_grace_seconds)
     for _ in range(world.policy.max_attempts):
         world.env.clock.advance(60)
         g = await world.submit(g)
@@ -206,3 +207,89 @@ async def test_a_slot_nobody_renews_frees_itself_after_its_lease() -> None:
     assert await slots.acquire("p", holder, limit=1, lease=timedelta(seconds=30))
     now[0] += 31
     assert await slots.acquire("p", other, limit=1, lease=timedelta(seconds=30))
+
+
+class BrokenSlots(MemoryProviderSlots):
+    """A slot store that cannot be reached (Redis down) while `down`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    async def acquire(self, provider: str, holder: uuid.UUID, *, limit: int, lease: timedelta) -> bool:
+        if self.down:
+            raise ConnectionError("slot store unreachable")
+        return await super().acquire(provider, holder, limit=limit, lease=lease)
+
+
+async def test_a_full_provider_makes_the_next_generation_wait_without_using_up_its_attempts(world: World) -> None:
+    # given a one-route model allowed one generation at a time, and one running
+    world.limits = {"first": ProviderLimit(concurrency=1)}
+    running = await world.submit(world.generation(routed=False))
+    assert running.status is S.PROCESSING
+    # when another is submitted many more times than its submit attempts, the provider still full
+    g = world.generation(routed=False)
+    for _ in range(world.policy.max_attempts * 3):
+        g = await world.submit(g)
+        world.env.clock.advance(10)
+    # then it still waits (credits held), no attempt used up by the skips, the provider never asked for it
+    assert (g.status, g.submit_attempts, len(world.first.jobs)) == (S.SUBMITTING, 0, 1)
+    assert world.env.kinds(g) == [LedgerKind.RESERVE]
+    # when the running one succeeds, its slot is free and the waiting one takes it
+    world.first.status_of = ProviderStatus(state="succeeded", output_urls=("https://cdn/out.png",))
+    await finalization.refresh(running.id, ports=world.ports, policy=world.policy)
+    world.env.clock.advance(10)
+    assert (await world.submit(g)).status is S.PROCESSING
+
+
+async def test_a_wait_for_a_full_provider_is_bounded_by_the_deadline(world: World) -> None:
+    world.limits = {"first": ProviderLimit(concurrency=1)}
+    await world.submit(world.generation(routed=False))
+    g = world.generation(routed=False)
+    assert g.deadline_at is not None
+    while world.env.clock.now() < g.deadline_at:
+        await world.submit(g)
+        world.env.clock.advance(30)
+    world.env.clock.advance(1)
+    await sweeps.expire_stuck(ports=world.ports, policy=world.policy)
+    assert world.env.get(g).status is S.EXPIRED
+    assert world.env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
+
+
+async def test_an_unreachable_slot_store_does_not_use_up_attempts(world: World) -> None:
+    # given the slot store down (slots fail closed: the route is skipped)
+    world.slots = BrokenSlots()
+    g = world.generation(routed=False)
+    for _ in range(world.policy.max_attempts * 2):
+        g = await world.submit(g)
+        world.env.clock.advance(10)
+    assert (g.status, g.submit_attempts, world.first.jobs) == (S.SUBMITTING, 0, [])
+    # when it is back, the generation runs
+    world.slots.down = False
+    world.env.clock.advance(10)
+    assert (await world.submit(g)).status is S.PROCESSING
+
+
+class CancelledWhilePublishing:
+    """A publisher whose publishing is cancelled (the worker stopping) after the outcome was committed."""
+
+    async def publish(self, event: object) -> None:
+        raise asyncio.CancelledError
+
+    async def publish_many(self, events: object) -> None:
+        raise asyncio.CancelledError
+
+
+async def test_a_submit_cancelled_after_processing_was_written_keeps_its_slot(world: World) -> None:
+    # given one slot, and a worker stopping while it announces a generation it just made PROCESSING
+    world.limits = {"first": ProviderLimit(concurrency=1)}
+    g = world.generation(routed=False)
+    world.env.store.generations[g.id] = dataclasses.replace(g, status=S.SUBMITTING)  # no QUEUED->SUBMITTING event
+    ports = dataclasses.replace(world.ports, publisher=CancelledWhilePublishing())
+    with pytest.raises(asyncio.CancelledError):
+        await submission.submit(g.id, ports=ports, policy=world.policy)
+    # then it runs there and keeps its slot: the next generation is not given one too
+    assert world.env.get(g).status is S.PROCESSING
+    assert await world.held() == {g.id}
+    other = await world.submit(world.generation(routed=False))
+    assert (other.status, len(world.first.jobs)) == (S.SUBMITTING, 1)

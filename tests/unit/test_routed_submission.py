@@ -390,17 +390,33 @@ async def test_after_an_uncertain_failure_on_a_later_route_the_retries_go_back_t
     routed.second.submit_errors = [failure, RATE_LIMITED]
     g = routed.generation()
     after = await routed.submit(g)
-    # then the generation remembers the second route, and backs off
-    assert (after.status, after.provider, after.uncertain_route) == (S.SUBMITTING, "second", 1)
-    # when the next attempts run (the first route working again, the second refusing once)
+    # then the generation remembers the second route (its provider and model), and waits for that job's callback
+    assert (after.status, after.provider, after.uncertain_route, after.uncertain_model) == (
+        S.SUBMITTING,
+        "second",
+        1,
+        "their/two",
+    )
+    grace = routed.env.policy.uncertain_grace_seconds
+    assert after.next_attempt_at == T0 + timedelta(seconds=grace)
+    # when a submit comes before the grace period ended: nothing is asked again
     routed.env.clock.advance(60)
+    after = await routed.submit(g)
+    assert (len(routed.first.jobs), len(routed.second.jobs), after.submit_attempts) == (1, 1, 1)
+    # when the next attempts run after it (the first route working again, the second refusing once)
+    routed.env.clock.advance(grace)
     after = await routed.submit(g)
     # then only the second route is asked, although it refused: no job is started at the first
     assert (after.status, after.uncertain_route, len(routed.first.jobs)) == (S.SUBMITTING, 1, 1)
     routed.env.clock.advance(60)
     after = await routed.submit(g)
     # and when the second takes it, the generation runs there and forgets the uncertain route
-    assert (after.status, after.provider, after.uncertain_route) == (S.PROCESSING, "second", None)
+    assert (after.status, after.provider, after.uncertain_route, after.uncertain_model) == (
+        S.PROCESSING,
+        "second",
+        None,
+        None,
+    )
     assert len(routed.first.jobs) == 1 and len(routed.second.jobs) == 3
     assert [a[:4] for a in routed.attempts(g)] == [
         (1, 0, "first", AttemptOutcome.FAILED),
@@ -411,19 +427,89 @@ async def test_after_an_uncertain_failure_on_a_later_route_the_retries_go_back_t
     assert routed.env.kinds(g) == [LedgerKind.RESERVE]
 
 
-async def test_an_uncertain_route_the_model_no_longer_has_lets_every_route_be_tried(routed: Routed) -> None:
-    # given a generation whose uncertain route names a provider the model's route no longer uses
+def _edit_routes(routed: Routed, g: Generation, routes: list[dict[str, Any]]) -> None:
+    model = routed.env.store.models[g.model_id]
+    capabilities = {**model.capabilities, "routes": routes}
+    routed.env.store.models[g.model_id] = dataclasses.replace(model, capabilities=capabilities)
+
+
+async def test_a_route_inserted_before_the_uncertain_one_does_not_send_the_job_elsewhere(routed: Routed) -> None:
+    # given a generation whose submit at its second route (second, their/two) is uncertain, holding a slot there
+    routed.limits = {"second": ProviderLimit(concurrency=2)}
+    routed.first.submit_errors = [RATE_LIMITED]
+    routed.second.submit_errors = [READ_TIMEOUT]
     g = routed.generation()
-    routed.env.store.generations[g.id] = dataclasses.replace(g, status=S.SUBMITTING, provider="gone", uncertain_route=1)
+    await routed.submit(g)
+    # when an admin inserts a route in front of it (its index shifts to 2) and the grace period passes
+    _edit_routes(
+        routed,
+        g,
+        [
+            {"provider": "first", "providerModel": "their/one"},
+            {"provider": "first", "providerModel": "their/other"},
+            {"provider": "second", "providerModel": "their/two"},
+        ],
+    )
+    routed.env.clock.advance(routed.env.policy.uncertain_grace_seconds)
     after = await routed.submit(g)
-    assert (after.status, after.provider, after.uncertain_route) == (S.PROCESSING, "first", None)
+    # then the route is found by its provider and model: only `second` is asked again, never `first`
+    assert (after.status, after.provider, len(routed.first.jobs), len(routed.second.jobs)) == (
+        S.PROCESSING,
+        "second",
+        1,
+        2,
+    )
+    assert routed.attempts(g)[-1][:3] == (2, 2, "second")
+    assert set(await routed.slots.holders("second")) == {g.id}
+
+
+async def test_an_uncertain_route_the_model_no_longer_has_tries_no_other_route(routed: Routed) -> None:
+    # given a generation uncertain at (second, their/two), holding a slot there
+    routed.limits = {"second": ProviderLimit(concurrency=1)}
+    routed.first.submit_errors = [RATE_LIMITED]
+    routed.second.submit_errors = [READ_TIMEOUT]
+    g = routed.generation()
+    await routed.submit(g)
+    # when the route is edited to another of second's models, and the grace period passes
+    _edit_routes(
+        routed,
+        g,
+        [{"provider": "first", "providerModel": "their/one"}, {"provider": "second", "providerModel": "their/new"}],
+    )
+    routed.env.clock.advance(routed.env.policy.uncertain_grace_seconds)
+    after = await routed.submit(g)
+    # then no route is asked (a job may still run at second): it waits for that job's callback until its deadline
+    assert (len(routed.first.jobs), len(routed.second.jobs)) == (1, 1)
+    assert (after.status, after.provider, after.uncertain_route) == (S.SUBMITTING, "second", 1)
+    assert after.next_attempt_at == after.deadline_at
+    assert set(await routed.slots.holders("second")) == {g.id}
+    # and when the deadline passes, the expiry sweep ends it, with its hold released and its slot freed
+    assert after.deadline_at is not None
+    routed.env.clock.advance((after.deadline_at - routed.env.clock.now()).total_seconds() + 1)
+    policy = dataclasses.replace(routed.env.policy, provider_limits=routed.limits)
+    await sweeps.expire_stuck(ports=routed.ports, policy=policy)
+    assert routed.env.get(g).status is S.EXPIRED
+    assert routed.env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
+    assert await routed.slots.holders("second") == {}
+
+
+async def test_an_uncertain_route_gone_without_a_deadline_fails_with_the_hold_released(routed: Routed) -> None:
+    routed.first.submit_errors = [READ_TIMEOUT]
+    g = routed.generation()
+    routed.env.store.generations[g.id] = dataclasses.replace(g, deadline_at=None)
+    await routed.submit(g)
+    _edit_routes(routed, g, [{"provider": "second", "providerModel": "their/two"}])
+    routed.env.clock.advance(routed.env.policy.uncertain_grace_seconds)
+    after = await routed.submit(g)
+    assert (after.status, after.error_code, routed.second.jobs) == (S.FAILED, "UNCERTAIN_ROUTE_GONE", [])
+    assert routed.env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
 
 
 async def test_a_permanent_refusal_on_the_uncertain_route_fails_the_generation(routed: Routed) -> None:
     routed.first.submit_errors = [READ_TIMEOUT, INVALID]
     g = routed.generation()
     await routed.submit(g)
-    routed.env.clock.advance(60)
+    routed.env.clock.advance(routed.env.policy.uncertain_grace_seconds)
     after = await routed.submit(g)
     assert (after.status, after.error_code, routed.second.jobs) == (S.FAILED, "KIE_VALIDATION", [])
     assert routed.env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]

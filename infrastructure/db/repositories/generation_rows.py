@@ -28,6 +28,7 @@ def generation_of(row: AnyRow) -> Generation:
         provider_task_id=row.provider_task_id,
         provider=row.provider,
         uncertain_route=row.uncertain_route,
+        uncertain_model=row.uncertain_model,
         idempotency_key=row.idempotency_key,
         finished_at=aware_opt(row.finished_at),
         deadline_at=aware_opt(row.deadline_at),

@@ -103,14 +103,21 @@ async def test_the_next_attempt_goes_back_to_the_route_that_may_hold_the_job(cas
         (0, AttemptOutcome.FAILED, "FIRST_RATE_LIMITED"),
         (1, AttemptOutcome.FAILED, "PROVIDER_TIMEOUT"),
     ]
-    # when the next attempt runs, the provider answering in time again and `first` working
+    # when a submit comes within the grace period (the job's callback may still come): nothing is sent
     case.answer_late(0.0)
     env.clock.advance(60)
+    await submission.submit(g.id, ports=ports, policy=env.policy)
+    assert (env.get(g).status, case.jobs(), len(first.jobs)) == (S.SUBMITTING, 1, 1)
+    # when the next attempt runs after it, the provider answering in time again and `first` working
+    env.clock.advance(env.policy.uncertain_grace_seconds)
     await submission.submit(g.id, ports=ports, policy=env.policy)
     # then it goes back to that provider (never to `first`, which would start a second paid job elsewhere)
     after = env.get(g)
     assert (after.status, after.provider, after.uncertain_route) == (S.PROCESSING, name, None)
     assert len(first.jobs) == 1
     assert [(a.submit_attempt, a.route_index) for a in env.store.provider_attempts][-1] == (2, 1)
+    # and Replicate, which lists its predictions, is looked up first: its first job is the generation's, none
+    # created again; KIE and fal, with no callback in the grace period, are asked again once
+    assert case.jobs() == (1 if name == "replicate" else 2)
     # and the one reservation is still the only credit move
     assert env.kinds(g) == [LedgerKind.RESERVE]

@@ -37,6 +37,8 @@ def workers(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
         "PROVIDER_CIRCUIT_FAILURES": "2",
         "PROVIDER_CIRCUIT_COOLDOWN_SECONDS": str(COOLDOWN),
         "PROVIDER_TIMEOUT_SECONDS": "1",
+        # an uncertain submit waits this long for its job's callback before KIE is asked again
+        "PROVIDER_UNCERTAIN_GRACE_SECONDS": "2",
     }
     with worker_processes(env, tmp_path_factory.mktemp("logs")) as procs:
         yield procs
@@ -112,7 +114,8 @@ async def test_a_timeout_after_the_submit_was_sent_does_not_fail_over(
     fake_kie.reply_create(delay=1.5)
     model = await routed_model(world, "routed-timeout")
     final = await world.wait_final((await world.generate(model)).id, timeout=30.0)
-    # then the simulated route is never asked: the next submit attempt goes to KIE again, which runs it
+    # then the simulated route is never asked: after the grace period (no callback came), the next submit
+    # attempt goes to KIE again, which runs it
     assert final.status is GenerationStatus.SUCCEEDED, workers.logs()
     assert (final.provider, final.submit_attempts) == ("kie", 2)
     assert await attempts(world, final.id) == [

@@ -20,15 +20,17 @@ import pytest
 from domain.credits import LedgerKind
 from domain.generations import Generation, GenerationStatus
 from domain.provider_attempts import AttemptOutcome
+from domain.provider_callbacks import named_generation
 from tests.fixtures.fake_fal import FakeFal, FakeFalServer
 from tests.fixtures.fake_kie import FakeKie
 from tests.fixtures.redis_server import free_port
-from tests.integration.workers.conftest import Processes, worker_processes
+from tests.integration.workers.conftest import Processes, settings_from_env, worker_processes
 from tests.integration.workers.world import COST, GRANT, World
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 POLL_SECONDS = 2.0
+GRACE_SECONDS = 4.0
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +49,8 @@ def fal_processes(
         "FAL_JWKS_REFETCH_SECONDS": "0",
         "FAL_RATE_LIMIT": "1000",
         "POLL_INTERVAL_SECONDS": str(POLL_SECONDS),
+        # an uncertain submit waits this long for its job's webhook before fal is asked again
+        "PROVIDER_UNCERTAIN_GRACE_SECONDS": str(GRACE_SECONDS),
     }
     with worker_processes(env, tmp_path_factory.mktemp("fal-logs")) as procs:
         procs.start("api", "serve")
@@ -109,7 +113,11 @@ async def test_webhook_before_poll_finalizes(world: World, fal_processes: Proces
     # then it was submitted with the start deadline and a webhook naming the app
     assert call.timeout_header is not None and int(call.timeout_header) > 0
     assert call.webhook is not None and urlsplit(call.webhook).path == "/providers/fal/callback"
-    assert parse_qs(urlsplit(call.webhook).query) == {"app": ["fal-ai/flux"]}
+    query = {key: value for key, [value] in parse_qs(urlsplit(call.webhook).query).items()}
+    assert query.pop("app") == "fal-ai/flux"
+    # and the generation, signed with our key (an unknown request's webhook naming it can be adopted)
+    key = settings_from_env(fal_processes.env).purpose_secret("provider-callback")
+    assert named_generation(key, "fal", query) == generation.id
     # when it completes and fal calls back before the next poll
     fake_fal.finish(request_id)
     response = await fake_fal.send_webhook(request_id)
@@ -311,14 +319,47 @@ async def test_an_unreadable_2xx_from_fal_is_not_failed_over(
     ]
     model = await world.model("fal-first-unreadable", provider="fal", routes=routes)
     # when a generation runs
-    final = await world.wait_final((await world.generate(model)).id, timeout=POLL_SECONDS * 8)
-    # then KIE is never asked: the next submit attempt goes to fal again
+    final = await world.wait_final((await world.generate(model)).id, timeout=POLL_SECONDS * 8 + GRACE_SECONDS)
+    # then KIE is never asked: after the grace period (no webhook came), the next submit attempt goes to fal again
     assert final.status is GenerationStatus.SUCCEEDED, fal_processes.logs()
     assert (final.provider, final.submit_attempts, fake_kie.create_calls) == ("fal", 2, [])
     assert await attempts(world, final.id) == [
         ("fal", AttemptOutcome.FAILED, "FAL_BAD_RESPONSE"),
         ("fal", AttemptOutcome.SUBMITTED, None),
     ]
+    await assert_captured_once(world, final)
+
+
+async def test_the_webhook_of_a_job_whose_submit_answer_was_lost_is_adopted(
+    world: World, fal_processes: Processes, fake_fal: FakeFal, fake_kie: FakeKie
+) -> None:
+    # given fal queueing the job, then answering with a body we cannot read (we never learn its request id)
+    fake_fal.lose_answers = 1
+    fake_fal.statuses = ["IN_PROGRESS"]  # it runs until its webhook says otherwise
+    routes = [
+        {"provider": "fal", "providerModel": "fal-ai/flux/dev"},
+        {"provider": "kie", "providerModel": "fake/model"},
+    ]
+    model = await world.model("fal-lost-answer", provider="fal", routes=routes)
+    generation = await world.generate(model)
+    deadline = time.monotonic() + 20
+    while (current := await world.get(generation.id)).uncertain_route is None:
+        assert time.monotonic() < deadline, fal_processes.logs()
+        await asyncio.sleep(0.1)
+    assert current.status is GenerationStatus.SUBMITTING
+    [request_id] = fake_fal.requests
+    # when the job finishes and fal's webhook comes, for a request id no generation holds
+    fake_fal.finish(request_id)
+    response = await fake_fal.send_webhook(request_id)
+    # then it is accepted and adopted: the generation finishes with that job, the only one at fal, none at KIE
+    assert response.status_code == 200, response.text
+    final = await world.wait_final(generation.id, timeout=POLL_SECONDS * 4)
+    assert (final.status, final.provider_task_id, final.submit_attempts) == (
+        GenerationStatus.SUCCEEDED,
+        f"fal-ai/flux/{request_id}",
+        1,
+    ), fal_processes.logs()
+    assert (len(fake_fal.requests), fake_kie.create_calls) == (1, [])
     await assert_captured_once(world, final)
 
 

@@ -1,0 +1,48 @@
+"""Which generation a provider's callback is for, named in the callback URL we give the provider.
+
+Every callback URL carries `generation=<id>&sig=<mac>`: the MAC (HMAC-SHA256 under a key of
+ours, over the provider's name and the generation id) says we made that URL for that generation
+at that provider. A provider's own signature covers its task id (and for some the body), not our
+query; ours covers the query. Together they let a callback for a task id we never recorded (an
+uncertain submit: the provider took the job, its answer was lost) be adopted by the generation
+that waits for it (domain/use_cases/adoption.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Mapping
+
+GENERATION_QUERY = "generation"
+SIGNATURE_QUERY = "sig"
+_MAC_CHARS = 32
+
+
+def _mac(key: str, provider: str, generation_id: uuid.UUID) -> str:
+    message = f"genhub/v1/provider-callback\n{provider}\n{generation_id}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()[:_MAC_CHARS]
+
+
+def callback_query(key: str, provider: str, generation_id: uuid.UUID) -> dict[str, str]:
+    """The query naming `generation_id` in a callback URL given to `provider` (empty without a key)."""
+    if not key:
+        return {}
+    return {GENERATION_QUERY: str(generation_id), SIGNATURE_QUERY: _mac(key, provider, generation_id)}
+
+
+def named_generation(key: str, provider: str, query: Mapping[str, str]) -> uuid.UUID | None:
+    """The generation a callback URL's query names, when its MAC is ours for `provider`; else None."""
+    if not key:
+        return None
+    raw, mac = query.get(GENERATION_QUERY), query.get(SIGNATURE_QUERY)
+    if not isinstance(raw, str) or not isinstance(mac, str) or len(raw) > 64 or len(mac) != _MAC_CHARS:
+        return None
+    try:
+        generation_id = uuid.UUID(raw)
+    except ValueError:
+        return None
+    if not hmac.compare_digest(_mac(key, provider, generation_id), mac):
+        return None
+    return generation_id

@@ -1,0 +1,86 @@
+"""Find the prediction of an uncertain submit in Replicate's list (`GET /v1/predictions`, newest first).
+
+After a create whose answer was lost, the prediction may exist without our knowing its id. The list is
+walked from the newest page back to the generation's creation (at most `MAX_PAGES` pages), and a
+prediction is the generation's when it was created since then for the same model (or version) with the
+same input, input file URLs aside (each attempt presigns them anew); when the listing shows its webhook
+URL, that URL must name the generation (domain/provider_callbacks.py). The caller refuses an id another
+generation already holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from domain.provider_callbacks import GENERATION_QUERY
+from infrastructure.providers.replicate_wire import ModelRef, is_prediction_id
+
+MAX_PAGES = 5
+#: Inputs that carry presigned URLs (new on every attempt): not compared.
+FILE_INPUTS = frozenset({"image", "image_input"})
+
+
+def created_at(prediction: Mapping[str, Any]) -> datetime | None:
+    raw = prediction.get("created_at")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def matches(
+    prediction: Mapping[str, Any],
+    *,
+    model: ModelRef,
+    sent_input: Mapping[str, Any],
+    callback_query: Mapping[str, str],
+    since: datetime,
+) -> bool:
+    """Whether `prediction` (an item of the list) is the one the generation's create would have made."""
+    if not is_prediction_id(prediction.get("id")):
+        return False
+    made = created_at(prediction)
+    if made is None or made.tzinfo is None or made < since:
+        return False
+    if model.version is not None:
+        if prediction.get("version") != model.version:
+            return False
+    elif prediction.get("model") != f"{model.owner}/{model.name}":
+        return False
+    listed_input = prediction.get("input")
+    if not isinstance(listed_input, dict) or _comparable(listed_input) != _comparable(sent_input):
+        return False
+    webhook = prediction.get("webhook")
+    generation = callback_query.get(GENERATION_QUERY)
+    if isinstance(webhook, str) and generation is not None:
+        named = parse_qs(urlsplit(webhook).query).get(GENERATION_QUERY, [])
+        return named == [generation]
+    return True
+
+
+def next_cursor(page: Mapping[str, Any]) -> str | None:
+    """The cursor of the page after this one (only its cursor is used: the token goes to our base URL only)."""
+    link = page.get("next")
+    if not isinstance(link, str) or not link:
+        return None
+    cursors = parse_qs(urlsplit(link).query).get("cursor", [])
+    return cursors[0] if cursors and cursors[0] else None
+
+
+def older_than(page: Mapping[str, Any], since: datetime) -> bool:
+    """Whether the page reaches back before `since` (newest first: later pages are older still)."""
+    results = page.get("results")
+    if not isinstance(results, list) or not results:
+        return True
+    last = results[-1]
+    made = created_at(last) if isinstance(last, dict) else None
+    return made is not None and made.tzinfo is not None and made < since
+
+
+def _comparable(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if key not in FILE_INPUTS}

@@ -1,0 +1,258 @@
+"""After an uncertain submit (the provider may hold a job we have no id of): the job is adopted from its callback,
+or found by a provider that lists its jobs, and the route is asked again only after the grace period, never past
+the deadline. One job at the provider, one reservation in the ledger."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.credits import LedgerKind
+from domain.errors import NotFound
+from domain.generations import Generation, GenerationStatus
+from domain.ports import ProviderError, ProviderJob, ProviderStatus
+from domain.provider_attempts import AttemptOutcome
+from domain.provider_callbacks import callback_query, named_generation
+from domain.use_cases import finalization, submission, sweeps
+from domain.use_cases.callbacks import CALLBACK_TASK, receive_callback
+from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts
+from tests.unit.processing_fakes import T0, Env, Provider
+
+S = GenerationStatus
+KEY = "callback-key-for-tests"
+READ_TIMEOUT = ProviderError("PROVIDER_TIMEOUT", "read timed out", retryable=True)
+GENUINE = {"x-sig": "ok"}
+
+
+class Listing(Provider):
+    """A provider that can list its jobs (`JobLookup`): `found` is what the lookup answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: str | ProviderError | None = None
+        self.lookups: list[tuple[ProviderJob, datetime]] = []
+
+    async def find_job(self, job: ProviderJob, *, since: datetime) -> str | None:
+        self.lookups.append((job, since))
+        if isinstance(self.found, ProviderError):
+            raise self.found
+        return self.found
+
+
+def world(provider: Provider | None = None) -> tuple[Env, ProcessingPorts, ProcessingPolicy]:
+    env = Env(provider=provider) if provider is not None else Env()
+    policy = dataclasses.replace(env.policy, callback_key=KEY, callback_base_url="https://api.example")
+    return env, env.ports, policy
+
+
+async def uncertain(env: Env, ports: ProcessingPorts, policy: ProcessingPolicy, **fields: object) -> Generation:
+    """A generation whose first submit timed out after the provider took the job."""
+    g = env.generation(**fields)
+    env.provider.submit_errors = [READ_TIMEOUT]
+    await submission.submit(g.id, ports=ports, policy=policy)
+    after = env.get(g)
+    assert (after.status, after.uncertain_route, len(env.provider.jobs)) == (S.SUBMITTING, 0, 1)
+    return after
+
+
+def query_of(url: str | None) -> dict[str, str]:
+    assert url is not None
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+async def test_the_callback_of_the_uncertain_job_is_adopted_and_no_second_job_is_started() -> None:
+    # given a generation whose submit timed out after the provider took the job
+    env, ports, policy = world()
+    g = await uncertain(env, ports, policy)
+    # then the callback URL the provider was given names the generation, signed
+    sent = env.provider.jobs[0]
+    assert named_generation(KEY, env.provider.name, query_of(sent.callback_url)) == g.id
+    assert sent.callback_query == query_of(sent.callback_url)
+    # and the next attempt waits for the grace period
+    assert env.get(g).next_attempt_at == T0 + timedelta(seconds=policy.uncertain_grace_seconds)
+    # when the provider calls back for that job, a task id we never recorded
+    task = await receive_callback(
+        env.provider.name,
+        GENUINE,
+        b"task-77",
+        providers=ports.providers,
+        jobs=ports.jobs,
+        uow=ports.uow,
+        query=query_of(sent.callback_url),
+        callback_key=KEY,
+    )
+    # then it is queued for adoption by that generation
+    assert task == "task-77"
+    assert env.jobs.kicked[-1] == (
+        CALLBACK_TASK,
+        {"provider": env.provider.name, "external_id": "task-77", "generation_id": str(g.id)},
+    )
+    # when the worker handles it
+    env.provider.status_of = ProviderStatus(state="running", progress=0.4)
+    await finalization.handle_callback(env.provider.name, "task-77", ports=ports, policy=policy, generation_id=g.id)
+    # then the generation runs that job, its status applied from the provider's own answer
+    after = env.get(g)
+    assert (after.status, after.provider_task_id, after.uncertain_route, after.progress) == (
+        S.PROCESSING,
+        "task-77",
+        None,
+        0.4,
+    )
+    # and after the grace period nothing is sent again: one job at the provider, one reservation
+    env.clock.advance(policy.uncertain_grace_seconds + 1)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    assert len(env.provider.jobs) == 1
+    assert env.kinds(g) == [LedgerKind.RESERVE]
+
+
+async def test_without_callback_or_lookup_the_route_is_asked_again_only_after_the_grace_period() -> None:
+    env, ports, policy = world()
+    g = await uncertain(env, ports, policy)
+    # when submits come during the grace period (a duplicate message, the poller): nothing is sent, nothing fails
+    for _ in range(3):
+        env.clock.advance(policy.uncertain_grace_seconds / 4)
+        await submission.submit(g.id, ports=ports, policy=policy)
+    assert (env.get(g).status, len(env.provider.jobs)) == (S.SUBMITTING, 1)
+    # when it has passed
+    env.clock.advance(policy.uncertain_grace_seconds / 4)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    # then the route is asked again (the first job presumed absent)
+    assert (env.get(g).status, len(env.provider.jobs)) == (S.PROCESSING, 2)
+    assert env.kinds(g) == [LedgerKind.RESERVE]
+
+
+async def test_a_grace_period_past_the_deadline_waits_until_it_and_the_expiry_releases_the_hold() -> None:
+    # given a generation with less time left than the grace period
+    env, ports, policy = world()
+    g = await uncertain(env, ports, policy, deadline_at=T0 + timedelta(seconds=90))
+    # then it waits until its deadline, not a moment longer
+    assert env.get(g).next_attempt_at == T0 + timedelta(seconds=90)
+    # when the deadline passes: no second job; the expiry sweep ends it with its hold released
+    env.clock.advance(91)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    assert len(env.provider.jobs) == 1
+    await sweeps.expire_stuck(ports=ports, policy=policy)
+    assert env.get(g).status is S.EXPIRED
+    assert env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
+
+
+async def test_an_uncertain_submit_on_the_last_attempt_still_waits_for_its_callback() -> None:
+    env, ports, policy = world()
+    policy = dataclasses.replace(policy, max_attempts=1)
+    g = await uncertain(env, ports, policy)
+    # a duplicate submit during the grace period does not fail it as exhausted
+    env.clock.advance(10)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    assert env.get(g).status is S.SUBMITTING
+    # its callback is still adopted
+    await finalization.handle_callback(env.provider.name, "task-9", ports=ports, policy=policy, generation_id=g.id)
+    assert (env.get(g).status, env.get(g).provider_task_id) == (S.PROCESSING, "task-9")
+
+
+async def test_after_the_grace_period_a_provider_that_lists_its_jobs_is_asked_before_sending_again() -> None:
+    # given a provider that can list its jobs, holding the one the lost answer named
+    env, ports, policy = world(Listing())
+    assert isinstance(env.provider, Listing)
+    g = await uncertain(env, ports, policy)
+    env.provider.found = "task-found"
+    # when the next attempt runs after the grace period
+    env.clock.advance(policy.uncertain_grace_seconds)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    # then that job is the generation's: no second create
+    after = env.get(g)
+    assert (after.status, after.provider_task_id, len(env.provider.jobs)) == (S.PROCESSING, "task-found", 1)
+    (job, since), *_ = env.provider.lookups
+    assert since == g.created_at and job.generation_id == g.id
+    outcomes = [(a.submit_attempt, a.outcome) for a in env.store.provider_attempts if a.generation_id == g.id]
+    assert outcomes == [(1, AttemptOutcome.FAILED), (2, AttemptOutcome.SUBMITTED)]
+    assert env.kinds(g) == [LedgerKind.RESERVE]
+
+
+async def test_a_lookup_that_fails_sends_nothing_and_retries() -> None:
+    env, ports, policy = world(Listing())
+    assert isinstance(env.provider, Listing)
+    g = await uncertain(env, ports, policy)
+    env.provider.found = ProviderError("REPLICATE_UNAUTHORIZED", "401", retryable=False)
+    env.clock.advance(policy.uncertain_grace_seconds)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    after = env.get(g)
+    assert (after.status, after.uncertain_route, len(env.provider.jobs)) == (S.SUBMITTING, 0, 1)
+    # when the lookup works and finds nothing, the route is asked again
+    env.provider.found = None
+    env.clock.advance(policy.retry_max_seconds)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    assert (env.get(g).status, len(env.provider.jobs)) == (S.PROCESSING, 2)
+
+
+async def test_a_listed_job_another_generation_holds_is_not_taken() -> None:
+    env, ports, policy = world(Listing())
+    assert isinstance(env.provider, Listing)
+    other = env.generation(S.PROCESSING, provider_task_id="task-other", provider=env.provider.name)
+    env.store.provider_tasks[(env.provider.name, "task-other")] = (other.id, "submitted")
+    g = await uncertain(env, ports, policy)
+    env.provider.found = "task-other"
+    env.clock.advance(policy.uncertain_grace_seconds)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    after = env.get(g)
+    assert (after.status, len(env.provider.jobs)) == (S.PROCESSING, 2)
+    assert after.provider_task_id != "task-other"
+
+
+@pytest.mark.parametrize("change", ["no query", "wrong mac", "another generation", "another provider"])
+async def test_a_callback_for_an_unknown_task_is_refused_unless_it_names_a_waiting_generation(change: str) -> None:
+    env, ports, policy = world()
+    g = await uncertain(env, ports, policy)
+    other = env.generation()
+    query = {
+        "no query": {},
+        "wrong mac": {**callback_query(KEY, env.provider.name, g.id), "sig": "0" * 32},
+        "another generation": {**callback_query(KEY, env.provider.name, g.id), "generation": str(other.id)},
+        "another provider": callback_query(KEY, "elsewhere", g.id),
+    }[change]
+    with pytest.raises(NotFound):
+        await receive_callback(
+            env.provider.name,
+            GENUINE,
+            b"task-5",
+            providers=ports.providers,
+            jobs=ports.jobs,
+            uow=ports.uow,
+            query=query,
+            callback_key=KEY,
+        )
+    assert not [k for k in env.jobs.kicked if k[0] == CALLBACK_TASK]
+
+
+async def test_a_callback_naming_a_generation_that_waits_for_no_job_is_refused() -> None:
+    env, ports, policy = world()
+    g = env.generation(S.SUBMITTING)  # a first submit still under way: no uncertain route
+    with pytest.raises(NotFound):
+        await receive_callback(
+            env.provider.name,
+            GENUINE,
+            b"task-5",
+            providers=ports.providers,
+            jobs=ports.jobs,
+            uow=ports.uow,
+            query=callback_query(KEY, env.provider.name, g.id),
+            callback_key=KEY,
+        )
+    # and a worker handed such an adoption anyway changes nothing
+    await finalization.handle_callback(env.provider.name, "task-5", ports=ports, policy=policy, generation_id=g.id)
+    assert env.get(g).status is S.SUBMITTING and env.get(g).provider_task_id is None
+
+
+@given(st.dictionaries(st.text(max_size=80), st.text(max_size=80), max_size=4))
+def test_a_callback_query_names_a_generation_only_with_our_mac(query: dict[str, str]) -> None:
+    assert named_generation(KEY, "kie", query) is None
+    generation = uuid.uuid4()
+    signed = {**query, **callback_query(KEY, "kie", generation)}
+    assert named_generation(KEY, "kie", signed) == generation
+    assert named_generation("another key", "kie", signed) is None
+    assert named_generation("", "kie", signed) is None
