@@ -139,7 +139,7 @@ async def _delete_content(
 
     Appends to `ended` the change each watcher of a generation sees last (its CANCELED, or, for one that
     had ended but still waited for thumbnails, the wait over) and to `canceled` the canceled generations
-    a provider is working on.
+    a provider is working on, or whose provider slot they hold (waiting on an uncertain route).
     """
     generations = await uow.generations.lock_many(await uow.generations.ids_of_user(user_id), user_id=user_id)
     for generation in generations:
@@ -160,7 +160,7 @@ async def _delete_content(
         await release_hold(uow, generation, now)
         if updated is not None:
             ended.append(changed(updated, generation.status, now))
-            if updated.provider_task_id:
+            if updated.provider_task_id or updated.provider:  # a provider's task, or its slot (uncertain route)
                 canceled.append(updated)
     ids = [g.id for g in generations]
     assets = await uow.generations.assets_of(ids)

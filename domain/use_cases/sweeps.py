@@ -139,7 +139,7 @@ async def cancel_remote(
     external_id: str | None = None,
     provider_name: str | None = None,
 ) -> None:
-    """Best effort: stop the provider's work for a canceled or expired generation.
+    """Best effort: stop the provider's work for a canceled or expired generation, and free its slot.
 
     While the row exists it decides (only an ended generation is canceled there); once it is
     deleted, the message's model and provider task id do (cancel_task_args). An old message
@@ -148,14 +148,15 @@ async def cancel_remote(
     async with ports.uow() as uow:
         generation = await uow.generations.get(generation_id)
     if generation is not None:
-        if generation.status not in CANCELABLE or not generation.provider_task_id:
+        if generation.status not in CANCELABLE:
             return
         model_id, external_id = generation.model_id, generation.provider_task_id
         provider_name = generation.provider
-    elif model_id is None or external_id is None:
-        return
     # Ended (or deleted): its slot is free whatever the provider answers (the sweep would free it too).
+    # Also without a task id: a generation waiting on an uncertain route holds its provider's slot.
     await free_slot(ports, provider_name, generation_id)
+    if model_id is None or not external_id:
+        return
     try:
         _model, provider = await provider_of_model(ports, model_id, provider=provider_name)
         if not provider.supports_cancel:

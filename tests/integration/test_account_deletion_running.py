@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from domain.generations import GenerationStatus
 from domain.ports import Provider, ProviderRegistry
 from domain.use_cases.generations import CANCEL_TASK
 from domain.users import Principal, Role
@@ -180,3 +182,36 @@ async def test_a_cancel_message_from_before_the_upgrade_still_runs(world: World)
     await cancel_provider_task(generation_id, services=world.client.services)
     # then the provider is told, found through the row as before
     assert providers.canceled == [external_id]
+
+
+async def test_deleting_an_account_frees_the_slot_of_a_generation_waiting_on_an_uncertain_route(
+    world: World,
+) -> None:
+    # given a generation whose submit may have reached the provider (no task id), holding that provider's slot
+    started = (await world.data("me", GENERATE, {"modelId": world.model_id}))["generate"]
+    generation_id = uuid.UUID(started["generation"]["id"])
+    processing = world.client.services.processing
+    async with world.client.container.uow() as uow:
+        waiting = await uow.generations.transition_if(
+            generation_id,
+            sources=frozenset({GenerationStatus.QUEUED}),
+            target=GenerationStatus.SUBMITTING,
+            at=datetime.now(UTC),
+            expect={},
+            provider="simulated",
+            uncertain_route=0,
+            uncertain_model="sim",
+        )
+        await uow.commit()
+    assert waiting is not None and waiting.provider_task_id is None
+    slots = processing.ports.slots
+    assert slots is not None
+    assert await slots.acquire("simulated", generation_id, limit=1, lease=timedelta(minutes=5))
+    jobs, providers = recording(world)
+    # when the user deletes the account, and a worker runs what was queued
+    principal = Principal(uuid.UUID(world.user_ids["me"]), Role.USER)
+    assert await world.client.services.account_deletion.delete(principal, PASSWORD)
+    await run_cancels(world, jobs)
+    # then its slot is free, and no provider was asked to cancel a task it has no id of
+    assert generation_id not in await slots.holders("simulated")
+    assert providers.canceled == []

@@ -16,9 +16,11 @@ from domain.credits import LedgerKind
 from domain.generations import Generation, GenerationStatus
 from domain.ports import ProviderError, ProviderJob, ProviderStatus
 from domain.provider_health import ProviderLimit
-from domain.use_cases import finalization, provider_slots, submission, sweeps
+from domain.use_cases import finalization, generations, provider_slots, submission, sweeps
+from domain.use_cases.generations import CANCEL_TASK
 from domain.use_cases.processing import ProcessingPorts
 from infrastructure.provider_slots import MemoryProviderSlots
+from tests.unit.fakes import principal_of
 from tests.unit.processing_fakes import COST, Env, Providers, Slow
 
 S = GenerationStatus
@@ -293,3 +295,27 @@ async def test_a_submit_cancelled_after_processing_was_written_keeps_its_slot(wo
     assert await world.held() == {g.id}
     other = await world.submit(world.generation(routed=False))
     assert (other.status, len(world.first.jobs)) == (S.SUBMITTING, 1)
+
+
+async def test_canceling_a_generation_that_waits_on_an_uncertain_route_frees_its_slot(world: World) -> None:
+    # given a generation whose submit timed out after the request was sent: it holds the only slot, no task id
+    world.limits = {"first": ProviderLimit(concurrency=1)}
+    world.first.submit_errors = [READ_TIMEOUT]
+    g = await world.submit(world.generation(routed=False))
+    assert (g.status, g.provider_task_id, await world.held()) == (S.SUBMITTING, None, {g.id})
+    # when its owner cancels it, and the worker runs the message the cancel queued
+    owner = world.env.fakes.db.users[g.user_id]
+    await generations.cancel(
+        principal=principal_of(owner),
+        generation_id=g.id,
+        uow=world.env.fakes.uow,
+        jobs=world.env.jobs,
+        publisher=world.env.publisher,
+        clock=world.env.clock,
+    )
+    [(task, args)] = [k for k in world.env.jobs.kicked if k[0] == CANCEL_TASK]
+    await sweeps.cancel_remote(uuid.UUID(args["generation_id"]), ports=world.ports, provider_name=args.get("provider"))
+    # then its slot is free (nothing asked at the provider: there is no task to cancel)
+    assert await world.held() == set()
+    assert world.first.canceled == []
+    assert (await world.submit(world.generation(routed=False))).status is S.PROCESSING
