@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import statistics
@@ -37,6 +38,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,6 +54,7 @@ from bench.fanout_clients import (  # noqa: E402
     read,
 )
 from bench.fanout_cycles import cycles  # noqa: E402
+from bench.fanout_diagnosis import Diagnosis, server_env  # noqa: E402
 from bench.fanout_setup import Plan, private_redis, seed, serve  # noqa: E402
 from bench.processes import cpu_seconds, rss_mib  # noqa: E402
 
@@ -74,6 +78,10 @@ async def fanout(
     transport: str = "ws",
 ) -> dict[str, Any]:
     rss_idle = rss_mib(server.pid)
+    diagnosis = args.diagnosis
+    if diagnosis:
+        diagnosis.snapshot(server.pid)
+        diagnosis.mark("connecting")
     subs = [Subscriber(user=i % args.users) for i in range(args.subscribers)]
     opener = open_sse_subscriber if transport == "sse" else open_subscriber
     if transport == "sse":
@@ -87,6 +95,11 @@ async def fanout(
     while await numsub(redis_url, channels) < len(plan.users):
         await asyncio.sleep(0.05)
     connect_s = time.monotonic() - started
+    # The subscribers' own heap (S connections) stays out of this process's collections, and
+    # none runs while measuring (gc.disable below): a collection here stalls every reader, and
+    # that is no latency of the server's.
+    gc.collect()
+    gc.freeze()
     await asyncio.sleep(1.0)
     plan_file = Path(args.tmp) / "plan.json"
     plan_file.write_text(json.dumps({"model": plan.model, "users": plan.users, "generations": plan.generations}))
@@ -115,6 +128,8 @@ async def fanout(
     # Warm-up: one event per generation (first reads of each row, the database pool's
     # connections, every operation's first execution); not measured, but reported.
     warmup_events = args.users * args.warmup_rounds
+    if diagnosis:
+        diagnosis.mark("warm-up")
     await publish(warmup_events, 0)
     deadline = time.monotonic() + 15
     while (
@@ -126,8 +141,14 @@ async def fanout(
         s.received, s.latencies = 0, []
     await asyncio.sleep(0.5)
     rss_before = rss_mib(server.pid)
+    if diagnosis and diagnosis.census:
+        diagnosis.snapshot(server.pid)  # tracemalloc's snapshot takes a while: before measuring
+        await asyncio.sleep(30)
+    if diagnosis:
+        diagnosis.mark("measuring")
     cpu_before = cpu_seconds(server.pid)
     client_cpu_before = time.process_time()
+    gc.disable()
     published = await publish(args.events, warmup_events)
     per_user = Counter(s.user for s in subs)
     expected = sum(per_user[i % args.users] for i in range(published["published"]))
@@ -135,7 +156,11 @@ async def fanout(
     while sum(s.received for s in subs) < expected and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
+    gc.enable()
+    if diagnosis:
+        diagnosis.mark("closing")
     cpu = cpu_seconds(server.pid) - cpu_before
+    collector = await gc_metrics(url)
     client_cpu = time.process_time() - client_cpu_before
     rss_after = rss_mib(server.pid)
     latencies = [x for s in subs for x in s.latencies]
@@ -170,7 +195,21 @@ async def fanout(
         "rss_after_mib": rss_after,
         "kib_per_subscriber": (rss_before - rss_idle) * 1024 / max(1, args.subscribers),
         "numsub_after_close": await numsub(redis_url, channels),
+        "gc": collector,
     }
+
+
+async def gc_metrics(url: str) -> dict[str, float]:
+    """The server's collection pacer, from its /metrics (genhub_gc_*)."""
+    base = url.replace("ws://", "http://", 1).rsplit("/graphql", 1)[0]
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{base}/metrics", timeout=30)).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("genhub_gc_"):
+            name, value = line.split()
+            found[name.removeprefix("genhub_gc_")] = float(value)
+    return found
 
 
 async def publish_main(args: argparse.Namespace) -> None:
@@ -248,8 +287,13 @@ async def bench(args: argparse.Namespace) -> None:
                 )
                 transports = ["ws", "sse"] if args.transport == "both" else [args.transport]
                 for transport in transports if args.subscribers else []:
-                    with serve(db_url, redis_url, tmp) as (server, url):  # a fresh process for each transport
-                        report_fanout(await fanout(args, plan, url, redis_url, server, transport))
+                    args.diagnosis = Diagnosis(tmp, census=args.census) if args.diagnose or args.census else None
+                    env = server_env(tmp, census=args.census) if args.diagnosis else {}
+                    with serve(db_url, redis_url, tmp, env) as (server, url):  # a fresh process for each transport
+                        result = await fanout(args, plan, url, redis_url, server, transport)
+                    report_fanout(result)
+                    if args.diagnosis:
+                        args.diagnosis.report(server.pid)
                 if args.cycles:
                     with serve(db_url, redis_url, tmp) as (server, url):
                         report_cycles(args, plan, await cycles(args, plan, url, redis_url, server))
@@ -281,6 +325,14 @@ def report_fanout(r: dict[str, Any]) -> None:
         f"({r['server_cpu_ms_per_event']:.2f} ms per event), "
         f"subscribers' client {r['client_cpu_pct']:.0f}% of one core"
     )
+    g = r["gc"]
+    if g:
+        print(
+            f"    server's collection pacer: {g.get('paced_collections_total', 0):.0f} ticks, "
+            f"{g.get('freezes_total', 0):.0f} freezes, {g.get('reclaims_total', 0):.0f} reclaims "
+            f"(last {g.get('last_reclaim_seconds', 0) * 1000:.0f} ms), next reclaim at "
+            f"{g.get('reclaim_at_bytes', 0) / 1048576:.0f} MiB resident"
+        )
     print(
         f"    server RSS  idle {r['rss_idle_mib']:.0f} MiB, with subscribers {r['rss_before_mib']:.0f} MiB "
         f"({r['kib_per_subscriber']:.0f} KiB per subscriber), after the events {r['rss_after_mib']:.0f} MiB; "
@@ -328,6 +380,12 @@ def main() -> int:
     parser.add_argument("--warmup-rounds", type=int, default=1, help="unmeasured events per generation first")
     parser.add_argument("--cycles", type=int, default=10_000, help="connect/disconnect cycles; 0: skip (b)")
     parser.add_argument("--concurrency", type=int, default=50, help="cycles in flight at once")
+    parser.add_argument(
+        "--diagnose", action="store_true", help="show every garbage collection of server and client by phase"
+    )
+    parser.add_argument(
+        "--census", action="store_true", help="--diagnose, and the server's objects by type and top allocation sites"
+    )
     parser.add_argument("--redis-url", default="", help="default: a private redis-server on a free port")
     runner(bench(parser.parse_args()))
     return 0

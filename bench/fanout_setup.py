@@ -94,7 +94,7 @@ def private_redis(tmp: Path) -> Any:
 
 
 @contextlib.contextmanager
-def serve(db_url: str, redis_url: str, tmp: Path) -> Any:
+def serve(db_url: str, redis_url: str, tmp: Path, extra_env: dict[str, str] | None = None) -> Any:
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))},
@@ -107,6 +107,7 @@ def serve(db_url: str, redis_url: str, tmp: Path) -> Any:
         "LOG_FORMAT": "console",
         "LOCAL_STORAGE_PATH": str(tmp / "chunks"),
         "DATA_DIR": str(tmp / "data"),
+        **(extra_env or {}),
     }
     log = (tmp / "serve.log").open("wb")
     proc = subprocess.Popen(

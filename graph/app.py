@@ -32,7 +32,7 @@ from graph.sse import EventStreamResponse, GraphQLSse
 from graph.tracing import operation_tracing
 from graph.websocket import build_ws_router
 from infrastructure.bootstrap import Services, open_services
-from infrastructure.gc_tuning import frozen_heap
+from infrastructure.gc_tuning import frozen_heap, paced_collections
 from infrastructure.settings import Settings
 from infrastructure.tracing import enabled as tracing_enabled
 
@@ -64,8 +64,12 @@ def build_app(settings: Settings, *, broker: AsyncBroker, run_tasks: TaskRunner)
             if not broker.is_worker_process:
                 await broker.startup()
             try:
-                with frozen_heap():  # last: what exists now lives as long as the app
-                    yield
+                # Last: what exists now lives as long as the app; later, collections on a
+                # clock, and what survives them (open subscriptions) frozen too.
+                with frozen_heap():
+                    async with paced_collections() as pacer:
+                        app.state.gc = pacer
+                        yield
             finally:
                 if not broker.is_worker_process:
                     await broker.shutdown()

@@ -13,6 +13,9 @@ Series (all prefixed `genhub_`):
 - provider_circuit_open{provider} (1 open or half-open), provider_recent_error_ratio{provider},
   provider_running{provider} (set from the shared state when /metrics is scraped, `observe_provider_health`);
   circuit_fallbacks_total (infrastructure/circuit_breaker.py)
+- gc_paced_collections_total, gc_freezes_total, gc_reclaims_total, gc_last_reclaim_seconds,
+  gc_reclaim_at_bytes: the API process's collection pacer (infrastructure/gc_tuning.py), set when
+  /metrics is scraped (`observe_collections`)
 - persisted_documents_total{outcome}: requests naming a document by id (graph/persisted_documents.py):
   hit, miss, registered, not_stored, unsupported, untrusted, invalid
 
@@ -46,6 +49,7 @@ from redis.asyncio import Redis
 from taskiq import TaskiqMessage, TaskiqMiddleware, TaskiqResult
 
 from domain.provider_health import CircuitState, ProviderHealth
+from infrastructure.gc_tuning import CollectorStats
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the `_created` series double the output and nobody graphs them
 
@@ -107,6 +111,26 @@ PROVIDER_ERROR_RATIO = Gauge(
 )
 PROVIDER_RUNNING = Gauge(
     "genhub_provider_running", "Generations the provider runs now.", ["provider"], multiprocess_mode="mostrecent"
+)
+
+GC_PACED = Gauge(
+    "genhub_gc_paced_collections_total", "Young collections the pacer ran (on its clock).", multiprocess_mode="sum"
+)
+GC_FREEZES = Gauge(
+    "genhub_gc_freezes_total", "Times the pacer froze what survived a middle collection.", multiprocess_mode="sum"
+)
+GC_RECLAIMS = Gauge(
+    "genhub_gc_reclaims_total",
+    "Full collections of the whole heap after the frozen set grew past its bound (each one a pause).",
+    multiprocess_mode="sum",
+)
+GC_LAST_RECLAIM = Gauge(
+    "genhub_gc_last_reclaim_seconds", "How long the last reclaim paused the process.", multiprocess_mode="max"
+)
+GC_RECLAIM_AT = Gauge(
+    "genhub_gc_reclaim_at_bytes",
+    "Resident memory at which the next reclaim comes (twice that after the last one).",
+    multiprocess_mode="livemax",
 )
 
 # ---------------------------------------------------------------- exposition
@@ -234,6 +258,15 @@ async def refresh_queue_depth(redis: Redis | None, *, stream: str, group: str) -
                 waiting = int(lag) if lag is not None else await _undelivered(redis, stream, info)
     QUEUE_DEPTH.labels("waiting").set(waiting)
     QUEUE_DEPTH.labels("pending").set(pending)
+
+
+def observe_collections(stats: CollectorStats) -> None:
+    """The collection pacer's counters (a `gc_tuning.CollectorStats`), copied at scrape time."""
+    GC_PACED.set(stats.ticks)
+    GC_FREEZES.set(stats.freezes)
+    GC_RECLAIMS.set(stats.reclaims)
+    GC_LAST_RECLAIM.set(stats.last_reclaim_seconds)
+    GC_RECLAIM_AT.set(stats.reclaim_at_bytes)
 
 
 def observe_provider_health(found: Sequence[ProviderHealth]) -> None:

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from prometheus_client import multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
+from infrastructure.gc_tuning import resident_bytes
 from infrastructure.metrics import QUEUE_DEPTH, refresh_queue_depth, render, track_subscription
 from tests.fixtures.app import GraphQLClient, app_settings, register_user, running_app
 from tests.fixtures.waiting import eventually
@@ -229,3 +230,15 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path: Path, monkeypatch: py
     for child in children:
         multiprocess.mark_process_dead(child.pid, str(tmp_path))  # type: ignore[no-untyped-call]
     assert "genhub_active_subscriptions" not in render()[0].decode()
+
+
+async def test_the_collection_pacer_is_scraped(client: GraphQLClient) -> None:
+    # given an app that has run long enough for a middle tick (every fifth 50 ms tick)
+    async def froze() -> bool:
+        return value(await scrape(client), "genhub_gc_freezes_total") >= 1
+
+    await eventually(froze, what="the pacer's first freeze", every=0.05)
+    samples = await scrape(client)
+    # then /metrics counts its ticks, and the next reclaim lies beyond the memory held now
+    assert value(samples, "genhub_gc_paced_collections_total") >= 5 * value(samples, "genhub_gc_freezes_total")
+    assert value(samples, "genhub_gc_reclaim_at_bytes") > resident_bytes()

@@ -1,10 +1,16 @@
-"""The start-up heap of a long-running process is frozen, and unfrozen on exit."""
+"""The start-up heap is frozen until exit; the collection pacer collects on a clock, freezes survivors
+and reclaims frozen garbage once memory doubled (infrastructure/gc_tuning.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import weakref
+from collections.abc import Iterator
 
-from infrastructure.gc_tuning import frozen_heap
+import pytest
+
+from infrastructure.gc_tuning import CollectionPacer, frozen_heap, paced_collections, resident_bytes
 
 
 def test_the_start_up_heap_is_out_of_the_collectors_way_until_exit() -> None:
@@ -14,3 +20,117 @@ def test_the_start_up_heap_is_out_of_the_collectors_way_until_exit() -> None:
         assert gc.get_freeze_count() > 1000
     # and on exit it is not
     assert gc.get_freeze_count() == 0
+
+
+# ---------------------------------------------------------------- the collection pacer
+
+
+class Node:
+    """A container that can be in a cycle and be watched with a weak reference."""
+
+    def __init__(self) -> None:
+        self.other: object = None
+
+
+def garbage_cycle() -> weakref.ref[Node]:
+    """Two nodes that only reach each other (nothing else does): cyclic garbage."""
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+@pytest.fixture
+def thawed() -> Iterator[None]:
+    """Each test starts with nothing frozen and leaves nothing frozen."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+class Memory:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __call__(self) -> int:
+        return self.value
+
+
+def test_the_pacer_collects_the_young_on_its_ticks_and_freezes_survivors_on_the_middle_one(thawed: None) -> None:
+    # given a pacer whose middle tick is every third
+    pacer = CollectionPacer(middle_every=3, memory=Memory(100))
+    kept = [Node() for _ in range(1000)]
+    dead = garbage_cycle()
+    # when a young tick runs, cyclic garbage made since is gone
+    pacer.tick()
+    assert dead() is None
+    assert pacer.stats.freezes == 0
+    # when the middle tick runs, what survived is frozen (out of every later collection)
+    frozen_before = gc.get_freeze_count()
+    pacer.tick()
+    pacer.tick()
+    assert pacer.stats.freezes == 1
+    assert gc.get_freeze_count() >= frozen_before + len(kept)
+    assert pacer.stats.reclaims == 0
+
+
+def test_frozen_cyclic_garbage_waits_for_a_reclaim_which_comes_once_memory_doubled(thawed: None) -> None:
+    # given a pacer that freezes at every middle tick, at 100 bytes of memory
+    memory = Memory(100)
+    pacer = CollectionPacer(middle_every=1, reclaim_growth=2.0, memory=memory)
+    assert pacer.stats.reclaim_at_bytes == 200
+    # and a cycle that was alive at a freeze and became garbage afterwards
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    watched = weakref.ref(a)
+    pacer.tick()
+    del a, b
+    # when memory has not doubled, the frozen garbage stays (no collection scans it)
+    memory.value = 199
+    pacer.tick()
+    gc.collect()
+    assert watched() is not None
+    # when it has, the next middle tick reclaims the whole heap once and sets the next bound
+    memory.value = 250
+    pacer.tick()
+    assert watched() is None
+    assert pacer.stats.reclaims == 1
+    assert pacer.stats.reclaim_at_bytes == 500
+    assert pacer.stats.last_reclaim_seconds >= 0
+    # and what is alive is frozen again
+    assert gc.get_freeze_count() > 0
+
+
+@pytest.mark.parametrize(("middle_every", "growth"), [(0, 2.0), (-1, 2.0), (5, 1.0), (5, 0.5)])
+def test_the_pacer_refuses_settings_that_would_never_collect_or_always_reclaim(
+    middle_every: int, growth: float
+) -> None:
+    with pytest.raises(ValueError):
+        CollectionPacer(middle_every=middle_every, reclaim_growth=growth)
+
+
+def test_resident_memory_is_read_from_the_process() -> None:
+    held = bytearray(64 << 20)
+    held[::4096] = b"x" * len(held[::4096])  # touched: resident
+    assert resident_bytes() >= len(held)
+
+
+def test_paced_collections_tick_on_the_running_loop_until_the_block_ends(thawed: None) -> None:
+    async def run() -> tuple[int, int]:
+        async with paced_collections(interval=0.01, middle_every=2) as pacer:
+            await asyncio.sleep(0.2)
+        ticks = pacer.stats.ticks
+        await asyncio.sleep(0.05)
+        return ticks, pacer.stats.ticks
+
+    inside, after = asyncio.run(run())
+    assert inside >= 5
+    assert after == inside
+
+
+def test_paced_collections_refuse_a_clock_that_never_ticks() -> None:
+    async def run() -> None:
+        async with paced_collections(interval=0):
+            pass
+
+    with pytest.raises(ValueError):
+        asyncio.run(run())
