@@ -170,6 +170,7 @@ def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
         log_config=uvicorn_log_config(settings),
         ws_ping_interval=settings.ws_keepalive_seconds,
         ws_max_size=settings.ws_max_message_bytes,  # larger messages: closed with 1009 (graph/ws_frames.py)
+        ws_per_message_deflate=settings.ws_compression,
         timeout_graceful_shutdown=10,
         # The client address is ours to compute (TRUSTED_PROXY_HOPS, graph/client_address.py):
         # uvicorn's rewrite takes the left-most, client-written X-Forwarded-For entry under

@@ -357,6 +357,9 @@ class Settings(BaseSettings):
     ws_keepalive_seconds: float = 15.0
     # Largest WebSocket message accepted (uvicorn's ws_max_size too: larger ones are closed with 1009)
     ws_max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # permessage-deflate on WebSockets. Off: each compressing connection holds zlib state (tens of
+    # KiB; bench/fanout.py), and events are small JSON messages that gain little from it.
+    ws_compression: bool = False
     # GraphQL over Server-Sent Events (graph/sse.py): keep-alive comment interval; how long one write may
     # wait for a client that does not read before its stream is dropped; open streams per user per process.
     sse_keepalive_seconds: float = Field(default=12.0, gt=0, le=300)

@@ -4,7 +4,8 @@ What the in-process client cannot show: the close frame as it goes over the wire
 reason cut to what a control frame carries), uvicorn refusing a message over
 WS_MAX_MESSAGE_BYTES with 1009 before the app reads it, and the websockets library
 refusing a text frame that is no UTF-8 with 1007. The server keeps answering, and its
-log holds the refusals as warnings, never a traceback or an ERROR line.
+log holds the refusals as warnings, never a traceback or an ERROR line. And a client's offer
+of permessage-deflate is declined (WS_COMPRESSION off by default).
 """
 
 from __future__ import annotations
@@ -172,3 +173,16 @@ async def test_the_server_answers_afterwards_and_logged_no_error(running: Runnin
     assert "Traceback" not in output, output[-3000:]
     assert not re.search(r"\bERROR\b", output), output[-3000:]
     assert running.server.proc.alive()
+
+
+async def test_compression_is_not_negotiated_by_default(running: Running) -> None:
+    # given a client that offers permessage-deflate, as browsers do
+    ws = await websockets.connect(
+        running.server.ws_url, subprotocols=["graphql-transport-ws"], compression="deflate", open_timeout=10  # type: ignore[list-item]
+    )
+    try:
+        # then the server takes none (WS_COMPRESSION is off: zlib state on every connection costs memory)
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+    finally:
+        await ws.close()
