@@ -318,17 +318,22 @@ class ProviderSlots(Protocol):
     """In-flight slots per provider (PROVIDER_CONCURRENCY), shared by every worker.
 
     A generation holds its provider's slot from its submit until it ends there
-    (domain/use_cases/provider_slots.py). Each holder's slot has a lease: one nobody renews
-    (its worker died, its release was lost) frees itself when the lease runs out. Times are
-    the store's own clock.
+    (domain/use_cases/provider_slots.py): at most one slot per generation, taken under the `token`
+    of the submit claim that took it (a later claim of the same generation takes it over). Each
+    slot has a lease: one nobody renews (its worker died, its release was lost) frees itself when
+    the lease runs out. Times are the store's own clock.
     """
 
-    async def acquire(self, provider: str, holder: uuid.UUID, *, limit: int, lease: timedelta) -> bool:
-        """Take (or renew) `holder`'s slot when fewer than `limit` others hold one; atomic across workers."""
+    async def acquire(
+        self, provider: str, holder: uuid.UUID, *, limit: int, lease: timedelta, token: uuid.UUID | None = None
+    ) -> bool:
+        """Take (or renew, or take over from an earlier claim of `holder`) `holder`'s slot under `token` when
+        fewer than `limit` others hold one; atomic across workers."""
         ...
 
-    async def release(self, provider: str, holder: uuid.UUID) -> None:
-        """Free `holder`'s slot (none held: nothing)."""
+    async def release(self, provider: str, holder: uuid.UUID, *, token: uuid.UUID | None = None) -> None:
+        """Free `holder`'s slot: only while `token`'s claim holds it (a later claim keeps it), or whichever
+        claim holds it when `token` is None (the generation ended). None held: nothing."""
         ...
 
     async def holders(self, provider: str) -> dict[uuid.UUID, float]:
@@ -336,10 +341,17 @@ class ProviderSlots(Protocol):
         ...
 
     async def reconcile(
-        self, provider: str, *, running: Sequence[uuid.UUID], stale: Mapping[uuid.UUID, float], lease: timedelta
+        self,
+        provider: str,
+        *,
+        renew: Sequence[uuid.UUID],
+        add: Sequence[uuid.UUID],
+        stale: Mapping[uuid.UUID, float],
+        lease: timedelta,
     ) -> None:
-        """Hold (or renew) a slot for every one of `running`, whatever the limit (they run there), and free each
-        of `stale` whose lease end is still the one read (a holder that took its slot again since keeps it)."""
+        """Renew the slots of `renew` that are still held (one freed meanwhile stays free); hold one for each of
+        `add` that holds none, whatever the limit (they run there); free each of `stale` whose lease end is still
+        the one read (a holder that took its slot again since keeps it)."""
         ...
 
 

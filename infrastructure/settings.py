@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 from dataclasses import replace
 from functools import lru_cache
@@ -26,6 +27,8 @@ MIN_JWT_SECRET_LENGTH = 32
 MIN_METRICS_TOKEN_LENGTH = 16
 MIN_URL_SIGNING_SECRET_LENGTH = 32
 LEASE_RENEWALS_PER_LEASE = 3
+#: The slot sweep runs this many times in one PROVIDER_SLOT_LEASE_SECONDS, at least.
+SLOT_SWEEPS_PER_LEASE = 3
 #: MAIL_FROM: an addr-spec of printable ASCII, one @, no spaces, quotes or brackets.
 MAIL_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 DEV_MAIL_FROM = "genhub@localhost"
@@ -527,6 +530,19 @@ class Settings(BaseSettings):
                 f"TASK_LEASE_RENEW_SECONDS ({self.task_lease_renew_seconds:g}) must be at most "
                 f"TASK_LEASE_SECONDS / {LEASE_RENEWALS_PER_LEASE} ({self.task_lease_seconds:g} / "
                 f"{LEASE_RENEWALS_PER_LEASE})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _slot_lease_outlasts_its_sweeps(self) -> Settings:
+        """The slot sweep (every whole POLL_INTERVAL_SECONDS, rounded up) renews what runs: a lease of three sweeps
+        survives a late or failed one, so a running generation's slot never lapses between them."""
+        sweep = max(1, math.ceil(self.poll_interval_seconds))
+        if self.provider_slot_lease_seconds < SLOT_SWEEPS_PER_LEASE * sweep:
+            raise ValueError(
+                f"PROVIDER_SLOT_LEASE_SECONDS ({self.provider_slot_lease_seconds:g}) must be at least "
+                f"{SLOT_SWEEPS_PER_LEASE} slot sweeps ({SLOT_SWEEPS_PER_LEASE} x {sweep} s: POLL_INTERVAL_SECONDS "
+                "rounded up)"
             )
         return self
 

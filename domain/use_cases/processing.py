@@ -218,13 +218,16 @@ async def fail(
     return updated
 
 
-async def free_slot(ports: ProcessingPorts, provider: str | None, holder: uuid.UUID) -> None:
+async def free_slot(
+    ports: ProcessingPorts, provider: str | None, holder: uuid.UUID, *, token: uuid.UUID | None = None
+) -> None:
     """Free `holder`'s in-flight slot of `provider` (domain/use_cases/provider_slots.py), best effort:
-    a lost release is repaired by the slot sweep, or ends with the slot's lease."""
+    a lost release is repaired by the slot sweep, or ends with the slot's lease. A submitter passes its
+    claim's `token`: a later claim that took the slot over keeps it."""
     if ports.slots is None or provider is None:
         return
     try:
-        await ports.slots.release(provider, holder)
+        await ports.slots.release(provider, holder, token=token)
     except Exception:
         log.exception("could not free %s's slot of %s (the slot sweep will)", holder, provider)
 

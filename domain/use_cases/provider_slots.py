@@ -10,9 +10,15 @@ processing.py `fail`, finalization, sweeps).
 
 The database is the truth the slots are repaired from: the sweep (`reconcile_slots`) gives a
 slot to every generation PROCESSING on the provider or SUBMITTING with an uncertain route there
-(after a Redis restart lost them), renews the slots of those and of submits under a live lease,
+that held none when read (after a Redis restart lost them), renews the slots of those and of
+submits under a live lease that are still held (never bringing back one freed during the sweep),
 and frees every other one (a submitter that died, a release that was lost). Each slot's lease is
 the last safety net when the sweep does not run.
+
+A slot is taken under the token of the submit claim that took it: a submitter frees only its own
+claim's slot, so one that lost its lease (another claim of the generation took the slot over)
+cannot free the newer claim's. A generation holds at most one slot; two of its claims in flight at
+once (one presumed dead) share it, and only one of their outcomes is written.
 """
 
 from __future__ import annotations
@@ -35,13 +41,20 @@ FULL_RETRY_SECONDS = 5.0
 
 
 async def take_slot(
-    ports: ProcessingPorts, policy: ProcessingPolicy, provider: str, holder: uuid.UUID, limit: int
+    ports: ProcessingPorts,
+    policy: ProcessingPolicy,
+    provider: str,
+    holder: uuid.UUID,
+    limit: int,
+    *,
+    token: uuid.UUID | None = None,
 ) -> ProviderError | None:
-    """None when `holder` holds a slot of `provider` now; else the refusal (its route is skipped)."""
+    """None when `holder` holds a slot of `provider` now, under its claim's `token`; else the refusal (its
+    route is skipped)."""
     if ports.slots is None:
         return None
     try:
-        taken = await ports.slots.acquire(provider, holder, limit=limit, lease=policy.slot_lease)
+        taken = await ports.slots.acquire(provider, holder, limit=limit, lease=policy.slot_lease, token=token)
     except Exception:
         # Fail closed: without the shared count, a submit could exceed the provider's limit.
         log.exception("could not take a slot of %s", provider)
@@ -79,9 +92,13 @@ async def _reconcile(ports: ProcessingPorts, policy: ProcessingPolicy, provider:
     async with ports.uow() as uow:
         found = {g.id: g for g in await uow.generations.on_provider(provider, list(held))}
     now = ports.clock.now()
-    running = [g.id for g in found.values() if runs_on(g, provider) or (g.id in held and _submitting(g, now))]
-    stale = {holder: end for holder, end in held.items() if holder not in running}
-    await ports.slots.reconcile(provider, running=running, stale=stale, lease=policy.slot_lease)
+    keep = {g.id for g in found.values() if runs_on(g, provider) or (g.id in held and _submitting(g, now))}
+    # Only what was held when read is renewed (a slot freed since, say by a failover, stays free); a slot
+    # is added only for what runs there and held none when read.
+    renew = [holder for holder in held if holder in keep]
+    add = [g.id for g in found.values() if runs_on(g, provider) and g.id not in held]
+    stale = {holder: end for holder, end in held.items() if holder not in keep}
+    await ports.slots.reconcile(provider, renew=renew, add=add, stale=stale, lease=policy.slot_lease)
     if stale:
         log.info("freed %d slot(s) of %s held by nothing running there", len(stale), provider)
     return len(stale)

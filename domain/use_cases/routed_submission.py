@@ -204,7 +204,10 @@ async def submit_routes(
         limit = policy.provider_limits.get(route.provider)
         holding: str | None = None
         if limit is not None and limit.concurrency is not None:
-            if (full := await take_slot(ports, policy, route.provider, generation.id, limit.concurrency)) is not None:
+            full = await take_slot(
+                ports, policy, route.provider, generation.id, limit.concurrency, token=generation.lease_token
+            )
+            if full is not None:
                 errors.append((route.index, full))
                 record(AttemptOutcome.SKIPPED, full.code)
                 continue
@@ -263,7 +266,7 @@ async def submit_routes(
             if holding is not None and going_back:
                 result.slot = holding  # the earlier submit's job may run there: the caller keeps it while it goes back
             elif holding is not None:
-                await free_slot(ports, holding, generation.id)
+                await free_slot(ports, holding, generation.id, token=generation.lease_token)
     result.error = _all_failed(errors, several=len(routes) > 1)
     return result
 

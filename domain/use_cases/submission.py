@@ -122,7 +122,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
             )
             written = True
             if not keeps_slot:
-                await free_slot(ports, routed.slot, claimed.id)
+                await free_slot(ports, routed.slot, claimed.id, token=token)
             return
         updated, sends, at = await _submitted(
             ports, claimed, token, attempt, routed.provider, routed.external_id, policy
@@ -130,7 +130,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
         written = True
         if updated is None:
             if not await _adopted(ports, claimed, routed.external_id):
-                await free_slot(ports, routed.slot, claimed.id)
+                await free_slot(ports, routed.slot, claimed.id, token=token)
                 await _drop_orphan(claimed, routed.provider, routed.external_id)
             return
         await publish_all(ports.publisher, [changed(updated, GenerationStatus.SUBMITTING, at)])
@@ -140,7 +140,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
         # gives the slot back to whatever the database says runs there. Once it was written, the
         # slot is the generation's (PROCESSING there, or waiting on an uncertain route there).
         if not written:
-            await free_slot(ports, routed.slot, claimed.id)
+            await free_slot(ports, routed.slot, claimed.id, token=token)
         raise
 
 

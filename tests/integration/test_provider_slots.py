@@ -110,9 +110,56 @@ async def test_the_sweep_frees_only_a_slot_unchanged_since_it_read_it(clients: l
     await asyncio.sleep(0.01)
     assert await a.acquire("kie", renewed, limit=5, lease=LEASE)
     # when the sweep frees what it read as stale, and gives a slot to what runs
-    await b.reconcile("kie", running=[running], stale=read, lease=LEASE)
+    await b.reconcile("kie", renew=[], add=[running], stale=read, lease=LEASE)
     # then the renewed holder keeps its slot, the other is freed, and the running one holds one
     assert set(await a.holders("kie")) == {renewed, running}
+
+
+async def test_a_submitter_that_lost_its_claim_cannot_free_the_newer_claims_slot(clients: list[Redis]) -> None:
+    a, b, *_ = slot_stores(clients)
+    generation, other = uuid.uuid4(), uuid.uuid4()
+    old_claim, new_claim = uuid.uuid4(), uuid.uuid4()
+    # given a generation's slot taken by one submit claim, then taken over by the next (the first presumed dead)
+    assert await a.acquire("kie", generation, limit=1, lease=LEASE, token=old_claim)
+    assert await b.acquire("kie", generation, limit=1, lease=LEASE, token=new_claim)
+    assert set(await a.holders("kie")) == {generation}  # one slot per generation
+    # when the old submitter finishes and frees its slot
+    await a.release("kie", generation, token=old_claim)
+    # then the newer claim keeps it: the limit still holds
+    assert not await a.acquire("kie", other, limit=1, lease=LEASE)
+    # and the newer claim's own release, or the generation's end, frees it
+    await b.release("kie", generation, token=new_claim)
+    assert await a.acquire("kie", other, limit=1, lease=LEASE)
+    await a.release("kie", other)
+    assert await a.holders("kie") == {}
+
+
+async def test_the_sweep_does_not_bring_back_a_slot_freed_while_it_ran(clients: list[Redis]) -> None:
+    a, b, *_ = slot_stores(clients)
+    moved, running = uuid.uuid4(), uuid.uuid4()
+    for holder in (moved, running):
+        assert await a.acquire("kie", holder, limit=5, lease=LEASE)
+    read = await b.holders("kie")
+    # given a slot freed after the sweep read it (its generation failed over elsewhere)
+    await a.release("kie", moved)
+    await asyncio.sleep(0.01)  # the renewal's lease end is then later than the one read
+    # when the sweep renews what it read as running there (both, from the database it read)
+    await b.reconcile("kie", renew=list(read), add=[], stale={}, lease=LEASE)
+    # then the freed one stays free, the other is renewed
+    after = await a.holders("kie")
+    assert set(after) == {running} and after[running] > read[running]
+
+
+async def test_a_shorter_lease_does_not_shorten_the_others(clients: list[Redis], redis_url: str) -> None:
+    a, b, *_ = slot_stores(clients)
+    long_held, short_held = uuid.uuid4(), uuid.uuid4()
+    # given one slot under a long lease, then one taken by a process configured with a much shorter one
+    assert await a.acquire("kie", long_held, limit=5, lease=LEASE)
+    assert await b.acquire("kie", short_held, limit=5, lease=timedelta(milliseconds=200))
+    # when the short lease runs out
+    await asyncio.sleep(0.4)
+    # then the long-leased slot is still there (the key lives as long as its longest lease)
+    assert set(await a.holders("kie")) == {long_held}
 
 
 async def test_an_unreachable_redis_refuses_slots_rather_than_counting_none() -> None:

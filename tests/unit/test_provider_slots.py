@@ -218,10 +218,12 @@ class BrokenSlots(MemoryProviderSlots):
         super().__init__()
         self.down = True
 
-    async def acquire(self, provider: str, holder: uuid.UUID, *, limit: int, lease: timedelta) -> bool:
+    async def acquire(
+        self, provider: str, holder: uuid.UUID, *, limit: int, lease: timedelta, token: uuid.UUID | None = None
+    ) -> bool:
         if self.down:
             raise ConnectionError("slot store unreachable")
-        return await super().acquire(provider, holder, limit=limit, lease=lease)
+        return await super().acquire(provider, holder, limit=limit, lease=lease, token=token)
 
 
 async def test_a_full_provider_makes_the_next_generation_wait_without_using_up_its_attempts(world: World) -> None:
@@ -319,3 +321,68 @@ async def test_canceling_a_generation_that_waits_on_an_uncertain_route_frees_its
     assert await world.held() == set()
     assert world.first.canceled == []
     assert (await world.submit(world.generation(routed=False))).status is S.PROCESSING
+
+
+class FirstCallWaits(Slow):
+    """Its first submit waits for `gate`, then refuses (a slow submitter whose lease ran out meanwhile)."""
+
+    def __init__(self) -> None:
+        super().__init__("first", delay=0.0)
+        self.gate = asyncio.Event()
+        self.calls = 0
+
+    async def submit(self, job: ProviderJob) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            await self.gate.wait()
+            raise REFUSED
+        return await super().submit(job)
+
+
+async def test_a_submitter_that_lost_its_lease_does_not_free_the_slot_of_the_attempt_that_took_over(
+    world: World,
+) -> None:
+    # given one slot, and a submitter stuck in its provider call until its lease ran out
+    world.limits = {"first": ProviderLimit(concurrency=1)}
+    world.first = FirstCallWaits()
+    g = world.generation(routed=False)
+    stuck = asyncio.create_task(world.submit(g))
+    await asyncio.sleep(0.05)
+    world.env.clock.advance(world.policy.lease_seconds + 1)
+    # when the next attempt takes over: it takes the generation's slot and the provider runs the job
+    taken = await world.submit(g)
+    assert (taken.status, taken.submit_attempts) == (S.PROCESSING, 2)
+    # and the stuck submitter then ends (refused) and frees what it holds on its way out
+    world.first.gate.set()
+    await stuck
+    # then the running generation keeps its slot: no other generation is given one beside it
+    assert await world.held() == {g.id}
+    other = await world.submit(world.generation(routed=False))
+    assert other.status is S.SUBMITTING
+
+
+class ReleasedDuringTheSweep(MemoryProviderSlots):
+    """A store in which `moving` frees its slot after the sweep read the holders and the database (it failed over)."""
+
+    def __init__(self, moving: uuid.UUID) -> None:
+        super().__init__()
+        self.moving = moving
+
+    async def reconcile(self, provider: str, **kwargs: Any) -> None:
+        await self.release(provider, self.moving)
+        await super().reconcile(provider, **kwargs)
+
+
+async def test_the_sweep_does_not_bring_back_a_slot_freed_while_it_ran(world: World) -> None:
+    # given a generation whose live submitter holds a slot of `first` when the sweep reads it
+    g = world.generation()
+    now = world.env.clock.now()
+    world.env.store.generations[g.id] = dataclasses.replace(
+        g, status=S.SUBMITTING, lease_token=uuid.uuid4(), next_attempt_at=now + timedelta(seconds=5)
+    )
+    world.slots = ReleasedDuringTheSweep(g.id)
+    assert await world.slots.acquire("first", g.id, limit=2, lease=timedelta(minutes=5))
+    # when it frees that slot while the sweep runs (it failed over to `second`)
+    await provider_slots.reconcile_slots(ports=world.ports, policy=world.policy)
+    # then the sweep does not give it back
+    assert await world.held() == set()

@@ -44,8 +44,9 @@ async def world(workers: Processes, world_in: Any) -> Any:
 
 
 async def kie_holders(world: World, workers: Processes) -> set[str]:
+    """The generations holding a KIE slot (a member is `<generation id>:<submit claim>`)."""
     members = await world.container.redis.zrange(f"{workers.env['TASK_QUEUE_NAME']}:slots:kie", 0, -1)
-    return {m.decode() for m in members}
+    return {m.decode().partition(":")[0] for m in members}
 
 
 async def test_generations_started_at_once_never_exceed_kies_slots(
