@@ -178,7 +178,10 @@ async def test_the_server_answers_afterwards_and_logged_no_error(running: Runnin
 async def test_compression_is_not_negotiated_by_default(running: Running) -> None:
     # given a client that offers permessage-deflate, as browsers do
     ws = await websockets.connect(
-        running.server.ws_url, subprotocols=["graphql-transport-ws"], compression="deflate", open_timeout=10  # type: ignore[list-item]
+        running.server.ws_url,
+        subprotocols=["graphql-transport-ws"],
+        compression="deflate",
+        open_timeout=10,  # type: ignore[list-item]
     )
     try:
         # then the server takes none (WS_COMPRESSION is off: zlib state on every connection costs memory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -241,3 +242,35 @@ async def test_webhook_of_the_fake_verifies(fake_replicate: FakeReplicate, make_
     headers, body = fake_replicate.signed_webhook(prediction_id)
     callback = replicate.parse_callback(headers, body)
     assert callback.external_id == prediction_id and callback.status.state == "succeeded"
+
+
+async def test_find_job_walks_the_list_back_to_the_generations_prediction(
+    fake_replicate: FakeReplicate, make_replicate: MakeReplicate
+) -> None:
+    # given a prediction created for a generation, then newer ones of other generations, one list item a page
+    replicate = make_replicate()
+    began = datetime.now(UTC) - timedelta(seconds=5)
+    ours = job(prompt="the one we lost", callback_url=None)
+    created = await replicate.submit(ours)
+    for prompt in ("later one", "later two"):
+        await asyncio.sleep(0.002)  # distinct creation times, newest first
+        await replicate.submit(job(prompt=prompt))
+    fake_replicate.page_size = 1
+    # when it is looked up
+    found = await replicate.find_job(ours, since=began)
+    # then the list was walked page by page to it
+    assert found == created and fake_replicate.list_calls == 3
+    # and a job nobody created is not found, the walk ending at the last page
+    assert await replicate.find_job(job(prompt="never sent"), since=began) is None
+
+
+async def test_find_job_stops_at_predictions_older_than_the_generation(
+    fake_replicate: FakeReplicate, make_replicate: MakeReplicate
+) -> None:
+    replicate = make_replicate()
+    old = job(prompt="same words")
+    await replicate.submit(old)
+    fake_replicate.page_size = 1
+    # a prediction with the same input made before the generation began is not its job
+    assert await replicate.find_job(old, since=datetime.now(UTC) + timedelta(seconds=1)) is None
+    assert fake_replicate.list_calls == 1
