@@ -179,9 +179,9 @@ async def test_compression_is_not_negotiated_by_default(running: Running) -> Non
     # given a client that offers permessage-deflate, as browsers do
     ws = await websockets.connect(
         running.server.ws_url,
-        subprotocols=["graphql-transport-ws"],
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
         compression="deflate",
-        open_timeout=10,  # type: ignore[list-item]
+        open_timeout=10,
     )
     try:
         # then the server takes none (WS_COMPRESSION is off: zlib state on every connection costs memory)
