@@ -118,7 +118,7 @@ def serve(db_url: str, redis_url: str, tmp: Path, extra_env: dict[str, str] | No
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # under --census, tracemalloc slows the start-up
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:

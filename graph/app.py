@@ -21,7 +21,7 @@ from graph import demo, dev_outbox, files, health, ide
 from graph.callbacks import router as callbacks_router
 from graph.cors import origin_regex
 from graph.http import GraphQLHttp, build_router
-from graph.http_endpoint import GraphQLPostEndpoint
+from graph.http_endpoint import GraphQLEndpoint
 from graph.limits import query_limits
 from graph.metrics import install_observability
 from graph.persisted_documents import report_trusted_documents
@@ -92,7 +92,8 @@ def build_app(settings: Settings, *, broker: AsyncBroker, run_tasks: TaskRunner)
     # inside every layer below, but before FastAPI's routing.
     sse = GraphQLSse(graphql)
     app.state.sse = sse
-    app.add_middleware(GraphQLPostEndpoint, handler=graphql, sse=sse)
+    subscriptions = build_ws_router(schema, settings)
+    app.add_middleware(GraphQLEndpoint, handler=graphql, sse=sse, websocket=subscriptions)
     local_origins = origin_regex(settings)  # development: any http://localhost:<port> page (graph/cors.py)
     if settings.cors_origins or local_origins:
         app.add_middleware(
@@ -122,7 +123,6 @@ def build_app(settings: Settings, *, broker: AsyncBroker, run_tasks: TaskRunner)
     app.include_router(callbacks_router)
     app.include_router(files.router)
     app.include_router(build_router(graphql, lambda request: EventStreamResponse(sse, request)))
-    app.include_router(build_ws_router(schema, settings))
     app.include_router(demo.router)
     app.include_router(ide.router)
     if settings.mail_outbox_enabled:

@@ -287,7 +287,7 @@ def build_router(handler: GraphQLHttp, event_stream: Callable[[Request], Respons
 
     @router.post("/graphql", include_in_schema=False)
     async def graphql_post(request: Request) -> Response:
-        """Multipart uploads and refusals; JSON bodies normally take `GraphQLPostEndpoint` before routing."""
+        """Multipart uploads and refusals; JSON bodies normally take `GraphQLEndpoint` before routing."""
         content_type = media_type(request.headers.get("content-type", ""))
         if content_type in JSON_BODY_TYPES:
             return _response(await handler.post_json(request))

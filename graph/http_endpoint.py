@@ -1,4 +1,4 @@
-"""POST /graphql with a JSON body, answered as plain ASGI before FastAPI's routing layers.
+"""POST /graphql with a JSON body and the WebSocket at /graphql, served as plain ASGI before FastAPI's routing layers.
 
 Almost every GraphQL request is a JSON POST to one path. Through FastAPI it also passes
 the exception and exit-stack middlewares, the router's match over every route, the
@@ -9,12 +9,20 @@ headers, CORS and metrics still wrap it), answers such requests with the same
 with graph/sse.py); everything else (GET, multipart uploads,
 other paths and methods) goes on to FastAPI. An unexpected exception propagates to
 Starlette's ServerErrorMiddleware exactly as it would from the route.
+
+The WebSocket at /graphql goes straight to the subscription view (graph/websocket.py) too:
+a connection lives for hours, and what FastAPI's layers made for it (their exit stacks, the
+route's scope copy, the solved dependencies) lived as long, several KiB on each of thousands
+of connections (bench/fanout.py --census).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from graph.http import JSON_BODY_TYPES, GraphQLHttp, encode, headers_of
 from graph.http_protocol import media_type, wants_event_stream
@@ -43,13 +51,28 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-class GraphQLPostEndpoint:
-    def __init__(self, app: ASGIApp, *, handler: GraphQLHttp, sse: GraphQLSse | None = None) -> None:
+class WebSocketView(Protocol):
+    async def serve(self, websocket: WebSocket) -> None: ...
+
+
+class GraphQLEndpoint:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        handler: GraphQLHttp,
+        sse: GraphQLSse | None = None,
+        websocket: WebSocketView | None = None,
+    ) -> None:
         self.app = app
         self.handler = handler
         self.sse = sse
+        self.websocket = websocket
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self.websocket is not None and route_path(scope) == PATH:
+            await self.websocket.serve(WebSocket(scope, receive, send))
+            return
         if (
             scope["type"] != "http"
             or scope["method"] != "POST"

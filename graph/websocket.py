@@ -286,6 +286,12 @@ class SubscriptionRouter(GraphQLRouter[Context, None]):
             origin, self.settings
         )
 
+    async def serve(self, websocket: WebSocket) -> None:
+        """A connection at /graphql, handed over before FastAPI's routing (graph/http_endpoint.py)."""
+        context = await self.connection_context(websocket)
+        context.request = websocket
+        await self.run(request=websocket, context=context, root_value=None)
+
     async def connection_context(self, connection: HTTPConnection) -> Context:
         """Built once per connection; the upgrade's Authorization header is the fallback token."""
         services: Services = connection.app.state.services

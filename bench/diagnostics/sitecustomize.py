@@ -82,9 +82,9 @@ if _base:
             snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
             stats = snapshot.statistics("traceback")
             with open(f"{_path}.malloc.txt", "w") as out:
-                out.write(f"traced: {sum(s.size for s in stats) / 1048576:.1f} MiB\n")
+                out.write(f"traced: {sum(s.size for s in stats) / 1048576:.1f} MiB; top sites, innermost frame last\n")
                 for stat in stats[:60]:
-                    out.write(f"\n{stat.size / 1024:.0f} KiB in {stat.count} blocks\n")
-                    out.writelines(f"  {line}\n" for line in stat.traceback.format())
+                    frames = " < ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in reversed(stat.traceback))
+                    out.write(f"{stat.size / 1024:8.0f} KiB {stat.count:7d} blocks  {frames}\n")
 
         signal.signal(signal.SIGUSR2, _top_sites)

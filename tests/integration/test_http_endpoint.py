@@ -10,7 +10,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from graph.http import GraphQLHttp
-from graph.http_endpoint import GraphQLPostEndpoint
+from graph.http_endpoint import GraphQLEndpoint
 from tests.fixtures.app import GraphQLClient, SettingsFactory, call_asgi, running_app
 
 QUERY = b'{"query": "query T { __typename }"}'
@@ -35,7 +35,7 @@ class Downstream:
 
 
 async def drive(
-    endpoint: GraphQLPostEndpoint,
+    endpoint: GraphQLEndpoint,
     client: GraphQLClient,
     method: str,
     path: str,
@@ -50,7 +50,7 @@ async def drive(
 
 async def test_a_json_post_is_answered_without_reaching_the_router(client: GraphQLClient) -> None:
     downstream = Downstream()
-    endpoint = GraphQLPostEndpoint(downstream, handler=GraphQLHttp(client.app.state.schema, client.app.state.settings))
+    endpoint = GraphQLEndpoint(downstream, handler=GraphQLHttp(client.app.state.schema, client.app.state.settings))
 
     for content_type in ("application/json", "application/json; charset=utf-8", "application/graphql-response+json"):
         status, headers, body = await drive(endpoint, client, "POST", "/graphql", content_type, QUERY)
@@ -76,7 +76,7 @@ async def test_everything_else_goes_on_to_the_app(
     client: GraphQLClient, method: str, path: str, content_type: str
 ) -> None:
     downstream = Downstream()
-    endpoint = GraphQLPostEndpoint(downstream, handler=GraphQLHttp(client.app.state.schema, client.app.state.settings))
+    endpoint = GraphQLEndpoint(downstream, handler=GraphQLHttp(client.app.state.schema, client.app.state.settings))
 
     status, _, _ = await drive(endpoint, client, method, path, content_type, QUERY)
 
@@ -85,7 +85,7 @@ async def test_everything_else_goes_on_to_the_app(
 
 async def test_refusals_keep_their_status_and_headers(client: GraphQLClient) -> None:
     downstream = Downstream()
-    endpoint = GraphQLPostEndpoint(downstream, handler=GraphQLHttp(client.app.state.schema, client.app.state.settings))
+    endpoint = GraphQLEndpoint(downstream, handler=GraphQLHttp(client.app.state.schema, client.app.state.settings))
 
     status, _, body = await drive(endpoint, client, "POST", "/graphql", "application/json", b"{not json")
     assert status == 400 and json.loads(body)["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
@@ -97,9 +97,7 @@ async def test_refusals_keep_their_status_and_headers(client: GraphQLClient) -> 
 async def test_a_body_in_pieces_without_a_length_is_read_whole_and_counted_as_it_arrives(
     client: GraphQLClient,
 ) -> None:
-    endpoint = GraphQLPostEndpoint(
-        Downstream(), handler=GraphQLHttp(client.app.state.schema, client.app.state.settings)
-    )
+    endpoint = GraphQLEndpoint(Downstream(), handler=GraphQLHttp(client.app.state.schema, client.app.state.settings))
     limit = client.app.state.settings.max_body_bytes
 
     status, _, body = await drive(
@@ -113,9 +111,7 @@ async def test_a_body_in_pieces_without_a_length_is_read_whole_and_counted_as_it
 
 
 async def test_a_client_gone_before_the_end_of_its_body_gets_no_answer(client: GraphQLClient) -> None:
-    endpoint = GraphQLPostEndpoint(
-        Downstream(), handler=GraphQLHttp(client.app.state.schema, client.app.state.settings)
-    )
+    endpoint = GraphQLEndpoint(Downstream(), handler=GraphQLHttp(client.app.state.schema, client.app.state.settings))
 
     with pytest.raises(ClientDisconnect):  # uvicorn drops it; nothing is executed
         await drive(endpoint, client, "POST", "/graphql", "application/json", [QUERY[:7], b""])
@@ -138,9 +134,7 @@ async def test_the_app_still_wraps_the_endpoint_in_its_middlewares(client: Graph
 
 async def test_refusals_carry_the_request_id_the_outer_layer_gave(client: GraphQLClient) -> None:
     # given the endpoint alone, with the request id RequestIdMiddleware put in the scope ("fixed-id")
-    endpoint = GraphQLPostEndpoint(
-        Downstream(), handler=GraphQLHttp(client.app.state.schema, client.app.state.settings)
-    )
+    endpoint = GraphQLEndpoint(Downstream(), handler=GraphQLHttp(client.app.state.schema, client.app.state.settings))
     oversized = b'{"query": "' + b"x" * (client.app.state.settings.max_body_bytes + 1) + b'"}'
 
     for body in (b"{not json", b'{"query": NaN}', oversized):
