@@ -149,14 +149,16 @@ async def fanout(
     cpu_before = cpu_seconds(server.pid)
     client_cpu_before = time.process_time()
     gc.disable()
-    published = await publish(args.events, warmup_events)
-    per_user = Counter(s.user for s in subs)
-    expected = sum(per_user[i % args.users] for i in range(published["published"]))
-    deadline = time.monotonic() + 10
-    while sum(s.received for s in subs) < expected and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.5)
-    gc.enable()
+    try:
+        published = await publish(args.events, warmup_events)
+        per_user = Counter(s.user for s in subs)
+        expected = sum(per_user[i % args.users] for i in range(published["published"]))
+        deadline = time.monotonic() + 10
+        while sum(s.received for s in subs) < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+    finally:
+        gc.enable()
     if diagnosis:
         diagnosis.mark("closing")
     cpu = cpu_seconds(server.pid) - cpu_before
@@ -331,7 +333,7 @@ def report_fanout(r: dict[str, Any]) -> None:
             f"    server's collection pacer: {g.get('paced_collections_total', 0):.0f} ticks, "
             f"{g.get('freezes_total', 0):.0f} freezes, {g.get('reclaims_total', 0):.0f} reclaims "
             f"(last {g.get('last_reclaim_seconds', 0) * 1000:.0f} ms), next reclaim at "
-            f"{g.get('reclaim_at_bytes', 0) / 1048576:.0f} MiB resident"
+            f"{g.get('reclaim_at_blocks', 0) / 1e6:.1f} M allocated blocks"
         )
     print(
         f"    server RSS  idle {r['rss_idle_mib']:.0f} MiB, with subscribers {r['rss_before_mib']:.0f} MiB "

@@ -33,6 +33,7 @@ from graph.tracing import operation_tracing
 from graph.websocket import build_ws_router
 from infrastructure.bootstrap import Services, open_services
 from infrastructure.gc_tuning import frozen_heap, paced_collections
+from infrastructure.metrics import observe_collections
 from infrastructure.settings import Settings
 from infrastructure.tracing import enabled as tracing_enabled
 
@@ -67,7 +68,12 @@ def build_app(settings: Settings, *, broker: AsyncBroker, run_tasks: TaskRunner)
                 # Last: what exists now lives as long as the app; later, collections on a
                 # clock, and what survives them (open subscriptions) frozen too.
                 with frozen_heap():
-                    async with paced_collections() as pacer:
+                    if not settings.gc_pacing:
+                        yield
+                        return
+                    async with paced_collections(
+                        reclaim_growth=settings.gc_reclaim_growth, observe=observe_collections
+                    ) as pacer:
                         app.state.gc = pacer
                         yield
             finally:

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from domain.errors import DomainError
 from infrastructure.bootstrap import Services
 from infrastructure.logging_setup import log_operation
-from infrastructure.metrics import observe_collections, observe_graphql, render
+from infrastructure.metrics import observe_graphql, render
 
 log = logging.getLogger("genhub.metrics")
 router = APIRouter()
@@ -89,9 +89,6 @@ async def metrics(request: Request) -> Response:
         await services.refresh_provider_metrics()
     except Exception:  # an outage of the database or Redis must not take /metrics down with it
         log.warning("provider health gauges not refreshed", exc_info=True)
-    pacer = getattr(request.app.state, "gc", None)
-    if pacer is not None:
-        observe_collections(pacer.stats)
     body, content_type = render()
     return Response(body, media_type=content_type)
 

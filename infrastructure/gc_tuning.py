@@ -31,12 +31,13 @@ the young generation's size). The pacer collects on a clock instead:
   full collection then only scans what arrived since the last freeze.
 
 Objects freed by reference counting leave the frozen set as usual; only cyclic garbage made of
-frozen objects waits. So that it cannot pile up, once the process's resident memory has grown
-`reclaim_growth` times since the last reclaim, the middle tick is a reclaim: unfreeze, one full
-collection of the whole heap, freeze again. That pause comes only when the process grew by that
-factor (a ramp of connections), less often than CPython's own full collections (every quarter
-of growth), and the frozen garbage never exceeds that share of the memory. (Resident memory is
-the measure because it is cheap to read; counting the frozen set walks every object in it.)
+frozen objects waits (and objects frozen while in flight, a request or an operation that ends
+later, are among them). So that it cannot pile up, once the heap (its allocated blocks) has
+grown `reclaim_growth` times since the last full collection, the middle tick is a reclaim:
+unfreeze, one full collection of the whole heap, freeze again. That pause comes only when the
+heap grew by that factor (a ramp of connections, or garbage as large as the live heap), less
+often than CPython's own full collections (every quarter of growth), and the frozen garbage
+never exceeds that share of the heap. (Counting the frozen set instead walks every object in it.)
 """
 
 from __future__ import annotations
@@ -45,8 +46,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
-import resource
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -74,79 +73,87 @@ class CollectorStats:
     freezes: int = 0
     reclaims: int = 0
     last_reclaim_seconds: float = 0.0
-    #: Resident bytes that start the next reclaim.
-    reclaim_at_bytes: int = 0
-
-
-def resident_bytes() -> int:
-    """This process's resident memory (Linux: /proc; elsewhere its peak, which only grows)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
-
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+    #: Allocated memory blocks (`sys.getallocatedblocks()`) that start the next reclaim.
+    reclaim_at_blocks: int = 0
 
 
 class CollectionPacer:
-    """Young and middle collections on a clock, survivors frozen (see the module docstring)."""
+    """Young and middle collections on a clock, survivors frozen (see the module docstring).
+
+    `blocks()` is the heap's size: the interpreter's allocated memory blocks, live objects and
+    garbage not yet collected alike (reading it walks the allocator's arenas, not the objects).
+    Right after a full collection it is the live heap; a reclaim comes once it has grown
+    `reclaim_growth` times since. (Resident memory would not do: what a collection frees mostly
+    stays resident, so the bound would ratchet up with every reclaim.)
+    """
 
     def __init__(
         self,
         *,
         middle_every: int = 5,
         reclaim_growth: float = 2.0,
-        memory: Callable[[], int] = resident_bytes,
+        blocks: Callable[[], int] = sys.getallocatedblocks,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if middle_every < 1 or reclaim_growth <= 1:
             raise ValueError("middle_every must be >= 1 and reclaim_growth > 1")
         self._middle_every = middle_every
         self._growth = reclaim_growth
-        self._memory = memory
+        self._blocks = blocks
         self._clock = clock
-        self.stats = CollectorStats(reclaim_at_bytes=int(reclaim_growth * memory()))
+        self.stats = CollectorStats(reclaim_at_blocks=int(reclaim_growth * blocks()))
 
-    def tick(self) -> None:
+    def tick(self) -> bool:
+        """One tick; True when it was a middle one (stats changed)."""
         stats = self.stats
         stats.ticks += 1
         if stats.ticks % self._middle_every:
             gc.collect(0)
-            return
+            return False
         gc.collect(1)
-        if self._memory() < stats.reclaim_at_bytes:
+        if self._blocks() < stats.reclaim_at_blocks:
             gc.freeze()
             stats.freezes += 1
-            return
+            return True
         started = self._clock()
         gc.unfreeze()
         gc.collect()
+        live = self._blocks()
         gc.freeze()
         stats.freezes += 1
         stats.reclaims += 1
         stats.last_reclaim_seconds = self._clock() - started
-        stats.reclaim_at_bytes = int(self._growth * self._memory())
+        stats.reclaim_at_blocks = int(self._growth * live)
         log.info(
-            "gc: reclaimed the frozen heap in %.3f s; the next reclaim at %d MiB",
+            "gc: reclaimed the frozen heap in %.3f s; %d blocks live, the next reclaim at %d",
             stats.last_reclaim_seconds,
-            stats.reclaim_at_bytes >> 20,
+            live,
+            stats.reclaim_at_blocks,
         )
+        return True
 
 
 @contextlib.asynccontextmanager
-async def paced_collections(interval: float = 0.05, middle_every: int = 5) -> AsyncIterator[CollectionPacer]:
-    """A `CollectionPacer` ticking every `interval` seconds on the running loop, for the block's duration."""
+async def paced_collections(
+    interval: float = 0.05,
+    middle_every: int = 5,
+    reclaim_growth: float = 2.0,
+    observe: Callable[[CollectorStats], None] | None = None,
+) -> AsyncIterator[CollectionPacer]:
+    """A `CollectionPacer` ticking every `interval` seconds on the running loop, for the block's
+    duration; `observe(stats)` after each middle tick (the process's /metrics gauges)."""
     if interval <= 0:
         raise ValueError("interval must be > 0")
-    pacer = CollectionPacer(middle_every=middle_every)
+    pacer = CollectionPacer(middle_every=middle_every, reclaim_growth=reclaim_growth)
 
     async def run() -> None:
         while True:
             await asyncio.sleep(interval)
-            pacer.tick()
+            try:
+                if pacer.tick() and observe is not None:
+                    observe(pacer.stats)
+            except Exception:  # the pacer must outlive one bad tick: without it nothing is reclaimed
+                log.exception("gc: a paced collection failed")
 
     task = asyncio.create_task(run(), name="gc-pacer")
     try:

@@ -14,8 +14,8 @@ Series (all prefixed `genhub_`):
   provider_running{provider} (set from the shared state when /metrics is scraped, `observe_provider_health`);
   circuit_fallbacks_total (infrastructure/circuit_breaker.py)
 - gc_paced_collections_total, gc_freezes_total, gc_reclaims_total, gc_last_reclaim_seconds,
-  gc_reclaim_at_bytes: the API process's collection pacer (infrastructure/gc_tuning.py), set when
-  /metrics is scraped (`observe_collections`)
+  gc_reclaim_at_blocks: the API process's collection pacer (infrastructure/gc_tuning.py), set after
+  each of its middle ticks (`observe_collections`)
 - persisted_documents_total{outcome}: requests naming a document by id (graph/persisted_documents.py):
   hit, miss, registered, not_stored, unsupported, untrusted, invalid
 
@@ -114,22 +114,22 @@ PROVIDER_RUNNING = Gauge(
 )
 
 GC_PACED = Gauge(
-    "genhub_gc_paced_collections_total", "Young collections the pacer ran (on its clock).", multiprocess_mode="sum"
+    "genhub_gc_paced_collections_total", "Young collections the pacer ran (on its clock).", multiprocess_mode="livesum"
 )
 GC_FREEZES = Gauge(
-    "genhub_gc_freezes_total", "Times the pacer froze what survived a middle collection.", multiprocess_mode="sum"
+    "genhub_gc_freezes_total", "Times the pacer froze what survived a middle collection.", multiprocess_mode="livesum"
 )
 GC_RECLAIMS = Gauge(
     "genhub_gc_reclaims_total",
-    "Full collections of the whole heap after the frozen set grew past its bound (each one a pause).",
-    multiprocess_mode="sum",
+    "Full collections of the whole heap after it grew past its bound (each one a pause).",
+    multiprocess_mode="livesum",
 )
 GC_LAST_RECLAIM = Gauge(
-    "genhub_gc_last_reclaim_seconds", "How long the last reclaim paused the process.", multiprocess_mode="max"
+    "genhub_gc_last_reclaim_seconds", "How long the last reclaim paused the process.", multiprocess_mode="livemax"
 )
 GC_RECLAIM_AT = Gauge(
-    "genhub_gc_reclaim_at_bytes",
-    "Resident memory at which the next reclaim comes (twice that after the last one).",
+    "genhub_gc_reclaim_at_blocks",
+    "Allocated memory blocks at which the next reclaim comes (twice the live heap after the last one).",
     multiprocess_mode="livemax",
 )
 
@@ -261,12 +261,12 @@ async def refresh_queue_depth(redis: Redis | None, *, stream: str, group: str) -
 
 
 def observe_collections(stats: CollectorStats) -> None:
-    """The collection pacer's counters (a `gc_tuning.CollectorStats`), copied at scrape time."""
+    """The collection pacer's counters, copied after each of its middle ticks."""
     GC_PACED.set(stats.ticks)
     GC_FREEZES.set(stats.freezes)
     GC_RECLAIMS.set(stats.reclaims)
     GC_LAST_RECLAIM.set(stats.last_reclaim_seconds)
-    GC_RECLAIM_AT.set(stats.reclaim_at_bytes)
+    GC_RECLAIM_AT.set(stats.reclaim_at_blocks)
 
 
 def observe_provider_health(found: Sequence[ProviderHealth]) -> None:

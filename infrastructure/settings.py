@@ -363,6 +363,10 @@ class Settings(BaseSettings):
     # permessage-deflate on WebSockets. Off: each compressing connection holds zlib state (tens of
     # KiB; bench/fanout.py), and events are small JSON messages that gain little from it.
     ws_compression: bool = False
+    # Garbage collection of the API process on a clock, long-lived objects frozen, a full collection
+    # only once the heap grew GC_RECLAIM_GROWTH times (infrastructure/gc_tuning.py). Off: CPython's own.
+    gc_pacing: bool = True
+    gc_reclaim_growth: float = Field(default=2.0, gt=1.0, le=100.0, allow_inf_nan=False)
     # GraphQL over Server-Sent Events (graph/sse.py): keep-alive comment interval; how long one write may
     # wait for a client that does not read before its stream is dropped; open streams per user per process.
     sse_keepalive_seconds: float = Field(default=12.0, gt=0, le=300)

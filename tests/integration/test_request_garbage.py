@@ -67,12 +67,18 @@ async def post(client: GraphQLClient, token: str, query: str, variables: dict[st
 
 @contextmanager
 def cyclic_garbage() -> Iterator[list[object]]:
-    """The objects that only the cycle collector could free, made inside the block."""
+    """The objects that only the cycle collector could free, made inside the block.
+
+    Frozen objects are thawed first and last: the app's collection pacer freezes what is alive
+    at its middle ticks (a request in flight among it), and a collection never looks at
+    frozen objects, so a cycle frozen during the block would otherwise go unseen."""
+    gc.unfreeze()
     gc.collect()
     gc.set_debug(gc.DEBUG_SAVEALL)
     found: list[object] = []
     try:
         yield found
+        gc.unfreeze()
         gc.collect()
         found.extend(gc.garbage)
     finally:
