@@ -12,12 +12,18 @@
     disconnect cycles (half a polite close, half a dropped TCP connection), then the
     server's RSS along the way and PUBSUB NUMSUB of every user channel (must be 0).
 
+With --churn-rate R, R other connections a second are opened and closed while (a) measures
+(at most --churn-pool open at a time; their deliveries not counted): the server's heap keeps
+changing, and the report says how many full collections (reclaims) fell inside the window.
+--diagnose and --census: bench/fanout_diagnosis.py.
+
 Everything runs on loopback: a private redis-server (or --redis-url), a temporary
 PostgreSQL database (dropped afterwards), the server and the publisher as subprocesses.
 The set-up, the subscribers and part (b) are bench/fanout_setup.py, fanout_clients.py, fanout_cycles.py.
 
     .venv/bin/python bench/fanout.py [--subscribers 1000] [--users 100] [--events 4000]
                                      [--rate 200] [--cycles 10000] [--transport ws|sse|both]
+                                     [--churn-rate 0] [--diagnose] [--census]
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -146,8 +152,10 @@ async def fanout(
         await asyncio.sleep(30)
     if diagnosis:
         diagnosis.mark("measuring")
+    collector_before = await gc_metrics(url)
     cpu_before = cpu_seconds(server.pid)
     client_cpu_before = time.process_time()
+    churn = asyncio.create_task(churning(args, plan, url, opener)) if args.churn_rate else None
     gc.disable()
     try:
         published = await publish(args.events, warmup_events)
@@ -159,6 +167,7 @@ async def fanout(
         await asyncio.sleep(0.5)
     finally:
         gc.enable()
+    churned = await stop_churning(churn)
     if diagnosis:
         diagnosis.mark("closing")
     cpu = cpu_seconds(server.pid) - cpu_before
@@ -198,7 +207,40 @@ async def fanout(
         "kib_per_subscriber": (rss_before - rss_idle) * 1024 / max(1, args.subscribers),
         "numsub_after_close": await numsub(redis_url, channels),
         "gc": collector,
+        "reclaims_measuring": collector.get("reclaims_total", 0) - collector_before.get("reclaims_total", 0),
+        "churned": churned,
     }
+
+
+async def churning(args: argparse.Namespace, plan: Plan, url: str, opener: Any) -> int:
+    """Connections opened and closed while measuring (`--churn-rate` per second, `--churn-pool` open
+    at a time, the oldest closed first); their deliveries are not counted. Returns how many opened."""
+    pool: deque[Subscriber] = deque()
+    opened = 0
+    try:
+        while True:
+            await asyncio.sleep(1 / args.churn_rate)
+            sub = Subscriber(user=opened % args.users)
+            opened += 1
+            try:
+                await opener(url, plan.tokens[sub.user], sub, SUBSCRIBE, {})
+            except Exception:
+                continue
+            pool.append(sub)
+            while len(pool) > args.churn_pool:
+                await close_subscriber(pool.popleft())
+    except asyncio.CancelledError:
+        for sub in pool:
+            with contextlib.suppress(Exception):
+                await close_subscriber(sub)
+        return opened
+
+
+async def stop_churning(task: asyncio.Task[int] | None) -> int:
+    if task is None:
+        return 0
+    task.cancel()
+    return await task
 
 
 async def gc_metrics(url: str) -> dict[str, float]:
@@ -327,10 +369,13 @@ def report_fanout(r: dict[str, Any]) -> None:
         f"({r['server_cpu_ms_per_event']:.2f} ms per event), "
         f"subscribers' client {r['client_cpu_pct']:.0f}% of one core"
     )
+    if r["churned"]:
+        print(f"    while measuring, {r['churned']} other connections were opened and closed (not counted)")
     g = r["gc"]
     if g:
         print(
             f"    server's collection pacer: {g.get('paced_collections_total', 0):.0f} ticks, "
+            f"{r['reclaims_measuring']:.0f} reclaims while measuring, "
             f"{g.get('freezes_total', 0):.0f} freezes, {g.get('reclaims_total', 0):.0f} reclaims "
             f"(last {g.get('last_reclaim_seconds', 0) * 1000:.0f} ms), next reclaim at "
             f"{g.get('reclaim_at_blocks', 0) / 1e6:.1f} M allocated blocks"
@@ -382,6 +427,10 @@ def main() -> int:
     parser.add_argument("--warmup-rounds", type=int, default=1, help="unmeasured events per generation first")
     parser.add_argument("--cycles", type=int, default=10_000, help="connect/disconnect cycles; 0: skip (b)")
     parser.add_argument("--concurrency", type=int, default=50, help="cycles in flight at once")
+    parser.add_argument(
+        "--churn-rate", type=float, default=0.0, help="other connections opened per second while measuring"
+    )
+    parser.add_argument("--churn-pool", type=int, default=200, help="churned connections open at a time")
     parser.add_argument(
         "--diagnose", action="store_true", help="show every garbage collection of server and client by phase"
     )

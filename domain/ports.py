@@ -190,9 +190,9 @@ class ProviderError(Exception):
     """A provider call failed. `retryable` tells transient (429, 5xx, timeout) from permanent.
 
     On submit, `nothing_started` says the failure proves no job exists at the provider (it
-    refused before taking the job: 429, maintenance, a connection never made);
-    only then may another route be tried. A timeout after the request was sent, or a 2xx answer
-    that does not parse, may have left a job there: those leave it False. `our_config` says our
+    refused before taking the job: 429, maintenance, a server error answered, a connection never
+    made); only then may another route be tried. A timeout after the request was sent, or a 2xx
+    answer that does not parse, may have left a job there: those leave it False. `our_config` says our
     credentials or route configuration for that provider are wrong (401/403, an unknown model):
     nothing started, and the next route may work.
     """

@@ -540,9 +540,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _slot_lease_outlasts_its_sweeps(self) -> Settings:
         """The slot sweep (every whole POLL_INTERVAL_SECONDS, rounded up) renews what runs: a lease of three sweeps
-        survives a late or failed one, so a running generation's slot never lapses between them."""
+        survives a late or failed one, so a running generation's slot never lapses between them. Slots are
+        only taken for providers PROVIDER_CONCURRENCY limits: without it the lease means nothing."""
         sweep = max(1, math.ceil(self.poll_interval_seconds))
-        if self.provider_slot_lease_seconds < SLOT_SWEEPS_PER_LEASE * sweep:
+        if self.provider_concurrency and self.provider_slot_lease_seconds < SLOT_SWEEPS_PER_LEASE * sweep:
             raise ValueError(
                 f"PROVIDER_SLOT_LEASE_SECONDS ({self.provider_slot_lease_seconds:g}) must be at least "
                 f"{SLOT_SWEEPS_PER_LEASE} slot sweeps ({SLOT_SWEEPS_PER_LEASE} x {sweep} s: POLL_INTERVAL_SECONDS "

@@ -50,8 +50,10 @@ def transport_error(exc: httpx.TransportError, what: str, *, failed: str = "unre
     )
 
 
-#: Answers proving a provider took no job: out of credit (402), throttled (429), in maintenance (503, KIE's 455).
-REFUSED_STATUSES = frozenset({402, 429, 455, 503})
+#: Answers saying a provider took no job: out of credit (402), throttled (429), in maintenance (KIE's 455), and
+#: every server error (5xx): the provider answered that the request failed (issue #23 lists 5xx among the
+#: failures before any work started). What stays uncertain is no answer after the request went out.
+REFUSED_STATUSES = frozenset({402, 429, 455})
 #: Answers blaming our credentials (401/403) or the route's model (404): nothing started, another route may work.
 OUR_CONFIG_STATUSES = frozenset({401, 403, 404})
 
@@ -59,7 +61,7 @@ OUR_CONFIG_STATUSES = frozenset({401, 403, 404})
 def classified(error: ProviderError, status: int) -> ProviderError:
     """`error` (for an answer of HTTP or body status `status`) marked with what that answer proves."""
     error.our_config = status in OUR_CONFIG_STATUSES
-    error.nothing_started = error.our_config or status in REFUSED_STATUSES
+    error.nothing_started = error.our_config or status in REFUSED_STATUSES or 500 <= status <= 599
     return error
 
 

@@ -231,7 +231,10 @@ class SimulatedProvider:
         if transient is not None:
             failures = int(transient.group(1) or 1)
             if _attempt_of(job.params) < failures:
-                raise ProviderError("SIMULATED_TRANSIENT", "simulated transient failure", retryable=True)
+                # A refusal: the simulated provider knows it started nothing.
+                raise ProviderError(
+                    "SIMULATED_TRANSIENT", "simulated transient failure", retryable=True, nothing_started=True
+                )
         mode: SimulatedMode = self._mode
         if _marker(prompt, "fail"):
             mode = "fail"

@@ -56,10 +56,12 @@ def test_our_wrong_credentials_or_route_fail_over_and_count_against_the_circuit(
         assert (error.our_config, fails_over(error), counts_as_up(error)) == (True, True, False), error
 
 
-@pytest.mark.parametrize("status", [500, 502, 504])
-def test_a_server_error_that_may_follow_a_job_does_not_fail_over(status: int) -> None:
+@pytest.mark.parametrize("status", [500, 502, 504, 599])
+def test_a_server_error_answered_fails_over_and_counts_against_the_circuit(status: int) -> None:
+    # The provider answered that the request failed (issue #23: 5xx is among the failures before any
+    # work started); only no answer at all after the request went out leaves a job possible.
     for error in errors_for(status):
-        assert error.retryable and not fails_over(error) and not counts_as_up(error), error
+        assert error.retryable and fails_over(error) and not counts_as_up(error), error
 
 
 @pytest.mark.parametrize("status", [400, 422])
@@ -70,7 +72,7 @@ def test_a_permanent_refusal_of_the_request_does_not_fail_over_and_the_provider_
 
 @given(st.integers(min_value=100, max_value=999))
 def test_any_status_fails_over_only_when_it_proves_no_job(status: int) -> None:
-    proves_nothing_started = status in {401, 403, 404, 402, 429, 455, 503}
+    proves_nothing_started = status in {401, 403, 404, 402, 429, 455} or 500 <= status <= 599
     for error in errors_for(status):
         if fails_over(error):
             assert proves_nothing_started, (status, error)

@@ -14,7 +14,18 @@ from infrastructure.settings import Settings
 )
 def test_a_slot_lease_shorter_than_three_sweeps_is_refused(lease: float, poll: float) -> None:
     with pytest.raises(ValidationError, match="PROVIDER_SLOT_LEASE_SECONDS"):
-        Settings(_env_file=None, provider_slot_lease_seconds=lease, poll_interval_seconds=poll)  # type: ignore[call-arg]
+        Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            provider_slot_lease_seconds=lease,
+            poll_interval_seconds=poll,
+            provider_concurrency=["kie=2"],
+        )
+
+
+def test_without_concurrency_limits_no_slot_is_taken_and_the_lease_is_not_checked() -> None:
+    # the tests' quiet sweeps (POLL_INTERVAL_SECONDS=3600) with the default lease
+    settings = Settings(_env_file=None, poll_interval_seconds=3600.0)  # type: ignore[call-arg]
+    assert settings.provider_slot_lease_seconds == 300.0
 
 
 @pytest.mark.parametrize(("lease", "poll"), [(10.0, 3.0), (30.0, 10.0), (21.0, 6.5), (300.0, 3.0)])
