@@ -15,6 +15,7 @@ Tree::
     ├── RateLimited(retry_after_seconds)
     ├── QuotaExceeded(limit)
     ├── InvalidState
+    │   └── ProviderTaskTaken(provider, external_id): another generation holds that provider task
     ├── Unauthenticated
     ├── StorageUnavailable
     └── ServiceUnavailable(dependency, retry_after_seconds)
@@ -115,6 +116,16 @@ class QuotaExceeded(DomainError):
 class InvalidState(DomainError):
     code = "INVALID_STATE"
     default_message = "The object is not in a state that allows this."
+
+
+class ProviderTaskTaken(InvalidState):
+    """A provider task id is recorded for another generation: one job never serves two generations."""
+
+    code = "PROVIDER_TASK_TAKEN"
+
+    def __init__(self, provider: str, external_id: str) -> None:
+        self.provider, self.external_id = provider, external_id
+        super().__init__(f"{provider} task {external_id[:64]!r} belongs to another generation.")
 
 
 class Unauthenticated(DomainError):

@@ -285,6 +285,16 @@ class AsyncCallbackVerifier(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class JobSearch:
+    """What a provider's list says of an uncertain submit's job: the task ids of the jobs that match it
+    (`candidates`, newest first), and whether the list was read back to `since` (`complete`). Only a
+    complete search with no candidate proves the job absent."""
+
+    candidates: tuple[str, ...] = ()
+    complete: bool = True
+
+
 @runtime_checkable
 class JobLookup(Protocol):
     """A provider that can list the jobs it holds (Replicate): after an uncertain submit, the job is looked
@@ -293,8 +303,8 @@ class JobLookup(Protocol):
     Optional, like `AsyncCallbackVerifier`.
     """
 
-    async def find_job(self, job: ProviderJob, *, since: datetime) -> str | None:
-        """The task id of a job created since `since` for `job` (its generation), or None; raises ProviderError."""
+    async def find_job(self, job: ProviderJob, *, since: datetime) -> JobSearch:
+        """The jobs created since `since` that match `job` (its generation); raises ProviderError."""
         ...
 
 

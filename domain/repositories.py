@@ -317,7 +317,11 @@ class GenerationRepository(Protocol):
 
     async def record_provider_task(
         self, generation_id: uuid.UUID, provider: str, external_id: str, state: str, raw: dict[str, Any], at: datetime
-    ) -> None: ...
+    ) -> None:
+        """Record (or update) the generation's provider task; raises ProviderTaskTaken, changing nothing, when
+        another generation holds that task."""
+        ...
+
     async def find_by_provider_task(self, provider: str, external_id: str) -> Generation | None: ...
     async def record_attempts(self, attempts: Sequence[ProviderAttempt]) -> None:
         """Append provider route attempts (domain/provider_attempts.py)."""

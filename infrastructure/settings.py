@@ -213,9 +213,10 @@ class Settings(BaseSettings):
     # the lease of a generation's in-flight slot (PROVIDER_CONCURRENCY): the slot sweep renews the slots
     # of what runs; one nobody renews (the sweep stopped, its holder died) frees itself after it
     provider_slot_lease_seconds: float = Field(default=300.0, ge=10.0, le=86400.0)
-    # after an uncertain submit (the request may have reached the provider, its answer was lost), how long
-    # the generation waits for that job's callback before the job is looked up (Replicate) and the route
-    # asked again; never past the generation's deadline (docs/deploy.md "Provider routing")
+    # after an uncertain submit (the request may have reached the provider, its answer was lost) at a provider
+    # that lists its jobs (Replicate), how long the generation waits for that job's callback before the job is
+    # looked up, and between inconclusive lookups; never past the deadline. Providers without a lookup wait
+    # until the deadline (docs/deploy.md "Provider routing")
     provider_uncertain_grace_seconds: float = Field(default=300.0, ge=0.0, le=86400.0)
     callback_tolerance_seconds: int = 300
 

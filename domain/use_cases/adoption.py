@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 
+from domain.errors import ProviderTaskTaken
 from domain.generations import Generation, GenerationStatus
 from domain.use_cases import webhook_outbox as outbox
 from domain.use_cases.generation_events import changed, publish_all
@@ -65,7 +66,16 @@ async def adopt(
         )
         if updated is None:
             return None
-        await uow.generations.record_provider_task(generation.id, provider, external_id, "adopted", {}, now)
+        try:
+            await uow.generations.record_provider_task(generation.id, provider, external_id, "adopted", {}, now)
+        except ProviderTaskTaken:
+            log.warning(
+                "generation %s: task %s at %s is another generation's; not adopted",
+                generation.id,
+                external_id,
+                provider,
+            )
+            return None  # rolled back: the generation keeps waiting
         sends = await outbox.record(uow, updated, GenerationStatus.SUBMITTING, now, policy.webhooks)
         await uow.commit()
     log.info("generation %s adopted its earlier job %s at %s (from its callback)", generation.id, external_id, provider)

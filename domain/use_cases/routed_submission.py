@@ -27,11 +27,14 @@ idempotency key on create, so sending the job again would start a second paid jo
 * every callback URL we give a provider names the generation (domain/provider_callbacks.py), so
   the job's callback, with a task id we never recorded, is adopted by the generation waiting on
   that route (domain/use_cases/adoption.py);
-* the next attempt waits `uncertain_grace_seconds` for that (never past the deadline: a generation
-  whose deadline comes first waits for it, and the expiry sweep ends it with its hold released);
-* then a provider that can list its jobs (`JobLookup`: Replicate) is asked whether it holds one
-  for the generation; a job found is taken as the submit's answer;
-* only then is the route asked again (a job nobody found in the grace period is presumed absent).
+* a provider that calls back only when its job ends (KIE, fal) and cannot be looked up is never asked
+  again: the generation waits for that callback until its deadline, and the expiry sweep ends it with
+  its hold released (`AWAITING_CALLBACK`);
+* a provider that can list its jobs (`JobLookup`: Replicate) is looked up after `uncertain_grace_seconds`
+  (never past the deadline), back to the uncertain submit: jobs other generations hold are passed over,
+  exactly one left is taken as the submit's answer; several, or a list not read back that far, are
+  `LOOKUP_INCONCLUSIVE` (nothing taken, nothing sent, looked up again);
+* only a complete list without a match (the job proven absent) sends the job again.
 
 If the model no longer has that route, the generation waits for the adoption until its deadline
 (or, without one, fails with its hold released): no other route is tried. The generation keeps
@@ -70,6 +73,7 @@ from domain.provider_health import ProviderLimit
 from domain.provider_routes import ProviderRoute
 from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts, free_slot
 from domain.use_cases.provider_slots import CONCURRENCY_LIMIT, take_slot
+from domain.use_cases.uncertain_lookup import LOOKUP_INCONCLUSIVE, look_up
 
 log = logging.getLogger("genhub.processing")
 
@@ -77,8 +81,11 @@ ALL_ROUTES_FAILED = "ALL_ROUTES_FAILED"
 CIRCUIT_OPEN = "CIRCUIT_OPEN"
 RATE_LIMIT = "PROVIDER_RATE_LIMIT"
 UNCERTAIN_ROUTE_GONE = "UNCERTAIN_ROUTE_GONE"
+AWAITING_CALLBACK = "AWAITING_PROVIDER_CALLBACK"
 __all__ = [
     "ALL_ROUTES_FAILED",
+    "AWAITING_CALLBACK",
+    "LOOKUP_INCONCLUSIVE",
     "CIRCUIT_OPEN",
     "CONCURRENCY_LIMIT",
     "RATE_LIMIT",
@@ -121,6 +128,12 @@ class RoutedSubmit:
     slot: str | None = None
     #: The generation's uncertain route is no longer the model's: it waits for the job's callback only.
     route_gone: bool = False
+    #: The uncertain route's provider can list its jobs (`JobLookup`): it is looked at after the grace period;
+    #: any other only calls back when its job ends, so the generation waits for that until its deadline.
+    looks_up: bool = False
+    #: Going back to an uncertain route of a provider that cannot be looked at: nothing is sent again, the
+    #: generation waits for the job's callback until its deadline.
+    awaits_callback: bool = False
     #: No provider was asked (every route skipped before its request, or the deadline came first):
     #: the attempt does not count against `max_attempts`.
     nothing_asked: bool = True
@@ -131,13 +144,10 @@ def routes_to_try(model: AiModel, generation: Generation) -> Sequence[ProviderRo
     model (an index shifts when routes are edited); None when the model no longer has it."""
     if generation.uncertain_route is None:
         return model.routes
+    # A row recorded before the provider model was (uncertain_model NULL) is not matched by its index: the
+    # route at that index may be another one now. It waits for its job's callback until its deadline.
     for route in model.routes:
-        if route.provider != generation.provider:
-            continue
-        if generation.uncertain_model is not None:
-            if route.provider_model == generation.uncertain_model:
-                return (route,)
-        elif route.index == generation.uncertain_route:  # recorded before the provider model was
+        if route.provider == generation.provider and route.provider_model == generation.uncertain_model:
             return (route,)
     log.warning(
         "generation %s: its uncertain route (%s, %s) is no longer the model's; no other route is tried",
@@ -214,10 +224,18 @@ async def submit_routes(
             holding = route.provider
         try:
             job = job_for(route, provider)
+            if going_back and not isinstance(provider, JobLookup):
+                # Its job calls back only when it ends, and no absence can be proven: never sent again.
+                result.error = ProviderError(
+                    AWAITING_CALLBACK, "The earlier job's callback is awaited.", retryable=True
+                )
+                result.awaits_callback = True
+                return result
             if going_back and isinstance(provider, JobLookup):
-                found = await _look_up(ports, provider, route.provider, job, generation)
+                found = await look_up(ports, policy, provider, route.provider, job, generation)
                 if isinstance(found, ProviderError):
-                    result.nothing_asked = False
+                    # An inconclusive lookup is not counted: it waits, bounded by the deadline.
+                    result.nothing_asked = found.code == LOOKUP_INCONCLUSIVE
                     record(AttemptOutcome.FAILED, found.code)
                     result.error = found
                     return result
@@ -250,7 +268,7 @@ async def submit_routes(
                 if not fails_over(exc) or going_back:
                     result.error = exc
                     if uncertain(exc):
-                        result.uncertain = route
+                        result.uncertain, result.looks_up = route, isinstance(provider, JobLookup)
                         result.slot, holding = holding, None
                     return result
                 log.info("route %d (%s) of %s failed over: %s", route.index, route.provider, generation.id, exc.code)
@@ -269,25 +287,6 @@ async def submit_routes(
                 await free_slot(ports, holding, generation.id, token=generation.lease_token)
     result.error = _all_failed(errors, several=len(routes) > 1)
     return result
-
-
-async def _look_up(
-    ports: ProcessingPorts, provider: JobLookup, name: str, job: ProviderJob, generation: Generation
-) -> str | ProviderError | None:
-    """The earlier job of `generation` at `provider` (None: none found); a failed lookup is a retryable error
-    (the route is not asked again while it cannot be looked at)."""
-    try:
-        found = await provider.find_job(job, since=generation.created_at)
-    except ProviderError as exc:
-        log.warning("could not look up %s's earlier job: %s", generation.id, exc)
-        return ProviderError(exc.code, exc.message, retryable=True, retry_after=exc.retry_after)
-    if found is None:
-        return None
-    async with ports.uow() as uow:
-        holder = await uow.generations.find_by_provider_task(name, found)
-    if holder is not None and holder.id != generation.id:
-        return None  # another generation's job
-    return found
 
 
 async def _record_outcome(ports: ProcessingPorts, provider: str, *, ok: bool) -> None:

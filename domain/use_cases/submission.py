@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 from domain.catalogue import AiModel
 from domain.chunks import ChunkStatus
+from domain.errors import ProviderTaskTaken
 from domain.generations import Generation, GenerationStatus
 from domain.ports import Provider, ProviderError, ProviderJob
 from domain.provider_callbacks import callback_query
@@ -117,16 +118,27 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
                 attempt,
                 routed.error,
                 uncertain=routed.uncertain,
-                route_gone=routed.route_gone,
+                looks_up=routed.looks_up,
+                route_gone=routed.route_gone or routed.awaits_callback,
                 counted=not routed.nothing_asked,
             )
             written = True
             if not keeps_slot:
                 await free_slot(ports, routed.slot, claimed.id, token=token)
             return
-        updated, sends, at = await _submitted(
-            ports, claimed, token, attempt, routed.provider, routed.external_id, policy
-        )
+        try:
+            updated, sends, at = await _submitted(
+                ports, claimed, token, attempt, routed.provider, routed.external_id, policy
+            )
+        except ProviderTaskTaken as exc:
+            # A job found by a lookup was taken by another generation meanwhile: never two on one job.
+            log.warning("generation %s: %s", claimed.id, exc.message)
+            taken = ProviderError(exc.code, exc.message, retryable=True, retry_after=policy.uncertain_grace_seconds)
+            keeps_slot = await _failed(ports, policy, claimed, token, attempt, taken, counted=False)
+            written = True
+            if not keeps_slot:
+                await free_slot(ports, routed.slot, claimed.id, token=token)
+            return
         written = True
         if updated is None:
             if not await _adopted(ports, claimed, routed.external_id):
@@ -254,6 +266,7 @@ async def _failed(
     exc: ProviderError,
     *,
     uncertain: ProviderRoute | None = None,
+    looks_up: bool = False,
     route_gone: bool = False,
     counted: bool = True,
 ) -> bool:
@@ -262,6 +275,10 @@ async def _failed(
 
     An attempt that asked no provider (`counted` False: every route skipped at one of our limits, its circuit
     open, the slots uncountable) gives its claim back: such waits are bounded by the deadline, not the attempts.
+
+    After an uncertain submit, a provider that can list its jobs (`looks_up`) is looked at after the grace
+    period; any other calls back only when its job ends, however long it runs, so the generation waits for
+    that until its deadline (`route_gone` likewise: only the callback may bring the job), then expires.
     """
     now = ports.clock.now()
     # Fenced on the claim's token too: a claim given back makes `submit_attempts` a number an older,
@@ -276,7 +293,11 @@ async def _failed(
             "uncertain_route": uncertain.index,
             "uncertain_model": uncertain.provider_model,
         }
-        wait = _until(claimed, now + timedelta(seconds=policy.uncertain_grace_seconds))
+        if looks_up:
+            wait = _until(claimed, now + timedelta(seconds=policy.uncertain_grace_seconds))
+        else:
+            # Without a deadline (rows from before deadlines) it fails at its next attempt, its hold released.
+            wait = claimed.deadline_at or now + timedelta(seconds=policy.uncertain_grace_seconds)
     elif route_gone and claimed.deadline_at is not None:
         wait = claimed.deadline_at  # only the callback may still bring the job: the expiry sweep ends the wait
     elif exc.retryable and not route_gone and (attempt < policy.max_attempts or not counted):
@@ -288,8 +309,8 @@ async def _failed(
             retry_after=exc.retry_after,
         )
         wait = _until(claimed, now + timedelta(seconds=delay))
-        if not counted:
-            fields["submit_attempts"] = attempt - 1
+    if wait is not None and not counted:
+        fields["submit_attempts"] = attempt - 1
     if wait is not None:
         log.info("submit of %s failed (%s), attempt %d; next at %s", claimed.id, exc.code, attempt, wait.isoformat())
         async with ports.uow() as uow:

@@ -2,7 +2,7 @@
 
 Asynchronous only (no `Prefer: wait`): a prediction is created, then followed by polling and,
 when REPLICATE_WEBHOOK_SECRET is set and a callback URL is configured, by Replicate's
-`completed` webhook (a hint: the finalize path reads the prediction itself).
+`start` and `completed` webhooks (hints: the finalize path reads the prediction itself).
 
 Input mapping (kept simple; a model whose inputs are named otherwise takes them as params):
 the generation's params, minus genhub's own (`_`-prefixed), are the prediction's `input`,
@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from domain import webhooks
-from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus
+from domain.ports import JobSearch, ProviderCallback, ProviderError, ProviderJob, ProviderStatus
 from infrastructure.providers.http import stream_output, transport_errors
 from infrastructure.providers.replicate_lookup import MAX_PAGES, matches, next_cursor, older_than
 from infrastructure.providers.replicate_wire import (
@@ -40,8 +40,9 @@ from infrastructure.providers.replicate_wire import (
 from infrastructure.providers.submission import job_input
 from infrastructure.settings import Settings
 
-#: Replicate's webhook events we ask for: only the end (the finalize path reads the rest).
-WEBHOOK_EVENTS = ("completed",)
+#: Replicate's webhook events we ask for: the start, so that an uncertain create's prediction is adopted
+#: as soon as it runs (domain/use_cases/adoption.py), and the end (the finalize path reads the rest).
+WEBHOOK_EVENTS = ("start", "completed")
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -96,9 +97,10 @@ class ReplicateProvider:
             raise ProviderError("PROVIDER_BAD_RESPONSE", f"Replicate create answered: {exc}", retryable=True) from exc
         return prediction_id
 
-    async def find_job(self, job: ProviderJob, *, since: datetime) -> str | None:
-        """The prediction an earlier create of `job` made (its answer lost), from the newest pages of the
-        list (infrastructure/providers/replicate_lookup.py); None when none matches. Implements `JobLookup`."""
+    async def find_job(self, job: ProviderJob, *, since: datetime) -> JobSearch:
+        """The predictions an earlier create of `job` may have made (its answer lost), from the newest pages
+        of the list back to `since` (infrastructure/providers/replicate_lookup.py); not `complete` when
+        `MAX_PAGES` pages did not reach back that far. Implements `JobLookup`."""
         self._require_token()
         try:
             model = parse_model(job.provider_model)
@@ -106,6 +108,7 @@ class ReplicateProvider:
             raise ProviderError("REPLICATE_BAD_MODEL", str(exc), retryable=False, our_config=True) from exc
         sent = self._input(job)
         path = "/v1/predictions"
+        found: list[str] = []
         for _ in range(MAX_PAGES):
             page = await self._call("GET", path)
             results = page.get("results")
@@ -113,12 +116,12 @@ class ReplicateProvider:
                 if isinstance(prediction, dict) and matches(
                     prediction, model=model, sent_input=sent, callback_query=job.callback_query, since=since
                 ):
-                    return str(prediction["id"])
+                    found.append(str(prediction["id"]))
             cursor = next_cursor(page)
             if cursor is None or older_than(page, since):
-                return None
+                return JobSearch(candidates=tuple(dict.fromkeys(found)), complete=True)
             path = f"/v1/predictions?cursor={quote(cursor, safe='')}"
-        return None
+        return JobSearch(candidates=tuple(dict.fromkeys(found)), complete=False)
 
     async def status(self, external_id: str) -> ProviderStatus:
         self._require_token()

@@ -1,11 +1,12 @@
 """Find the prediction of an uncertain submit in Replicate's list (`GET /v1/predictions`, newest first).
 
 After a create whose answer was lost, the prediction may exist without our knowing its id. The list is
-walked from the newest page back to the generation's creation (at most `MAX_PAGES` pages), and a
-prediction is the generation's when it was created since then for the same model (or version) with the
-same input, input file URLs aside (each attempt presigns them anew); when the listing shows its webhook
-URL, that URL must name the generation (domain/provider_callbacks.py). The caller refuses an id another
-generation already holds.
+walked from the newest page back to the uncertain submit (at most `MAX_PAGES` pages), and a prediction
+may be the generation's when it was created since then for the same model (or version) with the same
+input; an input file URL is compared by its scheme, host and path (each attempt presigns its query anew,
+but another user's file is another object); when the listing shows its webhook URL, that URL must name
+the generation (domain/provider_callbacks.py). Every match is a candidate: the caller passes over those
+another generation holds and takes none when several are left (domain/use_cases/routed_submission.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from domain.provider_callbacks import GENERATION_QUERY
 from infrastructure.providers.replicate_wire import ModelRef, is_prediction_id
 
 MAX_PAGES = 5
-#: Inputs that carry presigned URLs (new on every attempt): not compared.
+#: Inputs that carry presigned URLs (a new query on every attempt): compared without their query.
 FILE_INPUTS = frozenset({"image", "image_input"})
 
 
@@ -83,4 +84,17 @@ def older_than(page: Mapping[str, Any], since: datetime) -> bool:
 
 
 def _comparable(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if key not in FILE_INPUTS}
+    return {key: _file(value) if key in FILE_INPUTS else value for key, value in values.items()}
+
+
+def _file(value: Any) -> Any:
+    """A file input (a URL, or a list of them) as the object it names: scheme, host and path, no query."""
+    if isinstance(value, list):
+        return [_file(item) for item in value]
+    if not isinstance(value, str):
+        return value
+    try:
+        parts = urlsplit(value)
+        return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port, parts.path)
+    except ValueError:
+        return value

@@ -28,7 +28,7 @@ from domain.credits import (
     LedgerEntry,
     LedgerKind,
 )
-from domain.errors import EmailTaken
+from domain.errors import EmailTaken, ProviderTaskTaken
 from domain.generations import ACTIVE_STATUSES, Generation, GenerationStatus
 from domain.invitations import BoardInvitation, InvitationView
 from domain.media import MediaInfo, ThumbnailState
@@ -673,6 +673,9 @@ class FakeGenerations(_Repository):
     async def record_provider_task(
         self, generation_id: uuid.UUID, provider: str, external_id: str, state: str, raw: dict[str, Any], at: datetime
     ) -> None:
+        held = self.tx.get("provider_tasks", (provider, external_id))
+        if held is not None and held[0] != generation_id:
+            raise ProviderTaskTaken(provider, external_id)
         self.tx.put("provider_tasks", (provider, external_id), (generation_id, state))
 
     async def find_by_provider_task(self, provider: str, external_id: str) -> Generation | None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from domain.credits import CreditBalance, LedgerKind
 from domain.generations import Generation, GenerationStatus
+from domain.ports import JobSearch, ProviderCallback, ProviderError, ProviderJob, ProviderStatus
 from domain.ports import Provider as ProviderPort
-from domain.ports import ProviderCallback, ProviderError, ProviderJob, ProviderStatus
 from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts
 from tests.unit.fakes import (
     T0,
@@ -23,7 +24,7 @@ from tests.unit.fakes import (
 )
 from tests.unit.media_fakes import FakeMediaWorkshop
 
-__all__ = ["COST", "T0", "Env", "Provider", "Providers", "Registry", "Slow"]
+__all__ = ["COST", "T0", "Env", "Listing", "Provider", "Providers", "Registry", "Slow"]
 
 COST = 10
 
@@ -71,6 +72,22 @@ class Provider:
         if not body:
             raise ValueError("empty body")
         return ProviderCallback(body.decode(), ProviderStatus(state="succeeded"))
+
+
+class Listing(Provider):
+    """A provider that can list its jobs (`JobLookup`, as Replicate): `found` is what its list says (by default
+    that no job matches, the whole list read: the job is absent); `lookups` what it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: JobSearch | ProviderError = JobSearch()
+        self.lookups: list[tuple[ProviderJob, datetime]] = []
+
+    async def find_job(self, job: ProviderJob, *, since: datetime) -> JobSearch:
+        self.lookups.append((job, since))
+        if isinstance(self.found, ProviderError):
+            raise self.found
+        return self.found
 
 
 class Registry:

@@ -159,13 +159,17 @@ async def test_an_uncertain_submit_keeps_its_slot_until_the_generation_ends(worl
     # then the generation keeps the first provider's slot while it goes back there
     assert (g.status, g.provider, g.uncertain_route) == (S.SUBMITTING, "first", 0)
     assert await world.held() == {g.id}
-    # when its attempts run out there after the grace period (refusals each time), it fails and the slot is freed
-    world.first.submit_errors = [REFUSED] * 5
-    world.env.clock.advance(world.policy.uncertain_grace_seconds)
+    # when no callback comes (the provider calls back only when its job ends) and submits come meanwhile
     for _ in range(world.policy.max_attempts):
-        world.env.clock.advance(60)
+        world.env.clock.advance(world.policy.uncertain_grace_seconds / 2)
         g = await world.submit(g)
-    assert g.status is S.FAILED and world.second.jobs == []
+    # then nothing is sent again, and it keeps the slot
+    assert (g.status, len(world.first.jobs), world.second.jobs) == (S.SUBMITTING, 1, [])
+    assert await world.held() == {g.id}
+    # when its deadline passes, the expiry sweep ends it and the slot is freed
+    assert g.deadline_at is not None
+    world.env.clock.advance((g.deadline_at - world.env.clock.now()).total_seconds() + 1)
+    assert await sweeps.expire_stuck(ports=world.ports, policy=world.policy) == 1
     assert await world.held() == set()
 
 

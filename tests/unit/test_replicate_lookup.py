@@ -70,6 +70,28 @@ def test_anything_else_does_not(changes: dict[str, Any]) -> None:
     assert not found(listed(**changes))
 
 
+def test_another_users_file_with_the_same_prompt_is_not_ours() -> None:
+    # given a prediction made from another user's image, with the same preset prompt and seed
+    theirs = listed(input={"prompt": "a red fox", "seed": 7, "image": "https://bucket/user-b/in.png?X-Amz-Signature=b"})
+    # then it is not the generation's, whatever the presigned query
+    assert not found(theirs)
+    assert not found(listed(input={**SENT, "image": "https://elsewhere/in.png?X-Amz-Signature=first"}))
+    assert not found(listed(input={**SENT, "image": "http://bucket/in.png?X-Amz-Signature=first"}))
+
+
+def test_a_list_of_files_is_compared_file_by_file_without_queries() -> None:
+    sent = {"prompt": "p", "image_input": ["https://b/1.png?sig=a", "https://b/2.png?sig=a"]}
+
+    def same(listed_files: list[str]) -> bool:
+        item = listed(input={"prompt": "p", "image_input": listed_files})
+        return matches(item, model=parse_model("owner/model"), sent_input=sent, callback_query=QUERY, since=SINCE)
+
+    assert same(["https://b/1.png?sig=z", "https://B/2.png"])
+    assert not same(["https://b/1.png?sig=z", "https://b/3.png?sig=a"])
+    assert not same(["https://b/2.png", "https://b/1.png"])
+    assert not same(["https://b/1.png"])
+
+
 def test_a_listed_webhook_must_name_the_generation() -> None:
     ours = "https://genhub.example/providers/replicate/callback?generation=" + str(GENERATION) + "&sig=x"
     assert found(listed(webhook=ours))

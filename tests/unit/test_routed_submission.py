@@ -21,7 +21,7 @@ from domain.use_cases.routed_submission import ALL_ROUTES_FAILED
 from infrastructure.circuit_breaker import MemoryCircuitBreaker
 from infrastructure.provider_slots import MemoryProviderSlots
 from tests.unit.fake_database import FakeGenerations as FAKE_GENERATIONS
-from tests.unit.processing_fakes import COST, T0, Env, Provider
+from tests.unit.processing_fakes import COST, T0, Env, Listing, Provider
 
 S = GenerationStatus
 RATE_LIMITED = ProviderError("KIE_RATE_LIMITED", "429", retryable=True, retry_after=10.0, nothing_started=True)
@@ -35,7 +35,8 @@ UNAUTHORIZED = ProviderError("KIE_UNAUTHORIZED", "401", retryable=False, our_con
 
 
 def named(name: str) -> Provider:
-    provider = Provider()
+    """A provider whose list proves a lost job absent (as Replicate's can): going back to it sends again."""
+    provider = Listing()
     provider.name = name  # type: ignore[misc]
     return provider
 

@@ -1,12 +1,13 @@
 """After an uncertain submit (the provider may hold a job we have no id of): the job is adopted from its callback,
-or found by a provider that lists its jobs, and the route is asked again only after the grace period, never past
-the deadline. One job at the provider, one reservation in the ledger."""
+or found by a provider that lists its jobs; the route is asked again only when that list proves it absent (a
+provider that only calls back at the end is waited for until the deadline). One job at the provider, one
+reservation in the ledger, never one job for two generations."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -14,35 +15,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.credits import LedgerKind
-from domain.errors import NotFound
+from domain.errors import NotFound, ProviderTaskTaken
 from domain.generations import Generation, GenerationStatus
-from domain.ports import ProviderError, ProviderJob, ProviderStatus
+from domain.ports import JobSearch, ProviderError, ProviderStatus
 from domain.provider_attempts import AttemptOutcome
 from domain.provider_callbacks import callback_query, named_generation
-from domain.use_cases import finalization, submission, sweeps
+from domain.use_cases import adoption, finalization, submission, sweeps
 from domain.use_cases.callbacks import CALLBACK_TASK, receive_callback
 from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts
-from tests.unit.processing_fakes import T0, Env, Provider
+from domain.use_cases.uncertain_lookup import LOOKUP_MARGIN
+from tests.unit.processing_fakes import T0, Env, Listing, Provider
 
 S = GenerationStatus
 KEY = "callback-key-for-tests"
 READ_TIMEOUT = ProviderError("PROVIDER_TIMEOUT", "read timed out", retryable=True)
 GENUINE = {"x-sig": "ok"}
-
-
-class Listing(Provider):
-    """A provider that can list its jobs (`JobLookup`): `found` is what the lookup answers."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: str | ProviderError | None = None
-        self.lookups: list[tuple[ProviderJob, datetime]] = []
-
-    async def find_job(self, job: ProviderJob, *, since: datetime) -> str | None:
-        self.lookups.append((job, since))
-        if isinstance(self.found, ProviderError):
-            raise self.found
-        return self.found
 
 
 def world(provider: Provider | None = None) -> tuple[Env, ProcessingPorts, ProcessingPolicy]:
@@ -74,8 +61,8 @@ async def test_the_callback_of_the_uncertain_job_is_adopted_and_no_second_job_is
     sent = env.provider.jobs[0]
     assert named_generation(KEY, env.provider.name, query_of(sent.callback_url)) == g.id
     assert sent.callback_query == query_of(sent.callback_url)
-    # and the next attempt waits for the grace period
-    assert env.get(g).next_attempt_at == T0 + timedelta(seconds=policy.uncertain_grace_seconds)
+    # and, its provider calling back only when the job ends, the generation waits for that until its deadline
+    assert env.get(g).next_attempt_at == g.deadline_at
     # when the provider calls back for that job, a task id we never recorded
     task = await receive_callback(
         env.provider.name,
@@ -111,20 +98,46 @@ async def test_the_callback_of_the_uncertain_job_is_adopted_and_no_second_job_is
     assert env.kinds(g) == [LedgerKind.RESERVE]
 
 
-async def test_without_callback_or_lookup_the_route_is_asked_again_only_after_the_grace_period() -> None:
+async def test_a_job_that_only_calls_back_at_its_end_is_never_sent_again_however_long_it_runs() -> None:
+    # given a provider without a list (KIE, fal), whose job runs longer than the grace period
     env, ports, policy = world()
     g = await uncertain(env, ports, policy)
-    # when submits come during the grace period (a duplicate message, the poller): nothing is sent, nothing fails
-    for _ in range(3):
-        env.clock.advance(policy.uncertain_grace_seconds / 4)
+    # when submits come long after the grace period (a duplicate message, the poller, an older row's wait)
+    for _ in range(2):
+        env.clock.advance(policy.uncertain_grace_seconds + 1)
+        env.store.generations[g.id] = dataclasses.replace(env.get(g), next_attempt_at=env.clock.now())
         await submission.submit(g.id, ports=ports, policy=policy)
-    assert (env.get(g).status, len(env.provider.jobs)) == (S.SUBMITTING, 1)
-    # when it has passed
-    env.clock.advance(policy.uncertain_grace_seconds / 4)
-    await submission.submit(g.id, ports=ports, policy=policy)
-    # then the route is asked again (the first job presumed absent)
-    assert (env.get(g).status, len(env.provider.jobs)) == (S.PROCESSING, 2)
+    # then nothing is sent again: it waits for the job's callback until its deadline
+    after = env.get(g)
+    assert (after.status, after.uncertain_route, len(env.provider.jobs)) == (S.SUBMITTING, 0, 1)
+    assert after.next_attempt_at == g.deadline_at
+    # and the job's callback, coming when it ends, is still adopted
+    await finalization.handle_callback(env.provider.name, "task-1", ports=ports, policy=policy, generation_id=g.id)
+    assert (env.get(g).status, env.get(g).provider_task_id, len(env.provider.jobs)) == (S.PROCESSING, "task-1", 1)
     assert env.kinds(g) == [LedgerKind.RESERVE]
+
+
+async def test_without_its_callback_it_expires_at_its_deadline_with_its_hold_released() -> None:
+    env, ports, policy = world()
+    g = await uncertain(env, ports, policy)
+    assert g.deadline_at is not None
+    env.clock.advance((g.deadline_at - T0).total_seconds() + 1)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    await sweeps.expire_stuck(ports=ports, policy=policy)
+    assert (env.get(g).status, len(env.provider.jobs)) == (S.EXPIRED, 1)
+    assert env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
+
+
+async def test_a_row_from_before_the_provider_model_was_recorded_waits_instead_of_trusting_its_index() -> None:
+    # given a generation waiting on an uncertain route recorded by index only (before migration 0021)
+    env, ports, policy = world(Listing())
+    g = env.generation(S.SUBMITTING, provider=env.provider.name, uncertain_route=0, uncertain_model=None)
+    # when its next attempt runs
+    await submission.submit(g.id, ports=ports, policy=policy)
+    # then nothing is looked up or sent (the route at that index may be another one now): it waits to its deadline
+    after = env.get(g)
+    assert (after.status, len(env.provider.jobs), env.provider.lookups) == (S.SUBMITTING, 0, [])
+    assert after.next_attempt_at == g.deadline_at
 
 
 async def test_a_grace_period_past_the_deadline_waits_until_it_and_the_expiry_releases_the_hold() -> None:
@@ -159,16 +172,19 @@ async def test_after_the_grace_period_a_provider_that_lists_its_jobs_is_asked_be
     # given a provider that can list its jobs, holding the one the lost answer named
     env, ports, policy = world(Listing())
     assert isinstance(env.provider, Listing)
+    env.clock.advance(30)  # the uncertain submit starts after the generation was made
     g = await uncertain(env, ports, policy)
-    env.provider.found = "task-found"
+    assert g.next_attempt_at == T0 + timedelta(seconds=30 + policy.uncertain_grace_seconds)
+    env.provider.found = JobSearch(("task-found",))
     # when the next attempt runs after the grace period
     env.clock.advance(policy.uncertain_grace_seconds)
     await submission.submit(g.id, ports=ports, policy=policy)
     # then that job is the generation's: no second create
     after = env.get(g)
     assert (after.status, after.provider_task_id, len(env.provider.jobs)) == (S.PROCESSING, "task-found", 1)
+    # and the list was read back to the uncertain submit, less a margin for the clocks (not to the generation's birth)
     (job, since), *_ = env.provider.lookups
-    assert since == g.created_at and job.generation_id == g.id
+    assert since == T0 + timedelta(seconds=30) - LOOKUP_MARGIN and job.generation_id == g.id
     outcomes = [(a.submit_attempt, a.outcome) for a in env.store.provider_attempts if a.generation_id == g.id]
     assert outcomes == [(1, AttemptOutcome.FAILED), (2, AttemptOutcome.SUBMITTED)]
     assert env.kinds(g) == [LedgerKind.RESERVE]
@@ -183,25 +199,73 @@ async def test_a_lookup_that_fails_sends_nothing_and_retries() -> None:
     await submission.submit(g.id, ports=ports, policy=policy)
     after = env.get(g)
     assert (after.status, after.uncertain_route, len(env.provider.jobs)) == (S.SUBMITTING, 0, 1)
-    # when the lookup works and finds nothing, the route is asked again
-    env.provider.found = None
+    # when the lookup works and proves it absent (the whole list read), the route is asked again
+    env.provider.found = JobSearch((), complete=True)
     env.clock.advance(policy.retry_max_seconds)
     await submission.submit(g.id, ports=ports, policy=policy)
     assert (env.get(g).status, len(env.provider.jobs)) == (S.PROCESSING, 2)
 
 
-async def test_a_listed_job_another_generation_holds_is_not_taken() -> None:
+async def test_a_listed_job_another_generation_holds_is_passed_over_for_the_next_match() -> None:
+    # given the list's newest match is another generation's job (same model, same input), the next one ours
     env, ports, policy = world(Listing())
     assert isinstance(env.provider, Listing)
     other = env.generation(S.PROCESSING, provider_task_id="task-other", provider=env.provider.name)
     env.store.provider_tasks[(env.provider.name, "task-other")] = (other.id, "submitted")
     g = await uncertain(env, ports, policy)
-    env.provider.found = "task-other"
+    env.provider.found = JobSearch(("task-other", "task-ours"))
     env.clock.advance(policy.uncertain_grace_seconds)
     await submission.submit(g.id, ports=ports, policy=policy)
+    # then ours is taken, nothing sent again, and the other generation keeps its own
     after = env.get(g)
-    assert (after.status, len(env.provider.jobs)) == (S.PROCESSING, 2)
-    assert after.provider_task_id != "task-other"
+    assert (after.status, after.provider_task_id, len(env.provider.jobs)) == (S.PROCESSING, "task-ours", 1)
+    assert env.store.provider_tasks[(env.provider.name, "task-other")][0] == other.id
+
+
+@pytest.mark.parametrize(
+    "search",
+    [JobSearch(("task-a", "task-b")), JobSearch((), complete=False), JobSearch(tuple(f"t{n}" for n in range(9)))],
+    ids=["two unheld matches", "list not read back to the submit", "too many matches"],
+)
+async def test_an_inconclusive_lookup_takes_nothing_sends_nothing_and_retries(search: JobSearch) -> None:
+    env, ports, policy = world(Listing())
+    assert isinstance(env.provider, Listing)
+    g = await uncertain(env, ports, policy)
+    env.provider.found = search
+    # when its lookups stay inconclusive, however many attempts
+    env.clock.advance(policy.uncertain_grace_seconds - policy.retry_max_seconds)
+    for _ in range(policy.max_attempts + 2):
+        env.clock.advance(policy.retry_max_seconds)
+        await submission.submit(g.id, ports=ports, policy=policy)
+    # then nothing is adopted or sent again, no attempt is used up, and it still waits on its route
+    after = env.get(g)
+    assert (after.status, after.provider_task_id, after.uncertain_route) == (S.SUBMITTING, None, 0)
+    assert len(env.provider.jobs) == 1 and after.submit_attempts == 1
+    assert len(env.provider.lookups) == policy.max_attempts + 2
+    # and when one is left, it is taken
+    env.provider.found = JobSearch(("task-a",))
+    env.clock.advance(policy.retry_max_seconds)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    assert (env.get(g).status, env.get(g).provider_task_id, len(env.provider.jobs)) == (S.PROCESSING, "task-a", 1)
+    assert env.kinds(g) == [LedgerKind.RESERVE]
+
+
+async def test_a_task_another_generation_holds_is_never_recorded_for_a_second_one() -> None:
+    env, ports, policy = world()
+    first = env.generation(S.PROCESSING, provider_task_id="task-x", provider=env.provider.name)
+    async with ports.uow() as uow:
+        await uow.generations.record_provider_task(first.id, env.provider.name, "task-x", "submitted", {}, T0)
+        await uow.commit()
+    g = await uncertain(env, ports, policy)
+    # when a callback for that task is handed to the waiting generation (a race past the callback's check)
+    adopted = await adoption.adopt(g.id, env.provider.name, "task-x", ports=ports, policy=policy)
+    # then it is not adopted: the task stays the first generation's, the second keeps waiting
+    assert adopted is None
+    assert (env.get(g).status, env.get(g).provider_task_id) == (S.SUBMITTING, None)
+    with pytest.raises(ProviderTaskTaken):
+        async with ports.uow() as uow:
+            await uow.generations.record_provider_task(g.id, env.provider.name, "task-x", "adopted", {}, T0)
+    assert env.store.provider_tasks[(env.provider.name, "task-x")][0] == first.id
 
 
 @pytest.mark.parametrize("change", ["no query", "wrong mac", "another generation", "another provider"])

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import exists, select
 
+from domain.errors import ProviderTaskTaken
 from domain.generations import ACTIVE_STATUSES, Generation
 from domain.repositories import Asset
 from infrastructure.db.models import AssetRow, GenerationInputRow, ProviderTaskRow
@@ -105,9 +106,12 @@ class SqlGenerationAttachments(SqlRepository):
             .on_conflict_do_update(
                 index_elements=["provider", "external_id"],
                 set_={**values, "attempts": ProviderTaskRow.attempts + 1},
+                where=ProviderTaskRow.generation_id == generation_id,
             )
+            .returning(ProviderTaskRow.id)
         )
-        await self.session.execute(stmt)
+        if (await self.session.execute(stmt)).first() is None:
+            raise ProviderTaskTaken(provider, external_id)  # the row is another generation's: left as it is
 
     async def find_by_provider_task(self, provider: str, external_id: str) -> Generation | None:
         stmt = (

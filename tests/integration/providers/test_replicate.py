@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from domain.ports import ProviderError, ProviderJob
-from infrastructure.providers.replicate import ReplicateProvider
+from domain.ports import JobSearch, ProviderError, ProviderJob
+from infrastructure.providers.replicate import WEBHOOK_EVENTS, ReplicateProvider
+from infrastructure.providers.replicate_lookup import MAX_PAGES
 from tests.fixtures.fake_replicate import VERSION_ID
 from tests.integration.providers.pngcheck import assert_valid_png
 
@@ -75,7 +76,7 @@ async def test_create_by_model_poll_and_download(fake_replicate: FakeReplicate, 
     assert call.path == "/v1/models/black-forest-labs/flux-schnell/predictions"
     assert call.headers["authorization"] == f"Bearer {fake_replicate.token}"
     assert call.body["input"] == {"aspect_ratio": "16:9", "prompt": "a koi pond", "image": "https://cdn.example/in.png"}
-    assert call.body["webhook"] == CALLBACK and call.body["webhook_events_filter"] == ["completed"]
+    assert call.body["webhook"] == CALLBACK and call.body["webhook_events_filter"] == ["start", "completed"]
     assert "version" not in call.body and "prefer" not in call.headers
     assert 115 <= int(call.headers["cancel-after"].removesuffix("s")) <= 120
     # and it is followed to its output, fetched without the token from another origin
@@ -258,10 +259,40 @@ async def test_find_job_walks_the_list_back_to_the_generations_prediction(
     fake_replicate.page_size = 1
     # when it is looked up
     found = await replicate.find_job(ours, since=began)
-    # then the list was walked page by page to it
-    assert found == created and fake_replicate.list_calls == 3
+    # then the list was walked page by page to it, the whole list read
+    assert found == JobSearch(candidates=(created,), complete=True) and fake_replicate.list_calls == 3
     # and a job nobody created is not found, the walk ending at the last page
-    assert await replicate.find_job(job(prompt="never sent"), since=began) is None
+    assert await replicate.find_job(job(prompt="never sent"), since=began) == JobSearch((), complete=True)
+
+
+async def test_find_job_that_stops_at_its_page_cap_is_inconclusive(
+    fake_replicate: FakeReplicate, make_replicate: MakeReplicate
+) -> None:
+    # given more predictions since the uncertain submit than the walk reads (a busy account)
+    replicate = make_replicate()
+    began = datetime.now(UTC) - timedelta(seconds=5)
+    ours = job(prompt="the one we lost", callback_url=None)
+    await replicate.submit(ours)
+    for n in range(MAX_PAGES):
+        await asyncio.sleep(0.002)
+        await replicate.submit(job(prompt=f"later {n}"))
+    fake_replicate.page_size = 1
+    # when it is looked up: nothing found, and not proven absent either
+    assert await replicate.find_job(ours, since=began) == JobSearch((), complete=False)
+    assert fake_replicate.list_calls == MAX_PAGES
+
+
+async def test_find_job_lists_every_match_and_asks_for_the_start_webhook(
+    fake_replicate: FakeReplicate, make_replicate: MakeReplicate
+) -> None:
+    replicate = make_replicate()
+    began = datetime.now(UTC) - timedelta(seconds=5)
+    same = job(prompt="the same preset", callback_url=None)
+    first = await replicate.submit(same)
+    await asyncio.sleep(0.002)
+    second = await replicate.submit(same)
+    assert await replicate.find_job(same, since=began) == JobSearch((second, first), complete=True)
+    assert "start" in WEBHOOK_EVENTS
 
 
 async def test_find_job_stops_at_predictions_older_than_the_generation(
@@ -272,5 +303,5 @@ async def test_find_job_stops_at_predictions_older_than_the_generation(
     await replicate.submit(old)
     fake_replicate.page_size = 1
     # a prediction with the same input made before the generation began is not its job
-    assert await replicate.find_job(old, since=datetime.now(UTC) + timedelta(seconds=1)) is None
+    assert await replicate.find_job(old, since=datetime.now(UTC) + timedelta(seconds=1)) == JobSearch((), True)
     assert fake_replicate.list_calls == 1

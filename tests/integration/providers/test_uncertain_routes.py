@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -90,8 +91,9 @@ async def test_the_next_attempt_goes_back_to_the_route_that_may_hold_the_job(cas
     owner = env.fakes.user(balance=100)
     routes = [{"provider": "first"}, {"provider": name, "providerModel": case.model}]
     model = env.fakes.model(cost=COST, provider="first", routes=routes)
-    # (no deadline: the adapters read the real clock, the fakes' clock is fixed)
-    g = env.fakes.generation(owner, model, S.QUEUED, deadline_at=None)
+    # (a deadline on the real clock, which the adapters read; the fakes' clock is far before it)
+    deadline = datetime.now(UTC) + timedelta(hours=1)
+    g = env.fakes.generation(owner, model, S.QUEUED, deadline_at=deadline)
     case.answer_late(LATE)
     # when it is submitted
     await submission.submit(g.id, ports=ports, policy=env.policy)
@@ -108,16 +110,20 @@ async def test_the_next_attempt_goes_back_to_the_route_that_may_hold_the_job(cas
     env.clock.advance(60)
     await submission.submit(g.id, ports=ports, policy=env.policy)
     assert (env.get(g).status, case.jobs(), len(first.jobs)) == (S.SUBMITTING, 1, 1)
-    # when the next attempt runs after it, the provider answering in time again and `first` working
+    # when a submit comes after it, the provider answering in time again and `first` working
     env.clock.advance(env.policy.uncertain_grace_seconds)
+    env.store.generations[g.id] = dataclasses.replace(env.get(g), next_attempt_at=env.clock.now())
     await submission.submit(g.id, ports=ports, policy=env.policy)
-    # then it goes back to that provider (never to `first`, which would start a second paid job elsewhere)
     after = env.get(g)
-    assert (after.status, after.provider, after.uncertain_route) == (S.PROCESSING, name, None)
-    assert len(first.jobs) == 1
-    assert [(a.submit_attempt, a.route_index) for a in env.store.provider_attempts][-1] == (2, 1)
-    # and Replicate, which lists its predictions, is looked up first: its first job is the generation's, none
-    # created again; KIE and fal, with no callback in the grace period, are asked again once
-    assert case.jobs() == (1 if name == "replicate" else 2)
+    # then `first` is never asked (a second paid job elsewhere), nor is the job sent again: Replicate, which lists
+    # its predictions, is looked up and its first job is the generation's; KIE and fal call back only when their
+    # job ends, so the generation waits for that until its deadline
+    assert len(first.jobs) == 1 and case.jobs() == 1
+    if name == "replicate":
+        assert (after.status, after.provider, after.uncertain_route) == (S.PROCESSING, name, None)
+        assert [(a.submit_attempt, a.route_index) for a in env.store.provider_attempts][-1] == (2, 1)
+    else:
+        assert (after.status, after.provider, after.uncertain_route) == (S.SUBMITTING, name, 1)
+        assert after.next_attempt_at == deadline
     # and the one reservation is still the only credit move
     assert env.kinds(g) == [LedgerKind.RESERVE]
