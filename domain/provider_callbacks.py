@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import uuid
 from collections.abc import Mapping
 
 GENERATION_QUERY = "generation"
 SIGNATURE_QUERY = "sig"
 _MAC_CHARS = 32
+_MAC_SHAPE = re.compile(rf"[0-9a-f]{{{_MAC_CHARS}}}")
 
 
 def _mac(key: str, provider: str, generation_id: uuid.UUID) -> str:
@@ -37,12 +39,12 @@ def named_generation(key: str, provider: str, query: Mapping[str, str]) -> uuid.
     if not key:
         return None
     raw, mac = query.get(GENERATION_QUERY), query.get(SIGNATURE_QUERY)
-    if not isinstance(raw, str) or not isinstance(mac, str) or len(raw) > 64 or len(mac) != _MAC_CHARS:
-        return None
+    if not isinstance(raw, str) or not isinstance(mac, str) or len(raw) > 64 or not _MAC_SHAPE.fullmatch(mac):
+        return None  # a MAC is lower-case hex only: anything else (non-ASCII too) is refused before comparing
     try:
         generation_id = uuid.UUID(raw)
     except ValueError:
         return None
-    if not hmac.compare_digest(_mac(key, provider, generation_id), mac):
+    if not hmac.compare_digest(_mac(key, provider, generation_id).encode(), mac.encode()):
         return None
     return generation_id

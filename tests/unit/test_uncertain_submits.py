@@ -320,3 +320,21 @@ def test_a_callback_query_names_a_generation_only_with_our_mac(query: dict[str, 
     assert named_generation(KEY, "kie", signed) == generation
     assert named_generation("another key", "kie", signed) is None
     assert named_generation("", "kie", signed) is None
+
+
+@given(st.uuids(), st.text(min_size=32, max_size=32), st.sampled_from(["kie", "fal", "replicate"]))
+def test_a_valid_generation_with_any_other_32_char_sig_is_refused_never_raised(
+    generation: uuid.UUID, sig: str, provider: str
+) -> None:
+    # a sig of the MAC's length but not our MAC (non-hex, non-ASCII, upper case) names nothing, and never raises
+    ours = callback_query(KEY, provider, generation)["sig"]
+    query = {"generation": str(generation), "sig": sig}
+    assert named_generation(KEY, provider, query) == (generation if sig == ours else None)
+
+
+@pytest.mark.parametrize("sig", ["é" * 32, "\u0663" * 32, "A" * 32, "0" * 31 + "\n", "ff" * 16 + " "])
+def test_a_non_hex_sig_is_refused(sig: str) -> None:
+    generation = uuid.uuid4()
+    assert named_generation(KEY, "kie", {"generation": str(generation), "sig": sig}) is None
+    signed = callback_query(KEY, "kie", generation)
+    assert named_generation(KEY, "kie", {**signed, "sig": signed["sig"].upper()}) is None
