@@ -40,7 +40,8 @@ _CONCURRENCY = re.compile(r"([a-z][a-z0-9_-]{0,31})=([0-9]{1,7})")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # No setting means infinity or NaN: `inf` seconds overflows a timedelta at start-up, `nan` compares false
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", allow_inf_nan=False)
 
     environment: Literal["development", "production", "test"] = "development"
     data_dir: Path = Path("./data")
@@ -148,7 +149,7 @@ class Settings(BaseSettings):
     # providers
     default_provider: str = "simulated"
     simulated_steps: int = 4
-    simulated_step_seconds: float = 0.5
+    simulated_step_seconds: float = Field(default=0.5, ge=0.0, le=600.0)
     simulated_mode: Literal["normal", "fail", "hang"] = "normal"
     simulated_submit_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
     simulated_download_seconds: float = Field(default=0.0, ge=0.0, le=600.0)
@@ -196,7 +197,7 @@ class Settings(BaseSettings):
     fal_webhooks: bool = True
     fal_rate_limit: int = Field(default=20, ge=1, le=100_000)
     fal_rate_window_seconds: int = Field(default=10, ge=1, le=3600)
-    provider_timeout_seconds: float = 30.0
+    provider_timeout_seconds: float = Field(default=30.0, gt=0.0, le=600.0)
     # provider circuits (domain/provider_health.py, docs/deploy.md "Provider routing"): a provider's
     # circuit opens after this many consecutive failed submits, and lets one probe through after the
     # cool-down; recent outcomes (the error rate admins see) are counted over the health window
@@ -221,10 +222,11 @@ class Settings(BaseSettings):
     callback_tolerance_seconds: int = 300
 
     # workers
-    poll_interval_seconds: float = 3.0
-    submit_max_attempts: int = 6
-    retry_base_seconds: float = 1.0
-    retry_max_seconds: float = 60.0
+    # the sweeps run this often (not more than ten times a second: a zero or negative one would spin)
+    poll_interval_seconds: float = Field(default=3.0, ge=0.1, le=3600.0)
+    submit_max_attempts: int = Field(default=6, ge=1, le=100)
+    retry_base_seconds: float = Field(default=1.0, gt=0.0, le=3600.0)
+    retry_max_seconds: float = Field(default=60.0, gt=0.0, le=86400.0)
     # A worker holds each task message and each generation it works on under a lease of
     # task_lease_seconds, renewed every task_lease_renew_seconds while it works: a dead
     # worker's jobs are taken over about one lease after it stopped renewing.
