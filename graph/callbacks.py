@@ -8,9 +8,11 @@ answered 404 (unknown provider: 404 too; bad signature: 401; malformed: 400), un
 query names, under our MAC, a generation waiting for a job at that provider after an uncertain
 submit: that job is adopted (domain/use_cases/adoption.py).
 
-A fast provider's callback can arrive before the submit committed its task id; it is then a
-404 too, and nothing is lost: the submit's commit makes the generation PROCESSING with its
-next poll due at once, and the poll sweep asks the provider itself. A database outage during
+A fast provider's callback can arrive before the submit committed its task id, even while the
+create call still waits for its answer: when its URL names (under our MAC) a generation still
+being submitted without a task id, it is a 503 with Retry-After, so the provider delivers it
+again, and it is then followed or adopted. Without that query it is a 404, and nothing is lost
+once the submit commits: the generation is PROCESSING with its next poll due at once. A database outage during
 the task lookup is a 503 with Retry-After (the unit of work turns it into ServiceUnavailable),
 never a 500 or a 404, so the provider delivers it again.
 """

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from domain.errors import NotFound
+from domain.errors import NotFound, ServiceUnavailable
+from domain.generations import Generation, GenerationStatus
 from domain.ports import AsyncCallbackVerifier, JobQueue, ProviderRegistry
 from domain.provider_callbacks import named_generation
 from domain.repositories import UnitOfWorkFactory
 from domain.use_cases.adoption import awaits_adoption
 
 CALLBACK_TASK = "handle_provider_callback"
+#: Seconds a provider is asked to wait before delivering again a callback that came during its job's submit.
+SUBMIT_UNDER_WAY_RETRY_SECONDS = 5
 
 log = logging.getLogger("genhub.processing")
 
@@ -31,8 +34,10 @@ async def receive_callback(
 
     Raises KeyError (no such provider), PermissionError (signature or timestamp not
     genuine), ValueError (malformed body), ServiceUnavailable (the provider's signing keys
-    cannot be fetched yet) or NotFound (a genuine callback for a task no
-    generation of ours holds: logged here, once per call, and nothing queued). The payload
+    cannot be fetched yet, or the callback names under our MAC a generation whose submit is
+    still under way: its job may be the one that submit is waiting for, so the provider is
+    asked to deliver it again) or NotFound (a genuine callback for a task no generation of
+    ours holds: logged here, once per call, and nothing queued). The payload
     is only a hint: the worker asks the provider itself, so a forged or replayed body
     cannot finish anything.
     """
@@ -54,8 +59,28 @@ async def receive_callback(
             CALLBACK_TASK, provider=provider.name, external_id=callback.external_id, generation_id=str(waiting.id)
         )
         return callback.external_id
+    if generation is None and waiting is not None and _submit_under_way(waiting):
+        # A fast job's callback while its create call still waits for an answer (or before its task id was
+        # committed): a 404 could end the provider's deliveries, and the submit then find no job.
+        log.info(
+            "callback from %s for task %r names %s, still submitting: asked again",
+            provider.name,
+            callback.external_id[:128],
+            named,
+        )
+        raise ServiceUnavailable("provider submit", retry_after_seconds=SUBMIT_UNDER_WAY_RETRY_SECONDS)
     if generation is None:
         log.warning("callback from %s for unknown task %r refused", provider.name, callback.external_id[:128])
         raise NotFound("provider task")
     await jobs.enqueue(CALLBACK_TASK, provider=provider.name, external_id=callback.external_id)
     return callback.external_id
+
+
+def _submit_under_way(generation: Generation) -> bool:
+    """A generation being submitted (or backing off between attempts) without a task id, and not waiting on an
+    uncertain route at another provider: the callback's job may be what its submit is waiting for."""
+    return (
+        generation.status is GenerationStatus.SUBMITTING
+        and generation.provider_task_id is None
+        and generation.uncertain_route is None
+    )

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.credits import LedgerKind
-from domain.errors import NotFound, ProviderTaskTaken
+from domain.errors import NotFound, ProviderTaskTaken, ServiceUnavailable
 from domain.generations import Generation, GenerationStatus
 from domain.ports import JobSearch, ProviderError, ProviderStatus
 from domain.provider_attempts import AttemptOutcome
@@ -293,9 +293,59 @@ async def test_a_callback_for_an_unknown_task_is_refused_unless_it_names_a_waiti
     assert not [k for k in env.jobs.kicked if k[0] == CALLBACK_TASK]
 
 
-async def test_a_callback_naming_a_generation_that_waits_for_no_job_is_refused() -> None:
+async def test_a_callback_during_its_generations_submit_is_asked_again_not_refused() -> None:
+    # given a first submit still under way (its create call waiting for an answer): no uncertain route, no task id
     env, ports, policy = world()
-    g = env.generation(S.SUBMITTING)  # a first submit still under way: no uncertain route
+    g = env.generation(S.SUBMITTING)
+    # when the job, fast, calls back already, its URL naming the generation under our MAC
+    with pytest.raises(ServiceUnavailable) as asked_again:
+        await receive_callback(
+            env.provider.name,
+            GENUINE,
+            b"task-5",
+            providers=ports.providers,
+            jobs=ports.jobs,
+            uow=ports.uow,
+            query=callback_query(KEY, env.provider.name, g.id),
+            callback_key=KEY,
+        )
+    # then the provider is asked to deliver it again later (a 503 with Retry-After), nothing queued yet
+    assert asked_again.value.retry_after_seconds > 0
+    assert not [k for k in env.jobs.kicked if k[0] == CALLBACK_TASK]
+    # and a worker handed such an adoption anyway changes nothing
+    await finalization.handle_callback(env.provider.name, "task-5", ports=ports, policy=policy, generation_id=g.id)
+    assert env.get(g).status is S.SUBMITTING and env.get(g).provider_task_id is None
+    # when the submit's answer was lost meanwhile, the callback delivered again is adopted
+    env.store.generations[g.id] = dataclasses.replace(
+        env.get(g), provider=env.provider.name, uncertain_route=0, uncertain_model="m1"
+    )
+    await receive_callback(
+        env.provider.name,
+        GENUINE,
+        b"task-5",
+        providers=ports.providers,
+        jobs=ports.jobs,
+        uow=ports.uow,
+        query=callback_query(KEY, env.provider.name, g.id),
+        callback_key=KEY,
+    )
+    assert env.jobs.kicked[-1][1]["generation_id"] == str(g.id)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"provider_task_id": "task-other"},
+        {"provider": "elsewhere", "uncertain_route": 0, "uncertain_model": "m1"},
+    ],
+    ids=["running another task", "waiting at another provider"],
+)
+@pytest.mark.parametrize("status", [S.SUBMITTING, S.PROCESSING, S.SUCCEEDED])
+async def test_a_callback_naming_a_generation_not_waiting_for_it_is_refused(
+    fields: dict[str, object], status: GenerationStatus
+) -> None:
+    env, ports, _policy = world()
+    g = env.generation(status, **fields)
     with pytest.raises(NotFound):
         await receive_callback(
             env.provider.name,
@@ -307,9 +357,6 @@ async def test_a_callback_naming_a_generation_that_waits_for_no_job_is_refused()
             query=callback_query(KEY, env.provider.name, g.id),
             callback_key=KEY,
         )
-    # and a worker handed such an adoption anyway changes nothing
-    await finalization.handle_callback(env.provider.name, "task-5", ports=ports, policy=policy, generation_id=g.id)
-    assert env.get(g).status is S.SUBMITTING and env.get(g).provider_task_id is None
 
 
 @given(st.dictionaries(st.text(max_size=80), st.text(max_size=80), max_size=4))

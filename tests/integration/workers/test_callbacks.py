@@ -16,6 +16,7 @@ import pytest
 
 from domain.credits import LedgerKind
 from domain.generations import Generation, GenerationStatus
+from domain.provider_callbacks import callback_query
 from infrastructure.providers.kie_wire import sign
 from infrastructure.task_runtime import is_embedded
 from tests.fixtures.app import GraphQLClient, SettingsFactory, running_app
@@ -164,3 +165,32 @@ async def test_repeated_callbacks_and_polls_finalize_once(app_settings: Any, fak
         assert entries == [LedgerKind.CAPTURE, LedgerKind.RESERVE]
         account, ledger = await world.balance()
         assert account == ledger and account.reserved == 0
+
+
+async def test_a_callback_naming_a_generation_mid_submit_is_503_and_a_garbled_sig_404(
+    quiet_app: GraphQLClient, fake_kie: FakeKie
+) -> None:
+    # given a KIE submit whose createTask answer is slow (the generation SUBMITTING, no task id yet)
+    fake_kie.reply_create(delay=3.0)
+    world = await new_world(quiet_app.container)
+    started = await world.generate(await world.model("kie-mid-submit", provider="kie"))
+    deadline = time.monotonic() + 5
+    while (await world.get(started.id)).status is not GenerationStatus.SUBMITTING:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    key = quiet_app.container.settings.purpose_secret("provider-callback")
+    query = callback_query(key, "kie", started.id)
+    # when a genuine callback for a task id we do not know yet names it under our MAC
+    early = await quiet_app.http.post(
+        "/providers/kie/callback", params=query, content=callback_body("t-early"), headers=signed_headers("t-early")
+    )
+    # then the provider is asked to deliver it again, not told the task is unknown
+    assert early.status_code == 503 and int(early.headers["Retry-After"]) > 0, early.text
+    # and a sig of the right length that is no MAC (non-ASCII) is a 404, never a 500
+    garbled = await quiet_app.http.post(
+        "/providers/kie/callback",
+        params={**query, "sig": "é" * 32},
+        content=callback_body("t-early"),
+        headers=signed_headers("t-early"),
+    )
+    assert garbled.status_code == 404, garbled.text
