@@ -327,8 +327,17 @@ class GenerationRepository(Protocol):
         """Append provider route attempts (domain/provider_attempts.py)."""
         ...
 
-    async def attempts_of(self, generation_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[ProviderAttempt]]:
-        """Each generation's attempts, oldest first (absent: none)."""
+    async def record_skips(self, attempts: Sequence[ProviderAttempt]) -> datetime:
+        """Record an attempt in which every route was skipped (`attempts`, all SKIPPED, of one generation): when
+        the generation's latest rows are the same skips (same routes, providers and codes), they are extended to
+        this attempt's end instead of new rows being added. Returns since when it has been skipping so (the
+        first of those rows' start)."""
+        ...
+
+    async def attempts_of(
+        self, generation_ids: Sequence[uuid.UUID], *, latest: int | None = None
+    ) -> dict[uuid.UUID, list[ProviderAttempt]]:
+        """Each generation's attempts, oldest first (absent: none); only its `latest` ones when given."""
         ...
 
     async def running_by_provider(self) -> dict[str, int]:

@@ -13,6 +13,9 @@ from domain.provider_health import ProviderHealth
 from domain.repositories import UnitOfWork
 from domain.users import Principal
 
+#: The attempts shown per generation (the latest): a page of attempts stays bounded however long it waited.
+ADMIN_ATTEMPTS_SHOWN = 100
+
 
 def _require_admin(actor: Principal) -> None:
     if not actor.is_admin:
@@ -39,7 +42,7 @@ async def providers_for_admin(
 async def attempts_for_admin(
     *, actor: Principal, generation_ids: Sequence[uuid.UUID], uow: UnitOfWork
 ) -> dict[uuid.UUID, list[ProviderAttempt]]:
-    """The provider routes tried for each generation (admins only)."""
+    """The provider routes tried for each generation, its latest `ADMIN_ATTEMPTS_SHOWN` (admins only)."""
     _require_admin(actor)
     async with uow:
-        return await uow.generations.attempts_of(generation_ids)
+        return await uow.generations.attempts_of(generation_ids, latest=ADMIN_ATTEMPTS_SHOWN)

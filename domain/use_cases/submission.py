@@ -25,6 +25,7 @@ from domain.chunks import ChunkStatus
 from domain.errors import ProviderTaskTaken
 from domain.generations import Generation, GenerationStatus
 from domain.ports import Provider, ProviderError, ProviderJob
+from domain.provider_attempts import AttemptOutcome
 from domain.provider_callbacks import callback_query
 from domain.provider_routes import ProviderRoute
 from domain.retries import backoff_seconds
@@ -96,7 +97,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
                 attempt,
                 lambda route, provider: _job(claimed, model, route, provider, attempt, input_urls, policy),
             )
-            await _record(ports, routed)
+            skipping_since = await _record(ports, routed)
     except ProviderError as exc:
         await _failed(ports, policy, claimed, token, attempt, exc)
         return
@@ -121,6 +122,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
                 looks_up=routed.looks_up,
                 route_gone=routed.route_gone or routed.awaits_callback,
                 counted=not routed.nothing_asked,
+                skipping_since=skipping_since,
             )
             written = True
             if not keeps_slot:
@@ -162,18 +164,28 @@ def _waiting(current: Generation, now: datetime) -> bool:
     return current.lease_token is None and current.next_attempt_at is not None and current.next_attempt_at > now
 
 
-async def _record(ports: ProcessingPorts, routed: RoutedSubmit) -> None:
+async def _record(ports: ProcessingPorts, routed: RoutedSubmit) -> datetime | None:
     """The routes tried, in a transaction of their own: history, true whatever the outcome's write finds.
+    An attempt that only skipped routes, like the ones before it, extends their rows instead of adding
+    more (a generation waiting on a full provider would add some every few seconds): since when it has been
+    skipping so is returned (None for any other attempt), and its wait grows with it.
 
     Best effort: when a provider took the job, a failure here must not lose its task id (the
     generation would be submitted again, a second paid job); it is logged instead.
     """
+    skips_only = bool(routed.attempts) and all(a.outcome is AttemptOutcome.SKIPPED for a in routed.attempts)
     try:
         async with ports.uow() as uow:
-            await uow.generations.record_attempts(routed.attempts)
+            since = None
+            if skips_only and routed.nothing_asked:
+                since = await uow.generations.record_skips(routed.attempts)
+            else:
+                await uow.generations.record_attempts(routed.attempts)
             await uow.commit()
+        return since
     except Exception:
         log.exception("could not record the provider attempts of a submit")
+        return None
 
 
 def _job(
@@ -269,12 +281,14 @@ async def _failed(
     looks_up: bool = False,
     route_gone: bool = False,
     counted: bool = True,
+    skipping_since: datetime | None = None,
 ) -> bool:
     """Back off for the next attempt, wait for an uncertain job's callback, or fail for good. True when the
     generation waits with a route to go back to (`uncertain`, or one from before): it keeps that provider's slot.
 
     An attempt that asked no provider (`counted` False: every route skipped at one of our limits, its circuit
     open, the slots uncountable) gives its claim back: such waits are bounded by the deadline, not the attempts.
+    As its skips repeat (`skipping_since`), its wait grows: half the time skipped so far, up to the retry cap.
 
     After an uncertain submit, a provider that can list its jobs (`looks_up`) is looked at after the grace
     period; any other calls back only when its job ends, however long it runs, so the generation waits for
@@ -308,6 +322,9 @@ async def _failed(
             jitter=policy.jitter(),
             retry_after=exc.retry_after,
         )
+        if skipping_since is not None and not counted:
+            skipped = (now - skipping_since).total_seconds()
+            delay = max(delay, min(policy.retry_max_seconds, skipped / 2))
         wait = _until(claimed, now + timedelta(seconds=delay))
     if wait is not None and not counted:
         fields["submit_attempts"] = attempt - 1

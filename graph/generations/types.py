@@ -235,7 +235,11 @@ class Generation(Node):
         return self.entity.provider
 
     @strawberry.field(
-        description="Every provider route tried (or skipped) while it was submitted, oldest first. Admins only.",
+        description=(
+            "The provider routes tried (or skipped) while it was submitted, oldest first: the latest 100. Attempts "
+            "that only skipped the same routes in a row are one entry, from the first one's start to the last one's end. "
+            "Admins only."
+        ),
         permission_classes=[IsAdmin],
     )
     async def provider_attempts(self, info: Info) -> list[ProviderAttempt]:

@@ -686,11 +686,34 @@ class FakeGenerations(_Repository):
         for attempt in attempts:
             self.tx.append("provider_attempts", attempt)
 
-    async def attempts_of(self, generation_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[ProviderAttempt]]:
+    async def record_skips(self, attempts: Sequence[ProviderAttempt]) -> datetime:
+        rows = self.tx.listed("provider_attempts")
+        mine = [(i, t) for i, t in enumerate(rows) if t.generation_id == attempts[0].generation_id][-len(attempts) :]
+
+        def key(t: ProviderAttempt) -> tuple[object, ...]:
+            return t.route_index, t.provider, t.outcome, t.error_code
+
+        if [key(t) for _, t in mine] != [key(t) for t in attempts]:
+            await self.record_attempts(attempts)
+            return attempts[0].started_at
+        end = max(t.finished_at for t in attempts)
+        committed, appended = self.tx.db.provider_attempts, self.tx._appended["provider_attempts"]
+        for i, t in mine:  # (extended in place: the caller commits at once)
+            if i < len(committed):
+                committed[i] = dataclasses.replace(t, finished_at=end)
+            else:
+                appended[i - len(committed)] = dataclasses.replace(t, finished_at=end)
+        return mine[0][1].started_at
+
+    async def attempts_of(
+        self, generation_ids: Sequence[uuid.UUID], *, latest: int | None = None
+    ) -> dict[uuid.UUID, list[ProviderAttempt]]:
         found: dict[uuid.UUID, list[ProviderAttempt]] = defaultdict(list)
         for attempt in self.tx.listed("provider_attempts"):
             if attempt.generation_id in generation_ids:
                 found[attempt.generation_id].append(attempt)
+        if latest is not None:
+            return defaultdict(list, {g: found[g][-latest:] for g in found})
         return found
 
     async def running_by_provider(self) -> dict[str, int]:

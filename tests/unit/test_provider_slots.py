@@ -15,13 +15,14 @@ import pytest
 from domain.credits import LedgerKind
 from domain.generations import Generation, GenerationStatus
 from domain.ports import ProviderError, ProviderJob, ProviderStatus
+from domain.provider_attempts import AttemptOutcome
 from domain.provider_health import ProviderLimit
 from domain.use_cases import finalization, generations, provider_slots, submission, sweeps
 from domain.use_cases.generations import CANCEL_TASK
 from domain.use_cases.processing import ProcessingPorts
 from infrastructure.provider_slots import MemoryProviderSlots
 from tests.unit.fakes import principal_of
-from tests.unit.processing_fakes import COST, Env, Providers, Slow
+from tests.unit.processing_fakes import COST, T0, Env, Providers, Slow
 
 S = GenerationStatus
 REFUSED = ProviderError("KIE_RATE_LIMITED", "429", retryable=True, retry_after=1.0, nothing_started=True)
@@ -243,11 +244,33 @@ async def test_a_full_provider_makes_the_next_generation_wait_without_using_up_i
     # then it still waits (credits held), no attempt used up by the skips, the provider never asked for it
     assert (g.status, g.submit_attempts, len(world.first.jobs)) == (S.SUBMITTING, 0, 1)
     assert world.env.kinds(g) == [LedgerKind.RESERVE]
-    # when the running one succeeds, its slot is free and the waiting one takes it
+    # when the running one succeeds, its slot is free and the waiting one takes it at its next attempt
     world.first.status_of = ProviderStatus(state="succeeded", output_urls=("https://cdn/out.png",))
     await finalization.refresh(running.id, ports=world.ports, policy=world.policy)
-    world.env.clock.advance(10)
+    world.env.clock.advance(world.policy.retry_max_seconds)
     assert (await world.submit(g)).status is S.PROCESSING
+
+
+async def test_repeated_skips_are_one_row_and_their_waits_grow(world: World) -> None:
+    # given a provider allowed one generation at a time, and one running
+    world.limits = {"first": ProviderLimit(concurrency=1)}
+    await world.submit(world.generation(routed=False))
+    g = world.generation(routed=False)
+    # when the waiting one is submitted each time it is due, the provider still full
+    waits = []
+    for _ in range(12):
+        g = await world.submit(g)
+        assert g.next_attempt_at is not None
+        waits.append((g.next_attempt_at - world.env.clock.now()).total_seconds())
+        world.env.clock.advance(waits[-1])
+    # then its skips are one row, from the first one's start to the last one's end (not one row each)
+    attempts = world.env.store.provider_attempts
+    [row] = [a for a in attempts if a.generation_id == g.id]
+    assert (row.outcome, row.error_code, row.started_at) == (AttemptOutcome.SKIPPED, "PROVIDER_CONCURRENCY_LIMIT", T0)
+    assert row.finished_at == world.env.clock.now() - timedelta(seconds=waits[-1])
+    # and it waits longer as they repeat, up to the retry cap
+    assert waits[-1] > waits[0] * 4 and max(waits) <= world.policy.retry_max_seconds
+    assert waits == sorted(waits)
 
 
 async def test_a_wait_for_a_full_provider_is_bounded_by_the_deadline(world: World) -> None:
@@ -272,9 +295,9 @@ async def test_an_unreachable_slot_store_does_not_use_up_attempts(world: World) 
         g = await world.submit(g)
         world.env.clock.advance(10)
     assert (g.status, g.submit_attempts, world.first.jobs) == (S.SUBMITTING, 0, [])
-    # when it is back, the generation runs
+    # when it is back, the generation runs at its next attempt
     world.slots.down = False
-    world.env.clock.advance(10)
+    world.env.clock.advance(world.policy.retry_max_seconds)
     assert (await world.submit(g)).status is S.PROCESSING
 
 
