@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 GENERATION_QUERY = "generation"
 SIGNATURE_QUERY = "sig"
@@ -34,8 +34,11 @@ def callback_query(key: str, provider: str, generation_id: uuid.UUID) -> dict[st
     return {GENERATION_QUERY: str(generation_id), SIGNATURE_QUERY: _mac(key, provider, generation_id)}
 
 
-def named_generation(key: str, provider: str, query: Mapping[str, str]) -> uuid.UUID | None:
-    """The generation a callback URL's query names, when its MAC is ours for `provider`; else None."""
+def named_generation(
+    key: str, provider: str, query: Mapping[str, str], previous: Sequence[str] = ()
+) -> uuid.UUID | None:
+    """The generation a callback URL's query names, when its MAC is ours for `provider` under `key` or one of
+    the `previous` keys (URLs given out before the secret was rotated); else None."""
     if not key:
         return None
     raw, mac = query.get(GENERATION_QUERY), query.get(SIGNATURE_QUERY)
@@ -45,6 +48,7 @@ def named_generation(key: str, provider: str, query: Mapping[str, str]) -> uuid.
         generation_id = uuid.UUID(raw)
     except ValueError:
         return None
-    if not hmac.compare_digest(_mac(key, provider, generation_id).encode(), mac.encode()):
-        return None
-    return generation_id
+    given = mac.encode()
+    # Every key is compared (no early exit), so the time taken says nothing of which one matched.
+    matched = [hmac.compare_digest(_mac(k, provider, generation_id).encode(), given) for k in (key, *previous) if k]
+    return generation_id if any(matched) else None

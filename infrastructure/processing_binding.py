@@ -39,6 +39,7 @@ def processing_policy(settings: Settings, *, embedded: bool) -> ProcessingPolicy
         input_url_ttl_seconds=settings.presign_expires_seconds,
         callback_base_url=settings.public_base_url if callbacks_verified(settings) else None,
         callback_key=settings.purpose_secret("provider-callback"),
+        callback_previous_keys=settings.previous_purpose_secrets("provider-callback"),
         uncertain_grace_seconds=settings.provider_uncertain_grace_seconds,
         webhooks=outbox_policy(settings),
         provider_limits=settings.provider_limits(),

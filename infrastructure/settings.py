@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
     url_signing_secret: str = ""
+    # URL secrets in use before the current one (comma-separated): provider callback URLs made under them are
+    # still accepted, so a job whose callback comes after a rotation is not lost. Each entry is taken both as
+    # a former URL_SIGNING_SECRET and as a former JWT_SECRET (from which the URL secret derives when unset)
+    url_signing_previous_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list, max_length=8)
     # How long a process trusts what it read of a user's access (suspended, sessions ended) when
     # an announcement of a change could have been lost (docs/security.md, "Ending sessions")
     access_gate_ttl_seconds: float = Field(default=30.0, gt=0)
@@ -415,7 +419,12 @@ class Settings(BaseSettings):
         return limits
 
     @field_validator(
-        "cors_origins", "upload_allowed_types", "provider_rate_limits", "provider_concurrency", mode="before"
+        "cors_origins",
+        "upload_allowed_types",
+        "provider_rate_limits",
+        "provider_concurrency",
+        "url_signing_previous_secrets",
+        mode="before",
     )
     @classmethod
     def _split_csv(cls, value: object) -> object:
@@ -605,6 +614,19 @@ class Settings(BaseSettings):
         hash an attacker can ask for (an e-mail's throttle key) is ever a key of another purpose."""
         label = f"genhub/v1/{purpose}".encode()
         return hmac.new(self.effective_url_secret.encode(), label, hashlib.sha256).hexdigest()
+
+    def previous_purpose_secrets(self, purpose: str) -> tuple[str, ...]:
+        """The keys `purpose_secret` gave under each URL_SIGNING_PREVIOUS_SECRETS entry, read as a former
+        URL_SIGNING_SECRET and as a former JWT secret it was derived from."""
+        label = f"genhub/v1/{purpose}".encode()
+        keys: list[str] = []
+        for old in self.url_signing_previous_secrets:
+            derived = hmac.new(old.encode(), b"genhub url signing", hashlib.sha256).hexdigest()
+            for secret in (old, derived):
+                key = hmac.new(secret.encode(), label, hashlib.sha256).hexdigest()
+                if key != self.purpose_secret(purpose) and key not in keys:
+                    keys.append(key)
+        return tuple(keys)
 
     @property
     def effective_smtp_port(self) -> int:

@@ -65,4 +65,5 @@ class Processing:
             uow=self.ports.uow,
             query=query,
             callback_key=self.policy.callback_key,
+            previous_keys=self.policy.callback_previous_keys,
         )

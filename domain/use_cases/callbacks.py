@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from domain.errors import NotFound, ServiceUnavailable
 from domain.generations import Generation, GenerationStatus
@@ -29,6 +29,7 @@ async def receive_callback(
     uow: UnitOfWorkFactory,
     query: Mapping[str, str] | None = None,
     callback_key: str = "",
+    previous_keys: Sequence[str] = (),
 ) -> str:
     """Enqueue the finalize check for the task the callback names; returns that task id.
 
@@ -50,7 +51,9 @@ async def receive_callback(
     waiting = None
     async with uow() as unit:
         generation = await unit.generations.find_by_provider_task(provider.name, callback.external_id)
-        named = named_generation(callback_key, provider.name, query or {}) if generation is None else None
+        named = (
+            named_generation(callback_key, provider.name, query or {}, previous_keys) if generation is None else None
+        )
         if named is not None:
             waiting = await unit.generations.get(named)
     if waiting is not None and awaits_adoption(waiting, provider.name):

@@ -106,9 +106,12 @@ class ProcessingPolicy:
     callback_base_url: str | None = None
     #: The key of the generation's MAC in callback URLs (domain/provider_callbacks.py); "" names none.
     callback_key: str = ""
+    #: Keys of the URL secrets before the current one: callback URLs made under them are still ours (a job's
+    #: callback comes after a rotation of the secret), though no new URL is made with them.
+    callback_previous_keys: tuple[str, ...] = ()
     #: After an uncertain submit (the provider may hold a job we have no id of), how long the generation
-    #: waits for that job's callback (adopted: domain/use_cases/adoption.py) before its route is looked up
-    #: (a provider that can list its jobs) and asked again; never past the deadline.
+    #: at a provider that can list its jobs waits for that job's callback (adopted: domain/use_cases/adoption.py)
+    #: before it is looked up, and between inconclusive lookups; never past the deadline.
     uncertain_grace_seconds: float = 300.0
     jitter: Callable[[], float] = field(default=random.random)
     #: Progress messages of webhooks: at most one per generation and target per interval.

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from infrastructure.processing_binding import processing_policy
 from infrastructure.settings import Settings
 
 ORIGIN = st.from_regex(r"https://[a-z]{1,12}\.example(:[1-9][0-9]{0,3})?", fullmatch=True)
@@ -33,3 +34,21 @@ def test_a_broken_json_list_is_refused_with_the_setting_named(monkeypatch: pytes
     monkeypatch.setenv("CORS_ORIGINS", '["https://a.example"')
     with pytest.raises(ValueError, match="cors_origins"):
         Settings(_env_file=None)
+
+
+def test_previous_url_secrets_give_the_keys_of_their_time() -> None:
+    # given a deployment that rotated its URL secret, and one whose URL secret derived from a rotated JWT secret
+    old_url = Settings(_env_file=None, url_signing_secret="u" * 40)  # type: ignore[call-arg]
+    old_jwt = Settings(_env_file=None, jwt_secret="j" * 40)  # type: ignore[call-arg]
+    now = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        url_signing_secret="n" * 40,
+        url_signing_previous_secrets=f"{'u' * 40}, {'j' * 40}",
+    )
+    previous = now.previous_purpose_secrets("provider-callback")
+    # then the keys they used are accepted, the current one is not repeated, and the policy carries them
+    assert old_url.purpose_secret("provider-callback") in previous
+    assert old_jwt.purpose_secret("provider-callback") in previous
+    assert now.purpose_secret("provider-callback") not in previous
+    assert processing_policy(now, embedded=True).callback_previous_keys == previous
+    assert Settings(_env_file=None).previous_purpose_secrets("provider-callback") == ()  # type: ignore[call-arg]

@@ -385,3 +385,33 @@ def test_a_non_hex_sig_is_refused(sig: str) -> None:
     assert named_generation(KEY, "kie", {"generation": str(generation), "sig": sig}) is None
     signed = callback_query(KEY, "kie", generation)
     assert named_generation(KEY, "kie", {**signed, "sig": signed["sig"].upper()}) is None
+
+
+def test_a_callback_url_made_before_the_secret_was_rotated_still_names_its_generation() -> None:
+    generation = uuid.uuid4()
+    before = callback_query("the key before", "kie", generation)
+    assert named_generation(KEY, "kie", before) is None
+    assert named_generation(KEY, "kie", before, previous=("another", "the key before")) == generation
+    assert named_generation(KEY, "kie", callback_query(KEY, "kie", generation), previous=("x",)) == generation
+    assert named_generation(KEY, "kie", callback_query("never ours", "kie", generation), previous=("x",)) is None
+
+
+async def test_after_a_rotation_the_uncertain_jobs_callback_is_still_adopted() -> None:
+    # given a generation waiting for its uncertain job, its callback URL made under the key before a rotation
+    env, ports, policy = world()
+    g = await uncertain(env, ports, policy)
+    sent = query_of(env.provider.jobs[0].callback_url)
+    # when the job calls back after the rotation (a new key, the old one kept as previous)
+    task = await receive_callback(
+        env.provider.name,
+        GENUINE,
+        b"task-7",
+        providers=ports.providers,
+        jobs=ports.jobs,
+        uow=ports.uow,
+        query=sent,
+        callback_key="the key after",
+        previous_keys=(KEY,),
+    )
+    # then it is queued for adoption by that generation
+    assert task == "task-7" and env.jobs.kicked[-1][1]["generation_id"] == str(g.id)
