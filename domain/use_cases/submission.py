@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -107,7 +108,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
             ports, policy, claimed, token, attempt, ProviderError("SUBMIT_ERROR", "unexpected", retryable=True)
         )
         raise
-    written = False
+    outcome = _Outcome()
     try:
         if routed.provider is None or routed.external_id is None:
             assert routed.error is not None
@@ -124,28 +125,32 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
                 counted=not routed.nothing_asked,
                 skipping_since=skipping_since,
             )
-            written = True
+            outcome.written = True
             if not keeps_slot:
                 await free_slot(ports, routed.slot, claimed.id, token=token)
             return
         try:
             updated, sends, at = await _submitted(
-                ports, claimed, token, attempt, routed.provider, routed.external_id, policy
+                ports, claimed, token, attempt, routed.provider, routed.external_id, policy, outcome
             )
         except ProviderTaskTaken as exc:
             # A job found by a lookup was taken by another generation meanwhile: never two on one job.
             log.warning("generation %s: %s", claimed.id, exc.message)
             taken = ProviderError(exc.code, exc.message, retryable=True, retry_after=policy.uncertain_grace_seconds)
             keeps_slot = await _failed(ports, policy, claimed, token, attempt, taken, counted=False)
-            written = True
+            outcome.written = True
             if not keeps_slot:
                 await free_slot(ports, routed.slot, claimed.id, token=token)
             return
-        written = True
+        outcome.written = True
         if updated is None:
-            if not await _adopted(ports, claimed, routed.external_id):
+            current = await _current(ports, claimed)
+            if current is not None and current.provider_task_id == routed.external_id:
+                return  # its callback came first and this very task was adopted: the slot is its own
+            if not (current is not None and _runs_at(current, routed.slot)):
                 await free_slot(ports, routed.slot, claimed.id, token=token)
-                await _drop_orphan(claimed, routed.provider, routed.external_id)
+            # (running there with another task, an earlier job adopted meanwhile: the slot is that job's)
+            await _drop_orphan(claimed, routed.provider, routed.external_id)
             return
         await publish_all(ports.publisher, [changed(updated, GenerationStatus.SUBMITTING, at)])
         await outbox.dispatch(ports.jobs, sends)
@@ -153,9 +158,17 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
         # The outcome was not written (the database failed, the worker is stopping): the slot sweep
         # gives the slot back to whatever the database says runs there. Once it was written, the
         # slot is the generation's (PROCESSING there, or waiting on an uncertain route there).
-        if not written:
+        if not outcome.written:
             await free_slot(ports, routed.slot, claimed.id, token=token)
         raise
+
+
+@dataclass
+class _Outcome:
+    """Whether a submit's outcome is in the database: from then on the slot it holds is the generation's
+    (set at the commit itself, so a cancellation while the unit of work closes does not free it)."""
+
+    written: bool = False
 
 
 def _waiting(current: Generation, now: datetime) -> bool:
@@ -226,6 +239,7 @@ async def _submitted(
     provider: Provider,
     external_id: str,
     policy: ProcessingPolicy,
+    outcome: _Outcome,
 ) -> tuple[Generation | None, list[Dispatch], datetime]:
     """PROCESSING at `provider`, written (announcing it is the caller's); None when the generation moved on
     meanwhile (canceled, expired, taken over, or its earlier job adopted)."""
@@ -249,14 +263,18 @@ async def _submitted(
             await uow.generations.record_provider_task(claimed.id, provider.name, external_id, "submitted", {}, now)
             sends = await outbox.record(uow, updated, GenerationStatus.SUBMITTING, now, policy.webhooks)
             await uow.commit()
+            outcome.written = True
     return updated, sends, now
 
 
-async def _adopted(ports: ProcessingPorts, claimed: Generation, external_id: str) -> bool:
-    """Whether the generation took this very task meanwhile (its callback came first and was adopted)."""
+async def _current(ports: ProcessingPorts, claimed: Generation) -> Generation | None:
     async with ports.uow() as uow:
-        current = await uow.generations.get(claimed.id)
-    return current is not None and current.provider_task_id == external_id
+        return await uow.generations.get(claimed.id)
+
+
+def _runs_at(current: Generation, provider: str | None) -> bool:
+    """Whether the generation runs a task at `provider` (one adopted while this submit ran, say)."""
+    return current.status is GenerationStatus.PROCESSING and provider is not None and current.provider == provider
 
 
 async def _drop_orphan(claimed: Generation, provider: Provider, external_id: str) -> None:

@@ -14,10 +14,10 @@ import pytest
 
 from domain.credits import LedgerKind
 from domain.generations import Generation, GenerationStatus
-from domain.ports import ProviderError, ProviderJob, ProviderStatus
+from domain.ports import JobSearch, ProviderError, ProviderJob, ProviderStatus
 from domain.provider_attempts import AttemptOutcome
 from domain.provider_health import ProviderLimit
-from domain.use_cases import finalization, generations, provider_slots, submission, sweeps
+from domain.use_cases import adoption, finalization, generations, provider_slots, submission, sweeps
 from domain.use_cases.generations import CANCEL_TASK
 from domain.use_cases.processing import ProcessingPorts
 from infrastructure.provider_slots import MemoryProviderSlots
@@ -413,3 +413,77 @@ async def test_the_sweep_does_not_bring_back_a_slot_freed_while_it_ran(world: Wo
     await provider_slots.reconcile_slots(ports=world.ports, policy=world.policy)
     # then the sweep does not give it back
     assert await world.held() == set()
+
+
+class AdoptedWhileSent(Slow):
+    """A provider that lists its jobs (none found), and whose earlier job's callback is adopted while the job is
+    sent again (`adopt_during` set): the resend loses its write."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.adopt_during: tuple[uuid.UUID, ProcessingPorts, Any] | None = None
+
+    async def find_job(self, job: ProviderJob, *, since: Any) -> JobSearch:
+        return JobSearch()
+
+    async def submit(self, job: ProviderJob) -> str:
+        task = await super().submit(job)
+        if self.adopt_during is not None:
+            generation_id, ports, policy = self.adopt_during
+            assert await adoption.adopt(generation_id, self.name, "task-1", ports=ports, policy=policy) is not None
+        return task
+
+
+async def test_a_job_adopted_while_it_was_sent_again_keeps_the_generations_slot(world: World) -> None:
+    # given a generation waiting on its uncertain route at a provider allowed one at a time, holding its slot
+    world.limits = {"first": ProviderLimit(concurrency=1)}
+    world.first = AdoptedWhileSent("first")
+    world.first.submit_errors = [READ_TIMEOUT]
+    g = await world.submit(world.generation(routed=False))
+    assert (g.status, await world.held()) == (S.SUBMITTING, {g.id})
+    # when, its lookup finding nothing, it is sent again, and meanwhile its first job's callback is adopted
+    world.first.adopt_during = (g.id, world.ports, world.policy)
+    world.env.clock.advance(world.policy.uncertain_grace_seconds)
+    g = await world.submit(g)
+    # then it runs the adopted job and keeps the slot; the second job is canceled
+    assert (g.status, g.provider_task_id) == (S.PROCESSING, "task-1")
+    assert await world.held() == {g.id}
+    assert world.first.canceled == ["task-2"]
+    # and the next generation is not given a slot the provider has not got
+    world.first.adopt_during = None
+    other = await world.submit(world.generation(routed=False))
+    assert (other.status, len(world.first.jobs)) == (S.SUBMITTING, 2)
+
+
+class CancelledOnClosing:
+    """A unit of work that is cancelled (the worker stopping) as it closes after the generation was written
+    PROCESSING: the commit is done, the caller never sees it return."""
+
+    def __init__(self, world: World, generation: Generation) -> None:
+        self.world, self.generation, self.fired = world, generation, False
+
+    def __call__(self) -> Any:
+        inner, outer = self.world.env.ports.uow(), self
+
+        class Closing:
+            async def __aenter__(self) -> Any:
+                return await inner.__aenter__()
+
+            async def __aexit__(self, *exc: Any) -> Any:
+                result = await inner.__aexit__(*exc)
+                if not outer.fired and outer.world.env.get(outer.generation).status is S.PROCESSING:
+                    outer.fired = True
+                    raise asyncio.CancelledError
+                return result
+
+        return Closing()
+
+
+async def test_a_submit_cancelled_as_its_processing_write_closes_keeps_its_slot(world: World) -> None:
+    world.limits = {"first": ProviderLimit(concurrency=1)}
+    g = world.generation(routed=False)
+    ports = dataclasses.replace(world.ports, uow=CancelledOnClosing(world, g))
+    with pytest.raises(asyncio.CancelledError):
+        await submission.submit(g.id, ports=ports, policy=world.policy)
+    assert world.env.get(g).status is S.PROCESSING
+    assert await world.held() == {g.id}
