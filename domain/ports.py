@@ -285,6 +285,16 @@ class AsyncCallbackVerifier(Protocol):
         ...
 
 
+@runtime_checkable
+class CallbackBinding(Protocol):
+    """A provider whose task id is built from its callback URL's query (fal's `app`): those parameters are put
+    in the URL by us, under our MAC (domain/provider_callbacks.py). Optional, like `JobLookup`."""
+
+    def callback_bound(self, provider_model: str) -> Mapping[str, str]:
+        """The query parameters the callback URL of a job of `provider_model` must carry ({} when unknown)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class JobSearch:
     """What a provider's list says of an uncertain submit's job: the task ids of the jobs that match it

@@ -1,9 +1,9 @@
 """Which generation a provider's callback is for, named in the callback URL we give the provider.
 
 Every callback URL carries `generation=<id>&sig=<mac>`: the MAC (HMAC-SHA256 under a key of
-ours, over the provider's name and the generation id) says we made that URL for that generation
-at that provider. A provider's own signature covers its task id (and for some the body), not our
-query; ours covers the query. Together they let a callback for a task id we never recorded (an
+ours, over the provider's name, the generation id and any `BOUND_QUERY` parameter such as fal's
+`app`) says we made that URL for that generation at that provider. A provider's own signature
+covers its task id (and for some the body), not our query; ours covers the query. Together they let a callback for a task id we never recorded (an
 uncertain submit: the provider took the job, its answer was lost) be adopted by the generation
 that waits for it (domain/use_cases/adoption.py).
 """
@@ -22,16 +22,29 @@ _MAC_CHARS = 32
 _MAC_SHAPE = re.compile(rf"[0-9a-f]{{{_MAC_CHARS}}}")
 
 
-def _mac(key: str, provider: str, generation_id: uuid.UUID) -> str:
-    message = f"genhub/v1/provider-callback\n{provider}\n{generation_id}".encode()
+#: Query parameters a provider builds its task id from (fal's `app`): covered by the MAC when present, so an
+#: adopted task id is the one we gave out, not one a replayed callback's edited URL names.
+BOUND_QUERY = ("app",)
+_MAX_BOUND_CHARS = 256
+
+
+def _mac(key: str, provider: str, generation_id: uuid.UUID, bound: Mapping[str, str]) -> str:
+    lines = ["genhub/v1/provider-callback", provider, str(generation_id)]
+    lines += [f"{name}={bound[name]}" for name in BOUND_QUERY if name in bound]
+    message = "\n".join(lines).encode("utf-8", "surrogatepass")
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()[:_MAC_CHARS]
 
 
-def callback_query(key: str, provider: str, generation_id: uuid.UUID) -> dict[str, str]:
-    """The query naming `generation_id` in a callback URL given to `provider` (empty without a key)."""
+def callback_query(
+    key: str, provider: str, generation_id: uuid.UUID, bound: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The query naming `generation_id` in a callback URL given to `provider` (empty without a key), with the
+    `bound` parameters (of `BOUND_QUERY`) the provider needs in it, under the MAC."""
     if not key:
         return {}
-    return {GENERATION_QUERY: str(generation_id), SIGNATURE_QUERY: _mac(key, provider, generation_id)}
+    extra = {name: value for name, value in (bound or {}).items() if name in BOUND_QUERY}
+    mac = _mac(key, provider, generation_id, extra)
+    return {GENERATION_QUERY: str(generation_id), SIGNATURE_QUERY: mac, **extra}
 
 
 def named_generation(
@@ -48,7 +61,11 @@ def named_generation(
         generation_id = uuid.UUID(raw)
     except ValueError:
         return None
+    bound = {name: query[name] for name in BOUND_QUERY if name in query}
+    if any(not isinstance(value, str) or len(value) > _MAX_BOUND_CHARS for value in bound.values()):
+        return None
     given = mac.encode()
     # Every key is compared (no early exit), so the time taken says nothing of which one matched.
-    matched = [hmac.compare_digest(_mac(k, provider, generation_id).encode(), given) for k in (key, *previous) if k]
+    macs = [_mac(k, provider, generation_id, bound) for k in (key, *previous) if k]
+    matched = [hmac.compare_digest(expected.encode(), given) for expected in macs]
     return generation_id if any(matched) else None

@@ -25,7 +25,7 @@ from domain.catalogue import AiModel
 from domain.chunks import ChunkStatus
 from domain.errors import ProviderTaskTaken
 from domain.generations import Generation, GenerationStatus
-from domain.ports import Provider, ProviderError, ProviderJob
+from domain.ports import CallbackBinding, Provider, ProviderError, ProviderJob
 from domain.provider_attempts import AttemptOutcome
 from domain.provider_callbacks import callback_query
 from domain.provider_routes import ProviderRoute
@@ -212,7 +212,8 @@ def _job(
 ) -> ProviderJob:
     params: dict[str, Any] = {**route.provider_params(generation.params), ATTEMPT_PARAM: attempt - 1}
     # The callback URL names the generation: the job's callback finds it even when we never got the task id.
-    query = callback_query(policy.callback_key, provider.name, generation.id)
+    bound = provider.callback_bound(route.provider_model) if isinstance(provider, CallbackBinding) else None
+    query = callback_query(policy.callback_key, provider.name, generation.id, bound)
     callback = None
     if policy.callback_base_url:
         callback = f"{policy.callback_base_url.rstrip('/')}/providers/{provider.name}/callback"

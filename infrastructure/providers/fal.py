@@ -3,8 +3,9 @@
 The external id is `{app_id}/{request_id}` (see `fal_wire`). A webhook is verified against
 fal's published JWKS (`fal_keys`): the signed message covers the request id, fal's user
 id, the timestamp and the body's SHA-256. The webhook URL given to fal carries the app id
-as `?app=...` so the callback names the same external id; that query is not signed, but
-the request id is, so a changed query can only miss.
+as `?app=...` so the callback names the same external id; fal does not sign that query,
+but our MAC beside it covers it (`callback_bound`, domain/provider_callbacks.py), so a
+webhook whose URL names another app is never adopted as this generation's job.
 """
 
 from __future__ import annotations
@@ -94,6 +95,14 @@ class FalProvider:
         except ValueError as exc:
             raise ProviderError("FAL_BAD_RESPONSE", str(exc), retryable=True) from exc
         return fal_wire.external_id(app_id, request_id)
+
+    def callback_bound(self, provider_model: str) -> Mapping[str, str]:
+        """The app of the model's jobs: in the webhook URL, under our MAC (implements `CallbackBinding`)."""
+        try:
+            app_id, _path = fal_wire.split_model_id(provider_model)
+        except ValueError:
+            return {}  # the submit refuses the model (FAL_BAD_MODEL_ID)
+        return {APP_QUERY: app_id}
 
     async def status(self, external_id: str) -> ProviderStatus:
         self._require_key()

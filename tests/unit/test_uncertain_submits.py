@@ -415,3 +415,25 @@ async def test_after_a_rotation_the_uncertain_jobs_callback_is_still_adopted() -
     )
     # then it is queued for adoption by that generation
     assert task == "task-7" and env.jobs.kicked[-1][1]["generation_id"] == str(g.id)
+
+
+def test_a_bound_parameter_of_the_task_id_is_under_the_mac() -> None:
+    # given fal's callback URL, whose `app` makes part of the task id
+    generation = uuid.uuid4()
+    given = callback_query(KEY, "fal", generation, {"app": "fal-ai/flux"})
+    assert given["app"] == "fal-ai/flux" and named_generation(KEY, "fal", given) == generation
+    # then a URL whose app was changed, dropped or added names nothing
+    assert named_generation(KEY, "fal", {**given, "app": "fal-ai/other"}) is None
+    assert named_generation(KEY, "fal", {k: v for k, v in given.items() if k != "app"}) is None
+    assert named_generation(KEY, "fal", {**callback_query(KEY, "fal", generation), "app": "fal-ai/flux"}) is None
+    # and parameters nobody binds are neither added nor covered
+    assert "other" not in callback_query(KEY, "fal", generation, {"other": "x"})
+    assert named_generation(KEY, "fal", {**given, "other": "y"}) == generation
+
+
+@given(st.uuids(), st.text(max_size=300), st.text(max_size=300))
+def test_any_bound_value_is_refused_or_named_never_raised(generation: uuid.UUID, sent: str, received: str) -> None:
+    query = {**callback_query(KEY, "fal", generation, {"app": sent}), "app": received}
+    assert named_generation(KEY, "fal", query) in (None, generation)
+    if sent != received:
+        assert named_generation(KEY, "fal", query) is None

@@ -114,10 +114,12 @@ async def test_webhook_before_poll_finalizes(world: World, fal_processes: Proces
     assert call.timeout_header is not None and int(call.timeout_header) > 0
     assert call.webhook is not None and urlsplit(call.webhook).path == "/providers/fal/callback"
     query = {key: value for key, [value] in parse_qs(urlsplit(call.webhook).query).items()}
-    assert query.pop("app") == "fal-ai/flux"
-    # and the generation, signed with our key (an unknown request's webhook naming it can be adopted)
+    assert query["app"] == "fal-ai/flux"
+    # and the generation and the app, signed with our key (an unknown request's webhook naming it can be adopted,
+    # as this app's request only)
     key = settings_from_env(fal_processes.env).purpose_secret("provider-callback")
     assert named_generation(key, "fal", query) == generation.id
+    assert named_generation(key, "fal", {**query, "app": "fal-ai/other"}) is None
     # when it completes and fal calls back before the next poll
     fake_fal.finish(request_id)
     response = await fake_fal.send_webhook(request_id)
