@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -213,26 +213,38 @@ async def fanout(
 
 
 async def churning(args: argparse.Namespace, plan: Plan, url: str, opener: Any) -> int:
-    """Connections opened and closed while measuring (`--churn-rate` per second, `--churn-pool` open
-    at a time, the oldest closed first); their deliveries are not counted. Returns how many opened."""
-    pool: deque[Subscriber] = deque()
+    """Connections opened and closed while measuring: `--churn-rate` a second, each reading its events
+    for `--churn-pool / --churn-rate` seconds (so about `--churn-pool` are open at a time) and then
+    closed; their deliveries are not counted. Returns how many were opened."""
+    lifetime = args.churn_pool / args.churn_rate
+    running: set[asyncio.Task[None]] = set()
     opened = 0
+
+    async def one(user: int) -> None:
+        sub = Subscriber(user=user)
+        try:
+            await asyncio.wait_for(opener(url, plan.tokens[user], sub, SUBSCRIBE, {}), 10)
+        except Exception:
+            return
+        reader = asyncio.create_task(read(sub))
+        try:
+            await asyncio.sleep(lifetime)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(close_subscriber(sub), 2)
+
     try:
         while True:
             await asyncio.sleep(1 / args.churn_rate)
-            sub = Subscriber(user=opened % args.users)
+            task = asyncio.create_task(one(opened % args.users))
             opened += 1
-            try:
-                await opener(url, plan.tokens[sub.user], sub, SUBSCRIBE, {})
-            except Exception:
-                continue
-            pool.append(sub)
-            while len(pool) > args.churn_pool:
-                await close_subscriber(pool.popleft())
+            running.add(task)
+            task.add_done_callback(running.discard)
     except asyncio.CancelledError:
-        for sub in pool:
-            with contextlib.suppress(Exception):
-                await close_subscriber(sub)
+        for task in list(running):
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         return opened
 
 
@@ -430,7 +442,7 @@ def main() -> int:
     parser.add_argument(
         "--churn-rate", type=float, default=0.0, help="other connections opened per second while measuring"
     )
-    parser.add_argument("--churn-pool", type=int, default=200, help="churned connections open at a time")
+    parser.add_argument("--churn-pool", type=int, default=200, help="churned connections open at a time (about)")
     parser.add_argument(
         "--diagnose", action="store_true", help="show every garbage collection of server and client by phase"
     )
