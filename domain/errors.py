@@ -15,11 +15,13 @@ Tree::
     ├── RateLimited(retry_after_seconds)
     ├── QuotaExceeded(limit)
     ├── InvalidState
-    │   └── ProviderTaskTaken(provider, external_id): another generation holds that provider task
     ├── Unauthenticated
     ├── StorageUnavailable
     └── ServiceUnavailable(dependency, retry_after_seconds)
         └── OutcomeUnknown: a write was sent, its reply lost
+
+ProviderTaskTaken(provider, external_id) is no DomainError: another generation holds that provider
+task, a conflict the workers settle among themselves and no client ever sees.
 """
 
 from __future__ import annotations
@@ -118,10 +120,11 @@ class InvalidState(DomainError):
     default_message = "The object is not in a state that allows this."
 
 
-class ProviderTaskTaken(InvalidState):
-    """A provider task id is recorded for another generation: one job never serves two generations."""
+class ProviderTaskTaken(Exception):
+    """A provider task id is recorded for another generation: one job never serves two generations.
 
-    code = "PROVIDER_TASK_TAKEN"
+    Internal to the workers (submission, adoption), never a client's answer: not a DomainError,
+    so it has no code in the API; were it to escape, it would be an internal error."""
 
     def __init__(self, provider: str, external_id: str) -> None:
         self.provider, self.external_id = provider, external_id

@@ -18,7 +18,7 @@ A route fails over to the next only when its failure proves no job was created t
   its rate (up to `provider_rate_wait_seconds`, within the deadline) instead of being skipped.
 
 A failure after the request may have reached the provider (a read timeout, a dropped
-connection, a 500/502/504, a 2xx answer that does not parse) does not fail over: the job may
+connection, a gateway's 502/504 for it, a 2xx answer that does not parse) does not fail over: the job may
 exist there. The route is the generation's uncertain route from then on (`uncertain_route`,
 found again by its provider and provider model, never by its index: routes may be inserted or
 reordered meanwhile), and no other route is ever tried for it. None of our providers takes an

@@ -51,9 +51,13 @@ def transport_error(exc: httpx.TransportError, what: str, *, failed: str = "unre
 
 
 #: Answers saying a provider took no job: out of credit (402), throttled (429), in maintenance (KIE's 455), and
-#: every server error (5xx): the provider answered that the request failed (issue #23 lists 5xx among the
-#: failures before any work started). What stays uncertain is no answer after the request went out.
+#: a server error (5xx) the provider answered itself (issue #23 lists 5xx among the failures before any work
+#: started). What stays uncertain is no answer from the provider after the request went out: a transport
+#: failure, or a gateway in front of it saying the provider's answer did not come (`GATEWAY_STATUSES`).
 REFUSED_STATUSES = frozenset({402, 429, 455})
+#: A gateway's answer for an origin that got the request but answered wrongly or too late (bad gateway,
+#: gateway timeout, Cloudflare's unknown error and origin timeout): the job may exist.
+GATEWAY_STATUSES = frozenset({502, 504, 520, 524})
 #: Answers blaming our credentials (401/403) or the route's model (404): nothing started, another route may work.
 OUR_CONFIG_STATUSES = frozenset({401, 403, 404})
 
@@ -61,7 +65,9 @@ OUR_CONFIG_STATUSES = frozenset({401, 403, 404})
 def classified(error: ProviderError, status: int) -> ProviderError:
     """`error` (for an answer of HTTP or body status `status`) marked with what that answer proves."""
     error.our_config = status in OUR_CONFIG_STATUSES
-    error.nothing_started = error.our_config or status in REFUSED_STATUSES or 500 <= status <= 599
+    error.nothing_started = (
+        error.our_config or status in REFUSED_STATUSES or (500 <= status <= 599 and status not in GATEWAY_STATUSES)
+    )
     return error
 
 

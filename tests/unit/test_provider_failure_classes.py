@@ -56,12 +56,19 @@ def test_our_wrong_credentials_or_route_fail_over_and_count_against_the_circuit(
         assert (error.our_config, fails_over(error), counts_as_up(error)) == (True, True, False), error
 
 
-@pytest.mark.parametrize("status", [500, 502, 504, 599])
-def test_a_server_error_answered_fails_over_and_counts_against_the_circuit(status: int) -> None:
+@pytest.mark.parametrize("status", [500, 503, 521, 522, 599])
+def test_a_server_error_the_provider_answered_fails_over_and_counts_against_the_circuit(status: int) -> None:
     # The provider answered that the request failed (issue #23: 5xx is among the failures before any
-    # work started); only no answer at all after the request went out leaves a job possible.
+    # work started), or a gateway never reached it (521, 522).
     for error in errors_for(status):
         assert error.retryable and fails_over(error) and not counts_as_up(error), error
+
+
+@pytest.mark.parametrize("status", [502, 504, 520, 524])
+def test_a_gateway_answering_for_a_provider_that_got_the_request_does_not_fail_over(status: int) -> None:
+    # a bad gateway or a gateway timeout: the provider may have made the job and its answer was lost
+    for error in errors_for(status):
+        assert error.retryable and not fails_over(error) and not counts_as_up(error), error
 
 
 @pytest.mark.parametrize("status", [400, 422])
@@ -72,7 +79,9 @@ def test_a_permanent_refusal_of_the_request_does_not_fail_over_and_the_provider_
 
 @given(st.integers(min_value=100, max_value=999))
 def test_any_status_fails_over_only_when_it_proves_no_job(status: int) -> None:
-    proves_nothing_started = status in {401, 403, 404, 402, 429, 455} or 500 <= status <= 599
+    proves_nothing_started = status in {401, 403, 404, 402, 429, 455} or (
+        500 <= status <= 599 and status not in {502, 504, 520, 524}
+    )
     for error in errors_for(status):
         if fails_over(error):
             assert proves_nothing_started, (status, error)
