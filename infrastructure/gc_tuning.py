@@ -2,10 +2,10 @@
 
 A started process holds a large heap of long-lived objects (the schema, SQLAlchemy's metadata,
 the libraries' modules). CPython's collector re-scans them in every full collection, a
-stall of a tenth of a second or more for every request in flight, and under load a
-large share of `generate`'s CPU went to collections. `frozen_heap` (entered once
-start-up is done) moves what exists then into the permanent generation (`gc.freeze()`),
-which collections never scan (bench/generate.py: 464 -> 502 requests/s).
+stall for every request in flight, and under load a large share of `generate`'s CPU went
+to collections. `frozen_heap` (entered once start-up is done) moves what exists then into
+the permanent generation (`gc.freeze()`), which collections never scan (bench/generate.py;
+docs/benchmarks.md).
 
 The young-generation threshold stays Python's default: raising it (10,000, 50,000) made
 each young collection scan more in-flight objects and cost more in total.
@@ -21,8 +21,8 @@ collection when allocations exceed deallocations by `threshold0`: a net count. A
 holds many open subscriptions replaces its objects one for one (each delivered event frees the
 awaitables and the result a connection held while waiting, and makes new ones), so the count
 stays near zero while the young generation grows to hundreds of thousands of live objects, and
-the collection that finally comes scans them all: a pause of a tenth of a second and more, and a
-full collection scans every connection (bench/fanout.py --diagnose shows each collection and
+the collection that finally comes scans them all, a long pause; and a full collection scans
+every connection (bench/fanout.py --diagnose shows each collection and
 the young generation's size). The pacer collects on a clock instead:
 
 - every `interval`, the young generation (what was made since the last tick);
