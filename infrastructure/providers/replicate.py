@@ -28,7 +28,7 @@ import httpx
 from domain import webhooks
 from domain.ports import JobSearch, ProviderCallback, ProviderError, ProviderJob, ProviderStatus
 from infrastructure.providers.http import stream_output, transport_errors
-from infrastructure.providers.replicate_lookup import MAX_PAGES, matches, next_cursor, older_than
+from infrastructure.providers.replicate_lookup import MAX_PAGES, input_removed, matches, next_cursor, older_than
 from infrastructure.providers.replicate_wire import (
     cancel_after,
     decode_json,
@@ -100,7 +100,9 @@ class ReplicateProvider:
     async def find_job(self, job: ProviderJob, *, since: datetime) -> JobSearch:
         """The predictions an earlier create of `job` may have made (its answer lost), from the newest pages
         of the list back to `since` (infrastructure/providers/replicate_lookup.py); not `complete` when
-        `MAX_PAGES` pages did not reach back that far. Implements `JobLookup`."""
+        `MAX_PAGES` pages did not reach back that far, or when a prediction for the same model since then had
+        its input removed (it may be the job: nothing proves it is not). A page without a `results` list is
+        PROVIDER_BAD_RESPONSE. Implements `JobLookup`."""
         self._require_token()
         try:
             model = parse_model(job.provider_model)
@@ -109,17 +111,26 @@ class ReplicateProvider:
         sent = self._input(job)
         path = "/v1/predictions"
         found: list[str] = []
+        unreadable = False
         for _ in range(MAX_PAGES):
             page = await self._call("GET", path)
             results = page.get("results")
-            for prediction in results if isinstance(results, list) else []:
-                if isinstance(prediction, dict) and matches(
-                    prediction, model=model, sent_input=sent, callback_query=job.callback_query, since=since
-                ):
+            if not isinstance(results, list):
+                # Not a page at all: it proves nothing absent (read as an empty one, it would send the job again).
+                raise ProviderError(
+                    "PROVIDER_BAD_RESPONSE", "Replicate's list answered without results", retryable=True
+                )
+            for prediction in results:
+                if not isinstance(prediction, dict):
+                    continue
+                if matches(prediction, model=model, sent_input=sent, callback_query=job.callback_query, since=since):
                     found.append(str(prediction["id"]))
+                elif input_removed(prediction, model=model, since=since):
+                    # It may be ours, and nothing can tell: never proven absent while it is listed.
+                    unreadable = True
             cursor = next_cursor(page)
             if cursor is None or older_than(page, since):
-                return JobSearch(candidates=tuple(dict.fromkeys(found)), complete=True)
+                return JobSearch(candidates=tuple(dict.fromkeys(found)), complete=not unreadable)
             path = f"/v1/predictions?cursor={quote(cursor, safe='')}"
         return JobSearch(candidates=tuple(dict.fromkeys(found)), complete=False)
 

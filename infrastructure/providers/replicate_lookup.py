@@ -7,6 +7,8 @@ input; an input file URL is compared by its scheme, host and path (each attempt 
 but another user's file is another object); when the listing shows its webhook URL, that URL must name
 the generation (domain/provider_callbacks.py). Every match is a candidate: the caller passes over those
 another generation holds and takes none when several are left (domain/use_cases/routed_submission.py).
+A prediction of the model since then whose input was removed (`data_removed`) may be it too, and nothing
+tells: the search is then not complete (inconclusive, never proof of absence).
 """
 
 from __future__ import annotations
@@ -48,10 +50,7 @@ def matches(
     made = created_at(prediction)
     if made is None or made.tzinfo is None or made < since:
         return False
-    if model.version is not None:
-        if prediction.get("version") != model.version:
-            return False
-    elif prediction.get("model") != f"{model.owner}/{model.name}":
+    if not _same_model(prediction, model):
         return False
     listed_input = prediction.get("input")
     if not isinstance(listed_input, dict) or _comparable(listed_input) != _comparable(sent_input):
@@ -62,6 +61,24 @@ def matches(
         named = parse_qs(urlsplit(webhook).query).get(GENERATION_QUERY, [])
         return named == [generation]
     return True
+
+
+def input_removed(prediction: Mapping[str, Any], *, model: ModelRef, since: datetime) -> bool:
+    """Whether `prediction` is one of the model's since `since` whose input Replicate removed (`data_removed`,
+    or no input listed): it cannot be told apart from the generation's job, so it never proves that absent."""
+    if not is_prediction_id(prediction.get("id")) or not _same_model(prediction, model):
+        return False
+    made = created_at(prediction)
+    # An unreadable creation time is read as recent: it cannot prove the prediction older than the submit.
+    if made is not None and made.tzinfo is not None and made < since:
+        return False
+    return prediction.get("data_removed") is True or not isinstance(prediction.get("input"), dict)
+
+
+def _same_model(prediction: Mapping[str, Any], model: ModelRef) -> bool:
+    if model.version is not None:
+        return prediction.get("version") == model.version
+    return prediction.get("model") == f"{model.owner}/{model.name}"
 
 
 def next_cursor(page: Mapping[str, Any]) -> str | None:

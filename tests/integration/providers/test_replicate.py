@@ -305,3 +305,33 @@ async def test_find_job_stops_at_predictions_older_than_the_generation(
     # a prediction with the same input made before the generation began is not its job
     assert await replicate.find_job(old, since=datetime.now(UTC) + timedelta(seconds=1)) == JobSearch((), True)
     assert fake_replicate.list_calls == 1
+
+
+@pytest.mark.parametrize("body", [{"next": None}, {"results": None}, {"results": {"id": "x"}}, {"detail": "busy"}])
+async def test_find_job_refuses_a_list_answer_without_results(
+    fake_replicate: FakeReplicate, make_replicate: MakeReplicate, body: dict[str, Any]
+) -> None:
+    # given a list answer that is JSON but no page (no `results` list)
+    replicate = make_replicate()
+    fake_replicate.list_body = body
+    # then it is a bad answer, never a complete list proving the job absent (that would send it again)
+    with pytest.raises(ProviderError) as refused:
+        await replicate.find_job(job(prompt="lost"), since=datetime.now(UTC) - timedelta(seconds=5))
+    assert refused.value.code == "PROVIDER_BAD_RESPONSE" and refused.value.retryable
+
+
+async def test_find_job_with_a_removed_input_of_the_model_is_inconclusive(
+    fake_replicate: FakeReplicate, make_replicate: MakeReplicate
+) -> None:
+    # given a prediction of the model since the uncertain submit whose input Replicate removed
+    replicate = make_replicate()
+    began = datetime.now(UTC) - timedelta(seconds=5)
+    removed = await replicate.submit(job(prompt="the one we lost", callback_url=None))
+    fake_replicate.data_removed.add(removed)
+    # when it is looked up: nothing matches, and the job is not proven absent either
+    assert await replicate.find_job(job(prompt="the one we lost"), since=began) == JobSearch((), complete=False)
+    # while one of another model, or one older than the submit, proves nothing either way
+    other = job(provider_model="someone/else", prompt="the one we lost")
+    assert await replicate.find_job(other, since=began) == JobSearch((), complete=True)
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert await replicate.find_job(job(prompt="the one we lost"), since=later) == JobSearch((), complete=True)
