@@ -438,6 +438,20 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("url_signing_previous_secrets", mode="after")
+    @classmethod
+    def _previous_secrets_are_secrets(cls, value: list[str]) -> list[str]:
+        # An empty entry (a JSON list with "", a stray comma) is no secret at all: dropped. A short one would
+        # keep accepting callback URLs signed under a guessable key: refused, as URL_SIGNING_SECRET is.
+        kept = [entry.strip() for entry in value if entry.strip()]
+        for position, entry in enumerate(kept):
+            if len(entry) < MIN_URL_SIGNING_SECRET_LENGTH:
+                raise ValueError(
+                    f"entry {position} is {len(entry)} characters; each must be at least "
+                    f"{MIN_URL_SIGNING_SECRET_LENGTH}, as URL_SIGNING_SECRET"
+                )
+        return kept
+
     @field_validator(
         "local_uploads_path", "local_outputs_path", "local_thumbnails_path", "local_exports_path", mode="before"
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from infrastructure.processing_binding import processing_policy
-from infrastructure.settings import Settings
+from infrastructure.settings import MIN_URL_SIGNING_SECRET_LENGTH, Settings
 
 ORIGIN = st.from_regex(r"https://[a-z]{1,12}\.example(:[1-9][0-9]{0,3})?", fullmatch=True)
 
@@ -52,3 +53,22 @@ def test_previous_url_secrets_give_the_keys_of_their_time() -> None:
     assert now.purpose_secret("provider-callback") not in previous
     assert processing_policy(now, embedded=True).callback_previous_keys == previous
     assert Settings(_env_file=None).previous_purpose_secrets("provider-callback") == ()  # type: ignore[call-arg]
+
+
+def test_empty_previous_url_secrets_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a JSON list with an empty entry, and a comma-separated value with a blank one
+    monkeypatch.setenv("URL_SIGNING_PREVIOUS_SECRETS", f'["", "  ", "{"u" * 40}"]')
+    # then only the real secret is kept (an empty key would sign nothing we could trust)
+    assert Settings(_env_file=None).url_signing_previous_secrets == ["u" * 40]  # type: ignore[call-arg]
+    monkeypatch.setenv("URL_SIGNING_PREVIOUS_SECRETS", f" , {'j' * 40},")
+    assert Settings(_env_file=None).url_signing_previous_secrets == ["j" * 40]  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("short", ["x", "u" * (MIN_URL_SIGNING_SECRET_LENGTH - 1)])
+def test_a_short_previous_url_secret_is_refused_with_the_setting_named(
+    monkeypatch: pytest.MonkeyPatch, short: str
+) -> None:
+    monkeypatch.setenv("URL_SIGNING_PREVIOUS_SECRETS", f"{'u' * 40},{short}")
+    with pytest.raises(ValidationError, match="url_signing_previous_secrets") as refused:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    assert f"at least {MIN_URL_SIGNING_SECRET_LENGTH}" in str(refused.value)
