@@ -328,9 +328,9 @@ class GenerationRepository(Protocol):
         ...
 
     async def record_skips(self, attempts: Sequence[ProviderAttempt]) -> datetime:
-        """Record an attempt in which every route was skipped (`attempts`, all SKIPPED, of one generation): when
-        the generation's latest rows are the same skips (same routes, providers and codes), they are extended to
-        this attempt's end instead of new rows being added. Returns since when it has been skipping so (the
+        """Record an attempt that asked no provider (`attempts` of one generation: routes skipped, or an uncertain
+        route's lookup failed or inconclusive): when the generation's latest rows are the same (same routes,
+        providers, outcomes and codes), they are extended to this attempt's end instead of new rows being added. Returns since when it has been skipping so (the
         first of those rows' start)."""
         ...
 

@@ -36,6 +36,9 @@ idempotency key on create, so sending the job again would start a second paid jo
   `LOOKUP_INCONCLUSIVE` (nothing taken, nothing sent, looked up again);
 * only a complete list without a match (the job proven absent) sends the job again.
 
+Neither the uncertain submit nor a lookup (failed or inconclusive) counts against `max_attempts`: the wait on
+an uncertain route is bounded by the deadline, as for a provider that only calls back.
+
 If the model no longer has that route, the generation waits for the adoption until its deadline
 (or, without one, fails with its hold released): no other route is tried. The generation keeps
 that provider's slot meanwhile.
@@ -234,8 +237,8 @@ async def submit_routes(
             if going_back and isinstance(provider, JobLookup):
                 found = await look_up(ports, policy, provider, route.provider, job, generation)
                 if isinstance(found, ProviderError):
-                    # An inconclusive lookup is not counted: it waits, bounded by the deadline.
-                    result.nothing_asked = found.code == LOOKUP_INCONCLUSIVE
+                    # Nothing was sent: an inconclusive or failed lookup is not counted against the attempts.
+                    # It waits (bounded by the deadline) and looks again.
                     record(AttemptOutcome.FAILED, found.code)
                     result.error = found
                     return result

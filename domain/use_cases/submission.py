@@ -26,7 +26,6 @@ from domain.chunks import ChunkStatus
 from domain.errors import ProviderTaskTaken
 from domain.generations import Generation, GenerationStatus
 from domain.ports import CallbackBinding, Provider, ProviderError, ProviderJob
-from domain.provider_attempts import AttemptOutcome
 from domain.provider_callbacks import callback_query
 from domain.provider_routes import ProviderRoute
 from domain.retries import backoff_seconds
@@ -43,12 +42,15 @@ from domain.use_cases.processing import (
     model_of,
 )
 from domain.use_cases.routed_submission import RoutedSubmit, submit_routes
+from domain.use_cases.uncertain_lookup import LOOKUP_INCONCLUSIVE
 from domain.use_cases.webhook_outbox import OutboxPolicy
 from domain.webhook_messages import Dispatch
 
 log = logging.getLogger("genhub.processing")
 
 SUBMITTING_ONLY = frozenset({GenerationStatus.SUBMITTING})
+#: A job a lookup found was recorded for another generation meanwhile (ProviderTaskTaken): looked up again later.
+TASK_TAKEN = "PROVIDER_TASK_TAKEN"
 
 
 async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: ProcessingPolicy) -> None:
@@ -122,8 +124,10 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
                 uncertain=routed.uncertain,
                 looks_up=routed.looks_up,
                 route_gone=routed.route_gone or routed.awaits_callback,
-                counted=not routed.nothing_asked,
+                # An uncertain submit is not counted either: its wait for the job is bounded by the deadline.
+                counted=not routed.nothing_asked and routed.uncertain is None,
                 skipping_since=skipping_since,
+                grace=routed.error.code == LOOKUP_INCONCLUSIVE,
             )
             outcome.written = True
             if not keeps_slot:
@@ -135,9 +139,9 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
             )
         except ProviderTaskTaken as exc:
             # A job found by a lookup was taken by another generation meanwhile: never two on one job.
-            log.warning("generation %s: %s", claimed.id, exc.message)
-            taken = ProviderError(exc.code, exc.message, retryable=True, retry_after=policy.uncertain_grace_seconds)
-            keeps_slot = await _failed(ports, policy, claimed, token, attempt, taken, counted=False)
+            log.warning("generation %s: %s", claimed.id, exc)
+            taken = ProviderError(TASK_TAKEN, str(exc), retryable=True, retry_after=policy.uncertain_grace_seconds)
+            keeps_slot = await _failed(ports, policy, claimed, token, attempt, taken, counted=False, grace=True)
             outcome.written = True
             if not keeps_slot:
                 await free_slot(ports, routed.slot, claimed.id, token=token)
@@ -172,25 +176,29 @@ class _Outcome:
 
 
 def _waiting(current: Generation, now: datetime) -> bool:
-    """A generation backing off (no submitter holds it) until a time still ahead: not exhausted yet,
-    such as one waiting for the callback of an uncertain submit's job."""
+    """A generation backing off (no submitter holds it) until a time still ahead, or one waiting on an uncertain
+    route (its job's callback, or a lookup): not exhausted. Waits on an uncertain route are not counted against
+    the attempts; the deadline bounds them (the expiry sweep ends them, their hold released)."""
+    if current.uncertain_route is not None:
+        return True
     return current.lease_token is None and current.next_attempt_at is not None and current.next_attempt_at > now
 
 
 async def _record(ports: ProcessingPorts, routed: RoutedSubmit) -> datetime | None:
     """The routes tried, in a transaction of their own: history, true whatever the outcome's write finds.
-    An attempt that only skipped routes, like the ones before it, extends their rows instead of adding
-    more (a generation waiting on a full provider would add some every few seconds): since when it has been
-    skipping so is returned (None for any other attempt), and its wait grows with it.
+    An attempt that asked no provider (routes skipped, or an uncertain route's lookup that failed or was
+    inconclusive), like the ones before it, extends their rows instead of adding more (a generation waiting
+    on a full provider, or on a lookup, would add some every few seconds): since when it has been so is
+    returned (None for any other attempt), and its wait grows with it.
 
     Best effort: when a provider took the job, a failure here must not lose its task id (the
     generation would be submitted again, a second paid job); it is logged instead.
     """
-    skips_only = bool(routed.attempts) and all(a.outcome is AttemptOutcome.SKIPPED for a in routed.attempts)
+    unasked = bool(routed.attempts) and routed.nothing_asked and routed.provider is None
     try:
         async with ports.uow() as uow:
             since = None
-            if skips_only and routed.nothing_asked:
+            if unasked:
                 since = await uow.generations.record_skips(routed.attempts)
             else:
                 await uow.generations.record_attempts(routed.attempts)
@@ -301,6 +309,7 @@ async def _failed(
     route_gone: bool = False,
     counted: bool = True,
     skipping_since: datetime | None = None,
+    grace: bool = False,
 ) -> bool:
     """Back off for the next attempt, wait for an uncertain job's callback, or fail for good. True when the
     generation waits with a route to go back to (`uncertain`, or one from before): it keeps that provider's slot.
@@ -309,8 +318,9 @@ async def _failed(
     open, the slots uncountable) gives its claim back: such waits are bounded by the deadline, not the attempts.
     As its skips repeat (`skipping_since`), its wait grows: half the time skipped so far, up to the retry cap.
 
-    After an uncertain submit, a provider that can list its jobs (`looks_up`) is looked at after the grace
-    period; any other calls back only when its job ends, however long it runs, so the generation waits for
+    After an uncertain submit (not counted against the attempts), a provider that can list its jobs
+    (`looks_up`) is looked at after the grace period, and again a grace period after an inconclusive lookup or a
+    found job another generation took (`grace`: the list needs time to change, not the retry backoff); any other calls back only when its job ends, however long it runs, so the generation waits for
     that until its deadline (`route_gone` likewise: only the callback may bring the job), then expires.
     """
     now = ports.clock.now()
@@ -333,6 +343,8 @@ async def _failed(
             wait = claimed.deadline_at or now + timedelta(seconds=policy.uncertain_grace_seconds)
     elif route_gone and claimed.deadline_at is not None:
         wait = claimed.deadline_at  # only the callback may still bring the job: the expiry sweep ends the wait
+    elif grace:
+        wait = _until(claimed, now + timedelta(seconds=policy.uncertain_grace_seconds))
     elif exc.retryable and not route_gone and (attempt < policy.max_attempts or not counted):
         delay = backoff_seconds(
             attempt,

@@ -23,7 +23,8 @@ from domain.provider_callbacks import callback_query, named_generation
 from domain.use_cases import adoption, finalization, submission, sweeps
 from domain.use_cases.callbacks import CALLBACK_TASK, receive_callback
 from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts
-from domain.use_cases.uncertain_lookup import LOOKUP_MARGIN
+from domain.use_cases.uncertain_lookup import LOOKUP_INCONCLUSIVE, LOOKUP_MARGIN
+from tests.unit.fake_database import FakeGenerations
 from tests.unit.processing_fakes import T0, Env, Listing, Provider
 
 S = GenerationStatus
@@ -186,7 +187,8 @@ async def test_after_the_grace_period_a_provider_that_lists_its_jobs_is_asked_be
     (job, since), *_ = env.provider.lookups
     assert since == T0 + timedelta(seconds=30) - LOOKUP_MARGIN and job.generation_id == g.id
     outcomes = [(a.submit_attempt, a.outcome) for a in env.store.provider_attempts if a.generation_id == g.id]
-    assert outcomes == [(1, AttemptOutcome.FAILED), (2, AttemptOutcome.SUBMITTED)]
+    # (the uncertain submit is not counted against the attempts: the lookup runs as the same attempt)
+    assert outcomes == [(1, AttemptOutcome.FAILED), (1, AttemptOutcome.SUBMITTED)]
     assert env.kinds(g) == [LedgerKind.RESERVE]
 
 
@@ -204,6 +206,87 @@ async def test_a_lookup_that_fails_sends_nothing_and_retries() -> None:
     env.clock.advance(policy.retry_max_seconds)
     await submission.submit(g.id, ports=ports, policy=policy)
     assert (env.get(g).status, len(env.provider.jobs)) == (S.PROCESSING, 2)
+
+
+async def test_an_uncertain_submit_on_the_last_attempt_is_still_looked_up() -> None:
+    # given a provider that lists its jobs, and an uncertain submit on the last attempt there is
+    env, ports, policy = world(Listing())
+    assert isinstance(env.provider, Listing)
+    policy = dataclasses.replace(policy, max_attempts=1)
+    g = await uncertain(env, ports, policy)
+    env.provider.found = JobSearch(("task-found",))
+    # when the grace period has passed
+    env.clock.advance(policy.uncertain_grace_seconds)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    # then its job is looked up and taken, not failed as out of attempts
+    after = env.get(g)
+    assert (after.status, after.provider_task_id, len(env.provider.jobs)) == (S.PROCESSING, "task-found", 1)
+    assert len(env.provider.lookups) == 1 and env.kinds(g) == [LedgerKind.RESERVE]
+
+
+async def test_lookups_that_keep_failing_use_up_no_attempt_and_wait_within_the_deadline() -> None:
+    # given an uncertain submit whose lookups are refused (the list rate-limited) more often than the attempts
+    env, ports, policy = world(Listing())
+    assert isinstance(env.provider, Listing)
+    g = await uncertain(env, ports, policy)
+    env.provider.found = ProviderError("PROVIDER_RATE_LIMITED", "429", retryable=True, retry_after=5)
+    env.clock.advance(policy.uncertain_grace_seconds)
+    for _ in range(policy.max_attempts + 2):
+        await submission.submit(g.id, ports=ports, policy=policy)
+        after = env.get(g)
+        assert after.next_attempt_at is not None and g.deadline_at is not None
+        assert after.next_attempt_at <= g.deadline_at
+        env.clock.advance((after.next_attempt_at - env.clock.now()).total_seconds())
+    # then it still waits on its route, nothing sent again, no attempt used up
+    after = env.get(g)
+    assert (after.status, after.uncertain_route, after.submit_attempts, len(env.provider.jobs)) == (
+        S.SUBMITTING,
+        0,
+        0,
+        1,
+    )
+    assert len(env.provider.lookups) == policy.max_attempts + 2
+    # and once the list proves the job absent, the route is asked again
+    env.provider.found = JobSearch((), complete=True)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    assert (env.get(g).status, len(env.provider.jobs)) == (S.PROCESSING, 2)
+    assert env.kinds(g) == [LedgerKind.RESERVE]
+
+
+async def test_a_generation_waiting_on_its_uncertain_route_is_never_failed_as_exhausted() -> None:
+    # given a generation at the attempt limit whose wait on its uncertain route has passed (a lookup is due)
+    env, ports, policy = world(Listing())
+    g = await uncertain(env, ports, policy)
+    env.store.generations[g.id] = dataclasses.replace(env.get(g), submit_attempts=policy.max_attempts)
+    env.clock.advance(policy.uncertain_grace_seconds + 1)
+    # when a submit finds it (the claim refuses it: its attempts are used up)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    # then it is not failed: it waits on its route, bounded by its deadline
+    assert env.get(g).status is S.SUBMITTING and env.kinds(g) == [LedgerKind.RESERVE]
+
+
+async def test_a_found_job_another_generation_took_meanwhile_waits_the_grace_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env, ports, policy = world(Listing())
+    assert isinstance(env.provider, Listing)
+    g = await uncertain(env, ports, policy)
+    other = env.generation(S.PROCESSING, provider=env.provider.name)
+    env.store.provider_tasks[(env.provider.name, "task-found")] = (other.id, "submitted")
+    env.provider.found = JobSearch(("task-found",))
+    env.clock.advance(policy.uncertain_grace_seconds)
+
+    # when the other generation's record of the found task is written between the lookup's check and the adoption
+    async def not_yet(self: FakeGenerations, provider: str, external_id: str) -> Generation | None:
+        return None
+
+    monkeypatch.setattr(FakeGenerations, "find_by_provider_task", not_yet)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    # then it waits a grace period before looking again (not the shorter retry backoff), nothing sent
+    after = env.get(g)
+    assert (after.status, after.uncertain_route, len(env.provider.jobs)) == (S.SUBMITTING, 0, 1)
+    assert after.next_attempt_at == env.clock.now() + timedelta(seconds=policy.uncertain_grace_seconds)
+    assert env.store.provider_tasks[(env.provider.name, "task-found")][0] == other.id
 
 
 async def test_a_listed_job_another_generation_holds_is_passed_over_for_the_next_match() -> None:
@@ -229,22 +312,31 @@ async def test_a_listed_job_another_generation_holds_is_passed_over_for_the_next
 )
 async def test_an_inconclusive_lookup_takes_nothing_sends_nothing_and_retries(search: JobSearch) -> None:
     env, ports, policy = world(Listing())
+    policy = dataclasses.replace(policy, uncertain_grace_seconds=2 * policy.retry_max_seconds)
     assert isinstance(env.provider, Listing)
     g = await uncertain(env, ports, policy)
     env.provider.found = search
     # when its lookups stay inconclusive, however many attempts
-    env.clock.advance(policy.uncertain_grace_seconds - policy.retry_max_seconds)
     for _ in range(policy.max_attempts + 2):
-        env.clock.advance(policy.retry_max_seconds)
+        env.clock.advance(policy.uncertain_grace_seconds)
         await submission.submit(g.id, ports=ports, policy=policy)
+        # then each waits the grace period again (the list needs time to change), not the retry backoff
+        assert env.get(g).next_attempt_at == env.clock.now() + timedelta(seconds=policy.uncertain_grace_seconds)
     # then nothing is adopted or sent again, no attempt is used up, and it still waits on its route
     after = env.get(g)
     assert (after.status, after.provider_task_id, after.uncertain_route) == (S.SUBMITTING, None, 0)
-    assert len(env.provider.jobs) == 1 and after.submit_attempts == 1
+    assert len(env.provider.jobs) == 1 and after.submit_attempts == 0
     assert len(env.provider.lookups) == policy.max_attempts + 2
+    # and the repeated inconclusive lookups extend one row of the history, not one each
+    rows = [a for a in env.store.provider_attempts if a.generation_id == g.id]
+    assert [(a.outcome, a.error_code) for a in rows] == [
+        (AttemptOutcome.FAILED, READ_TIMEOUT.code),
+        (AttemptOutcome.FAILED, LOOKUP_INCONCLUSIVE),
+    ]
+    assert rows[-1].finished_at == env.clock.now()
     # and when one is left, it is taken
     env.provider.found = JobSearch(("task-a",))
-    env.clock.advance(policy.retry_max_seconds)
+    env.clock.advance(policy.uncertain_grace_seconds)
     await submission.submit(g.id, ports=ports, policy=policy)
     assert (env.get(g).status, env.get(g).provider_task_id, len(env.provider.jobs)) == (S.PROCESSING, "task-a", 1)
     assert env.kinds(g) == [LedgerKind.RESERVE]
