@@ -23,6 +23,7 @@ import enum
 import math
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,14 @@ from domain.text import json_problem, name_problem, text_problem
 
 MAX_PROMPT_LENGTH = 4000
 DEFAULT_DEADLINE_SECONDS = 15 * 60
+
+
+def deadline_seconds_of(capabilities: Mapping[str, Any] | None) -> int:
+    """A model's deadline from its capabilities (`deadlineSeconds`), else the default (also for a model gone)."""
+    value = (capabilities or {}).get("deadlineSeconds", DEFAULT_DEADLINE_SECONDS)
+    return int(value) if isinstance(value, int | float) and value > 0 else DEFAULT_DEADLINE_SECONDS
+
+
 # Matched whole (`fullmatch`): `$` would also accept a trailing newline.
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,62}")
 PROVIDER_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -57,8 +66,7 @@ class AiModel:
 
     @property
     def deadline_seconds(self) -> int:
-        value = self.capabilities.get("deadlineSeconds", DEFAULT_DEADLINE_SECONDS)
-        return int(value) if isinstance(value, int | float) and value > 0 else DEFAULT_DEADLINE_SECONDS
+        return deadline_seconds_of(self.capabilities)
 
     @property
     def routes(self) -> tuple[ProviderRoute, ...]:

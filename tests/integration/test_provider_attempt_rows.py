@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.generations import ACTIVE_STATUSES
 from domain.provider_attempts import AttemptOutcome, ProviderAttempt
 from tests.integration.board_world import GENERATE, World, module_world
 
@@ -79,3 +80,29 @@ async def test_the_admin_read_keeps_each_generations_latest_attempts(world: Worl
         every = await uow.generations.attempts_of([first])
     assert [a.error_code for a in latest[first]] == ["E3", "E4"] == [a.error_code for a in latest[second]]
     assert len([a for a in every[first] if a.started_at >= T0]) == 5
+
+
+async def test_a_row_without_a_deadline_is_past_its_models_deadline_from_its_creation(world: World) -> None:
+    # given two active generations from before deadlines (deadline_at NULL): one made long ago, one just now
+    old, new = await generation(world), await generation(world)
+    container = world.client.container
+    now = datetime.now(UTC)
+    async with container.uow() as uow:
+        for g, made in ((old, now - timedelta(days=8)), (new, now)):
+            current = await uow.generations.get(g)
+            assert current is not None and current.status in ACTIVE_STATUSES
+            await uow.generations.transition_if(
+                g,
+                sources=ACTIVE_STATUSES,
+                target=current.status,
+                at=now,
+                expect={},
+                deadline_at=None,
+                created_at=made,
+            )
+        await uow.commit()
+    # when the expiry sweep reads what is past its deadline
+    async with container.uow() as uow:
+        past = {g.id for g in await uow.generations.past_deadline(now + timedelta(seconds=1), limit=1000)}
+    # then the old one is (its model's deadline counted from its creation), the new one not yet
+    assert old in past and new not in past

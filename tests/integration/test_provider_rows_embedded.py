@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.errors import ProviderTaskTaken
+from domain.generations import ACTIVE_STATUSES
 from domain.provider_attempts import AttemptOutcome, ProviderAttempt
 from tests.fixtures.app import (
     GraphQLClient,
@@ -70,3 +71,19 @@ async def test_provider_rows_on_sqlite(client: GraphQLClient) -> None:
         latest = (await unit.generations.attempts_of([second], latest=1))[second]
     assert [(r.started_at, r.finished_at) for r in rows] == [(T0, T0 + timedelta(seconds=21))]
     assert latest == rows
+
+
+async def test_a_row_without_a_deadline_is_past_its_models_deadline_on_sqlite(client: GraphQLClient) -> None:
+    old, new = await generations(client, 2)
+    now = datetime.now(UTC)
+    async with client.container.uow() as unit:
+        for g, made in ((old, now - timedelta(days=8)), (new, now)):
+            current = await unit.generations.get(g)
+            assert current is not None and current.status in ACTIVE_STATUSES
+            await unit.generations.transition_if(
+                g, sources=ACTIVE_STATUSES, target=current.status, at=now, expect={}, deadline_at=None, created_at=made
+            )
+        await unit.commit()
+    async with client.container.uow() as unit:
+        past = {g.id for g in await unit.generations.past_deadline(now + timedelta(seconds=1), limit=1000)}
+    assert old in past and new not in past

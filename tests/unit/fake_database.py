@@ -18,7 +18,7 @@ from typing import Any
 
 from domain.audit import AuditEntry, AuditFilter
 from domain.boards import Board, BoardMember, BoardRole
-from domain.catalogue import AiModel, ModelKind, Preset
+from domain.catalogue import AiModel, ModelKind, Preset, deadline_seconds_of
 from domain.chunks import Chunk, ChunkStatus
 from domain.credits import (
     BALANCE_KINDS,
@@ -558,10 +558,14 @@ class FakeGenerations(_Repository):
         return sorted(found, key=lambda g: g.updated_at)[:limit]
 
     async def past_deadline(self, now: datetime, *, limit: int) -> list[Generation]:
-        found = [
-            g for g in self._all() if g.status in ACTIVE_STATUSES and g.deadline_at is not None and g.deadline_at < now
-        ]
-        return sorted(found, key=lambda g: g.deadline_at or now)[:limit]
+        def deadline(g: Generation) -> datetime:
+            if g.deadline_at is not None:
+                return g.deadline_at
+            model: AiModel | None = self.tx.get("models", g.model_id)
+            return g.created_at + timedelta(seconds=deadline_seconds_of(model.capabilities if model else None))
+
+        found = [g for g in self._all() if g.status in ACTIVE_STATUSES and deadline(g) < now]
+        return sorted(found, key=deadline)[:limit]
 
     async def add_inputs(self, generation_id: uuid.UUID, chunk_ids: Sequence[uuid.UUID]) -> None:
         if chunk_ids:

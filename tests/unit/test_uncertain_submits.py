@@ -529,3 +529,20 @@ def test_any_bound_value_is_refused_or_named_never_raised(generation: uuid.UUID,
     assert named_generation(KEY, "fal", query) in (None, generation)
     if sent != received:
         assert named_generation(KEY, "fal", query) is None
+
+
+async def test_a_row_without_a_deadline_waiting_on_lookups_expires_at_its_models_deadline() -> None:
+    # given a generation from before deadlines (NULL) whose uncertain job's lookups keep failing (uncounted)
+    env, ports, policy = world(Listing())
+    assert isinstance(env.provider, Listing)
+    g = await uncertain(env, ports, policy, deadline_at=None)
+    env.provider.found = ProviderError("PROVIDER_RATE_LIMITED", "429", retryable=True)
+    model = env.store.models[g.model_id]
+    ends = g.created_at + timedelta(seconds=model.deadline_seconds)
+    while env.clock.now() <= ends:
+        env.clock.advance(policy.uncertain_grace_seconds)
+        await submission.submit(g.id, ports=ports, policy=policy)
+        await sweeps.expire_stuck(ports=ports, policy=policy)
+    # then the expiry sweep ends it once its model's deadline from its creation has passed, its hold released
+    assert (env.get(g).status, len(env.provider.jobs)) == (S.EXPIRED, 1)
+    assert env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, union_all, update
 
+from domain.catalogue import deadline_seconds_of
 from domain.generations import ACTIVE_STATUSES, Generation, GenerationStatus
 from domain.pagination import Page, PageRequest
 from domain.repositories import GenerationFilter
@@ -21,7 +22,7 @@ from infrastructure.db.repositories.generation_deletions import SqlGenerationDel
 from infrastructure.db.repositories.generation_provider_attempts import SqlGenerationProviderAttempts
 from infrastructure.db.repositories.generation_rows import generation_of
 from infrastructure.db.repositories.generation_thumbnails import SqlGenerationThumbnails
-from infrastructure.db.tables import BOARD_MEMBERS, GENERATIONS
+from infrastructure.db.tables import BOARD_MEMBERS, GENERATIONS, MODELS
 
 
 class SqlGenerationRepository(
@@ -162,17 +163,30 @@ class SqlGenerationRepository(
         return [generation_of(r) for r in await self.rows(stmt)]
 
     async def past_deadline(self, now: datetime, *, limit: int) -> list[Generation]:
+        active = GENERATIONS.c.status.in_([s.value for s in ACTIVE_STATUSES])
         stmt = (
             select(GENERATIONS)
-            .where(
-                GENERATIONS.c.status.in_([s.value for s in ACTIVE_STATUSES]),
-                GENERATIONS.c.deadline_at.is_not(None),
-                GENERATIONS.c.deadline_at < now,
-            )
+            .where(active, GENERATIONS.c.deadline_at.is_not(None), GENERATIONS.c.deadline_at < now)
             .order_by(GENERATIONS.c.deadline_at)
             .limit(limit)
         )
-        return [generation_of(r) for r in await self.rows(stmt)]
+        found = [generation_of(r) for r in await self.rows(stmt)]
+        if len(found) >= limit:
+            return found
+        # Rows from before deadlines (NULL): their model's deadline from their creation, read in Python (it is
+        # in the model's capabilities), oldest first. Without this their waits, bounded by the deadline, never end.
+        undated = (
+            select(GENERATIONS, MODELS.c.capabilities.label("model_capabilities"))
+            .outerjoin(MODELS, MODELS.c.id == GENERATIONS.c.model_id)
+            .where(active, GENERATIONS.c.deadline_at.is_(None), GENERATIONS.c.created_at < now)
+            .order_by(GENERATIONS.c.created_at, GENERATIONS.c.id)
+            .limit(limit)
+        )
+        for row in await self.rows(undated):
+            generation = generation_of(row)
+            if generation.created_at + timedelta(seconds=deadline_seconds_of(row.model_capabilities)) < now:
+                found.append(generation)
+        return found[:limit]
 
     async def transition_if(
         self,
