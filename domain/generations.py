@@ -115,6 +115,9 @@ class Generation:
     # That route's provider model: with `provider`, what finds the route again after the model's
     # routes were edited (never the index alone). None on rows from before it was recorded.
     uncertain_model: str | None = None
+    # When the submit that set `uncertain_route` was sent: a lookup reads the provider's list back to it.
+    # None on rows from before it was recorded.
+    uncertain_since: datetime | None = None
     idempotency_key: str | None = None
     finished_at: datetime | None = None
     deadline_at: datetime | None = None

@@ -61,6 +61,7 @@ async def adopt(
             provider_task_id=external_id,
             uncertain_route=None,
             uncertain_model=None,
+            uncertain_since=None,
             next_attempt_at=None,  # poll at the next tick
             lease_token=None,
         )

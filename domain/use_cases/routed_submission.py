@@ -126,6 +126,8 @@ class RoutedSubmit:
     error: ProviderError | None = None
     #: The route of an uncertain failure (`uncertain`): a job may exist there without a task id.
     uncertain: ProviderRoute | None = None
+    #: When that uncertain request was sent (its route's start): a lookup reads the list back to it.
+    uncertain_at: datetime | None = None
     #: The provider whose in-flight slot the generation still holds (the route that took the job,
     #: the uncertain one, or the route it must go back to): the caller keeps or frees it.
     slot: str | None = None
@@ -272,6 +274,7 @@ async def submit_routes(
                     result.error = exc
                     if uncertain(exc):
                         result.uncertain, result.looks_up = route, isinstance(provider, JobLookup)
+                        result.uncertain_at = started
                         result.slot, holding = holding, None
                     return result
                 log.info("route %d (%s) of %s failed over: %s", route.index, route.provider, generation.id, exc.code)

@@ -122,6 +122,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
                 attempt,
                 routed.error,
                 uncertain=routed.uncertain,
+                uncertain_at=routed.uncertain_at,
                 looks_up=routed.looks_up,
                 route_gone=routed.route_gone or routed.awaits_callback,
                 # An uncertain submit is not counted either: its wait for the job is bounded by the deadline.
@@ -264,6 +265,7 @@ async def _submitted(
             provider=provider.name,
             uncertain_route=None,
             uncertain_model=None,
+            uncertain_since=None,
             next_attempt_at=None,  # poll at the next tick
             lease_token=None,
         )
@@ -310,6 +312,7 @@ async def _failed(
     counted: bool = True,
     skipping_since: datetime | None = None,
     grace: bool = False,
+    uncertain_at: datetime | None = None,
 ) -> bool:
     """Back off for the next attempt, wait for an uncertain job's callback, or fail for good. True when the
     generation waits with a route to go back to (`uncertain`, or one from before): it keeps that provider's slot.
@@ -335,6 +338,9 @@ async def _failed(
             "provider": uncertain.provider,
             "uncertain_route": uncertain.index,
             "uncertain_model": uncertain.provider_model,
+            # The first uncertain submit's time is kept: a job of it may still be listed (a later one, sent
+            # after a lookup proved that absent, is listed after it anyway).
+            "uncertain_since": claimed.uncertain_since or uncertain_at or now,
         }
         if looks_up:
             wait = _until(claimed, now + timedelta(seconds=policy.uncertain_grace_seconds))

@@ -1,9 +1,10 @@
 """Look up an uncertain submit's job at a provider that lists its jobs (`JobLookup`: Replicate), for routed
 submission (domain/use_cases/routed_submission.py): found, proven absent, or inconclusive.
 
-The list is read back to the uncertain submit (its first failed attempt at that provider, less a margin for
-the clocks), never to the generation's creation alone. Jobs another generation holds are passed over; one
-left is the generation's; several left, or a list not read back that far, take nothing and send nothing.
+The list is read back to the uncertain submit (the one that set the uncertain route, `uncertain_since`, less
+a margin for the clocks), never to the generation's creation alone, nor to an older failure there that started
+nothing. Jobs another generation holds are passed over; one left is the generation's; several left, or a list
+not read back that far, take nothing and send nothing.
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ async def look_up(
 
 
 async def _uncertain_since(ports: ProcessingPorts, name: str, generation: Generation) -> datetime:
-    """Since when the list is read: the generation's first failed attempt at `name` (its uncertain create
-    is that one or a later one), less `LOOKUP_MARGIN` for the clocks' skew; its creation without a record."""
+    """Since when the list is read: the submit that set the uncertain route (`uncertain_since`), less
+    `LOOKUP_MARGIN` for the clocks' skew. Rows from before it was recorded: the generation's first failed
+    attempt at `name` (the uncertain create is that one or a later one); its creation without a record."""
+    if generation.uncertain_since is not None:
+        return generation.uncertain_since - LOOKUP_MARGIN
     began = generation.created_at
     try:
         async with ports.uow() as uow:

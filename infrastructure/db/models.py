@@ -199,6 +199,8 @@ class GenerationRow(Base):
     uncertain_route: Mapped[int | None] = mapped_column(Integer)
     # That route's provider model (migration 0021): the route is found again by provider and model.
     uncertain_model: Mapped[str | None] = mapped_column(String(200))
+    # When that uncertain submit was sent (migration 0022): its provider's list is read back to it.
+    uncertain_since: Mapped[datetime | None]
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_generations_user_idempotency"),
         Index("ix_generations_user_created", "user_id", "created_at", "id"),

@@ -546,3 +546,27 @@ async def test_a_row_without_a_deadline_waiting_on_lookups_expires_at_its_models
     # then the expiry sweep ends it once its model's deadline from its creation has passed, its hold released
     assert (env.get(g).status, len(env.provider.jobs)) == (S.EXPIRED, 1)
     assert env.kinds(g) == [LedgerKind.RELEASE, LedgerKind.RESERVE]
+
+
+async def test_the_lookup_reads_back_to_the_submit_that_set_the_uncertain_route_not_an_older_failure() -> None:
+    # given a first attempt refused at the provider (nothing started), and a later one that is uncertain
+    env, ports, policy = world(Listing())
+    assert isinstance(env.provider, Listing)
+    g = env.generation()
+    env.provider.submit_errors = [ProviderError("PROVIDER_RATE_LIMITED", "429", retryable=True, nothing_started=True)]
+    await submission.submit(g.id, ports=ports, policy=policy)
+    assert env.get(g).uncertain_route is None
+    env.clock.advance(120)
+    uncertain_at = env.clock.now()
+    env.provider.submit_errors = [READ_TIMEOUT]
+    await submission.submit(g.id, ports=ports, policy=policy)
+    assert env.get(g).uncertain_route == 0 and env.get(g).uncertain_since == uncertain_at
+    # when it is looked up after the grace period
+    env.provider.found = JobSearch(("task-found",))
+    env.clock.advance(policy.uncertain_grace_seconds)
+    await submission.submit(g.id, ports=ports, policy=policy)
+    # then the list was read back to the uncertain submit (less the margin), not to the older refusal
+    (_job, since), *_ = env.provider.lookups
+    assert since == uncertain_at - LOOKUP_MARGIN
+    after = env.get(g)
+    assert (after.status, after.provider_task_id, after.uncertain_since) == (S.PROCESSING, "task-found", None)

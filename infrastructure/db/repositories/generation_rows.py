@@ -29,6 +29,7 @@ def generation_of(row: AnyRow) -> Generation:
         provider=row.provider,
         uncertain_route=row.uncertain_route,
         uncertain_model=row.uncertain_model,
+        uncertain_since=aware_opt(row.uncertain_since),
         idempotency_key=row.idempotency_key,
         finished_at=aware_opt(row.finished_at),
         deadline_at=aware_opt(row.deadline_at),
