@@ -18,6 +18,7 @@ from domain.generations import Generation, GenerationStatus
 from domain.use_cases import webhook_outbox as outbox
 from domain.use_cases.generation_events import changed, publish_all
 from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts
+from domain.use_cases.provider_slots import hold_again
 
 log = logging.getLogger("genhub.processing")
 
@@ -80,6 +81,8 @@ async def adopt(
         sends = await outbox.record(uow, updated, GenerationStatus.SUBMITTING, now, policy.webhooks)
         await uow.commit()
     log.info("generation %s adopted its earlier job %s at %s (from its callback)", generation.id, external_id, provider)
+    # Its slot may have been freed while it waited for this callback only (domain/use_cases/provider_slots.py).
+    await hold_again(ports, policy, provider, updated.id)
     await publish_all(ports.publisher, [changed(updated, GenerationStatus.SUBMITTING, now)])
     await outbox.dispatch(ports.jobs, sends)
     return updated

@@ -8,9 +8,16 @@ on every other way out: the route refused, failed over or was skipped, the submi
 was cancelled, the generation ended (succeeded, failed, canceled, expired; domain/use_cases/
 processing.py `fail`, finalization, sweeps).
 
+An uncertain submit at a provider that only calls back when its job ends (KIE, fal: not a `JobLookup`)
+keeps its slot for `uncertain_grace_seconds` only: it waits for that callback until its deadline, most
+often for a job that never started, and a slot held all that while would keep a working generation out.
+After the grace period the sweep frees it (a job that does run there then runs beside the limit), and the
+generation takes one again when its job's callback is adopted (domain/use_cases/adoption.py), whatever
+the limit: it runs there.
+
 The database is the truth the slots are repaired from: the sweep (`reconcile_slots`) gives a
 slot to every generation PROCESSING on the provider or SUBMITTING with an uncertain route there
-that held none when read (after a Redis restart lost them), renews the slots of those and of
+(within its grace period when only a callback can bring the job) that held none when read (after a Redis restart lost them), renews the slots of those and of
 submits under a live lease that are still held (never bringing back one freed during the sweep),
 and frees every other one (a submitter that died, a release that was lost). Each slot's lease is
 the last safety net when the sweep does not run.
@@ -28,10 +35,10 @@ import uuid
 from datetime import datetime
 
 from domain.generations import Generation, GenerationStatus
-from domain.ports import ProviderError
+from domain.ports import JobLookup, ProviderError
 from domain.use_cases.processing import SUBMITTABLE, ProcessingPolicy, ProcessingPorts, free_slot
 
-__all__ = ["CONCURRENCY_LIMIT", "free_slot", "reconcile_slots", "runs_on", "take_slot"]
+__all__ = ["CONCURRENCY_LIMIT", "free_slot", "hold_again", "reconcile_slots", "runs_on", "take_slot"]
 
 log = logging.getLogger("genhub.processing")
 
@@ -92,11 +99,13 @@ async def _reconcile(ports: ProcessingPorts, policy: ProcessingPolicy, provider:
     async with ports.uow() as uow:
         found = {g.id: g for g in await uow.generations.on_provider(provider, list(held))}
     now = ports.clock.now()
-    keep = {g.id for g in found.values() if runs_on(g, provider) or (g.id in held and _submitting(g, now))}
+    looks_up = _looks_up(ports, provider)
+    holding = {g.id for g in found.values() if runs_on(g, provider) and not _callback_only(g, policy, now, looks_up)}
+    keep = holding | {g.id for g in found.values() if g.id in held and _submitting(g, now)}
     # Only what was held when read is renewed (a slot freed since, say by a failover, stays free); a slot
     # is added only for what runs there and held none when read.
     renew = [holder for holder in held if holder in keep]
-    add = [g.id for g in found.values() if runs_on(g, provider) and g.id not in held]
+    add = [g for g in holding if g not in held]
     stale = {holder: end for holder, end in held.items() if holder not in keep}
     await ports.slots.reconcile(provider, renew=renew, add=add, stale=stale, lease=policy.slot_lease)
     if stale:
@@ -111,6 +120,35 @@ def runs_on(generation: Generation, provider: str) -> bool:
     return generation.status is GenerationStatus.PROCESSING or (
         generation.status is GenerationStatus.SUBMITTING and generation.uncertain_route is not None
     )
+
+
+def _callback_only(generation: Generation, policy: ProcessingPolicy, now: datetime, looks_up: bool) -> bool:
+    """An uncertain wait past its grace period at a provider that cannot be looked up: only the job's callback
+    may still end it (at the deadline, most often, for a job that never started), so it holds no slot. A row
+    from before `uncertain_since` was recorded has waited longer than that already."""
+    if looks_up or generation.status is not GenerationStatus.SUBMITTING or generation.uncertain_route is None:
+        return False
+    since = generation.uncertain_since
+    return since is None or (now - since).total_seconds() >= policy.uncertain_grace_seconds
+
+
+def _looks_up(ports: ProcessingPorts, provider: str) -> bool:
+    try:
+        return isinstance(ports.providers.get(provider), JobLookup)
+    except KeyError:
+        return False
+
+
+async def hold_again(ports: ProcessingPorts, policy: ProcessingPolicy, provider: str, holder: uuid.UUID) -> None:
+    """`holder` runs a job at `provider` again (an adopted one): its slot, whatever the limit, best effort (the
+    sweep adds it otherwise)."""
+    limit = policy.provider_limits.get(provider)
+    if ports.slots is None or limit is None or limit.concurrency is None:
+        return
+    try:
+        await ports.slots.reconcile(provider, renew=[], add=[holder], stale={}, lease=policy.slot_lease)
+    except Exception:
+        log.exception("could not hold %s's slot of %s again (the slot sweep will)", holder, provider)
 
 
 def _submitting(generation: Generation, now: datetime) -> bool:

@@ -216,6 +216,12 @@ async def submit_routes(
             errors.append((route.index, unknown))
             record(AttemptOutcome.SKIPPED, "PROVIDER_UNKNOWN")
             continue
+        if going_back and not isinstance(provider, JobLookup):
+            # Its job calls back only when it ends, and no absence can be proven: never sent again. No slot is
+            # taken for the wait (the sweep frees the one it holds after the grace period; adoption takes one).
+            result.error = ProviderError(AWAITING_CALLBACK, "The earlier job's callback is awaited.", retryable=True)
+            result.awaits_callback = True
+            return result
         limit = policy.provider_limits.get(route.provider)
         holding: str | None = None
         if limit is not None and limit.concurrency is not None:
@@ -229,13 +235,6 @@ async def submit_routes(
             holding = route.provider
         try:
             job = job_for(route, provider)
-            if going_back and not isinstance(provider, JobLookup):
-                # Its job calls back only when it ends, and no absence can be proven: never sent again.
-                result.error = ProviderError(
-                    AWAITING_CALLBACK, "The earlier job's callback is awaited.", retryable=True
-                )
-                result.awaits_callback = True
-                return result
             if going_back and isinstance(provider, JobLookup):
                 found = await look_up(ports, policy, provider, route.provider, job, generation)
                 if isinstance(found, ProviderError):

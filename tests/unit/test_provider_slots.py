@@ -487,3 +487,34 @@ async def test_a_submit_cancelled_as_its_processing_write_closes_keeps_its_slot(
         await submission.submit(g.id, ports=ports, policy=world.policy)
     assert world.env.get(g).status is S.PROCESSING
     assert await world.held() == {g.id}
+
+
+async def test_a_callback_only_wait_gives_its_slot_back_after_the_grace_period_and_adoption_takes_it_again(
+    world: World,
+) -> None:
+    # given a provider allowed one generation at a time that calls back only when its job ends (KIE, fal), and
+    # a generation whose submit there was uncertain
+    world.limits = {"first": ProviderLimit(concurrency=1)}
+    world.first.submit_errors = [READ_TIMEOUT]
+    g = await world.submit(world.generation(routed=False))
+    assert (g.status, g.uncertain_route, await world.held()) == (S.SUBMITTING, 0, {g.id})
+    # within the grace period the sweep keeps its slot (its job, if any, most likely calls back then)
+    world.env.clock.advance(world.policy.uncertain_grace_seconds / 2)
+    await provider_slots.reconcile_slots(ports=world.ports, policy=world.policy)
+    assert await world.held() == {g.id}
+    # when the grace period has passed, it waits for the callback only (until its deadline): the slot is freed
+    world.env.clock.advance(world.policy.uncertain_grace_seconds / 2)
+    assert await provider_slots.reconcile_slots(ports=world.ports, policy=world.policy) == 1
+    assert await world.held() == set()
+    # and another generation runs there meanwhile, while a duplicate submit of the waiting one takes no slot
+    other = await world.submit(world.generation(routed=False))
+    assert other.status is S.PROCESSING and await world.held() == {other.id}
+    g = await world.submit(g)
+    assert (g.status, len(world.first.jobs), await world.held()) == (S.SUBMITTING, 2, {other.id})
+    # when the waiting generation's callback comes, it is adopted and holds a slot again (its job runs there)
+    adopted = await adoption.adopt(g.id, "first", "task-late", ports=world.ports, policy=world.policy)
+    assert adopted is not None and adopted.status is S.PROCESSING
+    assert await world.held() == {other.id, g.id}
+    # and the sweep keeps both: what runs there is counted, whatever the limit
+    await provider_slots.reconcile_slots(ports=world.ports, policy=world.policy)
+    assert await world.held() == {other.id, g.id}
