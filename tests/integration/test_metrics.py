@@ -241,3 +241,11 @@ async def test_the_collection_pacer_is_scraped(client: GraphQLClient) -> None:
     # then /metrics counts its ticks, and the next reclaim lies beyond the heap held now
     assert value(samples, "genhub_gc_paced_collections_total") >= 5 * value(samples, "genhub_gc_freezes_total")
     assert value(samples, "genhub_gc_reclaim_at_blocks") > sys.getallocatedblocks()
+
+
+async def test_without_pacing_the_app_leaves_collections_to_cpython(tmp_path: Path) -> None:
+    # given an app started with GC_PACING=false
+    async with running_app(app_settings(tmp_path, gc_pacing=False)) as off:
+        # then no pacer runs: nothing is frozen beyond the start-up heap, and the app answers
+        assert not hasattr(off.app.state, "gc")
+        assert (await off.http.get("/health")).status_code == 200
