@@ -159,6 +159,9 @@ def events_of(page: Any, generation_id: str) -> list[dict[str, str]]:
     events: list[dict[str, str]] = page.eval_on_selector_all("#events li", "items => items.map(i => ({...i.dataset}))")
     page.keyboard.press("Escape")
     page.wait_for_selector("#viewer", state="hidden")
+    # the dialog's `close` event (a task later) has emptied it and given focus back: the next key
+    # press goes where the person then puts the focus
+    page.wait_for_selector("#viewer-media:empty", state="attached")
     return events
 
 
@@ -233,6 +236,18 @@ def test_demo_grid_shows_image_and_video_generations_live_with_thumbnails(tmp_pa
         page.keyboard.press("Escape")
         page.wait_for_selector("#viewer", state="hidden")
         assert page.evaluate("() => document.activeElement.closest('li')?.dataset.id") == video
+
+        # when the viewer is closed and opened again before its `close` event has come (one task)
+        page.evaluate(
+            "sel => { const v = document.getElementById('viewer'); v.showModal(); v.close();"
+            " document.querySelector(sel).click(); }",
+            f"{tile(video)} .tile-open",
+        )
+        page.wait_for_timeout(200)  # the late `close` event has been handled by now
+        # then the reopened viewer still shows the video
+        assert page.eval_on_selector_all("#viewer[open] #viewer-media video", "v => v.length") == 1
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#viewer-media:empty", state="attached")
 
         # when the page is reloaded, the list query shows the same grid (the session is kept)
         page.reload()

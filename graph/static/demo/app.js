@@ -1072,8 +1072,10 @@ const viewer = {
     if ($("viewer").open) $("viewer").close();
   },
 
-  // The dialog closed (button, Escape, backdrop): stop any video and give focus back.
+  // The dialog closed (button, Escape, backdrop): stop any video and give focus back. The `close`
+  // event comes a task after `close()`: if the viewer was opened again meanwhile, it is not undone.
   closed() {
+    if ($("viewer").open) return;
     this.tile = null;
     this.mediaKey = null;
     $("viewer-media").replaceChildren();
