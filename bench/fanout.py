@@ -13,7 +13,7 @@
     server's RSS along the way and PUBSUB NUMSUB of every user channel (must be 0).
 
 With --churn-rate R, R other connections a second are opened and closed while (a) measures
-(at most --churn-pool open at a time; their deliveries not counted): the server's heap keeps
+(about --churn-pool open at a time; their deliveries not counted): the server's heap keeps
 changing, and the report says how many full collections (reclaims) fell inside the window.
 --diagnose and --census: bench/fanout_diagnosis.py.
 
