@@ -78,13 +78,20 @@ async def world(fal_processes: Processes, world_in: Any, fake_fal: FakeFal) -> A
 
 
 async def processing(world: World, fake_fal: FakeFal, **capabilities: Any) -> tuple[Generation, str]:
-    """A PROCESSING fal generation and its fal request id."""
+    """A fal generation once its request is submitted, and its fal request id.
+
+    It is PROCESSING unless the fake's first status already ends it: a request that is COMPLETED at its first
+    check can be finished (or failed) by the worker before this helper reads it, so a final state counts as
+    submitted when the request id was recorded.
+    """
     model = await world.model(
         f"fal-{uuid.uuid4().hex[:6]}", provider="fal", providerModel="fal-ai/flux/dev", **capabilities
     )
     started = await world.generate(model)
     deadline = time.monotonic() + 20
-    while (current := await world.get(started.id)).status is not GenerationStatus.PROCESSING:
+    while (current := await world.get(started.id)).provider_task_id is None or not (
+        current.status is GenerationStatus.PROCESSING or current.is_final
+    ):
         assert time.monotonic() < deadline and not current.is_final, current
         await asyncio.sleep(0.05)
     assert current.provider_task_id is not None and current.provider_task_id.startswith("fal-ai/flux/")
