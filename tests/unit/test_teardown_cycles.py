@@ -1,0 +1,221 @@
+"""A closed subscription or WebSocket leaves no reference cycle behind: its objects go when it ends, by
+reference counting, instead of waiting for a full garbage collection (graph/subscriptions/execution.py,
+entrypoints/uvicorn_protocols.py).
+
+Each check runs with the collector off: an object still alive after its last use is held by a cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import threading
+import time
+import weakref
+from collections.abc import AsyncGenerator, Iterator
+from typing import Any
+
+import pytest
+import strawberry
+import uvicorn
+import websockets
+from graphql import parse
+from starlette.types import Receive, Scope, Send
+from strawberry.types import Info
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from entrypoints.uvicorn_protocols import UpgradeReleasingHttpToolsProtocol
+from graph.subscriptions.execution import FINISHED, PerEventMemoExecutionContext
+
+
+@pytest.fixture
+def no_collector() -> Iterator[None]:
+    """What the test drops must go by reference counting alone."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# ---------------------------------------------------------------- the subscription's executor
+
+
+class RequestContext:
+    """Stands for the connection's context (weakly referenceable, like graph.context.Context)."""
+
+
+@strawberry.type
+class Item:
+    number: int
+
+    @strawberry.field
+    async def doubled(self) -> int:
+        await asyncio.sleep(0)
+        return self.number * 2
+
+
+async def numbers(count: int) -> AsyncGenerator[Item, None]:
+    for number in range(count):
+        await asyncio.sleep(0)
+        yield Item(number=number)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def items(self) -> list[Item]:
+        return [Item(number=n) for n in range(3)]
+
+    @strawberry.field
+    async def streamed(self) -> list[Item]:
+        # An async iterable list (completed by the executor's `cancellable_iterable`) beside async fields.
+        return numbers(3)  # type: ignore[return-value]
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def counted(self, info: Info, count: int) -> AsyncGenerator[Item, None]:
+        async for item in numbers(count):
+            yield item
+
+
+schema = strawberry.Schema(query=Query, subscription=Subscription, execution_context_class=PerEventMemoExecutionContext)
+
+
+async def subscribed(count: int, take: int) -> tuple[list[Any], weakref.ref[RequestContext]]:
+    """Runs `subscription { counted(count) }`, reading `take` events (then closing it); its data, and the
+    context it ran with (no longer referenced by the caller)."""
+    context = RequestContext()
+    watched = weakref.ref(context)
+    stream = await schema.subscribe(
+        "subscription ($count: Int!) { counted(count: $count) { number doubled } }",
+        variable_values={"count": count},
+        context_value=context,
+    )
+    del context
+    received: list[Any] = []
+    assert not isinstance(stream, strawberry.types.ExecutionResult)
+    async for result in stream:
+        assert not result.errors, result.errors
+        received.append(result.data)
+        if len(received) == take:
+            break
+    await stream.aclose()
+    del stream
+    return received, watched
+
+
+async def test_a_subscription_that_ends_leaves_nothing_for_the_collector(no_collector: None) -> None:
+    received, context = await subscribed(count=3, take=3)
+
+    assert received == [{"counted": {"number": n, "doubled": 2 * n}} for n in range(3)]
+    assert context() is None
+
+
+async def test_a_subscription_closed_by_its_client_leaves_nothing_for_the_collector(no_collector: None) -> None:
+    received, context = await subscribed(count=10, take=1)
+
+    assert received == [{"counted": {"number": 0, "doubled": 0}}]
+    assert context() is None
+
+
+async def test_only_the_subscriptions_own_source_stream_finishes_its_executor() -> None:
+    # A list field's async iterable (in a query, or within one event) ends while the rest of the operation
+    # still runs: only the subscription's own executor, at the end of its source stream, is finished.
+    query = PerEventMemoExecutionContext.build(schema._schema, parse("{ streamed { number } }"))
+    subscription = PerEventMemoExecutionContext.build(
+        schema._schema, parse("subscription { counted(count: 1) { number } }")
+    )
+    assert isinstance(query, PerEventMemoExecutionContext) and isinstance(subscription, PerEventMemoExecutionContext)
+    event = subscription.build_per_event_executor({})
+    for executor in (query, event):
+        source = numbers(1)
+        assert executor.cancellable_iterable(source) is source
+
+    helpers = subscription.async_helpers
+    stream = subscription.cancellable_iterable(numbers(1))
+    assert [item.number async for item in stream] == [0]
+    assert subscription.async_helpers is FINISHED and helpers is not FINISHED
+    assert event.async_helpers is helpers  # an event already under way keeps what it was built with
+
+
+# ---------------------------------------------------------------- uvicorn's HTTP protocol after an upgrade
+
+
+async def echo_once(scope: Scope, receive: Receive, send: Send) -> None:
+    """Accepts a WebSocket, echoes one message and closes."""
+    assert scope["type"] == "websocket"
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    message = await receive()
+    await send({"type": "websocket.send", "text": message.get("text")})
+    await send({"type": "websocket.close", "code": 1000})
+
+
+def watching(base: type[HttpToolsProtocol]) -> tuple[type[HttpToolsProtocol], list[weakref.ref[Any]]]:
+    """`base`, recording a weak reference to every instance."""
+    made: list[weakref.ref[Any]] = []
+
+    class Watched(base):  # type: ignore[valid-type, misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(weakref.ref(self))
+
+    return Watched, made
+
+
+def upgraded_protocols(protocol: type[HttpToolsProtocol], connections: int) -> list[weakref.ref[Any]]:
+    """Serves `echo_once` with `protocol` on a free port in a thread, opens and closes `connections`
+    WebSockets; the HTTP protocol instances it made, watched."""
+    watched, made = watching(protocol)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(echo_once, lifespan="off", log_level="warning", http=watched, ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+
+        async def talk() -> None:
+            for n in range(connections):
+                async with websockets.connect(f"ws://127.0.0.1:{port}/") as ws:
+                    await ws.send(f"hello {n}")
+                    assert await ws.recv() == f"hello {n}"
+
+        asyncio.run(talk())
+        deadline = time.monotonic() + 5
+        # the server has seen every socket close
+        while server.server_state.connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+    assert len(made) == connections
+    return made
+
+
+def test_a_websocket_connection_leaves_no_http_protocol_for_the_collector(no_collector: None) -> None:
+    made = upgraded_protocols(UpgradeReleasingHttpToolsProtocol, connections=5)
+
+    assert [ref() for ref in made] == [None] * 5
+
+
+def test_uvicorns_own_protocol_is_held_by_its_cycle_after_an_upgrade(no_collector: None) -> None:
+    # The check above can see the cycle: uvicorn's protocol, as it comes, is still alive here.
+    made = upgraded_protocols(HttpToolsProtocol, connections=2)
+
+    assert all(ref() is not None for ref in made)
+    gc.collect()
+    assert [ref() for ref in made] == [None, None]
