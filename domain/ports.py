@@ -6,7 +6,7 @@ Implementations live in `infrastructure/`; unit tests use small fakes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -342,13 +342,39 @@ class ProviderSlots(Protocol):
     of the submit claim that took it (a later claim of the same generation takes it over). Each
     slot has a lease: one nobody renews (its worker died, its release was lost) frees itself when
     the lease runs out. Times are the store's own clock.
+
+    Each provider has a waiting line beside its slots, changed atomically with them: a generation refused
+    for a full provider takes a ticket (the time of its first refusal, kept across its tries) whose place
+    lapses unless it tries again within `wait`. A slot goes to a generation only while the others holding
+    one plus the live waiters ahead of it (every live waiter, for one not in line) are fewer than the limit;
+    taking it removes the ticket.
     """
 
     async def acquire(
-        self, provider: str, holder: uuid.UUID, *, limit: int, lease: timedelta, token: uuid.UUID | None = None
+        self,
+        provider: str,
+        holder: uuid.UUID,
+        *,
+        limit: int,
+        lease: timedelta,
+        token: uuid.UUID | None = None,
+        wait: timedelta | None = None,
     ) -> bool:
         """Take (or renew, or take over from an earlier claim of `holder`) `holder`'s slot under `token` when
-        fewer than `limit` others hold one; atomic across workers."""
+        fewer than `limit` others hold one or wait ahead of it; atomic across workers. Refused, `holder` takes
+        (or keeps) its place in the line, live for `wait` from now (None: it does not join the line)."""
+        ...
+
+    async def leave(self, holder: uuid.UUID, *, keep: Collection[str] = ()) -> None:
+        """`holder` leaves every provider's line it stands in, except the lines of `keep`."""
+        ...
+
+    async def waiters(self, provider: str) -> dict[uuid.UUID, float]:
+        """The live waiters of `provider`'s line, each with its ticket (its place: earlier goes first)."""
+        ...
+
+    async def dismiss(self, provider: str, waiters: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
+        """Take `waiters` out of `provider`'s line (they no longer wait); the live waiters left, as `waiters`."""
         ...
 
     async def release(self, provider: str, holder: uuid.UUID, *, token: uuid.UUID | None = None) -> None:

@@ -1,12 +1,24 @@
-"""In-flight slots per provider (the `ProviderSlots` port): on Redis for every worker, in memory for one process.
+"""In-flight slots per provider and their waiting lines (the `ProviderSlots` port): on Redis for every worker, in
+memory for one process.
 
 On Redis each provider's slots are one sorted set (`<TASK_QUEUE_NAME>:slots:{provider}`): a member
 per holder (`<generation id>:<claim token>`, one per generation), scored with the end of its lease in
 milliseconds of Redis's own clock. Taking a slot is one Lua script (drop the expired, renew a
 holder's own slot or take it over from its earlier claim, else add it when fewer than the limit
-hold one), so concurrent submitters on any number of hosts never exceed the limit. A submitter
+hold one or wait ahead of it, below), so concurrent submitters on any number of hosts never exceed the limit. A submitter
 frees only its own claim's member. A holder whose worker died frees its slot when its lease ends; the sweep
 (domain/use_cases/provider_slots.py) renews the slots of what runs and drops the others sooner.
+
+Next to each provider's slots is its waiting line, changed by the same scripts: a sorted set of tickets
+(`<set>:line`, a generation scored with the time of its first refusal, kept across its tries: NX) and one of
+liveness (`<set>:alive`, the same generation scored with when its place lapses, pushed on each try). A slot is
+given only when `held + live waiters ahead < limit`: a waiter that holds a slot (it is counted in `held`)
+and the asker itself are not counted ahead, and one that is not in line counts every live waiter as ahead.
+Equal tickets are ordered by the generation's id (as the sorted set orders them). Taking a slot removes the
+ticket; a waiter whose liveness lapsed drops out at the next script. Members that are not generation ids
+are ignored (never counted ahead). The providers that ever had a line are listed in one set
+(`<prefix>_lines`), so a generation that ends can leave every line without knowing where it stood. A Redis
+restart loses the lines with the slots: nothing waits on a lost ticket, the next tries take new ones.
 
 There is no in-process fallback while Redis cannot be reached: taking a slot fails (the caller
 skips the route and retries later), since counting per process would let every worker fill
@@ -18,7 +30,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -48,21 +60,98 @@ local function expire()
 end
 """
 
-# ARGV: generation, member (generation:token), limit, lease (ms). 1: held (taken, renewed or taken over).
+# Scripts that see a line too: KEYS[2] its tickets (generation -> first refusal, ms), KEYS[3] their liveness
+# (generation -> when its place lapses, ms). `drop_lapsed` takes out the waiters that stopped trying;
+# `expire_line` keeps both keys as long as the latest liveness.
+_LINE_LUA = """
+local function ours(generation)
+  return string.match(generation, '^%x+%-%x+%-%x+%-%x+%-%x+$') ~= nil
+end
+local function drop_lapsed()
+  for _, waiter in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do
+    redis.call('ZREM', KEYS[2], waiter)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+end
+local function expire_line()
+  local top = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+  if top[2] then
+    local at = math.floor(tonumber(top[2])) + 1
+    redis.call('PEXPIREAT', KEYS[2], at)
+    redis.call('PEXPIREAT', KEYS[3], at)
+  end
+end
+local function leave(generation)
+  redis.call('ZREM', KEYS[2], generation)
+  redis.call('ZREM', KEYS[3], generation)
+end
+"""
+
+# KEYS[4] the set of providers with a line. ARGV: generation, member (generation:token), limit, lease (ms),
+# liveness (ms; 0: a refusal takes no ticket), provider. 1: held (taken, renewed or taken over), 0: refused.
 _ACQUIRE_LUA = (
     _COMMON_LUA
+    + _LINE_LUA
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+drop_lapsed()
 local mine = held(ARGV[1])
-if not mine then
-  if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+if mine then
+  if mine ~= ARGV[2] then
+    redis.call('ZREM', KEYS[1], mine)
+  end
+else
+  -- Who holds a slot: counted once, in `held`, even when also in line.
+  local holding, count = {}, 0
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    holding[string.match(member, '^(.*):[^:]*$') or member] = true
+    count = count + 1
+  end
+  local room = tonumber(ARGV[3]) - count
+  if room > 0 then
+    -- Fewer than `room` live waiters ahead of this generation (every live waiter when it is not in line)?
+    local ahead, start = 0, 0
+    while ahead < room do
+      local batch = redis.call('ZRANGE', KEYS[2], start, start + 63)
+      if #batch == 0 then
+        break
+      end
+      local reached = false
+      for _, waiter in ipairs(batch) do
+        if waiter == ARGV[1] then
+          reached = true
+          break
+        end
+        if ours(waiter) and not holding[waiter] and redis.call('ZSCORE', KEYS[3], waiter) then
+          ahead = ahead + 1
+          if ahead >= room then
+            break
+          end
+        end
+      end
+      if reached then
+        break
+      end
+      start = start + 64
+    end
+    if ahead >= room then
+      room = 0
+    end
+  end
+  if room <= 0 then
+    if tonumber(ARGV[5]) > 0 then
+      redis.call('ZADD', KEYS[2], 'NX', now, ARGV[1])
+      redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ARGV[1])
+      redis.call('SADD', KEYS[4], ARGV[6])
+      expire_line()
+    end
     return 0
   end
-elseif mine ~= ARGV[2] then
-  redis.call('ZREM', KEYS[1], mine)
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[2])
+leave(ARGV[1])
 expire()
+expire_line()
 return 1
 """
 )
@@ -125,6 +214,37 @@ return dropped
 """
 )
 
+# KEYS: pairs of (tickets, liveness) of each line to leave. ARGV: the generation.
+_LEAVE_LUA = """
+for i = 1, #KEYS, 2 do
+  redis.call('ZREM', KEYS[i], ARGV[1])
+  redis.call('ZREM', KEYS[i + 1], ARGV[1])
+end
+return 1
+"""
+
+# KEYS[2], KEYS[3] one line. ARGV: the generations to take out of it. Returns the live waiters left, with their
+# tickets.
+_WAITERS_LUA = (
+    _COMMON_LUA
+    + _LINE_LUA
+    + """
+drop_lapsed()
+for i = 1, #ARGV do
+  leave(ARGV[i])
+end
+local found = {}
+local flat = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #flat, 2 do
+  if redis.call('ZSCORE', KEYS[3], flat[i]) then
+    found[#found + 1] = flat[i]
+    found[#found + 1] = flat[i + 1]
+  end
+end
+return found
+"""
+)
+
 #: The claim token of a slot the sweep (not a submit) gave to a generation that runs at the provider.
 SWEEP_TOKEN = "sweep"
 
@@ -155,17 +275,58 @@ class RedisProviderSlots:
         self._release = redis.register_script(_RELEASE_LUA)
         self._holders = redis.register_script(_HOLDERS_LUA)
         self._reconcile = redis.register_script(_RECONCILE_LUA)
+        self._leave = redis.register_script(_LEAVE_LUA)
+        self._waiters = redis.register_script(_WAITERS_LUA)
 
     def _key(self, provider: str) -> str:
         return f"{self._prefix}{provider}"
 
+    def _line(self, provider: str) -> list[str]:
+        key = self._key(provider)
+        return [key, f"{key}:line", f"{key}:alive"]
+
+    @property
+    def _lines(self) -> str:
+        # No provider's name starts with "_" (settings.py): never one's slots.
+        return f"{self._prefix}_lines"
+
     async def acquire(
-        self, provider: str, holder: uuid.UUID, *, limit: int, lease: timedelta, token: uuid.UUID | None = None
+        self,
+        provider: str,
+        holder: uuid.UUID,
+        *,
+        limit: int,
+        lease: timedelta,
+        token: uuid.UUID | None = None,
+        wait: timedelta | None = None,
     ) -> bool:
         # redis-py's Script loads itself again when Redis forgot it (NOSCRIPT after a restart).
-        args: list[str | int] = [str(holder), member(holder, token), limit, _ms(lease)]
-        taken = await self._acquire(keys=[self._key(provider)], args=args)
+        liveness = _ms(wait) if wait is not None else 0
+        args: list[str | int] = [str(holder), member(holder, token), limit, _ms(lease), liveness, provider]
+        taken = await self._acquire(keys=[*self._line(provider), self._lines], args=args)
         return int(taken) == 1
+
+    async def leave(self, holder: uuid.UUID, *, keep: Collection[str] = ()) -> None:
+        providers = sorted(
+            name
+            for raw in await self._redis.smembers(self._lines)
+            if (name := raw.decode() if isinstance(raw, bytes) else str(raw)) not in keep
+        )
+        if providers:
+            keys = [key for provider in providers for key in self._line(provider)[1:]]
+            await self._leave(keys=keys, args=[str(holder)])
+
+    async def waiters(self, provider: str) -> dict[uuid.UUID, float]:
+        return await self.dismiss(provider, [])
+
+    async def dismiss(self, provider: str, waiters: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
+        flat: list[Any] = await self._waiters(keys=self._line(provider), args=[str(g) for g in waiters])
+        found: dict[uuid.UUID, float] = {}
+        for raw, score in zip(flat[::2], flat[1::2], strict=True):
+            generation = generation_of(raw.decode() if isinstance(raw, bytes) else str(raw))
+            if generation is not None:
+                found[generation] = float(score)
+        return found
 
     async def release(self, provider: str, holder: uuid.UUID, *, token: uuid.UUID | None = None) -> None:
         only = member(holder, token) if token is not None else ""
@@ -203,6 +364,8 @@ class MemoryProviderSlots:
         self._clock = clock
         # provider -> generation -> (its claim's member, its lease's end)
         self._slots: dict[str, dict[uuid.UUID, tuple[str, float]]] = {}
+        # provider -> waiting generation -> (its ticket: its first refusal, when its place lapses)
+        self._lines: dict[str, dict[uuid.UUID, tuple[float, float]]] = {}
         self._lock = threading.Lock()
 
     def _live(self, provider: str, now: float) -> dict[uuid.UUID, tuple[str, float]]:
@@ -211,15 +374,41 @@ class MemoryProviderSlots:
             del slots[holder]
         return slots
 
+    def _line(self, provider: str, now: float) -> dict[uuid.UUID, tuple[float, float]]:
+        line = self._lines.setdefault(provider, {})
+        for waiter in [w for w, (_, alive) in line.items() if alive <= now]:
+            del line[waiter]
+        return line
+
     async def acquire(
-        self, provider: str, holder: uuid.UUID, *, limit: int, lease: timedelta, token: uuid.UUID | None = None
+        self,
+        provider: str,
+        holder: uuid.UUID,
+        *,
+        limit: int,
+        lease: timedelta,
+        token: uuid.UUID | None = None,
+        wait: timedelta | None = None,
     ) -> bool:
         now = self._clock()
         with self._lock:
             slots = self._live(provider, now)
-            if holder not in slots and len(slots) >= limit:
-                return False
+            line = self._line(provider, now)
+            if holder not in slots:
+                mine = line.get(holder)
+                place = (mine[0], str(holder)) if mine is not None else None
+                ahead = sum(
+                    1
+                    for waiter, (ticket, _) in line.items()
+                    if waiter != holder and waiter not in slots and (place is None or (ticket, str(waiter)) < place)
+                )
+                if len(slots) + ahead >= limit:
+                    if wait is not None:
+                        ticket = mine[0] if mine is not None else now
+                        line[holder] = (ticket, now + wait.total_seconds())
+                    return False
             slots[holder] = (member(holder, token), now + lease.total_seconds())
+            line.pop(holder, None)
             return True
 
     async def release(self, provider: str, holder: uuid.UUID, *, token: uuid.UUID | None = None) -> None:
@@ -232,6 +421,22 @@ class MemoryProviderSlots:
     async def holders(self, provider: str) -> dict[uuid.UUID, float]:
         with self._lock:
             return {holder: end for holder, (_, end) in self._live(provider, self._clock()).items()}
+
+    async def leave(self, holder: uuid.UUID, *, keep: Collection[str] = ()) -> None:
+        with self._lock:
+            for provider, line in self._lines.items():
+                if provider not in keep:
+                    line.pop(holder, None)
+
+    async def waiters(self, provider: str) -> dict[uuid.UUID, float]:
+        return await self.dismiss(provider, [])
+
+    async def dismiss(self, provider: str, waiters: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
+        with self._lock:
+            line = self._line(provider, self._clock())
+            for waiter in waiters:
+                line.pop(waiter, None)
+            return {waiter: ticket for waiter, (ticket, _) in line.items()}
 
     async def reconcile(
         self,

@@ -205,7 +205,9 @@ async def cancel(
         events.append(CreditsChanged(updated.user_id, after.balance, after.reserved, now))
     # Canceled and released either way; if the provider cannot be told (the message is lost),
     # its task runs to its end and nothing reads its result. A generation with a provider but no task
-    # id (waiting on an uncertain route) holds that provider's slot: the worker frees it.
-    task = CANCEL_TASK if updated.provider_task_id or updated.provider else None
+    # id (waiting on an uncertain route) holds that provider's slot, and a SUBMITTING one may stand in a full
+    # provider's waiting line: the worker frees the one and takes it out of the other.
+    waited = current.status is GenerationStatus.SUBMITTING
+    task = CANCEL_TASK if updated.provider_task_id or updated.provider or waited else None
     await enqueue_and_announce(jobs, task, updated, publisher, events, args=cancel_task_args(updated))
     return updated

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -226,13 +226,28 @@ async def free_slot(
 ) -> None:
     """Free `holder`'s in-flight slot of `provider` (domain/use_cases/provider_slots.py), best effort:
     a lost release is repaired by the slot sweep, or ends with the slot's lease. A submitter passes its
-    claim's `token`: a later claim that took the slot over keeps it."""
-    if ports.slots is None or provider is None:
+    claim's `token`: a later claim that took the slot over keeps it. Without a token the generation ended:
+    it also leaves every provider's waiting line (it may have waited at one it never ran on)."""
+    if ports.slots is None:
+        return
+    if provider is not None:
+        try:
+            await ports.slots.release(provider, holder, token=token)
+        except Exception:
+            log.exception("could not free %s's slot of %s (the slot sweep will)", holder, provider)
+    if token is None:
+        await leave_lines(ports, holder)
+
+
+async def leave_lines(ports: ProcessingPorts, holder: uuid.UUID, *, keep: Collection[str] = ()) -> None:
+    """`holder` leaves the waiting lines of every provider but `keep`'s, best effort: a ticket left behind
+    lapses when its generation stops trying, and the slot sweep drops those of generations no longer waiting."""
+    if ports.slots is None:
         return
     try:
-        await ports.slots.release(provider, holder, token=token)
+        await ports.slots.leave(holder, keep=keep)
     except Exception:
-        log.exception("could not free %s's slot of %s (the slot sweep will)", holder, provider)
+        log.exception("could not take %s out of the providers' waiting lines (the slot sweep will)", holder)
 
 
 async def defer(ports: ProcessingPorts, generation: Generation, after: timedelta) -> None:

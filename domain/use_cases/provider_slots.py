@@ -22,6 +22,21 @@ submits under a live lease that are still held (never bringing back one freed du
 and frees every other one (a submitter that died, a release that was lost). Each slot's lease is
 the last safety net when the sweep does not run.
 
+First come, first served: a generation refused for a full provider stands in that provider's waiting line
+(`ProviderSlots`: a ticket with the time of its first refusal, kept across its tries, atomic with the slots),
+and a freed slot goes to the earliest live waiter, not to whichever submit asks first: a slot is given only
+while `held + live waiters ahead < limit` (a newcomer counts every live waiter as ahead; one holding a slot
+already is not counted twice). A waiter's place lives for `line_wait` after each try, so one that stopped
+trying (its worker died, its generation was deleted) stops blocking the line after that. While it stands in
+line a generation retries every `full_retry_seconds` (its place is kept: waiting longer no longer means
+retrying less often). It leaves the line when it takes the slot, when its attempt ends any other way (served
+by another route, an uncertain submit, a failure: domain/use_cases/submission.py), and when it ends
+(`free_slot` without a token leaves every line); the sweep drops the tickets of generations that no longer
+wait (ended, deleted, or not SUBMITTING) in case such a cleanup was lost. A freed slot does not wake the
+first waiter: a SUBMITTING generation backing off cannot be claimed before its `next_attempt_at` (the claim's
+own fence), so it would need a database write per freed slot; the short retry brings it instead. A lost line
+(Redis restarted) costs at most one round of order: the next refusals take new tickets.
+
 A slot is taken under the token of the submit claim that took it: a submitter frees only its own
 claim's slot, so one that lost its lease (another claim of the generation took the slot over)
 cannot free the newer claim's. A generation holds at most one slot; two of its claims in flight at
@@ -32,19 +47,54 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain.generations import Generation, GenerationStatus
 from domain.ports import JobLookup, ProviderError
-from domain.use_cases.processing import SUBMITTABLE, ProcessingPolicy, ProcessingPorts, free_slot
+from domain.use_cases.processing import SUBMITTABLE, ProcessingPolicy, ProcessingPorts, free_slot, leave_lines
 
-__all__ = ["CONCURRENCY_LIMIT", "free_slot", "hold_again", "reconcile_slots", "runs_on", "take_slot"]
+__all__ = [
+    "CONCURRENCY_LIMIT",
+    "LineWait",
+    "free_slot",
+    "full_retry_seconds",
+    "hold_again",
+    "line_wait",
+    "reconcile_slots",
+    "runs_on",
+    "take_slot",
+]
 
 log = logging.getLogger("genhub.processing")
 
 CONCURRENCY_LIMIT = "PROVIDER_CONCURRENCY_LIMIT"
 #: How long a submit waits before trying a full provider again (a slot frees when a generation ends).
 FULL_RETRY_SECONDS = 5.0
+#: A waiter's place outlives this many of its rounds of tries without one (a late round keeps it).
+LINE_ROUNDS = 3
+
+
+class LineWait(ProviderError):
+    """A full provider's refusal: the generation stands in that provider's waiting line."""
+
+
+def full_retry_seconds(jitter: float) -> float:
+    """The wait of a generation standing in a full provider's line before its next try: `FULL_RETRY_SECONDS`
+    and up to half of it again (`jitter` in [0, 1)), so waiters freed by one slot do not all come at once."""
+    return FULL_RETRY_SECONDS * (1.0 + min(max(jitter, 0.0), 1.0) / 2)
+
+
+def line_wait(policy: ProcessingPolicy) -> timedelta:
+    """How long a waiter keeps its place after a try. Its next try comes after its short retry
+    (`full_retry_seconds`, at most 1.5 x FULL_RETRY_SECONDS), at the poll sweep's next tick
+    (`poll_interval_seconds`), and no sooner than one generation lease after the sweep's previous re-kick
+    of it (it re-kicks each attempt once per `lease_seconds`), plus the queue's delay: one round is at most
+    `max(retry, lease) + poll interval` and that delay. `LINE_ROUNDS` of those absorb a late round or two
+    (a busy queue, a missed tick) without losing the place, while a waiter that stopped trying blocks the
+    line only that long."""
+    retry = full_retry_seconds(1.0)
+    round_seconds = max(retry, policy.lease_seconds) + policy.poll_interval_seconds
+    return timedelta(seconds=LINE_ROUNDS * round_seconds)
 
 
 async def take_slot(
@@ -61,7 +111,9 @@ async def take_slot(
     if ports.slots is None:
         return None
     try:
-        taken = await ports.slots.acquire(provider, holder, limit=limit, lease=policy.slot_lease, token=token)
+        taken = await ports.slots.acquire(
+            provider, holder, limit=limit, lease=policy.slot_lease, token=token, wait=line_wait(policy)
+        )
     except Exception:
         # Fail closed: without the shared count, a submit could exceed the provider's limit.
         log.exception("could not take a slot of %s", provider)
@@ -70,16 +122,16 @@ async def take_slot(
         )
     if taken:
         return None
-    return ProviderError(
+    return LineWait(
         CONCURRENCY_LIMIT,
-        f"{provider} runs its {limit} generation(s) at once.",
+        f"{provider} runs its {limit} generation(s) at once; this one waits in its line.",
         retryable=True,
         retry_after=FULL_RETRY_SECONDS,
     )
 
 
 async def reconcile_slots(*, ports: ProcessingPorts, policy: ProcessingPolicy) -> int:
-    """Repair every limited provider's slots from the database; how many were freed."""
+    """Repair every limited provider's slots and waiting line from the database; how many slots were freed."""
     if ports.slots is None:
         return 0
     freed = 0
@@ -90,7 +142,27 @@ async def reconcile_slots(*, ports: ProcessingPorts, policy: ProcessingPolicy) -
             freed += await _reconcile(ports, policy, provider)
         except Exception:
             log.exception("could not reconcile %s's slots", provider)
+        try:
+            await _reconcile_line(ports, provider)
+        except Exception:
+            log.exception("could not reconcile %s's waiting line", provider)
     return freed
+
+
+async def _reconcile_line(ports: ProcessingPorts, provider: str) -> int:
+    """Drop the tickets of generations that no longer wait: ended, deleted, or no longer SUBMITTING (a lost
+    `leave`); how many. A SUBMITTING one keeps its place (its ticket lapses by itself if it stopped trying)."""
+    assert ports.slots is not None
+    waiting = await ports.slots.waiters(provider)
+    if not waiting:
+        return 0
+    async with ports.uow() as uow:
+        found = {g.id: g for g in await uow.generations.get_many(list(waiting))}
+    gone = [g for g in waiting if g not in found or found[g].status is not GenerationStatus.SUBMITTING]
+    if gone:
+        await ports.slots.dismiss(provider, gone)
+        log.info("dropped %d ticket(s) of %s's line held by generations no longer waiting", len(gone), provider)
+    return len(gone)
 
 
 async def _reconcile(ports: ProcessingPorts, policy: ProcessingPolicy, provider: str) -> int:
@@ -149,6 +221,7 @@ async def hold_again(ports: ProcessingPorts, policy: ProcessingPolicy, provider:
         await ports.slots.reconcile(provider, renew=[], add=[holder], stale={}, lease=policy.slot_lease)
     except Exception:
         log.exception("could not hold %s's slot of %s again (the slot sweep will)", holder, provider)
+    await leave_lines(ports, holder)  # it runs there: it waits in no line
 
 
 def _submitting(generation: Generation, now: datetime) -> bool:

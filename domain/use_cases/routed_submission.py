@@ -11,7 +11,8 @@ A route fails over to the next only when its failure proves no job was created t
   are wrong; such a failure counts against its circuit;
 * its circuit is open (domain/provider_health.py), or it is at one of our own limits for it
   (`ProviderLimit`): its in-flight slots are all held (PROVIDER_CONCURRENCY, one slot per
-  generation from submit to end, domain/use_cases/provider_slots.py), or its submits per window
+  generation from submit to end, domain/use_cases/provider_slots.py; refused, the generation stands in
+  that provider's waiting line), or its submits per window
   across every worker are used up (PROVIDER_RATE_LIMITS, and the providers' own defaults such as
   KIE's 18 per 10 s: the one count of submits, the adapters keep none). It is skipped without
   being asked, and the skip does not count against its circuit. The last route left waits for
@@ -75,7 +76,7 @@ from domain.provider_attempts import AttemptOutcome, ProviderAttempt
 from domain.provider_health import ProviderLimit
 from domain.provider_routes import ProviderRoute
 from domain.use_cases.processing import ProcessingPolicy, ProcessingPorts, free_slot
-from domain.use_cases.provider_slots import CONCURRENCY_LIMIT, take_slot
+from domain.use_cases.provider_slots import CONCURRENCY_LIMIT, LineWait, take_slot
 from domain.use_cases.uncertain_lookup import LOOKUP_INCONCLUSIVE, look_up
 
 log = logging.getLogger("genhub.processing")
@@ -142,6 +143,9 @@ class RoutedSubmit:
     #: No provider was asked (every route skipped before its request, or the deadline came first):
     #: the attempt does not count against `max_attempts`.
     nothing_asked: bool = True
+    #: The providers that refused it for being full: it stands in their waiting lines (domain/use_cases/
+    #: provider_slots.py) while it waits for them; the caller takes it out of every other line.
+    lines: list[str] = field(default_factory=list)
 
 
 def routes_to_try(model: AiModel, generation: Generation) -> Sequence[ProviderRoute] | None:
@@ -229,6 +233,8 @@ async def submit_routes(
                 ports, policy, route.provider, generation.id, limit.concurrency, token=generation.lease_token
             )
             if full is not None:
+                if isinstance(full, LineWait):
+                    result.lines.append(route.provider)
                 errors.append((route.index, full))
                 record(AttemptOutcome.SKIPPED, full.code)
                 continue

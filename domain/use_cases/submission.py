@@ -9,7 +9,9 @@ deadline ahead, attempts left); a generation whose every attempt was claimed and
 finished (its submitters died) fails with its hold released instead of a further attempt.
 An attempt that asked no provider (every route skipped at our own limits or an open circuit)
 gives its claim back (`submit_attempts` as before, fenced on the claim's token too): a full
-provider or an unreachable slot store makes a generation wait, bounded by its deadline, not fail.
+provider or an unreachable slot store makes a generation wait, bounded by its deadline, not fail. Refused by a
+full provider, it stands in that provider's waiting line and tries again every few seconds
+(domain/use_cases/provider_slots.py); every other outcome of the attempt takes it out of every line.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ from domain.use_cases.processing import (
     ProcessingPorts,
     fail,
     free_slot,
+    leave_lines,
     model_of,
 )
+from domain.use_cases.provider_slots import full_retry_seconds
 from domain.use_cases.routed_submission import RoutedSubmit, submit_routes
 from domain.use_cases.uncertain_lookup import LOOKUP_INCONCLUSIVE
 from domain.use_cases.webhook_outbox import OutboxPolicy
@@ -110,6 +114,10 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
             ports, policy, claimed, token, attempt, ProviderError("SUBMIT_ERROR", "unexpected", retryable=True)
         )
         raise
+    # Still waiting for a full provider (every route skipped, one at least for being full): it keeps its place in
+    # those lines only. Any other outcome (a provider took it or was asked, it failed) leaves every line.
+    waits_in = frozenset(routed.lines) if routed.provider is None and routed.nothing_asked else frozenset[str]()
+    await leave_lines(ports, claimed.id, keep=waits_in)
     outcome = _Outcome()
     try:
         if routed.provider is None or routed.external_id is None:
@@ -129,6 +137,7 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
                 counted=not routed.nothing_asked and routed.uncertain is None,
                 skipping_since=skipping_since,
                 grace=routed.error.code == LOOKUP_INCONCLUSIVE,
+                in_line=bool(waits_in),
             )
             outcome.written = True
             if not keeps_slot:
@@ -190,7 +199,7 @@ async def _record(ports: ProcessingPorts, routed: RoutedSubmit) -> datetime | No
     An attempt that asked no provider (routes skipped, or an uncertain route's lookup that failed or was
     inconclusive), like the ones before it, extends their rows instead of adding more (a generation waiting
     on a full provider, or on a lookup, would add some every few seconds): since when it has been so is
-    returned (None for any other attempt), and its wait grows with it.
+    returned (None for any other attempt): the wait of one not standing in a line grows with it.
 
     Best effort: when a provider took the job, a failure here must not lose its task id (the
     generation would be submitted again, a second paid job); it is logged instead.
@@ -313,13 +322,16 @@ async def _failed(
     skipping_since: datetime | None = None,
     grace: bool = False,
     uncertain_at: datetime | None = None,
+    in_line: bool = False,
 ) -> bool:
     """Back off for the next attempt, wait for an uncertain job's callback, or fail for good. True when the
     generation waits with a route to go back to (`uncertain`, or one from before): it keeps that provider's slot.
 
     An attempt that asked no provider (`counted` False: every route skipped at one of our limits, its circuit
     open, the slots uncountable) gives its claim back: such waits are bounded by the deadline, not the attempts.
-    As its skips repeat (`skipping_since`), its wait grows: half the time skipped so far, up to the retry cap.
+    One that stands in a full provider's line (`in_line`) tries again soon (`full_retry_seconds`), however long
+    it has waited: the line keeps its place, and a late try could lose it. Any other: as its skips repeat
+    (`skipping_since`), its wait grows, to half the time skipped so far, up to the retry cap.
 
     After an uncertain submit (not counted against the attempts), a provider that can list its jobs
     (`looks_up`) is looked at after the grace period, and again a grace period after an inconclusive lookup or a
@@ -352,16 +364,19 @@ async def _failed(
     elif grace:
         wait = _until(claimed, now + timedelta(seconds=policy.uncertain_grace_seconds))
     elif exc.retryable and not route_gone and (attempt < policy.max_attempts or not counted):
-        delay = backoff_seconds(
-            attempt,
-            base=policy.retry_base_seconds,
-            cap=policy.retry_max_seconds,
-            jitter=policy.jitter(),
-            retry_after=exc.retry_after,
-        )
-        if skipping_since is not None and not counted:
-            skipped = (now - skipping_since).total_seconds()
-            delay = max(delay, min(policy.retry_max_seconds, skipped / 2))
+        if in_line and not counted:
+            delay = full_retry_seconds(policy.jitter())
+        else:
+            delay = backoff_seconds(
+                attempt,
+                base=policy.retry_base_seconds,
+                cap=policy.retry_max_seconds,
+                jitter=policy.jitter(),
+                retry_after=exc.retry_after,
+            )
+            if skipping_since is not None and not counted:
+                skipped = (now - skipping_since).total_seconds()
+                delay = max(delay, min(policy.retry_max_seconds, skipped / 2))
         wait = _until(claimed, now + timedelta(seconds=delay))
     if wait is not None and not counted:
         fields["submit_attempts"] = attempt - 1

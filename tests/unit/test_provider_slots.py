@@ -20,6 +20,7 @@ from domain.provider_health import ProviderLimit
 from domain.use_cases import adoption, finalization, generations, provider_slots, submission, sweeps
 from domain.use_cases.generations import CANCEL_TASK
 from domain.use_cases.processing import ProcessingPorts
+from domain.use_cases.provider_slots import FULL_RETRY_SECONDS
 from infrastructure.provider_slots import MemoryProviderSlots
 from tests.unit.fakes import principal_of
 from tests.unit.processing_fakes import COST, T0, Env, Providers, Slow
@@ -224,11 +225,18 @@ class BrokenSlots(MemoryProviderSlots):
         self.down = True
 
     async def acquire(
-        self, provider: str, holder: uuid.UUID, *, limit: int, lease: timedelta, token: uuid.UUID | None = None
+        self,
+        provider: str,
+        holder: uuid.UUID,
+        *,
+        limit: int,
+        lease: timedelta,
+        token: uuid.UUID | None = None,
+        wait: timedelta | None = None,
     ) -> bool:
         if self.down:
             raise ConnectionError("slot store unreachable")
-        return await super().acquire(provider, holder, limit=limit, lease=lease, token=token)
+        return await super().acquire(provider, holder, limit=limit, lease=lease, token=token, wait=wait)
 
 
 async def test_a_full_provider_makes_the_next_generation_wait_without_using_up_its_attempts(world: World) -> None:
@@ -251,7 +259,9 @@ async def test_a_full_provider_makes_the_next_generation_wait_without_using_up_i
     assert (await world.submit(g)).status is S.PROCESSING
 
 
-async def test_repeated_skips_are_one_row_and_their_waits_grow(world: World) -> None:
+async def test_repeated_skips_are_one_row_and_a_waiter_in_line_retries_soon_however_long_it_waited(
+    world: World,
+) -> None:
     # given a provider allowed one generation at a time, and one running
     world.limits = {"first": ProviderLimit(concurrency=1)}
     await world.submit(world.generation(routed=False))
@@ -268,9 +278,10 @@ async def test_repeated_skips_are_one_row_and_their_waits_grow(world: World) -> 
     [row] = [a for a in attempts if a.generation_id == g.id]
     assert (row.outcome, row.error_code, row.started_at) == (AttemptOutcome.SKIPPED, "PROVIDER_CONCURRENCY_LIMIT", T0)
     assert row.finished_at == world.env.clock.now() - timedelta(seconds=waits[-1])
-    # and it waits longer as they repeat, up to the retry cap
-    assert waits[-1] > waits[0] * 4 and max(waits) <= world.policy.retry_max_seconds
-    assert waits == sorted(waits)
+    # and it keeps trying every few seconds (its place in line is kept), however long it has waited
+    assert all(FULL_RETRY_SECONDS <= w <= FULL_RETRY_SECONDS * 1.5 for w in waits)
+    assert world.env.clock.now() - T0 > timedelta(seconds=60)
+    assert set(await world.slots.waiters("first")) == {g.id}
 
 
 async def test_a_wait_for_a_full_provider_is_bounded_by_the_deadline(world: World) -> None:
