@@ -17,8 +17,6 @@ import contextlib
 import hashlib
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,19 +27,18 @@ from pathlib import Path
 
 import httpx
 
-GENHUB = str(Path(sys.executable).with_name("genhub"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.embedded_server import embedded_server  # noqa: E402
+from bench.processes import free_port  # noqa: E402
+
 MiB = 1024 * 1024
 PIECE = 256 * 1024
 REGISTER = """mutation R($e: String!, $p: String!) { register(input: {email: $e, password: $p}) {
   ... on AuthPayload { accessToken } } }"""
 UPLOAD = """mutation U($file: Upload!) { uploadChunk(file: $file) {
   __typename ... on UploadChunkSuccess { chunk { id size sha256 } } ... on Error { code message } } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -73,35 +70,6 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-@contextlib.contextmanager
-def server(env: dict[str, str], workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "STORAGE_", "S3_"))}
-    full_env.update({"PORT": str(port), "PUBLIC_BASE_URL": url, "LOG_LEVEL": "WARNING", **env})
-    log = (workdir / "serve.log").open("w")
-    process = subprocess.Popen([GENHUB, "serve"], cwd=workdir, env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError((workdir / "serve.log").read_text())
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start:\n" + (workdir / "serve.log").read_text())
-            time.sleep(0.2)
-        yield url, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 class MultipartBody:
@@ -195,7 +163,7 @@ def main() -> int:
                 S3_ADDRESSING_STYLE="path",
                 S3_CREATE_BUCKET="true",
             )
-        url, process = stack.enter_context(server(env, workdir))
+        url, process = stack.enter_context(embedded_server(env, workdir))
         registered = httpx.post(
             f"{url}/graphql",
             json={"query": REGISTER, "variables": {"e": "bench@example.com", "p": "correct horse battery"}},

@@ -44,6 +44,16 @@ def _grouped(fetch: Callable[[list[uuid.UUID]], Awaitable[dict[uuid.UUID, list[V
     return DataLoader(load_fn=load)
 
 
+def _counts(fetch: Callable[[list[uuid.UUID]], Awaitable[dict[uuid.UUID, int]]]) -> DataLoader[uuid.UUID, int]:
+    async def load(ids: list[uuid.UUID]) -> list[int]:
+        found = await fetch(ids)
+        return [found.get(i, 0) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+# No loader's function may be a method of `Loaders`: the instance would hold itself through its loader, a
+# cycle that kept every request's loaders (and what they reached) for the garbage collector.
 class Loaders:
     """Named `<Thing>By<Key>`; models and presets come from the catalogue cache, SQL only on a miss."""
 
@@ -63,11 +73,7 @@ class Loaders:
         self._board_pages: DataLoader[tuple[uuid.UUID, PageRequest], Page[Generation]] | None = None
         self._attempts: DataLoader[uuid.UUID, list[ProviderAttempt]] | None = None
         self.member_pages_by_board = DataLoader(load_fn=lookups.member_pages, max_batch_size=BOARD_PAGES_PER_STATEMENT)
-        self.member_counts_by_board = DataLoader(load_fn=self._member_counts)
-
-    async def _member_counts(self, board_ids: list[uuid.UUID]) -> list[int]:
-        found = await self.lookups.member_counts(board_ids)
-        return [found.get(i, 0) for i in board_ids]
+        self.member_counts_by_board = _counts(lookups.member_counts)
 
     async def provider_attempts(
         self,

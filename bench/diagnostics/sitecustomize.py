@@ -88,3 +88,30 @@ if _base:
                     out.write(f"{stat.size / 1024:8.0f} KiB {stat.count:7d} blocks  {frames}\n")
 
         signal.signal(signal.SIGUSR2, _top_sites)
+
+# GENHUB_BENCH_CYCLES names the file that receives, on SIGUSR1, the cyclic garbage made since the last
+# signal (bench/teardown.py): the automatic collector is off, the handler collects with DEBUG_SAVEALL,
+# counts what it found by type, then frees it. Run the server with GC_PACING=false (the pacer collects).
+_cycles_path = os.environ.get("GENHUB_BENCH_CYCLES")
+
+if _cycles_path and not _base:
+    gc.disable()
+    _rounds = [0]
+
+    def _count_cycles(signum: int, frame: Any) -> None:
+        gc.unfreeze()  # the start-up heap, frozen by the app: its garbage is counted by the first round
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            found = gc.collect()
+            counts = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage)
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+        gc.collect()  # frees what was just counted
+        gc.disable()
+        _rounds[0] += 1
+        with open(f"{_cycles_path}.{_rounds[0]}.tmp", "w") as out:
+            json.dump({"unreachable": found, "types": counts.most_common(12)}, out)
+        os.replace(f"{_cycles_path}.{_rounds[0]}.tmp", f"{_cycles_path}.{_rounds[0]}")
+
+    signal.signal(signal.SIGUSR1, _count_cycles)

@@ -43,6 +43,8 @@ TYPENAME = "query T { __typename }"
 # connections whose CLIENT SETINFO an older server refuses) may leave garbage of its own.
 REQUEST_MODULES = ("graphql.", "strawberry.", "starlette.", "fastapi.", "graph.")
 REFUSED = "query Refused { me { notAField } }"
+# A read through the request's loaders (graph/loaders.py) and the board pages they batch.
+READ = "query Read { me { id email } boardsConnection(first: 5) { edges { node { id name membersConnection(first: 3) { totalCount } } } } }"
 
 
 @pytest.fixture
@@ -93,7 +95,7 @@ async def test_requests_leave_no_cyclic_garbage(client: GraphQLClient) -> None:
     model_id = await operator_model(client, cost=1)
     token = session["accessToken"]
     variables = {"input": {"modelId": model_id, "prompt": "a tidy room [hang]"}}
-    for query in (GENERATE, TYPENAME, REFUSED):
+    for query in (GENERATE, TYPENAME, REFUSED, READ):
         await post(client, token, query, variables)
     # when requests of each kind run
     with cyclic_garbage() as garbage:
@@ -103,6 +105,8 @@ async def test_requests_leave_no_cyclic_garbage(client: GraphQLClient) -> None:
             ] == "GenerateSuccess"
             assert (await post(client, token, TYPENAME))["data"] == {"__typename": "Query"}
             assert "errors" in await post(client, token, REFUSED)
+            read = await post(client, token, READ)
+            assert "errors" not in read and read["data"]["me"]["email"] == "tidy@example.com", read
     # then nothing of the requests' handling (HTTP, GraphQL execution, our context) needed the
     # cycle collector (background work of the app, e.g. its poll sweep, may run meanwhile)
     kinds = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in garbage)

@@ -1,6 +1,7 @@
 """A closed subscription or WebSocket leaves no reference cycle behind: its objects go when it ends, by
 reference counting, instead of waiting for a full garbage collection (graph/subscriptions/execution.py,
-entrypoints/uvicorn_protocols.py).
+entrypoints/uvicorn_protocols.py, graph/websocket.py `clear_failure_frames`; bench/teardown.py counts what
+closed connections leave).
 
 Each check runs with the collector off: an object still alive after its last use is held by a cycle.
 """
@@ -22,11 +23,13 @@ import uvicorn
 import websockets
 from graphql import parse
 from starlette.types import Receive, Scope, Send
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import Info
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from entrypoints.uvicorn_protocols import UpgradeReleasingHttpToolsProtocol
 from graph.subscriptions.execution import FINISHED, PerEventMemoExecutionContext
+from graph.websocket import clear_failure_frames
 
 
 @pytest.fixture
@@ -219,3 +222,44 @@ def test_uvicorns_own_protocol_is_held_by_its_cycle_after_an_upgrade(no_collecto
     assert all(ref() is not None for ref in made)
     gc.collect()
     assert [ref() for ref in made] == [None, None]
+
+
+# ---------------------------------------------------------------- an operation that failed on a closed socket
+
+
+class Operation:
+    """Like strawberry's: holds its task, whose coroutine's frame holds the operation."""
+
+    task: asyncio.Task[None] | None = None
+
+
+async def sends_to_a_closed_socket(operation: Operation) -> None:
+    await asyncio.sleep(0)
+    try:
+        raise ConnectionResetError("the peer went away")
+    except ConnectionResetError as exc:
+        raise WebSocketDisconnected() from exc
+
+
+async def failed_operation(forget: bool) -> weakref.ref[Operation]:
+    operation = Operation()
+    operation.task = asyncio.create_task(sends_to_a_closed_socket(operation))
+    await asyncio.wait([operation.task])
+    assert isinstance(operation.task.exception(), WebSocketDisconnected)
+    if forget:
+        clear_failure_frames(operation.task)
+    return weakref.ref(operation)
+
+
+async def test_an_operation_that_failed_on_a_closed_socket_leaves_nothing_for_the_collector(
+    no_collector: None,
+) -> None:
+    assert (await failed_operation(forget=True))() is None
+
+
+async def test_its_failure_trace_is_what_holds_it(no_collector: None) -> None:
+    operation = await failed_operation(forget=False)
+
+    assert operation() is not None
+    gc.collect()
+    assert operation() is None
