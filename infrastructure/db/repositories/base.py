@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Executable, Row, Select, and_, or_
+from sqlalchemy import ColumnElement, Executable, Row, Select, and_, bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,10 +33,22 @@ class SqlRepository:
         connection = await self.session.connection()
         return await connection.execute(stmt, params)
 
-    async def rows(self, stmt: Executable) -> Sequence[AnyRow]:
+    async def rows(self, stmt: Executable, params: dict[str, Any] | None = None) -> Sequence[AnyRow]:
         """A Core read: the rows as tuples of columns, no ORM objects or identity map."""
         connection = await self.session.connection()
-        return (await connection.execute(stmt)).all()
+        return (await connection.execute(stmt, params)).all()
+
+    async def by_ids(self, table: Any, ids: Sequence[Any]) -> Sequence[AnyRow]:
+        """The rows of `table` whose `id` is one of `ids` (each once), read with a statement built once per table.
+
+        The ids are bound when it runs: an `IN` built from literal values makes an expanding parameter that
+        lives in a reference cycle of its own, garbage for the collector after each read (bench/teardown.py)."""
+        if not ids:
+            return []
+        stmt = _BY_IDS.get(table.name)
+        if stmt is None:
+            stmt = _BY_IDS[table.name] = select(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+        return await self.rows(stmt, {"ids": list(set(ids))})
 
     async def row(self, stmt: Executable) -> AnyRow | None:
         """At most one row (more is an error, as `scalar_one_or_none` was)."""
@@ -61,6 +73,7 @@ class SqlRepository:
 
 
 _PREPARED: dict[tuple[str, str], Any] = {}
+_BY_IDS: dict[str, Any] = {}
 
 
 def aware(value: datetime) -> datetime:

@@ -32,9 +32,7 @@ class SqlBoardRepository(SqlRepository):
         return _board(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Board]:
-        if not ids:
-            return []
-        return [_board(r) for r in await self.rows(select(BOARDS).where(BOARDS.c.id.in_(set(ids))))]
+        return [_board(r) for r in await self.by_ids(BOARDS, ids)]
 
     async def with_role(self, board_id: uuid.UUID, user_id: uuid.UUID) -> tuple[Board, BoardRole] | None:
         m = BOARD_MEMBERS.c

@@ -51,9 +51,7 @@ class SqlChunkRepository(SqlRepository):
         return _chunk(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Chunk]:
-        if not ids:
-            return []
-        return [_chunk(r) for r in await self.rows(select(CHUNKS).where(CHUNKS.c.id.in_(set(ids))))]
+        return [_chunk(r) for r in await self.by_ids(CHUNKS, ids)]
 
     async def page(self, user_id: uuid.UUID, page: PageRequest) -> Page[Chunk]:
         c = CHUNKS.c

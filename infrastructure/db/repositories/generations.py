@@ -72,9 +72,7 @@ class SqlGenerationRepository(
         return generation_of(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[Generation]:
-        if not ids:
-            return []
-        return [generation_of(r) for r in await self.rows(select(GENERATIONS).where(GENERATIONS.c.id.in_(set(ids))))]
+        return [generation_of(r) for r in await self.by_ids(GENERATIONS, ids)]
 
     async def get_by_idempotency_key(self, user_id: uuid.UUID, key: str) -> Generation | None:
         g = GENERATIONS.c

@@ -40,9 +40,7 @@ class SqlUserRepository(SqlRepository):
         return _user(row) if row else None
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[User]:
-        if not ids:
-            return []
-        return [_user(r) for r in await self.rows(select(USERS).where(USERS.c.id.in_(set(ids))))]
+        return [_user(r) for r in await self.by_ids(USERS, ids)]
 
     async def add(self, user: User) -> None:
         row = UserRow(
