@@ -12,12 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from domain.use_cases import auth
 from infrastructure.settings import Settings
 from tests.fixtures.app import GraphQLClient, operator_grant, operator_model, register_user, running_app
-from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
+from tests.fixtures.services import asyncpg_to_sqlalchemy, empty_tables
 
 PASSWORD = "correct horse battery"
 MEMBER_ROLES = {"owner": "OWNER", "editor": "EDITOR", "viewer": "VIEWER"}
@@ -135,11 +133,7 @@ def world_settings(postgres_dsn: str, tmp: Path, **overrides: Any) -> Settings:
 @contextlib.asynccontextmanager
 async def module_world(postgres_dsn: str, tmp: Path, **overrides: Any) -> AsyncIterator[World]:
     """Empty tables, start the app, sign the personas in: once per test module (argon2 is slow on purpose)."""
-    conn = await asyncpg.connect(postgres_dsn)
-    try:
-        await conn.execute(f"TRUNCATE {TABLES} CASCADE")
-    finally:
-        await conn.close()
+    await empty_tables(postgres_dsn)
     async with running_app(world_settings(postgres_dsn, tmp, **overrides)) as client:
         yield await build_personas(client)
 

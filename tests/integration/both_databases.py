@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from infrastructure.container import Container, open_container
 from infrastructure.migrations.runner import ensure_sqlite_dir, upgrade
 from infrastructure.queue import build_broker
 from tests.fixtures.app import SettingsFactory
-from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
+from tests.fixtures.services import asyncpg_to_sqlalchemy, empty_tables
 
 
 @pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"])
@@ -24,11 +23,7 @@ def database(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture
 async def container(database: str | None, make_settings: SettingsFactory) -> AsyncIterator[Container]:
     if database is not None:
-        conn = await asyncpg.connect(database)
-        try:
-            await conn.execute(f"TRUNCATE {TABLES} CASCADE")
-        finally:
-            await conn.close()
+        await empty_tables(database)
         settings = make_settings(database_url=asyncpg_to_sqlalchemy(database))
     else:
         settings = make_settings()

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -25,7 +24,7 @@ from domain.use_cases.generation_credits import reservation_for
 from infrastructure.db.engine import create_engine, open_driver_pool
 from infrastructure.db.generation_starts import PgGenerationStarter, SqlGenerationStarter
 from tests.fixtures.app import GraphQLClient, SettingsFactory, operator_model, running_app
-from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
+from tests.fixtures.services import asyncpg_to_sqlalchemy, empty_tables
 from tests.fixtures.users import add_user
 
 
@@ -104,11 +103,7 @@ async def world(store: tuple[str, str | None], make_settings: SettingsFactory) -
     name, dsn = store
     settings = make_settings()
     if dsn is not None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f"TRUNCATE {TABLES} CASCADE")
-        finally:
-            await conn.close()
+        await empty_tables(dsn)
         settings = make_settings(database_url=asyncpg_to_sqlalchemy(dsn))
     async with running_app(settings) as client:
         c = client.container

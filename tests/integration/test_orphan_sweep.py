@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -26,7 +25,7 @@ from infrastructure.queue import build_broker
 from infrastructure.settings import Settings
 from tests.fixtures.app import app_settings
 from tests.fixtures.s3 import MakeS3Settings
-from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
+from tests.fixtures.services import asyncpg_to_sqlalchemy, empty_tables
 from tests.fixtures.users import add_user
 
 pytestmark = pytest.mark.postgres
@@ -63,11 +62,7 @@ def storage_settings(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str
 
 @pytest.fixture
 async def container(postgres_dsn: str, tmp_path: Path, storage_settings: dict[str, Any]) -> AsyncIterator[Container]:
-    conn = await asyncpg.connect(postgres_dsn)
-    try:
-        await conn.execute(f"TRUNCATE {TABLES} CASCADE")
-    finally:
-        await conn.close()
+    await empty_tables(postgres_dsn)
     settings = app_settings(tmp_path, database_url=asyncpg_to_sqlalchemy(postgres_dsn), **storage_settings)
     async with open_container(settings, broker=build_broker(settings)) as opened:
         yield opened

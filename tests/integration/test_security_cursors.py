@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 from graphql import GraphQLField, GraphQLNonNull, GraphQLObjectType, GraphQLSchema, Undefined, get_named_type
 from hypothesis import HealthCheck, example, given, settings
@@ -40,7 +39,7 @@ from domain.webhooks import WebhookEvent
 from graph.schema import build_schema
 from infrastructure.container import cursor_codec
 from tests.fixtures.app import ADMIN_LOGIN, GraphQLClient, app_settings, operator_model, register_user, running_app
-from tests.fixtures.services import TABLES, asyncpg_to_sqlalchemy
+from tests.fixtures.services import asyncpg_to_sqlalchemy, empty_tables
 
 SCHEMA: GraphQLSchema = build_schema().graphql_schema
 INVALID_INPUT = "INVALID_INPUT"
@@ -265,11 +264,7 @@ async def world(store: tuple[str, str | None], tmp_path_factory: pytest.TempPath
     name, dsn = store
     overrides: dict[str, Any] = {}
     if dsn is not None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f"TRUNCATE {TABLES} CASCADE")
-        finally:
-            await conn.close()
+        await empty_tables(dsn)
         overrides["database_url"] = asyncpg_to_sqlalchemy(dsn)
     # the delivery log's items are as old as the other lists': no retention sweep while the module runs
     overrides.update(webhook_sweep_seconds=3600, webhook_log_retention_days=3650)
