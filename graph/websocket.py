@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import traceback
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, Final, cast
@@ -46,7 +45,7 @@ from graphql import GraphQLFormattedError
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, ErrorMessage, Message
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage as LegacyInitMessage
@@ -114,28 +113,6 @@ def _nothing() -> None:
     return None
 
 
-def clear_failure_frames(task: asyncio.Task[Any]) -> None:
-    """Clear the frames in the traceback of what a finished operation task raised (and of the exceptions
-    chained to it): their local variables go, the traceback's lines stay.
-
-    An operation whose send failed (the peer went away mid-event) ends with that error in its task, and the
-    error's traceback holds the operation's frame, which holds the operation, which holds the task: a
-    cycle that kept the whole connection until a full garbage collection. The error was handled (logged,
-    or expected) by then. The task keeps its own reference to the traceback, so dropping
-    `__traceback__` would not be enough."""
-    if task.cancelled():
-        return
-    pending: list[BaseException | None] = [task.exception()]
-    seen: set[int] = set()
-    while pending:
-        error = pending.pop()
-        if error is None or id(error) in seen:
-            continue
-        seen.add(id(error))
-        traceback.clear_frames(error.__traceback__)
-        pending += [error.__cause__, error.__context__]
-
-
 class _Timers:
     """Background tasks of one connection, cancelled when it ends."""
 
@@ -197,9 +174,14 @@ class TransportWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
             self.timers.start(self._ping())
             self.unwatch = watch_access(self.context)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        super()._task_done(task)
-        clear_failure_frames(task)
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        # strawberry logs an operation's error, sends `complete` (where it still can) and forgets the operation,
+        # then raises the error again for the task to hold. Held there, the error's traceback holds the operation's
+        # frames, which hold the operation, which holds its task: a cycle that kept the whole connection (an
+        # operation whose send failed when the peer went away) until a full garbage collection. Nothing reads the
+        # task's error, so it ends here.
+        with contextlib.suppress(Exception):
+            await super().run_operation(operation)
 
     async def _ping(self) -> None:
         interval = float(getattr(self.view, "keep_alive_interval", None) or 15.0)
