@@ -346,8 +346,9 @@ class ProviderSlots(Protocol):
     Each provider has a waiting line beside its slots, changed atomically with them: a generation refused
     for a full provider takes a ticket (the time of its first refusal, kept across its tries) whose place
     lapses unless it tries again within `wait`. A slot goes to a generation only while the others holding
-    one plus the live waiters ahead of it (every live waiter, for one not in line) are fewer than the limit;
-    taking it removes the ticket.
+    one plus the live waiters ahead of it (every live waiter, for one not in line) are fewer than the limit.
+    Taking it keeps the ticket (its holder is not counted ahead of anyone): `leave` ends the wait, once a
+    provider was asked or took the job, so a slot given back unused keeps the generation's place.
     """
 
     async def acquire(

@@ -14,8 +14,10 @@ Next to each provider's slots is its waiting line, changed by the same scripts: 
 liveness (`<set>:alive`, the same generation scored with when its place lapses, pushed on each try). A slot is
 given only when `held + live waiters ahead < limit`: a waiter that holds a slot (it is counted in `held`)
 and the asker itself are not counted ahead, and one that is not in line counts every live waiter as ahead.
-Equal tickets are ordered by the generation's id (as the sorted set orders them). Taking a slot removes the
-ticket; a waiter whose liveness lapsed drops out at the next script. Members that are not generation ids
+Equal tickets are ordered by the generation's id (as the sorted set orders them). A ticket stays while its
+generation holds a slot (counted once, in `held`) and goes when the generation leaves the lines (`leave`: a
+provider was asked or took its job, or it ended), so a slot taken and given back unused (the route then skipped
+for its rate limit or an open circuit) keeps the generation's place; a waiter whose liveness lapsed drops out at the next script. Members that are not generation ids
 are ignored (never counted ahead). The providers that ever had a line are listed in one set
 (`<prefix>_lines`), so a generation that ends can leave every line without knowing where it stood. A Redis
 restart loses the lines with the slots: nothing waits on a lost ticket, the next tries take new ones.
@@ -149,7 +151,6 @@ else
   end
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[2])
-leave(ARGV[1])
 expire()
 expire_line()
 return 1
@@ -408,7 +409,6 @@ class MemoryProviderSlots:
                         line[holder] = (ticket, now + wait.total_seconds())
                     return False
             slots[holder] = (member(holder, token), now + lease.total_seconds())
-            line.pop(holder, None)
             return True
 
     async def release(self, provider: str, holder: uuid.UUID, *, token: uuid.UUID | None = None) -> None:

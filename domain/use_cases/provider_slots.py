@@ -26,11 +26,14 @@ First come, first served: a generation refused for a full provider stands in tha
 (`ProviderSlots`: a ticket with the time of its first refusal, kept across its tries, atomic with the slots),
 and a freed slot goes to the earliest live waiter, not to whichever submit asks first: a slot is given only
 while `held + live waiters ahead < limit` (a newcomer counts every live waiter as ahead; one holding a slot
-already is not counted twice). A waiter's place lives for `line_wait` after each try, so one that stopped
+already is not counted twice). Taking the slot keeps the ticket until the attempt's outcome: a slot taken
+and given back unused (its route then skipped for the provider's rate limit or an open circuit: the route
+names the line in `lines`) keeps the generation's place. A waiter's place lives for `line_wait` after each try, so one that stopped
 trying (its worker died, its generation was deleted) stops blocking the line after that. While it stands in
 line a generation retries every `full_retry_seconds` (its place is kept: waiting longer no longer means
-retrying less often). It leaves the line when it takes the slot, when its attempt ends any other way (served
-by another route, an uncertain submit, a failure: domain/use_cases/submission.py), and when it ends
+retrying less often). It leaves the line when its attempt ends with a provider asked (it took the job, or the
+outcome is uncertain, or it failed) or any other way than waiting (served by another route: domain/use_cases/
+submission.py), and when it ends
 (`free_slot` without a token leaves every line); the sweep drops the tickets of generations that no longer
 wait (ended, deleted, or not SUBMITTING) in case such a cleanup was lost. A freed slot does not wake the
 first waiter: a SUBMITTING generation backing off cannot be claimed before its `next_attempt_at` (the claim's

@@ -143,7 +143,8 @@ class RoutedSubmit:
     #: No provider was asked (every route skipped before its request, or the deadline came first):
     #: the attempt does not count against `max_attempts`.
     nothing_asked: bool = True
-    #: The providers that refused it for being full: it stands in their waiting lines (domain/use_cases/
+    #: The providers that refused it for being full, or whose slot it took and gave back unused (its route then
+    #: skipped for the rate limit or an open circuit): it stands in their waiting lines (domain/use_cases/
     #: provider_slots.py) while it waits for them; the caller takes it out of every other line.
     lines: list[str] = field(default_factory=list)
 
@@ -264,10 +265,12 @@ async def submit_routes(
                 if over is not None:
                     errors.append((route.index, over))
                     record(AttemptOutcome.SKIPPED, over.code)
+                    _keep_place(result, holding)
                     continue
             if ports.breaker is not None and not await ports.breaker.allow(route.provider):
                 errors.append((route.index, await _circuit_open(ports, route.provider)))
                 record(AttemptOutcome.SKIPPED, CIRCUIT_OPEN)
+                _keep_place(result, holding)
                 continue
             result.nothing_asked = False
             try:
@@ -308,6 +311,13 @@ async def _record_outcome(ports: ProcessingPorts, provider: str, *, ok: bool) ->
         await ports.breaker.record(provider, ok=ok)
     except Exception:
         log.exception("could not record a submit outcome for %s's circuit", provider)
+
+
+def _keep_place(result: RoutedSubmit, holding: str | None) -> None:
+    """A slot of `holding` was taken and is given back unused (nothing was asked): the generation keeps its place
+    in that provider's line (its ticket stays while it holds a slot), as a generation refused there would."""
+    if holding is not None and holding not in result.lines:
+        result.lines.append(holding)
 
 
 async def _circuit_open(ports: ProcessingPorts, provider: str) -> ProviderError:

@@ -109,7 +109,9 @@ async def submit(generation_id: uuid.UUID, *, ports: ProcessingPorts, policy: Pr
         await _failed(ports, policy, claimed, token, attempt, exc)
         return
     except Exception:
-        # A bug or an unreachable dependency: back off like a transient error, and let the task log it.
+        # A bug or an unreachable dependency: back off like a transient error, and let the task log it. It waits
+        # for no provider's slot, so it stands in no line.
+        await leave_lines(ports, claimed.id)
         await _failed(
             ports, policy, claimed, token, attempt, ProviderError("SUBMIT_ERROR", "unexpected", retryable=True)
         )

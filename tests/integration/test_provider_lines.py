@@ -59,6 +59,13 @@ async def test_an_older_waiter_gets_the_freed_slot_and_a_newcomer_does_not(clien
     # NEW's try comes first: refused; OLD's then takes the slot
     assert not await other.acquire(PROVIDER, new, limit=1, lease=LEASE, wait=WAIT)
     assert await store.acquire(PROVIDER, old, limit=1, lease=LEASE, wait=WAIT)
+    assert set(await other.waiters(PROVIDER)) == {old, new}  # OLD keeps its place while it holds the slot
+    # a slot OLD gives back unused (its route skipped for the rate limit) is still not NEW's
+    await store.release(PROVIDER, old)
+    assert not await other.acquire(PROVIDER, new, limit=1, lease=LEASE, wait=WAIT)
+    assert await store.acquire(PROVIDER, old, limit=1, lease=LEASE, wait=WAIT)
+    # once the provider was asked, OLD leaves the line
+    await store.leave(old)
     assert set(await other.waiters(PROVIDER)) == {new}
 
 

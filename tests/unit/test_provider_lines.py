@@ -20,6 +20,7 @@ from domain.use_cases import finalization, generations, provider_slots, submissi
 from domain.use_cases.generations import CANCEL_TASK
 from domain.use_cases.processing import ProcessingPorts
 from domain.use_cases.provider_slots import line_wait
+from domain.use_cases.routed_submission import RATE_LIMIT
 from infrastructure.provider_slots import MemoryProviderSlots
 from tests.unit.fakes import principal_of
 from tests.unit.processing_fakes import COST, Env, Providers, Slow
@@ -68,8 +69,15 @@ async def test_an_older_waiter_gets_the_freed_slot_and_a_newcomer_does_not() -> 
     # when the holder ends, and NEW happens to try first
     await store.release(PROVIDER, holder)
     assert not await store.acquire(PROVIDER, new, limit=1, lease=LEASE, wait=WAIT)
-    # then OLD gets it, and NEW still waits behind nobody
+    # then OLD gets it, keeping its place while it holds the slot
     assert await store.acquire(PROVIDER, old, limit=1, lease=LEASE, wait=WAIT)
+    assert set(await store.waiters(PROVIDER)) == {old, new}
+    # and a slot OLD gives back unused (its route skipped for the rate limit) is still not NEW's
+    await store.release(PROVIDER, old)
+    assert not await store.acquire(PROVIDER, new, limit=1, lease=LEASE, wait=WAIT)
+    assert await store.acquire(PROVIDER, old, limit=1, lease=LEASE, wait=WAIT)
+    # once the provider was asked, OLD leaves the line: NEW waits behind nobody
+    await store.leave(old)
     assert set(await store.waiters(PROVIDER)) == {new}
 
 
@@ -263,3 +271,26 @@ def test_a_places_life_outlasts_several_rounds_of_retries(world: World) -> None:
     policy = world.policy
     one_round = max(1.5 * provider_slots.FULL_RETRY_SECONDS, policy.lease_seconds) + policy.poll_interval_seconds
     assert line_wait(policy) >= timedelta(seconds=2 * one_round)
+
+
+async def test_a_waiter_whose_slot_is_given_back_for_the_rate_limit_keeps_its_place(world: World) -> None:
+    # given `first` runs one generation at once and takes one submit a minute (none waited for)
+    world.limits = {"first": ProviderLimit(concurrency=1, rate=1, window_seconds=60)}
+    world.env.policy = dataclasses.replace(world.env.policy, provider_rate_wait_seconds=0.0)
+    running = await world.submit(world.generation())
+    old = await world.submit(world.generation())
+    world.later(20)
+    new = await world.submit(world.generation())
+    assert (running.status, old.status, new.status) == (S.PROCESSING, S.SUBMITTING, S.SUBMITTING)
+    # when the running one ends within the rate's minute: OLD takes the slot, is skipped for the rate, gives it back
+    await world.finish(running)
+    world.later(10)
+    old = await world.submit(old)
+    last = [a for a in world.env.store.provider_attempts if a.generation_id == old.id][-1]
+    assert (old.status, last.error_code) == (S.SUBMITTING, RATE_LIMIT)
+    # then OLD keeps its place: NEW's retry is refused, and OLD is submitted once the rate allows
+    assert await world.waiting() == {old.id, new.id}
+    world.later(31)
+    assert (await world.submit(new)).status is S.SUBMITTING
+    assert (await world.submit(old)).status is S.PROCESSING
+    assert await world.waiting() == {new.id}
