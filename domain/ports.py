@@ -371,7 +371,9 @@ class ProviderSlots(Protocol):
         ...
 
     async def waiters(self, provider: str) -> dict[uuid.UUID, float]:
-        """The live waiters of `provider`'s line, each with its ticket (its place: earlier goes first)."""
+        """The live waiters of `provider`'s line, each with its ticket (its place: earlier goes first). A ticket is
+        the store's own time (Redis: milliseconds of its clock; in memory: seconds of the process's): compare them
+        within one store only."""
         ...
 
     async def dismiss(self, provider: str, waiters: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
