@@ -3,22 +3,19 @@ on a free port, for the benchmarks that need no PostgreSQL or Redis (bench/uploa
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from bench.processes import free_port
+from bench.processes import free_port, running
 
 GENHUB = str(Path(sys.executable).with_name("genhub"))
 
 
-@contextlib.contextmanager
+@contextmanager
 def embedded_server(env: dict[str, str], workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Its base URL and process, once /health answers; `env` on top of ours without any DATABASE_, REDIS_,
     STORAGE_ or S3_ setting; its log in `workdir`/serve.log."""
@@ -26,24 +23,7 @@ def embedded_server(env: dict[str, str], workdir: Path) -> Iterator[tuple[str, s
     url = f"http://127.0.0.1:{port}"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "STORAGE_", "S3_"))}
     full_env.update({"PORT": str(port), "PUBLIC_BASE_URL": url, "LOG_LEVEL": "WARNING", **env})
-    log = (workdir / "serve.log").open("w")
-    process = subprocess.Popen([GENHUB, "serve"], cwd=workdir, env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError((workdir / "serve.log").read_text())
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start:\n" + (workdir / "serve.log").read_text())
-            time.sleep(0.2)
+    with running(
+        "genhub serve", [GENHUB, "serve"], full_env, f"{url}/health", cwd=workdir, log=workdir / "serve.log", timeout=60
+    ) as process:
         yield url, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()

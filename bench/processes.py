@@ -1,10 +1,66 @@
-"""What the benchmarks read about processes: a free port, a process's RSS and CPU time (Linux /proc)."""
+"""What the benchmarks share about processes: a free port, a server started and stopped, a process's RSS and CPU
+time (Linux /proc)."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def running(
+    name: str,
+    command: list[str],
+    env: Mapping[str, str],
+    ready_url: str,
+    *,
+    cwd: Path = ROOT,
+    log: Path | None = None,
+    timeout: float = 30.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`command` started in `cwd`, yielded once `ready_url` answers (within `timeout` seconds), then stopped.
+
+    Its output goes to `log` (stdout and stderr) when given, else stderr is kept for the error of a start that
+    failed."""
+    out = log.open("wb") if log is not None else None
+    stdout = out if out is not None else subprocess.DEVNULL
+    stderr = subprocess.STDOUT if out is not None else subprocess.PIPE
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
+
+    def output() -> str:
+        if log is not None:
+            return log.read_text(errors="replace")
+        return proc.stderr.read().decode() if proc.stderr else ""
+
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                httpx.get(ready_url, timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"{name} did not start: {output()}") from None
+                time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if out is not None:
+            out.close()
 
 
 def free_port() -> int:

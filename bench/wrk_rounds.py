@@ -15,13 +15,10 @@ import resource
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import httpx
-
+from bench.processes import running as running  # the benchmarks' servers: bench/processes.py
 from bench.processes import tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,31 +63,6 @@ def server_env(*, database_url: str, jwt_secret: str, **settings: str) -> dict[s
         "LOG_FORMAT": "json",
         **settings,
     }
-
-
-@contextmanager
-def running(name: str, command: list[str], env: Mapping[str, str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
-    """`command` started in the repository, yielded once `ready_url` answers (30 s at most), then stopped."""
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(ready_url, timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    raise RuntimeError(f"{name} did not start: {err}") from None
-                time.sleep(0.2)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def run_wrk(
