@@ -142,7 +142,7 @@ def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
     import uvicorn
 
     from entrypoints.api import create_app
-    from entrypoints.uvicorn_protocols import UpgradeReleasingHttpToolsProtocol
+    from entrypoints.uvicorn_protocols import ErrorReleasingWebSocketsProtocol, ReleasingHttpToolsProtocol
 
     if settings.is_sqlite:
         asyncio.run(_migrate(settings))
@@ -169,7 +169,8 @@ def _serve(settings: Settings, host: str, port: int, processes: int = 1) -> int:
         host=host,
         port=port,
         log_config=uvicorn_log_config(settings),
-        http=UpgradeReleasingHttpToolsProtocol,
+        http=ReleasingHttpToolsProtocol,
+        ws=ErrorReleasingWebSocketsProtocol,
         ws_ping_interval=settings.ws_keepalive_seconds,
         ws_max_size=settings.ws_max_message_bytes,  # larger messages: closed with 1009 (graph/ws_frames.py)
         ws_per_message_deflate=settings.ws_compression,
