@@ -235,7 +235,7 @@ async def submit_routes(
             )
             if full is not None:
                 if isinstance(full, LineWait):
-                    result.lines.append(route.provider)
+                    _stand_in_line(result, route.provider)
                 errors.append((route.index, full))
                 record(AttemptOutcome.SKIPPED, full.code)
                 continue
@@ -265,12 +265,12 @@ async def submit_routes(
                 if over is not None:
                     errors.append((route.index, over))
                     record(AttemptOutcome.SKIPPED, over.code)
-                    _keep_place(result, holding)
+                    _stand_in_line(result, holding)  # the slot it took goes back unused: its place is kept
                     continue
             if ports.breaker is not None and not await ports.breaker.allow(route.provider):
                 errors.append((route.index, await _circuit_open(ports, route.provider)))
                 record(AttemptOutcome.SKIPPED, CIRCUIT_OPEN)
-                _keep_place(result, holding)
+                _stand_in_line(result, holding)
                 continue
             result.nothing_asked = False
             try:
@@ -313,11 +313,11 @@ async def _record_outcome(ports: ProcessingPorts, provider: str, *, ok: bool) ->
         log.exception("could not record a submit outcome for %s's circuit", provider)
 
 
-def _keep_place(result: RoutedSubmit, holding: str | None) -> None:
-    """A slot of `holding` was taken and is given back unused (nothing was asked): the generation keeps its place
-    in that provider's line (its ticket stays while it holds a slot), as a generation refused there would."""
-    if holding is not None and holding not in result.lines:
-        result.lines.append(holding)
+def _stand_in_line(result: RoutedSubmit, provider: str | None) -> None:
+    """The generation waits in `provider`'s line (None: no line): refused there for being full, or given back
+    the slot it took there unused (its ticket stays while it holds a slot), so its place is kept."""
+    if provider is not None and provider not in result.lines:
+        result.lines.append(provider)
 
 
 async def _circuit_open(ports: ProcessingPorts, provider: str) -> ProviderError:
