@@ -259,6 +259,17 @@ def member(holder: uuid.UUID, token: uuid.UUID | str | None) -> str:
     return f"{holder}:{token if token is not None else '-'}"
 
 
+def _scored(flat: list[Any]) -> dict[uuid.UUID, float]:
+    """A script's `member, score, ...` reply by generation; members that are not ours are left out (to their
+    lease, or their place's lapse)."""
+    found: dict[uuid.UUID, float] = {}
+    for raw, score in zip(flat[::2], flat[1::2], strict=True):
+        generation = generation_of(raw.decode() if isinstance(raw, bytes) else str(raw))
+        if generation is not None:
+            found[generation] = float(score)
+    return found
+
+
 def generation_of(text: str) -> uuid.UUID | None:
     """The generation of a member; None for one that is not ours."""
     generation, _, _ = text.partition(":")
@@ -321,26 +332,14 @@ class RedisProviderSlots:
         return await self.dismiss(provider, [])
 
     async def dismiss(self, provider: str, waiters: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
-        flat: list[Any] = await self._waiters(keys=self._line(provider), args=[str(g) for g in waiters])
-        found: dict[uuid.UUID, float] = {}
-        for raw, score in zip(flat[::2], flat[1::2], strict=True):
-            generation = generation_of(raw.decode() if isinstance(raw, bytes) else str(raw))
-            if generation is not None:
-                found[generation] = float(score)
-        return found
+        return _scored(await self._waiters(keys=self._line(provider), args=[str(g) for g in waiters]))
 
     async def release(self, provider: str, holder: uuid.UUID, *, token: uuid.UUID | None = None) -> None:
         only = member(holder, token) if token is not None else ""
         await self._release(keys=[self._key(provider)], args=[str(holder), only])
 
     async def holders(self, provider: str) -> dict[uuid.UUID, float]:
-        flat: list[Any] = await self._holders(keys=[self._key(provider)], args=[])
-        found: dict[uuid.UUID, float] = {}
-        for raw, score in zip(flat[::2], flat[1::2], strict=True):
-            generation = generation_of(raw.decode() if isinstance(raw, bytes) else str(raw))
-            if generation is not None:  # not ours: left to its lease
-                found[generation] = float(score)
-        return found
+        return _scored(await self._holders(keys=[self._key(provider)], args=[]))
 
     async def reconcile(
         self,
